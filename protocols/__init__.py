@@ -1,0 +1,72 @@
+"""flowroute contracts: intents, contexts, reports, errors, lifecycle, events, venues.
+
+Everything here is a frozen value (pydantic) or a pure function; money is ``Decimal``.
+
+Example::
+
+    >>> from decimal import Decimal
+    >>> from protocols import OrderIntent, ExecutionContext, new_client_order_id
+    >>> intent = OrderIntent(client_order_id=new_client_order_id(), symbol="BTC/USDT",
+    ...                      side="BUY", order_type="MARKET", quantity=Decimal("0.001"))
+    >>> ExecutionContext(mode="paper", account_id="acc-1").mode
+    'paper'
+"""
+
+from ._adapter import BrokerAdapter, EventSink, VenueEvent, VenueOrder, VenueOrderState
+from ._enums import (
+    OPEN_STATUSES,
+    TERMINAL_STATUSES,
+    ExecutionMode,
+    Liquidity,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+from ._errors import (
+    ERROR_TABLE,
+    AdapterCrash,
+    AdapterError,
+    AmbiguousError,
+    ErrorCategory,
+    ErrorCode,
+    ExecError,
+    FatalAdapterError,
+    IllegalTransition,
+    NotDeliveredError,
+    VenueRejectedError,
+)
+from ._events import (
+    ORDER_EVENT_BY_STATUS,
+    AdapterCrashed,
+    AdapterRestarted,
+    ChildGaveUp,
+    CircuitClosed,
+    CircuitHalfOpened,
+    CircuitOpened,
+    CircuitStateChanged,
+    Event,
+    OrderAccepted,
+    OrderCanceled,
+    OrderCancelRejected,
+    OrderDenied,
+    OrderEvent,
+    OrderExpired,
+    OrderFailed,
+    OrderFilled,
+    OrderPartiallyFilled,
+    OrderReconciled,
+    OrderRejected,
+    OrderSubmitted,
+    OrderUnknown,
+    OverfillDetected,
+    SubscriberFailed,
+)
+from ._instruments import DEFAULT_INSTRUMENTS, Instrument
+from ._intents import CLIENT_ORDER_ID_PATTERN, ExecutionContext, OrderIntent, new_client_order_id
+from ._lifecycle import EVENT_TARGET, TRANSITIONS, LifecycleState, OrderEventType, apply_event, can_apply
+from ._market import Quote, Trade
+from ._model import utc_now
+from ._reports import ExecutionReport, Fill, RouteDecision, summarize_fills
+
+__all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,171 @@
+"""The event catalogue (SPEC §12): frozen, past-tense values published to subscribers.
+
+Every event has ``ts`` (UTC) and ``seq`` (a per-runtime sequence number, 0 until the
+publisher stamps it). Order events carry the order's identity, its status after the
+event and, where one exists, the fill or the full report.
+
+Example::
+
+    >>> ev = CircuitOpened(adapter_id="paper", from_state="CLOSED", to_state="OPEN",
+    ...                    failure_rate=60.0, slow_call_rate=0.0)
+    >>> ev.name
+    'CircuitOpened'
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ._enums import OrderStatus
+from ._errors import ErrorCode
+from ._model import Frozen, UtcDatetime, utc_now
+from ._reports import ExecutionReport, Fill
+
+
+class Event(Frozen):
+    """Base of every event: ``ts`` (UTC) and ``seq`` (stamped by the publisher)."""
+
+    ts: UtcDatetime = Field(default_factory=utc_now)
+    seq: int = 0
+
+    @property
+    def name(self) -> str:
+        """The event's class name, e.g. ``OrderFilled``."""
+        return type(self).__name__
+
+
+class OrderEvent(Event):
+    """Base of order events: identity, status after the event, optional fill, report and code."""
+
+    client_order_id: str
+    account_id: str = ""
+    adapter_id: str = ""
+    status: OrderStatus
+    fill: Fill | None = None
+    report: ExecutionReport | None = None
+    code: ErrorCode | None = None
+    reason: str = ""
+
+
+class OrderDenied(OrderEvent):
+    """The order was refused before reaching a venue (routing, risk, idempotency, breaker, throttle)."""
+
+
+class OrderSubmitted(OrderEvent):
+    """The order was handed to the venue adapter (its idempotency claim had committed)."""
+
+
+class OrderAccepted(OrderEvent):
+    """The venue acknowledged the order."""
+
+
+class OrderRejected(OrderEvent):
+    """The venue refused the order definitively."""
+
+
+class OrderFailed(OrderEvent):
+    """The order provably never reached the venue and will not be retried."""
+
+
+class OrderPartiallyFilled(OrderEvent):
+    """A fill that leaves quantity working."""
+
+
+class OrderFilled(OrderEvent):
+    """The fill that completed the order."""
+
+
+class OrderCanceled(OrderEvent):
+    """The venue confirmed the cancel."""
+
+
+class OrderCancelRejected(OrderEvent):
+    """The venue refused a cancel; the order keeps its previous status."""
+
+
+class OrderExpired(OrderEvent):
+    """The order's time in force ended with quantity left (IOC/FOK/DAY)."""
+
+
+class OrderUnknown(OrderEvent):
+    """The outcome is ambiguous (timeout after send, adapter crash); reconciliation follows."""
+
+
+class OrderReconciled(OrderEvent):
+    """Reconciliation with the venue proved the order's status (``previous_status`` before it)."""
+
+    previous_status: OrderStatus = OrderStatus.UNKNOWN
+
+
+class OverfillDetected(OrderEvent):
+    """A fill would push cum_qty above the order quantity; recorded and alerted, not applied."""
+
+
+class CircuitStateChanged(Event):
+    """Base of breaker transitions (resilience4j ``CircuitBreakerOnStateTransitionEvent``)."""
+
+    adapter_id: str
+    from_state: str
+    to_state: str
+    failure_rate: float = -1.0
+    slow_call_rate: float = -1.0
+
+
+class CircuitOpened(CircuitStateChanged):
+    """The breaker opened (rates crossed thresholds, a half-open trial failed, or forced)."""
+
+
+class CircuitHalfOpened(CircuitStateChanged):
+    """The open period ended; trial calls are admitted."""
+
+
+class CircuitClosed(CircuitStateChanged):
+    """The breaker closed (trials succeeded, reset, or disabled/enabled by the operator)."""
+
+
+class AdapterCrashed(Event):
+    """A supervised child failed; ``orders_in_doubt`` are now UNKNOWN and will be reconciled."""
+
+    child: str
+    error: str
+    generation: int = 0
+    orders_in_doubt: tuple[str, ...] = ()
+
+
+class AdapterRestarted(Event):
+    """A supervised child was restarted after ``delay_s`` (restart number ``restarts``)."""
+
+    child: str
+    generation: int
+    restarts: int
+    delay_s: float = 0.0
+
+
+class ChildGaveUp(Event):
+    """A child exceeded its restart intensity (N restarts in T s); its routes answer E_EXEC_NO_ADAPTER."""
+
+    child: str
+    restarts: int
+    within_s: float
+    last_error: str = ""
+
+
+class SubscriberFailed(Event):
+    """A subscriber raised or fell behind; it was isolated and the pipeline went on."""
+
+    subscriber: str
+    error: str
+
+
+ORDER_EVENT_BY_STATUS: dict[OrderStatus, type[OrderEvent]] = {
+    OrderStatus.DENIED: OrderDenied,
+    OrderStatus.SUBMITTING: OrderSubmitted,
+    OrderStatus.ACCEPTED: OrderAccepted,
+    OrderStatus.REJECTED: OrderRejected,
+    OrderStatus.FAILED: OrderFailed,
+    OrderStatus.PARTIALLY_FILLED: OrderPartiallyFilled,
+    OrderStatus.FILLED: OrderFilled,
+    OrderStatus.CANCELED: OrderCanceled,
+    OrderStatus.EXPIRED: OrderExpired,
+    OrderStatus.UNKNOWN: OrderUnknown,
+}
