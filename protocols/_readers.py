@@ -51,7 +51,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Union
 
 from loguru import logger
 from pydantic import ValidationError
@@ -70,7 +69,7 @@ __all__ = [
     "read_trades",
 ]
 
-PathLike = Union[str, "os.PathLike[str]"]
+PathLike = str | os.PathLike[str]
 OnError = Callable[["RowError"], None]
 
 
