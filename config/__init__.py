@@ -1,0 +1,53 @@
+"""flowroute configuration (SPEC §13): pydantic-settings models, defaults and TOML profiles.
+
+Example::
+
+    >>> from config import load_settings
+    >>> settings = load_settings()            # doctest: +SKIP
+    >>> settings.breaker.window_size          # doctest: +SKIP
+    20
+"""
+
+from ._settings import (
+    DEFAULT_PROFILE_DIR,
+    BreakerSettings,
+    ConfigError,
+    IdempotencySettings,
+    InstrumentSettings,
+    JournalSettings,
+    LoggingSettings,
+    MetricsSettings,
+    PaperSettings,
+    ReconcileSettings,
+    RetrySettings,
+    RiskSettings,
+    RoutingSettings,
+    Settings,
+    SupervisorSettings,
+    ThrottleSettings,
+    TimeoutSettings,
+    known_profiles,
+    load_settings,
+)
+
+__all__ = [
+    "DEFAULT_PROFILE_DIR",
+    "BreakerSettings",
+    "ConfigError",
+    "IdempotencySettings",
+    "InstrumentSettings",
+    "JournalSettings",
+    "LoggingSettings",
+    "MetricsSettings",
+    "PaperSettings",
+    "ReconcileSettings",
+    "RetrySettings",
+    "RiskSettings",
+    "RoutingSettings",
+    "Settings",
+    "SupervisorSettings",
+    "ThrottleSettings",
+    "TimeoutSettings",
+    "known_profiles",
+    "load_settings",
+]

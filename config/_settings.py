@@ -1,0 +1,582 @@
+"""flowroute settings: one frozen, validated tree with every SPEC default (SPEC §13).
+
+Sources, highest priority first:
+
+1. keyword arguments (``load_settings(**overrides)`` / ``Settings(**overrides)``);
+2. environment variables ``FLOWROUTE_<KEY>``, nested with ``__``
+   (``FLOWROUTE_BREAKER__WINDOW_SIZE=7``; dicts/lists as JSON,
+   ``FLOWROUTE_RISK__BUDGETS='{"acc-1": "1000"}'``);
+3. the TOML profile (``config/profiles/<profile>.toml``; TOML floats are read as ``Decimal``,
+   so ``min_notional = 5.1`` is exact);
+4. the defaults below (the SPEC values).
+
+The profile is chosen by the ``profile`` argument, else ``FLOWROUTE_PROFILE``, else
+``"default"``. An unknown profile, an unknown key (in any source, including a
+``FLOWROUTE_*`` variable that names no setting) or an invalid value raises ``ConfigError``
+(a ``ValueError``) whose message names each dotted key, e.g.
+``breaker.failure_rate_threshold: must be in (0, 100] (got 150)``.
+
+Units: durations are seconds (``_s``), rates in percent, slippage and fees in basis points
+(``_bps``), money in quote currency as ``Decimal``, latency in microseconds (``_us``).
+
+Example::
+
+    >>> from config import load_settings
+    >>> s = load_settings("paper")           # doctest: +SKIP
+    >>> s.retry.base_s, s.breaker.window_size  # doctest: +SKIP
+    (0.4, 20)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from contextvars import ContextVar
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+
+from protocols import DEFAULT_INSTRUMENTS, Instrument
+from protocols._model import Dec, NonNegDec, PosDec
+
+__all__ = [
+    "BreakerSettings",
+    "ConfigError",
+    "DEFAULT_PROFILE_DIR",
+    "IdempotencySettings",
+    "InstrumentSettings",
+    "JournalSettings",
+    "LoggingSettings",
+    "MetricsSettings",
+    "PaperSettings",
+    "ReconcileSettings",
+    "RetrySettings",
+    "RiskSettings",
+    "RoutingSettings",
+    "Settings",
+    "SupervisorSettings",
+    "ThrottleSettings",
+    "TimeoutSettings",
+    "known_profiles",
+    "load_settings",
+]
+
+ENV_PREFIX = "FLOWROUTE_"
+#: Where the packaged profiles live (``config/profiles/*.toml``).
+DEFAULT_PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_SECRET_FIELDS = frozenset({"venue_api_key", "venue_api_secret"})
+_REDACTED = "**********"
+
+# The profile directory used while one ``Settings`` is being built (set by ``load_settings``).
+_profile_dir: ContextVar[Path | None] = ContextVar("flowroute_profile_dir", default=None)
+
+
+class ConfigError(ValueError):
+    """Invalid configuration. ``str(err)`` has one ``dotted.key: problem`` line per error.
+
+    ``errors`` is the list of ``(dotted_key, message)`` pairs, in pydantic's order.
+    """
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(f"{key}: {message}" if key else message for key, message in self.errors))
+
+    @classmethod
+    def from_validation_error(cls, exc: ValidationError) -> "ConfigError":
+        """Translate every pydantic error into a ``dotted.key: message (got value)`` line."""
+        errors: list[tuple[str, str]] = []
+        for err in exc.errors():
+            loc = [str(part) for part in err.get("loc", ())]
+            key = ".".join(loc)
+            message = err.get("msg", "invalid value")
+            if err.get("type") == "extra_forbidden":
+                message = "unknown setting (no such key)"
+            elif message.startswith("Value error, "):
+                message = message[len("Value error, ") :]
+            if loc and loc[0] not in _SECRET_FIELDS and "input" in err and err.get("type") != "extra_forbidden":
+                shown = repr(err["input"])
+                if len(shown) <= 80 and not isinstance(err["input"], dict):
+                    message = f"{message} (got {shown})"
+            errors.append((key, message))
+        return cls(errors)
+
+
+class _Section(BaseModel):
+    """Base of every settings section: frozen, unknown keys rejected, defaults validated."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _octal_mode(value: Any) -> Any:
+    """Strings are octal as with chmod (``"600"``, ``"0600"``, ``"0o600"``); ints as given."""
+    if isinstance(value, str):
+        text = value.strip().lower().removeprefix("0o")
+        if not re.fullmatch(r"[0-7]{1,4}", text):
+            raise ValueError("must be an octal file mode such as 0o600")
+        return int(text, 8)
+    return value
+
+
+def _percent(value: float) -> float:
+    if not 0 < value <= 100:
+        raise ValueError("must be in (0, 100]")
+    return value
+
+
+#: A percentage in (0, 100].
+Percent = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_percent)]
+#: A duration in seconds, > 0.
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+#: A duration in seconds, >= 0.
+NonNegSeconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+#: A relative amount in [0, 1].
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+# --------------------------------------------------------------------------- sections
+
+
+class JournalSettings(_Section):
+    """The SQLite journal / idempotency store (SPEC §8)."""
+
+    enabled: bool = Field(True, description="Write the durable journal (off only for benchmarks/tests).")
+    synchronous: Annotated[Literal["FULL", "NORMAL", "OFF"], BeforeValidator(_upper)] = Field(
+        "FULL", description="SQLite PRAGMA synchronous; FULL = durable at commit (SPEC §8 default)."
+    )
+    group_commit_max: int = Field(512, ge=1, description="Max claims per group-commit transaction (count).")
+    file_mode: Annotated[int, BeforeValidator(_octal_mode)] = Field(
+        0o600, description="Permission bits of journal files (octal; SPEC §15: 0600)."
+    )
+
+    @field_validator("file_mode")
+    @classmethod
+    def _mode_ok(cls, value: int) -> int:
+        if not 0 <= value <= 0o777:
+            raise ValueError("must be a permission mode between 0o000 and 0o777")
+        if value & 0o600 != 0o600:
+            raise ValueError("must let the owner read and write (include 0o600)")
+        return value
+
+
+_DEFAULT_POLICY = {
+    "paper": "paper",
+    "simulated": "paper",
+    "shadow": "shadow",
+    "shadow_run": "shadow",
+    "dry_run": "dry_run",
+    "testnet_dry_run": "dry_run",
+}
+
+
+class RoutingSettings(_Section):
+    """Execution mode → adapter id policy (SPEC §6). Unlisted modes are denied, never defaulted."""
+
+    policy: dict[str, str] = Field(
+        default_factory=lambda: dict(_DEFAULT_POLICY), description="Mode → adapter id (strings)."
+    )
+    blocked_modes: tuple[str, ...] = Field(
+        ("live_blocked", "live"), description="Modes denied with E_EXEC_POLICY_BLOCKED."
+    )
+
+    @field_validator("policy")
+    @classmethod
+    def _policy_ok(cls, value: dict[str, str]) -> dict[str, str]:
+        for mode, adapter in value.items():
+            if not mode.strip() or not adapter.strip():
+                raise ValueError(f"mode and adapter id must be non-empty (got {mode!r} -> {adapter!r})")
+        return value
+
+    @field_validator("blocked_modes")
+    @classmethod
+    def _blocked_ok(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        both = sorted(set(value) & set(info.data.get("policy", {})))
+        if both:
+            raise ValueError(f"mode(s) {both} are both blocked and routed by routing.policy")
+        return value
+
+
+class IdempotencySettings(_Section):
+    """Idempotency records (SPEC §8)."""
+
+    ttl_s: Seconds = Field(3600.0, description="Lifetime of a completed record (seconds; checked on read).")
+
+
+class TimeoutSettings(_Section):
+    """Venue call timeouts (SPEC §9)."""
+
+    attempt_s: Seconds = Field(2.0, description="Timeout of one venue call attempt (seconds).")
+    deadline_s: Seconds = Field(30.0, description="Overall deadline of an order's venue work incl. retries (seconds).")
+
+    @field_validator("deadline_s")
+    @classmethod
+    def _deadline_ok(cls, value: float, info: ValidationInfo) -> float:
+        attempt = info.data.get("attempt_s")
+        if attempt is not None and value < attempt:
+            raise ValueError(f"must be >= timeouts.attempt_s ({attempt})")
+        return value
+
+
+class RetrySettings(_Section):
+    """Retry of provably-not-delivered calls: ``min(base·2^(n-1), cap) × U(1-jitter, 1+jitter)``."""
+
+    max_retries: int = Field(3, ge=0, description="Retries after the first attempt (count).")
+    base_s: Seconds = Field(1.0, description="First retry delay before jitter (seconds; paper profile 0.4).")
+    cap_s: Seconds = Field(30.0, description="Upper bound of a retry delay before jitter (seconds).")
+    jitter: Fraction = Field(0.2, description="Relative jitter (0.2 = ±20%).")
+
+    @field_validator("cap_s")
+    @classmethod
+    def _cap_ok(cls, value: float, info: ValidationInfo) -> float:
+        base = info.data.get("base_s")
+        if base is not None and value < base:
+            raise ValueError(f"must be >= retry.base_s ({base})")
+        return value
+
+
+class BreakerSettings(_Section):
+    """Per-adapter circuit breaker, after resilience4j's count-based sliding window (SPEC §9).
+
+    As in resilience4j, ``minimum_calls`` may exceed ``window_size`` (then the window size is
+    the effective minimum).
+    """
+
+    window_size: int = Field(20, ge=1, description="Count window: last N calls (count).")
+    minimum_calls: int = Field(10, ge=1, description="Calls recorded before rates are evaluated (count).")
+    failure_rate_threshold: Percent = Field(50.0, description="Trip at >= this failure rate (percent, (0, 100]).")
+    slow_call_rate_threshold: Percent = Field(50.0, description="Trip at >= this slow-call rate (percent, (0, 100]).")
+    slow_call_duration_s: Seconds = Field(1.0, description="A call slower than this is slow (seconds).")
+    open_duration_s: Seconds = Field(30.0, description="Time OPEN before HALF_OPEN (seconds).")
+    half_open_permits: int = Field(1, ge=1, description="Trial calls admitted in HALF_OPEN (count).")
+
+
+class ThrottleSettings(_Section):
+    """Per-adapter sliding-log rate limit (SPEC §9)."""
+
+    max_calls: int = Field(120, ge=1, description="Calls allowed per rolling window (count).")
+    window_s: Seconds = Field(60.0, description="Rolling window length (seconds).")
+    overflow: Annotated[Literal["queue", "deny"], BeforeValidator(_lower)] = Field(
+        "queue", description="Excess orders wait in a bounded FIFO or are denied (E_EXEC_THROTTLED)."
+    )
+    queue_size: int = Field(1000, ge=1, description="Capacity of the overflow FIFO (orders).")
+
+
+class SupervisorSettings(_Section):
+    """One-for-one restarts with backoff and an intensity limit (SPEC §4)."""
+
+    backoff_initial_s: Seconds = Field(0.1, description="First restart delay (seconds), doubling.")
+    backoff_max_s: Seconds = Field(5.0, description="Restart delay cap (seconds).")
+    jitter: Fraction = Field(0.2, description="Relative restart jitter (0.2 = ±20%).")
+    max_restarts: int = Field(5, ge=0, description="Restarts allowed within within_s before giving up (count).")
+    within_s: Seconds = Field(60.0, description="Intensity window (seconds).")
+    when_restarting: Annotated[Literal["stash", "fail_fast"], BeforeValidator(_lower)] = Field(
+        "stash", description="Orders for a restarting adapter wait in a bounded stash or fail fast."
+    )
+    stash_size: int = Field(1000, ge=1, description="Stash capacity per adapter (orders).")
+
+    @field_validator("backoff_max_s")
+    @classmethod
+    def _max_ok(cls, value: float, info: ValidationInfo) -> float:
+        initial = info.data.get("backoff_initial_s")
+        if initial is not None and value < initial:
+            raise ValueError(f"must be >= supervisor.backoff_initial_s ({initial})")
+        return value
+
+
+class ReconcileSettings(_Section):
+    """Reconciliation of UNKNOWN orders by client order id (SPEC §8)."""
+
+    interval_s: Seconds = Field(1.0, description="Delay between reconcile attempts (seconds).")
+    quiet_threshold_s: NonNegSeconds = Field(
+        5.0, description="A venue that has not heard of an order for this long may be trusted (seconds)."
+    )
+    max_attempts: int = Field(10, ge=1, description="Reconcile attempts before alerting (count).")
+
+
+class RiskSettings(_Section):
+    """Pre-submit guards (SPEC §10). Money in quote currency, slippage in bps."""
+
+    min_notional: NonNegDec = Field(Decimal("5.0"), description="Min order notional (quote currency).")
+    max_notional: PosDec = Field(Decimal("1000000"), description="Max order notional (quote currency).")
+    slippage_bps: NonNegDec = Field(Decimal("20"), description="Max limit distance through the touch (bps).")
+    slippage_action: Annotated[Literal["cap", "deny"], BeforeValidator(_lower)] = Field(
+        "deny", description="A limit beyond slippage_bps is capped at the bound or denied."
+    )
+    budgets: dict[str, NonNegDec] = Field(
+        default_factory=dict, description="account_id → budget (quote currency); missing = default_budget."
+    )
+    default_budget: NonNegDec | None = Field(
+        None, description="Budget of accounts not in budgets (quote currency); None = unlimited."
+    )
+
+    @field_validator("max_notional")
+    @classmethod
+    def _max_ok(cls, value: Decimal, info: ValidationInfo) -> Decimal:
+        low = info.data.get("min_notional")
+        if low is not None and value < low:
+            raise ValueError(f"must be >= risk.min_notional ({low})")
+        return value
+
+    @field_validator("budgets")
+    @classmethod
+    def _accounts_ok(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        if any(not account.strip() for account in value):
+            raise ValueError("account ids must be non-empty")
+        return value
+
+
+class InstrumentSettings(_Section):
+    """Venue filters of one symbol (Binance PRICE_FILTER / LOT_SIZE / MIN_NOTIONAL)."""
+
+    tick_size: PosDec = Field(description="Price increment (quote currency).")
+    lot_size: PosDec = Field(description="Quantity increment and minimum (base units).")
+    min_notional: NonNegDec = Field(Decimal(0), description="Min price × qty (quote currency).")
+
+
+def _default_instruments() -> dict[str, InstrumentSettings]:
+    return {
+        symbol: InstrumentSettings(tick_size=i.tick_size, lot_size=i.lot_size, min_notional=i.min_notional)
+        for symbol, i in DEFAULT_INSTRUMENTS.items()
+    }
+
+
+class PaperSettings(_Section):
+    """The paper (and shadow) venue's fill model (SPEC §11).
+
+    ``instruments`` replaces the default table as a whole when set (it is not merged).
+    """
+
+    maker_fee_bps: Dec = Field(Decimal("1.0"), description="Maker fee (bps of notional; negative = rebate).")
+    taker_fee_bps: NonNegDec = Field(Decimal("1.0"), description="Taker fee (bps of notional).")
+    market_slippage_bps: NonNegDec = Field(
+        Decimal("5"), description="Extra slippage per level walked beyond the touch (bps)."
+    )
+    market_remainder: Annotated[Literal["walk", "expire"], BeforeValidator(_lower)] = Field(
+        "walk", description="Market remainder beyond touch size: walk with slippage, or expire (IOC)."
+    )
+    locked_crossed_rule: Annotated[Literal["skip", "halt"], BeforeValidator(_lower)] = Field(
+        "skip", description="Crossed/locked quotes are skipped or halt matching until a sane quote."
+    )
+    latency_us: int = Field(0, ge=0, description="Simulated venue latency (microseconds).")
+    instruments: dict[str, InstrumentSettings] = Field(
+        default_factory=_default_instruments, description="symbol → filters (replaces the defaults when set)."
+    )
+
+    @field_validator("instruments")
+    @classmethod
+    def _symbols_ok(cls, value: dict[str, InstrumentSettings]) -> dict[str, InstrumentSettings]:
+        if any(not symbol.strip() for symbol in value):
+            raise ValueError("symbols must be non-empty")
+        return value
+
+    def instrument_map(self) -> dict[str, Instrument]:
+        """The instruments as ``protocols.Instrument`` values, keyed by symbol."""
+        return {
+            symbol: Instrument(symbol=symbol, tick_size=i.tick_size, lot_size=i.lot_size, min_notional=i.min_notional)
+            for symbol, i in self.instruments.items()
+        }
+
+
+class MetricsSettings(_Section):
+    """Prometheus exposition (SPEC §12)."""
+
+    port: int | None = Field(None, ge=1, le=65535, description="/metrics HTTP port; None = no server.")
+    host: str = Field("127.0.0.1", min_length=1, description="Bind address of the /metrics server.")
+
+
+class LoggingSettings(_Section):
+    """loguru configuration (SPEC §12)."""
+
+    level: Annotated[Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)] = Field(
+        "INFO", description="Minimum level of the console sink."
+    )
+    json_path: Path | None = Field(None, description="Optional JSON-lines log file (None = no JSON sink).")
+
+
+# --------------------------------------------------------------------------- profile source
+
+
+def known_profiles(profile_dir: Path | None = None) -> list[str]:
+    """Names of the profiles in ``profile_dir`` (default: the packaged ones), plus ``default``."""
+    directory = profile_dir or DEFAULT_PROFILE_DIR
+    names = {p.stem for p in directory.glob("*.toml")} if directory.is_dir() else set()
+    return sorted(names | {"default"})
+
+
+def _read_profile(name: str, directory: Path) -> dict[str, Any]:
+    if not _PROFILE_NAME.fullmatch(name):
+        raise ConfigError([("profile", f"invalid profile name {name!r} (letters, digits, '_' and '-' only)")])
+    path = directory / f"{name}.toml"
+    if not path.is_file():
+        if name == "default":
+            return {}
+        raise ConfigError(
+            [("profile", f"unknown profile {name!r}; known profiles: {', '.join(known_profiles(directory))}")]
+        )
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh, parse_float=Decimal)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError([("profile", f"cannot read profile file {path}: {exc}")]) from exc
+    if "profile" in data:
+        raise ConfigError([("profile", f"{path} must not set 'profile' (a profile is chosen, not nested)")])
+    return data
+
+
+class _ProfileSource(PydanticBaseSettingsSource):
+    """The chosen TOML profile as a settings source (below env and init kwargs)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], name: str, directory: Path) -> None:
+        super().__init__(settings_cls)
+        self._data = _read_profile(name, directory)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def _check_env_names(settings_cls: type[BaseSettings], env_vars: Any) -> None:
+    """Reject ``FLOWROUTE_*`` variables that name no setting (pydantic-settings ignores them)."""
+    prefix = ENV_PREFIX.lower()
+    fields = set(settings_cls.model_fields)
+    unknown = []
+    for name in env_vars:
+        lowered = name.lower()
+        if lowered.startswith(prefix):
+            top = lowered[len(prefix) :].split("__", 1)[0]
+            if top not in fields:
+                unknown.append(name.upper())
+    if unknown:
+        raise ConfigError([(n, "unknown setting (no such key; check the FLOWROUTE_ variable name)") for n in sorted(unknown)])
+
+
+# --------------------------------------------------------------------------- root
+
+
+class Settings(BaseSettings):
+    """All flowroute settings (SPEC §13): frozen, validated, defaults = SPEC values.
+
+    Build with ``load_settings()`` (or ``Settings(**overrides)``, which reads the same
+    sources). Raises ``ConfigError`` naming every bad key.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+        case_sensitive=False,
+    )
+
+    profile: str = Field("default", description="The TOML profile these settings were loaded with.")
+    state_dir: Path = Field(Path("var"), description="Directory of the journal, audit log and paper book.")
+    journal: JournalSettings = Field(default_factory=JournalSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
+    timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
+    supervisor: SupervisorSettings = Field(default_factory=SupervisorSettings)
+    reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
+    paper: PaperSettings = Field(default_factory=PaperSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    venue_api_key: SecretStr | None = Field(None, description="Venue API key (never logged or dumped).")
+    venue_api_secret: SecretStr | None = Field(None, description="Venue API secret (never logged or dumped).")
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError.from_validation_error(exc) from exc
+        except ConfigError:
+            raise
+        except SettingsError as exc:  # e.g. a FLOWROUTE_* JSON value that does not parse
+            found = re.search(r'field "([^"]+)"', str(exc))
+            key = found.group(1) if found else ""
+            raise ConfigError([(key, f"cannot parse the environment value ({exc}); dicts and lists must be JSON")]) from exc
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_name(cls, value: str) -> str:
+        if not _PROFILE_NAME.fullmatch(value):
+            raise ValueError("letters, digits, '_' and '-' only")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """init kwargs > ``FLOWROUTE_*`` environment > TOML profile > defaults."""
+        env_vars = getattr(env_settings, "env_vars", os.environ)
+        _check_env_names(settings_cls, env_vars)
+        init_kwargs = getattr(init_settings, "init_kwargs", {})
+        name = init_kwargs.get("profile") or env_vars.get(f"{ENV_PREFIX.lower()}profile") or "default"
+        if not isinstance(name, str):
+            raise ConfigError([("profile", f"must be a string (got {name!r})")])
+        directory = _profile_dir.get() or DEFAULT_PROFILE_DIR
+        return (init_settings, env_settings, _ProfileSource(settings_cls, name, directory))
+
+    def redacted_dict(self) -> dict[str, Any]:
+        """A JSON-able dict of every setting; secrets appear as ``"**********"``.
+
+        Decimals are strings, paths strings, tuples lists.
+        """
+        data = self.model_dump(mode="json")
+        for name in _SECRET_FIELDS:
+            if data.get(name) is not None:
+                data[name] = _REDACTED
+        return data
+
+
+def load_settings(profile: str | None = None, *, profile_dir: Path | None = None, **overrides: Any) -> Settings:
+    """Build ``Settings`` from overrides > ``FLOWROUTE_*`` env > TOML profile > defaults.
+
+    ``profile``: the profile name (else ``FLOWROUTE_PROFILE``, else ``"default"``);
+    ``profile_dir``: where ``<profile>.toml`` lives (default: the packaged ``config/profiles``);
+    ``overrides``: top-level settings, nested sections as dicts or models
+    (``load_settings(breaker={"window_size": 7})``).
+
+    Raises ``ConfigError`` (a ``ValueError``) for an unknown profile (listing the known ones),
+    an unknown key, or an invalid value, naming each dotted key.
+    """
+    if profile is not None:
+        overrides["profile"] = profile
+    token = _profile_dir.set(Path(profile_dir) if profile_dir is not None else None)
+    try:
+        return Settings(**overrides)
+    finally:
+        _profile_dir.reset(token)
