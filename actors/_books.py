@@ -1,0 +1,797 @@
+"""Order and position books: pure, single-threaded domain logic owned by the ledger actor (SPEC §7, §12).
+
+Nothing here is thread-safe and nothing here needs to be: the ledger actor is the only
+owner, so every call is serialised by its inbox. Outside the ledger only frozen values
+leave (:meth:`OrderRecord.snapshot` -> ``protocols.ExecutionReport``, :class:`Position`).
+
+Two books:
+
+- :class:`OrderRecord` — one order's mutable record: lifecycle (through
+  ``protocols.apply_event``, every status change recorded with a sequence number and a
+  cause), fills applied exactly once per ``trade_id``, cumulative venue reports (FIX
+  CumQty/AvgPx, tags 14/6) converted to per-fill amounts, overfills recorded and not
+  applied, venue states (``fetch_order`` answers) adopted.
+- :class:`PositionBook` — net position per account and symbol with a VWAP entry price,
+  realized PnL (average-cost method, as NautilusTrader's ``Position``), unrealized PnL
+  from the last mark, fees, cash per currency, and long<->short flips.
+
+Money and quantities are ``Decimal`` (default context, 28 significant digits). Sums and
+products of fill quantities and prices are exact at that precision; only divisions
+(VWAP, average price, a cumulative report's per-fill price) round.
+
+Example::
+
+    >>> from decimal import Decimal as D
+    >>> from protocols import Fill, OrderEventType as E
+    >>> rec = OrderRecord(client_order_id="c1", account_id="a1", symbol="BTC/USDT", side="BUY",
+    ...                   order_type="LIMIT", quantity=D("2"), limit_price=D("101"), arrival_px=D("100"))
+    >>> for ev in (E.RESERVED, E.SUBMITTED, E.ACCEPTED):
+    ...     _ = rec.apply_event(ev, cause="test")
+    >>> rec.apply_fill(Fill(trade_id="t1", qty=D("1"), price=D("100.5"), fee_currency="USDT"))
+    <FillOutcome.APPLIED: 'APPLIED'>
+    >>> rec.apply_fill(Fill(trade_id="t1", qty=D("1"), price=D("100.5"), fee_currency="USDT"))
+    <FillOutcome.DUPLICATE: 'DUPLICATE'>
+    >>> rec.status.value, rec.cum_qty, rec.leaves_qty, rec.slippage_bps
+    ('PARTIALLY_FILLED', Decimal('1'), Decimal('1'), Decimal('50.0000'))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Iterable, Literal, Mapping, NamedTuple
+
+from protocols import (
+    ErrorCode,
+    ExecError,
+    ExecutionReport,
+    Fill,
+    IllegalTransition,
+    LifecycleState,
+    Liquidity,
+    OrderEventType,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Quote,
+    RouteDecision,
+    Side,
+    VenueOrderState,
+    apply_event,
+    can_apply,
+    utc_now,
+)
+
+__all__ = [
+    "FillOutcome",
+    "Transition",
+    "OrderRecord",
+    "Position",
+    "PositionBook",
+    "arrival_price",
+    "fill_cash_flows",
+]
+
+_ZERO = Decimal(0)
+_BPS = Decimal(10000)
+_SLIPPAGE_QUANTUM = Decimal("0.0001")
+#: statuses an order reaches only after the venue accepted it
+_PAST_ACCEPTED = frozenset(
+    {
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.PENDING_CANCEL,
+        OrderStatus.FILLED,
+        OrderStatus.CANCELED,
+        OrderStatus.EXPIRED,
+    }
+)
+
+
+class FillOutcome(str, Enum):
+    """What :meth:`OrderRecord.apply_fill` / :meth:`OrderRecord.apply_cumulative` did with a fill.
+
+    - ``APPLIED``: booked (cum_qty, avg_px, fees, lifecycle updated); hand it to the PositionBook.
+    - ``DUPLICATE``: this ``trade_id`` was already applied (or already recorded as an overfill); nothing changed.
+    - ``STALE``: a cumulative report whose cum_qty does not exceed what is booked; nothing changed.
+    - ``OVERFILL``: would push cum_qty above quantity (FIX: CumQty > OrderQty); recorded in
+      ``OrderRecord.overfills``, NOT applied. The caller alerts (``OverfillDetected``).
+    - ``REFUSED``: the lifecycle table allows no fill in the current status (e.g. REJECTED,
+      FAILED, RESERVED) or the fill's reporting style conflicts with the one already used for
+      this order (per-fill vs cumulative: mixing them could double count); recorded in
+      ``OrderRecord.anomalies``, NOT applied. The caller alerts.
+    """
+
+    APPLIED = "APPLIED"
+    DUPLICATE = "DUPLICATE"
+    STALE = "STALE"
+    OVERFILL = "OVERFILL"
+    REFUSED = "REFUSED"
+
+
+class Transition(NamedTuple):
+    """One recorded status change of an order: ``(seq, ts, from_status, to_status, cause)``."""
+
+    seq: int
+    ts: datetime
+    from_status: OrderStatus
+    to_status: OrderStatus
+    cause: str
+
+
+def arrival_price(side: Side | str, touch: Quote | None) -> Decimal | None:
+    """The arrival price of an order at intake: the touch it would take (ask for BUY, bid for SELL).
+
+    Returns None when there is no quote. Used as ``OrderRecord.arrival_px`` for slippage.
+    """
+    if touch is None:
+        return None
+    return touch.ask if Side(side) is Side.BUY else touch.bid
+
+
+def _split_symbol(symbol: str) -> tuple[str, str]:
+    base, sep, quote = symbol.partition("/")
+    if not sep or not base or not quote:
+        raise ValueError(f"symbol {symbol!r} must look like BASE/QUOTE (e.g. BTC/USDT)")
+    return base, quote
+
+
+def fill_cash_flows(symbol: str, side: Side | str, fill: Fill) -> dict[str, Decimal]:
+    """The cash movements one fill causes, per currency (signed; + means we receive).
+
+    BUY ``qty`` of ``BASE/QUOTE`` at ``price``: BASE ``+qty``, QUOTE ``-qty*price``; SELL the
+    reverse; the fee is paid in ``fill.fee_currency`` (the quote currency when empty).
+    Raises ``ValueError`` for a symbol that is not ``BASE/QUOTE``.
+    """
+    base, quote = _split_symbol(symbol)
+    sign = Side(side).sign
+    flows: dict[str, Decimal] = {base: sign * fill.qty}
+    flows[quote] = flows.get(quote, _ZERO) - sign * fill.qty * fill.price
+    if fill.fee:
+        ccy = fill.fee_currency or quote
+        flows[ccy] = flows.get(ccy, _ZERO) - fill.fee
+    return flows
+
+
+# ---------------------------------------------------------------------------
+# OrderRecord
+# ---------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class OrderRecord:
+    """One order's mutable record, private to the ledger actor (SPEC §7, §12).
+
+    Identity and economics: ``client_order_id``, ``account_id``, ``symbol`` (BASE/QUOTE),
+    ``side``, ``order_type``, ``quantity`` (base units, > 0), ``limit_price`` (quote ccy or
+    None), ``time_in_force``. Routing: ``adapter_id``, ``route``, ``venue_order_id``,
+    ``attempts`` (venue submit attempts), ``error`` (the coded error of a failed order).
+    State: ``lifecycle`` (``protocols.LifecycleState``), ``fills`` (applied fills, in
+    application order), ``trade_ids`` (applied trade ids), ``cum_qty`` (FIX 14),
+    ``avg_px`` (FIX 6; None before any fill), ``fees`` (sum of fill fees, numeric, whatever
+    the currency), ``arrival_px`` (touch at intake, for slippage), ``transitions`` (every
+    status change as a :class:`Transition`), ``overfills`` (fills refused because they
+    would exceed ``quantity``), ``anomalies`` (human-readable notes of venue reports that
+    contradicted the book and were not applied; the caller alerts on new entries).
+
+    Mutators never leave half-written state: they validate first, then change.
+    Hand out :meth:`snapshot` (a frozen ``ExecutionReport``), never the record itself.
+    """
+
+    client_order_id: str
+    account_id: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    quantity: Decimal
+    limit_price: Decimal | None = None
+    time_in_force: str = "GTC"
+    adapter_id: str = ""
+    route: RouteDecision | None = None
+    venue_order_id: str | None = None
+    lifecycle: LifecycleState = field(default_factory=LifecycleState)
+    fills: list[Fill] = field(default_factory=list)
+    trade_ids: set[str] = field(default_factory=set)
+    cum_qty: Decimal = _ZERO
+    avg_px: Decimal | None = None
+    fees: Decimal = _ZERO
+    arrival_px: Decimal | None = None
+    error: ExecError | None = None
+    attempts: int = 0
+    transitions: list[Transition] = field(default_factory=list)
+    overfills: list[Fill] = field(default_factory=list)
+    anomalies: list[str] = field(default_factory=list)
+    created_ts: datetime = field(default_factory=utc_now)
+    updated_ts: datetime | None = None
+    #: exact sum of qty*price of the applied fills (avg_px = notional / cum_qty)
+    notional: Decimal = _ZERO
+    #: "" until the first fill, then "trade" (per-fill, by trade_id) or "cumulative"
+    fill_mode: Literal["", "trade", "cumulative"] = ""
+
+    def __post_init__(self) -> None:
+        self.side = Side(self.side)
+        self.order_type = OrderType(self.order_type)
+        _split_symbol(self.symbol)
+        if not isinstance(self.quantity, Decimal) or not self.quantity.is_finite() or self.quantity <= 0:
+            raise ValueError(f"quantity must be a finite Decimal > 0, got {self.quantity!r}")
+        if self.limit_price is not None and (not self.limit_price.is_finite() or self.limit_price <= 0):
+            raise ValueError(f"limit_price must be a finite Decimal > 0 or None, got {self.limit_price!r}")
+        if self.arrival_px is not None and (not self.arrival_px.is_finite() or self.arrival_px <= 0):
+            raise ValueError(f"arrival_px must be a finite Decimal > 0 or None, got {self.arrival_px!r}")
+        if self.updated_ts is None:
+            self.updated_ts = self.created_ts
+
+    # -- construction -------------------------------------------------------------------
+
+    @classmethod
+    def from_intent(
+        cls,
+        intent: OrderIntent,
+        account_id: str,
+        *,
+        adapter_id: str = "",
+        route: RouteDecision | None = None,
+        arrival_px: Decimal | None = None,
+        ts: datetime | None = None,
+    ) -> "OrderRecord":
+        """A new INITIALIZED record for ``intent`` under ``account_id`` (``ts`` default: now)."""
+        return cls(
+            client_order_id=intent.client_order_id,
+            account_id=account_id,
+            symbol=intent.symbol,
+            side=intent.side,
+            order_type=intent.order_type,
+            quantity=intent.quantity,
+            limit_price=intent.limit_price,
+            time_in_force=intent.time_in_force.value,
+            adapter_id=adapter_id or (route.adapter_id if route else ""),
+            route=route,
+            arrival_px=arrival_px,
+            created_ts=ts or utc_now(),
+        )
+
+    # -- derived values -------------------------------------------------------------------
+
+    @property
+    def status(self) -> OrderStatus:
+        """The current lifecycle status."""
+        return self.lifecycle.status
+
+    @property
+    def is_terminal(self) -> bool:
+        """True in DENIED, REJECTED, FAILED, CANCELED, EXPIRED, FILLED."""
+        return self.lifecycle.status.is_terminal
+
+    @property
+    def leaves_qty(self) -> Decimal:
+        """FIX LeavesQty (151): ``quantity - cum_qty`` while not terminal, 0 once terminal."""
+        if self.is_terminal:
+            return _ZERO
+        return max(self.quantity - self.cum_qty, _ZERO)
+
+    @property
+    def slippage_bps(self) -> Decimal | None:
+        """Slippage of ``avg_px`` against ``arrival_px`` in basis points (positive = worse for us).
+
+        BUY: ``(avg_px - arrival_px) / arrival_px * 1e4``; SELL: ``(arrival_px - avg_px) / arrival_px * 1e4``.
+        Quantised to 0.0001 bps. None before any fill or without an arrival price.
+        """
+        if self.avg_px is None or self.arrival_px is None:
+            return None
+        diff = self.avg_px - self.arrival_px
+        if self.side is Side.SELL:
+            diff = -diff
+        return (diff / self.arrival_px * _BPS).quantize(_SLIPPAGE_QUANTUM)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def apply_event(
+        self,
+        event: OrderEventType | str,
+        *,
+        cause: str,
+        ts: datetime | None = None,
+        seq: int | None = None,
+    ) -> bool:
+        """Apply one lifecycle event through ``protocols.apply_event`` (the SPEC §7 table).
+
+        Returns True when the status changed (a :class:`Transition` is then appended with
+        ``seq`` — default: this order's next sequence number, 1-based — ``ts`` (default now)
+        and ``cause``); False for an idempotent repeat or a change that keeps the status
+        (e.g. a fill during PENDING_CANCEL, which only updates the status a cancel reject
+        would restore). Raises ``protocols.IllegalTransition`` (naming the order) when the
+        table forbids the event; the record is then unchanged.
+        """
+        event = OrderEventType(event)
+        old = self.lifecycle
+        try:
+            new = apply_event(old, event)
+        except IllegalTransition as exc:
+            raise IllegalTransition(f"order {self.client_order_id}: {exc}") from exc
+        self.lifecycle = new
+        when = ts or utc_now()
+        if new.status is old.status:
+            return False
+        self.transitions.append(
+            Transition(
+                seq if seq is not None else len(self.transitions) + 1,
+                when,
+                old.status,
+                new.status,
+                cause,
+            )
+        )
+        self.updated_ts = when
+        return True
+
+    # -- fills --------------------------------------------------------------------------------
+
+    def _fill_event(self, new_cum: Decimal) -> OrderEventType | None:
+        """The lifecycle event a fill bringing cum_qty to ``new_cum`` applies, or None if none is legal."""
+        preferred = OrderEventType.FILLED if new_cum == self.quantity else OrderEventType.PARTIALLY_FILLED
+        if can_apply(self.lifecycle, preferred):
+            return preferred
+        # EXPIRED accepts a late partial fill but not FILLED: the fill is booked, the status stays
+        if preferred is OrderEventType.FILLED and self.is_terminal and can_apply(
+            self.lifecycle, OrderEventType.PARTIALLY_FILLED
+        ):
+            return OrderEventType.PARTIALLY_FILLED
+        return None
+
+    def _book(self, fill: Fill, event: OrderEventType, cause: str, ts: datetime | None, mode: str) -> None:
+        self.fills.append(fill)
+        self.trade_ids.add(fill.trade_id)
+        self.cum_qty += fill.qty
+        self.notional += fill.qty * fill.price
+        self.avg_px = self.notional / self.cum_qty
+        self.fees += fill.fee
+        self.fill_mode = mode  # type: ignore[assignment]
+        when = ts or fill.ts
+        self.updated_ts = when
+        self.apply_event(event, cause=cause, ts=when)
+
+    def _refuse(self, note: str) -> FillOutcome:
+        self.anomalies.append(note)
+        return FillOutcome.REFUSED
+
+    def apply_fill(self, fill: Fill, *, cause: str | None = None, ts: datetime | None = None) -> FillOutcome:
+        """Apply one venue fill exactly once per ``trade_id`` (FIX ExecType=F, LastQty/LastPx).
+
+        - a ``trade_id`` already applied, or already recorded as an overfill: ``DUPLICATE``, no change;
+        - ``cum_qty + fill.qty > quantity``: ``OVERFILL``, appended to ``overfills``, not applied;
+        - no fill event legal in the current status, or this order's fills so far came from
+          cumulative reports: ``REFUSED``, noted in ``anomalies``, not applied;
+        - otherwise ``APPLIED``: cum_qty, avg_px (VWAP of all applied fills), fees updated and
+          the lifecycle moves with PARTIALLY_FILLED or FILLED (fills during PENDING_CANCEL keep
+          PENDING_CANCEL; after CANCELED or EXPIRED the status stays).
+
+        ``cause`` defaults to ``"fill <trade_id>"``, ``ts`` to ``fill.ts``.
+        """
+        if fill.trade_id in self.trade_ids or any(o.trade_id == fill.trade_id for o in self.overfills):
+            return FillOutcome.DUPLICATE
+        if self.fill_mode == "cumulative":
+            return self._refuse(
+                f"fill {fill.trade_id} refused: order {self.client_order_id} is reported cumulatively; "
+                "mixing per-fill and cumulative reports could double count"
+            )
+        new_cum = self.cum_qty + fill.qty
+        if new_cum > self.quantity:
+            self.overfills.append(fill)
+            return FillOutcome.OVERFILL
+        event = self._fill_event(new_cum)
+        if event is None:
+            return self._refuse(
+                f"fill {fill.trade_id} refused: no fill is allowed in status {self.status.value}"
+            )
+        self._book(fill, event, cause or f"fill {fill.trade_id}", ts, "trade")
+        return FillOutcome.APPLIED
+
+    def apply_cumulative(
+        self,
+        cum_qty: Decimal,
+        avg_px: Decimal,
+        *,
+        trade_id_prefix: str,
+        ts: datetime | None = None,
+        cum_fees: Decimal | None = None,
+        fee_currency: str = "",
+        liquidity: Liquidity | str = Liquidity.TAKER,
+        cause: str | None = None,
+    ) -> tuple[FillOutcome, Fill | None]:
+        """Convert a cumulative venue report (FIX CumQty 14 / AvgPx 6, no per-fill detail) into one fill.
+
+        ``last_qty = cum_qty - self.cum_qty``;
+        ``last_px = (cum_qty * avg_px - self.notional) / last_qty`` (self.notional is the exact
+        sum of the fills applied so far, i.e. ``self.cum_qty * self.avg_px``). The synthetic
+        fill's ``trade_id`` is ``f"{trade_id_prefix}:{cum_qty}"`` (so a repeated report is a
+        duplicate), its fee ``cum_fees - self.fees`` (clamped at 0; 0 when ``cum_fees`` is None).
+
+        Returns ``(outcome, fill)``: ``(STALE, None)`` when ``cum_qty`` does not exceed the
+        booked cum_qty (an old or repeated report; ignored), ``(OVERFILL, fill)`` when
+        ``cum_qty > quantity`` (recorded, not applied), ``(REFUSED, None)`` when no fill is
+        legal in the status or the order's fills so far came per-fill, else ``(APPLIED, fill)``
+        — hand ``fill`` to the PositionBook. ``last_px`` rounds at Decimal context precision
+        (28 digits), so avg_px matches the venue's AvgPx to about 1e-25 relative.
+
+        Raises ``ValueError`` (record unchanged) for a non-finite or negative ``cum_qty``, a
+        non-positive ``avg_px``, or a report that implies a non-positive ``last_px``.
+        """
+        cum_qty = Decimal(cum_qty)
+        avg_px = Decimal(avg_px)
+        if not cum_qty.is_finite() or cum_qty < 0:
+            raise ValueError(f"cum_qty must be a finite Decimal >= 0, got {cum_qty!r}")
+        if cum_qty <= self.cum_qty:
+            return FillOutcome.STALE, None
+        if not avg_px.is_finite() or avg_px <= 0:
+            raise ValueError(f"avg_px must be a finite Decimal > 0, got {avg_px!r}")
+        last_qty = cum_qty - self.cum_qty
+        last_px = (cum_qty * avg_px - self.notional) / last_qty
+        if last_px <= 0:
+            raise ValueError(
+                f"cumulative report cum_qty={cum_qty} avg_px={avg_px} implies last_px={last_px} <= 0 "
+                f"after booked cum_qty={self.cum_qty} avg_px={self.avg_px}"
+            )
+        fee = _ZERO
+        if cum_fees is not None:
+            fee = max(Decimal(cum_fees) - self.fees, _ZERO)
+        trade_id = f"{trade_id_prefix}:{format(cum_qty.normalize(), 'f')}"
+        if len(trade_id) > 64:
+            raise ValueError(f"synthetic trade id {trade_id!r} is longer than 64 characters; shorten trade_id_prefix")
+        fill = Fill(
+            trade_id=trade_id,
+            qty=last_qty,
+            price=last_px,
+            fee=fee,
+            fee_currency=fee_currency,
+            liquidity=Liquidity(liquidity),
+            ts=ts or utc_now(),
+        )
+        if fill.trade_id in self.trade_ids or any(o.trade_id == fill.trade_id for o in self.overfills):
+            return FillOutcome.DUPLICATE, None
+        if self.fill_mode == "trade":
+            return self._refuse(
+                f"cumulative report cum_qty={cum_qty} refused: order {self.client_order_id} is reported "
+                "per fill; mixing per-fill and cumulative reports could double count"
+            ), None
+        if cum_qty > self.quantity:
+            self.overfills.append(fill)
+            return FillOutcome.OVERFILL, fill
+        event = self._fill_event(cum_qty)
+        if event is None:
+            return self._refuse(
+                f"cumulative report cum_qty={cum_qty} refused: no fill is allowed in status {self.status.value}"
+            ), None
+        self._book(fill, event, cause or f"cumulative fill to {cum_qty}", ts, "cumulative")
+        return FillOutcome.APPLIED, fill
+
+    # -- venue state --------------------------------------------------------------------------
+
+    _VENUE_STATUS_EVENT = {
+        OrderStatus.ACCEPTED: OrderEventType.ACCEPTED,
+        OrderStatus.CANCELED: OrderEventType.CANCELED,
+        OrderStatus.EXPIRED: OrderEventType.EXPIRED,
+        OrderStatus.REJECTED: OrderEventType.REJECTED,
+    }
+
+    def apply_venue_state(self, state: VenueOrderState, *, ts: datetime | None = None) -> list[Fill]:
+        """Adopt the venue's view of this order (a submit ack, an event's state, a ``fetch_order`` answer).
+
+        1. ``venue_order_id`` is adopted when not yet known (a different one is an anomaly).
+        2. Fills: the venue's ``fills`` are cumulative (all fills so far); only unseen
+           ``trade_id`` s are applied (via :meth:`apply_fill`). A venue that reports no fills but
+           a ``cum_qty`` above ours is converted with :meth:`apply_cumulative` (prefix
+           ``venue_order_id``).
+        3. Status: ACCEPTED / CANCELED / EXPIRED / REJECTED are applied as lifecycle events
+           (after the fills, so a partially filled then canceled order ends CANCELED with its
+           fills). PARTIALLY_FILLED and FILLED come from the fills themselves. A status the
+           table forbids here is not applied and never raises: a stale ACCEPTED (the order is
+           already further along) is ignored, anything else is a contradiction noted in
+           ``anomalies``. REJECTED sets ``error``
+           (E_EXEC_BROKER_REJECTED with the venue's reason) when none is set.
+
+        Returns the fills newly applied (hand them to the PositionBook). Raises ``ValueError``
+        (record unchanged) when the state belongs to another client order id.
+        """
+        if state.client_order_id != self.client_order_id:
+            raise ValueError(
+                f"venue state for {state.client_order_id!r} applied to order {self.client_order_id!r}"
+            )
+        when = ts or state.ts
+        if self.venue_order_id is None:
+            self.venue_order_id = state.venue_order_id
+        elif state.venue_order_id and state.venue_order_id != self.venue_order_id:
+            self.anomalies.append(
+                f"venue_order_id {state.venue_order_id!r} differs from booked {self.venue_order_id!r}"
+            )
+        applied: list[Fill] = []
+        if state.fills:
+            for fill in state.fills:
+                if self.apply_fill(fill) is FillOutcome.APPLIED:
+                    applied.append(fill)
+        elif state.cum_qty > self.cum_qty and state.avg_px is not None:
+            outcome, fill = self.apply_cumulative(
+                state.cum_qty,
+                state.avg_px,
+                trade_id_prefix=(state.venue_order_id or self.client_order_id)[:40],
+                ts=when,
+            )
+            if outcome is FillOutcome.APPLIED and fill is not None:
+                applied.append(fill)
+        event = self._VENUE_STATUS_EVENT.get(state.status)
+        if event is not None:
+            if can_apply(self.lifecycle, event):
+                self.apply_event(event, cause=f"venue state {state.status.value}", ts=when)
+                if event is OrderEventType.REJECTED and self.error is None:
+                    self.error = ExecError.of(
+                        ErrorCode.E_EXEC_BROKER_REJECTED, state.reject_reason or "rejected by the venue"
+                    )
+            elif not (event is OrderEventType.ACCEPTED and self.status in _PAST_ACCEPTED):
+                # a stale ACCEPTED (e.g. the submit ack processed after a pushed fill) is silently
+                # ignored; anything else the table forbids contradicts the book
+                self.anomalies.append(
+                    f"venue status {state.status.value} not applied in status {self.status.value}"
+                )
+        elif state.status is OrderStatus.FILLED and self.cum_qty != self.quantity:
+            self.anomalies.append(
+                f"venue says FILLED but booked cum_qty {self.cum_qty} != quantity {self.quantity}"
+            )
+        if state.cum_qty > self.cum_qty:
+            self.anomalies.append(f"venue cum_qty {state.cum_qty} exceeds booked cum_qty {self.cum_qty}")
+        return applied
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def snapshot(
+        self,
+        *,
+        replay: bool = False,
+        latency_us: int = 0,
+        raw_broker_ref: str | None = None,
+        ts: datetime | None = None,
+    ) -> ExecutionReport:
+        """A frozen ``ExecutionReport`` of this order now (``ts`` default: the last update time)."""
+        return ExecutionReport(
+            client_order_id=self.client_order_id,
+            account_id=self.account_id,
+            symbol=self.symbol,
+            side=self.side,
+            venue_order_id=self.venue_order_id,
+            status=self.status,
+            route=self.route,
+            fills=tuple(self.fills),
+            cum_qty=self.cum_qty,
+            leaves_qty=self.leaves_qty,
+            avg_px=self.avg_px,
+            fees=self.fees,
+            slippage_bps=self.slippage_bps,
+            error=self.error,
+            replay=replay,
+            attempts=self.attempts,
+            latency_us=latency_us,
+            raw_broker_ref=raw_broker_ref,
+            ts=ts or self.updated_ts or self.created_ts,
+        )
+
+
+# ---------------------------------------------------------------------------
+# Positions
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Position:
+    """A frozen view of one account's position in one symbol (SPEC §12).
+
+    ``net_qty`` base units (+ long, - short); ``avg_entry_px`` VWAP of the open position in
+    quote ccy (None when flat); ``realized_pnl`` quote ccy, average-cost method, fees NOT
+    subtracted; ``unrealized_pnl`` ``(last_px - avg_entry_px) * net_qty`` (0 without a mark);
+    ``fees`` paid in quote ccy (fees charged in the base currency are converted at the fill
+    price; fees in a third currency only show in the cash book); ``last_px`` the last mark
+    (None until :meth:`PositionBook.mark`); ``buy_qty`` / ``sell_qty`` total bought / sold.
+    """
+
+    account_id: str
+    symbol: str
+    net_qty: Decimal = _ZERO
+    avg_entry_px: Decimal | None = None
+    realized_pnl: Decimal = _ZERO
+    unrealized_pnl: Decimal = _ZERO
+    fees: Decimal = _ZERO
+    last_px: Decimal | None = None
+    buy_qty: Decimal = _ZERO
+    sell_qty: Decimal = _ZERO
+
+    @property
+    def net_pnl(self) -> Decimal:
+        """``realized_pnl + unrealized_pnl - fees`` (quote ccy)."""
+        return self.realized_pnl + self.unrealized_pnl - self.fees
+
+    @property
+    def is_flat(self) -> bool:
+        """True when ``net_qty == 0``."""
+        return self.net_qty == 0
+
+
+@dataclass
+class _PosState:
+    net_qty: Decimal = _ZERO
+    #: exact cost of the open position, always >= 0: sum of qty*price of the open lots
+    cost: Decimal = _ZERO
+    realized: Decimal = _ZERO
+    fees: Decimal = _ZERO
+    buy_qty: Decimal = _ZERO
+    sell_qty: Decimal = _ZERO
+
+
+class PositionBook:
+    """Positions per (account, symbol) and cash per (account, currency), from fills (SPEC §12).
+
+    Rules (average-cost accounting, as NautilusTrader's ``Position``):
+
+    - adding to a position (or opening from flat): the entry price becomes the VWAP of the
+      open quantity (kept as exact cost; ``avg_entry_px = cost / |net_qty|``);
+    - reducing: ``realized += (exit_px - entry_px) * closed_qty * sign`` (sign +1 long, -1 short);
+      the entry price of the remainder does not change;
+    - flipping (a fill larger than the position, opposite side): the whole old position is
+      closed at the fill price, the remainder opens a new position at the fill price;
+    - fees accumulate separately (``Position.fees``; ``net_pnl`` subtracts them);
+    - cash: see :func:`fill_cash_flows`.
+
+    The book does not deduplicate: the ledger applies each fill once (``OrderRecord.apply_fill``
+    decides). Single-threaded; owned by the ledger actor.
+    """
+
+    def __init__(self) -> None:
+        self._pos: dict[tuple[str, str], _PosState] = {}
+        self._cash: dict[str, dict[str, Decimal]] = {}
+        self._marks: dict[str, Decimal] = {}
+
+    def apply_fill(self, account_id: str, symbol: str, side: Side | str, fill: Fill) -> None:
+        """Book one applied fill of ``account_id`` in ``symbol`` (BASE/QUOTE) on ``side``.
+
+        Raises ``ValueError`` (book unchanged) for a symbol that is not ``BASE/QUOTE`` or an
+        unknown side.
+        """
+        side = Side(side)
+        flows = fill_cash_flows(symbol, side, fill)  # validates the symbol first
+        base, quote = _split_symbol(symbol)
+        st = self._pos.setdefault((account_id, symbol), _PosState())
+        signed = side.sign * fill.qty
+        net = st.net_qty
+        if net == 0 or (net > 0) == (signed > 0):
+            st.cost += fill.qty * fill.price
+            st.net_qty = net + signed
+        else:
+            pos_sign = 1 if net > 0 else -1
+            closed = min(fill.qty, abs(net))
+            if closed == abs(net):
+                closed_cost = st.cost
+            else:
+                closed_cost = st.cost * closed / abs(net)
+            st.realized += pos_sign * (closed * fill.price - closed_cost)
+            st.cost -= closed_cost
+            st.net_qty = net + signed
+            remainder = fill.qty - closed
+            if st.net_qty == 0:
+                st.cost = _ZERO
+            if remainder > 0:  # flip: open the rest at the fill price
+                st.cost = remainder * fill.price
+        if side is Side.BUY:
+            st.buy_qty += fill.qty
+        else:
+            st.sell_qty += fill.qty
+        if fill.fee:
+            ccy = fill.fee_currency or quote
+            if ccy == quote:
+                st.fees += fill.fee
+            elif ccy == base:
+                st.fees += fill.fee * fill.price
+        cash = self._cash.setdefault(account_id, {})
+        for ccy, amount in flows.items():
+            cash[ccy] = cash.get(ccy, _ZERO) + amount
+
+    def mark(self, symbol: str, price: Decimal) -> None:
+        """Set the mark (last price, quote ccy) of ``symbol`` for unrealized PnL in every account.
+
+        Raises ``ValueError`` for a non-finite or non-positive price.
+        """
+        price = Decimal(price)
+        if not price.is_finite() or price <= 0:
+            raise ValueError(f"mark price for {symbol} must be a finite Decimal > 0, got {price!r}")
+        self._marks[symbol] = price
+
+    def _view(self, account_id: str, symbol: str, st: _PosState) -> Position:
+        mark = self._marks.get(symbol)
+        net = st.net_qty
+        entry = st.cost / abs(net) if net else None
+        signed_cost = st.cost if net > 0 else -st.cost
+        unrealized = (net * mark - signed_cost) if (mark is not None and net) else _ZERO
+        return Position(
+            account_id=account_id,
+            symbol=symbol,
+            net_qty=net,
+            avg_entry_px=entry,
+            realized_pnl=st.realized,
+            unrealized_pnl=unrealized,
+            fees=st.fees,
+            last_px=mark,
+            buy_qty=st.buy_qty,
+            sell_qty=st.sell_qty,
+        )
+
+    def position(self, account_id: str, symbol: str) -> Position:
+        """The position of ``account_id`` in ``symbol`` (a flat, zero Position if it never traded)."""
+        st = self._pos.get((account_id, symbol))
+        if st is None:
+            return Position(account_id=account_id, symbol=symbol, last_px=self._marks.get(symbol))
+        return self._view(account_id, symbol, st)
+
+    def positions(self, account_id: str | None = None) -> tuple[Position, ...]:
+        """All positions ever traded (flat ones included), sorted by (account, symbol); optionally one account."""
+        return tuple(
+            self._view(acc, sym, st)
+            for (acc, sym), st in sorted(self._pos.items())
+            if account_id is None or acc == account_id
+        )
+
+    def net_qty(self, account_id: str, symbol: str) -> Decimal:
+        """Signed net quantity (base units) of ``account_id`` in ``symbol`` (0 if never traded)."""
+        st = self._pos.get((account_id, symbol))
+        return st.net_qty if st else _ZERO
+
+    def cash(self, account_id: str) -> dict[str, Decimal]:
+        """Cash movements of ``account_id`` per currency since the book started (a copy)."""
+        return dict(self._cash.get(account_id, {}))
+
+    def accounts(self) -> tuple[str, ...]:
+        """Accounts with any booked fill, sorted."""
+        return tuple(sorted(set(self._cash) | {acc for acc, _ in self._pos}))
+
+    def check_invariants(
+        self, fills_by_account_symbol: Mapping[tuple[str, str], Iterable[tuple[Side | str, Fill]]]
+    ) -> list[str]:
+        """Check the book against the fills it should hold (SPEC §12). Returns violations (empty = OK).
+
+        ``fills_by_account_symbol[(account_id, symbol)]`` is every applied ``(side, fill)``
+        of that account and symbol (e.g. from the ledger's OrderRecords). Checked:
+        net_qty equals the signed sum of fill quantities, buy_qty/sell_qty equal the sums per
+        side, cash per account and currency equals the sum of :func:`fill_cash_flows`, the
+        book holds no position that the mapping lacks, and no open position has a negative cost.
+        """
+        problems: list[str] = []
+        expected_cash: dict[str, dict[str, Decimal]] = {}
+        seen: set[tuple[str, str]] = set()
+        for (account_id, symbol), items in fills_by_account_symbol.items():
+            seen.add((account_id, symbol))
+            net = buys = sells = _ZERO
+            acc_cash = expected_cash.setdefault(account_id, {})
+            for side, fill in items:
+                side = Side(side)
+                net += side.sign * fill.qty
+                if side is Side.BUY:
+                    buys += fill.qty
+                else:
+                    sells += fill.qty
+                for ccy, amount in fill_cash_flows(symbol, side, fill).items():
+                    acc_cash[ccy] = acc_cash.get(ccy, _ZERO) + amount
+            st = self._pos.get((account_id, symbol), _PosState())
+            if st.net_qty != net:
+                problems.append(f"{account_id} {symbol}: net_qty {st.net_qty} != signed sum of fills {net}")
+            if st.buy_qty != buys or st.sell_qty != sells:
+                problems.append(
+                    f"{account_id} {symbol}: buy/sell qty {st.buy_qty}/{st.sell_qty} != fills {buys}/{sells}"
+                )
+            if st.cost < 0:
+                problems.append(f"{account_id} {symbol}: negative open cost {st.cost}")
+            if st.net_qty == 0 and st.cost != 0:
+                problems.append(f"{account_id} {symbol}: flat position with open cost {st.cost}")
+        for key, st in self._pos.items():
+            if key not in seen and (st.net_qty != 0 or st.buy_qty or st.sell_qty):
+                problems.append(f"{key[0]} {key[1]}: booked position has no fills")
+        for account_id in set(expected_cash) | set(self._cash):
+            want = {c: a for c, a in expected_cash.get(account_id, {}).items() if a != 0}
+            have = {c: a for c, a in self._cash.get(account_id, {}).items() if a != 0}
+            if want != have:
+                problems.append(f"{account_id}: cash {have} != sum of fill cash flows {want}")
+        return problems
