@@ -376,6 +376,14 @@ class JournalStore(Protocol):
         """IN_PROGRESS/UNKNOWN -> UNKNOWN (a COMPLETED record is left alone); True if changed."""
         ...
 
+    def release(self, account_id: str, client_order_id: str) -> bool:
+        """Delete an IN_PROGRESS record whose order provably never reached a venue; True if deleted."""
+        ...
+
+    def release_batch(self, keys: Sequence[tuple[str, str]]) -> int:
+        """:meth:`release` for many ``(account_id, client_order_id)`` keys in one transaction."""
+        ...
+
     def mark_all_unknown(self, now: float) -> int:
         """Recovery after a process crash: every IN_PROGRESS record becomes UNKNOWN; returns the count."""
         ...
@@ -885,6 +893,37 @@ class SQLiteJournal:
             return n == 1, n
 
         return self._write("mark_unknown", 1, body)  # type: ignore[return-value]
+
+    def release(self, account_id: str, client_order_id: str) -> bool:
+        """Free the key of an order that was denied before any venue call (SPEC §8).
+
+        Deletes the record only while it is IN_PROGRESS: a COMPLETED record keeps its cached
+        answer and an UNKNOWN one may have reached the venue, so neither is ever released.
+        The caller asserts that nothing was sent under this id. Returns True when deleted.
+        """
+        return self.release_batch([(account_id, client_order_id)]) == 1
+
+    def release_batch(self, keys: Sequence[tuple[str, str]]) -> int:
+        """:meth:`release` for many ``(account_id, client_order_id)`` keys in ONE transaction."""
+        items = list(keys)
+        for i, key in enumerate(items):
+            if not isinstance(key, tuple) or len(key) != 2:
+                raise TypeError(f"keys[{i}] must be an (account_id, client_order_id) tuple, got {key!r}")
+            _check_id("release", "account_id", key[0])
+            _check_id("release", "client_order_id", key[1])
+        if not items:
+            return 0
+
+        def body(conn: sqlite3.Connection) -> tuple[int, int]:
+            n = 0
+            for account_id, client_order_id in items:
+                n += conn.execute(
+                    "DELETE FROM idempotency WHERE account_id = ? AND client_order_id = ? AND status = 'IN_PROGRESS'",
+                    (account_id, client_order_id),
+                ).rowcount
+            return n, n
+
+        return self._write("release_batch", len(items), body)  # type: ignore[return-value]
 
     def mark_all_unknown(self, now: float) -> int:
         """Recovery: every IN_PROGRESS record becomes UNKNOWN (the process died mid-flight)."""

@@ -335,6 +335,19 @@ def test_mark_unknown_never_downgrades_a_completed_record(journal: SQLiteJournal
     assert rec.status == "COMPLETED" and rec.report_json == '{"r":1}'
 
 
+def test_release_frees_only_in_progress_keys(journal: SQLiteJournal) -> None:
+    journal.claim_batch([claim("a"), claim("b"), claim("c")], ttl_s=TTL)
+    journal.complete("acc-1", "b", "COMPLETED", "{}", now=1.0)
+    journal.mark_unknown("acc-1", "c", now=1.0)
+    assert journal.release("acc-1", "a") is True
+    assert journal.release_batch([("acc-1", "b"), ("acc-1", "c"), ("acc-1", "missing")]) == 0
+    assert journal.get("acc-1", "a") is None
+    assert journal.get("acc-1", "b").status == "COMPLETED" and journal.get("acc-1", "c").status == "UNKNOWN"
+    assert journal.claim_batch([claim("a", fp="fp-other")], ttl_s=TTL)[0].outcome == "CLAIMED"
+    with pytest.raises(TypeError, match="keys"):
+        journal.release_batch(["acc-1/a"])  # type: ignore[list-item]
+
+
 def test_complete_unknown_key_returns_false_and_bad_status_is_refused(journal: SQLiteJournal) -> None:
     assert journal.complete("acc-1", "nope", "COMPLETED", None, now=1.0) is False
     journal.claim_batch([claim()], ttl_s=TTL)
