@@ -1,0 +1,34 @@
+"""flowroute actors: the supervisor, router, idempotency store, circuit breakers, adapters,
+ledger and event bus, and the :class:`Runtime` facade that owns them (SPEC §3).
+
+Example::
+
+    from actors import Runtime
+    with Runtime.start() as rt:
+        future = rt.submit(intent, context)
+        report = future.result(timeout=5)
+"""
+
+from ._books import Position
+from ._breaker import BreakerSnapshot, BreakerState
+from ._clock import Clock, FakeClock, RealClock
+from ._registry import AdapterRegistry, default_registry
+from ._risk import TradingState
+from ._runtime import Runtime, Subscription
+from ._supervisor_actor import ChildHealth, Health
+
+__all__ = [
+    "AdapterRegistry",
+    "BreakerSnapshot",
+    "BreakerState",
+    "ChildHealth",
+    "Clock",
+    "FakeClock",
+    "Health",
+    "Position",
+    "RealClock",
+    "Runtime",
+    "Subscription",
+    "TradingState",
+    "default_registry",
+]

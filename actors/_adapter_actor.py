@@ -1,0 +1,560 @@
+"""The adapter actor: one per venue adapter; throttles, calls the venue off its inbox, classifies outcomes.
+
+Venue calls are blocking, so they never run in this actor's handler: each call goes to the
+adapter's :class:`VenueWorker` thread, and its outcome comes back as a
+``VenueCallCompleted`` message (SPEC §3). Timeouts are timer messages.
+
+Outcome classification (SPEC §9, ``protocols.AdapterError``):
+
+=====================  ===========================================  ================
+error                  order outcome                                breaker counts
+=====================  ===========================================  ================
+none                   the venue's state (ACCEPTED, FILLED, ...)    success
+VenueRejectedError     REJECTED, E_EXEC_BROKER_REJECTED (final)     success
+NotDeliveredError      retried, same client order id, jittered      failure
+                       backoff, bounded; then FAILED
+                       E_EXEC_RETRY_EXHAUSTED
+AmbiguousError         UNKNOWN, E_EXEC_BROKER_TIMEOUT, reconciled   failure
+FatalAdapterError      FAILED, E_EXEC_NETWORK (final)               failure
+timeout (timer)        UNKNOWN, E_EXEC_BROKER_TIMEOUT, reconciled;  failure
+                       the hung worker makes this actor crash so
+                       the supervisor restarts it
+AdapterCrash / bug     this actor crashes; every order whose call   failure
+                       the worker had picked up is UNKNOWN
+                       (E_EXEC_ADAPTER_CRASHED) and reconciled
+=====================  ===========================================  ================
+
+UNKNOWN orders are resolved only by ``fetch_order(client_order_id)``: a venue state is
+adopted; "not found" proves absence only once the order has been quiet for the configured
+threshold, and then the order is re-sent under the same id through the breaker and throttle
+again. Nothing is ever inferred terminal from "not found" alone.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+import pykka
+from loguru import logger
+
+from protocols import (
+    AdapterCrash,
+    AmbiguousError,
+    BrokerAdapter,
+    ErrorCode,
+    FatalAdapterError,
+    NotDeliveredError,
+    OrderStatus,
+    VenueOrder,
+    VenueOrderState,
+    VenueRejectedError,
+)
+
+from ._backoff import backoff_delay
+from ._base import ActorCrashed, FlowActor, exc_summary, resolve, tell
+from ._breaker import CallOutcome
+from ._messages import (
+    CallFinished,
+    CallTimedOut,
+    CancelFinished,
+    CancelOrder,
+    CompleteOrder,
+    ExecuteCancel,
+    ExecuteOrder,
+    OrderFinished,
+    OrderReconciledWith,
+    OrderSent,
+    ReconcileOrders,
+    ReconcileTick,
+    ReleaseClaim,
+    RetryOrder,
+    SubmitOrder,
+    ThrottleTick,
+    VenueCallCompleted,
+)
+from ._reporting import cancel_error_report, error_report, latency_us, venue_report
+from ._throttle import AdmissionQueue, SlidingLogThrottle
+
+
+class VenueWorker:
+    """A daemon thread that runs one adapter's blocking venue calls in FIFO order.
+
+    ``submit(call_id, fn)`` queues a call; the outcome is passed to ``on_done`` as a
+    ``VenueCallCompleted``. ``retire()`` stops the worker and returns the ids of calls it
+    had not picked up yet: those provably never reached the venue.
+    """
+
+    def __init__(self, name: str, on_done: Callable[[VenueCallCompleted], None]) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._queued: set[int] = set()
+        self._retired = False
+        self._on_done = on_done
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, call_id: int, fn: Callable[[], Any]) -> None:
+        with self._lock:
+            self._queued.add(call_id)
+        self._queue.put((call_id, fn))
+
+    def retire(self) -> set[int]:
+        """Stop taking calls; return the ids never picked up (never delivered)."""
+        with self._lock:
+            self._retired = True
+            unpicked = set(self._queued)
+            self._queued.clear()
+        self._queue.put(None)
+        return unpicked
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            call_id, fn = item
+            with self._lock:
+                if self._retired:
+                    return
+                self._queued.discard(call_id)
+            started = time.perf_counter()
+            result, error = None, None
+            try:
+                result = fn()
+            except BaseException as exc:  # noqa: BLE001 - classified by the actor
+                error = exc
+            with self._lock:
+                retired = self._retired
+            if not retired:
+                self._on_done(VenueCallCompleted(call_id, result, error, time.perf_counter() - started))
+
+
+@dataclass(slots=True)
+class _Call:
+    kind: str  # "submit" | "cancel" | "fetch"
+    client_order_id: str
+    order: SubmitOrder | None = None
+    cancel: CancelOrder | None = None
+    started: float = 0.0
+    timer: Any = None
+
+
+@dataclass(slots=True)
+class _Recon:
+    client_order_id: str
+    order: SubmitOrder | None
+    since: float
+    attempts: int = 0
+    fetching: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterPolicy:
+    """Timeouts, retry, throttle and reconciliation settings of one adapter actor (seconds)."""
+
+    attempt_timeout_s: float = 2.0
+    deadline_s: float = 30.0
+    max_retries: int = 3
+    retry_base_s: float = 1.0
+    retry_cap_s: float = 30.0
+    retry_jitter: float = 0.2
+    throttle_max_calls: int = 120
+    throttle_window_s: float = 60.0
+    throttle_overflow: str = "queue"
+    throttle_queue_size: int = 1000
+    reconcile_interval_s: float = 1.0
+    quiet_threshold_s: float = 5.0
+    reconcile_max_attempts: int = 10
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "AdapterPolicy":
+        """Read the policy from a ``config.Settings``."""
+        return cls(
+            attempt_timeout_s=settings.timeouts.attempt_s,
+            deadline_s=settings.timeouts.deadline_s,
+            max_retries=settings.retry.max_retries,
+            retry_base_s=settings.retry.base_s,
+            retry_cap_s=settings.retry.cap_s,
+            retry_jitter=settings.retry.jitter,
+            throttle_max_calls=settings.throttle.max_calls,
+            throttle_window_s=settings.throttle.window_s,
+            throttle_overflow=settings.throttle.overflow,
+            throttle_queue_size=settings.throttle.queue_size,
+            reconcile_interval_s=settings.reconcile.interval_s,
+            quiet_threshold_s=settings.reconcile.quiet_threshold_s,
+            reconcile_max_attempts=settings.reconcile.max_attempts,
+        )
+
+
+class AdapterActor(FlowActor):
+    """Executes permitted orders and cancels on one venue adapter (see the module docstring).
+
+    ``inherited`` are orders in doubt from the previous generation (reconciled first).
+    """
+
+    crash_on_error = True
+
+    def __init__(
+        self,
+        *,
+        adapter_id: str,
+        venue: BrokerAdapter,
+        policy: AdapterPolicy,
+        clock: Any,
+        gate: pykka.ActorRef,
+        ledger: pykka.ActorRef,
+        idempotency: pykka.ActorRef,
+        rng: random.Random,
+        inherited: tuple = (),
+        metrics: Any = None,
+        **kw,
+    ) -> None:
+        super().__init__(**kw)
+        self.adapter_id = adapter_id
+        self._venue = venue
+        self._policy = policy
+        self._clock = clock
+        self._gate = gate
+        self._ledger = ledger
+        self._idempotency = idempotency
+        self._rng = rng
+        self._metrics = metrics
+        self._calls: dict[int, _Call] = {}
+        self._next_call = 0
+        self._worker: VenueWorker | None = None
+        self._throttle = SlidingLogThrottle(policy.throttle_max_calls, policy.throttle_window_s, clock)
+        self._queue: AdmissionQueue = AdmissionQueue(policy.throttle_queue_size)
+        self._throttle_timer = None
+        self._recon: dict[str, _Recon] = {}
+        self._recon_timer = None
+        now = clock.monotonic()
+        for item in inherited:
+            self._track_unknown(item.client_order_id, item.order, now - policy.quiet_threshold_s if item.aged else now)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start_child(self) -> None:
+        starter = getattr(self._venue, "start", None)
+        if callable(starter):
+            starter()  # may raise: a start-up crash, reported to the supervisor
+        ref = self.actor_ref
+        self._worker = VenueWorker(f"venue-{self.adapter_id}-g{self.generation}", lambda m: tell(ref, m))
+        self._arm_reconcile()
+
+    def on_stop(self) -> None:
+        if self._worker is not None:
+            self._worker.retire()
+        for timer in (self._throttle_timer, self._recon_timer):
+            if timer is not None:
+                timer.cancel()
+
+    def failure_details(self) -> dict[str, Any]:
+        """On a crash: orders whose call the worker picked up become UNKNOWN; the rest go back to the gate."""
+        unpicked = self._worker.retire() if self._worker is not None else set()
+        self._worker = None
+        in_doubt: list[InDoubt] = []
+        for call_id, call in list(self._calls.items()):
+            if call.timer is not None:
+                call.timer.cancel()
+            if call.kind == "submit" and call.order is not None:
+                if call_id in unpicked:
+                    continue  # never sent: still outstanding at the gate, which re-dispatches it
+                self._order_unknown(call.order, ErrorCode.E_EXEC_ADAPTER_CRASHED,
+                                    "adapter crashed while the call was in flight; reconciling", CallOutcome.FAILURE)
+                in_doubt.append(InDoubt(call.client_order_id, call.order, aged=False))
+            elif call.kind == "cancel" and call.cancel is not None:
+                resolve(call.cancel.reply, cancel_error_report(call.cancel, ErrorCode.E_EXEC_ADAPTER_CRASHED,
+                                                               "adapter crashed during the cancel; reconciling", status=OrderStatus.PENDING_CANCEL))
+                in_doubt.append(InDoubt(call.client_order_id, None, aged=False))
+        self._calls.clear()
+        for recon in self._recon.values():
+            in_doubt.append(InDoubt(recon.client_order_id, recon.order, aged=True))
+        self._recon.clear()
+        return {"in_doubt": tuple(in_doubt), "adapter_id": self.adapter_id}
+
+    # -- orders ------------------------------------------------------------------------
+    def handle_ExecuteOrder(self, message: ExecuteOrder) -> None:
+        order = message.order
+        if self._queue.waiting_new == 0:
+            retry_after = self._throttle.try_admit()
+            if retry_after is None:
+                self._send(order)
+                return
+        else:
+            retry_after = self._throttle.retry_after()
+        if self._policy.throttle_overflow == "queue" and self._queue.offer(order, is_cancel=False):
+            self._arm_throttle(retry_after)
+            return
+        self._never_sent(order, ErrorCode.E_EXEC_THROTTLED,
+                         f"rate limit of {self._policy.throttle_max_calls} calls per {self._policy.throttle_window_s:g} s reached",
+                         retry_after_s=round(retry_after, 3))
+
+    def handle_ThrottleTick(self, message: ThrottleTick) -> None:
+        self._throttle_timer = None
+        now = self._clock.monotonic()
+        while len(self._queue):
+            retry_after = self._throttle.try_admit()
+            if retry_after is not None:
+                self._arm_throttle(retry_after)
+                return
+            order = self._queue.pop()
+            if isinstance(order, SubmitOrder) and self._past_deadline(order, now):
+                self._never_sent(order, ErrorCode.E_EXEC_THROTTLED, "waited in the throttle queue past the order deadline")
+                continue
+            self._send(order)
+
+    def handle_ExecuteCancel(self, message: ExecuteCancel) -> None:
+        cancel = message.cancel
+        self._throttle.force_admit()  # cancels never wait behind new orders
+        queued = self._queue.remove_if(lambda o: isinstance(o, SubmitOrder) and o.client_order_id == cancel.client_order_id)
+        for order in queued:  # the order never left: cancel it locally
+            self._never_sent(order, ErrorCode.E_EXEC_THROTTLED, "canceled while waiting in the throttle queue")
+        if queued:
+            resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_THROTTLED, "order was still queued; it was never sent", status=OrderStatus.DENIED))
+            return
+        venue = self._venue
+        cl_id = cancel.client_order_id
+        self._dispatch_call(_Call("cancel", cl_id, cancel=cancel), lambda: venue.cancel_order(cl_id))
+
+    def _send(self, order: SubmitOrder) -> None:
+        order = replace(order, attempt=order.attempt + 1)
+        venue_order = VenueOrder.from_intent(order.intent, order.context)
+        venue = self._venue
+        tell(self._ledger, OrderSent(order.client_order_id, order.account_id, self.adapter_id, order.attempt))
+        self._dispatch_call(_Call("submit", order.client_order_id, order=order), lambda: venue.submit_order(venue_order))
+
+    def _dispatch_call(self, call: _Call, fn: Callable[[], Any]) -> None:
+        if self._worker is None:
+            raise ActorCrashed("venue worker is not running")
+        self._next_call += 1
+        call_id = self._next_call
+        call.started = self._clock.monotonic()
+        ref = self.actor_ref
+        call.timer = self._clock.call_later(self._policy.attempt_timeout_s, lambda: tell(ref, CallTimedOut(call_id)))
+        self._calls[call_id] = call
+        self._worker.submit(call_id, fn)
+
+    # -- outcomes ----------------------------------------------------------------------
+    def handle_VenueCallCompleted(self, message: VenueCallCompleted) -> None:
+        call = self._calls.pop(message.call_id, None)
+        if call is None:
+            return  # a late answer for a call already handled as timed out: reconciliation covers it
+        if call.timer is not None:
+            call.timer.cancel()
+        error = message.error
+        if isinstance(error, AdapterCrash) or (error is not None and not isinstance(error, Exception)):
+            self._calls[message.call_id] = call  # still in doubt when the crash handler runs
+            raise ActorCrashed(f"venue adapter crashed: {error!r}")
+        if call.kind == "submit":
+            self._submit_done(call.order, message.result, error, message.duration_s)
+        elif call.kind == "cancel":
+            self._cancel_done(call.cancel, message.result, error)
+        else:
+            self._fetch_done(call.client_order_id, message.result, error)
+
+    def _submit_done(self, order: SubmitOrder, result: Any, error: BaseException | None, duration_s: float) -> None:
+        if error is None:
+            if not isinstance(result, VenueOrderState):
+                self._order_unknown(order, ErrorCode.E_EXEC_INTERNAL if False else ErrorCode.E_EXEC_BROKER_TIMEOUT,
+                                    f"adapter returned {type(result).__name__}, not a VenueOrderState; reconciling", CallOutcome.FAILURE)
+                return
+            report = venue_report(order, result)
+            self._finish(order, report, CallOutcome.SUCCESS, duration_s, venue_state=result)
+        elif isinstance(error, VenueRejectedError):
+            report = error_report(order, ErrorCode.E_EXEC_BROKER_REJECTED, f"venue rejected: {error.message}", status=OrderStatus.REJECTED)
+            self._finish(order, report, CallOutcome.SUCCESS, duration_s)
+        elif isinstance(error, NotDeliveredError):
+            self._retry_or_fail(order, error, duration_s)
+        elif isinstance(error, FatalAdapterError):
+            report = error_report(order, ErrorCode.E_EXEC_NETWORK, f"fatal adapter error: {error.message}", status=OrderStatus.FAILED)
+            self._finish(order, report, CallOutcome.FAILURE, duration_s)
+        elif isinstance(error, AmbiguousError):
+            self._order_unknown(order, ErrorCode.E_EXEC_BROKER_TIMEOUT, f"outcome unknown ({error.message}); reconciling", CallOutcome.FAILURE, duration_s)
+        else:
+            logger.opt(exception=error).error("adapter {} raised an unclassified error for {}", self.adapter_id, order.client_order_id)
+            self._order_unknown(order, ErrorCode.E_EXEC_BROKER_TIMEOUT, f"unclassified adapter error ({exc_summary(error)}); reconciling", CallOutcome.FAILURE, duration_s)
+
+    def _retry_or_fail(self, order: SubmitOrder, error: NotDeliveredError, duration_s: float) -> None:
+        tell(self._gate, CallFinished(order.permit, CallOutcome.FAILURE, duration_s, order.client_order_id))
+        policy = self._policy
+        if order.attempt <= policy.max_retries:
+            delay = backoff_delay(order.attempt, base_s=policy.retry_base_s, cap_s=policy.retry_cap_s, jitter=policy.retry_jitter, rng=self._rng)
+            if not self._past_deadline(order, self._clock.monotonic() + delay, elapsed_extra_s=delay):
+                gate = self._gate
+                retry = replace(order, permit=None)
+                self._clock.call_later(delay, lambda: tell(gate, RetryOrder(retry)) or self._lost_retry(retry))
+                return
+        report = error_report(order, ErrorCode.E_EXEC_RETRY_EXHAUSTED,
+                              f"not delivered after {order.attempt} attempt(s): {error.message}", status=OrderStatus.FAILED)
+        self._finish(order, report, None, duration_s)
+
+    def _lost_retry(self, order: SubmitOrder) -> None:
+        logger.error("retry of {} could not reach its breaker actor", order.client_order_id)
+
+    def _finish(self, order: SubmitOrder, report, outcome: CallOutcome | None, duration_s: float, *, venue_state: VenueOrderState | None = None) -> None:
+        tell(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, venue_state=venue_state))
+        tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
+        if outcome is not None:
+            tell(self._gate, CallFinished(order.permit, outcome, duration_s, order.client_order_id))
+        if self._metrics is not None:
+            self._metrics.order_finished(self.adapter_id, report)
+        resolve(order.reply, report)
+
+    def _order_unknown(self, order: SubmitOrder, code: ErrorCode, message: str, outcome: CallOutcome, duration_s: float | None = None) -> None:
+        report = error_report(order, code, message, status=OrderStatus.UNKNOWN)
+        tell(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, cause=code.value))
+        tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report, unknown=True))
+        tell(self._gate, CallFinished(order.permit, outcome, duration_s if duration_s is not None else self._policy.attempt_timeout_s, order.client_order_id))
+        if self._metrics is not None:
+            self._metrics.order_finished(self.adapter_id, report)
+        resolve(order.reply, report)
+        self._track_unknown(order.client_order_id, replace(order, permit=None), self._clock.monotonic())
+
+    def _never_sent(self, order: SubmitOrder, code: ErrorCode, message: str, *, retry_after_s: float | None = None) -> None:
+        """An order that this actor refused before sending (throttle): DENIED on a first attempt."""
+        tell(self._gate, CallFinished(order.permit, CallOutcome.IGNORED, 0.0, order.client_order_id))
+        if order.attempt == 0:
+            report = error_report(order, code, message, status=OrderStatus.DENIED, retry_after_s=retry_after_s)
+            tell(self._idempotency, ReleaseClaim(order.account_id, order.client_order_id))
+        else:
+            report = error_report(order, code, message, status=OrderStatus.FAILED, retry_after_s=retry_after_s)
+            tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
+        tell(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, cause=code.value))
+        resolve(order.reply, report)
+
+    def _cancel_done(self, cancel: CancelOrder, result: Any, error: BaseException | None) -> None:
+        if error is None and isinstance(result, VenueOrderState):
+            tell(self._ledger, CancelFinished(cancel.client_order_id, self.adapter_id, result))
+            report = venue_report(_cancel_as_order(cancel), result)
+            resolve(cancel.reply, report.model_copy(update={"latency_us": latency_us(cancel.t0_ns)}))
+            return
+        if isinstance(error, VenueRejectedError):
+            tell(self._ledger, CancelFinished(cancel.client_order_id, self.adapter_id, None, rejected=True, reason=error.message))
+            resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_BROKER_REJECTED, f"cancel rejected: {error.message}", status=OrderStatus.UNKNOWN))
+            return
+        reason = exc_summary(error) if error is not None else "bad cancel answer"
+        code = ErrorCode.E_EXEC_NETWORK if isinstance(error, NotDeliveredError) else ErrorCode.E_EXEC_BROKER_TIMEOUT
+        tell(self._ledger, CancelFinished(cancel.client_order_id, self.adapter_id, None, rejected=True, reason=reason))
+        resolve(cancel.reply, cancel_error_report(cancel, code, f"cancel outcome: {reason}", status=OrderStatus.UNKNOWN))
+        if not isinstance(error, NotDeliveredError):
+            self._track_unknown(cancel.client_order_id, None, self._clock.monotonic())
+
+    # -- timeouts ----------------------------------------------------------------------
+    def handle_CallTimedOut(self, message: CallTimedOut) -> None:
+        call = self._calls.pop(message.call_id, None)
+        if call is None:
+            return
+        if call.kind == "submit" and call.order is not None:
+            self._order_unknown(call.order, ErrorCode.E_EXEC_BROKER_TIMEOUT,
+                                f"no answer within {self._policy.attempt_timeout_s:g} s; reconciling", CallOutcome.FAILURE)
+        elif call.kind == "cancel" and call.cancel is not None:
+            resolve(call.cancel.reply, cancel_error_report(call.cancel, ErrorCode.E_EXEC_BROKER_TIMEOUT, "cancel timed out; reconciling", status=OrderStatus.PENDING_CANCEL))
+            self._track_unknown(call.client_order_id, None, self._clock.monotonic())
+        else:
+            recon = self._recon.get(call.client_order_id)
+            if recon is not None:
+                recon.fetching = False
+        # the worker is stuck inside the venue: crash so the supervisor restarts us with a fresh worker
+        raise ActorCrashed(f"venue worker of '{self.adapter_id}' hung past the {self._policy.attempt_timeout_s:g} s deadline")
+
+    # -- reconciliation ----------------------------------------------------------------
+    def handle_ReconcileOrders(self, message: ReconcileOrders) -> None:
+        now = self._clock.monotonic()
+        for cl_id in message.client_order_ids:
+            self._track_unknown(cl_id, None, now - self._policy.quiet_threshold_s)
+
+    def handle_ReconcileTick(self, message: ReconcileTick) -> None:
+        self._recon_timer = None
+        now = self._clock.monotonic()
+        venue = self._venue
+        for recon in list(self._recon.values()):
+            if recon.fetching or now - recon.since < self._policy.quiet_threshold_s:
+                continue
+            recon.fetching = True
+            recon.attempts += 1
+            cl_id = recon.client_order_id
+            self._dispatch_call(_Call("fetch", cl_id), lambda cl_id=cl_id: venue.fetch_order(cl_id))
+        self._arm_reconcile()
+
+    def _fetch_done(self, cl_id: str, result: Any, error: BaseException | None) -> None:
+        recon = self._recon.get(cl_id)
+        if recon is None:
+            return
+        recon.fetching = False
+        if error is not None:
+            self._recon_give_up_maybe(recon, f"fetch_order failed: {exc_summary(error)}")
+            return
+        if isinstance(result, VenueOrderState):
+            del self._recon[cl_id]
+            tell(self._ledger, OrderReconciledWith(cl_id, self.adapter_id, result))
+            if recon.order is not None:
+                report = venue_report(recon.order, result)
+                tell(self._idempotency, CompleteOrder(recon.order.account_id, cl_id, report))
+            return
+        if result is None and recon.order is not None:
+            # the venue proves it does not have the order, after the quiet threshold: resend, same id
+            del self._recon[cl_id]
+            tell(self._ledger, OrderReconciledWith(cl_id, self.adapter_id, None, resent=True))
+            retry = replace(recon.order, permit=None, reply=Future())
+            tell(self._gate, RetryOrder(retry))
+            return
+        self._recon_give_up_maybe(recon, "venue does not know the order and it cannot be re-sent from here")
+
+    def _recon_give_up_maybe(self, recon: _Recon, why: str) -> None:
+        if recon.attempts >= self._policy.reconcile_max_attempts:
+            logger.error("reconciliation of {} on {} gave up after {} attempts: {}; it stays UNKNOWN",
+                         recon.client_order_id, self.adapter_id, recon.attempts, why)
+            del self._recon[recon.client_order_id]
+            tell(self._ledger, OrderReconciledWith(recon.client_order_id, self.adapter_id, None))
+
+    def _track_unknown(self, cl_id: str, order: SubmitOrder | None, since: float) -> None:
+        existing = self._recon.get(cl_id)
+        if existing is not None:
+            if existing.order is None and order is not None:
+                existing.order = order
+            return
+        self._recon[cl_id] = _Recon(cl_id, order, since)
+        self._arm_reconcile()
+
+    def _arm_reconcile(self) -> None:
+        if self._recon_timer is None and self._recon and self._worker is not None:
+            ref = self.actor_ref
+            self._recon_timer = self._clock.call_later(self._policy.reconcile_interval_s, lambda: tell(ref, ReconcileTick()))
+
+    def _arm_throttle(self, delay: float) -> None:
+        if self._throttle_timer is None:
+            ref = self.actor_ref
+            self._throttle_timer = self._clock.call_later(delay, lambda: tell(ref, ThrottleTick()))
+
+    def _past_deadline(self, order: SubmitOrder, now: float, elapsed_extra_s: float = 0.0) -> bool:
+        elapsed = (time.perf_counter_ns() - order.t0_ns) / 1e9 + elapsed_extra_s
+        return elapsed > self._policy.deadline_s
+
+
+@dataclass(frozen=True, slots=True)
+class InDoubt:
+    """An order whose venue outcome is unknown, handed from a crashed generation to the next."""
+
+    client_order_id: str
+    order: SubmitOrder | None
+    aged: bool = False
+
+
+def _cancel_as_order(cancel: CancelOrder) -> Any:
+    """A minimal stand-in so ``venue_report`` can build the cancel's report."""
+
+    class _Shim:
+        route = None
+        arrival_px = None
+        attempt = 0
+        t0_ns = cancel.t0_ns
+
+        class context:  # noqa: N801
+            account_id = cancel.account_id or ""
+
+    return _Shim()

@@ -1,0 +1,229 @@
+"""The circuit-breaker actor: one per adapter, the gate every venue call passes (SPEC §4, §9).
+
+It owns the adapter's :class:`~actors._breaker.CircuitBreaker` and the adapter's current
+actor reference. Forward flow for an order: ``SubmitOrder`` (from the ledger stage, or a
+``RetryOrder`` timer) → permit → ``ExecuteOrder`` to the adapter actor; the adapter answers
+``CallFinished`` with the outcome, which the breaker records. While the adapter restarts,
+orders wait in a bounded stash (or fail fast, by setting); after the supervisor gives up
+they are answered ``E_EXEC_NO_ADAPTER``. Cancels pass without a permit: reducing exposure
+is never blocked by our own breaker (the venue may still refuse).
+
+Orders this actor has handed to an adapter actor stay in ``_outstanding`` until the adapter
+reports ``CallFinished``. When the adapter dies, whatever is still outstanding never reached
+the adapter's handler (the crash handler reports every order it touched first), so it is
+provably unsent and is re-dispatched to the next generation.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import replace
+from typing import Any
+
+import pykka
+from loguru import logger
+
+from protocols import ErrorCode, OrderStatus
+
+from ._base import FlowActor, tell
+from ._breaker import BreakerConfig, CallOutcome, CircuitBreaker, Denied
+from ._messages import (
+    AdapterChanged,
+    BreakerCommand,
+    BreakerTick,
+    CallFinished,
+    CancelOrder,
+    CompleteOrder,
+    ExecuteCancel,
+    ExecuteOrder,
+    GetBreaker,
+    OrderFinished,
+    Publish,
+    ReleaseClaim,
+    RetryOrder,
+    SubmitOrder,
+)
+from ._reporting import cancel_error_report, error_report
+from ._base import resolve
+
+
+class CircuitBreakerActor(FlowActor):
+    """Gate for one adapter: breaker permits, stash while restarting, re-dispatch after a crash."""
+
+    def __init__(
+        self,
+        *,
+        adapter_id: str,
+        config: BreakerConfig,
+        clock: Any,
+        ledger: pykka.ActorRef,
+        idempotency: pykka.ActorRef,
+        bus: pykka.ActorRef,
+        when_restarting: str = "stash",
+        stash_size: int = 1000,
+        metrics: Any = None,
+        **kw,
+    ) -> None:
+        super().__init__(**kw)
+        self.adapter_id = adapter_id
+        self._breaker = CircuitBreaker(adapter_id, config, clock)
+        self._clock = clock
+        self._ledger = ledger
+        self._idempotency = idempotency
+        self._bus = bus
+        self._when_restarting = when_restarting
+        self._stash: deque[SubmitOrder | CancelOrder] = deque()
+        self._stash_size = stash_size
+        self._adapter: pykka.ActorRef | None = None
+        self._adapter_generation = -1
+        self._gave_up = False
+        self._outstanding: dict[str, SubmitOrder] = {}
+        self._tick_handle = None
+        self._metrics = metrics
+        self.transitions = 0
+
+    # -- orders ------------------------------------------------------------------------
+    def handle_SubmitOrder(self, order: SubmitOrder) -> None:
+        if self._adapter is None:
+            self._hold(order)
+            return
+        decision = self._breaker.try_acquire()
+        self._publish(self._breaker.drain_events())
+        if isinstance(decision, Denied):
+            self._deny(order, ErrorCode.E_EXEC_CIRCUIT_OPEN,
+                       f"circuit breaker for '{self.adapter_id}' is {decision.state.value}; call not made",
+                       retry_after_s=round(decision.retry_after_s, 3))
+            return
+        permitted = replace(order, permit=decision)
+        self._outstanding[order.client_order_id] = permitted
+        if not tell(self._adapter, ExecuteOrder(permitted)):
+            # the adapter died between its report and ours: keep the order for the next generation
+            self._outstanding.pop(order.client_order_id, None)
+            self._breaker.record(decision, CallOutcome.IGNORED, 0.0)
+            self._adapter = None
+            self._hold(order)
+
+    def handle_RetryOrder(self, message: RetryOrder) -> None:
+        self.handle_SubmitOrder(message.order)
+
+    def handle_CancelOrder(self, cancel: CancelOrder) -> None:
+        if self._adapter is None or not tell(self._adapter, ExecuteCancel(cancel)):
+            if self._gave_up or self._when_restarting == "fail_fast" or len(self._stash) >= self._stash_size:
+                resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_NO_ADAPTER,
+                                                          f"adapter '{self.adapter_id}' unavailable", status=OrderStatus.UNKNOWN))
+            else:
+                self._stash.append(cancel)
+
+    def handle_CallFinished(self, message: CallFinished) -> None:
+        self._outstanding.pop(message.client_order_id, None)
+        if message.permit is None:
+            return
+        events = self._breaker.record(message.permit, message.outcome, message.duration_s)
+        self._publish(events)
+
+    # -- breaker timers and operator ---------------------------------------------------
+    def handle_BreakerTick(self, message: BreakerTick) -> None:
+        self._tick_handle = None
+        self._publish(self._breaker.tick())
+
+    def handle_BreakerCommand(self, message: BreakerCommand) -> Any:
+        command = message.command
+        if command == "force_open":
+            events = self._breaker.force_open()
+        elif command == "disable":
+            events = self._breaker.disable()
+        elif command == "reset":
+            events = self._breaker.reset()
+        else:
+            raise ValueError(f"unknown breaker command {command!r}; use force_open, disable or reset")
+        self._publish(events)
+        return self._breaker.snapshot()
+
+    def handle_GetBreaker(self, message: GetBreaker) -> Any:
+        self._publish(self._breaker.tick())
+        return self._breaker.snapshot()
+
+    # -- supervision -------------------------------------------------------------------
+    def handle_AdapterChanged(self, message: AdapterChanged) -> None:
+        if message.gave_up:
+            self._gave_up = True
+            self._adapter = None
+            self._release_outstanding()
+            while self._stash:
+                item = self._stash.popleft()
+                self._fail_no_adapter(item, f"adapter '{self.adapter_id}' gave up after repeated crashes")
+            return
+        if message.ref is None:
+            if message.generation >= self._adapter_generation:
+                self._adapter = None
+                self._release_outstanding()
+            return
+        self._gave_up = False
+        self._adapter = message.ref
+        self._adapter_generation = message.generation
+        pending = list(self._stash)
+        self._stash.clear()
+        for item in pending:
+            if isinstance(item, CancelOrder):
+                self.handle_CancelOrder(item)
+            else:
+                self.handle_SubmitOrder(item)
+
+    def _release_outstanding(self) -> None:
+        """Orders handed to a dead adapter that its crash report did not claim were never sent: re-dispatch."""
+        lost = list(self._outstanding.values())
+        self._outstanding.clear()
+        for order in lost:
+            self._breaker.record(order.permit, CallOutcome.IGNORED, 0.0)
+            plain = replace(order, permit=None)
+            if self._gave_up:
+                self._fail_no_adapter(plain, f"adapter '{self.adapter_id}' gave up")
+            else:
+                self._stash.appendleft(plain)
+
+    def _hold(self, item: SubmitOrder | CancelOrder) -> None:
+        if self._gave_up:
+            self._fail_no_adapter(item, f"adapter '{self.adapter_id}' gave up after repeated crashes")
+        elif self._when_restarting == "fail_fast":
+            self._fail_no_adapter(item, f"adapter '{self.adapter_id}' is restarting")
+        elif len(self._stash) >= self._stash_size:
+            self._fail_no_adapter(item, f"adapter '{self.adapter_id}' is restarting and its stash is full")
+        else:
+            self._stash.append(item)
+
+    def _fail_no_adapter(self, item: SubmitOrder | CancelOrder, message: str) -> None:
+        if isinstance(item, CancelOrder):
+            resolve(item.reply, cancel_error_report(item, ErrorCode.E_EXEC_NO_ADAPTER, message, status=OrderStatus.UNKNOWN))
+        else:
+            self._deny(item, ErrorCode.E_EXEC_NO_ADAPTER, message)
+
+    def _deny(self, order: SubmitOrder, code: ErrorCode, message: str, *, retry_after_s: float | None = None) -> None:
+        """Answer an order that was never sent. A first attempt is DENIED and its claim released
+        (the caller may retry under the same id); a retry (attempt > 0) has been tried before and
+        ends FAILED, its report cached."""
+        if order.attempt == 0:
+            report = error_report(order, code, message, status=OrderStatus.DENIED, retry_after_s=retry_after_s)
+            tell(self._idempotency, ReleaseClaim(order.account_id, order.client_order_id))
+        else:
+            report = error_report(order, code, message, status=OrderStatus.FAILED, retry_after_s=retry_after_s)
+            tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
+        resolve(order.reply, report)
+        tell(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, cause=code.value))
+
+    def _publish(self, events: list) -> None:
+        for event in events:
+            self.transitions += 1
+            logger.info("breaker {}: {} -> {}", self.adapter_id, event.from_state, event.to_state)
+            tell(self._bus, Publish(event))
+            if event.to_state == "OPEN":
+                self._schedule_tick()
+        if self._metrics is not None and events:
+            self._metrics.set_breaker_state(self.adapter_id, self._breaker.state.value)
+
+    def _schedule_tick(self) -> None:
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        ref = self.actor_ref
+        generation = self._breaker.generation
+        delay = self._breaker.config.open_duration_s
+        self._tick_handle = self._clock.call_later(delay, lambda: tell(ref, BreakerTick(generation)))

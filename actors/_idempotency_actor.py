@@ -1,0 +1,196 @@
+"""The idempotency-store actor: persist-before-submit and duplicate detection (SPEC §8).
+
+Key: ``(account_id, client_order_id)``; fingerprint: ``OrderIntent.fingerprint()``.
+
+================================  ==============================================
+seen before?                      answer
+================================  ==============================================
+no (or COMPLETED past its TTL)    record committed IN_PROGRESS, order goes on
+same fingerprint, COMPLETED       cached report, ``replay=True``; venue not called
+same fingerprint, IN_PROGRESS     E_EXEC_DUPLICATE_IN_FLIGHT
+  or UNKNOWN
+different fingerprint             E_EXEC_IDEMPOTENCY_CONFLICT
+journal write fails               E_EXEC_PERSISTENCE, nothing sent (fail closed)
+================================  ==============================================
+
+**Group commit.** Claims and completions are collected and committed together when the
+inbox runs empty (or ``group_commit_max`` is reached): every claim that arrived while the
+previous transaction was committing shares the next one, so a durable (``synchronous=FULL``)
+journal costs one fsync per batch, not per order. No order leaves this actor before the
+transaction holding its claim has committed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any, Callable
+
+import pykka
+from loguru import logger
+
+from protocols import ErrorCode, ExecutionReport, OrderStatus
+
+from ._base import FlowActor, resolve, tell
+from ._journal import Claim, Completion, JournalError, JournalStore
+from ._messages import CompleteOrder, FlushJournal, RecordDenied, ReleaseClaim, SubmitOrder
+from ._reporting import as_replay, error_report
+
+
+class IdempotencyStoreActor(FlowActor):
+    """Owns the journal's idempotency records; forwards claimed orders to the ledger stage.
+
+    ``store_factory`` builds the ``JournalStore`` inside this actor's thread (SQLite
+    connections belong to one thread). ``ttl_s``: seconds a COMPLETED record is honoured.
+    """
+
+    def __init__(
+        self,
+        *,
+        store_factory: Callable[[], JournalStore],
+        ttl_s: float,
+        ledger: pykka.ActorRef,
+        group_commit_max: int = 512,
+        metrics: Any = None,
+        **kw,
+    ) -> None:
+        super().__init__(**kw)
+        self._store_factory = store_factory
+        self._store: JournalStore | None = None
+        self._ttl_s = ttl_s
+        self._ledger = ledger
+        self._max = group_commit_max
+        self._claims: list[SubmitOrder] = []
+        self._completions: list[Completion] = []
+        self._releases: list[tuple[str, str]] = []
+        self._metrics = metrics
+        self.batches = 0
+        self.replays = 0
+        self.conflicts = 0
+        self.in_flight_denials = 0
+        self.persistence_failures = 0
+
+    def start_child(self) -> None:
+        self._store = self._store_factory()
+
+    def on_stop(self) -> None:
+        try:
+            self._flush()
+        finally:
+            if self._store is not None:
+                self._store.close()
+
+    # -- messages ----------------------------------------------------------------------
+    def handle_SubmitOrder(self, order: SubmitOrder) -> None:
+        self._claims.append(order)
+        self._maybe_flush()
+
+    def handle_CompleteOrder(self, message: CompleteOrder) -> None:
+        self._completions.append(
+            Completion(
+                account_id=message.account_id,
+                client_order_id=message.client_order_id,
+                status="UNKNOWN" if message.unknown else "COMPLETED",
+                report_json=message.report.model_dump_json(),
+                now=time.time(),
+            )
+        )
+        self._maybe_flush()
+
+    def handle_ReleaseClaim(self, message: ReleaseClaim) -> None:
+        self._releases.append((message.account_id, message.client_order_id))
+        self._maybe_flush()
+
+    def handle_FlushJournal(self, message: FlushJournal) -> None:
+        self._flush()
+
+    def handle_GetJournalStats(self, message: Any) -> dict:
+        stats = self._store.stats() if self._store is not None else None
+        return {
+            "batches": self.batches,
+            "replays": self.replays,
+            "conflicts": self.conflicts,
+            "in_flight_denials": self.in_flight_denials,
+            "persistence_failures": self.persistence_failures,
+            "store": stats,
+        }
+
+    def handle_InjectJournalFailure(self, message: Any) -> None:
+        self._store.inject_failure(message.n)
+
+    # -- group commit ------------------------------------------------------------------
+    def _maybe_flush(self) -> None:
+        pending = len(self._claims) + len(self._completions) + len(self._releases)
+        if pending >= self._max or self.actor_inbox.empty():
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._store is None:
+            return
+        if self._completions or self._releases:
+            completions, self._completions = self._completions, []
+            releases, self._releases = self._releases, []
+            try:
+                if completions:
+                    self._store.complete_batch(completions)
+                if releases:
+                    self._store.release_batch(releases)
+            except JournalError as exc:
+                # the order has already been answered; the record stays IN_PROGRESS and recovery reconciles it
+                self.persistence_failures += 1
+                logger.error("journal could not record {} completion(s): {}", len(completions) + len(releases), exc)
+        if not self._claims:
+            return
+        claims, self._claims = self._claims, []
+        self.batches += 1
+        now = time.time()
+        try:
+            results = self._store.claim_batch([self._claim(order, now) for order in claims], self._ttl_s)
+        except JournalError as exc:
+            self.persistence_failures += 1
+            logger.error("journal write failed for a batch of {} claim(s): {}", len(claims), exc)
+            for order in claims:
+                self._deny(order, ErrorCode.E_EXEC_PERSISTENCE, "journal write failed; nothing was sent", status=OrderStatus.DENIED)
+            return
+        except Exception as exc:  # bad input reaching the store is our bug: fail closed, keep going
+            logger.opt(exception=exc).error("claim batch failed")
+            for order in claims:
+                self._deny(order, ErrorCode.E_EXEC_PERSISTENCE, "journal rejected the claim; nothing was sent", status=OrderStatus.DENIED)
+            return
+        if self._metrics is not None:
+            self._metrics.journal_batch(len(claims))
+        for order, result in zip(claims, results):
+            outcome = result.outcome
+            if outcome in ("CLAIMED", "EXPIRED_RECLAIMED"):
+                if not tell(self._ledger, order):
+                    self._deny(order, ErrorCode.E_EXEC_INTERNAL, "ledger unavailable")
+            elif outcome == "REPLAY":
+                self.replays += 1
+                if self._metrics is not None:
+                    self._metrics.replay()
+                cached = ExecutionReport.model_validate_json(result.record.report_json)
+                resolve(order.reply, as_replay(cached, order.t0_ns))
+            elif outcome == "CONFLICT":
+                self.conflicts += 1
+                self._deny(order, ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT,
+                           f"client_order_id '{order.client_order_id}' was already used for a different intent", duplicate=True)
+            else:
+                self.in_flight_denials += 1
+                self._deny(order, ErrorCode.E_EXEC_DUPLICATE_IN_FLIGHT,
+                           f"client_order_id '{order.client_order_id}' is still in progress ({result.record.status})", duplicate=True)
+
+    def _claim(self, order: SubmitOrder, now: float) -> Claim:
+        return Claim(
+            account_id=order.account_id,
+            client_order_id=order.client_order_id,
+            fingerprint=order.intent.fingerprint(),
+            intent_json=order.intent.model_dump_json(),
+            context_json=order.context.model_dump_json(),
+            adapter_id=order.route.adapter_id if order.route else "",
+            now=now,
+        )
+
+    def _deny(self, order: SubmitOrder, code: ErrorCode, message: str, *, status: OrderStatus = OrderStatus.DENIED, duplicate: bool = False) -> None:
+        report = error_report(order, code, message, status=status)
+        resolve(order.reply, report)
+        tell(self._ledger, RecordDenied(report=report, intent=None if duplicate else order.intent, context=None if duplicate else order.context))

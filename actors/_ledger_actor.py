@@ -1,0 +1,441 @@
+"""The ledger actor: the order ledger, the position books, pre-trade risk, the audit trail (SPEC §7, §10, §12).
+
+It is the one owner of every order's lifecycle record, the positions and cash, the risk
+engine's reservations and the trading state. On the forward path it is the stage after
+the idempotency store: it runs the risk checks, reserves budget, records the order as
+RESERVED and forwards it to the adapter's circuit-breaker actor. Everything else arrives
+as facts (``OrderSent``, ``OrderFinished``, venue events, reconciliation answers) and is
+applied through the lifecycle table; each status change is published as an event,
+appended to the audit log and journaled. Queries are asks that return frozen snapshots.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import pykka
+from loguru import logger
+
+from protocols import (
+    ORDER_EVENT_BY_STATUS,
+    ErrorCode,
+    ExecError,
+    Fill,
+    IllegalTransition,
+    OrderEventType,
+    OrderReconciled,
+    OrderStatus,
+    OverfillDetected,
+    Quote,
+    Trade,
+    VenueOrderState,
+)
+from protocols import OrderCancelRejected, OrderDenied
+
+from ._base import FlowActor, resolve, tell
+from ._books import FillOutcome, OrderRecord, PositionBook, arrival_price
+from ._messages import (
+    CancelFinished,
+    CancelOrder,
+    CompleteOrder,
+    GetLedgerStats,
+    GetOrder,
+    GetPositions,
+    ListOrders,
+    MarketData,
+    OrderFinished,
+    OrderReconciledWith,
+    OrderSent,
+    Publish,
+    RecordDenied,
+    SetTradingState,
+    SubmitOrder,
+    VenueEventReceived,
+)
+from ._reporting import cancel_error_report, error_report, latency_us
+from ._risk import RiskEngine, TradingState
+
+E = OrderEventType
+_STATUS_EVENT = {
+    OrderStatus.UNKNOWN: E.UNKNOWN,
+    OrderStatus.FAILED: E.FAILED,
+    OrderStatus.REJECTED: E.REJECTED,
+    OrderStatus.DENIED: E.DENIED,
+}
+
+
+class LedgerActor(FlowActor):
+    """Owns orders, positions, risk and the audit trail; see the module docstring.
+
+    ``router`` receives cancels (with their adapter id); ``bus`` receives events;
+    ``audit`` is an ``AuditLog`` or None; ``journal_factory`` builds a ``JournalStore``
+    in this thread for order events and fills (None: not journaled).
+    """
+
+    def __init__(
+        self,
+        *,
+        risk: RiskEngine,
+        bus: pykka.ActorRef,
+        idempotency: pykka.ActorRef | None = None,
+        instruments: dict | None = None,
+        audit_factory: Any = None,
+        journal_factory: Any = None,
+        metrics: Any = None,
+        **kw,
+    ) -> None:
+        super().__init__(**kw)
+        self._risk = risk
+        self._bus = bus
+        self._idempotency = idempotency
+        self._router: pykka.ActorRef | None = None
+        self._instruments = instruments or {}
+        self._audit_factory = audit_factory
+        self._journal_factory = journal_factory
+        self._audit = None
+        self._journal = None
+        self._metrics = metrics
+        self._orders: dict[str, OrderRecord] = {}
+        self._books = PositionBook()
+        self._touch: dict[str, Quote] = {}
+        self._errors: Counter[str] = Counter()
+        self._duplicates_denied = 0
+        self._unknown_resolved = 0
+        self._ever_unknown: set[str] = set()
+        self._overfills = 0
+        self._unmatched_venue_events = 0
+        self._pending_rows: list[tuple] = []
+        self._pending_fills: list[tuple] = []
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start_child(self) -> None:
+        if self._audit_factory is not None:
+            self._audit = self._audit_factory()
+        if self._journal_factory is not None:
+            self._journal = self._journal_factory()
+
+    def on_stop(self) -> None:
+        self._flush()
+        if self._audit is not None:
+            self._audit.close()
+        if self._journal is not None:
+            self._journal.close()
+
+    # -- forward path: risk and reservation ----------------------------------------------
+    def handle_SubmitOrder(self, order: SubmitOrder) -> None:
+        intent, account_id = order.intent, order.account_id
+        existing = self._orders.get(intent.client_order_id)
+        if existing is not None and (existing.account_id != account_id or not existing.status.is_terminal and existing.status is not OrderStatus.UNKNOWN):
+            self._deny_stage(order, ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT,
+                             f"client_order_id '{intent.client_order_id}' is already used by another order", record=False)
+            return
+        touch = self._touch.get(intent.symbol)
+        instrument = self._instruments.get(intent.symbol)
+        decision = self._risk.check_and_reserve(
+            intent, account_id, touch=touch,
+            position_qty=self._books.net_qty(account_id, intent.symbol),
+            tick_size=instrument.tick_size if instrument is not None else None,
+        )
+        rec = OrderRecord.from_intent(intent, account_id, route=order.route, arrival_px=arrival_price(intent.side, touch))
+        self._orders[intent.client_order_id] = rec
+        if not decision.approved:
+            self._errors[f"risk:{decision.rule}"] += 1
+            if self._metrics is not None:
+                self._metrics.rejected(f"risk:{decision.rule}")
+            report = error_report(order, ErrorCode.E_EXEC_RISK_DENIED, decision.reason)
+            rec.error = report.error
+            self._transition(rec, E.DENIED, f"risk: {decision.rule}", report=report)
+            tell(self._idempotency, CompleteOrder(account_id, intent.client_order_id, report))
+            resolve(order.reply, report)
+            return
+        if decision.adjusted_limit_price is not None:
+            intent = intent.model_copy(update={"limit_price": decision.adjusted_limit_price})
+            rec.limit_price = decision.adjusted_limit_price
+        self._transition(rec, E.RESERVED, f"reserved {decision.reserved}")
+        forwarded = replace(order, intent=intent, arrival_px=rec.arrival_px)
+        if not tell(order.gate, forwarded):
+            self._risk.release(account_id, intent.client_order_id)
+            self._deny_stage(order, ErrorCode.E_EXEC_NO_ADAPTER, "circuit breaker actor unavailable", record=True)
+
+    def _deny_stage(self, order: SubmitOrder, code: ErrorCode, message: str, *, record: bool) -> None:
+        report = error_report(order, code, message)
+        self._errors[code.value] += 1
+        if record:
+            rec = self._orders.get(order.client_order_id)
+            if rec is not None:
+                rec.error = report.error
+                self._transition(rec, E.DENIED, code.value, report=report)
+        else:
+            self._publish(OrderDenied(client_order_id=order.client_order_id, account_id=order.account_id,
+                                      status=OrderStatus.DENIED, report=report, code=code, reason=message))
+        tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
+        resolve(order.reply, report)
+
+    # -- facts from the pipeline -------------------------------------------------------
+    def handle_RecordDenied(self, message: RecordDenied) -> None:
+        report = message.report
+        code = report.error.code if report.error is not None else None
+        self._errors[code.value if code else "none"] += 1
+        if self._metrics is not None and code is not None:
+            self._metrics.rejected(code.value)
+        if message.intent is None or report.client_order_id in self._orders:
+            self._duplicates_denied += 1
+            self._publish(OrderDenied(client_order_id=report.client_order_id, account_id=report.account_id,
+                                      status=OrderStatus.DENIED, report=report, code=code,
+                                      reason=report.error.message if report.error else ""))
+            return
+        rec = OrderRecord.from_intent(message.intent, message.context.account_id if message.context else "", route=report.route)
+        rec.error = report.error
+        self._orders[rec.client_order_id] = rec
+        self._transition(rec, E.DENIED, code.value if code else "denied", report=report)
+
+    def handle_OrderSent(self, message: OrderSent) -> None:
+        rec = self._orders.get(message.client_order_id)
+        if rec is None:
+            return self._unmatched("OrderSent", message.client_order_id)
+        rec.attempts = max(rec.attempts, message.attempt)
+        rec.adapter_id = message.adapter_id
+        self._transition(rec, E.SUBMITTED, f"attempt {message.attempt} sent to {message.adapter_id}")
+
+    def handle_OrderFinished(self, message: OrderFinished) -> None:
+        report = message.report
+        rec = self._orders.get(report.client_order_id)
+        if rec is None:
+            return self._unmatched("OrderFinished", report.client_order_id)
+        if report.error is not None:
+            self._errors[report.error.code.value] += 1
+        if message.venue_state is not None:
+            self._apply_venue_state(rec, message.venue_state, cause="submit acknowledged")
+            return
+        event = _STATUS_EVENT.get(report.status)
+        if event is None:
+            return
+        if report.error is not None:
+            rec.error = report.error
+        self._transition(rec, event, message.cause or report.status.value, report=report)
+
+    def handle_VenueEventReceived(self, message: VenueEventReceived) -> None:
+        state = message.event.state
+        rec = self._orders.get(state.client_order_id)
+        if rec is None:
+            return self._unmatched(f"venue event {message.event.kind}", state.client_order_id)
+        self._apply_venue_state(rec, state, cause=f"venue {message.event.kind}")
+
+    def handle_OrderReconciledWith(self, message: OrderReconciledWith) -> None:
+        rec = self._orders.get(message.client_order_id)
+        if rec is None:
+            return self._unmatched("reconciliation", message.client_order_id)
+        if message.state is None:
+            if not message.resent:
+                logger.error("order {} stays {}: reconciliation could not prove its state", rec.client_order_id, rec.status.value)
+            else:
+                self._audit_line("reconcile", {"client_order_id": rec.client_order_id, "result": "venue proved absence; re-sent under the same id"})
+            return
+        previous = rec.status
+        self._apply_venue_state(rec, message.state, cause="reconciled with venue")
+        self._publish(OrderReconciled(client_order_id=rec.client_order_id, account_id=rec.account_id, adapter_id=message.adapter_id,
+                                      status=rec.status, previous_status=previous, report=rec.snapshot(),
+                                      reason=f"venue says {message.state.status.value}"))
+
+    def handle_CancelFinished(self, message: CancelFinished) -> None:
+        rec = self._orders.get(message.client_order_id)
+        if rec is None:
+            return self._unmatched("cancel result", message.client_order_id)
+        if message.state is not None:
+            self._apply_venue_state(rec, message.state, cause="cancel acknowledged")
+        elif rec.status is OrderStatus.PENDING_CANCEL:
+            self._transition(rec, E.CANCEL_REJECTED, f"cancel rejected: {message.reason}")
+            self._publish(OrderCancelRejected(client_order_id=rec.client_order_id, account_id=rec.account_id,
+                                              adapter_id=message.adapter_id, status=rec.status, reason=message.reason))
+
+    # -- cancels -----------------------------------------------------------------------
+    def handle_CancelOrder(self, cancel: CancelOrder) -> None:
+        rec = self._orders.get(cancel.client_order_id)
+        if rec is None or (cancel.account_id and rec.account_id != cancel.account_id):
+            resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_VALIDATION,
+                                                      f"unknown order '{cancel.client_order_id}'", status=OrderStatus.UNKNOWN))
+            return
+        if not rec.status.is_open:
+            snapshot = rec.snapshot(latency_us=latency_us(cancel.t0_ns))
+            message = f"order is {rec.status.value}; only ACCEPTED or PARTIALLY_FILLED orders can be canceled"
+            resolve(cancel.reply, snapshot.model_copy(update={"error": ExecError.of(ErrorCode.E_EXEC_VALIDATION, message)}))
+            return
+        if rec.status is not OrderStatus.PENDING_CANCEL:
+            self._transition(rec, E.CANCEL_REQUESTED, "cancel requested")
+        if not tell(self._router, replace(cancel, adapter_id=rec.adapter_id, account_id=rec.account_id)):
+            resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_INTERNAL, "router unavailable", status=rec.status))
+
+    # -- market data and operator ------------------------------------------------------
+    def handle_MarketData(self, message: MarketData) -> None:
+        data = message.data
+        if isinstance(data, Quote):
+            if data.is_crossed or data.is_locked:
+                return  # never a mark or a touch: the last good quote stands
+            self._touch[data.symbol] = data
+            self._books.mark(data.symbol, data.mid)
+        elif isinstance(data, Trade):
+            self._books.mark(data.symbol, data.price)
+
+    def handle_SetTradingState(self, message: SetTradingState) -> str:
+        state = TradingState(message.state)
+        if state is TradingState.HALTED:
+            self._risk.halt()
+        elif state is TradingState.REDUCING:
+            self._risk.reduce_only()
+        else:
+            self._risk.resume()
+        self._audit_line("trading_state", {"state": state.value})
+        logger.warning("trading state is now {}", state.value)
+        return state.value
+
+    # -- queries -----------------------------------------------------------------------
+    def handle_GetOrder(self, message: GetOrder):
+        rec = self._orders.get(message.client_order_id)
+        return rec.snapshot() if rec is not None else None
+
+    def handle_ListOrders(self, message: ListOrders):
+        return tuple(rec.snapshot() for rec in self._orders.values())
+
+    def handle_GetPositions(self, message: GetPositions):
+        return self._books.positions()
+
+    def handle_GetLedgerStats(self, message: GetLedgerStats) -> dict:
+        by_status: Counter[str] = Counter(rec.status.value for rec in self._orders.values())
+        fills = [(rec.account_id, rec.symbol, rec.side, f) for rec in self._orders.values() for f in rec.fills]
+        return {
+            "orders_total": len(self._orders),
+            "orders_by_status": dict(sorted(by_status.items())),
+            "fills_total": len(fills),
+            "errors_by_code": dict(sorted(self._errors.items())),
+            "duplicates_denied": self._duplicates_denied,
+            "unknown_open": sum(1 for rec in self._orders.values() if rec.status is OrderStatus.UNKNOWN),
+            "unknown_resolved": self._unknown_resolved,
+            "overfills": self._overfills,
+            "unmatched_venue_events": self._unmatched_venue_events,
+            "trading_state": self._risk.state.value,
+            "risk_invariants": self._risk.check_invariants(),
+            "book_invariants": self._books_invariants(),
+            "cash": {acct: {k: str(v) for k, v in self._books.cash(acct).items()} for acct in self._books.accounts()},
+        }
+
+    def _books_invariants(self) -> list[str]:
+        grouped: dict[tuple[str, str], list] = {}
+        for rec in self._orders.values():
+            for fill in rec.fills:
+                grouped.setdefault((rec.account_id, rec.symbol), []).append((rec.side, fill))
+        try:
+            return list(self._books.check_invariants(grouped))
+        except Exception as exc:  # the check itself must never break a query
+            return [f"invariant check failed: {exc!r}"]
+
+    # -- applying changes ----------------------------------------------------------------
+    def _apply_venue_state(self, rec: OrderRecord, state: VenueOrderState, *, cause: str) -> None:
+        before_status = rec.status
+        before_transitions = len(rec.transitions)
+        before_overfills = len(rec.overfills)
+        try:
+            new_fills = rec.apply_venue_state(state)
+        except (IllegalTransition, ValueError) as exc:
+            logger.error("venue state for {} not applied: {}", rec.client_order_id, exc)
+            return
+        for fill in new_fills:
+            self._books.apply_fill(rec.account_id, rec.symbol, rec.side, fill)
+            self._risk.on_fill(rec.account_id, rec.client_order_id, fill)
+            self._pending_fills.append((rec, fill))
+        if len(rec.overfills) > before_overfills:
+            self._overfills += len(rec.overfills) - before_overfills
+            for fill in rec.overfills[before_overfills:]:
+                logger.error("overfill on {}: fill {} would exceed quantity {}; recorded, not applied", rec.client_order_id, fill.trade_id, rec.quantity)
+                self._publish(OverfillDetected(client_order_id=rec.client_order_id, account_id=rec.account_id, adapter_id=rec.adapter_id,
+                                               status=rec.status, fill=fill, reason="fill exceeds order quantity"))
+        self._after_change(rec, before_status, before_transitions, cause, fills=new_fills)
+
+    def _transition(self, rec: OrderRecord, event: OrderEventType, cause: str, *, report=None) -> None:
+        before_status = rec.status
+        before_transitions = len(rec.transitions)
+        try:
+            rec.apply_event(event, cause=cause)
+        except IllegalTransition as exc:
+            logger.error("order {}: {} (cause: {})", rec.client_order_id, exc, cause)
+            return
+        self._after_change(rec, before_status, before_transitions, cause, report=report)
+
+    def _after_change(self, rec: OrderRecord, before: OrderStatus, before_transitions: int, cause: str, *, fills=(), report=None) -> None:
+        new = rec.transitions[before_transitions:]
+        for t in new:
+            self._pending_rows.append((rec, t))
+            if t.to_status is OrderStatus.UNKNOWN:
+                self._ever_unknown.add(rec.client_order_id)
+            if t.from_status is OrderStatus.UNKNOWN and t.to_status is not OrderStatus.UNKNOWN:
+                self._unknown_resolved += 1
+        if rec.status.is_terminal and not before.is_terminal:
+            self._risk.release(rec.account_id, rec.client_order_id)
+        # one event per fill (PartiallyFilled/Filled), and one per status change that is not a fill
+        fill_statuses = {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED}
+        for fill in fills:
+            status = rec.status if rec.status in fill_statuses else rec.status
+            event_type = ORDER_EVENT_BY_STATUS.get(OrderStatus.FILLED if rec.cum_qty >= rec.quantity else OrderStatus.PARTIALLY_FILLED)
+            self._publish(event_type(client_order_id=rec.client_order_id, account_id=rec.account_id, adapter_id=rec.adapter_id,
+                                     status=status, fill=fill, reason=cause))
+        for t in new:
+            if t.to_status in fill_statuses and fills:
+                continue
+            event_type = ORDER_EVENT_BY_STATUS.get(t.to_status)
+            if event_type is None:
+                continue
+            code = rec.error.code if rec.error is not None and t.to_status in (OrderStatus.DENIED, OrderStatus.FAILED, OrderStatus.REJECTED, OrderStatus.UNKNOWN) else None
+            self._publish(event_type(client_order_id=rec.client_order_id, account_id=rec.account_id, adapter_id=rec.adapter_id,
+                                     status=t.to_status, report=report, code=code, reason=t.cause))
+        if self.actor_inbox.empty() or len(self._pending_rows) > 512:
+            self._flush()
+
+    def _publish(self, event) -> None:
+        tell(self._bus, Publish(event))
+
+    def _unmatched(self, what: str, client_order_id: str) -> None:
+        self._unmatched_venue_events += 1
+        logger.warning("{} for unknown order {}", what, client_order_id)
+
+    # -- durability ----------------------------------------------------------------------
+    def _audit_line(self, kind: str, data: dict) -> None:
+        if self._audit is not None:
+            self._audit.append(kind, data)
+
+    def _flush(self) -> None:
+        rows, self._pending_rows = self._pending_rows, []
+        fills, self._pending_fills = self._pending_fills, []
+        if self._audit is not None and (rows or fills):
+            try:
+                for rec, t in rows:
+                    self._audit.append("transition", {
+                        "client_order_id": rec.client_order_id, "account_id": rec.account_id, "seq": t.seq,
+                        "from": t.from_status.value, "to": t.to_status.value, "cause": t.cause, "ts": t.ts.isoformat(),
+                    })
+                for rec, fill in fills:
+                    self._audit.append("fill", {
+                        "client_order_id": rec.client_order_id, "account_id": rec.account_id, "trade_id": fill.trade_id,
+                        "qty": str(fill.qty), "price": str(fill.price), "fee": str(fill.fee), "fee_currency": fill.fee_currency,
+                        "liquidity": fill.liquidity.value, "side": rec.side.value, "symbol": rec.symbol, "ts": fill.ts.isoformat(),
+                    })
+                self._audit.flush()
+            except Exception as exc:
+                logger.opt(exception=exc).error("audit log write failed")
+        if self._journal is not None and (rows or fills):
+            self._journal_write(rows, fills)
+
+    def _journal_write(self, rows, fills) -> None:
+        from ._journal import FillRow, OrderEventRow
+
+        try:
+            self._journal.record_ledger(
+                [OrderEventRow(seq=t.seq, ts=t.ts.timestamp(), account_id=rec.account_id, client_order_id=rec.client_order_id,
+                               from_status=t.from_status.value, to_status=t.to_status.value, cause=t.cause[:500]) for rec, t in rows],
+                [FillRow(adapter_id=rec.adapter_id or "?", account_id=rec.account_id, client_order_id=rec.client_order_id,
+                         symbol=rec.symbol, side=rec.side.value, fill=fill) for rec, fill in fills],
+            )
+        except Exception as exc:
+            logger.opt(exception=exc).error("journal could not record {} transition(s) and {} fill(s)", len(rows), len(fills))

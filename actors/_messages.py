@@ -1,0 +1,451 @@
+"""Every message the actors exchange: frozen dataclasses, one place (SPEC §3).
+
+Commands are imperative (``SubmitOrder``, ``CancelOrder``), facts are past tense
+(``VenueCallCompleted``, ``ChildFailed``). Messages are frozen; the only mutable thing
+a message may carry is its reply channel (a ``concurrent.futures.Future``), which is
+resolved exactly once by the stage that finishes the work.
+
+An order travels forward as one :class:`SubmitOrder`, enriched stage by stage with
+``dataclasses.replace``: router (``route``, ``gate``) → idempotency store (claimed) →
+ledger (risk reservation, order recorded) → circuit breaker (``permit``) → adapter
+(throttle, venue call on its worker thread) → the future is resolved.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Callable
+
+import pykka
+
+from protocols import (
+    ExecError,
+    ExecutionContext,
+    ExecutionReport,
+    Event,
+    OrderIntent,
+    Quote,
+    RouteDecision,
+    Trade,
+    VenueEvent,
+    VenueOrderState,
+)
+
+# ---------------------------------------------------------------------------------------
+# The order envelope and order commands
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOrder:
+    """Submit one intent (the command that flows forward through every stage).
+
+    ``t0_ns`` is ``perf_counter_ns`` at ``Runtime.submit`` (for latency_us); ``attempt``
+    counts venue submit attempts so far; ``permit`` is the breaker permit for the
+    current attempt; ``arrival_px`` is the touch at intake (for slippage_bps).
+    """
+
+    intent: OrderIntent
+    context: ExecutionContext
+    reply: Future
+    t0_ns: int
+    route: RouteDecision | None = None
+    gate: pykka.ActorRef | None = None
+    attempt: int = 0
+    permit: Any = None
+    arrival_px: Decimal | None = None
+    first_sent_ns: int = 0
+
+    @property
+    def client_order_id(self) -> str:
+        return self.intent.client_order_id
+
+    @property
+    def account_id(self) -> str:
+        return self.context.account_id
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    """Cancel an open order by client order id; ``reply`` gets the resulting report."""
+
+    client_order_id: str
+    account_id: str | None
+    reply: Future
+    t0_ns: int
+    adapter_id: str = ""
+    gate: pykka.ActorRef | None = None
+    permit: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryOrder:
+    """Timer message: resend ``order`` (same client order id) after a not-delivered error."""
+
+    order: SubmitOrder
+
+
+# ---------------------------------------------------------------------------------------
+# Idempotency store
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteOrder:
+    """Cache the final report for (account_id, client_order_id); ``unknown`` marks it UNKNOWN instead."""
+
+    account_id: str
+    client_order_id: str
+    report: ExecutionReport
+    unknown: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseClaim:
+    """Forget a claim whose order was never sent (retryable denial: breaker, throttle, no adapter)."""
+
+    account_id: str
+    client_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FlushJournal:
+    """Self-message: commit what is pending now."""
+
+
+# ---------------------------------------------------------------------------------------
+# Ledger
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFinished:
+    """The adapter (or a gate) finished the submit of an order with ``report`` (any status)."""
+
+    report: ExecutionReport
+    adapter_id: str
+    venue_state: VenueOrderState | None = None
+    cause: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSent:
+    """The order was handed to the venue worker (attempt ``attempt``): status SUBMITTING."""
+
+    client_order_id: str
+    account_id: str
+    adapter_id: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordDenied:
+    """An order denied before reaching the ledger stage (routing, idempotency, validation)."""
+
+    report: ExecutionReport
+    intent: OrderIntent | None
+    context: ExecutionContext | None
+
+
+@dataclass(frozen=True, slots=True)
+class VenueEventReceived:
+    """A venue pushed an execution event (fill of a resting order, expiry, cancel)."""
+
+    event: VenueEvent
+
+
+@dataclass(frozen=True, slots=True)
+class OrderReconciledWith:
+    """Reconciliation asked the venue about an order: ``state`` is its answer (None = venue proves absence)."""
+
+    client_order_id: str
+    adapter_id: str
+    state: VenueOrderState | None
+    resent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MarketData:
+    """A quote or trade from the trading process (marks, touch for risk, simulated venues)."""
+
+    data: Quote | Trade
+
+
+@dataclass(frozen=True, slots=True)
+class GetOrder:
+    """Ask: the ExecutionReport snapshot of one order, or None."""
+
+    client_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListOrders:
+    """Ask: snapshots of all orders (tuple of ExecutionReport)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GetPositions:
+    """Ask: tuple of Position."""
+
+
+@dataclass(frozen=True, slots=True)
+class GetLedgerStats:
+    """Ask: a dict of counters and invariant checks from the ledger."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetTradingState:
+    """Operator: ACTIVE / REDUCING / HALTED."""
+
+    state: str
+
+
+# ---------------------------------------------------------------------------------------
+# Circuit breaker (gate) and adapter
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallFinished:
+    """Adapter → breaker: the outcome of a permitted venue call (``outcome`` a CallOutcome)."""
+
+    permit: Any
+    outcome: Any
+    duration_s: float
+    client_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerTick:
+    """Timer: the breaker's open period may have ended."""
+
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerCommand:
+    """Operator: ``force_open``, ``disable`` or ``reset``."""
+
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetBreaker:
+    """Ask: the breaker snapshot."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterChanged:
+    """Supervisor → breaker: the adapter actor for this route is ``ref`` (None while restarting)."""
+
+    ref: pykka.ActorRef | None
+    generation: int
+    gave_up: bool = False
+    in_doubt: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteOrder:
+    """Breaker → adapter: send this permitted order (passes the throttle first)."""
+
+    order: SubmitOrder
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteCancel:
+    """Breaker → adapter: send this cancel (never waits behind new orders)."""
+
+    cancel: CancelOrder
+
+
+@dataclass(frozen=True, slots=True)
+class VenueCallCompleted:
+    """Worker → adapter: a venue call returned ``result`` or raised ``error`` after ``duration_s``."""
+
+    call_id: int
+    result: Any = None
+    error: BaseException | None = None
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CallTimedOut:
+    """Timer → adapter: call ``call_id`` passed its per-attempt timeout."""
+
+    call_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleTick:
+    """Timer → adapter: a throttle slot may have freed; drain the queue."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileOrders:
+    """Adapter: ask the venue about these client order ids (UNKNOWN or quiet orders)."""
+
+    client_order_ids: tuple[str, ...]
+    reason: str = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileTick:
+    """Timer → adapter: run the in-flight check loop."""
+
+
+@dataclass(frozen=True, slots=True)
+class MarketToVenue:
+    """Runtime → adapter: feed market data to a simulated venue."""
+
+    data: Quote | Trade
+
+
+# ---------------------------------------------------------------------------------------
+# Supervision and events
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChildFailed:
+    """A child reports its own failure (from ``on_failure`` or a failed start-up)."""
+
+    child: str
+    generation: int
+    error: str
+    during_startup: bool = False
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChildHung:
+    """A child reports that its worker is stuck past the deadline (restart it)."""
+
+    child: str
+    generation: int
+    error: str
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RestartChild:
+    """Timer → supervisor: restart ``child`` (if it is still at ``generation``)."""
+
+    child: str
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class GetHealth:
+    """Ask: the supervisor's health snapshot."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopAll:
+    """Ask: stop every child in order (supervisor)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Publish an event to subscribers (event bus)."""
+
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Event bus: add ``callback`` filtered by ``accepts`` under ``token``."""
+
+    token: int
+    callback: Callable[[Event], None]
+    accepts: Callable[[Event], bool]
+    max_pending: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    """Event bus: remove subscription ``token``."""
+
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Event bus → subscriber actor: one event to hand to the callback."""
+
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryDone:
+    """Subscriber actor → bus: a delivery finished (``error`` set when the callback raised)."""
+
+    token: int
+    error: str | None = None
+
+
+ExecErrorT = ExecError  # re-export for annotations in stage modules
+
+
+@dataclass(frozen=True, slots=True)
+class GetBusStats:
+    """Ask: event bus counters (published, per-subscriber pending/dropped/failures)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelFinished:
+    """Adapter → ledger: a cancel ended (``state`` is the venue's answer, or None with ``code``/``reason``)."""
+
+    client_order_id: str
+    adapter_id: str
+    state: VenueOrderState | None
+    rejected: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GetJournalStats:
+    """Ask: idempotency store counters and the journal's batch statistics."""
+
+
+@dataclass(frozen=True, slots=True)
+class InjectJournalFailure:
+    """Test hook: make the next ``n`` journal writes fail (fail-closed checks)."""
+
+    n: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """Wiring at boot: set the actor's reference named ``name`` (e.g. ``router``) to ``ref``."""
+
+    name: str
+    ref: pykka.ActorRef
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterCore:
+    """Boot: the supervisor records a core child (not restarted)."""
+
+    name: str
+    ref: pykka.ActorRef
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterAdapter:
+    """Boot: the supervisor starts and supervises an adapter actor built by ``factory(generation, inherited)``."""
+
+    name: str
+    factory: Callable[[int, tuple], pykka.ActorRef]
+    gate: pykka.ActorRef
+
+
+@dataclass(frozen=True, slots=True)
+class GetAdapterRefs:
+    """Ask: current adapter actor refs by child name."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopChildren:
+    """Ask: mark every adapter child stopped (no more restarts) before shutdown."""

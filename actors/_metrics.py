@@ -1,0 +1,82 @@
+"""Prometheus metrics of one runtime (SPEC §12), on a registry of its own.
+
+Each ``Runtime`` has its own ``CollectorRegistry`` so two runtimes in one process never
+share or clash on series. Names follow SPEC §12: ``exec_orders_total{status,adapter}``,
+``exec_latency_ms{adapter}`` (histogram), ``exec_reject_total{reason}``,
+``exec_slippage_bps`` (histogram), ``exec_circuit_state{adapter}`` (0 closed, 1 open,
+2 half-open, 3 forced open, 4 disabled), plus ``exec_restarts_total{child}``,
+``exec_replays_total`` and ``exec_journal_batch_size`` (histogram).
+prometheus_client metrics are thread-safe, so actors update them directly.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
+
+from protocols import ExecutionReport
+
+_BREAKER_VALUE = {"CLOSED": 0, "OPEN": 1, "HALF_OPEN": 2, "FORCED_OPEN": 3, "DISABLED": 4}
+
+
+class Metrics:
+    """The runtime's metric series; methods are called from actor threads."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.orders = Counter("exec_orders", "Orders finished by status and adapter", ["status", "adapter"], registry=r)
+        self.latency = Histogram(
+            "exec_latency_ms", "Submit-to-report latency in ms", ["adapter"], registry=r,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000, 5000),
+        )
+        self.rejects = Counter("exec_reject", "Orders refused by reason (error code or risk rule)", ["reason"], registry=r)
+        self.slippage = Histogram("exec_slippage_bps", "Slippage of filled orders vs arrival touch, bps", registry=r,
+                                  buckets=(-50, -10, -5, -1, 0, 1, 5, 10, 50, 100))
+        self.circuit = Gauge("exec_circuit_state", "Breaker state (0 closed,1 open,2 half-open,3 forced,4 disabled)", ["adapter"], registry=r)
+        self.restarts = Counter("exec_restarts", "Supervised restarts by child", ["child"], registry=r)
+        self.replays = Counter("exec_replays", "Idempotent replays served from the journal", registry=r)
+        self.batch = Histogram("exec_journal_batch_size", "Claims per journal transaction (group commit)", registry=r,
+                               buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
+        self._server = None
+
+    def order_finished(self, adapter_id: str, report: ExecutionReport) -> None:
+        """Count a finished submit (status, adapter), its latency, slippage and error code."""
+        self.orders.labels(report.status.value, adapter_id or "none").inc()
+        self.latency.labels(adapter_id or "none").observe(report.latency_us / 1000.0)
+        if report.error is not None:
+            self.rejects.labels(report.error.code.value).inc()
+        if report.slippage_bps is not None:
+            self.slippage.observe(float(report.slippage_bps))
+
+    def rejected(self, reason: str) -> None:
+        """Count a refusal under ``reason``."""
+        self.rejects.labels(reason).inc()
+
+    def replay(self) -> None:
+        self.replays.inc()
+
+    def journal_batch(self, size: int) -> None:
+        self.batch.observe(size)
+
+    def set_breaker_state(self, adapter_id: str, state: str) -> None:
+        self.circuit.labels(adapter_id).set(_BREAKER_VALUE.get(state, -1))
+
+    def restart(self, child: str) -> None:
+        self.restarts.labels(child).inc()
+
+    def exposition(self) -> bytes:
+        """The text exposition format of every series (what ``/metrics`` serves)."""
+        return generate_latest(self.registry)
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> int:
+        """Serve ``/metrics`` on ``host:port`` (0 = any free port) from a daemon thread; return the port."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        self._server = server
+        return server.server_address[1]
+
+    def close(self) -> None:
+        """Stop the HTTP server, if any."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

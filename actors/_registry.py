@@ -1,0 +1,90 @@
+"""The adapter factory: ``register(adapter_id, builder)``, validated at start (SPEC §6).
+
+A builder is ``Callable[[Settings], BrokerAdapter]``. The runtime calls each builder once at
+start: the object it returns is the venue connection, long-lived across adapter-actor
+restarts (a restarted actor gets a fresh worker thread around the same connection; an
+adapter with a ``start()`` method has it called by every new actor generation, where a
+failure is a start-up crash). The runtime refuses to start when the routing policy names an
+adapter id nobody registered.
+
+Example::
+
+    >>> registry = AdapterRegistry()
+    >>> registry.register("nop", lambda settings: DryRunVenue("nop"))
+    >>> registry.ids()
+    ('nop',)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from protocols import BrokerAdapter
+from protocols.venues import DryRunVenue, FaultInjectingAdapter, FaultPlan, FillModelConfig, PaperVenue, ShadowVenue
+
+Builder = Callable[[Any], BrokerAdapter]
+
+
+class AdapterRegistry:
+    """Builders of venue adapters by adapter id."""
+
+    def __init__(self) -> None:
+        self._builders: dict[str, Builder] = {}
+
+    def register(self, adapter_id: str, builder: Builder) -> None:
+        """Register ``builder`` for ``adapter_id`` (replaces an earlier one). Raises ``ValueError``
+        for an empty id or a non-callable builder."""
+        if not adapter_id or not isinstance(adapter_id, str):
+            raise ValueError("adapter_id must be a non-empty string")
+        if not callable(builder):
+            raise ValueError(f"builder for '{adapter_id}' must be callable")
+        self._builders[adapter_id] = builder
+
+    def wrap(self, adapter_id: str, wrapper: Callable[[BrokerAdapter], BrokerAdapter]) -> None:
+        """Wrap the adapter built for ``adapter_id`` (e.g. with fault injection). Raises ``KeyError``."""
+        inner = self._builders[adapter_id]
+        self._builders[adapter_id] = lambda settings: wrapper(inner(settings))
+
+    def ids(self) -> tuple[str, ...]:
+        """Registered adapter ids, sorted."""
+        return tuple(sorted(self._builders))
+
+    def validate(self, policy: dict[str, str]) -> None:
+        """Raise ``ValueError`` naming every mode whose adapter is not registered."""
+        missing = sorted({f"{mode} -> {adapter}" for mode, adapter in policy.items() if adapter not in self._builders})
+        if missing:
+            raise ValueError(
+                "routing.policy names adapters that are not registered: " + ", ".join(missing)
+                + f" (registered: {', '.join(self.ids()) or 'none'})"
+            )
+
+    def build(self, adapter_id: str, settings: Any) -> BrokerAdapter:
+        """Build the adapter for ``adapter_id`` (raises what the builder raises)."""
+        adapter = self._builders[adapter_id](settings)
+        if getattr(adapter, "adapter_id", None) != adapter_id:
+            raise ValueError(f"builder for '{adapter_id}' returned an adapter with adapter_id {getattr(adapter, 'adapter_id', None)!r}")
+        return adapter
+
+
+def default_registry(*, faults: FaultPlan | None = None, fault_adapters: tuple[str, ...] = ("paper",)) -> AdapterRegistry:
+    """The embedded venues: ``paper``, ``shadow`` and ``dry_run`` (books under ``settings.state_dir``
+    when the journal is durable), optionally wrapped in fault injection for ``fault_adapters``."""
+    registry = AdapterRegistry()
+
+    def book_path(settings: Any, name: str) -> Path | None:
+        if not settings.journal.enabled:
+            return None
+        Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
+        return Path(settings.state_dir) / f"{name}_book.sqlite"
+
+    def model(settings: Any) -> FillModelConfig:
+        return FillModelConfig.from_settings(settings.paper)
+
+    registry.register("paper", lambda s: PaperVenue("paper", config=model(s), book_path=book_path(s, "paper")))
+    registry.register("shadow", lambda s: ShadowVenue("shadow", config=model(s), book_path=book_path(s, "shadow")))
+    registry.register("dry_run", lambda s: DryRunVenue("dry_run", config=model(s), book_path=book_path(s, "dry_run")))
+    if faults is not None:
+        for adapter_id in fault_adapters:
+            registry.wrap(adapter_id, lambda adapter: FaultInjectingAdapter(adapter, faults))
+    return registry

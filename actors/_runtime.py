@@ -1,0 +1,499 @@
+"""The ``Runtime`` facade: start the topology, submit, cancel, query, subscribe, stop (SPEC §1.1).
+
+Every method is safe to call from any thread. Nothing a caller gets back is mutable
+runtime state: reports, positions and health are frozen snapshots. Every ask has a
+timeout; all threads are daemons, so the interpreter never hangs at exit; two runtimes in
+one process share nothing (each has its own actors, clock, metrics registry and files).
+
+Example::
+
+    >>> from decimal import Decimal
+    >>> from actors import Runtime
+    >>> from config import load_settings
+    >>> from protocols import ExecutionContext, OrderIntent, Quote
+    >>> with Runtime.start(load_settings("test", journal={"enabled": False})) as rt:
+    ...     rt.on_market(Quote(ts="2021-01-08T00:00:01Z", symbol="BTC/USDT", bid=Decimal("39432.99"),
+    ...                        bid_size=Decimal("1"), ask=Decimal("39433.62"), ask_size=Decimal("1")))
+    ...     report = rt.submit(OrderIntent(client_order_id="demo-1", symbol="BTC/USDT", side="BUY",
+    ...                                    order_type="MARKET", quantity=Decimal("0.001")),
+    ...                        ExecutionContext(mode="paper", account_id="acc-1")).result(timeout=5)
+    >>> report.status.value, str(report.avg_px)
+    ('FILLED', '39433.62')
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import pykka
+from loguru import logger
+from pydantic import ValidationError
+
+from protocols import (
+    ErrorCode,
+    ExecError,
+    ExecutionContext,
+    ExecutionReport,
+    Event,
+    OrderIntent,
+    OrderStatus,
+    Quote,
+    Trade,
+)
+
+from ._adapter_actor import AdapterActor, AdapterPolicy
+from ._audit import AuditLog
+from ._base import ASK_TIMEOUT_S, now_ns, resolve, tell
+from ._books import Position
+from ._breaker import BreakerConfig
+from ._circuit_breaker_actor import CircuitBreakerActor
+from ._clock import Clock, RealClock
+from ._event_bus_actor import EventBusActor
+from ._idempotency_actor import IdempotencyStoreActor
+from ._journal import SQLiteJournal
+from ._ledger_actor import LedgerActor
+from ._messages import (
+    BreakerCommand,
+    CancelOrder,
+    GetAdapterRefs,
+    GetBreaker,
+    GetBusStats,
+    GetHealth,
+    GetJournalStats,
+    GetLedgerStats,
+    GetOrder,
+    GetPositions,
+    InjectJournalFailure,
+    ListOrders,
+    MarketData,
+    RegisterAdapter,
+    RegisterCore,
+    SetTradingState,
+    StopChildren,
+    Subscribe,
+    SubmitOrder,
+    Unsubscribe,
+    VenueEventReceived,
+    Wire,
+)
+from ._metrics import Metrics
+from ._registry import AdapterRegistry, default_registry
+from ._risk import RiskConfig, RiskEngine
+from ._router_actor import RouterActor
+from ._supervisor_actor import Health, SupervisorActor
+
+_runtime_ids = itertools.count(1)
+
+
+def _validation_message(exc: ValidationError, what: str) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err.get("loc", ())) or what
+        parts.append(f"{what}.{loc}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)[:1500]
+
+
+class Subscription:
+    """A live subscription; :meth:`unsubscribe` stops deliveries (idempotent)."""
+
+    def __init__(self, bus: pykka.ActorRef, token: int) -> None:
+        self._bus = bus
+        self.token = token
+
+    def unsubscribe(self) -> None:
+        tell(self._bus, Unsubscribe(self.token))
+
+
+class Runtime:
+    """A running flowroute topology. Create it with :meth:`Runtime.start`; see the module docstring."""
+
+    def __init__(self) -> None:  # use Runtime.start
+        self._stopped = True
+        self._pending: set[Future] = set()
+
+    # ------------------------------------------------------------------------------------
+    # start
+    # ------------------------------------------------------------------------------------
+    @classmethod
+    def start(
+        cls,
+        settings: Any = None,
+        *,
+        registry: AdapterRegistry | None = None,
+        clock: Clock | None = None,
+        seed: int = 0,
+    ) -> "Runtime":
+        """Start a runtime with ``settings`` (a ``config.Settings``; default: ``load_settings()``).
+
+        ``registry``: adapter builders (default: paper, shadow, dry_run); ``clock``: injected
+        time source (default: a real clock with its own timer thread); ``seed``: seeds retry
+        and restart jitter. Raises ``ValueError`` when the routing policy names an adapter
+        that is not registered, or when an adapter cannot be built; nothing is left running.
+        """
+        if settings is None:
+            from config import load_settings
+
+            settings = load_settings()
+        rt = cls()
+        rt._boot(settings, registry or default_registry(), clock, seed)
+        return rt
+
+    def _boot(self, settings: Any, registry: AdapterRegistry, clock: Clock | None, seed: int) -> None:
+        self.settings = settings
+        self.runtime_id = next(_runtime_ids)
+        self._own_clock = clock is None
+        self.clock = clock or RealClock(f"flowroute-{self.runtime_id}-timers")
+        self.metrics = Metrics()
+        self._refs: list[pykka.ActorRef] = []
+        self._venues: dict[str, Any] = {}
+        self._tokens = itertools.count(1)
+        self._validation_errors = 0
+        self._lock = threading.Lock()
+        policy = dict(settings.routing.policy)
+        try:
+            registry.validate(policy)
+            for adapter_id in sorted(set(policy.values())):
+                self._venues[adapter_id] = registry.build(adapter_id, settings)
+        except Exception as exc:
+            self._close_venues()
+            if self._own_clock:
+                self.clock.close()
+            raise ValueError(f"runtime refused to start: {exc}") from exc
+
+        state_dir = Path(settings.state_dir)
+        durable = settings.journal.enabled
+        if durable:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        journal_path = state_dir / "journal.sqlite" if durable else None
+        self.journal_path = journal_path
+        self.audit_path = state_dir / "audit.jsonl" if durable else None
+        sync = settings.journal.synchronous if durable else "OFF"
+        mode = settings.journal.file_mode
+        shared_memory_journal: list[SQLiteJournal] = []
+
+        def journal_factory() -> SQLiteJournal:
+            return SQLiteJournal(journal_path, synchronous=sync, file_mode=mode)
+
+        try:
+            p = f"rt{self.runtime_id}"
+            self.bus = self._track(EventBusActor.start(child_name=f"{p}-event_bus"))
+            risk = RiskEngine(RiskConfig.from_settings(settings.risk))
+            self.ledger = self._track(LedgerActor.start(
+                risk=risk, bus=self.bus, instruments=settings.paper.instrument_map(),
+                audit_factory=(lambda: AuditLog(self.audit_path, file_mode=mode)) if durable else None,
+                journal_factory=journal_factory if durable else None,
+                metrics=self.metrics, child_name=f"{p}-ledger"))
+            self.idempotency = self._track(IdempotencyStoreActor.start(
+                store_factory=journal_factory, ttl_s=settings.idempotency.ttl_s, ledger=self.ledger,
+                group_commit_max=settings.journal.group_commit_max, metrics=self.metrics, child_name=f"{p}-idempotency"))
+            self.ledger.tell(Wire("idempotency", self.idempotency))
+            self.supervisor = self._track(SupervisorActor.start(
+                clock=self.clock, bus=self.bus, supervisor_settings=settings.supervisor, seed=seed,
+                metrics=self.metrics, child_name=f"{p}-supervisor"))
+            breaker_config = BreakerConfig.from_settings(settings.breaker)
+            self.gates: dict[str, pykka.ActorRef] = {}
+            for adapter_id in self._venues:
+                self.gates[adapter_id] = self._track(CircuitBreakerActor.start(
+                    adapter_id=adapter_id, config=breaker_config, clock=self.clock, ledger=self.ledger,
+                    idempotency=self.idempotency, bus=self.bus, when_restarting=settings.supervisor.when_restarting,
+                    stash_size=settings.supervisor.stash_size, metrics=self.metrics, child_name=f"breaker:{adapter_id}"))
+                self.metrics.set_breaker_state(adapter_id, "CLOSED")
+            self.router = self._track(RouterActor.start(
+                policy=policy, blocked_modes=tuple(settings.routing.blocked_modes), gates=self.gates,
+                idempotency=self.idempotency, ledger=self.ledger, child_name=f"{p}-router"))
+            self.ledger.tell(Wire("router", self.router))
+            for name, ref in (("event_bus", self.bus), ("ledger", self.ledger), ("idempotency", self.idempotency), ("router", self.router)):
+                self.supervisor.ask(RegisterCore(name, ref), timeout=ASK_TIMEOUT_S)
+            for adapter_id, gate in self.gates.items():
+                self.supervisor.ask(RegisterCore(f"breaker:{adapter_id}", gate), timeout=ASK_TIMEOUT_S)
+            adapter_policy = AdapterPolicy.from_settings(settings)
+            for adapter_id, venue in self._venues.items():
+                ledger = self.ledger
+                venue.set_event_sink(lambda ev, ledger=ledger: tell(ledger, VenueEventReceived(ev)))
+                self.supervisor.ask(RegisterAdapter(
+                    adapter_id, self._adapter_factory(adapter_id, venue, adapter_policy, seed), self.gates[adapter_id]),
+                    timeout=ASK_TIMEOUT_S)
+            if settings.metrics.port is not None:
+                self.metrics_port = self.metrics.serve(settings.metrics.port, settings.metrics.host)
+            else:
+                self.metrics_port = None
+        except BaseException:
+            self._stopped = False
+            self.stop(timeout=5.0)
+            raise
+        self._stopped = False
+        logger.info("runtime {} started: adapters {}, journal {}", self.runtime_id, ", ".join(self._venues),
+                    journal_path if journal_path else "in memory")
+
+    def _adapter_factory(self, adapter_id: str, venue: Any, policy: AdapterPolicy, seed: int) -> Callable[[int, tuple], pykka.ActorRef]:
+        clock, gate, ledger, idempotency, supervisor, metrics = self.clock, self.gates[adapter_id], self.ledger, self.idempotency, self.supervisor, self.metrics
+        base_seed = seed * 1_000_003 + sum(map(ord, adapter_id))
+
+        def factory(generation: int, inherited: tuple) -> pykka.ActorRef:
+            return AdapterActor.start(
+                adapter_id=adapter_id, venue=venue, policy=policy, clock=clock, gate=gate, ledger=ledger,
+                idempotency=idempotency, rng=random.Random(base_seed + generation), inherited=inherited,
+                metrics=metrics, child_name=adapter_id, generation=generation, supervisor=supervisor)
+
+        return factory
+
+    def _track(self, ref: pykka.ActorRef) -> pykka.ActorRef:
+        self._refs.append(ref)
+        return ref
+
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------------------------
+    # orders
+    # ------------------------------------------------------------------------------------
+    def submit(self, intent: OrderIntent | dict, context: ExecutionContext | dict) -> "Future[ExecutionReport]":
+        """Submit ``intent`` under ``context``; return a ``Future`` resolved with exactly one final report.
+
+        Never raises for bad input: an intent or context that fails validation resolves at once
+        with a DENIED report carrying E_EXEC_VALIDATION and a message naming each bad field
+        (nothing is journaled). The future can be awaited with ``asyncio.wrap_future``.
+        """
+        t0 = now_ns()
+        future: Future = Future()
+        try:
+            if not isinstance(intent, OrderIntent):
+                intent = OrderIntent.model_validate(intent)
+            if not isinstance(context, ExecutionContext):
+                context = ExecutionContext.model_validate(context)
+        except ValidationError as exc:
+            what = "intent" if not isinstance(intent, OrderIntent) else "context"
+            return self._reject_input(future, intent, context, _validation_message(exc, what))
+        except Exception as exc:  # e.g. a non-mapping passed as intent
+            return self._reject_input(future, intent, context, f"invalid input: {type(exc).__name__}: {exc}"[:500])
+        if self._stopped:
+            resolve(future, ExecutionReport(client_order_id=intent.client_order_id, account_id=context.account_id,
+                                            status=OrderStatus.DENIED,
+                                            error=ExecError.of(ErrorCode.E_EXEC_NO_ADAPTER, "runtime is stopped")))
+            return future
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        if not tell(self.router, SubmitOrder(intent, context, future, t0)):
+            resolve(future, ExecutionReport(client_order_id=intent.client_order_id, account_id=context.account_id,
+                                            status=OrderStatus.DENIED, error=ExecError.of(ErrorCode.E_EXEC_NO_ADAPTER, "router is not running")))
+        return future
+
+    def _reject_input(self, future: Future, intent: Any, context: Any, message: str) -> Future:
+        with self._lock:
+            self._validation_errors += 1
+        self.metrics.rejected(ErrorCode.E_EXEC_VALIDATION.value)
+        cl_id = getattr(intent, "client_order_id", None) or (intent.get("client_order_id") if isinstance(intent, dict) else None)
+        account = getattr(context, "account_id", None) or (context.get("account_id") if isinstance(context, dict) else None)
+        resolve(future, ExecutionReport(
+            client_order_id=str(cl_id)[:64] if cl_id is not None else "",
+            account_id=str(account)[:64] if account is not None else "",
+            status=OrderStatus.DENIED,
+            error=ExecError.of(ErrorCode.E_EXEC_VALIDATION, message),
+        ))
+        return future
+
+    def cancel(self, client_order_id: str, account_id: str | None = None) -> "Future[ExecutionReport]":
+        """Cancel an open order; the future resolves with the order's report after the venue's answer
+        (an error report names why a cancel could not be made). Cancels are never throttled
+        behind new orders and pass even when trading is HALTED."""
+        future: Future = Future()
+        cancel = CancelOrder(str(client_order_id), account_id, future, now_ns())
+        if self._stopped or not tell(self.ledger, cancel):
+            resolve(future, ExecutionReport(client_order_id=str(client_order_id), status=OrderStatus.UNKNOWN,
+                                            error=ExecError.of(ErrorCode.E_EXEC_NO_ADAPTER, "runtime is stopped")))
+        return future
+
+    def on_market(self, data: Quote | Trade) -> None:
+        """Feed one quote or trade: simulated venues match against it (in this thread, under their
+        own lock), the ledger marks positions and keeps the touch for risk checks.
+        Raises ``TypeError`` for anything that is not a ``Quote`` or ``Trade``."""
+        if not isinstance(data, (Quote, Trade)):
+            raise TypeError(f"on_market takes a protocols.Quote or protocols.Trade, not {type(data).__name__}")
+        if self._stopped:
+            return
+        tell(self.ledger, MarketData(data))
+        for venue in self._venues.values():
+            venue.on_market(data)
+
+    # ------------------------------------------------------------------------------------
+    # queries and controls (asks with timeouts)
+    # ------------------------------------------------------------------------------------
+    def _ask(self, ref: pykka.ActorRef, message: Any, timeout: float | None = None) -> Any:
+        return ref.ask(message, timeout=timeout or ASK_TIMEOUT_S)
+
+    def order(self, client_order_id: str) -> ExecutionReport | None:
+        """The current report of one order, or None when the runtime never saw it."""
+        return self._ask(self.ledger, GetOrder(client_order_id))
+
+    def orders(self) -> tuple[ExecutionReport, ...]:
+        """Reports of every order the runtime has seen (frozen snapshots)."""
+        return self._ask(self.ledger, ListOrders(), timeout=30.0)
+
+    def positions(self) -> tuple[Position, ...]:
+        """Positions per account and symbol (frozen)."""
+        return self._ask(self.ledger, GetPositions())
+
+    def stats(self) -> dict:
+        """Counters from the ledger (orders by status, errors by code, invariants), the journal and the bus."""
+        ledger = self._ask(self.ledger, GetLedgerStats(), timeout=30.0)
+        ledger["errors_by_code"] = dict(ledger["errors_by_code"])
+        if self._validation_errors:
+            ledger["errors_by_code"]["E_EXEC_VALIDATION"] = ledger["errors_by_code"].get("E_EXEC_VALIDATION", 0) + self._validation_errors
+        ledger["journal"] = self._ask(self.idempotency, GetJournalStats())
+        ledger["bus"] = self._ask(self.bus, GetBusStats())
+        return ledger
+
+    def health(self) -> Health:
+        """Children (state, generation, restarts, last failure), breaker states and trading state."""
+        children = self._ask(self.supervisor, GetHealth())
+        breakers = {aid: self._ask(gate, GetBreaker()).state.value for aid, gate in self.gates.items()}
+        trading = self._ask(self.ledger, GetLedgerStats(), timeout=30.0)["trading_state"]
+        return Health(children=children, breakers=breakers, trading_state=trading)
+
+    def breaker(self, adapter_id: str):
+        """The breaker snapshot of ``adapter_id`` (raises ``KeyError`` for an unknown adapter)."""
+        return self._ask(self.gates[adapter_id], GetBreaker())
+
+    def force_open(self, adapter_id: str):
+        """Operator: force the breaker of ``adapter_id`` OPEN until reset (resilience4j FORCED_OPEN)."""
+        return self._ask(self.gates[adapter_id], BreakerCommand("force_open"))
+
+    def disable_breaker(self, adapter_id: str):
+        """Operator: disable the breaker of ``adapter_id`` (every call permitted, nothing recorded)."""
+        return self._ask(self.gates[adapter_id], BreakerCommand("disable"))
+
+    def reset_breaker(self, adapter_id: str):
+        """Operator: reset the breaker of ``adapter_id`` to CLOSED with a fresh window."""
+        return self._ask(self.gates[adapter_id], BreakerCommand("reset"))
+
+    def halt(self) -> str:
+        """Kill switch: deny every new order (E_EXEC_RISK_DENIED); cancels still pass. Returns the state."""
+        return self._ask(self.ledger, SetTradingState("HALTED"))
+
+    def reduce_only(self) -> str:
+        """Admit only orders that reduce a position; cancels pass."""
+        return self._ask(self.ledger, SetTradingState("REDUCING"))
+
+    def resume(self) -> str:
+        """Back to ACTIVE."""
+        return self._ask(self.ledger, SetTradingState("ACTIVE"))
+
+    def subscribe(self, callback: Callable[[Event], None], filter: Any = None, *, max_pending: int = 10_000) -> Subscription:
+        """Call ``callback(event)`` for every published event that passes ``filter`` (None: all;
+        an event class or tuple of classes; or a predicate). The callback runs on its own thread:
+        a slow or raising subscriber never blocks or breaks the pipeline (it is reported with a
+        ``SubscriberFailed`` event and, past ``max_pending`` queued events, skipped)."""
+        if filter is None:
+            accepts: Callable[[Event], bool] = lambda e: True  # noqa: E731
+        elif isinstance(filter, type) or (isinstance(filter, tuple) and all(isinstance(t, type) for t in filter)):
+            classes = filter
+            accepts = lambda e: isinstance(e, classes)  # noqa: E731
+        elif callable(filter):
+            accepts = filter
+        else:
+            raise TypeError("filter must be None, an event class, a tuple of classes or a predicate")
+        token = next(self._tokens)
+        self._ask(self.bus, Subscribe(token, callback, accepts, max_pending))
+        return Subscription(self.bus, token)
+
+    def venue(self, adapter_id: str) -> Any:
+        """The venue adapter object of ``adapter_id`` (for probes like ``submission_counts()``)."""
+        return self._venues[adapter_id]
+
+    def adapter_ids(self) -> tuple[str, ...]:
+        """Adapter ids of this runtime."""
+        return tuple(self._venues)
+
+    def inject_journal_failure(self, n: int = 1) -> None:
+        """Test hook: make the next ``n`` idempotency journal writes fail (orders fail closed)."""
+        self._ask(self.idempotency, InjectJournalFailure(n))
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until every actor has processed what was sent to it before this call (a barrier)."""
+        deadline = time.monotonic() + timeout
+        for ref in (self.router, self.idempotency, *self.gates.values(), self.ledger, self.bus):
+            remaining = max(0.1, deadline - time.monotonic())
+            ref.ask(_PING, timeout=remaining)
+
+    # ------------------------------------------------------------------------------------
+    # stop
+    # ------------------------------------------------------------------------------------
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop every actor and thread of this runtime (idempotent, bounded by ``timeout`` seconds).
+
+        Orders still unanswered are resolved UNKNOWN (E_EXEC_BROKER_TIMEOUT: the venue may have
+        them; recovery reconciles after a restart), so no caller waits forever.
+        """
+        if getattr(self, "_stopped", True) and not hasattr(self, "router"):
+            return
+        if getattr(self, "_stop_done", False):
+            return
+        self._stop_done = True
+        self._stopped = True
+        deadline = time.monotonic() + timeout
+
+        def remaining() -> float:
+            return max(0.05, deadline - time.monotonic())
+
+        sup = getattr(self, "supervisor", None)
+        adapters: dict = {}
+        if sup is not None and sup.is_alive():
+            try:
+                sup.ask(StopChildren(), timeout=remaining())
+                adapters = sup.ask(GetAdapterRefs(), timeout=remaining())
+            except Exception:
+                logger.warning("supervisor did not answer during stop")
+        order = [getattr(self, "router", None)]
+        order += [ref for ref in adapters.values() if ref is not None]
+        order += list(getattr(self, "gates", {}).values())
+        order += [getattr(self, "idempotency", None), getattr(self, "ledger", None), sup, getattr(self, "bus", None)]
+        for ref in order:
+            if ref is None:
+                continue
+            try:
+                ref.stop(block=True, timeout=remaining())
+            except Exception:
+                logger.warning("{} did not stop in time", ref)
+        for ref in getattr(self, "_refs", []):
+            if ref.is_alive():
+                ref.stop(block=False)
+        for future in list(self._pending):
+            if not future.done():
+                try:
+                    future.set_result(ExecutionReport(
+                        client_order_id="?", status=OrderStatus.UNKNOWN,
+                        error=ExecError.of(ErrorCode.E_EXEC_BROKER_TIMEOUT, "runtime stopped before the order finished; reconcile after restart")))
+                except Exception:
+                    pass
+        if getattr(self, "_own_clock", False):
+            self.clock.close()
+        self._close_venues()
+        if getattr(self, "metrics", None) is not None:
+            self.metrics.close()
+        logger.info("runtime {} stopped", getattr(self, "runtime_id", "?"))
+
+    def _close_venues(self) -> None:
+        for venue in getattr(self, "_venues", {}).values():
+            try:
+                release = getattr(venue, "release_hangs", None)
+                if callable(release):
+                    release()
+                venue.close()
+            except Exception:
+                logger.opt(exception=True).warning("closing venue failed")
+
+
+class _Ping:
+    """Barrier message: every FlowActor answers it after what was queued before."""
+
+
+_PING = _Ping()

@@ -1,0 +1,177 @@
+"""The supervisor actor: owns the topology and restarts crashed adapter actors (SPEC §3, §4).
+
+Modelled on Erlang/OTP's one-for-one supervisor: each adapter actor is a child with a
+generation number. A child reports its own failure (a crash in a handler, a failure in
+start-up, or a worker hung past its deadline all end in ``ChildFailed``); the supervisor
+tells the adapter's circuit-breaker actor that the adapter is down (orders wait in its
+stash), publishes ``AdapterCrashed``, and schedules a restart after an exponential backoff
+with jitter (a timer message, never a sleep). More than ``max_restarts`` restarts within
+``within_s`` seconds and the child is given up: ``ChildGaveUp`` is published and its route
+answers ``E_EXEC_NO_ADAPTER``. Reports about an older generation are ignored. The new
+generation inherits the orders in doubt and reconciles them before anything is re-sent.
+
+The core actors (router, idempotency store, ledger, breakers, event bus) contain handler
+failures themselves (``FlowActor.crash_on_error = False``) and are not restarted: their
+state is the books, and losing it to a restart would be worse than the failed message,
+which is answered E_EXEC_INTERNAL.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pykka
+from loguru import logger
+
+from protocols import AdapterCrashed, AdapterRestarted, ChildGaveUp
+
+from ._backoff import RestartBackoff
+from ._base import FlowActor, tell
+from ._messages import AdapterChanged, ChildFailed, GetHealth, Publish, RestartChild
+
+
+@dataclass(frozen=True)
+class ChildHealth:
+    """One supervised child: ``name``, ``kind`` (adapter/core), ``state`` (running, restarting,
+    failed, stopped), ``generation``, ``restarts`` (total), ``last_failure`` (text or "")."""
+
+    name: str
+    kind: str
+    state: str
+    generation: int
+    restarts: int
+    last_failure: str = ""
+
+
+@dataclass(frozen=True)
+class Health:
+    """A runtime health snapshot: children, breaker states by adapter, trading state."""
+
+    children: tuple[ChildHealth, ...]
+    breakers: dict = field(default_factory=dict)
+    trading_state: str = "ACTIVE"
+
+    @property
+    def healthy(self) -> bool:
+        """True when every child is running and no breaker is open."""
+        return all(c.state == "running" for c in self.children) and all(
+            b in ("CLOSED", "DISABLED") for b in self.breakers.values()
+        )
+
+
+@dataclass
+class _Child:
+    name: str
+    kind: str
+    ref: pykka.ActorRef | None
+    generation: int
+    factory: Callable[[int, tuple], pykka.ActorRef] | None = None
+    gate: pykka.ActorRef | None = None
+    backoff: RestartBackoff | None = None
+    state: str = "running"
+    restarts: int = 0
+    last_failure: str = ""
+    in_doubt: tuple = ()
+
+
+class SupervisorActor(FlowActor):
+    """Owns the children; restarts adapter actors one-for-one with backoff and an intensity limit."""
+
+    def __init__(self, *, clock: Any, bus: pykka.ActorRef, supervisor_settings: Any, seed: int = 0, metrics: Any = None, **kw) -> None:
+        super().__init__(**kw)
+        self._clock = clock
+        self._bus = bus
+        self._s = supervisor_settings
+        self._rng = random.Random(seed)
+        self._metrics = metrics
+        self._children: dict[str, _Child] = {}
+
+    # -- registration (asks at boot, from the runtime's thread) --------------------------
+    def handle_RegisterCore(self, message: Any) -> None:
+        self._children[message.name] = _Child(message.name, "core", message.ref, 1)
+
+    def handle_RegisterAdapter(self, message: Any) -> None:
+        child = _Child(
+            message.name, "adapter", None, 0, factory=message.factory, gate=message.gate,
+            backoff=RestartBackoff(
+                initial_s=self._s.backoff_initial_s, max_s=self._s.backoff_max_s, jitter=self._s.jitter,
+                max_restarts=self._s.max_restarts, within_s=self._s.within_s, rng=self._rng,
+            ),
+        )
+        self._children[message.name] = child
+        self._start(child, ())
+
+    def _start(self, child: _Child, inherited: tuple) -> None:
+        child.generation += 1
+        child.state = "running"
+        child.ref = child.factory(child.generation, inherited)
+        tell(child.gate, AdapterChanged(child.ref, child.generation))
+
+    # -- failures ----------------------------------------------------------------------
+    def handle_ChildFailed(self, message: ChildFailed) -> None:
+        child = self._children.get(message.child)
+        if child is None or child.kind != "adapter":
+            logger.error("core child {} failed: {}", message.child, message.error)
+            if child is not None:
+                child.state, child.last_failure = "failed", message.error
+            return
+        if message.generation != child.generation or child.state != "running":
+            logger.debug("ignoring a stale failure report of {} g{}", message.child, message.generation)
+            return
+        in_doubt = tuple(message.details.get("in_doubt", ()))
+        child.in_doubt = child.in_doubt + in_doubt
+        child.state = "restarting"
+        child.last_failure = message.error
+        child.ref = None
+        tell(child.gate, AdapterChanged(None, child.generation))
+        logger.warning("{} g{} failed{}: {} ({} order(s) in doubt)", child.name, child.generation,
+                       " during start-up" if message.during_startup else "", message.error, len(in_doubt))
+        tell(self._bus, Publish(AdapterCrashed(child=child.name, error=message.error[:300], generation=child.generation,
+                                               orders_in_doubt=tuple(d.client_order_id for d in in_doubt))))
+        delay = child.backoff.next_delay(self._clock.monotonic())
+        if delay is None:
+            child.state = "failed"
+            logger.error("{} gave up: more than {} restarts in {:g} s", child.name, self._s.max_restarts, self._s.within_s)
+            tell(child.gate, AdapterChanged(None, child.generation, gave_up=True))
+            if child.in_doubt:
+                logger.error("{} order(s) stay UNKNOWN on {}: {}", len(child.in_doubt), child.name,
+                             ", ".join(d.client_order_id for d in child.in_doubt[:20]))
+            tell(self._bus, Publish(ChildGaveUp(child=child.name, restarts=child.restarts, within_s=self._s.within_s, last_error=message.error[:300])))
+            return
+        ref = self.actor_ref
+        generation = child.generation
+        self._clock.call_later(delay, lambda: tell(ref, RestartChild(child.name, generation)))
+        child.last_delay = delay  # type: ignore[attr-defined]
+
+    def handle_RestartChild(self, message: RestartChild) -> None:
+        child = self._children.get(message.child)
+        if child is None or child.generation != message.generation or child.state != "restarting":
+            return
+        inherited, child.in_doubt = child.in_doubt, ()
+        child.restarts += 1
+        self._start(child, inherited)
+        if self._metrics is not None:
+            self._metrics.restart(child.name)
+        logger.info("{} restarted as g{} (restart {})", child.name, child.generation, child.restarts)
+        tell(self._bus, Publish(AdapterRestarted(child=child.name, generation=child.generation, restarts=child.restarts,
+                                                 delay_s=round(getattr(child, "last_delay", 0.0), 4))))
+
+    # -- queries -----------------------------------------------------------------------
+    def handle_GetHealth(self, message: GetHealth) -> tuple[ChildHealth, ...]:
+        out = []
+        for child in self._children.values():
+            state = child.state
+            if state == "running" and child.ref is not None and not child.ref.is_alive():
+                state = "stopped"
+            out.append(ChildHealth(child.name, child.kind, state, child.generation, child.restarts, child.last_failure))
+        return tuple(out)
+
+    def handle_GetAdapterRefs(self, message: Any) -> dict:
+        return {name: c.ref for name, c in self._children.items() if c.kind == "adapter"}
+
+    def handle_StopChildren(self, message: Any) -> None:
+        for child in self._children.values():
+            if child.kind == "adapter":
+                child.state = "stopped"
