@@ -1,0 +1,489 @@
+"""Fill-model rules (protocols/venues/_fill_model.py) exercised through PaperVenue and directly."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal as D
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from protocols import (
+    DEFAULT_INSTRUMENTS,
+    Instrument,
+    Liquidity,
+    OrderStatus,
+    Quote,
+    Side,
+    Trade,
+    VenueOrder,
+    VenueRejectedError,
+)
+from protocols.venues import FILL_MODEL_VERSION, FillModel, FillModelConfig, PaperVenue, floor_lot, round_price
+from protocols.venues._fill_model import Resting, TopOfBook
+
+T0 = datetime(2021, 1, 8, 0, 0, 1, tzinfo=timezone.utc)
+SYM = "BTC/USDT"
+TEST_INST = {
+    SYM: Instrument(symbol=SYM, tick_size=D("0.01"), lot_size=D("0.001"), min_notional=D("5")),
+    "EUR/USD": DEFAULT_INSTRUMENTS["EUR/USD"],
+}
+
+
+def cfg(**kw) -> FillModelConfig:
+    base = dict(
+        maker_fee_bps=D("1"),
+        taker_fee_bps=D("10"),
+        market_slippage_bps=D("10"),
+        instruments=TEST_INST,
+    )
+    base.update(kw)
+    return FillModelConfig(**base)
+
+
+def quote(bid="99.99", ask="100.00", bid_size="1", ask_size="1", t=0.0, symbol=SYM) -> Quote:
+    return Quote(
+        ts=T0 + timedelta(seconds=t), symbol=symbol, bid=D(bid), bid_size=D(bid_size), ask=D(ask), ask_size=D(ask_size)
+    )
+
+
+_trade_ids = iter(range(1, 10**9))
+
+
+def trade(price, qty, t=1.0, trade_id=None, symbol=SYM) -> Trade:
+    return Trade(
+        ts=T0 + timedelta(seconds=t),
+        symbol=symbol,
+        trade_id=trade_id or f"m{next(_trade_ids)}",
+        price=D(price),
+        qty=D(qty),
+    )
+
+
+_n = iter(range(1, 10**9))
+
+
+def order(side="BUY", qty="0.1", price=None, tif="GTC", coid=None, symbol=SYM) -> VenueOrder:
+    return VenueOrder(
+        client_order_id=coid or f"c{next(_n)}",
+        account_id="acc",
+        symbol=symbol,
+        side=side,
+        order_type="LIMIT" if price is not None else "MARKET",
+        quantity=D(qty),
+        limit_price=D(price) if price is not None else None,
+        time_in_force=tif,
+        ts=T0,
+    )
+
+
+def venue(**kw) -> PaperVenue:
+    v = PaperVenue(config=cfg(**kw))
+    v.on_market(quote())
+    return v
+
+
+def fills_of(state):
+    return [(f.qty, f.price, f.liquidity) for f in state.fills]
+
+
+# ---------------------------------------------------------------- market orders
+
+
+def test_market_buy_within_touch_fills_at_ask_as_taker_with_fee():
+    v = venue()
+    s = v.submit_order(order("BUY", "0.5"))
+    assert s.status is OrderStatus.FILLED
+    assert fills_of(s) == [(D("0.5"), D("100.00"), Liquidity.TAKER)]
+    assert s.fills[0].fee == D("0.05000000")  # 50 * 10 bps
+    assert s.fills[0].fee_currency == "USDT"
+    assert s.fills[0].trade_id == "paper-1"
+    assert s.leaves_qty == 0
+
+
+def test_market_walk_levels_each_bps_worse_and_touch_sized():
+    v = venue()
+    s = v.submit_order(order("BUY", "2.5"))
+    assert s.status is OrderStatus.FILLED
+    # 100.00 -> 100.00*1.001=100.10 -> 100.10*1.001=100.2001 -> ceil tick 100.21
+    assert fills_of(s) == [
+        (D("1"), D("100.00"), Liquidity.TAKER),
+        (D("1"), D("100.10"), Liquidity.TAKER),
+        (D("0.5"), D("100.21"), Liquidity.TAKER),
+    ]
+    assert [f.trade_id for f in s.fills] == ["paper-1", "paper-2", "paper-3"]
+
+
+def test_market_sell_walk_rounds_down():
+    v = venue()
+    s = v.submit_order(order("SELL", "1.5"))
+    # 99.99 * 0.999 = 99.89001 -> floor 99.89
+    assert fills_of(s) == [(D("1"), D("99.99"), Liquidity.TAKER), (D("0.5"), D("99.89"), Liquidity.TAKER)]
+
+
+def test_market_expire_rule_expires_remainder():
+    v = venue(market_remainder="expire")
+    s = v.submit_order(order("BUY", "2.5"))
+    assert s.status is OrderStatus.EXPIRED
+    assert s.cum_qty == D("1") and s.leaves_qty == 0
+    assert fills_of(s) == [(D("1"), D("100.00"), Liquidity.TAKER)]
+
+
+def test_market_walk_capped_by_max_levels():
+    v = venue(max_walk_levels=2)
+    s = v.submit_order(order("BUY", "5"))
+    assert s.status is OrderStatus.EXPIRED
+    assert s.cum_qty == D("3")  # touch + 2 levels
+
+
+def test_zero_touch_size_counts_as_one_lot_level():
+    v = PaperVenue(config=cfg())
+    v.on_market(quote(ask_size="0"))
+    s = v.submit_order(order("BUY", "0.06"))  # 0.06 * 100 = 6 >= min notional 5
+    assert s.status is OrderStatus.FILLED
+    assert len(s.fills) == 60 and all(f.qty == D("0.001") for f in s.fills)
+    assert s.fills[0].price == D("100.00") and s.fills[1].price == D("100.10")
+
+
+def test_touch_is_depleted_by_our_taker_fills_until_next_quote():
+    v = venue(market_remainder="expire")
+    a = v.submit_order(order("BUY", "0.6"))
+    b = v.submit_order(order("BUY", "0.6"))
+    assert a.cum_qty == D("0.6") and a.status is OrderStatus.FILLED
+    assert b.cum_qty == D("0.4") and b.status is OrderStatus.EXPIRED
+    v.on_market(quote(t=1))
+    c = v.submit_order(order("BUY", "0.6"))
+    assert c.status is OrderStatus.FILLED
+
+
+def test_market_fok_expire_rule_all_or_nothing():
+    v = venue(market_remainder="expire")
+    s = v.submit_order(order("BUY", "2", tif="FOK"))
+    assert s.status is OrderStatus.EXPIRED and s.fills == ()
+    s = v.submit_order(order("BUY", "0.5", tif="FOK"))
+    assert s.status is OrderStatus.FILLED
+
+
+def test_market_order_without_quote_rejected_and_recorded():
+    v = PaperVenue(config=cfg())
+    o = order("BUY", "0.1")
+    with pytest.raises(VenueRejectedError, match="no market data") as exc:
+        v.submit_order(o)
+    assert exc.value.venue_code == "NO_MARKET_DATA"
+    st_ = v.fetch_order(o.client_order_id)
+    assert st_ is not None and st_.status is OrderStatus.REJECTED and st_.reject_reason == "no market data"
+
+
+# ---------------------------------------------------------------- limit orders
+
+
+def test_marketable_limit_fills_at_touch_not_limit_and_rests_remainder():
+    v = venue()
+    s = v.submit_order(order("BUY", "1.5", price="100.50"))
+    assert s.status is OrderStatus.PARTIALLY_FILLED
+    assert fills_of(s) == [(D("1"), D("100.00"), Liquidity.TAKER)]
+    assert s.leaves_qty == D("0.5")
+    assert [o.client_order_id for o in v.fetch_open_orders()] == [s.client_order_id]
+
+
+def test_ioc_limit_fills_then_expires_rest():
+    v = venue()
+    s = v.submit_order(order("SELL", "1.5", price="99.00", tif="IOC"))
+    assert s.status is OrderStatus.EXPIRED
+    assert fills_of(s) == [(D("1"), D("99.99"), Liquidity.TAKER)]
+    s = v.submit_order(order("BUY", "0.1", price="99.00", tif="IOC"))  # not marketable
+    assert s.status is OrderStatus.EXPIRED and s.fills == ()
+    assert v.fetch_open_orders() == ()
+
+
+def test_fok_limit_fills_fully_or_nothing():
+    v = venue()
+    s = v.submit_order(order("BUY", "1.5", price="100.00", tif="FOK"))
+    assert s.status is OrderStatus.EXPIRED and s.fills == ()
+    s = v.submit_order(order("BUY", "1", price="100.00", tif="FOK"))
+    assert s.status is OrderStatus.FILLED and s.avg_px == D("100.00")
+
+
+def test_resting_limit_fills_as_maker_capped_by_trade_volume():
+    v = venue()
+    s = v.submit_order(order("BUY", "1", price="99.50"))
+    assert s.status is OrderStatus.ACCEPTED
+    events = []
+    v.set_event_sink(events.append)
+    v.on_market(trade("99.60", "5"))  # above the limit: nothing
+    assert events == []
+    v.on_market(trade("99.40", "0.3"))  # through: fills 0.3 at the limit
+    v.on_market(trade("99.50", "0.4"))  # at the limit (queue rule): fills 0.4
+    st_ = v.fetch_order(s.client_order_id)
+    assert fills_of(st_) == [(D("0.3"), D("99.50"), Liquidity.MAKER), (D("0.4"), D("99.50"), Liquidity.MAKER)]
+    assert st_.status is OrderStatus.PARTIALLY_FILLED and st_.leaves_qty == D("0.3")
+    assert [e.kind for e in events] == ["fill", "fill"]
+    assert events[0].fill.fee == D("0.00298500")  # 0.3*99.5*1bp
+    v.on_market(trade("99.00", "10"))
+    st_ = v.fetch_order(s.client_order_id)
+    assert st_.status is OrderStatus.FILLED and st_.cum_qty == D("1")
+    assert events[-1].state.status is OrderStatus.FILLED
+
+
+def test_trade_volume_consumed_once_in_price_time_priority():
+    v = venue()
+    a = v.submit_order(order("BUY", "0.5", price="99.50"))
+    b = v.submit_order(order("BUY", "0.5", price="99.60"))  # better price: first
+    c = v.submit_order(order("BUY", "0.5", price="99.50"))  # same price as a, later
+    v.on_market(trade("99.40", "0.8"))
+    assert v.fetch_order(b.client_order_id).cum_qty == D("0.5")
+    assert v.fetch_order(a.client_order_id).cum_qty == D("0.3")
+    assert v.fetch_order(c.client_order_id).cum_qty == D("0")
+    assert sum(f.qty for f in v.fills()) == D("0.8")
+
+
+def test_same_market_trade_id_never_fills_twice():
+    v = venue()
+    v.submit_order(order("BUY", "1", price="99.50"))
+    t = trade("99.40", "0.2", trade_id="dup")
+    v.on_market(t)
+    v.on_market(t)
+    assert sum(f.qty for f in v.fills()) == D("0.2")
+
+
+def test_resting_order_filled_by_crossing_quote_up_to_ask_size():
+    v = venue()
+    a = v.submit_order(order("BUY", "1", price="99.50"))
+    b = v.submit_order(order("SELL", "1", price="100.50"))
+    v.on_market(quote(bid="99.00", ask="99.40", ask_size="0.3", t=1))
+    st_ = v.fetch_order(a.client_order_id)
+    assert fills_of(st_) == [(D("0.3"), D("99.50"), Liquidity.MAKER)]
+    assert v.fetch_order(b.client_order_id).cum_qty == 0
+    # what our resting order took depleted the touch for the next taker
+    s = v.submit_order(order("BUY", "0.1", price="99.40", tif="IOC"))
+    assert s.status is OrderStatus.EXPIRED and s.fills == ()
+    v.on_market(quote(bid="100.60", bid_size="2", ask="100.70", t=2))
+    st_ = v.fetch_order(b.client_order_id)
+    assert fills_of(st_) == [(D("1"), D("100.50"), Liquidity.MAKER)]
+
+
+def test_limit_before_any_quote_rests_and_ioc_expires():
+    v = PaperVenue(config=cfg())
+    s = v.submit_order(order("BUY", "0.1", price="99.00"))
+    assert s.status is OrderStatus.ACCEPTED
+    s = v.submit_order(order("BUY", "0.1", price="99.00", tif="IOC"))
+    assert s.status is OrderStatus.EXPIRED
+
+
+# ---------------------------------------------------------------- crossed / locked
+
+
+@pytest.mark.parametrize("bad", [("100.00", "100.00"), ("100.20", "100.10")], ids=["locked", "crossed"])
+def test_skip_rule_keeps_last_good_touch(bad):
+    v = venue(locked_crossed_rule="skip")
+    v.on_market(quote(bid=bad[0], ask=bad[1], t=1))
+    assert v.touch(SYM).ask == D("100.00")
+    s = v.submit_order(order("BUY", "0.5"))
+    assert fills_of(s) == [(D("0.5"), D("100.00"), Liquidity.TAKER)]
+
+
+def test_halt_rule_rejects_market_and_does_not_match_until_good_quote():
+    v = venue(locked_crossed_rule="halt")
+    resting = v.submit_order(order("BUY", "1", price="99.50"))
+    v.on_market(quote(bid="100.20", ask="99.00", t=1))  # crossed: would cross our bid, must not fill
+    assert v.fetch_order(resting.client_order_id).cum_qty == 0
+    with pytest.raises(VenueRejectedError) as exc:
+        v.submit_order(order("BUY", "0.5"))
+    assert exc.value.venue_code == "MARKET_HALTED"
+    s = v.submit_order(order("BUY", "0.5", price="101.00", tif="IOC"))
+    assert s.status is OrderStatus.EXPIRED and s.fills == ()
+    s = v.submit_order(order("BUY", "0.5", price="101.00"))
+    assert s.status is OrderStatus.ACCEPTED
+    v.on_market(trade("99.40", "0.6", t=2))  # trades still fill resting orders (price priority)
+    assert v.fetch_order(s.client_order_id).cum_qty == D("0.5")
+    assert v.fetch_order(resting.client_order_id).cum_qty == D("0.1")
+    v.on_market(quote(bid="99.98", ask="99.99", t=3))  # good again
+    assert v.submit_order(order("BUY", "0.1")).status is OrderStatus.FILLED
+
+
+def test_crossed_quote_before_any_good_quote_means_no_market_data():
+    v = PaperVenue(config=cfg())
+    v.on_market(quote(bid="100.10", ask="100.00"))
+    with pytest.raises(VenueRejectedError, match="no market data"):
+        v.submit_order(order("BUY", "0.1"))
+
+
+# ---------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    "kw,code,text",
+    [
+        (dict(symbol="ETH/USDT"), "UNKNOWN_SYMBOL", "unknown symbol 'ETH/USDT'"),
+        (dict(qty="0.0005", price="99.00"), "LOT_SIZE", "below lot size"),
+        (dict(qty="0.1005", price="99.00"), "LOT_SIZE", "not a multiple of lot size"),
+        (dict(qty="0.1", price="99.005"), "TICK_SIZE", "not a multiple of tick size"),
+        (dict(qty="0.01", price="99.00"), "MIN_NOTIONAL", "below min notional"),
+        (dict(qty="0.01"), "MIN_NOTIONAL", "below min notional"),
+    ],
+)
+def test_instrument_filters_reject_and_book_records_rejected(kw, code, text):
+    v = venue()
+    o = order(**kw)
+    with pytest.raises(VenueRejectedError, match=text) as exc:
+        v.submit_order(o)
+    assert exc.value.venue_code == code
+    st_ = v.fetch_order(o.client_order_id)
+    assert st_.status is OrderStatus.REJECTED and text in st_.reject_reason
+    assert v.submission_counts()[o.client_order_id] == 1
+    assert v.fills() == ()
+
+
+# ---------------------------------------------------------------- fees, DAY, config
+
+
+def test_fee_rounds_half_up_to_8dp():
+    m = FillModel(cfg(taker_fee_bps=D("7.5")))
+    assert m.fee(D("0.000001"), D("39433.61"), Liquidity.TAKER) == D("0.00002958")  # 0.0000295752...
+    assert m.fee(D("1"), D("0.00000002"), Liquidity.MAKER) == D("0E-8")
+
+
+def test_rounding_helpers():
+    assert round_price(D("100.001"), D("0.01"), side=Side.BUY) == D("100.01")
+    assert round_price(D("100.009"), D("0.01"), side=Side.SELL) == D("100.00")
+    assert floor_lot(D("0.0019"), D("0.001")) == D("0.001")
+
+
+def test_day_orders_expire_at_utc_date_change_gtc_stays():
+    v = PaperVenue(config=cfg())
+    v.on_market(quote(t=0))
+    day = v.submit_order(order("BUY", "0.1", price="99.00", tif="DAY"))
+    gtc = v.submit_order(order("BUY", "0.1", price="99.00"))
+    events = []
+    v.set_event_sink(events.append)
+    late = datetime(2021, 1, 8, 23, 59, 59, tzinfo=timezone.utc) - T0
+    v.on_market(quote(t=late.total_seconds()))
+    assert v.fetch_order(day.client_order_id).status is OrderStatus.ACCEPTED
+    v.on_market(quote(t=late.total_seconds() + 2))  # 2021-01-09 00:00:01
+    assert v.fetch_order(day.client_order_id).status is OrderStatus.EXPIRED
+    assert v.fetch_order(gtc.client_order_id).status is OrderStatus.ACCEPTED
+    assert [e.kind for e in events] == ["expired"]
+    assert events[0].state.client_order_id == day.client_order_id
+
+
+def test_latency_is_modelled_only_in_timestamps():
+    v = venue(latency_us=1500)
+    s = v.submit_order(order("BUY", "0.1"))
+    assert s.fills[0].ts == T0 + timedelta(microseconds=1500)
+
+
+def test_config_validation_names_field():
+    with pytest.raises(ValidationError, match="market_remainder"):
+        FillModelConfig(market_remainder="teleport")
+    with pytest.raises(ValidationError, match="maker_fee_bps"):
+        FillModelConfig(maker_fee_bps=D("-1"))
+    with pytest.raises(ValidationError, match="does not match"):
+        FillModelConfig(instruments={"X/Y": TEST_INST[SYM]})
+    c = FillModelConfig()
+    with pytest.raises((TypeError, ValueError)):
+        c.instruments["X/Y"] = TEST_INST[SYM]  # read-only mapping
+
+
+def test_from_settings_tolerant():
+    s = SimpleNamespace(maker_fee_bps=D("0"), taker_fee_bps=3, market_remainder="expire")
+    c = FillModelConfig.from_settings(s)
+    assert c.taker_fee_bps == D(3) and c.market_remainder == "expire"
+    assert dict(c.instruments) == DEFAULT_INSTRUMENTS
+    s2 = SimpleNamespace(locked_crossed_rule="halt", instrument_map=lambda: {SYM: TEST_INST[SYM]})
+    c2 = FillModelConfig.from_settings(s2)
+    assert list(c2.instruments) == [SYM] and c2.locked_crossed_rule == "halt"
+    assert FILL_MODEL_VERSION == "1.0"
+
+
+def test_pure_model_match_functions_directly():
+    m = FillModel(cfg())
+    book = m.on_quote(None, quote(ask="100.00", ask_size="0.5"))
+    assert isinstance(book, TopOfBook) and book.ask_avail == D("0.5")
+    book2, out = m.match_quote(book, [Resting(1, Side.BUY, D("100.00"), D("2"))])
+    assert [(s, e.qty) for s, e in out] == [(1, D("0.5"))] and book2.ask_avail == 0
+    assert book.ask_avail == D("0.5")  # inputs untouched
+
+
+# ---------------------------------------------------------------- properties
+
+
+_events = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("q"),
+            st.integers(9900, 10100),  # bid in cents
+            st.integers(-2, 30),  # spread in cents (<= 0: locked/crossed)
+            st.integers(0, 3000),  # sizes in lots
+            st.integers(0, 3000),
+        ),
+        st.tuples(st.just("t"), st.integers(9900, 10100), st.integers(1, 3000)),
+        st.tuples(
+            st.just("o"),
+            st.sampled_from(["BUY", "SELL"]),
+            st.integers(50, 3000),  # qty in lots
+            st.one_of(st.none(), st.integers(9900, 10100)),
+            st.sampled_from(["GTC", "IOC", "FOK", "DAY"]),
+        ),
+    ),
+    max_size=40,
+)
+
+
+def _run(events, **kw):
+    v = PaperVenue(config=cfg(**kw))
+    per_trade: dict[str, D] = {}
+    for i, ev in enumerate(events):
+        if ev[0] == "q":
+            _, bid, spread, bs, as_ = ev
+            v.on_market(
+                Quote(
+                    ts=T0 + timedelta(seconds=i),
+                    symbol=SYM,
+                    bid=D(bid) / 100,
+                    ask=D(bid + spread) / 100,
+                    bid_size=D(bs) / 1000,
+                    ask_size=D(as_) / 1000,
+                )
+            )
+        elif ev[0] == "t":
+            _, px, qty = ev
+            before = len(v.fills())
+            v.on_market(trade(D(px) / 100, D(qty) / 1000, t=i, trade_id=f"p{i}"))
+            per_trade[f"p{i}"] = (sum(f.qty for f in v.fills()[before:]), D(qty) / 1000)
+        else:
+            _, side, qty, px, tif = ev
+            try:
+                v.submit_order(
+                    order(side, D(qty) / 1000, price=None if px is None else D(px) / 100, tif=tif, coid=f"o{i}")
+                )
+            except VenueRejectedError:
+                pass
+    return v, per_trade
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_events, st.sampled_from(["walk", "expire"]), st.sampled_from(["skip", "halt"]))
+def test_property_invariants_and_determinism(events, remainder, rule):
+    v1, per_trade = _run(events, market_remainder=remainder, locked_crossed_rule=rule)
+    v2, _ = _run(events, market_remainder=remainder, locked_crossed_rule=rule)
+    assert [f.model_dump_json() for f in v1.fills()] == [f.model_dump_json() for f in v2.fills()]
+    inst = TEST_INST[SYM]
+    for f in v1.fills():
+        assert f.price % inst.tick_size == 0 and f.qty % inst.lot_size == 0 and f.qty > 0
+    for coid in v1.submission_counts():
+        s = v1.fetch_order(coid)
+        assert s.cum_qty <= s.quantity
+        if s.status is OrderStatus.FILLED:
+            assert s.cum_qty == s.quantity
+        if s.status in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED):
+            assert s.leaves_qty == s.quantity - s.cum_qty
+    for used, qty in per_trade.values():
+        assert used <= qty
+    pos = v1.fetch_positions().get(SYM, D(0))
+    assert pos == sum(
+        (f.qty if v1.fetch_order(c).side.value == "BUY" else -f.qty) for c, f in v1.fill_records()
+    )
+    assert len({f.trade_id for f in v1.fills()}) == len(v1.fills())
