@@ -161,6 +161,15 @@ class IdempotencyStoreActor(FlowActor):
             self._metrics.journal_batch(len(claims))
         for order, result in zip(claims, results):
             outcome = result.outcome
+            if outcome == "EXPIRED_RECLAIMED" and _reached_venue(result.previous):
+                # the TTL ended the replay window, but the id was sent once: never send it again (SPEC §8)
+                self.conflicts += 1
+                report = error_report(order, ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT,
+                                      f"client_order_id '{order.client_order_id}' was already sent to a venue (its record expired); use a new id")
+                self._completions.append(Completion(order.account_id, order.client_order_id, "COMPLETED", report.model_dump_json(), now))
+                resolve(order.reply, report)
+                tell(self._ledger, RecordDenied(report=report, intent=None, context=None))
+                continue
             if outcome in ("CLAIMED", "EXPIRED_RECLAIMED"):
                 if not tell(self._ledger, order):
                     self._deny(order, ErrorCode.E_EXEC_INTERNAL, "ledger unavailable")
@@ -194,3 +203,13 @@ class IdempotencyStoreActor(FlowActor):
         report = error_report(order, code, message, status=status)
         resolve(order.reply, report)
         tell(self._ledger, RecordDenied(report=report, intent=None if duplicate else order.intent, context=None if duplicate else order.context))
+
+
+def _reached_venue(record: Any) -> bool:
+    """True unless the expired record's cached report proves the order never left (DENIED)."""
+    if record is None or not record.report_json:
+        return record is not None
+    try:
+        return ExecutionReport.model_validate_json(record.report_json).status is not OrderStatus.DENIED
+    except Exception:
+        return True
