@@ -392,6 +392,10 @@ class JournalStore(Protocol):
         """IN_PROGRESS and UNKNOWN records (what recovery must reconcile), oldest first."""
         ...
 
+    def load_records(self) -> list[IdempotencyRecord]:
+        """Every idempotency record, oldest first."""
+        ...
+
     def get(self, account_id: str, client_order_id: str) -> IdempotencyRecord | None:
         """The record for the key, or None (no TTL check: raw state)."""
         ...
@@ -946,6 +950,18 @@ class SQLiteJournal:
                 for r in conn.execute(
                     f"SELECT {_REC_COLS} FROM idempotency WHERE status != 'COMPLETED' "
                     "ORDER BY created_at, account_id, client_order_id"
+                )
+            ],
+        )
+
+    def load_records(self) -> list[IdempotencyRecord]:
+        """Every idempotency record, oldest ``created_at`` first (recovery rebuilds the order ledger from them)."""
+        return self._read(  # type: ignore[return-value]
+            "load_records",
+            lambda conn: [
+                _record(r)
+                for r in conn.execute(
+                    f"SELECT {_REC_COLS} FROM idempotency ORDER BY created_at, account_id, client_order_id"
                 )
             ],
         )

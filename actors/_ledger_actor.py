@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import datetime, timezone
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -26,6 +27,7 @@ from protocols import (
     ExecError,
     Fill,
     IllegalTransition,
+    LifecycleState,
     OrderEventType,
     OrderReconciled,
     OrderStatus,
@@ -37,7 +39,7 @@ from protocols import (
 from protocols import OrderCancelRejected, OrderDenied
 
 from ._base import FlowActor, resolve, tell
-from ._books import FillOutcome, OrderRecord, PositionBook, arrival_price
+from ._books import FillOutcome, OrderRecord, PositionBook, Transition, arrival_price
 from ._messages import (
     CancelFinished,
     CancelOrder,
@@ -60,6 +62,16 @@ from ._reporting import cancel_error_report, error_report, latency_us
 from ._risk import RiskEngine, TradingState
 
 E = OrderEventType
+#: how an order that was in flight at a crash reaches UNKNOWN through the lifecycle table
+_TO_UNKNOWN = {
+    OrderStatus.INITIALIZED: (E.RESERVED, E.SUBMITTED, E.UNKNOWN),
+    OrderStatus.RESERVED: (E.SUBMITTED, E.UNKNOWN),
+}
+_UNKNOWN_EXIT = {
+    OrderStatus.ACCEPTED: E.ACCEPTED,
+    OrderStatus.PARTIALLY_FILLED: E.PARTIALLY_FILLED,
+    OrderStatus.FILLED: E.FILLED,
+}
 _STATUS_EVENT = {
     OrderStatus.UNKNOWN: E.UNKNOWN,
     OrderStatus.FAILED: E.FAILED,
@@ -124,6 +136,50 @@ class LedgerActor(FlowActor):
             self._audit.close()
         if self._journal is not None:
             self._journal.close()
+
+    # -- recovery ------------------------------------------------------------------------
+    def handle_RestoreLedger(self, message: Any) -> None:
+        """Rebuild journaled orders (history and fills, books) and apply what reconciliation found."""
+        for order in message.orders:
+            try:
+                self._restore(order)
+            except Exception as exc:
+                logger.opt(exception=exc).error("could not restore order {}", order.intent.client_order_id)
+        self._flush()
+
+    def _restore(self, ro: Any) -> None:
+        intent, account_id = ro.intent, ro.context.account_id
+        rec = OrderRecord.from_intent(intent, account_id, adapter_id=ro.adapter_id)
+        history = [
+            Transition(r.seq, datetime.fromtimestamp(r.ts, timezone.utc), OrderStatus(r.from_status), OrderStatus(r.to_status), r.cause)
+            for r in ro.transitions
+        ]
+        rec.lifecycle = LifecycleState(OrderStatus.ACCEPTED)
+        for row in ro.fills:
+            if rec.apply_fill(row.fill) is FillOutcome.APPLIED:
+                self._books.apply_fill(account_id, rec.symbol, rec.side, row.fill)
+        last = history[-1].to_status if history else OrderStatus.INITIALIZED
+        prior = (OrderStatus.PARTIALLY_FILLED if rec.cum_qty else OrderStatus.ACCEPTED) if last is OrderStatus.PENDING_CANCEL else None
+        rec.lifecycle = LifecycleState(last, prior)
+        rec.transitions = history
+        self._orders[intent.client_order_id] = rec
+        if ro.outcome == "unchanged":
+            return
+        if rec.status in (OrderStatus.INITIALIZED, OrderStatus.RESERVED, OrderStatus.SUBMITTING):
+            for event in _TO_UNKNOWN.get(rec.status, (E.UNKNOWN,)):
+                self._transition(rec, event, "process restarted with the order in flight")
+        if ro.outcome == "reconciled" and ro.venue_state is not None:
+            previous = rec.status
+            self._apply_venue_state(rec, ro.venue_state, cause="recovered: reconciled with the venue")
+            self._publish(OrderReconciled(client_order_id=rec.client_order_id, account_id=account_id, adapter_id=ro.adapter_id,
+                                          status=rec.status, previous_status=previous, report=rec.snapshot(), reason=ro.note))
+        elif ro.outcome == "never_delivered":
+            rec.error = ExecError.of(ErrorCode.E_EXEC_NETWORK, "never delivered: the venue has no record of it (found at recovery)")
+            self._transition(rec, E.FAILED, "recovered: venue proved it never received the order")
+            self._publish(OrderReconciled(client_order_id=rec.client_order_id, account_id=account_id, adapter_id=ro.adapter_id,
+                                          status=rec.status, previous_status=OrderStatus.UNKNOWN, report=rec.snapshot(), reason=ro.note))
+        if rec.status is OrderStatus.UNKNOWN:
+            self._ever_unknown.add(rec.client_order_id)
 
     # -- forward path: risk and reservation ----------------------------------------------
     def handle_SubmitOrder(self, order: SubmitOrder) -> None:
@@ -342,6 +398,12 @@ class LedgerActor(FlowActor):
         except (IllegalTransition, ValueError) as exc:
             logger.error("venue state for {} not applied: {}", rec.client_order_id, exc)
             return
+        if rec.status is OrderStatus.UNKNOWN and state.status in _UNKNOWN_EXIT:
+            # the venue proves the order is live (or done) but no new fill moved it out of UNKNOWN
+            try:
+                rec.apply_event(_UNKNOWN_EXIT[state.status], cause=f"{cause}: venue says {state.status.value}")
+            except IllegalTransition as exc:
+                logger.error("order {}: {}", rec.client_order_id, exc)
         for fill in new_fills:
             self._books.apply_fill(rec.account_id, rec.symbol, rec.side, fill)
             self._risk.on_fill(rec.account_id, rec.client_order_id, fill)

@@ -434,11 +434,14 @@ class RegisterCore:
 
 @dataclass(frozen=True, slots=True)
 class RegisterAdapter:
-    """Boot: the supervisor starts and supervises an adapter actor built by ``factory(generation, inherited)``."""
+    """Boot: the supervisor starts and supervises an adapter actor built by ``factory(generation, inherited)``.
+
+    ``inherited``: orders in doubt found by recovery, reconciled by the first generation."""
 
     name: str
     factory: Callable[[int, tuple], pykka.ActorRef]
     gate: pykka.ActorRef
+    inherited: tuple = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,3 +452,10 @@ class GetAdapterRefs:
 @dataclass(frozen=True, slots=True)
 class StopChildren:
     """Ask: mark every adapter child stopped (no more restarts) before shutdown."""
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreLedger:
+    """Boot, after a restart: rebuild these journaled orders (``RecoveredOrder``) before any new order."""
+
+    orders: tuple

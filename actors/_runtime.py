@@ -47,7 +47,7 @@ from protocols import (
     Trade,
 )
 
-from ._adapter_actor import AdapterActor, AdapterPolicy
+from ._adapter_actor import AdapterActor, AdapterPolicy, InDoubt
 from ._audit import AuditLog
 from ._base import ASK_TIMEOUT_S, now_ns, resolve, tell
 from ._books import Position
@@ -74,6 +74,7 @@ from ._messages import (
     MarketData,
     RegisterAdapter,
     RegisterCore,
+    RestoreLedger,
     SetTradingState,
     StopChildren,
     Subscribe,
@@ -83,6 +84,7 @@ from ._messages import (
     Wire,
 )
 from ._metrics import Metrics
+from ._recovery import recover
 from ._registry import AdapterRegistry, default_registry
 from ._risk import RiskConfig, RiskEngine
 from ._router_actor import RouterActor
@@ -180,6 +182,19 @@ class Runtime:
         def journal_factory() -> SQLiteJournal:
             return SQLiteJournal(journal_path, synchronous=sync, file_mode=mode)
 
+        self.recovery = None
+        if durable and journal_path.exists():
+            journal = SQLiteJournal(journal_path, synchronous=sync, file_mode=mode)
+            try:
+                self.recovery = recover(journal, self._venues)
+            finally:
+                journal.close()
+        inherited: dict[str, list] = {}
+        if self.recovery is not None:
+            for order in self.recovery.orders:
+                if order.outcome == "unresolved":
+                    inherited.setdefault(order.adapter_id, []).append(InDoubt(order.intent.client_order_id, None, aged=True))
+
         try:
             p = f"rt{self.runtime_id}"
             self.bus = self._track(EventBusActor.start(child_name=f"{p}-event_bus"))
@@ -193,6 +208,8 @@ class Runtime:
                 store_factory=journal_factory, ttl_s=settings.idempotency.ttl_s, ledger=self.ledger,
                 group_commit_max=settings.journal.group_commit_max, metrics=self.metrics, child_name=f"{p}-idempotency"))
             self.ledger.tell(Wire("idempotency", self.idempotency))
+            if self.recovery is not None and self.recovery.orders:
+                self.ledger.tell(RestoreLedger(tuple(self.recovery.orders)))
             self.supervisor = self._track(SupervisorActor.start(
                 clock=self.clock, bus=self.bus, supervisor_settings=settings.supervisor, seed=seed,
                 metrics=self.metrics, child_name=f"{p}-supervisor"))
@@ -217,7 +234,8 @@ class Runtime:
                 ledger = self.ledger
                 venue.set_event_sink(lambda ev, ledger=ledger: tell(ledger, VenueEventReceived(ev)))
                 self.supervisor.ask(RegisterAdapter(
-                    adapter_id, self._adapter_factory(adapter_id, venue, adapter_policy, seed), self.gates[adapter_id]),
+                    adapter_id, self._adapter_factory(adapter_id, venue, adapter_policy, seed), self.gates[adapter_id],
+                    tuple(inherited.get(adapter_id, ()))),
                     timeout=ASK_TIMEOUT_S)
             if settings.metrics.port is not None:
                 self.metrics_port = self.metrics.serve(settings.metrics.port, settings.metrics.host)

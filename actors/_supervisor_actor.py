@@ -101,7 +101,7 @@ class SupervisorActor(FlowActor):
             ),
         )
         self._children[message.name] = child
-        self._start(child, ())
+        self._start(child, tuple(getattr(message, "inherited", ())))
 
     def _start(self, child: _Child, inherited: tuple) -> None:
         child.generation += 1

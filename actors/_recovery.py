@@ -1,0 +1,174 @@
+"""Crash recovery: rebuild the books from the journal and reconcile every order in doubt (SPEC §8, §11).
+
+Runs once in ``Runtime.start``, in the starting thread, before any actor accepts an order,
+so no new order reaches an adapter before that adapter's orders in doubt were asked about.
+
+1. Every IN_PROGRESS idempotency record becomes UNKNOWN (the process died while it was in
+   flight: the venue may or may not have it).
+2. The order ledger is rebuilt from the journal: each claimed intent with its journaled
+   transitions and fills (fills once per trade_id).
+3. Every order in doubt — idempotency UNKNOWN, or a journaled status that is not terminal —
+   is looked up at its venue by client order id (``fetch_order``), with a few retries for
+   not-delivered errors:
+
+   - the venue has it: its state is adopted (status and fills by trade_id) through the
+     ledger, an ``OrderReconciled`` event is published and the cached report is updated;
+   - the venue proves it does not have it: the order never left, it is FAILED
+     (E_EXEC_NETWORK, "never delivered"). It is **not** re-sent: the intent belongs to a
+     process that died, and re-sending a stale intent is a trading decision, not recovery.
+     REJECTED and CANCELED are only ever set from the venue's own answer;
+   - the venue cannot answer (ambiguous error): the order stays UNKNOWN and the adapter
+     actor keeps asking (its reconciliation loop), never inferring a terminal state.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from loguru import logger
+
+from protocols import (
+    AmbiguousError,
+    ErrorCode,
+    ExecError,
+    ExecutionContext,
+    ExecutionReport,
+    NotDeliveredError,
+    OrderIntent,
+    OrderStatus,
+    VenueOrderState,
+)
+
+from ._journal import Completion, FillRow, IdempotencyRecord, OrderEventRow, SQLiteJournal
+
+_FETCH_TRIES = 5
+
+
+@dataclass(frozen=True)
+class RecoveredOrder:
+    """One journaled order to restore in the ledger, and what the venue said about it.
+
+    ``outcome``: ``"unchanged"`` (terminal, nothing to ask), ``"reconciled"`` (``venue_state``
+    adopted), ``"never_delivered"`` (venue proved absence: FAILED), ``"unresolved"`` (the
+    venue could not answer: stays UNKNOWN, handed to the adapter's reconciliation loop).
+    """
+
+    intent: OrderIntent
+    context: ExecutionContext
+    adapter_id: str
+    transitions: tuple[OrderEventRow, ...]
+    fills: tuple[FillRow, ...]
+    outcome: str
+    venue_state: VenueOrderState | None = None
+    previous_status: OrderStatus = OrderStatus.UNKNOWN
+    idempotency_status: str = "COMPLETED"
+    note: str = ""
+
+
+@dataclass
+class RecoveryReport:
+    """What recovery found and did: counts by outcome and the orders themselves."""
+
+    orders: list[RecoveredOrder] = field(default_factory=list)
+    marked_unknown: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """Number of orders per outcome."""
+        out: dict[str, int] = {}
+        for order in self.orders:
+            out[order.outcome] = out.get(order.outcome, 0) + 1
+        return out
+
+    @property
+    def in_doubt(self) -> list[RecoveredOrder]:
+        """Orders that were asked about at their venue."""
+        return [o for o in self.orders if o.outcome != "unchanged"]
+
+
+def recover(journal: SQLiteJournal, venues: dict[str, Any]) -> RecoveryReport:
+    """Rebuild and reconcile from ``journal`` against ``venues`` (adapter id → BrokerAdapter).
+
+    Writes the reconciled answers back as idempotency completions, so a caller who retries a
+    client order id after the restart gets the reconciled report (``replay=True``).
+    """
+    report = RecoveryReport()
+    report.marked_unknown = journal.mark_all_unknown(time.time())
+    records = journal.load_records()
+    if not records:
+        return report
+    transitions: dict[tuple[str, str], list[OrderEventRow]] = {}
+    for row in journal.load_orders():
+        transitions.setdefault((row.account_id, row.client_order_id), []).append(row)
+    fills: dict[tuple[str, str], list[FillRow]] = {}
+    for row in journal.load_fills():
+        fills.setdefault((row.account_id, row.client_order_id), []).append(row)
+    completions: list[Completion] = []
+    for record in records:
+        try:
+            intent = OrderIntent.model_validate_json(record.intent_json)
+            context = ExecutionContext.model_validate_json(record.context_json)
+        except Exception as exc:
+            report.skipped.append(f"{record.client_order_id}: unreadable journal record ({exc})")
+            continue
+        key = record.key
+        rows = tuple(sorted(transitions.get(key, ()), key=lambda r: r.seq))
+        last = OrderStatus(rows[-1].to_status) if rows else OrderStatus.INITIALIZED
+        in_doubt = record.status != "COMPLETED" or not last.is_terminal
+        if not in_doubt:
+            report.orders.append(RecoveredOrder(intent, context, record.adapter_id, rows, tuple(fills.get(key, ())), "unchanged",
+                                                previous_status=last, idempotency_status=record.status))
+            continue
+        venue = venues.get(record.adapter_id)
+        state, outcome, note = None, "unresolved", ""
+        if venue is None:
+            note = f"adapter '{record.adapter_id}' is not configured any more"
+        else:
+            state, outcome, note = _ask_venue(venue, record.client_order_id)
+        recovered = RecoveredOrder(intent, context, record.adapter_id, rows, tuple(fills.get(key, ())), outcome,
+                                   venue_state=state, previous_status=last, idempotency_status=record.status, note=note)
+        report.orders.append(recovered)
+        cached = _cached_report(recovered)
+        if cached is not None:
+            completions.append(Completion(record.account_id, record.client_order_id, "COMPLETED", cached.model_dump_json(), time.time()))
+    if completions:
+        journal.complete_batch(completions)
+    logger.info("recovery: {} journaled order(s), {} asked at their venue: {}", len(report.orders), len(report.in_doubt), report.counts())
+    return report
+
+
+def _ask_venue(venue: Any, client_order_id: str) -> tuple[VenueOrderState | None, str, str]:
+    for attempt in range(1, _FETCH_TRIES + 1):
+        try:
+            state = venue.fetch_order(client_order_id)
+        except NotDeliveredError as exc:
+            note = f"fetch_order not delivered ({exc}); attempt {attempt}"
+            continue
+        except AmbiguousError as exc:
+            return None, "unresolved", f"fetch_order ambiguous: {exc}"
+        except Exception as exc:  # a venue bug must not stop the runtime from starting
+            return None, "unresolved", f"fetch_order failed: {type(exc).__name__}: {exc}"
+        if state is None:
+            return None, "never_delivered", "the venue has no record of this client order id"
+        return state, "reconciled", f"venue says {state.status.value}"
+    return None, "unresolved", note
+
+
+def _cached_report(order: RecoveredOrder) -> ExecutionReport | None:
+    """The report a retry of this client order id should replay after recovery (None: keep as is)."""
+    intent, context = order.intent, order.context
+    base = dict(client_order_id=intent.client_order_id, account_id=context.account_id, symbol=intent.symbol, side=intent.side)
+    if order.outcome == "never_delivered":
+        return ExecutionReport(**base, status=OrderStatus.FAILED,
+                               error=ExecError.of(ErrorCode.E_EXEC_NETWORK, "never delivered: the venue has no record of it (found at recovery)"))
+    if order.outcome == "reconciled" and order.venue_state is not None:
+        state = order.venue_state
+        error = None
+        if state.status is OrderStatus.REJECTED:
+            error = ExecError.of(ErrorCode.E_EXEC_BROKER_REJECTED, state.reject_reason or "rejected by venue")
+        return ExecutionReport(**base, venue_order_id=state.venue_order_id, status=state.status, fills=state.fills,
+                               cum_qty=state.cum_qty, leaves_qty=state.leaves_qty, avg_px=state.avg_px,
+                               fees=sum((f.fee for f in state.fills), 0), error=error)
+    return None
