@@ -56,6 +56,7 @@ from protocols import (
     VenueRejectedError,
 )
 
+from . import _crashpoints
 from ._backoff import backoff_delay
 from ._base import ActorCrashed, FlowActor, exc_summary, resolve, tell
 from ._breaker import CallOutcome
@@ -129,6 +130,8 @@ class VenueWorker:
                 result = fn()
             except BaseException as exc:  # noqa: BLE001 - classified by the actor
                 error = exc
+            if _crashpoints.ARMED and error is None:
+                _crashpoints.hit("after_send")
             with self._lock:
                 retired = self._retired
             if not retired:
@@ -352,6 +355,8 @@ class AdapterActor(FlowActor):
             raise ActorCrashed(f"venue adapter crashed: {error!r}")
         if call.kind == "submit":
             self._submit_done(call.order, message.result, error, message.duration_s)
+            if _crashpoints.ARMED:
+                _crashpoints.hit("after_ack")
         elif call.kind == "cancel":
             self._cancel_done(call.cancel, message.result, error)
         else:

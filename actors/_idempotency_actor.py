@@ -31,6 +31,7 @@ from loguru import logger
 
 from protocols import ErrorCode, ExecutionReport, OrderStatus
 
+from . import _crashpoints
 from ._base import FlowActor, resolve, tell
 from ._journal import Claim, Completion, JournalError, JournalStore
 from ._messages import CompleteOrder, FlushJournal, RecordDenied, ReleaseClaim, SubmitOrder
@@ -144,6 +145,8 @@ class IdempotencyStoreActor(FlowActor):
         claims, self._claims = self._claims, []
         self.batches += 1
         now = time.time()
+        if _crashpoints.ARMED:
+            _crashpoints.hit("before_claim")
         try:
             results = self._store.claim_batch([self._claim(order, now) for order in claims], self._ttl_s)
         except JournalError as exc:
@@ -157,6 +160,8 @@ class IdempotencyStoreActor(FlowActor):
             for order in claims:
                 self._deny(order, ErrorCode.E_EXEC_PERSISTENCE, "journal rejected the claim; nothing was sent", status=OrderStatus.DENIED)
             return
+        if _crashpoints.ARMED:
+            _crashpoints.hit("after_claim")
         if self._metrics is not None:
             self._metrics.journal_batch(len(claims))
         for order, result in zip(claims, results):

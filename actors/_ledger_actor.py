@@ -38,6 +38,7 @@ from protocols import (
 )
 from protocols import OrderCancelRejected, OrderDenied
 
+from . import _crashpoints
 from ._base import FlowActor, resolve, tell
 from ._books import FillOutcome, OrderRecord, PositionBook, Transition, arrival_price
 from ._messages import (
@@ -275,6 +276,8 @@ class LedgerActor(FlowActor):
         self._transition(rec, event, message.cause or report.status.value, report=report)
 
     def handle_VenueEventReceived(self, message: VenueEventReceived) -> None:
+        if _crashpoints.ARMED and message.event.kind == "fill":
+            _crashpoints.hit("between_fills")
         state = message.event.state
         rec = self._orders.get(state.client_order_id)
         if rec is None:
