@@ -216,10 +216,12 @@ class AdapterActor(FlowActor):
         rng: random.Random,
         inherited: tuple = (),
         metrics: Any = None,
+        order_detail: bool = False,
         **kw,
     ) -> None:
         super().__init__(**kw)
         self.adapter_id = adapter_id
+        self._order_detail = order_detail
         self._venue = venue
         self._policy = policy
         self._clock = clock
@@ -408,10 +410,14 @@ class AdapterActor(FlowActor):
             tell(self._gate, CallFinished(order.permit, outcome, duration_s, order.client_order_id))
         if self._metrics is not None:
             self._metrics.order_finished(self.adapter_id, report)
+        if self._order_detail:
+            logger.debug("{} {} {} attempts={} cum_qty={} avg_px={} latency_us={}", self.adapter_id, report.client_order_id,
+                         report.status.value, report.attempts, report.cum_qty, report.avg_px, report.latency_us)
         resolve(order.reply, report)
 
     def _order_unknown(self, order: SubmitOrder, code: ErrorCode, message: str, outcome: CallOutcome, duration_s: float | None = None) -> None:
         report = error_report(order, code, message, status=OrderStatus.UNKNOWN)
+        logger.warning("{} {} is UNKNOWN ({}): {}", self.adapter_id, order.client_order_id, code.value, message)
         tell(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, cause=code.value))
         tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report, unknown=True))
         tell(self._gate, CallFinished(order.permit, outcome, duration_s if duration_s is not None else self._policy.attempt_timeout_s, order.client_order_id))

@@ -83,6 +83,7 @@ from ._messages import (
     VenueEventReceived,
     Wire,
 )
+from ._logging import RuntimeLogging
 from ._metrics import Metrics
 from ._recovery import recover
 from ._registry import AdapterRegistry, default_registry
@@ -152,6 +153,8 @@ class Runtime:
         self._own_clock = clock is None
         self.clock = clock or RealClock(f"flowroute-{self.runtime_id}-timers")
         self.metrics = Metrics()
+        secrets = tuple(v.get_secret_value() for v in (getattr(settings, "venue_api_key", None), getattr(settings, "venue_api_secret", None)) if v is not None)
+        self.logging = RuntimeLogging(settings.logging, secrets)
         self._refs: list[pykka.ActorRef] = []
         self._venues: dict[str, Any] = {}
         self._tokens = itertools.count(1)
@@ -248,16 +251,18 @@ class Runtime:
         self._stopped = False
         logger.info("runtime {} started: adapters {}, journal {}", self.runtime_id, ", ".join(self._venues),
                     journal_path if journal_path else "in memory")
+        logger.debug("runtime {} settings: {}", self.runtime_id, settings.redacted_dict())
 
     def _adapter_factory(self, adapter_id: str, venue: Any, policy: AdapterPolicy, seed: int) -> Callable[[int, tuple], pykka.ActorRef]:
         clock, gate, ledger, idempotency, supervisor, metrics = self.clock, self.gates[adapter_id], self.ledger, self.idempotency, self.supervisor, self.metrics
         base_seed = seed * 1_000_003 + sum(map(ord, adapter_id))
+        order_detail = self.logging.order_detail
 
         def factory(generation: int, inherited: tuple) -> pykka.ActorRef:
             return AdapterActor.start(
                 adapter_id=adapter_id, venue=venue, policy=policy, clock=clock, gate=gate, ledger=ledger,
                 idempotency=idempotency, rng=random.Random(base_seed + generation), inherited=inherited,
-                metrics=metrics, child_name=adapter_id, generation=generation, supervisor=supervisor)
+                metrics=metrics, order_detail=order_detail, child_name=adapter_id, generation=generation, supervisor=supervisor)
 
         return factory
 
@@ -497,6 +502,8 @@ class Runtime:
         self._close_venues()
         if getattr(self, "metrics", None) is not None:
             self.metrics.close()
+        if getattr(self, "logging", None) is not None:
+            self.logging.close()
         logger.info("runtime {} stopped", getattr(self, "runtime_id", "?"))
 
     def _close_venues(self) -> None:
