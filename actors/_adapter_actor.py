@@ -476,8 +476,10 @@ class AdapterActor(FlowActor):
     # -- reconciliation ----------------------------------------------------------------
     def handle_ReconcileOrders(self, message: ReconcileOrders) -> None:
         now = self._clock.monotonic()
+        busy = {call.client_order_id for call in self._calls.values()}
         for cl_id in message.client_order_ids:
-            self._track_unknown(cl_id, None, now - self._policy.quiet_threshold_s)
+            if cl_id not in busy:  # a call still in flight answers for itself
+                self._track_unknown(cl_id, None, now - self._policy.quiet_threshold_s)
 
     def handle_ReconcileTick(self, message: ReconcileTick) -> None:
         self._recon_timer = None

@@ -36,7 +36,9 @@ from ._messages import (
     CompleteOrder,
     ExecuteCancel,
     ExecuteOrder,
+    ForwardReconcile,
     GetBreaker,
+    ReconcileOrders,
     OrderFinished,
     Publish,
     ReleaseClaim,
@@ -120,6 +122,9 @@ class CircuitBreakerActor(FlowActor):
             return
         events = self._breaker.record(message.permit, message.outcome, message.duration_s)
         self._publish(events)
+
+    def handle_ForwardReconcile(self, message: ForwardReconcile) -> None:
+        tell(self._adapter, ReconcileOrders(message.client_order_ids, reason="quiet"))
 
     # -- breaker timers and operator ---------------------------------------------------
     def handle_BreakerTick(self, message: BreakerTick) -> None:

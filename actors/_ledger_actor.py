@@ -53,7 +53,9 @@ from ._messages import (
     OrderFinished,
     OrderReconciledWith,
     OrderSent,
+    ForwardReconcile,
     Publish,
+    QuietCheck,
     RecordDenied,
     SetTradingState,
     SubmitOrder,
@@ -68,6 +70,8 @@ _TO_UNKNOWN = {
     OrderStatus.INITIALIZED: (E.RESERVED, E.SUBMITTED, E.UNKNOWN),
     OrderStatus.RESERVED: (E.SUBMITTED, E.UNKNOWN),
 }
+#: statuses watched by the in-flight check loop
+_WATCHED = frozenset({OrderStatus.SUBMITTING, OrderStatus.PENDING_CANCEL})
 _UNKNOWN_EXIT = {
     OrderStatus.ACCEPTED: E.ACCEPTED,
     OrderStatus.PARTIALLY_FILLED: E.PARTIALLY_FILLED,
@@ -99,9 +103,17 @@ class LedgerActor(FlowActor):
         audit_factory: Any = None,
         journal_factory: Any = None,
         metrics: Any = None,
+        clock: Any = None,
+        quiet_interval_s: float = 1.0,
+        quiet_threshold_s: float = 5.0,
         **kw,
     ) -> None:
         super().__init__(**kw)
+        self._clock = clock
+        self._quiet_interval_s = quiet_interval_s
+        self._quiet_threshold_s = quiet_threshold_s
+        self._watched: dict[str, float] = {}
+        self._quiet_timer = None
         self._risk = risk
         self._bus = bus
         self._idempotency = idempotency
@@ -132,6 +144,8 @@ class LedgerActor(FlowActor):
             self._journal = self._journal_factory()
 
     def on_stop(self) -> None:
+        if self._quiet_timer is not None:
+            self._quiet_timer.cancel()
         self._flush()
         if self._audit is not None:
             self._audit.close()
@@ -396,6 +410,7 @@ class LedgerActor(FlowActor):
         before_status = rec.status
         before_transitions = len(rec.transitions)
         before_overfills = len(rec.overfills)
+        before_anomalies = len(rec.anomalies)
         try:
             new_fills = rec.apply_venue_state(state)
         except (IllegalTransition, ValueError) as exc:
@@ -411,6 +426,8 @@ class LedgerActor(FlowActor):
             self._books.apply_fill(rec.account_id, rec.symbol, rec.side, fill)
             self._risk.on_fill(rec.account_id, rec.client_order_id, fill)
             self._pending_fills.append((rec, fill))
+        for note in rec.anomalies[before_anomalies:]:
+            logger.warning("order {}: venue report contradicts the book and was not applied: {}", rec.client_order_id, note)
         if len(rec.overfills) > before_overfills:
             self._overfills += len(rec.overfills) - before_overfills
             for fill in rec.overfills[before_overfills:]:
@@ -431,6 +448,12 @@ class LedgerActor(FlowActor):
 
     def _after_change(self, rec: OrderRecord, before: OrderStatus, before_transitions: int, cause: str, *, fills=(), report=None) -> None:
         new = rec.transitions[before_transitions:]
+        if new and self._clock is not None:
+            if rec.status in _WATCHED:
+                self._watched[rec.client_order_id] = self._clock.monotonic()
+                self._arm_quiet_check()
+            else:
+                self._watched.pop(rec.client_order_id, None)
         for t in new:
             self._pending_rows.append((rec, t))
             if t.to_status is OrderStatus.UNKNOWN:
@@ -457,6 +480,31 @@ class LedgerActor(FlowActor):
                                      status=t.to_status, report=report, code=code, reason=t.cause))
         if self.actor_inbox.empty() or len(self._pending_rows) > 512:
             self._flush()
+
+    # -- in-flight checks (after NautilusTrader's inflight_check_interval/threshold) ------
+    def _arm_quiet_check(self) -> None:
+        if self._quiet_timer is None and self._watched:
+            ref = self.actor_ref
+            self._quiet_timer = self._clock.call_later(self._quiet_interval_s, lambda: tell(ref, QuietCheck()))
+
+    def handle_QuietCheck(self, message: QuietCheck) -> None:
+        """Orders quiet in SUBMITTING or PENDING_CANCEL past the threshold are asked about at their venue."""
+        self._quiet_timer = None
+        now = self._clock.monotonic()
+        by_adapter: dict[str, list[str]] = {}
+        for cl_id, since in list(self._watched.items()):
+            if now - since < self._quiet_threshold_s:
+                continue
+            rec = self._orders.get(cl_id)
+            if rec is None or rec.status not in _WATCHED:
+                self._watched.pop(cl_id, None)
+                continue
+            by_adapter.setdefault(rec.adapter_id, []).append(cl_id)
+            self._watched[cl_id] = now  # ask again only after another quiet period
+        for adapter_id, ids in by_adapter.items():
+            logger.info("{} order(s) quiet on {} for {:g} s: asking the venue", len(ids), adapter_id, self._quiet_threshold_s)
+            tell(self._router, ForwardReconcile(adapter_id, tuple(ids)))
+        self._arm_quiet_check()
 
     def _publish(self, event) -> None:
         tell(self._bus, Publish(event))

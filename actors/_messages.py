@@ -459,3 +459,16 @@ class RestoreLedger:
     """Boot, after a restart: rebuild these journaled orders (``RecoveredOrder``) before any new order."""
 
     orders: tuple
+
+
+@dataclass(frozen=True, slots=True)
+class QuietCheck:
+    """Timer → ledger: look for orders that have gone quiet in SUBMITTING or PENDING_CANCEL."""
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardReconcile:
+    """Ledger → router → breaker → adapter: ask the venue about these quiet orders."""
+
+    adapter_id: str
+    client_order_ids: tuple[str, ...]

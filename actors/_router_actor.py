@@ -16,7 +16,7 @@ import pykka
 from protocols import ErrorCode, ExecutionMode, RouteDecision
 
 from ._base import FlowActor, tell
-from ._messages import CancelOrder, RecordDenied, SubmitOrder
+from ._messages import CancelOrder, ForwardReconcile, RecordDenied, SubmitOrder
 from ._reporting import cancel_error_report, error_report
 from ._base import resolve
 from protocols import OrderStatus
@@ -102,6 +102,9 @@ class RouterActor(FlowActor):
         gate = self._gates.get(cancel.adapter_id)
         if gate is None or not tell(gate, replace(cancel, gate=gate)):
             resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_NO_ADAPTER, f"no adapter '{cancel.adapter_id}'", status=OrderStatus.UNKNOWN))
+
+    def handle_ForwardReconcile(self, message: ForwardReconcile) -> None:
+        tell(self._gates.get(message.adapter_id), message)
 
     def _deny(self, order: SubmitOrder, code: ErrorCode, message: str) -> None:
         report = error_report(order, code, message)

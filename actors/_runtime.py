@@ -206,7 +206,9 @@ class Runtime:
                 risk=risk, bus=self.bus, instruments=settings.paper.instrument_map(),
                 audit_factory=(lambda: AuditLog(self.audit_path, file_mode=mode)) if durable else None,
                 journal_factory=journal_factory if durable else None,
-                metrics=self.metrics, child_name=f"{p}-ledger"))
+                metrics=self.metrics, clock=self.clock, quiet_interval_s=settings.reconcile.interval_s,
+                quiet_threshold_s=max(settings.reconcile.quiet_threshold_s, settings.timeouts.attempt_s * 2),
+                child_name=f"{p}-ledger"))
             self.idempotency = self._track(IdempotencyStoreActor.start(
                 store_factory=journal_factory, ttl_s=settings.idempotency.ttl_s, ledger=self.ledger,
                 group_commit_max=settings.journal.group_commit_max, metrics=self.metrics, child_name=f"{p}-idempotency"))

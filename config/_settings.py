@@ -369,7 +369,7 @@ class PaperSettings(_Section):
     ``instruments`` replaces the default table as a whole when set (it is not merged).
     """
 
-    maker_fee_bps: Dec = Field(Decimal("1.0"), description="Maker fee (bps of notional; negative = rebate).")
+    maker_fee_bps: NonNegDec = Field(Decimal("1.0"), description="Maker fee (bps of notional; rebates are not modelled: Fill.fee is >= 0).")
     taker_fee_bps: NonNegDec = Field(Decimal("1.0"), description="Taker fee (bps of notional).")
     market_slippage_bps: NonNegDec = Field(
         Decimal("5"), description="Extra slippage per level walked beyond the touch (bps)."

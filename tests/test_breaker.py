@@ -585,8 +585,10 @@ class BreakerMachine(RuleBasedStateMachine):
         assert 0 <= snap.slow_calls <= snap.buffered_calls
         if snap.state is BreakerState.HALF_OPEN:
             assert snap.buffered_calls <= self.cfg.half_open_permits
-        else:
+        elif snap.state is BreakerState.CLOSED:
             assert snap.buffered_calls <= self.cfg.window_size
+        else:  # OPEN after a failed half-open period still shows the trial window that reopened it
+            assert snap.buffered_calls <= max(self.cfg.window_size, self.cfg.half_open_permits)
         for rate in (snap.failure_rate, snap.slow_call_rate):
             assert rate == -1.0 or 0.0 <= rate <= 100.0
         if snap.state is BreakerState.CLOSED and snap.failure_rate >= 0:
