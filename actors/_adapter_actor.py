@@ -223,6 +223,7 @@ class AdapterActor(FlowActor):
         self.adapter_id = adapter_id
         self._order_detail = order_detail
         self._venue = venue
+        self._inline = getattr(venue, "blocking", True) is False
         self._policy = policy
         self._clock = clock
         self._gate = gate
@@ -327,7 +328,7 @@ class AdapterActor(FlowActor):
         self._dispatch_call(_Call("cancel", cl_id, cancel=cancel), lambda: venue.cancel_order(cl_id))
 
     def _send(self, order: SubmitOrder) -> None:
-        order = replace(order, attempt=order.attempt + 1)
+        order = order.evolve(attempt=order.attempt + 1)
         venue_order = VenueOrder.from_intent(order.intent, order.context)
         venue = self._venue
         tell(self._ledger, OrderSent(order.client_order_id, order.account_id, self.adapter_id, order.attempt))
@@ -338,6 +339,18 @@ class AdapterActor(FlowActor):
             raise ActorCrashed("venue worker is not running")
         self._next_call += 1
         call_id = self._next_call
+        if self._inline:
+            # a non-blocking venue (in-memory simulator): call it here, skip two thread hops
+            call.started = self._clock.monotonic()
+            self._calls[call_id] = call  # in doubt if the call crashes this actor
+            started = time.perf_counter()
+            result, error = None, None
+            try:
+                result = fn()
+            except BaseException as exc:  # noqa: BLE001 - classified below
+                error = exc
+            self.handle_VenueCallCompleted(VenueCallCompleted(call_id, result, error, time.perf_counter() - started))
+            return
         call.started = self._clock.monotonic()
         ref = self.actor_ref
         call.timer = self._clock.call_later(self._policy.attempt_timeout_s, lambda: tell(ref, CallTimedOut(call_id)))
@@ -393,7 +406,7 @@ class AdapterActor(FlowActor):
             delay = backoff_delay(order.attempt, base_s=policy.retry_base_s, cap_s=policy.retry_cap_s, jitter=policy.retry_jitter, rng=self._rng)
             if not self._past_deadline(order, self._clock.monotonic() + delay, elapsed_extra_s=delay):
                 gate = self._gate
-                retry = replace(order, permit=None)
+                retry = order.evolve(permit=None)
                 self._clock.call_later(delay, lambda: tell(gate, RetryOrder(retry)) or self._lost_retry(retry))
                 return
         report = error_report(order, ErrorCode.E_EXEC_RETRY_EXHAUSTED,
@@ -424,7 +437,7 @@ class AdapterActor(FlowActor):
         if self._metrics is not None:
             self._metrics.order_finished(self.adapter_id, report)
         resolve(order.reply, report)
-        self._track_unknown(order.client_order_id, replace(order, permit=None), self._clock.monotonic())
+        self._track_unknown(order.client_order_id, order.evolve(permit=None), self._clock.monotonic())
 
     def _never_sent(self, order: SubmitOrder, code: ErrorCode, message: str, *, retry_after_s: float | None = None) -> None:
         """An order that this actor refused before sending (throttle): DENIED on a first attempt."""
@@ -513,7 +526,7 @@ class AdapterActor(FlowActor):
             # the venue proves it does not have the order, after the quiet threshold: resend, same id
             del self._recon[cl_id]
             tell(self._ledger, OrderReconciledWith(cl_id, self.adapter_id, None, resent=True))
-            retry = replace(recon.order, permit=None, reply=Future())
+            retry = recon.order.evolve(permit=None, reply=Future())
             tell(self._gate, RetryOrder(retry))
             return
         self._recon_give_up_maybe(recon, "venue does not know the order and it cannot be re-sent from here")

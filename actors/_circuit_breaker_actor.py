@@ -96,7 +96,7 @@ class CircuitBreakerActor(FlowActor):
                        f"circuit breaker for '{self.adapter_id}' is {decision.state.value}; call not made",
                        retry_after_s=round(decision.retry_after_s, 3))
             return
-        permitted = replace(order, permit=decision)
+        permitted = order.evolve(permit=decision)
         self._outstanding[order.client_order_id] = permitted
         if not tell(self._adapter, ExecuteOrder(permitted)):
             # the adapter died between its report and ours: keep the order for the next generation
@@ -180,7 +180,7 @@ class CircuitBreakerActor(FlowActor):
         self._outstanding.clear()
         for order in lost:
             self._breaker.record(order.permit, CallOutcome.IGNORED, 0.0)
-            plain = replace(order, permit=None)
+            plain = order.evolve(permit=None)
             if self._gave_up:
                 self._fail_no_adapter(plain, f"adapter '{self.adapter_id}' gave up")
             else:

@@ -65,6 +65,9 @@ class IdempotencyStoreActor(FlowActor):
         self._completions: list[Completion] = []
         self._releases: list[tuple[str, str]] = []
         self._metrics = metrics
+        self._durable = True
+        #: non-durable mode keeps report objects here instead of JSON in the store
+        self._reports: dict[tuple[str, str], ExecutionReport] = {}
         self.batches = 0
         self.replays = 0
         self.conflicts = 0
@@ -73,6 +76,7 @@ class IdempotencyStoreActor(FlowActor):
 
     def start_child(self) -> None:
         self._store = self._store_factory()
+        self._durable = bool(getattr(self._store, "durable", True))
 
     def on_stop(self) -> None:
         try:
@@ -87,12 +91,17 @@ class IdempotencyStoreActor(FlowActor):
         self._maybe_flush()
 
     def handle_CompleteOrder(self, message: CompleteOrder) -> None:
+        if self._durable:
+            report_json = message.report.model_dump_json()
+        else:
+            report_json = None
+            self._reports[(message.account_id, message.client_order_id)] = message.report
         self._completions.append(
             Completion(
                 account_id=message.account_id,
                 client_order_id=message.client_order_id,
                 status="UNKNOWN" if message.unknown else "COMPLETED",
-                report_json=message.report.model_dump_json(),
+                report_json=report_json,
                 now=time.time(),
             )
         )
@@ -171,7 +180,10 @@ class IdempotencyStoreActor(FlowActor):
                 self.conflicts += 1
                 report = error_report(order, ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT,
                                       f"client_order_id '{order.client_order_id}' was already sent to a venue (its record expired); use a new id")
-                self._completions.append(Completion(order.account_id, order.client_order_id, "COMPLETED", report.model_dump_json(), now))
+                self._completions.append(Completion(order.account_id, order.client_order_id, "COMPLETED",
+                                                    report.model_dump_json() if self._durable else None, now))
+                if not self._durable:
+                    self._reports[(order.account_id, order.client_order_id)] = report
                 resolve(order.reply, report)
                 tell(self._ledger, RecordDenied(report=report, intent=None, context=None))
                 continue
@@ -182,7 +194,9 @@ class IdempotencyStoreActor(FlowActor):
                 self.replays += 1
                 if self._metrics is not None:
                     self._metrics.replay()
-                cached = ExecutionReport.model_validate_json(result.record.report_json)
+                cached = self._reports.get(result.record.key)
+                if cached is None:
+                    cached = ExecutionReport.model_validate_json(result.record.report_json)
                 resolve(order.reply, as_replay(cached, order.t0_ns))
             elif outcome == "CONFLICT":
                 self.conflicts += 1
@@ -198,8 +212,8 @@ class IdempotencyStoreActor(FlowActor):
             account_id=order.account_id,
             client_order_id=order.client_order_id,
             fingerprint=order.intent.fingerprint(),
-            intent_json=order.intent.model_dump_json(),
-            context_json=order.context.model_dump_json(),
+            intent_json=order.intent.model_dump_json() if self._durable else "",
+            context_json=order.context.model_dump_json() if self._durable else "",
             adapter_id=order.route.adapter_id if order.route else "",
             now=now,
         )

@@ -1090,3 +1090,145 @@ class SQLiteJournal:
     def __repr__(self) -> str:
         state = "closed" if self._conn is None else self._journal_mode
         return f"SQLiteJournal({self._describe()}, synchronous={self._synchronous}, {state})"
+
+
+class MemoryJournal:
+    """The non-durable ``JournalStore``: the same idempotency semantics in dictionaries.
+
+    Used when ``journal.enabled`` is false (benchmarks, tests, throwaway sessions): nothing
+    survives the process, so there is nothing to recover. Order events and fills are not
+    kept (the ledger holds them in memory). ``inject_failure`` works as in
+    :class:`SQLiteJournal` so fail-closed behaviour can be tested in memory too.
+    """
+
+    durable = False
+    path = None
+
+    def __init__(self) -> None:
+        self._records: dict[tuple[str, str], IdempotencyRecord] = {}
+        self._inject = 0
+        self._batches = 0
+        self._items = 0
+        self._max_batch = 0
+        self._failures = 0
+
+    def inject_failure(self, n: int = 1) -> None:
+        """Make the next ``n`` write batches raise :class:`JournalError` (tests)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"n must be an int >= 0, got {n!r}")
+        self._inject += n
+
+    def _begin(self, items: int) -> None:
+        if self._inject > 0:
+            self._inject -= 1
+            self._failures += 1
+            raise JournalError("injected journal failure (memory journal)")
+        self._batches += 1
+        self._items += items
+        self._max_batch = max(self._max_batch, items)
+
+    def claim_batch(self, claims: Sequence[Claim], ttl_s: float | None) -> list[ClaimResult]:
+        claims = list(claims)
+        if not claims:
+            return []
+        self._begin(len(claims))
+        out: list[ClaimResult] = []
+        records = self._records
+        for c in claims:
+            key = (c.account_id, c.client_order_id)
+            old = records.get(key)
+            new = IdempotencyRecord(c.account_id, c.client_order_id, c.fingerprint, "IN_PROGRESS", None, c.now, c.now,
+                                    c.intent_json, c.context_json, c.adapter_id)
+            if old is None:
+                records[key] = new
+                out.append(ClaimResult("CLAIMED", new))
+            elif old.is_expired(c.now, ttl_s):
+                records[key] = new
+                out.append(ClaimResult("EXPIRED_RECLAIMED", new, old))
+            elif old.fingerprint != c.fingerprint:
+                out.append(ClaimResult("CONFLICT", old))
+            elif old.status == "COMPLETED":
+                out.append(ClaimResult("REPLAY", old))
+            else:
+                out.append(ClaimResult("IN_FLIGHT", old))
+        return out
+
+    def complete_batch(self, completions: Sequence[Completion]) -> int:
+        items = list(completions)
+        if not items:
+            return 0
+        self._begin(len(items))
+        found = 0
+        for c in items:
+            key = (c.account_id, c.client_order_id)
+            old = self._records.get(key)
+            if old is None:
+                continue
+            found += 1
+            self._records[key] = IdempotencyRecord(old.account_id, old.client_order_id, old.fingerprint, c.status,
+                                                   c.report_json, old.created_at, c.now, old.intent_json,
+                                                   old.context_json, old.adapter_id)
+        return found
+
+    def complete(self, account_id: str, client_order_id: str, status: IdempotencyStatus, report_json: str | None, now: float) -> bool:
+        return self.complete_batch([Completion(account_id, client_order_id, status, report_json, now)]) == 1
+
+    def release_batch(self, keys: Sequence[tuple[str, str]]) -> int:
+        keys = list(keys)
+        if not keys:
+            return 0
+        self._begin(len(keys))
+        released = 0
+        for key in keys:
+            record = self._records.get(tuple(key))
+            if record is not None and record.status == "IN_PROGRESS":
+                del self._records[tuple(key)]
+                released += 1
+        return released
+
+    def release(self, account_id: str, client_order_id: str) -> bool:
+        return self.release_batch([(account_id, client_order_id)]) == 1
+
+    def mark_unknown(self, account_id: str, client_order_id: str, now: float, report_json: str | None = None) -> bool:
+        old = self._records.get((account_id, client_order_id))
+        if old is None or old.status == "COMPLETED":
+            return False
+        self.complete_batch([Completion(account_id, client_order_id, "UNKNOWN", report_json or old.report_json, now)])
+        return True
+
+    def mark_all_unknown(self, now: float) -> int:
+        keys = [k for k, r in self._records.items() if r.status == "IN_PROGRESS"]
+        for account_id, client_order_id in keys:
+            self.mark_unknown(account_id, client_order_id, now)
+        return len(keys)
+
+    def load_unresolved(self) -> list[IdempotencyRecord]:
+        return sorted((r for r in self._records.values() if r.status != "COMPLETED"), key=lambda r: (r.created_at, r.key))
+
+    def load_records(self) -> list[IdempotencyRecord]:
+        return sorted(self._records.values(), key=lambda r: (r.created_at, r.key))
+
+    def get(self, account_id: str, client_order_id: str) -> IdempotencyRecord | None:
+        return self._records.get((account_id, client_order_id))
+
+    def record_order_events(self, rows: Sequence[OrderEventRow]) -> int:
+        return 0
+
+    def record_fills(self, rows: Sequence[FillRow]) -> list[bool]:
+        return [True for _ in rows]
+
+    def record_ledger(self, events: Sequence[OrderEventRow], fills: Sequence[FillRow]) -> tuple[int, list[bool]]:
+        return 0, [True for _ in fills]
+
+    def load_orders(self) -> list[OrderEventRow]:
+        return []
+
+    def load_fills(self) -> list[FillRow]:
+        return []
+
+    def stats(self) -> JournalStats:
+        return JournalStats(batches=self._batches, items=self._items, rows=self._items, max_batch=self._max_batch,
+                            failures=self._failures)
+
+    def close(self) -> None:
+        pass

@@ -113,6 +113,7 @@ class LedgerActor(FlowActor):
         self._quiet_interval_s = quiet_interval_s
         self._quiet_threshold_s = quiet_threshold_s
         self._watched: dict[str, float] = {}
+        self._publishing = False
         self._quiet_timer = None
         self._risk = risk
         self._bus = bus
@@ -227,7 +228,7 @@ class LedgerActor(FlowActor):
             intent = intent.model_copy(update={"limit_price": decision.adjusted_limit_price})
             rec.limit_price = decision.adjusted_limit_price
         self._transition(rec, E.RESERVED, f"reserved {decision.reserved}")
-        forwarded = replace(order, intent=intent, arrival_px=rec.arrival_px)
+        forwarded = order.evolve(intent=intent, arrival_px=rec.arrival_px)
         if not tell(order.gate, forwarded):
             self._risk.release(account_id, intent.client_order_id)
             self._deny_stage(order, ErrorCode.E_EXEC_NO_ADAPTER, "circuit breaker actor unavailable", record=True)
@@ -353,6 +354,9 @@ class LedgerActor(FlowActor):
         elif isinstance(data, Trade):
             self._books.mark(data.symbol, data.price)
 
+    def handle_SetPublishing(self, message: Any) -> None:
+        self._publishing = message.enabled
+
     def handle_SetTradingState(self, message: SetTradingState) -> str:
         state = TradingState(message.state)
         if state is TradingState.HALTED:
@@ -462,6 +466,12 @@ class LedgerActor(FlowActor):
                 self._unknown_resolved += 1
         if rec.status.is_terminal and not before.is_terminal:
             self._risk.release(rec.account_id, rec.client_order_id)
+        if self._publishing:
+            self._publish_changes(rec, new, cause, fills, report)
+        if self.actor_inbox.empty() or len(self._pending_rows) > 512:
+            self._flush()
+
+    def _publish_changes(self, rec: OrderRecord, new: list, cause: str, fills, report) -> None:
         # one event per fill (PartiallyFilled/Filled), and one per status change that is not a fill
         fill_statuses = {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED}
         for fill in fills:
@@ -478,8 +488,6 @@ class LedgerActor(FlowActor):
             code = rec.error.code if rec.error is not None and t.to_status in (OrderStatus.DENIED, OrderStatus.FAILED, OrderStatus.REJECTED, OrderStatus.UNKNOWN) else None
             self._publish(event_type(client_order_id=rec.client_order_id, account_id=rec.account_id, adapter_id=rec.adapter_id,
                                      status=t.to_status, report=report, code=code, reason=t.cause))
-        if self.actor_inbox.empty() or len(self._pending_rows) > 512:
-            self._flush()
 
     # -- in-flight checks (after NautilusTrader's inflight_check_interval/threshold) ------
     def _arm_quiet_check(self) -> None:

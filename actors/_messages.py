@@ -33,6 +33,8 @@ from protocols import (
     VenueOrderState,
 )
 
+_SAME: Any = object()
+
 # ---------------------------------------------------------------------------------------
 # The order envelope and order commands
 # ---------------------------------------------------------------------------------------
@@ -65,6 +67,21 @@ class SubmitOrder:
     @property
     def account_id(self) -> str:
         return self.context.account_id
+
+    def evolve(self, *, intent=_SAME, reply=_SAME, route=_SAME, gate=_SAME, attempt=_SAME, permit=_SAME, arrival_px=_SAME) -> "SubmitOrder":
+        """A copy with the given fields changed (``dataclasses.replace`` without its per-call introspection)."""
+        return SubmitOrder(
+            self.intent if intent is _SAME else intent,
+            self.context,
+            self.reply if reply is _SAME else reply,
+            self.t0_ns,
+            self.route if route is _SAME else route,
+            self.gate if gate is _SAME else gate,
+            self.attempt if attempt is _SAME else attempt,
+            self.permit if permit is _SAME else permit,
+            self.arrival_px if arrival_px is _SAME else arrival_px,
+            self.first_sent_ns,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,3 +489,10 @@ class ForwardReconcile:
 
     adapter_id: str
     client_order_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SetPublishing:
+    """Runtime → ledger: whether anyone subscribes to order events (skip building them if not)."""
+
+    enabled: bool

@@ -38,19 +38,29 @@ class Metrics:
         self.batch = Histogram("exec_journal_batch_size", "Claims per journal transaction (group commit)", registry=r,
                                buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
         self._server = None
+        self._children: dict[tuple, object] = {}
+
+    def _child(self, metric, *labels: str):
+        """The labelled child of ``metric`` (cached: ``labels()`` takes a lock and builds a key)."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def order_finished(self, adapter_id: str, report: ExecutionReport) -> None:
         """Count a finished submit (status, adapter), its latency, slippage and error code."""
-        self.orders.labels(report.status.value, adapter_id or "none").inc()
-        self.latency.labels(adapter_id or "none").observe(report.latency_us / 1000.0)
+        adapter = adapter_id or "none"
+        self._child(self.orders, report.status.value, adapter).inc()
+        self._child(self.latency, adapter).observe(report.latency_us / 1000.0)
         if report.error is not None:
-            self.rejects.labels(report.error.code.value).inc()
+            self._child(self.rejects, report.error.code.value).inc()
         if report.slippage_bps is not None:
             self.slippage.observe(float(report.slippage_bps))
 
     def rejected(self, reason: str) -> None:
         """Count a refusal under ``reason``."""
-        self.rejects.labels(reason).inc()
+        self._child(self.rejects, reason).inc()
 
     def replay(self) -> None:
         self.replays.inc()

@@ -93,9 +93,9 @@ class RouterActor(FlowActor):
             return
         gate = self._gates.get(decision.adapter_id)
         if gate is None:
-            self._deny(replace(order, route=decision), ErrorCode.E_EXEC_NO_ADAPTER, f"no adapter registered for '{decision.adapter_id}'")
+            self._deny(order.evolve(route=decision), ErrorCode.E_EXEC_NO_ADAPTER, f"no adapter registered for '{decision.adapter_id}'")
             return
-        if not tell(self._idempotency, replace(order, route=decision, gate=gate)):
+        if not tell(self._idempotency, order.evolve(route=decision, gate=gate)):
             self._deny(order, ErrorCode.E_EXEC_INTERNAL, "idempotency store unavailable")
 
     def handle_CancelOrder(self, cancel: CancelOrder) -> None:

@@ -56,7 +56,7 @@ from ._circuit_breaker_actor import CircuitBreakerActor
 from ._clock import Clock, RealClock
 from ._event_bus_actor import EventBusActor
 from ._idempotency_actor import IdempotencyStoreActor
-from ._journal import SQLiteJournal
+from ._journal import MemoryJournal, SQLiteJournal
 from ._ledger_actor import LedgerActor
 from ._messages import (
     BreakerCommand,
@@ -75,6 +75,7 @@ from ._messages import (
     RegisterAdapter,
     RegisterCore,
     RestoreLedger,
+    SetPublishing,
     SetTradingState,
     StopChildren,
     Subscribe,
@@ -105,12 +106,15 @@ def _validation_message(exc: ValidationError, what: str) -> str:
 class Subscription:
     """A live subscription; :meth:`unsubscribe` stops deliveries (idempotent)."""
 
-    def __init__(self, bus: pykka.ActorRef, token: int) -> None:
-        self._bus = bus
+    def __init__(self, runtime: "Runtime", token: int) -> None:
+        self._runtime = runtime
         self.token = token
+        self._active = True
 
     def unsubscribe(self) -> None:
-        tell(self._bus, Unsubscribe(self.token))
+        if self._active:
+            self._active = False
+            self._runtime._unsubscribed(self.token)
 
 
 class Runtime:
@@ -159,6 +163,7 @@ class Runtime:
         self._venues: dict[str, Any] = {}
         self._tokens = itertools.count(1)
         self._validation_errors = 0
+        self._subscriptions = 0
         self._lock = threading.Lock()
         policy = dict(settings.routing.policy)
         try:
@@ -182,7 +187,9 @@ class Runtime:
         mode = settings.journal.file_mode
         shared_memory_journal: list[SQLiteJournal] = []
 
-        def journal_factory() -> SQLiteJournal:
+        def journal_factory() -> SQLiteJournal | MemoryJournal:
+            if journal_path is None:
+                return MemoryJournal()
             return SQLiteJournal(journal_path, synchronous=sync, file_mode=mode)
 
         self.recovery = None
@@ -428,7 +435,18 @@ class Runtime:
             raise TypeError("filter must be None, an event class, a tuple of classes or a predicate")
         token = next(self._tokens)
         self._ask(self.bus, Subscribe(token, callback, accepts, max_pending))
-        return Subscription(self.bus, token)
+        with self._lock:
+            self._subscriptions += 1
+            if self._subscriptions == 1:
+                self._ask(self.ledger, SetPublishing(True))
+        return Subscription(self, token)
+
+    def _unsubscribed(self, token: int) -> None:
+        tell(self.bus, Unsubscribe(token))
+        with self._lock:
+            self._subscriptions -= 1
+            if self._subscriptions == 0:
+                tell(self.ledger, SetPublishing(False))
 
     def venue(self, adapter_id: str) -> Any:
         """The venue adapter object of ``adapter_id`` (for probes like ``submission_counts()``)."""

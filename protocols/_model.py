@@ -7,7 +7,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Annotated, Any, Mapping
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
 
 class Frozen(BaseModel):
@@ -16,45 +16,21 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=False)
 
 
-def _to_decimal(value: Any) -> Any:
-    """Accept Decimal, int, str and float (via its shortest repr) and refuse bools."""
-    if isinstance(value, bool):
-        raise ValueError("a boolean is not a number")
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    return value
-
-
-def _finite(value: Decimal) -> Decimal:
-    if not value.is_finite():
-        raise ValueError("must be a finite number (not NaN or infinity)")
-    return value
-
-
-def _positive(value: Decimal) -> Decimal:
-    if value <= 0:
-        raise ValueError("must be greater than 0")
-    return value
-
-
-def _non_negative(value: Decimal) -> Decimal:
-    if value < 0:
-        raise ValueError("must not be negative")
-    return value
-
-
 def _decimal_str(value: Decimal) -> str:
     return format(value, "f")
 
 
 _DecimalSer = PlainSerializer(_decimal_str, return_type=str, when_used="json")
 
-#: A finite Decimal (float input goes through ``repr`` so 0.1 stays 0.1); JSON as a plain string.
-Dec = Annotated[Decimal, BeforeValidator(_to_decimal), AfterValidator(_finite), _DecimalSer]
+# pydantic-core validates these natively (no Python callback per field): float input is
+# converted through its shortest repr (0.1 stays Decimal('0.1')), bools are refused, and
+# NaN / infinity fail with "Input should be a finite number".
+#: A finite Decimal; JSON as a plain string.
+Dec = Annotated[Decimal, Field(allow_inf_nan=False), _DecimalSer]
 #: A finite Decimal > 0.
-PosDec = Annotated[Decimal, BeforeValidator(_to_decimal), AfterValidator(_finite), AfterValidator(_positive), _DecimalSer]
+PosDec = Annotated[Decimal, Field(allow_inf_nan=False, gt=0), _DecimalSer]
 #: A finite Decimal >= 0.
-NonNegDec = Annotated[Decimal, BeforeValidator(_to_decimal), AfterValidator(_finite), AfterValidator(_non_negative), _DecimalSer]
+NonNegDec = Annotated[Decimal, Field(allow_inf_nan=False, ge=0), _DecimalSer]
 
 
 def _utc(value: datetime) -> datetime:

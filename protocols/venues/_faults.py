@@ -152,6 +152,9 @@ class FaultInjectingAdapter:
     which calls arrive. :meth:`stats` counts calls and faults.
     """
 
+    #: injected hangs and slow calls block: never call this adapter inline
+    blocking = True
+
     def __init__(self, inner: BrokerAdapter, plan: FaultPlan) -> None:
         self._inner = inner
         self.plan = plan

@@ -364,6 +364,12 @@ class PaperVenue:
         """The durable book's file, or None for an in-memory book."""
         return self._book.path
 
+    @property
+    def blocking(self) -> bool:
+        """False for an in-memory book: calls never wait on I/O, so the adapter actor may make
+        them inline instead of on its worker thread. A durable book writes (and fsyncs) per call."""
+        return self._book.path is not None
+
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} {self.adapter_id!r} orders={len(self._orders)} fills={len(self._fills)}"
