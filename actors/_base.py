@@ -156,6 +156,8 @@ def resolve(future: Future, report: ExecutionReport) -> bool:
         future.set_result(report)
         return True
     except InvalidStateError:
+        if getattr(future, "abandoned_at_stop", False):
+            return False  # Runtime.stop answered it already (UNKNOWN); this late answer is in the journal
         logger.error("a report for {} was resolved twice; the second was dropped", report.client_order_id)
         return False
 

@@ -487,6 +487,19 @@ class Runtime:
         def remaining() -> float:
             return max(0.05, deadline - time.monotonic())
 
+        # phase 1: no new orders in; let what is in the pipeline finish (bounded by half the timeout)
+        router = getattr(self, "router", None)
+        if router is not None:
+            try:
+                router.stop(block=True, timeout=remaining())
+            except Exception:
+                logger.warning("router did not stop in time")
+        drain_until = time.monotonic() + timeout / 2
+        while self._pending and time.monotonic() < drain_until:
+            time.sleep(0.005)
+        if self._pending:
+            logger.warning("{} order(s) still unanswered at stop; they are answered UNKNOWN", len(self._pending))
+        # phase 2: stop every actor, adapters before the stores they report to
         sup = getattr(self, "supervisor", None)
         adapters: dict = {}
         if sup is not None and sup.is_alive():
@@ -495,9 +508,8 @@ class Runtime:
                 adapters = sup.ask(GetAdapterRefs(), timeout=remaining())
             except Exception:
                 logger.warning("supervisor did not answer during stop")
-        order = [getattr(self, "router", None)]
+        order = list(getattr(self, "gates", {}).values())
         order += [ref for ref in adapters.values() if ref is not None]
-        order += list(getattr(self, "gates", {}).values())
         order += [getattr(self, "idempotency", None), getattr(self, "ledger", None), sup, getattr(self, "bus", None)]
         for ref in order:
             if ref is None:
@@ -511,6 +523,7 @@ class Runtime:
                 ref.stop(block=False)
         for future in list(self._pending):
             if not future.done():
+                future.abandoned_at_stop = True
                 try:
                     future.set_result(ExecutionReport(
                         client_order_id="?", status=OrderStatus.UNKNOWN,
