@@ -65,6 +65,7 @@ from ._messages import (
     CallTimedOut,
     CancelFinished,
     CancelOrder,
+    CancelTaken,
     CompleteOrder,
     ExecuteCancel,
     ExecuteOrder,
@@ -79,7 +80,7 @@ from ._messages import (
     ThrottleTick,
     VenueCallCompleted,
 )
-from ._reporting import cancel_error_report, error_report, latency_us, venue_report
+from ._reporting import error_report, venue_report
 from ._throttle import AdmissionQueue, SlidingLogThrottle
 
 
@@ -91,7 +92,8 @@ class VenueWorker:
     had not picked up yet: those provably never reached the venue.
     """
 
-    def __init__(self, name: str, on_done: Callable[[VenueCallCompleted], None]) -> None:
+    def __init__(self, name: str, on_done: Callable[[VenueCallCompleted], None], clock: Any = None) -> None:
+        self._clock = clock
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._queued: set[int] = set()
@@ -100,10 +102,11 @@ class VenueWorker:
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, call_id: int, fn: Callable[[], Any]) -> None:
+    def submit(self, call_id: int, fn: Callable[[], Any], call: Any = None) -> None:
+        """Queue ``fn``; when the worker picks it up it stamps ``call.picked_at`` (clock seconds)."""
         with self._lock:
             self._queued.add(call_id)
-        self._queue.put((call_id, fn))
+        self._queue.put((call_id, fn, call))
 
     def retire(self) -> set[int]:
         """Stop taking calls; return the ids never picked up (never delivered)."""
@@ -119,11 +122,13 @@ class VenueWorker:
             item = self._queue.get()
             if item is None:
                 return
-            call_id, fn = item
+            call_id, fn, call = item
             with self._lock:
                 if self._retired:
                     return
                 self._queued.discard(call_id)
+                if call is not None and self._clock is not None:
+                    call.picked_at = self._clock.monotonic()
             started = time.perf_counter()
             result, error = None, None
             try:
@@ -146,6 +151,8 @@ class _Call:
     cancel: CancelOrder | None = None
     started: float = 0.0
     timer: Any = None
+    #: set by the worker thread when it starts the call (the attempt timeout counts from here)
+    picked_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -249,7 +256,7 @@ class AdapterActor(FlowActor):
         if callable(starter):
             starter()  # may raise: a start-up crash, reported to the supervisor
         ref = self.actor_ref
-        self._worker = VenueWorker(f"venue-{self.adapter_id}-g{self.generation}", lambda m: tell(ref, m))
+        self._worker = VenueWorker(f"venue-{self.adapter_id}-g{self.generation}", lambda m: tell(ref, m), self._clock)
         self._arm_reconcile()
 
     def on_stop(self) -> None:
@@ -274,8 +281,12 @@ class AdapterActor(FlowActor):
                                     "adapter crashed while the call was in flight; reconciling", CallOutcome.FAILURE)
                 in_doubt.append(InDoubt(call.client_order_id, call.order, aged=False))
             elif call.kind == "cancel" and call.cancel is not None:
-                resolve(call.cancel.reply, cancel_error_report(call.cancel, ErrorCode.E_EXEC_ADAPTER_CRASHED,
-                                                               "adapter crashed during the cancel; reconciling", status=OrderStatus.PENDING_CANCEL))
+                if call_id in unpicked:
+                    tell(self._ledger, CancelFinished(call.cancel, self.adapter_id, "not_sent", code=ErrorCode.E_EXEC_NETWORK,
+                                                      reason="adapter crashed before the cancel was sent"))
+                    continue
+                tell(self._ledger, CancelFinished(call.cancel, self.adapter_id, "in_doubt", code=ErrorCode.E_EXEC_ADAPTER_CRASHED,
+                                                  reason="adapter crashed during the cancel; reconciling"))
                 in_doubt.append(InDoubt(call.client_order_id, None, aged=False))
         self._calls.clear()
         for recon in self._recon.values():
@@ -316,12 +327,14 @@ class AdapterActor(FlowActor):
 
     def handle_ExecuteCancel(self, message: ExecuteCancel) -> None:
         cancel = message.cancel
+        tell(self._gate, CancelTaken(message.token))
         self._throttle.force_admit()  # cancels never wait behind new orders
         queued = self._queue.remove_if(lambda o: isinstance(o, SubmitOrder) and o.client_order_id == cancel.client_order_id)
         for order in queued:  # the order never left: cancel it locally
             self._never_sent(order, ErrorCode.E_EXEC_THROTTLED, "canceled while waiting in the throttle queue")
         if queued:
-            resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_THROTTLED, "order was still queued; it was never sent", status=OrderStatus.DENIED))
+            tell(self._ledger, CancelFinished(cancel, self.adapter_id, "not_sent", code=ErrorCode.E_EXEC_THROTTLED,
+                                              reason="the order was still in the throttle queue; it was never sent"))
             return
         venue = self._venue
         cl_id = cancel.client_order_id
@@ -355,7 +368,7 @@ class AdapterActor(FlowActor):
         ref = self.actor_ref
         call.timer = self._clock.call_later(self._policy.attempt_timeout_s, lambda: tell(ref, CallTimedOut(call_id)))
         self._calls[call_id] = call
-        self._worker.submit(call_id, fn)
+        self._worker.submit(call_id, fn, call)
 
     # -- outcomes ----------------------------------------------------------------------
     def handle_VenueCallCompleted(self, message: VenueCallCompleted) -> None:
@@ -453,31 +466,40 @@ class AdapterActor(FlowActor):
 
     def _cancel_done(self, cancel: CancelOrder, result: Any, error: BaseException | None) -> None:
         if error is None and isinstance(result, VenueOrderState):
-            tell(self._ledger, CancelFinished(cancel.client_order_id, self.adapter_id, result))
-            report = venue_report(_cancel_as_order(cancel), result)
-            resolve(cancel.reply, report.model_copy(update={"latency_us": latency_us(cancel.t0_ns)}))
-            return
-        if isinstance(error, VenueRejectedError):
-            tell(self._ledger, CancelFinished(cancel.client_order_id, self.adapter_id, None, rejected=True, reason=error.message))
-            resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_BROKER_REJECTED, f"cancel rejected: {error.message}", status=OrderStatus.UNKNOWN))
-            return
-        reason = exc_summary(error) if error is not None else "bad cancel answer"
-        code = ErrorCode.E_EXEC_NETWORK if isinstance(error, NotDeliveredError) else ErrorCode.E_EXEC_BROKER_TIMEOUT
-        tell(self._ledger, CancelFinished(cancel.client_order_id, self.adapter_id, None, rejected=True, reason=reason))
-        resolve(cancel.reply, cancel_error_report(cancel, code, f"cancel outcome: {reason}", status=OrderStatus.UNKNOWN))
-        if not isinstance(error, NotDeliveredError):
+            tell(self._ledger, CancelFinished(cancel, self.adapter_id, "done", state=result))
+        elif isinstance(error, VenueRejectedError):
+            tell(self._ledger, CancelFinished(cancel, self.adapter_id, "rejected", code=ErrorCode.E_EXEC_BROKER_REJECTED,
+                                              reason=f"cancel rejected by the venue: {error.message}"))
+        elif isinstance(error, NotDeliveredError):
+            tell(self._ledger, CancelFinished(cancel, self.adapter_id, "not_sent", code=ErrorCode.E_EXEC_NETWORK,
+                                              reason=f"cancel not delivered: {error.message}"))
+        else:
+            reason = exc_summary(error) if error is not None else f"adapter answered {type(result).__name__}"
+            tell(self._ledger, CancelFinished(cancel, self.adapter_id, "in_doubt", code=ErrorCode.E_EXEC_BROKER_TIMEOUT,
+                                              reason=f"cancel outcome unknown ({reason}); reconciling"))
             self._track_unknown(cancel.client_order_id, None, self._clock.monotonic())
 
     # -- timeouts ----------------------------------------------------------------------
     def handle_CallTimedOut(self, message: CallTimedOut) -> None:
-        call = self._calls.pop(message.call_id, None)
+        call = self._calls.get(message.call_id)
         if call is None:
             return
+        # the attempt timeout counts from when the worker started the call, not from when it was
+        # queued: a call waiting behind others is not late (the one ahead of it times out itself)
+        now = self._clock.monotonic()
+        picked_at = call.picked_at
+        if picked_at is None or now - picked_at < self._policy.attempt_timeout_s:
+            wait = self._policy.attempt_timeout_s if picked_at is None else self._policy.attempt_timeout_s - (now - picked_at)
+            ref, call_id = self.actor_ref, message.call_id
+            call.timer = self._clock.call_later(max(wait, 0.001), lambda: tell(ref, CallTimedOut(call_id)))
+            return
+        del self._calls[message.call_id]
         if call.kind == "submit" and call.order is not None:
             self._order_unknown(call.order, ErrorCode.E_EXEC_BROKER_TIMEOUT,
                                 f"no answer within {self._policy.attempt_timeout_s:g} s; reconciling", CallOutcome.FAILURE)
         elif call.kind == "cancel" and call.cancel is not None:
-            resolve(call.cancel.reply, cancel_error_report(call.cancel, ErrorCode.E_EXEC_BROKER_TIMEOUT, "cancel timed out; reconciling", status=OrderStatus.PENDING_CANCEL))
+            tell(self._ledger, CancelFinished(call.cancel, self.adapter_id, "in_doubt", code=ErrorCode.E_EXEC_BROKER_TIMEOUT,
+                                              reason="cancel timed out; reconciling"))
             self._track_unknown(call.client_order_id, None, self._clock.monotonic())
         else:
             recon = self._recon.get(call.client_order_id)
@@ -569,18 +591,3 @@ class InDoubt:
     client_order_id: str
     order: SubmitOrder | None
     aged: bool = False
-
-
-def _cancel_as_order(cancel: CancelOrder) -> Any:
-    """A minimal stand-in so ``venue_report`` can build the cancel's report."""
-
-    class _Shim:
-        route = None
-        arrival_px = None
-        attempt = 0
-        t0_ns = cancel.t0_ns
-
-        class context:  # noqa: N801
-            account_id = cancel.account_id or ""
-
-    return _Shim()

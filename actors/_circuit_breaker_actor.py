@@ -32,7 +32,9 @@ from ._messages import (
     BreakerCommand,
     BreakerTick,
     CallFinished,
+    CancelFinished,
     CancelOrder,
+    CancelTaken,
     CompleteOrder,
     ExecuteCancel,
     ExecuteOrder,
@@ -45,7 +47,7 @@ from ._messages import (
     RetryOrder,
     SubmitOrder,
 )
-from ._reporting import cancel_error_report, error_report
+from ._reporting import error_report
 from ._base import resolve
 
 
@@ -80,6 +82,8 @@ class CircuitBreakerActor(FlowActor):
         self._adapter_generation = -1
         self._gave_up = False
         self._outstanding: dict[str, SubmitOrder] = {}
+        self._outstanding_cancels: dict[int, CancelOrder] = {}
+        self._cancel_tokens = 0
         self._tick_handle = None
         self._metrics = metrics
         self.transitions = 0
@@ -109,12 +113,18 @@ class CircuitBreakerActor(FlowActor):
         self.handle_SubmitOrder(message.order)
 
     def handle_CancelOrder(self, cancel: CancelOrder) -> None:
-        if self._adapter is None or not tell(self._adapter, ExecuteCancel(cancel)):
-            if self._gave_up or self._when_restarting == "fail_fast" or len(self._stash) >= self._stash_size:
-                resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_NO_ADAPTER,
-                                                          f"adapter '{self.adapter_id}' unavailable", status=OrderStatus.UNKNOWN))
-            else:
-                self._stash.append(cancel)
+        if self._adapter is not None:
+            self._cancel_tokens += 1
+            token = self._cancel_tokens
+            self._outstanding_cancels[token] = cancel
+            if tell(self._adapter, ExecuteCancel(cancel, token)):
+                return
+            del self._outstanding_cancels[token]
+            self._adapter = None
+        self._hold(cancel)
+
+    def handle_CancelTaken(self, message: CancelTaken) -> None:
+        self._outstanding_cancels.pop(message.token, None)
 
     def handle_CallFinished(self, message: CallFinished) -> None:
         self._outstanding.pop(message.client_order_id, None)
@@ -175,7 +185,14 @@ class CircuitBreakerActor(FlowActor):
                 self.handle_SubmitOrder(item)
 
     def _release_outstanding(self) -> None:
-        """Orders handed to a dead adapter that its crash report did not claim were never sent: re-dispatch."""
+        """Orders and cancels handed to a dead adapter that it never took were never sent: re-dispatch."""
+        cancels = list(self._outstanding_cancels.values())
+        self._outstanding_cancels.clear()
+        for cancel in reversed(cancels):
+            if self._gave_up:
+                self._fail_no_adapter(cancel, f"adapter '{self.adapter_id}' gave up")
+            else:
+                self._stash.appendleft(cancel)
         lost = list(self._outstanding.values())
         self._outstanding.clear()
         for order in lost:
@@ -198,7 +215,7 @@ class CircuitBreakerActor(FlowActor):
 
     def _fail_no_adapter(self, item: SubmitOrder | CancelOrder, message: str) -> None:
         if isinstance(item, CancelOrder):
-            resolve(item.reply, cancel_error_report(item, ErrorCode.E_EXEC_NO_ADAPTER, message, status=OrderStatus.UNKNOWN))
+            tell(self._ledger, CancelFinished(item, self.adapter_id, "not_sent", code=ErrorCode.E_EXEC_NO_ADAPTER, reason=message))
         else:
             self._deny(item, ErrorCode.E_EXEC_NO_ADAPTER, message)
 

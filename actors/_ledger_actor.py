@@ -316,15 +316,22 @@ class LedgerActor(FlowActor):
                                       reason=f"venue says {message.state.status.value}"))
 
     def handle_CancelFinished(self, message: CancelFinished) -> None:
-        rec = self._orders.get(message.client_order_id)
+        """Apply a cancel's outcome and answer it with the order's report (plus the error, if any)."""
+        cancel = message.cancel
+        rec = self._orders.get(cancel.client_order_id)
         if rec is None:
-            return self._unmatched("cancel result", message.client_order_id)
-        if message.state is not None:
+            self._unmatched("cancel result", cancel.client_order_id)
+            resolve(cancel.reply, cancel_error_report(cancel, message.code or ErrorCode.E_EXEC_INTERNAL, message.reason or "unknown order",
+                                                      status=OrderStatus.UNKNOWN))
+            return
+        if message.outcome == "done" and message.state is not None:
             self._apply_venue_state(rec, message.state, cause="cancel acknowledged")
-        elif rec.status is OrderStatus.PENDING_CANCEL:
-            self._transition(rec, E.CANCEL_REJECTED, f"cancel rejected: {message.reason}")
+        elif message.outcome in ("rejected", "not_sent") and rec.status is OrderStatus.PENDING_CANCEL:
+            self._transition(rec, E.CANCEL_REJECTED, f"cancel {message.outcome.replace('_', ' ')}: {message.reason}")
             self._publish(OrderCancelRejected(client_order_id=rec.client_order_id, account_id=rec.account_id,
                                               adapter_id=message.adapter_id, status=rec.status, reason=message.reason))
+        error = ExecError.of(message.code, message.reason) if message.outcome != "done" and message.code is not None else None
+        resolve(cancel.reply, rec.snapshot(latency_us=latency_us(cancel.t0_ns)).model_copy(update={"error": error} if error else {}))
 
     # -- cancels -----------------------------------------------------------------------
     def handle_CancelOrder(self, cancel: CancelOrder) -> None:
@@ -420,6 +427,13 @@ class LedgerActor(FlowActor):
         except (IllegalTransition, ValueError) as exc:
             logger.error("venue state for {} not applied: {}", rec.client_order_id, exc)
             return
+        if rec.status is OrderStatus.PENDING_CANCEL and state.status in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED) \
+                and cause.startswith(("reconciled", "recovered")):
+            # the venue proves the order is still working: the cancel never took effect
+            try:
+                rec.apply_event(E.CANCEL_REJECTED, cause=f"{cause}: venue says {state.status.value}, the cancel did not happen")
+            except IllegalTransition as exc:
+                logger.error("order {}: {}", rec.client_order_id, exc)
         if rec.status is OrderStatus.UNKNOWN and state.status in _UNKNOWN_EXIT:
             # the venue proves the order is live (or done) but no new fill moved it out of UNKNOWN
             try:

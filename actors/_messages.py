@@ -272,9 +272,18 @@ class ExecuteOrder:
 
 @dataclass(frozen=True, slots=True)
 class ExecuteCancel:
-    """Breaker → adapter: send this cancel (never waits behind new orders)."""
+    """Breaker → adapter: send this cancel (never waits behind new orders); ``token`` is acked
+    with ``CancelTaken`` so the breaker can re-dispatch cancels a crashed adapter never saw."""
 
     cancel: CancelOrder
+    token: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTaken:
+    """Adapter → breaker: the adapter took cancel ``token`` (it now answers for it)."""
+
+    token: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,13 +421,24 @@ class GetBusStats:
 
 @dataclass(frozen=True, slots=True)
 class CancelFinished:
-    """Adapter → ledger: a cancel ended (``state`` is the venue's answer, or None with ``code``/``reason``)."""
+    """→ ledger: how a cancel ended; the ledger applies it and answers ``cancel.reply``.
 
-    client_order_id: str
+    ``outcome``: ``"done"`` (``state`` is the venue's answer), ``"rejected"`` (the venue
+    refused: the order keeps its previous status), ``"not_sent"`` (provably never sent:
+    likewise), ``"in_doubt"`` (unknown: stays PENDING_CANCEL and is reconciled). ``code``
+    and ``reason`` explain anything but ``done``.
+    """
+
+    cancel: CancelOrder
     adapter_id: str
-    state: VenueOrderState | None
-    rejected: bool = False
+    outcome: str
+    state: VenueOrderState | None = None
+    code: Any = None
     reason: str = ""
+
+    @property
+    def client_order_id(self) -> str:
+        return self.cancel.client_order_id
 
 
 @dataclass(frozen=True, slots=True)

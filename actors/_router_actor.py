@@ -16,8 +16,8 @@ import pykka
 from protocols import ErrorCode, ExecutionMode, RouteDecision
 
 from ._base import FlowActor, tell
-from ._messages import CancelOrder, ForwardReconcile, RecordDenied, SubmitOrder
-from ._reporting import cancel_error_report, error_report
+from ._messages import CancelFinished, CancelOrder, ForwardReconcile, RecordDenied, SubmitOrder
+from ._reporting import error_report
 from ._base import resolve
 from protocols import OrderStatus
 
@@ -101,7 +101,8 @@ class RouterActor(FlowActor):
     def handle_CancelOrder(self, cancel: CancelOrder) -> None:
         gate = self._gates.get(cancel.adapter_id)
         if gate is None or not tell(gate, replace(cancel, gate=gate)):
-            resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_NO_ADAPTER, f"no adapter '{cancel.adapter_id}'", status=OrderStatus.UNKNOWN))
+            tell(self._ledger, CancelFinished(cancel, cancel.adapter_id, "not_sent", code=ErrorCode.E_EXEC_NO_ADAPTER,
+                                              reason=f"no adapter '{cancel.adapter_id}'"))
 
     def handle_ForwardReconcile(self, message: ForwardReconcile) -> None:
         tell(self._gates.get(message.adapter_id), message)

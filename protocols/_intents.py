@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 
 from ._enums import OrderType, Side, TimeInForce
 from ._model import FrozenMapping, Frozen, PosDec, UtcDatetime, utc_now
@@ -49,18 +49,20 @@ class OrderIntent(Frozen):
     side: Side
     order_type: OrderType
     quantity: PosDec
-    limit_price: PosDec | None = None
+    limit_price: PosDec | None = Field(None, validate_default=True)
     time_in_force: TimeInForce = TimeInForce.GTC
     strategy_id: Ident = ""
     metadata: FrozenMapping = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _price_matches_type(self) -> "OrderIntent":
-        if self.order_type is OrderType.LIMIT and self.limit_price is None:
+    @field_validator("limit_price", mode="after")
+    @classmethod
+    def _price_matches_type(cls, value, info: ValidationInfo):
+        order_type = info.data.get("order_type")
+        if order_type is OrderType.LIMIT and value is None:
             raise ValueError("limit_price is required for a LIMIT order")
-        if self.order_type is OrderType.MARKET and self.limit_price is not None:
+        if order_type is OrderType.MARKET and value is not None:
             raise ValueError("limit_price is forbidden for a MARKET order")
-        return self
+        return value
 
     def fingerprint(self) -> str:
         """SHA-256 hex digest of the economic fields (symbol, side, type, qty, price, TIF).
