@@ -76,6 +76,7 @@ from ._messages import (
     ReconcileTick,
     ReleaseClaim,
     RetryOrder,
+    ReturnOrder,
     SubmitOrder,
     ThrottleTick,
     VenueCallCompleted,
@@ -248,7 +249,7 @@ class AdapterActor(FlowActor):
         self._recon_timer = None
         now = clock.monotonic()
         for item in inherited:
-            self._track_unknown(item.client_order_id, item.order, now - policy.quiet_threshold_s if item.aged else now)
+            self._track_unknown(item.client_order_id, item.order, now if item.since is None else min(item.since, now))
 
     # -- lifecycle ---------------------------------------------------------------------
     def start_child(self) -> None:
@@ -270,16 +271,17 @@ class AdapterActor(FlowActor):
         """On a crash: orders whose call the worker picked up become UNKNOWN; the rest go back to the gate."""
         unpicked = self._worker.retire() if self._worker is not None else set()
         self._worker = None
-        in_doubt: list[InDoubt] = []
+        now = self._clock.monotonic()
         for call_id, call in list(self._calls.items()):
             if call.timer is not None:
                 call.timer.cancel()
             if call.kind == "submit" and call.order is not None:
                 if call_id in unpicked:
-                    continue  # never sent: still outstanding at the gate, which re-dispatches it
+                    # never sent: back to the breaker actor for the next generation, attempts kept
+                    tell(self._gate, ReturnOrder(call.order))
+                    continue
                 self._order_unknown(call.order, ErrorCode.E_EXEC_ADAPTER_CRASHED,
                                     "adapter crashed while the call was in flight; reconciling", CallOutcome.FAILURE)
-                in_doubt.append(InDoubt(call.client_order_id, call.order, aged=False))
             elif call.kind == "cancel" and call.cancel is not None:
                 if call_id in unpicked:
                     tell(self._ledger, CancelFinished(call.cancel, self.adapter_id, "not_sent", code=ErrorCode.E_EXEC_NETWORK,
@@ -287,12 +289,12 @@ class AdapterActor(FlowActor):
                     continue
                 tell(self._ledger, CancelFinished(call.cancel, self.adapter_id, "in_doubt", code=ErrorCode.E_EXEC_ADAPTER_CRASHED,
                                                   reason="adapter crashed during the cancel; reconciling"))
-                in_doubt.append(InDoubt(call.client_order_id, None, aged=False))
+                self._track_unknown(call.client_order_id, None, now)
         self._calls.clear()
-        for recon in self._recon.values():
-            in_doubt.append(InDoubt(recon.client_order_id, recon.order, aged=True))
+        # every order in doubt is in the reconciliation table exactly once, with the time it went quiet
+        in_doubt = tuple(InDoubt(r.client_order_id, r.order, r.since) for r in self._recon.values())
         self._recon.clear()
-        return {"in_doubt": tuple(in_doubt), "adapter_id": self.adapter_id}
+        return {"in_doubt": in_doubt, "adapter_id": self.adapter_id}
 
     # -- orders ------------------------------------------------------------------------
     def handle_ExecuteOrder(self, message: ExecuteOrder) -> None:
@@ -330,10 +332,10 @@ class AdapterActor(FlowActor):
         tell(self._gate, CancelTaken(message.token))
         self._throttle.force_admit()  # cancels never wait behind new orders
         queued = self._queue.remove_if(lambda o: isinstance(o, SubmitOrder) and o.client_order_id == cancel.client_order_id)
-        for order in queued:  # the order never left: cancel it locally
-            self._never_sent(order, ErrorCode.E_EXEC_THROTTLED, "canceled while waiting in the throttle queue")
+        for order in queued:  # the order never left: withdraw it here, its answer is final (cached)
+            self._never_sent(order, ErrorCode.E_EXEC_THROTTLED, "canceled while waiting in the throttle queue; never sent", final=True)
         if queued:
-            tell(self._ledger, CancelFinished(cancel, self.adapter_id, "not_sent", code=ErrorCode.E_EXEC_THROTTLED,
+            tell(self._ledger, CancelFinished(cancel, self.adapter_id, "withdrawn",
                                               reason="the order was still in the throttle queue; it was never sent"))
             return
         venue = self._venue
@@ -452,12 +454,17 @@ class AdapterActor(FlowActor):
         resolve(order.reply, report)
         self._track_unknown(order.client_order_id, order.evolve(permit=None), self._clock.monotonic())
 
-    def _never_sent(self, order: SubmitOrder, code: ErrorCode, message: str, *, retry_after_s: float | None = None) -> None:
-        """An order that this actor refused before sending (throttle): DENIED on a first attempt."""
+    def _never_sent(self, order: SubmitOrder, code: ErrorCode, message: str, *, retry_after_s: float | None = None,
+                    final: bool = False) -> None:
+        """An order that this actor refused before sending (throttle): DENIED on a first attempt, its
+        claim released so the caller may retry the id — unless ``final`` (withdrawn by a cancel)."""
         tell(self._gate, CallFinished(order.permit, CallOutcome.IGNORED, 0.0, order.client_order_id))
         if order.attempt == 0:
             report = error_report(order, code, message, status=OrderStatus.DENIED, retry_after_s=retry_after_s)
-            tell(self._idempotency, ReleaseClaim(order.account_id, order.client_order_id))
+            if final:
+                tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
+            else:
+                tell(self._idempotency, ReleaseClaim(order.account_id, order.client_order_id))
         else:
             report = error_report(order, code, message, status=OrderStatus.FAILED, retry_after_s=retry_after_s)
             tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
@@ -590,4 +597,5 @@ class InDoubt:
 
     client_order_id: str
     order: SubmitOrder | None
-    aged: bool = False
+    #: clock time it went quiet (None: now); "not found" is trusted only a quiet threshold later
+    since: float | None = None

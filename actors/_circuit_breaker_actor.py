@@ -45,6 +45,7 @@ from ._messages import (
     Publish,
     ReleaseClaim,
     RetryOrder,
+    ReturnOrder,
     SubmitOrder,
 )
 from ._reporting import error_report
@@ -122,6 +123,13 @@ class CircuitBreakerActor(FlowActor):
             del self._outstanding_cancels[token]
             self._adapter = None
         self._hold(cancel)
+
+    def handle_ReturnOrder(self, message: ReturnOrder) -> None:
+        order = message.order
+        self._outstanding.pop(order.client_order_id, None)
+        if order.permit is not None:
+            self._publish(self._breaker.record(order.permit, CallOutcome.IGNORED, 0.0))
+        self._stash.appendleft(order.evolve(permit=None))
 
     def handle_CancelTaken(self, message: CancelTaken) -> None:
         self._outstanding_cancels.pop(message.token, None)

@@ -38,6 +38,9 @@ from ._messages import CompleteOrder, FlushJournal, RecordDenied, ReleaseClaim, 
 from ._reporting import as_replay, error_report
 
 
+_JOURNAL_MESSAGES = (SubmitOrder, CompleteOrder, ReleaseClaim)
+
+
 class IdempotencyStoreActor(FlowActor):
     """Owns the journal's idempotency records; forwards claimed orders to the ledger stage.
 
@@ -86,6 +89,12 @@ class IdempotencyStoreActor(FlowActor):
                 self._store.close()
 
     # -- messages ----------------------------------------------------------------------
+    def on_receive(self, message: Any) -> Any:
+        result = super().on_receive(message)
+        if not isinstance(message, _JOURNAL_MESSAGES) and (self._claims or self._completions or self._releases):
+            self._flush()  # never let a query or barrier sit between a claim and its commit
+        return result
+
     def handle_SubmitOrder(self, order: SubmitOrder) -> None:
         self._claims.append(order)
         self._maybe_flush()

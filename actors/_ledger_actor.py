@@ -104,12 +104,14 @@ class LedgerActor(FlowActor):
         journal_factory: Any = None,
         metrics: Any = None,
         clock: Any = None,
+        shadow_adapters: frozenset[str] = frozenset(),
         quiet_interval_s: float = 1.0,
         quiet_threshold_s: float = 5.0,
         **kw,
     ) -> None:
         super().__init__(**kw)
         self._clock = clock
+        self._shadow_adapters = frozenset(shadow_adapters)
         self._quiet_interval_s = quiet_interval_s
         self._quiet_threshold_s = quiet_threshold_s
         self._watched: dict[str, float] = {}
@@ -173,7 +175,7 @@ class LedgerActor(FlowActor):
         rec.lifecycle = LifecycleState(OrderStatus.ACCEPTED)
         for row in ro.fills:
             if rec.apply_fill(row.fill) is FillOutcome.APPLIED:
-                self._books.apply_fill(account_id, rec.symbol, rec.side, row.fill)
+                self._books.apply_fill(self._book_of(account_id, ro.adapter_id), rec.symbol, rec.side, row.fill)
         last = history[-1].to_status if history else OrderStatus.INITIALIZED
         prior = (OrderStatus.PARTIALLY_FILLED if rec.cum_qty else OrderStatus.ACCEPTED) if last is OrderStatus.PENDING_CANCEL else None
         rec.lifecycle = LifecycleState(last, prior)
@@ -207,9 +209,10 @@ class LedgerActor(FlowActor):
             return
         touch = self._touch.get(intent.symbol)
         instrument = self._instruments.get(intent.symbol)
+        book = self._book_of(account_id, order.route.adapter_id if order.route else "")
         decision = self._risk.check_and_reserve(
-            intent, account_id, touch=touch,
-            position_qty=self._books.net_qty(account_id, intent.symbol),
+            intent, book, touch=touch,
+            position_qty=self._books.net_qty(book, intent.symbol),
             tick_size=instrument.tick_size if instrument is not None else None,
         )
         rec = OrderRecord.from_intent(intent, account_id, route=order.route, arrival_px=arrival_price(intent.side, touch))
@@ -230,7 +233,7 @@ class LedgerActor(FlowActor):
         self._transition(rec, E.RESERVED, f"reserved {decision.reserved}")
         forwarded = order.evolve(intent=intent, arrival_px=rec.arrival_px)
         if not tell(order.gate, forwarded):
-            self._risk.release(account_id, intent.client_order_id)
+            self._risk.release(book, intent.client_order_id)
             self._deny_stage(order, ErrorCode.E_EXEC_NO_ADAPTER, "circuit breaker actor unavailable", record=True)
 
     def _deny_stage(self, order: SubmitOrder, code: ErrorCode, message: str, *, record: bool) -> None:
@@ -330,7 +333,7 @@ class LedgerActor(FlowActor):
             self._transition(rec, E.CANCEL_REJECTED, f"cancel {message.outcome.replace('_', ' ')}: {message.reason}")
             self._publish(OrderCancelRejected(client_order_id=rec.client_order_id, account_id=rec.account_id,
                                               adapter_id=message.adapter_id, status=rec.status, reason=message.reason))
-        error = ExecError.of(message.code, message.reason) if message.outcome != "done" and message.code is not None else None
+        error = ExecError.of(message.code, message.reason) if message.outcome not in ("done", "withdrawn") and message.code is not None else None
         resolve(cancel.reply, rec.snapshot(latency_us=latency_us(cancel.t0_ns)).model_copy(update={"error": error} if error else {}))
 
     # -- cancels -----------------------------------------------------------------------
@@ -340,9 +343,15 @@ class LedgerActor(FlowActor):
             resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_VALIDATION,
                                                       f"unknown order '{cancel.client_order_id}'", status=OrderStatus.UNKNOWN))
             return
+        if rec.status in (OrderStatus.RESERVED, OrderStatus.SUBMITTING):
+            # not acknowledged yet: the adapter withdraws it from its throttle queue, or asks the venue
+            if not tell(self._router, replace(cancel, adapter_id=rec.adapter_id or (rec.route.adapter_id if rec.route else ""),
+                                              account_id=rec.account_id)):
+                resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_INTERNAL, "router unavailable", status=rec.status))
+            return
         if not rec.status.is_open:
             snapshot = rec.snapshot(latency_us=latency_us(cancel.t0_ns))
-            message = f"order is {rec.status.value}; only ACCEPTED or PARTIALLY_FILLED orders can be canceled"
+            message = f"order is {rec.status.value}; only orders still working can be canceled"
             resolve(cancel.reply, snapshot.model_copy(update={"error": ExecError.of(ErrorCode.E_EXEC_VALIDATION, message)}))
             return
         if rec.status is not OrderStatus.PENDING_CANCEL:
@@ -410,7 +419,7 @@ class LedgerActor(FlowActor):
         grouped: dict[tuple[str, str], list] = {}
         for rec in self._orders.values():
             for fill in rec.fills:
-                grouped.setdefault((rec.account_id, rec.symbol), []).append((rec.side, fill))
+                grouped.setdefault((self._book_of(rec.account_id, rec.adapter_id), rec.symbol), []).append((rec.side, fill))
         try:
             return list(self._books.check_invariants(grouped))
         except Exception as exc:  # the check itself must never break a query
@@ -441,8 +450,9 @@ class LedgerActor(FlowActor):
             except IllegalTransition as exc:
                 logger.error("order {}: {}", rec.client_order_id, exc)
         for fill in new_fills:
-            self._books.apply_fill(rec.account_id, rec.symbol, rec.side, fill)
-            self._risk.on_fill(rec.account_id, rec.client_order_id, fill)
+            book = self._book_of(rec.account_id, rec.adapter_id)
+            self._books.apply_fill(book, rec.symbol, rec.side, fill)
+            self._risk.on_fill(book, rec.client_order_id, fill)
             self._pending_fills.append((rec, fill))
         for note in rec.anomalies[before_anomalies:]:
             logger.warning("order {}: venue report contradicts the book and was not applied: {}", rec.client_order_id, note)
@@ -479,7 +489,7 @@ class LedgerActor(FlowActor):
             if t.from_status is OrderStatus.UNKNOWN and t.to_status is not OrderStatus.UNKNOWN:
                 self._unknown_resolved += 1
         if rec.status.is_terminal and not before.is_terminal:
-            self._risk.release(rec.account_id, rec.client_order_id)
+            self._risk.release(self._book_of(rec.account_id, rec.adapter_id), rec.client_order_id)
         if self._publishing:
             self._publish_changes(rec, new, cause, fills, report)
         if self.actor_inbox.empty() or len(self._pending_rows) > 512:
@@ -527,6 +537,11 @@ class LedgerActor(FlowActor):
             logger.info("{} order(s) quiet on {} for {:g} s: asking the venue", len(ids), adapter_id, self._quiet_threshold_s)
             tell(self._router, ForwardReconcile(adapter_id, tuple(ids)))
         self._arm_quiet_check()
+
+    def _book_of(self, account_id: str, adapter_id: str) -> str:
+        """The position/risk book of an order: the account itself, or ``<account>@<adapter>`` for a
+        shadow adapter, whose fills show what would have happened without touching the primary books."""
+        return f"{account_id}@{adapter_id}" if adapter_id in self._shadow_adapters else account_id
 
     def _publish(self, event) -> None:
         tell(self._bus, Publish(event))

@@ -423,7 +423,8 @@ class GetBusStats:
 class CancelFinished:
     """→ ledger: how a cancel ended; the ledger applies it and answers ``cancel.reply``.
 
-    ``outcome``: ``"done"`` (``state`` is the venue's answer), ``"rejected"`` (the venue
+    ``outcome``: ``"done"`` (``state`` is the venue's answer), ``"withdrawn"`` (the order was
+    still queued here and is now DENIED, never sent), ``"rejected"`` (the venue
     refused: the order keeps its previous status), ``"not_sent"`` (provably never sent:
     likewise), ``"in_doubt"`` (unknown: stays PENDING_CANCEL and is reconciled). ``code``
     and ``reason`` explain anything but ``done``.
@@ -516,3 +517,10 @@ class SetPublishing:
     """Runtime → ledger: whether anyone subscribes to order events (skip building them if not)."""
 
     enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnOrder:
+    """Crashed adapter → breaker: this order was never sent (still queued on the worker); re-dispatch it."""
+
+    order: SubmitOrder

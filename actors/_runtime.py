@@ -192,20 +192,20 @@ class Runtime:
                 return MemoryJournal()
             return SQLiteJournal(journal_path, synchronous=sync, file_mode=mode)
 
-        self.recovery = None
-        if durable and journal_path.exists():
-            journal = SQLiteJournal(journal_path, synchronous=sync, file_mode=mode)
-            try:
-                self.recovery = recover(journal, self._venues)
-            finally:
-                journal.close()
-        inherited: dict[str, list] = {}
-        if self.recovery is not None:
-            for order in self.recovery.orders:
-                if order.outcome == "unresolved":
-                    inherited.setdefault(order.adapter_id, []).append(InDoubt(order.intent.client_order_id, None, aged=True))
-
         try:
+            self.recovery = None
+            if durable:
+                # opened here first: creates the schema before two actors open it concurrently
+                journal = SQLiteJournal(journal_path, synchronous=sync, file_mode=mode)
+                try:
+                    self.recovery = recover(journal, self._venues)
+                finally:
+                    journal.close()
+            inherited: dict[str, list] = {}
+            if self.recovery is not None:
+                for order in self.recovery.orders:
+                    if order.outcome == "unresolved":
+                        inherited.setdefault(order.adapter_id, []).append(InDoubt(order.intent.client_order_id, None))
             p = f"rt{self.runtime_id}"
             self.bus = self._track(EventBusActor.start(child_name=f"{p}-event_bus"))
             risk = RiskEngine(RiskConfig.from_settings(settings.risk))
@@ -214,6 +214,7 @@ class Runtime:
                 audit_factory=(lambda: AuditLog(self.audit_path, file_mode=mode)) if durable else None,
                 journal_factory=journal_factory if durable else None,
                 metrics=self.metrics, clock=self.clock, quiet_interval_s=settings.reconcile.interval_s,
+                shadow_adapters=frozenset(a for m, a in policy.items() if m in ("shadow", "shadow_run")),
                 quiet_threshold_s=max(settings.reconcile.quiet_threshold_s, settings.timeouts.attempt_s * 2),
                 child_name=f"{p}-ledger"))
             self.idempotency = self._track(IdempotencyStoreActor.start(
@@ -476,9 +477,7 @@ class Runtime:
         Orders still unanswered are resolved UNKNOWN (E_EXEC_BROKER_TIMEOUT: the venue may have
         them; recovery reconciles after a restart), so no caller waits forever.
         """
-        if getattr(self, "_stopped", True) and not hasattr(self, "router"):
-            return
-        if getattr(self, "_stop_done", False):
+        if getattr(self, "_stop_done", False) or not hasattr(self, "clock"):
             return
         self._stop_done = True
         self._stopped = True
