@@ -1589,6 +1589,101 @@ def repl(
     raise typer.Exit(code_)
 
 
+def run_recover(state_dir: Path, profile: str) -> tuple[dict, bool]:
+    """Start a runtime on ``state_dir`` (recovery runs at start), report what it resolved, check, stop.
+
+    Checks: no client order id reached the paper venue twice, no journaled intent left
+    unresolved (idempotency IN_PROGRESS/UNKNOWN or an order UNKNOWN/SUBMITTING/RESERVED),
+    and the ledger's positions equal the paper venue's.
+    """
+    from actors._journal import SQLiteJournal
+
+    if not (state_dir / "journal.sqlite").exists():
+        raise CliError(f"no journal at {state_dir / 'journal.sqlite'}: nothing to recover")
+    settings = load_cli_settings(profile, state_dir)
+    rt = start_runtime(settings)
+    try:
+        report = rt.recovery
+        ok_wait = wait_until(lambda: rt.stats()["unknown_open"] == 0, timeout_s=30.0)
+        rt.flush()
+        stats = rt.stats()
+        orders = rt.orders()
+        stuck = sorted(r.client_order_id for r in orders if r.status.value in ("UNKNOWN", "SUBMITTING", "RESERVED", "INITIALIZED"))
+        venue = rt.venue("paper")
+        counts = venue.submission_counts()
+        duplicates = venue.duplicate_submissions() + sum(1 for n in counts.values() if n > 1)
+        ledger_pos: dict[tuple[str, str], Decimal] = {}
+        for p in rt.positions():
+            if "@" not in p.account_id and p.net_qty != 0:
+                ledger_pos[("*", p.symbol)] = ledger_pos.get(("*", p.symbol), Decimal(0)) + p.net_qty
+        venue_pos = {("*", sym): qty for sym, qty in venue.fetch_positions().items() if qty != 0}
+    finally:
+        rt.stop()
+    journal = SQLiteJournal(state_dir / "journal.sqlite")
+    try:
+        unresolved = [r.client_order_id for r in journal.load_unresolved()]
+    finally:
+        journal.close()
+    resolved = [
+        {"client_order_id": o.intent.client_order_id, "adapter_id": o.adapter_id, "outcome": o.outcome,
+         "previous_status": o.previous_status.value,
+         "venue_status": o.venue_state.status.value if o.venue_state is not None else None, "note": o.note}
+        for o in (report.in_doubt if report is not None else [])
+    ]
+    checks = {
+        "every_order_resolved": ok_wait and not stuck and not unresolved,
+        "no_duplicate_delivery": duplicates == 0,
+        "positions_equal_venue": ledger_pos == venue_pos,
+        "book_invariants": stats["book_invariants"] == [],
+    }
+    summary = {
+        "command": "recover",
+        "state_dir": str(state_dir),
+        "journaled_orders": len(report.orders) if report is not None else 0,
+        "marked_unknown_at_start": report.marked_unknown if report is not None else 0,
+        "outcomes": report.counts() if report is not None else {},
+        "resolved": resolved,
+        "unresolved": unresolved,
+        "stuck_orders": stuck,
+        "venue_duplicate_submissions": duplicates,
+        "orders_by_status": stats["orders_by_status"],
+        "checks": checks,
+    }
+    return summary, all(checks.values())
+
+
+@app.command()
+def recover(
+    state_dir: Path = typer.Option(..., "--state-dir", help="The state directory of the run to recover."),
+    profile: str = typer.Option("stress", "--profile", help="Settings profile the run used."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    log_level: str = typer.Option(None, "--log-level", help="loguru level on stderr."),
+) -> None:
+    """Recover a crashed run: reconcile every order in doubt with its venue and report what was resolved."""
+    configure_logging(log_level or ("WARNING" if as_json else "INFO"))
+    try:
+        summary, ok = run_recover(state_dir, profile)
+    except CliError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        print_json(summary)
+    else:
+        console = make_console()
+        console.print(f"[bold]recovered[/] {summary['state_dir']}: {summary['journaled_orders']} journaled order(s), "
+                      f"{summary['marked_unknown_at_start']} in flight at the crash")
+        console.print(f"outcomes: {summary['outcomes']}")
+        for item in summary["resolved"][:50]:
+            console.print(f"  {item['client_order_id']}: {item['previous_status']} -> {item['outcome']}"
+                          f" ({item['venue_status'] or '-'}) {item['note']}")
+        if len(summary["resolved"]) > 50:
+            console.print(f"  ... and {len(summary['resolved']) - 50} more")
+        console.print(f"orders by status: {summary['orders_by_status']}")
+        for name, passed in summary["checks"].items():
+            console.print(f"  {'[green]PASS[/]' if passed else '[red]FAIL[/]'} {name}")
+    raise typer.Exit(EXIT_OK if ok else EXIT_FAILED)
+
+
 @audit_app.command("verify")
 def audit_verify(path: Path = typer.Argument(..., help="The audit log (audit.jsonl).")) -> None:
     """Verify a hash-chained audit log: prints ok or every problem with its line number; exit 0 if ok, else 1."""
