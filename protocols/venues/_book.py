@@ -2,7 +2,7 @@
 
 The paper venue keeps its book apart from the runtime's journal (SPEC §11) so that crash
 recovery can really ask it what happened. :class:`SqliteBook` stores, in one file (stdlib
-``sqlite3``, WAL, ``synchronous=FULL``, created with mode 0600):
+``sqlite3``, WAL, ``synchronous=NORMAL``, created with mode 0600):
 
 - ``orders``: one row per client order id (unique) with the full ``VenueOrder`` JSON, the
   venue order id, status, reject reason, acceptance date and last-change time;
@@ -173,7 +173,10 @@ class SqliteBook:
         conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=10.0)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            # NORMAL in WAL mode: every committed transaction survives the process being killed
+            # (SIGKILL: what the crash suite does), only an OS crash or power cut may lose the last
+            # ones. That is the venue's durability, not flowroute's: the runtime's journal is FULL.
+            conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
             owner = conn.execute("SELECT value FROM meta WHERE key = 'adapter_id'").fetchone()
             if owner is not None and owner[0] != adapter_id:
