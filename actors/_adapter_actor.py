@@ -93,8 +93,10 @@ class VenueWorker:
     had not picked up yet: those provably never reached the venue.
     """
 
-    def __init__(self, name: str, on_done: Callable[[VenueCallCompleted], None], clock: Any = None) -> None:
+    def __init__(self, name: str, on_done: Callable[[VenueCallCompleted], None], clock: Any = None,
+                 on_pick: Callable[[int, Any], None] | None = None) -> None:
         self._clock = clock
+        self._on_pick = on_pick
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._queued: set[int] = set()
@@ -130,6 +132,8 @@ class VenueWorker:
                 self._queued.discard(call_id)
                 if call is not None and self._clock is not None:
                     call.picked_at = self._clock.monotonic()
+            if self._on_pick is not None and call is not None:
+                self._on_pick(call_id, call)  # arms the attempt timeout: it counts from now
             started = time.perf_counter()
             result, error = None, None
             try:
@@ -257,7 +261,12 @@ class AdapterActor(FlowActor):
         if callable(starter):
             starter()  # may raise: a start-up crash, reported to the supervisor
         ref = self.actor_ref
-        self._worker = VenueWorker(f"venue-{self.adapter_id}-g{self.generation}", lambda m: tell(ref, m), self._clock)
+        clock, timeout_s = self._clock, self._policy.attempt_timeout_s
+
+        def arm_timeout(call_id: int, call: _Call) -> None:
+            call.timer = clock.call_later(timeout_s, lambda: tell(ref, CallTimedOut(call_id)))
+
+        self._worker = VenueWorker(f"venue-{self.adapter_id}-g{self.generation}", lambda m: tell(ref, m), clock, arm_timeout)
         self._arm_reconcile()
 
     def on_stop(self) -> None:
@@ -367,10 +376,8 @@ class AdapterActor(FlowActor):
             self.handle_VenueCallCompleted(VenueCallCompleted(call_id, result, error, time.perf_counter() - started))
             return
         call.started = self._clock.monotonic()
-        ref = self.actor_ref
-        call.timer = self._clock.call_later(self._policy.attempt_timeout_s, lambda: tell(ref, CallTimedOut(call_id)))
         self._calls[call_id] = call
-        self._worker.submit(call_id, fn, call)
+        self._worker.submit(call_id, fn, call)  # the worker arms the attempt timeout when it starts the call
 
     # -- outcomes ----------------------------------------------------------------------
     def handle_VenueCallCompleted(self, message: VenueCallCompleted) -> None:
@@ -491,15 +498,8 @@ class AdapterActor(FlowActor):
         call = self._calls.get(message.call_id)
         if call is None:
             return
-        # the attempt timeout counts from when the worker started the call, not from when it was
-        # queued: a call waiting behind others is not late (the one ahead of it times out itself)
-        now = self._clock.monotonic()
-        picked_at = call.picked_at
-        if picked_at is None or now - picked_at < self._policy.attempt_timeout_s:
-            wait = self._policy.attempt_timeout_s if picked_at is None else self._policy.attempt_timeout_s - (now - picked_at)
-            ref, call_id = self.actor_ref, message.call_id
-            call.timer = self._clock.call_later(max(wait, 0.001), lambda: tell(ref, CallTimedOut(call_id)))
-            return
+        # the timer is armed by the worker when it starts the call, so the attempt timeout counts
+        # from then: a call waiting behind others is not late (the one ahead of it times out itself)
         del self._calls[message.call_id]
         if call.kind == "submit" and call.order is not None:
             self._order_unknown(call.order, ErrorCode.E_EXEC_BROKER_TIMEOUT,
