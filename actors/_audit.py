@@ -198,10 +198,15 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+_FLAT = (str, int, bool)
+
+
 def _normalise(data: Any) -> dict[str, Any]:
     """The JSON object ``data`` becomes once written and read back (so hashes re-verify)."""
     if not isinstance(data, Mapping):
         raise TypeError(f"audit data must be a mapping (a JSON object), got {type(data).__name__}")
+    if type(data) is dict and all(type(k) is str and (v is None or type(v) in _FLAT) for k, v in data.items()):
+        return dict(data)  # flat str/int/bool values read back unchanged: skip the round trip
     try:
         return json.loads(json.dumps(data, default=_json_default, allow_nan=False))
     except (TypeError, ValueError) as exc:

@@ -560,17 +560,16 @@ class LedgerActor(FlowActor):
         fills, self._pending_fills = self._pending_fills, []
         if self._audit is not None and (rows or fills):
             try:
-                for rec, t in rows:
-                    self._audit.append("transition", {
-                        "client_order_id": rec.client_order_id, "account_id": rec.account_id, "seq": t.seq,
-                        "from": t.from_status.value, "to": t.to_status.value, "cause": t.cause, "ts": t.ts.isoformat(),
-                    })
-                for rec, fill in fills:
-                    self._audit.append("fill", {
-                        "client_order_id": rec.client_order_id, "account_id": rec.account_id, "trade_id": fill.trade_id,
-                        "qty": str(fill.qty), "price": str(fill.price), "fee": str(fill.fee), "fee_currency": fill.fee_currency,
-                        "liquidity": fill.liquidity.value, "side": rec.side.value, "symbol": rec.symbol, "ts": fill.ts.isoformat(),
-                    })
+                entries = [("transition", {
+                    "client_order_id": rec.client_order_id, "account_id": rec.account_id, "seq": t.seq,
+                    "from": t.from_status.value, "to": t.to_status.value, "cause": t.cause, "ts": t.ts.isoformat(),
+                }) for rec, t in rows]
+                entries += [("fill", {
+                    "client_order_id": rec.client_order_id, "account_id": rec.account_id, "trade_id": fill.trade_id,
+                    "qty": str(fill.qty), "price": str(fill.price), "fee": str(fill.fee), "fee_currency": fill.fee_currency,
+                    "liquidity": fill.liquidity.value, "side": rec.side.value, "symbol": rec.symbol, "ts": fill.ts.isoformat(),
+                }) for rec, fill in fills]
+                self._audit.append_many(entries)
                 self._audit.flush()
             except Exception as exc:
                 logger.opt(exception=exc).error("audit log write failed")
