@@ -355,7 +355,8 @@ class AdapterActor(FlowActor):
         order = order.evolve(attempt=order.attempt + 1)
         venue_order = VenueOrder.from_intent(order.intent, order.context)
         venue = self._venue
-        tell(self._ledger, OrderSent(order.client_order_id, order.account_id, self.adapter_id, order.attempt))
+        if not self._inline:  # an inline call's answer follows at once and carries the SUBMITTED step
+            tell(self._ledger, OrderSent(order.client_order_id, order.account_id, self.adapter_id, order.attempt))
         self._dispatch_call(_Call("submit", order.client_order_id, order=order), lambda: venue.submit_order(venue_order))
 
     def _dispatch_call(self, call: _Call, fn: Callable[[], Any]) -> None:

@@ -283,6 +283,11 @@ class LedgerActor(FlowActor):
             return self._unmatched("OrderFinished", report.client_order_id)
         if report.error is not None:
             self._errors[report.error.code.value] += 1
+        if rec.status is OrderStatus.RESERVED and report.attempts > 0:
+            # sent inline (no separate OrderSent message): record the SUBMITTED step first
+            rec.attempts = max(rec.attempts, report.attempts)
+            rec.adapter_id = message.adapter_id
+            self._transition(rec, E.SUBMITTED, f"attempt {report.attempts} sent to {message.adapter_id}")
         if message.venue_state is not None:
             self._apply_venue_state(rec, message.venue_state, cause="submit acknowledged")
             return
