@@ -47,8 +47,10 @@ class FlowActor(pykka.ThreadingActor):
     use_daemon_thread = True
     crash_on_error = False
 
-    def __init__(self, *, child_name: str = "", generation: int = 0, supervisor: pykka.ActorRef | None = None) -> None:
+    def __init__(self, *, child_name: str = "", generation: int = 0, supervisor: pykka.ActorRef | None = None,
+                 startup_errors: list | None = None) -> None:
         super().__init__()
+        self._startup_errors = startup_errors
         self.child_name = child_name or type(self).__name__
         self.generation = generation
         self.supervisor = supervisor
@@ -60,6 +62,8 @@ class FlowActor(pykka.ThreadingActor):
             self.start_child()
         except BaseException as exc:  # noqa: BLE001 - reported, never escapes
             logger.opt(exception=exc).error("{} failed during start-up", self.child_name)
+            if self._startup_errors is not None:
+                self._startup_errors.append(f"{self.child_name}: {exc_summary(exc)}")
             self._report_failure(exc, during_startup=True)
             raise ActorCrashed(f"start-up failed: {exc!r}") from None
 

@@ -184,7 +184,7 @@ class IdempotencyStoreActor(FlowActor):
             self._metrics.journal_batch(len(claims))
         for order, result in zip(claims, results):
             outcome = result.outcome
-            if outcome == "EXPIRED_RECLAIMED" and _reached_venue(result.previous):
+            if outcome == "EXPIRED_RECLAIMED" and _reached_venue(result.previous, self._reports.get(result.record.key)):
                 # the TTL ended the replay window, but the id was sent once: never send it again (SPEC §8)
                 self.conflicts += 1
                 report = error_report(order, ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT,
@@ -233,8 +233,12 @@ class IdempotencyStoreActor(FlowActor):
         tell(self._ledger, RecordDenied(report=report, intent=None if duplicate else order.intent, context=None if duplicate else order.context))
 
 
-def _reached_venue(record: Any) -> bool:
-    """True unless the expired record's cached report proves the order never left (DENIED)."""
+def _reached_venue(record: Any, cached: ExecutionReport | None = None) -> bool:
+    """True unless the expired record's cached report proves the order never left (DENIED).
+
+    ``cached`` is the report kept in memory by a non-durable store (whose records hold no JSON)."""
+    if cached is not None:
+        return cached.status is not OrderStatus.DENIED
     if record is None or not record.report_json:
         return record is not None
     try:

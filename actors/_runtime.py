@@ -192,6 +192,7 @@ class Runtime:
                 return MemoryJournal()
             return SQLiteJournal(journal_path, synchronous=sync, file_mode=mode)
 
+        boot_errors: list[str] = []
         try:
             self.recovery = None
             if durable:
@@ -207,7 +208,7 @@ class Runtime:
                     if order.outcome == "unresolved":
                         inherited.setdefault(order.adapter_id, []).append(InDoubt(order.intent.client_order_id, None))
             p = f"rt{self.runtime_id}"
-            self.bus = self._track(EventBusActor.start(child_name=f"{p}-event_bus"))
+            self.bus = self._track(EventBusActor.start(child_name=f"{p}-event_bus", startup_errors=boot_errors))
             risk = RiskEngine(RiskConfig.from_settings(settings.risk))
             self.ledger = self._track(LedgerActor.start(
                 risk=risk, bus=self.bus, instruments=settings.paper.instrument_map(),
@@ -216,27 +217,27 @@ class Runtime:
                 metrics=self.metrics, clock=self.clock, quiet_interval_s=settings.reconcile.interval_s,
                 shadow_adapters=frozenset(a for m, a in policy.items() if m in ("shadow", "shadow_run")),
                 quiet_threshold_s=max(settings.reconcile.quiet_threshold_s, settings.timeouts.attempt_s * 2),
-                child_name=f"{p}-ledger"))
+                child_name=f"{p}-ledger", startup_errors=boot_errors))
             self.idempotency = self._track(IdempotencyStoreActor.start(
                 store_factory=journal_factory, ttl_s=settings.idempotency.ttl_s, ledger=self.ledger,
-                group_commit_max=settings.journal.group_commit_max, metrics=self.metrics, child_name=f"{p}-idempotency"))
+                group_commit_max=settings.journal.group_commit_max, metrics=self.metrics, child_name=f"{p}-idempotency", startup_errors=boot_errors))
             self.ledger.tell(Wire("idempotency", self.idempotency))
             if self.recovery is not None and self.recovery.orders:
                 self.ledger.tell(RestoreLedger(tuple(self.recovery.orders)))
             self.supervisor = self._track(SupervisorActor.start(
                 clock=self.clock, bus=self.bus, supervisor_settings=settings.supervisor, seed=seed,
-                metrics=self.metrics, child_name=f"{p}-supervisor"))
+                metrics=self.metrics, child_name=f"{p}-supervisor", startup_errors=boot_errors))
             breaker_config = BreakerConfig.from_settings(settings.breaker)
             self.gates: dict[str, pykka.ActorRef] = {}
             for adapter_id in self._venues:
                 self.gates[adapter_id] = self._track(CircuitBreakerActor.start(
                     adapter_id=adapter_id, config=breaker_config, clock=self.clock, ledger=self.ledger,
                     idempotency=self.idempotency, bus=self.bus, when_restarting=settings.supervisor.when_restarting,
-                    stash_size=settings.supervisor.stash_size, metrics=self.metrics, child_name=f"breaker:{adapter_id}"))
+                    stash_size=settings.supervisor.stash_size, metrics=self.metrics, child_name=f"breaker:{adapter_id}", startup_errors=boot_errors))
                 self.metrics.set_breaker_state(adapter_id, "CLOSED")
             self.router = self._track(RouterActor.start(
                 policy=policy, blocked_modes=tuple(settings.routing.blocked_modes), gates=self.gates,
-                idempotency=self.idempotency, ledger=self.ledger, child_name=f"{p}-router"))
+                idempotency=self.idempotency, ledger=self.ledger, child_name=f"{p}-router", startup_errors=boot_errors))
             self.ledger.tell(Wire("router", self.router))
             for name, ref in (("event_bus", self.bus), ("ledger", self.ledger), ("idempotency", self.idempotency), ("router", self.router)):
                 self.supervisor.ask(RegisterCore(name, ref), timeout=ASK_TIMEOUT_S)
@@ -250,6 +251,13 @@ class Runtime:
                     adapter_id, self._adapter_factory(adapter_id, venue, adapter_policy, seed), self.gates[adapter_id],
                     tuple(inherited.get(adapter_id, ()))),
                     timeout=ASK_TIMEOUT_S)
+            for name, ref in (("event bus", self.bus), ("ledger", self.ledger), ("idempotency store", self.idempotency),
+                              ("router", self.router), *((f"breaker:{a}", g) for a, g in self.gates.items())):
+                try:
+                    ref.ask(_PING, timeout=ASK_TIMEOUT_S)
+                except Exception as exc:
+                    cause = "; ".join(boot_errors) or type(exc).__name__
+                    raise ValueError(f"the {name} actor failed to start: {cause}") from None
             if settings.metrics.port is not None:
                 self.metrics_port = self.metrics.serve(settings.metrics.port, settings.metrics.host)
             else:

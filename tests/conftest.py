@@ -15,6 +15,13 @@
 
 from __future__ import annotations
 
+from hypothesis import settings as _hypothesis_settings
+
+# Deterministic property tests (SPEC: tests are deterministic): the same examples every run, no
+# per-example deadline (CI machines are slower and noisier than a developer's).
+_hypothesis_settings.register_profile("flowroute", derandomize=True, deadline=None, print_blob=True)
+_hypothesis_settings.load_profile("flowroute")
+
 import itertools
 import threading
 import time

@@ -382,9 +382,8 @@ def test_unopenable_journal_refuses_to_start_and_leaves_nothing_running(settings
     wait_until(lambda: leftover() == [], timeout=3, what="no thread of the refused runtime")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a core actor that fails in on_start (here the ledger: its audit log cannot be "
-                   "opened) leaves Runtime.start returning a runtime that answers every order E_EXEC_INTERNAL "
-                   "(_runtime._boot never checks the core actors started; FlowActor.on_start only reports to a supervisor)")
+# Was a bug (fixed): a core actor that failed in on_start (here the ledger: its audit log cannot be
+# opened) left Runtime.start returning a runtime that answered every order E_EXEC_INTERNAL.
 def test_core_actor_start_failure_makes_start_fail(settings_factory) -> None:
     s = settings_factory(durable=True)
     Path(s.state_dir).mkdir(parents=True)
