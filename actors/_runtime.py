@@ -262,9 +262,11 @@ class Runtime:
                 self.metrics_port = self.metrics.serve(settings.metrics.port, settings.metrics.host)
             else:
                 self.metrics_port = None
-        except BaseException:
+        except BaseException as exc:
             self._stopped = False
             self.stop(timeout=5.0)
+            if isinstance(exc, pykka.ActorDeadError) and boot_errors:
+                raise ValueError(f"runtime refused to start: {'; '.join(boot_errors)}") from None
             raise
         self._stopped = False
         logger.info("runtime {} started: adapters {}, journal {}", self.runtime_id, ", ".join(self._venues),
