@@ -17,7 +17,7 @@ or unreadable data file, unknown strategy/profile, runtime refused to start).
 stress ``./var/stress``, repl ``./var/repl``) that holds the runtime's journal
 (``journal.sqlite``), its hash-chained audit log (``audit.jsonl`` + ``.head``) and the simulated
 venues' durable books (``paper_book.sqlite`` …). By default a command starts from a clean
-state: it deletes **only flowroute's own files** there (``journal.sqlite*``, ``audit.jsonl*``,
+state: it deletes **only flowroute's own files** there (``journal.sqlite*``, ``ledger.sqlite*``, ``audit.jsonl*``,
 ``*_book.sqlite*``; nothing else, no sub-directories) before starting. ``--keep-state`` keeps
 them (a replay then meets its own earlier client order ids and gets idempotent replays).
 
@@ -60,7 +60,7 @@ DEFAULT_QUOTES = DATA_DIR / "binance_btcusdt_quotes_20210108.csv"
 DEFAULT_TRADES = DATA_DIR / "binance_btcusdt_trades_20210108.csv"
 
 #: Files of flowroute's own in a state directory; the only ones a clean start removes.
-OWN_STATE_PATTERNS: tuple[str, ...] = ("journal.sqlite*", "audit.jsonl*", "*_book.sqlite*")
+OWN_STATE_PATTERNS: tuple[str, ...] = ("journal.sqlite*", "ledger.sqlite*", "audit.jsonl*", "*_book.sqlite*")
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 FUTURE_TIMEOUT_S = 10.0

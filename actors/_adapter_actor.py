@@ -440,8 +440,12 @@ class AdapterActor(FlowActor):
         logger.error("retry of {} could not reach its breaker actor", order.client_order_id)
 
     def _finish(self, order: SubmitOrder, report, outcome: CallOutcome | None, duration_s: float, *, venue_state: VenueOrderState | None = None) -> None:
+        # the ledger and the idempotency store hear of it before the caller does (read-your-writes:
+        # a query or a retry of the id right after the answer sees it); the breaker and the metrics
+        # after, so their threads do not compete with the caller's wake-up for the GIL
         tell(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, venue_state=venue_state))
         tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
+        resolve(order.reply, report)
         if outcome is not None:
             tell(self._gate, CallFinished(order.permit, outcome, duration_s, order.client_order_id))
         if self._metrics is not None:
@@ -449,7 +453,6 @@ class AdapterActor(FlowActor):
         if self._order_detail:
             logger.debug("{} {} {} attempts={} cum_qty={} avg_px={} latency_us={}", self.adapter_id, report.client_order_id,
                          report.status.value, report.attempts, report.cum_qty, report.avg_px, report.latency_us)
-        resolve(order.reply, report)
 
     def _order_unknown(self, order: SubmitOrder, code: ErrorCode, message: str, outcome: CallOutcome, duration_s: float | None = None) -> None:
         report = error_report(order, code, message, status=OrderStatus.UNKNOWN)

@@ -88,8 +88,11 @@ class RecoveryReport:
         return [o for o in self.orders if o.outcome != "unchanged"]
 
 
-def recover(journal: SQLiteJournal, venues: dict[str, Any]) -> RecoveryReport:
+def recover(journal: SQLiteJournal, venues: dict[str, Any], ledger_journal: SQLiteJournal | None = None) -> RecoveryReport:
     """Rebuild and reconcile from ``journal`` against ``venues`` (adapter id → BrokerAdapter).
+
+    ``journal`` holds the idempotency records; ``ledger_journal`` (default: the same store) the
+    ledger's transitions and fills.
 
     Writes the reconciled answers back as idempotency completions, so a caller who retries a
     client order id after the restart gets the reconciled report (``replay=True``).
@@ -99,11 +102,12 @@ def recover(journal: SQLiteJournal, venues: dict[str, Any]) -> RecoveryReport:
     records = journal.load_records()
     if not records:
         return report
+    history = ledger_journal if ledger_journal is not None else journal
     transitions: dict[tuple[str, str], list[OrderEventRow]] = {}
-    for row in journal.load_orders():
+    for row in history.load_orders():
         transitions.setdefault((row.account_id, row.client_order_id), []).append(row)
     fills: dict[tuple[str, str], list[FillRow]] = {}
-    for row in journal.load_fills():
+    for row in history.load_fills():
         fills.setdefault((row.account_id, row.client_order_id), []).append(row)
     completions: list[Completion] = []
     for record in records:

@@ -185,23 +185,31 @@ class Runtime:
         self.audit_path = state_dir / "audit.jsonl" if durable else None
         sync = settings.journal.synchronous if durable else "OFF"
         mode = settings.journal.file_mode
-        shared_memory_journal: list[SQLiteJournal] = []
+        # the ledger's transitions and fills go to a file of their own: one writer per file, so the
+        # idempotency store's group commits never wait on the ledger's lock (and vice versa)
+        ledger_path = state_dir / "ledger.sqlite" if durable else None
+        self.ledger_journal_path = ledger_path
 
         def journal_factory() -> SQLiteJournal | MemoryJournal:
             if journal_path is None:
                 return MemoryJournal()
             return SQLiteJournal(journal_path, synchronous=sync, file_mode=mode)
 
+        def ledger_journal_factory() -> SQLiteJournal:
+            return SQLiteJournal(ledger_path, synchronous=sync, file_mode=mode)
+
         boot_errors: list[str] = []
         try:
             self.recovery = None
             if durable:
-                # opened here first: creates the schema before two actors open it concurrently
+                # opened here first: creates the schemas before the actors open them
                 journal = SQLiteJournal(journal_path, synchronous=sync, file_mode=mode)
+                ledger_journal = SQLiteJournal(ledger_path, synchronous=sync, file_mode=mode)
                 try:
-                    self.recovery = recover(journal, self._venues)
+                    self.recovery = recover(journal, self._venues, ledger_journal)
                 finally:
                     journal.close()
+                    ledger_journal.close()
             inherited: dict[str, list] = {}
             if self.recovery is not None:
                 for order in self.recovery.orders:
@@ -213,7 +221,7 @@ class Runtime:
             self.ledger = self._track(LedgerActor.start(
                 risk=risk, bus=self.bus, instruments=settings.paper.instrument_map(),
                 audit_factory=(lambda: AuditLog(self.audit_path, file_mode=mode)) if durable else None,
-                journal_factory=journal_factory if durable else None,
+                journal_factory=ledger_journal_factory if durable else None,
                 metrics=self.metrics, clock=self.clock, quiet_interval_s=settings.reconcile.interval_s,
                 shadow_adapters=frozenset(a for m, a in policy.items() if m in ("shadow", "shadow_run")),
                 quiet_threshold_s=max(settings.reconcile.quiet_threshold_s, settings.timeouts.attempt_s * 2),

@@ -79,6 +79,7 @@ def test_secret_never_appears_in_logs_audit_reports_or_journal(tmp_path: Path) -
         "reports": "\n".join(r.model_dump_json() for r in reports) + events_blob,
         "audit": (tmp_path / "state" / "audit.jsonl").read_text(),
         "journal": (tmp_path / "state" / "journal.sqlite").read_bytes().decode("latin-1"),
+        "ledger journal": (tmp_path / "state" / "ledger.sqlite").read_bytes().decode("latin-1"),
     }
     for where, text in haystacks.items():
         assert SECRET not in text, f"the secret leaked into {where}"
