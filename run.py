@@ -110,12 +110,12 @@ def clean_state(state_dir: Path) -> list[Path]:
     return removed
 
 
-def load_cli_settings(profile: str, state_dir: Path) -> Any:
-    """``config.load_settings(profile, state_dir=state_dir)``; a ``CliError`` naming the problem."""
+def load_cli_settings(profile: str, state_dir: Path, **overrides: Any) -> Any:
+    """``config.load_settings(profile, state_dir=state_dir, **overrides)``; a ``CliError`` naming the problem."""
     from config import load_settings
 
     try:
-        return load_settings(profile, state_dir=state_dir)
+        return load_settings(profile, state_dir=state_dir, **overrides)
     except Exception as exc:  # ConfigError (a ValueError) or an unknown profile
         raise CliError(f"cannot load settings for profile {profile!r}: {exc}") from exc
 
@@ -848,6 +848,8 @@ class StressConfig:
     p_invalid: float = 0.02
     p_live: float = 0.01
     p_cancel: float = 0.05
+    #: budget of the stress account in quote currency (None: unlimited); it binds late in a long run
+    budget: Decimal | None = Decimal("1000000")
 
 
 @dataclass
@@ -1080,6 +1082,7 @@ def check_stress(rt: Any, ops: list[Op], *, faults: Any, resolved_in_time: bool,
     out.append(Invariant("invalid_rejected", not bad_inv, f"{n_inv} checked" + (f"; bad: {bad_inv[:5]}" if bad_inv else "")))
 
     out.append(positions_invariant(rt))
+    out.append(budget_invariant(rt, ops))
 
     if faults is not None:
         st = rt.stats()
@@ -1093,6 +1096,29 @@ def check_stress(rt: Any, ops: list[Op], *, faults: Any, resolved_in_time: bool,
             restarts = sum(c.restarts for c in health.children)
             out.append(Invariant("restarts_happened", restarts > 0, f"{restarts} restarts"))
     return out
+
+
+def budget_invariant(rt: Any, ops: list[Op]) -> Invariant:
+    """``budget_never_overbooked``: for every risk book with a budget, nothing is reserved below
+    zero and reserved + spent stays within the budget (SPEC §10), and the risk engine found no
+    breach; the detail counts the orders denied by the budget rule."""
+    st = rt.stats()
+    problems = [f"risk: {x}" for x in st["risk_invariants"]]
+    checked = []
+    for acct, e in st.get("exposure", {}).items():
+        if e["budget"] is None:
+            continue
+        reserved, spent, budget = Decimal(e["reserved"]), Decimal(e["spent"]), Decimal(e["budget"])
+        checked.append(f"{acct}: reserved {reserved:.2f} + spent {spent:.2f} <= {budget:.2f}")
+        if reserved < 0:
+            problems.append(f"{acct}: reservation negative ({reserved})")
+        if reserved + spent > budget:
+            problems.append(f"{acct}: reserved + spent {reserved + spent} > budget {budget}")
+    reports = [op.future.result() for op in ops if op.future.done() and op.future.exception() is None]
+    denied = sum(1 for r in reports if r.error is not None and r.error.code.value == "E_EXEC_RISK_DENIED"
+                 and r.error.message.startswith("budget"))
+    detail = "; ".join(checked) + f"; {denied} order(s) denied by the budget" if checked else "no budget configured"
+    return Invariant("budget_never_overbooked", not problems, detail if not problems else "; ".join(problems[:5]))
 
 
 def positions_invariant(rt: Any) -> Invariant:
@@ -1156,7 +1182,8 @@ def run_stress(cfg: StressConfig, console: Console, log_level: str | None) -> tu
             plan = FaultPlan.parse(cfg.faults, seed=cfg.seed)
         except ValueError as exc:
             raise CliError(f"--faults: {exc}") from exc
-    settings = load_cli_settings(cfg.profile, cfg.state_dir)
+    overrides = {"risk": {"budgets": {STRESS_ACCOUNT: str(cfg.budget)}}} if cfg.budget is not None else {}
+    settings = load_cli_settings(cfg.profile, cfg.state_dir, **overrides)
     configure_logging(log_level_for(log_level, cfg.as_json, settings))
     removed = [] if cfg.keep_state else clean_state(cfg.state_dir)
     rt = start_runtime(settings, registry=default_registry(faults=plan), seed=cfg.seed)
@@ -1552,6 +1579,7 @@ def stress(
     state_dir: Path = typer.Option(None, "--state-dir", help="State directory (default: the profile's, var/stress)."),
     keep_state: bool = typer.Option(False, "--keep-state", help="Keep flowroute's files from an earlier run."),
     window: int = typer.Option(8, "--window", help="Max unanswered operations per sender (0 = open loop)."),
+    budget: str = typer.Option("1000000", "--budget", help="Budget of the stress account in USDT ('none' = unlimited)."),
     profile: str = typer.Option("stress", "--profile", help="Settings profile."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     log_level: str = typer.Option(None, "--log-level", help="loguru level on stderr."),
@@ -1560,8 +1588,12 @@ def stress(
     try:
         if state_dir is None:
             state_dir = Path(load_cli_settings(profile, Path("var/stress")).state_dir)
+        try:
+            budget_value = None if budget.lower() == "none" else Decimal(budget)
+        except ArithmeticError:
+            raise CliError(f"--budget must be a number of USDT or 'none', got {budget!r}") from None
         cfg = StressConfig(senders=senders, orders=orders, faults=faults, seed=seed, state_dir=state_dir,
-                           profile=profile, keep_state=keep_state, as_json=as_json, window=window)
+                           profile=profile, keep_state=keep_state, as_json=as_json, window=window, budget=budget_value)
         summary, ok = run_stress(cfg, make_console(stderr=as_json), log_level)
     except CliError as exc:
         _fail(exc)

@@ -416,6 +416,11 @@ class LedgerActor(FlowActor):
             "unmatched_venue_events": self._unmatched_venue_events,
             "trading_state": self._risk.state.value,
             "risk_invariants": self._risk.check_invariants(),
+            "exposure": {
+                acct: {"reserved": str(r), "spent": str(s), "budget": None if b is None else str(b)}
+                for acct in self._risk.accounts()
+                for r, s, b in (self._risk.exposure(acct),)
+            },
             "book_invariants": self._books_invariants(),
             "cash": {acct: {k: str(v) for k, v in self._books.cash(acct).items()} for acct in self._books.accounts()},
         }

@@ -249,6 +249,10 @@ class RiskEngine:
         acct = self._accounts.get(account_id) or _Account()
         return acct.reserved, acct.spent, self.budget(account_id)
 
+    def accounts(self) -> tuple[str, ...]:
+        """Accounts (risk books) that have reserved or spent anything, sorted."""
+        return tuple(sorted(self._accounts))
+
     def reservation(self, account_id: str, client_order_id: str) -> Decimal | None:
         """The notional still reserved for one order, or None when it holds no reservation."""
         r = self._res.get((account_id, client_order_id))
