@@ -169,6 +169,7 @@ def test_stress_small_all_invariants_hold(tmp_path: Path) -> None:
         "duplicates_replayed_or_conflict": True,
         "invalid_rejected": True,
         "positions_equal_fills": True,
+        "budget_never_overbooked": True,
     }
     assert s["venue_duplicate_submissions"] == 0
     assert s["mix"]["new"] > 300 and s["mix"].get("dup", 0) > 0 and s["mix"].get("invalid", 0) + s["mix"].get("live", 0) > 0
@@ -186,12 +187,20 @@ def test_stress_with_faults_all_invariants_hold(tmp_path: Path) -> None:
     assert s["intents"] == 600 and s["final_reports"] == 600
     assert set(s["invariants"]) == {
         "every_intent_one_final_report", "no_duplicate_venue_submission", "duplicates_replayed_or_conflict",
-        "invalid_rejected", "positions_equal_fills", "all_unknown_resolved", "adapters_healthy_at_end",
-        "restarts_happened",
+        "invalid_rejected", "positions_equal_fills", "budget_never_overbooked", "all_unknown_resolved",
+        "adapters_healthy_at_end", "restarts_happened",
     }
     assert all(s["invariants"].values()), s["invariant_details"]
     assert s["restarts"] > 0 and s["fault_stats"]["crash"] > 0
     assert s["venue_duplicate_submissions"] == 0
+
+
+def test_stress_budget_binds_and_is_never_overbooked(tmp_path: Path) -> None:
+    proc = cli("stress", "--senders", "8", "--orders", "800", "--budget", "8000", "--json", "--state-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    s = one_json(proc)
+    assert s["invariants"]["budget_never_overbooked"] is True
+    assert s["errors_by_code"].get("risk:budget", 0) > 0, "the budget must bind for this test to mean anything"
 
 
 def test_stress_bad_fault_spec_is_a_clear_error(tmp_path: Path) -> None:
