@@ -71,6 +71,7 @@ from enum import Enum
 from typing import Any
 
 from protocols import CircuitClosed, CircuitHalfOpened, CircuitOpened, CircuitStateChanged
+from ._clock import time_until
 
 __all__ = [
     "BreakerConfig",
@@ -254,16 +255,6 @@ _EVENT_BY_TARGET: dict[BreakerState, type[CircuitStateChanged]] = {
 }
 
 
-def _time_until(now: float, deadline: float) -> float:
-    """Seconds from ``now`` to ``deadline`` such that ``now + result >= deadline`` holds in floats."""
-    delta = deadline - now
-    if delta <= 0.0:
-        return 0.0
-    while now + delta < deadline:
-        delta = math.nextafter(delta, math.inf)
-    return delta
-
-
 class _Window:
     """Count-based ring buffer of (failed, slow) flags with running totals."""
 
@@ -366,7 +357,7 @@ class CircuitBreaker:
             deadline = self._opened_at + self._config.open_duration_s
             if now < deadline:
                 self._not_permitted += 1
-                return Denied(_time_until(now, deadline), BreakerState.OPEN)
+                return Denied(time_until(now, deadline), BreakerState.OPEN)
             self._outbox.extend(self._transition(BreakerState.HALF_OPEN))
         state = self._state
         if state is BreakerState.HALF_OPEN:
@@ -480,7 +471,7 @@ class CircuitBreaker:
         retry_after: float | None = None
         if self._state is BreakerState.OPEN:
             assert self._opened_at is not None
-            retry_after = _time_until(self._clock.monotonic(), self._opened_at + self._config.open_duration_s)
+            retry_after = time_until(self._clock.monotonic(), self._opened_at + self._config.open_duration_s)
         elif self._state is BreakerState.FORCED_OPEN:
             retry_after = self._config.open_duration_s
         return BreakerSnapshot(

@@ -20,12 +20,24 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Protocol
 
 from loguru import logger
+
+
+def time_until(now: float, deadline: float) -> float:
+    """Seconds from ``now`` to ``deadline`` (≥ 0) such that ``now + result >= deadline`` holds in
+    floats, so a clock advanced by the result has really reached the deadline."""
+    delta = deadline - now
+    if delta <= 0.0:
+        return 0.0
+    while now + delta < deadline:
+        delta = math.nextafter(delta, math.inf)
+    return delta
 
 
 class TimerHandle:

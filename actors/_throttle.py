@@ -34,20 +34,11 @@ import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
+from ._clock import time_until
 
 __all__ = ["AdmissionQueue", "SlidingLogThrottle"]
 
 T = TypeVar("T")
-
-
-def _time_until(now: float, deadline: float) -> float:
-    """Seconds from ``now`` to ``deadline`` such that ``now + result >= deadline`` holds in floats."""
-    delta = deadline - now
-    if delta <= 0.0:
-        return 0.0
-    while now + delta < deadline:
-        delta = math.nextafter(delta, math.inf)
-    return delta
 
 
 class SlidingLogThrottle:
@@ -126,7 +117,7 @@ class SlidingLogThrottle:
         if n < self._max:
             return 0.0
         # fewer than max_calls remain once the entry at index n - max_calls has left the window
-        return _time_until(now, self._log[n - self._max] + self._window)
+        return time_until(now, self._log[n - self._max] + self._window)
 
     def __repr__(self) -> str:
         return f"SlidingLogThrottle(max_calls={self._max}, window_s={self._window}, logged={len(self._log)})"
