@@ -120,6 +120,17 @@ class Transition(NamedTuple):
     cause: str
 
 
+def slippage_bps(side: Side, avg_px: Decimal | None, arrival_px: Decimal | None) -> Decimal | None:
+    """Slippage of ``avg_px`` against the arrival touch in bps, positive = worse for us, quantised
+    to 0.0001 bps (BUY: ``(avg - arrival) / arrival * 1e4``; SELL the opposite). None without both."""
+    if avg_px is None or not arrival_px:
+        return None
+    diff = avg_px - arrival_px
+    if side is Side.SELL:
+        diff = -diff
+    return (diff / arrival_px * _BPS).quantize(_SLIPPAGE_QUANTUM)
+
+
 def arrival_price(side: Side | str, touch: Quote | None) -> Decimal | None:
     """The arrival price of an order at intake: the touch it would take (ask for BUY, bid for SELL).
 
@@ -277,12 +288,7 @@ class OrderRecord:
         BUY: ``(avg_px - arrival_px) / arrival_px * 1e4``; SELL: ``(arrival_px - avg_px) / arrival_px * 1e4``.
         Quantised to 0.0001 bps. None before any fill or without an arrival price.
         """
-        if self.avg_px is None or self.arrival_px is None:
-            return None
-        diff = self.avg_px - self.arrival_px
-        if self.side is Side.SELL:
-            diff = -diff
-        return (diff / self.arrival_px * _BPS).quantize(_SLIPPAGE_QUANTUM)
+        return slippage_bps(self.side, self.avg_px, self.arrival_px)
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -8,25 +8,15 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from protocols import ErrorCode, ExecError, ExecutionReport, OrderStatus, Side, VenueOrderState
+from protocols import ErrorCode, ExecError, ExecutionReport, OrderStatus, VenueOrderState
 
 from ._base import now_ns
+from ._books import slippage_bps
 from ._messages import CancelOrder, SubmitOrder
-
-_BPS = Decimal(10_000)
-
 
 def latency_us(t0_ns: int) -> int:
     """Microseconds since ``t0_ns`` (perf_counter_ns)."""
     return max(0, (now_ns() - t0_ns) // 1000)
-
-
-def slippage_bps(side: Side, avg_px: Decimal | None, arrival_px: Decimal | None) -> Decimal | None:
-    """Slippage of ``avg_px`` against the arrival touch in bps, positive = worse for us."""
-    if avg_px is None or not arrival_px:
-        return None
-    diff = (avg_px - arrival_px) if side is Side.BUY else (arrival_px - avg_px)
-    return (diff / arrival_px * _BPS).quantize(Decimal("0.01"))
 
 
 def error_report(
