@@ -58,7 +58,6 @@ class SubmitOrder:
     attempt: int = 0
     permit: Any = None
     arrival_px: Decimal | None = None
-    first_sent_ns: int = 0
 
     @property
     def client_order_id(self) -> str:
@@ -80,7 +79,6 @@ class SubmitOrder:
             self.attempt if attempt is _SAME else attempt,
             self.permit if permit is _SAME else permit,
             self.arrival_px if arrival_px is _SAME else arrival_px,
-            self.first_sent_ns,
         )
 
 
@@ -94,7 +92,6 @@ class CancelOrder:
     t0_ns: int
     adapter_id: str = ""
     gate: pykka.ActorRef | None = None
-    permit: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,18 +319,6 @@ class ReconcileTick:
 
 
 @dataclass(frozen=True, slots=True)
-class MarketToVenue:
-    """Runtime → adapter: feed market data to a simulated venue."""
-
-    data: Quote | Trade
-
-
-# ---------------------------------------------------------------------------------------
-# Supervision and events
-# ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
 class ChildFailed:
     """A child reports its own failure (from ``on_failure`` or a failed start-up)."""
 
@@ -341,16 +326,6 @@ class ChildFailed:
     generation: int
     error: str
     during_startup: bool = False
-    details: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class ChildHung:
-    """A child reports that its worker is stuck past the deadline (restart it)."""
-
-    child: str
-    generation: int
-    error: str
     details: dict = field(default_factory=dict)
 
 
@@ -365,11 +340,6 @@ class RestartChild:
 @dataclass(frozen=True, slots=True)
 class GetHealth:
     """Ask: the supervisor's health snapshot."""
-
-
-@dataclass(frozen=True, slots=True)
-class StopAll:
-    """Ask: stop every child in order (supervisor)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,7 +381,6 @@ class DeliveryDone:
     error: str | None = None
 
 
-ExecErrorT = ExecError  # re-export for annotations in stage modules
 
 
 @dataclass(frozen=True, slots=True)
