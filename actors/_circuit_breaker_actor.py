@@ -17,7 +17,6 @@ provably unsent and is re-dispatched to the next generation.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import replace
 from typing import Any
 
 import pykka

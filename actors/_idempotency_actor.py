@@ -23,7 +23,6 @@ transaction holding its claim has committed.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Any, Callable
 
 import pykka

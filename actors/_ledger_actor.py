@@ -11,11 +11,9 @@ appended to the audit log and journaled. Queries are asks that return frozen sna
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import datetime, timezone
 from dataclasses import replace
-from decimal import Decimal
 from typing import Any
 
 import pykka
@@ -25,7 +23,6 @@ from protocols import (
     ORDER_EVENT_BY_STATUS,
     ErrorCode,
     ExecError,
-    Fill,
     IllegalTransition,
     LifecycleState,
     OrderEventType,

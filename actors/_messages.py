@@ -21,7 +21,6 @@ from typing import Any, Callable
 import pykka
 
 from protocols import (
-    ExecError,
     ExecutionContext,
     ExecutionReport,
     Event,

@@ -41,7 +41,7 @@ from protocols import (
     VenueOrderState,
 )
 
-from ._journal import Completion, FillRow, IdempotencyRecord, OrderEventRow, SQLiteJournal
+from ._journal import Completion, FillRow, OrderEventRow, SQLiteJournal
 
 _FETCH_TRIES = 5
 

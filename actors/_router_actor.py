@@ -19,7 +19,6 @@ from ._base import FlowActor, tell
 from ._messages import CancelFinished, CancelOrder, ForwardReconcile, RecordDenied, SubmitOrder
 from ._reporting import error_report
 from ._base import resolve
-from protocols import OrderStatus
 
 _REASONS = {
     "paper": "paper mode",

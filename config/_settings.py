@@ -52,7 +52,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from protocols import DEFAULT_INSTRUMENTS, Instrument
-from protocols._model import Dec, NonNegDec, PosDec
+from protocols._model import NonNegDec, PosDec
 
 __all__ = [
     "BreakerSettings",
