@@ -848,8 +848,8 @@ class StressConfig:
     p_invalid: float = 0.02
     p_live: float = 0.01
     p_cancel: float = 0.05
-    #: budget of the stress account in quote currency (None: unlimited); it binds late in a long run
-    budget: Decimal | None = Decimal("1000000")
+    #: budget of the stress account in quote currency (None: unlimited); checked, not binding, by default
+    budget: Decimal | None = Decimal("10000000")
 
 
 @dataclass
@@ -1579,7 +1579,7 @@ def stress(
     state_dir: Path = typer.Option(None, "--state-dir", help="State directory (default: the profile's, var/stress)."),
     keep_state: bool = typer.Option(False, "--keep-state", help="Keep flowroute's files from an earlier run."),
     window: int = typer.Option(8, "--window", help="Max unanswered operations per sender (0 = open loop)."),
-    budget: str = typer.Option("1000000", "--budget", help="Budget of the stress account in USDT ('none' = unlimited)."),
+    budget: str = typer.Option("10000000", "--budget", help="Budget of the stress account in USDT ('none' = unlimited)."),
     profile: str = typer.Option("stress", "--profile", help="Settings profile."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     log_level: str = typer.Option(None, "--log-level", help="loguru level on stderr."),
