@@ -403,7 +403,7 @@ class AdapterActor(FlowActor):
     def _submit_done(self, order: SubmitOrder, result: Any, error: BaseException | None, duration_s: float) -> None:
         if error is None:
             if not isinstance(result, VenueOrderState):
-                self._order_unknown(order, ErrorCode.E_EXEC_INTERNAL if False else ErrorCode.E_EXEC_BROKER_TIMEOUT,
+                self._order_unknown(order, ErrorCode.E_EXEC_BROKER_TIMEOUT,
                                     f"adapter returned {type(result).__name__}, not a VenueOrderState; reconciling", CallOutcome.FAILURE)
                 return
             report = venue_report(order, result)
@@ -430,14 +430,11 @@ class AdapterActor(FlowActor):
             if not self._past_deadline(order, self._clock.monotonic() + delay, elapsed_extra_s=delay):
                 gate = self._gate
                 retry = order.evolve(permit=None)
-                self._clock.call_later(delay, lambda: tell(gate, RetryOrder(retry)) or self._lost_retry(retry))
+                self._clock.call_later(delay, lambda: tell(gate, RetryOrder(retry)) or _lost_retry(retry))
                 return
         report = error_report(order, ErrorCode.E_EXEC_RETRY_EXHAUSTED,
                               f"not delivered after {order.attempt} attempt(s): {error.message}", status=OrderStatus.FAILED)
         self._finish(order, report, None, duration_s)
-
-    def _lost_retry(self, order: SubmitOrder) -> None:
-        logger.error("retry of {} could not reach its breaker actor", order.client_order_id)
 
     def _finish(self, order: SubmitOrder, report, outcome: CallOutcome | None, duration_s: float, *, venue_state: VenueOrderState | None = None) -> None:
         # the ledger and the idempotency store hear of it before the caller does (read-your-writes:
@@ -593,6 +590,11 @@ class AdapterActor(FlowActor):
     def _past_deadline(self, order: SubmitOrder, now: float, elapsed_extra_s: float = 0.0) -> bool:
         elapsed = (time.perf_counter_ns() - order.t0_ns) / 1e9 + elapsed_extra_s
         return elapsed > self._policy.deadline_s
+
+
+def _lost_retry(order: SubmitOrder) -> None:
+    """Timer-thread fallback: a retry whose breaker actor is gone (only at shutdown)."""
+    logger.error("retry of {} could not reach its breaker actor", order.client_order_id)
 
 
 @dataclass(frozen=True, slots=True)

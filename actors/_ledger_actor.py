@@ -506,10 +506,9 @@ class LedgerActor(FlowActor):
         # one event per fill (PartiallyFilled/Filled), and one per status change that is not a fill
         fill_statuses = {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED}
         for fill in fills:
-            status = rec.status if rec.status in fill_statuses else rec.status
-            event_type = ORDER_EVENT_BY_STATUS.get(OrderStatus.FILLED if rec.cum_qty >= rec.quantity else OrderStatus.PARTIALLY_FILLED)
+            event_type = ORDER_EVENT_BY_STATUS[OrderStatus.FILLED if rec.cum_qty >= rec.quantity else OrderStatus.PARTIALLY_FILLED]
             self._publish(event_type(client_order_id=rec.client_order_id, account_id=rec.account_id, adapter_id=rec.adapter_id,
-                                     status=status, fill=fill, reason=cause))
+                                     status=rec.status, fill=fill, reason=cause))
         for t in new:
             if t.to_status in fill_statuses and fills:
                 continue
