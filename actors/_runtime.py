@@ -164,6 +164,8 @@ class Runtime:
         self._tokens = itertools.count(1)
         self._validation_errors = 0
         self._subscriptions = 0
+        #: instruments the runtime trades (SPEC §5: an unknown symbol is a validation error at intake)
+        self._symbols = frozenset(settings.paper.instrument_map())
         self._lock = threading.Lock()
         policy = dict(settings.routing.policy)
         try:
@@ -310,9 +312,9 @@ class Runtime:
     def submit(self, intent: OrderIntent | dict, context: ExecutionContext | dict) -> "Future[ExecutionReport]":
         """Submit ``intent`` under ``context``; return a ``Future`` resolved with exactly one final report.
 
-        Never raises for bad input: an intent or context that fails validation resolves at once
-        with a DENIED report carrying E_EXEC_VALIDATION and a message naming each bad field
-        (nothing is journaled). The future can be awaited with ``asyncio.wrap_future``.
+        Never raises for bad input: an intent or context that fails validation (including a symbol
+        that is not a configured instrument) resolves at once with a DENIED report carrying
+        E_EXEC_VALIDATION and a message naming each bad field (nothing is journaled). The future can be awaited with ``asyncio.wrap_future``.
         """
         t0 = now_ns()
         future: Future = Future()
@@ -326,6 +328,9 @@ class Runtime:
             return self._reject_input(future, intent, context, _validation_message(exc, what))
         except Exception as exc:  # e.g. a non-mapping passed as intent
             return self._reject_input(future, intent, context, f"invalid input: {type(exc).__name__}: {exc}"[:500])
+        if intent.symbol not in self._symbols:
+            return self._reject_input(future, intent, context,
+                                      f"intent.symbol: unknown symbol '{intent.symbol}' (known: {', '.join(sorted(self._symbols))})")
         if self._stopped:
             resolve(future, ExecutionReport(client_order_id=intent.client_order_id, account_id=context.account_id,
                                             status=OrderStatus.DENIED,

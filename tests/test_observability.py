@@ -83,3 +83,14 @@ def test_secret_never_appears_in_logs_audit_reports_or_journal(tmp_path: Path) -
     }
     for where, text in haystacks.items():
         assert SECRET not in text, f"the secret leaked into {where}"
+
+
+def test_unknown_symbol_is_a_validation_error_at_intake(tmp_path: Path) -> None:
+    settings = load_settings("test", state_dir=str(tmp_path), journal={"enabled": False})
+    with Runtime.start(settings) as rt:
+        report = rt.submit(OrderIntent(client_order_id="doge-1", symbol="DOGE/USDT", side="BUY", order_type="MARKET",
+                                       quantity=Decimal("10")), ExecutionContext(mode="paper", account_id="a")).result(timeout=5)
+        assert report.status.value == "DENIED" and report.error.code.value == "E_EXEC_VALIDATION"
+        assert "symbol" in report.error.message and "DOGE/USDT" in report.error.message
+        assert rt.order("doge-1") is None, "nothing is recorded for an intent that failed validation"
+        assert rt.venue("paper").submission_counts() == {}
