@@ -324,14 +324,13 @@ class AdapterActor(FlowActor):
 
     def handle_ThrottleTick(self, message: ThrottleTick) -> None:
         self._throttle_timer = None
-        now = self._clock.monotonic()
         while len(self._queue):
             retry_after = self._throttle.try_admit()
             if retry_after is not None:
                 self._arm_throttle(retry_after)
                 return
             order = self._queue.pop()
-            if isinstance(order, SubmitOrder) and self._past_deadline(order, now):
+            if isinstance(order, SubmitOrder) and self._past_deadline(order):
                 self._never_sent(order, ErrorCode.E_EXEC_THROTTLED, "waited in the throttle queue past the order deadline")
                 continue
             self._send(order)
@@ -427,7 +426,7 @@ class AdapterActor(FlowActor):
         policy = self._policy
         if order.attempt <= policy.max_retries:
             delay = backoff_delay(order.attempt, base_s=policy.retry_base_s, cap_s=policy.retry_cap_s, jitter=policy.retry_jitter, rng=self._rng)
-            if not self._past_deadline(order, self._clock.monotonic() + delay, elapsed_extra_s=delay):
+            if not self._past_deadline(order, after_s=delay):
                 gate = self._gate
                 retry = order.evolve(permit=None)
                 self._clock.call_later(delay, lambda: tell(gate, RetryOrder(retry)) or _lost_retry(retry))
@@ -587,8 +586,10 @@ class AdapterActor(FlowActor):
             ref = self.actor_ref
             self._throttle_timer = self._clock.call_later(delay, lambda: tell(ref, ThrottleTick()))
 
-    def _past_deadline(self, order: SubmitOrder, now: float, elapsed_extra_s: float = 0.0) -> bool:
-        elapsed = (time.perf_counter_ns() - order.t0_ns) / 1e9 + elapsed_extra_s
+    def _past_deadline(self, order: SubmitOrder, *, after_s: float = 0.0) -> bool:
+        """True when the order's overall deadline (from ``Runtime.submit``) has passed, or will
+        have passed ``after_s`` seconds from now."""
+        elapsed = (time.perf_counter_ns() - order.t0_ns) / 1e9 + after_s
         return elapsed > self._policy.deadline_s
 
 

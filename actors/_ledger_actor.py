@@ -372,6 +372,9 @@ class LedgerActor(FlowActor):
         elif isinstance(data, Trade):
             self._books.mark(data.symbol, data.price)
 
+    def handle_GetTradingState(self, message: Any) -> str:
+        return self._risk.state.value
+
     def handle_SetPublishing(self, message: Any) -> None:
         self._publishing = message.enabled
 

@@ -492,3 +492,8 @@ class ReturnOrder:
     """Crashed adapter → breaker: this order was never sent (still queued on the worker); re-dispatch it."""
 
     order: SubmitOrder
+
+
+@dataclass(frozen=True, slots=True)
+class GetTradingState:
+    """Ask: the ledger's trading state (ACTIVE / REDUCING / HALTED) as a string."""

@@ -67,6 +67,7 @@ from ._messages import (
     GetHealth,
     GetJournalStats,
     GetLedgerStats,
+    GetTradingState,
     GetOrder,
     GetPositions,
     InjectJournalFailure,
@@ -412,7 +413,7 @@ class Runtime:
         """Children (state, generation, restarts, last failure), breaker states and trading state."""
         children = self._ask(self.supervisor, GetHealth())
         breakers = {aid: self._ask(gate, GetBreaker()).state.value for aid, gate in self.gates.items()}
-        trading = self._ask(self.ledger, GetLedgerStats(), timeout=30.0)["trading_state"]
+        trading = self._ask(self.ledger, GetTradingState())
         return Health(children=children, breakers=breakers, trading_state=trading)
 
     def breaker(self, adapter_id: str):

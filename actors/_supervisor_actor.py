@@ -74,6 +74,7 @@ class _Child:
     restarts: int = 0
     last_failure: str = ""
     in_doubt: tuple = ()
+    last_delay: float = 0.0
 
 
 class SupervisorActor(FlowActor):
@@ -143,7 +144,7 @@ class SupervisorActor(FlowActor):
         ref = self.actor_ref
         generation = child.generation
         self._clock.call_later(delay, lambda: tell(ref, RestartChild(child.name, generation)))
-        child.last_delay = delay  # type: ignore[attr-defined]
+        child.last_delay = delay
 
     def handle_RestartChild(self, message: RestartChild) -> None:
         child = self._children.get(message.child)
@@ -156,7 +157,7 @@ class SupervisorActor(FlowActor):
             self._metrics.restart(child.name)
         logger.info("{} restarted as g{} (restart {})", child.name, child.generation, child.restarts)
         tell(self._bus, Publish(AdapterRestarted(child=child.name, generation=child.generation, restarts=child.restarts,
-                                                 delay_s=round(getattr(child, "last_delay", 0.0), 4))))
+                                                 delay_s=round(child.last_delay, 4))))
 
     # -- queries -----------------------------------------------------------------------
     def handle_GetHealth(self, message: GetHealth) -> tuple[ChildHealth, ...]:

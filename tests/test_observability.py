@@ -52,7 +52,7 @@ def test_metrics_endpoint_serves_named_series_with_counts(tmp_path: Path) -> Non
     assert lines['exec_latency_ms_count{adapter="paper"}'] == 5.0
     assert lines['exec_circuit_state{adapter="paper"}'] == 0.0
     assert lines["exec_journal_batch_size_count"] >= 1.0
-    assert "exec_restarts_total" in body or "exec_restarts" in body
+    assert "# TYPE exec_restarts_total counter" in body and "# TYPE exec_replays_total counter" in body
 
 
 def test_secret_never_appears_in_logs_audit_reports_or_journal(tmp_path: Path) -> None:
