@@ -59,6 +59,7 @@ from protocols import (
 from . import _crashpoints
 from ._backoff import backoff_delay
 from ._base import ActorCrashed, FlowActor, exc_summary, resolve, tell
+from ._inbox import tell_quiet, wake
 from ._breaker import CallOutcome
 from ._messages import (
     CallFinished,
@@ -436,16 +437,21 @@ class AdapterActor(FlowActor):
         self._finish(order, report, None, duration_s)
 
     def _finish(self, order: SubmitOrder, report, outcome: CallOutcome | None, duration_s: float, *, venue_state: VenueOrderState | None = None) -> None:
-        # the ledger and the idempotency store hear of it before the caller does (read-your-writes:
-        # a query or a retry of the id right after the answer sees it); the breaker and the metrics
-        # after, so their threads do not compete with the caller's wake-up for the GIL
-        tell(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, venue_state=venue_state))
-        tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
-        resolve(order.reply, report)
+        # The ledger, the idempotency store and the breaker get their facts before the caller
+        # gets its answer (read-your-writes: a query or a retry of the id made right after the
+        # answer is queued behind them), but their threads are woken only after it, so their
+        # bookkeeping does not take the GIL ahead of the caller's wake-up (actors/_inbox.py).
+        ledger, idempotency, gate = self._ledger, self._idempotency, self._gate
+        tell_quiet(ledger, OrderFinished(report=report, adapter_id=self.adapter_id, venue_state=venue_state, metered=True))
+        tell_quiet(idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
         if outcome is not None:
-            tell(self._gate, CallFinished(order.permit, outcome, duration_s, order.client_order_id))
-        if self._metrics is not None:
-            self._metrics.order_finished(self.adapter_id, report)
+            tell_quiet(gate, CallFinished(order.permit, outcome, duration_s, order.client_order_id))
+        try:
+            resolve(order.reply, report)
+        finally:
+            wake(ledger)
+            wake(idempotency)
+            wake(gate)
         if self._order_detail:
             logger.debug("{} {} {} attempts={} cum_qty={} avg_px={} latency_us={}", self.adapter_id, report.client_order_id,
                          report.status.value, report.attempts, report.cum_qty, report.avg_px, report.latency_us)
@@ -453,11 +459,9 @@ class AdapterActor(FlowActor):
     def _order_unknown(self, order: SubmitOrder, code: ErrorCode, message: str, outcome: CallOutcome, duration_s: float | None = None) -> None:
         report = error_report(order, code, message, status=OrderStatus.UNKNOWN)
         logger.warning("{} {} is UNKNOWN ({}): {}", self.adapter_id, order.client_order_id, code.value, message)
-        tell(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, cause=code.value))
+        tell(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, cause=code.value, metered=True))
         tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report, unknown=True))
         tell(self._gate, CallFinished(order.permit, outcome, duration_s if duration_s is not None else self._policy.attempt_timeout_s, order.client_order_id))
-        if self._metrics is not None:
-            self._metrics.order_finished(self.adapter_id, report)
         resolve(order.reply, report)
         self._track_unknown(order.client_order_id, order.evolve(permit=None), self._clock.monotonic())
 

@@ -28,6 +28,8 @@ from loguru import logger
 
 from protocols import ErrorCode, ExecError, ExecutionReport, OrderStatus
 
+from ._inbox import Inbox
+
 ASK_TIMEOUT_S = 5.0
 """Default timeout of every ask the runtime makes (an ask without a timeout can hang forever)."""
 
@@ -46,6 +48,11 @@ class FlowActor(pykka.ThreadingActor):
 
     use_daemon_thread = True
     crash_on_error = False
+
+    @staticmethod
+    def _create_actor_inbox() -> Inbox:
+        # pykka's inbox type plus a put that does not wake the actor (see actors/_inbox.py)
+        return Inbox()
 
     def __init__(self, *, child_name: str = "", generation: int = 0, supervisor: pykka.ActorRef | None = None,
                  startup_errors: list | None = None) -> None:

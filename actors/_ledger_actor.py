@@ -275,6 +275,8 @@ class LedgerActor(FlowActor):
 
     def handle_OrderFinished(self, message: OrderFinished) -> None:
         report = message.report
+        if message.metered and self._metrics is not None:
+            self._metrics.order_finished(message.adapter_id, report)
         rec = self._orders.get(report.client_order_id)
         if rec is None:
             return self._unmatched("OrderFinished", report.client_order_id)

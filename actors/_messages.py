@@ -141,6 +141,9 @@ class OrderFinished:
     adapter_id: str
     venue_state: VenueOrderState | None = None
     cause: str = ""
+    #: the ledger counts it in the order metrics (status, latency, slippage, error code): set
+    #: for outcomes of a venue call, so the adapter's thread does no metrics work per order
+    metered: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,21 @@
-"""The router actor: picks the route from the execution mode (SPEC §6).
+"""The router: picks the route from the execution mode (SPEC §6).
 
 The policy is configuration (mode → adapter id). Blocked modes (live by default) are
 DENIED with E_EXEC_POLICY_BLOCKED; any other unknown mode is DENIED with
-E_EXEC_ROUTE_CONFIG_INVALID — never a silent fallback. Decisions are precomputed per
-mode at start, so routing one order is one dict lookup.
+E_EXEC_ROUTE_CONFIG_INVALID — never a silent fallback.
+
+The router actor owns the routing table, a frozen :class:`RouteTable` whose decisions are
+precomputed per mode. Routing a new order is a pure lookup in that table, so
+``Runtime.submit`` does it in the sender's thread and hands the routed order straight to
+the idempotency store (one actor hop less on every order: the table is immutable, so
+reading it needs no message and no lock). The actor routes everything else by message:
+cancels (to the adapter's breaker actor) and reconciliation requests.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Mapping
 
 import pykka
@@ -29,10 +36,12 @@ _REASONS = {
 
 @dataclass(frozen=True, slots=True)
 class RouteDenied:
-    """Why a mode cannot be routed: ``code`` and a message naming the mode."""
+    """Why an order cannot be routed: ``code``, a message naming the mode (or adapter), and the
+    route that was decided when only its adapter is missing."""
 
     code: ErrorCode
     message: str
+    route: RouteDecision | None = None
 
 
 def decide_route(mode: str, policy: Mapping[str, str], blocked_modes: frozenset[str] | set[str] | tuple[str, ...]) -> RouteDecision | RouteDenied:
@@ -54,59 +63,85 @@ def decide_route(mode: str, policy: Mapping[str, str], blocked_modes: frozenset[
 KNOWN_MODES = tuple(m.value for m in ExecutionMode)
 
 
-class RouterActor(FlowActor):
-    """Routes each ``SubmitOrder`` to its adapter's circuit-breaker actor via the idempotency store.
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    """The router's immutable table: mode → decision, adapter id → its breaker actor.
 
-    Holds: the routing policy, the blocked modes, and the breaker actor per adapter id.
-    Forwards: ``SubmitOrder`` (with ``route`` and ``gate`` set) to the idempotency store;
-    ``CancelOrder`` (with ``adapter_id`` set by the ledger) to the adapter's breaker actor.
+    Built once from the policy; never mutated, so any thread may read it. ``route(order)``
+    returns the order with ``route`` and ``gate`` set, or a ``RouteDenied``
+    (E_EXEC_POLICY_BLOCKED, E_EXEC_ROUTE_CONFIG_INVALID, or E_EXEC_NO_ADAPTER when the policy
+    names an adapter that has no breaker actor).
+
+    Example::
+
+        table = RouteTable.build({"paper": "paper"}, ("live",), {"paper": gate_ref})
+        table.decide("paper").adapter_id   # 'paper'
+        table.decide("live").code          # ErrorCode.E_EXEC_POLICY_BLOCKED
     """
 
-    def __init__(
-        self,
-        *,
-        policy: Mapping[str, str],
-        blocked_modes: tuple[str, ...],
-        gates: Mapping[str, pykka.ActorRef],
-        idempotency: pykka.ActorRef,
-        ledger: pykka.ActorRef,
-        **kw,
-    ) -> None:
+    policy: Mapping[str, str]
+    blocked: frozenset[str]
+    gates: Mapping[str, pykka.ActorRef]
+    decisions: Mapping[str, RouteDecision | RouteDenied]
+
+    @classmethod
+    def build(cls, policy: Mapping[str, str], blocked_modes: tuple[str, ...] | frozenset[str],
+              gates: Mapping[str, pykka.ActorRef]) -> "RouteTable":
+        """Precompute the decision of every configured, blocked and known mode."""
+        policy, blocked = dict(policy), frozenset(blocked_modes)
+        modes = set(policy) | blocked | set(KNOWN_MODES)
+        decisions = {mode: decide_route(mode, policy, blocked) for mode in modes}
+        return cls(MappingProxyType(policy), blocked, MappingProxyType(dict(gates)), MappingProxyType(decisions))
+
+    def decide(self, mode: str) -> RouteDecision | RouteDenied:
+        """The decision for ``mode`` (a mode outside the table is decided on the spot: denied)."""
+        decision = self.decisions.get(mode)
+        return decision if decision is not None else decide_route(mode, self.policy, self.blocked)
+
+    def route(self, order: SubmitOrder) -> SubmitOrder | RouteDenied:
+        """``order`` with its route and its adapter's breaker actor, or why it cannot be routed."""
+        decision = self.decide(order.context.mode)
+        if isinstance(decision, RouteDenied):
+            return decision
+        gate = self.gates.get(decision.adapter_id)
+        if gate is None:
+            return RouteDenied(ErrorCode.E_EXEC_NO_ADAPTER, f"no adapter registered for '{decision.adapter_id}'", decision)
+        return order.evolve(route=decision, gate=gate)
+
+
+def deny_unrouted(order: SubmitOrder, denied: RouteDenied, ledger: pykka.ActorRef | None) -> None:
+    """Answer an order that cannot be routed (nothing journaled) and record it in the ledger."""
+    report = error_report(order.evolve(route=denied.route) if denied.route is not None else order, denied.code, denied.message)
+    resolve(order.reply, report)
+    tell(ledger, RecordDenied(report=report, intent=order.intent, context=order.context))
+
+
+class RouterActor(FlowActor):
+    """Owns the routing table; routes cancels and reconciliation requests to breaker actors.
+
+    ``table`` is the :class:`RouteTable` the runtime also reads to route new orders.
+    ``handle_SubmitOrder`` routes an order sent to it by message (same table, same answers)
+    and forwards it to the idempotency store.
+    """
+
+    def __init__(self, *, table: RouteTable, idempotency: pykka.ActorRef, ledger: pykka.ActorRef, **kw) -> None:
         super().__init__(**kw)
-        self._policy = dict(policy)
-        self._blocked = frozenset(blocked_modes)
-        self._gates = dict(gates)
+        self.table = table
         self._idempotency = idempotency
         self._ledger = ledger
-        self._cache: dict[str, RouteDecision | RouteDenied] = {}
 
     def handle_SubmitOrder(self, order: SubmitOrder) -> None:
-        mode = order.context.mode
-        decision = self._cache.get(mode)
-        if decision is None:
-            decision = decide_route(mode, self._policy, self._blocked)
-            if len(self._cache) < 1024:
-                self._cache[mode] = decision
-        if isinstance(decision, RouteDenied):
-            self._deny(order, decision.code, decision.message)
-            return
-        gate = self._gates.get(decision.adapter_id)
-        if gate is None:
-            self._deny(order.evolve(route=decision), ErrorCode.E_EXEC_NO_ADAPTER, f"no adapter registered for '{decision.adapter_id}'")
-            return
-        if not tell(self._idempotency, order.evolve(route=decision, gate=gate)):
-            self._deny(order, ErrorCode.E_EXEC_INTERNAL, "idempotency store unavailable")
+        routed = self.table.route(order)
+        if isinstance(routed, RouteDenied):
+            deny_unrouted(order, routed, self._ledger)
+        elif not tell(self._idempotency, routed):
+            deny_unrouted(order, RouteDenied(ErrorCode.E_EXEC_INTERNAL, "idempotency store unavailable"), self._ledger)
 
     def handle_CancelOrder(self, cancel: CancelOrder) -> None:
-        gate = self._gates.get(cancel.adapter_id)
+        gate = self.table.gates.get(cancel.adapter_id)
         if gate is None or not tell(gate, replace(cancel, gate=gate)):
             tell(self._ledger, CancelFinished(cancel, cancel.adapter_id, "not_sent", code=ErrorCode.E_EXEC_NO_ADAPTER,
                                               reason=f"no adapter '{cancel.adapter_id}'"))
 
     def handle_ForwardReconcile(self, message: ForwardReconcile) -> None:
-        tell(self._gates.get(message.adapter_id), message)
-
-    def _deny(self, order: SubmitOrder, code: ErrorCode, message: str) -> None:
-        report = error_report(order, code, message)
-        resolve(order.reply, report)
-        tell(self._ledger, RecordDenied(report=report, intent=order.intent, context=order.context))
+        tell(self.table.gates.get(message.adapter_id), message)

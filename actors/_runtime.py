@@ -90,7 +90,7 @@ from ._metrics import Metrics
 from ._recovery import recover
 from ._registry import AdapterRegistry, default_registry
 from ._risk import RiskConfig, RiskEngine
-from ._router_actor import RouterActor
+from ._router_actor import RouteDenied, RouteTable, RouterActor, deny_unrouted
 from ._supervisor_actor import Health, SupervisorActor
 
 _runtime_ids = itertools.count(1)
@@ -246,9 +246,10 @@ class Runtime:
                     idempotency=self.idempotency, bus=self.bus, when_restarting=settings.supervisor.when_restarting,
                     stash_size=settings.supervisor.stash_size, metrics=self.metrics, child_name=f"breaker:{adapter_id}", startup_errors=boot_errors))
                 self.metrics.set_breaker_state(adapter_id, "CLOSED")
+            self._routes = RouteTable.build(policy, tuple(settings.routing.blocked_modes), self.gates)
             self.router = self._track(RouterActor.start(
-                policy=policy, blocked_modes=tuple(settings.routing.blocked_modes), gates=self.gates,
-                idempotency=self.idempotency, ledger=self.ledger, child_name=f"{p}-router", startup_errors=boot_errors))
+                table=self._routes, idempotency=self.idempotency, ledger=self.ledger, child_name=f"{p}-router",
+                startup_errors=boot_errors))
             self.ledger.tell(Wire("router", self.router))
             for name, ref in (("event_bus", self.bus), ("ledger", self.ledger), ("idempotency", self.idempotency), ("router", self.router)):
                 self.supervisor.ask(RegisterCore(name, ref), timeout=ASK_TIMEOUT_S)
@@ -337,11 +338,16 @@ class Runtime:
                                             status=OrderStatus.DENIED,
                                             error=ExecError.of(ErrorCode.E_EXEC_NO_ADAPTER, "runtime is stopped")))
             return future
+        order = SubmitOrder(intent, context, future, t0)
+        # routing is a lookup in the router's immutable table, done here: no hop through the router actor
+        routed = self._routes.route(order)
+        if isinstance(routed, RouteDenied):
+            deny_unrouted(order, routed, self.ledger)
+            return future
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
-        if not tell(self.router, SubmitOrder(intent, context, future, t0)):
-            resolve(future, ExecutionReport(client_order_id=intent.client_order_id, account_id=context.account_id,
-                                            status=OrderStatus.DENIED, error=ExecError.of(ErrorCode.E_EXEC_NO_ADAPTER, "router is not running")))
+        if not tell(self.idempotency, routed):
+            deny_unrouted(order, RouteDenied(ErrorCode.E_EXEC_INTERNAL, "idempotency store is not running"), self.ledger)
         return future
 
     def _reject_input(self, future: Future, intent: Any, context: Any, message: str) -> Future:
