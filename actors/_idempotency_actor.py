@@ -216,15 +216,11 @@ class IdempotencyStoreActor(FlowActor):
                            f"client_order_id '{order.client_order_id}' is still in progress ({result.record.status})", duplicate=True)
 
     def _claim(self, order: SubmitOrder, now: float) -> Claim:
-        return Claim(
-            account_id=order.account_id,
-            client_order_id=order.client_order_id,
-            fingerprint=order.intent.fingerprint(),
-            intent_json=order.intent.model_dump_json() if self._durable else "",
-            context_json=order.context.model_dump_json() if self._durable else "",
-            adapter_id=order.route.adapter_id if order.route else "",
-            now=now,
-        )
+        intent, context, route = order.intent, order.context, order.route
+        if self._durable:
+            return Claim(context.account_id, intent.client_order_id, intent.fingerprint(), intent.model_dump_json(),
+                         context.model_dump_json(), route.adapter_id if route else "", now)
+        return Claim(context.account_id, intent.client_order_id, intent.fingerprint(), "", "", route.adapter_id if route else "", now)
 
     def _deny(self, order: SubmitOrder, code: ErrorCode, message: str, *, status: OrderStatus = OrderStatus.DENIED, duplicate: bool = False) -> None:
         report = error_report(order, code, message, status=status)

@@ -133,6 +133,8 @@ class LedgerActor(FlowActor):
         self._ever_unknown: set[str] = set()
         self._overfills = 0
         self._unmatched_venue_events = 0
+        #: transitions and fills go to the audit log and the ledger journal (if either exists)
+        self._recording = False
         self._pending_rows: list[tuple] = []
         self._pending_fills: list[tuple] = []
 
@@ -142,6 +144,7 @@ class LedgerActor(FlowActor):
             self._audit = self._audit_factory()
         if self._journal_factory is not None:
             self._journal = self._journal_factory()
+        self._recording = self._audit is not None or self._journal is not None
 
     def on_stop(self) -> None:
         if self._quiet_timer is not None:
@@ -465,7 +468,8 @@ class LedgerActor(FlowActor):
             book = self._book_of(rec.account_id, rec.adapter_id)
             self._books.apply_fill(book, rec.symbol, rec.side, fill)
             self._risk.on_fill(book, rec.client_order_id, fill)
-            self._pending_fills.append((rec, fill))
+            if self._recording:
+                self._pending_fills.append((rec, fill))
         for note in rec.anomalies[before_anomalies:]:
             logger.warning("order {}: venue report contradicts the book and was not applied: {}", rec.client_order_id, note)
         if len(rec.overfills) > before_overfills:
@@ -495,16 +499,17 @@ class LedgerActor(FlowActor):
             else:
                 self._watched.pop(rec.client_order_id, None)
         for t in new:
-            self._pending_rows.append((rec, t))
+            if self._recording:
+                self._pending_rows.append((rec, t))
             if t.to_status is OrderStatus.UNKNOWN:
                 self._ever_unknown.add(rec.client_order_id)
-            if t.from_status is OrderStatus.UNKNOWN and t.to_status is not OrderStatus.UNKNOWN:
+            elif t.from_status is OrderStatus.UNKNOWN:
                 self._unknown_resolved += 1
         if rec.status.is_terminal and not before.is_terminal:
             self._risk.release(self._book_of(rec.account_id, rec.adapter_id), rec.client_order_id)
         if self._publishing:
             self._publish_changes(rec, new, cause, fills, report)
-        if self.actor_inbox.empty() or len(self._pending_rows) > 512:
+        if (self._pending_rows or self._pending_fills) and (len(self._pending_rows) > 512 or self.actor_inbox.empty()):
             self._flush()
 
     def _publish_changes(self, rec: OrderRecord, new: list, cause: str, fills, report) -> None:
