@@ -441,17 +441,21 @@ class AdapterActor(FlowActor):
         # gets its answer (read-your-writes: a query or a retry of the id made right after the
         # answer is queued behind them), but their threads are woken only after it, so their
         # bookkeeping does not take the GIL ahead of the caller's wake-up (actors/_inbox.py).
-        ledger, idempotency, gate = self._ledger, self._idempotency, self._gate
-        tell_quiet(ledger, OrderFinished(report=report, adapter_id=self.adapter_id, venue_state=venue_state, metered=True))
+        # Only the ledger is woken here; it wakes the other two once it has applied the outcome.
+        idempotency, gate = self._idempotency, self._gate
         tell_quiet(idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
         if outcome is not None:
             tell_quiet(gate, CallFinished(order.permit, outcome, duration_s, order.client_order_id))
+        if tell_quiet(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, venue_state=venue_state,
+                                                  metered=True, wake_after=(idempotency, gate))):
+            woken = (self._ledger,)
+        else:  # no ledger to pass the wake-up on: wake them here
+            woken = (idempotency, gate)
         try:
             resolve(order.reply, report)
         finally:
-            wake(ledger)
-            wake(idempotency)
-            wake(gate)
+            for ref in woken:
+                wake(ref)
         if self._order_detail:
             logger.debug("{} {} {} attempts={} cum_qty={} avg_px={} latency_us={}", self.adapter_id, report.client_order_id,
                          report.status.value, report.attempts, report.cum_qty, report.avg_px, report.latency_us)

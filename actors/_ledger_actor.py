@@ -37,6 +37,7 @@ from protocols import OrderCancelRejected, OrderDenied
 
 from . import _crashpoints
 from ._base import FlowActor, resolve, tell
+from ._inbox import wake
 from ._books import FillOutcome, OrderRecord, PositionBook, Transition, arrival_price
 from ._messages import (
     CancelFinished,
@@ -277,6 +278,13 @@ class LedgerActor(FlowActor):
         self._transition(rec, E.SUBMITTED, f"attempt {message.attempt} sent to {message.adapter_id}")
 
     def handle_OrderFinished(self, message: OrderFinished) -> None:
+        try:
+            self._order_finished(message)
+        finally:
+            for ref in message.wake_after:
+                wake(ref)
+
+    def _order_finished(self, message: OrderFinished) -> None:
         report = message.report
         if message.metered and self._metrics is not None:
             self._metrics.order_finished(message.adapter_id, report)

@@ -144,6 +144,10 @@ class OrderFinished:
     #: the ledger counts it in the order metrics (status, latency, slippage, error code): set
     #: for outcomes of a venue call, so the adapter's thread does no metrics work per order
     metered: bool = False
+    #: actors holding messages queued quietly together with this one (the idempotency store's
+    #: completion, the breaker's call outcome): the ledger wakes them once it has applied this,
+    #: so only one thread wakes on the caller's path (actors/_inbox.py)
+    wake_after: tuple = ()
 
 
 @dataclass(frozen=True, slots=True)
