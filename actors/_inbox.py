@@ -17,11 +17,17 @@ Example::
 
 A receiver that is never woken still runs the message when its next message arrives;
 callers wake in a ``finally`` so that never happens.
+
+Every flowroute actor uses :class:`Inbox` (``FlowActor._create_actor_inbox``): besides the
+quiet put, its put and get are C calls (a deque and a lock as a doorbell) instead of
+``queue.Queue``'s Python-level condition variable, which is most of pykka's cost per hop.
 """
 
 from __future__ import annotations
 
 import queue
+import threading
+from collections import deque
 from typing import Any
 
 import pykka
@@ -32,24 +38,76 @@ except ImportError:  # pragma: no cover - pykka moved it; see test_inbox
     Envelope = None  # type: ignore[assignment,misc]
 
 
-class Inbox(queue.Queue):
-    """A ``queue.Queue`` (pykka's own inbox type) with a put that does not wake the consumer.
+class Inbox:
+    """An unbounded FIFO actor inbox: pykka's ``put``/``get``/``empty``/``qsize`` plus a quiet put.
 
-    ``put_quiet(item)`` appends under the queue's mutex without notifying ``not_empty``;
-    ``wake()`` notifies one waiting consumer (a no-op when the consumer is busy: it will
-    find the item at its next ``get``). Unbounded, like pykka's default inbox.
+    A ``collections.deque`` (append and popleft are atomic) and a ``threading.Lock`` used as a
+    doorbell: the one consumer (the actor's thread) blocks on the bell only when the deque is
+    empty; a producer appends, then rings (releases the bell if it is held). A ring with
+    nobody waiting leaves the bell open, so the consumer's next wait returns at once and
+    re-checks the deque: a spurious wake-up, never a lost one. Every operation is a C call,
+    where ``queue.Queue`` runs a Python-level ``Condition`` on each put and get.
+
+    ``put_quiet(item)`` appends without ringing; ``wake()`` rings.
+
+    Example::
+
+        inbox = Inbox()
+        inbox.put_quiet("a"); inbox.put("b")
+        inbox.get(), inbox.get()     # ('a', 'b')
+        inbox.empty()                # True
     """
+
+    __slots__ = ("_items", "_bell")
+
+    def __init__(self) -> None:
+        self._items: deque[Any] = deque()
+        self._bell = threading.Lock()
+        self._bell.acquire()  # held = nothing to announce
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        """Append ``item`` and wake the consumer (never blocks: the inbox is unbounded)."""
+        self._items.append(item)
+        self.wake()
 
     def put_quiet(self, item: Any) -> None:
         """Append ``item`` without waking the consumer."""
-        with self.mutex:
-            self._put(item)
-            self.unfinished_tasks += 1
+        self._items.append(item)
 
     def wake(self) -> None:
-        """Wake the consumer if it waits for an item."""
-        with self.mutex:
-            self.not_empty.notify()
+        """Wake the consumer if it waits (a no-op while it is busy, or when already rung)."""
+        bell = self._bell
+        if bell.locked():
+            try:
+                bell.release()
+            except RuntimeError:  # another producer rang first
+                pass
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """The oldest item; blocks while empty (``queue.Empty`` after ``timeout`` s or if not ``block``)."""
+        items, bell = self._items, self._bell
+        while True:
+            try:
+                return items.popleft()
+            except IndexError:
+                pass
+            if not block:
+                raise queue.Empty
+            if timeout is None:
+                bell.acquire()
+            elif not bell.acquire(timeout=timeout):
+                try:
+                    return items.popleft()
+                except IndexError:
+                    raise queue.Empty from None
+
+    def empty(self) -> bool:
+        """True when no item is queued (a snapshot)."""
+        return not self._items
+
+    def qsize(self) -> int:
+        """Number of items queued (a snapshot)."""
+        return len(self._items)
 
 
 def tell_quiet(ref: pykka.ActorRef | None, message: Any) -> bool:
