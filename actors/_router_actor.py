@@ -67,46 +67,52 @@ KNOWN_MODES = tuple(m.value for m in ExecutionMode)
 class RouteTable:
     """The router's immutable table: mode → decision, adapter id → its breaker actor.
 
-    Built once from the policy; never mutated, so any thread may read it. ``route(order)``
-    returns the order with ``route`` and ``gate`` set, or a ``RouteDenied``
+    Built once from the policy; never mutated, so any thread may read it. ``lookup(mode)``
+    gives the decision and the adapter's breaker actor, or a ``RouteDenied``
     (E_EXEC_POLICY_BLOCKED, E_EXEC_ROUTE_CONFIG_INVALID, or E_EXEC_NO_ADAPTER when the policy
     names an adapter that has no breaker actor).
 
     Example::
 
         table = RouteTable.build({"paper": "paper"}, ("live",), {"paper": gate_ref})
-        table.decide("paper").adapter_id   # 'paper'
-        table.decide("live").code          # ErrorCode.E_EXEC_POLICY_BLOCKED
+        decision, gate = table.lookup("paper")   # decision.adapter_id == 'paper', gate is gate_ref
+        table.lookup("live").code                # ErrorCode.E_EXEC_POLICY_BLOCKED
     """
 
     policy: Mapping[str, str]
     blocked: frozenset[str]
     gates: Mapping[str, pykka.ActorRef]
-    decisions: Mapping[str, RouteDecision | RouteDenied]
+    #: mode → (decision, breaker actor) or why it cannot be routed
+    routes: Mapping[str, tuple[RouteDecision, pykka.ActorRef] | RouteDenied]
 
     @classmethod
     def build(cls, policy: Mapping[str, str], blocked_modes: tuple[str, ...] | frozenset[str],
               gates: Mapping[str, pykka.ActorRef]) -> "RouteTable":
-        """Precompute the decision of every configured, blocked and known mode."""
-        policy, blocked = dict(policy), frozenset(blocked_modes)
-        modes = set(policy) | blocked | set(KNOWN_MODES)
-        decisions = {mode: decide_route(mode, policy, blocked) for mode in modes}
-        return cls(MappingProxyType(policy), blocked, MappingProxyType(dict(gates)), MappingProxyType(decisions))
+        """Precompute the route of every configured, blocked and known mode."""
+        policy, blocked, gates = dict(policy), frozenset(blocked_modes), dict(gates)
+        routes = {mode: _resolve(decide_route(mode, policy, blocked), gates)
+                  for mode in set(policy) | blocked | set(KNOWN_MODES)}
+        return cls(MappingProxyType(policy), blocked, MappingProxyType(gates), MappingProxyType(routes))
 
-    def decide(self, mode: str) -> RouteDecision | RouteDenied:
-        """The decision for ``mode`` (a mode outside the table is decided on the spot: denied)."""
-        decision = self.decisions.get(mode)
-        return decision if decision is not None else decide_route(mode, self.policy, self.blocked)
+    def lookup(self, mode: str) -> tuple[RouteDecision, pykka.ActorRef] | RouteDenied:
+        """``(decision, breaker actor)`` for ``mode``, or why it cannot be routed (a mode outside the
+        table is decided on the spot: denied)."""
+        found = self.routes.get(mode)
+        return found if found is not None else _resolve(decide_route(mode, self.policy, self.blocked), self.gates)
 
     def route(self, order: SubmitOrder) -> SubmitOrder | RouteDenied:
         """``order`` with its route and its adapter's breaker actor, or why it cannot be routed."""
-        decision = self.decide(order.context.mode)
-        if isinstance(decision, RouteDenied):
-            return decision
-        gate = self.gates.get(decision.adapter_id)
-        if gate is None:
-            return RouteDenied(ErrorCode.E_EXEC_NO_ADAPTER, f"no adapter registered for '{decision.adapter_id}'", decision)
-        return order.evolve(route=decision, gate=gate)
+        found = self.lookup(order.context.mode)
+        return found if isinstance(found, RouteDenied) else order.evolve(route=found[0], gate=found[1])
+
+
+def _resolve(decision: RouteDecision | RouteDenied, gates: Mapping[str, pykka.ActorRef]) -> tuple[RouteDecision, pykka.ActorRef] | RouteDenied:
+    if isinstance(decision, RouteDenied):
+        return decision
+    gate = gates.get(decision.adapter_id)
+    if gate is None:
+        return RouteDenied(ErrorCode.E_EXEC_NO_ADAPTER, f"no adapter registered for '{decision.adapter_id}'", decision)
+    return decision, gate
 
 
 def deny_unrouted(order: SubmitOrder, denied: RouteDenied, ledger: pykka.ActorRef | None) -> None:

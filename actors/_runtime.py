@@ -364,14 +364,14 @@ class Runtime:
                                             status=OrderStatus.DENIED,
                                             error=ExecError.of(ErrorCode.E_EXEC_NO_ADAPTER, "runtime is stopped")))
             return future
-        order = SubmitOrder(intent, context, future, t0)
         # routing is a lookup in the router's immutable table, done here: no hop through the router actor
-        routed = self._routes.route(order)
-        if isinstance(routed, RouteDenied):
-            deny_unrouted(order, routed, self.ledger)
+        route = self._routes.lookup(context.mode)
+        if isinstance(route, RouteDenied):
+            deny_unrouted(SubmitOrder(intent, context, future, t0), route, self.ledger)
             return future
+        order = SubmitOrder(intent, context, future, t0, route[0], route[1])
         self._pending.add(future)
-        if not tell(self.idempotency, routed):
+        if not tell(self.idempotency, order):
             deny_unrouted(order, RouteDenied(ErrorCode.E_EXEC_INTERNAL, "idempotency store is not running"), self.ledger)
         return future
 

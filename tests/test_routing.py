@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors import Runtime
-from actors._router_actor import RouteDenied, decide_route
+from actors._router_actor import RouteDenied, RouteTable, decide_route
 from protocols import ErrorCode, ExecutionMode, OrderStatus, RouteDecision
 
 from _adapters import TestAdapter
@@ -28,6 +28,26 @@ TABLE = {
     "dry_run": ("dry_run", "route_dry_run", "dry-run: validated and acknowledged, never filled"),
     "testnet_dry_run": ("dry_run", "route_dry_run", "dry-run: validated and acknowledged, never filled"),
 }
+
+
+def test_route_table_gives_the_decision_and_the_breaker_actor_or_why_not() -> None:
+    """The immutable table Runtime.submit routes with: same decisions as decide_route, plus the
+    adapter's breaker actor; an adapter without one is E_EXEC_NO_ADAPTER carrying the route."""
+    gates = {"paper": object(), "shadow": object()}  # stand-ins for the breaker actor refs
+    table = RouteTable.build(POLICY, BLOCKED, gates)
+    for mode, (adapter, route_id, reason) in TABLE.items():
+        found = table.lookup(mode)
+        if adapter in gates:
+            decision, gate = found
+            assert (decision.adapter_id, decision.route_id, decision.routing_reason) == (adapter, route_id, reason)
+            assert gate is gates[adapter]
+        else:
+            assert isinstance(found, RouteDenied) and found.code is ErrorCode.E_EXEC_NO_ADAPTER
+            assert found.route is not None and found.route.adapter_id == adapter
+    assert table.lookup("live").code is ErrorCode.E_EXEC_POLICY_BLOCKED
+    assert table.lookup("warp").code is ErrorCode.E_EXEC_ROUTE_CONFIG_INVALID
+    with pytest.raises(TypeError):
+        table.routes["warp"] = None  # read-only: shared by every sender thread
 
 
 @pytest.mark.parametrize("mode", sorted(TABLE))
