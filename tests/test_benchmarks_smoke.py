@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: section -> dotted paths of figures that must be positive numbers
 REQUIRED = {
-    "floor": ["p50_us", "p99_us", "pykka_ask.p50_us", "pykka_chain_5.p50_us"],
+    "floor": ["p50_us", "p99_us", "pykka_ask.p50_us", "pykka_chain_4.p50_us"],
     "latency": ["p50_us", "p99_us", "F_p50_us", "p50_over_F", "p99_over_F", "n"],
     "latency_back_to_back": ["p50_us", "p99_us", "p50_over_F", "p99_over_F"],
     "throughput_8": [
