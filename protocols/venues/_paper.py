@@ -22,7 +22,8 @@ Behaviour:
 - ``close()`` closes the book; later calls raise ``NotDeliveredError("venue closed")`` (market
   data is ignored).
 - Balances are the net flows of fills and fees from zero (no funding, no insufficient-balance
-  rejects); positions are net base quantities per symbol.
+  rejects); positions are net base quantities per symbol. Both are folded from the venue's fill
+  log when they are read, not on every fill (same sums, off the per-order path).
 """
 
 from __future__ import annotations
@@ -38,22 +39,25 @@ from typing import Mapping
 from loguru import logger
 
 from .._adapter import EventSink, VenueEvent, VenueOrder, VenueOrderState
-from .._enums import OrderStatus, OrderType, TimeInForce
+from .._enums import OPEN_STATUSES, OrderStatus, OrderType, TimeInForce
 from .._errors import FatalAdapterError, NotDeliveredError, VenueRejectedError
 from .._market import Quote, Trade
 from .._reports import Fill
-from ._book import BookChanges, NullBook, OrderRecord, SqliteBook
+from ._book import BookChanges, NullBook, OrderRecord, SqliteBook, new_record
+from ._trusted import make_fill, make_state
 from ._fill_model import (
     FILL_MODEL_VERSION,
-    Arrival,
     Execution,
     FillModel,
     FillModelConfig,
+    PlannedFills,
     Resting,
     TopOfBook,
     base_currency,
     quote_currency,
 )
+
+_ACCEPTED, _REJECTED = OrderStatus.ACCEPTED, OrderStatus.REJECTED
 
 
 class PaperVenue:
@@ -84,6 +88,7 @@ class PaperVenue:
         self.adapter_id = adapter_id
         self.config = config if config is not None else FillModelConfig()
         self.model = FillModel(self.config)
+        self._latency = timedelta(microseconds=self.config.latency_us)  # rule 1, for fills on arrival
         self.account_id_prefix = account_id_prefix
         self._lock = threading.Lock()
         self._deliver_lock = threading.RLock()
@@ -94,11 +99,14 @@ class PaperVenue:
             if book_path is not None
             else NullBook()
         )
+        self._durable = book_path is not None
+        self._fee_currency: dict[str, str] = {}  # symbol -> its quote currency
         # in-memory state (mirrors the durable book)
         self._orders: dict[str, OrderRecord] = {}
         self._by_seq: dict[int, str] = {}
         self._open: dict[str, dict[str, None]] = {}  # symbol -> client order ids, arrival order
         self._fills: list[tuple[str, Fill]] = []
+        self._booked = 0  # how many of ``_fills`` are in ``_positions``/``_balances`` (see _book_pending)
         self._submissions: dict[str, int] = {}
         self._duplicates = 0
         self._order_seq = 0
@@ -123,7 +131,6 @@ class PaperVenue:
             self._order_seq = max(self._order_seq, rec.seq)
         for seq, coid, fill in snap.fills:
             self._fills.append((coid, fill))
-            self._book_fill(self._orders[coid], fill)
             self._fill_seq = max(self._fill_seq, seq)
         self._submissions = dict(snap.submissions)
         self._consumed = set(snap.consumed)
@@ -133,6 +140,7 @@ class PaperVenue:
         self._duplicates = int(meta.get("duplicates", 0))
         if meta.get("venue_time"):
             self._now = datetime.fromisoformat(meta["venue_time"])
+        self._book_pending()
 
     # ------------------------------------------------------------------ BrokerAdapter
     def submit_order(self, order: VenueOrder) -> VenueOrderState:
@@ -143,55 +151,66 @@ class PaperVenue:
         ``FatalAdapterError`` when the durable book cannot be written (nothing was booked).
         """
         with self._lock:
-            self._ensure_open()
+            if self._closed:  # self._ensure_open(), inline
+                raise NotDeliveredError("venue closed")
             coid = order.client_order_id
             count = self._submissions.get(coid, 0) + 1
-            changes = BookChanges(submissions={coid: count})
             if coid in self._orders:
+                changes = BookChanges(submissions={coid: count})
                 changes.meta["duplicates"] = str(self._duplicates + 1)
                 self._commit(changes)
                 self._submissions[coid] = count
                 self._duplicates += 1
                 raise VenueRejectedError("duplicate client order id", venue_code="DUPLICATE_CLIENT_ORDER_ID")
-            book = self._markets.get(order.symbol)
+            symbol = order.symbol
+            book = self._markets.get(symbol)
             seq = self._order_seq + 1
             now = self._now if self._now is not None else order.ts
             rejection = self.model.check(order, book)
+            executions: PlannedFills = ()
             if rejection is not None:
-                arrival = Arrival((), OrderStatus.REJECTED, book)
+                status = _REJECTED
             elif not self.matching:
-                arrival = Arrival((), OrderStatus.ACCEPTED, book)
+                status = _ACCEPTED
             else:
-                arrival = self.model.arrival(order, book)
-            fill_ts = now + timedelta(microseconds=self.config.latency_us)
-            fills = self._make_fills(order.symbol, arrival.executions, fill_ts)
-            rec = OrderRecord(
-                seq=seq,
-                order=order,
-                venue_order_id=f"{self.adapter_id}-o{seq}",
-                account=self.account_id_prefix + order.account_id,
-                status=arrival.status,
-                fills=tuple(fills),
-                reject_reason=rejection.reason if rejection is not None else None,
-                day=now.date(),
-                ts=fill_ts if fills else now,
+                executions, status, book = self.model._plan_arrival(order, book)
+            fill_seq = self._fill_seq
+            if executions:
+                fill_ts = now + self._latency
+                fills = self._make_fills(symbol, fill_seq, executions, fill_ts)
+            else:
+                fill_ts, fills = now, ()
+            venue_order_id = f"{self.adapter_id}-o{seq}"
+            reason = rejection.reason if rejection is not None else None
+            rec = new_record(
+                seq,
+                order,
+                venue_order_id,
+                self.account_id_prefix + order.account_id,
+                status,
+                fills,
+                reason,
+                now.date(),
+                fill_ts,
             )
-            changes.orders[coid] = rec
-            changes.fills.extend((self._fill_seq + i + 1, coid, f) for i, f in enumerate(fills))
-            changes.meta["order_seq"] = str(seq)
-            changes.meta["fill_seq"] = str(self._fill_seq + len(fills))
-            self._commit(changes)
+            if self._durable:  # an in-memory book writes nothing: no change set to build
+                changes = BookChanges(submissions={coid: count}, orders={coid: rec})
+                changes.fills.extend((fill_seq + i + 1, coid, f) for i, f in enumerate(fills))
+                changes.meta["order_seq"] = str(seq)
+                changes.meta["fill_seq"] = str(fill_seq + len(fills))
+                self._commit(changes)
             # apply
             self._submissions[coid] = count
             self._order_seq = seq
-            self._fill_seq += len(fills)
             self._put(rec)
-            for fill in fills:
-                self._fills.append((coid, fill))
-                self._book_fill(rec, fill)
-            if arrival.book is not None:
-                self._markets[order.symbol] = arrival.book
-            state = rec.state()
+            if fills:
+                self._fill_seq = fill_seq + len(fills)
+                append = self._fills.append
+                for fill in fills:
+                    append((coid, fill))
+            if book is not None:
+                self._markets[symbol] = book
+            state = make_state(order, venue_order_id, status, fills, reason, fill_ts)  # rec.state()
         if rejection is not None:
             raise VenueRejectedError(rejection.reason, venue_code=rejection.code)
         return state
@@ -236,12 +255,14 @@ class PaperVenue:
         """
         with self._lock:
             self._ensure_open()
+            self._book_pending()
             return self._sum(self._positions, account_id)
 
     def fetch_account(self, account_id: str | None = None) -> Mapping[str, Decimal]:
         """Balance per currency: base bought minus sold, quote paid/received, minus fees (from zero)."""
         with self._lock:
             self._ensure_open()
+            self._book_pending()
             return self._sum(self._balances, account_id)
 
     def set_event_sink(self, sink: EventSink | None) -> None:
@@ -306,9 +327,7 @@ class PaperVenue:
             self._fill_seq = fill_seq
             for rec in updated.values():
                 self._put(rec)
-            for coid, fill in new_fills:
-                self._fills.append((coid, fill))
-                self._book_fill(self._orders[coid], fill)
+            self._fills.extend(new_fills)
             if consumed is not None:
                 self._consumed.add(consumed)
             if market_update is not None:
@@ -393,7 +412,7 @@ class PaperVenue:
         self._orders[coid] = rec
         self._by_seq[rec.seq] = coid
         symbol = rec.order.symbol
-        if rec.status.is_open:
+        if rec.status in OPEN_STATUSES:  # status.is_open
             self._open.setdefault(symbol, {})[coid] = None
         else:
             ids = self._open.get(symbol)
@@ -424,19 +443,38 @@ class PaperVenue:
                     updated[coid] = new
                     events.append(VenueEvent(adapter_id=self.adapter_id, kind="expired", state=new.state()))
 
-    def _make_fills(self, symbol: str, executions: tuple[Execution, ...], ts: datetime) -> list[Fill]:
-        return [self._fill(symbol, self._fill_seq + i + 1, ex, ts) for i, ex in enumerate(executions)]
+    def _make_fills(self, symbol: str, seq: int, executions: PlannedFills, ts: datetime) -> tuple[Fill, ...]:
+        """The fills of ``executions`` (``(qty, price, liquidity)``): trade ids numbered from
+        ``seq + 1`` (rule 11), fees by rule 10 in the quote currency, stamped ``ts``."""
+        prefix = self.adapter_id
+        fee = self.model.fee
+        currency = self._fee_currency.get(symbol)
+        if currency is None:
+            currency = self._fee_currency[symbol] = quote_currency(symbol)
+        fills = []
+        for qty, price, liquidity in executions:
+            seq += 1
+            # built without re-validation (``_trusted``): qty and price come from the fill model
+            # (derived from the validated order, quote and instrument), the fee is >= 0 (rule 10)
+            fills.append(make_fill(f"{prefix}-{seq}", qty, price, fee(qty, price, liquidity), currency, liquidity, ts))
+        return tuple(fills)
 
     def _fill(self, symbol: str, seq: int, ex: Execution, ts: datetime) -> Fill:
-        return Fill(
-            trade_id=f"{self.adapter_id}-{seq}",
-            qty=ex.qty,
-            price=ex.price,
-            fee=self.model.fee(ex.qty, ex.price, ex.liquidity),
-            fee_currency=quote_currency(symbol),
-            liquidity=ex.liquidity,
-            ts=ts,
-        )
+        return self._make_fills(symbol, seq - 1, ((ex.qty, ex.price, ex.liquidity),), ts)[0]
+
+    def _book_pending(self) -> None:
+        """Bring positions and balances up to date with the fill log.
+
+        They are a view of ``_fills`` folded in venue order, brought up to date when they are
+        read (``fetch_positions``, ``fetch_account``) instead of on every fill: the same
+        additions in the same order, kept off the per-order path. An order's account, symbol
+        and side never change, so its current record books its fills as its first one would.
+        """
+        fills = self._fills
+        for i in range(self._booked, len(fills)):
+            coid, fill = fills[i]
+            self._book_fill(self._orders[coid], fill)
+        self._booked = len(fills)
 
     def _book_fill(self, rec: OrderRecord, fill: Fill) -> None:
         symbol = rec.order.symbol
