@@ -38,7 +38,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from enum import Enum
 from typing import Iterable, Literal, Mapping, NamedTuple
@@ -58,6 +58,7 @@ from protocols import (
     Quote,
     RouteDecision,
     Side,
+    TERMINAL_STATUSES,
     VenueOrderState,
     apply_event,
     can_apply,
@@ -76,6 +77,16 @@ __all__ = [
 
 _ZERO = Decimal(0)
 _BPS = Decimal(10000)
+_INITIAL = LifecycleState()
+# enum members as module globals: read per call on the hot path, faster than ``Enum.MEMBER``
+_BUY = Side.BUY
+_SELL = Side.SELL
+_EV_FILLED = OrderEventType.FILLED
+_EV_PARTIALLY_FILLED = OrderEventType.PARTIALLY_FILLED
+_ST_FILLED = OrderStatus.FILLED
+#: ``_now(_UTC)`` is ``protocols.utc_now()`` without the extra call
+_now = datetime.now
+_UTC = timezone.utc
 _SLIPPAGE_QUANTUM = Decimal("0.0001")
 #: statuses an order reaches only after the venue accepted it
 _PAST_ACCEPTED = frozenset(
@@ -110,6 +121,9 @@ class FillOutcome(str, Enum):
     REFUSED = "REFUSED"
 
 
+_APPLIED = FillOutcome.APPLIED
+
+
 class Transition(NamedTuple):
     """One recorded status change of an order: ``(seq, ts, from_status, to_status, cause)``."""
 
@@ -118,6 +132,11 @@ class Transition(NamedTuple):
     from_status: OrderStatus
     to_status: OrderStatus
     cause: str
+
+
+#: ``_new_transition(Transition, (seq, ts, from, to, cause))`` is ``Transition(seq, ts, from, to, cause)``
+#: without the Python-level ``__new__`` frame (what ``Transition._make`` does, minus its length check)
+_new_transition = tuple.__new__
 
 
 def slippage_bps(side: Side, avg_px: Decimal | None, arrival_px: Decimal | None) -> Decimal | None:
@@ -138,14 +157,35 @@ def arrival_price(side: Side | str, touch: Quote | None) -> Decimal | None:
     """
     if touch is None:
         return None
+    if side is _BUY:
+        return touch.ask
+    if side is _SELL:
+        return touch.bid
     return touch.ask if Side(side) is Side.BUY else touch.bid
 
 
+#: symbols already split (a few per process; bounded so odd input cannot grow it without limit)
+_SPLIT: dict[str, tuple[str, str]] = {}
+_SPLIT_MAX = 4096
+
+
 def _split_symbol(symbol: str) -> tuple[str, str]:
+    exact_str = symbol.__class__ is str
+    if exact_str:
+        parts = _SPLIT.get(symbol)
+        if parts is not None:
+            return parts
     base, sep, quote = symbol.partition("/")
     if not sep or not base or not quote:
         raise ValueError(f"symbol {symbol!r} must look like BASE/QUOTE (e.g. BTC/USDT)")
+    if exact_str and len(_SPLIT) < _SPLIT_MAX:
+        _SPLIT[symbol] = (base, quote)
     return base, quote
+
+
+def _side(side: Side | str) -> Side:
+    """``Side(side)`` without the enum call when ``side`` already is one (same errors otherwise)."""
+    return side if side.__class__ is Side else Side(side)
 
 
 def fill_cash_flows(symbol: str, side: Side | str, fill: Fill) -> dict[str, Decimal]:
@@ -156,12 +196,17 @@ def fill_cash_flows(symbol: str, side: Side | str, fill: Fill) -> dict[str, Deci
     Raises ``ValueError`` for a symbol that is not ``BASE/QUOTE``.
     """
     base, quote = _split_symbol(symbol)
-    sign = Side(side).sign
-    flows: dict[str, Decimal] = {base: sign * fill.qty}
-    flows[quote] = flows.get(quote, _ZERO) - sign * fill.qty * fill.price
-    if fill.fee:
+    return _cash_flows(base, quote, 1 if _side(side) is Side.BUY else -1, fill)
+
+
+def _cash_flows(base: str, quote: str, sign: int, fill: Fill) -> dict[str, Decimal]:
+    qty = fill.qty
+    flows: dict[str, Decimal] = {base: sign * qty}
+    flows[quote] = flows.get(quote, _ZERO) - sign * qty * fill.price
+    fee = fill.fee
+    if fee:
         ccy = fill.fee_currency or quote
-        flows[ccy] = flows.get(ccy, _ZERO) - fill.fee
+        flows[ccy] = flows.get(ccy, _ZERO) - fee
     return flows
 
 
@@ -201,7 +246,7 @@ class OrderRecord:
     adapter_id: str = ""
     route: RouteDecision | None = None
     venue_order_id: str | None = None
-    lifecycle: LifecycleState = field(default_factory=LifecycleState)
+    lifecycle: LifecycleState = _INITIAL  # frozen, so one shared instance is safe
     fills: list[Fill] = field(default_factory=list)
     trade_ids: set[str] = field(default_factory=set)
     cum_qty: Decimal = _ZERO
@@ -221,15 +266,22 @@ class OrderRecord:
     fill_mode: Literal["", "trade", "cumulative"] = ""
 
     def __post_init__(self) -> None:
-        self.side = Side(self.side)
-        self.order_type = OrderType(self.order_type)
-        _split_symbol(self.symbol)
-        if not isinstance(self.quantity, Decimal) or not self.quantity.is_finite() or self.quantity <= 0:
-            raise ValueError(f"quantity must be a finite Decimal > 0, got {self.quantity!r}")
-        if self.limit_price is not None and (not self.limit_price.is_finite() or self.limit_price <= 0):
-            raise ValueError(f"limit_price must be a finite Decimal > 0 or None, got {self.limit_price!r}")
-        if self.arrival_px is not None and (not self.arrival_px.is_finite() or self.arrival_px <= 0):
-            raise ValueError(f"arrival_px must be a finite Decimal > 0 or None, got {self.arrival_px!r}")
+        if self.side.__class__ is not Side:
+            self.side = Side(self.side)
+        if self.order_type.__class__ is not OrderType:
+            self.order_type = OrderType(self.order_type)
+        symbol = self.symbol
+        if not (symbol.__class__ is str and symbol in _SPLIT):  # a symbol seen before is valid
+            _split_symbol(symbol)
+        quantity = self.quantity
+        if not isinstance(quantity, Decimal) or not quantity.is_finite() or quantity <= 0:
+            raise ValueError(f"quantity must be a finite Decimal > 0, got {quantity!r}")
+        limit_price = self.limit_price
+        if limit_price is not None and (not limit_price.is_finite() or limit_price <= 0):
+            raise ValueError(f"limit_price must be a finite Decimal > 0 or None, got {limit_price!r}")
+        arrival_px = self.arrival_px
+        if arrival_px is not None and (not arrival_px.is_finite() or arrival_px <= 0):
+            raise ValueError(f"arrival_px must be a finite Decimal > 0 or None, got {arrival_px!r}")
         if self.updated_ts is None:
             self.updated_ts = self.created_ts
 
@@ -248,18 +300,18 @@ class OrderRecord:
     ) -> "OrderRecord":
         """A new INITIALIZED record for ``intent`` under ``account_id`` (``ts`` default: now)."""
         return cls(
-            client_order_id=intent.client_order_id,
-            account_id=account_id,
-            symbol=intent.symbol,
-            side=intent.side,
-            order_type=intent.order_type,
-            quantity=intent.quantity,
-            limit_price=intent.limit_price,
-            time_in_force=intent.time_in_force.value,
-            adapter_id=adapter_id or (route.adapter_id if route else ""),
-            route=route,
+            intent.client_order_id,
+            account_id,
+            intent.symbol,
+            intent.side,
+            intent.order_type,
+            intent.quantity,
+            intent.limit_price,
+            intent.time_in_force._value_,
+            adapter_id or (route.adapter_id if route else ""),
+            route,
             arrival_px=arrival_px,
-            created_ts=ts or utc_now(),
+            created_ts=ts or _now(_UTC),
         )
 
     # -- derived values -------------------------------------------------------------------
@@ -272,12 +324,12 @@ class OrderRecord:
     @property
     def is_terminal(self) -> bool:
         """True in DENIED, REJECTED, FAILED, CANCELED, EXPIRED, FILLED."""
-        return self.lifecycle.status.is_terminal
+        return self.lifecycle.status in TERMINAL_STATUSES  # OrderStatus.is_terminal, without its call
 
     @property
     def leaves_qty(self) -> Decimal:
         """FIX LeavesQty (151): ``quantity - cum_qty`` while not terminal, 0 once terminal."""
-        if self.is_terminal:
+        if self.lifecycle.status in TERMINAL_STATUSES:
             return _ZERO
         return max(self.quantity - self.cum_qty, _ZERO)
 
@@ -309,23 +361,23 @@ class OrderRecord:
         would restore). Raises ``protocols.IllegalTransition`` (naming the order) when the
         table forbids the event; the record is then unchanged.
         """
-        event = OrderEventType(event)
+        if event.__class__ is not OrderEventType:
+            event = OrderEventType(event)
         old = self.lifecycle
         try:
             new = apply_event(old, event)
         except IllegalTransition as exc:
             raise IllegalTransition(f"order {self.client_order_id}: {exc}") from exc
         self.lifecycle = new
-        when = ts or utc_now()
-        if new.status is old.status:
+        old_status, new_status = old.status, new.status
+        if new_status is old_status:
             return False
-        self.transitions.append(
-            Transition(
-                seq if seq is not None else len(self.transitions) + 1,
-                when,
-                old.status,
-                new.status,
-                cause,
+        when = ts or _now(_UTC)
+        transitions = self.transitions
+        transitions.append(
+            _new_transition(
+                Transition,
+                (seq if seq is not None else len(transitions) + 1, when, old_status, new_status, cause),
             )
         )
         self.updated_ts = when
@@ -335,22 +387,22 @@ class OrderRecord:
 
     def _fill_event(self, new_cum: Decimal) -> OrderEventType | None:
         """The lifecycle event a fill bringing cum_qty to ``new_cum`` applies, or None if none is legal."""
-        preferred = OrderEventType.FILLED if new_cum == self.quantity else OrderEventType.PARTIALLY_FILLED
-        if can_apply(self.lifecycle, preferred):
+        preferred = _EV_FILLED if new_cum == self.quantity else _EV_PARTIALLY_FILLED
+        lifecycle = self.lifecycle
+        if can_apply(lifecycle, preferred):
             return preferred
         # EXPIRED accepts a late partial fill but not FILLED: the fill is booked, the status stays
-        if preferred is OrderEventType.FILLED and self.is_terminal and can_apply(
-            self.lifecycle, OrderEventType.PARTIALLY_FILLED
-        ):
-            return OrderEventType.PARTIALLY_FILLED
+        if preferred is _EV_FILLED and lifecycle.status.is_terminal and can_apply(lifecycle, _EV_PARTIALLY_FILLED):
+            return _EV_PARTIALLY_FILLED
         return None
 
     def _book(self, fill: Fill, event: OrderEventType, cause: str, ts: datetime | None, mode: str) -> None:
+        qty = fill.qty
         self.fills.append(fill)
         self.trade_ids.add(fill.trade_id)
-        self.cum_qty += fill.qty
-        self.notional += fill.qty * fill.price
-        self.avg_px = self.notional / self.cum_qty
+        self.cum_qty = cum_qty = self.cum_qty + qty
+        self.notional = notional = self.notional + qty * fill.price
+        self.avg_px = notional / cum_qty
         self.fees += fill.fee
         self.fill_mode = mode  # type: ignore[assignment]
         when = ts or fill.ts
@@ -374,7 +426,8 @@ class OrderRecord:
 
         ``cause`` defaults to ``"fill <trade_id>"``, ``ts`` to ``fill.ts``.
         """
-        if fill.trade_id in self.trade_ids or any(o.trade_id == fill.trade_id for o in self.overfills):
+        trade_id = fill.trade_id
+        if trade_id in self.trade_ids or (self.overfills and any(o.trade_id == trade_id for o in self.overfills)):
             return FillOutcome.DUPLICATE
         if self.fill_mode == "cumulative":
             return self._refuse(
@@ -391,7 +444,7 @@ class OrderRecord:
                 f"fill {fill.trade_id} refused: no fill is allowed in status {self.status.value}"
             )
         self._book(fill, event, cause or f"fill {fill.trade_id}", ts, "trade")
-        return FillOutcome.APPLIED
+        return _APPLIED
 
     def apply_cumulative(
         self,
@@ -453,7 +506,9 @@ class OrderRecord:
             liquidity=Liquidity(liquidity),
             ts=ts or utc_now(),
         )
-        if fill.trade_id in self.trade_ids or any(o.trade_id == fill.trade_id for o in self.overfills):
+        if fill.trade_id in self.trade_ids or (
+            self.overfills and any(o.trade_id == fill.trade_id for o in self.overfills)
+        ):
             return FillOutcome.DUPLICATE, None
         if self.fill_mode == "trade":
             return self._refuse(
@@ -513,7 +568,7 @@ class OrderRecord:
         applied: list[Fill] = []
         if state.fills:
             for fill in state.fills:
-                if self.apply_fill(fill) is FillOutcome.APPLIED:
+                if self.apply_fill(fill) is _APPLIED:
                     applied.append(fill)
         elif state.cum_qty > self.cum_qty and state.avg_px is not None:
             outcome, fill = self.apply_cumulative(
@@ -538,7 +593,7 @@ class OrderRecord:
                 self.anomalies.append(
                     f"venue status {state.status.value} not applied in status {self.status.value}"
                 )
-        elif state.status is OrderStatus.FILLED and self.cum_qty != self.quantity:
+        elif state.status is _ST_FILLED and self.cum_qty != self.quantity:
             self.anomalies.append(
                 f"venue says FILLED but booked cum_qty {self.cum_qty} != quantity {self.quantity}"
             )
@@ -659,43 +714,73 @@ class PositionBook:
         Raises ``ValueError`` (book unchanged) for a symbol that is not ``BASE/QUOTE`` or an
         unknown side.
         """
-        side = Side(side)
-        flows = fill_cash_flows(symbol, side, fill)  # validates the symbol first
-        base, quote = _split_symbol(symbol)
-        st = self._pos.setdefault((account_id, symbol), _PosState())
-        signed = side.sign * fill.qty
+        if side.__class__ is not Side:
+            side = Side(side)
+        parts = _SPLIT.get(symbol) if symbol.__class__ is str else None
+        base, quote = parts if parts is not None else _split_symbol(symbol)  # validates the symbol
+        buy = side is _BUY
+        sign = 1 if buy else -1
+        qty, price, fee = fill.qty, fill.price, fill.fee
+        # the cash flows first (as fill_cash_flows computes them), without building its dict
+        # unless base == quote (odd but well-formed)
+        flows = _cash_flows(base, quote, sign, fill) if base == quote else None
+        base_flow = sign * qty
+        quote_flow = _ZERO - sign * qty * price
+        fee_ccy = None
+        if fee:
+            fee_ccy = fill.fee_currency or quote
+            if fee_ccy == quote:
+                quote_flow = quote_flow - fee
+                fee_ccy = None
+            elif fee_ccy == base:
+                base_flow = base_flow - fee
+                fee_ccy = None
+        key = (account_id, symbol)
+        st = self._pos.get(key)
+        if st is None:
+            st = self._pos[key] = _PosState()
+        signed = sign * qty
         net = st.net_qty
         if net == 0 or (net > 0) == (signed > 0):
-            st.cost += fill.qty * fill.price
+            st.cost += qty * price
             st.net_qty = net + signed
         else:
             pos_sign = 1 if net > 0 else -1
-            closed = min(fill.qty, abs(net))
+            closed = min(qty, abs(net))
             if closed == abs(net):
                 closed_cost = st.cost
             else:
                 closed_cost = st.cost * closed / abs(net)
-            st.realized += pos_sign * (closed * fill.price - closed_cost)
+            st.realized += pos_sign * (closed * price - closed_cost)
             st.cost -= closed_cost
             st.net_qty = net + signed
-            remainder = fill.qty - closed
+            remainder = qty - closed
             if st.net_qty == 0:
                 st.cost = _ZERO
             if remainder > 0:  # flip: open the rest at the fill price
-                st.cost = remainder * fill.price
-        if side is Side.BUY:
-            st.buy_qty += fill.qty
+                st.cost = remainder * price
+        if buy:
+            st.buy_qty += qty
         else:
-            st.sell_qty += fill.qty
-        if fill.fee:
+            st.sell_qty += qty
+        if fee:
             ccy = fill.fee_currency or quote
             if ccy == quote:
-                st.fees += fill.fee
+                st.fees += fee
             elif ccy == base:
-                st.fees += fill.fee * fill.price
-        cash = self._cash.setdefault(account_id, {})
-        for ccy, amount in flows.items():
-            cash[ccy] = cash.get(ccy, _ZERO) + amount
+                st.fees += fee * price
+        cash = self._cash.get(account_id)
+        if cash is None:
+            cash = self._cash[account_id] = {}
+        if flows is not None:
+            for ccy, amount in flows.items():
+                cash[ccy] = cash.get(ccy, _ZERO) + amount
+            return
+        # the same amounts fill_cash_flows gives, added in the same order (base, quote, fee ccy)
+        cash[base] = cash.get(base, _ZERO) + base_flow
+        cash[quote] = cash.get(quote, _ZERO) + quote_flow
+        if fee_ccy is not None:
+            cash[fee_ccy] = cash.get(fee_ccy, _ZERO) + (_ZERO - fee)
 
     def mark(self, symbol: str, price: Decimal) -> None:
         """Set the mark (last price, quote ccy) of ``symbol`` for unrealized PnL in every account.

@@ -72,6 +72,13 @@ class TradingState(str, Enum):
     HALTED = "HALTED"
 
 
+# enum members as module globals: read per call on the hot path, faster than ``Enum.MEMBER``
+_HALTED = TradingState.HALTED
+_REDUCING = TradingState.REDUCING
+_MARKET = OrderType.MARKET
+_BUY = Side.BUY
+
+
 def _to_dec(name: str, value: Any, *, allow_none: bool = False, positive: bool = False) -> Decimal | None:
     if value is None:
         if allow_none:
@@ -131,6 +138,10 @@ class RiskConfig:
             budgets[account] = _to_dec(f"budgets.{account}", amount)
         set_(self, "budgets", MappingProxyType(budgets))
         set_(self, "default_budget", _to_dec("default_budget", self.default_budget, allow_none=True))
+        # derived once per config (not fields: no effect on eq/repr; replace() re-derives them)
+        factor = self.slippage_bps / _BPS
+        set_(self, "_buy_bound", 1 + factor)  # ask * this: the MARKET BUY worst case / LIMIT BUY bound
+        set_(self, "_sell_bound", 1 - factor)  # bid * this: the LIMIT SELL bound
 
     @classmethod
     def from_settings(cls, risk_settings: Any) -> "RiskConfig":
@@ -182,6 +193,9 @@ class RiskDecision:
         if self.approved:
             return None
         return ExecError.of(ErrorCode.E_EXEC_RISK_DENIED, self.reason)
+
+
+_new_object = object.__new__
 
 
 @dataclass
@@ -295,9 +309,10 @@ class RiskEngine:
         side, qty = intent.side, intent.quantity
         if key in self._res:
             return self._deny("duplicate", f"order {intent.client_order_id} already holds a reservation")
-        if self._state is TradingState.HALTED:
+        state = self._state
+        if state is _HALTED:
             return self._deny("trading_halted", "trading is HALTED; new orders are denied")
-        if self._state is TradingState.REDUCING:
+        if state is _REDUCING:
             pos = Decimal(position_qty)
             pending = self._pending_reducing(account_id, intent.symbol, side)
             reduces = pos != 0 and side.sign == (-1 if pos > 0 else 1) and qty + pending <= abs(pos)
@@ -310,24 +325,22 @@ class RiskEngine:
         if touch is not None and touch.symbol != intent.symbol:
             return self._deny("no_market_price", f"quote is for {touch.symbol}, not {intent.symbol}")
         cfg = self.config
-        factor = cfg.slippage_bps / _BPS
         adjusted: Decimal | None = None
-        if intent.order_type is OrderType.MARKET:
+        if intent.order_type is _MARKET:
             if touch is None:
                 return self._deny("no_market_price", "no market price for MARKET notional")
-            price = touch.ask * (1 + factor) if side is Side.BUY else touch.bid
+            price = touch.ask * cfg._buy_bound if side is _BUY else touch.bid
         else:
             price = intent.limit_price  # type: ignore[assignment]
             if touch is not None:
-                if side is Side.BUY:
-                    bound = touch.ask * (1 + factor)
+                if side is _BUY:
+                    bound = touch.ask * cfg._buy_bound
                     through = price > bound
-                    where = f"above ask {_f(touch.ask)}"
                 else:
-                    bound = touch.bid * (1 - factor)
+                    bound = touch.bid * cfg._sell_bound
                     through = price < bound
-                    where = f"below bid {_f(touch.bid)}"
                 if through:
+                    where = f"above ask {_f(touch.ask)}" if side is Side.BUY else f"below bid {_f(touch.bid)}"
                     if cfg.slippage_action == "deny":
                         return self._deny(
                             "slippage",
@@ -342,8 +355,10 @@ class RiskEngine:
             return self._deny("min_notional", f"notional {_f(notional)} < {_f(cfg.min_notional)}", notional)
         if cfg.max_notional is not None and notional > cfg.max_notional:
             return self._deny("max_notional", f"notional {_f(notional)} > {_f(cfg.max_notional)}", notional)
-        acct = self._accounts.setdefault(account_id, _Account())
-        budget = self.budget(account_id)
+        acct = self._accounts.get(account_id)
+        if acct is None:
+            acct = self._accounts[account_id] = _Account()
+        budget = cfg.budgets.get(account_id, cfg.default_budget)  # cfg.budget_for(account_id), inline
         if budget is not None and acct.reserved + acct.spent + notional > budget:
             return self._deny(
                 "budget",
@@ -353,7 +368,15 @@ class RiskEngine:
             )
         self._res[key] = _Reservation(intent.symbol, side, price, qty, notional)
         acct.reserved += notional
-        return RiskDecision(approved=True, reserved=notional, adjusted_limit_price=adjusted, notional=notional)
+        # RiskDecision(approved=True, reserved=notional, adjusted_limit_price=adjusted, notional=notional),
+        # built without the frozen dataclass __init__ (one object.__setattr__ per field): the same
+        # instance dict, so eq, repr, hash and pickling are those of the normal constructor
+        decision = _new_object(RiskDecision)
+        decision.__dict__.update(
+            {"approved": True, "reason": "", "reserved": notional, "adjusted_limit_price": adjusted, "rule": "",
+             "notional": notional}
+        )
+        return decision
 
     # -- true-up and release ----------------------------------------------------------------------
 
@@ -370,7 +393,9 @@ class RiskEngine:
         e.g. a fill after the release of a canceled order) still counts as spent, and a
         total above budget is recorded in ``breaches``. Returns the amount released.
         """
-        acct = self._accounts.setdefault(account_id, _Account())
+        acct = self._accounts.get(account_id)
+        if acct is None:
+            acct = self._accounts[account_id] = _Account()
         actual = fill.qty * fill.price
         released = _ZERO
         r = self._res.get((account_id, client_order_id))
@@ -380,16 +405,22 @@ class RiskEngine:
                     f"order {client_order_id}: fill {fill.trade_id} qty {_f(fill.qty)} exceeds reserved open qty "
                     f"{_f(r.open_qty)}"
                 )
-            part = min(fill.qty, r.open_qty)
-            released = min(r.amount, part * r.price)
+            # min(a, b) written out (b if b < a else a: the same pick, no call)
+            qty, open_qty, amount = fill.qty, r.open_qty, r.amount
+            part = open_qty if open_qty < qty else qty
+            at_worst = part * r.price
+            released = at_worst if at_worst < amount else amount
             if actual > released:
-                released += min(r.amount - released, actual - released)
+                room, excess = amount - released, actual - released
+                released += excess if excess < room else room
             r.open_qty -= part
             r.amount -= released
             acct.reserved -= released
-            self._clamp(account_id, acct)
+            if acct.reserved < 0:
+                self._clamp(account_id, acct)
         acct.spent += actual
-        budget = self.budget(account_id)
+        cfg = self.config
+        budget = cfg.budgets.get(account_id, cfg.default_budget)  # cfg.budget_for(account_id), inline
         if budget is not None and acct.reserved + acct.spent > budget:
             self._breached.add(account_id)
             self.breaches.append(
@@ -403,9 +434,12 @@ class RiskEngine:
         r = self._res.pop((account_id, client_order_id), None)
         if r is None:
             return _ZERO
-        acct = self._accounts.setdefault(account_id, _Account())
+        acct = self._accounts.get(account_id)
+        if acct is None:
+            acct = self._accounts[account_id] = _Account()
         acct.reserved -= r.amount
-        self._clamp(account_id, acct)
+        if acct.reserved < 0:
+            self._clamp(account_id, acct)
         return r.amount
 
     # -- invariants ---------------------------------------------------------------------------

@@ -44,6 +44,12 @@ class OrderIntent(Frozen):
     Raises ``pydantic.ValidationError`` naming the field for any bad input.
     """
 
+    # Not a field and not a pydantic private attribute: a plain slot holding the digest once
+    # fingerprint() computed it. Pydantic's ==, hash, model_dump, JSON, pickling and copies
+    # (model_copy, copy, deepcopy) only see fields and private attributes, so they ignore the
+    # slot, and a copy made with ``model_copy(update=...)`` starts without it (its own digest).
+    __slots__ = ("_fingerprint",)
+
     client_order_id: ClientOrderId
     symbol: Symbol
     side: Side
@@ -69,12 +75,25 @@ class OrderIntent(Frozen):
 
         Two intents with the same client order id but a different fingerprint are an
         idempotency conflict (SPEC §8). Decimals are normalised, so ``1.0`` and ``1.00`` match.
+        Computed once per intent (the intent is frozen) and cached.
         """
-        price = "" if self.limit_price is None else _norm(self.limit_price)
-        text = "|".join(
-            (self.symbol, self.side.value, self.order_type.value, _norm(self.quantity), price, self.time_in_force.value)
+        try:
+            return _cached_fingerprint(self)
+        except AttributeError:  # not computed yet on this instance (the slot's own error: no __getattr__ detour)
+            pass
+        limit_price = self.limit_price
+        text = (
+            f"{self.symbol}|{self.side._value_}|{self.order_type._value_}|{_norm(self.quantity)}|"
+            f"{'' if limit_price is None else _norm(limit_price)}|{self.time_in_force._value_}"
         )
-        return hashlib.sha256(text.encode()).hexdigest()
+        digest = _DIGESTS.get(text)
+        if digest is None:
+            digest = _sha256(text.encode()).hexdigest()
+            if len(_DIGESTS) >= _DIGESTS_MAX:
+                _DIGESTS.clear()
+            _DIGESTS[text] = digest
+        _set_cached_fingerprint(self, digest)
+        return digest
 
     @property
     def base_currency(self) -> str:
@@ -88,8 +107,20 @@ class OrderIntent(Frozen):
 
 
 def _norm(value) -> str:
+    """``format(value.normalize(), "f")``: Decimals normalised, so ``1.0`` and ``1.00`` give the same text."""
     normalized = value.normalize()
-    return format(normalized, "f")
+    text = str(normalized)  # the same text unless str() chose scientific notation (then it has an E)
+    return format(normalized, "f") if "E" in text else text
+
+
+#: the slot's descriptor: reading it raises AttributeError straight away while it is empty
+_FINGERPRINT_SLOT = OrderIntent.__dict__["_fingerprint"]
+_cached_fingerprint = _FINGERPRINT_SLOT.__get__
+_set_cached_fingerprint = _FINGERPRINT_SLOT.__set__
+_sha256 = hashlib.sha256
+#: digests of recent fingerprint texts (many intents share their economic fields); bounded
+_DIGESTS: dict[str, str] = {}
+_DIGESTS_MAX = 4096
 
 
 class ExecutionContext(Frozen):

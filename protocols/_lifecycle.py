@@ -145,33 +145,48 @@ class LifecycleState:
     prior: S | None = None
 
 
+#: One shared, immutable ``LifecycleState(status, None)`` per status: the states
+#: :func:`apply_event` returns for every target but PENDING_CANCEL (frozen, so sharing is safe).
+_PLAIN: dict[S, LifecycleState] = {status: LifecycleState(status, None) for status in S}
+_PENDING_CANCEL = S.PENDING_CANCEL  # a module global reads faster than an enum class attribute
+
+
 def apply_event(state: LifecycleState, event: OrderEventType) -> LifecycleState:
     """Apply ``event`` to ``state`` and return the new state (``state`` itself for a no-op repeat).
 
-    Raises :class:`protocols.IllegalTransition` when the table has no entry and the event
-    is not an idempotent repeat of the current status.
+    States are frozen values: an equal result may be one shared instance. Raises
+    :class:`protocols.IllegalTransition` when the table has no entry and the event is not an
+    idempotent repeat of the current status.
     """
-    target = TRANSITIONS.get((state.status, event))
+    status = state.status
+    target = TRANSITIONS.get((status, event))
     if target is None:
-        if EVENT_TARGET.get(event) is state.status:
+        if EVENT_TARGET.get(event) is status:
             return state
-        raise IllegalTransition(f"{event.value} is not allowed in state {state.status.value}")
+        raise IllegalTransition(f"{event.value} is not allowed in state {status.value}")
     if target is PRIOR:
-        return LifecycleState(state.prior or S.ACCEPTED, None)
-    if target is S.PENDING_CANCEL:
-        if state.status is not S.PENDING_CANCEL:
-            prior = state.status
+        prior = state.prior or S.ACCEPTED
+        return _PLAIN.get(prior) or LifecycleState(prior, None)
+    if target is _PENDING_CANCEL:
+        if status is not _PENDING_CANCEL:
+            prior = status
         elif event is E.PARTIALLY_FILLED:
             prior = S.PARTIALLY_FILLED  # a cancel reject now restores PARTIALLY_FILLED
         else:
             prior = state.prior
         return LifecycleState(S.PENDING_CANCEL, prior)
-    return LifecycleState(target, None)  # type: ignore[arg-type]
+    return _PLAIN[target]  # type: ignore[index]  # every target in the table is an OrderStatus
 
 
 def can_apply(state: LifecycleState, event: OrderEventType) -> bool:
     """True when :func:`apply_event` would accept ``event`` in ``state``."""
-    try:
+    # the same decision as apply_event, without building the new state or raising
+    status = state.status
+    if TRANSITIONS.get((status, event)) is not None or EVENT_TARGET.get(event) is status:
+        return True
+    if isinstance(event, OrderEventType):
+        return False
+    try:  # not an OrderEventType: keep apply_event's exact behaviour (and errors) for odd input
         apply_event(state, event)
     except IllegalTransition:
         return False

@@ -14,10 +14,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from ._enums import Liquidity, OrderStatus, Side
-from ._errors import ExecError
+from ._errors import ERROR_TABLE, ErrorCategory, ErrorCode, ExecError
 from ._model import Dec, Frozen, NonNegDec, PosDec, UtcDatetime, utc_now
 
 
@@ -90,6 +90,110 @@ class ExecutionReport(Frozen):
     def ok(self) -> bool:
         """True when the report carries no error."""
         return self.error is None
+
+
+# -- building reports and errors from values that are already valid --------------------------
+
+_new_model = object.__new__
+# the instance slots every BaseModel has (their descriptors: no attribute lookup per call)
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
+
+
+def _constructible(model: type[BaseModel]) -> bool:
+    """True when building ``model`` the way ``model_construct`` does gives what validation gives."""
+    return (
+        model.__pydantic_post_init__ is None
+        and not model.__private_attributes__
+        and not model.__pydantic_root_model__
+        and model.model_config.get("extra") == "forbid"
+    )
+
+
+def _construct(model: type[BaseModel], fields: dict, given: frozenset) -> BaseModel:
+    # what model_construct does for these models (see _constructible), without its per-field
+    # Python loop and default deep copies: the instance validation would build from ``fields``
+    obj = _new_model(model)
+    _set_dict(obj, fields)
+    _set_fields_set(obj, set(given))
+    _set_extra(obj, None)
+    _set_private(obj, None)
+    return obj
+
+
+# a guard for whoever changes these models: the fast paths below would no longer be exact
+if not (_constructible(ExecutionReport) and _constructible(ExecError)):  # pragma: no cover
+    raise RuntimeError("protocols._reports: report_from_valid / exec_error_of no longer match their models")
+
+#: the field names of ExecutionReport in declaration order
+REPORT_FIELDS: tuple[str, ...] = tuple(ExecutionReport.model_fields)
+_N_REPORT_FIELDS = len(REPORT_FIELDS)
+
+
+def report_from_valid(fields: dict, given: frozenset) -> ExecutionReport:
+    """The :class:`ExecutionReport` holding ``fields``, which are already valid, built without validating them again.
+
+    ``fields`` maps EVERY field to its value, in declaration order (:data:`REPORT_FIELDS`),
+    defaults included (``ts``: the caller's ``utc_now()``); ``given`` names the fields the
+    equivalent ``ExecutionReport(**kwargs)`` call would pass (its ``model_fields_set``).
+    Only for values that passed validation as fields of the same or a stricter type (they
+    come from validated models: an ``OrderIntent``, a ``VenueOrderState``, ``ExecError.of``)
+    or whose exact types the caller checked. Validating them again costs more than the rest
+    of building a report, and ``model_construct`` is slower still (it deep-copies defaults):
+    this does what ``model_construct`` does for this one model, so the instance is the one
+    the validating constructor would build (same ``__dict__``, fields set, no extra and no
+    private values): ``==``, ``repr``, ``model_dump``, JSON and pickling are unchanged.
+    Raises ``TypeError`` when ``fields`` does not hold one value per field (the names and
+    their order are the caller's contract, checked by the tests).
+    """
+    if len(fields) != _N_REPORT_FIELDS:
+        raise TypeError(f"report_from_valid needs every ExecutionReport field in order, got {tuple(fields)}")
+    report = _new_model(ExecutionReport)  # _construct(ExecutionReport, fields, given), inline (hot path)
+    _set_dict(report, fields)
+    _set_fields_set(report, set(given))
+    _set_extra(report, None)
+    _set_private(report, None)
+    return report
+
+
+_ERROR_GIVEN = frozenset(ExecError.model_fields)  # ExecError.of passes every field
+#: ERROR_TABLE holds exact enum / bool values (what validating them would keep as they are)
+_TABLE_EXACT = all(
+    spec.category.__class__ is ErrorCategory and spec.retryable.__class__ is bool for spec in ERROR_TABLE.values()
+)
+
+
+def exec_error_of(code: ErrorCode, message: str, *, retry_after_s: float | None = None) -> ExecError:
+    """``ExecError.of(code, message, retry_after_s=retry_after_s)``, built without validating again.
+
+    Category and retryability come from ``ERROR_TABLE`` and the message is cut to 2000
+    characters, as ``ExecError.of`` does; when ``code`` is an ``ErrorCode``, ``message`` a
+    ``str`` and ``retry_after_s`` None or a ``float``, every value is already what
+    validation would keep, so the error is built as ``model_construct`` would; any other
+    input goes through ``ExecError.of`` (same result, same errors). Raises ``KeyError`` for
+    a code missing from the table, like ``ExecError.of``.
+    """
+    if (
+        _TABLE_EXACT
+        and code.__class__ is ErrorCode
+        and message.__class__ is str
+        and (retry_after_s is None or retry_after_s.__class__ is float)
+    ):
+        spec = ERROR_TABLE[code]
+        return _construct(  # type: ignore[return-value]
+            ExecError,
+            {
+                "code": code,
+                "category": spec.category,
+                "message": message[:2000],
+                "retryable": spec.retryable,
+                "retry_after_s": retry_after_s,
+            },
+            _ERROR_GIVEN,
+        )
+    return ExecError.of(code, message, retry_after_s=retry_after_s)
 
 
 def summarize_fills(fills: tuple[Fill, ...] | list[Fill]) -> tuple[Decimal, Decimal | None, Decimal]:

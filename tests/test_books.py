@@ -592,3 +592,141 @@ def test_books_equal_fills_and_pnl_equals_cash(trades, mark):
         assert (p.avg_entry_px is None) == (p.net_qty == 0)
         if p.avg_entry_px is not None:
             assert p.avg_entry_px > 0
+
+
+# ---------------------------------------------------------------------------
+# the hot-path forms are the plain ones: construction, position and cash arithmetic
+# ---------------------------------------------------------------------------
+
+
+def test_from_intent_is_the_keyword_constructor():
+    from protocols import RouteDecision
+
+    route = RouteDecision(route_id="paper", adapter_id="paper", routing_reason="mode paper")
+    for it in (
+        OrderIntent(client_order_id="i1", symbol="BTC/USDT", side="SELL", order_type="LIMIT", quantity=D("0.50"),
+                    limit_price=D("39000.10"), time_in_force="FOK"),
+        OrderIntent(client_order_id="i2", symbol="ETH/BTC", side="BUY", order_type="MARKET", quantity=D("3")),
+    ):
+        for kw in (dict(route=route, arrival_px=D("39433.62")), dict(adapter_id="other"), {}):
+            rec = OrderRecord.from_intent(it, "a1", ts=ts(), **kw)
+            ref = OrderRecord(
+                client_order_id=it.client_order_id, account_id="a1", symbol=it.symbol, side=it.side,
+                order_type=it.order_type, quantity=it.quantity, limit_price=it.limit_price,
+                time_in_force=it.time_in_force.value,
+                adapter_id=kw.get("adapter_id") or (route.adapter_id if kw.get("route") else ""),
+                route=kw.get("route"), arrival_px=kw.get("arrival_px"), created_ts=ts(),
+            )
+            assert list(vars(rec)) == list(vars(ref)) and vars(rec) == vars(ref)
+            assert type(rec.time_in_force) is str and rec.updated_ts == ts()
+            assert rec.lifecycle.status is S.INITIALIZED and rec.lifecycle.prior is None
+        a, b = OrderRecord.from_intent(it, "a1"), OrderRecord.from_intent(it, "a1")
+        for name in ("fills", "trade_ids", "transitions", "overfills", "anomalies"):
+            assert getattr(a, name) is not getattr(b, name)  # never shared between records
+        assert a.created_ts.tzinfo is timezone.utc
+
+
+def test_constructor_still_validates_what_it_is_given():
+    base = dict(client_order_id="c", account_id="a", symbol="BTC/USDT", side="buy", order_type="limit",
+                quantity=D("1"), limit_price=D("2"))
+    rec = OrderRecord(**base)
+    assert rec.side is Side.BUY and rec.order_type.value == "LIMIT"
+    for bad, msg in (
+        (dict(symbol="BTCUSDT"), "BASE/QUOTE"),
+        (dict(side="HOLD"), "HOLD"),
+        (dict(quantity=D("NaN")), "quantity"),
+        (dict(quantity=1), "quantity"),
+        (dict(limit_price=D("-1")), "limit_price"),
+        (dict(arrival_px=D("0")), "arrival_px"),
+    ):
+        for _ in range(2):  # the second time a symbol is seen it is memoised: still refused
+            with pytest.raises(ValueError, match=msg):
+                OrderRecord(**{**base, **bad})
+
+
+def test_arrival_price_for_enum_string_and_bad_sides():
+    q = Quote(ts=T0, symbol="BTC/USDT", bid=D("99"), bid_size=D(1), ask=D("100"), ask_size=D(1))
+    assert arrival_price(Side.BUY, q) == arrival_price("buy", q) == arrival_price("BUY", q) == D("100")
+    assert arrival_price(Side.SELL, q) == arrival_price("sell", q) == D("99")
+    assert arrival_price("HOLD", None) is None
+    with pytest.raises(ValueError):
+        arrival_price("HOLD", q)
+
+
+class _ReferenceBook(PositionBook):
+    """PositionBook.apply_fill written the plain way (fill_cash_flows and one setdefault per book)."""
+
+    def apply_fill(self, account_id, symbol, side, fill):  # type: ignore[override]
+        from actors._books import _PosState, _split_symbol
+
+        side = Side(side)
+        flows = fill_cash_flows(symbol, side, fill)
+        base, quote = _split_symbol(symbol)
+        st = self._pos.setdefault((account_id, symbol), _PosState())
+        signed = side.sign * fill.qty
+        net = st.net_qty
+        if net == 0 or (net > 0) == (signed > 0):
+            st.cost += fill.qty * fill.price
+            st.net_qty = net + signed
+        else:
+            pos_sign = 1 if net > 0 else -1
+            closed = min(fill.qty, abs(net))
+            closed_cost = st.cost if closed == abs(net) else st.cost * closed / abs(net)
+            st.realized += pos_sign * (closed * fill.price - closed_cost)
+            st.cost -= closed_cost
+            st.net_qty = net + signed
+            remainder = fill.qty - closed
+            if st.net_qty == 0:
+                st.cost = D(0)
+            if remainder > 0:
+                st.cost = remainder * fill.price
+        if side is Side.BUY:
+            st.buy_qty += fill.qty
+        else:
+            st.sell_qty += fill.qty
+        if fill.fee:
+            ccy = fill.fee_currency or quote
+            if ccy == quote:
+                st.fees += fill.fee
+            elif ccy == base:
+                st.fees += fill.fee * fill.price
+        cash = self._cash.setdefault(account_id, {})
+        for ccy, amount in flows.items():
+            cash[ccy] = cash.get(ccy, D(0)) + amount
+
+
+_money = st.decimals(min_value=D("0.00000001"), max_value=D("100000"), places=8, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=150, **PROPS)
+@given(st.lists(
+    st.tuples(
+        st.sampled_from(["BTC/USDT", "BTC/BTC", "ETH/BTC"]),
+        st.sampled_from([Side.BUY, Side.SELL, "buy", "SELL"]),
+        _money, _money,
+        st.sampled_from(["0", "0.001", "1.5"]),
+        st.sampled_from(["", "USDT", "BTC", "ETH", "BNB"]),
+        st.sampled_from(["a1", "a2"]),
+    ),
+    max_size=25,
+))
+def test_position_book_matches_the_plain_arithmetic(trades):
+    book, ref = PositionBook(), _ReferenceBook()
+    for i, (symbol, side, qty, price, fee, ccy, acc) in enumerate(trades):
+        f = Fill(trade_id=f"t{i}", qty=qty, price=price, fee=D(fee), fee_currency=ccy, ts=ts(i))
+        book.apply_fill(acc, symbol, side, f)
+        ref.apply_fill(acc, symbol, side, f)
+    assert repr(book.positions()) == repr(ref.positions())  # exact Decimals, exponents included
+    for acc in ("a1", "a2"):
+        assert repr(book.cash(acc)) == repr(ref.cash(acc))  # same amounts, same currency order
+    assert book.accounts() == ref.accounts()
+
+
+def test_position_book_refuses_bad_input_and_stays_unchanged():
+    book = PositionBook()
+    f = fill("t1", "1", "100")
+    for symbol, side, err in (("BTCUSDT", "BUY", "BASE/QUOTE"), ("BTC/", "BUY", "BASE/QUOTE"), ("BTC/USDT", "HOLD", "HOLD")):
+        for _ in range(2):
+            with pytest.raises(ValueError, match=err):
+                book.apply_fill("a1", symbol, side, f)
+    assert book.positions() == () and book.cash("a1") == {} and book.accounts() == ()

@@ -269,3 +269,78 @@ def test_apply_is_deterministic_and_pure(status: OrderStatus, event: OrderEventT
             outcomes.append(str(exc))
     assert outcomes[0] == outcomes[1]
     assert state == LifecycleState(status, prior)  # the input was not mutated
+
+
+# --------------------------------------------------------------------------- the table, exhaustively
+
+PRIORS = [None, *S]
+
+
+def _reference_apply(state: LifecycleState, event: OrderEventType) -> LifecycleState:
+    """apply_event as the table defines it, building a fresh state every time."""
+    from protocols._lifecycle import PRIOR
+
+    target = TRANSITIONS.get((state.status, event))
+    if target is None:
+        if EVENT_TARGET.get(event) is state.status:
+            return state
+        raise IllegalTransition(f"{event.value} is not allowed in state {state.status.value}")
+    if target is PRIOR:
+        return LifecycleState(state.prior or S.ACCEPTED, None)
+    if target is S.PENDING_CANCEL:
+        if state.status is not S.PENDING_CANCEL:
+            prior = state.status
+        elif event is E.PARTIALLY_FILLED:
+            prior = S.PARTIALLY_FILLED
+        else:
+            prior = state.prior
+        return LifecycleState(S.PENDING_CANCEL, prior)
+    return LifecycleState(target, None)
+
+
+def _outcome(fn, *args):
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - the error is what is compared
+        return (type(exc), str(exc))
+
+
+def _reference_can_apply(state: LifecycleState, event) -> bool:
+    try:
+        _reference_apply(state, event)
+    except IllegalTransition:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("status", list(S))
+def test_every_status_prior_and_event_matches_the_table(status: OrderStatus) -> None:
+    for prior in PRIORS:
+        state = LifecycleState(status, prior)
+        for event in OrderEventType:
+            for ev in (event, event.value, event.value.lower()):  # the enum, its value, a near miss
+                want = _outcome(_reference_apply, state, ev)
+                got = _outcome(apply_event, state, ev)
+                assert got == want, (state, ev)
+                if isinstance(want, LifecycleState):
+                    assert type(got) is LifecycleState and type(got.status) is type(want.status)
+                    if want is state:  # an idempotent repeat still returns the very same state
+                        assert got is state
+                assert _outcome(can_apply, state, ev) == _outcome(_reference_can_apply, state, ev), (state, ev)
+
+
+def test_states_are_shared_only_because_they_are_frozen() -> None:
+    a = apply_event(LifecycleState(), E.RESERVED)
+    b = apply_event(LifecycleState(), E.RESERVED)
+    assert a == b == LifecycleState(S.RESERVED, None)
+    with pytest.raises(AttributeError):
+        a.status = S.FILLED  # type: ignore[misc]
+    assert b.status is S.RESERVED
+
+
+def test_can_apply_with_a_string_event_behaves_as_before() -> None:
+    assert can_apply(LifecycleState(), "RESERVED") is True
+    assert can_apply(LifecycleState(S.FILLED), "FILLED") is True  # idempotent repeat
+    # an unknown string is not an event: apply_event fails while building its message, as before
+    with pytest.raises(AttributeError):
+        can_apply(LifecycleState(), "NOT_AN_EVENT")

@@ -307,3 +307,59 @@ class BudgetMachine(RuleBasedStateMachine):
 
 BudgetMachine.TestCase.settings = settings(max_examples=120, stateful_step_count=40, **PROPS)
 TestBudgetMachine = BudgetMachine.TestCase
+
+
+# ---------------------------------------------------------------------------
+# the hot-path forms are the plain ones
+# ---------------------------------------------------------------------------
+
+
+def test_approved_decisions_are_plain_risk_decisions():
+    import pickle
+
+    eng = engine(slippage_bps=D(20), slippage_action="cap")
+    for it, touch, adjusted in (
+        (intent("BUY", qty="0.5", price=None), Q, None),
+        (intent("SELL", qty="2", price="101"), Q, None),
+        (intent("BUY", qty="2", price="105"), Q, D("100.2")),
+    ):
+        d = eng.check_and_reserve(it, "a", touch=touch)
+        assert d.adjusted_limit_price == adjusted
+        ref = RiskDecision(approved=True, reserved=d.reserved, adjusted_limit_price=d.adjusted_limit_price,
+                           notional=d.reserved)
+        assert d == ref and repr(d) == repr(ref) and hash(d) == hash(ref) and vars(d) == vars(ref)
+        assert d.to_error() is None and pickle.loads(pickle.dumps(d)) == ref
+        with pytest.raises(AttributeError):
+            d.approved = False  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("bps", ["0", "20", "12.5", "0.0001", "333.3333", "10000"])
+def test_worst_case_prices_use_the_configured_slippage(bps):
+    import dataclasses
+
+    cfg = RiskConfig(slippage_bps=D(bps), slippage_action="cap", max_notional=None, min_notional=D(0))
+    factor = D(bps) / D(10000)
+    eng = RiskEngine(cfg)
+    d = eng.check_and_reserve(intent("BUY", qty="1", price=None), "a", touch=Q)
+    assert repr(d.reserved) == repr(Q.ask * (1 + factor))
+    d = eng.check_and_reserve(intent("BUY", qty="1", price="1000"), "a", touch=Q)
+    assert repr(d.adjusted_limit_price) == repr(Q.ask * (1 + factor))
+    d = eng.check_and_reserve(intent("SELL", qty="1", price="1"), "a", touch=Q)
+    bound = Q.bid * (1 - factor)
+    assert repr(d.adjusted_limit_price) == (repr(bound) if D(1) < bound else "None")
+    # derived values follow a replaced config and stay out of eq / repr
+    other = dataclasses.replace(cfg, slippage_bps=D("50"))
+    eng.config = other
+    d = eng.check_and_reserve(intent("BUY", qty="1", price=None), "a", touch=Q)
+    assert d.reserved == Q.ask * D("1.005")
+    assert cfg == RiskConfig(slippage_bps=D(bps), slippage_action="cap", max_notional=None, min_notional=D(0))
+    assert "_buy_bound" not in repr(cfg) and [f.name for f in dataclasses.fields(cfg)] == [
+        "min_notional", "max_notional", "slippage_bps", "slippage_action", "budgets", "default_budget"]
+
+
+def test_account_books_are_created_on_first_use_only():
+    eng = engine(budgets={"a": D("1000")})
+    assert eng.release("a", "nothing") == 0 and eng.accounts() == ()
+    eng.on_fill("b", "no-reservation", fill("1", "10"))
+    assert eng.accounts() == ("b",) and eng.exposure("b") == (D(0), D(10), None)
+    assert eng.anomalies == []
