@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from ._enums import Liquidity, OrderStatus, Side
 from ._errors import ERROR_TABLE, ErrorCategory, ErrorCode, ExecError
-from ._model import Dec, Frozen, NonNegDec, PosDec, UtcDatetime, utc_now
+from ._model import Dec, Frozen, NonNegDec, PosDec, UtcDatetime, construct_valid, utc_now
 
 
 class RouteDecision(Frozen):
@@ -94,14 +94,6 @@ class ExecutionReport(Frozen):
 
 # -- building reports and errors from values that are already valid --------------------------
 
-_new_model = object.__new__
-# the instance slots every BaseModel has (their descriptors: no attribute lookup per call)
-_set_dict = BaseModel.__dict__["__dict__"].__set__
-_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
-_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
-_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
-
-
 def _constructible(model: type[BaseModel]) -> bool:
     """True when building ``model`` the way ``model_construct`` does gives what validation gives."""
     return (
@@ -110,17 +102,6 @@ def _constructible(model: type[BaseModel]) -> bool:
         and not model.__pydantic_root_model__
         and model.model_config.get("extra") == "forbid"
     )
-
-
-def _construct(model: type[BaseModel], fields: dict, given: frozenset) -> BaseModel:
-    # what model_construct does for these models (see _constructible), without its per-field
-    # Python loop and default deep copies: the instance validation would build from ``fields``
-    obj = _new_model(model)
-    _set_dict(obj, fields)
-    _set_fields_set(obj, set(given))
-    _set_extra(obj, None)
-    _set_private(obj, None)
-    return obj
 
 
 # a guard for whoever changes these models: the fast paths below would no longer be exact
@@ -150,12 +131,7 @@ def report_from_valid(fields: dict, given: frozenset) -> ExecutionReport:
     """
     if len(fields) != _N_REPORT_FIELDS:
         raise TypeError(f"report_from_valid needs every ExecutionReport field in order, got {tuple(fields)}")
-    report = _new_model(ExecutionReport)  # _construct(ExecutionReport, fields, given), inline (hot path)
-    _set_dict(report, fields)
-    _set_fields_set(report, set(given))
-    _set_extra(report, None)
-    _set_private(report, None)
-    return report
+    return construct_valid(ExecutionReport, fields, given)
 
 
 _ERROR_GIVEN = frozenset(ExecError.model_fields)  # ExecError.of passes every field
@@ -182,7 +158,7 @@ def exec_error_of(code: ErrorCode, message: str, *, retry_after_s: float | None 
         and (retry_after_s is None or retry_after_s.__class__ is float)
     ):
         spec = ERROR_TABLE[code]
-        return _construct(  # type: ignore[return-value]
+        return construct_valid(
             ExecError,
             {
                 "code": code,

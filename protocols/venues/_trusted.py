@@ -7,10 +7,10 @@ the field constraints (positive quantities and prices, fees >= 0, UTC timestamps
 validating them again only costs time (~2 µs for a ``Fill``, ~3 µs for a ``VenueOrderState``).
 
 ``BaseModel.model_construct`` skips validation but is *slower* than validating in pydantic
-2.x (it scans every field for aliases and defaults in Python). :func:`_trusted` does only what
-``model_construct`` ends with when every field is given: set ``__dict__`` (fields in
-declaration order), ``__pydantic_fields_set__`` (all fields), no extra, no private state
-(through the descriptors of BaseModel's slots, which is what ``object.__setattr__`` calls).
+2.x (it scans every field for aliases and defaults in Python); both use
+:func:`protocols._model.construct_valid`, which does only what ``model_construct`` ends with
+when every field is given: set ``__dict__`` (fields in declaration order),
+``__pydantic_fields_set__`` (all fields), no extra, no private state.
 
 Safety nets, so the values are the same objects validation would build:
 
@@ -30,37 +30,15 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel
-
 from .._adapter import VenueOrder, VenueOrderState
 from .._enums import TERMINAL_STATUSES, Liquidity, OrderStatus
+from .._model import construct_valid
 from .._reports import Fill, summarize_fills
 
 _UTC = timezone.utc
 _ZERO = Decimal(0)
-_new_object = object.__new__  # what ``cls.__new__`` is for a pydantic model
-try:
-    # BaseModel's own slots, set through their descriptors (what ``object.__setattr__`` ends up
-    # calling, without the look-up by name); a pydantic without them disables the trusted path
-    _set_dict, _set_fields_set, _set_extra, _set_private = (
-        BaseModel.__dict__[name].__set__
-        for name in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
-    )
-except (KeyError, AttributeError):  # pragma: no cover - another pydantic layout
-    _set_dict = _set_fields_set = _set_extra = _set_private = None  # type: ignore[assignment]
 _FILL_FIELDS = frozenset(Fill.model_fields)
 _STATE_FIELDS = frozenset(VenueOrderState.model_fields)
-
-
-def _trusted(cls: Any, values: dict[str, Any], names: frozenset[str]) -> Any:
-    """An instance of the pydantic model ``cls`` holding ``values`` (every field, declaration
-    order; ``names`` is the set of their names), unvalidated."""
-    obj = _new_object(cls)
-    _set_dict(obj, values)
-    _set_fields_set(obj, set(names))
-    _set_extra(obj, None)
-    _set_private(obj, None)
-    return obj
 
 
 def make_fill(
@@ -74,7 +52,7 @@ def make_fill(
     """
     # (comparisons with a Decimal zero: half the cost of comparing with the int 0)
     if _ENABLED and qty > _ZERO and price > _ZERO and fee >= _ZERO and 0 < len(trade_id) <= 64 and ts.tzinfo is _UTC:
-        return _trusted(
+        return construct_valid(
             Fill,
             {
                 "trade_id": trade_id,
@@ -112,7 +90,7 @@ def make_state(
         )
     cum, avg, _fees = summarize_fills(fills)
     leaves = _ZERO if status in TERMINAL_STATUSES else max(order.quantity - cum, _ZERO)  # status.is_terminal
-    return _trusted(
+    return construct_valid(
         VenueOrderState,
         {
             "client_order_id": order.client_order_id,
@@ -175,5 +153,5 @@ def _self_check() -> bool:
         return False
 
 
-_ENABLED = _set_dict is not None
-_ENABLED = _ENABLED and _self_check()
+_ENABLED = True  # _self_check runs with the trusted path on
+_ENABLED = _self_check()
