@@ -24,7 +24,7 @@ from pydantic import Field
 from ._enums import OrderStatus, OrderType, Side, TimeInForce
 from ._intents import ExecutionContext, OrderIntent
 from ._market import Quote, Trade
-from ._model import Dec, Frozen, NonNegDec, PosDec, UtcDatetime, utc_now
+from ._model import Dec, Frozen, NonNegDec, PosDec, UtcDatetime, construct_valid, utc_now
 from ._reports import Fill, summarize_fills
 
 
@@ -47,18 +47,30 @@ class VenueOrder(Frozen):
 
     @classmethod
     def from_intent(cls, intent: OrderIntent, context: ExecutionContext) -> "VenueOrder":
-        """Build the venue order for ``intent`` under ``context`` (timestamp from the context)."""
-        return cls(
-            client_order_id=intent.client_order_id,
-            account_id=context.account_id,
-            symbol=intent.symbol,
-            side=intent.side,
-            order_type=intent.order_type,
-            quantity=intent.quantity,
-            limit_price=intent.limit_price,
-            time_in_force=intent.time_in_force,
-            ts=context.timestamp,
-        )
+        """Build the venue order for ``intent`` under ``context`` (timestamp from the context).
+
+        Every field comes from a validated ``OrderIntent`` / ``ExecutionContext`` field with the
+        same or a stricter constraint, so it is built without validating again
+        (``construct_valid``; checked field by field against the validating constructor in
+        tests/test_contracts.py). A subclass is validated as usual.
+        """
+        fields = {
+            "client_order_id": intent.client_order_id,
+            "account_id": context.account_id,
+            "symbol": intent.symbol,
+            "side": intent.side,
+            "order_type": intent.order_type,
+            "quantity": intent.quantity,
+            "limit_price": intent.limit_price,
+            "time_in_force": intent.time_in_force,
+            "ts": context.timestamp,
+        }
+        if cls is VenueOrder and type(intent) is OrderIntent and type(context) is ExecutionContext:
+            return construct_valid(VenueOrder, fields, _VENUE_ORDER_FIELDS)
+        return cls(**fields)
+
+
+_VENUE_ORDER_FIELDS = frozenset(VenueOrder.model_fields)
 
 
 class VenueOrderState(Frozen):

@@ -412,3 +412,29 @@ def test_client_order_id_validation_matches_the_pattern(text: str) -> None:
         accepted = False
         assert error_fields(exc) == {"client_order_id"}
     assert accepted == ok
+
+
+@settings(max_examples=200)
+@given(
+    order_type=st.sampled_from(["MARKET", "LIMIT"]),
+    side=st.sampled_from(["BUY", "SELL"]),
+    tif=st.sampled_from(["GTC", "IOC", "FOK", "DAY"]),
+    qty=st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal("1000"), places=8),
+    price=st.decimals(min_value=Decimal("0.01"), max_value=Decimal("100000"), places=2),
+)
+def test_venue_order_from_intent_is_what_validation_builds(order_type, side, tif, qty, price) -> None:
+    """VenueOrder.from_intent skips re-validation (construct_valid): the result must be the very
+    instance the validating constructor builds (fields, order, fields set, JSON, equality)."""
+    from protocols import ExecutionContext, OrderIntent, VenueOrder
+
+    intent = OrderIntent(client_order_id="c-1", symbol="BTC/USDT", side=side, order_type=order_type, quantity=qty,
+                         limit_price=price if order_type == "LIMIT" else None, time_in_force=tif)
+    context = ExecutionContext(mode="paper", account_id="acct-1")
+    fast = VenueOrder.from_intent(intent, context)
+    slow = VenueOrder(client_order_id=intent.client_order_id, account_id=context.account_id, symbol=intent.symbol,
+                      side=intent.side, order_type=intent.order_type, quantity=intent.quantity,
+                      limit_price=intent.limit_price, time_in_force=intent.time_in_force, ts=context.timestamp)
+    assert list(fast.__dict__.items()) == list(slow.__dict__.items())
+    assert fast.model_fields_set == slow.model_fields_set
+    assert fast == slow and hash(fast) == hash(slow)
+    assert fast.model_dump_json() == slow.model_dump_json()
