@@ -414,3 +414,32 @@ def test_fresh_durable_starts_always_give_a_working_runtime(settings_factory) ->
             assert dead == [], f"start {k}: dead core actor(s) {dead}"
         finally:
             rt.stop()
+
+
+def test_unanswered_futures_survive_concurrent_adds_and_prunes() -> None:
+    """Runtime.stop answers what is unanswered: 8 threads add 5,000 futures each, answering every
+    other one, while prunes run; every unanswered future is still tracked, answered ones are dropped."""
+    from concurrent.futures import Future
+
+    from actors._runtime import _Unanswered
+
+    tracked, open_ = _Unanswered(), []
+    lock = threading.Lock()
+
+    def sender() -> None:
+        for i in range(5000):
+            future: Future = Future()
+            tracked.add(future)
+            if i % 2:
+                future.set_result(None)
+            else:
+                with lock:
+                    open_.append(future)
+
+    threads = [threading.Thread(target=sender) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert {id(f) for f in tracked.unanswered()} == {id(f) for f in open_}
+    assert len(tracked._futures) < 40_000  # pruned along the way
