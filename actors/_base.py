@@ -28,7 +28,7 @@ from loguru import logger
 
 from protocols import ErrorCode, ExecError, ExecutionReport, OrderStatus
 
-from ._inbox import Inbox
+from ._inbox import Inbox, tell
 
 ASK_TIMEOUT_S = 5.0
 """Default timeout of every ask the runtime makes (an ask without a timeout can hang forever)."""
@@ -148,17 +148,6 @@ class FlowActor(pykka.ThreadingActor):
                 details=details,
             ),
         )
-
-
-def tell(ref: pykka.ActorRef | None, message: Any) -> bool:
-    """Tell ``message`` to ``ref``; return False (never raise) when the actor is gone."""
-    if ref is None:
-        return False
-    try:
-        ref.tell(message)
-        return True
-    except pykka.ActorDeadError:
-        return False
 
 
 def resolve(future: Future, report: ExecutionReport) -> bool:

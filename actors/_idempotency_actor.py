@@ -32,7 +32,7 @@ from protocols import ErrorCode, ExecutionReport, OrderStatus
 
 from . import _crashpoints
 from ._base import FlowActor, resolve, tell
-from ._journal import Claim, Completion, JournalError, JournalStore
+from ._journal import Claim, Completion, JournalError, JournalStore, MemoryJournal
 from ._messages import CompleteOrder, FlushJournal, RecordDenied, ReleaseClaim, SubmitOrder
 from ._reporting import as_replay, error_report
 
@@ -68,6 +68,7 @@ class IdempotencyStoreActor(FlowActor):
         self._releases: list[tuple[str, str]] = []
         self._metrics = metrics
         self._durable = True
+        self._transactional = True
         #: non-durable mode keeps report objects here instead of JSON in the store
         self._reports: dict[tuple[str, str], ExecutionReport] = {}
         self.batches = 0
@@ -79,6 +80,7 @@ class IdempotencyStoreActor(FlowActor):
     def start_child(self) -> None:
         self._store = self._store_factory()
         self._durable = bool(getattr(self._store, "durable", True))
+        self._transactional = not isinstance(self._store, MemoryJournal)
 
     def on_stop(self) -> None:
         try:
@@ -179,7 +181,7 @@ class IdempotencyStoreActor(FlowActor):
             return
         if _crashpoints.ARMED:
             _crashpoints.hit("after_claim")
-        if self._metrics is not None:
+        if self._metrics is not None and self._transactional:  # a MemoryJournal has no transactions to size
             self._metrics.journal_batch(len(claims))
         for order, result in zip(claims, results):
             outcome = result.outcome

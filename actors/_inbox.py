@@ -68,7 +68,12 @@ class Inbox:
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """Append ``item`` and wake the consumer (never blocks: the inbox is unbounded)."""
         self._items.append(item)
-        self.wake()
+        bell = self._bell  # wake(), inlined: this is every tell's path
+        if bell.locked():
+            try:
+                bell.release()
+            except RuntimeError:  # another producer rang first
+                pass
 
     def put_quiet(self, item: Any) -> None:
         """Append ``item`` without waking the consumer."""
@@ -115,11 +120,31 @@ def tell_quiet(ref: pykka.ActorRef | None, message: Any) -> bool:
 
     Falls back to a plain ``tell`` for an actor whose inbox is not an :class:`Inbox`.
     """
-    if ref is None or not ref.is_alive():
+    if ref is None or ref.actor_stopped.is_set():  # ActorRef.is_alive(), inlined
         return False
     inbox = ref.actor_inbox
-    if Envelope is not None and isinstance(inbox, Inbox):
+    if Envelope is not None and type(inbox) is Inbox:
         inbox.put_quiet(Envelope(message))
+        return True
+    try:
+        ref.tell(message)
+        return True
+    except pykka.ActorDeadError:
+        return False
+
+
+def tell(ref: pykka.ActorRef | None, message: Any) -> bool:
+    """Tell ``message`` to ``ref``; return False (never raise) when the actor is gone.
+
+    What ``ActorRef.tell`` does (refuse a stopped actor, put an envelope in its inbox) without
+    its two extra calls, since every stage of every order tells; an actor whose inbox is not
+    an :class:`Inbox` gets a plain ``ActorRef.tell``. Re-exported by ``actors._base``.
+    """
+    if ref is None or ref.actor_stopped.is_set():
+        return False
+    inbox = ref.actor_inbox
+    if Envelope is not None and type(inbox) is Inbox:
+        inbox.put(Envelope(message))
         return True
     try:
         ref.tell(message)
@@ -136,4 +161,4 @@ def wake(ref: pykka.ActorRef | None) -> None:
             inbox.wake()
 
 
-__all__ = ["Inbox", "tell_quiet", "wake"]
+__all__ = ["Inbox", "tell", "tell_quiet", "wake"]

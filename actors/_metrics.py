@@ -35,7 +35,7 @@ class Metrics:
         self.circuit = Gauge("exec_circuit_state", "Breaker state (0 closed,1 open,2 half-open,3 forced,4 disabled)", ["adapter"], registry=r)
         self.restarts = Counter("exec_restarts", "Supervised restarts by child", ["child"], registry=r)
         self.replays = Counter("exec_replays", "Idempotent replays served from the journal", registry=r)
-        self.batch = Histogram("exec_journal_batch_size", "Claims per journal transaction (group commit)", registry=r,
+        self.batch = Histogram("exec_journal_batch_size", "Claims per journal transaction (group commit; SQLite journal only, an in-memory store has none)", registry=r,
                                buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
         self._server = None
         self._children: dict[tuple, object] = {}

@@ -51,8 +51,20 @@ def test_metrics_endpoint_serves_named_series_with_counts(tmp_path: Path) -> Non
     assert lines['exec_reject_total{reason="E_EXEC_POLICY_BLOCKED"}'] == 1.0
     assert lines['exec_latency_ms_count{adapter="paper"}'] == 5.0
     assert lines['exec_circuit_state{adapter="paper"}'] == 0.0
-    assert lines["exec_journal_batch_size_count"] >= 1.0
+    assert lines["exec_journal_batch_size_count"] == 0.0  # an in-memory store has no transactions
     assert "# TYPE exec_restarts_total counter" in body and "# TYPE exec_replays_total counter" in body
+
+
+def test_journal_batch_size_counts_durable_transactions(tmp_path: Path) -> None:
+    settings = load_settings("test", state_dir=str(tmp_path), journal={"enabled": True})
+    with Runtime.start(settings) as rt:
+        rt.on_market(_quote())
+        assert [r.status.value for r in _orders(rt, 3, "j")] == ["FILLED"] * 3 + ["DENIED"]
+        rt.flush()
+        body = rt.metrics.exposition().decode()
+    lines = {line.split(" ")[0]: float(line.split(" ")[1]) for line in body.splitlines() if line and not line.startswith("#")}
+    assert 1.0 <= lines["exec_journal_batch_size_count"] <= 3.0  # one transaction per group of claims
+    assert lines["exec_journal_batch_size_sum"] == 3.0  # the three claims (the live one is never claimed)
 
 
 def test_secret_never_appears_in_logs_audit_reports_or_journal(tmp_path: Path) -> None:
