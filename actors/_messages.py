@@ -6,9 +6,9 @@ a message may carry is its reply channel (a ``concurrent.futures.Future``), whic
 resolved exactly once by the stage that finishes the work.
 
 An order travels forward as one :class:`SubmitOrder`, enriched stage by stage with
-``dataclasses.replace``: router (``route``, ``gate``) → idempotency store (claimed) →
-ledger (risk reservation, order recorded) → circuit breaker (``permit``) → adapter
-(throttle, venue call on its worker thread) → the future is resolved.
+``SubmitOrder.evolve``: ``Runtime.submit`` (``route``, ``gate`` from the router's table) →
+idempotency store (claimed) → ledger (risk reservation, order recorded) → circuit breaker
+(``permit``) → adapter (throttle, venue call on its worker thread) → the future is resolved.
 """
 
 from __future__ import annotations
@@ -67,18 +67,29 @@ class SubmitOrder:
         return self.context.account_id
 
     def evolve(self, *, intent=_SAME, reply=_SAME, route=_SAME, gate=_SAME, attempt=_SAME, permit=_SAME, arrival_px=_SAME) -> "SubmitOrder":
-        """A copy with the given fields changed (``dataclasses.replace`` without its per-call introspection)."""
-        return SubmitOrder(
-            self.intent if intent is _SAME else intent,
-            self.context,
-            self.reply if reply is _SAME else reply,
-            self.t0_ns,
-            self.route if route is _SAME else route,
-            self.gate if gate is _SAME else gate,
-            self.attempt if attempt is _SAME else attempt,
-            self.permit if permit is _SAME else permit,
-            self.arrival_px if arrival_px is _SAME else arrival_px,
-        )
+        """A copy with the given fields changed (``dataclasses.replace`` without its per-call
+        introspection; the slots are set through their descriptors, as the frozen ``__init__``
+        does with ``object.__setattr__``, at half its cost: every stage of every order evolves)."""
+        new = _new_submit(SubmitOrder)
+        _set_intent(new, self.intent if intent is _SAME else intent)
+        _set_context(new, self.context)
+        _set_reply(new, self.reply if reply is _SAME else reply)
+        _set_t0(new, self.t0_ns)
+        _set_route(new, self.route if route is _SAME else route)
+        _set_gate(new, self.gate if gate is _SAME else gate)
+        _set_attempt(new, self.attempt if attempt is _SAME else attempt)
+        _set_permit(new, self.permit if permit is _SAME else permit)
+        _set_arrival(new, self.arrival_px if arrival_px is _SAME else arrival_px)
+        return new
+
+
+_new_submit = object.__new__
+(_set_intent, _set_context, _set_reply, _set_t0, _set_route, _set_gate, _set_attempt, _set_permit, _set_arrival) = (
+    SubmitOrder.__dict__[name].__set__
+    for name in ("intent", "context", "reply", "t0_ns", "route", "gate", "attempt", "permit", "arrival_px")
+)
+assert tuple(SubmitOrder.__dataclass_fields__) == ("intent", "context", "reply", "t0_ns", "route", "gate", "attempt",
+                                                   "permit", "arrival_px"), "SubmitOrder.evolve sets every field: update it"
 
 
 @dataclass(frozen=True, slots=True)
