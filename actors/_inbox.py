@@ -92,10 +92,8 @@ class Inbox:
         """The oldest item; blocks while empty (``queue.Empty`` after ``timeout`` s or if not ``block``)."""
         items, bell = self._items, self._bell
         while True:
-            try:
+            if items:  # one consumer: nobody else pops between the check and the pop
                 return items.popleft()
-            except IndexError:
-                pass
             if not block:
                 raise queue.Empty
             if timeout is None:
