@@ -118,17 +118,7 @@ def tell_quiet(ref: pykka.ActorRef | None, message: Any) -> bool:
 
     Falls back to a plain ``tell`` for an actor whose inbox is not an :class:`Inbox`.
     """
-    if ref is None or ref.actor_stopped.is_set():  # ActorRef.is_alive(), inlined
-        return False
-    inbox = ref.actor_inbox
-    if Envelope is not None and type(inbox) is Inbox:
-        inbox.put_quiet(Envelope(message))
-        return True
-    try:
-        ref.tell(message)
-        return True
-    except pykka.ActorDeadError:
-        return False
+    return _deliver(ref, message, True)
 
 
 def tell(ref: pykka.ActorRef | None, message: Any) -> bool:
@@ -138,11 +128,18 @@ def tell(ref: pykka.ActorRef | None, message: Any) -> bool:
     its two extra calls, since every stage of every order tells; an actor whose inbox is not
     an :class:`Inbox` gets a plain ``ActorRef.tell``. Re-exported by ``actors._base``.
     """
-    if ref is None or ref.actor_stopped.is_set():
+    return _deliver(ref, message, False)
+
+
+def _deliver(ref: pykka.ActorRef | None, message: Any, quiet: bool) -> bool:
+    if ref is None or ref.actor_stopped.is_set():  # ActorRef.is_alive(), inlined
         return False
     inbox = ref.actor_inbox
     if Envelope is not None and type(inbox) is Inbox:
-        inbox.put(Envelope(message))
+        if quiet:
+            inbox.put_quiet(Envelope(message))
+        else:
+            inbox.put(Envelope(message))
         return True
     try:
         ref.tell(message)

@@ -79,20 +79,27 @@ def test_many_producers_one_consumer_lose_nothing() -> None:
     assert inbox.empty()
 
 
-class _Recorder(FlowActor):
-    def __init__(self) -> None:
-        super().__init__(child_name="recorder")
-        self.seen: list = []
+def _recorder(base: type) -> type:
+    """An actor on ``base`` that records what it is told and answers "get" with the record."""
 
-    def on_receive(self, message):  # noqa: ANN001
-        if message == "get":
-            return list(self.seen)
-        self.seen.append(message)
-        return None
+    class Recorder(base):  # type: ignore[misc,valid-type]
+        use_daemon_thread = True
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list = []
+
+        def on_receive(self, message):  # noqa: ANN001
+            if message == "get":
+                return list(self.seen)
+            self.seen.append(message)
+            return None
+
+    return Recorder
 
 
 def test_flow_actor_runs_quiet_tells_in_order_with_asks() -> None:
-    ref = _Recorder.start()
+    ref = _recorder(FlowActor).start()
     try:
         assert isinstance(ref.actor_inbox, Inbox)
         assert tell_quiet(ref, "a")
@@ -106,20 +113,7 @@ def test_flow_actor_runs_quiet_tells_in_order_with_asks() -> None:
 
 
 def test_tell_quiet_falls_back_to_tell_for_a_plain_pykka_actor() -> None:
-    class Plain(pykka.ThreadingActor):
-        use_daemon_thread = True
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.seen: list = []
-
-        def on_receive(self, message):  # noqa: ANN001
-            if message == "get":
-                return list(self.seen)
-            self.seen.append(message)
-            return None
-
-    ref = Plain.start()
+    ref = _recorder(pykka.ThreadingActor).start()
     try:
         assert tell_quiet(ref, "x")
         wake(ref)  # no-op for a queue.Queue inbox
