@@ -100,11 +100,6 @@ class RouteTable:
         found = self.routes.get(mode)
         return found if found is not None else _resolve(decide_route(mode, self.policy, self.blocked), self.gates)
 
-    def route(self, order: SubmitOrder) -> SubmitOrder | RouteDenied:
-        """``order`` with its route and its adapter's breaker actor, or why it cannot be routed."""
-        found = self.lookup(order.context.mode)
-        return found if isinstance(found, RouteDenied) else order.evolve(route=found[0], gate=found[1])
-
 
 def _resolve(decision: RouteDecision | RouteDenied, gates: Mapping[str, pykka.ActorRef]) -> tuple[RouteDecision, pykka.ActorRef] | RouteDenied:
     if isinstance(decision, RouteDenied):
@@ -125,29 +120,20 @@ def deny_unrouted(order: SubmitOrder, denied: RouteDenied, ledger: pykka.ActorRe
 class RouterActor(FlowActor):
     """Owns the routing table; routes cancels and reconciliation requests to breaker actors.
 
-    ``table`` is the :class:`RouteTable` the runtime also reads to route new orders.
-    ``handle_SubmitOrder`` routes an order sent to it by message (same table, same answers)
-    and forwards it to the idempotency store.
+    ``table`` is the :class:`RouteTable` ``Runtime.submit`` reads to route new orders (they
+    never pass through this actor); ``ledger`` hears of cancels that cannot be routed.
     """
 
-    def __init__(self, *, table: RouteTable, idempotency: pykka.ActorRef, ledger: pykka.ActorRef, **kw) -> None:
+    def __init__(self, *, table: RouteTable, ledger: pykka.ActorRef, **kw) -> None:
         super().__init__(**kw)
-        self.table = table
-        self._idempotency = idempotency
+        self._table = table
         self._ledger = ledger
 
-    def handle_SubmitOrder(self, order: SubmitOrder) -> None:
-        routed = self.table.route(order)
-        if isinstance(routed, RouteDenied):
-            deny_unrouted(order, routed, self._ledger)
-        elif not tell(self._idempotency, routed):
-            deny_unrouted(order, RouteDenied(ErrorCode.E_EXEC_INTERNAL, "idempotency store unavailable"), self._ledger)
-
     def handle_CancelOrder(self, cancel: CancelOrder) -> None:
-        gate = self.table.gates.get(cancel.adapter_id)
+        gate = self._table.gates.get(cancel.adapter_id)
         if gate is None or not tell(gate, replace(cancel, gate=gate)):
             tell(self._ledger, CancelFinished(cancel, cancel.adapter_id, "not_sent", code=ErrorCode.E_EXEC_NO_ADAPTER,
                                               reason=f"no adapter '{cancel.adapter_id}'"))
 
     def handle_ForwardReconcile(self, message: ForwardReconcile) -> None:
-        tell(self.table.gates.get(message.adapter_id), message)
+        tell(self._table.gates.get(message.adapter_id), message)

@@ -279,7 +279,7 @@ class Runtime:
                 self.metrics.set_breaker_state(adapter_id, "CLOSED")
             self._routes = RouteTable.build(policy, tuple(settings.routing.blocked_modes), self.gates)
             self.router = self._track(RouterActor.start(
-                table=self._routes, idempotency=self.idempotency, ledger=self.ledger, child_name=f"{p}-router",
+                table=self._routes, ledger=self.ledger, child_name=f"{p}-router",
                 startup_errors=boot_errors))
             self.ledger.tell(Wire("router", self.router))
             for name, ref in (("event_bus", self.bus), ("ledger", self.ledger), ("idempotency", self.idempotency), ("router", self.router)):

@@ -25,7 +25,6 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import Final
 
 from ._enums import OrderStatus as S
