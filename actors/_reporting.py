@@ -6,7 +6,6 @@ moment the report is built (µs).
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -19,11 +18,9 @@ from ._messages import CancelOrder, SubmitOrder
 
 _ZERO = Decimal(0)
 _REJECTED = OrderStatus.REJECTED
-# inlined on the hot path (no extra Python call): ``_now(_UTC)`` is ``utc_now()`` and
-# ``_perf_counter_ns()`` is ``now_ns()``, the latency clock
+# ``_now(_UTC)`` is ``utc_now()`` without the extra call
 _now = datetime.now
 _UTC = timezone.utc
-_perf_counter_ns = time.perf_counter_ns
 
 
 def latency_us(t0_ns: int) -> int:
@@ -31,15 +28,19 @@ def latency_us(t0_ns: int) -> int:
     return max(0, (now_ns() - t0_ns) // 1000)
 
 
-#: the fields error_report / venue_report pass (the reports' ``model_fields_set``)
-_ERROR_GIVEN = frozenset(
-    ("client_order_id", "account_id", "symbol", "side", "venue_order_id", "status", "route", "leaves_qty", "error",
-     "attempts", "latency_us")
-)
-_VENUE_GIVEN = frozenset(
-    ("client_order_id", "account_id", "symbol", "side", "venue_order_id", "status", "route", "fills", "cum_qty",
-     "leaves_qty", "avg_px", "fees", "slippage_bps", "error", "attempts", "latency_us", "raw_broker_ref")
-)
+#: ExecutionReport's fields in declaration order with their defaults; the required ones are always
+#: given by the callers below, and ``ts`` is set per report
+_DEFAULTS = {name: None if info.is_required() else info.get_default(call_default_factory=True)
+             for name, info in ExecutionReport.model_fields.items()}
+
+
+def _report(fields: dict, trusted: bool) -> ExecutionReport:
+    """``ExecutionReport(**fields)``; built without validating again when ``trusted`` (every value
+    comes from a validated model, ``exec_error_of`` or ``slippage_bps``, or was type-checked by
+    the caller): same instance, same ``model_fields_set`` (``protocols._reports.report_from_valid``)."""
+    if trusted:
+        return report_from_valid({**_DEFAULTS, **fields, "ts": _now(_UTC)}, fields.keys())
+    return ExecutionReport(**fields)
 
 
 def error_report(
@@ -55,53 +56,22 @@ def error_report(
     intent = order.intent
     route = order.route
     attempts = order.attempt
-    leaves_qty = _ZERO if status.is_terminal else intent.quantity
-    error = exec_error_of(code, message, retry_after_s=retry_after_s)  # ExecError.of, no re-validation
-    if (
-        status.__class__ is OrderStatus
-        and attempts.__class__ is int
-        and (route is None or route.__class__ is RouteDecision)
-        and (venue_order_id is None or venue_order_id.__class__ is str)
-    ):
-        # every value is a field of a validated model (intent, context), an ExecError built as
-        # ExecError.of builds it, or was type-checked just above: validating again changes nothing
-        return report_from_valid(
-            {
-                "client_order_id": intent.client_order_id,
-                "account_id": order.context.account_id,
-                "symbol": intent.symbol,
-                "side": intent.side,
-                "venue_order_id": venue_order_id,
-                "status": status,
-                "route": route,
-                "fills": (),
-                "cum_qty": _ZERO,
-                "leaves_qty": leaves_qty,
-                "avg_px": None,
-                "fees": _ZERO,
-                "slippage_bps": None,
-                "error": error,
-                "replay": False,
-                "attempts": attempts,
-                "latency_us": max(0, (_perf_counter_ns() - order.t0_ns) // 1000),  # latency_us(order.t0_ns)
-                "raw_broker_ref": None,
-                "ts": _now(_UTC),
-            },
-            _ERROR_GIVEN,
-        )
-    return ExecutionReport(
-        client_order_id=intent.client_order_id,
-        account_id=order.context.account_id,
-        symbol=intent.symbol,
-        side=intent.side,
-        venue_order_id=venue_order_id,
-        status=status,
-        route=route,
-        leaves_qty=leaves_qty,
-        error=error,
-        attempts=attempts,
-        latency_us=latency_us(order.t0_ns),
-    )
+    fields = {
+        "client_order_id": intent.client_order_id,
+        "account_id": order.context.account_id,
+        "symbol": intent.symbol,
+        "side": intent.side,
+        "venue_order_id": venue_order_id,
+        "status": status,
+        "route": route,
+        "leaves_qty": _ZERO if status.is_terminal else intent.quantity,
+        "error": exec_error_of(code, message, retry_after_s=retry_after_s),  # ExecError.of, no re-validation
+        "attempts": attempts,
+        "latency_us": latency_us(order.t0_ns),
+    }
+    return _report(fields, status.__class__ is OrderStatus and attempts.__class__ is int
+                   and (route is None or route.__class__ is RouteDecision)
+                   and (venue_order_id is None or venue_order_id.__class__ is str))
 
 
 def venue_report(order: SubmitOrder, state: VenueOrderState) -> ExecutionReport:
@@ -110,66 +80,30 @@ def venue_report(order: SubmitOrder, state: VenueOrderState) -> ExecutionReport:
     fees = _ZERO
     for fill in fills:  # what sum(..., Decimal(0)) adds, in the same order
         fees = fees + fill.fee
-    status = state.status
-    error = None
-    if status is _REJECTED:
-        error = exec_error_of(ErrorCode.E_EXEC_BROKER_REJECTED, state.reject_reason or "rejected by venue")
     route = order.route
     attempts = order.attempt
-    side, avg_px, venue_order_id = state.side, state.avg_px, state.venue_order_id
-    slippage = slippage_bps(side, avg_px, order.arrival_px)
-    raw_broker_ref = f"{route.adapter_id if route else '?'}:{venue_order_id}"
-    if (
-        state.__class__ is VenueOrderState
-        and attempts.__class__ is int
-        and (route is None or route.__class__ is RouteDecision)
-    ):
-        # every value is a field of a validated model (the venue state, the context), an ExecError
-        # built as ExecError.of builds it, a sum of the state's validated non-negative fees,
-        # slippage_bps' finite Decimal, or was type-checked just above: validating again changes nothing
-        return report_from_valid(
-            {
-                "client_order_id": state.client_order_id,
-                "account_id": order.context.account_id,
-                "symbol": state.symbol,
-                "side": side,
-                "venue_order_id": venue_order_id,
-                "status": status,
-                "route": route,
-                "fills": fills,
-                "cum_qty": state.cum_qty,
-                "leaves_qty": state.leaves_qty,
-                "avg_px": avg_px,
-                "fees": fees,
-                "slippage_bps": slippage,
-                "error": error,
-                "replay": False,
-                "attempts": attempts,
-                "latency_us": max(0, (_perf_counter_ns() - order.t0_ns) // 1000),  # latency_us(order.t0_ns)
-                "raw_broker_ref": raw_broker_ref,
-                "ts": _now(_UTC),
-            },
-            _VENUE_GIVEN,
-        )
-    return ExecutionReport(
-        client_order_id=state.client_order_id,
-        account_id=order.context.account_id,
-        symbol=state.symbol,
-        side=side,
-        venue_order_id=venue_order_id,
-        status=status,
-        route=route,
-        fills=fills,
-        cum_qty=state.cum_qty,
-        leaves_qty=state.leaves_qty,
-        avg_px=avg_px,
-        fees=fees,
-        slippage_bps=slippage,
-        error=error,
-        attempts=attempts,
-        latency_us=latency_us(order.t0_ns),
-        raw_broker_ref=raw_broker_ref,
-    )
+    fields = {
+        "client_order_id": state.client_order_id,
+        "account_id": order.context.account_id,
+        "symbol": state.symbol,
+        "side": state.side,
+        "venue_order_id": state.venue_order_id,
+        "status": state.status,
+        "route": route,
+        "fills": fills,
+        "cum_qty": state.cum_qty,
+        "leaves_qty": state.leaves_qty,
+        "avg_px": state.avg_px,
+        "fees": fees,
+        "slippage_bps": slippage_bps(state.side, state.avg_px, order.arrival_px),
+        "error": exec_error_of(ErrorCode.E_EXEC_BROKER_REJECTED, state.reject_reason or "rejected by venue")
+        if state.status is _REJECTED else None,
+        "attempts": attempts,
+        "latency_us": latency_us(order.t0_ns),
+        "raw_broker_ref": f"{route.adapter_id if route else '?'}:{state.venue_order_id}",
+    }
+    return _report(fields, state.__class__ is VenueOrderState and attempts.__class__ is int
+                   and (route is None or route.__class__ is RouteDecision))
 
 
 def cancel_error_report(cancel: CancelOrder, code: ErrorCode, message: str, *, status: OrderStatus) -> ExecutionReport:
