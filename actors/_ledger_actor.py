@@ -174,14 +174,21 @@ class LedgerActor(FlowActor):
             for r in ro.transitions
         ]
         rec.lifecycle = LifecycleState(OrderStatus.ACCEPTED)
+        book = self._book_of(account_id, ro.adapter_id)
+        last = history[-1].to_status if history else OrderStatus.INITIALIZED
+        if last is not OrderStatus.DENIED:  # a denied order never held a reservation or spent anything
+            # risk as it stood before the restart: the reservation from intake, trued up by each fill
+            self._risk.restore_reservation(book, intent)
         for row in ro.fills:
             if rec.apply_fill(row.fill) is FillOutcome.APPLIED:
-                self._books.apply_fill(self._book_of(account_id, ro.adapter_id), rec.symbol, rec.side, row.fill)
-        last = history[-1].to_status if history else OrderStatus.INITIALIZED
+                self._books.apply_fill(book, rec.symbol, rec.side, row.fill)
+                self._risk.on_fill(book, rec.client_order_id, row.fill)
         prior = (OrderStatus.PARTIALLY_FILLED if rec.cum_qty else OrderStatus.ACCEPTED) if last is OrderStatus.PENDING_CANCEL else None
         rec.lifecycle = LifecycleState(last, prior)
         rec.transitions = history
         self._orders[intent.client_order_id] = rec
+        if rec.status.is_terminal:
+            self._risk.release(book, rec.client_order_id)
         if ro.outcome == "unchanged":
             return
         if rec.status in (OrderStatus.INITIALIZED, OrderStatus.RESERVED, OrderStatus.SUBMITTING):

@@ -442,6 +442,30 @@ class RiskEngine:
             self._clamp(account_id, acct)
         return r.amount
 
+    def restore_reservation(self, account_id: str, intent: OrderIntent) -> Decimal:
+        """Re-create, at recovery, the reservation of an order admitted before a restart.
+
+        SPEC §10: the notional stays reserved from intake until the order is terminal, and a
+        process restart does not end an order. The full quantity is reserved at the intent's
+        limit price (the worst case the order can trade at; when risk had capped the price at
+        intake the cap is not journaled, so this is the same or more conservative). A MARKET
+        order's intake price is not journaled: nothing is reserved for it (its fills still
+        count as spent through :meth:`on_fill`). No check is made — the order was admitted
+        already; replay its fills with :meth:`on_fill` and :meth:`release` it if terminal.
+        Idempotent; returns the amount reserved (quote currency).
+        """
+        key = (account_id, intent.client_order_id)
+        price = intent.limit_price
+        if price is None or key in self._res:
+            return _ZERO
+        notional = intent.quantity * price
+        acct = self._accounts.get(account_id)
+        if acct is None:
+            acct = self._accounts[account_id] = _Account()
+        self._res[key] = _Reservation(intent.symbol, intent.side, price, intent.quantity, notional)
+        acct.reserved += notional
+        return notional
+
     # -- invariants ---------------------------------------------------------------------------
 
     def check_invariants(self) -> list[str]:

@@ -363,3 +363,21 @@ def test_account_books_are_created_on_first_use_only():
     eng.on_fill("b", "no-reservation", fill("1", "10"))
     assert eng.accounts() == ("b",) and eng.exposure("b") == (D(0), D(10), None)
     assert eng.anomalies == []
+
+
+def test_restore_reservation_recreates_what_intake_reserved_and_fills_true_it_up() -> None:
+    """Recovery (SPEC §10: reserved until terminal, across restarts): the limit order's full notional
+    is reserved again, idempotently; a MARKET order (intake price not journaled) reserves nothing;
+    replayed fills release and count as spent exactly as they did live."""
+    risk = RiskEngine(RiskConfig(budgets={"a": D("1000")}))
+    limit = intent(qty="2", price="100", coid="r-1")
+    assert risk.restore_reservation("a", limit) == D("200")
+    assert risk.restore_reservation("a", limit) == 0  # idempotent
+    assert risk.restore_reservation("a", intent(price=None, coid="m-1")) == 0
+    assert risk.exposure("a") == (D("200"), D("0"), D("1000"))
+    fill = Fill(trade_id="t-1", qty=D("1"), price=D("99"), fee=D("0"), fee_currency="USDT", liquidity="MAKER",
+                ts=datetime(2021, 1, 8, tzinfo=timezone.utc))
+    assert risk.on_fill("a", "r-1", fill) == D("100")  # one unit at its worst case released ...
+    assert risk.exposure("a") == (D("100"), D("99"), D("1000"))  # ... and its actual notional spent
+    assert risk.release("a", "r-1") == D("100")
+    assert risk.exposure("a")[0] == 0 and risk.check_invariants() == []

@@ -97,3 +97,37 @@ def test_min_notional_and_slippage_denials_name_the_rule(tmp_path: Path) -> None
         through = rt.submit(_limit("through", price="39600.00"), ctx).result(timeout=5)  # 42 bps through the ask
         assert through.error.code.value == "E_EXEC_RISK_DENIED" and through.error.message.startswith("slippage")
         assert rt.venue("paper").submission_counts().get("tiny") is None
+
+
+def test_reservations_and_spent_survive_a_restart(tmp_path: Path) -> None:
+    """SPEC §10: an order's notional stays reserved until it is terminal, and a restart does not end
+    an order. After a stop and a start on the same state dir, the resting LIMIT's reservation and the
+    filled MARKET's spend are back (from the journal), so the budget still binds; the cancel of the
+    resting order releases its reservation."""
+    settings = load_settings("test", state_dir=str(tmp_path), journal={"enabled": True, "synchronous": "FULL"},
+                             risk={"budgets": {"acct": "100"}})
+    ctx = ExecutionContext(mode="paper", account_id="acct")
+    market = OrderIntent(client_order_id="m-1", symbol="BTC/USDT", side="BUY", order_type="MARKET", quantity=Decimal("0.001"))
+    with Runtime.start(settings) as rt:
+        rt.on_market(QUOTE)
+        assert rt.submit(_limit("rest-1"), ctx).result(timeout=10).status.value == "ACCEPTED"
+        filled = rt.submit(market, ctx).result(timeout=10)
+        assert filled.status.value == "FILLED"
+        rt.flush()
+        before = rt.stats()["exposure"]["acct"]
+    with Runtime.start(settings) as rt:
+        rt.flush()
+        after = rt.stats()["exposure"]["acct"]
+        assert {k: Decimal(v) for k, v in after.items()} == {k: Decimal(v) for k, v in before.items()}
+        assert Decimal(after["reserved"]) == Decimal("0.001") * Decimal("39400.00")
+        assert Decimal(after["spent"]) == filled.cum_qty * filled.avg_px
+        # 100 USDT budget: 39.4 reserved + ~39.43 spent leave no room for another ~39.4
+        rt.on_market(QUOTE)
+        denied = rt.submit(_limit("rest-2"), ctx).result(timeout=10)
+        assert denied.error is not None and denied.error.message.startswith("budget")
+        canceled = rt.cancel("rest-1", "acct").result(timeout=10)
+        assert canceled.status.value == "CANCELED"
+        rt.flush()
+        stats = rt.stats()
+    assert Decimal(stats["exposure"]["acct"]["reserved"]) == 0
+    assert stats["risk_invariants"] == []
