@@ -354,33 +354,10 @@ class AdapterActor(FlowActor):
     def _send(self, order: SubmitOrder) -> None:
         order = order.evolve(attempt=order.attempt + 1)
         venue_order = VenueOrder.from_intent(order.intent, order.context)
-        if self._inline:
-            self._send_inline(order, venue_order)
-            return
         venue = self._venue
-        tell(self._ledger, OrderSent(order.client_order_id, order.account_id, self.adapter_id, order.attempt))
+        if not self._inline:  # an inline call's answer follows at once and carries the SUBMITTED step
+            tell(self._ledger, OrderSent(order.client_order_id, order.account_id, self.adapter_id, order.attempt))
         self._dispatch_call(_Call("submit", order.client_order_id, order=order), lambda: venue.submit_order(venue_order))
-
-    def _send_inline(self, order: SubmitOrder, venue_order: VenueOrder) -> None:
-        """Submit to a non-blocking venue (in-memory simulator) in this handler: no worker, two
-        thread hops less. The answer follows at once and carries the SUBMITTED step (no
-        ``OrderSent``). The call is registered while it runs, so a crash inside it leaves the
-        order in doubt (``failure_details``); any error goes through the common classification."""
-        if self._worker is None:
-            raise ActorCrashed("venue worker is not running")
-        self._next_call += 1
-        call_id = self._next_call
-        self._calls[call_id] = _Call("submit", order.client_order_id, order=order, started=self._clock.monotonic())
-        started = time.perf_counter()
-        try:
-            result = self._venue.submit_order(venue_order)
-        except BaseException as exc:  # noqa: BLE001 - classified by the common path
-            self.handle_VenueCallCompleted(VenueCallCompleted(call_id, None, exc, time.perf_counter() - started))
-            return
-        del self._calls[call_id]
-        self._submit_done(order, result, None, time.perf_counter() - started)
-        if _crashpoints.ARMED:
-            _crashpoints.hit("after_ack")
 
     def _dispatch_call(self, call: _Call, fn: Callable[[], Any]) -> None:
         if self._worker is None:
