@@ -28,6 +28,7 @@ from loguru import logger
 
 from protocols import ErrorCode, ExecError, ExecutionReport, OrderStatus
 
+from ._dispatcher import Dispatcher
 from ._inbox import Inbox, tell
 
 ASK_TIMEOUT_S = 5.0
@@ -49,13 +50,22 @@ class FlowActor(pykka.ThreadingActor):
     use_daemon_thread = True
     crash_on_error = False
 
-    @staticmethod
-    def _create_actor_inbox() -> Inbox:
-        # pykka's inbox type plus a put that does not wake the actor (see actors/_inbox.py)
-        return Inbox()
+    def _create_actor_inbox(self) -> Inbox:  # type: ignore[override]
+        # pykka's inbox type plus a put that does not wake the actor (see actors/_inbox.py);
+        # a member of a dispatcher gets that dispatcher's inbox (see actors/_dispatcher.py)
+        dispatcher = self.dispatcher
+        return Inbox() if dispatcher is None else dispatcher.inbox()
+
+    def _start_actor_loop(self) -> None:
+        if self.dispatcher is None:
+            super()._start_actor_loop()
+        else:
+            self.dispatcher.start(self)
 
     def __init__(self, *, child_name: str = "", generation: int = 0, supervisor: pykka.ActorRef | None = None,
-                 startup_errors: list | None = None) -> None:
+                 startup_errors: list | None = None, dispatcher: Dispatcher | None = None) -> None:
+        #: the thread this actor's messages run on: its own (None) or a shared Dispatcher
+        self.dispatcher = dispatcher
         super().__init__()
         self._startup_errors = startup_errors
         self.child_name = child_name or type(self).__name__

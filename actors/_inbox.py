@@ -135,7 +135,7 @@ def _deliver(ref: pykka.ActorRef | None, message: Any, quiet: bool) -> bool:
     if ref is None or ref.actor_stopped.is_set():  # ActorRef.is_alive(), inlined
         return False
     inbox = ref.actor_inbox
-    if Envelope is not None and type(inbox) is Inbox:
+    if Envelope is not None and isinstance(inbox, Inbox):
         if quiet:
             inbox.put_quiet(Envelope(message))
         else:

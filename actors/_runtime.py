@@ -49,6 +49,7 @@ from protocols import (
 
 from ._adapter_actor import AdapterActor, AdapterPolicy, InDoubt
 from ._audit import AuditLog
+from ._dispatcher import Dispatcher
 from ._base import ASK_TIMEOUT_S, now_ns, resolve, tell
 from ._books import Position
 from ._breaker import BreakerConfig
@@ -250,7 +251,13 @@ class Runtime:
                     if order.outcome == "unresolved":
                         inherited.setdefault(order.adapter_id, []).append(InDoubt(order.intent.client_order_id, None))
             p = f"rt{self.runtime_id}"
-            self.bus = self._track(EventBusActor.start(child_name=f"{p}-event_bus", startup_errors=boot_errors))
+            # one dispatcher for the actors that never block (docs/DESIGN.md "Threads"); an actor
+            # writing a durable journal keeps its own thread, since its fsync blocks
+            shared = settings.dispatch.mode == "shared"
+            self._core = Dispatcher(f"{p}-core", linger_s=settings.dispatch.linger_us / 1e6) if shared else None
+            core = self._core
+            journaled = None if durable else core
+            self.bus = self._track(EventBusActor.start(child_name=f"{p}-event_bus", startup_errors=boot_errors, dispatcher=core))
             risk = RiskEngine(RiskConfig.from_settings(settings.risk))
             self.ledger = self._track(LedgerActor.start(
                 risk=risk, bus=self.bus, instruments=settings.paper.instrument_map(),
@@ -259,10 +266,10 @@ class Runtime:
                 metrics=self.metrics, clock=self.clock, quiet_interval_s=settings.reconcile.interval_s,
                 shadow_adapters=frozenset(a for m, a in policy.items() if m in ("shadow", "shadow_run")),
                 quiet_threshold_s=max(settings.reconcile.quiet_threshold_s, settings.timeouts.attempt_s * 2),
-                child_name=f"{p}-ledger", startup_errors=boot_errors))
+                child_name=f"{p}-ledger", startup_errors=boot_errors, dispatcher=journaled))
             self.idempotency = self._track(IdempotencyStoreActor.start(
                 store_factory=journal_factory, ttl_s=settings.idempotency.ttl_s, ledger=self.ledger,
-                group_commit_max=settings.journal.group_commit_max, metrics=self.metrics, child_name=f"{p}-idempotency", startup_errors=boot_errors))
+                group_commit_max=settings.journal.group_commit_max, metrics=self.metrics, child_name=f"{p}-idempotency", startup_errors=boot_errors, dispatcher=journaled))
             self.ledger.tell(Wire("idempotency", self.idempotency))
             if self.recovery is not None and self.recovery.orders:
                 self.ledger.tell(RestoreLedger(tuple(self.recovery.orders)))
@@ -275,12 +282,12 @@ class Runtime:
                 self.gates[adapter_id] = self._track(CircuitBreakerActor.start(
                     adapter_id=adapter_id, config=breaker_config, clock=self.clock, ledger=self.ledger,
                     idempotency=self.idempotency, bus=self.bus, when_restarting=settings.supervisor.when_restarting,
-                    stash_size=settings.supervisor.stash_size, metrics=self.metrics, child_name=f"breaker:{adapter_id}", startup_errors=boot_errors))
+                    stash_size=settings.supervisor.stash_size, metrics=self.metrics, child_name=f"breaker:{adapter_id}", startup_errors=boot_errors, dispatcher=core))
                 self.metrics.set_breaker_state(adapter_id, "CLOSED")
             self._routes = RouteTable.build(policy, tuple(settings.routing.blocked_modes), self.gates)
             self.router = self._track(RouterActor.start(
                 table=self._routes, ledger=self.ledger, child_name=f"{p}-router",
-                startup_errors=boot_errors))
+                startup_errors=boot_errors, dispatcher=core))
             self.ledger.tell(Wire("router", self.router))
             for name, ref in (("event_bus", self.bus), ("ledger", self.ledger), ("idempotency", self.idempotency), ("router", self.router)):
                 self.supervisor.ask(RegisterCore(name, ref), timeout=ASK_TIMEOUT_S)
@@ -320,12 +327,14 @@ class Runtime:
         clock, gate, ledger, idempotency, supervisor, metrics = self.clock, self.gates[adapter_id], self.ledger, self.idempotency, self.supervisor, self.metrics
         base_seed = seed * 1_000_003 + sum(map(ord, adapter_id))
         order_detail = self.logging.order_detail
+        dispatcher = self._core
 
         def factory(generation: int, inherited: tuple) -> pykka.ActorRef:
             return AdapterActor.start(
                 adapter_id=adapter_id, venue=venue, policy=policy, clock=clock, gate=gate, ledger=ledger,
                 idempotency=idempotency, rng=random.Random(base_seed + generation), inherited=inherited,
-                metrics=metrics, order_detail=order_detail, child_name=adapter_id, generation=generation, supervisor=supervisor)
+                metrics=metrics, order_detail=order_detail, child_name=adapter_id, generation=generation, supervisor=supervisor,
+                dispatcher=dispatcher)
 
         return factory
 
@@ -589,6 +598,8 @@ class Runtime:
                         error=ExecError.of(ErrorCode.E_EXEC_BROKER_TIMEOUT, "runtime stopped before the order finished; reconcile after restart")))
                 except Exception:
                     pass
+        if getattr(self, "_core", None) is not None:
+            self._core.close(timeout=remaining())
         if getattr(self, "_own_clock", False):
             self.clock.close()
         self._close_venues()

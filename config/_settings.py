@@ -62,6 +62,7 @@ __all__ = [
     "InstrumentSettings",
     "JournalSettings",
     "LoggingSettings",
+    "DispatchSettings",
     "MetricsSettings",
     "PaperSettings",
     "ReconcileSettings",
@@ -400,6 +401,24 @@ class PaperSettings(_Section):
         }
 
 
+class DispatchSettings(_Section):
+    """Which threads run the actors (SPEC §3; actors/_dispatcher.py, docs/DESIGN.md "Threads").
+
+    ``shared``: the router, breakers, event bus and adapter actors — and the idempotency store
+    and ledger unless they write a durable journal (their fsync blocks) — share one dispatcher
+    (an order thread and an after-answer thread): no thread wake-up between the stages of an
+    order. ``threads``: every actor on its own thread (pykka's ``ThreadingActor``).
+    """
+
+    mode: Annotated[Literal["shared", "threads"], BeforeValidator(_lower)] = Field(
+        "shared", description="shared = one dispatcher for the non-blocking actors; threads = a thread per actor."
+    )
+    linger_us: int = Field(
+        50, ge=0, le=10_000,
+        description="After an answer, the bookkeeping thread waits this long so the caller runs first (microseconds).",
+    )
+
+
 class MetricsSettings(_Section):
     """Prometheus exposition (SPEC §12)."""
 
@@ -507,6 +526,7 @@ class Settings(BaseSettings):
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
     paper: PaperSettings = Field(default_factory=PaperSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     venue_api_key: SecretStr | None = Field(None, description="Venue API key (never logged or dumped).")

@@ -1,0 +1,324 @@
+"""A dispatcher: threads shared by several actors (Akka's term), instead of one thread each.
+
+Why: every hop between two actors on their own threads costs a thread wake-up (5-20 µs on
+CPython, ~2·F for the four hops of an order; benchmarks/README.md). Actors that never block
+(SPEC §3) lose nothing by sharing a thread: a message one member tells another runs on the
+same thread as soon as the current message is done, with no wake-up at all.
+
+What stays true (SPEC §3's actor contract, and pykka's):
+
+- each member is its own actor: its own inbox, ``ActorRef``, state and lifecycle; it is
+  started, stopped, crashed and restarted exactly like a ``ThreadingActor``;
+- one message at a time per member, in the order they were told (FIFO per inbox); no two
+  members' handlers ever overlap (one dispatcher lock around each message);
+- ``on_start``, ``on_stop`` and ``on_failure`` run on a dispatcher thread; a failing member
+  stops alone, and its later messages are answered ``ActorDeadError`` (asks) or dropped
+  (tells), as pykka's teardown does; a ``BaseException`` stops every actor, as pykka does.
+
+Two threads, one lock: the *order thread* runs told messages in arrival order; the *after
+thread* runs quiet ones (:func:`actors._inbox.tell_quiet`, an adapter's outcome facts queued
+before it answers the caller) once woken (:func:`actors._inbox.wake`, after the answer).
+When woken it first yields the CPU and lingers ``linger_s`` (default 50 µs) so that the
+caller just answered takes the GIL before the bookkeeping does (measured: without it the
+bookkeeping ran first, +70-100 µs on the caller's path). The order thread takes the quiet
+messages itself when more than ``after_backlog`` wait, so they are never starved.
+
+Which actors share one is the runtime's choice (``actors/_runtime.py``, ``[dispatch]``
+settings): the core actors and the adapter actors (a blocking venue call runs on the
+adapter's worker thread, never in a handler), except actors writing a durable journal.
+
+Example::
+
+    core = Dispatcher("core")
+    a = Echo.start(dispatcher=core)     # FlowActor subclasses take ``dispatcher=``
+    b = Echo.start(dispatcher=core)
+    a.ask("hi", timeout=1)              # runs on the "dispatcher-core" thread
+    core.close()                        # stops a and b, ends both threads
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import pykka
+from loguru import logger
+
+from ._inbox import Inbox
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._base import FlowActor
+
+
+class _Start:
+    """First item of a member's inbox: run its ``on_start`` on the dispatcher thread."""
+
+    __slots__ = ()
+
+
+_START = _Start()
+_CLOSE = object()
+sched_yield = os.sched_yield
+
+
+class DispatchedInbox(Inbox):
+    """A member's inbox: its own FIFO of envelopes, and one run-queue entry per envelope.
+
+    ``put`` appends the envelope, then the inbox itself to the dispatcher's run queue, and
+    rings the dispatcher; ``put_quiet`` does the same without ringing; ``wake`` rings. There
+    are never fewer envelopes than run-queue entries for an inbox (each envelope is appended
+    before its entry), so the dispatcher, the one consumer, always finds the envelope an
+    entry stands for. Blocking ``get`` is not supported (nothing but the dispatcher takes).
+    """
+
+    __slots__ = ("_runq", "_later", "_later_bell", "_dispatcher", "actor")
+
+    def __init__(self, dispatcher: "Dispatcher") -> None:
+        self._items: deque[Any] = deque()
+        self._runq = dispatcher._runq
+        self._later = dispatcher._later
+        self._bell = dispatcher._bell
+        self._later_bell = dispatcher._later_bell
+        self._dispatcher = dispatcher
+        self.actor: Any = None  # set by Dispatcher.start
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        """Append ``item`` and wake the dispatcher (never blocks: the inbox is unbounded)."""
+        self._items.append(item)
+        self._runq.append(self)
+        bell = self._bell
+        if bell.locked():
+            try:
+                bell.release()
+            except RuntimeError:  # another producer rang first
+                pass
+
+    def put_quiet(self, item: Any) -> None:
+        """Append ``item`` without waking the dispatcher; it runs after the told messages."""
+        self._items.append(item)
+        self._later.append(self)
+
+    def wake(self) -> None:
+        """Wake the dispatcher's after thread for the quiet messages queued so far."""
+        bell = self._later_bell
+        if bell.locked():
+            try:
+                bell.release()
+            except RuntimeError:  # another producer rang first
+                pass
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """The oldest item if there is one (non-blocking only: the dispatcher takes the items)."""
+        try:
+            return self._items.popleft()
+        except IndexError:
+            raise queue.Empty from None
+
+
+class Dispatcher:
+    """Two daemon threads running the messages of its member actors, one message at a time.
+
+    ``name`` names the threads (``dispatcher-<name>``, ``dispatcher-<name>-after``);
+    ``linger_s`` (seconds, 0-0.01) is how long the after thread waits once woken before it
+    runs quiet messages; ``after_backlog`` (count >= 1) is how many quiet messages may wait
+    before the order thread runs them itself. Raises ValueError for values out of range.
+
+    ``inbox()`` makes a member's inbox (``FlowActor._create_actor_inbox``); ``start(actor)``
+    schedules its ``on_start`` (``FlowActor._start_actor_loop``); ``close()`` stops the
+    members still alive and ends both threads. An entry in either run queue stands for "run
+    this inbox's *oldest* message", so per-member FIFO holds whichever thread runs it.
+    """
+
+    def __init__(self, name: str, *, linger_s: float = 50e-6, after_backlog: int = 64) -> None:
+        if after_backlog < 1:
+            raise ValueError(f"after_backlog must be >= 1, got {after_backlog}")
+        if not 0.0 <= linger_s <= 0.01:
+            raise ValueError(f"linger_s must be within [0, 0.01] s, got {linger_s}")
+        self.name = name
+        self.linger_s = linger_s
+        self.after_backlog = after_backlog
+        self._runq: deque[Any] = deque()
+        self._later: deque[Any] = deque()
+        self._bell = threading.Lock()
+        self._bell.acquire()  # held = nothing to announce
+        self._later_bell = threading.Lock()
+        self._later_bell.acquire()
+        self._running = threading.Lock()  # held while a member handler runs
+        self._lock = threading.Lock()  # members and threads
+        self._members: list[Any] = []
+        self._threads: tuple[threading.Thread, ...] = ()
+        self._closed = False
+
+    # -- members ---------------------------------------------------------------------------
+    def inbox(self) -> DispatchedInbox:
+        """A new member inbox bound to this dispatcher (raises RuntimeError once closed)."""
+        if self._closed:
+            raise RuntimeError(f"dispatcher {self.name!r} is closed")
+        return DispatchedInbox(self)
+
+    def start(self, actor: "FlowActor") -> None:
+        """Run ``actor``'s ``on_start`` next, then its messages (raises ValueError for a foreign inbox)."""
+        inbox = actor.actor_inbox
+        if not isinstance(inbox, DispatchedInbox) or inbox._dispatcher is not self:
+            raise ValueError(f"{actor} was not created with dispatcher {self.name!r}")
+        inbox.actor = actor
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"dispatcher {self.name!r} is closed")
+            self._members.append(actor)
+            if not self._threads:
+                self._threads = (
+                    threading.Thread(target=self._order_loop, name=f"dispatcher-{self.name}", daemon=True),
+                    threading.Thread(target=self._after_loop, name=f"dispatcher-{self.name}-after", daemon=True),
+                )
+                for thread in self._threads:
+                    thread.start()
+        # on_start runs before any message: nobody can tell the actor before start() returns its ref
+        inbox._items.appendleft(_START)
+        self._runq.append(inbox)  # the entry standing for _START
+        _ring(self._bell)
+
+    def members(self) -> list[Any]:
+        """The member actors that have not stopped (a snapshot)."""
+        with self._lock:
+            return [a for a in self._members if not a.actor_stopped.is_set()]
+
+    @property
+    def running_here(self) -> bool:
+        """True when called from one of the dispatcher's threads."""
+        return threading.current_thread() in self._threads
+
+    def wake_after(self) -> None:
+        """Wake the after thread for the quiet messages queued so far."""
+        _ring(self._later_bell)
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Stop the members still alive, then end both threads; True if they ended within ``timeout`` s."""
+        with self._lock:
+            self._closed = True
+            threads = self._threads
+            alive = [a for a in self._members if not a.actor_stopped.is_set()]
+        for actor in alive:
+            try:
+                actor.actor_ref.stop(block=False)
+            except pykka.ActorDeadError:
+                pass
+        if not threads:
+            return True
+        self._runq.append(_CLOSE)
+        self._later.append(_CLOSE)
+        _ring(self._bell)
+        _ring(self._later_bell)
+        if threading.current_thread() in threads:
+            return False  # closing from a member's handler: the threads end after this message
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in threads)
+
+    # -- the loops -------------------------------------------------------------------------
+    def _order_loop(self) -> None:
+        runq, later, bell, running = self._runq, self._later, self._bell, self._running
+        popleft, backlog = runq.popleft, self.after_backlog
+        run = self._run_one
+        while True:
+            try:
+                inbox = popleft()
+            except IndexError:
+                if later:
+                    _ring(self._later_bell)  # quiet messages nobody woke for: never left behind
+                bell.acquire()  # a ring with nobody waiting leaves it open: re-check at once
+                continue
+            if inbox is _CLOSE:
+                with running:
+                    while later and later[0] is not _CLOSE:
+                        run(later.popleft())
+                return
+            with running:
+                run(inbox)
+                if len(later) > backlog:  # the after thread is starved: take its oldest share
+                    for _ in range(backlog):
+                        if not later or later[0] is _CLOSE:
+                            break
+                        run(later.popleft())
+
+    def _after_loop(self) -> None:
+        later, bell, running = self._later, self._later_bell, self._running
+        run, linger_s, sleep = self._run_one, self.linger_s, time.sleep
+        while True:
+            with running:
+                try:
+                    inbox = later[0]
+                except IndexError:
+                    inbox = None
+                else:
+                    if inbox is not _CLOSE:
+                        later.popleft()
+                        run(inbox)
+            if inbox is _CLOSE:
+                return
+            if inbox is None:
+                bell.acquire()
+                # woken after an answer: let the answered caller take the CPU and the GIL first
+                sched_yield()
+                if linger_s:
+                    sleep(linger_s)
+
+    @staticmethod
+    def _run_one(inbox: DispatchedInbox) -> None:
+        """Run ``inbox``'s oldest message the way pykka's own actor loop does (lock held)."""
+        envelope = inbox._items.popleft()
+        actor = inbox.actor
+        if envelope is _START:
+            actor._actor_loop_setup()
+            return
+        if actor.actor_stopped.is_set():
+            _dead_letter(actor, envelope)
+            return
+        try:
+            response = actor._handle_receive(envelope.message)
+            if envelope.reply_to is not None:
+                envelope.reply_to.set(response)
+        except Exception:
+            if envelope.reply_to is not None:
+                logger.info("Exception returned from {} to caller: {!r}", actor, sys.exc_info()[1])
+                envelope.reply_to.set_exception()
+            else:
+                actor._handle_failure(*sys.exc_info())
+                try:
+                    actor.on_failure(*sys.exc_info())
+                except Exception:  # noqa: BLE001
+                    actor._handle_failure(*sys.exc_info())
+        except BaseException:  # noqa: BLE001 - what pykka's own loop does: stop every actor
+            logger.debug("{!r} in {}. Stopping all actors.", sys.exc_info()[1], actor)
+            actor._stop()
+            pykka.ActorRegistry.stop_all(block=False)
+
+
+def _ring(bell: threading.Lock) -> None:
+    """Release a doorbell lock if it is held (a ring with nobody waiting leaves it open)."""
+    if bell.locked():
+        try:
+            bell.release()
+        except RuntimeError:  # another producer rang first
+            pass
+
+
+def _dead_letter(actor: Any, envelope: Any) -> None:
+    """A message that reached a stopped member: what pykka's ``_actor_loop_teardown`` does."""
+    reply_to = envelope.reply_to
+    if reply_to is None:
+        return
+    if isinstance(envelope.message, pykka.messages._ActorStop):  # noqa: SLF001
+        reply_to.set(None)
+    else:
+        reply_to.set_exception(exc_info=(pykka.ActorDeadError, pykka.ActorDeadError(
+            f"{actor.actor_ref} stopped before handling the message"), None))
+
+
+__all__ = ["Dispatcher", "DispatchedInbox"]
