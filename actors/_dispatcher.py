@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 from loguru import logger
 
-from ._inbox import Inbox
+from ._inbox import Inbox, ring
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._base import FlowActor
@@ -69,11 +69,11 @@ sched_yield = os.sched_yield
 class DispatchedInbox(Inbox):
     """A member's inbox: its own FIFO of envelopes, and one run-queue entry per envelope.
 
-    ``put`` appends the envelope, then the inbox itself to the dispatcher's run queue, and
-    rings the dispatcher; ``put_quiet`` does the same without ringing; ``wake`` rings. There
-    are never fewer envelopes than run-queue entries for an inbox (each envelope is appended
-    before its entry), so the dispatcher, the one consumer, always finds the envelope an
-    entry stands for. Blocking ``get`` is not supported (nothing but the dispatcher takes).
+    ``put`` appends the envelope, then the inbox to the dispatcher's order queue, and rings
+    the order thread; ``put_quiet`` appends the entry to the after queue without ringing;
+    ``wake`` rings the after thread. Each envelope is appended before its entry, so there are
+    never fewer envelopes than entries and whichever thread takes an entry finds the inbox's
+    oldest envelope. Only the dispatcher takes: ``get`` never blocks (``queue.Empty``).
     """
 
     __slots__ = ("_runq", "_later", "_later_bell", "_dispatcher", "actor")
@@ -91,26 +91,20 @@ class DispatchedInbox(Inbox):
         """Append ``item`` and wake the dispatcher (never blocks: the inbox is unbounded)."""
         self._items.append(item)
         self._runq.append(self)
-        bell = self._bell
-        if bell.locked():
-            try:
-                bell.release()
-            except RuntimeError:  # another producer rang first
-                pass
+        ring(self._bell)
+        if self._dispatcher._finished:  # no thread will take it: answer it here (ActorDeadError)
+            self._dispatcher._drain()
 
     def put_quiet(self, item: Any) -> None:
         """Append ``item`` without waking the dispatcher; it runs after the told messages."""
         self._items.append(item)
         self._later.append(self)
+        if self._dispatcher._finished:
+            self._dispatcher._drain()
 
     def wake(self) -> None:
         """Wake the dispatcher's after thread for the quiet messages queued so far."""
-        bell = self._later_bell
-        if bell.locked():
-            try:
-                bell.release()
-            except RuntimeError:  # another producer rang first
-                pass
+        ring(self._later_bell)
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """The oldest item if there is one (non-blocking only: the dispatcher takes the items)."""
@@ -153,6 +147,8 @@ class Dispatcher:
         self._members: list[Any] = []
         self._threads: tuple[threading.Thread, ...] = ()
         self._closed = False
+        #: set once the order thread has passed close(): later puts are answered dead by the putter
+        self._finished = False
 
     # -- members ---------------------------------------------------------------------------
     def inbox(self) -> DispatchedInbox:
@@ -168,7 +164,9 @@ class Dispatcher:
             raise ValueError(f"{actor} was not created with dispatcher {self.name!r}")
         inbox.actor = actor
         with self._lock:
-            if self._closed:
+            if self._closed:  # pykka registered it before starting it: undo that
+                actor.actor_stopped.set()
+                pykka.ActorRegistry.unregister(actor.actor_ref)
                 raise RuntimeError(f"dispatcher {self.name!r} is closed")
             self._members.append(actor)
             if not self._threads:
@@ -178,10 +176,11 @@ class Dispatcher:
                 )
                 for thread in self._threads:
                     thread.start()
-        # on_start runs before any message: nobody can tell the actor before start() returns its ref
-        inbox._items.appendleft(_START)
-        self._runq.append(inbox)  # the entry standing for _START
-        _ring(self._bell)
+            # on_start runs before any message (appendleft); under the lock, so a concurrent
+            # close() either sees this member and stops it, or this start raises above
+            inbox._items.appendleft(_START)
+            self._runq.append(inbox)  # the entry standing for _START
+        ring(self._bell)
 
     def members(self) -> list[Any]:
         """The member actors that have not stopped (a snapshot)."""
@@ -192,10 +191,6 @@ class Dispatcher:
     def running_here(self) -> bool:
         """True when called from one of the dispatcher's threads."""
         return threading.current_thread() in self._threads
-
-    def wake_after(self) -> None:
-        """Wake the after thread for the quiet messages queued so far."""
-        _ring(self._later_bell)
 
     def close(self, timeout: float = 5.0) -> bool:
         """Stop the members still alive, then end both threads; True if they ended within ``timeout`` s."""
@@ -210,10 +205,8 @@ class Dispatcher:
                 pass
         if not threads:
             return True
-        self._runq.append(_CLOSE)
-        self._later.append(_CLOSE)
-        _ring(self._bell)
-        _ring(self._later_bell)
+        self._runq.append(_CLOSE)  # behind the stops; the order thread then ends the after thread
+        ring(self._bell)
         if threading.current_thread() in threads:
             return False  # closing from a member's handler: the threads end after this message
         deadline = time.monotonic() + timeout
@@ -231,19 +224,19 @@ class Dispatcher:
                 inbox = popleft()
             except IndexError:
                 if later:
-                    _ring(self._later_bell)  # quiet messages nobody woke for: never left behind
+                    ring(self._later_bell)  # quiet messages nobody woke for: never left behind
                 bell.acquire()  # a ring with nobody waiting leaves it open: re-check at once
                 continue
             if inbox is _CLOSE:
-                with running:
-                    while later and later[0] is not _CLOSE:
-                        run(later.popleft())
+                self._finished = True
+                self._drain()
+                ring(self._later_bell)  # the after thread sees _finished and ends
                 return
             with running:
                 run(inbox)
                 if len(later) > backlog:  # the after thread is starved: take its oldest share
                     for _ in range(backlog):
-                        if not later or later[0] is _CLOSE:
+                        if not later:
                             break
                         run(later.popleft())
 
@@ -252,22 +245,32 @@ class Dispatcher:
         run, linger_s, sleep = self._run_one, self.linger_s, time.sleep
         while True:
             with running:
+                if self._finished:
+                    return
                 try:
-                    inbox = later[0]
+                    inbox = later.popleft()
                 except IndexError:
                     inbox = None
                 else:
-                    if inbox is not _CLOSE:
-                        later.popleft()
-                        run(inbox)
-            if inbox is _CLOSE:
-                return
+                    run(inbox)
             if inbox is None:
                 bell.acquire()
                 # woken after an answer: let the answered caller take the CPU and the GIL first
                 sched_yield()
                 if linger_s:
                     sleep(linger_s)
+
+    def _drain(self) -> None:
+        """Run (in practice: answer dead) every entry left once the threads are done."""
+        with self._running:
+            for queue_ in (self._runq, self._later):
+                while True:
+                    try:
+                        inbox = queue_.popleft()
+                    except IndexError:
+                        break
+                    if inbox is not _CLOSE:  # a second close()'s marker
+                        self._run_one(inbox)
 
     @staticmethod
     def _run_one(inbox: DispatchedInbox) -> None:
@@ -298,15 +301,6 @@ class Dispatcher:
             logger.debug("{!r} in {}. Stopping all actors.", sys.exc_info()[1], actor)
             actor._stop()
             pykka.ActorRegistry.stop_all(block=False)
-
-
-def _ring(bell: threading.Lock) -> None:
-    """Release a doorbell lock if it is held (a ring with nobody waiting leaves it open)."""
-    if bell.locked():
-        try:
-            bell.release()
-        except RuntimeError:  # another producer rang first
-            pass
 
 
 def _dead_letter(actor: Any, envelope: Any) -> None:

@@ -81,12 +81,7 @@ class Inbox:
 
     def wake(self) -> None:
         """Wake the consumer if it waits (a no-op while it is busy, or when already rung)."""
-        bell = self._bell
-        if bell.locked():
-            try:
-                bell.release()
-            except RuntimeError:  # another producer rang first
-                pass
+        ring(self._bell)
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """The oldest item; blocks while empty (``queue.Empty`` after ``timeout`` s or if not ``block``)."""
@@ -111,6 +106,15 @@ class Inbox:
     def qsize(self) -> int:
         """Number of items queued (a snapshot)."""
         return len(self._items)
+
+
+def ring(bell: threading.Lock) -> None:
+    """Release a doorbell lock if it is held; a ring with nobody waiting leaves it open."""
+    if bell.locked():
+        try:
+            bell.release()
+        except RuntimeError:  # another producer rang first
+            pass
 
 
 def tell_quiet(ref: pykka.ActorRef | None, message: Any) -> bool:
