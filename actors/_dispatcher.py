@@ -67,19 +67,22 @@ sched_yield = os.sched_yield
 
 
 class DispatchedInbox(Inbox):
-    """A member's inbox: its own FIFO of envelopes, and one run-queue entry per envelope.
+    """A member's inbox: its own FIFO of messages, and one run-queue entry per message.
 
-    ``put`` appends the envelope, then the inbox to the dispatcher's order queue, and rings
-    the order thread; ``put_quiet`` appends the entry to the after queue without ringing;
-    ``wake`` rings the after thread. Each envelope is appended before its entry, so there are
-    never fewer envelopes than entries and whichever thread takes an entry finds the inbox's
-    oldest envelope. Only the dispatcher takes: ``get`` never blocks (``queue.Empty``).
+    A message is held as a small list ``[inbox, envelope, done]``, appended to the inbox's
+    FIFO and then, as the entry, to the dispatcher's order queue (``put``, which rings the
+    order thread) or after queue (``put_quiet``, no ring; ``wake`` rings the after thread).
+    Running an entry runs the inbox's messages *up to and including the entry's own* (older
+    ones first: per-member FIFO), marking each done; an entry whose message is done already
+    is skipped. So a told message never waits for the after thread, and a quiet message
+    ahead of it in the same inbox runs first. Only the dispatcher takes: ``get`` never
+    blocks (``queue.Empty``).
     """
 
     __slots__ = ("_runq", "_later", "_later_bell", "_dispatcher", "actor")
 
     def __init__(self, dispatcher: "Dispatcher") -> None:
-        self._items: deque[Any] = deque()
+        self._items: deque[list] = deque()
         self._runq = dispatcher._runq
         self._later = dispatcher._later
         self._bell = dispatcher._bell
@@ -88,17 +91,19 @@ class DispatchedInbox(Inbox):
         self.actor: Any = None  # set by Dispatcher.start
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        """Append ``item`` and wake the dispatcher (never blocks: the inbox is unbounded)."""
-        self._items.append(item)
-        self._runq.append(self)
+        """Queue envelope ``item`` and wake the order thread (never blocks: unbounded)."""
+        entry = [self, item, False]
+        self._items.append(entry)
+        self._runq.append(entry)
         ring(self._bell)
         if self._dispatcher._finished:  # no thread will take it: answer it here (ActorDeadError)
             self._dispatcher._drain()
 
     def put_quiet(self, item: Any) -> None:
-        """Append ``item`` without waking the dispatcher; it runs after the told messages."""
-        self._items.append(item)
-        self._later.append(self)
+        """Queue envelope ``item`` for the after thread without waking it."""
+        entry = [self, item, False]
+        self._items.append(entry)
+        self._later.append(entry)
         if self._dispatcher._finished:
             self._dispatcher._drain()
 
@@ -107,11 +112,13 @@ class DispatchedInbox(Inbox):
         ring(self._later_bell)
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        """The oldest item if there is one (non-blocking only: the dispatcher takes the items)."""
+        """The oldest envelope if there is one (non-blocking only: the dispatcher takes them)."""
         try:
-            return self._items.popleft()
+            entry = self._items.popleft()
         except IndexError:
             raise queue.Empty from None
+        entry[2] = True
+        return entry[1]
 
 
 class Dispatcher:
@@ -178,8 +185,9 @@ class Dispatcher:
                     thread.start()
             # on_start runs before any message (appendleft); under the lock, so a concurrent
             # close() either sees this member and stops it, or this start raises above
-            inbox._items.appendleft(_START)
-            self._runq.append(inbox)  # the entry standing for _START
+            entry = [inbox, _START, False]
+            inbox._items.appendleft(entry)
+            self._runq.append(entry)
         ring(self._bell)
 
     def members(self) -> list[Any]:
@@ -218,22 +226,22 @@ class Dispatcher:
     def _order_loop(self) -> None:
         runq, later, bell, running = self._runq, self._later, self._bell, self._running
         popleft, backlog = runq.popleft, self.after_backlog
-        run = self._run_one
+        run = self._run_entry
         while True:
             try:
-                inbox = popleft()
+                entry = popleft()
             except IndexError:
                 if later:
                     ring(self._later_bell)  # quiet messages nobody woke for: never left behind
                 bell.acquire()  # a ring with nobody waiting leaves it open: re-check at once
                 continue
-            if inbox is _CLOSE:
+            if entry is _CLOSE:
                 self._finished = True
                 self._drain()
                 ring(self._later_bell)  # the after thread sees _finished and ends
                 return
             with running:
-                run(inbox)
+                run(entry)
                 if len(later) > backlog:  # the after thread is starved: take its oldest share
                     for _ in range(backlog):
                         if not later:
@@ -242,18 +250,18 @@ class Dispatcher:
 
     def _after_loop(self) -> None:
         later, bell, running = self._later, self._later_bell, self._running
-        run, linger_s, sleep = self._run_one, self.linger_s, time.sleep
+        run, linger_s, sleep = self._run_entry, self.linger_s, time.sleep
         while True:
             with running:
                 if self._finished:
                     return
                 try:
-                    inbox = later.popleft()
+                    entry = later.popleft()
                 except IndexError:
-                    inbox = None
+                    entry = None
                 else:
-                    run(inbox)
-            if inbox is None:
+                    run(entry)
+            if entry is None:
                 bell.acquire()
                 # woken after an answer: let the answered caller take the CPU and the GIL first
                 sched_yield()
@@ -266,41 +274,53 @@ class Dispatcher:
             for queue_ in (self._runq, self._later):
                 while True:
                     try:
-                        inbox = queue_.popleft()
+                        entry = queue_.popleft()
                     except IndexError:
                         break
-                    if inbox is not _CLOSE:  # a second close()'s marker
-                        self._run_one(inbox)
+                    if entry is not _CLOSE:  # a second close()'s marker
+                        self._run_entry(entry)
 
     @staticmethod
-    def _run_one(inbox: DispatchedInbox) -> None:
-        """Run ``inbox``'s oldest message the way pykka's own actor loop does (lock held)."""
-        envelope = inbox._items.popleft()
-        actor = inbox.actor
-        if envelope is _START:
-            actor._actor_loop_setup()
-            return
-        if actor.actor_stopped.is_set():
-            _dead_letter(actor, envelope)
-            return
-        try:
-            response = actor._handle_receive(envelope.message)
-            if envelope.reply_to is not None:
-                envelope.reply_to.set(response)
-        except Exception:
-            if envelope.reply_to is not None:
-                logger.info("Exception returned from {} to caller: {!r}", actor, sys.exc_info()[1])
-                envelope.reply_to.set_exception()
-            else:
+    def _run_entry(entry: list) -> None:
+        """Run ``entry``'s inbox up to and including ``entry``'s message (dispatcher lock held)."""
+        if entry[2]:
+            return  # run already, behind an earlier entry of the same inbox
+        inbox = entry[0]
+        items, actor = inbox._items, inbox.actor
+        while True:
+            item = items.popleft()  # never empty here: an entry is queued after its item
+            item[2] = True
+            _run_envelope(actor, item[1])
+            if item is entry:
+                return
+
+
+def _run_envelope(actor: Any, envelope: Any) -> None:
+    """Run one message the way pykka's own actor loop does."""
+    if envelope is _START:
+        actor._actor_loop_setup()
+        return
+    if actor.actor_stopped.is_set():
+        _dead_letter(actor, envelope)
+        return
+    try:
+        response = actor._handle_receive(envelope.message)
+        if envelope.reply_to is not None:
+            envelope.reply_to.set(response)
+    except Exception:
+        if envelope.reply_to is not None:
+            logger.info("Exception returned from {} to caller: {!r}", actor, sys.exc_info()[1])
+            envelope.reply_to.set_exception()
+        else:
+            actor._handle_failure(*sys.exc_info())
+            try:
+                actor.on_failure(*sys.exc_info())
+            except Exception:  # noqa: BLE001
                 actor._handle_failure(*sys.exc_info())
-                try:
-                    actor.on_failure(*sys.exc_info())
-                except Exception:  # noqa: BLE001
-                    actor._handle_failure(*sys.exc_info())
-        except BaseException:  # noqa: BLE001 - what pykka's own loop does: stop every actor
-            logger.debug("{!r} in {}. Stopping all actors.", sys.exc_info()[1], actor)
-            actor._stop()
-            pykka.ActorRegistry.stop_all(block=False)
+    except BaseException:  # noqa: BLE001 - what pykka's own loop does: stop every actor
+        logger.debug("{!r} in {}. Stopping all actors.", sys.exc_info()[1], actor)
+        actor._stop()
+        pykka.ActorRegistry.stop_all(block=False)
 
 
 def _dead_letter(actor: Any, envelope: Any) -> None:

@@ -246,6 +246,7 @@ def bench_floor(n: int, pykka_n: int) -> dict[str, Any]:
     out["what"] = "queue.Queue ping-pong round trip between two threads (F = p50)"
     out["pykka_ask"] = _pykka_ask(pykka_n)
     out["pykka_chain_4"] = _pykka_chain(4, pykka_n)
+    out["dispatcher_chain_4"] = _dispatcher_chain(4, pykka_n)
     return out
 
 
@@ -290,6 +291,48 @@ def _pykka_chain(hops: int, n: int) -> dict[str, Any]:
     finally:
         for ref in refs:
             ref.stop(block=True, timeout=5)
+    out = summarize_ns(samples)
+    out["hops"] = hops
+    return out
+
+
+def _dispatcher_chain(hops: int, n: int) -> dict[str, Any]:
+    """The same chain as flowroute runs it (``[dispatch] mode = "shared"``): ``hops`` FlowActors on
+    one ``Dispatcher``, a ``Future`` told from one to the next, the last resolving it."""
+    from concurrent.futures import Future
+
+    from actors._base import FlowActor, tell
+    from actors._dispatcher import Dispatcher
+
+    class Stage(FlowActor):
+        def __init__(self, nxt: Any, **kw: Any) -> None:
+            super().__init__(**kw)
+            self.nxt = nxt
+
+        def handle_Future(self, future: Future) -> None:
+            if self.nxt is None:
+                future.set_result(True)
+            else:
+                tell(self.nxt, future)
+
+    dispatcher = Dispatcher("bench-chain")
+    head = None
+    for _ in range(hops):
+        head = Stage.start(head, dispatcher=dispatcher)
+    try:
+        clock = time.perf_counter_ns
+        warmup = max(50, n // 10)
+        samples: list[int] = []
+        for i in range(warmup + n):
+            future: Future = Future()
+            t0 = clock()
+            tell(head, future)
+            future.result(timeout=5)
+            t1 = clock()
+            if i >= warmup:
+                samples.append(t1 - t0)
+    finally:
+        dispatcher.close()
     out = summarize_ns(samples)
     out["hops"] = hops
     return out
@@ -821,6 +864,8 @@ def rows_for(run: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("  pykka ask RTT p50 / p99 (µs)", f"{_fmt(fl['pykka_ask']['p50_us'])} / {_fmt(fl['pykka_ask']['p99_us'])}", "(info)"),
         ("  4 pykka actors in a row + Future p50 / p99 (µs)",
          f"{_fmt(fl['pykka_chain_4']['p50_us'])} / {_fmt(fl['pykka_chain_4']['p99_us'])}", "(info)"),
+        ("  4 flowroute actors on one dispatcher + Future p50 / p99 (µs)",
+         f"{_fmt(fl['dispatcher_chain_4']['p50_us'])} / {_fmt(fl['dispatcher_chain_4']['p99_us'])}", "(info)"),
         ("E2E 1 sender p50 / p99 (µs)", f"{_fmt(lat['p50_us'])} / {_fmt(lat['p99_us'])}", ""),
         ("  p50 / F", f"{_fmt(lat['p50_over_F'], 2)} {_check(lat['p50_over_F'] <= 4)}", "≤ 4"),
         ("  p99 / F", f"{_fmt(lat['p99_over_F'], 2)} {_check(lat['p99_over_F'] <= 12)}", "≤ 12"),

@@ -364,6 +364,23 @@ def test_a_tell_after_a_quiet_tell_sees_it_applied(dispatcher: Dispatcher) -> No
     assert [payload for payload, _ in probe.of("a", "note")] == [(0, seq) for seq in range(100)]
 
 
+def test_a_told_message_never_waits_for_the_after_thread(dispatcher: Dispatcher) -> None:
+    """A told message runs on the order thread at once, and the quiet messages queued before it
+    for the same member run first (FIFO), on the order thread too: the after thread, never
+    woken for them, holds nothing up."""
+    probe = Probe()
+    a = Recorder.start("a", probe, dispatcher=dispatcher)
+    b = Recorder.start("b", probe, dispatcher=dispatcher)
+    a.ask(Snapshot(), timeout=5)
+    with holding(b):
+        assert tell_quiet(a, Note(0, 0))
+        assert tell_quiet(a, Note(0, 1))
+        reply = a.ask(Note(1, 0), block=False)
+    reply.get(timeout=5)
+    order_thread = f"dispatcher-{dispatcher.name}"
+    assert probe.of("a", "note") == [((0, 0), order_thread), ((0, 1), order_thread), ((1, 0), order_thread)]
+
+
 # -- 5. / 6. failures -------------------------------------------------------------------------
 def test_a_crashing_member_stops_alone_and_its_queued_ask_is_answered_dead(dispatcher: Dispatcher) -> None:
     probe = Probe()
