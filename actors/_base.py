@@ -54,7 +54,7 @@ class FlowActor(pykka.ThreadingActor):
         # pykka's inbox type plus a put that does not wake the actor (see actors/_inbox.py);
         # a member of a dispatcher gets that dispatcher's inbox (see actors/_dispatcher.py)
         dispatcher = self.dispatcher
-        return Inbox() if dispatcher is None else dispatcher.inbox()
+        return Inbox() if dispatcher is None else dispatcher.inbox(self)
 
     def _start_actor_loop(self) -> None:
         if self.dispatcher is None:

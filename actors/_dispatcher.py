@@ -79,16 +79,18 @@ class DispatchedInbox(Inbox):
     blocks (``queue.Empty``).
     """
 
-    __slots__ = ("_runq", "_later", "_later_bell", "_dispatcher", "actor")
+    __slots__ = ("_runq", "_later", "_later_bell", "_dispatcher", "_start_entry", "actor")
 
-    def __init__(self, dispatcher: "Dispatcher") -> None:
-        self._items: deque[list] = deque()
+    def __init__(self, dispatcher: "Dispatcher", actor: Any) -> None:
+        self.actor = actor
+        # on_start is the first message, whatever is told before Dispatcher.start queues it
+        self._start_entry = [self, _START, False]
+        self._items: deque[list] = deque((self._start_entry,))
         self._runq = dispatcher._runq
         self._later = dispatcher._later
         self._bell = dispatcher._bell
         self._later_bell = dispatcher._later_bell
         self._dispatcher = dispatcher
-        self.actor: Any = None  # set by Dispatcher.start
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """Queue envelope ``item`` and wake the order thread (never blocks: unbounded)."""
@@ -131,8 +133,9 @@ class Dispatcher:
 
     ``inbox()`` makes a member's inbox (``FlowActor._create_actor_inbox``); ``start(actor)``
     schedules its ``on_start`` (``FlowActor._start_actor_loop``); ``close()`` stops the
-    members still alive and ends both threads. An entry in either run queue stands for "run
-    this inbox's *oldest* message", so per-member FIFO holds whichever thread runs it.
+    members still alive and ends both threads. Running an entry of either queue runs its
+    inbox up to and including the entry's message, so per-member FIFO holds whichever thread
+    runs it.
     """
 
     def __init__(self, name: str, *, linger_s: float = 50e-6, after_backlog: int = 64) -> None:
@@ -158,23 +161,24 @@ class Dispatcher:
         self._finished = False
 
     # -- members ---------------------------------------------------------------------------
-    def inbox(self) -> DispatchedInbox:
-        """A new member inbox bound to this dispatcher (raises RuntimeError once closed)."""
+    def inbox(self, actor: Any) -> DispatchedInbox:
+        """A new inbox of member ``actor`` (called from its ``__init__``; RuntimeError once closed)."""
         if self._closed:
             raise RuntimeError(f"dispatcher {self.name!r} is closed")
-        return DispatchedInbox(self)
+        return DispatchedInbox(self, actor)
 
     def start(self, actor: "FlowActor") -> None:
         """Run ``actor``'s ``on_start`` next, then its messages (raises ValueError for a foreign inbox)."""
         inbox = actor.actor_inbox
-        if not isinstance(inbox, DispatchedInbox) or inbox._dispatcher is not self:
+        if not isinstance(inbox, DispatchedInbox) or inbox._dispatcher is not self or inbox.actor is not actor:
             raise ValueError(f"{actor} was not created with dispatcher {self.name!r}")
-        inbox.actor = actor
         with self._lock:
             if self._closed:  # pykka registered it before starting it: undo that
                 actor.actor_stopped.set()
                 pykka.ActorRegistry.unregister(actor.actor_ref)
                 raise RuntimeError(f"dispatcher {self.name!r} is closed")
+            # stopped members (crashed adapters replaced by the supervisor) are dropped here
+            self._members = [a for a in self._members if not a.actor_stopped.is_set()]
             self._members.append(actor)
             if not self._threads:
                 self._threads = (
@@ -183,11 +187,9 @@ class Dispatcher:
                 )
                 for thread in self._threads:
                     thread.start()
-            # on_start runs before any message (appendleft); under the lock, so a concurrent
+            # the entry of the inbox's first message, on_start; under the lock, so a concurrent
             # close() either sees this member and stops it, or this start raises above
-            entry = [inbox, _START, False]
-            inbox._items.appendleft(entry)
-            self._runq.append(entry)
+            self._runq.append(inbox._start_entry)
         ring(self._bell)
 
     def members(self) -> list[Any]:

@@ -315,6 +315,20 @@ def test_on_start_runs_before_the_first_message_on_a_dispatcher_thread(dispatche
     assert {thread for _, _, thread in log} <= thread_names(dispatcher)
 
 
+def test_on_start_runs_first_even_for_a_message_told_before_start(dispatcher: Dispatcher) -> None:
+    """pykka registers an actor before it starts it, so a registry lookup can tell it a message
+    before ``Dispatcher.start``: that message still runs after ``on_start``."""
+    probe = Probe()
+    running = Recorder.start("running", probe, dispatcher=dispatcher)
+    early = Recorder("early", probe, dispatcher=dispatcher)
+    signal = Signal()
+    early.actor_ref.tell(signal)
+    running.ask(Snapshot(), timeout=5)  # the order thread has taken the early entry (FIFO)
+    dispatcher.start(early)
+    assert signal.done.wait(5)
+    assert [kind for who, kind, _, _ in probe.records if who == "early"] == ["start", "signal"]
+
+
 def test_a_failing_on_start_stops_the_member_alone(dispatcher: Dispatcher) -> None:
     probe = Probe()
     other = Recorder.start("other", probe, dispatcher=dispatcher)
@@ -443,7 +457,7 @@ def test_stop_then_close_stop_every_member_on_the_dispatcher_threads(dispatcher:
     assert [thread for _, thread in probe.of("b", "stop")] == [f"dispatcher-{dispatcher.name}"]
     assert alive_threads(dispatcher) == []
     with pytest.raises(RuntimeError, match="closed"):
-        dispatcher.inbox()
+        dispatcher.inbox(object())
     with pytest.raises(RuntimeError, match="closed"):
         Recorder.start("late", probe, dispatcher=dispatcher)
     with pytest.raises(RuntimeError, match="closed"):
