@@ -238,8 +238,9 @@ class Dispatcher:
                 bell.acquire()  # a ring with nobody waiting leaves it open: re-check at once
                 continue
             if entry is _CLOSE:
-                self._finished = True
-                self._drain()
+                with running:  # not while a member handler runs: it may still tell
+                    self._finished = True
+                    self._drain_locked()
                 ring(self._later_bell)  # the after thread sees _finished and ends
                 return
             with running:
@@ -271,30 +272,39 @@ class Dispatcher:
                     sleep(linger_s)
 
     def _drain(self) -> None:
-        """Run (in practice: answer dead) every entry left once the threads are done."""
+        """Answer every entry left once the threads are done (a put after close: ActorDeadError)."""
         with self._running:
-            for queue_ in (self._runq, self._later):
-                while True:
-                    try:
-                        entry = queue_.popleft()
-                    except IndexError:
-                        break
-                    if entry is not _CLOSE:  # a second close()'s marker
-                        self._run_entry(entry)
+            self._drain_locked()
+
+    def _drain_locked(self) -> None:
+        for queue_ in (self._runq, self._later):
+            while True:
+                try:
+                    entry = queue_.popleft()
+                except IndexError:
+                    break
+                if entry is not _CLOSE:  # a second close()'s marker
+                    self._run_entry(entry)
 
     @staticmethod
     def _run_entry(entry: list) -> None:
-        """Run ``entry``'s inbox up to and including ``entry``'s message (dispatcher lock held)."""
+        """Run ``entry``'s inbox up to and including ``entry``'s message (dispatcher lock held).
+
+        Never raises: a fault of the dispatcher itself is logged, and its threads go on.
+        """
         if entry[2]:
             return  # run already, behind an earlier entry of the same inbox
         inbox = entry[0]
         items, actor = inbox._items, inbox.actor
-        while True:
-            item = items.popleft()  # never empty here: an entry is queued after its item
-            item[2] = True
-            _run_envelope(actor, item[1])
-            if item is entry:
-                return
+        try:
+            while True:
+                item = items.popleft()  # never empty here: an entry is queued after its item
+                item[2] = True
+                _run_envelope(actor, item[1])
+                if item is entry:
+                    return
+        except Exception:  # noqa: BLE001 - a handler's errors are handled inside; this is ours
+            logger.opt(exception=True).critical("dispatcher fault running a message of {}", actor)
 
 
 def _run_envelope(actor: Any, envelope: Any) -> None:
