@@ -24,14 +24,16 @@ Sections (units: µs for latencies, orders/s for throughput):
 
 1. ``floor``: F = the median round trip of a bare ``queue.Queue`` ping-pong between two
    threads of this process (p50/p99). A pykka ``ask`` round trip to a no-op actor and a
-   ``Future`` told through 4 pykka actors in a row are measured the same way for reference.
+   ``Future`` told through 4 pykka actors in a row, and through 4 flowroute actors on one
+   dispatcher, are measured the same way for reference.
 2. ``latency``: one sender, journal off (in-memory idempotency store), one MARKET BTC/USDT
    order at a time: ``perf_counter_ns`` around ``submit(...).result()``. A fresh quote is fed
    with ``rt.on_market`` before each order and the runtime is drained (``rt.flush()``)
    outside the timed region, so each order meets an idle runtime. Ratios ``p50/F_p50`` and
    ``p99/F_p50`` (SPEC: ≤ 4 and ≤ 12). ``latency_back_to_back`` is the same without the
    drain (the previous order's trailing work — ledger, journal completion, events — still
-   runs while the next order is in flight).
+   runs while the next order is in flight). ``latency_threads`` is ``latency`` with
+   ``[dispatch] mode = "threads"`` (a thread per actor), for comparison in the same run.
 3. ``throughput_8``: 8 sender threads, each submitting M orders (futures collected, then all
    waited) into a runtime with the journal off, against a lock-based baseline doing the
    same domain work with direct calls under one ``threading.Lock`` from 8 threads. Ratio
@@ -168,13 +170,14 @@ def _quiet_logging() -> None:
     logger.add(sys.stderr, level="WARNING")
 
 
-def _settings(state_dir: Path, *, journal: dict[str, Any]) -> Any:
+def _settings(state_dir: Path, *, journal: dict[str, Any], dispatch: str = "shared") -> Any:
     from config import load_settings
 
     return load_settings(
         "test",
         state_dir=state_dir,
         journal=journal,
+        dispatch={"mode": dispatch},
         throttle={"max_calls": 10**9, "queue_size": 10**6},
         # SPEC defaults (the test profile's 0.5 s attempt timeout is for fault tests)
         timeouts={"attempt_s": 2.0, "deadline_s": 30.0},
@@ -367,12 +370,14 @@ def _pykka_ask(n: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 # 2. end-to-end latency, one sender
 # --------------------------------------------------------------------------------------
-def bench_latency(n: int, warmup: int, state_dir: Path, *, drain: bool) -> dict[str, Any]:
-    """One sender, journal off: µs from ``submit`` to ``result()`` of a MARKET order (sender's clock)."""
+def bench_latency(n: int, warmup: int, state_dir: Path, *, drain: bool, dispatch: str = "shared") -> dict[str, Any]:
+    """One sender, journal off: µs from ``submit`` to ``result()`` of a MARKET order (sender's clock).
+
+    ``dispatch`` is the runtime's ``[dispatch] mode``: "shared" (the default) or "threads"."""
     from actors import Runtime
     from protocols import ExecutionContext
 
-    rt = Runtime.start(_settings(state_dir, journal={"enabled": False}))
+    rt = Runtime.start(_settings(state_dir, journal={"enabled": False}, dispatch=dispatch))
     statuses: Counter[str] = Counter()
     samples: list[int] = []
     try:
@@ -786,8 +791,10 @@ def run_suite(sizes: Sizes, state_root: Path) -> dict[str, Any]:
         section("latency", lambda: bench_latency(sizes.latency_n, sizes.latency_warmup, work / "lat", drain=True))
         section("latency_back_to_back",
                 lambda: bench_latency(sizes.latency_n, sizes.latency_warmup, work / "lat2", drain=False))
+        section("latency_threads",
+                lambda: bench_latency(sizes.latency_n, sizes.latency_warmup, work / "lat3", drain=True, dispatch="threads"))
         f50 = suite["floor"]["p50_us"]
-        for key in ("latency", "latency_back_to_back"):
+        for key in ("latency", "latency_back_to_back", "latency_threads"):
             lat = suite[key]
             lat["F_p50_us"] = f50
             lat["p50_over_F"] = round(lat["p50_us"] / f50, 2)
@@ -871,6 +878,14 @@ def rows_for(run: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("  p99 / F", f"{_fmt(lat['p99_over_F'], 2)} {_check(lat['p99_over_F'] <= 12)}", "≤ 12"),
         ("E2E back-to-back p50 / p99 (µs)", f"{_fmt(b2b['p50_us'])} / {_fmt(b2b['p99_us'])}", ""),
         ("  p50 / F, p99 / F", f"{_fmt(b2b['p50_over_F'], 2)}, {_fmt(b2b['p99_over_F'], 2)}", ""),
+    ]
+    thr = run.get("latency_threads")  # absent in results files from before the dispatcher
+    if thr is not None:
+        rows += [
+            ("E2E 1 sender, a thread per actor p50 / p99 (µs)", f"{_fmt(thr['p50_us'])} / {_fmt(thr['p99_us'])}", "(info)"),
+            ("  p50 / F, p99 / F", f"{_fmt(thr['p50_over_F'], 2)}, {_fmt(thr['p99_over_F'], 2)}", "(info)"),
+        ]
+    rows += [
         ("8 senders runtime (orders/s)", _fmt(tp["runtime"]["orders_per_s"]), ""),
         ("8 senders lock baseline (orders/s)", _fmt(tp["baseline"]["orders_per_s"]), ""),
         ("  runtime / baseline", f"{_fmt(tp['ratio'], 3)} {_check(tp['ratio'] >= 0.5)}", "≥ 0.5"),
