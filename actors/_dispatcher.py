@@ -81,7 +81,7 @@ class DispatchedInbox(Inbox):
 
     __slots__ = ("_runq", "_later", "_later_bell", "_dispatcher", "_start_entry", "actor")
 
-    def __init__(self, dispatcher: "Dispatcher", actor: Any) -> None:
+    def __init__(self, dispatcher: Dispatcher, actor: Any) -> None:
         self.actor = actor
         # on_start is the first message, whatever is told before Dispatcher.start queues it
         self._start_entry = [self, _START, False]
@@ -167,7 +167,7 @@ class Dispatcher:
             raise RuntimeError(f"dispatcher {self.name!r} is closed")
         return DispatchedInbox(self, actor)
 
-    def start(self, actor: "FlowActor") -> None:
+    def start(self, actor: FlowActor) -> None:
         """Run ``actor``'s ``on_start`` next, then its messages (raises ValueError for a foreign inbox)."""
         inbox = actor.actor_inbox
         if not isinstance(inbox, DispatchedInbox) or inbox._dispatcher is not self or inbox.actor is not actor:
@@ -347,4 +347,4 @@ def _dead_letter(actor: Any, envelope: Any) -> None:
             f"{actor.actor_ref} stopped before handling the message"), None))
 
 
-__all__ = ["Dispatcher", "DispatchedInbox"]
+__all__ = ["DispatchedInbox", "Dispatcher"]

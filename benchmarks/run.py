@@ -257,8 +257,6 @@ def _pykka_chain(hops: int, n: int) -> dict[str, Any]:
     """A ``Future`` told through ``hops`` pykka actors in a row, the last one resolving it: the cost
     of the runtime's topology alone, with pykka's own inbox (idempotency → ledger → breaker →
     adapter is 4 since routing moved into ``Runtime.submit``)."""
-    from concurrent.futures import Future
-
     import pykka
 
     class Stage(pykka.ThreadingActor):
@@ -280,21 +278,10 @@ def _pykka_chain(hops: int, n: int) -> dict[str, Any]:
         head = Stage.start(head)
         refs.append(head)
     try:
-        clock = time.perf_counter_ns
-        warmup = max(50, n // 10)
-        samples: list[int] = []
-        for i in range(warmup + n):
-            future: Future = Future()
-            t0 = clock()
-            head.tell(future)
-            future.result(timeout=5)
-            t1 = clock()
-            if i >= warmup:
-                samples.append(t1 - t0)
+        out = _future_round_trips(head.tell, n)
     finally:
         for ref in refs:
             ref.stop(block=True, timeout=5)
-    out = summarize_ns(samples)
     out["hops"] = hops
     return out
 
@@ -323,22 +310,30 @@ def _dispatcher_chain(hops: int, n: int) -> dict[str, Any]:
     for _ in range(hops):
         head = Stage.start(head, dispatcher=dispatcher)
     try:
-        clock = time.perf_counter_ns
-        warmup = max(50, n // 10)
-        samples: list[int] = []
-        for i in range(warmup + n):
-            future: Future = Future()
-            t0 = clock()
-            tell(head, future)
-            future.result(timeout=5)
-            t1 = clock()
-            if i >= warmup:
-                samples.append(t1 - t0)
+        out = _future_round_trips(lambda future: tell(head, future), n)
     finally:
         dispatcher.close()
-    out = summarize_ns(samples)
     out["hops"] = hops
     return out
+
+
+def _future_round_trips(send: Callable[[Any], Any], n: int) -> dict[str, Any]:
+    """µs summary of ``n`` round trips (after max(50, n/10) warm-up ones): a fresh
+    ``concurrent.futures.Future`` passed to ``send``, then waited for (5 s timeout)."""
+    from concurrent.futures import Future
+
+    clock = time.perf_counter_ns
+    warmup = max(50, n // 10)
+    samples: list[int] = []
+    for i in range(warmup + n):
+        future: Future = Future()
+        t0 = clock()
+        send(future)
+        future.result(timeout=5)
+        t1 = clock()
+        if i >= warmup:
+            samples.append(t1 - t0)
+    return summarize_ns(samples)
 
 
 def _pykka_ask(n: int) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import Any
 
 import pykka
 import pytest
+from conftest import ctx, market, quote
 
 from actors import Runtime
 from actors._base import FlowActor, tell
@@ -34,8 +35,6 @@ from actors._inbox import tell_quiet, wake
 from actors._messages import ChildFailed
 from config import load_settings
 from protocols import OrderStatus
-
-from conftest import ctx, market, quote
 
 
 # -- messages ---------------------------------------------------------------------------------
