@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
 from dataclasses import replace
 from typing import Any
 
@@ -68,6 +69,28 @@ _TO_UNKNOWN = {
     OrderStatus.INITIALIZED: (E.RESERVED, E.SUBMITTED, E.UNKNOWN),
     OrderStatus.RESERVED: (E.SUBMITTED, E.UNKNOWN),
 }
+#: cause of the RESERVED transition: the notional reserved at intake (quote currency); recovery
+#: reads it back (``reserved_notional``) to restore the reservation after a restart
+_RESERVED_CAUSE = "reserved "
+
+
+def reserved_notional(cause: str) -> Decimal | None:
+    """The notional a RESERVED transition's ``cause`` records (``"reserved 39.43"``), or None.
+
+    Example::
+
+        reserved_notional("reserved 39.43362")   # Decimal('39.43362')
+        reserved_notional("process restarted")   # None
+    """
+    if not cause.startswith(_RESERVED_CAUSE):
+        return None
+    try:
+        value = Decimal(cause[len(_RESERVED_CAUSE):])
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() and value >= 0 else None
+
+
 #: statuses watched by the in-flight check loop
 _WATCHED = frozenset({OrderStatus.SUBMITTING, OrderStatus.PENDING_CANCEL})
 _UNKNOWN_EXIT = {
@@ -178,7 +201,8 @@ class LedgerActor(FlowActor):
         last = history[-1].to_status if history else OrderStatus.INITIALIZED
         if last is not OrderStatus.DENIED:  # a denied order never held a reservation or spent anything
             # risk as it stood before the restart: the reservation from intake, trued up by each fill
-            self._risk.restore_reservation(book, intent)
+            reserved = next((reserved_notional(t.cause) for t in history if t.to_status is OrderStatus.RESERVED), None)
+            self._risk.restore_reservation(book, intent, reserved)
         for row in ro.fills:
             if rec.apply_fill(row.fill) is FillOutcome.APPLIED:
                 self._books.apply_fill(book, rec.symbol, rec.side, row.fill)
@@ -238,7 +262,7 @@ class LedgerActor(FlowActor):
         if decision.adjusted_limit_price is not None:
             intent = intent.model_copy(update={"limit_price": decision.adjusted_limit_price})
             rec.limit_price = decision.adjusted_limit_price
-        self._transition(rec, E.RESERVED, f"reserved {decision.reserved}")
+        self._transition(rec, E.RESERVED, f"{_RESERVED_CAUSE}{decision.reserved}")
         forwarded = order.evolve(intent=intent, arrival_px=rec.arrival_px)
         if not tell(order.gate, forwarded):
             self._risk.release(book, intent.client_order_id)

@@ -442,23 +442,32 @@ class RiskEngine:
             self._clamp(account_id, acct)
         return r.amount
 
-    def restore_reservation(self, account_id: str, intent: OrderIntent) -> Decimal:
+    def restore_reservation(self, account_id: str, intent: OrderIntent, notional: Decimal | None = None) -> Decimal:
         """Re-create, at recovery, the reservation of an order admitted before a restart.
 
         SPEC §10: the notional stays reserved from intake until the order is terminal, and a
-        process restart does not end an order. The full quantity is reserved at the intent's
-        limit price (the worst case the order can trade at; when risk had capped the price at
-        intake the cap is not journaled, so this is the same or more conservative). A MARKET
-        order's intake price is not journaled: nothing is reserved for it (its fills still
-        count as spent through :meth:`on_fill`). No check is made — the order was admitted
-        already; replay its fills with :meth:`on_fill` and :meth:`release` it if terminal.
-        Idempotent; returns the amount reserved (quote currency).
+        process restart does not end an order. ``notional`` is what was reserved at intake
+        (quote currency, from the journal): the full quantity is reserved again at
+        ``notional / quantity`` — the intake's worst-case price, also for a MARKET order
+        (touch ± slippage bound) and a limit the slippage guard capped. Without it (a journal
+        from before it was recorded) a LIMIT order is reserved at its limit price and a
+        MARKET order gets nothing (its fills still count as spent through :meth:`on_fill`).
+        No check is made — the order was admitted already; replay its fills with
+        :meth:`on_fill` and :meth:`release` it if terminal. Idempotent; returns the amount
+        reserved (quote currency). Raises ValueError for a negative ``notional``.
         """
         key = (account_id, intent.client_order_id)
-        price = intent.limit_price
-        if price is None or key in self._res:
+        if notional is not None and notional < 0:
+            raise ValueError(f"reserved notional must be >= 0, got {notional} for {intent.client_order_id}")
+        if key in self._res:
             return _ZERO
-        notional = intent.quantity * price
+        if notional is not None and notional > 0:
+            price = notional / intent.quantity
+        elif intent.limit_price is not None:
+            price = intent.limit_price
+            notional = intent.quantity * price
+        else:
+            return _ZERO
         acct = self._accounts.get(account_id)
         if acct is None:
             acct = self._accounts[account_id] = _Account()

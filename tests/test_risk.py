@@ -110,6 +110,34 @@ def test_market_notional_at_worst_case_and_no_touch():
     assert not d.approved and d.rule == "no_market_price"
 
 
+def test_a_restored_reservation_is_the_one_made_at_intake():
+    """Recovery restores what check_and_reserve reserved (the journaled notional), for a MARKET
+    order too; the fills then true it up exactly as before the restart."""
+    live, restored = engine(slippage_bps=D(50)), engine(slippage_bps=D(50))
+    order = intent(side="BUY", qty="2", price=None)
+    made = live.check_and_reserve(order, "a", touch=Q).reserved
+    assert restored.restore_reservation("a", order, made) == made == D("201.0")
+    assert restored.restore_reservation("a", order, made) == 0  # idempotent
+    assert restored.exposure("a") == live.exposure("a")
+    for eng in (live, restored):
+        eng.on_fill("a", order.client_order_id, fill("1", "100.2"))
+    assert restored.exposure("a") == live.exposure("a")
+    assert restored.check_invariants() == []
+    assert engine().restore_reservation("a", intent(price=None)) == 0  # MARKET, nothing journaled
+    assert engine().restore_reservation("a", intent(qty="2", price="100")) == D("200")  # LIMIT fallback
+    with pytest.raises(ValueError, match="reserved notional must be >= 0"):
+        engine().restore_reservation("a", intent(), D("-1"))
+
+
+def test_the_reserved_cause_round_trips():
+    from actors._ledger_actor import _RESERVED_CAUSE, reserved_notional
+
+    for value in (D("201.0"), D("39.43362000"), D("1E+2"), D("0")):
+        assert reserved_notional(f"{_RESERVED_CAUSE}{value}") == value
+    for cause in ("process restarted with the order in flight", "reserved", "reserved abc", "reserved -1", "reserved NaN"):
+        assert reserved_notional(cause) is None
+
+
 def test_slippage_guard_deny():
     eng = engine(slippage_bps=D(20), slippage_action="deny")
     # bound for BUY = 100 * 1.002 = 100.2 ; for SELL = 99 * 0.998 = 98.802

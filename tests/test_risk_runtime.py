@@ -131,3 +131,39 @@ def test_reservations_and_spent_survive_a_restart(tmp_path: Path) -> None:
         stats = rt.stats()
     assert Decimal(stats["exposure"]["acct"]["reserved"]) == 0
     assert stats["risk_invariants"] == []
+
+
+def test_an_in_doubt_market_order_keeps_its_reservation_across_a_restart(make_runtime, settings_factory) -> None:
+    """SPEC §10 across a restart for a MARKET order: its intake price is not in the intent, so the
+    reservation is restored from the notional the RESERVED transition journaled. The venue's
+    answer is ambiguous and every lookup fails, so the order stays UNKNOWN (not terminal) before
+    and after the restart, and its worst-case notional stays reserved: the budget still binds."""
+    from protocols import AmbiguousError, OrderStatus
+
+    from _adapters import TestAdapter
+    from conftest import registry_of
+
+    settings = settings_factory(durable=True, journal={"enabled": True, "synchronous": "FULL"},
+                                risk={"budgets": {"acct": "60"}}, routing={"policy": {"paper": "test"}})
+    ctx = ExecutionContext(mode="paper", account_id="acct")
+    lookups_fail = [AmbiguousError("venue unreachable")] * 1_000
+    market = OrderIntent(client_order_id="m-doubt", symbol="BTC/USDT", side="BUY", order_type="MARKET", quantity=Decimal("0.001"))
+    rt = make_runtime(settings, registry=registry_of(TestAdapter("test", script=["ambiguous_sent"], fetch_script=lookups_fail)))
+    rt.on_market(QUOTE)
+    assert rt.submit(market, ctx).result(timeout=10).status is OrderStatus.UNKNOWN
+    rt.flush()
+    before = rt.stats()["exposure"]["acct"]
+    reserved = Decimal(before["reserved"])
+    assert reserved >= Decimal("0.001") * QUOTE.ask  # worst case: the ask plus the slippage bound
+    rt.stop()
+
+    rt = make_runtime(settings, registry=registry_of(TestAdapter("test", fetch_script=lookups_fail)))
+    rt.flush()
+    assert rt.order("m-doubt").status is OrderStatus.UNKNOWN
+    after = rt.stats()["exposure"]["acct"]
+    assert Decimal(after["reserved"]) == reserved
+    assert Decimal(after["spent"]) == 0
+    rt.on_market(QUOTE)
+    denied = rt.submit(_limit("rest-after"), ctx).result(timeout=10)  # 39.4 + ~39.5 > 60
+    assert denied.error is not None and denied.error.message.startswith("budget")
+    assert rt.stats()["risk_invariants"] == []
