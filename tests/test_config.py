@@ -198,6 +198,8 @@ def test_broken_toml_names_the_file(tmp_path: Path) -> None:
         ({"retry": {"jitter": 1.5}}, "retry.jitter", "less than or equal to 1"),
         ({"retry": {"base_s": 0}}, "retry.base_s", "greater than 0"),
         ({"journal": {"synchronous": "SOMETIMES"}}, "journal.synchronous", "FULL"),
+        ({"dispatch": {"mode": "fibers"}}, "dispatch.mode", "shared"),
+        ({"dispatch": {"linger_us": -1}}, "dispatch.linger_us", "greater than or equal to 0"),
         ({"journal": {"file_mode": 0o400}}, "journal.file_mode", "owner read and write"),
         ({"journal": {"file_mode": "rw-"}}, "journal.file_mode", "octal"),
         ({"risk": {"min_notional": "NaN"}}, "risk.min_notional", "finite"),
