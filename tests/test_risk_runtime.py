@@ -6,9 +6,11 @@ import threading
 from decimal import Decimal
 from pathlib import Path
 
+from _adapters import TestAdapter
 from actors import Runtime
+from conftest import registry_of
 from config import load_settings
-from protocols import ExecutionContext, OrderIntent, Quote
+from protocols import AmbiguousError, ExecutionContext, OrderIntent, OrderStatus, Quote
 
 QUOTE = Quote(ts="2021-01-08T00:00:01Z", symbol="BTC/USDT", bid=Decimal("39432.99"), bid_size=Decimal("100"),
               ask=Decimal("39433.62"), ask_size=Decimal("100"))
@@ -138,11 +140,6 @@ def test_an_in_doubt_market_order_keeps_its_reservation_across_a_restart(make_ru
     reservation is restored from the notional the RESERVED transition journaled. The venue's
     answer is ambiguous and every lookup fails, so the order stays UNKNOWN (not terminal) before
     and after the restart, and its worst-case notional stays reserved: the budget still binds."""
-    from protocols import AmbiguousError, OrderStatus
-
-    from _adapters import TestAdapter
-    from conftest import registry_of
-
     settings = settings_factory(durable=True, journal={"enabled": True, "synchronous": "FULL"},
                                 risk={"budgets": {"acct": "60"}}, routing={"policy": {"paper": "test"}})
     ctx = ExecutionContext(mode="paper", account_id="acct")
