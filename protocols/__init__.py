@@ -12,7 +12,18 @@ Example::
     'paper'
 """
 
-from ._adapter import BrokerAdapter, EventSink, VenueEvent, VenueOrder, VenueOrderState
+from ._adapter import (
+    DEFAULT_CAPABILITIES,
+    AdapterCapabilities,
+    BrokerAdapter,
+    EventSink,
+    LookupOutcome,
+    OrderLookup,
+    VenueEvent,
+    VenueOrder,
+    VenueOrderState,
+    classify_lookup,
+)
 from ._enums import (
     OPEN_STATUSES,
     TERMINAL_STATUSES,

@@ -17,6 +17,7 @@ Example (a minimal adapter that accepts everything and never fills)::
 from __future__ import annotations
 
 from decimal import Decimal
+from enum import Enum
 from typing import Callable, Literal, Mapping, Protocol, runtime_checkable
 
 from pydantic import Field
@@ -122,6 +123,118 @@ class VenueOrderState(Frozen):
             reject_reason=reject_reason,
             ts=ts if ts is not None else order.ts,
         )
+
+
+class AdapterCapabilities(Frozen):
+    """What an adapter declares about itself (adapter contract v2; README "Write an adapter").
+
+    The runtime reads it once per adapter generation, never guesses from attributes.
+
+    - ``blocking``: True (default) when calls may block on I/O: the runtime runs them on the
+      adapter's own worker thread with a per-attempt timeout. False only for in-process
+      simulators whose every call returns in microseconds: they run inline on the dispatcher
+      thread, and a call that overruns ``inline_budget_us`` is reported (``InlineCallOverran``).
+    - ``lookup_covers_closed``: True when ``fetch_order`` answers for every order the venue
+      ever accepted under this adapter, closed ones included (a durable venue book). Only then
+      can a "not found" prove absence.
+    - ``absence_window_s``: the venue's propagation window in seconds: how long after a send
+      an order may still be invisible to ``fetch_order``. "Not found" proves absence only once
+      this much time has passed since the last send of that client order id.
+    - ``supports_lookup``: False when the venue has no order lookup at all (e.g. a FIX
+      acceptor without OrderStatusRequest): every lookup is *unknown*.
+
+    Example::
+
+        >>> AdapterCapabilities(blocking=False, lookup_covers_closed=True, absence_window_s=0).blocking
+        False
+    """
+
+    blocking: bool = True
+    lookup_covers_closed: bool = False
+    absence_window_s: float = Field(default=5.0, ge=0, allow_inf_nan=False)
+    supports_lookup: bool = True
+    inline_budget_us: int = Field(default=2_000, gt=0)
+
+
+#: What an adapter that declares nothing is taken to be: blocking, lookups never prove absence.
+DEFAULT_CAPABILITIES = AdapterCapabilities()
+
+
+class LookupOutcome(str, Enum):
+    """The three values of an order lookup (adapter contract v2)."""
+
+    FOUND = "FOUND"  # the venue knows the order: ``OrderLookup.state`` is its state
+    ABSENT = "ABSENT"  # proven: the venue's lookup covers closed orders and the window has passed
+    UNKNOWN = "UNKNOWN"  # anything else: not found too early, no authority, an error, no lookup
+
+
+class OrderLookup(Frozen):
+    """One classified answer of ``fetch_order`` (see :func:`classify_lookup`)."""
+
+    client_order_id: str
+    outcome: LookupOutcome
+    state: VenueOrderState | None = None
+    reason: str = ""
+
+    @property
+    def found(self) -> bool:
+        """True when the venue returned a state."""
+        return self.outcome is LookupOutcome.FOUND
+
+    @property
+    def absent(self) -> bool:
+        """True only on proof of absence: the one answer that allows a re-send."""
+        return self.outcome is LookupOutcome.ABSENT
+
+
+def classify_lookup(
+    client_order_id: str,
+    answer: "VenueOrderState | None | BaseException",
+    capabilities: AdapterCapabilities,
+    since_last_send_s: float | None,
+) -> OrderLookup:
+    """Classify one ``fetch_order`` answer as found, proven absent or unknown.
+
+    ``answer`` is what ``fetch_order`` returned (a state or None) or the exception it raised;
+    ``since_last_send_s`` is the time in seconds since the id was last handed to the venue
+    (None when unknown, e.g. after a restart with no send time journaled). "Not found" is
+    proof of absence only when the adapter declares ``lookup_covers_closed`` and at least
+    ``absence_window_s`` has passed since the last send; every exception is *unknown*.
+
+    Example::
+
+        >>> caps = AdapterCapabilities(lookup_covers_closed=True, absence_window_s=2)
+        >>> classify_lookup("c-1", None, caps, 0.5).outcome.value
+        'UNKNOWN'
+        >>> classify_lookup("c-1", None, caps, 3.0).outcome.value
+        'ABSENT'
+    """
+    if isinstance(answer, BaseException):
+        return OrderLookup(
+            client_order_id=client_order_id,
+            outcome=LookupOutcome.UNKNOWN,
+            reason=f"lookup failed: {type(answer).__name__}: {answer}",
+        )
+    if answer is not None:
+        return OrderLookup(client_order_id=client_order_id, outcome=LookupOutcome.FOUND, state=answer)
+    if not capabilities.supports_lookup:
+        reason = "the venue has no order lookup"
+    elif not capabilities.lookup_covers_closed:
+        reason = "not found, but the venue's lookup does not cover closed orders"
+    elif since_last_send_s is None:
+        reason = "not found, but the time of the last send is unknown"
+    elif since_last_send_s < capabilities.absence_window_s:
+        reason = (
+            f"not found {since_last_send_s:.3f} s after the last send, inside the venue's "
+            f"{capabilities.absence_window_s:g} s propagation window"
+        )
+    else:
+        return OrderLookup(
+            client_order_id=client_order_id,
+            outcome=LookupOutcome.ABSENT,
+            reason=f"not found {since_last_send_s:.3f} s after the last send (window {capabilities.absence_window_s:g} s)",
+        )
+    return OrderLookup(client_order_id=client_order_id, outcome=LookupOutcome.UNKNOWN, reason=reason)
 
 
 VenueEventKind = Literal["accepted", "rejected", "fill", "canceled", "cancel_rejected", "expired"]
