@@ -59,6 +59,8 @@ from ._messages import (
     SetTradingState,
     SubmitOrder,
     VenueEventReceived,
+    ForgetWait,
+    WaitTerminal,
 )
 from ._reporting import cancel_error_report, error_report, latency_us
 from ._risk import RiskEngine, TradingState
@@ -161,6 +163,8 @@ class LedgerActor(FlowActor):
         self._recording = False
         self._pending_rows: list[tuple] = []
         self._pending_fills: list[tuple] = []
+        #: callers of ``Runtime.wait``: client order id -> futures resolved when the order is terminal
+        self._waiters: dict[str, list] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
     def start_child(self) -> None:
@@ -439,6 +443,28 @@ class LedgerActor(FlowActor):
         rec = self._orders.get(message.client_order_id)
         return rec.snapshot() if rec is not None else None
 
+    def handle_WaitTerminal(self, message: WaitTerminal) -> None:
+        rec = self._orders.get(message.client_order_id)
+        if rec is None or rec.status.is_terminal:
+            self._answer_wait(message.reply, rec)
+            return
+        self._waiters.setdefault(message.client_order_id, []).append(message.reply)
+
+    def handle_ForgetWait(self, message: ForgetWait) -> None:
+        waiting = self._waiters.get(message.client_order_id)
+        if waiting is not None:
+            waiting[:] = [f for f in waiting if f is not message.reply]
+            if not waiting:
+                del self._waiters[message.client_order_id]
+
+    @staticmethod
+    def _answer_wait(reply, rec: OrderRecord | None) -> None:
+        if not reply.done():
+            try:
+                reply.set_result(rec.snapshot() if rec is not None else None)
+            except Exception:  # the caller's future was answered meanwhile: nothing to do
+                pass
+
     def handle_ListOrders(self, message: ListOrders):
         return tuple(rec.snapshot() for rec in self._orders.values())
 
@@ -458,6 +484,7 @@ class LedgerActor(FlowActor):
             "unknown_resolved": self._unknown_resolved,
             "overfills": self._overfills,
             "unmatched_venue_events": self._unmatched_venue_events,
+            "waiters": sum(len(v) for v in self._waiters.values()),
             "trading_state": self._risk.state.value,
             "risk_invariants": self._risk.check_invariants(),
             "exposure": {
@@ -546,6 +573,9 @@ class LedgerActor(FlowActor):
                 self._unknown_resolved += 1
         if rec.status.is_terminal and not before.is_terminal:
             self._risk.release(self._book_of(rec.account_id, rec.adapter_id), rec.client_order_id)
+            if self._waiters:
+                for reply in self._waiters.pop(rec.client_order_id, ()):
+                    self._answer_wait(reply, rec)
         if self._publishing:
             self._publish_changes(rec, new, cause, fills, report)
         if (self._pending_rows or self._pending_fills) and (len(self._pending_rows) > 512 or self.actor_inbox.empty()):

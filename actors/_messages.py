@@ -212,6 +212,23 @@ class GetOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitTerminal:
+    """Resolve ``reply`` with the order's report once it is terminal (at once if it already is;
+    with None when the ledger never saw the order)."""
+
+    client_order_id: str
+    reply: Future
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetWait:
+    """The caller of a :class:`WaitTerminal` gave up (its timeout passed): drop ``reply``."""
+
+    client_order_id: str
+    reply: Future
+
+
+@dataclass(frozen=True, slots=True)
 class ListOrders:
     """Ask: snapshots of all orders (tuple of ExecutionReport)."""
 

@@ -84,6 +84,8 @@ from ._messages import (
     SubmitOrder,
     Unsubscribe,
     VenueEventReceived,
+    WaitTerminal,
+    ForgetWait,
     Wire,
 )
 from ._logging import RuntimeLogging
@@ -435,6 +437,36 @@ class Runtime:
     def order(self, client_order_id: str) -> ExecutionReport | None:
         """The current report of one order, or None when the runtime never saw it."""
         return self._ask(self.ledger, GetOrder(client_order_id))
+
+    def wait(self, client_order_id: str, timeout: float) -> ExecutionReport:
+        """Wait until order ``client_order_id`` is terminal and return its report (the seeds' ``wait_for_fill``).
+
+        For orders that outlive their submit future's answer, e.g. a GTC limit order answered
+        ACCEPTED that fills later: returns the report once the order is FILLED, CANCELED,
+        EXPIRED, REJECTED, FAILED or DENIED (at once if it already is). An order in UNKNOWN is
+        not terminal: the wait goes on until reconciliation proves its outcome.
+        ``timeout``: seconds (> 0). Nothing polls: the ledger answers the moment the order
+        reaches a terminal status.
+
+        Raises ``KeyError`` when the runtime never saw the order, ``TimeoutError`` (naming
+        the order and its status then) when it is still not terminal after ``timeout`` s,
+        ``ValueError`` for a timeout that is not a positive number.
+        """
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        reply: Future = Future()
+        if self._stopped or not tell(self.ledger, WaitTerminal(str(client_order_id), reply)):
+            raise RuntimeError("runtime is stopped")
+        try:
+            report = reply.result(timeout=timeout)
+        except TimeoutError:
+            tell(self.ledger, ForgetWait(str(client_order_id), reply))
+            current = self.order(client_order_id) if not self._stopped else None
+            status = current.status.value if current is not None else "unknown"
+            raise TimeoutError(f"order {client_order_id} is still {status} after {timeout:g} s") from None
+        if report is None:
+            raise KeyError(f"unknown order {client_order_id!r}: this runtime never saw it")
+        return report
 
     def orders(self) -> tuple[ExecutionReport, ...]:
         """Reports of every order the runtime has seen (frozen snapshots)."""

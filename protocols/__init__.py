@@ -74,7 +74,7 @@ from ._events import (
     SubscriberFailed,
 )
 from ._instruments import DEFAULT_INSTRUMENTS, Instrument
-from ._intents import CLIENT_ORDER_ID_PATTERN, ExecutionContext, OrderIntent, new_client_order_id
+from ._intents import CLIENT_ORDER_ID_PATTERN, ExecutionContext, OrderIntent, new_client_order_id, signal_client_order_id
 from ._lifecycle import EVENT_TARGET, TRANSITIONS, LifecycleState, OrderEventType, apply_event, can_apply
 from ._market import Quote, Trade
 from ._model import utc_now

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import os
 import re
 import threading
 import time
-from typing import Annotated
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from enum import Enum
+from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 
@@ -154,6 +158,72 @@ def new_client_order_id(prefix: str = "fr") -> str:
     with _counter_lock:
         n = next(_counter)
     return f"{prefix}-{_b36(time.time_ns() // 1_000_000)}-{_b36(os.getpid())}-{_b36(n)}"
+
+
+_SIGNAL_PREFIX_RE = re.compile(r"^[A-Za-z0-9._-]{1,11}$")
+
+
+def _signal_value(name: str, value: Any) -> Any:
+    """A signal input as a canonical JSON value (the same input always gives the same text)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"signal input {name!r}: non-finite Decimal {value}")
+        return {"d": _norm(value)}
+    if isinstance(value, float):
+        raise TypeError(f"signal input {name!r}: a float ({value!r}) is not exact; pass a Decimal or a string")
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"signal input {name!r}: datetime must be timezone-aware (UTC), got {value!r}")
+        return {"t": value.astimezone(timezone.utc).isoformat()}
+    if isinstance(value, date):
+        return {"t": value.isoformat()}
+    if isinstance(value, Enum):
+        return _signal_value(name, value.value)
+    if isinstance(value, (list, tuple)):
+        return [_signal_value(name, v) for v in value]
+    raise TypeError(f"signal input {name!r}: {type(value).__name__} is not supported "
+                    "(str, int, bool, None, Decimal, aware datetime, date, enum, or a list/tuple of them)")
+
+
+def signal_client_order_id(strategy_id: str, **signal: Any) -> str:
+    """A deterministic client order id for one trading signal: the same inputs, the same id.
+
+    A strategy that derives its ids with this helper cannot turn one signal seen twice (a
+    re-delivered message, a restarted strategy replaying its inputs) into two orders: the
+    second intent carries the same ``client_order_id`` and flowroute's idempotency store
+    answers it with the first order's report (README "Using it"; docs/DESIGN.md).
+
+    ``strategy_id``: 1-11 characters of ``[A-Za-z0-9._-]``, the id's readable prefix.
+    ``signal``: the inputs that identify the signal, as keywords (e.g. ``symbol``, ``side``,
+    ``bar_ts``, ``reason``). Values: ``str``, ``int``, ``bool``, ``None``, ``Decimal``
+    (normalised: ``1.0`` and ``1.00`` are the same input), timezone-aware ``datetime``
+    (compared in UTC), ``date``, enums, or lists/tuples of these. Floats are refused
+    (``TypeError``): their text is not an exact value. Keyword order does not matter.
+
+    Shape: ``{strategy_id}-{24 hex digits}``, at most 36 characters (the ClOrdID limit of
+    :class:`OrderIntent`): the hex is the first 96 bits of the SHA-256 of the canonical JSON
+    of ``strategy_id`` and the inputs. Include whatever makes two
+    *different* signals different (typically the bar or event time): identical inputs are
+    one intent by design.
+
+    Raises ``ValueError`` for a bad ``strategy_id``, no inputs, or a naive datetime;
+    ``TypeError`` for an unsupported value.
+
+    Example::
+
+        >>> signal_client_order_id("ma-cross", symbol="BTC/USDT", side="BUY",
+        ...                        bar_ts=datetime(2021, 1, 8, tzinfo=timezone.utc))
+        'ma-cross-dd8826afec4e498234eb3064'
+    """
+    if not isinstance(strategy_id, str) or not _SIGNAL_PREFIX_RE.match(strategy_id):
+        raise ValueError(f"strategy_id must be 1-11 characters of [A-Za-z0-9._-], got {strategy_id!r}")
+    if not signal:
+        raise ValueError("signal_client_order_id needs at least one signal input (e.g. symbol=..., bar_ts=...)")
+    canonical = {name: _signal_value(name, value) for name, value in signal.items()}
+    text = json.dumps([strategy_id, canonical], sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return f"{strategy_id}-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
 
 
 def _b36(n: int) -> str:
