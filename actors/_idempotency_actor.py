@@ -44,7 +44,9 @@ class IdempotencyStoreActor(FlowActor):
     """Owns the journal's idempotency records; forwards claimed orders to the ledger stage.
 
     ``store_factory`` builds the ``JournalStore`` inside this actor's thread (SQLite
-    connections belong to one thread). ``ttl_s``: seconds a COMPLETED record is honoured.
+    connections belong to one thread). ``ttl_s``: seconds a COMPLETED record is honoured,
+    measured on ``clock`` (the runtime's injected ``Clock``: its ``now()`` stamps claims and
+    completions, so a ``FakeClock`` moves the TTL without sleeping; default: the wall clock).
     """
 
     def __init__(
@@ -55,9 +57,12 @@ class IdempotencyStoreActor(FlowActor):
         ledger: pykka.ActorRef,
         group_commit_max: int = 512,
         metrics: Any = None,
+        clock: Any = None,
         **kw,
     ) -> None:
         super().__init__(**kw)
+        #: epoch seconds (float) of "now" on the runtime's clock: the TTL's time scale
+        self._wall = (lambda: clock.now().timestamp()) if clock is not None else time.time
         self._store_factory = store_factory
         self._store: JournalStore | None = None
         self._ttl_s = ttl_s
@@ -112,7 +117,7 @@ class IdempotencyStoreActor(FlowActor):
                 client_order_id=message.client_order_id,
                 status="UNKNOWN" if message.unknown else "COMPLETED",
                 report_json=report_json,
-                now=time.time(),
+                now=self._wall(),
             )
         )
         self._maybe_flush()
@@ -163,7 +168,7 @@ class IdempotencyStoreActor(FlowActor):
             return
         claims, self._claims = self._claims, []
         self.batches += 1
-        now = time.time()
+        now = self._wall()
         if _crashpoints.ARMED:
             _crashpoints.hit("before_claim")
         try:

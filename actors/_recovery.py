@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from loguru import logger
 
@@ -88,17 +88,19 @@ class RecoveryReport:
         return [o for o in self.orders if o.outcome != "unchanged"]
 
 
-def recover(journal: SQLiteJournal, venues: dict[str, Any], ledger_journal: SQLiteJournal | None = None) -> RecoveryReport:
+def recover(journal: SQLiteJournal, venues: dict[str, Any], ledger_journal: SQLiteJournal | None = None,
+            wall: Callable[[], float] = time.time) -> RecoveryReport:
     """Rebuild and reconcile from ``journal`` against ``venues`` (adapter id → BrokerAdapter).
 
     ``journal`` holds the idempotency records; ``ledger_journal`` (default: the same store) the
-    ledger's transitions and fills.
+    ledger's transitions and fills. ``wall``: epoch seconds now (the runtime's clock), the time
+    scale of the idempotency records' timestamps (their TTL).
 
     Writes the reconciled answers back as idempotency completions, so a caller who retries a
     client order id after the restart gets the reconciled report (``replay=True``).
     """
     report = RecoveryReport()
-    report.marked_unknown = journal.mark_all_unknown(time.time())
+    report.marked_unknown = journal.mark_all_unknown(wall())
     records = journal.load_records()
     if not records:
         return report
@@ -136,7 +138,7 @@ def recover(journal: SQLiteJournal, venues: dict[str, Any], ledger_journal: SQLi
         report.orders.append(recovered)
         cached = _cached_report(recovered)
         if cached is not None:
-            completions.append(Completion(record.account_id, record.client_order_id, "COMPLETED", cached.model_dump_json(), time.time()))
+            completions.append(Completion(record.account_id, record.client_order_id, "COMPLETED", cached.model_dump_json(), wall()))
     if completions:
         journal.complete_batch(completions)
     logger.info("recovery: {} journaled order(s), {} asked at their venue: {}", len(report.orders), len(report.in_doubt), report.counts())

@@ -243,7 +243,7 @@ class Runtime:
                 journal = SQLiteJournal(journal_path, synchronous=sync, file_mode=mode)
                 ledger_journal = SQLiteJournal(ledger_path, synchronous=sync, file_mode=mode)
                 try:
-                    self.recovery = recover(journal, self._venues, ledger_journal)
+                    self.recovery = recover(journal, self._venues, ledger_journal, wall=lambda: self.clock.now().timestamp())
                 finally:
                     journal.close()
                     ledger_journal.close()
@@ -271,7 +271,7 @@ class Runtime:
                 child_name=f"{p}-ledger", startup_errors=boot_errors, dispatcher=journaled))
             self.idempotency = self._track(IdempotencyStoreActor.start(
                 store_factory=journal_factory, ttl_s=settings.idempotency.ttl_s, ledger=self.ledger,
-                group_commit_max=settings.journal.group_commit_max, metrics=self.metrics, child_name=f"{p}-idempotency", startup_errors=boot_errors, dispatcher=journaled))
+                group_commit_max=settings.journal.group_commit_max, metrics=self.metrics, clock=self.clock, child_name=f"{p}-idempotency", startup_errors=boot_errors, dispatcher=journaled))
             self.ledger.tell(Wire("idempotency", self.idempotency))
             if self.recovery is not None and self.recovery.orders:
                 self.ledger.tell(RestoreLedger(tuple(self.recovery.orders)))

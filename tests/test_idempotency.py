@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from actors import FakeClock
 from protocols import ErrorCode, OrderStatus
 
 from _adapters import TestAdapter
@@ -161,6 +162,25 @@ def test_expired_denial_can_be_reused(make_runtime) -> None:
     assert ok.status is OrderStatus.FILLED and not ok.replay, ok.error
     rt.flush()
     assert rt.venue("paper").submission_counts() == {"idem-ttl-d": 1}
+
+
+def test_ttl_runs_on_the_runtimes_clock(make_runtime) -> None:
+    """The TTL is measured on the injected clock, not ``time.time()``: a FakeClock advanced past
+    ``ttl_s`` expires the record at once (no sleep); before that, the same id replays."""
+    clock = FakeClock()
+    rt = make_runtime(durable=True, journal=FULL, idempotency={"ttl_s": 60.0}, clock=clock)
+    rt.on_market(quote())
+    first = rt.submit(market("idem-fake-ttl"), ctx()).result(timeout=5)
+    assert first.status is OrderStatus.FILLED
+    rt.flush()
+    clock.advance(59.0)
+    assert rt.submit(market("idem-fake-ttl"), ctx()).result(timeout=5).replay is True
+    clock.advance(2.0)  # 61 s on the runtime's clock, a few ms of real time
+    again = rt.submit(market("idem-fake-ttl"), ctx()).result(timeout=5)
+    assert again.replay is False
+    assert again.error.code is ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT and "expired" in again.error.message
+    rt.flush()
+    assert rt.venue("paper").submission_counts() == {"idem-fake-ttl": 1}
 
 
 def test_within_ttl_a_denial_replays(paper_rt) -> None:
