@@ -172,40 +172,51 @@ class _Recon:
 
 @dataclass(frozen=True, slots=True)
 class AdapterPolicy:
-    """Timeouts, retry, throttle and reconciliation settings of one adapter actor (seconds)."""
+    """Timeouts, retry, throttle and reconciliation settings of one adapter actor (seconds).
 
-    attempt_timeout_s: float = 2.0
-    deadline_s: float = 30.0
-    max_retries: int = 3
-    retry_base_s: float = 1.0
-    retry_cap_s: float = 30.0
-    retry_jitter: float = 0.2
-    throttle_max_calls: int = 120
-    throttle_window_s: float = 60.0
-    throttle_overflow: str = "queue"
-    throttle_queue_size: int = 1000
-    reconcile_interval_s: float = 1.0
-    quiet_threshold_s: float = 5.0
-    reconcile_max_attempts: int = 10
+    Built with :meth:`from_settings`; the defaults live in ``config`` only.
+    """
+
+    attempt_timeout_s: float
+    cancel_timeout_s: float
+    deadline_s: float
+    max_retries: int
+    retry_base_s: float
+    retry_cap_s: float
+    retry_jitter: float
+    throttle_max_calls: int
+    throttle_window_s: float
+    throttle_overflow: str
+    throttle_queue_size: int
+    reconcile_interval_s: float
+    quiet_threshold_s: float
+    reconcile_max_attempts: int
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "AdapterPolicy":
-        """Read the policy from a ``config.Settings``."""
+    def from_settings(cls, settings: Any, adapter_id: str | None = None) -> "AdapterPolicy":
+        """Read the policy of ``adapter_id`` from a ``config.Settings``: the global [timeouts],
+        [retry] and [throttle] with its ``[adapters.<adapter_id>.*]`` overrides (None: global only)."""
+        own = settings.for_adapter(adapter_id) if adapter_id is not None else settings
         return cls(
-            attempt_timeout_s=settings.timeouts.attempt_s,
-            deadline_s=settings.timeouts.deadline_s,
-            max_retries=settings.retry.max_retries,
-            retry_base_s=settings.retry.base_s,
-            retry_cap_s=settings.retry.cap_s,
-            retry_jitter=settings.retry.jitter,
-            throttle_max_calls=settings.throttle.max_calls,
-            throttle_window_s=settings.throttle.window_s,
-            throttle_overflow=settings.throttle.overflow,
-            throttle_queue_size=settings.throttle.queue_size,
+            attempt_timeout_s=own.timeouts.attempt_s,
+            cancel_timeout_s=own.timeouts.cancel_s,
+            deadline_s=own.timeouts.deadline_s,
+            max_retries=own.retry.max_retries,
+            retry_base_s=own.retry.base_s,
+            retry_cap_s=own.retry.cap_s,
+            retry_jitter=own.retry.jitter,
+            throttle_max_calls=own.throttle.max_calls,
+            throttle_window_s=own.throttle.window_s,
+            throttle_overflow=own.throttle.overflow,
+            throttle_queue_size=own.throttle.queue_size,
             reconcile_interval_s=settings.reconcile.interval_s,
             quiet_threshold_s=settings.reconcile.quiet_threshold_s,
             reconcile_max_attempts=settings.reconcile.max_attempts,
         )
+
+    def timeout_of(self, kind: str) -> float:
+        """The attempt timeout of one venue call of ``kind`` ("submit", "cancel", "fetch"), seconds."""
+        return self.cancel_timeout_s if kind == "cancel" else self.attempt_timeout_s
 
 
 class AdapterActor(FlowActor):
@@ -262,10 +273,10 @@ class AdapterActor(FlowActor):
         if callable(starter):
             starter()  # may raise: a start-up crash, reported to the supervisor
         ref = self.actor_ref
-        clock, timeout_s = self._clock, self._policy.attempt_timeout_s
+        clock, timeout_of = self._clock, self._policy.timeout_of
 
         def arm_timeout(call_id: int, call: _Call) -> None:
-            call.timer = clock.call_later(timeout_s, lambda: tell(ref, CallTimedOut(call_id)))
+            call.timer = clock.call_later(timeout_of(call.kind), lambda: tell(ref, CallTimedOut(call_id)))
 
         self._worker = VenueWorker(f"venue-{self.adapter_id}-g{self.generation}", lambda m: tell(ref, m), clock, arm_timeout)
         self._arm_reconcile()
@@ -514,14 +525,14 @@ class AdapterActor(FlowActor):
                                 f"no answer within {self._policy.attempt_timeout_s:g} s; reconciling", CallOutcome.FAILURE)
         elif call.kind == "cancel" and call.cancel is not None:
             tell(self._ledger, CancelFinished(call.cancel, self.adapter_id, "in_doubt", code=ErrorCode.E_EXEC_BROKER_TIMEOUT,
-                                              reason="cancel timed out; reconciling"))
+                                              reason=f"cancel: no answer within {self._policy.cancel_timeout_s:g} s; reconciling"))
             self._track_unknown(call.client_order_id, None, self._clock.monotonic())
         else:
             recon = self._recon.get(call.client_order_id)
             if recon is not None:
                 recon.fetching = False
         # the worker is stuck inside the venue: crash so the supervisor restarts us with a fresh worker
-        raise ActorCrashed(f"venue worker of '{self.adapter_id}' hung past the {self._policy.attempt_timeout_s:g} s deadline")
+        raise ActorCrashed(f"venue worker of '{self.adapter_id}' hung past the {self._policy.timeout_of(call.kind):g} s deadline")
 
     # -- reconciliation ----------------------------------------------------------------
     def handle_ReconcileOrders(self, message: ReconcileOrders) -> None:

@@ -267,7 +267,8 @@ class Runtime:
                 journal_factory=ledger_journal_factory if durable else None,
                 metrics=self.metrics, clock=self.clock, quiet_interval_s=settings.reconcile.interval_s,
                 shadow_adapters=frozenset(a for m, a in policy.items() if m in ("shadow", "shadow_run")),
-                quiet_threshold_s=max(settings.reconcile.quiet_threshold_s, settings.timeouts.attempt_s * 2),
+                quiet_threshold_s=max([settings.reconcile.quiet_threshold_s,
+                                       *(settings.for_adapter(a).timeouts.attempt_s * 2 for a in self._venues)]),
                 child_name=f"{p}-ledger", startup_errors=boot_errors, dispatcher=journaled))
             self.idempotency = self._track(IdempotencyStoreActor.start(
                 store_factory=journal_factory, ttl_s=settings.idempotency.ttl_s, ledger=self.ledger,
@@ -278,11 +279,10 @@ class Runtime:
             self.supervisor = self._track(SupervisorActor.start(
                 clock=self.clock, bus=self.bus, supervisor_settings=settings.supervisor, seed=seed,
                 metrics=self.metrics, child_name=f"{p}-supervisor", startup_errors=boot_errors))
-            breaker_config = BreakerConfig.from_settings(settings.breaker)
             self.gates: dict[str, pykka.ActorRef] = {}
             for adapter_id in self._venues:
                 self.gates[adapter_id] = self._track(CircuitBreakerActor.start(
-                    adapter_id=adapter_id, config=breaker_config, clock=self.clock, ledger=self.ledger,
+                    adapter_id=adapter_id, config=BreakerConfig.from_settings(settings.for_adapter(adapter_id).breaker), clock=self.clock, ledger=self.ledger,
                     idempotency=self.idempotency, bus=self.bus, when_restarting=settings.supervisor.when_restarting,
                     stash_size=settings.supervisor.stash_size, metrics=self.metrics, child_name=f"breaker:{adapter_id}", startup_errors=boot_errors, dispatcher=core))
                 self.metrics.set_breaker_state(adapter_id, "CLOSED")
@@ -295,8 +295,8 @@ class Runtime:
                 self.supervisor.ask(RegisterCore(name, ref), timeout=ASK_TIMEOUT_S)
             for adapter_id, gate in self.gates.items():
                 self.supervisor.ask(RegisterCore(f"breaker:{adapter_id}", gate), timeout=ASK_TIMEOUT_S)
-            adapter_policy = AdapterPolicy.from_settings(settings)
             for adapter_id, venue in self._venues.items():
+                adapter_policy = AdapterPolicy.from_settings(settings, adapter_id)
                 ledger = self.ledger
                 venue.set_event_sink(lambda ev, ledger=ledger: tell(ledger, VenueEventReceived(ev)))
                 self.supervisor.ask(RegisterAdapter(

@@ -10,6 +10,8 @@ Example::
 
 from ._settings import (
     DEFAULT_PROFILE_DIR,
+    AdapterOverrides,
+    AdapterSettings,
     BreakerSettings,
     ConfigError,
     DispatchSettings,
@@ -33,6 +35,8 @@ from ._settings import (
 
 __all__ = [
     "DEFAULT_PROFILE_DIR",
+    "AdapterOverrides",
+    "AdapterSettings",
     "BreakerSettings",
     "ConfigError",
     "DispatchSettings",

@@ -42,6 +42,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    PrivateAttr,
     Field,
     SecretStr,
     ValidationError,
@@ -55,6 +56,8 @@ from protocols import DEFAULT_INSTRUMENTS, Instrument
 from protocols._model import NonNegDec, PosDec
 
 __all__ = [
+    "AdapterOverrides",
+    "AdapterSettings",
     "BreakerSettings",
     "ConfigError",
     "DEFAULT_PROFILE_DIR",
@@ -230,6 +233,7 @@ class TimeoutSettings(_Section):
     """Venue call timeouts (SPEC §9)."""
 
     attempt_s: Seconds = Field(2.0, description="Timeout of one venue call attempt (seconds).")
+    cancel_s: Seconds = Field(10.0, description="Timeout of one cancel call at the venue (seconds).")
     deadline_s: Seconds = Field(30.0, description="Overall deadline of an order's venue work incl. retries (seconds).")
 
     @field_validator("deadline_s")
@@ -283,6 +287,44 @@ class ThrottleSettings(_Section):
         "queue", description="Excess orders wait in a bounded FIFO or are denied (E_EXEC_THROTTLED)."
     )
     queue_size: int = Field(1000, ge=1, description="Capacity of the overflow FIFO (orders).")
+
+
+#: the sections an adapter may override, ``[adapters.<id>.<section>]`` (name -> model)
+_OVERRIDABLE: dict[str, type[_Section]] = {
+    "timeouts": TimeoutSettings,
+    "retry": RetrySettings,
+    "throttle": ThrottleSettings,
+    "breaker": BreakerSettings,
+}
+
+
+class AdapterOverrides(_Section):
+    """Per-adapter overrides, ``[adapters.<adapter_id>.<section>]`` (README "Configuration").
+
+    Each section takes any key of the global section of the same name; a key not given
+    inherits the global value, and the merged section is validated as a whole (so
+    ``deadline_s >= attempt_s`` holds per adapter too). Example: no retries for a live venue,
+    retries for the simulator::
+
+        [retry]
+        max_retries = 3
+        [adapters.live.retry]
+        max_retries = 0
+    """
+
+    timeouts: dict[str, Any] = Field(default_factory=dict, description="Keys of [timeouts] for this adapter.")
+    retry: dict[str, Any] = Field(default_factory=dict, description="Keys of [retry] for this adapter.")
+    throttle: dict[str, Any] = Field(default_factory=dict, description="Keys of [throttle] for this adapter.")
+    breaker: dict[str, Any] = Field(default_factory=dict, description="Keys of [breaker] for this adapter.")
+
+
+class AdapterSettings(_Section):
+    """The effective timeouts, retry, throttle and breaker of one adapter (global + its overrides)."""
+
+    timeouts: TimeoutSettings
+    retry: RetrySettings
+    throttle: ThrottleSettings
+    breaker: BreakerSettings
 
 
 class SupervisorSettings(_Section):
@@ -529,8 +571,12 @@ class Settings(BaseSettings):
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    adapters: dict[str, AdapterOverrides] = Field(
+        default_factory=dict, description="adapter id → overrides of [timeouts], [retry], [throttle], [breaker]."
+    )
     venue_api_key: SecretStr | None = Field(None, description="Venue API key (never logged or dumped).")
     venue_api_secret: SecretStr | None = Field(None, description="Venue API secret (never logged or dumped).")
+    _adapter_settings: dict[str, AdapterSettings] = PrivateAttr(default_factory=dict)
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -543,6 +589,42 @@ class Settings(BaseSettings):
             found = re.search(r'field "([^"]+)"', str(exc))
             key = found.group(1) if found else ""
             raise ConfigError([(key, f"cannot parse the environment value ({exc}); dicts and lists must be JSON")]) from exc
+        self._adapter_settings = self._merge_adapter_overrides()
+
+    def _merge_adapter_overrides(self) -> dict[str, AdapterSettings]:
+        """Each overridden adapter's effective sections; raises ``ConfigError`` naming
+        ``adapters.<id>.<section>.<key>`` for an unknown key or a bad (merged) value."""
+        routed = sorted(set(self.routing.policy.values()))
+        errors: list[tuple[str, str]] = []
+        merged: dict[str, AdapterSettings] = {}
+        for adapter_id, overrides in self.adapters.items():
+            if adapter_id not in routed:
+                errors.append((f"adapters.{adapter_id}", f"no route uses adapter {adapter_id!r} (routed adapters: {', '.join(routed)})"))
+                continue
+            sections: dict[str, _Section] = {}
+            for name, model in _OVERRIDABLE.items():
+                given = getattr(overrides, name)
+                if not given:
+                    sections[name] = getattr(self, name)
+                    continue
+                try:
+                    sections[name] = model.model_validate({**getattr(self, name).model_dump(), **given})
+                except ValidationError as exc:
+                    prefix = f"adapters.{adapter_id}.{name}."
+                    errors += [(prefix + key, message) for key, message in ConfigError.from_validation_error(exc).errors]
+            if len(sections) == len(_OVERRIDABLE):
+                merged[adapter_id] = AdapterSettings(**sections)
+        if errors:
+            raise ConfigError(errors)
+        return merged
+
+    def for_adapter(self, adapter_id: str) -> AdapterSettings:
+        """The timeouts, retry, throttle and breaker settings of ``adapter_id``: the global
+        sections with its ``[adapters.<adapter_id>.*]`` overrides applied."""
+        found = self._adapter_settings.get(adapter_id)
+        if found is not None:
+            return found
+        return AdapterSettings(timeouts=self.timeouts, retry=self.retry, throttle=self.throttle, breaker=self.breaker)
 
     @field_validator("profile")
     @classmethod
