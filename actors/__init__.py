@@ -9,6 +9,8 @@ Example::
         report = future.result(timeout=5)
 """
 
+from loguru import logger as _logger
+
 from ._books import Position
 from ._breaker import BreakerSnapshot, BreakerState
 from ._clock import Clock, FakeClock, RealClock
@@ -32,3 +34,7 @@ __all__ = [
     "TradingState",
     "default_registry",
 ]
+
+# A library is silent until its host opts in (loguru's convention for libraries):
+# ``logger.enable("actors")`` or ``flowroute.enable_logging()`` (README, "Logging").
+_logger.disable("actors")

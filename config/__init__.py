@@ -8,6 +8,8 @@ Example::
     20
 """
 
+from loguru import logger as _logger
+
 from ._settings import (
     DEFAULT_PROFILE_DIR,
     AdapterOverrides,
@@ -57,3 +59,7 @@ __all__ = [
     "known_profiles",
     "load_settings",
 ]
+
+# A library is silent until its host opts in (loguru's convention for libraries):
+# ``logger.enable("config")`` or ``flowroute.enable_logging()`` (README, "Logging").
+_logger.disable("config")

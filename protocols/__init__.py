@@ -12,6 +12,8 @@ Example::
     'paper'
 """
 
+from loguru import logger as _logger
+
 from ._adapter import (
     DEFAULT_CAPABILITIES,
     AdapterCapabilities,
@@ -82,3 +84,7 @@ from ._readers import ErrorCollector, RowError, read_market, read_quotes, read_t
 from ._reports import ExecutionReport, Fill, RouteDecision, summarize_fills
 
 __all__ = [name for name in dir() if not name.startswith("_")]
+
+# A library is silent until its host opts in (loguru's convention for libraries):
+# ``logger.enable("protocols")`` or ``flowroute.enable_logging()`` (README, "Logging").
+_logger.disable("protocols")

@@ -36,6 +36,11 @@ from actors import AdapterRegistry, FakeClock, Runtime
 from config import load_settings
 from protocols import Event, ExecutionContext, OrderIntent, Quote
 
+# The suite is a host that opts in to flowroute's log records (the packages are silent by
+# default): guards such as ``no_double_resolution`` below read them.
+for _name in ("actors", "protocols", "config"):
+    logger.enable(_name)
+
 SYM = "BTC/USDT"
 BID = Decimal("39432.99")
 ASK = Decimal("39433.62")

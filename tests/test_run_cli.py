@@ -1,4 +1,4 @@
-"""run.py: the command line (replay, stress, repl, audit verify), driven as real subprocesses,
+"""run.py (the launcher of ``flowroute.cli``): the command line (replay, stress, repl, audit verify), driven as real subprocesses,
 plus in-process checks of its pure helpers (digest, percentile, state cleaning, strategy).
 
 The replay tests need the recorded BTC/USDT data in ../shared/data beside the repository and
@@ -7,7 +7,6 @@ are skipped (with the reason) where it is absent.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -16,6 +15,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -49,17 +49,15 @@ def one_json(proc: subprocess.CompletedProcess) -> dict:
     return obj
 
 
-def load_run_module():
-    """Import run.py from the repository root (it is a top-level module, not a package)."""
-    spec = importlib.util.spec_from_file_location("flowroute_run_cli", RUN)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+def load_cli_modules() -> SimpleNamespace:
+    """The command line's helpers (``flowroute.cli``: ``_common`` and ``strategy``) in one namespace."""
+    from flowroute.cli import _common, strategy
+
+    names = {**vars(_common), **vars(strategy)}
+    return SimpleNamespace(**{k: v for k, v in names.items() if not k.startswith("_")})
 
 
-R = load_run_module()
+R = load_cli_modules()
 
 
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,68 @@
+"""flowroute: an actor-based order routing and execution runtime (pykka).
+
+The public API in one import::
+
+    >>> import flowroute as fr
+    >>> settings = fr.load_settings("paper")                # doctest: +SKIP
+    >>> with fr.Runtime.start(settings) as rt:              # doctest: +SKIP
+    ...     rt.on_market(fr.Quote(...))
+    ...     report = rt.submit(fr.OrderIntent(...), fr.ExecutionContext(mode="paper", account_id="a")).result(5)
+
+Everything here is re-exported from the packages that own it: the runtime facade and its
+snapshots from ``actors``, the contracts (intents, contexts, reports, fills, events, errors,
+market data, the ``BrokerAdapter`` protocol) from ``protocols``, the settings from ``config``.
+
+**Logging.** flowroute logs with loguru and, as loguru recommends for libraries, is silent
+until the host opts in: the packages call ``logger.disable(...)`` on import. A host enables
+them with :func:`enable_logging` (or ``logger.enable("actors")`` etc.); a runtime whose settings
+name a ``logging.json_path`` writes its own records there at ``logging.level`` (README, "Logging").
+"""
+
+from __future__ import annotations
+
+from importlib import metadata as _metadata
+
+from loguru import logger as _logger
+
+import actors as _actors
+import config as _config
+import protocols as _protocols
+from actors import *  # noqa: F401,F403  (re-exported: see __all__)
+from actors._audit import VerifyResult, verify as verify_audit_log
+from config import ConfigError, Settings, known_profiles, load_settings
+from protocols import *  # noqa: F401,F403  (re-exported: see __all__)
+
+try:
+    __version__: str = _metadata.version("flowroute")
+except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+#: The loguru names flowroute's records are logged under (``logger.enable(name)`` opts in).
+LOGGER_NAMES: tuple[str, ...] = ("actors", "protocols", "config", "flowroute")
+
+_logger.disable("flowroute")
+
+
+def enable_logging() -> None:
+    """Let flowroute's log records reach the host's loguru sinks (they are disabled on import).
+
+    The host keeps control of the sinks and their levels; this only lifts the library's
+    ``logger.disable`` for every name in :data:`LOGGER_NAMES`. :func:`disable_logging` undoes it.
+    """
+    for name in LOGGER_NAMES:
+        _logger.enable(name)
+
+
+def disable_logging() -> None:
+    """Silence flowroute's log records again (the state on import)."""
+    for name in LOGGER_NAMES:
+        _logger.disable(name)
+
+
+__all__ = sorted({
+    *_actors.__all__,
+    *_protocols.__all__,
+    "ConfigError", "Settings", "known_profiles", "load_settings",
+    "VerifyResult", "verify_audit_log",
+    "LOGGER_NAMES", "enable_logging", "disable_logging", "__version__",
+})

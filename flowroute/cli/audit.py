@@ -1,0 +1,88 @@
+"""``flowroute audit``: tools for the hash-chained audit log (``audit verify PATH``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from flowroute import verify_audit_log
+
+from ._common import EXIT_FAILED, EXIT_OK, CliError, print_json
+
+
+def verify_summary(path: Path) -> tuple[dict[str, Any], bool]:
+    """Verify the audit log at ``path``; ``(summary, ok)``.
+
+    The summary holds ``path``, ``ok``, ``lines``, ``last_seq``, ``anchor_seq`` (None without
+    a ``.head`` anchor), ``verdict`` (one sentence), ``problems`` and ``warnings`` (each
+    ``{"line", "kind", "message"}``). A missing file, a directory or a file without a single
+    audit record is one verdict, not one problem per line.
+    """
+    if path.is_dir():
+        raise CliError(f"{path} is a directory: name the audit log file in it (audit.jsonl)")
+    result = verify_audit_log(path)
+    problems = [{"line": p.line_no, "kind": p.kind, "message": p.message} for p in result.problems]
+    warnings = [{"line": w.line_no, "kind": w.kind, "message": w.message} for w in result.warnings]
+    anchor = path.with_name(path.name + ".head")
+    if not path.exists():
+        verdict = f"{path} does not exist: nothing to verify"
+        problems = []
+    elif result.lines and result.last_seq == 0 and problems and all(p["kind"] == "malformed" for p in problems):
+        first = problems[0]
+        verdict = (f"{path} is not a flowroute audit log: none of its {result.lines} line(s) is an audit record "
+                   f"(line {first['line']}: {first['message']})")
+        problems = problems[:1]
+    elif result.ok:
+        verdict = f"{result.lines} line(s), last seq {result.last_seq}" + (
+            f", anchor seq {result.head_seq}" if result.head_seq is not None else "")
+    else:
+        verdict = f"{len(problems)} problem(s) in {result.lines} line(s)"
+    if path.exists() and result.head_seq is None and not anchor.exists() and result.lines:
+        warnings.append({"line": 0, "kind": "no_anchor",
+                         "message": f"no anchor file {anchor.name}: lines cut from the end of the log would go unnoticed"})
+    ok = result.ok and path.exists()
+    return {"command": "audit verify", "path": str(path), "ok": ok, "verdict": verdict, "lines": result.lines,
+            "last_seq": result.last_seq, "anchor_seq": result.head_seq, "problems": problems,
+            "warnings": warnings}, ok
+
+
+def render_verify(summary: dict[str, Any]) -> None:
+    """``ok: PATH: …`` or ``FAILED: PATH: …`` and one line per problem and warning."""
+    console = Console(highlight=False, soft_wrap=True)  # one problem per line, never wrapped
+    path = summary["path"]
+    if summary["ok"]:
+        console.print(f"[green]ok[/]: {path}: {summary['verdict']}")
+    else:
+        console.print(f"[red]FAILED[/]: {summary['verdict'] if summary['verdict'].startswith(path) else path + ': ' + summary['verdict']}")
+        if len(summary["problems"]) > 1 or not summary["verdict"].startswith(path):
+            for p in summary["problems"]:
+                console.print(f"  line {p['line']}: {p['kind']}: {p['message']}")
+    for w in summary["warnings"]:
+        where = f" line {w['line']}" if w["line"] else ""
+        console.print(f"  [yellow]warning[/]{where}: {w['kind']}: {w['message']}")
+
+
+def add_parser(subparsers: Any, parents: Any) -> argparse.ArgumentParser:
+    """Register ``audit`` and its sub-commands (``verify``)."""
+    p = subparsers.add_parser("audit", help="audit-log tools: verify",
+                              description="Tools for the hash-chained audit log.")
+    tools = p.add_subparsers(dest="audit_command", metavar="TOOL", required=True)
+    v = tools.add_parser("verify", parents=[parents.json], help="verify a hash-chained audit log",
+                         description="Verify a hash-chained audit log and its anchor: print ok or every "
+                                     "problem with its line number. Exit 0 when ok, 1 when not.")
+    v.add_argument("path", type=Path, metavar="PATH", help="the audit log (audit.jsonl in a state directory)")
+    v.set_defaults(handler=run_verify)
+    return p
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """Run ``audit verify`` with parsed ``args``."""
+    summary, ok = verify_summary(args.path)
+    if args.json:
+        print_json(summary)
+    else:
+        render_verify(summary)
+    return EXIT_OK if ok else EXIT_FAILED

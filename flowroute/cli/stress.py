@@ -1,0 +1,527 @@
+"""``flowroute stress``: many concurrent senders with duplicates, conflicting duplicates, bad
+input, live-mode intents, cancels and injected venue faults against one runtime; checks the
+invariants (``stress_invariants.py``) and reports throughput and latency."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import threading
+import time
+from collections import Counter, deque
+from concurrent.futures import Future
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Callable
+
+from loguru import logger
+from rich.console import Console
+from rich.table import Table
+
+from flowroute import CircuitStateChanged, ExecutionContext, OrderIntent, Quote, default_registry, utc_now
+from protocols.venues import FAULTS, FaultPlan
+
+from ._common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    FUTURE_TIMEOUT_S,
+    SYMBOL,
+    CliError,
+    announce,
+    configure_logging,
+    latency_summary,
+    latency_text,
+    load_cli_settings,
+    log_level_for,
+    make_console,
+    prepare_state,
+    print_json,
+    start_runtime,
+    wait_until,
+)
+from .stress_invariants import STRESS_ACCOUNT, Invariant, check_stress
+
+
+@dataclass
+class StressConfig:
+    """Parameters of a stress run (see :func:`run_stress`)."""
+
+    senders: int
+    orders: int
+    faults: str | None
+    seed: int
+    state_dir: Path | None
+    profile: str
+    fresh: bool = False
+    as_json: bool = False
+    #: at most this many unanswered operations per sender (0: open loop, no bound)
+    window: int = 8
+    #: mix thresholds (cumulative probabilities per operation)
+    p_dup: float = 0.05
+    p_conflict: float = 0.02
+    p_invalid: float = 0.02
+    p_live: float = 0.01
+    p_cancel: float = 0.05
+    #: budget of the stress account in quote currency (None: unlimited); checked, not binding, by default
+    budget: Decimal | None = Decimal("10000000")
+
+
+@dataclass
+class Op:
+    """One stress operation: ``kind`` in new/dup/conflict/invalid/live/cancel; ``future`` its
+    answer; ``original`` the op a duplicate repeats; ``intent`` what was submitted."""
+
+    kind: str
+    client_order_id: str
+    future: Future
+    intent: Any = None
+    original: "Op | None" = None
+
+
+class StressSender:
+    """One sender thread: ``count`` operations with a seeded mix (see :func:`run_stress`).
+
+    Randomness comes only from ``random.Random(f"{seed}:{index}")``; the interleaving of
+    threads (and so the runtime's order of arrival) is of course not deterministic.
+    """
+
+    def __init__(self, rt: Any, index: int, count: int, cfg: StressConfig, on_done: Callable[[Future], None]) -> None:
+        self.rt, self.index, self.count, self.cfg = rt, index, count, cfg
+        self.rng = random.Random(f"{cfg.seed}:{index}")
+        self.on_done = on_done
+        self.ops: list[Op] = []
+        self._originals: list[Op] = []
+        self._limits: list[Op] = []
+        self._n = 0
+        self._outstanding: deque[Future] = deque()
+        self.quote_every = max(25, 1000 // max(1, cfg.senders))
+        self.error: BaseException | None = None
+        #: set on Ctrl-C: the sender stops before its next operation
+        self.stop = threading.Event()
+
+    def _id(self) -> str:
+        self._n += 1
+        return f"s{self.index:02d}-{self._n:06d}"
+
+    def _ctx(self, mode: str = "paper") -> Any:
+        return ExecutionContext(mode=mode, account_id=STRESS_ACCOUNT, strategy_id=f"sender{self.index}", session_id="stress")
+
+    def _quote(self) -> None:
+        """Feed one synthetic BTC/USDT quote around 39433 (±5.00, from this sender's rng)."""
+        bid = Decimal("39433.00") + Decimal(self.rng.randint(-500, 500)) * Decimal("0.01")
+        self.rt.on_market(synthetic_quote(bid))
+
+    def _new_intent(self) -> Any:
+        rng = self.rng
+        side = "BUY" if rng.random() < 0.5 else "SELL"
+        qty = Decimal(rng.choice(("0.001", "0.002", "0.005")))
+        if rng.random() < 0.6:
+            return OrderIntent(client_order_id=self._id(), symbol=SYMBOL, side=side, order_type="MARKET", quantity=qty)
+        touch = self.rt.venue("paper").touch(SYMBOL)
+        ticks = Decimal(rng.randint(1, 200)) * Decimal("0.01")
+        if touch is None:
+            price = Decimal("39433.00") - ticks if side == "BUY" else Decimal("39433.01") + ticks
+        else:
+            price = touch.bid - ticks if side == "BUY" else touch.ask + ticks
+        return OrderIntent(client_order_id=self._id(), symbol=SYMBOL, side=side, order_type="LIMIT", quantity=qty,
+                           limit_price=price)
+
+    def _submit(self, kind: str, intent: Any, ctx: Any, original: Op | None = None) -> Op:
+        coid = intent["client_order_id"] if isinstance(intent, dict) else intent.client_order_id
+        future = self.rt.submit(intent, ctx)
+        return self._track(Op(kind, coid, future, intent, original))
+
+    def _track(self, op: Op) -> Op:
+        op.future.add_done_callback(self.on_done)
+        self.ops.append(op)
+        self._outstanding.append(op.future)
+        return op
+
+    def _respect_window(self) -> None:
+        """Block until fewer than ``cfg.window`` of this sender's operations are unanswered
+        (each wait bounded by ``FUTURE_TIMEOUT_S``; an unanswered one is left to the invariants)."""
+        window = self.cfg.window
+        if window <= 0:
+            return
+        outstanding = self._outstanding
+        while outstanding and outstanding[0].done():
+            outstanding.popleft()
+        while len(outstanding) >= window:
+            try:
+                outstanding[0].result(timeout=FUTURE_TIMEOUT_S)
+            except Exception:
+                pass
+            outstanding.popleft()
+            while outstanding and outstanding[0].done():
+                outstanding.popleft()
+
+    def run(self) -> None:
+        """Send every operation (thread body); a crash is kept in ``self.error``."""
+        try:
+            self._run()
+        except BaseException as exc:  # reported as a failed invariant, never silently lost
+            self.error = exc
+            logger.opt(exception=exc).error("stress sender {} crashed", self.index)
+
+    def _run(self) -> None:
+        cfg, rng = self.cfg, self.rng
+        c_dup = cfg.p_dup
+        c_conflict = c_dup + cfg.p_conflict
+        c_invalid = c_conflict + cfg.p_invalid
+        c_live = c_invalid + cfg.p_live
+        c_cancel = c_live + cfg.p_cancel
+        for k in range(self.count):
+            if self.stop.is_set():
+                return
+            self._respect_window()
+            if k and k % self.quote_every == 0:
+                self._quote()
+            u = rng.random()
+            if u < c_dup and self._originals:
+                orig = rng.choice(self._originals)
+                self._submit("dup", orig.intent, self._ctx(), orig)
+            elif u < c_conflict and self._originals:
+                orig = rng.choice(self._originals)
+                changed = orig.intent.model_copy(update={"quantity": orig.intent.quantity + Decimal("0.001")})
+                self._submit("conflict", changed, self._ctx(), orig)
+            elif c_conflict <= u < c_invalid:
+                base = {"client_order_id": self._id(), "symbol": SYMBOL, "side": "BUY"}
+                if rng.random() < 0.5:
+                    bad = {**base, "order_type": "MARKET", "quantity": "-0.001"}
+                else:
+                    bad = {**base, "order_type": "LIMIT", "quantity": "0.001"}
+                self._submit("invalid", bad, self._ctx())
+            elif c_invalid <= u < c_live:
+                self._submit("live", self._new_intent(), self._ctx("live"))
+            elif c_live <= u < c_cancel and self._cancelable():
+                target = self._cancelable()
+                self._limits.remove(target)
+                future = self.rt.cancel(target.client_order_id, STRESS_ACCOUNT)
+                self._track(Op("cancel", target.client_order_id, future, None, target))
+            else:
+                op = self._submit("new", self._new_intent(), self._ctx())
+                self._originals.append(op)
+                if op.intent.order_type.value == "LIMIT":
+                    self._limits.append(op)
+
+    def _cancelable(self) -> Op | None:
+        """The oldest of this sender's LIMIT orders whose report says it is resting, or None.
+
+        Like a trader, the sender only cancels what it knows is working: it waits (at most
+        ``FUTURE_TIMEOUT_S``) for the report of its oldest unanswered LIMIT; LIMITs that turn
+        out not to rest (filled, rejected, denied) are dropped from the candidates.
+        """
+        while self._limits:
+            op = self._limits[0]
+            try:
+                report = op.future.result(timeout=FUTURE_TIMEOUT_S)
+            except Exception:
+                return None  # still unanswered: no cancel now (the wait is the invariants' business)
+            if report.status.is_open:
+                return op
+            self._limits.pop(0)
+        return None
+
+
+def synthetic_quote(bid: Decimal) -> Any:
+    """A BTC/USDT quote at ``bid`` / ``bid + 0.01``, 50 BTC each side, stamped now (UTC)."""
+    return Quote(ts=utc_now(), symbol=SYMBOL, bid=bid, bid_size=Decimal(50), ask=bid + Decimal("0.01"),
+                 ask_size=Decimal(50))
+
+
+#: Why an order of the stress mix can be DENIED, per error code (README, "Errors").
+DENIAL_WHY: dict[str, str] = {
+    "E_EXEC_CIRCUIT_OPEN": "the venue's circuit breaker was open ({transitions} breaker transition(s); "
+                           "injected crashes, hangs and timeouts count as venue failures)",
+    "E_EXEC_THROTTLED": "the venue's throttle had no token within the wait",
+    "E_EXEC_RISK_DENIED": "a risk rule (budget, size or exposure limit) refused the order",
+    "E_EXEC_VALIDATION": "invalid intents (the mix sends them on purpose)",
+    "E_EXEC_POLICY_BLOCKED": "live-mode intents, blocked by the routing policy (sent on purpose)",
+    "E_EXEC_IDEMPOTENCY_CONFLICT": "conflicting duplicates of an earlier id (sent on purpose)",
+    "E_EXEC_DUPLICATE_IN_FLIGHT": "duplicates of an id still in flight (sent on purpose)",
+    "E_EXEC_ADAPTER_CRASHED": "the venue adapter crashed with the order in hand ({crashes} injected crash(es))",
+    "E_EXEC_NO_ADAPTER": "no adapter for the route",
+}
+#: Codes the mix provokes on purpose (bad input, blocked modes, duplicates).
+ON_PURPOSE = frozenset({"E_EXEC_VALIDATION", "E_EXEC_POLICY_BLOCKED", "E_EXEC_IDEMPOTENCY_CONFLICT",
+                        "E_EXEC_DUPLICATE_IN_FLIGHT"})
+
+
+def denial_reasons(ops: list[Op], *, breaker_transitions: int, fault_stats: dict | None) -> dict[str, Any]:
+    """Why orders were DENIED: ``{"total", "unexpected", "reasons": [{"code", "count", "why"}]}``,
+    most frequent code first; ``unexpected`` leaves out the codes the mix provokes on purpose."""
+    counts: Counter[str] = Counter()
+    for op in ops:
+        if op.kind == "cancel" or not op.future.done() or op.future.exception() is not None:
+            continue
+        report = op.future.result()
+        if report.status.value == "DENIED":
+            counts[report.error.code.value if report.error is not None else "no error code"] += 1
+    crashes = (fault_stats or {}).get("crash", 0)
+    reasons = [{"code": code, "count": n,
+                "why": DENIAL_WHY.get(code, "see the error code table in the README").format(
+                    transitions=breaker_transitions, crashes=crashes)}
+               for code, n in counts.most_common()]
+    return {"total": sum(counts.values()),
+            "unexpected": sum(n for code, n in counts.items() if code not in ON_PURPOSE),
+            "reasons": reasons}
+
+
+def run_stress(cfg: StressConfig, console: Console, log_level: str | None) -> tuple[dict, bool]:
+    """Drive a runtime (profile ``cfg.profile``) from ``cfg.senders`` threads; return
+    ``(summary, all_invariants_ok)``.
+
+    Mix per operation (each sender's own seeded rng): ~5% exact duplicates of an earlier order
+    of the same sender, ~2% conflicting duplicates (same id, quantity + 0.001), ~2% invalid
+    dict intents (negative quantity / LIMIT without price), ~1% live-mode intents, ~5% cancels
+    of the sender's resting LIMIT orders, the rest new paper orders (60% MARKET, 40% LIMIT
+    1–200 ticks behind the touch; 0.001/0.002/0.005 BTC). One synthetic quote is fed before the
+    senders start and each sender feeds another every ``max(25, 1000 // senders)`` operations.
+    Each sender keeps at most ``cfg.window`` operations unanswered (closed loop, like a real
+    order sender; ``0`` = open loop: fire everything and collect at the end).
+
+    Invariants: every_intent_one_final_report, no_duplicate_venue_submission,
+    duplicates_replayed_or_conflict (a duplicate of an order that was DENIED before any venue
+    call is exempt: its claim was released, so the id is free again), invalid_rejected,
+    positions_equal_fills; with faults also all_unknown_resolved, adapters_healthy_at_end and,
+    when crash or hang rates are > 0, restarts_happened.
+    """
+    if cfg.senders < 1 or cfg.orders < 1:
+        raise CliError("--senders and --orders must be >= 1")
+    plan = None
+    if cfg.faults:
+        try:
+            plan = FaultPlan.parse(cfg.faults, seed=cfg.seed)
+        except ValueError as exc:
+            raise CliError(f"--faults: {exc}") from exc
+    overrides = {"risk": {"budgets": {STRESS_ACCOUNT: str(cfg.budget)}}} if cfg.budget is not None else {}
+    settings = load_cli_settings(cfg.profile, cfg.state_dir, **overrides)
+    configure_logging(log_level_for(log_level, cfg.as_json, settings))
+    removed = prepare_state(Path(settings.state_dir), cfg.fresh)
+    rt = start_runtime(settings, registry=default_registry(faults=plan), seed=cfg.seed)
+    announce("stress", rt, settings, cfg.profile)
+    transitions: list[str] = []
+    sub = rt.subscribe(lambda e: transitions.append(f"{e.from_state}->{e.to_state}"), CircuitStateChanged)
+    done_lock = threading.Lock()
+    done = [0]
+
+    def on_done(_: Future) -> None:
+        with done_lock:
+            done[0] += 1
+
+    interrupted = False
+    try:
+        rt.on_market(synthetic_quote(Decimal("39433.00")))
+        per = [cfg.orders // cfg.senders + (1 if i < cfg.orders % cfg.senders else 0) for i in range(cfg.senders)]
+        senders = [StressSender(rt, i, n, cfg, on_done) for i, n in enumerate(per)]
+        threads = [threading.Thread(target=s.run, name=f"stress-sender-{s.index}", daemon=True) for s in senders]
+        budget_s = 120.0 + cfg.orders / 200.0
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(TextColumn("[bold]stress"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=make_console(stderr=True), disable=cfg.as_json, transient=False)
+        t0 = time.perf_counter()
+        with progress:
+            task = progress.add_task("reports", total=cfg.orders)
+            for th in threads:
+                th.start()
+            deadline = time.monotonic() + budget_s
+            try:
+                while time.monotonic() < deadline:
+                    with done_lock:
+                        n = done[0]
+                    progress.update(task, completed=n)
+                    if n >= cfg.orders and not any(th.is_alive() for th in threads):
+                        break
+                    if not any(th.is_alive() for th in threads) and n >= sum(len(s.ops) for s in senders):
+                        break
+                    time.sleep(0.05)
+            except KeyboardInterrupt:  # Ctrl-C: stop sending, collect what was sent, summarise it
+                interrupted = True
+                for sender in senders:
+                    sender.stop.set()
+                deadline = time.monotonic() + 2 * FUTURE_TIMEOUT_S
+            for th in threads:
+                th.join(timeout=max(0.1, deadline - time.monotonic()))
+            ops = [op for s in senders for op in s.ops]
+            for op in ops:
+                try:
+                    op.future.result(timeout=max(0.01, deadline - time.monotonic()))
+                except Exception:
+                    pass
+            progress.update(task, completed=sum(1 for op in ops if op.future.done()))
+        elapsed = time.perf_counter() - t0
+        resolved_in_time = all(op.future.done() for op in ops) and (interrupted or len(ops) == cfg.orders)
+        rt.flush()
+        unknown_settled = wait_until(lambda: rt.stats()["unknown_open"] == 0, 30.0, 0.1)
+        healthy_settled = wait_until(lambda: all(c.state == "running" for c in rt.health().children), 10.0, 0.1)
+        rt.flush()
+        sender_errors = [f"sender {s.index}: {s.error!r}" for s in senders if s.error is not None]
+        invariants = check_stress(rt, ops, faults=plan, resolved_in_time=resolved_in_time, sender_errors=sender_errors,
+                                  unknown_settled=unknown_settled, healthy_settled=healthy_settled)
+        st = rt.stats()
+        health = rt.health()
+        latencies = [r.latency_us for op in ops if op.kind != "cancel" and op.future.done()
+                     for r in (op.future.result(),)
+                     if not r.replay and r.status.value != "DENIED" and r.latency_us]
+        venue = rt.venue("paper")
+        fault_stats = venue.stats() if plan is not None and hasattr(type(venue), "stats") else None
+        kinds = Counter(op.kind for op in ops)
+        summary = {
+            "command": "stress",
+            "interrupted": interrupted,
+            "senders": cfg.senders,
+            "window": cfg.window,
+            "intents": len(ops),
+            "requested": cfg.orders,
+            "mix": dict(sorted(kinds.items())),
+            "final_reports": sum(1 for op in ops if op.future.done()),
+            "venue_duplicate_submissions": venue.duplicate_submissions(),
+            "venue_submissions": sum(venue.submission_counts().values()),
+            "invariants": {i.name: i.ok for i in invariants},
+            "invariant_details": {i.name: i.detail for i in invariants},
+            "throughput_per_s": round(len(ops) / elapsed, 1) if elapsed > 0 else None,
+            "latency_us": latency_summary(latencies),
+            "restarts": sum(c.restarts for c in health.children),
+            "unknown_resolved": st["unknown_resolved"],
+            "unknown_open": st["unknown_open"],
+            "pending_cancel_at_end": st["orders_by_status"].get("PENDING_CANCEL", 0),
+            "breaker_transitions": len(transitions),
+            "breaker_states": dict(health.breakers),
+            "orders_by_status": st["orders_by_status"],
+            "fills_total": st["fills_total"],
+            "errors_by_code": dict(sorted(st["errors_by_code"].items())),
+            "denied": denial_reasons(ops, breaker_transitions=len(transitions), fault_stats=fault_stats),
+            "faults": str(plan) if plan is not None else None,
+            "fault_stats": fault_stats,
+            "seed": cfg.seed,
+            "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "cpu_count": os.cpu_count(),
+            "seconds": round(elapsed, 3),
+            "state_dir": str(settings.state_dir),
+            "state_files_removed": [p.name for p in removed],
+        }
+    finally:
+        try:
+            sub.unsubscribe()
+        finally:
+            rt.stop()
+    return summary, all(i.ok for i in invariants) and not interrupted
+
+
+def render_stress_summary(console: Console, s: dict) -> None:
+    """Print the stress summary ``s`` with one PASS/FAIL line per invariant."""
+    console.rule(f"[bold]flowroute stress[/] — {s['senders']} senders, {s['intents']} intents, faults {s['faults'] or 'none'}")
+    if s.get("interrupted"):
+        console.print(f"[yellow]interrupted[/]: partial summary of {s['intents']:,} of {s['requested']:,} operations sent before Ctrl-C")
+    console.print(f"mix: {s['mix']}")
+    console.print(f"final reports: {s['final_reports']}/{s['intents']}  venue submissions: {s['venue_submissions']}"
+                  f"  venue duplicate submissions: {s['venue_duplicate_submissions']}")
+    console.print(f"orders by status: {s['orders_by_status']}  fills: {s['fills_total']}")
+    console.print(f"errors by code: {s['errors_by_code']}")
+    if s["fault_stats"]:
+        console.print(f"injected: {s['fault_stats']}")
+    if s["pending_cancel_at_end"]:
+        console.print(f"[yellow]orders still PENDING_CANCEL at the end: {s['pending_cancel_at_end']}[/]")
+    console.print(f"restarts: {s['restarts']}  unknown resolved: {s['unknown_resolved']}  breaker transitions: "
+                  f"{s['breaker_transitions']}  breakers: {s['breaker_states']}")
+    denied = s["denied"]
+    if denied["total"]:
+        color = "yellow" if denied["unexpected"] * 10 > max(1, s["intents"]) else "default"
+        console.print(f"[{color}]denied: {denied['total']:,} of {s['intents']:,}[/] "
+                      f"({denied['unexpected']:,} not sent as bad input on purpose)")
+        for reason in denied["reasons"]:
+            console.print(f"  {reason['count']:,} {reason['code']}: {reason['why']}")
+    console.print(f"throughput: {s['throughput_per_s']} intents/s over {s['seconds']} s; latency µs "
+                  f"{latency_text(s['latency_us'])}; CPU affinity {s['affinity']} of {s['cpu_count']}")
+    t = Table(title="invariants")
+    t.add_column("invariant")
+    t.add_column("result")
+    t.add_column("detail")
+    for name, ok in s["invariants"].items():
+        t.add_row(name, "[green]PASS[/]" if ok else "[red]FAIL[/]", s["invariant_details"][name])
+    console.print(t)
+
+
+
+# --------------------------------------------------------------------------------------
+# the command
+# --------------------------------------------------------------------------------------
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return value
+
+
+def _budget(text: str) -> Decimal | None:
+    if text.lower() == "none":
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = Decimal(0)
+    if not value.is_finite() or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of USDT or 'none', got {text!r}")
+    return value
+
+
+def _faults(text: str) -> str:
+    try:
+        FaultPlan.parse(text, seed=0)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def add_parser(subparsers: Any, parents: Any) -> argparse.ArgumentParser:
+    """Register ``stress``."""
+    p = subparsers.add_parser(
+        "stress", parents=[parents.json, parents.log, parents.settings, parents.fresh], help="many concurrent senders, duplicates, bad input and faults; invariant checks",
+        description="Drive one runtime from many threads with duplicates, cancels, bad input and injected "
+                    "venue faults; check the invariants; report throughput and latency. Exit 1 when an "
+                    "invariant fails.")
+    p.add_argument("--senders", type=_positive, default=8, help="concurrent sender threads (default %(default)s)")
+    p.add_argument("--orders", type=_positive, default=10000,
+                   help="operations in total: submits, duplicates, cancels, bad input (default %(default)s)")
+    p.add_argument("--faults", type=_faults, metavar="PLAN",
+                   help='injected venue faults, e.g. "crash=0.001,hang=0.0005,ambiguous=0.002,transient=0.02,reject=0.01" '
+                        "(kinds: " + ", ".join(FAULTS) + "; hang_s, slow_s: seconds)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the mix, the faults and the jitter (default %(default)s)")
+    p.add_argument("--window", type=_non_negative, default=8,
+                   help="max unanswered operations per sender; 0 = open loop (default %(default)s)")
+    p.add_argument("--budget", type=_budget, default=Decimal("10000000"), metavar="USDT",
+                   help="budget of the stress account in USDT, or 'none' (default 10000000)")
+    p.set_defaults(handler=run, default_profile="stress")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``stress`` with parsed ``args``; the exit code (1 when an invariant failed)."""
+    cfg = StressConfig(senders=args.senders, orders=args.orders, faults=args.faults, seed=args.seed,
+                       state_dir=args.state_dir, profile=args.profile, fresh=args.fresh, as_json=args.json,
+                       window=args.window, budget=args.budget)
+    summary, ok = run_stress(cfg, make_console(stderr=args.json), args.log_level)
+    if args.json:
+        print_json(summary)
+    else:
+        render_stress_summary(make_console(), summary)
+    if summary.get("interrupted"):
+        return EXIT_INTERRUPTED
+    return EXIT_OK if ok else EXIT_FAILED
