@@ -14,6 +14,7 @@ from loguru import logger as _logger
 from ._books import Position
 from ._breaker import BreakerSnapshot, BreakerState
 from ._clock import Clock, FakeClock, RealClock
+from ._hooks import HookDenial, PreTradeCheck, PreTradeHook
 from ._registry import AdapterRegistry, default_registry
 from ._risk import TradingState
 from ._runtime import Runtime, Subscription
@@ -27,7 +28,10 @@ __all__ = [
     "Clock",
     "FakeClock",
     "Health",
+    "HookDenial",
     "Position",
+    "PreTradeCheck",
+    "PreTradeHook",
     "RealClock",
     "Runtime",
     "Subscription",

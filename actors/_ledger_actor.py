@@ -12,6 +12,7 @@ appended to the audit log and journaled. Queries are asks that return frozen sna
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import Future
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from dataclasses import replace
@@ -37,7 +38,8 @@ from protocols import (
 from protocols import OrderCancelRejected, OrderDenied
 
 from . import _crashpoints
-from ._base import FlowActor, resolve, tell
+from ._base import FlowActor, now_ns, resolve, tell
+from ._hooks import PreTradeCheck, run_hooks
 from ._inbox import wake
 from ._books import FillOutcome, OrderRecord, PositionBook, Transition, arrival_price
 from ._messages import (
@@ -49,6 +51,7 @@ from ._messages import (
     GetPositions,
     ListOrders,
     MarketData,
+    OpenAgeCheck,
     OrderFinished,
     OrderReconciledWith,
     OrderSent,
@@ -93,6 +96,8 @@ def reserved_notional(cause: str) -> Decimal | None:
     return value if value.is_finite() and value >= 0 else None
 
 
+#: statuses an open-age limit applies to: the order is working at its venue
+_AGED = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_CANCEL})
 #: statuses watched by the in-flight check loop
 _WATCHED = frozenset({OrderStatus.SUBMITTING, OrderStatus.PENDING_CANCEL})
 _UNKNOWN_EXIT = {
@@ -130,9 +135,18 @@ class LedgerActor(FlowActor):
         shadow_adapters: frozenset[str] = frozenset(),
         quiet_interval_s: float = 1.0,
         quiet_threshold_s: float = 5.0,
+        hooks: tuple = (),
+        max_open_age_s: float | None = None,
         **kw,
     ) -> None:
         super().__init__(**kw)
+        #: pre-trade hooks (actors/_hooks.py), run after the built-in risk rules; empty = no cost
+        self._hooks = tuple(hooks)
+        #: orders.max_open_age_s: open orders are canceled at their venue past this age (None: never)
+        self._max_open_age_s = max_open_age_s
+        #: client order id -> clock time it became open, in that order (the oldest first)
+        self._open_since: dict[str, float] = {}
+        self._age_timer = None
         self._clock = clock
         self._shadow_adapters = frozenset(shadow_adapters)
         self._quiet_interval_s = quiet_interval_s
@@ -175,8 +189,9 @@ class LedgerActor(FlowActor):
         self._recording = self._audit is not None or self._journal is not None
 
     def on_stop(self) -> None:
-        if self._quiet_timer is not None:
-            self._quiet_timer.cancel()
+        for timer in (self._quiet_timer, self._age_timer):
+            if timer is not None:
+                timer.cancel()
         self._flush()
         if self._audit is not None:
             self._audit.close()
@@ -254,23 +269,34 @@ class LedgerActor(FlowActor):
         rec = OrderRecord.from_intent(intent, account_id, route=order.route, arrival_px=arrival_price(intent.side, touch))
         self._orders[intent.client_order_id] = rec
         if not decision.approved:
-            self._errors[f"risk:{decision.rule}"] += 1
-            if self._metrics is not None:
-                self._metrics.rejected(f"risk:{decision.rule}")
-            report = error_report(order, ErrorCode.E_EXEC_RISK_DENIED, decision.reason)
-            rec.error = report.error
-            self._transition(rec, E.DENIED, f"risk: {decision.rule}", report=report)
-            tell(self._idempotency, CompleteOrder(account_id, intent.client_order_id, report))
-            resolve(order.reply, report)
+            self._deny_risk(order, rec, decision.rule, decision.reason)
             return
         if decision.adjusted_limit_price is not None:
             intent = intent.model_copy(update={"limit_price": decision.adjusted_limit_price})
             rec.limit_price = decision.adjusted_limit_price
+        if self._hooks:  # the caller's own rules, after the built-in ones approved (actors/_hooks.py)
+            denial = run_hooks(self._hooks, PreTradeCheck(
+                intent, order.context, self._books.net_qty(book, intent.symbol), touch, self._risk.state.value, decision.reserved))
+            if denial is not None:
+                self._risk.release(book, intent.client_order_id)
+                self._deny_risk(order, rec, denial.code, f"{denial.code}: {denial.reason}")
+                return
         self._transition(rec, E.RESERVED, f"{_RESERVED_CAUSE}{decision.reserved}")
         forwarded = order.evolve(intent=intent, arrival_px=rec.arrival_px)
         if not tell(order.gate, forwarded):
             self._risk.release(book, intent.client_order_id)
             self._deny_stage(order, ErrorCode.E_EXEC_NO_ADAPTER, "circuit breaker actor unavailable", record=True)
+
+    def _deny_risk(self, order: SubmitOrder, rec: OrderRecord, rule: str, reason: str) -> None:
+        """DENIED by a risk rule or a pre-trade hook: E_EXEC_RISK_DENIED, counted as ``risk:<rule>``."""
+        self._errors[f"risk:{rule}"] += 1
+        if self._metrics is not None:
+            self._metrics.rejected(f"risk:{rule}")
+        report = error_report(order, ErrorCode.E_EXEC_RISK_DENIED, reason)
+        rec.error = report.error
+        self._transition(rec, E.DENIED, f"risk: {rule}", report=report)
+        tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
+        resolve(order.reply, report)
 
     def _deny_stage(self, order: SubmitOrder, code: ErrorCode, message: str, *, record: bool) -> None:
         report = error_report(order, code, message)
@@ -405,7 +431,7 @@ class LedgerActor(FlowActor):
             resolve(cancel.reply, snapshot.model_copy(update={"error": ExecError.of(ErrorCode.E_EXEC_VALIDATION, message)}))
             return
         if rec.status is not OrderStatus.PENDING_CANCEL:
-            self._transition(rec, E.CANCEL_REQUESTED, "cancel requested")
+            self._transition(rec, E.CANCEL_REQUESTED, f"cancel requested: {cancel.reason}" if cancel.reason else "cancel requested")
         if not tell(self._router, replace(cancel, adapter_id=rec.adapter_id, account_id=rec.account_id)):
             resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_INTERNAL, "router unavailable", status=rec.status))
 
@@ -564,6 +590,8 @@ class LedgerActor(FlowActor):
                 self._arm_quiet_check()
             else:
                 self._watched.pop(rec.client_order_id, None)
+            if self._max_open_age_s is not None:
+                self._track_open_age(rec)
         for t in new:
             if self._recording:
                 self._pending_rows.append((rec, t))
@@ -622,6 +650,42 @@ class LedgerActor(FlowActor):
             logger.info("{} order(s) quiet on {} for {:g} s: asking the venue", len(ids), adapter_id, self._quiet_threshold_s)
             tell(self._router, ForwardReconcile(adapter_id, tuple(ids)))
         self._arm_quiet_check()
+
+    # -- open-age limit (orders.max_open_age_s; seed 002's order timeout) -----------------
+    def _track_open_age(self, rec: OrderRecord) -> None:
+        cl_id = rec.client_order_id
+        if rec.status.is_terminal:
+            self._open_since.pop(cl_id, None)
+        elif rec.status in _AGED and cl_id not in self._open_since:
+            self._open_since[cl_id] = self._clock.monotonic()
+            self._arm_age_check()
+
+    def _arm_age_check(self) -> None:
+        if self._age_timer is None and self._open_since:
+            oldest = next(iter(self._open_since.values()))
+            delay = max(0.0, oldest + self._max_open_age_s - self._clock.monotonic())
+            ref = self.actor_ref
+            self._age_timer = self._clock.call_later(delay, lambda: tell(ref, OpenAgeCheck()))
+
+    def handle_OpenAgeCheck(self, message: OpenAgeCheck) -> None:
+        """Cancel, at their venue, the orders open for ``max_open_age_s`` or longer (oldest first).
+
+        An order already PENDING_CANCEL is left to its cancel; one whose cancel the venue refused
+        (back to working) is canceled again one more age later."""
+        self._age_timer = None
+        now, age = self._clock.monotonic(), self._max_open_age_s
+        while self._open_since:
+            cl_id, since = next(iter(self._open_since.items()))
+            if now - since < age:
+                break
+            del self._open_since[cl_id]
+            rec = self._orders.get(cl_id)
+            if rec is None or rec.status not in _AGED or rec.status is OrderStatus.PENDING_CANCEL:
+                continue
+            logger.info("order {} open for {:g} s (max_open_age_s): canceling it at {}", cl_id, now - since, rec.adapter_id)
+            self.handle_CancelOrder(CancelOrder(cl_id, rec.account_id, Future(), now_ns(),
+                                                reason=f"open longer than max_open_age_s ({age:g} s)"))
+        self._arm_age_check()
 
     def _book_of(self, account_id: str, adapter_id: str) -> str:
         """The position/risk book of an order: the account itself, or ``<account>@<adapter>`` for a

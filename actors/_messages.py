@@ -102,6 +102,8 @@ class CancelOrder:
     t0_ns: int
     adapter_id: str = ""
     gate: pykka.ActorRef | None = None
+    #: why the runtime itself cancels (e.g. the open-age limit); "" for a caller's cancel
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,6 +502,11 @@ class RestoreLedger:
     """Boot, after a restart: rebuild these journaled orders (``RecoveredOrder``) before any new order."""
 
     orders: tuple
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAgeCheck:
+    """Timer: cancel the orders open longer than ``orders.max_open_age_s`` (ledger)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import pykka
 from loguru import logger
@@ -50,6 +50,7 @@ from protocols import (
 from ._adapter_actor import AdapterActor, AdapterPolicy, InDoubt
 from ._audit import AuditLog
 from ._dispatcher import Dispatcher
+from ._hooks import PreTradeHook, validate_hooks
 from ._base import ASK_TIMEOUT_S, now_ns, resolve, tell
 from ._books import Position
 from ._breaker import BreakerConfig
@@ -170,23 +171,27 @@ class Runtime:
         registry: AdapterRegistry | None = None,
         clock: Clock | None = None,
         seed: int = 0,
+        hooks: Iterable[PreTradeHook] | None = None,
     ) -> "Runtime":
         """Start a runtime with ``settings`` (a ``config.Settings``; default: ``load_settings()``).
 
         ``registry``: adapter builders (default: paper, shadow, dry_run); ``clock``: injected
         time source (default: a real clock with its own timer thread); ``seed``: seeds retry
-        and restart jitter. Raises ``ValueError`` when the routing policy names an adapter
+        and restart jitter; ``hooks``: pre-trade hooks ``hook(PreTradeCheck) -> HookDenial | None``
+        run in the risk step after the built-in rules (``actors/_hooks.py``; README "Features").
+        Raises ``ValueError`` for a hook that is not callable, when the routing policy names an adapter
         that is not registered, or when an adapter cannot be built; nothing is left running.
         """
         if settings is None:
             from config import load_settings
 
             settings = load_settings()
+        checked_hooks = validate_hooks(hooks)
         rt = cls()
-        rt._boot(settings, registry or default_registry(), clock, seed)
+        rt._boot(settings, registry or default_registry(), clock, seed, checked_hooks)
         return rt
 
-    def _boot(self, settings: Any, registry: AdapterRegistry, clock: Clock | None, seed: int) -> None:
+    def _boot(self, settings: Any, registry: AdapterRegistry, clock: Clock | None, seed: int, hooks: tuple = ()) -> None:
         self.settings = settings
         self.runtime_id = next(_runtime_ids)
         self._own_clock = clock is None
@@ -269,6 +274,7 @@ class Runtime:
                 shadow_adapters=frozenset(a for m, a in policy.items() if m in ("shadow", "shadow_run")),
                 quiet_threshold_s=max([settings.reconcile.quiet_threshold_s,
                                        *(settings.for_adapter(a).timeouts.attempt_s * 2 for a in self._venues)]),
+                hooks=hooks, max_open_age_s=settings.orders.max_open_age_s,
                 child_name=f"{p}-ledger", startup_errors=boot_errors, dispatcher=journaled))
             self.idempotency = self._track(IdempotencyStoreActor.start(
                 store_factory=journal_factory, ttl_s=settings.idempotency.ttl_s, ledger=self.ledger,

@@ -67,6 +67,7 @@ __all__ = [
     "JournalSettings",
     "LoggingSettings",
     "MetricsSettings",
+    "OrderSettings",
     "PaperSettings",
     "ReconcileSettings",
     "RetrySettings",
@@ -391,6 +392,14 @@ class RiskSettings(_Section):
         return value
 
 
+class OrderSettings(_Section):
+    """Order lifecycle policies (README "Features"): open-age limit, partial-fill remainder."""
+
+    max_open_age_s: Seconds | None = Field(
+        None, description="Cancel an order at its venue once it has been open (accepted, working) this long (seconds; None = never)."
+    )
+
+
 class InstrumentSettings(_Section):
     """Venue filters of one symbol (Binance PRICE_FILTER / LOT_SIZE / MIN_NOTIONAL)."""
 
@@ -567,6 +576,7 @@ class Settings(BaseSettings):
     supervisor: SupervisorSettings = Field(default_factory=SupervisorSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
+    orders: OrderSettings = Field(default_factory=OrderSettings)
     paper: PaperSettings = Field(default_factory=PaperSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)

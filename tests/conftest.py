@@ -181,16 +181,16 @@ def _prewarm_journal(settings: Any) -> None:
 @pytest.fixture
 def make_runtime(settings_factory):
     """``make(settings=None, *, registry=None, clock=None, seed=0, durable=False, prewarm_journal=True,
-    **overrides)``; every runtime it starts is stopped at teardown."""
+    hooks=None, **overrides)``; every runtime it starts is stopped at teardown."""
     started: list[Runtime] = []
 
     def make(settings: Any = None, *, registry: AdapterRegistry | None = None, clock: Any = None, seed: int = 0,
-             durable: bool = False, prewarm_journal: bool = True, **overrides: Any) -> Runtime:
+             durable: bool = False, prewarm_journal: bool = True, hooks: Any = None, **overrides: Any) -> Runtime:
         if settings is None:
             settings = settings_factory(durable=durable, **overrides)
         if settings.journal.enabled and prewarm_journal:
             _prewarm_journal(settings)
-        rt = Runtime.start(settings, registry=registry, clock=clock, seed=seed)
+        rt = Runtime.start(settings, registry=registry, clock=clock, seed=seed, hooks=hooks)
         started.append(rt)
         return rt
 
