@@ -41,7 +41,7 @@ from protocols import (
     VenueOrderState,
 )
 
-from ._journal import Completion, FillRow, OrderEventRow, SQLiteJournal
+from ._journal import Completion, FillRow, JournalStore, OrderEventRow
 
 _FETCH_TRIES = 5
 
@@ -88,7 +88,7 @@ class RecoveryReport:
         return [o for o in self.orders if o.outcome != "unchanged"]
 
 
-def recover(journal: SQLiteJournal, venues: dict[str, Any], ledger_journal: SQLiteJournal | None = None,
+def recover(journal: JournalStore, venues: dict[str, Any], ledger_journal: JournalStore | None = None,
             wall: Callable[[], float] = time.time) -> RecoveryReport:
     """Rebuild and reconcile from ``journal`` against ``venues`` (adapter id → BrokerAdapter).
 

@@ -58,7 +58,7 @@ from ._circuit_breaker_actor import CircuitBreakerActor
 from ._clock import Clock, RealClock
 from ._event_bus_actor import EventBusActor
 from ._idempotency_actor import IdempotencyStoreActor
-from ._journal import MemoryJournal, SQLiteJournal
+from ._journal import JournalError, JournalStore, MemoryJournal, SQLiteJournal
 from ._ledger_actor import LedgerActor
 from ._messages import (
     BreakerCommand,
@@ -232,21 +232,27 @@ class Runtime:
         ledger_path = state_dir / "ledger.sqlite" if durable else None
         self.ledger_journal_path = ledger_path
 
-        def journal_factory() -> SQLiteJournal | MemoryJournal:
+        def journal_factory() -> JournalStore:
             if journal_path is None:
                 return MemoryJournal()
             return SQLiteJournal(journal_path, synchronous=sync, file_mode=mode)
 
-        def ledger_journal_factory() -> SQLiteJournal:
+        def ledger_journal_factory() -> JournalStore:
             return SQLiteJournal(ledger_path, synchronous=sync, file_mode=mode)
+
+        #: the shared PostgreSQL journal (journal.url), else None: the SQLite files above
+        self.pg = self._open_pg(settings) if durable and settings.journal.url else None
+        if self.pg is not None:
+            self.journal_path = self.ledger_journal_path = None
+            journal_factory = ledger_journal_factory = self.pg.journal
 
         boot_errors: list[str] = []
         try:
             self.recovery = None
             if durable:
                 # opened here first: creates the schemas before the actors open them
-                journal = SQLiteJournal(journal_path, synchronous=sync, file_mode=mode)
-                ledger_journal = SQLiteJournal(ledger_path, synchronous=sync, file_mode=mode)
+                journal = journal_factory()
+                ledger_journal = ledger_journal_factory()
                 try:
                     self.recovery = recover(journal, self._venues, ledger_journal, wall=lambda: self.clock.now().timestamp())
                 finally:
@@ -328,8 +334,24 @@ class Runtime:
             raise
         self._stopped = False
         logger.info("runtime {} started: adapters {}, journal {}", self.runtime_id, ", ".join(self._venues),
-                    journal_path if journal_path else "in memory")
+                    self.pg if self.pg is not None else journal_path if journal_path else "in memory")
         logger.debug("runtime {} settings: {}", self.runtime_id, settings.redacted_dict())
+
+    def _open_pg(self, settings: Any) -> Any:
+        """Open the shared PostgreSQL journal (``journal.url``); a clear ValueError when it cannot be used."""
+        from ._pg_journal import PostgresBackend
+
+        j = settings.journal
+        try:
+            return PostgresBackend.open(j.url, lease_s=j.lease_s, pool_max=j.pool_max, connect_timeout_s=j.connect_timeout_s)
+        except ImportError as exc:
+            error = f"journal.url needs psycopg and psycopg-pool (pip install 'psycopg[binary]' psycopg-pool): {exc}"
+        except JournalError as exc:
+            error = str(exc)
+        self._close_venues()
+        if self._own_clock:
+            self.clock.close()
+        raise ValueError(f"runtime refused to start: {error}") from None
 
     def _adapter_factory(self, adapter_id: str, venue: Any, policy: AdapterPolicy, seed: int) -> Callable[[int, tuple], pykka.ActorRef]:
         clock, gate, ledger, idempotency, supervisor, metrics = self.clock, self.gates[adapter_id], self.ledger, self.idempotency, self.supervisor, self.metrics
@@ -638,6 +660,8 @@ class Runtime:
                     pass
         if getattr(self, "_core", None) is not None:
             self._core.close(timeout=remaining())
+        if getattr(self, "pg", None) is not None:
+            self.pg.close()
         if getattr(self, "_own_clock", False):
             self.clock.close()
         self._close_venues()

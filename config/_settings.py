@@ -114,7 +114,7 @@ class ConfigError(ValueError):
                 message = "unknown setting (no such key)"
             elif message.startswith("Value error, "):
                 message = message[len("Value error, ") :]
-            if loc and loc[0] not in _SECRET_FIELDS and "input" in err and err.get("type") != "extra_forbidden":
+            if loc and loc[0] not in _SECRET_FIELDS and key != "journal.url" and "input" in err and err.get("type") != "extra_forbidden":
                 shown = repr(err["input"])
                 if len(shown) <= 80 and not isinstance(err["input"], dict):
                     message = f"{message} (got {shown})"
@@ -176,6 +176,29 @@ class JournalSettings(_Section):
     file_mode: Annotated[int, BeforeValidator(_octal_mode)] = Field(
         0o600, description="Permission bits of journal files (octal; SPEC §15: 0600)."
     )
+    url: str | None = Field(
+        None,
+        description="PostgreSQL journal shared by several runtime processes (postgresql://user:pass@host/db); "
+        "unset = the SQLite journal in state_dir. Its password is never logged.",
+    )
+    lease_s: float = Field(
+        15.0, gt=0, allow_inf_nan=False,
+        description="PostgreSQL: seconds a process owns its in-flight orders without renewing (renewed every lease_s/3).",
+    )
+    pool_max: int = Field(8, ge=2, le=100, description="PostgreSQL: most connections one process holds (count).")
+    connect_timeout_s: float = Field(
+        5.0, gt=0, allow_inf_nan=False, description="PostgreSQL: seconds to wait for the server at start."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url_ok(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        value = value.strip()
+        if not re.match(r"^postgres(ql)?://", value):
+            raise ValueError("must be a postgresql:// URL (or unset for the SQLite journal)")
+        return value
 
     @field_validator("file_mode")
     @classmethod
@@ -668,6 +691,9 @@ class Settings(BaseSettings):
         Decimals are strings, paths strings, tuples lists.
         """
         data = self.model_dump(mode="json")
+        url = data.get("journal", {}).get("url")
+        if url:
+            data["journal"]["url"] = re.sub(r"^(postgres(?:ql)?://[^:/@]*):[^@]*@", r"\1:" + _REDACTED + "@", url)
         for name in _SECRET_FIELDS:
             if data.get(name) is not None:
                 data[name] = _REDACTED

@@ -233,3 +233,23 @@ def settle(rt: Runtime) -> None:
 def child(rt: Runtime, name: str):
     """The ``ChildHealth`` of supervised child ``name``."""
     return next(c for c in rt.health().children if c.name == name)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL cluster for the whole session (``tests/_pgcluster.py``): initdb +
+    pg_ctl in a temp dir, unix socket only; stopped and removed at the end."""
+    from _pgcluster import PgCluster
+
+    cluster = PgCluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster) -> str:
+    """The URL of a fresh, empty database in the session's cluster (one per test)."""
+    return pg_cluster.create_database()

@@ -1,4 +1,5 @@
-"""Idempotency and persist-before-submit (SPEC §8), runtime level, with a real SQLite journal."""
+"""Idempotency and persist-before-submit (SPEC §8), runtime level, over both durable journals:
+a real SQLite file and a real PostgreSQL database (``pg_url``: a throwaway cluster)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,15 @@ from _adapters import TestAdapter
 from conftest import ctx, limit, market, quote, registry_of, wait_until
 
 
-def journal_row(path: Path, account_id: str, client_order_id: str) -> tuple | None:
+def journal_row(rt, account_id: str, client_order_id: str) -> tuple | None:
     """(status, fingerprint) of the idempotency record, read through a separate connection."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    if rt.pg is not None:
+        import psycopg
+
+        with psycopg.connect(rt.settings.journal.url) as pg:
+            return pg.execute("SELECT status, fingerprint FROM flowroute.idempotency WHERE account_id = %s "
+                              "AND client_order_id = %s", (account_id, client_order_id)).fetchone()
+    conn = sqlite3.connect(f"file:{rt.journal_path}?mode=ro", uri=True, timeout=5)
     try:
         return conn.execute("SELECT status, fingerprint FROM idempotency WHERE account_id = ? AND client_order_id = ?",
                             (account_id, client_order_id)).fetchone()
@@ -29,6 +36,19 @@ def journal_row(path: Path, account_id: str, client_order_id: str) -> tuple | No
 
 
 FULL = {"synchronous": "FULL"}  # the SPEC default: a real, durable SQLite journal file
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_runtime(request, make_runtime):
+    """conftest's ``make_runtime``, once with the SQLite journal and once with ``journal.url`` set."""
+    if request.param == "sqlite":
+        return make_runtime
+    url = request.getfixturevalue("pg_url")
+
+    def make(*args, journal=None, **kwargs):
+        return make_runtime(*args, journal={**(journal or {}), "url": url}, **kwargs)
+
+    return make
 
 
 @pytest.fixture
@@ -54,7 +74,7 @@ def test_repeat_after_completion_is_a_replay_and_the_venue_saw_it_once(paper_rt)
     assert rt.venue("paper").submission_counts() == {"idem-1": 1}
     assert len(rt.venue("paper").fill_records()) == 1
     assert rt.stats()["journal"]["replays"] == 2
-    assert journal_row(rt.journal_path, "acc-1", "idem-1")[0] == "COMPLETED"
+    assert journal_row(rt, "acc-1", "idem-1")[0] == "COMPLETED"
 
 
 def test_same_id_in_another_account_is_another_key(paper_rt) -> None:
@@ -97,7 +117,7 @@ def test_repeat_while_in_flight_is_duplicate_in_flight(make_runtime) -> None:
     assert dup.status is OrderStatus.DENIED
     assert dup.error.code is ErrorCode.E_EXEC_DUPLICATE_IN_FLIGHT and dup.error.retryable is True
     assert not fut.done()
-    assert journal_row(rt.journal_path, "acc-1", "idem-3")[0] == "IN_PROGRESS"
+    assert journal_row(rt, "acc-1", "idem-3")[0] == "IN_PROGRESS"
     venue.release()
     final = fut.result(timeout=5)
     assert final.status is OrderStatus.FILLED
@@ -107,7 +127,7 @@ def test_repeat_while_in_flight_is_duplicate_in_flight(make_runtime) -> None:
     assert rt.order("idem-3").status is OrderStatus.FILLED
     replay = rt.submit(limit("idem-3"), ctx()).result(timeout=5)
     assert replay.replay and replay.status is OrderStatus.FILLED
-    assert journal_row(rt.journal_path, "acc-1", "idem-3")[0] == "COMPLETED"
+    assert journal_row(rt, "acc-1", "idem-3")[0] == "COMPLETED"
     assert venue.submit_count("idem-3") == 1
 
 
@@ -200,7 +220,7 @@ def test_journal_failure_fails_closed_and_the_next_order_works(paper_rt) -> None
     assert failed.error.code is ErrorCode.E_EXEC_PERSISTENCE and failed.error.retryable is True
     rt.flush()
     assert rt.venue("paper").submission_counts() == {}
-    assert journal_row(rt.journal_path, "acc-1", "idem-jf") is None
+    assert journal_row(rt, "acc-1", "idem-jf") is None
     nxt = rt.submit(market("idem-jf-2"), ctx()).result(timeout=5)
     assert nxt.status is OrderStatus.FILLED
     # the failed id was never claimed, so it can be submitted again and now goes through
@@ -213,6 +233,8 @@ def test_journal_failure_fails_closed_and_the_next_order_works(paper_rt) -> None
 
 def test_journal_files_are_owner_only(paper_rt) -> None:
     rt = paper_rt
+    if rt.pg is not None:
+        pytest.skip("the journal is a PostgreSQL database: no journal file")
     rt.submit(market("idem-mode"), ctx()).result(timeout=5)
     rt.flush()
     path = Path(rt.journal_path)
@@ -231,7 +253,7 @@ def test_record_is_durable_before_the_venue_call(make_runtime) -> None:
     rt = make_runtime(durable=True, journal=FULL, registry=registry_of(venue), routing={"policy": {"paper": "paper"}})
     seen: list[tuple] = []
     venue.on_submit = lambda order: seen.append(
-        (order.client_order_id, journal_row(rt.journal_path, order.account_id, order.client_order_id)))
+        (order.client_order_id, journal_row(rt, order.account_id, order.client_order_id)))
     intents = [limit(f"idem-pbs-{k}") for k in range(5)]
     futures = [rt.submit(i, ctx()) for i in intents]
     reports = [f.result(timeout=5) for f in futures]
@@ -257,9 +279,15 @@ def test_claim_is_committed_even_when_a_query_is_queued_behind_it(make_runtime) 
     rt.flush()
     # order A is a repeat of idem-warm: a replay answered by the store itself, so nothing that
     # happens after it (no completion, no venue answer) sends the store another journal message
-    locker = sqlite3.connect(rt.journal_path, isolation_level=None, timeout=5)
-    try:
+    if rt.pg is not None:  # PostgreSQL: a table lock held by another connection blocks the next claim
+        import psycopg
+
+        locker = psycopg.connect(rt.settings.journal.url)
+        locker.execute("LOCK TABLE flowroute.idempotency IN EXCLUSIVE MODE")
+    else:
+        locker = sqlite3.connect(rt.journal_path, isolation_level=None, timeout=5)
         locker.execute("BEGIN IMMEDIATE")  # the actor's next claim waits in SQLite's busy handler
+    try:
         a = rt.submit(market("idem-warm"), ctx())
         rt.router.ask(_PING, timeout=5)
         wait_until(lambda: rt.idempotency.actor_inbox.qsize() == 0, what="the store to pick up order A")
@@ -267,7 +295,7 @@ def test_claim_is_committed_even_when_a_query_is_queued_behind_it(make_runtime) 
         rt.router.ask(_PING, timeout=5)  # B is now queued at the store, behind nothing
         barrier = rt.idempotency.ask(_PING, block=False)  # ... and this query behind B
     finally:
-        locker.execute("ROLLBACK")
+        locker.rollback() if rt.pg is not None else locker.execute("ROLLBACK")
         locker.close()
     assert a.result(timeout=5).replay is True
     barrier.get(timeout=5)

@@ -1,0 +1,121 @@
+"""Several runtimes on one PostgreSQL journal (``journal.url``): what each sees of the others' orders."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+
+from protocols import ErrorCode, OrderStatus
+
+from _adapters import TestAdapter
+from conftest import ctx, limit, market, quote, registry_of, wait_until
+
+
+@pytest.fixture
+def pg_runtime(make_runtime, pg_url):
+    """``make(**overrides)``: a durable runtime on the test's PostgreSQL database, own state dir."""
+
+    def make(*, journal=None, **kwargs):
+        return make_runtime(durable=True, journal={"url": pg_url, **(journal or {})}, **kwargs)
+
+    return make
+
+
+def test_a_duplicate_sent_to_another_process_is_replayed_or_refused(pg_runtime) -> None:
+    a, b = pg_runtime(), pg_runtime()
+    for rt in (a, b):
+        rt.on_market(quote())
+    first = a.submit(market("x-1"), ctx()).result(timeout=5)
+    assert first.status is OrderStatus.FILLED
+    a.flush()  # the completion is committed
+    replay = b.submit(market("x-1"), ctx()).result(timeout=5)
+    assert replay.replay is True and replay.status is OrderStatus.FILLED
+    conflict = b.submit(market("x-1", qty="0.002"), ctx()).result(timeout=5)
+    assert conflict.error.code is ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT
+    b.flush()
+    assert a.venue("paper").submission_counts() == {"x-1": 1}
+    assert b.venue("paper").submission_counts() == {}
+
+
+def test_a_duplicate_in_flight_elsewhere_is_refused_in_flight(pg_runtime) -> None:
+    venue = TestAdapter("paper", script=[("block", "fill")])
+    a = pg_runtime(registry=registry_of(venue), routing={"policy": {"paper": "paper"}})
+    b = pg_runtime()
+    fut = a.submit(limit("x-2"), ctx())
+    assert venue.wait_blocked(1)
+    dup = b.submit(limit("x-2"), ctx()).result(timeout=5)
+    assert dup.error.code is ErrorCode.E_EXEC_DUPLICATE_IN_FLIGHT
+    venue.release()
+    assert fut.result(timeout=5).status is OrderStatus.FILLED
+    assert venue.submit_count("x-2") == 1
+
+
+def test_concurrent_duplicates_across_two_processes_send_once(pg_runtime) -> None:
+    a, b = pg_runtime(), pg_runtime()
+    for rt in (a, b):
+        rt.on_market(quote())
+    ids = [f"burst-{i}" for i in range(40)]
+    futures: list = []
+    lock = threading.Lock()
+
+    def send(rt) -> None:
+        mine = [rt.submit(market(i), ctx()) for i in ids]
+        with lock:
+            futures.extend(mine)
+
+    threads = [threading.Thread(target=send, args=(rt,)) for rt in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    reports = [f.result(timeout=10) for f in futures]
+    fresh = [r for r in reports if r.status is OrderStatus.FILLED and not r.replay]
+    assert sorted(r.client_order_id for r in fresh) == sorted(ids)  # each id executed exactly once
+    for r in reports:
+        assert r in fresh or r.replay or r.error.code is ErrorCode.E_EXEC_DUPLICATE_IN_FLIGHT
+    a.flush()
+    b.flush()
+    sent = {**a.venue("paper").submission_counts()}
+    for k, n in b.venue("paper").submission_counts().items():
+        sent[k] = sent.get(k, 0) + n
+    assert sent == {i: 1 for i in ids}
+
+
+@pytest.mark.parametrize("url, cause", [
+    ("postgresql://postgres@/postgres?host=/nonexistent-dir", "cannot reach the PostgreSQL server"),
+    ("mysql://x@y/z", "must be a postgresql:// URL"),
+])
+def test_a_bad_journal_url_is_a_clear_start_error(make_runtime, url: str, cause: str) -> None:
+    with pytest.raises(ValueError, match=cause):
+        make_runtime(durable=True, journal={"url": url, "connect_timeout_s": 1})
+
+
+def test_a_missing_database_is_a_clear_start_error(make_runtime, pg_cluster) -> None:
+    with pytest.raises(ValueError, match="runtime refused to start: .*database does not exist"):
+        make_runtime(durable=True, journal={"url": pg_cluster.url(dbname="nope")})
+
+
+def test_a_survivor_takes_over_a_dead_process_orders_and_reconciles_them(pg_runtime, pg_url) -> None:
+    """Process A dies with an order sent but unanswered; B starts after A's lease expired, takes the
+    order over and asks the venue, which has it: B adopts the fill. The venue saw it once."""
+    venue = TestAdapter("paper", script=[("block", "fill")])
+    a = pg_runtime(registry=registry_of(venue), routing={"policy": {"paper": "paper"}}, journal={"lease_s": 0.3})
+    a.submit(limit("x-dead"), ctx())
+    assert venue.wait_blocked(1)
+    a.pg._stop.set()  # A "dies": its lease is no longer renewed and it writes nothing more
+    a.pg._pool, pool = None, a.pg._pool
+    venue.release()   # the venue filled it, but A never journals the answer
+    with psycopg.connect(pg_url) as conn:
+        wait_until(lambda: conn.execute("SELECT lease_until < clock_timestamp() FROM flowroute.owners "
+                                        "WHERE owner_id = %s", (a.pg.owner_id,)).fetchone()[0], what="A's lease to expire")
+    b = pg_runtime(registry=registry_of(venue), routing={"policy": {"paper": "paper"}})
+    assert b.recovery is not None and b.recovery.counts() == {"reconciled": 1}
+    wait_until(lambda: b.order("x-dead") is not None and b.order("x-dead").status is OrderStatus.FILLED,
+               what="B to adopt the fill")
+    assert venue.submit_count("x-dead") == 1
+    assert b.pg.journal().owner_of("acc-1", "x-dead") == b.pg.owner_id
+    replay = b.submit(limit("x-dead"), ctx()).result(timeout=5)
+    assert replay.replay and replay.status is OrderStatus.FILLED
+    a.pg._pool = pool
