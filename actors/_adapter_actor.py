@@ -10,7 +10,8 @@ Outcome classification (SPEC §9, ``protocols.AdapterError``):
 error                  order outcome                                breaker counts
 =====================  ===========================================  ================
 none                   the venue's state (ACCEPTED, FILLED, ...)    success
-VenueRejectedError     REJECTED, E_EXEC_BROKER_REJECTED (final)     success
+VenueRejectedError     REJECTED, E_EXEC_BROKER_REJECTED (final);    success
+                       a duplicate-id reject of a re-send: UNKNOWN
 NotDeliveredError      retried, same client order id, jittered      failure
                        backoff, bounded; then FAILED
                        E_EXEC_RETRY_EXHAUSTED
@@ -24,10 +25,27 @@ AdapterCrash / bug     this actor crashes; every order whose call   failure
                        (E_EXEC_ADAPTER_CRASHED) and reconciled
 =====================  ===========================================  ================
 
-UNKNOWN orders are resolved only by ``fetch_order(client_order_id)``: a venue state is
-adopted; "not found" proves absence only once the order has been quiet for the configured
-threshold, and then the order is re-sent under the same id through the breaker and throttle
-again. Nothing is ever inferred terminal from "not found" alone.
+A ``VenueRejectedError`` with ``venue_code=DUPLICATE_CLIENT_ORDER_ID`` on a re-send (attempt 2
+and later) means the venue already holds the order: UNKNOWN and reconciled, never REJECTED.
+
+Reconciliation (adapter contract v2, ``protocols.classify_lookup``): an order in doubt is
+looked up by ``fetch_order(client_order_id)`` once it has been quiet for
+``reconcile.quiet_threshold_s``, then on a backoff schedule (``backoff_delay`` from
+``reconcile.interval_s`` doubling up to ``reconcile.backoff_cap_s``). Each answer is
+three-valued:
+
+- *found*: the venue's state is adopted by the ledger;
+- *proven absent* (the adapter declares ``lookup_covers_closed`` and the propagation window
+  ``absence_window_s`` has passed since the id was last sent): re-sent under the same client
+  order id through the breaker and throttle again (or, with nothing to re-send from here, the
+  ledger decides: FAILED "never delivered" for an order in doubt after a restart);
+- *unknown* (not found without that proof, an error, no lookup at all): the order stays
+  UNKNOWN with its reservation and is looked up again later; after ``reconcile.max_attempts``
+  lookups the ledger escalates it (``ReconciliationEscalated``, ``Runtime.health()``) and the
+  lookups go on. Positive evidence from any source (an event's state or fill) settles it at
+  any time: the ledger tells this actor to stop looking.
+
+Nothing is ever inferred terminal, and nothing is re-sent, from "not found" alone.
 """
 
 from __future__ import annotations
@@ -44,9 +62,11 @@ import pykka
 from loguru import logger
 
 from protocols import (
+    DUPLICATE_CLIENT_ORDER_ID,
     AdapterCrash,
     AmbiguousError,
     BrokerAdapter,
+    LookupOutcome,
     ErrorCode,
     FatalAdapterError,
     NotDeliveredError,
@@ -54,6 +74,8 @@ from protocols import (
     VenueOrder,
     VenueOrderState,
     VenueRejectedError,
+    adapter_capabilities,
+    classify_lookup,
 )
 
 from . import _crashpoints
@@ -75,6 +97,7 @@ from ._messages import (
     OrderSent,
     ReconcileOrders,
     ReconcileTick,
+    ReconciliationStalled,
     ReleaseClaim,
     RetryOrder,
     ReturnOrder,
@@ -163,11 +186,17 @@ class _Call:
 
 @dataclass(slots=True)
 class _Recon:
+    """One order in doubt (clock seconds): ``since`` it went quiet, ``sent_at`` the latest time it
+    may have been handed to the venue (None: unknown), ``next_at`` when to look it up next."""
+
     client_order_id: str
     order: SubmitOrder | None
     since: float
+    sent_at: float | None
+    next_at: float
     attempts: int = 0
     fetching: bool = False
+    escalated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +220,7 @@ class AdapterPolicy:
     reconcile_interval_s: float
     quiet_threshold_s: float
     reconcile_max_attempts: int
+    reconcile_backoff_cap_s: float
 
     @classmethod
     def from_settings(cls, settings: Any, adapter_id: str | None = None) -> "AdapterPolicy":
@@ -212,6 +242,7 @@ class AdapterPolicy:
             reconcile_interval_s=settings.reconcile.interval_s,
             quiet_threshold_s=settings.reconcile.quiet_threshold_s,
             reconcile_max_attempts=settings.reconcile.max_attempts,
+            reconcile_backoff_cap_s=settings.reconcile.backoff_cap_s,
         )
 
     def timeout_of(self, kind: str) -> float:
@@ -247,7 +278,8 @@ class AdapterActor(FlowActor):
         self.adapter_id = adapter_id
         self._order_detail = order_detail
         self._venue = venue
-        self._inline = getattr(venue, "blocking", True) is False
+        self._caps = adapter_capabilities(venue)
+        self._inline = not self._caps.blocking
         self._policy = policy
         self._clock = clock
         self._gate = gate
@@ -265,7 +297,9 @@ class AdapterActor(FlowActor):
         self._recon_timer = None
         now = clock.monotonic()
         for item in inherited:
-            self._track_unknown(item.client_order_id, item.order, now if item.since is None else min(item.since, now))
+            since = now if item.since is None else min(item.since, now)
+            sent_at = now if item.sent_at is None else min(item.sent_at, now)
+            self._track_unknown(item.client_order_id, item.order, since, sent_at, attempts=item.attempts)
 
     # -- lifecycle ---------------------------------------------------------------------
     def start_child(self) -> None:
@@ -310,10 +344,11 @@ class AdapterActor(FlowActor):
                     continue
                 tell(self._ledger, CancelFinished(call.cancel, self.adapter_id, "in_doubt", code=ErrorCode.E_EXEC_ADAPTER_CRASHED,
                                                   reason="adapter crashed during the cancel; reconciling"))
-                self._track_unknown(call.client_order_id, None, now)
+                self._track_unknown(call.client_order_id, None, now, now)
         self._calls.clear()
-        # every order in doubt is in the reconciliation table exactly once, with the time it went quiet
-        in_doubt = tuple(InDoubt(r.client_order_id, r.order, r.since) for r in self._recon.values())
+        # every order in doubt is in the reconciliation table exactly once, with the time it went
+        # quiet, the latest time it may have been sent and the lookups made so far
+        in_doubt = tuple(InDoubt(r.client_order_id, r.order, r.since, r.sent_at, r.attempts) for r in self._recon.values())
         self._recon.clear()
         return {"in_doubt": in_doubt, "adapter_id": self.adapter_id}
 
@@ -420,6 +455,13 @@ class AdapterActor(FlowActor):
             report = venue_report(order, result)
             self._finish(order, report, CallOutcome.SUCCESS, duration_s, venue_state=result)
         elif isinstance(error, VenueRejectedError):
+            if error.venue_code == DUPLICATE_CLIENT_ORDER_ID and order.attempt > 1:
+                # a re-send refused as a duplicate: the venue holds the order (an earlier attempt
+                # reached it), so it is in doubt, never REJECTED
+                self._order_unknown(order, ErrorCode.E_EXEC_BROKER_TIMEOUT,
+                                    f"venue already holds this client order id ({error.message}); reconciling",
+                                    CallOutcome.SUCCESS, duration_s)
+                return
             report = error_report(order, ErrorCode.E_EXEC_BROKER_REJECTED, f"venue rejected: {error.message}", status=OrderStatus.REJECTED)
             self._finish(order, report, CallOutcome.SUCCESS, duration_s)
         elif isinstance(error, NotDeliveredError):
@@ -478,7 +520,8 @@ class AdapterActor(FlowActor):
         tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report, unknown=True))
         tell(self._gate, CallFinished(order.permit, outcome, duration_s if duration_s is not None else self._policy.attempt_timeout_s, order.client_order_id))
         resolve(order.reply, report)
-        self._track_unknown(order.client_order_id, order.evolve(permit=None), self._clock.monotonic())
+        now = self._clock.monotonic()
+        self._track_unknown(order.client_order_id, order.evolve(permit=None), now, now)
 
     def _never_sent(self, order: SubmitOrder, code: ErrorCode, message: str, *, retry_after_s: float | None = None,
                     final: bool = False) -> None:
@@ -510,7 +553,8 @@ class AdapterActor(FlowActor):
             reason = exc_summary(error) if error is not None else f"adapter answered {type(result).__name__}"
             tell(self._ledger, CancelFinished(cancel, self.adapter_id, "in_doubt", code=ErrorCode.E_EXEC_BROKER_TIMEOUT,
                                               reason=f"cancel outcome unknown ({reason}); reconciling"))
-            self._track_unknown(cancel.client_order_id, None, self._clock.monotonic())
+            now = self._clock.monotonic()
+            self._track_unknown(cancel.client_order_id, None, now, now)
 
     # -- timeouts ----------------------------------------------------------------------
     def handle_CallTimedOut(self, message: CallTimedOut) -> None:
@@ -526,7 +570,8 @@ class AdapterActor(FlowActor):
         elif call.kind == "cancel" and call.cancel is not None:
             tell(self._ledger, CancelFinished(call.cancel, self.adapter_id, "in_doubt", code=ErrorCode.E_EXEC_BROKER_TIMEOUT,
                                               reason=f"cancel: no answer within {self._policy.cancel_timeout_s:g} s; reconciling"))
-            self._track_unknown(call.client_order_id, None, self._clock.monotonic())
+            now = self._clock.monotonic()
+            self._track_unknown(call.client_order_id, None, now, now)
         else:
             recon = self._recon.get(call.client_order_id)
             if recon is not None:
@@ -536,63 +581,85 @@ class AdapterActor(FlowActor):
 
     # -- reconciliation ----------------------------------------------------------------
     def handle_ReconcileOrders(self, message: ReconcileOrders) -> None:
+        if message.reason == "resolved":  # other evidence settled them (ledger): stop looking
+            for cl_id in message.client_order_ids:
+                self._recon.pop(cl_id, None)
+            return
         now = self._clock.monotonic()
         busy = {call.client_order_id for call in self._calls.values()}
         for cl_id in message.client_order_ids:
             if cl_id not in busy:  # a call still in flight answers for itself
-                self._track_unknown(cl_id, None, now - self._policy.quiet_threshold_s)
+                # quiet for the threshold in the ledger's view: look it up at the next tick
+                self._track_unknown(cl_id, None, now - self._policy.quiet_threshold_s, now)
 
     def handle_ReconcileTick(self, message: ReconcileTick) -> None:
         self._recon_timer = None
         now = self._clock.monotonic()
         venue = self._venue
+        lookup = self._caps.supports_lookup
         for recon in list(self._recon.values()):
-            if recon.fetching or now - recon.since < self._policy.quiet_threshold_s:
+            if recon.fetching or now < recon.next_at:
                 continue
-            recon.fetching = True
             recon.attempts += 1
             cl_id = recon.client_order_id
+            if not lookup:  # nothing to ask: the attempt is counted (escalation), the order stays in doubt
+                self._lookup_done(recon, None, None)
+                continue
+            recon.fetching = True
             self._dispatch_call(_Call("fetch", cl_id), lambda cl_id=cl_id: venue.fetch_order(cl_id))
         self._arm_reconcile()
 
     def _fetch_done(self, cl_id: str, result: Any, error: BaseException | None) -> None:
         recon = self._recon.get(cl_id)
         if recon is None:
-            return
+            return  # settled meanwhile (resolved by other evidence)
         recon.fetching = False
-        if error is not None:
-            self._recon_give_up_maybe(recon, f"fetch_order failed: {exc_summary(error)}")
-            return
-        if isinstance(result, VenueOrderState):
+        self._lookup_done(recon, result, error)
+
+    def _lookup_done(self, recon: _Recon, result: Any, error: BaseException | None) -> None:
+        cl_id = recon.client_order_id
+        now = self._clock.monotonic()
+        if error is None and result is not None and not isinstance(result, VenueOrderState):
+            error = TypeError(f"fetch_order returned {type(result).__name__}, not a VenueOrderState or None")
+        since_sent = None if recon.sent_at is None else now - recon.sent_at
+        lookup = classify_lookup(cl_id, error if error is not None else result, self._caps, since_sent)
+        if lookup.outcome is LookupOutcome.FOUND:
             del self._recon[cl_id]
-            tell(self._ledger, OrderReconciledWith(cl_id, self.adapter_id, result))
+            tell(self._ledger, OrderReconciledWith(cl_id, self.adapter_id, lookup.state))
+            return
+        if lookup.outcome is LookupOutcome.ABSENT:
+            del self._recon[cl_id]
             if recon.order is not None:
-                report = venue_report(recon.order, result)
-                tell(self._idempotency, CompleteOrder(recon.order.account_id, cl_id, report))
+                # proof of absence: re-send, same client order id, through the breaker and throttle
+                tell(self._ledger, OrderReconciledWith(cl_id, self.adapter_id, None, resent=True))
+                tell(self._gate, RetryOrder(recon.order.evolve(permit=None, reply=Future())))
+            else:
+                tell(self._ledger, OrderReconciledWith(cl_id, self.adapter_id, None, absent=True))
             return
-        if result is None and recon.order is not None:
-            # the venue proves it does not have the order, after the quiet threshold: resend, same id
-            del self._recon[cl_id]
-            tell(self._ledger, OrderReconciledWith(cl_id, self.adapter_id, None, resent=True))
-            retry = recon.order.evolve(permit=None, reply=Future())
-            tell(self._gate, RetryOrder(retry))
-            return
-        self._recon_give_up_maybe(recon, "venue does not know the order and it cannot be re-sent from here")
+        policy = self._policy
+        recon.next_at = now + backoff_delay(recon.attempts, base_s=policy.reconcile_interval_s,
+                                            cap_s=max(policy.reconcile_backoff_cap_s, policy.reconcile_interval_s),
+                                            jitter=policy.retry_jitter, rng=self._rng)
+        if recon.attempts >= policy.reconcile_max_attempts and not recon.escalated:
+            recon.escalated = True
+            logger.error("{} {} still in doubt after {} lookups: {}; it stays UNKNOWN and is looked up again",
+                         self.adapter_id, cl_id, recon.attempts, lookup.reason)
+            tell(self._ledger, ReconciliationStalled(cl_id, self.adapter_id, recon.attempts, lookup.reason,
+                                                     round(now - recon.since, 3)))
+        else:
+            logger.debug("{} {} lookup {}: {}", self.adapter_id, cl_id, recon.attempts, lookup.reason)
 
-    def _recon_give_up_maybe(self, recon: _Recon, why: str) -> None:
-        if recon.attempts >= self._policy.reconcile_max_attempts:
-            logger.error("reconciliation of {} on {} gave up after {} attempts: {}; it stays UNKNOWN",
-                         recon.client_order_id, self.adapter_id, recon.attempts, why)
-            del self._recon[recon.client_order_id]
-            tell(self._ledger, OrderReconciledWith(recon.client_order_id, self.adapter_id, None))
-
-    def _track_unknown(self, cl_id: str, order: SubmitOrder | None, since: float) -> None:
+    def _track_unknown(self, cl_id: str, order: SubmitOrder | None, since: float, sent_at: float | None,
+                       *, attempts: int = 0) -> None:
         existing = self._recon.get(cl_id)
         if existing is not None:
             if existing.order is None and order is not None:
                 existing.order = order
+            if sent_at is not None and (existing.sent_at is None or sent_at > existing.sent_at):
+                existing.sent_at = sent_at
             return
-        self._recon[cl_id] = _Recon(cl_id, order, since)
+        self._recon[cl_id] = _Recon(cl_id, order, since, sent_at, since + self._policy.quiet_threshold_s,
+                                    attempts=attempts, escalated=attempts >= self._policy.reconcile_max_attempts)
         self._arm_reconcile()
 
     def _arm_reconcile(self) -> None:
@@ -623,5 +690,9 @@ class InDoubt:
 
     client_order_id: str
     order: SubmitOrder | None
-    #: clock time it went quiet (None: now); "not found" is trusted only a quiet threshold later
+    #: clock time it went quiet (None: now); the first lookup is a quiet threshold later
     since: float | None = None
+    #: latest clock time it may have been handed to the venue (None: now, the safe bound)
+    sent_at: float | None = None
+    #: lookups made so far (escalation counts on across generations)
+    attempts: int = 0

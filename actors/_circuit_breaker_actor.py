@@ -141,7 +141,7 @@ class CircuitBreakerActor(FlowActor):
         self._publish(events)
 
     def handle_ForwardReconcile(self, message: ForwardReconcile) -> None:
-        tell(self._adapter, ReconcileOrders(message.client_order_ids, reason="quiet"))
+        tell(self._adapter, ReconcileOrders(message.client_order_ids, reason="resolved" if message.resolved else "quiet"))
 
     # -- breaker timers and operator ---------------------------------------------------
     def handle_BreakerTick(self, message: BreakerTick) -> None:

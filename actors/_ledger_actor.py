@@ -32,6 +32,7 @@ from protocols import (
     OrderStatus,
     OverfillDetected,
     Quote,
+    ReconciliationEscalated,
     Trade,
     VenueOrderState,
 )
@@ -46,6 +47,7 @@ from ._messages import (
     CancelFinished,
     CancelOrder,
     CompleteOrder,
+    GetEscalated,
     GetLedgerStats,
     GetOrder,
     GetPositions,
@@ -58,6 +60,7 @@ from ._messages import (
     ForwardReconcile,
     Publish,
     QuietCheck,
+    ReconciliationStalled,
     RecordDenied,
     SetTradingState,
     SubmitOrder,
@@ -98,6 +101,8 @@ def reserved_notional(cause: str) -> Decimal | None:
 
 #: statuses an open-age limit applies to: the order is working at its venue
 _AGED = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_CANCEL})
+#: statuses of an order whose venue outcome is in doubt
+_IN_DOUBT = frozenset({OrderStatus.UNKNOWN, OrderStatus.SUBMITTING, OrderStatus.PENDING_CANCEL})
 #: statuses watched by the in-flight check loop
 _WATCHED = frozenset({OrderStatus.SUBMITTING, OrderStatus.PENDING_CANCEL})
 _UNKNOWN_EXIT = {
@@ -152,6 +157,8 @@ class LedgerActor(FlowActor):
         self._quiet_interval_s = quiet_interval_s
         self._quiet_threshold_s = quiet_threshold_s
         self._watched: dict[str, float] = {}
+        #: orders in doubt whose reconciliation escalated (client order id -> lookups); see health()
+        self._escalated: dict[str, int] = {}
         self._publishing = False
         self._quiet_timer = None
         self._risk = risk
@@ -383,16 +390,46 @@ class LedgerActor(FlowActor):
         if rec is None:
             return self._unmatched("reconciliation", message.client_order_id)
         if message.state is None:
-            if not message.resent:
-                logger.error("order {} stays {}: reconciliation could not prove its state", rec.client_order_id, rec.status.value)
-            else:
+            if message.resent:
                 self._audit_line("reconcile", {"client_order_id": rec.client_order_id, "result": "venue proved absence; re-sent under the same id"})
+            elif message.absent:
+                self._proven_absent(rec, message.adapter_id)
             return
         previous = rec.status
         self._apply_venue_state(rec, message.state, cause="reconciled with venue")
         self._publish(OrderReconciled(client_order_id=rec.client_order_id, account_id=rec.account_id, adapter_id=message.adapter_id,
                                       status=rec.status, previous_status=previous, report=rec.snapshot(),
                                       reason=f"venue says {message.state.status.value}"))
+
+    def _proven_absent(self, rec: OrderRecord, adapter_id: str) -> None:
+        """The venue proved absence of an order the adapter cannot re-send (in doubt since a
+        restart): FAILED "never delivered", as recovery does (docs/DESIGN.md). An order the venue
+        acknowledged or filled before is not failed on a lookup: that contradiction is logged."""
+        if rec.status is not OrderStatus.UNKNOWN or rec.venue_order_id is not None or rec.cum_qty:
+            logger.error("order {} ({}): venue {} says it has no such order; the ledger keeps it (acknowledged before, or still in flight)",
+                         rec.client_order_id, rec.status.value, adapter_id)
+            return
+        rec.error = ExecError.of(ErrorCode.E_EXEC_NETWORK, "never delivered: the venue proved it has no record of it")
+        self._transition(rec, E.FAILED, "reconciled: venue proved it never received the order")
+        self._publish(OrderReconciled(client_order_id=rec.client_order_id, account_id=rec.account_id, adapter_id=adapter_id,
+                                      status=rec.status, previous_status=OrderStatus.UNKNOWN, report=rec.snapshot(),
+                                      reason="venue proved absence"))
+
+    def handle_ReconciliationStalled(self, message: ReconciliationStalled) -> None:
+        """Escalate an order still in doubt after ``reconcile.max_attempts`` lookups: event, health."""
+        rec = self._orders.get(message.client_order_id)
+        if rec is None:
+            return self._unmatched("reconciliation escalation", message.client_order_id)
+        if rec.status not in _IN_DOUBT:  # settled meanwhile: tell the adapter to stop looking
+            tell(self._router, ForwardReconcile(message.adapter_id, (rec.client_order_id,), resolved=True))
+            return
+        self._escalated[rec.client_order_id] = message.attempts
+        self._publish(ReconciliationEscalated(client_order_id=rec.client_order_id, account_id=rec.account_id,
+                                              adapter_id=message.adapter_id, status=rec.status, attempts=message.attempts,
+                                              unresolved_for_s=message.unresolved_for_s, reason=message.reason))
+
+    def handle_GetEscalated(self, message: GetEscalated) -> dict[str, int]:
+        return dict(self._escalated)
 
     def handle_CancelFinished(self, message: CancelFinished) -> None:
         """Apply a cancel's outcome and answer it with the order's report (plus the error, if any)."""
@@ -592,6 +629,8 @@ class LedgerActor(FlowActor):
                 self._watched.pop(rec.client_order_id, None)
             if self._max_open_age_s is not None:
                 self._track_open_age(rec)
+        if new and self._escalated:
+            self._escalated.pop(rec.client_order_id, None)
         for t in new:
             if self._recording:
                 self._pending_rows.append((rec, t))
@@ -599,6 +638,8 @@ class LedgerActor(FlowActor):
                 self._ever_unknown.add(rec.client_order_id)
             elif t.from_status is OrderStatus.UNKNOWN:
                 self._unknown_resolved += 1
+                if t.to_status is not OrderStatus.SUBMITTING:
+                    self._settled(rec)
         if rec.status.is_terminal and not before.is_terminal:
             self._risk.release(self._book_of(rec.account_id, rec.adapter_id), rec.client_order_id)
             if self._waiters:
@@ -608,6 +649,13 @@ class LedgerActor(FlowActor):
             self._publish_changes(rec, new, cause, fills, report)
         if (self._pending_rows or self._pending_fills) and (len(self._pending_rows) > 512 or self.actor_inbox.empty()):
             self._flush()
+
+    def _settled(self, rec: OrderRecord) -> None:
+        """An order left UNKNOWN on positive evidence from any source (a lookup, an event, a fill):
+        a retry of its id now replays this report, and its adapter stops looking it up."""
+        tell(self._idempotency, CompleteOrder(rec.account_id, rec.client_order_id, rec.snapshot()))
+        if rec.adapter_id:
+            tell(self._router, ForwardReconcile(rec.adapter_id, (rec.client_order_id,), resolved=True))
 
     def _publish_changes(self, rec: OrderRecord, new: list, cause: str, fills, report) -> None:
         # one event per fill (PartiallyFilled/Filled), and one per status change that is not a fill

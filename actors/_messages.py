@@ -191,12 +191,32 @@ class VenueEventReceived:
 
 @dataclass(frozen=True, slots=True)
 class OrderReconciledWith:
-    """Reconciliation asked the venue about an order: ``state`` is its answer (None = venue proves absence)."""
+    """Reconciliation asked the venue about an order and got an answer that settles it: ``state``
+    (found), or None with ``resent`` (proven absent, re-sent under the same id) or ``absent``
+    (proven absent, nothing to re-send from here: the ledger decides)."""
 
     client_order_id: str
     adapter_id: str
     state: VenueOrderState | None
     resent: bool = False
+    absent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationStalled:
+    """Adapter → ledger: an order in doubt is still unresolved after ``attempts`` lookups
+    (``reconcile.max_attempts``); the ledger escalates it (event, health) while lookups go on."""
+
+    client_order_id: str
+    adapter_id: str
+    attempts: int
+    reason: str
+    unresolved_for_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class GetEscalated:
+    """Ask: the ledger's escalated orders in doubt as ``{client_order_id: attempts}``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,7 +363,8 @@ class ThrottleTick:
 
 @dataclass(frozen=True, slots=True)
 class ReconcileOrders:
-    """Adapter: ask the venue about these client order ids (UNKNOWN or quiet orders)."""
+    """Adapter: ask the venue about these client order ids (UNKNOWN or quiet orders); with
+    ``reason="resolved"``: stop looking them up."""
 
     client_order_ids: tuple[str, ...]
     reason: str = "unknown"
@@ -516,10 +537,12 @@ class QuietCheck:
 
 @dataclass(frozen=True, slots=True)
 class ForwardReconcile:
-    """Ledger → router → breaker → adapter: ask the venue about these quiet orders."""
+    """Ledger → router → breaker → adapter: ask the venue about these quiet orders, or, with
+    ``resolved``, stop looking them up (other evidence settled them)."""
 
     adapter_id: str
     client_order_ids: tuple[str, ...]
+    resolved: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,15 +9,20 @@ so no new order reaches an adapter before that adapter's orders in doubt were as
    transitions and fills (fills once per trade_id).
 3. Every order in doubt — idempotency UNKNOWN, or a journaled status that is not terminal —
    is looked up at its venue by client order id (``fetch_order``), with a few retries for
-   not-delivered errors:
+   not-delivered errors, and the answer is classified by ``protocols.classify_lookup`` with
+   the adapter's capabilities:
 
-   - the venue has it: its state is adopted (status and fills by trade_id) through the
-     ledger, an ``OrderReconciled`` event is published and the cached report is updated;
-   - the venue proves it does not have it: the order never left, it is FAILED
-     (E_EXEC_NETWORK, "never delivered"). It is **not** re-sent: the intent belongs to a
-     process that died, and re-sending a stale intent is a trading decision, not recovery.
-     REJECTED and CANCELED are only ever set from the venue's own answer;
-   - the venue cannot answer (ambiguous error): the order stays UNKNOWN and the adapter
+   - found: its state is adopted (status and fills by trade_id) through the ledger, an
+     ``OrderReconciled`` event is published and the cached report is updated;
+   - proven absent: the order never left, it is FAILED (E_EXEC_NETWORK, "never delivered").
+     It is **not** re-sent: the intent belongs to a process that died, and re-sending a stale
+     intent is a trading decision, not recovery. REJECTED and CANCELED are only ever set from
+     the venue's own answer. The time since the last send is taken as 0 here (the send
+     happened before this start, nothing more is known), so only a venue whose propagation
+     window is 0 (``absence_window_s``) proves absence at start; for any other the adapter
+     actor inherits the order with the start time as its last send and proves absence once
+     the window has passed (the ledger then fails it the same way);
+   - unknown (not found without proof, an error): the order stays UNKNOWN and the adapter
      actor keeps asking (its reconciliation loop), never inferring a terminal state.
 """
 
@@ -30,7 +35,6 @@ from typing import Any, Callable
 from loguru import logger
 
 from protocols import (
-    AmbiguousError,
     ErrorCode,
     ExecError,
     ExecutionContext,
@@ -39,6 +43,8 @@ from protocols import (
     OrderIntent,
     OrderStatus,
     VenueOrderState,
+    adapter_capabilities,
+    classify_lookup,
 )
 
 from ._journal import Completion, FillRow, JournalStore, OrderEventRow
@@ -146,19 +152,29 @@ def recover(journal: JournalStore, venues: dict[str, Any], ledger_journal: Journ
 
 
 def _ask_venue(venue: Any, client_order_id: str) -> tuple[VenueOrderState | None, str, str]:
+    try:
+        caps = adapter_capabilities(venue)
+    except TypeError as exc:
+        return None, "unresolved", str(exc)
+    if not caps.supports_lookup:
+        return None, "unresolved", "the venue has no order lookup"
     for attempt in range(1, _FETCH_TRIES + 1):
         try:
-            state = venue.fetch_order(client_order_id)
+            answer: Any = venue.fetch_order(client_order_id)
         except NotDeliveredError as exc:
             note = f"fetch_order not delivered ({exc}); attempt {attempt}"
             continue
-        except AmbiguousError as exc:
-            return None, "unresolved", f"fetch_order ambiguous: {exc}"
-        except Exception as exc:  # a venue bug must not stop the runtime from starting
-            return None, "unresolved", f"fetch_order failed: {type(exc).__name__}: {exc}"
-        if state is None:
+        except Exception as exc:  # ambiguous, or a venue bug: must not stop the runtime from starting
+            answer = exc
+        if answer is not None and not isinstance(answer, (VenueOrderState, BaseException)):
+            answer = TypeError(f"fetch_order returned {type(answer).__name__}, not a VenueOrderState or None")
+        lookup = classify_lookup(client_order_id, answer, caps, 0.0)
+        if lookup.found:
+            assert lookup.state is not None
+            return lookup.state, "reconciled", f"venue says {lookup.state.status.value}"
+        if lookup.absent:
             return None, "never_delivered", "the venue has no record of this client order id"
-        return state, "reconciled", f"venue says {state.status.value}"
+        return None, "unresolved", lookup.reason
     return None, "unresolved", note
 
 

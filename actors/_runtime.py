@@ -66,6 +66,7 @@ from ._messages import (
     GetAdapterRefs,
     GetBreaker,
     GetBusStats,
+    GetEscalated,
     GetHealth,
     GetJournalStats,
     GetLedgerStats,
@@ -515,11 +516,13 @@ class Runtime:
         return ledger
 
     def health(self) -> Health:
-        """Children (state, generation, restarts, last failure), breaker states and trading state."""
+        """Children (state, generation, restarts, last failure), breaker states, trading state and the
+        orders in doubt whose reconciliation escalated (``Health.healthy`` is False while any is)."""
         children = self._ask(self.supervisor, GetHealth())
         breakers = {aid: self._ask(gate, GetBreaker()).state.value for aid, gate in self.gates.items()}
         trading = self._ask(self.ledger, GetTradingState())
-        return Health(children=children, breakers=breakers, trading_state=trading)
+        escalated = self._ask(self.ledger, GetEscalated())
+        return Health(children=children, breakers=breakers, trading_state=trading, escalated=escalated)
 
     def breaker(self, adapter_id: str):
         """The breaker snapshot of ``adapter_id`` (raises ``KeyError`` for an unknown adapter)."""

@@ -47,16 +47,19 @@ class ChildHealth:
 
 @dataclass(frozen=True)
 class Health:
-    """A runtime health snapshot: children, breaker states by adapter, trading state."""
+    """A runtime health snapshot: children, breaker states by adapter, trading state, and the
+    orders in doubt whose reconciliation escalated (``escalated``: client order id -> lookups
+    made, after ``reconcile.max_attempts``; see ``ReconciliationEscalated``)."""
 
     children: tuple[ChildHealth, ...]
     breakers: dict = field(default_factory=dict)
     trading_state: str = "ACTIVE"
+    escalated: dict = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
-        """True when every child is running and no breaker is open."""
-        return all(c.state == "running" for c in self.children) and all(
+        """True when every child is running, no breaker is open and no order in doubt is escalated."""
+        return not self.escalated and all(c.state == "running" for c in self.children) and all(
             b in ("CLOSED", "DISABLED") for b in self.breakers.values()
         )
 

@@ -380,7 +380,21 @@ class ReconcileSettings(_Section):
     quiet_threshold_s: NonNegSeconds = Field(
         5.0, description="A venue that has not heard of an order for this long may be trusted (seconds)."
     )
-    max_attempts: int = Field(10, ge=1, description="Reconcile attempts before alerting (count).")
+    max_attempts: int = Field(
+        10, ge=1,
+        description="Lookups of an order in doubt before it is escalated: ReconciliationEscalated, health degraded; lookups go on (count).",
+    )
+    backoff_cap_s: Seconds = Field(
+        60.0, description="Longest delay between lookups of one order in doubt; delays double from interval_s (seconds)."
+    )
+
+    @field_validator("backoff_cap_s")
+    @classmethod
+    def _cap_ok(cls, value: float, info: ValidationInfo) -> float:
+        interval = info.data.get("interval_s")
+        if interval is not None and value < interval:
+            raise ValueError(f"must be >= reconcile.interval_s ({interval})")
+        return value
 
 
 class RiskSettings(_Section):

@@ -24,6 +24,7 @@ from ._adapter import (
     VenueEvent,
     VenueOrder,
     VenueOrderState,
+    adapter_capabilities,
     classify_lookup,
 )
 from ._enums import (
@@ -37,6 +38,7 @@ from ._enums import (
     TimeInForce,
 )
 from ._errors import (
+    DUPLICATE_CLIENT_ORDER_ID,
     ERROR_TABLE,
     AdapterCrash,
     AdapterError,
@@ -73,6 +75,7 @@ from ._events import (
     OrderSubmitted,
     OrderUnknown,
     OverfillDetected,
+    ReconciliationEscalated,
     SubscriberFailed,
 )
 from ._instruments import DEFAULT_INSTRUMENTS, Instrument

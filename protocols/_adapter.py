@@ -160,6 +160,24 @@ class AdapterCapabilities(Frozen):
 DEFAULT_CAPABILITIES = AdapterCapabilities()
 
 
+def adapter_capabilities(adapter: object) -> AdapterCapabilities:
+    """The capabilities ``adapter`` declares in its ``capabilities`` attribute, or
+    :data:`DEFAULT_CAPABILITIES` when it declares none (the one place the runtime reads them).
+
+    Raises ``TypeError`` naming the adapter when ``capabilities`` is set to anything but an
+    :class:`AdapterCapabilities` (a typo there must not silently mean "no authority").
+    """
+    caps = getattr(adapter, "capabilities", None)
+    if caps is None:
+        return DEFAULT_CAPABILITIES
+    if not isinstance(caps, AdapterCapabilities):
+        raise TypeError(
+            f"adapter {getattr(adapter, 'adapter_id', adapter)!r}: capabilities must be a "
+            f"protocols.AdapterCapabilities, not {type(caps).__name__}"
+        )
+    return caps
+
+
 class LookupOutcome(str, Enum):
     """The three values of an order lookup (adapter contract v2)."""
 
@@ -197,9 +215,10 @@ def classify_lookup(
 
     ``answer`` is what ``fetch_order`` returned (a state or None) or the exception it raised;
     ``since_last_send_s`` is the time in seconds since the id was last handed to the venue
-    (None when unknown, e.g. after a restart with no send time journaled). "Not found" is
-    proof of absence only when the adapter declares ``lookup_covers_closed`` and at least
-    ``absence_window_s`` has passed since the last send; every exception is *unknown*.
+    (None when unknown). "Not found" is proof of absence only when the adapter declares
+    ``lookup_covers_closed`` and at least ``absence_window_s`` has passed since the last send
+    (with a window of 0 the time does not matter: the venue shows an order as soon as it
+    answers the send); every exception is *unknown*.
 
     Example::
 
@@ -221,9 +240,9 @@ def classify_lookup(
         reason = "the venue has no order lookup"
     elif not capabilities.lookup_covers_closed:
         reason = "not found, but the venue's lookup does not cover closed orders"
-    elif since_last_send_s is None:
+    elif since_last_send_s is None and capabilities.absence_window_s > 0:
         reason = "not found, but the time of the last send is unknown"
-    elif since_last_send_s < capabilities.absence_window_s:
+    elif since_last_send_s is not None and since_last_send_s < capabilities.absence_window_s:
         reason = (
             f"not found {since_last_send_s:.3f} s after the last send, inside the venue's "
             f"{capabilities.absence_window_s:g} s propagation window"
@@ -232,7 +251,8 @@ def classify_lookup(
         return OrderLookup(
             client_order_id=client_order_id,
             outcome=LookupOutcome.ABSENT,
-            reason=f"not found {since_last_send_s:.3f} s after the last send (window {capabilities.absence_window_s:g} s)",
+            reason=(f"not found {since_last_send_s:.3f} s after the last send (window {capabilities.absence_window_s:g} s)"
+                    if since_last_send_s is not None else "not found, and the venue shows every order at once (window 0 s)"),
         )
     return OrderLookup(client_order_id=client_order_id, outcome=LookupOutcome.UNKNOWN, reason=reason)
 
@@ -267,6 +287,13 @@ class BrokerAdapter(Protocol):
 
     adapter_id: str
 
+    @property
+    def capabilities(self) -> AdapterCapabilities:
+        """What the adapter declares about itself (blocking, lookup authority, propagation
+        window); read once per adapter generation through :func:`adapter_capabilities`, which
+        gives :data:`DEFAULT_CAPABILITIES` to an adapter that declares none."""
+        ...
+
     def submit_order(self, order: VenueOrder) -> VenueOrderState:
         """Send a new order; return its state right after the venue's acknowledgement."""
         ...
@@ -279,7 +306,12 @@ class BrokerAdapter(Protocol):
         ...
 
     def fetch_order(self, client_order_id: str) -> VenueOrderState | None:
-        """The venue's state of the order, or None when the venue proves it does not know it."""
+        """The venue's state of the order, or None when the venue does not find it.
+
+        None proves absence only as far as ``capabilities`` says (``lookup_covers_closed`` and
+        ``absence_window_s``; see :func:`classify_lookup`); otherwise the order stays UNKNOWN
+        and is looked up again. Any exception means "unknown".
+        """
         ...
 
     def fetch_open_orders(self) -> tuple[VenueOrderState, ...]:

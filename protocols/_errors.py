@@ -148,9 +148,19 @@ class AmbiguousError(AdapterError):
 
 
 class VenueRejectedError(AdapterError):
-    """The venue answered no, definitively (bad tick size, insufficient balance, unknown symbol)."""
+    """The venue answered no, definitively (bad tick size, insufficient balance, unknown symbol).
+
+    A venue that refuses a client order id it already holds raises it with
+    ``venue_code=DUPLICATE_CLIENT_ORDER_ID``: on a re-send (attempt 2 and later) that means the
+    venue *has* the order, so the runtime keeps it UNKNOWN and reconciles instead of recording
+    REJECTED (FIX: OrdRejReason=6, duplicate order).
+    """
 
     kind = "rejected"
+
+
+#: ``VenueRejectedError.venue_code`` of a venue that already holds this client order id.
+DUPLICATE_CLIENT_ORDER_ID = "DUPLICATE_CLIENT_ORDER_ID"
 
 
 class FatalAdapterError(AdapterError):

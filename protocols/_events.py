@@ -97,6 +97,16 @@ class OrderReconciled(OrderEvent):
     previous_status: OrderStatus = OrderStatus.UNKNOWN
 
 
+class ReconciliationEscalated(OrderEvent):
+    """An order in doubt is still unresolved after ``attempts`` lookups at its venue
+    (``reconcile.max_attempts``). It stays UNKNOWN with its reservation, lookups go on with
+    backoff, and ``Runtime.health()`` lists it until any evidence (a state, a fill) resolves it.
+    ``reason`` is the last lookup's answer ("not found ... inside the propagation window", ...)."""
+
+    attempts: int
+    unresolved_for_s: float = 0.0
+
+
 class OverfillDetected(OrderEvent):
     """A fill would push cum_qty above the order quantity; recorded and alerted, not applied."""
 

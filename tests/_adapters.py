@@ -37,6 +37,7 @@ from decimal import Decimal
 from typing import Any, Callable, Iterable
 
 from protocols import (
+    AdapterCapabilities,
     AdapterCrash,
     AmbiguousError,
     EventSink,
@@ -47,6 +48,7 @@ from protocols import (
     OrderStatus,
     Quote,
     Trade,
+    VenueEvent,
     VenueOrder,
     VenueOrderState,
     VenueRejectedError,
@@ -55,6 +57,8 @@ from protocols import (
 Action = str | tuple
 
 DEFAULT_PRICE = Decimal("100")
+#: what the scripted venue's book really is: every order it ever booked, visible at once
+BOOK_CAPABILITIES = AdapterCapabilities(lookup_covers_closed=True, absence_window_s=0)
 
 
 class TestAdapter:
@@ -66,7 +70,13 @@ class TestAdapter:
     ``start_failures``: how many ``start()`` calls raise ``RuntimeError`` (``-1`` = always).
     ``fetch_script``: answers of successive ``fetch_order`` calls (a ``VenueOrderState``,
     ``None``, an exception instance to raise, or ``"book"`` for the book's answer); after it
-    runs out, ``fetch_order`` answers from the book (None = the venue proves absence).
+    runs out, ``fetch_order`` answers from the book.
+
+    ``capabilities`` (default: blocking, lookup covers every order it ever booked, window 0,
+    which is true of its book) is what it declares. ``lookup_lag_s`` with a ``clock``: the book
+    answers None for an order until ``lookup_lag_s`` clock seconds after it booked it, as
+    real order queries lag behind the order entry (declare ``capabilities`` to match).
+    :meth:`fill` fills a booked order at the venue and pushes the ``VenueEvent`` to the sink.
     """
 
     __test__ = False  # not a pytest test class
@@ -81,8 +91,15 @@ class TestAdapter:
         start_failures: int = 0,
         price: Decimal = DEFAULT_PRICE,
         block_timeout_s: float = 30.0,
+        capabilities: AdapterCapabilities = BOOK_CAPABILITIES,
+        lookup_lag_s: float = 0.0,
+        clock: Any = None,
     ) -> None:
         self.adapter_id = adapter_id
+        self.capabilities = capabilities
+        self.lookup_lag_s = lookup_lag_s
+        self._clock = clock
+        self._booked_at: dict[str, float] = {}
         self.default = default
         self.price = price
         self.block_timeout_s = block_timeout_s
@@ -229,12 +246,35 @@ class TestAdapter:
             state = VenueOrderState.of(order, venue_order_id=f"{self.adapter_id}-o{next(self._order_ids)}",
                                        status=status, fills=fills)
             self._book[order.client_order_id] = state
+            if self._clock is not None:
+                self._booked_at[order.client_order_id] = self._clock.monotonic()
             self.delivered[order.client_order_id] += 1
             return state
 
     def _fill(self, qty: Decimal, price: Decimal, order: VenueOrder) -> Fill:
         return Fill(trade_id=f"{self.adapter_id}-t{next(self._trade_ids)}", qty=qty, price=price,
                     fee=Decimal("0.01"), fee_currency="USDT", liquidity=Liquidity.TAKER, ts=order.ts)
+
+    def fill(self, client_order_id: str, qty: Decimal | None = None) -> VenueOrderState:
+        """Fill ``qty`` (default: all that is left) of a booked order at its price and push the
+        ``"fill"`` event (the state after it, with every fill so far) to the sink."""
+        with self._lock:
+            state = self._book[client_order_id]
+            left = state.quantity - state.cum_qty
+            qty = left if qty is None else Decimal(qty)
+            assert 0 < qty <= left, (qty, left)
+            fill = Fill(trade_id=f"{self.adapter_id}-t{next(self._trade_ids)}", qty=qty, price=state.avg_px or self.price,
+                        fee=Decimal("0.01"), fee_currency="USDT", liquidity=Liquidity.TAKER, ts=state.ts)
+            fills = state.fills + (fill,)
+            cum = sum((f.qty for f in fills), Decimal(0))
+            status = OrderStatus.FILLED if cum == state.quantity else OrderStatus.PARTIALLY_FILLED
+            new = state.model_copy(update={"fills": fills, "cum_qty": cum, "leaves_qty": state.quantity - cum,
+                                           "avg_px": sum((f.qty * f.price for f in fills), Decimal(0)) / cum, "status": status})
+            self._book[client_order_id] = new
+            sink = self._sink
+        if sink is not None:
+            sink(VenueEvent(adapter_id=self.adapter_id, kind="fill", state=new, fill=fill))
+        return new
 
     def cancel_order(self, client_order_id: str) -> VenueOrderState:
         with self._lock:
@@ -253,6 +293,9 @@ class TestAdapter:
             self.fetch_calls.append(client_order_id)
             answer: Any = self._fetch_script.pop(0) if self._fetch_script else "book"
             if answer == "book":
+                booked = self._booked_at.get(client_order_id)
+                if booked is not None and self._clock.monotonic() - booked < self.lookup_lag_s:
+                    return None  # the order query lags behind the order entry
                 return self._book.get(client_order_id)
         if isinstance(answer, BaseException):
             raise answer

@@ -21,6 +21,7 @@ slow       waits ``slow_s`` (``threading.Event.wait``; runs on the caller's work
            thread, never an actor), then the inner call
 =========  =========================================================================  =========
 
+``capabilities`` are the inner adapter's, always blocking.
 ``fetch_order``, ``fetch_open_orders``, ``fetch_positions`` and ``fetch_account`` only ever get
 ``transient`` faults, at the transient rate, drawn from a separate seeded stream (so reads do
 not shift the faults of writes). ``adapter_id``, ``set_event_sink``, ``on_market``, ``close``
@@ -42,7 +43,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Mapping, TypeVar
 
-from .._adapter import BrokerAdapter, EventSink, VenueOrder, VenueOrderState
+from .._adapter import AdapterCapabilities, BrokerAdapter, EventSink, VenueOrder, VenueOrderState, adapter_capabilities
 from .._errors import AdapterCrash, AdapterError, AmbiguousError, NotDeliveredError, VenueRejectedError
 from .._market import Quote, Trade
 
@@ -152,9 +153,6 @@ class FaultInjectingAdapter:
     which calls arrive. :meth:`stats` counts calls and faults.
     """
 
-    #: injected hangs and slow calls block: never call this adapter inline
-    blocking = True
-
     def __init__(self, inner: BrokerAdapter, plan: FaultPlan) -> None:
         self._inner = inner
         self.plan = plan
@@ -189,6 +187,13 @@ class FaultInjectingAdapter:
         if name.startswith("__") or name == "_inner":
             raise AttributeError(name)
         return getattr(self._inner, name)
+
+    @property
+    def capabilities(self) -> AdapterCapabilities:
+        """The inner adapter's capabilities, always ``blocking`` (injected hangs and slow calls
+        block, so this adapter is never called inline)."""
+        caps = adapter_capabilities(self._inner)
+        return caps if caps.blocking else caps.model_copy(update={"blocking": True})
 
     def set_event_sink(self, sink: EventSink | None) -> None:
         """Delegated to the inner adapter."""

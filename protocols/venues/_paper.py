@@ -38,7 +38,7 @@ from typing import Mapping
 
 from loguru import logger
 
-from .._adapter import EventSink, VenueEvent, VenueOrder, VenueOrderState
+from .._adapter import AdapterCapabilities, EventSink, VenueEvent, VenueOrder, VenueOrderState
 from .._enums import OPEN_STATUSES, OrderStatus, OrderType, TimeInForce
 from .._errors import FatalAdapterError, NotDeliveredError, VenueRejectedError
 from .._market import Quote, Trade
@@ -58,6 +58,8 @@ from ._fill_model import (
 )
 
 _ACCEPTED, _REJECTED = OrderStatus.ACCEPTED, OrderStatus.REJECTED
+_DURABLE_CAPS = AdapterCapabilities(blocking=True, lookup_covers_closed=True, absence_window_s=0)
+_MEMORY_CAPS = AdapterCapabilities(blocking=False, lookup_covers_closed=True, absence_window_s=0)
 
 
 class PaperVenue:
@@ -384,10 +386,17 @@ class PaperVenue:
         return self._book.path
 
     @property
-    def blocking(self) -> bool:
-        """False for an in-memory book: calls never wait on I/O, so the adapter actor may make
-        them inline instead of on its worker thread. A durable book writes (and fsyncs) per call."""
-        return self._book.path is not None
+    def capabilities(self) -> AdapterCapabilities:
+        """What this venue declares (``protocols.AdapterCapabilities``):
+
+        - ``blocking`` only with a durable book (it writes and fsyncs per call); an in-memory
+          book never waits on I/O, so the adapter actor calls it inline;
+        - ``lookup_covers_closed``: ``fetch_order`` answers from the book, which keeps every
+          order it ever accepted (closed ones too);
+        - ``absence_window_s = 0``: an order is in the book before ``submit_order`` returns, so
+          "not found" is proof of absence at once.
+        """
+        return _DURABLE_CAPS if self._book.path is not None else _MEMORY_CAPS
 
     def __repr__(self) -> str:
         return (
