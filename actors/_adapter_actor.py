@@ -84,6 +84,7 @@ from ._base import ActorCrashed, FlowActor, exc_summary, resolve, tell
 from ._inbox import tell_quiet, wake
 from ._breaker import CallOutcome
 from ._messages import (
+    AttemptFailed,
     CallFinished,
     CallTimedOut,
     CancelFinished,
@@ -483,6 +484,8 @@ class AdapterActor(FlowActor):
             if not self._past_deadline(order, after_s=delay):
                 gate = self._gate
                 retry = order.evolve(permit=None)
+                tell(self._ledger, AttemptFailed(order.client_order_id, order.account_id, self.adapter_id, order.attempt,
+                                                 ErrorCode.E_EXEC_NETWORK.value, error.message, round(delay, 6)))
                 self._clock.call_later(delay, lambda: tell(gate, RetryOrder(retry)) or _lost_retry(retry))
                 return
         report = error_report(order, ErrorCode.E_EXEC_RETRY_EXHAUSTED,

@@ -87,10 +87,13 @@ __all__ = [
     "AuditError",
     "AuditLog",
     "AuditProblem",
+    "AuditRecord",
     "FsyncPolicy",
     "ProblemKind",
     "VerifyResult",
     "canonical_json",
+    "parse_since",
+    "read_records",
     "verify",
 ]
 
@@ -153,6 +156,100 @@ class VerifyResult:
         out += [f"  line {p.line_no}: {p.kind}: {p.message}" for p in self.problems]
         out += [f"  warning, line {w.line_no}: {w.kind}: {w.message}" for w in self.warnings]
         return "\n".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One audit line as read back (frozen): ``seq``, ``ts`` (UTC, when the line was written),
+    ``kind`` (``transition``, ``fill``, ``attempt``, ``attempt_failed``, ``denied``,
+    ``reconcile``, ``trading_state``, …) and ``data`` (the line's JSON object; every order
+    line has ``client_order_id``). ``data`` is a fresh dict per record: changing it changes
+    nothing else."""
+
+    seq: int
+    ts: datetime
+    kind: str
+    data: dict
+
+    @property
+    def client_order_id(self) -> str | None:
+        """The order the line is about, or None for a line about no order (e.g. trading_state)."""
+        return self.data.get("client_order_id")
+
+    @property
+    def event(self) -> str:
+        """What happened: the status reached for a transition line (e.g. ``FILLED``), else the kind."""
+        return self.data.get("to", self.kind) if self.kind == "transition" else self.kind
+
+
+def parse_since(text: str) -> datetime:
+    """An ISO-8601 time or date (``2026-12-07``, ``2026-12-07T05:00``, ``…Z``, ``…+02:00``) as an
+    aware UTC datetime; a time without an offset is UTC. Raises ``ValueError`` naming the input."""
+    raw = text.strip()
+    try:
+        value = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw)
+    except ValueError:
+        raise ValueError(f"not an ISO-8601 time or date: {text!r} (e.g. 2026-12-07 or 2026-12-07T05:00:00Z)") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def _segments(path: Path) -> list[Path]:
+    """The files holding the log at ``path``, oldest first (archived segments, then the log itself)."""
+    return [path]
+
+
+def read_records(
+    path: Path | str,
+    *,
+    client_order_id: str | None = None,
+    since: datetime | None = None,
+    event: str | None = None,
+) -> Iterable[AuditRecord]:
+    """Yield the audit lines of the log at ``path`` that match every filter given, oldest first.
+
+    ``client_order_id``: lines about that order; ``since``: lines written at or after that
+    aware datetime; ``event``: lines whose :attr:`AuditRecord.event` or kind equals it
+    (case-insensitive: ``FILLED``, ``REJECTED``, ``fill``, ``attempt_failed``…). Reads the
+    archived segments too (oldest first). A line that is not a well-formed audit line is
+    skipped (:func:`verify` reports it). Raises ``FileNotFoundError`` when the log is missing;
+    ``ValueError`` for a naive ``since``.
+    """
+    path = Path(path)
+    if since is not None and since.tzinfo is None:
+        raise ValueError("since must be an aware datetime (UTC)")
+    needle = None if client_order_id is None else f'"client_order_id":{json.dumps(client_order_id)}'.encode("ascii")
+    wanted = None if event is None else event.strip().lower()
+    files = _segments(path)
+    if not path.exists():
+        raise FileNotFoundError(f"audit log {path} does not exist")
+    for file in files:
+        for raw in _open_segment(file):
+            if needle is not None and needle not in raw:
+                continue
+            try:
+                obj = json.loads(raw)
+                ts = parse_since(obj["ts"])
+                record = AuditRecord(obj["seq"], ts, obj["kind"], obj["data"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            if not isinstance(record.data, dict):
+                continue
+            if client_order_id is not None and record.client_order_id != client_order_id:
+                continue
+            if since is not None and record.ts < since:
+                continue
+            if wanted is not None and record.kind.lower() != wanted and str(record.event).lower() != wanted:
+                continue
+            yield record
+
+
+def _open_segment(file: Path) -> Iterable[bytes]:
+    with open(file, "rb") as fh:
+        for raw in fh:
+            if raw.endswith(b"\n"):
+                yield raw
 
 
 # ---------------------------------------------------------------------------

@@ -264,6 +264,8 @@ class OrderRecord:
     notional: Decimal = _ZERO
     #: "" until the first fill, then "trade" (per-fill, by trade_id) or "cumulative"
     fill_mode: Literal["", "trade", "cumulative"] = ""
+    #: the intent's limit price when the slippage guard capped it to ``limit_price`` (for the audit)
+    price_capped_from: Decimal | None = None
 
     def __post_init__(self) -> None:
         if self.side.__class__ is not Side:

@@ -65,7 +65,9 @@ from ._messages import (
     SetTradingState,
     SubmitOrder,
     VenueEventReceived,
+    AttemptFailed,
     ForgetWait,
+    GetHistory,
     WaitTerminal,
 )
 from ._reporting import cancel_error_report, error_report, latency_us
@@ -110,6 +112,8 @@ _UNKNOWN_EXIT = {
     OrderStatus.PARTIALLY_FILLED: E.PARTIALLY_FILLED,
     OrderStatus.FILLED: E.FILLED,
 }
+#: statuses whose audit line carries the order's error code and reason
+_ERROR_STATUSES = frozenset({OrderStatus.DENIED, OrderStatus.REJECTED, OrderStatus.FAILED, OrderStatus.UNKNOWN})
 _STATUS_EVENT = {
     OrderStatus.UNKNOWN: E.UNKNOWN,
     OrderStatus.FAILED: E.FAILED,
@@ -184,6 +188,9 @@ class LedgerActor(FlowActor):
         self._recording = False
         self._pending_rows: list[tuple] = []
         self._pending_fills: list[tuple] = []
+        #: the audit lines of the batch in the order they happened: ("transition", rec, t),
+        #: ("fill", rec, fill) or (kind, None, data) for the rest (attempts, guard denials, operator acts)
+        self._pending_audit: list[tuple] = []
         #: callers of ``Runtime.wait``: client order id -> futures resolved when the order is terminal
         self._waiters: dict[str, list] = {}
 
@@ -280,6 +287,7 @@ class LedgerActor(FlowActor):
             return
         if decision.adjusted_limit_price is not None:
             intent = intent.model_copy(update={"limit_price": decision.adjusted_limit_price})
+            rec.price_capped_from = rec.limit_price
             rec.limit_price = decision.adjusted_limit_price
         if self._hooks:  # the caller's own rules, after the built-in ones approved (actors/_hooks.py)
             denial = run_hooks(self._hooks, PreTradeCheck(
@@ -314,6 +322,8 @@ class LedgerActor(FlowActor):
                 rec.error = report.error
                 self._transition(rec, E.DENIED, code.value, report=report)
         else:
+            self._audit_line("denied", {"client_order_id": order.client_order_id, "account_id": order.account_id,
+                                        "code": code.value, "reason": message})
             self._publish(OrderDenied(client_order_id=order.client_order_id, account_id=order.account_id,
                                       status=OrderStatus.DENIED, report=report, code=code, reason=message))
         tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
@@ -328,6 +338,8 @@ class LedgerActor(FlowActor):
             self._metrics.rejected(code.value)
         if message.intent is None or report.client_order_id in self._orders:
             self._duplicates_denied += 1
+            self._audit_line("denied", {"client_order_id": report.client_order_id, "account_id": report.account_id,
+                                        "code": code.value if code else "", "reason": report.error.message if report.error else ""})
             self._publish(OrderDenied(client_order_id=report.client_order_id, account_id=report.account_id,
                                       status=OrderStatus.DENIED, report=report, code=code,
                                       reason=report.error.message if report.error else ""))
@@ -343,7 +355,19 @@ class LedgerActor(FlowActor):
             return self._unmatched("OrderSent", message.client_order_id)
         rec.attempts = max(rec.attempts, message.attempt)
         rec.adapter_id = message.adapter_id
+        if message.attempt > 1:  # a retry: the status stays SUBMITTING, so no transition records it
+            self._audit_line("attempt", {"client_order_id": rec.client_order_id, "account_id": rec.account_id,
+                                         "attempt": message.attempt, "adapter_id": message.adapter_id})
         self._transition(rec, E.SUBMITTED, f"attempt {message.attempt} sent to {message.adapter_id}")
+
+    def handle_AttemptFailed(self, message: AttemptFailed) -> None:
+        rec = self._orders.get(message.client_order_id)
+        if rec is not None:
+            rec.attempts = max(rec.attempts, message.attempt)
+        self._audit_line("attempt_failed", {
+            "client_order_id": message.client_order_id, "account_id": message.account_id, "adapter_id": message.adapter_id,
+            "attempt": message.attempt, "code": message.code, "error": message.error[:500], "retry_in_s": message.retry_in_s,
+        })
 
     def handle_OrderFinished(self, message: OrderFinished) -> None:
         try:
@@ -528,6 +552,26 @@ class LedgerActor(FlowActor):
             except Exception:  # the caller's future was answered meanwhile: nothing to do
                 pass
 
+    def handle_GetHistory(self, message: GetHistory):
+        """``(audit_path, ())`` after flushing the audit log; without one, ``(None, records)`` built
+        from the order's transitions and fills in memory."""
+        if self._audit is not None:
+            self._flush()
+            return self._audit.path, ()
+        rec = self._orders.get(message.client_order_id)
+        if rec is None:
+            return None, ()
+        # in the audit's order: a fill just before the status change it caused (cause "fill <trade_id>")
+        fills = {f"fill {f.trade_id}": f for f in rec.fills}
+        lines = []
+        for t in rec.transitions:
+            fill = fills.pop(t.cause, None)
+            if fill is not None:
+                lines.append(("fill", self._fill_data(rec, fill)))
+            lines.append(("transition", self._transition_data(rec, t)))
+        lines += [("fill", self._fill_data(rec, f)) for f in fills.values()]
+        return None, tuple(lines)
+
     def handle_ListOrders(self, message: ListOrders):
         return tuple(rec.snapshot() for rec in self._orders.values())
 
@@ -599,6 +643,8 @@ class LedgerActor(FlowActor):
             self._risk.on_fill(book, rec.client_order_id, fill)
             if self._recording:
                 self._pending_fills.append((rec, fill))
+                if self._audit is not None:
+                    self._pending_audit.append(("fill", rec, fill))
         for note in rec.anomalies[before_anomalies:]:
             logger.warning("order {}: venue report contradicts the book and was not applied: {}", rec.client_order_id, note)
         if len(rec.overfills) > before_overfills:
@@ -634,6 +680,8 @@ class LedgerActor(FlowActor):
         for t in new:
             if self._recording:
                 self._pending_rows.append((rec, t))
+                if self._audit is not None:
+                    self._pending_audit.append(("transition", rec, t))
             if t.to_status is OrderStatus.UNKNOWN:
                 self._ever_unknown.add(rec.client_order_id)
             elif t.from_status is OrderStatus.UNKNOWN:
@@ -749,24 +797,50 @@ class LedgerActor(FlowActor):
 
     # -- durability ----------------------------------------------------------------------
     def _audit_line(self, kind: str, data: dict) -> None:
+        """Queue one audit line that is not a transition or a fill; written with the next batch."""
         if self._audit is not None:
-            self._audit.append(kind, data)
+            self._pending_audit.append((kind, None, data))
+            if self.actor_inbox.empty():
+                self._flush()
+
+    @staticmethod
+    def _transition_data(rec: OrderRecord, t: Transition) -> dict:
+        """The audit line of one transition. The order's first line also holds the intent and its
+        route (NEW), the RESERVED line a slippage cap, an error status the code and reason."""
+        data = {"client_order_id": rec.client_order_id, "account_id": rec.account_id, "seq": t.seq,
+                "from": t.from_status.value, "to": t.to_status.value, "cause": t.cause, "ts": t.ts.isoformat()}
+        if t.seq == 1:
+            route = rec.route
+            data.update(symbol=rec.symbol, side=rec.side.value, order_type=rec.order_type.value, quantity=str(rec.quantity),
+                        limit_price=None if rec.limit_price is None else str(rec.limit_price), time_in_force=rec.time_in_force,
+                        route_id=route.route_id if route else "", routing_reason=route.routing_reason if route else "",
+                        adapter_id=rec.adapter_id)
+        if t.to_status is OrderStatus.RESERVED and rec.price_capped_from is not None:
+            data["slippage_cap"] = {"limit_price": str(rec.price_capped_from), "capped_to": str(rec.limit_price)}
+        if t.to_status in _ERROR_STATUSES and rec.error is not None:
+            data["code"] = rec.error.code.value
+            data["reason"] = rec.error.message[:500]
+        return data
+
+    @staticmethod
+    def _fill_data(rec: OrderRecord, fill) -> dict:
+        return {
+            "client_order_id": rec.client_order_id, "account_id": rec.account_id, "trade_id": fill.trade_id,
+            "qty": str(fill.qty), "price": str(fill.price), "fee": str(fill.fee), "fee_currency": fill.fee_currency,
+            "liquidity": fill.liquidity.value, "side": rec.side.value, "symbol": rec.symbol, "ts": fill.ts.isoformat(),
+        }
 
     def _flush(self) -> None:
         rows, self._pending_rows = self._pending_rows, []
         fills, self._pending_fills = self._pending_fills, []
-        if self._audit is not None and (rows or fills):
+        lines, self._pending_audit = self._pending_audit, []
+        if self._audit is not None and lines:
             try:
-                entries = [("transition", {
-                    "client_order_id": rec.client_order_id, "account_id": rec.account_id, "seq": t.seq,
-                    "from": t.from_status.value, "to": t.to_status.value, "cause": t.cause, "ts": t.ts.isoformat(),
-                }) for rec, t in rows]
-                entries += [("fill", {
-                    "client_order_id": rec.client_order_id, "account_id": rec.account_id, "trade_id": fill.trade_id,
-                    "qty": str(fill.qty), "price": str(fill.price), "fee": str(fill.fee), "fee_currency": fill.fee_currency,
-                    "liquidity": fill.liquidity.value, "side": rec.side.value, "symbol": rec.symbol, "ts": fill.ts.isoformat(),
-                }) for rec, fill in fills]
-                self._audit.append_many(entries)
+                transition_data, fill_data = self._transition_data, self._fill_data
+                self._audit.append_many([
+                    (kind, transition_data(rec, item) if kind == "transition" else fill_data(rec, item) if kind == "fill" else item)
+                    for kind, rec, item in lines
+                ])
                 self._audit.flush()
             except Exception as exc:
                 logger.opt(exception=exc).error("audit log write failed")

@@ -174,6 +174,28 @@ class OrderSent:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptFailed:
+    """Fact: submit attempt ``attempt`` of an order was not delivered (``code``, ``error``); it is
+    retried after ``retry_in_s`` seconds (for the audit: every attempt and its error)."""
+
+    client_order_id: str
+    account_id: str
+    adapter_id: str
+    attempt: int
+    code: str
+    error: str
+    retry_in_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class GetHistory:
+    """Ask: flush the audit log, then answer ``(audit_path or None, in-memory records)`` for
+    one order (the records only when there is no audit log)."""
+
+    client_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class RecordDenied:
     """An order denied before reaching the ledger stage (routing, idempotency, validation)."""
 

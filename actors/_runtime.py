@@ -48,7 +48,7 @@ from protocols import (
 )
 
 from ._adapter_actor import AdapterActor, AdapterPolicy, InDoubt
-from ._audit import AuditLog
+from ._audit import AuditLog, AuditRecord, parse_since, read_records
 from ._dispatcher import Dispatcher
 from ._hooks import PreTradeHook, validate_hooks
 from ._base import ASK_TIMEOUT_S, now_ns, resolve, tell
@@ -88,6 +88,7 @@ from ._messages import (
     VenueEventReceived,
     WaitTerminal,
     ForgetWait,
+    GetHistory,
     Wire,
 )
 from ._logging import RuntimeLogging
@@ -496,6 +497,22 @@ class Runtime:
         if report is None:
             raise KeyError(f"unknown order {client_order_id!r}: this runtime never saw it")
         return report
+
+    def history(self, client_order_id: str) -> tuple[AuditRecord, ...]:
+        """The audit trail of one order, oldest first: every line the audit log holds about it
+        (``actors._audit.AuditRecord``: seq, ts, kind, data), archived segments included.
+
+        The first line is the intent with its route (``route_id``, ``routing_reason``), then
+        every status change with its cause (risk denials name their rule; rejects, failures and
+        UNKNOWN carry the error code and reason; a slippage cap shows the original limit), every
+        retried attempt and its error, every fill, cancels and reconciliation. Empty for an
+        order the log never saw. Without a durable journal there is no audit log: the records
+        are then built from the ledger's memory (transitions and fills, ``seq`` 0).
+        """
+        path, records = self._ask(self.ledger, GetHistory(str(client_order_id)), timeout=30.0)
+        if path is None:
+            return tuple(AuditRecord(0, parse_since(data["ts"]), kind, data) for kind, data in records)
+        return tuple(read_records(path, client_order_id=str(client_order_id)))
 
     def orders(self) -> tuple[ExecutionReport, ...]:
         """Reports of every order the runtime has seen (frozen snapshots)."""

@@ -6,7 +6,8 @@
   duplicates, bad input and injected faults.
 - ``repl`` (``repl.py``, the command shell in ``shell.py``): an interactive session.
 - ``recover`` (``recover.py``): reconcile a crashed run's orders in doubt.
-- ``audit verify`` (``audit.py``): check a hash-chained audit log.
+- ``audit verify`` / ``audit show`` (``audit.py``): check a hash-chained audit log; show its lines
+  by order, time or event.
 
 A command module exposes ``add_parser(subparsers, parents)`` (registers its ``argparse``
 sub-parser with ``set_defaults(handler=run)``) and ``run(args) -> exit code``; a user error is

@@ -1,4 +1,4 @@
-"""``flowroute audit``: tools for the hash-chained audit log (``audit verify PATH``)."""
+"""``flowroute audit``: tools for the hash-chained audit log (``audit verify PATH``, ``audit show PATH``)."""
 
 from __future__ import annotations
 
@@ -65,9 +65,38 @@ def render_verify(summary: dict[str, Any]) -> None:
         console.print(f"  [yellow]warning[/]{where}: {w['kind']}: {w['message']}")
 
 
+def show_lines(path: Path, *, order: str | None, since: str | None, event: str | None) -> list[dict[str, Any]]:
+    """The audit lines of ``path`` (archived segments included) matching every filter, oldest first,
+    each ``{"seq", "ts", "kind", "data"}``. Raises :class:`CliError` for a missing file or a bad time."""
+    from actors._audit import parse_since, read_records
+
+    try:
+        since_dt = parse_since(since) if since is not None else None
+    except ValueError as exc:
+        raise CliError(f"--since: {exc}") from None
+    if path.is_dir():
+        raise CliError(f"{path} is a directory: name the audit log file in it (audit.jsonl)")
+    if not path.is_file():
+        raise CliError(f"audit log {path} does not exist")
+    return [{"seq": r.seq, "ts": r.ts.isoformat(), "kind": r.kind, "data": r.data}
+            for r in read_records(path, client_order_id=order, since=since_dt, event=event)]
+
+
+def render_line(line: dict[str, Any]) -> str:
+    """One audit line as text: ``seq ts client_order_id FROM -> TO cause key=value …``."""
+    data = dict(line["data"])
+    who = data.pop("client_order_id", "")
+    if line["kind"] == "transition":
+        what = f"{data.pop('from', '?')} -> {data.pop('to', '?')}  {data.pop('cause', '')}"
+    else:
+        what = line["kind"]
+    rest = " ".join(f"{k}={v}" for k, v in data.items() if k not in ("ts", "account_id", "seq") and v not in (None, ""))
+    return f"{line['seq']:>8} {line['ts']} {who} {what}  {rest}".rstrip()
+
+
 def add_parser(subparsers: Any, parents: Any) -> argparse.ArgumentParser:
-    """Register ``audit`` and its sub-commands (``verify``)."""
-    p = subparsers.add_parser("audit", help="audit-log tools: verify",
+    """Register ``audit`` and its sub-commands (``verify``, ``show``)."""
+    p = subparsers.add_parser("audit", help="audit-log tools: verify, show",
                               description="Tools for the hash-chained audit log.")
     tools = p.add_subparsers(dest="audit_command", metavar="TOOL", required=True)
     v = tools.add_parser("verify", parents=[parents.json], help="verify a hash-chained audit log",
@@ -75,7 +104,31 @@ def add_parser(subparsers: Any, parents: Any) -> argparse.ArgumentParser:
                                      "problem with its line number. Exit 0 when ok, 1 when not.")
     v.add_argument("path", type=Path, metavar="PATH", help="the audit log (audit.jsonl in a state directory)")
     v.set_defaults(handler=run_verify)
+    sh = tools.add_parser("show", parents=[parents.json], help="show audit lines by order, time or event",
+                          description="Show audit lines, oldest first (archived segments too), filtered by order, "
+                                      "time and event; the filters combine. Exit 0, or 2 for bad input.")
+    sh.add_argument("path", type=Path, metavar="PATH", help="the audit log (audit.jsonl in a state directory)")
+    sh.add_argument("--order", metavar="ID", help="only lines about this client order id")
+    sh.add_argument("--since", metavar="T", help="only lines written at or after this ISO-8601 time or date "
+                                                "(UTC unless it carries an offset), e.g. 2026-12-07T05:00:00Z")
+    sh.add_argument("--event", metavar="E", help="only this event: a status a transition reached (FILLED, REJECTED, "
+                                                 "DENIED, …) or a line kind (fill, attempt_failed, denied, …)")
+    sh.set_defaults(handler=run_show)
     return p
+
+
+def run_show(args: argparse.Namespace) -> int:
+    """Run ``audit show`` with parsed ``args``: text lines (a count on stderr), or one JSON object
+    ``{"command", "path", "lines": [...]}`` with ``--json``."""
+    lines = show_lines(args.path, order=args.order, since=args.since, event=args.event)
+    if args.json:
+        print_json({"command": "audit show", "path": str(args.path), "count": len(lines), "lines": lines})
+        return EXIT_OK
+    console = Console(highlight=False, soft_wrap=True)
+    for line in lines:
+        console.print(render_line(line), markup=False)
+    Console(stderr=True, highlight=False).print(f"{len(lines)} line(s)")
+    return EXIT_OK
 
 
 def run_verify(args: argparse.Namespace) -> int:
