@@ -846,6 +846,9 @@ class LedgerActor(FlowActor):
                 logger.opt(exception=exc).error("audit log write failed")
         if self._journal is not None and (rows or fills):
             self._journal_write(rows, fills)
+        shared = self._risk.shared
+        if shared is not None and shared.pending:
+            shared.flush()  # the shared budget's true-ups (releases, fills) with each batch
 
     def _journal_write(self, rows, fills) -> None:
         from ._journal import FillRow, OrderEventRow

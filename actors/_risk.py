@@ -232,6 +232,8 @@ class RiskEngine:
         self.anomalies: list[str] = []
         self.breaches: list[str] = []
         self._breached: set[str] = set()
+        #: a budget shared with other processes (``actors/_pg_budget.PgBudget``), or None: this engine's alone
+        self.shared: Any = None
 
     # -- trading state -----------------------------------------------------------------
 
@@ -366,6 +368,11 @@ class RiskEngine:
                 f"> budget {_f(budget)} for account {account_id}",
                 notional,
             )
+        if budget is not None and self.shared is not None:
+            # the fleet-wide check: one conditional update of the account's shared row
+            detail = self.shared.reserve(account_id, intent.client_order_id, notional, budget)
+            if detail is not None:
+                return self._deny("budget", detail, notional)
         self._res[key] = _Reservation(intent.symbol, side, price, qty, notional)
         acct.reserved += notional
         # RiskDecision(approved=True, reserved=notional, adjusted_limit_price=adjusted, notional=notional),
@@ -418,6 +425,8 @@ class RiskEngine:
             acct.reserved -= released
             if acct.reserved < 0:
                 self._clamp(account_id, acct)
+            if self.shared is not None:
+                self.shared.on_fill(account_id, client_order_id, released, actual)
         acct.spent += actual
         cfg = self.config
         budget = cfg.budgets.get(account_id, cfg.default_budget)  # cfg.budget_for(account_id), inline
@@ -440,6 +449,8 @@ class RiskEngine:
         acct.reserved -= r.amount
         if acct.reserved < 0:
             self._clamp(account_id, acct)
+        if self.shared is not None:
+            self.shared.release(account_id, client_order_id, r.amount)
         return r.amount
 
     def restore_reservation(self, account_id: str, intent: OrderIntent, notional: Decimal | None = None) -> Decimal:
@@ -473,6 +484,8 @@ class RiskEngine:
             acct = self._accounts[account_id] = _Account()
         self._res[key] = _Reservation(intent.symbol, intent.side, price, intent.quantity, notional)
         acct.reserved += notional
+        if self.shared is not None and self.budget(account_id) is not None:
+            self.shared.restored(account_id, intent.client_order_id, notional)
         return notional
 
     # -- invariants ---------------------------------------------------------------------------

@@ -274,6 +274,10 @@ class Runtime:
             journaled = None if durable else core
             self.bus = self._track(EventBusActor.start(child_name=f"{p}-event_bus", startup_errors=boot_errors, dispatcher=core))
             risk = RiskEngine(RiskConfig.from_settings(settings.risk))
+            if self.pg is not None:  # budgets are the fleet's: checked in the shared database
+                from ._pg_budget import PgBudget
+
+                risk.shared = PgBudget(self.pg)
             self.ledger = self._track(LedgerActor.start(
                 risk=risk, bus=self.bus, instruments=settings.paper.instrument_map(),
                 audit_factory=(lambda: AuditLog(self.audit_path, file_mode=mode)) if durable else None,

@@ -82,7 +82,8 @@ def test_migrations_are_applied_once_and_recorded(pg_url: str) -> None:
     a = PostgresBackend.open(pg_url)
     b = PostgresBackend.open(pg_url)
     assert a.schema_version == b.schema_version == known_schema_version() >= 1
-    assert rows(pg_url, "SELECT version, name FROM flowroute.schema_migrations") == [(1, "0001_journal.sql")]
+    assert rows(pg_url, "SELECT version, name FROM flowroute.schema_migrations ORDER BY version") == [
+        (1, "0001_journal.sql"), (2, "0002_budget.sql")]
     assert rows(pg_url, "SELECT count(*) FROM flowroute.owners") == [(2,)]
     a.close()
     b.close()
@@ -160,3 +161,32 @@ def test_closed_backend_is_a_journal_error(pg_url: str) -> None:
     backend.close()
     with pytest.raises(JournalError, match="closed"):
         j.claim_batch([claim("x")], ttl_s=TTL)
+
+
+def test_a_survivor_sets_adopted_budget_values_again_without_counting_twice(pg_url: str) -> None:
+    """The dead process reserved 100 and spent 40 of it (flushed); the survivor restores the order
+    and replays the fill: the shared totals stay as they were. A fill the dead process had not
+    flushed yet is repaired by the survivor's flush."""
+    from decimal import Decimal as D
+
+    from actors._pg_budget import PgBudget
+
+    dead, survivor = PostgresBackend.open(pg_url), PostgresBackend.open(pg_url)
+    d = PgBudget(dead)
+    assert d.reserve("acc-1", "o-1", D("100"), D("150")) is None
+    assert d.reserve("acc-1", "o-2", D("60"), D("150")) is not None  # 160 > 150: denied
+    d.on_fill("acc-1", "o-1", D("40"), D("40"))
+    assert d.flush()
+    assert d.totals("acc-1") == (D("60"), D("40"))
+    d.on_fill("acc-1", "o-1", D("10"), D("10"))  # journaled, but the process died before this flush
+    s = PgBudget(survivor)
+    s.restored("acc-1", "o-1", D("100"))
+    s.on_fill("acc-1", "o-1", D("40"), D("40"))
+    s.on_fill("acc-1", "o-1", D("10"), D("10"))
+    assert s.flush()
+    assert s.totals("acc-1") == (D("50"), D("50"))
+    assert s.flush() and s.totals("acc-1") == (D("50"), D("50"))  # nothing pending: nothing moves
+    s.release("acc-1", "o-1", D("50"))
+    assert s.flush() and s.totals("acc-1") == (D("0"), D("50"))
+    dead.close()
+    survivor.close()

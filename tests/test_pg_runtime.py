@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -119,3 +120,59 @@ def test_a_survivor_takes_over_a_dead_process_orders_and_reconciles_them(pg_runt
     replay = b.submit(limit("x-dead"), ctx()).result(timeout=5)
     assert replay.replay and replay.status is OrderStatus.FILLED
     a.pg._pool = pool
+
+
+def test_a_budget_is_never_overbooked_by_two_processes_racing(pg_runtime, pg_url) -> None:
+    """Budget 1000 for acc-1; resting BUY limits of 0.001 at 39000 reserve 39 each, so 25 fit (975)
+    and the 26th would overbook. Two processes race 30 orders each: exactly 25 are admitted in total
+    (each process alone would admit 25: without the shared row it would be 50)."""
+    budget = {"budgets": {"acc-1": "1000"}}
+    a, b = pg_runtime(risk=budget), pg_runtime(risk=budget)
+    for rt in (a, b):
+        rt.on_market(quote())
+    results: dict[str, list] = {"a": [], "b": []}
+    start = threading.Barrier(2)
+
+    def send(name, rt) -> None:
+        start.wait()
+        futures = [rt.submit(limit(f"{name}-{i}", price="39000"), ctx()) for i in range(30)]
+        results[name] = [f.result(timeout=10) for f in futures]
+
+    threads = [threading.Thread(target=send, args=(n, rt)) for n, rt in (("a", a), ("b", b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    reports = results["a"] + results["b"]
+    admitted = [r for r in reports if r.status is OrderStatus.ACCEPTED]
+    denied = [r for r in reports if r.status is OrderStatus.DENIED]
+    assert len(admitted) == 25 and len(denied) == 35, [(r.status, r.error) for r in reports][:5]
+    assert all(r.error.code is ErrorCode.E_EXEC_RISK_DENIED and "budget" in r.error.message for r in denied)
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT reserved, spent FROM flowroute.budget_accounts WHERE account_id = 'acc-1'"
+                            ).fetchone() == (Decimal("975.000"), 0)
+    # cancels free the shared reservations (flushed with the ledger's batch): the room is back for both
+    for r in admitted:
+        (a if r.client_order_id.startswith("a-") else b).cancel(r.client_order_id, "acc-1").result(timeout=5)
+    for rt in (a, b):
+        rt.flush()
+    with psycopg.connect(pg_url) as conn:
+        wait_until(lambda: conn.execute("SELECT reserved FROM flowroute.budget_accounts WHERE account_id = 'acc-1'"
+                                        ).fetchone()[0] == 0, what="the releases to reach the shared row")
+    assert b.submit(limit("b-after", price="39000"), ctx()).result(timeout=5).status is OrderStatus.ACCEPTED
+
+
+def test_shared_fills_count_as_spent_for_every_process(pg_runtime, pg_url) -> None:
+    budget = {"budgets": {"acc-1": "100"}}
+    a, b = pg_runtime(risk=budget), pg_runtime(risk=budget)
+    for rt in (a, b):
+        rt.on_market(quote())
+    assert a.submit(market("m-1", qty="0.002"), ctx()).result(timeout=5).status is OrderStatus.FILLED  # ~78.9 spent
+    a.flush()
+    with psycopg.connect(pg_url) as conn:
+        wait_until(lambda: conn.execute("SELECT reserved FROM flowroute.budget_accounts WHERE account_id = 'acc-1'"
+                                        ).fetchone()[0] == 0, what="the true-up to reach the shared row")
+        reserved, spent = conn.execute("SELECT reserved, spent FROM flowroute.budget_accounts").fetchone()
+    assert spent > Decimal("78") and reserved == 0
+    second = b.submit(market("m-2", qty="0.001"), ctx()).result(timeout=5)  # 39.4 more would pass 100
+    assert second.status is OrderStatus.DENIED and "all processes" in second.error.message
