@@ -1,0 +1,204 @@
+"""FIX tag=value framing on top of simplefix (FIX 4.2 / 4.4 session layer, FIXT-free).
+
+simplefix encodes messages (BodyLength 9 and CheckSum 10 computed on ``encode``); this module
+adds what a session layer needs and simplefix does not check: it cuts a byte stream into frames,
+verifies BodyLength and CheckSum (a garbled frame is skipped, never parsed; FIX 4.4 Vol 2
+"Message Recovery": a garbled message is ignored and the sequence gap recovered by resend), and
+splits a good frame into ``(tag, value)`` pairs without dropping empty values or repeats, so the
+session can reject them (SessionRejectReason 4 and 13).
+
+Example::
+
+    >>> raw = encode("FIX.4.4", "0", [(34, 2), (49, "A"), (56, "B"), (52, "20260101-00:00:00.000")])
+    >>> framer = Framer(); frames = framer.feed(raw)
+    >>> frames[0].msg_type, frames[0].get(34)
+    ('0', '2')
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Iterable
+
+import simplefix
+
+SOH = b"\x01"
+#: tags whose value is masked in every log line and dump: Username 553, Password 554,
+#: RawData 96 (logon secrets of some venues), NewPassword 925
+SECRET_TAGS = frozenset({553, 554, 96, 925})
+_MASK = b"***"
+_START = re.compile(rb"8=FIX")
+_HEADER_TAGS = frozenset({8, 9, 35, 49, 56, 34, 52, 43, 97, 122, 115, 128, 50, 57, 142, 143, 144, 145, 116, 129, 90, 91, 212, 213, 347, 369, 627})
+
+
+def utc_timestamp(when: datetime) -> str:
+    """FIX UTCTimestamp (tag 52 / 122 / 60) with milliseconds: ``YYYYMMDD-HH:MM:SS.sss``."""
+    when = when.astimezone(timezone.utc)
+    return when.strftime("%Y%m%d-%H:%M:%S.") + f"{when.microsecond // 1000:03d}"
+
+
+def parse_timestamp(value: str) -> datetime | None:
+    """Parse a FIX UTCTimestamp (with or without fraction); None when it is not one."""
+    for fmt in ("%Y%m%d-%H:%M:%S.%f", "%Y%m%d-%H:%M:%S"):
+        try:
+            return datetime.strptime(value, fmt).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    return None
+
+
+def fix_decimal(value: Decimal) -> str:
+    """A Decimal as a FIX float field: plain notation, no exponent, no trailing zeros."""
+    text = format(value.normalize(), "f")
+    return text
+
+
+def encode(begin_string: str, msg_type: str, fields: Iterable[tuple[int, object]]) -> bytes:
+    """Encode one message: header order 8, 9, 35, then ``fields`` as given (simplefix adds 9 and 10)."""
+    msg = simplefix.FixMessage()
+    msg.append_pair(8, begin_string, header=True)
+    msg.append_pair(35, msg_type, header=True)
+    for tag, value in fields:
+        msg.append_pair(tag, value)
+    return msg.encode()
+
+
+def redact(raw: bytes) -> bytes:
+    """``raw`` with the value of every secret tag (553, 554, 96, 925) replaced by ``***``; SOH shown as ``|``."""
+    out = []
+    for field in raw.split(SOH):
+        tag, sep, _value = field.partition(b"=")
+        if sep and tag.isdigit() and int(tag) in SECRET_TAGS:
+            field = tag + b"=" + _MASK
+        out.append(field)
+    return b"|".join(out)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One framed, checksum-verified message: its raw bytes and its ordered ``(tag, value)`` pairs.
+
+    ``bad_tag`` is the first field that is not ``int=value`` (its raw tag text), if any.
+    """
+
+    raw: bytes
+    pairs: tuple[tuple[int, str], ...]
+    bad_tag: str | None = None
+
+    @property
+    def msg_type(self) -> str:
+        """MsgType (35), '' when missing."""
+        return self.get(35) or ""
+
+    def get(self, tag: int, default: str | None = None) -> str | None:
+        """The first value of ``tag``."""
+        for t, v in self.pairs:
+            if t == tag:
+                return v
+        return default
+
+    def seq(self) -> int | None:
+        """MsgSeqNum (34) as an int, None when missing or not a number."""
+        value = self.get(34)
+        return int(value) if value is not None and value.isdigit() else None
+
+    def redacted(self) -> str:
+        """The frame for a log line: secrets masked, SOH as ``|``."""
+        return redact(self.raw).decode("ascii", "replace")
+
+
+class Framer:
+    """Cuts a byte stream into checksum-verified frames; garbage and bad frames are dropped.
+
+    ``feed(data)`` returns the frames completed by ``data``; ``garbled`` counts the frames
+    dropped (bad BodyLength, bad CheckSum, not starting with ``8=FIX``).
+    """
+
+    def __init__(self, max_frame: int = 1 << 20) -> None:
+        self._buf = bytearray()
+        self.garbled = 0
+        self._max = max_frame
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Add ``data`` and return every complete good frame, in order."""
+        self._buf += data
+        frames: list[Frame] = []
+        while True:
+            frame = self._next()
+            if frame is None:
+                return frames
+            if frame is not _SKIP:
+                frames.append(frame)
+
+    def _next(self):
+        buf = self._buf
+        m = _START.search(buf)
+        if m is None:
+            keep = max(0, len(buf) - 4)  # a partial "8=FI" may start at the end
+            if keep:
+                del buf[:keep]
+            return None
+        if m.start():
+            self.garbled += 1
+            del buf[: m.start()]
+        first = buf.find(SOH)
+        if first < 0:
+            return None
+        # 9=<len> must be the second field
+        second_end = buf.find(SOH, first + 1)
+        if second_end < 0:
+            return None if len(buf) < 64 else self._drop()
+        second = bytes(buf[first + 1: second_end])
+        if not second.startswith(b"9=") or not second[2:].isdigit():
+            return self._drop()
+        body_len = int(second[2:])
+        body_start = second_end + 1
+        end_of_body = body_start + body_len
+        if body_len > self._max:
+            return self._drop()
+        # trailer "10=xxx\x01" is 7 bytes
+        if len(buf) < end_of_body + 7:
+            # a following frame that starts early means this one's length is wrong
+            nxt = buf.find(b"\x018=FIX", body_start)
+            if nxt >= 0 and nxt + 1 < end_of_body:
+                return self._drop()
+            return None
+        trailer = bytes(buf[end_of_body: end_of_body + 7])
+        if not (trailer.startswith(b"10=") and trailer.endswith(SOH) and trailer[3:6].isdigit()):
+            return self._drop()
+        checksum = sum(buf[:end_of_body]) % 256
+        if checksum != int(trailer[3:6]):
+            return self._drop()
+        raw = bytes(buf[: end_of_body + 7])
+        del buf[: end_of_body + 7]
+        return _split(raw)
+
+    def _drop(self):
+        """Drop the bad frame's start so the search resumes at the next ``8=FIX``."""
+        self.garbled += 1
+        del self._buf[:2]
+        return _SKIP
+
+
+_SKIP = object()
+
+
+def _split(raw: bytes) -> Frame:
+    pairs: list[tuple[int, str]] = []
+    bad: str | None = None
+    for field in raw[:-1].split(SOH):
+        tag, sep, value = field.partition(b"=")
+        text = tag.decode("ascii", "replace")
+        if not sep or not (tag.isdigit() or (tag.startswith(b"-") and tag[1:].isdigit())):
+            bad = bad or text
+            continue
+        pairs.append((int(tag), value.decode("latin-1")))
+    return Frame(raw=raw, pairs=tuple(pairs), bad_tag=bad)
+
+
+def is_header_tag(tag: int) -> bool:
+    """True for the standard header tags of FIX 4.2/4.4 (order checks, SessionRejectReason 14)."""
+    return tag in _HEADER_TAGS
