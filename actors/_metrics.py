@@ -34,6 +34,7 @@ class Metrics:
                                   buckets=(-50, -10, -5, -1, 0, 1, 5, 10, 50, 100))
         self.circuit = Gauge("exec_circuit_state", "Breaker state (0 closed,1 open,2 half-open,3 forced,4 disabled)", ["adapter"], registry=r)
         self.restarts = Counter("exec_restarts", "Supervised restarts by child", ["child"], registry=r)
+        self.venue_session = Gauge("exec_venue_session_state", "Venue session state (0 disconnected, 1 logon sent, 2 active, 3 logout sent)", ["adapter"], registry=r)
         self.replays = Counter("exec_replays", "Idempotent replays served from the journal", registry=r)
         self.batch = Histogram("exec_journal_batch_size", "Claims per journal transaction (group commit; SQLite journal only, an in-memory store has none)", registry=r,
                                buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
@@ -70,6 +71,11 @@ class Metrics:
 
     def set_breaker_state(self, adapter_id: str, state: str) -> None:
         self.circuit.labels(adapter_id).set(_BREAKER_VALUE.get(state, -1))
+
+    def set_venue_session(self, adapter_id: str, state: str) -> None:
+        """The session state of a venue with a session (FIX)."""
+        value = {"DISCONNECTED": 0, "LOGON_SENT": 1, "ACTIVE": 2, "LOGOUT_SENT": 3}.get(state, -1)
+        self.venue_session.labels(adapter_id).set(value)
 
     def restart(self, child: str) -> None:
         self.restarts.labels(child).inc()

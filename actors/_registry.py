@@ -67,9 +67,11 @@ class AdapterRegistry:
         return adapter
 
 
-def default_registry(*, faults: FaultPlan | None = None, fault_adapters: tuple[str, ...] = ("paper",)) -> AdapterRegistry:
+def default_registry(*, faults: FaultPlan | None = None, fault_adapters: tuple[str, ...] = ("paper",),
+                     settings: Any = None) -> AdapterRegistry:
     """The embedded venues: ``paper``, ``shadow`` and ``dry_run`` (books under ``settings.state_dir``
-    when the journal is durable), optionally wrapped in fault injection for ``fault_adapters``."""
+    when the journal is durable), optionally wrapped in fault injection for ``fault_adapters``;
+    plus ``fix`` (a FIX initiator, ``protocols.venues.fix``) when ``settings.venues.fix`` is set."""
     registry = AdapterRegistry()
 
     def book_path(settings: Any, name: str) -> Path | None:
@@ -84,6 +86,11 @@ def default_registry(*, faults: FaultPlan | None = None, fault_adapters: tuple[s
     registry.register("paper", lambda s: PaperVenue("paper", config=model(s), book_path=book_path(s, "paper")))
     registry.register("shadow", lambda s: ShadowVenue("shadow", config=model(s), book_path=book_path(s, "shadow")))
     registry.register("dry_run", lambda s: DryRunVenue("dry_run", config=model(s), book_path=book_path(s, "dry_run")))
+    venues = getattr(settings, "venues", None)
+    if venues is not None and getattr(venues, "fix", None) is not None:
+        from protocols.venues.fix import build_fix_venue
+
+        registry.register("fix", build_fix_venue)
     if faults is not None:
         for adapter_id in fault_adapters:
             registry.wrap(adapter_id, lambda adapter: FaultInjectingAdapter(adapter, faults))

@@ -45,6 +45,7 @@ from protocols import (
     OrderStatus,
     Quote,
     Trade,
+    VenueSessionChanged,
 )
 
 from ._adapter_actor import AdapterActor, AdapterPolicy, InDoubt
@@ -76,6 +77,7 @@ from ._messages import (
     InjectJournalFailure,
     ListOrders,
     MarketData,
+    Publish,
     RegisterAdapter,
     RegisterCore,
     RestoreLedger,
@@ -190,7 +192,7 @@ class Runtime:
             settings = load_settings()
         checked_hooks = validate_hooks(hooks)
         rt = cls()
-        rt._boot(settings, registry or default_registry(), clock, seed, checked_hooks)
+        rt._boot(settings, registry or default_registry(settings=settings), clock, seed, checked_hooks)
         return rt
 
     def _boot(self, settings: Any, registry: AdapterRegistry, clock: Clock | None, seed: int, hooks: tuple = ()) -> None:
@@ -317,6 +319,16 @@ class Runtime:
                 adapter_policy = AdapterPolicy.from_settings(settings, adapter_id)
                 ledger = self.ledger
                 venue.set_event_sink(lambda ev, ledger=ledger: tell(ledger, VenueEventReceived(ev)))
+                listen = getattr(venue, "add_state_listener", None)
+                if callable(listen):  # a venue with a session (FIX): its state as metric and event
+                    bus, metrics = self.bus, self.metrics
+                    metrics.set_venue_session(adapter_id, getattr(venue, "session_state", "DISCONNECTED"))
+
+                    def on_session(aid: str, state: str, detail: str, bus=bus, metrics=metrics) -> None:
+                        metrics.set_venue_session(aid, state)
+                        tell(bus, Publish(VenueSessionChanged(adapter_id=aid, state=state, detail=detail)))
+
+                    listen(on_session)
                 self.supervisor.ask(RegisterAdapter(
                     adapter_id, self._adapter_factory(adapter_id, venue, adapter_policy, seed), self.gates[adapter_id],
                     tuple(inherited.get(adapter_id, ()))),
@@ -543,7 +555,15 @@ class Runtime:
         breakers = {aid: self._ask(gate, GetBreaker()).state.value for aid, gate in self.gates.items()}
         trading = self._ask(self.ledger, GetTradingState())
         escalated = self._ask(self.ledger, GetEscalated())
-        return Health(children=children, breakers=breakers, trading_state=trading, escalated=escalated)
+        venues = {}
+        for adapter_id, venue in self._venues.items():
+            probe = getattr(venue, "health", None)
+            if callable(probe):
+                try:
+                    venues[adapter_id] = probe()
+                except Exception as exc:  # a venue's probe must not break the runtime's health
+                    venues[adapter_id] = {"error": f"{type(exc).__name__}: {exc}"}
+        return Health(children=children, breakers=breakers, trading_state=trading, escalated=escalated, venues=venues)
 
     def breaker(self, adapter_id: str):
         """The breaker snapshot of ``adapter_id`` (raises ``KeyError`` for an unknown adapter)."""

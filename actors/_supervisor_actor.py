@@ -55,6 +55,8 @@ class Health:
     breakers: dict = field(default_factory=dict)
     trading_state: str = "ACTIVE"
     escalated: dict = field(default_factory=dict)
+    #: per adapter with a session (FIX): its ``health()`` dict (state, sequence numbers, counters)
+    venues: dict = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:

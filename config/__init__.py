@@ -17,6 +17,7 @@ from ._settings import (
     BreakerSettings,
     ConfigError,
     DispatchSettings,
+    FixSettings,
     IdempotencySettings,
     InstrumentSettings,
     JournalSettings,
@@ -32,6 +33,7 @@ from ._settings import (
     SupervisorSettings,
     ThrottleSettings,
     TimeoutSettings,
+    VenuesSettings,
     known_profiles,
     load_settings,
 )
@@ -43,6 +45,7 @@ __all__ = [
     "BreakerSettings",
     "ConfigError",
     "DispatchSettings",
+    "FixSettings",
     "IdempotencySettings",
     "InstrumentSettings",
     "JournalSettings",
@@ -58,6 +61,7 @@ __all__ = [
     "SupervisorSettings",
     "ThrottleSettings",
     "TimeoutSettings",
+    "VenuesSettings",
     "known_profiles",
     "load_settings",
 ]

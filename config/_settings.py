@@ -559,6 +559,11 @@ class _ProfileSource(PydanticBaseSettingsSource):
     def __init__(self, settings_cls: type[BaseSettings], name: str, directory: Path) -> None:
         super().__init__(settings_cls)
         self._data = _read_profile(name, directory)
+        fix = (self._data.get("venues") or {}).get("fix") or {}
+        secrets = sorted(k for k in ("username", "password") if isinstance(fix, dict) and k in fix)
+        if secrets:
+            raise ConfigError([(f"venues.fix.{k}", f"a secret never comes from a profile file; set FLOWROUTE_VENUES__FIX__{k.upper()} in the environment")
+                               for k in secrets])
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return self._data.get(field_name), field_name, False
@@ -580,6 +585,59 @@ def _check_env_names(settings_cls: type[BaseSettings], env_vars: Any) -> None:
                 unknown.append(name.upper())
     if unknown:
         raise ConfigError([(n, "unknown setting (no such key; check the FLOWROUTE_ variable name)") for n in sorted(unknown)])
+
+
+class FixSettings(_Section):
+    """A FIX 4.2 / 4.4 initiator venue, adapter id ``fix`` (README "A FIX venue").
+
+    Credentials (Username 553, Password 554) are secrets: environment only
+    (``FLOWROUTE_VENUES__FIX__USERNAME`` / ``__PASSWORD``), never a profile file; masked in
+    every dump and log line. Routing to ``fix`` takes an explicit policy
+    (``routing.policy.live = "fix"`` with ``live`` removed from ``routing.blocked_modes``).
+    """
+
+    host: str = Field("127.0.0.1", min_length=1, description="Acceptor host.")
+    port: int = Field(..., ge=1, le=65535, description="Acceptor TCP port.")
+    begin_string: Literal["FIX.4.2", "FIX.4.4"] = Field("FIX.4.4", description="BeginString (8).")
+    sender_comp_id: str = Field(..., min_length=1, description="Our SenderCompID (49).")
+    target_comp_id: str = Field(..., min_length=1, description="The acceptor's CompID (56).")
+    heartbeat_s: int = Field(30, ge=1, le=3600, description="HeartBtInt (108), seconds.")
+    reset_on_logon: bool = Field(False, description="Send ResetSeqNumFlag (141=Y) at every Logon (both sides restart at 1).")
+    reconnect_initial_s: Seconds = Field(0.2, description="First reconnect delay (seconds), doubling, ±20% jitter.")
+    reconnect_max_s: Seconds = Field(10.0, description="Reconnect delay cap (seconds).")
+    request_timeout_s: Seconds = Field(1.5, description="Wait for the answer to a request before it is ambiguous (seconds; keep below timeouts.attempt_s).")
+    logon_wait_s: NonNegSeconds = Field(1.0, description="How long a request waits for a logon before it is not delivered (seconds).")
+    order_status_request: bool = Field(True, description="Ask OrderStatusRequest (H) on lookups (a peer that rejects it makes lookups unknown).")
+    store_dir: Path | None = Field(None, description="Sequence-number store (default: <state_dir>/fix).")
+    store_fsync: bool = Field(False, description="fdatasync the sequence numbers on every message (survives power loss, not only a killed process).")
+    symbols: dict[str, str] = Field(default_factory=dict, description="Runtime symbol -> venue Symbol (55); unmapped symbols are sent as they are.")
+    account: str | None = Field(None, description="Account (1) sent on every order, if set.")
+    tls: bool = Field(False, description="Connect with TLS (the ssl module's default verification).")
+    tls_ca_file: Path | None = Field(None, description="CA bundle that verifies the acceptor's certificate (TLS).")
+    tls_server_name: str | None = Field(None, description="Server name checked in the certificate (default: host).")
+    username: SecretStr | None = Field(None, description="Username (553): environment only, never logged.")
+    password: SecretStr | None = Field(None, description="Password (554): environment only, never logged.")
+
+    @field_validator("reconnect_max_s")
+    @classmethod
+    def _reconnect_ok(cls, value: float, info: ValidationInfo) -> float:
+        initial = info.data.get("reconnect_initial_s")
+        if initial is not None and value < initial:
+            raise ValueError(f"must be >= venues.fix.reconnect_initial_s ({initial})")
+        return value
+
+    @field_validator("sender_comp_id", "target_comp_id", "host")
+    @classmethod
+    def _no_soh(cls, value: str) -> str:
+        if "\x01" in value or "=" in value or not value.strip():
+            raise ValueError("must be non-empty text without SOH or '='")
+        return value.strip()
+
+
+class VenuesSettings(_Section):
+    """Real venues; each is registered by the default adapter registry only when its section is set."""
+
+    fix: FixSettings | None = Field(None, description="FIX initiator venue (adapter id 'fix').")
 
 
 # --------------------------------------------------------------------------- root
@@ -615,6 +673,7 @@ class Settings(BaseSettings):
     risk: RiskSettings = Field(default_factory=RiskSettings)
     orders: OrderSettings = Field(default_factory=OrderSettings)
     paper: PaperSettings = Field(default_factory=PaperSettings)
+    venues: VenuesSettings = Field(default_factory=VenuesSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)

@@ -55,6 +55,7 @@ from ._events import (
     ORDER_EVENT_BY_STATUS,
     AdapterCrashed,
     AdapterRestarted,
+    VenueSessionChanged,
     ChildGaveUp,
     CircuitClosed,
     CircuitHalfOpened,

@@ -160,6 +160,14 @@ class ChildGaveUp(Event):
     last_error: str = ""
 
 
+class VenueSessionChanged(Event):
+    """A venue's session changed state (FIX: DISCONNECTED, LOGON_SENT, ACTIVE, LOGOUT_SENT)."""
+
+    adapter_id: str
+    state: str
+    detail: str = ""
+
+
 class SubscriberFailed(Event):
     """A subscriber raised or fell behind; it was isolated and the pipeline went on."""
 

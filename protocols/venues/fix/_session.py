@@ -505,3 +505,17 @@ class FixSession:
 
 def _int(value: str | None) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
+
+
+class SystemClock:
+    """The system clock in the shape the session needs (monotonic seconds, aware UTC now)."""
+
+    def monotonic(self) -> float:
+        import time
+
+        return time.monotonic()
+
+    def now(self):
+        from datetime import datetime, timezone
+
+        return datetime.now(timezone.utc)

@@ -1,0 +1,282 @@
+"""The thin socket/thread driver around :class:`~._session.FixSession`.
+
+One daemon thread per connection owns the reading side: it connects (plain TCP or TLS via
+the standard ``ssl`` module), feeds received bytes and timer ticks to the session under one
+lock, writes the bytes the session returns, hands application messages to ``on_app`` (outside
+the lock, in arrival order) and reconnects with jittered exponential backoff after any
+disconnect. Other threads send application messages with :meth:`FixConnection.send_app`
+(under the same lock, so MsgSeqNum order is wire order). ``close()`` sends Logout, waits
+briefly for the answer and stops the thread.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from loguru import logger
+
+from ._session import ACTIVE, DISCONNECTED, Deliver, Disconnect, FixSession, GapFilled, NotLoggedOn, Send, StateChanged
+
+Connector = Callable[[str, int, float], socket.socket]
+
+
+def tcp_connect(host: str, port: int, timeout: float) -> socket.socket:
+    """A TCP connection with Nagle off (FIX messages are small and latency-bound)."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Reconnect delays: ``min(initial·2^(n-1), maximum) × U(1-jitter, 1+jitter)`` seconds."""
+
+    initial_s: float = 0.2
+    maximum_s: float = 10.0
+    jitter: float = 0.2
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """The delay before reconnect attempt ``attempt`` (1-based)."""
+        base = min(self.initial_s * (2 ** max(attempt - 1, 0)), self.maximum_s)
+        return base * rng.uniform(1 - self.jitter, 1 + self.jitter)
+
+
+class SendFailed(Exception):
+    """Writing to the socket failed; ``delivered`` is False only when no byte can have left."""
+
+    def __init__(self, message: str, delivered: bool) -> None:
+        super().__init__(message)
+        self.delivered = delivered
+
+
+class FixConnection:
+    """Runs one :class:`FixSession` over a socket on a daemon thread (see the module docstring).
+
+    ``on_app(action)`` gets every :class:`Deliver` and :class:`GapFilled`; ``on_state(state,
+    detail)`` every state change. ``connector(host, port, timeout)`` makes the socket (tests
+    connect into a private network namespace with it); ``tls`` wraps it.
+    """
+
+    def __init__(
+        self,
+        session: FixSession,
+        host: str,
+        port: int,
+        *,
+        on_app: Callable[[object], None],
+        on_state: Callable[[str, str], None] | None = None,
+        connector: Connector | None = None,
+        tls: ssl.SSLContext | None = None,
+        tls_server_name: str | None = None,
+        backoff: Backoff = Backoff(),
+        connect_timeout_s: float = 5.0,
+        seed: int = 0,
+        name: str = "fix",
+    ) -> None:
+        self.session = session
+        self.host, self.port = host, port
+        self._on_app = on_app
+        self._on_state = on_state or (lambda state, detail: None)
+        self._connector = connector or tcp_connect
+        self._tls = tls
+        self._tls_server_name = tls_server_name or host
+        self._backoff = backoff
+        self._connect_timeout = connect_timeout_s
+        self._rng = random.Random(seed)
+        self._lock = threading.RLock()
+        self._sock: socket.socket | None = None
+        self._stopping = threading.Event()
+        self._active = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._name = name
+        self.connects = 0
+        self.disconnects = 0
+        self.last_disconnect: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the connection thread (idempotent)."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._run, name=f"{self._name}-session", daemon=True)
+            self._thread.start()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Logout (when logged on), wait up to ``timeout`` for the answer, stop the thread. Idempotent."""
+        thread = self._thread
+        if thread is None:
+            return
+        with self._lock:
+            if self.session.state == ACTIVE and self._sock is not None:
+                self._carry_out(self.session.logout("flowroute stopping"))
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self.session.state not in (DISCONNECTED,) and time.monotonic() < deadline and self._sock is not None:
+                self._active.wait(0.05)
+        self._stopping.set()
+        with self._lock:
+            self._close_socket("stopped")
+        thread.join(timeout)
+        self._thread = None
+
+    def wait_active(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the session to be ACTIVE; True when it is."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self.session.state != ACTIVE:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stopping.is_set():
+                    return False
+                self._active.wait(left)
+            return True
+
+    def drop(self, reason: str = "dropped by request") -> None:
+        """Close the socket now (tests, operator); the thread reconnects."""
+        with self._lock:
+            self._close_socket(reason)
+
+    # ------------------------------------------------------------------ sending
+
+    def send_app(self, msg_type: str, body: Iterable[tuple[int, object]], on_seq: Callable[[int], None] | None = None) -> int:
+        """Send one application message; returns its MsgSeqNum.
+
+        ``on_seq(seq)`` runs under the session lock before the bytes are written, so an answer
+        that refers to the MsgSeqNum (Reject 45) always finds what it refers to. Raises
+        :class:`NotLoggedOn` (nothing sent) or :class:`SendFailed`.
+        """
+        with self._lock:
+            sock = self._sock
+            if sock is None:
+                raise NotLoggedOn("FIX session is not connected")
+            send = self.session.send_app(msg_type, body)
+            if on_seq is not None:
+                on_seq(send.seq)
+            try:
+                sock.sendall(send.raw)
+            except OSError as exc:
+                self._close_socket(f"send failed: {exc}")
+                raise SendFailed(f"send of MsgSeqNum {send.seq} failed: {exc}", delivered=True) from exc
+            return send.seq
+
+    # ------------------------------------------------------------------ the thread
+
+    def _run(self) -> None:
+        attempt = 0
+        while not self._stopping.is_set():
+            try:
+                sock = self._connect()
+            except OSError as exc:
+                attempt += 1
+                delay = self._backoff.delay(attempt, self._rng)
+                self.last_disconnect = f"connect failed: {exc}"
+                logger.debug("FIX {}: connect to {}:{} failed ({}); retry in {:.2f} s", self._name, self.host, self.port, exc, delay)
+                self._stopping.wait(delay)
+                continue
+            attempt = 0
+            self.connects += 1
+            with self._lock:
+                if self._stopping.is_set():
+                    sock.close()
+                    return
+                self._sock = sock
+                self._carry_out(self.session.connected())
+            try:
+                self._read_loop(sock)
+            except Exception as exc:  # never let the thread die: log, reconnect
+                logger.exception("FIX {}: session loop failed: {}", self._name, exc)
+                with self._lock:
+                    self._close_socket(f"internal error: {type(exc).__name__}")
+            if not self._stopping.is_set():
+                attempt += 1
+                self._stopping.wait(self._backoff.delay(attempt, self._rng))
+
+    def _connect(self) -> socket.socket:
+        sock = self._connector(self.host, self.port, self._connect_timeout)
+        if self._tls is not None:
+            try:
+                sock = self._tls.wrap_socket(sock, server_hostname=self._tls_server_name)
+            except (OSError, ssl.SSLError):
+                sock.close()
+                raise
+        return sock
+
+    def _read_loop(self, sock: socket.socket) -> None:
+        while not self._stopping.is_set():
+            with self._lock:
+                if self._sock is not sock:
+                    return
+                wait = max(0.0, min(self.session.next_deadline() - self.session.clock.monotonic(), 0.5))
+            try:
+                sock.settimeout(wait if wait > 0 else 0.001)
+                data = sock.recv(65536)
+            except (socket.timeout, ssl.SSLWantReadError):
+                data = None
+            except OSError as exc:
+                with self._lock:
+                    self._close_socket(f"connection lost: {exc}")
+                return
+            delivered: list[object] = []
+            with self._lock:
+                if self._sock is not sock:
+                    return
+                if data == b"":
+                    self._close_socket("peer closed the connection")
+                    return
+                actions = self.session.receive(data) if data else self.session.tick()
+                delivered = self._carry_out(actions)
+            for item in delivered:
+                try:
+                    self._on_app(item)
+                except Exception as exc:
+                    logger.exception("FIX {}: application handler failed on {}: {}", self._name, item, exc)
+
+    def _carry_out(self, actions) -> list[object]:
+        """Write, disconnect, note state changes (under the lock); return what goes to the app."""
+        to_app: list[object] = []
+        for action in actions:
+            if isinstance(action, Send):
+                if self._sock is None:
+                    continue
+                try:
+                    self._sock.sendall(action.raw)
+                except OSError as exc:
+                    self._close_socket(f"send failed: {exc}")
+            elif isinstance(action, (Deliver, GapFilled)):
+                to_app.append(action)
+            elif isinstance(action, Disconnect):
+                if action.error:
+                    logger.error("FIX {}: disconnecting: {}", self._name, action.reason)
+                self._close_socket(action.reason)
+            elif isinstance(action, StateChanged):
+                self._state(action.state, action.detail)
+        return to_app
+
+    def _close_socket(self, reason: str) -> None:
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        self.disconnects += 1
+        self.last_disconnect = reason
+        try:
+            sock.close()
+        except OSError:
+            pass
+        for action in self.session.disconnected(reason):
+            if isinstance(action, StateChanged):
+                self._state(action.state, action.detail)
+
+    def _state(self, state: str, detail: str) -> None:
+        self._active.notify_all()
+        try:
+            self._on_state(state, detail)
+        except Exception as exc:
+            logger.exception("FIX {}: state listener failed: {}", self._name, exc)

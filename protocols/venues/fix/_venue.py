@@ -1,0 +1,569 @@
+"""``FixVenue``: the ``BrokerAdapter`` that trades over a FIX 4.2 / 4.4 initiator session.
+
+Application messages (FIX 4.4 Vol 4; FIX 4.2 "Application Messages: Orders and Executions"):
+
+- ``submit_order`` → NewOrderSingle (D), ClOrdID (11) = ``client_order_id``; it waits for the
+  first answer about that ClOrdID: an ExecutionReport (8) gives the state (Rejected → 
+  ``VenueRejectedError`` with Text 58); a session Reject (3) or BusinessMessageReject (j) of
+  the message (RefSeqNum 45) → ``VenueRejectedError`` with the reason; no answer within
+  ``request_timeout_s`` → ``AmbiguousError`` (the order goes UNKNOWN and is reconciled).
+  Not logged on → ``NotDeliveredError`` (nothing was written).
+- ``cancel_order`` → OrderCancelRequest (F), answered by ExecutionReport ExecType=4 (with
+  OrigClOrdID 41, or — QuickFIX ordermatch — ClOrdID 11 = the original id and no 41) or
+  OrderCancelReject (9): "too late to cancel" (CxlRejReason 102=0) and others →
+  ``VenueRejectedError``.
+- ``fetch_order`` → OrderStatusRequest (H) when ``order_status_request`` is on. An
+  ExecutionReport answers it (4.4 ExecType=I; 4.2 ExecTransType=3). A Reject / BusinessMessage
+  Reject / timeout → what this adapter was told about the order by the venue if anything,
+  else ``AmbiguousError``: the lookup is *unknown*, never *absent* (``None`` is never
+  returned: no FIX peer here proves it does not know an order).
+- ExecutionReports nobody waits for (fills of resting orders, cancels, the ones recovered by
+  a ResendRequest after a reconnect) go to the event sink as ``VenueEvent`` s whose
+  ``state`` is the cumulative view (CumQty 14, LeavesQty 151, AvgPx 6, every fill seen) and
+  whose ``fill`` is the incremental one (LastQty 32 / LastShares, LastPx 31, trade_id = ExecID
+  17). A repeated ExecutionReport (PossDupFlag, or the same ExecID again) is applied once.
+
+ExecType (150) / OrdStatus (39) mapping: 4.4 0=New, F=Trade, 4=Canceled, 8=Rejected,
+C=Expired, I=Order status; 4.2 0=New, 1=Partial fill, 2=Fill, 4=Canceled, 8=Rejected,
+C=Expired with ExecTransType (20) 0=New, 3=Status (1=Cancel / 2=Correct of an execution are
+logged and not applied: a booked fill is never taken back).
+"""
+
+from __future__ import annotations
+
+import itertools
+import ssl
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Callable, Mapping
+
+from loguru import logger
+
+from ..._adapter import AdapterCapabilities, EventSink, VenueEvent, VenueOrder, VenueOrderState
+from ..._enums import OrderStatus, OrderType, Side, TimeInForce
+from ..._errors import AmbiguousError, FatalAdapterError, NotDeliveredError, VenueRejectedError
+from ..._reports import Fill
+from ._codec import Frame, fix_decimal, utc_timestamp
+from ._driver import Backoff, Connector, FixConnection, SendFailed
+from ._session import ACTIVE, Deliver, FixSession, GapFilled, NotLoggedOn, SessionConfig, SystemClock
+from ._store import SeqStore
+
+_SIDE = {Side.BUY: "1", Side.SELL: "2"}
+_SIDE_BACK = {"1": Side.BUY, "2": Side.SELL}
+_ORD_TYPE = {OrderType.MARKET: "1", OrderType.LIMIT: "2"}
+_TIF = {TimeInForce.DAY: "0", TimeInForce.GTC: "1", TimeInForce.IOC: "3", TimeInForce.FOK: "4"}
+_ORD_STATUS = {
+    "0": OrderStatus.ACCEPTED, "1": OrderStatus.PARTIALLY_FILLED, "2": OrderStatus.FILLED,
+    "4": OrderStatus.CANCELED, "8": OrderStatus.REJECTED, "C": OrderStatus.EXPIRED,
+    "3": OrderStatus.EXPIRED,  # Done for day: nothing more will execute today
+    "A": OrderStatus.ACCEPTED, "E": OrderStatus.ACCEPTED,
+}
+_FILL_EXEC_TYPES = frozenset({"F", "1", "2"})
+_CXL_REJ_REASON = {"0": "too late to cancel", "1": "unknown order", "2": "broker option",
+                   "3": "order already pending cancel or replace"}
+
+
+@dataclass(frozen=True)
+class FixVenueConfig:
+    """Everything ``FixVenue`` needs (built from ``[venues.fix]`` by ``config``).
+
+    ``symbols``: runtime symbol → venue Symbol (55), unmapped symbols are sent as they are;
+    ``store_dir``: where the session's sequence numbers live; times in seconds.
+    """
+
+    host: str
+    port: int
+    begin_string: str
+    sender_comp_id: str
+    target_comp_id: str
+    store_dir: Path
+    heartbeat_s: int = 30
+    reset_on_logon: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    symbols: Mapping[str, str] = field(default_factory=dict)
+    reconnect_initial_s: float = 0.2
+    reconnect_max_s: float = 10.0
+    request_timeout_s: float = 1.5
+    logon_wait_s: float = 1.0
+    order_status_request: bool = True
+    tls: bool = False
+    tls_ca_file: Path | None = None
+    tls_server_name: str | None = None
+    store_fsync: bool = False
+    account: str | None = None
+
+
+class _Waiter:
+    """One blocking request waiting for its answer (set once)."""
+
+    __slots__ = ("event", "result", "error", "kind", "client_order_id", "seq")
+
+    def __init__(self, kind: str, client_order_id: str) -> None:
+        self.event = threading.Event()
+        self.result: VenueOrderState | None = None
+        self.error: Exception | None = None
+        self.kind = kind
+        self.client_order_id = client_order_id
+        self.seq: int | None = None
+
+    def answer(self, result: VenueOrderState | None = None, error: Exception | None = None) -> None:
+        if not self.event.is_set():
+            self.result, self.error = result, error
+            self.event.set()
+
+
+@dataclass
+class _Order:
+    """What the venue has told us about one order."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    quantity: Decimal
+    venue_order_id: str = ""
+    status: OrderStatus = OrderStatus.ACCEPTED
+    cum_qty: Decimal = Decimal(0)
+    leaves_qty: Decimal = Decimal(0)
+    avg_px: Decimal | None = None
+    fills: list[Fill] = field(default_factory=list)
+    exec_ids: set[str] = field(default_factory=set)
+    reject_reason: str | None = None
+    heard: bool = False  # an ExecutionReport about it arrived
+
+    def state(self, ts: datetime) -> VenueOrderState:
+        return VenueOrderState(
+            client_order_id=self.client_order_id, venue_order_id=self.venue_order_id or self.client_order_id,
+            symbol=self.symbol, side=self.side, status=self.status, quantity=self.quantity,
+            cum_qty=self.cum_qty, leaves_qty=self.leaves_qty, avg_px=self.avg_px, fills=tuple(self.fills),
+            reject_reason=self.reject_reason, ts=ts)
+
+
+class FixVenue:
+    """A FIX initiator venue (see the module docstring). Thread-safe; blocking calls.
+
+    ``connector`` makes the TCP connection (default ``socket.create_connection``);
+    ``clock`` gives ``monotonic()`` / ``now()`` (default the system clock).
+    """
+
+    capabilities = AdapterCapabilities(blocking=True, lookup_covers_closed=False, absence_window_s=5.0)
+
+    def __init__(self, adapter_id: str, config: FixVenueConfig, *, connector: Connector | None = None,
+                 clock=None, seed: int = 0) -> None:
+        self.adapter_id = adapter_id
+        self.config = config
+        self.clock = clock or SystemClock()
+        session_config = SessionConfig(
+            begin_string=config.begin_string, sender_comp_id=config.sender_comp_id,
+            target_comp_id=config.target_comp_id, heartbeat_s=config.heartbeat_s,
+            reset_on_logon=config.reset_on_logon, username=config.username, password=config.password)
+        self._store = SeqStore.open(config.store_dir, config.begin_string, config.sender_comp_id,
+                                    config.target_comp_id, fsync=config.store_fsync)
+        self.session = FixSession(session_config, self._store, self.clock)
+        tls_context = None
+        if config.tls:
+            tls_context = ssl.create_default_context(cafile=str(config.tls_ca_file) if config.tls_ca_file else None)
+        self.connection = FixConnection(
+            self.session, config.host, config.port, on_app=self._on_app, on_state=self._on_state,
+            connector=connector, tls=tls_context, tls_server_name=config.tls_server_name,
+            backoff=Backoff(config.reconnect_initial_s, config.reconnect_max_s), seed=seed, name=adapter_id)
+        self._lock = threading.Lock()
+        self._orders: dict[str, _Order] = {}
+        self._sent: set[str] = set()
+        self._by_seq: dict[int, _Waiter] = {}
+        self._submits: dict[str, _Waiter] = {}
+        self._cancels: dict[str, _Waiter] = {}  # by original client order id
+        self._cancel_ids: dict[str, str] = {}  # cancel ClOrdID -> original
+        self._statuses: dict[str, _Waiter] = {}
+        self._sink: EventSink | None = None
+        self._held: list[VenueEvent] = []  # events before a sink was set (bounded)
+        self._state_listeners: list[Callable[[str, str, str], None]] = []
+        self._cancel_seq = itertools.count(1)
+        self._symbol_back = {v: k for k, v in config.symbols.items()}
+        self.counters = {"execution_reports": 0, "duplicates_dropped": 0, "events_pushed": 0,
+                         "unmatched": 0, "rejects": 0, "business_rejects": 0, "gap_filled_app": 0}
+        self.session_state = self.session.state
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Connect and log on in the background (idempotent; the runtime calls it per actor generation)."""
+        if self._closed:
+            raise FatalAdapterError("the FIX venue is closed")
+        self.connection.start()
+
+    def close(self) -> None:
+        """Logout and disconnect; fail every waiting request as ambiguous. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.connection.close()
+        with self._lock:
+            waiters = [*self._submits.values(), *self._cancels.values(), *self._statuses.values()]
+        for w in waiters:
+            w.answer(error=AmbiguousError("FIX venue closed while waiting for the answer"))
+        self._store.close()
+
+    def set_event_sink(self, sink: EventSink | None) -> None:
+        """Where ExecutionReports nobody waits for go (as ``VenueEvent``); events that arrived
+        before a sink was set (e.g. resent during recovery) are handed to it now, in order."""
+        with self._lock:
+            self._sink = sink
+            held, self._held = self._held, []
+        if sink is not None:
+            for event in held:
+                sink(event)
+
+    def add_state_listener(self, listener: Callable[[str, str, str], None]) -> None:
+        """``listener(adapter_id, state, detail)`` on every session state change."""
+        self._state_listeners.append(listener)
+
+    def on_market(self, data) -> None:
+        """A real venue has its own market: market data is ignored."""
+
+    def health(self) -> dict:
+        """The session's state for ``Runtime.health()``: state, sequence numbers, counters, last error."""
+        return {
+            "session": f"{self.config.begin_string}:{self.config.sender_comp_id}->{self.config.target_comp_id}",
+            "state": self.session.state,
+            "next_sender_seq": self._store.next_sender,
+            "next_target_seq": self._store.next_target,
+            "connects": self.connection.connects,
+            "disconnects": self.connection.disconnects,
+            "last_disconnect": self.connection.last_disconnect,
+            "last_error": self.session.last_error,
+            **{f"session_{k}": v for k, v in self.session.counters.items()},
+            **self.counters,
+        }
+
+    # ------------------------------------------------------------------ BrokerAdapter
+
+    def submit_order(self, order: VenueOrder) -> VenueOrderState:
+        """NewOrderSingle; see the module docstring for answers and errors."""
+        cid = order.client_order_id
+        with self._lock:
+            known = self._orders.get(cid)
+            if known is not None and known.heard:
+                return known.state(self.clock.now())
+            if cid in self._sent:
+                raise AmbiguousError(f"{cid} was already sent on this FIX session: not sending it again; reconcile it")
+        body: list[tuple[int, object]] = [(11, cid)]
+        if self.config.account:
+            body.append((1, self.config.account))
+        body += [(21, "1"), (55, self.config.symbols.get(order.symbol, order.symbol)), (54, _SIDE[order.side]),
+                 (60, utc_timestamp(self.clock.now())), (38, fix_decimal(order.quantity)), (40, _ORD_TYPE[order.order_type])]
+        if order.order_type is OrderType.LIMIT and order.limit_price is not None:
+            body.append((44, fix_decimal(order.limit_price)))
+        body.append((59, _TIF[order.time_in_force]))
+        waiter = _Waiter("submit", cid)
+        with self._lock:
+            self._orders.setdefault(cid, _Order(cid, order.symbol, order.side, order.quantity, leaves_qty=order.quantity))
+            self._submits[cid] = waiter
+        try:
+            self._send("D", body, waiter, before=lambda: self._sent.add(cid))
+            return self._wait(waiter, "NewOrderSingle", cid)
+        finally:
+            with self._lock:
+                if self._submits.get(cid) is waiter:
+                    del self._submits[cid]
+                self._by_seq.pop(waiter.seq, None)
+
+    def cancel_order(self, client_order_id: str) -> VenueOrderState:
+        """OrderCancelRequest; the state after the cancel, or ``VenueRejectedError`` (e.g. too late to cancel)."""
+        with self._lock:
+            known = self._orders.get(client_order_id)
+        if known is None:
+            raise VenueRejectedError(f"unknown order {client_order_id} on this FIX session", venue_code="unknown order")
+        cancel_id = f"{client_order_id}-c{next(self._cancel_seq)}"
+        body: list[tuple[int, object]] = [
+            (41, client_order_id), (11, cancel_id), (55, self.config.symbols.get(known.symbol, known.symbol)),
+            (54, _SIDE[known.side]), (60, utc_timestamp(self.clock.now())), (38, fix_decimal(known.quantity))]
+        if known.venue_order_id:
+            body.insert(0, (37, known.venue_order_id))
+        waiter = _Waiter("cancel", client_order_id)
+        with self._lock:
+            self._cancels[client_order_id] = waiter
+            self._cancel_ids[cancel_id] = client_order_id
+        try:
+            self._send("F", body, waiter)
+            return self._wait(waiter, "OrderCancelRequest", client_order_id)
+        finally:
+            with self._lock:
+                if self._cancels.get(client_order_id) is waiter:
+                    del self._cancels[client_order_id]
+                self._by_seq.pop(waiter.seq, None)
+
+    def fetch_order(self, client_order_id: str) -> VenueOrderState | None:
+        """OrderStatusRequest; never None (see the module docstring): unknown → ``AmbiguousError``."""
+        error: Exception | None = None
+        if self.config.order_status_request:
+            with self._lock:
+                known = self._orders.get(client_order_id)
+            body: list[tuple[int, object]] = [(11, client_order_id)]
+            if known is not None:
+                body += [(55, self.config.symbols.get(known.symbol, known.symbol)), (54, _SIDE[known.side])]
+                if known.venue_order_id:
+                    body.insert(0, (37, known.venue_order_id))
+            waiter = _Waiter("status", client_order_id)
+            with self._lock:
+                self._statuses[client_order_id] = waiter
+            try:
+                self._send("H", body, waiter)
+                return self._wait(waiter, "OrderStatusRequest", client_order_id)
+            except (AmbiguousError, VenueRejectedError, NotDeliveredError) as exc:
+                error = exc
+            finally:
+                with self._lock:
+                    if self._statuses.get(client_order_id) is waiter:
+                        del self._statuses[client_order_id]
+                    self._by_seq.pop(waiter.seq, None)
+        with self._lock:
+            known = self._orders.get(client_order_id)
+            if known is not None and known.heard:
+                return known.state(self.clock.now())
+        reason = f"{error}" if error is not None else "OrderStatusRequest is off for this venue"
+        raise AmbiguousError(f"the FIX venue did not tell the state of {client_order_id}: {reason}")
+
+    def fetch_open_orders(self) -> tuple[VenueOrderState, ...]:
+        """Orders the venue last reported as working (from its ExecutionReports on this session)."""
+        now = self.clock.now()
+        with self._lock:
+            return tuple(o.state(now) for o in self._orders.values()
+                         if o.heard and o.status in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED))
+
+    def fetch_positions(self) -> Mapping[str, Decimal]:
+        """Net position per symbol from the fills the venue reported on this session (base units)."""
+        out: dict[str, Decimal] = {}
+        with self._lock:
+            for o in self._orders.values():
+                qty = sum((f.qty for f in o.fills), Decimal(0))
+                if qty:
+                    out[o.symbol] = out.get(o.symbol, Decimal(0)) + o.side.sign * qty
+        return out
+
+    def fetch_account(self) -> Mapping[str, Decimal]:
+        """FIX order sessions carry no balances: empty."""
+        return {}
+
+    # ------------------------------------------------------------------ requests
+
+    def _send(self, msg_type: str, body, waiter: _Waiter, before: Callable[[], None] | None = None) -> None:
+        if self._closed:
+            raise NotDeliveredError(f"the FIX venue is closed: {msg_type} not sent")
+        self.connection.start()  # recovery asks before any actor generation called start()
+        if not self.connection.wait_active(self.config.logon_wait_s):
+            raise NotDeliveredError(f"FIX session {self.session.state}: {msg_type} not sent")
+
+        def on_seq(seq: int) -> None:
+            waiter.seq = seq
+            self._by_seq[seq] = waiter
+            if before is not None:
+                before()
+
+        try:
+            self.connection.send_app(msg_type, body, on_seq=on_seq)
+        except NotLoggedOn as exc:
+            raise NotDeliveredError(f"FIX session not logged on: {msg_type} not sent ({exc})") from None
+        except SendFailed as exc:
+            raise AmbiguousError(str(exc)) from None
+
+    def _wait(self, waiter: _Waiter, what: str, cid: str) -> VenueOrderState:
+        if not waiter.event.wait(self.config.request_timeout_s):
+            raise AmbiguousError(f"no answer to {what} for {cid} within {self.config.request_timeout_s:g} s")
+        if waiter.error is not None:
+            raise waiter.error
+        assert waiter.result is not None
+        return waiter.result
+
+    # ------------------------------------------------------------------ from the session thread
+
+    def _on_state(self, state: str, detail: str) -> None:
+        self.session_state = state
+        if state != ACTIVE:
+            logger.info("FIX {} session {}{}", self.adapter_id, state, f": {detail}" if detail else "")
+        else:
+            logger.info("FIX {} session logged on ({} -> {})", self.adapter_id, self.config.sender_comp_id, self.config.target_comp_id)
+        for listener in list(self._state_listeners):
+            try:
+                listener(self.adapter_id, state, detail)
+            except Exception as exc:
+                logger.exception("FIX {}: state listener failed: {}", self.adapter_id, exc)
+
+    def _on_app(self, item) -> None:
+        if isinstance(item, GapFilled):
+            self.counters["gap_filled_app"] += 1
+            logger.warning("FIX {}: the peer asked to resend {}..{}: gap-filled; application messages in it are "
+                           "never re-sent (their orders are reconciled)", self.adapter_id, item.begin, item.end or "now")
+            return
+        assert isinstance(item, Deliver)
+        frame = item.frame
+        kind = frame.msg_type
+        if kind == "8":
+            self._on_execution_report(frame, item.poss_dup)
+        elif kind == "9":
+            self._on_cancel_reject(frame)
+        elif kind in ("3", "j"):
+            self._on_reject(frame)
+        else:
+            logger.debug("FIX {}: ignored message type {}", self.adapter_id, kind)
+
+    def _on_reject(self, frame: Frame) -> None:
+        session_level = frame.msg_type == "3"
+        self.counters["rejects" if session_level else "business_rejects"] += 1
+        ref = frame.get(45)
+        text = frame.get(58) or ""
+        detail = [f"{'Reject' if session_level else 'BusinessMessageReject'}"]
+        if session_level and frame.get(373):
+            detail.append(f"SessionRejectReason {frame.get(373)}")
+        if not session_level and frame.get(380):
+            detail.append(f"BusinessRejectReason {frame.get(380)}")
+        if frame.get(371):
+            detail.append(f"tag {frame.get(371)}")
+        reason = f"{text} ({', '.join(detail)})" if text else ", ".join(detail)
+        waiter = self._by_seq.pop(int(ref), None) if ref and ref.isdigit() else None
+        if waiter is None:
+            logger.error("FIX {}: {} of MsgSeqNum {} that no request waits for: {}", self.adapter_id, frame.msg_type, ref, reason)
+            return
+        if waiter.kind == "status":
+            waiter.answer(error=AmbiguousError(f"OrderStatusRequest refused: {reason}"))
+            return
+        if waiter.kind == "submit":
+            with self._lock:
+                order = self._orders.get(waiter.client_order_id)
+                if order is not None and not order.heard:
+                    order.status, order.reject_reason, order.heard = OrderStatus.REJECTED, reason, True
+                    order.leaves_qty = Decimal(0)
+        waiter.answer(error=VenueRejectedError(f"venue rejected the message: {reason}", venue_code=frame.get(373) or frame.get(380)))
+
+    def _on_cancel_reject(self, frame: Frame) -> None:
+        orig = frame.get(41) or self._cancel_ids.get(frame.get(11) or "", "")
+        reason_code = frame.get(102) or ""
+        reason = _CXL_REJ_REASON.get(reason_code, f"CxlRejReason {reason_code}" if reason_code else "cancel rejected")
+        text = frame.get(58)
+        message = f"{reason}: {text}" if text else reason
+        with self._lock:
+            waiter = self._cancels.get(orig)
+            order = self._orders.get(orig)
+            status = frame.get(39)
+            if order is not None and status in _ORD_STATUS:
+                order.status = _ORD_STATUS[status]
+        if waiter is not None:
+            waiter.answer(error=VenueRejectedError(message, venue_code=reason_code or None))
+            return
+        if order is not None:
+            self._push("cancel_rejected", order, None)
+
+    def _on_execution_report(self, frame: Frame, poss_dup: bool) -> None:
+        self.counters["execution_reports"] += 1
+        exec_type = frame.get(150) or ""
+        trans = frame.get(20)
+        if trans in ("1", "2"):
+            logger.error("FIX {}: ExecTransType {} (execution {}) for {} not applied: a booked fill is never taken back",
+                         self.adapter_id, trans, "cancel" if trans == "1" else "correct", frame.get(11))
+            return
+        cid = frame.get(11) or ""
+        orig = frame.get(41)
+        if orig and exec_type in ("4", "5", "6"):
+            cid = orig
+        elif cid in self._cancel_ids and exec_type in ("4", "6"):
+            cid = self._cancel_ids[cid]
+        exec_id = frame.get(17) or ""
+        now = self.clock.now()
+        fill: Fill | None = None
+        with self._lock:
+            order = self._orders.get(cid)
+            if order is None:
+                order = self._order_from(frame, cid)
+                if order is None:
+                    self.counters["unmatched"] += 1
+                    logger.error("FIX {}: ExecutionReport for unknown order {!r} cannot be read: {}", self.adapter_id, cid, frame.redacted())
+                    return
+                self._orders[cid] = order
+            if exec_id and exec_id in order.exec_ids:
+                self.counters["duplicates_dropped"] += 1
+                return
+            if exec_id:
+                order.exec_ids.add(exec_id)
+            order.heard = True
+            if frame.get(37):
+                order.venue_order_id = frame.get(37)
+            last_qty = _dec(frame.get(32))
+            last_px = _dec(frame.get(31))
+            if exec_type in _FILL_EXEC_TYPES and last_qty and last_qty > 0 and last_px and last_px > 0:
+                fill = Fill(trade_id=(exec_id or f"{cid}-{len(order.fills) + 1}")[:64], qty=last_qty, price=last_px, ts=now)
+                order.fills.append(fill)
+            status = _ORD_STATUS.get(frame.get(39) or "")
+            if status is not None:
+                order.status = status
+            cum = _dec(frame.get(14))
+            if cum is not None:
+                order.cum_qty = cum
+            leaves = _dec(frame.get(151))
+            if leaves is not None:
+                order.leaves_qty = leaves
+            avg = _dec(frame.get(6))
+            order.avg_px = avg if avg and order.cum_qty > 0 else None
+            if status is OrderStatus.REJECTED:
+                order.reject_reason = frame.get(58) or "rejected by the venue"
+            state = order.state(now)
+            waiter = None
+            if exec_type == "I" or trans == "3":
+                waiter = self._statuses.get(cid)
+            elif exec_type in ("4", "6") and cid in self._cancels:
+                waiter = self._cancels[cid] if exec_type == "4" else None
+            elif cid in self._submits:
+                waiter = self._submits[cid]
+        if waiter is not None and not waiter.event.is_set():
+            if waiter.kind == "submit" and state.status is OrderStatus.REJECTED:
+                waiter.answer(error=VenueRejectedError(state.reject_reason or "rejected by the venue", venue_code=frame.get(103)))
+            else:
+                waiter.answer(result=state)
+            return
+        if exec_type == "I" or trans == "3":
+            return  # a status answer that came too late changes nothing
+        kind = {"8": "rejected", "4": "canceled", "C": "expired", "3": "expired"}.get(exec_type)
+        if fill is not None:
+            kind = "fill"
+        elif kind is None:
+            kind = "accepted"
+        self._push(kind, order, fill, state)
+
+    def _push(self, kind: str, order: _Order, fill: Fill | None, state: VenueOrderState | None = None) -> None:
+        event = VenueEvent(adapter_id=self.adapter_id, kind=kind, state=state or order.state(self.clock.now()), fill=fill)
+        with self._lock:
+            sink = self._sink
+            if sink is None:
+                if len(self._held) < 100_000:
+                    self._held.append(event)
+                else:
+                    logger.error("FIX {}: no event sink and 100000 events held: {} for {} dropped", self.adapter_id, kind, order.client_order_id)
+                return
+        self.counters["events_pushed"] += 1
+        sink(event)
+
+    def _order_from(self, frame: Frame, cid: str) -> _Order | None:
+        """An order this process did not send (recovered by a resend after a restart), from its report."""
+        side = _SIDE_BACK.get(frame.get(54) or "")
+        venue_symbol = frame.get(55)
+        qty = _dec(frame.get(38))
+        if qty is None:
+            cum, leaves = _dec(frame.get(14)), _dec(frame.get(151))
+            qty = (cum or Decimal(0)) + (leaves or Decimal(0))
+        if not cid or side is None or not venue_symbol or not qty or qty <= 0:
+            return None
+        symbol = self._symbol_back.get(venue_symbol, venue_symbol)
+        return _Order(cid, symbol, side, qty)
+
+
+def _dec(value: str | None) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        out = Decimal(value)
+    except InvalidOperation:
+        return None
+    return out if out.is_finite() else None
