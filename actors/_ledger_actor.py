@@ -11,6 +11,7 @@ appended to the audit log and journaled. Queries are asks that return frozen sna
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from concurrent.futures import Future
 from datetime import datetime, timezone
@@ -31,6 +32,7 @@ from protocols import (
     OrderReconciled,
     OrderStatus,
     OverfillDetected,
+    RemainderResubmitted,
     Quote,
     ReconciliationEscalated,
     Trade,
@@ -101,6 +103,27 @@ def reserved_notional(cause: str) -> Decimal | None:
     return value if value.is_finite() and value >= 0 else None
 
 
+#: intent metadata of a remainder's child order: the original order, the parent, the child's number
+_META_ROOT = "flowroute.remainder_of"
+_META_PARENT = "flowroute.parent"
+_META_RESUBMIT = "flowroute.resubmit"
+
+
+def remainder_client_order_id(root: str, n: int) -> str:
+    """The client order id of the ``n``-th remainder child of order ``root``: ``"<root>.r<n>"``,
+    or, when that would exceed 36 characters (FIX ClOrdID limit here), ``"<sha256(root)[:24]>.r<n>"``.
+    Deterministic, so the same remainder is always the same intent (never sent twice).
+
+    Example::
+
+        remainder_client_order_id("ord-7", 1)   # 'ord-7.r1'
+    """
+    candidate = f"{root}.r{n}"
+    if len(candidate) <= 36:
+        return candidate
+    return f"{hashlib.sha256(root.encode()).hexdigest()[:24]}.r{n}"
+
+
 #: statuses an open-age limit applies to: the order is working at its venue
 _AGED = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_CANCEL})
 #: statuses of an order whose venue outcome is in doubt
@@ -146,6 +169,8 @@ class LedgerActor(FlowActor):
         quiet_threshold_s: float = 5.0,
         hooks: tuple = (),
         max_open_age_s: float | None = None,
+        remainder: str = "partial_success",
+        max_resubmits: int = 0,
         **kw,
     ) -> None:
         super().__init__(**kw)
@@ -156,6 +181,12 @@ class LedgerActor(FlowActor):
         #: client order id -> clock time it became open, in that order (the oldest first)
         self._open_since: dict[str, float] = {}
         self._age_timer = None
+        #: orders.remainder == "resubmit": the forwarded order of each open order (to derive a child
+        #: from), and the children announced but not yet back from the idempotency store
+        self._resubmit = remainder == "resubmit"
+        self._max_resubmits = max_resubmits
+        self._resubmittable: dict[str, SubmitOrder] = {}
+        self._held: dict[str, tuple[str, str]] = {}  # child id -> (risk book, parent id)
         self._clock = clock
         self._shadow_adapters = frozenset(shadow_adapters)
         self._quiet_interval_s = quiet_interval_s
@@ -267,6 +298,9 @@ class LedgerActor(FlowActor):
     # -- forward path: risk and reservation ----------------------------------------------
     def handle_SubmitOrder(self, order: SubmitOrder) -> None:
         intent, account_id = order.intent, order.account_id
+        if self._held and intent.client_order_id in self._held:
+            self._submit_child(order)
+            return
         existing = self._orders.get(intent.client_order_id)
         if existing is not None and (existing.account_id != account_id or not existing.status.is_terminal and existing.status is not OrderStatus.UNKNOWN):
             self._deny_stage(order, ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT,
@@ -298,6 +332,69 @@ class LedgerActor(FlowActor):
                 return
         self._transition(rec, E.RESERVED, f"{_RESERVED_CAUSE}{decision.reserved}")
         forwarded = order.evolve(intent=intent, arrival_px=rec.arrival_px)
+        if self._resubmit:
+            self._resubmittable[intent.client_order_id] = forwarded
+        if not tell(order.gate, forwarded):
+            self._risk.release(book, intent.client_order_id)
+            self._deny_stage(order, ErrorCode.E_EXEC_NO_ADAPTER, "circuit breaker actor unavailable", record=True)
+
+    # -- partial fills: the remainder as a child order (orders.remainder = "resubmit") ----
+    def _resubmit_remainder(self, rec: OrderRecord, parent: SubmitOrder) -> bool:
+        """Re-submit what an order that expired partly filled left unfilled, as a child order.
+
+        The child has a derived client order id (:func:`remainder_client_order_id`), the parent's
+        intent otherwise, and lives within the parent's reservation (moved to it when it arrives
+        back from the idempotency store, where its claim is journaled like any order's). True
+        when the child was sent on its way; False (the parent's reservation is released) when
+        the order is not a partial expiry, the chain is at ``max_resubmits`` or trading is HALTED.
+        """
+        if rec.status is not OrderStatus.EXPIRED or not 0 < rec.cum_qty < rec.quantity:
+            return False
+        meta = parent.intent.metadata
+        n = int(meta.get(_META_RESUBMIT, 0)) + 1
+        if n > self._max_resubmits or self._risk.state is TradingState.HALTED:
+            why = "trading is HALTED" if n <= self._max_resubmits else f"max_resubmits ({self._max_resubmits}) reached"
+            logger.info("order {} expired with {} unfilled; not re-submitted: {}", rec.client_order_id, rec.quantity - rec.cum_qty, why)
+            return False
+        root = str(meta.get(_META_ROOT, rec.client_order_id))
+        remaining = rec.quantity - rec.cum_qty
+        child_id = remainder_client_order_id(root, n)
+        try:
+            data = parent.intent.model_dump()
+            data.update(client_order_id=child_id, quantity=remaining,
+                        metadata={**meta, _META_ROOT: root, _META_PARENT: rec.client_order_id, _META_RESUBMIT: n})
+            intent = type(parent.intent).model_validate(data)
+        except ValueError as exc:
+            logger.error("remainder of {} cannot be re-submitted: {}", rec.client_order_id, exc)
+            return False
+        book = self._book_of(rec.account_id, rec.adapter_id)
+        self._held[child_id] = (book, rec.client_order_id)
+        child = SubmitOrder(intent, parent.context, Future(), now_ns(), parent.route, parent.gate)
+        if not tell(self._idempotency, child):
+            del self._held[child_id]
+            return False
+        self._audit_line("remainder_resubmitted", {"client_order_id": rec.client_order_id, "child_client_order_id": child_id,
+                                                   "remaining_qty": str(remaining), "resubmit": n})
+        self._publish(RemainderResubmitted(client_order_id=rec.client_order_id, account_id=rec.account_id, adapter_id=rec.adapter_id,
+                                           status=rec.status, child_client_order_id=child_id, remaining_qty=remaining,
+                                           reason=f"expired with {remaining} unfilled; re-submitted as {child_id}"))
+        return True
+
+    def _submit_child(self, order: SubmitOrder) -> None:
+        """A remainder's child order, claimed: it takes over its parent's reservation, unchecked."""
+        intent = order.intent
+        book, parent_id = self._held.pop(intent.client_order_id)
+        rec = OrderRecord.from_intent(intent, order.account_id, route=order.route,
+                                      arrival_px=arrival_price(intent.side, self._touch.get(intent.symbol)))
+        self._orders[intent.client_order_id] = rec
+        if self._risk.state is TradingState.HALTED:
+            self._risk.release(book, parent_id)
+            self._deny_risk(order, rec, "trading_halted", "trading_halted: trading is HALTED; the remainder is not re-submitted")
+            return
+        amount = self._risk.transfer(book, parent_id, intent.client_order_id)
+        self._transition(rec, E.RESERVED, f"{_RESERVED_CAUSE}{amount}")
+        forwarded = order.evolve(arrival_px=rec.arrival_px)
+        self._resubmittable[intent.client_order_id] = forwarded
         if not tell(order.gate, forwarded):
             self._risk.release(book, intent.client_order_id)
             self._deny_stage(order, ErrorCode.E_EXEC_NO_ADAPTER, "circuit breaker actor unavailable", record=True)
@@ -332,6 +429,11 @@ class LedgerActor(FlowActor):
     # -- facts from the pipeline -------------------------------------------------------
     def handle_RecordDenied(self, message: RecordDenied) -> None:
         report = message.report
+        held = self._held.pop(report.client_order_id, None) if self._held else None
+        if held is not None:  # a remainder's child refused by the idempotency store: its parent's reservation goes
+            logger.warning("remainder child {} was refused ({}); releasing {}'s reservation", report.client_order_id,
+                           report.error.message if report.error else "denied", held[1])
+            self._risk.release(*held)
         code = report.error.code if report.error is not None else None
         self._errors[code.value if code else "none"] += 1
         if self._metrics is not None and code is not None:
@@ -689,7 +791,9 @@ class LedgerActor(FlowActor):
                 if t.to_status is not OrderStatus.SUBMITTING:
                     self._settled(rec)
         if rec.status.is_terminal and not before.is_terminal:
-            self._risk.release(self._book_of(rec.account_id, rec.adapter_id), rec.client_order_id)
+            parent = self._resubmittable.pop(rec.client_order_id, None) if self._resubmittable else None
+            if parent is None or not self._resubmit_remainder(rec, parent):
+                self._risk.release(self._book_of(rec.account_id, rec.adapter_id), rec.client_order_id)
             if self._waiters:
                 for reply in self._waiters.pop(rec.client_order_id, ()):
                     self._answer_wait(reply, rec)

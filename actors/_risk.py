@@ -453,6 +453,22 @@ class RiskEngine:
             self.shared.release(account_id, client_order_id, r.amount)
         return r.amount
 
+    def transfer(self, account_id: str, from_id: str, to_id: str) -> Decimal:
+        """Move what ``from_id`` still holds reserved to ``to_id``, unchecked (quote currency).
+
+        For the remainder of a partly filled order re-sent as a child order: the child lives
+        within its parent's reservation (open quantity and notional as the fills left them)
+        and is not checked again. Returns the amount moved (0 when ``from_id`` holds nothing).
+        Raises ``ValueError`` when ``to_id`` already holds a reservation.
+        """
+        if (account_id, to_id) in self._res:
+            raise ValueError(f"order {to_id} already holds a reservation")
+        r = self._res.pop((account_id, from_id), None)
+        if r is None:
+            return _ZERO
+        self._res[(account_id, to_id)] = r
+        return r.amount
+
     def restore_reservation(self, account_id: str, intent: OrderIntent, notional: Decimal | None = None) -> Decimal:
         """Re-create, at recovery, the reservation of an order admitted before a restart.
 

@@ -289,6 +289,7 @@ class Runtime:
                 quiet_threshold_s=max([settings.reconcile.quiet_threshold_s,
                                        *(settings.for_adapter(a).timeouts.attempt_s * 2 for a in self._venues)]),
                 hooks=hooks, max_open_age_s=settings.orders.max_open_age_s,
+                remainder=settings.orders.remainder, max_resubmits=settings.orders.max_resubmits,
                 child_name=f"{p}-ledger", startup_errors=boot_errors, dispatcher=journaled))
             self.idempotency = self._track(IdempotencyStoreActor.start(
                 store_factory=journal_factory, ttl_s=settings.idempotency.ttl_s, ledger=self.ledger,

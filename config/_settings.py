@@ -435,6 +435,13 @@ class OrderSettings(_Section):
     max_open_age_s: Seconds | None = Field(
         None, description="Cancel an order at its venue once it has been open (accepted, working) this long (seconds; None = never)."
     )
+    remainder: Annotated[Literal["partial_success", "resubmit"], BeforeValidator(_lower)] = Field(
+        "partial_success",
+        description="The unfilled remainder of an order that expired partly filled (IOC/FOK/DAY, a MARKET remainder): "
+                    "the order ends as a partial success, or the remainder is re-submitted as a child order "
+                    "(derived client order id, within the parent's reservation).",
+    )
+    max_resubmits: int = Field(3, ge=1, description="Child orders one original order may get under remainder = resubmit (count).")
 
 
 class InstrumentSettings(_Section):

@@ -77,6 +77,7 @@ from ._events import (
     OrderUnknown,
     OverfillDetected,
     ReconciliationEscalated,
+    RemainderResubmitted,
     SubscriberFailed,
 )
 from ._instruments import DEFAULT_INSTRUMENTS, Instrument

@@ -14,6 +14,8 @@ Example::
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from pydantic import Field
 
 from ._enums import OrderStatus
@@ -105,6 +107,15 @@ class ReconciliationEscalated(OrderEvent):
 
     attempts: int
     unresolved_for_s: float = 0.0
+
+
+class RemainderResubmitted(OrderEvent):
+    """The unfilled remainder of an order that expired partly filled was re-submitted as the child
+    order ``child_client_order_id`` for ``remaining_qty`` (base units), within the parent's
+    reservation ([orders] remainder = "resubmit")."""
+
+    child_client_order_id: str
+    remaining_qty: Decimal
 
 
 class OverfillDetected(OrderEvent):
