@@ -8,9 +8,10 @@ Two books:
 
 - :class:`OrderRecord` — one order's mutable record: lifecycle (through
   ``protocols.apply_event``, every status change recorded with a sequence number and a
-  cause), fills applied exactly once per ``trade_id``, cumulative venue reports (FIX
-  CumQty/AvgPx, tags 14/6) converted to per-fill amounts, overfills recorded and not
-  applied, venue states (``fetch_order`` answers) adopted.
+  cause), one fill-accounting rule for every reporting style (docs/DESIGN.md "Fills"): fills
+  applied exactly once per ``trade_id``, cumulative venue reports (FIX CumQty/AvgPx, tags
+  14/6) booked as synthetic fills that later per-trade fills cover, overfills recorded and
+  not applied, venue states (``fetch_order`` answers) adopted.
 - :class:`PositionBook` — net position per account and symbol with a VWAP entry price,
   realized PnL (average-cost method, as NautilusTrader's ``Position``), unrealized PnL
   from the last mark, fees, cash per currency, and long<->short flips.
@@ -41,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from enum import Enum
-from typing import Iterable, Literal, Mapping, NamedTuple
+from typing import Iterable, Mapping, NamedTuple
 
 from protocols import (
     ErrorCode,
@@ -66,7 +67,9 @@ from protocols import (
 )
 
 __all__ = [
+    "FillBooking",
     "FillOutcome",
+    "SYNTHETIC_TRADE_PREFIX",
     "Transition",
     "OrderRecord",
     "Position",
@@ -109,9 +112,8 @@ class FillOutcome(str, Enum):
     - ``OVERFILL``: would push cum_qty above quantity (FIX: CumQty > OrderQty); recorded in
       ``OrderRecord.overfills``, NOT applied. The caller alerts (``OverfillDetected``).
     - ``REFUSED``: the lifecycle table allows no fill in the current status (e.g. REJECTED,
-      FAILED, RESERVED) or the fill's reporting style conflicts with the one already used for
-      this order (per-fill vs cumulative: mixing them could double count); recorded in
-      ``OrderRecord.anomalies``, NOT applied. The caller alerts.
+      FAILED, RESERVED); recorded in ``OrderRecord.anomalies``, NOT applied. The caller alerts.
+      (Per-trade and cumulative reports of one order mix freely: docs/DESIGN.md "Fills".)
     """
 
     APPLIED = "APPLIED"
@@ -122,6 +124,28 @@ class FillOutcome(str, Enum):
 
 
 _APPLIED = FillOutcome.APPLIED
+
+#: trade ids of synthetic fills (booked from cumulative reports) start with this; recovery replays
+#: a journaled fill with it through :meth:`OrderRecord.apply_synthetic`. Venue trade ids must not.
+SYNTHETIC_TRADE_PREFIX = "cum:"
+#: a synthetic fill's price is rounded to this (quote currency; see OrderRecord.apply_cumulative)
+SYNTHETIC_PRICE_QUANTUM = Decimal("1e-12")
+
+
+class FillBooking(NamedTuple):
+    """What the books do for a real fill that covered synthetic quantity (:meth:`OrderRecord.apply_fill`).
+
+    ``fill`` is the fill as reported (journaled, audited, published); ``new`` the part of it that
+    adds quantity (a ``Fill`` without fee; None when synthetic quantity covered all of it);
+    ``repriced`` the covered synthetic quantity booked at another price, as
+    ``((qty, booked_px), ...)``, to be moved to ``fill.price``; ``fee_delta`` the fee change
+    (the real fee minus the covered synthetic fee) in ``fill.fee_currency``.
+    """
+
+    fill: Fill
+    new: Fill | None
+    repriced: tuple[tuple[Decimal, Decimal], ...]
+    fee_delta: Decimal
 
 
 class Transition(NamedTuple):
@@ -262,10 +286,13 @@ class OrderRecord:
     updated_ts: datetime | None = None
     #: exact sum of qty*price of the applied fills (avg_px = notional / cum_qty)
     notional: Decimal = _ZERO
-    #: "" until the first fill, then "trade" (per-fill, by trade_id) or "cumulative"
-    fill_mode: Literal["", "trade", "cumulative"] = ""
     #: the intent's limit price when the slippage guard capped it to ``limit_price`` (for the audit)
     price_capped_from: Decimal | None = None
+    #: synthetic fills (from cumulative reports) not yet covered by real per-trade fills, oldest
+    #: first, each as currently booked (a partly covered one with its remaining qty); None: none yet
+    synthetic: list[Fill] | None = None
+    #: what the books must do for the fill last APPLIED by :meth:`apply_fill` (None: book it as is)
+    last_booking: "FillBooking | None" = None
 
     def __post_init__(self) -> None:
         if self.side.__class__ is not Side:
@@ -398,7 +425,7 @@ class OrderRecord:
             return _EV_PARTIALLY_FILLED
         return None
 
-    def _book(self, fill: Fill, event: OrderEventType, cause: str, ts: datetime | None, mode: str) -> None:
+    def _book(self, fill: Fill, event: OrderEventType, cause: str, ts: datetime | None) -> None:
         qty = fill.qty
         self.fills.append(fill)
         self.trade_ids.add(fill.trade_id)
@@ -406,7 +433,6 @@ class OrderRecord:
         self.notional = notional = self.notional + qty * fill.price
         self.avg_px = notional / cum_qty
         self.fees += fill.fee
-        self.fill_mode = mode  # type: ignore[assignment]
         when = ts or fill.ts
         self.updated_ts = when
         self.apply_event(event, cause=cause, ts=when)
@@ -415,27 +441,37 @@ class OrderRecord:
         self.anomalies.append(note)
         return FillOutcome.REFUSED
 
+    def _seen(self, trade_id: str) -> bool:
+        return trade_id in self.trade_ids or bool(self.overfills and any(o.trade_id == trade_id for o in self.overfills))
+
     def apply_fill(self, fill: Fill, *, cause: str | None = None, ts: datetime | None = None) -> FillOutcome:
-        """Apply one venue fill exactly once per ``trade_id`` (FIX ExecType=F, LastQty/LastPx).
+        """Apply one real per-trade fill exactly once per ``trade_id`` (FIX ExecType=F, LastQty/LastPx).
+
+        The one fill-accounting rule (docs/DESIGN.md "Fills"), per-trade side:
 
         - a ``trade_id`` already applied, or already recorded as an overfill: ``DUPLICATE``, no change;
-        - ``cum_qty + fill.qty > quantity``: ``OVERFILL``, appended to ``overfills``, not applied;
-        - no fill event legal in the current status, or this order's fills so far came from
-          cumulative reports: ``REFUSED``, noted in ``anomalies``, not applied;
-        - otherwise ``APPLIED``: cum_qty, avg_px (VWAP of all applied fills), fees updated and
-          the lifecycle moves with PARTIALLY_FILLED or FILLED (fills during PENDING_CANCEL keep
-          PENDING_CANCEL; after CANCELED or EXPIRED the status stays).
+        - quantity already booked by a synthetic fill (a cumulative report, :meth:`apply_cumulative`)
+          is *covered* first, oldest synthetic first: it is matched, not counted again. What the
+          fill brings beyond the covered quantity is new quantity;
+        - new quantity that would push cum_qty above quantity: ``OVERFILL``, appended to
+          ``overfills``, nothing of the fill applied;
+        - new quantity with no fill event legal in the current status: ``REFUSED``, noted in
+          ``anomalies``, not applied;
+        - otherwise ``APPLIED``: the fill joins ``fills`` and replaces the synthetic quantity it
+          covered (so ``fills`` always sums to cum_qty, and to the real fills once they cover
+          every synthetic one); cum_qty, avg_px (VWAP of ``fills``), fees and the lifecycle
+          follow. :attr:`last_booking` says what the books must do: ``None`` when the fill only
+          added quantity (book the fill as is), else a :class:`FillBooking` with the new part
+          and the price correction of the covered quantity.
 
         ``cause`` defaults to ``"fill <trade_id>"``, ``ts`` to ``fill.ts``.
         """
         trade_id = fill.trade_id
         if trade_id in self.trade_ids or (self.overfills and any(o.trade_id == trade_id for o in self.overfills)):
             return FillOutcome.DUPLICATE
-        if self.fill_mode == "cumulative":
-            return self._refuse(
-                f"fill {fill.trade_id} refused: order {self.client_order_id} is reported cumulatively; "
-                "mixing per-fill and cumulative reports could double count"
-            )
+        self.last_booking = None
+        if self.synthetic:
+            return self._apply_covering(fill, cause, ts)
         new_cum = self.cum_qty + fill.qty
         if new_cum > self.quantity:
             self.overfills.append(fill)
@@ -445,7 +481,63 @@ class OrderRecord:
             return self._refuse(
                 f"fill {fill.trade_id} refused: no fill is allowed in status {self.status.value}"
             )
-        self._book(fill, event, cause or f"fill {fill.trade_id}", ts, "trade")
+        self._book(fill, event, cause or f"fill {fill.trade_id}", ts)
+        return _APPLIED
+
+    def _apply_covering(self, fill: Fill, cause: str | None, ts: datetime | None) -> FillOutcome:
+        """:meth:`apply_fill` while synthetic quantity is outstanding: match it, then book the rest."""
+        synthetic = self.synthetic
+        assert synthetic is not None
+        left = fill.qty
+        covered: list[tuple[Fill, Decimal]] = []  # (synthetic fill, qty of it covered)
+        for syn in synthetic:
+            if left <= 0:
+                break
+            part = syn.qty if syn.qty < left else left
+            covered.append((syn, part))
+            left -= part
+        new_qty = left
+        new_cum = self.cum_qty + new_qty
+        if new_cum > self.quantity:
+            self.overfills.append(fill)
+            return FillOutcome.OVERFILL
+        event = None
+        if new_qty > 0:
+            event = self._fill_event(new_cum)
+            if event is None:
+                return self._refuse(f"fill {fill.trade_id} refused: no fill is allowed in status {self.status.value}")
+        # apply: the covered synthetic quantity leaves ``fills``, the real fill joins it
+        repriced: list[tuple[Decimal, Decimal]] = []
+        fee_back = _ZERO
+        for syn, part in covered:
+            index = next(i for i, f in enumerate(self.fills) if f.trade_id == syn.trade_id)
+            syn_fee = syn.fee * part / syn.qty if syn.fee else _ZERO
+            if part == syn.qty:
+                del self.fills[index]
+                synthetic.remove(syn)
+            else:
+                rest = syn.model_copy(update={"qty": syn.qty - part, "fee": syn.fee - syn_fee})
+                self.fills[index] = rest
+                synthetic[synthetic.index(syn)] = rest
+            self.notional += part * (fill.price - syn.price)
+            self.fees -= syn_fee
+            fee_back += syn_fee
+            if syn.price != fill.price:
+                repriced.append((part, syn.price))
+        self.fills.append(fill)
+        self.trade_ids.add(fill.trade_id)
+        self.fees += fill.fee
+        self.cum_qty = new_cum
+        self.notional += new_qty * fill.price
+        self.avg_px = self.notional / new_cum
+        when = ts or fill.ts
+        self.updated_ts = when
+        new_part = None
+        if new_qty > 0:
+            new_part = fill if new_qty == fill.qty else fill.model_copy(update={"qty": new_qty, "fee": _ZERO})
+            self.apply_event(event, cause=cause or f"fill {fill.trade_id}", ts=when)  # type: ignore[arg-type]
+        fee_delta = fill.fee - fee_back  # the new part, if any, is booked without fee
+        self.last_booking = FillBooking(fill, new_part, tuple(repriced), fee_delta)
         return _APPLIED
 
     def apply_cumulative(
@@ -460,23 +552,30 @@ class OrderRecord:
         liquidity: Liquidity | str = Liquidity.TAKER,
         cause: str | None = None,
     ) -> tuple[FillOutcome, Fill | None]:
-        """Convert a cumulative venue report (FIX CumQty 14 / AvgPx 6, no per-fill detail) into one fill.
+        """Book a cumulative venue report (FIX CumQty 14 / AvgPx 6, no trade ids) as one synthetic fill.
 
-        ``last_qty = cum_qty - self.cum_qty``;
+        The one fill-accounting rule (docs/DESIGN.md "Fills"), cumulative side: a snapshot
+        larger than what is booked books the difference as a synthetic fill,
+        ``last_qty = cum_qty - self.cum_qty`` at
         ``last_px = (cum_qty * avg_px - self.notional) / last_qty`` (self.notional is the exact
-        sum of the fills applied so far, i.e. ``self.cum_qty * self.avg_px``). The synthetic
-        fill's ``trade_id`` is ``f"{trade_id_prefix}:{cum_qty}"`` (so a repeated report is a
-        duplicate), its fee ``cum_fees - self.fees`` (clamped at 0; 0 when ``cum_fees`` is None).
+        notional booked so far), so avg_px stays the venue's, rounded to
+        :data:`SYNTHETIC_PRICE_QUANTUM` (1e-12 quote currency): every product of it with a
+        quantity is then exact, so cash and positions balance to the unit when real fills
+        later replace it, and avg_px is the venue's to within 1e-12. Its ``trade_id`` is
+        ``f"{SYNTHETIC_TRADE_PREFIX}{trade_id_prefix}:{cum_qty}"`` (a repeated report is a
+        duplicate); its fee ``cum_fees - self.fees`` (clamped at 0; 0 when ``cum_fees`` is
+        None). Real per-trade fills that arrive later cover it (:meth:`apply_fill`). When the
+        booked fills already imply a non-positive ``last_px`` (they disagree with the venue's
+        avg_px), the quantity is still booked, at ``avg_px``, and the disagreement is noted in
+        ``anomalies``.
 
         Returns ``(outcome, fill)``: ``(STALE, None)`` when ``cum_qty`` does not exceed the
         booked cum_qty (an old or repeated report; ignored), ``(OVERFILL, fill)`` when
         ``cum_qty > quantity`` (recorded, not applied), ``(REFUSED, None)`` when no fill is
-        legal in the status or the order's fills so far came per-fill, else ``(APPLIED, fill)``
-        — hand ``fill`` to the PositionBook. ``last_px`` rounds at Decimal context precision
-        (28 digits), so avg_px matches the venue's AvgPx to about 1e-25 relative.
+        legal in the status, else ``(APPLIED, fill)`` — hand ``fill`` to the PositionBook.
 
-        Raises ``ValueError`` (record unchanged) for a non-finite or negative ``cum_qty``, a
-        non-positive ``avg_px``, or a report that implies a non-positive ``last_px``.
+        Raises ``ValueError`` (record unchanged) for a non-finite or negative ``cum_qty`` or a
+        non-positive ``avg_px``.
         """
         cum_qty = Decimal(cum_qty)
         avg_px = Decimal(avg_px)
@@ -487,16 +586,17 @@ class OrderRecord:
         if not avg_px.is_finite() or avg_px <= 0:
             raise ValueError(f"avg_px must be a finite Decimal > 0, got {avg_px!r}")
         last_qty = cum_qty - self.cum_qty
-        last_px = (cum_qty * avg_px - self.notional) / last_qty
+        last_px = ((cum_qty * avg_px - self.notional) / last_qty).quantize(SYNTHETIC_PRICE_QUANTUM)
         if last_px <= 0:
-            raise ValueError(
-                f"cumulative report cum_qty={cum_qty} avg_px={avg_px} implies last_px={last_px} <= 0 "
-                f"after booked cum_qty={self.cum_qty} avg_px={self.avg_px}"
+            self.anomalies.append(
+                f"cumulative report cum_qty={cum_qty} avg_px={avg_px} implies last_px={last_px} <= 0 after booked "
+                f"cum_qty={self.cum_qty} avg_px={self.avg_px}; the new quantity is booked at avg_px"
             )
+            last_px = avg_px
         fee = _ZERO
         if cum_fees is not None:
             fee = max(Decimal(cum_fees) - self.fees, _ZERO)
-        trade_id = f"{trade_id_prefix}:{format(cum_qty.normalize(), 'f')}"
+        trade_id = f"{SYNTHETIC_TRADE_PREFIX}{trade_id_prefix}:{format(cum_qty.normalize(), 'f')}"
         if len(trade_id) > 64:
             raise ValueError(f"synthetic trade id {trade_id!r} is longer than 64 characters; shorten trade_id_prefix")
         fill = Fill(
@@ -508,25 +608,33 @@ class OrderRecord:
             liquidity=Liquidity(liquidity),
             ts=ts or utc_now(),
         )
-        if fill.trade_id in self.trade_ids or (
-            self.overfills and any(o.trade_id == fill.trade_id for o in self.overfills)
-        ):
+        if self._seen(fill.trade_id):
             return FillOutcome.DUPLICATE, None
-        if self.fill_mode == "trade":
-            return self._refuse(
-                f"cumulative report cum_qty={cum_qty} refused: order {self.client_order_id} is reported "
-                "per fill; mixing per-fill and cumulative reports could double count"
-            ), None
         if cum_qty > self.quantity:
             self.overfills.append(fill)
             return FillOutcome.OVERFILL, fill
-        event = self._fill_event(cum_qty)
+        outcome = self.apply_synthetic(fill, cause=cause or f"cumulative fill to {cum_qty}", ts=ts)
+        return outcome, fill if outcome is _APPLIED else None
+
+    def apply_synthetic(self, fill: Fill, *, cause: str | None = None, ts: datetime | None = None) -> FillOutcome:
+        """Book a synthetic fill made by :meth:`apply_cumulative` (also how recovery replays a
+        journaled one, recognised by :data:`SYNTHETIC_TRADE_PREFIX`). Outcomes as :meth:`apply_fill`."""
+        if self._seen(fill.trade_id):
+            return FillOutcome.DUPLICATE
+        new_cum = self.cum_qty + fill.qty
+        if new_cum > self.quantity:
+            self.overfills.append(fill)
+            return FillOutcome.OVERFILL
+        event = self._fill_event(new_cum)
         if event is None:
             return self._refuse(
-                f"cumulative report cum_qty={cum_qty} refused: no fill is allowed in status {self.status.value}"
-            ), None
-        self._book(fill, event, cause or f"cumulative fill to {cum_qty}", ts, "cumulative")
-        return FillOutcome.APPLIED, fill
+                f"cumulative fill to {new_cum} refused: no fill is allowed in status {self.status.value}"
+            )
+        self._book(fill, event, cause or f"cumulative fill {fill.trade_id}", ts)
+        if self.synthetic is None:
+            self.synthetic = []
+        self.synthetic.append(fill)
+        return _APPLIED
 
     # -- venue state --------------------------------------------------------------------------
 
@@ -537,14 +645,18 @@ class OrderRecord:
         OrderStatus.REJECTED: OrderEventType.REJECTED,
     }
 
-    def apply_venue_state(self, state: VenueOrderState, *, ts: datetime | None = None) -> list[Fill]:
+    def apply_venue_state(self, state: VenueOrderState, *, ts: datetime | None = None,
+                          fill: Fill | None = None) -> "list[Fill | FillBooking]":
         """Adopt the venue's view of this order (a submit ack, an event's state, a ``fetch_order`` answer).
+
+        ``fill`` is the fill the report carries besides ``state`` (``VenueEvent.fill``: FIX
+        LastQty/LastPx with its ExecID), applied first, once per trade id like every other.
 
         1. ``venue_order_id`` is adopted when not yet known (a different one is an anomaly).
         2. Fills: the venue's ``fills`` are cumulative (all fills so far); only unseen
-           ``trade_id`` s are applied (via :meth:`apply_fill`). A venue that reports no fills but
-           a ``cum_qty`` above ours is converted with :meth:`apply_cumulative` (prefix
-           ``venue_order_id``).
+           ``trade_id`` s are applied (via :meth:`apply_fill`). A ``cum_qty`` still above ours
+           after them (a venue that reports no or only some trades) is booked with
+           :meth:`apply_cumulative` (prefix ``venue_order_id``): one rule for every reporting style.
         3. Status: ACCEPTED / CANCELED / EXPIRED / REJECTED are applied as lifecycle events
            (after the fills, so a partially filled then canceled order ends CANCELED with its
            fills). PARTIALLY_FILLED and FILLED come from the fills themselves. A status the
@@ -553,7 +665,9 @@ class OrderRecord:
            ``anomalies``. REJECTED sets ``error``
            (E_EXEC_BROKER_REJECTED with the venue's reason) when none is set.
 
-        Returns the fills newly applied (hand them to the PositionBook). Raises ``ValueError``
+        Returns what was newly applied, in order: a ``Fill`` to book as is, or a
+        :class:`FillBooking` (a real fill that covered synthetic quantity; see
+        :meth:`PositionBook.apply_booking`). Raises ``ValueError``
         (record unchanged) when the state belongs to another client order id.
         """
         if state.client_order_id != self.client_order_id:
@@ -567,16 +681,23 @@ class OrderRecord:
             self.anomalies.append(
                 f"venue_order_id {state.venue_order_id!r} differs from booked {self.venue_order_id!r}"
             )
-        applied: list[Fill] = []
-        if state.fills:
-            for fill in state.fills:
-                if self.apply_fill(fill) is _APPLIED:
-                    applied.append(fill)
-        elif state.cum_qty > self.cum_qty and state.avg_px is not None:
+        applied: list[Fill | FillBooking] = []
+        if fill is not None and self.apply_fill(fill) is _APPLIED:  # an event's own fill (VenueEvent.fill)
+            applied.append(self.last_booking or fill)
+        itemized = _ZERO  # the quantity this report accounts for trade by trade
+        for f in state.fills:
+            itemized += f.qty
+            if self.apply_fill(f) is _APPLIED:
+                applied.append(self.last_booking or f)
+        if fill is not None and all(f.trade_id != fill.trade_id for f in state.fills):
+            itemized += fill.qty
+        # only quantity the report does not itemize is booked from its cum_qty (what an itemized
+        # trade could not book is an overfill or a refusal, flagged already)
+        if state.cum_qty > self.cum_qty and state.cum_qty > itemized and state.avg_px is not None:
             outcome, fill = self.apply_cumulative(
                 state.cum_qty,
                 state.avg_px,
-                trade_id_prefix=(state.venue_order_id or self.client_order_id)[:40],
+                trade_id_prefix=(state.venue_order_id or self.client_order_id)[:36],
                 ts=when,
             )
             if outcome is FillOutcome.APPLIED and fill is not None:
@@ -783,6 +904,55 @@ class PositionBook:
         cash[quote] = cash.get(quote, _ZERO) + quote_flow
         if fee_ccy is not None:
             cash[fee_ccy] = cash.get(fee_ccy, _ZERO) + (_ZERO - fee)
+
+    def apply_booking(self, account_id: str, symbol: str, side: Side | str, booking: "Fill | FillBooking") -> None:
+        """Book what :meth:`OrderRecord.apply_venue_state` returned: a ``Fill`` as :meth:`apply_fill`;
+        a :class:`FillBooking` as its new part (if any), the price correction of the synthetic
+        quantity it covered, and its fee change, so that position and cash equal the real fills
+        once they cover every synthetic one.
+
+        A correction of ``qty`` units from ``booked_px`` to ``px`` moves cash by
+        ``-sign * qty * (px - booked_px)`` (sign +1 BUY, -1 SELL) and total PnL by the same
+        amount: to the open cost for the units still open on the fill's side (up to the open
+        quantity), to realized PnL for the rest (average-cost method).
+        """
+        if booking.__class__ is Fill:
+            self.apply_fill(account_id, symbol, side, booking)  # type: ignore[arg-type]
+            return
+        if side.__class__ is not Side:
+            side = Side(side)
+        fill = booking.fill  # type: ignore[union-attr]
+        if booking.new is not None:  # type: ignore[union-attr]
+            self.apply_fill(account_id, symbol, side, booking.new)  # type: ignore[union-attr]
+        base, quote = _split_symbol(symbol)
+        sign = 1 if side is _BUY else -1
+        key = (account_id, symbol)
+        st = self._pos.get(key)
+        if st is None:
+            st = self._pos[key] = _PosState()
+        cash = self._cash.setdefault(account_id, {})
+        for qty, booked_px in booking.repriced:  # type: ignore[union-attr]
+            amount = qty * (fill.price - booked_px)  # extra paid (BUY) / received (SELL), quote ccy
+            cash[quote] = cash.get(quote, _ZERO) - sign * amount
+            net = st.net_qty
+            open_part = _ZERO
+            if net != 0 and (net > 0) == (sign > 0):
+                open_part = qty if qty < abs(net) else abs(net)
+            cost_change = open_part * (fill.price - booked_px)
+            if st.cost + cost_change < 0:  # never a negative open cost: the excess is realized
+                cost_change = -st.cost
+            st.cost += cost_change
+            # total PnL moves by -sign * amount: what the open cost does not carry is realized
+            # unrealized moves by -sign * cost_change (long: net*mark - cost; short: net*mark + cost)
+            st.realized -= sign * (amount - cost_change)
+        fee_delta = booking.fee_delta  # type: ignore[union-attr]
+        if fee_delta:
+            ccy = fill.fee_currency or quote
+            cash[ccy] = cash.get(ccy, _ZERO) - fee_delta
+            if ccy == quote:
+                st.fees += fee_delta
+            elif ccy == base:
+                st.fees += fee_delta * fill.price
 
     def mark(self, symbol: str, price: Decimal) -> None:
         """Set the mark (last price, quote ccy) of ``symbol`` for unrealized PnL in every account.

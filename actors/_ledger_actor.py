@@ -26,6 +26,7 @@ from protocols import (
     ORDER_EVENT_BY_STATUS,
     ErrorCode,
     ExecError,
+    Fill,
     IllegalTransition,
     LifecycleState,
     OrderEventType,
@@ -44,7 +45,7 @@ from . import _crashpoints
 from ._base import FlowActor, now_ns, resolve, tell
 from ._hooks import PreTradeCheck, run_hooks
 from ._inbox import wake
-from ._books import FillOutcome, OrderRecord, PositionBook, Transition, arrival_price
+from ._books import SYNTHETIC_TRADE_PREFIX, FillBooking, FillOutcome, OrderRecord, PositionBook, Transition, arrival_price
 from ._messages import (
     CancelFinished,
     CancelOrder,
@@ -268,9 +269,12 @@ class LedgerActor(FlowActor):
             reserved = next((reserved_notional(t.cause) for t in history if t.to_status is OrderStatus.RESERVED), None)
             self._risk.restore_reservation(book, intent, reserved)
         for row in ro.fills:
-            if rec.apply_fill(row.fill) is FillOutcome.APPLIED:
-                self._books.apply_fill(book, rec.symbol, rec.side, row.fill)
-                self._risk.on_fill(book, rec.client_order_id, row.fill)
+            fill = row.fill
+            if fill.trade_id.startswith(SYNTHETIC_TRADE_PREFIX):  # booked from a cumulative report
+                if rec.apply_synthetic(fill) is FillOutcome.APPLIED:
+                    self._book_applied(rec, book, fill)
+            elif rec.apply_fill(fill) is FillOutcome.APPLIED:
+                self._book_applied(rec, book, rec.last_booking or fill)
         prior = (OrderStatus.PARTIALLY_FILLED if rec.cum_qty else OrderStatus.ACCEPTED) if last is OrderStatus.PENDING_CANCEL else None
         rec.lifecycle = LifecycleState(last, prior)
         rec.transitions = history
@@ -509,7 +513,7 @@ class LedgerActor(FlowActor):
         rec = self._orders.get(state.client_order_id)
         if rec is None:
             return self._unmatched(f"venue event {message.event.kind}", state.client_order_id)
-        self._apply_venue_state(rec, state, cause=f"venue {message.event.kind}")
+        self._apply_venue_state(rec, state, cause=f"venue {message.event.kind}", fill=message.event.fill)
 
     def handle_OrderReconciledWith(self, message: OrderReconciledWith) -> None:
         rec = self._orders.get(message.client_order_id)
@@ -716,13 +720,13 @@ class LedgerActor(FlowActor):
             return [f"invariant check failed: {exc!r}"]
 
     # -- applying changes ----------------------------------------------------------------
-    def _apply_venue_state(self, rec: OrderRecord, state: VenueOrderState, *, cause: str) -> None:
+    def _apply_venue_state(self, rec: OrderRecord, state: VenueOrderState, *, cause: str, fill: Fill | None = None) -> None:
         before_status = rec.status
         before_transitions = len(rec.transitions)
         before_overfills = len(rec.overfills)
         before_anomalies = len(rec.anomalies)
         try:
-            new_fills = rec.apply_venue_state(state)
+            new_fills = rec.apply_venue_state(state, fill=fill)
         except (IllegalTransition, ValueError) as exc:
             logger.error("venue state for {} not applied: {}", rec.client_order_id, exc)
             return
@@ -739,14 +743,15 @@ class LedgerActor(FlowActor):
                 rec.apply_event(_UNKNOWN_EXIT[state.status], cause=f"{cause}: venue says {state.status.value}")
             except IllegalTransition as exc:
                 logger.error("order {}: {}", rec.client_order_id, exc)
-        for fill in new_fills:
+        fills = new_fills
+        if new_fills:
             book = self._book_of(rec.account_id, rec.adapter_id)
-            self._books.apply_fill(book, rec.symbol, rec.side, fill)
-            self._risk.on_fill(book, rec.client_order_id, fill)
+            fills = [self._book_applied(rec, book, booking) for booking in new_fills]
             if self._recording:
-                self._pending_fills.append((rec, fill))
-                if self._audit is not None:
-                    self._pending_audit.append(("fill", rec, fill))
+                for fill in fills:
+                    self._pending_fills.append((rec, fill))
+                    if self._audit is not None:
+                        self._pending_audit.append(("fill", rec, fill))
         for note in rec.anomalies[before_anomalies:]:
             logger.warning("order {}: venue report contradicts the book and was not applied: {}", rec.client_order_id, note)
         if len(rec.overfills) > before_overfills:
@@ -755,7 +760,23 @@ class LedgerActor(FlowActor):
                 logger.error("overfill on {}: fill {} would exceed quantity {}; recorded, not applied", rec.client_order_id, fill.trade_id, rec.quantity)
                 self._publish(OverfillDetected(client_order_id=rec.client_order_id, account_id=rec.account_id, adapter_id=rec.adapter_id,
                                                status=rec.status, fill=fill, reason="fill exceeds order quantity"))
-        self._after_change(rec, before_status, before_transitions, cause, fills=new_fills)
+        self._after_change(rec, before_status, before_transitions, cause, fills=fills)
+
+    def _book_applied(self, rec: OrderRecord, book: str, booking: Fill | FillBooking) -> Fill:
+        """Book one applied fill (or a real fill that covered synthetic quantity: its new part, the
+        price correction and the fee change) in the positions and risk; return the fill as reported."""
+        if booking.__class__ is Fill:
+            self._books.apply_fill(book, rec.symbol, rec.side, booking)  # type: ignore[arg-type]
+            self._risk.on_fill(book, rec.client_order_id, booking)  # type: ignore[arg-type]
+            return booking  # type: ignore[return-value]
+        self._books.apply_booking(book, rec.symbol, rec.side, booking)
+        if booking.new is not None:  # type: ignore[union-attr]
+            self._risk.on_fill(book, rec.client_order_id, booking.new)  # type: ignore[union-attr]
+        fill = booking.fill  # type: ignore[union-attr]
+        correction = sum((qty * (fill.price - px) for qty, px in booking.repriced), Decimal(0))  # type: ignore[union-attr]
+        if correction:
+            self._risk.on_reprice(book, correction)
+        return fill
 
     def _transition(self, rec: OrderRecord, event: OrderEventType, cause: str, *, report=None) -> None:
         before_status = rec.status

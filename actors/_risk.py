@@ -438,6 +438,14 @@ class RiskEngine:
             )
         return released
 
+    def on_reprice(self, account_id: str, amount: Decimal) -> None:
+        """A booked fill's price was corrected (a real fill covered a synthetic one at another
+        price): move ``amount`` (quote currency, signed) into spent, never below 0."""
+        acct = self._accounts.get(account_id)
+        if acct is None:
+            acct = self._accounts[account_id] = _Account()
+        acct.spent = max(acct.spent + amount, _ZERO)
+
     def release(self, account_id: str, client_order_id: str) -> Decimal:
         """Release what remains reserved for a terminal order; idempotent. Returns the amount released."""
         r = self._res.pop((account_id, client_order_id), None)

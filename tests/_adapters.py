@@ -16,6 +16,7 @@ action                what the caller sees                                      
 ``fill``              FILLED at the limit price (or ``price``), one fill              yes
 ``accept``            ACCEPTED, resting (no fill)                                     yes
 ``partial``           PARTIALLY_FILLED: half the quantity filled, the rest resting    yes
+``partial_cum``       as ``partial``, the answer with cum_qty/avg_px but no trades    yes
 ``not_delivered``     ``NotDeliveredError``                                           no
 ``ambiguous``         ``AmbiguousError`` (the request never reached the book)         no
 ``ambiguous_sent``    ``AmbiguousError`` after booking the order as ``default`` would yes
@@ -212,6 +213,8 @@ class TestAdapter:
             return self._book_order(order, OrderStatus.ACCEPTED)
         if action == "partial":
             return self._book_order(order, OrderStatus.PARTIALLY_FILLED)
+        if action == "partial_cum":  # as "partial", but the answer carries cum_qty/avg_px, no trades
+            return self._book_order(order, OrderStatus.PARTIALLY_FILLED).model_copy(update={"fills": ()})
         if action == "not_delivered":
             raise NotDeliveredError("scripted: connection refused")
         if action == "ambiguous":
@@ -275,6 +278,12 @@ class TestAdapter:
         if sink is not None:
             sink(VenueEvent(adapter_id=self.adapter_id, kind="fill", state=new, fill=fill))
         return new
+
+    def emit(self, kind: str, state: VenueOrderState, fill: Fill | None = None) -> None:
+        """Push a ``VenueEvent`` of ``kind`` with ``state`` (and ``fill``) to the sink as is."""
+        sink = self._sink
+        assert sink is not None, "no event sink set"
+        sink(VenueEvent(adapter_id=self.adapter_id, kind=kind, state=state, fill=fill))
 
     def cancel_order(self, client_order_id: str) -> VenueOrderState:
         with self._lock:
