@@ -460,18 +460,24 @@ def _default_instruments() -> dict[str, InstrumentSettings]:
 
 
 class PaperSettings(_Section):
-    """The paper (and shadow) venue's fill model (SPEC §11).
+    """The paper (and shadow) venue's fill model (SPEC §11; rules in
+    ``protocols/venues/_fill_model.py`` and docs/FILL_MODEL.md).
 
     ``instruments`` replaces the default table as a whole when set (it is not merged).
     """
 
+    fill_model: Annotated[Literal["flowroute", "nautilus_l1"], BeforeValidator(_lower)] = Field(
+        "flowroute",
+        description="flowroute (evidence-based depth) | nautilus_l1 (NautilusTrader 1.221 L1 matching, rule 15).",
+    )
     maker_fee_bps: NonNegDec = Field(Decimal("1.0"), description="Maker fee (bps of notional; rebates are not modelled: Fill.fee is >= 0).")
     taker_fee_bps: NonNegDec = Field(Decimal("1.0"), description="Taker fee (bps of notional).")
-    market_slippage_bps: NonNegDec = Field(
-        Decimal("5"), description="Extra slippage per level walked beyond the touch (bps)."
-    )
     market_remainder: Annotated[Literal["walk", "expire"], BeforeValidator(_lower)] = Field(
-        "walk", description="Market remainder beyond touch size: walk with slippage, or expire (IOC)."
+        "walk", description="Market order beyond the touch: walk the evidence depth (rule 6), or expire at once."
+    )
+    trades_move_touch: bool = Field(True, description="A trade print moves the touch until the next quote (rule 5).")
+    depth_window_s: Decimal = Field(
+        Decimal("2"), gt=0, le=86400, description="Seconds of recent quotes and trades that count as depth (rule 6)."
     )
     locked_crossed_rule: Annotated[Literal["skip", "halt"], BeforeValidator(_lower)] = Field(
         "skip", description="Crossed/locked quotes are skipped or halt matching until a sane quote."

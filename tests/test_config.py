@@ -73,8 +73,9 @@ def test_defaults_are_the_spec_values() -> None:
     assert s.risk.budgets == {} and s.risk.default_budget is None
     # §11 paper
     p = s.paper
-    assert (p.maker_fee_bps, p.taker_fee_bps, p.market_slippage_bps) == (Decimal("1.0"), Decimal("1.0"), Decimal("5"))
-    assert (p.market_remainder, p.locked_crossed_rule, p.latency_us) == ("walk", "skip", 0)
+    assert (p.maker_fee_bps, p.taker_fee_bps, p.depth_window_s) == (Decimal("1.0"), Decimal("1.0"), Decimal("2"))
+    assert (p.fill_model, p.market_remainder, p.trades_move_touch) == ("flowroute", "walk", True)
+    assert (p.locked_crossed_rule, p.latency_us) == ("skip", 0)
     assert p.instrument_map() == DEFAULT_INSTRUMENTS
     # §12
     assert s.metrics.port is None and s.metrics.host == "127.0.0.1"
@@ -85,7 +86,7 @@ def test_defaults_are_the_spec_values() -> None:
 def test_decimal_fields_are_decimal_everywhere() -> None:
     s = load_settings("paper")
     for value in (s.risk.min_notional, s.risk.max_notional, s.risk.slippage_bps, s.paper.maker_fee_bps,
-                  s.paper.taker_fee_bps, s.paper.market_slippage_bps):
+                  s.paper.taker_fee_bps, s.paper.depth_window_s):
         assert type(value) is Decimal
     for spec in s.paper.instruments.values():
         assert all(type(v) is Decimal for v in (spec.tick_size, spec.lot_size, spec.min_notional))
@@ -208,6 +209,10 @@ def test_broken_toml_names_the_file(tmp_path: Path) -> None:
         ({"risk": {"budgets": {"acc-1": "-5"}}}, "risk.budgets.acc-1", "greater than or equal to 0"),
         ({"risk": {"min_notional": "abc"}}, "risk.min_notional", None),
         ({"paper": {"instruments": {"X/Y": {"tick_size": 0, "lot_size": 1}}}}, "paper.instruments.X/Y.tick_size", None),
+        ({"paper": {"fill_model": "nautilus"}}, "paper.fill_model", "nautilus_l1"),
+        ({"paper": {"depth_window_s": 0}}, "paper.depth_window_s", "greater than 0"),
+        ({"paper": {"trades_move_touch": "sometimes"}}, "paper.trades_move_touch", None),
+        ({"paper": {"market_slippage_bps": 5}}, "paper.market_slippage_bps", "unknown setting"),
         ({"metrics": {"port": 70000}}, "metrics.port", None),
         ({"routing": {"blocked_modes": ["paper"]}}, "routing.blocked_modes", "paper"),
         ({"idempotency": {"ttl_s": float("nan")}}, "idempotency.ttl_s", None),

@@ -37,7 +37,6 @@ def cfg(**kw) -> FillModelConfig:
     base = dict(
         maker_fee_bps=D("1"),
         taker_fee_bps=D("10"),
-        market_slippage_bps=D("10"),
         instruments=TEST_INST,
     )
     base.update(kw)
@@ -104,28 +103,57 @@ def test_market_buy_within_touch_fills_at_ask_as_taker_with_fee():
     assert s.leaves_qty == 0
 
 
-def test_market_walk_levels_each_bps_worse_and_touch_sized():
-    v = venue()
+def test_market_walks_only_evidence_levels_then_expires():
+    """Rule 6/7: depth beyond the touch is recent quotes and trades, never an invented ladder."""
+    v = PaperVenue(config=cfg())
+    v.on_market(quote(ask="100.20", ask_size="0.4", t=0.0))
+    v.on_market(trade("100.10", "0.3", t=0.5))  # no aggressor, inside the spread: not a touch move
+    v.on_market(quote(ask="100.00", ask_size="1", t=1.0))
     s = v.submit_order(order("BUY", "2.5"))
-    assert s.status is OrderStatus.FILLED
-    # 100.00 -> 100.00*1.001=100.10 -> 100.10*1.001=100.2001 -> ceil tick 100.21
+    assert s.status is OrderStatus.EXPIRED  # beyond the evidence nothing fills
     assert fills_of(s) == [
         (D("1"), D("100.00"), Liquidity.TAKER),
-        (D("1"), D("100.10"), Liquidity.TAKER),
-        (D("0.5"), D("100.21"), Liquidity.TAKER),
+        (D("0.3"), D("100.10"), Liquidity.TAKER),
+        (D("0.4"), D("100.20"), Liquidity.TAKER),
     ]
     assert [f.trade_id for f in s.fills] == ["paper-1", "paper-2", "paper-3"]
+    assert max(f.price for f in s.fills) == D("100.20")  # never above what the market showed
 
 
-def test_market_sell_walk_rounds_down():
-    v = venue()
+def test_depth_level_is_larger_of_shown_and_traded_and_depleted_by_our_fills():
+    v = PaperVenue(config=cfg())
+    v.on_market(quote(ask="100.10", ask_size="0.2", t=0.0))
+    v.on_market(quote(ask="100.10", ask_size="0.5", t=0.1))
+    v.on_market(trade("100.10", "0.3", t=0.2))
+    v.on_market(trade("100.10", "0.3", t=0.3))  # traded 0.6 > shown 0.5
+    v.on_market(quote(ask="100.00", ask_size="1", t=1.0))
+    a = v.submit_order(order("BUY", "1.4"))
+    assert fills_of(a) == [(D("1"), D("100.00"), Liquidity.TAKER), (D("0.4"), D("100.10"), Liquidity.TAKER)]
+    b = v.submit_order(order("BUY", "1"))  # the same quote: touch used up, 0.2 left at 100.10
+    assert fills_of(b) == [(D("0.2"), D("100.10"), Liquidity.TAKER)] and b.status is OrderStatus.EXPIRED
+
+
+def test_depth_evidence_older_than_the_window_is_ignored():
+    v = PaperVenue(config=cfg(depth_window_s=D("0.5")))
+    v.on_market(quote(ask="100.10", ask_size="5", t=0.0))
+    v.on_market(quote(ask="100.00", ask_size="1", t=1.0))
+    s = v.submit_order(order("BUY", "2"))
+    assert fills_of(s) == [(D("1"), D("100.00"), Liquidity.TAKER)] and s.status is OrderStatus.EXPIRED
+
+
+def test_market_sell_walks_bids_below_the_touch():
+    v = PaperVenue(config=cfg())
+    v.on_market(quote(bid="99.90", bid_size="0.5", ask="100.00", t=0.0))
+    v.on_market(quote(bid="99.99", bid_size="1", ask="100.00", t=1.0))
     s = v.submit_order(order("SELL", "1.5"))
-    # 99.99 * 0.999 = 99.89001 -> floor 99.89
-    assert fills_of(s) == [(D("1"), D("99.99"), Liquidity.TAKER), (D("0.5"), D("99.89"), Liquidity.TAKER)]
+    assert fills_of(s) == [(D("1"), D("99.99"), Liquidity.TAKER), (D("0.5"), D("99.90"), Liquidity.TAKER)]
+    assert s.status is OrderStatus.FILLED
 
 
 def test_market_expire_rule_expires_remainder():
-    v = venue(market_remainder="expire")
+    v = PaperVenue(config=cfg(market_remainder="expire"))
+    v.on_market(quote(ask="100.10", ask_size="5", t=0.0))
+    v.on_market(quote(t=1.0))
     s = v.submit_order(order("BUY", "2.5"))
     assert s.status is OrderStatus.EXPIRED
     assert s.cum_qty == D("1") and s.leaves_qty == 0
@@ -133,19 +161,77 @@ def test_market_expire_rule_expires_remainder():
 
 
 def test_market_walk_capped_by_max_levels():
-    v = venue(max_walk_levels=2)
+    v = PaperVenue(config=cfg(max_walk_levels=2))
+    for i, ask in enumerate(("100.30", "100.20", "100.10", "100.00")):
+        v.on_market(quote(ask=ask, ask_size="1", t=i * 0.1))
     s = v.submit_order(order("BUY", "5"))
     assert s.status is OrderStatus.EXPIRED
     assert s.cum_qty == D("3")  # touch + 2 levels
+
+
+@pytest.mark.parametrize("tif", ["IOC", "GTC"])
+def test_ioc_and_gtc_market_fill_what_is_available_and_expire_the_rest(tif):
+    v = venue()
+    s = v.submit_order(order("BUY", "2.5", tif=tif))
+    assert fills_of(s) == [(D("1"), D("100.00"), Liquidity.TAKER)] and s.status is OrderStatus.EXPIRED
+
+
+def test_trades_move_the_touch_until_the_next_quote():
+    v = venue()  # 99.99 / 100.00, 1 each
+    v.on_market(Trade(ts=T0 + timedelta(seconds=1), symbol=SYM, trade_id="tb", price=D("99.995").quantize(D("0.01")),
+                      qty=D("0.3"), aggressor_side="BUY"))
+    s = v.submit_order(order("BUY", "0.2"))
+    assert fills_of(s) == [(D("0.2"), D("100.00"), Liquidity.TAKER)]  # 99.995 rounds to 100.00
+    v.on_market(Trade(ts=T0 + timedelta(seconds=2), symbol=SYM, trade_id="tb2", price=D("99.97"), qty=D("0.3"),
+                      aggressor_side="BUY"))
+    s = v.submit_order(order("BUY", "0.5"))
+    # the ask moved to 99.97 with the print's 0.3; the quote's 100.00 stays as depth evidence
+    assert fills_of(s) == [(D("0.3"), D("99.97"), Liquidity.TAKER), (D("0.2"), D("100.00"), Liquidity.TAKER)]
+    # and the bid too, as 99.97 < 99.99: a SELL now meets 99.97
+    s = v.submit_order(order("SELL", "0.1"))
+    assert fills_of(s) == [(D("0.1"), D("99.97"), Liquidity.TAKER)]
+    v.on_market(quote(t=3.0))
+    s = v.submit_order(order("BUY", "0.1"))
+    assert fills_of(s) == [(D("0.1"), D("100.00"), Liquidity.TAKER)]
+
+
+def test_trades_move_the_touch_can_be_switched_off():
+    v = venue(trades_move_touch=False)
+    v.on_market(Trade(ts=T0 + timedelta(seconds=1), symbol=SYM, trade_id="tb", price=D("99.97"), qty=D("0.3"),
+                      aggressor_side="BUY"))
+    s = v.submit_order(order("BUY", "0.2"))
+    assert fills_of(s) == [(D("0.2"), D("100.00"), Liquidity.TAKER)]
+
+
+def test_marketable_limit_takes_evidence_within_its_limit_and_rests_the_rest():
+    v = PaperVenue(config=cfg())
+    v.on_market(quote(ask="100.20", ask_size="1", t=0.0))
+    v.on_market(quote(ask="100.10", ask_size="0.5", t=0.1))
+    v.on_market(quote(t=1.0))
+    s = v.submit_order(order("BUY", "3", price="100.10"))
+    assert fills_of(s) == [(D("1"), D("100.00"), Liquidity.TAKER), (D("0.5"), D("100.10"), Liquidity.TAKER)]
+    assert s.status is OrderStatus.PARTIALLY_FILLED and s.leaves_qty == D("1.5")
+    f = v.submit_order(order("BUY", "3", price="100.20", tif="FOK"))  # 0 + 0 + 1 available: short
+    assert f.status is OrderStatus.EXPIRED and f.fills == ()
 
 
 def test_zero_touch_size_counts_as_one_lot_level():
     v = PaperVenue(config=cfg())
     v.on_market(quote(ask_size="0"))
     s = v.submit_order(order("BUY", "0.06"))  # 0.06 * 100 = 6 >= min notional 5
+    assert s.status is OrderStatus.EXPIRED  # one lot at the touch, no depth evidence
+    assert fills_of(s) == [(D("0.001"), D("100.00"), Liquidity.TAKER)]
+
+
+def test_market_fok_judged_on_touch_plus_evidence():
+    v = PaperVenue(config=cfg())
+    v.on_market(quote(ask="100.10", ask_size="0.5", t=0.0))
+    v.on_market(quote(t=1.0))
+    s = v.submit_order(order("BUY", "1.6", tif="FOK"))
+    assert s.status is OrderStatus.EXPIRED and s.fills == ()
+    s = v.submit_order(order("BUY", "1.5", tif="FOK"))
     assert s.status is OrderStatus.FILLED
-    assert len(s.fills) == 60 and all(f.qty == D("0.001") for f in s.fills)
-    assert s.fills[0].price == D("100.00") and s.fills[1].price == D("100.10")
+    assert fills_of(s) == [(D("1"), D("100.00"), Liquidity.TAKER), (D("0.5"), D("100.10"), Liquidity.TAKER)]
 
 
 def test_touch_is_depleted_by_our_taker_fills_until_next_quote():
@@ -395,7 +481,7 @@ def test_from_settings_tolerant():
     s2 = SimpleNamespace(locked_crossed_rule="halt", instrument_map=lambda: {SYM: TEST_INST[SYM]})
     c2 = FillModelConfig.from_settings(s2)
     assert list(c2.instruments) == [SYM] and c2.locked_crossed_rule == "halt"
-    assert FILL_MODEL_VERSION == "1.0"
+    assert FILL_MODEL_VERSION == "2.0"
 
 
 def test_pure_model_match_functions_directly():

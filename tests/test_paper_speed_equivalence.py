@@ -31,7 +31,16 @@ from protocols import (
     VenueRejectedError,
 )
 from protocols._reports import Fill
-from protocols.venues import DryRunVenue, FillModel, FillModelConfig, PaperVenue, ShadowVenue, TopOfBook, round_price
+from protocols.venues import (
+    DryRunVenue,
+    FillModel,
+    FillModelConfig,
+    PaperVenue,
+    ShadowVenue,
+    TopOfBook,
+    make_fill_model,
+    round_price,
+)
 from protocols.venues import _trusted
 from protocols.venues._book import OrderRecord, new_record
 from protocols.venues._fill_model import _new_top_of_book
@@ -137,6 +146,8 @@ def test_new_record_and_new_top_of_book_are_the_frozen_dataclasses():
     book = _new_top_of_book(quote, D("1"), D("0.5"), False)
     slow_book = TopOfBook(quote, D("1"), D("0.5"), False)
     assert same(book, slow_book) and hash(book) == hash(slow_book)
+    full = (quote, D("1"), D("0.5"), True, D("1"), D("2"), T0, ((T0, 2, D("1.5"), D("3")),), ((Side.BUY, D("2.5"), D("1")),))
+    assert same(_new_top_of_book(*full), TopOfBook(*full))
     with pytest.raises(dataclasses.FrozenInstanceError):
         book.halted = True  # type: ignore[misc]
 
@@ -170,8 +181,10 @@ def _cfg(rnd: random.Random) -> FillModelConfig:
     return FillModelConfig(
         maker_fee_bps=rnd.choice([D(0), D("2")]),
         taker_fee_bps=rnd.choice([D(0), D("5"), D("7.77")]),
-        market_slippage_bps=rnd.choice([D(0), D("5"), D("3000")]),
+        fill_model=rnd.choice(["flowroute", "flowroute", "nautilus_l1"]),
         market_remainder=rnd.choice(["walk", "expire"]),
+        trades_move_touch=rnd.choice([True, False]),
+        depth_window_s=rnd.choice([D("0.5"), D("2"), D("7200")]),
         locked_crossed_rule=rnd.choice(["skip", "halt"]),
         max_walk_levels=rnd.choice([1, 3, 100]),
         latency_us=rnd.choice([0, 250]),
@@ -185,7 +198,7 @@ def test_submit_order_matches_the_general_path(cls, seed):
     """Every submit against a reference built from ``check`` + ``arrival`` + validated values."""
     rnd = random.Random(seed)
     venue = cls(config=_cfg(rnd), account_id_prefix=rnd.choice(["", "x:"]))
-    model = FillModel(venue.config)  # a model of its own: the reference shares no memo
+    model = make_fill_model(venue.config)  # a model of its own: the reference shares no memo
     for i in range(120):
         t = T0 + timedelta(seconds=i * rnd.choice([1, 3600]))
         sym = rnd.choice(list(INST))

@@ -42,7 +42,7 @@ INST = {SYM: Instrument(symbol=SYM, tick_size=D("0.01"), lot_size=D("0.001"), mi
 
 
 def cfg(**kw) -> FillModelConfig:
-    base = dict(maker_fee_bps=D("1"), taker_fee_bps=D("10"), market_slippage_bps=D("10"), instruments=INST)
+    base = dict(maker_fee_bps=D("1"), taker_fee_bps=D("10"), instruments=INST)
     base.update(kw)
     return FillModelConfig(**base)
 
@@ -471,7 +471,8 @@ def _golden_run(config: FillModelConfig) -> dict:
 
 def _golden_bytes() -> bytes:
     runs = {
-        "walk_skip": _golden_run(FillModelConfig(maker_fee_bps=D("2"), taker_fee_bps=D("5"), market_slippage_bps=D("5"))),
+        "walk_skip": _golden_run(FillModelConfig(maker_fee_bps=D("2"), taker_fee_bps=D("5"))),
+        "nautilus_l1": _golden_run(FillModelConfig(fill_model="nautilus_l1", maker_fee_bps=D("2"), taker_fee_bps=D("5"))),
         "expire_halt": _golden_run(
             FillModelConfig(
                 maker_fee_bps=D("1"), taker_fee_bps=D("7.5"), market_remainder="expire",

@@ -123,7 +123,7 @@ class MaCrossStrategy:
        on alternating sides (BUY first), ``offset`` ticks behind the touch on its own side
        (BUY at ``bid - offset·tick``, SELL at ``ask + offset·tick``), ``offset`` cycling through
        ``offsets``: it rests and fills as MAKER when a later trade prints at or through it
-       (fill-model rule 7) or a later quote crosses it (rule 8).
+       (fill-model rule 9) or a later quote crosses it (rule 10).
     4. **End of data.** Every limit still open is canceled.
 
     Client order ids are ``f"{name}-{n:05d}"`` (``n`` = 1, 2, … in submission order).

@@ -28,10 +28,13 @@ from ._fill_model import (
     Execution,
     FillModel,
     FillModelConfig,
+    L1Book,
+    NautilusL1Model,
     Rejection,
     Resting,
     TopOfBook,
     floor_lot,
+    make_fill_model,
     round_price,
 )
 from ._paper import PaperVenue
@@ -47,11 +50,14 @@ __all__ = [
     "FaultPlan",
     "FillModel",
     "FillModelConfig",
+    "L1Book",
+    "NautilusL1Model",
     "PaperVenue",
     "Rejection",
     "Resting",
     "ShadowVenue",
     "TopOfBook",
     "floor_lot",
+    "make_fill_model",
     "round_price",
 ]

@@ -8,7 +8,7 @@ recovery can really ask it what happened. :class:`SqliteBook` stores, in one fil
   venue order id, status, reject reason, acceptance date and last-change time;
 - ``fills``: every fill (``trade_id`` unique) with its client order id, in venue order;
 - ``submissions``: how many submit calls reached the venue per client order id;
-- ``consumed_trades``: market trade ids that already produced fills (fill-model rule 7);
+- ``consumed_trades``: market trade ids that already produced fills (fill-model rule 9);
 - ``meta``: counters (order and fill sequences, duplicate submissions), the venue time, the
   adapter id that owns the book and the fill-model version.
 

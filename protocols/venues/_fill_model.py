@@ -5,8 +5,12 @@ keeps no state of its own (only a memo that never changes a result): the venue h
 top of book and its resting orders and gets back planned executions. Same inputs, same
 executions, byte for byte (SPEC §11).
 
-Rules (version 1.0). "Touch" is the last *good* quote of the symbol: ask for a BUY, bid for a
-SELL. Prices are in quote currency, quantities in base units.
+Rules (version 2.0). "Touch" is the venue's best price on the side an order takes from: ask for
+a BUY, bid for a SELL. It comes from the last *good* quote (rule 11) and, with
+``trades_move_touch``, from trades since that quote (rule 5). Prices are in quote currency,
+quantities in base units. Two modes (``fill_model``): ``"flowroute"`` (rules 1-14, the default)
+and ``"nautilus_l1"`` (rule 15, NautilusTrader 1.221's L1 matching engine); rules 1-3 and 11-14
+hold in both.
 
 1. **Venue time** is market-data time: the ``ts`` of the last Quote/Trade fed to the venue,
    never the wall clock. Latency (``latency_us``) is modelled only in timestamps: fills made on
@@ -15,54 +19,95 @@ SELL. Prices are in quote currency, quantities in base units.
 2. **Validation** (Binance spot filters, see ``protocols.Instrument``), in this order, each a
    reject with a code: unknown symbol (``UNKNOWN_SYMBOL``); quantity below or not a multiple of
    the lot size (``LOT_SIZE``); limit price not a multiple of the tick size (``TICK_SIZE``);
-   market order while the book is halted (``MARKET_HALTED``, rule 9) or before any good quote
-   (``NO_MARKET_DATA``, "no market data"); notional below the instrument's min notional
-   (``MIN_NOTIONAL``; a limit order uses its limit price, a market order the touch price).
+   market order while the book is halted (``MARKET_HALTED``, rule 11) or before any good quote
+   (``NO_MARKET_DATA``, "no market data"; trades alone never make a market); notional below the
+   instrument's min notional (``MIN_NOTIONAL``; a limit order uses its limit price, a market
+   order the touch price).
 3. **Rounding.** Every fill price is rounded to the instrument's tick toward the worse side for
    us (up for a BUY, down for a SELL); every fill quantity is rounded down to the lot size.
-4. **Displayed size.** The size available at a quote's touch is its displayed size rounded
-   down to the lot; a displayed size below one lot (including 0) counts as one lot. Our own
-   taker fills deplete the touch until the next quote replaces it (a second order at the same
-   quote sees only what the first left); deeper modelled levels (rule 5) are not depleted.
-5. **Market orders** take the touch as TAKER at the touch price up to the available touch size.
-   The remainder follows ``market_remainder``:
-   ``"walk"``: further levels, each ``market_slippage_bps`` worse than the previous one
-   (compounded: ``p[k] = round_worse(p[k-1] * (1 ± bps/10000))``), each of the touch's displayed
-   size (rule 4), until the order is filled; at most ``max_walk_levels`` levels are walked and a
-   SELL never walks to a price <= 0; whatever is still left then is EXPIRED.
-   ``"expire"``: the remainder is EXPIRED at once (IOC semantics).
-   A fully filled market order is FILLED; one with a remainder is EXPIRED (with its fills).
-   A FOK market order that the rule cannot fill completely is EXPIRED with no fill.
-6. **Marketable limit orders** (BUY limit >= ask, SELL limit <= bid on arrival) fill at once as
-   TAKER at the touch price (not the limit) up to the available touch size (one level, no
-   walk). The remainder rests (GTC, DAY) or is EXPIRED (IOC). FOK fills completely at once or
-   is EXPIRED with no fill. A non-marketable IOC/FOK is EXPIRED with no fill. A limit order that
-   arrives before any quote simply rests (IOC/FOK expire).
-7. **Resting limit orders on trades** fill as MAKER at their limit price when a later trade
+4. **Displayed size.** The size available at the touch is its displayed size rounded down to
+   the lot; a displayed size below one lot (including 0) counts as one lot. Our own taker fills
+   deplete the touch, and the depth levels of rule 6, until the next good quote replaces them
+   (a second order at the same quote sees only what the first left).
+5. **Trades move the touch** (``trades_move_touch``, on by default). A trade print after the
+   first good quote is evidence of where its aggressor's side of the book is now. A BUY print
+   at ``P``: ``P`` above the ask (through it) or below it (the quote was stale) makes ``P`` the
+   ask with the print's quantity as its size (rule 4); ``P`` at the ask takes the print's
+   quantity from the ask's size (at least one lot stays); ``P`` below the bid moves the bid to
+   ``P`` too. A SELL print mirrors this on the bid. A print without aggressor acts as a BUY
+   print when ``P >= ask`` and as a SELL print when ``P <= bid``. The next good quote replaces
+   the touch. Off: trades never change the touch. (NautilusTrader calls this
+   ``trade_execution``; it always moves the touch, rule 15.)
+6. **Depth beyond the touch is evidence, never invented.** The levels worse than the touch
+   that an order may take are the prices at which the market showed liquidity within the last
+   ``depth_window_s`` seconds of venue time: the asks (for a BUY; bids for a SELL) of good
+   quotes with their displayed size, and trade prints with their quantity. A level's size is
+   the larger of the largest displayed size and the total traded quantity at that price, less
+   what our own fills took there since the last quote (rule 4). Levels are taken best price
+   first, at most ``max_walk_levels`` of them. Beyond the last level there is no evidence and
+   nothing fills.
+7. **Market orders** take the touch as TAKER at the touch price up to its size, then (with
+   ``market_remainder = "walk"``) the depth levels of rule 6 at each level's price;
+   ``"expire"`` takes the touch only. What is still left is EXPIRED: a market order never
+   rests, so GTC/DAY and IOC (FIX ``TimeInForce(59)=3``: fill what is available now, cancel the
+   rest) behave the same. A fully filled order is FILLED, one with a remainder EXPIRED (with
+   its fills). FOK (``59=4``) fills entirely or not at all, judged on that available
+   quantity: EXPIRED with no fill when it is short.
+8. **Marketable limit orders** (BUY limit >= touch, SELL limit <= touch on arrival) fill at
+   once as TAKER at the touch price (not the limit), then at the depth levels of rule 6 priced
+   no worse than the limit. The remainder rests (GTC, DAY) or is EXPIRED (IOC). FOK fills
+   completely at once or is EXPIRED with no fill. A non-marketable IOC/FOK is EXPIRED with no
+   fill. A limit order that arrives before any quote simply rests (IOC/FOK expire).
+9. **Resting limit orders on trades** fill as MAKER at their limit price when a later trade
    prints through the limit (BUY: price < limit; SELL: price > limit) or at the limit (queue
    rule: we assume the front of the queue, so a print *at* the limit fills too). The print's
    side (aggressor) is not used. Fill size is capped by the print's quantity, and a print's
    quantity is consumed once across all our resting orders of the symbol, in price-time
    priority (most aggressive limit first, then arrival order). A market trade id that already
    produced fills is never used again (replays after a restart cannot double-fill).
-8. **Resting limit orders on quotes**: a later good quote that crosses a resting order (ask <=
-   limit for a BUY, bid >= limit for a SELL) fills it as MAKER at the limit price up to the
+10. **Resting limit orders on quotes**: a later good quote that crosses a resting order (ask
+   <= limit for a BUY, bid >= limit for a SELL) fills it as MAKER at the limit price up to the
    quote's displayed size (rule 4), shared across our resting orders in price-time priority;
    what they consume depletes that touch for orders arriving next.
-9. **Crossed or locked quotes** (bid >= ask) are never used as a touch. ``locked_crossed_rule``:
+11. **Crossed or locked quotes** (bid >= ask) are never used as a touch. ``locked_crossed_rule``:
    ``"skip"``: the quote is ignored and the last good touch stays in force;
    ``"halt"``: the symbol is halted until the next good quote: market orders are rejected
    (``MARKET_HALTED``), limit orders are accepted but not matched on arrival (IOC/FOK expire,
-   GTC/DAY rest), the crossed quote fills nothing. Trades still fill resting orders (rule 7)
-   under both rules. Never a crash.
-10. **Fees** are ``notional * bps / 10000`` in the quote currency (``maker_fee_bps`` or
+   GTC/DAY rest), the crossed quote fills nothing. Trades still fill resting orders (rules 9,
+   15) under both rules. Never a crash.
+12. **Fees** are ``notional * bps / 10000`` in the quote currency (``maker_fee_bps`` or
    ``taker_fee_bps``), rounded half-up to 8 decimal places. Fees are never negative (no rebates).
-11. **Trade ids** of our fills are ``f"{venue_prefix}-{n}"`` with ``n`` the venue's own fill
+13. **Trade ids** of our fills are ``f"{venue_prefix}-{n}"`` with ``n`` the venue's own fill
    counter (1, 2, ...), so the same input gives the same ids.
-12. **DAY orders** expire when the market-data clock passes a UTC date change: the first event
+14. **DAY orders** expire when the market-data clock passes a UTC date change: the first event
    whose UTC date is later than the venue date at acceptance expires them (before that event is
    matched). The acceptance date is the venue time's date, or the order's own ``ts`` before
    any market data.
+15. **``fill_model = "nautilus_l1"``** reproduces the L1 rules of NautilusTrader 1.221's
+   ``OrderMatchingEngine`` (``book_type=L1_MBP``, ``trade_execution=True``, default
+   ``FillModel``: no random slippage, limits always fill when touched), so that a strategy
+   moving from Nautilus sees the same fills (``docs/FILL_MODEL.md`` compares the two). It
+   keeps two views of the market: the *L1 level* (price and size of the last quote, or of the
+   last trade on both sides) and the *matching prices* (bid/ask of the last quote, moved by
+   trades as in rule 5 but with no size). Our fills never deplete either (rule 4 does not
+   apply); sizes are not rounded to the lot.
+   N1. A market order fills ``min(qty, level size)`` at the matching price, then (GTC/DAY) the
+   whole remainder one tick worse; IOC expires the remainder; FOK expires with no fill when
+   the level size is short.
+   N2. A limit order is marketable when the matching price reaches it. It then fills as TAKER
+   ``min(qty, level size)`` at the *level* price; IOC expires the rest; FOK needs the level
+   size; the remainder rests when the limit equals the matching price, else it fills in full
+   one tick worse than the level price.
+   N3. On every quote and trade, resting orders are matched bids first (highest limit first)
+   then asks (lowest first), arrival order within a price. A resting BUY matches when the
+   matching ask is at or below its limit (SELL: bid at or above). It fills as MAKER at its
+   limit ``min(leaves, level size)``; when the level price is strictly through the limit, the
+   whole order fills ("the market moved through the limit") and, as in Nautilus, the matching
+   ask (bid) is held at that limit for the rest of that pass; otherwise the remainder rests.
+
+Nautilus behaviours deliberately not reproduced in either mode: a market created by trades
+before the first quote (rule 2), its random fill and slippage probabilities, and fees (rule 12
+applies).
 
 Example::
 
@@ -75,7 +120,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from types import MappingProxyType
 from typing import Annotated, Any, Iterable, Literal, Mapping, Sequence
@@ -88,7 +133,7 @@ from .._instruments import DEFAULT_INSTRUMENTS, Instrument
 from .._market import Quote, Trade
 from .._model import Frozen, NonNegDec
 
-FILL_MODEL_VERSION = "1.0"
+FILL_MODEL_VERSION = "2.0"
 """Version of the rules above; bump it whenever any rule changes a fill."""
 
 _BPS = Decimal(10000)
@@ -96,12 +141,14 @@ _FEE_QUANTUM = Decimal("0.00000001")
 _ZERO = Decimal(0)
 # Enum members the per-order path compares against, bound once: looking a member up on its
 # Enum class costs ~70 ns each time, and an order takes a dozen of them.
-_BUY = Side.BUY
+_BUY, _SELL = Side.BUY, Side.SELL
 _MARKET, _LIMIT = OrderType.MARKET, OrderType.LIMIT
 _IOC, _FOK = TimeInForce.IOC, TimeInForce.FOK
 _MAKER, _TAKER = Liquidity.MAKER, Liquidity.TAKER
 _ACCEPTED, _PARTIALLY_FILLED = OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED
 _FILLED, _EXPIRED = OrderStatus.FILLED, OrderStatus.EXPIRED
+# kinds of evidence entries (rule 6)
+_EV_BID, _EV_ASK, _EV_TRADE = 0, 1, 2
 
 
 def _freeze_instruments(value: Mapping[str, Instrument]) -> Mapping[str, Instrument]:
@@ -117,19 +164,25 @@ InstrumentMap = Annotated[Mapping[str, Instrument], AfterValidator(_freeze_instr
 class FillModelConfig(Frozen):
     """Parameters of the fill model (frozen; pydantic errors name the bad field).
 
-    ``maker_fee_bps`` / ``taker_fee_bps``: fees in basis points of notional (>= 0).
-    ``market_slippage_bps``: how much worse each walked level is than the previous (>= 0).
-    ``market_remainder``: ``"walk"`` or ``"expire"`` (rule 5).
-    ``locked_crossed_rule``: ``"skip"`` or ``"halt"`` (rule 9).
-    ``max_walk_levels``: cap on walked levels beyond the touch (rule 5).
+    ``fill_model``: ``"flowroute"`` (rules 1-14) or ``"nautilus_l1"`` (rule 15).
+    ``maker_fee_bps`` / ``taker_fee_bps``: fees in basis points of notional (>= 0, rule 12).
+    ``market_remainder``: ``"walk"`` (take the evidence depth of rule 6) or ``"expire"``
+    (touch only), rule 7.
+    ``trades_move_touch``: rule 5 (on by default).
+    ``depth_window_s``: how far back (seconds of venue time) quotes and trades count as depth
+    evidence, rule 6 (> 0, at most one day).
+    ``max_walk_levels``: cap on depth levels taken beyond the touch (rule 6).
+    ``locked_crossed_rule``: ``"skip"`` or ``"halt"`` (rule 11).
     ``latency_us``: added to the timestamps of fills made on arrival (rule 1), microseconds.
     ``instruments``: symbol -> ``Instrument`` (read-only mapping; keys must match the symbols).
     """
 
+    fill_model: Literal["flowroute", "nautilus_l1"] = "flowroute"
     maker_fee_bps: NonNegDec = Decimal("2")
     taker_fee_bps: NonNegDec = Decimal("5")
-    market_slippage_bps: NonNegDec = Decimal("5")
     market_remainder: Literal["walk", "expire"] = "walk"
+    trades_move_touch: bool = True
+    depth_window_s: Decimal = Field(default=Decimal("2"), gt=0, le=86400)
     locked_crossed_rule: Literal["skip", "halt"] = "skip"
     max_walk_levels: int = Field(default=100, ge=1, le=100_000)
     latency_us: int = Field(default=0, ge=0)
@@ -145,17 +198,20 @@ class FillModelConfig(Frozen):
     def from_settings(cls, settings: Any) -> "FillModelConfig":
         """Build from the paper settings object (``config.PaperSettings``), tolerant of absent fields.
 
-        Reads the attributes ``maker_fee_bps``, ``taker_fee_bps``, ``market_slippage_bps``,
-        ``market_remainder``, ``locked_crossed_rule``, ``max_walk_levels``, ``latency_us`` when
-        present (defaults otherwise) and ``settings.instrument_map()`` when that method exists
-        (``DEFAULT_INSTRUMENTS`` otherwise). Raises ``pydantic.ValidationError`` naming a bad value.
+        Reads the attributes ``fill_model``, ``maker_fee_bps``, ``taker_fee_bps``,
+        ``market_remainder``, ``trades_move_touch``, ``depth_window_s``, ``locked_crossed_rule``,
+        ``max_walk_levels``, ``latency_us`` when present (defaults otherwise) and
+        ``settings.instrument_map()`` when that method exists (``DEFAULT_INSTRUMENTS``
+        otherwise). Raises ``pydantic.ValidationError`` naming a bad value.
         """
         values: dict[str, Any] = {}
         for name in (
+            "fill_model",
             "maker_fee_bps",
             "taker_fee_bps",
-            "market_slippage_bps",
             "market_remainder",
+            "trades_move_touch",
+            "depth_window_s",
             "locked_crossed_rule",
             "max_walk_levels",
             "latency_us",
@@ -184,15 +240,31 @@ class Execution:
     liquidity: Liquidity
 
 
+Evidence = tuple[tuple[datetime, int, Decimal, Decimal], ...]
+"""Recent market data as depth evidence (rule 6): ``(ts, kind, price, size)`` in time order,
+``kind`` 0 a quote's bid, 1 a quote's ask, 2 a trade print."""
+
+
 @dataclass(frozen=True, slots=True)
 class TopOfBook:
-    """The venue's view of one symbol: last good ``quote`` (or None), what is left at each touch
-    (``bid_avail``/``ask_avail``, rule 4) and whether the symbol is ``halted`` (rule 9)."""
+    """The venue's view of one symbol.
+
+    ``quote``: the last good quote (None before any, rule 11); ``bid``/``ask``: the touch prices
+    (the quote's, or moved by trades, rule 5; None before any quote); ``bid_avail``/``ask_avail``:
+    what is left at each touch (rule 4); ``halted``: rule 11; ``ts``: venue time of the last
+    event; ``evidence``: recent quotes and trades (rule 6); ``used``: ``(side, price, qty)``
+    our fills took from depth levels since the last quote (rule 4).
+    """
 
     quote: Quote | None = None
     bid_avail: Decimal = Decimal(0)
     ask_avail: Decimal = Decimal(0)
     halted: bool = False
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+    ts: datetime | None = None
+    evidence: Evidence = ()
+    used: tuple[tuple[Side, Decimal, Decimal], ...] = ()
 
     @property
     def usable(self) -> bool:
@@ -203,22 +275,38 @@ class TopOfBook:
 # A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` by name;
 # :func:`_new_top_of_book` (one per order that takes liquidity) sets the slots through their
 # descriptors instead: the same frozen object in about half the time.
-if tuple(f.name for f in fields(TopOfBook)) != ("quote", "bid_avail", "ask_avail", "halted"):  # pragma: no cover
+_BOOK_FIELDS = ("quote", "bid_avail", "ask_avail", "halted", "bid", "ask", "ts", "evidence", "used")
+if tuple(f.name for f in fields(TopOfBook)) != _BOOK_FIELDS:  # pragma: no cover
     raise AssertionError("_new_top_of_book() must set every TopOfBook field")
-_set_quote, _set_bid_avail, _set_ask_avail, _set_halted = (
-    TopOfBook.__dict__[name].__set__ for name in ("quote", "bid_avail", "ask_avail", "halted")
-)
+_BOOK_SETTERS = tuple(TopOfBook.__dict__[name].__set__ for name in _BOOK_FIELDS)
 _new_object = object.__new__
 
 
-def _new_top_of_book(quote: Quote | None, bid_avail: Decimal, ask_avail: Decimal, halted: bool) -> TopOfBook:
-    """``TopOfBook(quote, bid_avail, ask_avail, halted)``, faster."""
+def _new_top_of_book(
+    quote: Quote | None,
+    bid_avail: Decimal,
+    ask_avail: Decimal,
+    halted: bool,
+    bid: Decimal | None = None,
+    ask: Decimal | None = None,
+    ts: datetime | None = None,
+    evidence: Evidence = (),
+    used: tuple[tuple[Side, Decimal, Decimal], ...] = (),
+) -> TopOfBook:
+    """``TopOfBook(quote, bid_avail, ask_avail, halted, bid, ask, ts, evidence, used)``, faster."""
     book = _new_object(TopOfBook)
-    _set_quote(book, quote)
-    _set_bid_avail(book, bid_avail)
-    _set_ask_avail(book, ask_avail)
-    _set_halted(book, halted)
+    for setter, value in zip(_BOOK_SETTERS, (quote, bid_avail, ask_avail, halted, bid, ask, ts, evidence, used)):
+        setter(book, value)
     return book
+
+
+@dataclass(frozen=True, slots=True)
+class L1Book(TopOfBook):
+    """The ``nautilus_l1`` view (rule 15): ``bid``/``ask`` are the matching prices,
+    ``level_bid``/``level_ask`` with ``bid_avail``/``ask_avail`` the L1 level (price, size)."""
+
+    level_bid: Decimal | None = None
+    level_ask: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,20 +355,28 @@ PlannedFills = tuple[tuple[Decimal, Decimal, Liquidity], ...]
 """Planned executions as ``(qty, price, liquidity)`` triples (see :meth:`FillModel._plan_arrival`)."""
 
 
+def make_fill_model(config: FillModelConfig) -> "FillModel":
+    """The model for ``config.fill_model``: :class:`FillModel` or :class:`NautilusL1Model`."""
+    return NautilusL1Model(config) if config.fill_model == "nautilus_l1" else FillModel(config)
+
+
 class FillModel:
-    """The rules of this module bound to one :class:`FillModelConfig`. Thread-safe, and stateless
-    but for a memo of the last rounded touch price that never changes a result."""
+    """The rules of this module (``fill_model = "flowroute"``) bound to one :class:`FillModelConfig`.
+    Thread-safe, and stateless but for a memo of the last rounded touch price that never
+    changes a result."""
 
     version = FILL_MODEL_VERSION
 
     def __init__(self, config: FillModelConfig) -> None:
         self.config = config
-        # One-entry memo of the rounded touch price (rule 3) of the last quote an order took
-        # from (:meth:`_touch_price`): ``(quote, tick, side, price)``, matched by identity. Quotes
-        # and ticks are immutable and the memo holds them (their ids cannot be reused), so a hit
-        # is always the value ``round_price`` would give; the tuple is replaced whole, so
+        self._window = timedelta(seconds=float(config.depth_window_s))
+        self._walk = config.market_remainder == "walk"
+        # One-entry memo of the rounded touch price (rule 3) of the last touch an order took
+        # from (:meth:`_touch_price`): ``(price, tick, side, rounded)``, matched by identity.
+        # Decimals are immutable and the memo holds them (their ids cannot be reused), so a
+        # hit is always the value ``round_price`` would give; the tuple is replaced whole, so
         # concurrent readers never see a torn entry.
-        self._touch_memo: tuple[Quote | None, Decimal | None, Side | None, Decimal] = (None, None, None, Decimal(0))
+        self._touch_memo: tuple[Decimal | None, Decimal | None, Side | None, Decimal] = (None, None, None, Decimal(0))
 
     # -- helpers ------------------------------------------------------------------------
     def instrument(self, symbol: str) -> Instrument | None:
@@ -288,7 +384,7 @@ class FillModel:
         return self.config.instruments.get(symbol)
 
     def fee(self, qty: Decimal, price: Decimal, liquidity: Liquidity) -> Decimal:
-        """Fee in quote currency for a fill (rule 10): ``qty*price*bps/10000`` rounded half-up to 8 dp."""
+        """Fee in quote currency for a fill (rule 12): ``qty*price*bps/10000`` rounded half-up to 8 dp."""
         bps = self.config.maker_fee_bps if liquidity is _MAKER else self.config.taker_fee_bps
         return (qty * price * bps / _BPS).quantize(_FEE_QUANTUM, ROUND_HALF_UP)  # rounding positionally (faster)
 
@@ -297,23 +393,66 @@ class FillModel:
 
     @staticmethod
     def is_bad_quote(quote: Quote) -> bool:
-        """True for a crossed or locked quote (bid >= ask), rule 9."""
+        """True for a crossed or locked quote (bid >= ask), rule 11."""
         return quote.bid >= quote.ask
+
+    def _evidence(self, book: TopOfBook | None, ts: datetime, *entries: tuple[datetime, int, Decimal, Decimal]) -> Evidence:
+        """``book``'s evidence older than the window dropped, ``entries`` appended (rule 6)."""
+        old = book.evidence if book is not None else ()
+        cutoff = ts - self._window
+        k = 0
+        n = len(old)
+        while k < n and old[k][0] < cutoff:
+            k += 1
+        return old[k:] + entries if k else old + entries
 
     # -- market data ---------------------------------------------------------------------
     def on_quote(self, book: TopOfBook | None, quote: Quote) -> TopOfBook:
-        """The symbol's top of book after ``quote`` (rule 9 for crossed/locked quotes)."""
+        """The symbol's top of book after ``quote`` (rule 11 for crossed/locked quotes)."""
         if self.is_bad_quote(quote):
             book = book or TopOfBook()
             if self.config.locked_crossed_rule == "halt":
                 return replace(book, halted=True)
             return book
+        ts = quote.ts
+        evidence = self._evidence(book, ts, (ts, _EV_BID, quote.bid, quote.bid_size), (ts, _EV_ASK, quote.ask, quote.ask_size))
         inst = self.instrument(quote.symbol)
         if inst is None:
-            return TopOfBook(quote, quote.bid_size, quote.ask_size, False)
-        return TopOfBook(
-            quote, self._displayed(quote.bid_size, inst.lot_size), self._displayed(quote.ask_size, inst.lot_size), False
+            return _new_top_of_book(quote, quote.bid_size, quote.ask_size, False, quote.bid, quote.ask, ts, evidence)
+        lot = inst.lot_size
+        return _new_top_of_book(
+            quote, self._displayed(quote.bid_size, lot), self._displayed(quote.ask_size, lot), False,
+            quote.bid, quote.ask, ts, evidence,
         )
+
+    def on_trade(self, book: TopOfBook | None, trade: Trade) -> TopOfBook:
+        """The symbol's top of book after ``trade``: recorded as depth evidence (rule 6) and, with
+        ``trades_move_touch``, moving the touch (rule 5)."""
+        ts = trade.ts
+        price = trade.price
+        evidence = self._evidence(book, ts, (ts, _EV_TRADE, price, trade.qty))
+        if book is None:
+            return _new_top_of_book(None, _ZERO, _ZERO, False, None, None, ts, evidence)
+        bid, ask, bid_avail, ask_avail = book.bid, book.ask, book.bid_avail, book.ask_avail
+        if self.config.trades_move_touch and book.quote is not None and bid is not None and ask is not None:
+            inst = self.instrument(trade.symbol)
+            size = self._displayed(trade.qty, inst.lot_size) if inst is not None else trade.qty
+            aggressor = trade.aggressor_side
+            if aggressor is _BUY or (aggressor is None and price >= ask):
+                if price == ask:  # a print at the touch takes from it
+                    ask_avail = max(floor_lot(ask_avail - trade.qty, inst.lot_size), inst.lot_size) if inst else ask_avail
+                else:
+                    ask, ask_avail = price, size
+                if price < bid:
+                    bid, bid_avail = price, size
+            if aggressor is _SELL or (aggressor is None and price <= bid):
+                if price == bid:
+                    bid_avail = max(floor_lot(bid_avail - trade.qty, inst.lot_size), inst.lot_size) if inst else bid_avail
+                else:
+                    bid, bid_avail = price, size
+                if price > ask:
+                    ask, ask_avail = price, size
+        return _new_top_of_book(book.quote, bid_avail, ask_avail, book.halted, bid, ask, ts, evidence, book.used)
 
     # -- validation ----------------------------------------------------------------------
     def check(self, order: VenueOrder, book: TopOfBook | None) -> Rejection | None:
@@ -336,7 +475,7 @@ class FillModel:
                 return Rejection("MARKET_HALTED", "market halted: crossed or locked quote")
             if book is None or book.quote is None:
                 return Rejection("NO_MARKET_DATA", "no market data")
-            price = book.quote.ask if order.side is _BUY else book.quote.bid
+            price = book.ask if order.side is _BUY else book.bid  # type: ignore[assignment]
         notional = qty * price
         if notional < inst.min_notional:
             return Rejection("MIN_NOTIONAL", f"notional {notional:f} is below min notional {inst.min_notional:f}")
@@ -344,7 +483,7 @@ class FillModel:
 
     # -- arrival -------------------------------------------------------------------------
     def arrival(self, order: VenueOrder, book: TopOfBook | None) -> Arrival:
-        """Match a validated ``order`` on arrival (rules 5, 6, 9). Call :meth:`check` first."""
+        """Match a validated ``order`` on arrival (rules 7, 8, 11). Call :meth:`check` first."""
         executions, status, book = self._plan_arrival(order, book)
         return Arrival(tuple(Execution(qty, price, liq) for qty, price, liq in executions), status, book)
 
@@ -358,90 +497,127 @@ class FillModel:
         assert inst is not None
         if order.order_type is _MARKET:
             assert book is not None and book.usable
-            return self._market(order, book, inst)
+            return self._take(order, book, inst, None)
         tif = order.time_in_force
         if book is None or not book.usable:
             status = _EXPIRED if tif in (_IOC, _FOK) else _ACCEPTED
             return (), status, book
-        quote = book.quote
-        assert quote is not None and order.limit_price is not None
+        assert order.limit_price is not None
+        return self._take(order, book, inst, order.limit_price)
+
+    def _touch_price(self, price: Decimal, tick: Decimal, side: Side) -> Decimal:
+        """``round_price(price, tick, side)`` (rules 3, 7, 8), memoised for the last touch."""
+        memo = self._touch_memo
+        if memo[0] is price and memo[1] is tick and memo[2] is side:
+            return memo[3]
+        rounded = round_price(price, tick, side)
+        self._touch_memo = (price, tick, side, rounded)
+        return rounded
+
+    def _depth(
+        self, book: TopOfBook, side: Side, inst: Instrument, touch: Decimal, limit: Decimal | None
+    ) -> list[tuple[Decimal, Decimal]]:
+        """The evidence levels beyond ``touch`` (rule 6) as ``(price, size)``, best first, no
+        worse than ``limit`` (None: any), less what ``book.used`` records, at most
+        ``max_walk_levels``."""
+        buy = side is _BUY
+        kind = _EV_ASK if buy else _EV_BID
+        tick, lot = inst.tick_size, inst.lot_size
+        cutoff = book.ts - self._window if book.ts is not None else None
+        shown: dict[Decimal, Decimal] = {}
+        traded: dict[Decimal, Decimal] = {}
+        for ts, k, raw, size in book.evidence:
+            if cutoff is not None and ts < cutoff:
+                continue
+            if k != kind and k != _EV_TRADE:
+                continue
+            price = round_price(raw, tick, side)
+            if (price <= touch) if buy else (price >= touch):
+                continue
+            if limit is not None and ((price > limit) if buy else (price < limit)):
+                continue
+            if k == _EV_TRADE:
+                traded[price] = traded.get(price, _ZERO) + size
+            elif size > shown.get(price, _ZERO):
+                shown[price] = size
+        levels = []
+        for price in sorted(shown.keys() | traded.keys(), reverse=not buy):
+            size = max(shown.get(price, _ZERO), traded.get(price, _ZERO))
+            for s, p, q in book.used:
+                if s is side and p == price:
+                    size -= q
+            size = floor_lot(size, lot)
+            if size > _ZERO:
+                levels.append((price, size))
+                if len(levels) == self.config.max_walk_levels:
+                    break
+        return levels
+
+    def _take(
+        self, order: VenueOrder, book: TopOfBook, inst: Instrument, limit: Decimal | None
+    ) -> tuple[PlannedFills, OrderStatus, TopOfBook]:
+        """Rules 7 (``limit`` None) and 8: take the touch, then evidence depth."""
         side = order.side
         buy = side is _BUY
-        touch = quote.ask if buy else quote.bid
-        marketable = order.limit_price >= touch if buy else order.limit_price <= touch
-        take = _ZERO
-        if marketable:
-            avail = floor_lot(book.ask_avail if buy else book.bid_avail, inst.lot_size)
-            take = min(order.quantity, avail)
-        if tif is _FOK and take < order.quantity:
+        raw_touch = book.ask if buy else book.bid
+        assert raw_touch is not None
+        touch = self._touch_price(raw_touch, inst.tick_size, side)
+        tif = order.time_in_force
+        remaining = order.quantity
+        take0 = _ZERO
+        if limit is None or ((limit >= touch) if buy else (limit <= touch)):
+            take0 = min(remaining, floor_lot(book.ask_avail if buy else book.bid_avail, inst.lot_size))
+        elif tif is _IOC or tif is _FOK:  # not marketable
             return (), _EXPIRED, book
+        else:
+            return (), _ACCEPTED, book
         execs: PlannedFills = ()
-        if take > 0:
-            execs = ((take, self._touch_price(quote, inst.tick_size, side), _TAKER),)
-            book = self._deplete(book, side, take)
-        if take == order.quantity:
+        if take0 > _ZERO:  # (a Decimal zero compares faster than the int 0)
+            execs = ((take0, touch, _TAKER),)
+            remaining -= take0
+        taken: list[tuple[Side, Decimal, Decimal]] = []
+        if remaining > _ZERO and (self._walk or limit is not None):
+            more = []
+            for price, size in self._depth(book, side, inst, touch, limit):
+                take = min(remaining, size)
+                more.append((take, price, _TAKER))
+                taken.append((side, price, take))
+                remaining -= take
+                if remaining == _ZERO:
+                    break
+            execs = execs + tuple(more)
+        if tif is _FOK and remaining > _ZERO:
+            return (), _EXPIRED, book
+        if execs:
+            if take0 > _ZERO:
+                taken.insert(0, (side, touch, take0))
+            book = self._deplete(book, side, take0, taken)
+        if remaining == _ZERO:
             status = _FILLED
-        elif tif is _IOC or tif is _FOK:
+        elif limit is None or tif is _IOC:
             status = _EXPIRED
         else:
-            status = _PARTIALLY_FILLED if take > 0 else _ACCEPTED
+            status = _PARTIALLY_FILLED if execs else _ACCEPTED
         return execs, status, book
 
-    def _touch_price(self, quote: Quote, tick: Decimal, side: Side) -> Decimal:
-        """``round_price(touch, tick, side)`` (rules 3, 5, 6), memoised for the last quote."""
-        memo = self._touch_memo
-        if memo[0] is quote and memo[1] is tick and memo[2] is side:
-            return memo[3]
-        price = round_price(quote.ask if side is _BUY else quote.bid, tick, side)
-        self._touch_memo = (quote, tick, side, price)
-        return price
-
-    def _market(
-        self, order: VenueOrder, book: TopOfBook, inst: Instrument
-    ) -> tuple[PlannedFills, OrderStatus, TopOfBook]:
-        quote = book.quote
-        assert quote is not None
-        side = order.side
-        buy = side is _BUY
-        touch = self._touch_price(quote, inst.tick_size, side)
-        avail = floor_lot(book.ask_avail if buy else book.bid_avail, inst.lot_size)
-        remaining = order.quantity
-        execs: list[tuple[Decimal, Decimal, Liquidity]] = []
-        take0 = min(remaining, avail)
-        if take0 > _ZERO:  # (a Decimal zero compares faster than the int 0)
-            execs.append((take0, touch, _TAKER))
-            remaining -= take0
-        if remaining > _ZERO and self.config.market_remainder == "walk":
-            level = self._displayed(quote.ask_size if buy else quote.bid_size, inst.lot_size)
-            step = self.config.market_slippage_bps / _BPS
-            factor = (1 + step) if buy else (1 - step)
-            price = touch
-            for _ in range(self.config.max_walk_levels):
-                price = round_price(price * factor, inst.tick_size, side)
-                if price <= 0:
-                    break
-                take = min(remaining, level)
-                execs.append((take, price, _TAKER))
-                remaining -= take
-                if remaining == 0:
-                    break
-        if order.time_in_force is _FOK and remaining > 0:
-            return (), _EXPIRED, book
-        if take0 > _ZERO:
-            book = self._deplete(book, side, take0)
-        status = _FILLED if remaining == _ZERO else _EXPIRED
-        return tuple(execs), status, book
-
     @staticmethod
-    def _deplete(book: TopOfBook, side: Side, qty: Decimal) -> TopOfBook:
+    def _deplete(
+        book: TopOfBook, side: Side, qty: Decimal, taken: Sequence[tuple[Side, Decimal, Decimal]] = ()
+    ) -> TopOfBook:
+        used = book.used + tuple(taken) if taken else book.used
         if type(book) is not TopOfBook:  # a subclass: let ``replace`` build its own kind
             if side is _BUY:
-                return replace(book, ask_avail=max(book.ask_avail - qty, Decimal(0)))
-            return replace(book, bid_avail=max(book.bid_avail - qty, Decimal(0)))
+                return replace(book, ask_avail=max(book.ask_avail - qty, _ZERO), used=used)
+            return replace(book, bid_avail=max(book.bid_avail - qty, _ZERO), used=used)
         # what ``replace`` builds, without its per-field introspection
+        bid_avail, ask_avail = book.bid_avail, book.ask_avail
         if side is _BUY:
-            return _new_top_of_book(book.quote, book.bid_avail, max(book.ask_avail - qty, _ZERO), book.halted)
-        return _new_top_of_book(book.quote, max(book.bid_avail - qty, _ZERO), book.ask_avail, book.halted)
+            ask_avail = max(ask_avail - qty, _ZERO)
+        else:
+            bid_avail = max(bid_avail - qty, _ZERO)
+        return _new_top_of_book(
+            book.quote, bid_avail, ask_avail, book.halted, book.bid, book.ask, book.ts, book.evidence, used
+        )
 
     # -- resting orders ------------------------------------------------------------------
     @staticmethod
@@ -454,8 +630,11 @@ class FillModel:
 
         return sorted(resting, key=key)
 
-    def match_trade(self, trade: Trade, resting: Sequence[Resting]) -> list[tuple[int, Execution]]:
-        """Fills of resting orders caused by ``trade`` (rule 7): ``[(seq, Execution), ...]`` in fill order."""
+    def match_trade(
+        self, trade: Trade, resting: Sequence[Resting], book: TopOfBook | None = None
+    ) -> list[tuple[int, Execution]]:
+        """Fills of resting orders caused by ``trade`` (rule 9): ``[(seq, Execution), ...]`` in fill order.
+        ``book`` (the book after :meth:`on_trade`) is not used by this mode."""
         inst = self.instrument(trade.symbol)
         if inst is None:
             return []
@@ -475,7 +654,7 @@ class FillModel:
         return out
 
     def match_quote(self, book: TopOfBook, resting: Sequence[Resting]) -> tuple[TopOfBook, list[tuple[int, Execution]]]:
-        """Fills of resting orders crossed by the book's (new, good) quote (rule 8) and the depleted book."""
+        """Fills of resting orders crossed by the book's (new, good) quote (rule 10) and the depleted book."""
         quote = book.quote
         if quote is None or book.halted:
             return book, []
@@ -505,5 +684,133 @@ class FillModel:
 
     @staticmethod
     def day_expired(accepted_day: date, event_day: date) -> bool:
-        """True when a DAY order accepted on ``accepted_day`` expires at an event on ``event_day`` (rule 12)."""
+        """True when a DAY order accepted on ``accepted_day`` expires at an event on ``event_day`` (rule 14)."""
         return event_day > accepted_day
+
+
+class NautilusL1Model(FillModel):
+    """``fill_model = "nautilus_l1"``: rule 15, NautilusTrader 1.221's L1 ``OrderMatchingEngine``
+    (``book_type=L1_MBP``, ``trade_execution=True``, default ``FillModel``). Rules 1-3 and 11-14
+    as in :class:`FillModel`; the book is an :class:`L1Book`. Source of each step: Nautilus
+    ``backtest/engine.pyx`` ``OrderMatchingEngine`` (``process_quote_tick``,
+    ``process_trade_tick``, ``determine_market_price_and_volume``,
+    ``determine_limit_price_and_volume``, ``apply_fills``) and ``execution/matching_core.pyx``."""
+
+    def on_quote(self, book: TopOfBook | None, quote: Quote) -> TopOfBook:
+        """L1 level and matching prices from a good ``quote``; rule 11 for a bad one."""
+        if self.is_bad_quote(quote):
+            return super().on_quote(book, quote)
+        return L1Book(
+            quote, quote.bid_size, quote.ask_size, False, quote.bid, quote.ask, quote.ts, level_bid=quote.bid, level_ask=quote.ask
+        )
+
+    def on_trade(self, book: TopOfBook | None, trade: Trade) -> TopOfBook | None:  # type: ignore[override]
+        """The trade becomes the L1 level on both sides; it moves the matching price of its
+        aggressor's side (``process_trade_tick`` with ``trade_execution``). No market before
+        the first good quote (rule 2)."""
+        if not isinstance(book, L1Book) or book.bid is None or book.ask is None:
+            return book
+        price, qty = trade.price, trade.qty
+        bid, ask = book.bid, book.ask
+        aggressor = trade.aggressor_side
+        if aggressor is _BUY:
+            ask = price
+            if price < bid:
+                bid = price
+        elif aggressor is _SELL:
+            bid = price
+            if price > ask:
+                ask = price
+        else:  # NO_AGGRESSOR: iterate() then takes both matching prices from the L1 level
+            bid = ask = price
+        return L1Book(book.quote, qty, qty, book.halted, bid, ask, trade.ts, level_bid=price, level_ask=price)
+
+    def _take(
+        self, order: VenueOrder, book: TopOfBook, inst: Instrument, limit: Decimal | None
+    ) -> tuple[PlannedFills, OrderStatus, TopOfBook]:
+        assert isinstance(book, L1Book)
+        side = order.side
+        buy = side is _BUY
+        tick = inst.tick_size
+        tif = order.time_in_force
+        qty = order.quantity
+        match_px = book.ask if buy else book.bid
+        level_px = book.level_ask if buy else book.level_bid
+        size = book.ask_avail if buy else book.bid_avail
+        assert match_px is not None and level_px is not None
+        worse = tick if buy else -tick
+        if limit is None:  # N1: determine_market_price_and_volume + apply_fills
+            take = min(qty, size)
+            if take <= _ZERO or (tif is _FOK and take < qty):
+                return (), _EXPIRED, book
+            first = (take, match_px, _TAKER)
+            if take == qty:
+                return (first,), _FILLED, book
+            if tif is _IOC:
+                return (first,), _EXPIRED, book
+            return (first, (qty - take, match_px + worse, _TAKER)), _FILLED, book
+        # N2: _process_limit_order -> fill_limit_order as TAKER
+        if not ((match_px <= limit) if buy else (match_px >= limit)):
+            return (), (_EXPIRED if tif is _IOC or tif is _FOK else _ACCEPTED), book
+        fills: list[tuple[Decimal, Decimal, Liquidity]] = []
+        if (level_px <= limit) if buy else (level_px >= limit):
+            take = min(qty, size)
+            if take > _ZERO:
+                fills.append((take, level_px, _TAKER))
+        filled = sum((f[0] for f in fills), _ZERO)
+        if tif is _FOK and filled < qty:
+            return (), _EXPIRED, book
+        if filled == qty:
+            return tuple(fills), _FILLED, book
+        if tif is _IOC:
+            return tuple(fills), _EXPIRED, book
+        if not fills or limit == match_px:  # "limit price is equal to top-of-book": the rest rests
+            return tuple(fills), (_PARTIALLY_FILLED if fills else _ACCEPTED), book
+        fills.append((qty - filled, fills[-1][1] + worse, _TAKER))
+        return tuple(fills), _FILLED, book
+
+    def _iterate(self, book: TopOfBook, resting: Sequence[Resting]) -> list[tuple[int, Execution]]:
+        """N3: ``OrderMatchingEngine.iterate`` over our resting orders."""
+        if not isinstance(book, L1Book) or book.halted:
+            return []
+        bid, ask = book.bid, book.ask
+        has_targets = False
+        out: list[tuple[int, Execution]] = []
+        bids = sorted((r for r in resting if r.side is _BUY), key=lambda r: r.limit_price, reverse=True)
+        asks = sorted((r for r in resting if r.side is _SELL), key=lambda r: r.limit_price)
+        for r in bids + asks:
+            limit, leaves = r.limit_price, r.leaves_qty
+            if r.side is _BUY:
+                if ask is None or ask > limit:
+                    continue
+                level, size = book.level_ask, book.ask_avail
+                if level is None or level > limit or size <= _ZERO:
+                    continue
+                if level < limit:
+                    has_targets, ask = True, limit
+                at_touch = limit == ask
+            else:
+                if bid is None or bid < limit:
+                    continue
+                level, size = book.level_bid, book.bid_avail
+                if level is None or level < limit or size <= _ZERO:
+                    continue
+                if level > limit:
+                    has_targets, bid = True, limit
+                at_touch = limit == bid
+            take = min(leaves, size)
+            out.append((r.seq, Execution(take, limit, _MAKER)))
+            leaves -= take
+            if leaves > _ZERO and (has_targets or not at_touch):
+                out.append((r.seq, Execution(leaves, limit, _MAKER)))
+        return out
+
+    def match_quote(self, book: TopOfBook, resting: Sequence[Resting]) -> tuple[TopOfBook, list[tuple[int, Execution]]]:
+        """N3 after a quote; the book is not depleted."""
+        return book, self._iterate(book, resting)
+
+    def match_trade(
+        self, trade: Trade, resting: Sequence[Resting], book: TopOfBook | None = None
+    ) -> list[tuple[int, Execution]]:
+        """N3 after a trade, on ``book`` (the book after :meth:`on_trade`)."""
+        return self._iterate(book, resting) if book is not None else []

@@ -54,6 +54,7 @@ from ._fill_model import (
     Resting,
     TopOfBook,
     base_currency,
+    make_fill_model,
     quote_currency,
 )
 
@@ -89,7 +90,7 @@ class PaperVenue:
             raise ValueError("adapter_id must not be empty")
         self.adapter_id = adapter_id
         self.config = config if config is not None else FillModelConfig()
-        self.model = FillModel(self.config)
+        self.model: FillModel = make_fill_model(self.config)
         self._latency = timedelta(microseconds=self.config.latency_us)  # rule 1, for fills on arrival
         self.account_id_prefix = account_id_prefix
         self._lock = threading.Lock()
@@ -296,10 +297,11 @@ class PaperVenue:
                 market_update = self.model.on_quote(self._markets.get(symbol), data)
                 if self.matching and market_update.quote is data and not market_update.halted:
                     market_update, matches = self.model.match_quote(market_update, self._resting(symbol, updated))
-            elif self.matching:
+            else:
+                market_update = self.model.on_trade(self._markets.get(symbol), data)
                 key = (symbol, data.trade_id)
-                if key not in self._consumed:
-                    matches = self.model.match_trade(data, self._resting(symbol, updated))
+                if self.matching and key not in self._consumed:
+                    matches = self.model.match_trade(data, self._resting(symbol, updated), market_update)
                     if matches:
                         consumed = key
             fill_seq = self._fill_seq
@@ -375,7 +377,7 @@ class PaperVenue:
             return self._now
 
     def touch(self, symbol: str) -> Quote | None:
-        """The last good quote of ``symbol`` (fill-model rule 9), or None."""
+        """The last good quote of ``symbol`` (fill-model rule 11), or None."""
         with self._lock:
             book = self._markets.get(symbol)
             return book.quote if book is not None else None
@@ -454,7 +456,7 @@ class PaperVenue:
 
     def _make_fills(self, symbol: str, seq: int, executions: PlannedFills, ts: datetime) -> tuple[Fill, ...]:
         """The fills of ``executions`` (``(qty, price, liquidity)``): trade ids numbered from
-        ``seq + 1`` (rule 11), fees by rule 10 in the quote currency, stamped ``ts``."""
+        ``seq + 1`` (rule 13), fees by rule 12 in the quote currency, stamped ``ts``."""
         prefix = self.adapter_id
         fee = self.model.fee
         currency = self._fee_currency.get(symbol)
@@ -464,7 +466,7 @@ class PaperVenue:
         for qty, price, liquidity in executions:
             seq += 1
             # built without re-validation (``_trusted``): qty and price come from the fill model
-            # (derived from the validated order, quote and instrument), the fee is >= 0 (rule 10)
+            # (derived from the validated order, quote and instrument), the fee is >= 0 (rule 12)
             fills.append(make_fill(f"{prefix}-{seq}", qty, price, fee(qty, price, liquidity), currency, liquidity, ts))
         return tuple(fills)
 
