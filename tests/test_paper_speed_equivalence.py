@@ -146,7 +146,7 @@ def test_new_record_and_new_top_of_book_are_the_frozen_dataclasses():
     book = _new_top_of_book(quote, D("1"), D("0.5"), False)
     slow_book = TopOfBook(quote, D("1"), D("0.5"), False)
     assert same(book, slow_book) and hash(book) == hash(slow_book)
-    full = (quote, D("1"), D("0.5"), True, D("1"), D("2"), T0, ((T0, 2, D("1.5"), D("3")),), ((Side.BUY, D("2.5"), D("1")),))
+    full = (quote, D("1"), D("0.5"), True, D("1"), D("2"), ((Side.BUY, D("2.5"), D("1")),))
     assert same(_new_top_of_book(*full), TopOfBook(*full))
     with pytest.raises(dataclasses.FrozenInstanceError):
         book.halted = True  # type: ignore[misc]
@@ -244,7 +244,7 @@ def test_submit_order_matches_the_general_path(cls, seed):
         if not venue.matching:
             executions, status = (), OrderStatus.ACCEPTED
         else:
-            arrival = model.arrival(order, book)
+            arrival = model.arrival(order, book, venue._evidence.get(sym))
             executions, status = arrival.executions, arrival.status
             assert same(venue._markets.get(sym), arrival.book if arrival.book is not None else book)
         fill_ts = now + timedelta(microseconds=venue.config.latency_us)

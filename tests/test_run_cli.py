@@ -92,6 +92,10 @@ def test_replay_json_routes_orders_counts_bad_input_and_is_deterministic(tmp_pat
     assert second.returncode == 0, second.stderr[-3000:]
     b = one_json(second)
     assert b["fills_sha256"] == a["fills_sha256"]
+    readme = (ROOT / "README.md").read_text()
+    assert f"fills_sha256 = {a['fills_sha256']}" in readme, (
+        "the replay's fills changed: put the new fills_sha256 in README.md (and say why in the commit)"
+    )
     assert b["orders_by_status"] == a["orders_by_status"]
     assert b["positions"] == a["positions"]
 

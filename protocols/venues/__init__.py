@@ -25,6 +25,7 @@ from ._faults import FAULTS, FaultInjectingAdapter, FaultPlan
 from ._fill_model import (
     FILL_MODEL_VERSION,
     Arrival,
+    DepthEvidence,
     Execution,
     FillModel,
     FillModelConfig,
@@ -44,6 +45,7 @@ __all__ = [
     "FAULTS",
     "FILL_MODEL_VERSION",
     "Arrival",
+    "DepthEvidence",
     "DryRunVenue",
     "Execution",
     "FaultInjectingAdapter",

@@ -119,6 +119,7 @@ Example::
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
@@ -240,9 +241,33 @@ class Execution:
     liquidity: Liquidity
 
 
-Evidence = tuple[tuple[datetime, int, Decimal, Decimal], ...]
-"""Recent market data as depth evidence (rule 6): ``(ts, kind, price, size)`` in time order,
-``kind`` 0 a quote's bid, 1 a quote's ask, 2 a trade print."""
+class DepthEvidence:
+    """Recent quotes and trades of one symbol, the evidence of rule 6: ``(ts, kind, price, size)``
+    entries in time order (``kind`` 0 a quote's bid, 1 a quote's ask, 2 a trade print).
+
+    Entries older than ``window`` before the newest are dropped as entries arrive, and at most
+    ``max_entries`` (the most recent) are kept, so memory stays bounded in any burst. Mutable and
+    owned by one venue, which records into it under its own lock (:meth:`FillModel.observe`).
+    """
+
+    __slots__ = ("window", "entries", "version")
+
+    def __init__(self, window: timedelta, max_entries: int = 10_000) -> None:
+        self.window = window
+        self.entries: deque[tuple[datetime, int, Decimal, Decimal]] = deque(maxlen=max_entries)
+        self.version = 0  # counts additions: a memo of what was derived from the entries stays valid while it holds
+
+    def add(self, ts: datetime, kind: int, price: Decimal, size: Decimal) -> None:
+        """Record one entry at ``ts`` and drop what fell out of the window."""
+        entries = self.entries
+        self.version += 1
+        entries.append((ts, kind, price, size))
+        cutoff = ts - self.window
+        while entries[0][0] < cutoff:
+            entries.popleft()
+
+    def __len__(self) -> int:
+        return len(self.entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,9 +276,8 @@ class TopOfBook:
 
     ``quote``: the last good quote (None before any, rule 11); ``bid``/``ask``: the touch prices
     (the quote's, or moved by trades, rule 5; None before any quote); ``bid_avail``/``ask_avail``:
-    what is left at each touch (rule 4); ``halted``: rule 11; ``ts``: venue time of the last
-    event; ``evidence``: recent quotes and trades (rule 6); ``used``: ``(side, price, qty)``
-    our fills took from depth levels since the last quote (rule 4).
+    what is left at each touch (rule 4); ``halted``: rule 11; ``used``: ``(side, price, qty)``
+    our fills took beyond the touch since the last quote (rules 4, 6).
     """
 
     quote: Quote | None = None
@@ -262,8 +286,6 @@ class TopOfBook:
     halted: bool = False
     bid: Decimal | None = None
     ask: Decimal | None = None
-    ts: datetime | None = None
-    evidence: Evidence = ()
     used: tuple[tuple[Side, Decimal, Decimal], ...] = ()
 
     @property
@@ -275,7 +297,7 @@ class TopOfBook:
 # A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` by name;
 # :func:`_new_top_of_book` (one per order that takes liquidity) sets the slots through their
 # descriptors instead: the same frozen object in about half the time.
-_BOOK_FIELDS = ("quote", "bid_avail", "ask_avail", "halted", "bid", "ask", "ts", "evidence", "used")
+_BOOK_FIELDS = ("quote", "bid_avail", "ask_avail", "halted", "bid", "ask", "used")
 if tuple(f.name for f in fields(TopOfBook)) != _BOOK_FIELDS:  # pragma: no cover
     raise AssertionError("_new_top_of_book() must set every TopOfBook field")
 _BOOK_SETTERS = tuple(TopOfBook.__dict__[name].__set__ for name in _BOOK_FIELDS)
@@ -289,14 +311,18 @@ def _new_top_of_book(
     halted: bool,
     bid: Decimal | None = None,
     ask: Decimal | None = None,
-    ts: datetime | None = None,
-    evidence: Evidence = (),
     used: tuple[tuple[Side, Decimal, Decimal], ...] = (),
 ) -> TopOfBook:
-    """``TopOfBook(quote, bid_avail, ask_avail, halted, bid, ask, ts, evidence, used)``, faster."""
+    """``TopOfBook(quote, bid_avail, ask_avail, halted, bid, ask, used)``, faster."""
     book = _new_object(TopOfBook)
-    for setter, value in zip(_BOOK_SETTERS, (quote, bid_avail, ask_avail, halted, bid, ask, ts, evidence, used)):
-        setter(book, value)
+    set_quote, set_bid_avail, set_ask_avail, set_halted, set_bid, set_ask, set_used = _BOOK_SETTERS
+    set_quote(book, quote)
+    set_bid_avail(book, bid_avail)
+    set_ask_avail(book, ask_avail)
+    set_halted(book, halted)
+    set_bid(book, bid)
+    set_ask(book, ask)
+    set_used(book, used)
     return book
 
 
@@ -377,6 +403,9 @@ class FillModel:
         # hit is always the value ``round_price`` would give; the tuple is replaced whole, so
         # concurrent readers never see a torn entry.
         self._touch_memo: tuple[Decimal | None, Decimal | None, Side | None, Decimal] = (None, None, None, Decimal(0))
+        # Memo of the aggregated evidence levels per side (:meth:`_levels`), each entry keyed by
+        # the evidence object, its version and the tick; entries are replaced whole.
+        self._levels_memo: dict[Side, tuple[Any, ...]] = {}
 
     # -- helpers ------------------------------------------------------------------------
     def instrument(self, symbol: str) -> Instrument | None:
@@ -396,15 +425,17 @@ class FillModel:
         """True for a crossed or locked quote (bid >= ask), rule 11."""
         return quote.bid >= quote.ask
 
-    def _evidence(self, book: TopOfBook | None, ts: datetime, *entries: tuple[datetime, int, Decimal, Decimal]) -> Evidence:
-        """``book``'s evidence older than the window dropped, ``entries`` appended (rule 6)."""
-        old = book.evidence if book is not None else ()
-        cutoff = ts - self._window
-        k = 0
-        n = len(old)
-        while k < n and old[k][0] < cutoff:
-            k += 1
-        return old[k:] + entries if k else old + entries
+    def new_evidence(self) -> DepthEvidence:
+        """An empty :class:`DepthEvidence` with this model's window (rule 6)."""
+        return DepthEvidence(self._window)
+
+    def observe(self, evidence: DepthEvidence, data: Quote | Trade) -> None:
+        """Record ``data`` in ``evidence`` (rule 6): a good quote's bid and ask, a trade print."""
+        if isinstance(data, Trade):
+            evidence.add(data.ts, _EV_TRADE, data.price, data.qty)
+        elif not self.is_bad_quote(data):
+            evidence.add(data.ts, _EV_BID, data.bid, data.bid_size)
+            evidence.add(data.ts, _EV_ASK, data.ask, data.ask_size)
 
     # -- market data ---------------------------------------------------------------------
     def on_quote(self, book: TopOfBook | None, quote: Quote) -> TopOfBook:
@@ -414,27 +445,23 @@ class FillModel:
             if self.config.locked_crossed_rule == "halt":
                 return replace(book, halted=True)
             return book
-        ts = quote.ts
-        evidence = self._evidence(book, ts, (ts, _EV_BID, quote.bid, quote.bid_size), (ts, _EV_ASK, quote.ask, quote.ask_size))
         inst = self.instrument(quote.symbol)
         if inst is None:
-            return _new_top_of_book(quote, quote.bid_size, quote.ask_size, False, quote.bid, quote.ask, ts, evidence)
+            return _new_top_of_book(quote, quote.bid_size, quote.ask_size, False, quote.bid, quote.ask)
         lot = inst.lot_size
         return _new_top_of_book(
-            quote, self._displayed(quote.bid_size, lot), self._displayed(quote.ask_size, lot), False,
-            quote.bid, quote.ask, ts, evidence,
+            quote, self._displayed(quote.bid_size, lot), self._displayed(quote.ask_size, lot), False, quote.bid, quote.ask
         )
 
-    def on_trade(self, book: TopOfBook | None, trade: Trade) -> TopOfBook:
-        """The symbol's top of book after ``trade``: recorded as depth evidence (rule 6) and, with
-        ``trades_move_touch``, moving the touch (rule 5)."""
-        ts = trade.ts
+    def on_trade(self, book: TopOfBook | None, trade: Trade) -> TopOfBook | None:
+        """The symbol's top of book after ``trade``: with ``trades_move_touch``, the touch moved
+        by rule 5 (None stays None: trades alone make no market)."""
         price = trade.price
-        evidence = self._evidence(book, ts, (ts, _EV_TRADE, price, trade.qty))
-        if book is None:
-            return _new_top_of_book(None, _ZERO, _ZERO, False, None, None, ts, evidence)
+        if book is None or not self.config.trades_move_touch:
+            return book
         bid, ask, bid_avail, ask_avail = book.bid, book.ask, book.bid_avail, book.ask_avail
-        if self.config.trades_move_touch and book.quote is not None and bid is not None and ask is not None:
+        used = book.used
+        if book.quote is not None and bid is not None and ask is not None:
             inst = self.instrument(trade.symbol)
             size = self._displayed(trade.qty, inst.lot_size) if inst is not None else trade.qty
             aggressor = trade.aggressor_side
@@ -442,17 +469,39 @@ class FillModel:
                 if price == ask:  # a print at the touch takes from it
                     ask_avail = max(floor_lot(ask_avail - trade.qty, inst.lot_size), inst.lot_size) if inst else ask_avail
                 else:
+                    used = self._left_touch(book, _BUY, used)
                     ask, ask_avail = price, size
                 if price < bid:
+                    used = self._left_touch(book, _SELL, used)
                     bid, bid_avail = price, size
             if aggressor is _SELL or (aggressor is None and price <= bid):
                 if price == bid:
                     bid_avail = max(floor_lot(bid_avail - trade.qty, inst.lot_size), inst.lot_size) if inst else bid_avail
                 else:
+                    used = self._left_touch(book, _SELL, used)
                     bid, bid_avail = price, size
                 if price > ask:
+                    used = self._left_touch(book, _BUY, used)
                     ask, ask_avail = price, size
-        return _new_top_of_book(book.quote, bid_avail, ask_avail, book.halted, bid, ask, ts, evidence, book.used)
+        return _new_top_of_book(book.quote, bid_avail, ask_avail, book.halted, bid, ask, used)
+
+    def _left_touch(
+        self, book: TopOfBook, side: Side, used: tuple[tuple[Side, Decimal, Decimal], ...]
+    ) -> tuple[tuple[Side, Decimal, Decimal], ...]:
+        """When a print moves the touch off the quote's price, what our fills took there stays
+        taken: it becomes a ``used`` entry of that (now deeper) level (rules 4, 6)."""
+        quote = book.quote
+        inst = self.instrument(quote.symbol) if quote is not None else None
+        if quote is None or inst is None:
+            return used
+        buy = side is _BUY
+        if (book.ask if buy else book.bid) != (quote.ask if buy else quote.bid):
+            return used  # already moved: the quote's level was recorded then
+        shown = self._displayed(quote.ask_size if buy else quote.bid_size, inst.lot_size)
+        taken = shown - (book.ask_avail if buy else book.bid_avail)
+        if taken <= _ZERO:
+            return used
+        return used + ((side, round_price(quote.ask if buy else quote.bid, inst.tick_size, side), taken),)
 
     # -- validation ----------------------------------------------------------------------
     def check(self, order: VenueOrder, book: TopOfBook | None) -> Rejection | None:
@@ -482,13 +531,14 @@ class FillModel:
         return None
 
     # -- arrival -------------------------------------------------------------------------
-    def arrival(self, order: VenueOrder, book: TopOfBook | None) -> Arrival:
-        """Match a validated ``order`` on arrival (rules 7, 8, 11). Call :meth:`check` first."""
-        executions, status, book = self._plan_arrival(order, book)
+    def arrival(self, order: VenueOrder, book: TopOfBook | None, evidence: DepthEvidence | None = None) -> Arrival:
+        """Match a validated ``order`` on arrival (rules 7, 8, 11) against ``book`` and the
+        symbol's depth ``evidence`` (rule 6; None: none). Call :meth:`check` first."""
+        executions, status, book = self._plan_arrival(order, book, evidence)
         return Arrival(tuple(Execution(qty, price, liq) for qty, price, liq in executions), status, book)
 
     def _plan_arrival(
-        self, order: VenueOrder, book: TopOfBook | None
+        self, order: VenueOrder, book: TopOfBook | None, evidence: DepthEvidence | None = None
     ) -> tuple[PlannedFills, OrderStatus, TopOfBook | None]:
         """:meth:`arrival` as a plain ``(executions, status, book)`` tuple, each execution a
         ``(qty, price, liquidity)`` triple: the same outcome without building ``Execution`` and
@@ -497,13 +547,13 @@ class FillModel:
         assert inst is not None
         if order.order_type is _MARKET:
             assert book is not None and book.usable
-            return self._take(order, book, inst, None)
+            return self._take(order, book, inst, None, evidence)
         tif = order.time_in_force
         if book is None or not book.usable:
             status = _EXPIRED if tif in (_IOC, _FOK) else _ACCEPTED
             return (), status, book
         assert order.limit_price is not None
-        return self._take(order, book, inst, order.limit_price)
+        return self._take(order, book, inst, order.limit_price, evidence)
 
     def _touch_price(self, price: Decimal, tick: Decimal, side: Side) -> Decimal:
         """``round_price(price, tick, side)`` (rules 3, 7, 8), memoised for the last touch."""
@@ -515,34 +565,27 @@ class FillModel:
         return rounded
 
     def _depth(
-        self, book: TopOfBook, side: Side, inst: Instrument, touch: Decimal, limit: Decimal | None
+        self,
+        book: TopOfBook,
+        evidence: DepthEvidence | None,
+        side: Side,
+        inst: Instrument,
+        touch: Decimal,
+        limit: Decimal | None,
     ) -> list[tuple[Decimal, Decimal]]:
         """The evidence levels beyond ``touch`` (rule 6) as ``(price, size)``, best first, no
         worse than ``limit`` (None: any), less what ``book.used`` records, at most
         ``max_walk_levels``."""
+        if not evidence:
+            return []
         buy = side is _BUY
-        kind = _EV_ASK if buy else _EV_BID
-        tick, lot = inst.tick_size, inst.lot_size
-        cutoff = book.ts - self._window if book.ts is not None else None
-        shown: dict[Decimal, Decimal] = {}
-        traded: dict[Decimal, Decimal] = {}
-        for ts, k, raw, size in book.evidence:
-            if cutoff is not None and ts < cutoff:
-                continue
-            if k != kind and k != _EV_TRADE:
-                continue
-            price = round_price(raw, tick, side)
+        lot = inst.lot_size
+        levels = []
+        for price, size in self._levels(evidence, side, inst.tick_size):
             if (price <= touch) if buy else (price >= touch):
                 continue
             if limit is not None and ((price > limit) if buy else (price < limit)):
-                continue
-            if k == _EV_TRADE:
-                traded[price] = traded.get(price, _ZERO) + size
-            elif size > shown.get(price, _ZERO):
-                shown[price] = size
-        levels = []
-        for price in sorted(shown.keys() | traded.keys(), reverse=not buy):
-            size = max(shown.get(price, _ZERO), traded.get(price, _ZERO))
+                break
             for s, p, q in book.used:
                 if s is side and p == price:
                     size -= q
@@ -553,8 +596,38 @@ class FillModel:
                     break
         return levels
 
+    def _levels(self, evidence: DepthEvidence, side: Side, tick: Decimal) -> tuple[tuple[Decimal, Decimal], ...]:
+        """Every evidence level of ``side`` (rule 6) as ``(price, size)``, best first: prices
+        rounded to ``tick`` toward the worse side, size the larger of the largest displayed
+        size and the total traded quantity there. Memoised per evidence version."""
+        memo = self._levels_memo.get(side)
+        if memo is not None and memo[0] is evidence and memo[1] == evidence.version and memo[2] is tick:
+            return memo[3]
+        kind = _EV_ASK if side is _BUY else _EV_BID
+        shown: dict[Decimal, Decimal] = {}
+        traded: dict[Decimal, Decimal] = {}
+        for _, k, raw, size in evidence.entries:  # (entries out of the window are gone already)
+            if k != kind and k != _EV_TRADE:
+                continue
+            price = round_price(raw, tick, side)
+            if k == _EV_TRADE:
+                traded[price] = traded.get(price, _ZERO) + size
+            elif size > shown.get(price, _ZERO):
+                shown[price] = size
+        levels = tuple(
+            (price, max(shown.get(price, _ZERO), traded.get(price, _ZERO)))
+            for price in sorted(shown.keys() | traded.keys(), reverse=side is not _BUY)
+        )
+        self._levels_memo[side] = (evidence, evidence.version, tick, levels)
+        return levels
+
     def _take(
-        self, order: VenueOrder, book: TopOfBook, inst: Instrument, limit: Decimal | None
+        self,
+        order: VenueOrder,
+        book: TopOfBook,
+        inst: Instrument,
+        limit: Decimal | None,
+        evidence: DepthEvidence | None = None,
     ) -> tuple[PlannedFills, OrderStatus, TopOfBook]:
         """Rules 7 (``limit`` None) and 8: take the touch, then evidence depth."""
         side = order.side
@@ -578,7 +651,7 @@ class FillModel:
         taken: list[tuple[Side, Decimal, Decimal]] = []
         if remaining > _ZERO and (self._walk or limit is not None):
             more = []
-            for price, size in self._depth(book, side, inst, touch, limit):
+            for price, size in self._depth(book, evidence, side, inst, touch, limit):
                 take = min(remaining, size)
                 more.append((take, price, _TAKER))
                 taken.append((side, price, take))
@@ -589,8 +662,6 @@ class FillModel:
         if tif is _FOK and remaining > _ZERO:
             return (), _EXPIRED, book
         if execs:
-            if take0 > _ZERO:
-                taken.insert(0, (side, touch, take0))
             book = self._deplete(book, side, take0, taken)
         if remaining == _ZERO:
             status = _FILLED
@@ -616,7 +687,7 @@ class FillModel:
         else:
             bid_avail = max(bid_avail - qty, _ZERO)
         return _new_top_of_book(
-            book.quote, bid_avail, ask_avail, book.halted, book.bid, book.ask, book.ts, book.evidence, used
+            book.quote, bid_avail, ask_avail, book.halted, book.bid, book.ask, used
         )
 
     # -- resting orders ------------------------------------------------------------------
@@ -700,9 +771,7 @@ class NautilusL1Model(FillModel):
         """L1 level and matching prices from a good ``quote``; rule 11 for a bad one."""
         if self.is_bad_quote(quote):
             return super().on_quote(book, quote)
-        return L1Book(
-            quote, quote.bid_size, quote.ask_size, False, quote.bid, quote.ask, quote.ts, level_bid=quote.bid, level_ask=quote.ask
-        )
+        return L1Book(quote, quote.bid_size, quote.ask_size, False, quote.bid, quote.ask, level_bid=quote.bid, level_ask=quote.ask)
 
     def on_trade(self, book: TopOfBook | None, trade: Trade) -> TopOfBook | None:  # type: ignore[override]
         """The trade becomes the L1 level on both sides; it moves the matching price of its
@@ -723,10 +792,18 @@ class NautilusL1Model(FillModel):
                 ask = price
         else:  # NO_AGGRESSOR: iterate() then takes both matching prices from the L1 level
             bid = ask = price
-        return L1Book(book.quote, qty, qty, book.halted, bid, ask, trade.ts, level_bid=price, level_ask=price)
+        return L1Book(book.quote, qty, qty, book.halted, bid, ask, level_bid=price, level_ask=price)
+
+    def observe(self, evidence: DepthEvidence, data: Quote | Trade) -> None:
+        """No depth evidence in this mode (rule 15)."""
 
     def _take(
-        self, order: VenueOrder, book: TopOfBook, inst: Instrument, limit: Decimal | None
+        self,
+        order: VenueOrder,
+        book: TopOfBook,
+        inst: Instrument,
+        limit: Decimal | None,
+        evidence: DepthEvidence | None = None,
     ) -> tuple[PlannedFills, OrderStatus, TopOfBook]:
         assert isinstance(book, L1Book)
         side = order.side

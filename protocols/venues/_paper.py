@@ -47,6 +47,7 @@ from ._book import BookChanges, NullBook, OrderRecord, SqliteBook, new_record
 from ._trusted import make_fill, make_state
 from ._fill_model import (
     FILL_MODEL_VERSION,
+    DepthEvidence,
     Execution,
     FillModel,
     FillModelConfig,
@@ -116,6 +117,7 @@ class PaperVenue:
         self._fill_seq = 0
         self._consumed: set[tuple[str, str]] = set()
         self._markets: dict[str, TopOfBook] = {}
+        self._evidence: dict[str, DepthEvidence] = {}  # symbol -> recent quotes and trades (rule 6)
         self._now: datetime | None = None
         self._last_day: date | None = None
         self._positions: dict[str, dict[str, Decimal]] = {}
@@ -176,7 +178,7 @@ class PaperVenue:
             elif not self.matching:
                 status = _ACCEPTED
             else:
-                executions, status, book = self.model._plan_arrival(order, book)
+                executions, status, book = self.model._plan_arrival(order, book, self._evidence.get(symbol))
             fill_seq = self._fill_seq
             if executions:
                 fill_ts = now + self._latency
@@ -336,6 +338,10 @@ class PaperVenue:
                 self._consumed.add(consumed)
             if market_update is not None:
                 self._markets[symbol] = market_update
+            evidence = self._evidence.get(symbol)
+            if evidence is None:
+                evidence = self._evidence[symbol] = self.model.new_evidence()
+            self.model.observe(evidence, data)
             self._deliver_lock.acquire()
         try:
             self._deliver(events)
