@@ -40,12 +40,12 @@ hold in both.
    ``trade_execution``; it always moves the touch, rule 15.)
 6. **Depth beyond the touch is evidence, never invented.** The levels worse than the touch
    that an order may take are the prices at which the market showed liquidity within the last
-   ``depth_window_s`` seconds of venue time: the asks (for a BUY; bids for a SELL) of good
-   quotes with their displayed size, and trade prints with their quantity. A level's size is
-   the larger of the largest displayed size and the total traded quantity at that price, less
-   what our own fills took there since the last quote (rule 4). Levels are taken best price
-   first, at most ``max_walk_levels`` of them. Beyond the last level there is no evidence and
-   nothing fills.
+   ``depth_window_s`` seconds of venue time (at most the 10,000 most recent entries,
+   :class:`DepthEvidence`): the asks (for a BUY; bids for a SELL) of good quotes with their
+   displayed size, and trade prints with their quantity. A level's size is the larger of the
+   largest displayed size and the total traded quantity at that price, less what our own fills
+   took there since the last quote (rule 4). Levels are taken best price first, at most
+   ``max_walk_levels`` of them. Beyond the last level there is no evidence and nothing fills.
 7. **Market orders** take the touch as TAKER at the touch price up to its size, then (with
    ``market_remainder = "walk"``) the depth levels of rule 6 at each level's price;
    ``"expire"`` takes the touch only. What is still left is EXPIRED: a market order never
