@@ -51,7 +51,7 @@ def fix_settings(state_dir: Path, port: int, sender: str, target: str, begin: st
     section.update(fix)
     policy = {"paper": "paper", "live": "fix"}
     return load_settings(
-        "test", state_dir=state_dir, journal={"enabled": durable},
+        "test", state_dir=state_dir, journal={"enabled": durable, "synchronous": "NORMAL" if durable else "OFF"},
         venues={"fix": section}, routing={"policy": policy, "blocked_modes": ["live_blocked"]},
         timeouts={"attempt_s": 3.0, "deadline_s": 10.0})
 
@@ -84,11 +84,15 @@ def fix_runtime(tmp_path: Path):
     started: list[Runtime] = []
     counter = itertools.count(1)
 
-    def make(p: Peer, sender: str, target: str, begin: str = "FIX.4.4", *, durable: bool = False,
-             name: str | None = None, **fix: Any) -> Runtime:
+    def make(p: Peer | None, sender: str, target: str, begin: str = "FIX.4.4", *, durable: bool = False,
+             name: str | None = None, port: int | None = None, connector=None, **fix: Any) -> Runtime:
+        """``port`` / ``connector`` override the peer's (e.g. a relay in between)."""
         state = tmp_path / (name or f"rt{next(counter)}")
-        settings = fix_settings(state, p.port, sender, target, begin, durable=durable, **fix)
-        rt = Runtime.start(settings, registry=fix_registry(settings, p))
+        settings = fix_settings(state, port or p.port, sender, target, begin, durable=durable, **fix)
+        registry = default_registry(settings=settings)
+        connect = connector or p.connector()
+        registry.register("fix", lambda s: build_fix_venue(s, connector=connect))
+        rt = Runtime.start(settings, registry=registry)
         started.append(rt)
         return rt
 

@@ -60,7 +60,5 @@ def test_a_resent_client_order_id_never_reaches_the_executor_twice(peer, fix_run
     rt.stop(timeout=5)
     rt2 = fix_runtime(executor, "CLIENT1", "EXECUTOR", durable=True, name="dup")  # same state dir: a restart
     third = rt2.submit(intent, live()).result(timeout=10)
-    # (the replay after a restart is answered from the journal; on this base it comes back FAILED
-    # from a replay bug in the idempotency store that paper shows too: reported, not this test's subject)
-    assert not third.fills or third.fills == first.fills
+    assert third.status is OrderStatus.FILLED and third.fills == first.fills  # answered from the journal
     assert incoming(executor, "D", intent.client_order_id) == 1
