@@ -214,15 +214,52 @@ def test_stress_bad_fault_spec_is_a_clear_error(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------
 # repl
 # --------------------------------------------------------------------------------------
-def test_repl_driven_through_a_pipe(tmp_path: Path) -> None:
+def test_repl_python_console_driven_through_a_pipe(tmp_path: Path) -> None:
     commands = "quote(39432.99, 39433.62)\nbuy(0.001)\norders()\npositions()\nsell('-1')\n"
-    proc = cli("repl", "--state-dir", str(tmp_path), stdin=commands, timeout=120)
+    proc = cli("repl", "--python", "--state-dir", str(tmp_path), stdin=commands, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "FILLED" in proc.stdout
     assert "39433.62" in proc.stdout
     assert "E_EXEC_VALIDATION" in proc.stdout  # the bad sell is answered, the session goes on
     assert "buy(qty" in proc.stderr and "runtime stopped" in proc.stderr
     assert (tmp_path / "audit.jsonl").is_file()
+
+
+def test_repl_command_shell_driven_through_stdin(tmp_path: Path) -> None:
+    commands = "\n".join([
+        "help", "help cancel", "quote 39432.99 39433.62", "buy 0.001", "buy abc", "sell 0.002 @40000 gtc",
+        "orders open", "cancel nope", "positions", "health", "breaker paper", "breaker nope", "halt", "buy 0.001",
+        "resume", "frobnicate", "sell 0.001 @39433.00",
+    ]) + "\n"
+    proc = cli("repl", "--state-dir", str(tmp_path), stdin=commands, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "Traceback" not in out + proc.stderr
+    for command in ("buy", "sell", "cancel", "orders", "positions", "health", "breaker", "halt", "resume",
+                    "quote", "help", "exit"):
+        assert f"  {command}" in out, f"help lists {command}"
+    assert "cancel ID:" in out  # help COMMAND
+    assert "FILLED" in out and "39433.62" in out  # the market buy
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(errors) == 4, errors  # each mistake is exactly one line
+    assert any("'abc' is not a number" in e for e in errors)
+    assert any("no order 'nope'" in e for e in errors)  # unknown id: its own error, not status UNKNOWN
+    assert any("no adapter 'nope'" in e for e in errors)
+    assert any("unknown command 'frobnicate'" in e for e in errors)
+    assert "ACCEPTED" in out and "leaves 0.002" in out  # the resting limit, listed by orders open
+    assert "trading HALTED" in out and "E_EXEC_RISK_DENIED" in out and "trading ACTIVE" in out
+    assert "breaker paper: CLOSED" in out
+    assert "* filled" in out  # fills are printed as they happen
+    assert "runtime stopped" in proc.stderr
+
+
+def test_repl_prints_a_resting_order_filling_later(tmp_path: Path) -> None:
+    # the limit rests; the next quote crosses it and the fill is printed without any command asking
+    commands = "quote 39432.99 39433.62\nbuy 0.001 @39400\nquote 39390.00 39399.00\nquote\n"
+    proc = cli("repl", "--state-dir", str(tmp_path), stdin=commands, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ACCEPTED" in proc.stdout
+    assert "* filled" in proc.stdout, proc.stdout
 
 
 # --------------------------------------------------------------------------------------

@@ -209,16 +209,16 @@ def run_python_console(rt: Any, state_dir: Path) -> None:
         pass
     try:
         console = code.InteractiveConsole(namespace)
-        console.interact(banner=REPL_BANNER.format(state_dir=state_dir, market=feed_first_quote(rt)), exitmsg="")
+        console.interact(banner=REPL_BANNER.format(state_dir=state_dir, market=feed_first_quote(rt.on_market)), exitmsg="")
     except SystemExit:  # exit() / quit() inside the console
         pass
     finally:
         sys.displayhook = sys.__displayhook__
 
 
-def feed_first_quote(rt: Any) -> str:
-    """Feed the first recorded quote of the default data file, when there is one; a sentence
-    saying what the market is."""
+def feed_first_quote(feed: Any) -> str:
+    """Feed (``feed(quote)``) the first recorded quote of the default data file, when there is
+    one; a sentence saying what the market is."""
     path = default_quotes()
     if not path.is_file():
         return "no market data yet: feed a quote (quote BID ASK)"
@@ -228,7 +228,7 @@ def feed_first_quote(rt: Any) -> str:
         return f"could not read {path}: {exc}"
     if first is None:
         return f"no usable quote in {path}"
-    rt.on_market(first)
+    feed(first)
     return f"market: first recorded quote of {path.name} fed (bid {first.bid} / ask {first.ask})"
 
 
@@ -241,7 +241,12 @@ def run_repl(state_dir: Path | None, profile: str, fresh: bool, log_level: str |
     rt = start_runtime(settings)
     announce("repl", rt, settings, profile)
     try:
-        run_python_console(rt, Path(settings.state_dir))
+        if python:
+            run_python_console(rt, Path(settings.state_dir))
+        else:
+            from .shell import run_shell
+
+            run_shell(rt, Path(settings.state_dir), market=lambda shell: feed_first_quote(shell.feed))
     finally:
         rt.stop()
     sys.stderr.write("flowroute: runtime stopped\n")
@@ -255,10 +260,12 @@ def add_parser(subparsers: Any, parents: Any) -> argparse.ArgumentParser:
         description="An interactive command shell over a running paper runtime (account 'repl'): "
                     "buy, sell, cancel, orders, positions, health, breaker, halt, resume, quote, help, exit. "
                     "Fills, cancels and breaker changes are printed as they happen.")
+    p.add_argument("--python", action="store_true",
+                   help="a Python console with helper functions (buy(qty, price=None), orders() …) instead")
     p.set_defaults(handler=run, default_profile="paper", default_state_dir=Path("var/repl"))
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``repl`` with parsed ``args``."""
-    return run_repl(args.state_dir, args.profile, args.fresh, args.log_level, python=True)
+    return run_repl(args.state_dir, args.profile, args.fresh, args.log_level, python=args.python)
