@@ -1,10 +1,17 @@
-"""Logging with loguru (SPEC §12): lifecycle at INFO, per-order detail at DEBUG, errors with full detail.
+"""Logging with loguru: lifecycle at INFO, per-order detail at DEBUG, errors with full detail.
 
-``RuntimeLogging(settings.logging)`` adds this runtime's sinks and removes them at stop
-(loguru's logger is process-wide; each runtime only touches the handlers it added):
+flowroute is a library: its packages call ``logger.disable(...)`` on import (loguru's
+convention), so nothing reaches any sink until the host opts in (``flowroute.enable_logging()``
+or ``logger.enable("actors")`` …). ``RuntimeLogging(settings.logging)`` is what a runtime adds,
+removed at stop (loguru's logger is process-wide; each runtime only touches what it added):
 
-- an optional JSON-lines sink (``logging.json_path``), structured (loguru ``serialize=True``),
-  at ``logging.level``;
+- with ``logging.json_path``: a JSON-lines sink (loguru ``serialize=True``) at ``logging.level``
+  for flowroute's own records. Naming a file is an opt-in: flowroute's loggers are enabled while
+  such a runtime runs (and disabled again after the last one stops, unless the host enabled
+  them with ``flowroute.enable_logging()``); they then also reach the host's own sinks, at
+  those sinks' levels;
+- the runtime's own lifecycle lines honour ``logging.level`` (:meth:`RuntimeLogging.allows`):
+  the start line is INFO, the settings dump DEBUG;
 - per-order DEBUG lines are only built when ``logging.level`` is DEBUG or TRACE
   (:attr:`RuntimeLogging.order_detail`), because a log call costs about as much as an actor hop.
 
@@ -15,24 +22,73 @@ secret value that still reaches a record (defence in depth).
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from loguru import logger
 
+#: The loguru names of flowroute's records.
+LOGGER_NAMES: tuple[str, ...] = ("actors", "protocols", "config", "flowroute")
+_LEVELS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "SUCCESS": 25, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+_lock = threading.Lock()
+_json_runtimes = 0  # runtimes with a JSON sink: they keep flowroute's loggers enabled
+_host_enabled = False  # the host opted in with enable_logging(): never disable behind its back
+
+
+def enable_logging() -> None:
+    """The host's opt-in: let flowroute's records reach its loguru sinks (see the module doc)."""
+    global _host_enabled
+    with _lock:
+        _host_enabled = True
+        for name in LOGGER_NAMES:
+            logger.enable(name)
+
+
+def disable_logging() -> None:
+    """Silence flowroute's records again (the state on import), unless a runtime writes a JSON log."""
+    global _host_enabled
+    with _lock:
+        _host_enabled = False
+        if _json_runtimes == 0:
+            for name in LOGGER_NAMES:
+                logger.disable(name)
+
+
+def _is_flowroute(record: dict) -> bool:
+    name = record["name"] or ""
+    return name.split(".", 1)[0] in LOGGER_NAMES
+
 
 class RuntimeLogging:
-    """This runtime's loguru sinks; :meth:`close` removes them."""
+    """This runtime's loguru sinks and level; :meth:`close` removes what it added."""
 
     def __init__(self, logging_settings: Any, secrets: tuple[str, ...] = ()) -> None:
+        global _json_runtimes
         self.level = logging_settings.level
         self.order_detail = self.level in ("DEBUG", "TRACE")
         self._handler_ids: list[int] = []
+        self._enabled = False
         self._secrets = tuple(s for s in secrets if s)
         if logging_settings.json_path is not None:
             self._handler_ids.append(
                 logger.add(str(logging_settings.json_path), level=self.level, serialize=True, enqueue=False,
-                           filter=self._redact if self._secrets else None)
+                           filter=self._redact_own)
             )
+            with _lock:
+                _json_runtimes += 1
+                self._enabled = True
+                for name in LOGGER_NAMES:
+                    logger.enable(name)
+
+    def allows(self, level: str) -> bool:
+        """True when a record at ``level`` passes ``logging.level`` (for the runtime's own lines)."""
+        return _LEVELS.get(level, 0) >= _LEVELS.get(self.level, 0)
+
+    def _redact_own(self, record: dict) -> bool:
+        if not _is_flowroute(record):
+            return False
+        return self._redact(record) if self._secrets else True
 
     def _redact(self, record: dict) -> bool:
         message = record["message"]
@@ -42,10 +98,19 @@ class RuntimeLogging:
         return True
 
     def close(self) -> None:
-        """Remove the sinks this runtime added (idempotent)."""
+        """Remove the sinks this runtime added; the last JSON-logging runtime to stop silences
+        flowroute's loggers again unless the host enabled them (idempotent)."""
+        global _json_runtimes
         for handler_id in self._handler_ids:
             try:
                 logger.remove(handler_id)
             except ValueError:
                 pass
         self._handler_ids.clear()
+        if self._enabled:
+            self._enabled = False
+            with _lock:
+                _json_runtimes -= 1
+                if _json_runtimes == 0 and not _host_enabled:
+                    for name in LOGGER_NAMES:
+                        logger.disable(name)

@@ -158,7 +158,13 @@ class _Unanswered:
 
 
 class Runtime:
-    """A running flowroute topology. Create it with :meth:`Runtime.start`; see the module docstring."""
+    """A running flowroute topology. Create it with :meth:`Runtime.start`; see the module docstring.
+
+    ``metrics_port``: the port ``/metrics`` is served on (the one chosen when ``metrics.port``
+    is 0), None without a server. ``journal_path`` / ``audit_path``: the files in the state dir.
+    """
+
+    metrics_port: int | None = None
 
     def __init__(self) -> None:  # use Runtime.start
         self._stopped = True
@@ -352,9 +358,11 @@ class Runtime:
                 raise ValueError(f"runtime refused to start: {'; '.join(boot_errors)}") from None
             raise
         self._stopped = False
-        logger.info("runtime {} started: adapters {}, journal {}", self.runtime_id, ", ".join(self._venues),
-                    self.pg if self.pg is not None else journal_path if journal_path else "in memory")
-        logger.debug("runtime {} settings: {}", self.runtime_id, settings.redacted_dict())
+        if self.logging.allows("INFO"):
+            logger.info("runtime {} started: adapters {}, state dir {}, journal {}", self.runtime_id, ", ".join(self._venues),
+                        settings.state_dir, self.pg if self.pg is not None else journal_path if journal_path else "in memory")
+        if self.logging.allows("DEBUG"):
+            logger.debug("runtime {} settings: {}", self.runtime_id, settings.redacted_dict())
 
     def _open_pg(self, settings: Any) -> Any:
         """Open the shared PostgreSQL journal (``journal.url``); a clear ValueError when it cannot be used."""
@@ -712,9 +720,11 @@ class Runtime:
         self._close_venues()
         if getattr(self, "metrics", None) is not None:
             self.metrics.close()
-        if getattr(self, "logging", None) is not None:
-            self.logging.close()
-        logger.info("runtime {} stopped", getattr(self, "runtime_id", "?"))
+        own_logging = getattr(self, "logging", None)
+        if own_logging is None or own_logging.allows("INFO"):
+            logger.info("runtime {} stopped", getattr(self, "runtime_id", "?"))
+        if own_logging is not None:
+            own_logging.close()
 
     def _close_venues(self) -> None:
         for venue in getattr(self, "_venues", {}).values():

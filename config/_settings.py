@@ -523,7 +523,9 @@ class DispatchSettings(_Section):
 class MetricsSettings(_Section):
     """Prometheus exposition (SPEC §12)."""
 
-    port: int | None = Field(None, ge=1, le=65535, description="/metrics HTTP port; None = no server.")
+    port: int | None = Field(
+        None, ge=0, le=65535,
+        description="/metrics HTTP port; 0 = any free port (the chosen one is Runtime.metrics_port); None = no server.")
     host: str = Field("127.0.0.1", min_length=1, description="Bind address of the /metrics server.")
 
 
@@ -673,7 +675,10 @@ class Settings(BaseSettings):
     )
 
     profile: str = Field("default", description="The TOML profile these settings were loaded with.")
-    state_dir: Path = Field(Path("var"), description="Directory of the journal, audit log and paper book.")
+    state_dir: Path = Field(
+        Path("var"),
+        description="Directory of the journal, audit log and paper book; a relative path is relative to the "
+                    "process's current directory (default ./var). The CLI names it in its start-up line.")
     journal: JournalSettings = Field(default_factory=JournalSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)

@@ -25,10 +25,10 @@ from importlib import metadata as _metadata
 from loguru import logger as _logger
 
 import actors as _actors
-import config as _config
 import protocols as _protocols
 from actors import *  # noqa: F401,F403  (re-exported: see __all__)
 from actors._audit import VerifyResult, verify as verify_audit_log
+from actors._logging import LOGGER_NAMES, disable_logging, enable_logging
 from config import ConfigError, Settings, known_profiles, load_settings
 from protocols import *  # noqa: F401,F403  (re-exported: see __all__)
 
@@ -37,27 +37,7 @@ try:
 except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-#: The loguru names flowroute's records are logged under (``logger.enable(name)`` opts in).
-LOGGER_NAMES: tuple[str, ...] = ("actors", "protocols", "config", "flowroute")
-
 _logger.disable("flowroute")
-
-
-def enable_logging() -> None:
-    """Let flowroute's log records reach the host's loguru sinks (they are disabled on import).
-
-    The host keeps control of the sinks and their levels; this only lifts the library's
-    ``logger.disable`` for every name in :data:`LOGGER_NAMES`. :func:`disable_logging` undoes it.
-    """
-    for name in LOGGER_NAMES:
-        _logger.enable(name)
-
-
-def disable_logging() -> None:
-    """Silence flowroute's log records again (the state on import)."""
-    for name in LOGGER_NAMES:
-        _logger.disable(name)
-
 
 __all__ = sorted({
     *_actors.__all__,

@@ -85,7 +85,7 @@ from ._intents import CLIENT_ORDER_ID_PATTERN, ExecutionContext, OrderIntent, ne
 from ._lifecycle import EVENT_TARGET, TRANSITIONS, LifecycleState, OrderEventType, apply_event, can_apply
 from ._market import Quote, Trade
 from ._model import utc_now
-from ._readers import ErrorCollector, RowError, read_market, read_quotes, read_trades
+from ._readers import ErrorCollector, ProblemGroup, RowError, group_problems, read_market, read_quotes, read_trades
 from ._reports import ExecutionReport, Fill, RouteDecision, summarize_fills
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -21,14 +21,24 @@ Rules:
   XRP/ETH ``cost`` >= 0.
 - ``ts_utc`` is ISO-8601 with an explicit offset (``Z``); a naive timestamp is an error.
 - Crossed (bid > ask) and locked (bid == ask) quotes are **not** errors: they are valid
-  ``Quote`` values (``is_crossed`` / ``is_locked``) and consumers decide (SPEC §11 fill model).
+  ``Quote`` values (``is_crossed`` / ``is_locked``) and consumers decide (the paper fill model
+  skips them: README, "Fill model").
 - A malformed row (wrong column count, bad number, bad timestamp, inconsistent Binance
   ``aggressor_side``/``buyer_maker``, a ``symbol`` cell that contradicts ``symbol=``) becomes a
   ``RowError`` passed to ``on_error`` and the row is skipped; reading continues. With
   ``on_error=None`` each error is logged as a loguru warning (never silently dropped).
   Completely blank lines carry no data and are skipped without an error.
-- An unknown header (or an empty file) raises ``ValueError`` naming the expected headers,
-  eagerly, when the reader function is called; rows are then read lazily.
+- Time order (``read_market``): rows out of order by at most ``reorder_tolerance`` (default 0)
+  are put back in order; beyond it only the offending row is skipped and reported — the one
+  that goes backwards, or the one that jumps forward past the rows after it (the row after
+  the pair decides) — never the rest of the file.
+- Problems group by cause: ``RowError.cause`` leaves out the row's own data and
+  ``group_problems`` / ``ErrorCollector.groups()`` give one ``ProblemGroup`` per file and cause
+  with its count and first line numbers.
+- An unknown header (or an empty file) raises ``ValueError`` naming the expected headers, and a
+  directory ``IsADirectoryError``, eagerly, when the reader function is called; rows are then
+  read lazily. A file with a header and no usable row is not an error here: the caller decides
+  (``flowroute replay`` refuses it).
 
 Example::
 
@@ -46,9 +56,9 @@ import csv
 import heapq
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -61,6 +71,8 @@ from ._model import Frozen
 
 __all__ = [
     "ErrorCollector",
+    "ProblemGroup",
+    "group_problems",
     "QUOTE_HEADERS",
     "TRADE_HEADERS",
     "RowError",
@@ -94,6 +106,43 @@ class RowError(Frozen):
             return f"{where}: column {self.column!r}: {self.value!r} {self.message}"
         return f"{where}: {self.message}"
 
+    @property
+    def cause(self) -> str:
+        """The problem without the row's own data, to group rows by: ``column 'bid' is not a
+        decimal``, ``expected 6 columns (…), got 3``, ``column 'ts_utc' goes backwards …``."""
+        if self.column:
+            return f"column {self.column!r} {_CAUSE_DETAIL.sub('', self.message)}"
+        return _CAUSE_DETAIL.sub("", self.message)
+
+
+#: Row-specific detail in a message (``(previous 2021-…)``, ``(next …)``) left out of its cause.
+_CAUSE_DETAIL = re.compile(r" \((?:previous|next) [^)]*\)")
+
+
+@dataclass(frozen=True)
+class ProblemGroup:
+    """Skipped rows of one file with one cause: ``count`` rows, the ``first_lines`` (up to 5)."""
+
+    path: str
+    cause: str
+    count: int
+    first_lines: tuple[int, ...]
+
+    def __str__(self) -> str:
+        lines = ", ".join(map(str, self.first_lines)) + (", …" if self.count > len(self.first_lines) else "")
+        return f"{Path(self.path).name}: {self.count} row(s): {self.cause} (line{'s' if self.count > 1 else ''} {lines})"
+
+
+def group_problems(errors: "Iterable[RowError]", first: int = 5) -> list[ProblemGroup]:
+    """Group ``errors`` by (file, cause): most rows first, then file and first line; each group
+    keeps its first ``first`` line numbers. So one cause that hit 400 rows reads as one line."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for error in errors:
+        groups.setdefault((error.path, error.cause), []).append(error.line)
+    out = [ProblemGroup(path, cause, len(lines), tuple(sorted(lines)[:first])) for (path, cause), lines in groups.items()]
+    out.sort(key=lambda g: (-g.count, g.path, g.first_lines))
+    return out
+
 
 class ErrorCollector:
     """An ``on_error`` callback that keeps every ``RowError`` it receives, in order.
@@ -115,6 +164,10 @@ class ErrorCollector:
 
     def __repr__(self) -> str:
         return f"ErrorCollector({len(self.errors)} errors)"
+
+    def groups(self, first: int = 5) -> list[ProblemGroup]:
+        """The errors grouped by file and cause (:func:`group_problems`)."""
+        return group_problems(self.errors, first)
 
 
 def _log_error(error: RowError) -> None:
@@ -264,7 +317,10 @@ def _xrp_trade(row: _Row, symbol: str) -> Trade:
 
 
 def _read_header(path: Path) -> tuple[int, tuple[str, ...] | None]:
-    """Return (header line number, header cells) or (0, None) for a file with no rows."""
+    """Return (header line number, header cells) or (0, None) for a file with no rows.
+    Raises ``IsADirectoryError`` naming ``path`` when it is a directory."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory, not a market data file")
     with path.open("r", encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh)
         for cells in reader:
@@ -390,25 +446,88 @@ def read_trades(path: PathLike, *, symbol: str | None = None, on_error: OnError 
     return (trade for _, trade in _trades(path, symbol, on_error))
 
 
+def _within_tolerance(
+    events: Iterator[tuple[int, Quote | Trade]], tolerance: timedelta
+) -> Iterator[tuple[int, Quote | Trade]]:
+    """Put rows back in time order when they are late by at most ``tolerance`` (earlier than the
+    newest row read before them by no more than that). Rows are held until a row later than them
+    by more than ``tolerance`` has been read (or the file ends); a row later than that is passed
+    on where it stands, for :func:`_in_order` to judge."""
+    if tolerance <= timedelta(0):
+        yield from events
+        return
+    held: list[tuple[datetime, int, Quote | Trade]] = []
+    newest: datetime | None = None
+    for line, event in events:
+        if newest is not None and event.ts < newest - tolerance:
+            while held:
+                _, held_line, held_event = heapq.heappop(held)
+                yield held_line, held_event
+            yield line, event
+            continue
+        newest = event.ts if newest is None or event.ts > newest else newest
+        heapq.heappush(held, (event.ts, line, event))
+        while held and held[0][0] < newest - tolerance:
+            _, held_line, held_event = heapq.heappop(held)
+            yield held_line, held_event
+    while held:
+        _, held_line, held_event = heapq.heappop(held)
+        yield held_line, held_event
+
+
 def _in_order(
     path: PathLike, events: Iterator[tuple[int, Quote | Trade]], kind: int, on_error: OnError
 ) -> Iterator[tuple[datetime, int, int, Quote | Trade]]:
-    """Key ``events`` as (ts, kind, line, event); report and drop any whose ts goes backwards."""
-    last: datetime | None = None
+    """Key ``events`` as (ts, kind, line, event), skipping just the rows that are out of time order.
+
+    The rule (``read_market``): a row is out of order when its ``ts`` is earlier than the row
+    before it. One row of the two is wrong, and the row after them decides which: when it
+    agrees with the earlier row, the later-read row went **backwards** and is skipped; when it
+    agrees with the later-read row, the earlier one **jumped forward** (e.g. a wrong date) and
+    is skipped. A row earlier than a row already passed on is skipped as backwards; at the end
+    of the file an undecided conflict skips the later-read row. So one bad timestamp costs one
+    row, never the rest of the file.
+    """
+
+    def skipped(line: int, event: Quote | Trade, message: str) -> None:
+        on_error(RowError(path=str(path), line=line, column="ts_utc", value=event.ts.isoformat(), message=message))
+
+    passed: datetime | None = None  # ts of the last row passed on
+    held: tuple[int, Quote | Trade] | None = None  # the newest agreed row, passed on once the next agrees
+    doubt: tuple[int, Quote | Trade] | None = None  # a row earlier than ``held``, waiting for the next
     for line, event in events:
-        if last is not None and event.ts < last:
-            on_error(
-                RowError(
-                    path=str(path),
-                    line=line,
-                    column="ts_utc",
-                    value=event.ts.isoformat(),
-                    message=f"goes backwards (previous {last.isoformat()}); a merged stream must be in time order",
-                )
-            )
+        if passed is not None and event.ts < passed:
+            skipped(line, event, f"goes backwards (previous {passed.isoformat()})")
             continue
-        last = event.ts
-        yield event.ts, kind, line, event
+        if held is None:
+            held = (line, event)
+            continue
+        if doubt is None:
+            if event.ts >= held[1].ts:
+                passed = held[1].ts
+                yield held[1].ts, kind, held[0], held[1]
+                held = (line, event)
+            else:
+                doubt = (line, event)
+            continue
+        if event.ts >= held[1].ts:  # agrees with the held row: the doubtful one went backwards
+            skipped(doubt[0], doubt[1], f"goes backwards (previous {held[1].ts.isoformat()})")
+            doubt = None
+            passed = held[1].ts
+            yield held[1].ts, kind, held[0], held[1]
+            held = (line, event)
+        elif event.ts >= doubt[1].ts:  # agrees with the doubtful row: the held one jumped forward
+            skipped(held[0], held[1], f"jumps forward (next {doubt[1].ts.isoformat()})")
+            passed = doubt[1].ts
+            yield doubt[1].ts, kind, doubt[0], doubt[1]
+            held, doubt = (line, event), None
+        else:  # earlier than both: the doubtful row is out; this one is the new doubt
+            skipped(doubt[0], doubt[1], f"goes backwards (previous {held[1].ts.isoformat()})")
+            doubt = (line, event)
+    if doubt is not None and held is not None:
+        skipped(doubt[0], doubt[1], f"goes backwards (previous {held[1].ts.isoformat()})")
+    if held is not None:
+        yield held[1].ts, kind, held[0], held[1]
 
 
 def read_market(
@@ -418,16 +537,19 @@ def read_market(
     quote_symbol: str | None = None,
     trade_symbol: str | None = None,
     on_error: OnError | None = None,
+    reorder_tolerance: timedelta = timedelta(0),
 ) -> Iterator[Quote | Trade]:
     """Merge ``read_quotes(quotes_path)`` and ``read_trades(trades_path)`` into one stream by ``ts``.
 
     Ties are broken deterministically: at equal ``ts`` every quote comes before every trade,
-    then file order. Each file must be in non-decreasing time order; a row whose timestamp
-    goes backwards is reported to ``on_error`` and dropped, so the merged stream is always
-    sorted. Symbols default as in the
+    then file order. Each file should be in non-decreasing time order. Rows out of order by at
+    most ``reorder_tolerance`` are put back in order; beyond it just the offending row is
+    reported to ``on_error`` and skipped — one that goes backwards, or one that jumps forward
+    past the rows after it (the rule: :func:`_in_order`) — so the merged stream is always
+    sorted and one bad timestamp never drops the rest of a file. Symbols default as in the
     two readers. Raises like the two readers, at call time.
     """
     sink = on_error if on_error is not None else _log_error
-    quotes = _in_order(quotes_path, _quotes(quotes_path, quote_symbol, sink), 0, sink)
-    trades = _in_order(trades_path, _trades(trades_path, trade_symbol, sink), 1, sink)
+    quotes = _in_order(quotes_path, _within_tolerance(_quotes(quotes_path, quote_symbol, sink), reorder_tolerance), 0, sink)
+    trades = _in_order(trades_path, _within_tolerance(_trades(trades_path, trade_symbol, sink), reorder_tolerance), 1, sink)
     return (item[3] for item in heapq.merge(quotes, trades, key=lambda item: item[:3]))

@@ -33,13 +33,13 @@ import pytest
 from loguru import logger
 
 from actors import AdapterRegistry, FakeClock, Runtime
+from actors._logging import enable_logging
 from config import load_settings
 from protocols import Event, ExecutionContext, OrderIntent, Quote
 
 # The suite is a host that opts in to flowroute's log records (the packages are silent by
 # default): guards such as ``no_double_resolution`` below read them.
-for _name in ("actors", "protocols", "config"):
-    logger.enable(_name)
+enable_logging()
 
 SYM = "BTC/USDT"
 BID = Decimal("39432.99")
