@@ -40,7 +40,7 @@ def verify_summary(path: Path) -> tuple[dict[str, Any], bool]:
             f", anchor seq {result.head_seq}" if result.head_seq is not None else "")
     else:
         verdict = f"{len(problems)} problem(s) in {result.lines} line(s)"
-    if path.exists() and result.head_seq is None and not anchor.exists() and result.lines:
+    if path.exists() and result.head_seq is None and not anchor.exists() and result.last_seq > 0:
         warnings.append({"line": 0, "kind": "no_anchor",
                          "message": f"no anchor file {anchor.name}: lines cut from the end of the log would go unnoticed"})
     ok = result.ok and path.exists()
