@@ -3,12 +3,14 @@ measured in the same run, and every figure carries the CPU affinity it was measu
 
 Usage::
 
-    python -m benchmarks.run [--quick] [--json PATH] [--pin CPU | --no-pin] [--both]
-                             [--state-dir DIR] [--markdown]
-    python -m benchmarks.run --show RESULTS.json [--markdown]
+    python -m benchmarks.run [--quick] [--output PATH] [--pin CPU | --no-pin] [--both]
+                             [--state-dir DIR] [--markdown | --json]
+    python -m benchmarks.run --show RESULTS.json [--markdown | --json]
 
 - ``--quick``: small sample sizes (CI smoke; ``--both --quick`` finishes in well under 60 s).
-- ``--json PATH``: where the results go (default ``benchmarks/results.json``).
+- ``--output PATH``: where the results file goes (default ``benchmarks/results.json``).
+- ``--json``: print the results as one JSON object on stdout instead of the table (as in every
+  ``flowroute`` command: stdout carries that object only, progress goes to stderr).
 - ``--pin CPU``: pin this process to one CPU (``os.sched_setaffinity(0, {CPU})``) at start,
   before any thread exists; ``--no-pin`` (default) keeps the inherited affinity.
 - ``--both``: run the whole suite twice, each in a fresh subprocess: unpinned (every CPU of
@@ -964,7 +966,7 @@ def _pin(cpu: int) -> None:
 
 
 def _child(args: argparse.Namespace, pinned: bool, cpu: int | None, out: Path, state_root: Path) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "benchmarks.run", "--child", "--json", str(out), "--state-dir", str(state_root)]
+    cmd = [sys.executable, "-m", "benchmarks.run", "--child", "--output", str(out), "--state-dir", str(state_root)]
     cmd += ["--pin", str(cpu)] if pinned else ["--no-pin"]
     if args.quick:
         cmd.append("--quick")
@@ -977,10 +979,15 @@ def _child(args: argparse.Namespace, pinned: bool, cpu: int | None, out: Path, s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    from flowroute.cli import CliParser  # one CLI style with the flowroute commands (starts no thread)
+
+    parser = CliParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sample sizes (CI smoke)")
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results file (default {DEFAULT_JSON})")
+    parser.add_argument("--output", type=Path, default=DEFAULT_JSON, metavar="PATH",
+                        help="results file (default benchmarks/results.json)")
+    parser.add_argument("--json", action=argparse.BooleanOptionalAction, default=False,
+                        help="print the results as one JSON object on stdout instead of the table")
     pin = parser.add_mutually_exclusive_group()
     pin.add_argument("--pin", type=int, metavar="CPU", help="pin to this CPU at start (with --both: the pinned run's CPU)")
     pin.add_argument("--no-pin", action="store_true", help="keep the inherited affinity (default)")
@@ -992,8 +999,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.show is not None:
-        results = json.loads(args.show.read_text(encoding="utf-8"))
-        print(render_markdown(results)) if args.markdown else render(results)
+        try:
+            results = json.loads(args.show.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            parser.error(f"--show: cannot read {args.show}: {exc}")
+        _output(results, args)
         return 0
 
     if args.pin is not None and not args.both:
@@ -1015,12 +1025,22 @@ def main(argv: list[str] | None = None) -> int:
         runs = {name: run_suite(sizes, state_root)}
 
     results = {"meta": meta, "runs": runs}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     if not args.child:
-        print(render_markdown(results)) if args.markdown else render(results)
-        print(f"results written to {args.json}")
+        _output(results, args)
+        print(f"results written to {args.output}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _output(results: dict[str, Any], args: argparse.Namespace) -> None:
+    """The results on stdout: one JSON object (``--json``), markdown, or the rich table."""
+    if args.json:
+        print(json.dumps(results, default=str))
+    elif args.markdown:
+        print(render_markdown(results))
+    else:
+        render(results)
 
 
 if __name__ == "__main__":

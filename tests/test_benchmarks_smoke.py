@@ -68,7 +68,7 @@ def _numbers(value, path: str = ""):
 def test_quick_both_run_reports_every_section(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--both", "--json", str(out), "--state-dir", str(tmp_path / "state")],
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--both", "--output", str(out), "--state-dir", str(tmp_path / "state")],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, f"benchmark failed:\nSTDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-4000:]}"

@@ -416,3 +416,16 @@ def test_public_api_in_one_import() -> None:
                  "ExecError", "ErrorCode", "AdapterError", "AmbiguousError", "ConfigError", "new_client_order_id",
                  "BrokerAdapter", "OrderFilled", "enable_logging", "__version__"):
         assert hasattr(fr, name) and name in fr.__all__, name
+
+
+def test_benchmarks_share_the_cli_style(tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"meta": {"python": "3.11"}, "runs": {}}))
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--show", str(results), "--json"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"meta": {"python": "3.11"}, "runs": {}}  # --json: one object on stdout
+    bad = subprocess.run([sys.executable, "-m", "benchmarks.run", "--pin", "x"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    line = one_line_error(bad)
+    assert "--pin" in line and "'x'" in line

@@ -45,7 +45,7 @@ COMMANDS: tuple[str, ...] = ("replay", "stress", "repl", "recover", "audit")
 DEFAULT_COMMAND = "replay"
 
 
-class _Parser(argparse.ArgumentParser):
+class CliParser(argparse.ArgumentParser):
     """argparse with one-line errors: ``PROG: error: MESSAGE (PROG --help lists the choices)``, exit 2."""
 
     def error(self, message: str) -> NoReturn:
@@ -95,12 +95,12 @@ def build_parser(prog: str = "flowroute") -> argparse.ArgumentParser:
 
     from . import audit, recover, repl, replay, stress
 
-    parser = _Parser(prog=prog, description="flowroute: an actor-based order routing and execution runtime. "
+    parser = CliParser(prog=prog, description="flowroute: an actor-based order routing and execution runtime. "
                      "Without a command, replay runs (README: first steps).",
                      epilog="Exit codes: 0 ok; 1 a check or invariant failed; 2 bad input; 130 interrupted. "
                             f"'{prog} COMMAND -h' shows a command's options.")
     parser.add_argument("--version", action="version", version=f"flowroute {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CliParser)
     parents = _parents()
     for module in (replay, stress, repl, recover, audit):
         module.add_parser(commands, parents)
@@ -159,4 +159,4 @@ def console_main() -> None:
     sys.exit(main())
 
 
-__all__ = ["COMMANDS", "build_parser", "console_main", "main"]
+__all__ = ["COMMANDS", "CliParser", "build_parser", "console_main", "main"]
