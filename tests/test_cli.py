@@ -146,7 +146,7 @@ def test_market_data_problems_are_grouped_and_one_bad_timestamp_costs_one_row(tm
     s = one_json(proc)
     assert s["events"]["quotes"] == 120 - 4
     assert s["malformed_rows"]["count"] == 4
-    assert s["malformed_rows"]["by_cause"] == [
+    assert s["malformed_by_cause"] == [
         {"file": "quotes.csv", "cause": "column 'bid_size' is not a decimal", "count": 3, "first_lines": [21, 31, 41]},
         {"file": "quotes.csv", "cause": "column 'ts_utc' jumps forward", "count": 1, "first_lines": [11]},
     ]

@@ -332,7 +332,7 @@ def build_replay_summary(rt: Any, stats: ReplayStats, *, strategy: Strategy, mod
     ``fees`` / ``net_pnl`` (sums over positions, quote currency, strings), ``latency_us``
     (``p50``/``p99``/``max``/``n`` of the strategy's submit reports, µs), ``errors_by_code``,
     ``probes``, ``cancels``, ``breaker_states``, ``restarts`` (total) and ``children_restarts``,
-    ``malformed_rows`` (``count``, ``first`` five as file:line: column, ``by_cause``: one
+    ``malformed_rows`` (``count``, ``first`` five as file:line: column), ``malformed_by_cause`` (one
     ``{"file", "cause", "count", "first_lines"}`` per file and cause, most rows first),
     ``unconfigured`` (rows of symbols that are no configured instrument, not fed), ``events``,
     ``timeouts``, ``state_dir``, ``journal_path``, ``audit_path``, ``strategy``, ``mode``,
@@ -380,9 +380,9 @@ def build_replay_summary(rt: Any, stats: ReplayStats, *, strategy: Strategy, mod
         "unknown_open": st["unknown_open"],
         "book_invariants": list(st["book_invariants"]),
         "risk_invariants": list(st["risk_invariants"]),
-        "malformed_rows": {"count": len(stats.malformed), "first": [str(e) for e in stats.malformed[:5]],
-                           "by_cause": [{"file": Path(g.path).name, "cause": g.cause, "count": g.count,
-                                         "first_lines": list(g.first_lines)} for g in group_problems(stats.malformed)]},
+        "malformed_rows": {"count": len(stats.malformed), "first": [str(e) for e in stats.malformed[:5]]},
+        "malformed_by_cause": [{"file": Path(g.path).name, "cause": g.cause, "count": g.count,
+                                "first_lines": list(g.first_lines)} for g in group_problems(stats.malformed)],
         "unconfigured": stats.unconfigured,
         "timeouts": list(stats.timeouts),
         "state_dir": str(state_dir),
@@ -404,7 +404,7 @@ def render_replay_summary(console: Console, s: dict) -> None:
                   f"orders {s['orders_total']} (routed to paper: {s['routed_to_paper']}), fills {s['fills_total']}")
     if s["malformed_rows"]["count"]:
         console.print(f"[yellow]malformed rows skipped: {s['malformed_rows']['count']}[/] (by cause)")
-        for g in s["malformed_rows"]["by_cause"]:
+        for g in s["malformed_by_cause"]:
             more = ", …" if g["count"] > len(g["first_lines"]) else ""
             console.print(f"  {g['file']}: {g['count']} row(s): {g['cause']} "
                           f"(line{'s' if g['count'] > 1 else ''} {', '.join(map(str, g['first_lines']))}{more})",
