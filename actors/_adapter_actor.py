@@ -273,6 +273,7 @@ class AdapterActor(FlowActor):
         inherited: tuple = (),
         metrics: Any = None,
         order_detail: bool = False,
+        throttle: Any = None,
         **kw,
     ) -> None:
         super().__init__(**kw)
@@ -291,7 +292,8 @@ class AdapterActor(FlowActor):
         self._calls: dict[int, _Call] = {}
         self._next_call = 0
         self._worker: VenueWorker | None = None
-        self._throttle = SlidingLogThrottle(policy.throttle_max_calls, policy.throttle_window_s, clock)
+        # ``throttle``: one shared with other processes (actors/_pg_throttle.SharedThrottle), else this actor's own
+        self._throttle = throttle or SlidingLogThrottle(policy.throttle_max_calls, policy.throttle_window_s, clock)
         self._queue: AdmissionQueue = AdmissionQueue(policy.throttle_queue_size)
         self._throttle_timer = None
         self._recon: dict[str, _Recon] = {}

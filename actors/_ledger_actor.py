@@ -226,6 +226,14 @@ class LedgerActor(FlowActor):
         #: callers of ``Runtime.wait``: client order id -> futures resolved when the order is terminal
         self._waiters: dict[str, list] = {}
 
+    def on_receive(self, message: Any) -> Any:
+        result = super().on_receive(message)
+        shared = self._risk.shared
+        if shared is not None and shared.pending and self.actor_inbox.empty():
+            # a release deferred behind a query must not hold the fleet's budget until the next order
+            shared.flush()
+        return result
+
     # -- lifecycle ---------------------------------------------------------------------
     def start_child(self) -> None:
         if self._audit_factory is not None:

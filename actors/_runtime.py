@@ -250,6 +250,7 @@ class Runtime:
         def ledger_journal_factory() -> JournalStore:
             return SQLiteJournal(ledger_path, synchronous=sync, file_mode=mode)
 
+        self._shared_throttles: list = []
         #: the shared PostgreSQL journal (journal.url), else None: the SQLite files above
         self.pg = self._open_pg(settings) if durable and settings.journal.url else None
         if self.pg is not None:
@@ -385,13 +386,20 @@ class Runtime:
         base_seed = seed * 1_000_003 + sum(map(ord, adapter_id))
         order_detail = self.logging.order_detail
         dispatcher = self._core
+        throttle = None
+        if self.pg is not None:  # the venue counts calls per key, not per process: one window for the fleet
+            from ._pg_throttle import SharedThrottle
+
+            own = self.settings.for_adapter(adapter_id).throttle
+            throttle = SharedThrottle(self.pg, own.venue_key or adapter_id, own.max_calls, own.window_s, own.share)
+            self._shared_throttles.append(throttle)
 
         def factory(generation: int, inherited: tuple) -> pykka.ActorRef:
             return AdapterActor.start(
                 adapter_id=adapter_id, venue=venue, policy=policy, clock=clock, gate=gate, ledger=ledger,
                 idempotency=idempotency, rng=random.Random(base_seed + generation), inherited=inherited,
                 metrics=metrics, order_detail=order_detail, child_name=adapter_id, generation=generation, supervisor=supervisor,
-                dispatcher=dispatcher)
+                dispatcher=dispatcher, throttle=throttle)
 
         return factory
 
@@ -713,6 +721,8 @@ class Runtime:
                     pass
         if getattr(self, "_core", None) is not None:
             self._core.close(timeout=remaining())
+        for throttle in getattr(self, "_shared_throttles", ()):
+            throttle.close()
         if getattr(self, "pg", None) is not None:
             self.pg.close()
         if getattr(self, "_own_clock", False):

@@ -311,6 +311,21 @@ class ThrottleSettings(_Section):
         "queue", description="Excess orders wait in a bounded FIFO or are denied (E_EXEC_THROTTLED)."
     )
     queue_size: int = Field(1000, ge=1, description="Capacity of the overflow FIFO (orders).")
+    venue_key: str | None = Field(
+        None, min_length=1, max_length=256,
+        description="PostgreSQL journal: the key the venue counts calls by (e.g. its API key's name); adapters "
+        "with one key share one window across every process. Default: the adapter id.",
+    )
+    share: Fraction = Field(
+        1.0, description="PostgreSQL journal: the most of max_calls one process may hold in the shared window (0-1]."
+    )
+
+    @field_validator("share")
+    @classmethod
+    def _share_positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be > 0 (a process with no share could never send)")
+        return value
 
 
 #: the sections an adapter may override, ``[adapters.<id>.<section>]`` (name -> model)
