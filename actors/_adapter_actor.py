@@ -294,6 +294,9 @@ class AdapterActor(FlowActor):
         self._worker: VenueWorker | None = None
         # ``throttle``: one shared with other processes (actors/_pg_throttle.SharedThrottle), else this actor's own
         self._throttle = throttle or SlidingLogThrottle(policy.throttle_max_calls, policy.throttle_window_s, clock)
+        if throttle is not None:
+            ref = self.actor_ref
+            throttle.waker = lambda: tell(ref, ThrottleTick())
         self._queue: AdmissionQueue = AdmissionQueue(policy.throttle_queue_size)
         self._throttle_timer = None
         self._recon: dict[str, _Recon] = {}

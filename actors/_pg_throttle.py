@@ -72,6 +72,8 @@ class SharedThrottle:
         self.returned = 0
         self.db_calls = 0
         self.failures = 0
+        #: called (from the refill thread) when new grants arrive for calls that waited: the actor's tick
+        self.waker: Callable[[], None] | None = None
         self._thread = threading.Thread(target=self._run, name=f"flowroute-throttle-{venue_key}", daemon=True)
         self._thread.start()
 
@@ -168,6 +170,9 @@ class SharedThrottle:
                 self.granted += k
                 self._grants.append([asked_at + self._ttl, gid, k])
             self._hint = max(0.002, wait_s) if k < want else 0.002
+        waker = self.waker
+        if k and waker is not None:
+            waker()  # calls are waiting in the actor's queue: wake it now, whatever clock its timers run on
         if k < want:
             # nothing (or not enough) free: ask again when the window frees room, not in a busy loop
             self._stop.wait(min(max(0.002, wait_s), self._ttl))
