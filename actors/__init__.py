@@ -19,9 +19,12 @@ from ._registry import AdapterRegistry, default_registry
 from ._risk import TradingState
 from ._runtime import Runtime, Subscription
 from ._supervisor_actor import ChildHealth, Health
+from ._sync import AdapterSync, BrokerSyncReport, StateDifference
 
 __all__ = [
     "AdapterRegistry",
+    "AdapterSync",
+    "BrokerSyncReport",
     "BreakerSnapshot",
     "BreakerState",
     "ChildHealth",
@@ -33,6 +36,7 @@ __all__ = [
     "PreTradeCheck",
     "PreTradeHook",
     "RealClock",
+    "StateDifference",
     "Runtime",
     "Subscription",
     "TradingState",

@@ -85,6 +85,7 @@ from ._inbox import tell_quiet, wake
 from ._breaker import CallOutcome
 from ._messages import (
     AttemptFailed,
+    BrokerStateFetched,
     CallFinished,
     CallTimedOut,
     CancelFinished,
@@ -93,6 +94,7 @@ from ._messages import (
     CompleteOrder,
     ExecuteCancel,
     ExecuteOrder,
+    FetchBrokerState,
     OrderFinished,
     OrderReconciledWith,
     OrderSent,
@@ -175,7 +177,7 @@ class VenueWorker:
 
 @dataclass(slots=True)
 class _Call:
-    kind: str  # "submit" | "cancel" | "fetch"
+    kind: str  # "submit" | "cancel" | "fetch" | "sync"
     client_order_id: str
     order: SubmitOrder | None = None
     cancel: CancelOrder | None = None
@@ -183,6 +185,8 @@ class _Call:
     timer: Any = None
     #: set by the worker thread when it starts the call (the attempt timeout counts from here)
     picked_at: float | None = None
+    #: the broker-state sync this call answers (kind "sync")
+    sync_id: int = 0
 
 
 @dataclass(slots=True)
@@ -449,6 +453,8 @@ class AdapterActor(FlowActor):
                 _crashpoints.hit("after_ack")
         elif call.kind == "cancel":
             self._cancel_done(call.cancel, message.result, error)
+        elif call.kind == "sync":
+            self._sync_done(call.sync_id, message.result, error)
         else:
             self._fetch_done(call.client_order_id, message.result, error)
 
@@ -564,6 +570,21 @@ class AdapterActor(FlowActor):
             now = self._clock.monotonic()
             self._track_unknown(cancel.client_order_id, None, now, now)
 
+    # -- broker-state sync (sync_broker_state) -------------------------------------------
+    def handle_FetchBrokerState(self, message: FetchBrokerState) -> None:
+        """Fetch the venue's positions and balances on the worker (one throttle slot, never queued)."""
+        self._throttle.force_admit()
+        venue = self._venue
+        self._dispatch_call(_Call("sync", "", sync_id=message.sync_id),
+                            lambda: (dict(venue.fetch_positions()), dict(venue.fetch_account())))
+
+    def _sync_done(self, sync_id: int, result: Any, error: BaseException | None) -> None:
+        if error is not None or not (isinstance(result, tuple) and len(result) == 2):
+            why = exc_summary(error) if error is not None else f"adapter answered {type(result).__name__}"
+            tell(self._ledger, BrokerStateFetched(self.adapter_id, sync_id, error=f"fetch_positions/fetch_account failed: {why}"))
+            return
+        tell(self._ledger, BrokerStateFetched(self.adapter_id, sync_id, positions=result[0], balances=result[1]))
+
     # -- timeouts ----------------------------------------------------------------------
     def handle_CallTimedOut(self, message: CallTimedOut) -> None:
         call = self._calls.get(message.call_id)
@@ -580,6 +601,8 @@ class AdapterActor(FlowActor):
                                               reason=f"cancel: no answer within {self._policy.cancel_timeout_s:g} s; reconciling"))
             now = self._clock.monotonic()
             self._track_unknown(call.client_order_id, None, now, now)
+        elif call.kind == "sync":
+            tell(self._ledger, BrokerStateFetched(self.adapter_id, call.sync_id, error=f"no answer within {self._policy.timeout_of(call.kind):g} s"))
         else:
             recon = self._recon.get(call.client_order_id)
             if recon is not None:

@@ -27,7 +27,10 @@ from protocols import ErrorCode, OrderStatus
 from ._base import FlowActor, tell
 from ._breaker import BreakerConfig, CallOutcome, CircuitBreaker, Denied
 from ._messages import (
+    AdapterAvailability,
     AdapterChanged,
+    BrokerStateFetched,
+    FetchBrokerState,
     BreakerCommand,
     BreakerTick,
     CallFinished,
@@ -80,6 +83,9 @@ class CircuitBreakerActor(FlowActor):
         self._stash_size = stash_size
         self._adapter: pykka.ActorRef | None = None
         self._adapter_generation = -1
+        #: what the ledger was last told about this adapter's availability (README "Features":
+        #: automatic trading state); available = an adapter actor runs and the breaker is CLOSED/DISABLED
+        self._available = True
         self._gave_up = False
         self._outstanding: dict[str, SubmitOrder] = {}
         self._outstanding_cancels: dict[int, CancelOrder] = {}
@@ -143,6 +149,11 @@ class CircuitBreakerActor(FlowActor):
     def handle_ForwardReconcile(self, message: ForwardReconcile) -> None:
         tell(self._adapter, ReconcileOrders(message.client_order_ids, reason="resolved" if message.resolved else "quiet"))
 
+    def handle_FetchBrokerState(self, message: FetchBrokerState) -> None:
+        if self._adapter is None or not tell(self._adapter, message):
+            state = "gave up" if self._gave_up else "is restarting"
+            tell(self._ledger, BrokerStateFetched(message.adapter_id, message.sync_id, error=f"adapter '{self.adapter_id}' {state}"))
+
     # -- breaker timers and operator ---------------------------------------------------
     def handle_BreakerTick(self, message: BreakerTick) -> None:
         self._tick_handle = None
@@ -167,6 +178,12 @@ class CircuitBreakerActor(FlowActor):
 
     # -- supervision -------------------------------------------------------------------
     def handle_AdapterChanged(self, message: AdapterChanged) -> None:
+        try:
+            self._adapter_changed(message)
+        finally:
+            self._report_availability()
+
+    def _adapter_changed(self, message: AdapterChanged) -> None:
         if message.gave_up:
             self._gave_up = True
             self._adapter = None
@@ -248,6 +265,19 @@ class CircuitBreakerActor(FlowActor):
                 self._schedule_tick()
         if self._metrics is not None and events:
             self._metrics.set_breaker_state(self.adapter_id, self._breaker.state.value)
+        if events:
+            self._report_availability()
+
+    def _report_availability(self) -> None:
+        """Tell the ledger when this adapter becomes unavailable or available again."""
+        state = self._breaker.state.value
+        if self._adapter is None:
+            available, reason = False, "adapter gave up" if self._gave_up else "adapter restarting"
+        else:
+            available, reason = state in ("CLOSED", "DISABLED"), f"breaker {state}"
+        if available != self._available:
+            self._available = available
+            tell(self._ledger, AdapterAvailability(self.adapter_id, available, reason))
 
     def _schedule_tick(self) -> None:
         if self._tick_handle is not None:

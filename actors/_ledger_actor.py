@@ -32,8 +32,11 @@ from protocols import (
     OrderEventType,
     OrderReconciled,
     OrderStatus,
+    BrokerStateMatched,
+    BrokerStateMismatch,
     OverfillDetected,
     RemainderResubmitted,
+    TradingStateChanged,
     Quote,
     ReconciliationEscalated,
     Trade,
@@ -57,6 +60,13 @@ from ._messages import (
     ListOrders,
     MarketData,
     OpenAgeCheck,
+    AdapterAvailability,
+    BrokerStateFetched,
+    FetchBrokerState,
+    OutageCheck,
+    SyncBrokerState,
+    SyncTick,
+    SyncTimedOut,
     OrderFinished,
     OrderReconciledWith,
     OrderSent,
@@ -75,6 +85,22 @@ from ._messages import (
 )
 from ._reporting import cancel_error_report, error_report, latency_us
 from ._risk import RiskEngine, TradingState
+from ._sync import AdapterSync, BrokerSyncReport, VenueBooks
+
+#: how restrictive a trading state is (a safety rule only ever moves up this scale)
+_RESTRICTION = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+
+
+class _Sync:
+    """One broker-state sync in progress: the reply, the adapters still to answer, the results."""
+
+    __slots__ = ("reply", "waiting", "results", "timer")
+
+    def __init__(self, reply: Any, waiting: set[str]) -> None:
+        self.reply = reply
+        self.waiting = waiting
+        self.results: dict[str, AdapterSync] = {}
+        self.timer: Any = None
 
 E = OrderEventType
 #: how an order that was in flight at a crash reaches UNKNOWN through the lifecycle table
@@ -172,6 +198,9 @@ class LedgerActor(FlowActor):
         max_open_age_s: float | None = None,
         remainder: str = "partial_success",
         max_resubmits: int = 0,
+        adapter_ids: tuple[str, ...] = (),
+        sync: Any = None,
+        safety: Any = None,
         **kw,
     ) -> None:
         super().__init__(**kw)
@@ -188,6 +217,21 @@ class LedgerActor(FlowActor):
         self._max_resubmits = max_resubmits
         self._resubmittable: dict[str, SubmitOrder] = {}
         self._held: dict[str, tuple[str, str]] = {}  # child id -> (risk book, parent id)
+        #: broker-state sync ([sync]; actors/_sync.py): the books each venue should hold, syncs running
+        self._adapter_ids = tuple(adapter_ids)
+        self._sync_settings = sync
+        self._venue_books = VenueBooks(tolerance=sync.tolerance, confirmations=sync.confirmations, baseline=sync.baseline) \
+            if sync is not None else VenueBooks()
+        self._syncs: dict[int, _Sync] = {}
+        self._sync_ids = 0
+        self._sync_timer = None
+        self._mismatched: dict[str, tuple[str, ...]] = {}  # adapter -> confirmed differences
+        #: automatic trading state ([safety]): why the state is what it is, which causes hold it
+        self._safety = safety
+        self._state_reason = ""
+        self._auto_state: TradingState | None = None  # the state a safety rule set (None: the operator's)
+        self._auto_causes: dict[str, str] = {}  # "outage:<adapter>" | "mismatch:<adapter>" -> reason
+        self._down_since: dict[str, tuple[float, str]] = {}  # adapter -> (clock time it went down, why)
         self._clock = clock
         self._shadow_adapters = frozenset(shadow_adapters)
         self._quiet_interval_s = quiet_interval_s
@@ -236,6 +280,7 @@ class LedgerActor(FlowActor):
 
     # -- lifecycle ---------------------------------------------------------------------
     def start_child(self) -> None:
+        self._arm_sync_tick()
         if self._audit_factory is not None:
             self._audit = self._audit_factory()
         if self._journal_factory is not None:
@@ -243,7 +288,7 @@ class LedgerActor(FlowActor):
         self._recording = self._audit is not None or self._journal is not None
 
     def on_stop(self) -> None:
-        for timer in (self._quiet_timer, self._age_timer):
+        for timer in (self._quiet_timer, self._age_timer, self._sync_timer):
             if timer is not None:
                 timer.cancel()
         self._flush()
@@ -624,20 +669,158 @@ class LedgerActor(FlowActor):
     def handle_GetTradingState(self, message: Any) -> str:
         return self._risk.state.value
 
+    def handle_GetTradingStatus(self, message: Any) -> tuple[str, str, tuple[str, ...]]:
+        return self._risk.state.value, self._state_reason, tuple(sorted(self._mismatched))
+
     def handle_SetPublishing(self, message: Any) -> None:
         self._publishing = message.enabled
 
     def handle_SetTradingState(self, message: SetTradingState) -> str:
-        state = TradingState(message.state)
+        self._auto_state = None  # the operator's state: no safety rule resumes from it
+        self._set_trading_state(TradingState(message.state), "set by the operator", automatic=False)
+        return self._risk.state.value
+
+    def _set_trading_state(self, state: TradingState, reason: str, *, automatic: bool) -> None:
+        previous = self._risk.state
         if state is TradingState.HALTED:
             self._risk.halt()
         elif state is TradingState.REDUCING:
             self._risk.reduce_only()
         else:
             self._risk.resume()
-        self._audit_line("trading_state", {"state": state.value})
-        logger.warning("trading state is now {}", state.value)
-        return state.value
+        self._state_reason = reason
+        self._audit_line("trading_state", {"state": state.value, "previous": previous.value, "reason": reason, "automatic": automatic})
+        logger.warning("trading state is now {} ({})", state.value, reason)
+        self._publish(TradingStateChanged(state=state.value, previous=previous.value, reason=reason, automatic=automatic))
+
+    # -- automatic trading state ([safety]) ------------------------------------------------
+    def _escalate(self, target: str, cause: str, reason: str) -> None:
+        """A safety rule fired: record the cause; move to ``target`` unless trading is already at
+        least that restricted (ACTIVE < REDUCING < HALTED; a rule never loosens the state)."""
+        self._auto_causes[cause] = reason
+        if target == "none":
+            return
+        state = TradingState(target)
+        if _RESTRICTION[state] > _RESTRICTION[self._risk.state]:
+            self._auto_state = state
+            self._set_trading_state(state, reason, automatic=True)
+
+    def _clear_cause(self, cause: str) -> None:
+        """A cause is gone; with ``auto_resume``, back to ACTIVE once none is left — only from the state
+        a safety rule set, never from one the operator chose."""
+        if self._auto_causes.pop(cause, None) is None or self._auto_causes:
+            return
+        safety = self._safety
+        if safety is not None and safety.auto_resume and self._auto_state is not None and self._risk.state is self._auto_state:
+            self._auto_state = None
+            self._set_trading_state(TradingState.ACTIVE, "every automatic cause cleared (auto_resume)", automatic=True)
+
+    def handle_AdapterAvailability(self, message: AdapterAvailability) -> None:
+        adapter = message.adapter_id
+        if message.available:
+            if self._down_since.pop(adapter, None) is not None:
+                logger.info("adapter {} is available again", adapter)
+            self._clear_cause(f"outage:{adapter}")
+            return
+        safety = self._safety
+        if adapter in self._down_since or safety is None or safety.on_outage == "none" or self._clock is None:
+            return
+        since = self._clock.monotonic()
+        self._down_since[adapter] = (since, message.reason)
+        ref = self.actor_ref
+        self._clock.call_later(safety.outage_after_s, lambda: tell(ref, OutageCheck(adapter, since)))
+
+    def handle_OutageCheck(self, message: OutageCheck) -> None:
+        down = self._down_since.get(message.adapter_id)
+        if down is None or down[0] != message.since:
+            return  # it came back in time (or went down again later: that outage has its own timer)
+        safety = self._safety
+        reason = f"adapter {message.adapter_id} unavailable for {safety.outage_after_s:g} s ({down[1]})"
+        self._escalate(safety.on_outage, f"outage:{message.adapter_id}", reason)
+
+    # -- broker-state sync (sync_broker_state) --------------------------------------------
+    def handle_SyncBrokerState(self, message: SyncBrokerState) -> None:
+        """Ask every adapter for the venue's positions and balances; compare when they answer."""
+        self._sync_ids += 1
+        sync_id = self._sync_ids
+        sync = _Sync(message.reply, set(self._adapter_ids))
+        self._syncs[sync_id] = sync
+        for adapter_id in self._adapter_ids:
+            if not tell(self._router, FetchBrokerState(adapter_id, sync_id)):
+                sync.results[adapter_id] = AdapterSync(adapter_id, "unavailable", error="router unavailable")
+                sync.waiting.discard(adapter_id)
+        if not sync.waiting:
+            self._finish_sync(sync_id)
+        elif self._clock is not None:
+            ref = self.actor_ref
+            timeout = self._sync_settings.timeout_s if self._sync_settings is not None else 10.0
+            sync.timer = self._clock.call_later(timeout, lambda: tell(ref, SyncTimedOut(sync_id)))
+
+    def handle_BrokerStateFetched(self, message: BrokerStateFetched) -> None:
+        sync = self._syncs.get(message.sync_id)
+        if sync is None or message.adapter_id not in sync.waiting:
+            return  # late: that sync ended already
+        sync.waiting.discard(message.adapter_id)
+        if message.error:
+            result = AdapterSync(message.adapter_id, "unavailable", error=message.error)
+        else:
+            try:
+                result = self._venue_books.compare(message.adapter_id, message.positions, message.balances)
+            except ValueError as exc:
+                result = AdapterSync(message.adapter_id, "unavailable", error=str(exc))
+        sync.results[message.adapter_id] = result
+        self._after_compare(result)
+        if not sync.waiting:
+            self._finish_sync(message.sync_id)
+
+    def handle_SyncTimedOut(self, message: SyncTimedOut) -> None:
+        sync = self._syncs.get(message.sync_id)
+        if sync is None:
+            return
+        for adapter_id in sorted(sync.waiting):
+            sync.results[adapter_id] = AdapterSync(adapter_id, "unavailable", error="no answer within the sync timeout")
+        sync.waiting.clear()
+        self._finish_sync(message.sync_id)
+
+    def handle_SyncTick(self, message: SyncTick) -> None:
+        self._sync_timer = None
+        self.handle_SyncBrokerState(SyncBrokerState())
+        self._arm_sync_tick()
+
+    def _arm_sync_tick(self) -> None:
+        interval = self._sync_settings.interval_s if self._sync_settings is not None else None
+        if interval is not None and self._clock is not None and self._sync_timer is None:
+            ref = self.actor_ref
+            self._sync_timer = self._clock.call_later(interval, lambda: tell(ref, SyncTick()))
+
+    def _after_compare(self, result: AdapterSync) -> None:
+        adapter = result.adapter_id
+        if result.status == "mismatch":
+            described = tuple(d.describe() for d in result.differences)
+            if self._mismatched.get(adapter) != described:
+                self._mismatched[adapter] = described
+                logger.error("broker state of {} differs from the ledger (nothing adjusted): {}", adapter, "; ".join(described))
+                self._audit_line("broker_state_mismatch", {"adapter_id": adapter, "differences": list(described)})
+                self._publish(BrokerStateMismatch(adapter_id=adapter, differences=described))
+                target = self._safety.on_mismatch if self._safety is not None else "none"
+                self._escalate(target, f"mismatch:{adapter}", f"broker state of {adapter} differs from the ledger: {described[0]}"
+                               + (f" (+{len(described) - 1} more)" if len(described) > 1 else ""))
+        elif result.status == "match" and adapter in self._mismatched:
+            del self._mismatched[adapter]
+            logger.warning("broker state of {} matches the ledger again", adapter)
+            self._audit_line("broker_state_matched", {"adapter_id": adapter})
+            self._publish(BrokerStateMatched(adapter_id=adapter))
+            self._clear_cause(f"mismatch:{adapter}")
+
+    def _finish_sync(self, sync_id: int) -> None:
+        sync = self._syncs.pop(sync_id)
+        if sync.timer is not None:
+            sync.timer.cancel()
+        report = BrokerSyncReport(ts=datetime.now(timezone.utc) if self._clock is None else self._clock.now(),
+                                  adapters=tuple(sync.results[a] for a in self._adapter_ids if a in sync.results),
+                                  trading_state=self._risk.state.value)
+        if sync.reply is not None:
+            resolve(sync.reply, report)
 
     # -- queries -----------------------------------------------------------------------
     def handle_GetOrder(self, message: GetOrder):
@@ -773,6 +956,7 @@ class LedgerActor(FlowActor):
     def _book_applied(self, rec: OrderRecord, book: str, booking: Fill | FillBooking) -> Fill:
         """Book one applied fill (or a real fill that covered synthetic quantity: its new part, the
         price correction and the fee change) in the positions and risk; return the fill as reported."""
+        self._venue_books.on_booking(rec.adapter_id, rec.symbol, rec.side, booking)
         if booking.__class__ is Fill:
             self._books.apply_fill(book, rec.symbol, rec.side, booking)  # type: ignore[arg-type]
             self._risk.on_fill(book, rec.client_order_id, booking)  # type: ignore[arg-type]

@@ -548,6 +548,68 @@ class RestoreLedger:
 
 
 @dataclass(frozen=True, slots=True)
+class SyncBrokerState:
+    """Compare every adapter's venue positions and balances with the ledger (``reply`` gets the
+    ``BrokerSyncReport``; None: the periodic job)."""
+
+    reply: Future | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchBrokerState:
+    """Ledger → router → breaker actor → adapter: fetch the venue's positions and balances for sync ``sync_id``."""
+
+    adapter_id: str
+    sync_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerStateFetched:
+    """Adapter (or breaker actor) → ledger: the venue's answer to ``FetchBrokerState`` (``error`` when none)."""
+
+    adapter_id: str
+    sync_id: int
+    positions: Any = None
+    balances: Any = None
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncTimedOut:
+    """Timer → ledger: sync ``sync_id`` ends; adapters that have not answered are unavailable."""
+
+    sync_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SyncTick:
+    """Timer → ledger: run the periodic broker-state sync ([sync] interval_s)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterAvailability:
+    """Breaker actor → ledger: the adapter became unavailable (breaker not CLOSED, adapter
+    restarting or given up) or available again; ``reason`` says which."""
+
+    adapter_id: str
+    available: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutageCheck:
+    """Timer → ledger: has ``adapter_id`` been unavailable since ``since`` (clock seconds) all along?"""
+
+    adapter_id: str
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class GetTradingStatus:
+    """Ask the ledger: ``(state, reason, adapters with a confirmed broker-state mismatch)``."""
+
+
+@dataclass(frozen=True, slots=True)
 class OpenAgeCheck:
     """Timer: cancel the orders open longer than ``orders.max_open_age_s`` (ledger)."""
 

@@ -23,7 +23,7 @@ import pykka
 from protocols import ErrorCode, ExecutionMode, RouteDecision
 
 from ._base import FlowActor, tell
-from ._messages import CancelFinished, CancelOrder, ForwardReconcile, RecordDenied, SubmitOrder
+from ._messages import BrokerStateFetched, CancelFinished, CancelOrder, FetchBrokerState, ForwardReconcile, RecordDenied, SubmitOrder
 from ._reporting import error_report
 from ._base import resolve
 
@@ -137,3 +137,7 @@ class RouterActor(FlowActor):
 
     def handle_ForwardReconcile(self, message: ForwardReconcile) -> None:
         tell(self._table.gates.get(message.adapter_id), message)
+
+    def handle_FetchBrokerState(self, message: FetchBrokerState) -> None:
+        if not tell(self._table.gates.get(message.adapter_id), message):
+            tell(self._ledger, BrokerStateFetched(message.adapter_id, message.sync_id, error=f"no adapter '{message.adapter_id}'"))

@@ -72,6 +72,8 @@ from ._messages import (
     GetJournalStats,
     GetLedgerStats,
     GetTradingState,
+    GetTradingStatus,
+    SyncBrokerState,
     GetOrder,
     GetPositions,
     InjectJournalFailure,
@@ -100,6 +102,7 @@ from ._registry import AdapterRegistry, default_registry
 from ._risk import RiskConfig, RiskEngine
 from ._router_actor import RouteDenied, RouteTable, RouterActor, deny_unrouted
 from ._supervisor_actor import Health, SupervisorActor
+from ._sync import BrokerSyncReport
 
 _runtime_ids = itertools.count(1)
 
@@ -297,6 +300,7 @@ class Runtime:
                                        *(settings.for_adapter(a).timeouts.attempt_s * 2 for a in self._venues)]),
                 hooks=hooks, max_open_age_s=settings.orders.max_open_age_s,
                 remainder=settings.orders.remainder, max_resubmits=settings.orders.max_resubmits,
+                adapter_ids=tuple(self._venues), sync=settings.sync, safety=settings.safety,
                 child_name=f"{p}-ledger", startup_errors=boot_errors, dispatcher=journaled))
             self.idempotency = self._track(IdempotencyStoreActor.start(
                 store_factory=journal_factory, ttl_s=settings.idempotency.ttl_s, ledger=self.ledger,
@@ -570,7 +574,7 @@ class Runtime:
         orders in doubt whose reconciliation escalated (``Health.healthy`` is False while any is)."""
         children = self._ask(self.supervisor, GetHealth())
         breakers = {aid: self._ask(gate, GetBreaker()).state.value for aid, gate in self.gates.items()}
-        trading = self._ask(self.ledger, GetTradingState())
+        trading, reason, mismatched = self._ask(self.ledger, GetTradingStatus())
         escalated = self._ask(self.ledger, GetEscalated())
         venues = {}
         for adapter_id, venue in self._venues.items():
@@ -580,7 +584,24 @@ class Runtime:
                     venues[adapter_id] = probe()
                 except Exception as exc:  # a venue's probe must not break the runtime's health
                     venues[adapter_id] = {"error": f"{type(exc).__name__}: {exc}"}
-        return Health(children=children, breakers=breakers, trading_state=trading, escalated=escalated, venues=venues)
+        return Health(children=children, breakers=breakers, trading_state=trading, escalated=escalated, venues=venues,
+                      trading_reason=reason, broker_mismatches=mismatched)
+
+    def sync_broker_state(self, timeout: float = 30.0) -> BrokerSyncReport:
+        """Compare every venue's positions and balances (``fetch_positions``, ``fetch_account``)
+        with the ledger's books; returns a :class:`~actors._sync.BrokerSyncReport` (one result per
+        adapter: match, unconfirmed, mismatch or unavailable, with the differences).
+
+        Nothing is adjusted. A difference found ``sync.confirmations`` times in a row publishes
+        ``BrokerStateMismatch``, degrades :meth:`health` and, with ``safety.on_mismatch``, moves
+        trading to REDUCING or HALTED. ``[sync] interval_s`` runs the same sync periodically.
+        Raises ``TimeoutError`` after ``timeout`` seconds (an adapter that does not answer within
+        ``sync.timeout_s`` is reported unavailable before that) and ``RuntimeError`` when stopped.
+        """
+        future: Future = Future()
+        if self._stopped or not tell(self.ledger, SyncBrokerState(future)):
+            raise RuntimeError("runtime is stopped")
+        return future.result(timeout=timeout)
 
     def breaker(self, adapter_id: str):
         """The breaker snapshot of ``adapter_id`` (raises ``KeyError`` for an unknown adapter)."""

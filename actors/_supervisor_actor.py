@@ -49,7 +49,9 @@ class ChildHealth:
 class Health:
     """A runtime health snapshot: children, breaker states by adapter, trading state, and the
     orders in doubt whose reconciliation escalated (``escalated``: client order id -> lookups
-    made, after ``reconcile.max_attempts``; see ``ReconciliationEscalated``)."""
+    made, after ``reconcile.max_attempts``; see ``ReconciliationEscalated``), why trading is in its
+    state (``trading_reason``: the operator or a safety rule) and the adapters whose venue books
+    differ from the ledger (``broker_mismatches``, from ``Runtime.sync_broker_state``)."""
 
     children: tuple[ChildHealth, ...]
     breakers: dict = field(default_factory=dict)
@@ -57,11 +59,14 @@ class Health:
     escalated: dict = field(default_factory=dict)
     #: per adapter with a session (FIX): its ``health()`` dict (state, sequence numbers, counters)
     venues: dict = field(default_factory=dict)
+    trading_reason: str = ""
+    broker_mismatches: tuple[str, ...] = ()
 
     @property
     def healthy(self) -> bool:
-        """True when every child is running, no breaker is open and no order in doubt is escalated."""
-        return not self.escalated and all(c.state == "running" for c in self.children) and all(
+        """True when every child is running, no breaker is open, no order in doubt is escalated and
+        no venue's books differ from the ledger."""
+        return not self.escalated and not self.broker_mismatches and all(c.state == "running" for c in self.children) and all(
             b in ("CLOSED", "DISABLED") for b in self.breakers.values()
         )
 

@@ -73,8 +73,10 @@ __all__ = [
     "RetrySettings",
     "RiskSettings",
     "RoutingSettings",
+    "SafetySettings",
     "Settings",
     "SupervisorSettings",
+    "SyncSettings",
     "ThrottleSettings",
     "TimeoutSettings",
     "known_profiles",
@@ -459,6 +461,39 @@ class OrderSettings(_Section):
     max_resubmits: int = Field(3, ge=1, description="Child orders one original order may get under remainder = resubmit (count).")
 
 
+def _target_state(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        return "none" if text.lower() == "none" else text.upper()
+    return value
+
+
+#: what an automatic safety rule does to trading: nothing, reduce-only, or halt
+TargetState = Annotated[Literal["none", "REDUCING", "HALTED"], BeforeValidator(_target_state)]
+
+
+class SyncSettings(_Section):
+    """``sync_broker_state``: the venue's positions and balances against the ledger (actors/_sync.py)."""
+
+    interval_s: Seconds | None = Field(None, description="Run the sync every this many seconds (None = only when called).")
+    timeout_s: Seconds = Field(10.0, description="An adapter that has not answered a sync within this long is 'unavailable' (seconds).")
+    confirmations: int = Field(2, ge=1, description="Syncs in a row that must differ before a mismatch is raised (count).")
+    tolerance: NonNegDec = Field(Decimal(0), description="Differences up to this absolute amount are ignored (units of the figure).")
+    baseline: Annotated[Literal["zero", "first_sync"], BeforeValidator(_lower)] = Field(
+        "zero", description="zero: venue figures start from zero with the ledger's; first_sync: the first sync's differences are the starting holdings."
+    )
+
+
+class SafetySettings(_Section):
+    """Automatic trading state (README "Features"): what a persistent adapter outage or a confirmed
+    broker-state mismatch does to trading. Resuming stays an operator's act unless ``auto_resume``."""
+
+    on_outage: TargetState = Field("none", description="Trading state after an adapter is unavailable for outage_after_s: none | REDUCING | HALTED.")
+    outage_after_s: Seconds = Field(30.0, description="How long an adapter must stay unavailable (breaker not CLOSED, or restarting) to count as an outage (seconds).")
+    on_mismatch: TargetState = Field("none", description="Trading state after a confirmed broker-state mismatch: none | REDUCING | HALTED.")
+    auto_resume: bool = Field(False, description="Back to ACTIVE once every cause is gone, if the state was set automatically and not changed since.")
+
+
 class InstrumentSettings(_Section):
     """Venue filters of one symbol (Binance PRICE_FILTER / LOT_SIZE / MIN_NOTIONAL)."""
 
@@ -705,6 +740,8 @@ class Settings(BaseSettings):
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
     orders: OrderSettings = Field(default_factory=OrderSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+    safety: SafetySettings = Field(default_factory=SafetySettings)
     paper: PaperSettings = Field(default_factory=PaperSettings)
     venues: VenuesSettings = Field(default_factory=VenuesSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)

@@ -79,6 +79,9 @@ from ._events import (
     ReconciliationEscalated,
     RemainderResubmitted,
     SubscriberFailed,
+    BrokerStateMatched,
+    BrokerStateMismatch,
+    TradingStateChanged,
 )
 from ._instruments import DEFAULT_INSTRUMENTS, Instrument
 from ._intents import CLIENT_ORDER_ID_PATTERN, ExecutionContext, OrderIntent, new_client_order_id, signal_client_order_id

@@ -179,6 +179,31 @@ class VenueSessionChanged(Event):
     detail: str = ""
 
 
+class BrokerStateMismatch(Event):
+    """``sync_broker_state`` found, ``confirmations`` syncs in a row, that the venue's positions or
+    balances differ from the ledger's (each difference as ``"position BTC/USDT: venue 0.4, ledger 0.5"``).
+    Nothing was adjusted; ``health()`` is degraded until a sync matches again."""
+
+    adapter_id: str
+    differences: tuple[str, ...] = ()
+
+
+class BrokerStateMatched(Event):
+    """A sync matched the ledger again after a ``BrokerStateMismatch`` of ``adapter_id``."""
+
+    adapter_id: str
+
+
+class TradingStateChanged(Event):
+    """The trading state changed (ACTIVE, REDUCING, HALTED), by the operator (``automatic`` False)
+    or by a safety rule ([safety]: an adapter outage, a broker-state mismatch); ``reason`` says why."""
+
+    state: str
+    previous: str
+    reason: str = ""
+    automatic: bool = False
+
+
 class SubscriberFailed(Event):
     """A subscriber raised or fell behind; it was isolated and the pipeline went on."""
 

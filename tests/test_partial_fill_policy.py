@@ -71,8 +71,8 @@ def test_resubmit_sends_the_remainder_as_children_within_the_reservation(make_ru
     first, second = rt.order("pf-2.r1"), rt.order("pf-2.r2")
     assert (first.status, first.cum_qty) == (OrderStatus.EXPIRED, LOT)
     assert second.cum_qty == LOT
-    rt.flush()
-    events = log.of(RemainderResubmitted)
+    events = log.wait_for(lambda evs: [e for e in evs if isinstance(e, RemainderResubmitted)][1:] and
+                          [e for e in evs if isinstance(e, RemainderResubmitted)], what="both resubmit events")
     assert [(e.client_order_id, e.child_client_order_id, e.remaining_qty) for e in events] == [
         ("pf-2", "pf-2.r1", Decimal("0.002")), ("pf-2.r1", "pf-2.r2", Decimal("0.001"))]
     position = next(p for p in rt.positions() if p.symbol == intent.symbol)
