@@ -8,6 +8,7 @@
 - ``recover`` (``recover.py``): reconcile a crashed run's orders in doubt.
 - ``audit verify`` / ``audit show`` (``audit.py``): check a hash-chained audit log; show its lines
   by order, time or event.
+- ``fix-peer executor|ordermatch --port N`` (``fix_peer.py``): a local QuickFIX acceptor for trials.
 
 A command module exposes ``add_parser(subparsers, parents)`` (registers its ``argparse``
 sub-parser with ``set_defaults(handler=run)``) and ``run(args) -> exit code``; a user error is
@@ -41,7 +42,7 @@ from typing import NoReturn, Sequence
 from . import _common
 from ._common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, LOG_LEVELS, CliError
 
-COMMANDS: tuple[str, ...] = ("replay", "stress", "repl", "recover", "audit")
+COMMANDS: tuple[str, ...] = ("replay", "stress", "repl", "recover", "audit", "fix-peer")
 DEFAULT_COMMAND = "replay"
 
 
@@ -93,7 +94,7 @@ def build_parser(prog: str = "flowroute") -> argparse.ArgumentParser:
     """The whole command line as one ``argparse`` parser (sub-commands in :data:`COMMANDS`)."""
     from flowroute import __version__
 
-    from . import audit, recover, repl, replay, stress
+    from . import audit, fix_peer, recover, repl, replay, stress
 
     parser = CliParser(prog=prog, description="flowroute: an actor-based order routing and execution runtime. "
                      "Without a command, replay runs (README: first steps).",
@@ -102,7 +103,7 @@ def build_parser(prog: str = "flowroute") -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"flowroute {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CliParser)
     parents = _parents()
-    for module in (replay, stress, repl, recover, audit):
+    for module in (replay, stress, repl, recover, audit, fix_peer):
         module.add_parser(commands, parents)
     return parser
 

@@ -67,13 +67,13 @@ class Probe:
         return self.got == self.expected
 
 
-def bad_input_probes(account_id: str, ts: datetime) -> list[Probe]:
+def bad_input_probes(account_id: str, ts: datetime, blocked_mode: str = "live") -> list[Probe]:
     """The four bad submissions every replay demonstrates (ids ``probe-00001`` …), all of which
     must be answered with a coded error while the replay goes on:
 
     negative quantity (a dict) → E_EXEC_VALIDATION; LIMIT without a price (a dict) →
     E_EXEC_VALIDATION; unknown mode ``warp`` → E_EXEC_ROUTE_CONFIG_INVALID; mode ``live`` →
-    E_EXEC_POLICY_BLOCKED.
+    E_EXEC_POLICY_BLOCKED (``blocked_mode``: ``live_blocked`` when ``live`` is routed, ``--venue fix``).
     """
     def ctx(mode: str) -> Any:
         return ExecutionContext(mode=mode, account_id=account_id, strategy_id="probe", session_id="replay", timestamp=ts)
@@ -89,7 +89,7 @@ def bad_input_probes(account_id: str, ts: datetime) -> list[Probe]:
         Probe("LIMIT without price", {**base, "client_order_id": "probe-00002", "order_type": "LIMIT", "quantity": "0.001"},
               ctx("paper"), "E_EXEC_VALIDATION"),
         Probe("unknown mode 'warp'", market(3), ctx("warp"), "E_EXEC_ROUTE_CONFIG_INVALID"),
-        Probe("live mode", market(4), ctx("live"), "E_EXEC_POLICY_BLOCKED"),
+        Probe(f"{blocked_mode} mode", market(4), ctx(blocked_mode), "E_EXEC_POLICY_BLOCKED"),
     ]
 
 
@@ -198,7 +198,8 @@ class ReplayDriver:
                     self.stats.cancel_errors[report.error.code.value] += 1
 
     def _probe(self) -> None:
-        self.stats.probes = bad_input_probes(self.account_id, self.clock.now())
+        self.stats.probes = bad_input_probes(self.account_id, self.clock.now(),
+                                             "live_blocked" if self.mode == "live" else "live")
         for probe in self.stats.probes:
             report = self._wait(self.rt.submit(probe.intent, probe.context), probe.label)
             if report is not None and report.error is not None:
@@ -285,12 +286,20 @@ def problems_text(errors: ErrorCollector, unconfigured: dict[str, dict[str, int]
 
 def run_replay(*, quotes: Path, trades: Path, mode: str, strategy_name: str, state_dir: Path | None,
                fresh: bool, profile: str, seed: int, log_level: str | None, as_json: bool,
-               strict: bool = False) -> dict:
+               strict: bool = False, venue: str = "paper") -> dict:
     """Replay ``quotes`` + ``trades`` through a paper runtime driven by ``strategy_name``;
     return the session summary (see :func:`build_replay_summary`). Raises ``CliError``."""
     if strategy_name not in STRATEGIES:
         raise CliError(f"--strategy: unknown strategy {strategy_name!r} (known: {', '.join(STRATEGIES)})")
     settings = load_cli_settings(profile, state_dir)
+    if venue == "fix":  # a real FIX acceptor: live orders, limit orders only (executor refuses MARKET)
+        from protocols.venues.fix import live_routing
+
+        try:
+            settings = load_cli_settings(profile, state_dir, routing=live_routing(settings))
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        mode = "live"
     state_dir = Path(settings.state_dir)
     if mode in settings.routing.blocked_modes or mode not in settings.routing.policy:
         routable = ", ".join(m for m in settings.routing.policy if m not in settings.routing.blocked_modes)
@@ -302,7 +311,9 @@ def run_replay(*, quotes: Path, trades: Path, mode: str, strategy_name: str, sta
                        f"row(s) would be skipped: {problems_text(errors, unconfigured)}", code=EXIT_FAILED)
     removed = prepare_state(state_dir, fresh)
     strategy = STRATEGIES[strategy_name](settings)
-    rt = start_runtime(settings, registry=default_registry(), seed=seed)
+    if venue == "fix" and hasattr(strategy, "limits_only"):
+        strategy.limits_only = True
+    rt = start_runtime(settings, registry=default_registry(settings=settings), seed=seed)
     announce("replay", rt, settings, profile)
     try:
         driver = ReplayDriver(rt, strategy, mode=mode)
@@ -469,6 +480,9 @@ def add_parser(subparsers: Any, parents: Any) -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=REPLAY_MODES, default="paper", help="execution mode of the strategy's orders "
                    "(default %(default)s)")
     p.add_argument("--strategy", choices=tuple(STRATEGIES), default="ma_cross", help="default %(default)s")
+    p.add_argument("--venue", choices=("paper", "fix"), default="paper",
+                   help="paper (default), or fix: live orders to the [venues.fix] acceptor, crossovers as limit orders "
+                        "at the touch (README \"A FIX venue\"; python run.py fix-peer executor starts one)")
     p.add_argument("--seed", type=int, default=0, help="seed of retry/restart jitter (default %(default)s)")
     p.add_argument("--strict", action="store_true", help="exit 1 when any market-data row was skipped")
     p.set_defaults(handler=run, default_profile="paper")
@@ -484,7 +498,7 @@ def run(args: argparse.Namespace) -> int:
     q, t = resolve_data_paths(args.quotes, args.trades)
     summary = run_replay(quotes=q, trades=t, mode=args.mode, strategy_name=args.strategy, state_dir=args.state_dir,
                          fresh=args.fresh, profile=args.profile, seed=args.seed, log_level=args.log_level,
-                         as_json=args.json, strict=args.strict)
+                         as_json=args.json, strict=args.strict, venue=args.venue)
     if args.json:
         print_json(summary)
     else:

@@ -158,6 +158,8 @@ class MaCrossStrategy:
         self._placed_at: dict[str, int] = {}
         self.skipped_quotes = 0
         self.crossovers = 0
+        #: crossovers as LIMIT orders at the touch (replay --venue fix: executor refuses MARKET)
+        self.limits_only = False
 
     # -- ids ------------------------------------------------------------------------------
     def _next_id(self) -> str:
@@ -196,7 +198,11 @@ class MaCrossStrategy:
             regime = (fast > slow) - (fast < slow)
             if regime and self._regime and regime != self._regime:
                 self.crossovers += 1
-                actions.append(SubmitAction(self._intent("BUY" if regime > 0 else "SELL", "MARKET")))
+                if self.limits_only:  # a venue without market orders: a limit at the touch instead
+                    side = "BUY" if regime > 0 else "SELL"
+                    actions.append(SubmitAction(self._intent(side, "LIMIT", quote.ask if side == "BUY" else quote.bid)))
+                else:
+                    actions.append(SubmitAction(self._intent("BUY" if regime > 0 else "SELL", "MARKET")))
             if regime:
                 self._regime = regime
         # 3. passive limits

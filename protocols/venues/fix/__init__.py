@@ -41,10 +41,22 @@ def venue_config(settings: Any) -> FixVenueConfig:
         tls_server_name=fix.tls_server_name, store_fsync=fix.store_fsync, account=fix.account)
 
 
+def live_routing(settings: Any) -> dict:
+    """The ``routing`` section that sends mode ``live`` to ``fix`` (and unblocks it), for
+    ``load_settings(routing=...)``: what ``replay --venue fix`` runs with. Raises ``ValueError``
+    when ``[venues.fix]`` is not set."""
+    if settings.venues.fix is None:
+        raise ValueError("--venue fix needs a [venues.fix] section (host, port, sender_comp_id, target_comp_id), "
+                         "e.g. FLOWROUTE_VENUES__FIX__PORT=… in the environment (README \"A FIX venue\")")
+    policy = dict(settings.routing.policy)
+    policy["live"] = "fix"
+    return {"policy": policy, "blocked_modes": [m for m in settings.routing.blocked_modes if m != "live"]}
+
+
 def build_fix_venue(settings: Any, *, connector=None, adapter_id: str = "fix") -> FixVenue:
     """The ``fix`` adapter for ``settings`` (see :func:`venue_config`); ``connector`` for tests."""
     return FixVenue(adapter_id, venue_config(settings), connector=connector)
 
 
 __all__ = ["Backoff", "FixConnection", "FixSession", "FixVenue", "FixVenueConfig", "SeqStore", "SessionConfig",
-           "build_fix_venue", "tcp_connect", "venue_config"]
+           "build_fix_venue", "live_routing", "tcp_connect", "venue_config"]

@@ -127,7 +127,7 @@ class Peer:
             argv = [str(binary), str(settings)]
         # stdin is a pipe we keep open: ordermatch reads commands from it and spins on EOF
         process = subprocess.Popen(argv, cwd=directory, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+                                   start_new_session=True, preexec_fn=_die_with_parent)
         log.close()
         peer = cls(kind, port, directory, process, use_ns, log_path)
         try:
@@ -194,6 +194,15 @@ class Peer:
         self.stop()
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the process that started it dies (Linux
+    PR_SET_PDEATHSIG), so a killed test run or CLI never leaves an acceptor behind."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
 def _kill_group(process: subprocess.Popen, sig: int) -> None:
     try:
         os.killpg(process.pid, sig)
@@ -246,6 +255,10 @@ def run_peer(kind: str, port: int, directory: Path | None = None) -> int:
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}")
         return 2
+    def on_term(signum, frame):  # SIGTERM stops the acceptor too, as Ctrl-C does
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
     sessions = ", ".join(f"{b} {s}<-{t}" for b, s, t in SESSIONS[kind])
     print(f"{kind} listening on port {port} (sessions: {sessions}); store and log in {directory}; Ctrl-C stops it")
     try:
@@ -257,3 +270,4 @@ def run_peer(kind: str, port: int, directory: Path | None = None) -> int:
         return 0
     finally:
         peer.stop()
+        signal.signal(signal.SIGTERM, previous)
