@@ -429,3 +429,25 @@ def test_benchmarks_share_the_cli_style(tmp_path: Path) -> None:
                          text=True, timeout=60)
     line = one_line_error(bad)
     assert "--pin" in line and "'x'" in line
+
+
+def test_fresh_respects_the_runtime_state_dir_lock(tmp_path: Path) -> None:
+    import fcntl
+
+    from flowroute.cli._common import CliError, prepare_state, state_in_use
+
+    (tmp_path / "journal.sqlite").write_text("x")
+    lock = tmp_path / "flowroute.lock"
+    lock.write_text("4242\n")
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running runtime holds it
+        assert state_in_use(tmp_path) == f"state dir {tmp_path} is in use by pid 4242"
+        with pytest.raises(CliError, match="in use by pid 4242; nothing was removed"):
+            prepare_state(tmp_path, fresh=True)
+        assert (tmp_path / "journal.sqlite").exists()
+    finally:
+        os.close(fd)
+    assert state_in_use(tmp_path) is None
+    assert [p.name for p in prepare_state(tmp_path, fresh=True)] == ["journal.sqlite"]
+    assert lock.exists()  # the lock file is the runtime's: never removed

@@ -105,26 +105,41 @@ def own_state_files(state_dir: Path) -> list[Path]:
     return sorted(found)
 
 
+#: The runtime's exclusive lock file in a state directory (it writes its pid there).
+LOCK_FILE = "flowroute.lock"
+
+
 def state_in_use(state_dir: Path) -> str | None:
-    """A sentence when another process holds ``state_dir``'s audit log open for writing (the
-    audit log takes an exclusive ``flock``), else None. Checked before ``--fresh`` deletes."""
+    """``state dir X is in use by pid N`` when another process holds ``state_dir``, else None.
+
+    A running runtime holds an exclusive ``flock`` on ``flowroute.lock`` (its pid inside) and
+    on its audit log; both are probed without waiting. Checked before ``--fresh`` deletes.
+    """
     try:
         import fcntl
     except ImportError:  # no flock on this platform: nothing to probe
         return None
-    audit = state_dir / "audit.jsonl"
-    if not audit.is_file():
-        return None
-    try:
-        fd = os.open(audit, os.O_RDWR)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return f"state dir {state_dir} is in use by another flowroute process (its audit log is locked)"
-    finally:
-        os.close(fd)  # closing also releases a lock we took
+    for name in (LOCK_FILE, "audit.jsonl"):
+        path = state_dir / name
+        if not path.is_file():
+            continue
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = "another process"
+            try:
+                text = (state_dir / LOCK_FILE).read_text().strip()
+                if text.isdigit():
+                    holder = f"pid {text}"
+            except OSError:
+                pass
+            return f"state dir {state_dir} is in use by {holder}"
+        finally:
+            os.close(fd)  # closing also releases a lock we took
     return None
 
 
@@ -172,13 +187,16 @@ def load_cli_settings(profile: str | None, state_dir: Path | None, **overrides: 
 
 
 def start_runtime(settings: Any, *, registry: Any = None, seed: int = 0) -> Any:
-    """``Runtime.start`` with a ``CliError`` (exit 2, one line) when the runtime refuses to start."""
+    """``Runtime.start`` with a ``CliError`` (exit 2, one line) when the runtime refuses to start;
+    a state directory another runtime holds reads ``state dir X is in use by pid N``."""
     from flowroute import Runtime
 
     try:
         return Runtime.start(settings, registry=registry, seed=seed)
     except Exception as exc:
         text = " ".join(str(exc).split()) or type(exc).__name__
+        if type(exc).__name__ == "StateDirInUse":  # the runtime's exclusive state-dir lock
+            raise CliError(text) from exc
         raise CliError(f"the runtime refused to start: {text}") from exc
 
 
