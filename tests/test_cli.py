@@ -451,3 +451,28 @@ def test_fresh_respects_the_runtime_state_dir_lock(tmp_path: Path) -> None:
     assert state_in_use(tmp_path) is None
     assert [p.name for p in prepare_state(tmp_path, fresh=True)] == ["journal.sqlite"]
     assert lock.exists()  # the lock file is the runtime's: never removed
+
+
+def test_repl_completion_and_history(tmp_path: Path) -> None:
+    import io
+
+    from actors import Runtime
+    from config import load_settings
+    from flowroute.cli.shell import FlowrouteShell
+
+    out = io.StringIO()
+    with Runtime.start(load_settings("test", state_dir=str(tmp_path / "s"))) as rt:
+        shell = FlowrouteShell(rt, stdin=io.StringIO(""), stdout=out, history=tmp_path / "repl_history")
+        shell.onecmd("quote 39432.99 39433.62")
+        shell.onecmd("buy 0.001 @39000")
+        open_id = next(r.client_order_id for r in rt.orders() if r.status.is_open)
+        assert shell.completenames("b") == ["breaker", "buy"]
+        assert shell.complete_cancel(open_id[:6], f"cancel {open_id[:6]}", 7, 13) == [open_id]
+        assert shell.complete_buy("i", "buy 0.001 i", 10, 11) == ["ioc"]
+        assert shell.complete_breaker("pa", "breaker pa", 8, 10) == ["paper"]
+        readline = pytest.importorskip("readline")
+        shell.use_rawinput = True  # as with a terminal
+        shell.preloop()
+        readline.add_history("buy 0.001 @39000")
+        shell.postloop()
+    assert "buy 0.001 @39000" in (tmp_path / "repl_history").read_text()
