@@ -476,3 +476,27 @@ def test_repl_completion_and_history(tmp_path: Path) -> None:
         readline.add_history("buy 0.001 @39000")
         shell.postloop()
     assert "buy 0.001 @39000" in (tmp_path / "repl_history").read_text()
+
+
+def test_replay_driver_stops_at_ctrl_c_with_the_counts_so_far(tmp_path: Path) -> None:
+    from actors import Runtime
+    from config import load_settings
+    from flowroute.cli.replay import ReplayDriver, build_replay_summary
+    from flowroute.cli.strategy import NoStrategy
+    from protocols import read_quotes
+
+    q, _ = market_files(tmp_path, n=30)
+
+    def events():
+        for n, quote in enumerate(read_quotes(q), start=1):
+            if n == 11:
+                raise KeyboardInterrupt  # what Ctrl-C raises in the main thread
+            yield quote
+
+    with Runtime.start(load_settings("test", state_dir=str(tmp_path / "s"))) as rt:
+        driver = ReplayDriver(rt, NoStrategy(), mode="paper", probe_after=5)
+        stats = driver.run(events())
+        summary = build_replay_summary(rt, stats, strategy=driver.strategy, mode="paper", state_dir=tmp_path,
+                                       quotes=q, trades=q)
+    assert stats.interrupted and stats.quotes == 10
+    assert summary["interrupted"] is True and summary["events"] == {"quotes": 10, "trades": 0}
