@@ -67,6 +67,15 @@ class StressConfig:
     p_cancel: float = 0.05
     #: budget of the stress account in quote currency (None: unlimited); checked, not binding, by default
     budget: Decimal | None = Decimal("10000000")
+    #: several processes (``--processes``, stress_fleet.py): the shared PostgreSQL journal, this
+    #: process's prefix of client order ids, the share of operations that send one of
+    #: ``shared_ids`` fleet-wide intents (the same id and intent from every process), and the
+    #: shared throttle ``(max_calls, window_s)`` (None: the profile's)
+    journal_url: str | None = None
+    id_prefix: str = ""
+    p_shared: float = 0.0
+    shared_ids: int = 0
+    rate: tuple[int, float] | None = None
 
 
 @dataclass
@@ -104,7 +113,13 @@ class StressSender:
 
     def _id(self) -> str:
         self._n += 1
-        return f"s{self.index:02d}-{self._n:06d}"
+        return f"{self.cfg.id_prefix}s{self.index:02d}-{self._n:06d}"
+
+    def _shared_intent(self) -> Any:
+        """One of the fleet's shared intents: the same id and intent whichever process sends it."""
+        k = self.rng.randrange(self.cfg.shared_ids)
+        return OrderIntent(client_order_id=f"x-{self.cfg.seed}-{k:05d}", symbol=SYMBOL, side="BUY", order_type="MARKET",
+                           quantity=Decimal("0.001"))
 
     def _ctx(self, mode: str = "paper") -> Any:
         return ExecutionContext(mode=mode, account_id=STRESS_ACCOUNT, strategy_id=f"sender{self.index}", session_id="stress")
@@ -179,6 +194,9 @@ class StressSender:
             self._respect_window()
             if k and k % self.quote_every == 0:
                 self._quote()
+            if cfg.p_shared and rng.random() < cfg.p_shared:
+                self._submit("shared", self._shared_intent(), self._ctx())
+                continue
             u = rng.random()
             if u < c_dup and self._originals:
                 orig = rng.choice(self._originals)
@@ -297,7 +315,11 @@ def run_stress(cfg: StressConfig, console: Console, log_level: str | None) -> tu
             plan = FaultPlan.parse(cfg.faults, seed=cfg.seed)
         except ValueError as exc:
             raise CliError(f"--faults: {exc}") from exc
-    overrides = {"risk": {"budgets": {STRESS_ACCOUNT: str(cfg.budget)}}} if cfg.budget is not None else {}
+    overrides: dict[str, Any] = {"risk": {"budgets": {STRESS_ACCOUNT: str(cfg.budget)}}} if cfg.budget is not None else {}
+    if cfg.journal_url:
+        overrides["journal"] = {"url": cfg.journal_url}
+    if cfg.rate is not None:
+        overrides["throttle"] = {"max_calls": cfg.rate[0], "window_s": cfg.rate[1]}
     settings = load_cli_settings(cfg.profile, cfg.state_dir, **overrides)
     configure_logging(log_level_for(log_level, cfg.as_json, settings))
     removed = prepare_state(Path(settings.state_dir), cfg.fresh)
@@ -305,6 +327,10 @@ def run_stress(cfg: StressConfig, console: Console, log_level: str | None) -> tu
     announce("stress", rt, settings, cfg.profile)
     transitions: list[str] = []
     sub = rt.subscribe(lambda e: transitions.append(f"{e.from_state}->{e.to_state}"), CircuitStateChanged)
+    sent_at: list[float] = []  # venue hand-over times (OrderSubmitted.ts, epoch s): the fleet's rate check
+    from flowroute import OrderSubmitted
+
+    sent_sub = rt.subscribe(lambda e: sent_at.append(e.ts.timestamp()), OrderSubmitted) if cfg.journal_url else None
     done_lock = threading.Lock()
     done = [0]
 
@@ -404,9 +430,25 @@ def run_stress(cfg: StressConfig, console: Console, log_level: str | None) -> tu
             "state_dir": str(settings.state_dir),
             "state_files_removed": [p.name for p in removed],
         }
+        if cfg.journal_url:  # what the fleet's parent checks across processes (stress_fleet.py)
+            js = st["journal"]
+            claims = sum(1 for op in ops if op.kind in ("new", "dup", "conflict", "shared"))
+            summary["fleet"] = {
+                "venue_ids": {k: n for k, n in venue.submission_counts().items()},
+                "sent_at": sorted(sent_at),
+                "shared": [[op.client_order_id, r.status.value, r.replay, r.error.code.value if r.error else None]
+                           for op in ops if op.kind == "shared" and op.future.done() for r in (op.future.result(),)],
+                "spent": str(sum((f.qty * f.price for r in rt.orders() if r.account_id == STRESS_ACCOUNT for f in r.fills),
+                                 Decimal(0))),
+                "claim_batches": js["batches"],
+                "claims_per_transaction": round(claims / js["batches"], 2) if js["batches"] else None,
+                "owner_id": rt.pg.owner_id if rt.pg is not None else None,
+            }
     finally:
         try:
             sub.unsubscribe()
+            if sent_sub is not None:
+                sent_sub.unsubscribe()
         finally:
             rt.stop()
     return summary, all(i.ok for i in invariants) and not interrupted
@@ -508,15 +550,45 @@ def add_parser(subparsers: Any, parents: Any) -> argparse.ArgumentParser:
                    help="max unanswered operations per sender; 0 = open loop (default %(default)s)")
     p.add_argument("--budget", type=_budget, default=Decimal("10000000"), metavar="USDT",
                    help="budget of the stress account in USDT, or 'none' (default 10000000)")
+    p.add_argument("--processes", type=_positive, default=1,
+                   help="runtime processes sharing one PostgreSQL journal (needs --journal-url; default %(default)s)")
+    p.add_argument("--journal-url", metavar="URL", default=None,
+                   help="postgresql:// URL of the shared journal (README \"Scale-out\"); with --processes 1 one "
+                        "process uses it")
+    p.add_argument("--rate", type=_rate, default=None, metavar="N/SECONDS",
+                   help="the venue's shared rate limit for every process together, e.g. 2000/1 (default: the profile's)")
+    p.add_argument("--shared-ids", type=_positive, default=500, metavar="K",
+                   help="with --processes: fleet-wide intents every process sends (same id, same intent) "
+                        "(default %(default)s)")
+    p.add_argument("--id-prefix", default="", help=argparse.SUPPRESS)
+    p.add_argument("--p-shared", type=float, default=0.0, help=argparse.SUPPRESS)
     p.set_defaults(handler=run, default_profile="stress")
     return p
 
 
+def _rate(text: str) -> tuple[int, float]:
+    try:
+        n, _, w = text.partition("/")
+        rate = (int(n), float(w or "1"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N/SECONDS (calls per window), e.g. 2000/1; got {text!r}") from None
+    if rate[0] < 1 or not 0 < rate[1] < 86400:
+        raise argparse.ArgumentTypeError(f"expected N >= 1 calls per 0 < SECONDS < 86400; got {text!r}")
+    return rate
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``stress`` with parsed ``args``; the exit code (1 when an invariant failed)."""
+    if args.processes > 1:  # the children get --fresh for their own state dirs; the journal's rows: --fresh here
+        from .stress_fleet import run_fleet
+
+        return run_fleet(args)
+    if args.journal_url is not None and not args.journal_url.startswith(("postgresql://", "postgres://")):
+        raise CliError(f"--journal-url must be a postgresql:// URL, got {args.journal_url.split('@')[-1]!r}")
     cfg = StressConfig(senders=args.senders, orders=args.orders, faults=args.faults, seed=args.seed,
                        state_dir=args.state_dir, profile=args.profile, fresh=args.fresh, as_json=args.json,
-                       window=args.window, budget=args.budget)
+                       window=args.window, budget=args.budget, journal_url=args.journal_url, id_prefix=args.id_prefix,
+                       p_shared=args.p_shared, shared_ids=args.shared_ids, rate=args.rate)
     summary, ok = run_stress(cfg, make_console(stderr=args.json), args.log_level)
     if args.json:
         print_json(summary)
