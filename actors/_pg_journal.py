@@ -504,6 +504,21 @@ class PostgresJournal:
 
         return self._write("release_batch", len(items), body)  # type: ignore[return-value]
 
+    def load_adopted(self, keys: Sequence[tuple[str, str]]) -> tuple[list[IdempotencyRecord], list[OrderEventRow], list[FillRow]]:
+        """The records, transitions and fills of ``keys`` (orders just taken over), oldest first."""
+        keys = list(keys)
+        if not keys:
+            return [], [], []
+        accounts, coids = [a for a, _ in keys], [c for _, c in keys]
+        wanted = "(account_id, client_order_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+        records = self._read("load_adopted", lambda conn: [IdempotencyRecord(*r) for r in conn.execute(  # type: ignore[union-attr]
+            f"SELECT {_REC_COLS} FROM flowroute.idempotency WHERE {wanted} ORDER BY created_at", (accounts, coids))])
+        events = self._read("load_adopted", lambda conn: [OrderEventRow(*r) for r in conn.execute(  # type: ignore[union-attr]
+            "SELECT seq, ts, account_id, client_order_id, from_status, to_status, cause FROM flowroute.order_events "
+            f"WHERE {wanted} ORDER BY id", (accounts, coids))])
+        fills = [f for f in self.load_fills() if (f.account_id, f.client_order_id) in set(keys)]
+        return records, events, fills  # type: ignore[return-value]
+
     def mark_all_unknown(self, now: float) -> int:
         """Recovery: take over the orders of owners whose lease expired, and make in-flight ones UNKNOWN.
 
@@ -514,8 +529,9 @@ class PostgresJournal:
         """
         return self.take_over_expired(now)[0]
 
-    def take_over_expired(self, now: float) -> tuple[int, list[str]]:
-        """See :meth:`mark_all_unknown`; returns ``(records made UNKNOWN, expired owner ids taken over)``."""
+    def take_over_expired(self, now: float) -> tuple[int, list[str], list[tuple[str, str]]]:
+        """See :meth:`mark_all_unknown`; returns ``(records made UNKNOWN, expired owner ids taken over,
+        keys of the records taken over)``."""
         t = _check_time("take_over_expired", "now", now)
         owner = self.owner_id
 
@@ -526,11 +542,12 @@ class PostgresJournal:
             n = conn.execute(
                 "UPDATE flowroute.idempotency SET status = 'UNKNOWN', updated_at = %s "
                 "WHERE status = 'IN_PROGRESS' AND (owner_id = %s OR owner_id = ANY(%s))", (t, owner, dead)).rowcount
-            moved = conn.execute("UPDATE flowroute.idempotency SET owner_id = %s WHERE owner_id = ANY(%s)",
-                                 (owner, dead)).rowcount if dead else 0
+            keys = [(a, c) for a, c in conn.execute(
+                "UPDATE flowroute.idempotency SET owner_id = %s WHERE owner_id = ANY(%s) "
+                "RETURNING account_id, client_order_id", (owner, dead))] if dead else []
             if dead:
-                logger.warning("journal: took over {} order(s) of {} expired owner(s): {}", moved, len(dead), dead)
-            return (n, dead), n + moved
+                logger.warning("journal: took over {} order(s) of {} expired owner(s): {}", len(keys), len(dead), dead)
+            return (n, dead, keys), n + len(keys)
 
         return self._write("take_over_expired", 1, body)  # type: ignore[return-value]
 

@@ -82,6 +82,7 @@ from ._messages import (
     Publish,
     RegisterAdapter,
     RegisterCore,
+    ForwardReconcile,
     RestoreLedger,
     SetPublishing,
     SetTradingState,
@@ -363,11 +364,29 @@ class Runtime:
                 raise ValueError(f"runtime refused to start: {'; '.join(boot_errors)}") from None
             raise
         self._stopped = False
+        self._takeover = None
+        if self.pg is not None:  # peers that die later: adopt their orders while running
+            from ._pg_takeover import TakeoverLoop
+
+            self._takeover = TakeoverLoop(self.pg.journal(), self._adopt, self.pg.lease_s / 2)
         if self.logging.allows("INFO"):
             logger.info("runtime {} started: adapters {}, state dir {}, journal {}", self.runtime_id, ", ".join(self._venues),
                         settings.state_dir, self.pg if self.pg is not None else journal_path if journal_path else "in memory")
         if self.logging.allows("DEBUG"):
             logger.debug("runtime {} settings: {}", self.runtime_id, settings.redacted_dict())
+
+    def _adopt(self, orders: list) -> None:
+        """Orders taken over from a dead peer: restore them in the ledger, reconcile those in doubt."""
+        tell(self.ledger, RestoreLedger(tuple(orders)))
+        by_adapter: dict[str, list[str]] = {}
+        for order in orders:
+            if order.outcome == "unresolved":
+                by_adapter.setdefault(order.adapter_id, []).append(order.intent.client_order_id)
+        for adapter_id, ids in by_adapter.items():
+            if adapter_id in self.gates:
+                tell(self.router, ForwardReconcile(adapter_id, tuple(ids)))
+            else:
+                logger.error("takeover: adapter '{}' is not configured here; {} order(s) stay UNKNOWN", adapter_id, len(ids))
 
     def _open_pg(self, settings: Any) -> Any:
         """Open the shared PostgreSQL journal (``journal.url``); a clear ValueError when it cannot be used."""
@@ -742,6 +761,8 @@ class Runtime:
                     pass
         if getattr(self, "_core", None) is not None:
             self._core.close(timeout=remaining())
+        if getattr(self, "_takeover", None) is not None:
+            self._takeover.close()
         for throttle in getattr(self, "_shared_throttles", ()):
             throttle.close()
         if getattr(self, "pg", None) is not None:

@@ -148,7 +148,7 @@ def test_a_survivor_takes_over_expired_leases_only(pg_url: str) -> None:
     assert sj.owner_of("acc-1", "l-1") == live.owner_id and lj.get("acc-1", "l-1").status == "IN_PROGRESS"
     # a second survivor finds nothing left to take over
     other = PostgresBackend.open(pg_url, lease_s=30)
-    assert other.journal().take_over_expired(now=2001.0) == (0, [])
+    assert other.journal().take_over_expired(now=2001.0) == (0, [], [])
     assert dead.renew_lease() is False and dead.lease_lost  # the dead process, if it woke, knows it lost them
     for b in (other, survivor, live):
         b.close()

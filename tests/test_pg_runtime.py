@@ -244,3 +244,34 @@ def test_a_share_caps_one_process(pg_runtime, pg_url) -> None:
             other.close()
     finally:
         t.close()
+
+
+def test_a_running_survivor_adopts_a_dead_peer_orders_and_never_resends(pg_runtime, pg_url) -> None:
+    """B is running when A dies: B's takeover loop adopts A's orders once A's lease expired. The
+    one the venue has is adopted FILLED; the one A claimed but never sent is proven absent by
+    the venue's lookup (OrderLookup.absent) and becomes FAILED "never delivered": never re-sent."""
+    venue = TestAdapter("paper", script=[("block", "fill")])
+    policy = {"policy": {"paper": "paper"}}
+    b = pg_runtime(registry=registry_of(venue), routing=policy, journal={"lease_s": 0.4})
+    a = pg_runtime(registry=registry_of(venue), routing=policy, journal={"lease_s": 0.4})
+    a.submit(limit("x-sent"), ctx())
+    assert venue.wait_blocked(1)
+    # A also claimed x-unsent, then died before sending it (written as A's claim would be)
+    unsent = limit("x-unsent")
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            "INSERT INTO flowroute.idempotency VALUES ('acc-1', 'x-unsent', %s, 'IN_PROGRESS', NULL, 1.0, 1.0, %s, %s, "
+            "'paper', %s)", (unsent.fingerprint(), unsent.model_dump_json(), ctx().model_dump_json(), a.pg.owner_id))
+    a.pg._stop.set()  # A "dies": no lease renewal, no more writes
+    a._takeover.close()
+    a.pg._pool, pool = None, a.pg._pool
+    venue.release()  # the venue filled x-sent; A never journals it
+    wait_until(lambda: b.order("x-sent") is not None and b.order("x-sent").status is OrderStatus.FILLED,
+               what="B to adopt x-sent as FILLED")
+    wait_until(lambda: b.order("x-unsent") is not None and b.order("x-unsent").status is OrderStatus.FAILED,
+               what="B to find x-unsent absent")
+    assert "never delivered" in b.order("x-unsent").error.message
+    assert venue.submit_count("x-sent") == 1 and venue.submit_count("x-unsent") == 0
+    assert b._takeover.adopted == 2
+    assert b.pg.journal().owner_of("acc-1", "x-sent") == b.pg.owner_id
+    a.pg._pool = pool
