@@ -24,7 +24,7 @@ Ownership. Every record carries the ``owner_id`` of the process that claimed it.
 lease (``owners.lease_until``, on the server's clock) is renewed every ``lease_s / 3`` seconds;
 the lease covers every order the owner holds. ``mark_all_unknown`` (recovery at start) takes
 over the orders of owners whose lease expired: IN_PROGRESS becomes UNKNOWN and the records
-move to this owner, so recovery reconciles them with their venue (it never re-sends: a venue's
+of orders that are not over (no terminal transition journaled) move to this owner, so recovery reconciles them with their venue (it never re-sends: a venue's
 proof of absence makes the order FAILED, "never delivered"). Reads used by recovery
 (``load_records``, ``load_unresolved``, ``load_orders``, ``load_fills``) see this owner's
 orders only: another live process's orders are its own business.
@@ -49,7 +49,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from loguru import logger
 
-from protocols import Fill, Liquidity, Side
+from protocols import Fill, Liquidity, OrderStatus, Side
 
 from ._journal import (
     Claim,
@@ -75,6 +75,9 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations") / "postgresql"
 #: ``pg_advisory_xact_lock`` key serialising migrations across processes ("flowrout" in ASCII).
 _MIGRATION_LOCK = 0x666C6F77726F7574
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+#: OrderStatus values that end an order (an order with such a transition is over)
+_TERMINAL = [s.value for s in OrderStatus if s.is_terminal]
 
 _REC_COLS = (
     "account_id, client_order_id, fingerprint, status, report_json, created_at, updated_at, "
@@ -523,7 +526,8 @@ class PostgresJournal:
         """Recovery: take over the orders of owners whose lease expired, and make in-flight ones UNKNOWN.
 
         This owner's own IN_PROGRESS records and those of expired owners become UNKNOWN;
-        every record of an expired owner moves to this owner (exactly one survivor takes each
+        every record of an expired owner whose order is not over moves to this owner (finished
+        orders stay with the expired owner as history) (exactly one survivor takes each
         over: the expired owner's row is deleted in the same transaction). Returns how many
         records became UNKNOWN.
         """
@@ -542,9 +546,13 @@ class PostgresJournal:
             n = conn.execute(
                 "UPDATE flowroute.idempotency SET status = 'UNKNOWN', updated_at = %s "
                 "WHERE status = 'IN_PROGRESS' AND (owner_id = %s OR owner_id = ANY(%s))", (t, owner, dead)).rowcount
+            # orders that are over (a terminal transition journaled) stay with their dead owner as
+            # history: adopting them would move a stopped process's books into this one's
             keys = [(a, c) for a, c in conn.execute(
-                "UPDATE flowroute.idempotency SET owner_id = %s WHERE owner_id = ANY(%s) "
-                "RETURNING account_id, client_order_id", (owner, dead))] if dead else []
+                "UPDATE flowroute.idempotency i SET owner_id = %s WHERE owner_id = ANY(%s) AND (status <> 'COMPLETED' "
+                "OR NOT EXISTS (SELECT 1 FROM flowroute.order_events e WHERE e.account_id = i.account_id "
+                "AND e.client_order_id = i.client_order_id AND e.to_status = ANY(%s))) "
+                "RETURNING account_id, client_order_id", (owner, dead, _TERMINAL))] if dead else []
             if dead:
                 logger.warning("journal: took over {} order(s) of {} expired owner(s): {}", len(keys), len(dead), dead)
             return (n, dead, keys), n + len(keys)

@@ -133,8 +133,13 @@ def test_a_survivor_takes_over_expired_leases_only(pg_url: str) -> None:
     dead = PostgresBackend.open(pg_url, lease_s=0.2)
     live = PostgresBackend.open(pg_url, lease_s=30)
     dj, lj = dead.journal(), live.journal()
-    dj.claim_batch([claim("d-1"), claim("d-2")], ttl_s=TTL)
-    dj.complete("acc-1", "d-2", "COMPLETED", "{}", now=1001.0)
+    dj.claim_batch([claim("d-1"), claim("d-2"), claim("d-3")], ttl_s=TTL)
+    dj.complete("acc-1", "d-2", "COMPLETED", "{}", now=1001.0)  # answered, still resting: adopted
+    dj.complete("acc-1", "d-3", "COMPLETED", "{}", now=1001.0)  # over (FILLED): stays with the dead owner
+    from actors._journal import OrderEventRow
+
+    dj.record_order_events([OrderEventRow(1, 1.0, "acc-1", "d-2", "SUBMITTING", "ACCEPTED"),
+                            OrderEventRow(1, 1.0, "acc-1", "d-3", "SUBMITTING", "FILLED")])
     lj.claim_batch([claim("l-1")], ttl_s=TTL)
     dead._stop.set()  # the process "dies": nobody renews its lease; its rows stay
     dead._lease_thread.join()
@@ -146,6 +151,7 @@ def test_a_survivor_takes_over_expired_leases_only(pg_url: str) -> None:
     assert sj.mark_all_unknown(now=2000.0) == 1  # d-1 was in flight: now UNKNOWN, to be reconciled
     assert {r.client_order_id: r.status for r in sj.load_records()} == {"d-1": "UNKNOWN", "d-2": "COMPLETED"}
     assert sj.owner_of("acc-1", "l-1") == live.owner_id and lj.get("acc-1", "l-1").status == "IN_PROGRESS"
+    assert sj.owner_of("acc-1", "d-3") == dead.owner_id
     # a second survivor finds nothing left to take over
     other = PostgresBackend.open(pg_url, lease_s=30)
     assert other.journal().take_over_expired(now=2001.0) == (0, [], [])

@@ -275,3 +275,17 @@ def test_a_running_survivor_adopts_a_dead_peer_orders_and_never_resends(pg_runti
     assert b._takeover.adopted == 2
     assert b.pg.journal().owner_of("acc-1", "x-sent") == b.pg.owner_id
     a.pg._pool = pool
+
+
+def test_a_stopped_process_finished_orders_stay_its_own(pg_runtime) -> None:
+    """A fills an order and stops cleanly (its lease ends); B starts: it takes nothing over, so B's
+    books stay its own and equal its own venue's (found by the stress run: adopting A's finished
+    orders put A's fills into B's positions)."""
+    a = pg_runtime()
+    a.on_market(quote())
+    assert a.submit(market("done-1"), ctx()).result(timeout=5).status is OrderStatus.FILLED
+    a.flush()
+    a.stop()
+    b = pg_runtime()
+    assert b.recovery is not None and b.recovery.orders == []
+    assert b.positions() == () and b.order("done-1") is None

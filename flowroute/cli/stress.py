@@ -430,9 +430,11 @@ def run_stress(cfg: StressConfig, console: Console, log_level: str | None) -> tu
             "state_dir": str(settings.state_dir),
             "state_files_removed": [p.name for p in removed],
         }
+        js = st["journal"]
+        claims = sum(1 for op in ops if op.kind in ("new", "dup", "conflict", "shared"))
+        # group commit: intents that reached the idempotency store per claim transaction (SQLite or PostgreSQL)
+        summary["claims_per_transaction"] = round(claims / js["batches"], 2) if js["batches"] else None
         if cfg.journal_url:  # what the fleet's parent checks across processes (stress_fleet.py)
-            js = st["journal"]
-            claims = sum(1 for op in ops if op.kind in ("new", "dup", "conflict", "shared"))
             summary["fleet"] = {
                 "venue_ids": {k: n for k, n in venue.submission_counts().items()},
                 "sent_at": sorted(sent_at),
