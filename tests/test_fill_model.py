@@ -573,3 +573,66 @@ def test_property_invariants_and_determinism(events, remainder, rule):
         (f.qty if v1.fetch_order(c).side.value == "BUY" else -f.qty) for c, f in v1.fill_records()
     )
     assert len({f.trade_id for f in v1.fills()}) == len(v1.fills())
+
+
+# ---------------------------------------------------------------- fill_model = "nautilus_l1" (rule 15)
+
+
+def l1_venue(**kw) -> PaperVenue:
+    v = PaperVenue(config=cfg(fill_model="nautilus_l1", **kw))
+    v.on_market(quote())  # 99.99 x 1 / 100.00 x 1
+    return v
+
+
+def test_l1_market_remainder_one_tick_worse_ioc_expires_fok_needs_the_level():
+    v = l1_venue()
+    s = v.submit_order(order("BUY", "2.5"))
+    assert fills_of(s) == [(D("1"), D("100.00"), Liquidity.TAKER), (D("1.5"), D("100.01"), Liquidity.TAKER)]
+    assert s.status is OrderStatus.FILLED
+    s = v.submit_order(order("BUY", "2.5", tif="IOC"))  # the level is not depleted (N1)
+    assert fills_of(s) == [(D("1"), D("100.00"), Liquidity.TAKER)] and s.status is OrderStatus.EXPIRED
+    s = v.submit_order(order("SELL", "1.5", tif="FOK"))
+    assert s.fills == () and s.status is OrderStatus.EXPIRED
+
+
+def test_l1_marketable_limit_rests_at_the_touch_and_fills_one_tick_worse_beyond_it():
+    v = l1_venue()
+    at = v.submit_order(order("BUY", "3", price="100.00"))
+    assert fills_of(at) == [(D("1"), D("100.00"), Liquidity.TAKER)] and at.status is OrderStatus.PARTIALLY_FILLED
+    beyond = v.submit_order(order("BUY", "3", price="100.05"))
+    assert fills_of(beyond) == [(D("1"), D("100.00"), Liquidity.TAKER), (D("2"), D("100.01"), Liquidity.TAKER)]
+
+
+def test_l1_resting_limit_fills_whole_when_price_moves_through_and_level_size_at_it():
+    v = l1_venue()
+    buy = v.submit_order(order("BUY", "5", price="99.50"))
+    v.on_market(quote(bid="99.40", ask="99.50", ask_size="2", t=1))  # at the limit: the level size
+    assert fills_of(v.fetch_order(buy.client_order_id)) == [(D("2"), D("99.50"), Liquidity.MAKER)]
+    v.on_market(quote(bid="99.30", ask="99.40", ask_size="1", t=2))  # through it: the whole rest
+    assert fills_of(v.fetch_order(buy.client_order_id))[1:] == [
+        (D("1"), D("99.50"), Liquidity.MAKER), (D("2"), D("99.50"), Liquidity.MAKER)]
+    assert v.fetch_order(buy.client_order_id).status is OrderStatus.FILLED
+
+
+def test_l1_trades_are_side_specific_and_set_the_level_on_both_sides():
+    v = l1_venue()
+    sell = v.submit_order(order("SELL", "1", price="100.50"))
+    v.on_market(Trade(ts=T0 + timedelta(seconds=1), symbol=SYM, trade_id="b1", price=D("100.60"), qty=D("0.2"),
+                      aggressor_side="BUY"))
+    assert v.fetch_order(sell.client_order_id).fills == ()  # a BUY print moves the ask, not the bid
+    v.on_market(Trade(ts=T0 + timedelta(seconds=2), symbol=SYM, trade_id="s1", price=D("100.60"), qty=D("0.2"),
+                      aggressor_side="SELL"))
+    assert fills_of(v.fetch_order(sell.client_order_id)) == [
+        (D("0.2"), D("100.50"), Liquidity.MAKER), (D("0.8"), D("100.50"), Liquidity.MAKER)]
+    m = v.submit_order(order("BUY", "0.5"))  # matching ask 100.60 from the BUY print, level size 0.2
+    assert fills_of(m) == [(D("0.2"), D("100.60"), Liquidity.TAKER), (D("0.3"), D("100.61"), Liquidity.TAKER)]
+
+
+def test_l1_mode_via_settings_and_make_fill_model():
+    from protocols.venues import NautilusL1Model, make_fill_model
+
+    s = SimpleNamespace(fill_model="nautilus_l1")
+    assert isinstance(make_fill_model(FillModelConfig.from_settings(s)), NautilusL1Model)
+    assert type(make_fill_model(FillModelConfig())) is FillModel
+    with pytest.raises(ValidationError, match="fill_model"):
+        FillModelConfig(fill_model="nautilus")
