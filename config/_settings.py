@@ -502,6 +502,13 @@ class InstrumentSettings(_Section):
     min_notional: NonNegDec = Field(Decimal(0), description="Min price × qty (quote currency).")
 
 
+class DepthLevelSettings(_Section):
+    """One configured depth level beyond the touch (fill-model rule 6)."""
+
+    ticks: int = Field(ge=1, description="How many ticks beyond the touch (>= 1).")
+    size: PosDec = Field(description="Size available there (base units).")
+
+
 def _default_instruments() -> dict[str, InstrumentSettings]:
     return {
         symbol: InstrumentSettings(tick_size=i.tick_size, lot_size=i.lot_size, min_notional=i.min_notional)
@@ -536,6 +543,9 @@ class PaperSettings(_Section):
     instruments: dict[str, InstrumentSettings] = Field(
         default_factory=_default_instruments, description="symbol → filters (replaces the defaults when set)."
     )
+    depth: dict[str, list[DepthLevelSettings]] = Field(
+        default_factory=dict, description="symbol → configured depth levels beyond the touch (rule 6; none by default)."
+    )
 
     @field_validator("instruments")
     @classmethod
@@ -543,6 +553,19 @@ class PaperSettings(_Section):
         if any(not symbol.strip() for symbol in value):
             raise ValueError("symbols must be non-empty")
         return value
+
+    @field_validator("depth")
+    @classmethod
+    def _depth_symbols_known(cls, value: dict[str, list[DepthLevelSettings]], info: ValidationInfo) -> dict[str, list[DepthLevelSettings]]:
+        instruments = info.data.get("instruments")
+        unknown = sorted(set(value) - set(instruments)) if instruments is not None else []
+        if unknown:
+            raise ValueError(f"symbols without an instrument in paper.instruments: {', '.join(unknown)}")
+        return value
+
+    def depth_map(self) -> dict[str, list[tuple[int, Decimal]]]:
+        """The configured depth as ``symbol -> [(ticks, size), ...]`` (``FillModelConfig.depth``)."""
+        return {symbol: [(level.ticks, level.size) for level in levels] for symbol, levels in self.depth.items()}
 
     def instrument_map(self) -> dict[str, Instrument]:
         """The instruments as ``protocols.Instrument`` values, keyed by symbol."""

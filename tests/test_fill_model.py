@@ -636,3 +636,33 @@ def test_l1_mode_via_settings_and_make_fill_model():
     assert type(make_fill_model(FillModelConfig())) is FillModel
     with pytest.raises(ValidationError, match="fill_model"):
         FillModelConfig(fill_model="nautilus")
+
+
+# ---------------------------------------------------------------- configured depth (rule 6)
+
+
+def test_configured_depth_adds_levels_beyond_the_touch_merged_with_evidence():
+    v = PaperVenue(config=cfg(depth={SYM: [(5, D("0.5")), (1, D("0.2"))]}))
+    v.on_market(quote(ask="100.01", ask_size="0.1", t=0.0))  # evidence at 100.01: 0.1 < configured 0.2
+    v.on_market(quote(t=1.0))
+    s = v.submit_order(order("BUY", "2"))
+    assert fills_of(s) == [
+        (D("1"), D("100.00"), Liquidity.TAKER),
+        (D("0.2"), D("100.01"), Liquidity.TAKER),
+        (D("0.5"), D("100.05"), Liquidity.TAKER),
+    ]
+    assert s.status is OrderStatus.EXPIRED
+    s = v.submit_order(order("SELL", "1.1", price="99.98"))  # a limit takes only levels within it
+    assert fills_of(s) == [(D("1"), D("99.99"), Liquidity.TAKER), (D("0.1"), D("99.98"), Liquidity.TAKER)]
+
+
+def test_configured_depth_is_validated_and_read_from_settings():
+    from config import load_settings
+
+    with pytest.raises(ValidationError, match="ticks must be >= 1"):
+        cfg(depth={SYM: [(0, D("1"))]})
+    with pytest.raises(ValidationError, match="not instruments: X/Y"):
+        cfg(depth={"X/Y": [(1, D("1"))]})
+    settings = load_settings(paper={"depth": {"BTC/USDT": [{"ticks": 3, "size": "0.25"}]}})
+    c = FillModelConfig.from_settings(settings.paper)
+    assert dict(c.depth) == {"BTC/USDT": ((3, D("0.25")),)}

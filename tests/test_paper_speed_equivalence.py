@@ -185,6 +185,7 @@ def _cfg(rnd: random.Random) -> FillModelConfig:
         market_remainder=rnd.choice(["walk", "expire"]),
         trades_move_touch=rnd.choice([True, False]),
         depth_window_s=rnd.choice([D("0.5"), D("2"), D("7200")]),
+        depth=rnd.choice([{}, {"BTC/USDT": [(1, D("0.5")), (3, D("2"))]}]),
         locked_crossed_rule=rnd.choice(["skip", "halt"]),
         max_walk_levels=rnd.choice([1, 3, 100]),
         latency_us=rnd.choice([0, 250]),

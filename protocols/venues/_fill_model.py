@@ -42,9 +42,11 @@ hold in both.
    that an order may take are the prices at which the market showed liquidity within the last
    ``depth_window_s`` seconds of venue time (at most the 10,000 most recent entries,
    :class:`DepthEvidence`): the asks (for a BUY; bids for a SELL) of good quotes with their
-   displayed size, and trade prints with their quantity. A level's size is the larger of the
-   largest displayed size and the total traded quantity at that price, less what our own fills
-   took there since the last quote (rule 4). Levels are taken best price first, at most
+   displayed size, and trade prints with their quantity; and the levels configured for the
+   instrument (``depth``: ``(ticks, size)`` pairs, a level ``ticks`` ticks beyond the touch, an
+   explicit statement by the user, e.g. from a venue's depth snapshot). A level's size is the
+   largest of the largest displayed size, the total traded quantity and the configured size at
+   that price, less what our own fills took there since the last quote (rule 4). Levels are taken best price first, at most
    ``max_walk_levels`` of them. Beyond the last level there is no evidence and nothing fills.
 7. **Market orders** take the touch as TAKER at the touch price up to its size, then (with
    ``market_remainder = "walk"``) the depth levels of rule 6 at each level's price;
@@ -126,7 +128,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from types import MappingProxyType
 from typing import Annotated, Any, Iterable, Literal, Mapping, Sequence
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, field_serializer, model_validator
 
 from .._adapter import VenueOrder
 from .._enums import Liquidity, OrderStatus, OrderType, Side, TimeInForce
@@ -162,6 +164,21 @@ def _freeze_instruments(value: Mapping[str, Instrument]) -> Mapping[str, Instrum
 InstrumentMap = Annotated[Mapping[str, Instrument], AfterValidator(_freeze_instruments)]
 
 
+def _freeze_depth(value: Mapping[str, Sequence[tuple[int, Decimal]]]) -> Mapping[str, tuple[tuple[int, Decimal], ...]]:
+    out = {}
+    for symbol, levels in value.items():
+        for ticks, size in levels:
+            if ticks < 1:
+                raise ValueError(f"depth of {symbol}: ticks must be >= 1, got {ticks}")
+            if size <= 0:
+                raise ValueError(f"depth of {symbol}: size must be > 0, got {size}")
+        out[symbol] = tuple(sorted((int(t), Decimal(z)) for t, z in levels))
+    return MappingProxyType(out)
+
+
+DepthMap = Annotated[Mapping[str, Sequence[tuple[int, Decimal]]], AfterValidator(_freeze_depth)]
+
+
 class FillModelConfig(Frozen):
     """Parameters of the fill model (frozen; pydantic errors name the bad field).
 
@@ -173,6 +190,8 @@ class FillModelConfig(Frozen):
     ``depth_window_s``: how far back (seconds of venue time) quotes and trades count as depth
     evidence, rule 6 (> 0, at most one day).
     ``max_walk_levels``: cap on depth levels taken beyond the touch (rule 6).
+    ``depth``: symbol -> configured ``(ticks, size)`` levels beyond the touch (rule 6; ticks >= 1,
+    size > 0 in base units; read-only).
     ``locked_crossed_rule``: ``"skip"`` or ``"halt"`` (rule 11).
     ``latency_us``: added to the timestamps of fills made on arrival (rule 1), microseconds.
     ``instruments``: symbol -> ``Instrument`` (read-only mapping; keys must match the symbols).
@@ -188,12 +207,20 @@ class FillModelConfig(Frozen):
     max_walk_levels: int = Field(default=100, ge=1, le=100_000)
     latency_us: int = Field(default=0, ge=0)
     instruments: InstrumentMap = Field(default_factory=lambda: dict(DEFAULT_INSTRUMENTS), validate_default=True)
+    depth: DepthMap = Field(default_factory=dict, validate_default=True)
 
     @model_validator(mode="after")
     def _has_instruments(self) -> "FillModelConfig":
         if not self.instruments:
             raise ValueError("instruments must name at least one instrument")
+        unknown = sorted(set(self.depth) - set(self.instruments))
+        if unknown:
+            raise ValueError(f"depth names symbols that are not instruments: {', '.join(unknown)}")
         return self
+
+    @field_serializer("depth")
+    def _dump_depth(self, depth: Mapping[str, tuple[tuple[int, Decimal], ...]]) -> dict[str, list[list[Any]]]:
+        return {symbol: [[ticks, str(size)] for ticks, size in levels] for symbol, levels in depth.items()}
 
     @classmethod
     def from_settings(cls, settings: Any) -> "FillModelConfig":
@@ -201,9 +228,9 @@ class FillModelConfig(Frozen):
 
         Reads the attributes ``fill_model``, ``maker_fee_bps``, ``taker_fee_bps``,
         ``market_remainder``, ``trades_move_touch``, ``depth_window_s``, ``locked_crossed_rule``,
-        ``max_walk_levels``, ``latency_us`` when present (defaults otherwise) and
+        ``max_walk_levels``, ``latency_us`` when present (defaults otherwise),
         ``settings.instrument_map()`` when that method exists (``DEFAULT_INSTRUMENTS``
-        otherwise). Raises ``pydantic.ValidationError`` naming a bad value.
+        otherwise) and ``settings.depth_map()`` when it exists. Raises ``pydantic.ValidationError`` naming a bad value.
         """
         values: dict[str, Any] = {}
         for name in (
@@ -221,6 +248,9 @@ class FillModelConfig(Frozen):
                 values[name] = getattr(settings, name)
         instrument_map = getattr(settings, "instrument_map", None)
         values["instruments"] = instrument_map() if callable(instrument_map) else dict(DEFAULT_INSTRUMENTS)
+        depth_map = getattr(settings, "depth_map", None)
+        if callable(depth_map):
+            values["depth"] = depth_map()
         return cls(**values)
 
 
@@ -576,16 +606,30 @@ class FillModel:
         """The evidence levels beyond ``touch`` (rule 6) as ``(price, size)``, best first, no
         worse than ``limit`` (None: any), less what ``book.used`` records, at most
         ``max_walk_levels``."""
-        if not evidence:
-            return []
         buy = side is _BUY
+        sizes: dict[Decimal, Decimal] = {}
+        if evidence:
+            for price, size in self._levels(evidence, side, inst.tick_size):
+                if (price <= touch) if buy else (price >= touch):
+                    continue
+                if limit is not None and ((price > limit) if buy else (price < limit)):
+                    break
+                sizes[price] = size
+        configured = self.config.depth.get(inst.symbol)
+        if configured:
+            step = inst.tick_size if buy else -inst.tick_size
+            for ticks, size in configured:
+                price = touch + ticks * step
+                if price <= _ZERO or (limit is not None and ((price > limit) if buy else (price < limit))):
+                    continue
+                if size > sizes.get(price, _ZERO):
+                    sizes[price] = size
+        if not sizes:
+            return []
         lot = inst.lot_size
         levels = []
-        for price, size in self._levels(evidence, side, inst.tick_size):
-            if (price <= touch) if buy else (price >= touch):
-                continue
-            if limit is not None and ((price > limit) if buy else (price < limit)):
-                break
+        for price in sorted(sizes, reverse=not buy):
+            size = sizes[price]
             for s, p, q in book.used:
                 if s is side and p == price:
                     size -= q
