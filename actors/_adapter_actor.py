@@ -106,6 +106,7 @@ from ._messages import (
     ReturnOrder,
     SubmitOrder,
     ThrottleTick,
+    TrackOrders,
     VenueCallCompleted,
 )
 from ._reporting import error_report, venue_report
@@ -177,7 +178,7 @@ class VenueWorker:
 
 @dataclass(slots=True)
 class _Call:
-    kind: str  # "submit" | "cancel" | "fetch" | "sync"
+    kind: str  # "submit" | "cancel" | "fetch" (reconciliation) | "track" (live tracking) | "sync"
     client_order_id: str
     order: SubmitOrder | None = None
     cancel: CancelOrder | None = None
@@ -225,6 +226,7 @@ class AdapterPolicy:
     reconcile_interval_s: float
     quiet_threshold_s: float
     reconcile_max_attempts: int
+    tracking_budget_share: float
     reconcile_backoff_cap_s: float
 
     @classmethod
@@ -247,6 +249,7 @@ class AdapterPolicy:
             reconcile_interval_s=settings.reconcile.interval_s,
             quiet_threshold_s=settings.reconcile.quiet_threshold_s,
             reconcile_max_attempts=settings.reconcile.max_attempts,
+            tracking_budget_share=own.tracking.budget_share,
             reconcile_backoff_cap_s=settings.reconcile.backoff_cap_s,
         )
 
@@ -455,6 +458,8 @@ class AdapterActor(FlowActor):
             self._cancel_done(call.cancel, message.result, error)
         elif call.kind == "sync":
             self._sync_done(call.sync_id, message.result, error)
+        elif call.kind == "track":
+            self._track_done(call.client_order_id, message.result, error)
         else:
             self._fetch_done(call.client_order_id, message.result, error)
 
@@ -569,6 +574,34 @@ class AdapterActor(FlowActor):
                                               reason=f"cancel outcome unknown ({reason}); reconciling"))
             now = self._clock.monotonic()
             self._track_unknown(cancel.client_order_id, None, now, now)
+
+    # -- live order tracking ---------------------------------------------------------------
+    def handle_TrackOrders(self, message: TrackOrders) -> None:
+        """Look working orders up at the venue (``fetch_order``), each lookup one throttle slot,
+        only while the throttle window is below ``tracking.budget_share`` of ``max_calls`` and no
+        order waits in the throttle queue: tracking never makes an order wait. Orders skipped here
+        come round again in the ledger's next round; orders in reconciliation answer for themselves."""
+        if not self._caps.supports_lookup:
+            return
+        budget = self._policy.throttle_max_calls * self._policy.tracking_budget_share
+        busy = {call.client_order_id for call in self._calls.values()}
+        venue = self._venue
+        for cl_id in message.client_order_ids:
+            if len(self._queue) or self._throttle.in_window() + 1 > budget:
+                break
+            if cl_id in busy or cl_id in self._recon:
+                continue
+            self._throttle.force_admit()
+            self._dispatch_call(_Call("track", cl_id), lambda cl_id=cl_id: venue.fetch_order(cl_id))
+
+    def _track_done(self, cl_id: str, result: Any, error: BaseException | None) -> None:
+        if error is None and result is not None and not isinstance(result, VenueOrderState):
+            error = TypeError(f"fetch_order returned {type(result).__name__}, not a VenueOrderState or None")
+        lookup = classify_lookup(cl_id, error if error is not None else result, self._caps, None)
+        if lookup.found:  # the one lookup path: the ledger applies the state, each trade id once
+            tell(self._ledger, OrderReconciledWith(cl_id, self.adapter_id, lookup.state, tracked=True))
+        else:
+            logger.debug("{} tracking lookup of {}: {}", self.adapter_id, cl_id, lookup.reason)
 
     # -- broker-state sync (sync_broker_state) -------------------------------------------
     def handle_FetchBrokerState(self, message: FetchBrokerState) -> None:

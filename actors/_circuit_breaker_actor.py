@@ -49,6 +49,7 @@ from ._messages import (
     RetryOrder,
     ReturnOrder,
     SubmitOrder,
+    TrackOrders,
 )
 from ._reporting import error_report
 from ._base import resolve
@@ -148,6 +149,9 @@ class CircuitBreakerActor(FlowActor):
 
     def handle_ForwardReconcile(self, message: ForwardReconcile) -> None:
         tell(self._adapter, ReconcileOrders(message.client_order_ids, reason="resolved" if message.resolved else "quiet"))
+
+    def handle_TrackOrders(self, message: TrackOrders) -> None:
+        tell(self._adapter, message)  # no adapter now: this round is skipped, the next one asks again
 
     def handle_FetchBrokerState(self, message: FetchBrokerState) -> None:
         if self._adapter is None or not tell(self._adapter, message):

@@ -37,6 +37,7 @@ from protocols import (
     OverfillDetected,
     RemainderResubmitted,
     TradingStateChanged,
+    OrderTrackingChanged,
     Quote,
     ReconciliationEscalated,
     Trade,
@@ -67,6 +68,8 @@ from ._messages import (
     SyncBrokerState,
     SyncTick,
     SyncTimedOut,
+    TrackOrders,
+    TrackTick,
     OrderFinished,
     OrderReconciledWith,
     OrderSent,
@@ -151,6 +154,8 @@ def remainder_client_order_id(root: str, n: int) -> str:
     return f"{hashlib.sha256(root.encode()).hexdigest()[:24]}.r{n}"
 
 
+#: statuses live order tracking looks up: working at the venue, no call of ours in flight
+_TRACKED = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})
 #: statuses an open-age limit applies to: the order is working at its venue
 _AGED = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_CANCEL})
 #: statuses of an order whose venue outcome is in doubt
@@ -201,6 +206,7 @@ class LedgerActor(FlowActor):
         adapter_ids: tuple[str, ...] = (),
         sync: Any = None,
         safety: Any = None,
+        tracking: dict | None = None,
         **kw,
     ) -> None:
         super().__init__(**kw)
@@ -232,6 +238,13 @@ class LedgerActor(FlowActor):
         self._auto_state: TradingState | None = None  # the state a safety rule set (None: the operator's)
         self._auto_causes: dict[str, str] = {}  # "outage:<adapter>" | "mismatch:<adapter>" -> reason
         self._down_since: dict[str, tuple[float, str]] = {}  # adapter -> (clock time it went down, why)
+        #: live order tracking ([tracking], per adapter): working orders by adapter, each with the
+        #: clock time it was last looked up (insertion order = least recently looked up first)
+        self._tracking = {a: t for a, t in (tracking or {}).items() if t.enabled} if clock is not None else {}
+        self._working: dict[str, dict[str, float]] = {a: {} for a in self._tracking}
+        self._heard: dict[str, float] = {}  # adapter -> last venue event (or when orders started working)
+        self._polling: set[str] = set()  # adapters whose event stream is silent: tight schedule
+        self._track_timers: dict[str, Any] = {}
         self._clock = clock
         self._shadow_adapters = frozenset(shadow_adapters)
         self._quiet_interval_s = quiet_interval_s
@@ -288,7 +301,7 @@ class LedgerActor(FlowActor):
         self._recording = self._audit is not None or self._journal is not None
 
     def on_stop(self) -> None:
-        for timer in (self._quiet_timer, self._age_timer, self._sync_timer):
+        for timer in (self._quiet_timer, self._age_timer, self._sync_timer, *self._track_timers.values()):
             if timer is not None:
                 timer.cancel()
         self._flush()
@@ -560,6 +573,8 @@ class LedgerActor(FlowActor):
         self._transition(rec, event, message.cause or report.status.value, report=report)
 
     def handle_VenueEventReceived(self, message: VenueEventReceived) -> None:
+        if self._tracking:  # the adapter's event stream is alive
+            self._heard[message.event.adapter_id] = self._clock.monotonic()
         if _crashpoints.ARMED and message.event.kind == "fill":
             _crashpoints.hit("between_fills")
         state = message.event.state
@@ -577,6 +592,9 @@ class LedgerActor(FlowActor):
                 self._audit_line("reconcile", {"client_order_id": rec.client_order_id, "result": "venue proved absence; re-sent under the same id"})
             elif message.absent:
                 self._proven_absent(rec, message.adapter_id)
+            return
+        if message.tracked:
+            self._tracked_state(rec, message)
             return
         previous = rec.status
         self._apply_venue_state(rec, message.state, cause="reconciled with venue")
@@ -990,6 +1008,8 @@ class LedgerActor(FlowActor):
                 self._watched.pop(rec.client_order_id, None)
             if self._max_open_age_s is not None:
                 self._track_open_age(rec)
+            if self._tracking:
+                self._track_working(rec)
         if new and self._escalated:
             self._escalated.pop(rec.client_order_id, None)
         for t in new:
@@ -1063,6 +1083,84 @@ class LedgerActor(FlowActor):
             logger.info("{} order(s) quiet on {} for {:g} s: asking the venue", len(ids), adapter_id, self._quiet_threshold_s)
             tell(self._router, ForwardReconcile(adapter_id, tuple(ids)))
         self._arm_quiet_check()
+
+    # -- live order tracking ([tracking]; seeds 001, 002) -------------------------------------
+    def _track_working(self, rec: OrderRecord) -> None:
+        working = self._working.get(rec.adapter_id)
+        if working is None:
+            return
+        cl_id = rec.client_order_id
+        if rec.status in _TRACKED:
+            if cl_id not in working:
+                now = self._clock.monotonic()
+                if not working:  # silence counts from when something could be missed
+                    self._heard[rec.adapter_id] = now
+                working[cl_id] = now  # first looked up one interval from now
+                self._arm_track(rec.adapter_id)
+        else:
+            working.pop(cl_id, None)
+
+    def _arm_track(self, adapter_id: str) -> None:
+        working = self._working[adapter_id]
+        if adapter_id in self._track_timers or not working:
+            return
+        t = self._tracking[adapter_id]
+        interval = t.silent_interval_s if adapter_id in self._polling else t.interval_s
+        rounds = -(-len(working) // t.page_size)  # pages per interval: every order once per interval
+        ref = self.actor_ref
+        self._track_timers[adapter_id] = self._clock.call_later(interval / rounds, lambda: tell(ref, TrackTick(adapter_id)))
+
+    def handle_TrackTick(self, message: TrackTick) -> None:
+        """One tracking round: the working orders of one adapter not looked up for an interval,
+        least recently looked up first, one page at most, go to the adapter (``TrackOrders``).
+        The interval is ``silent_interval_s`` while the venue's event stream is silent."""
+        adapter_id = message.adapter_id
+        self._track_timers.pop(adapter_id, None)
+        working = self._working.get(adapter_id)
+        if not working:
+            return
+        t = self._tracking[adapter_id]
+        now = self._clock.monotonic()
+        quiet_for = now - self._heard.get(adapter_id, now)
+        silent = quiet_for >= t.silence_s
+        if silent != (adapter_id in self._polling):
+            if silent:
+                self._polling.add(adapter_id)
+                reason = f"no event from {adapter_id} for {quiet_for:g} s with {len(working)} order(s) working: polling every {t.silent_interval_s:g} s"
+                logger.warning("live order tracking: {}", reason)
+            else:
+                self._polling.discard(adapter_id)
+                reason = f"events from {adapter_id} flow again: looking orders up every {t.interval_s:g} s"
+                logger.info("live order tracking: {}", reason)
+            self._audit_line("order_tracking", {"adapter_id": adapter_id, "polling": silent, "reason": reason})
+            self._publish(OrderTrackingChanged(adapter_id=adapter_id, polling=silent, reason=reason))
+        interval = t.silent_interval_s if silent else t.interval_s
+        due: list[str] = []
+        for cl_id, last in working.items():
+            if now - last < interval or len(due) >= t.page_size:
+                break
+            due.append(cl_id)
+        for cl_id in due:  # to the back of the line
+            del working[cl_id]
+            working[cl_id] = now
+        if due:
+            tell(self._router, TrackOrders(adapter_id, tuple(due)))
+        self._arm_track(adapter_id)
+
+    def _tracked_state(self, rec: OrderRecord, message: OrderReconciledWith) -> None:
+        """A tracking lookup's answer: applied like any venue state (each trade id once); only a
+        change (a fill or a status the event stream did not bring) is logged and published."""
+        if rec.status.is_terminal:
+            return
+        before = (rec.status, rec.cum_qty)
+        self._apply_venue_state(rec, message.state, cause="tracked: looked up at the venue")
+        if (rec.status, rec.cum_qty) == before:
+            return
+        logger.warning("order {}: the venue lookup found {} (cum_qty {}) that no event reported", rec.client_order_id,
+                       rec.status.value, rec.cum_qty)
+        self._publish(OrderReconciled(client_order_id=rec.client_order_id, account_id=rec.account_id, adapter_id=message.adapter_id,
+                                      status=rec.status, previous_status=before[0], report=rec.snapshot(),
+                                      reason=f"live tracking: venue says {message.state.status.value}"))
 
     # -- open-age limit (orders.max_open_age_s; seed 002's order timeout) -----------------
     def _track_open_age(self, rec: OrderRecord) -> None:

@@ -222,6 +222,8 @@ class OrderReconciledWith:
     state: VenueOrderState | None
     resent: bool = False
     absent: bool = False
+    #: found by live order tracking (a routine lookup of a working order), not by reconciliation
+    tracked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -607,6 +609,22 @@ class OutageCheck:
 @dataclass(frozen=True, slots=True)
 class GetTradingStatus:
     """Ask the ledger: ``(state, reason, adapters with a confirmed broker-state mismatch)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrackOrders:
+    """Ledger → router → breaker actor → adapter: look these working orders up at the venue
+    (live order tracking; within the adapter's throttle budget share)."""
+
+    adapter_id: str
+    client_order_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackTick:
+    """Timer → ledger: a live-order-tracking round for ``adapter_id``."""
+
+    adapter_id: str
 
 
 @dataclass(frozen=True, slots=True)

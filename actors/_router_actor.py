@@ -23,7 +23,7 @@ import pykka
 from protocols import ErrorCode, ExecutionMode, RouteDecision
 
 from ._base import FlowActor, tell
-from ._messages import BrokerStateFetched, CancelFinished, CancelOrder, FetchBrokerState, ForwardReconcile, RecordDenied, SubmitOrder
+from ._messages import BrokerStateFetched, CancelFinished, CancelOrder, FetchBrokerState, ForwardReconcile, RecordDenied, SubmitOrder, TrackOrders
 from ._reporting import error_report
 from ._base import resolve
 
@@ -136,6 +136,9 @@ class RouterActor(FlowActor):
                                               reason=f"no adapter '{cancel.adapter_id}'"))
 
     def handle_ForwardReconcile(self, message: ForwardReconcile) -> None:
+        tell(self._table.gates.get(message.adapter_id), message)
+
+    def handle_TrackOrders(self, message: TrackOrders) -> None:
         tell(self._table.gates.get(message.adapter_id), message)
 
     def handle_FetchBrokerState(self, message: FetchBrokerState) -> None:

@@ -302,6 +302,7 @@ class Runtime:
                 hooks=hooks, max_open_age_s=settings.orders.max_open_age_s,
                 remainder=settings.orders.remainder, max_resubmits=settings.orders.max_resubmits,
                 adapter_ids=tuple(self._venues), sync=settings.sync, safety=settings.safety,
+                tracking={a: settings.for_adapter(a).tracking for a in self._venues},
                 child_name=f"{p}-ledger", startup_errors=boot_errors, dispatcher=journaled))
             self.idempotency = self._track(IdempotencyStoreActor.start(
                 store_factory=journal_factory, ttl_s=settings.idempotency.ttl_s, ledger=self.ledger,

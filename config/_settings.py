@@ -79,6 +79,7 @@ __all__ = [
     "SyncSettings",
     "ThrottleSettings",
     "TimeoutSettings",
+    "TrackingSettings",
     "known_profiles",
     "load_settings",
 ]
@@ -330,12 +331,27 @@ class ThrottleSettings(_Section):
         return value
 
 
+class TrackingSettings(_Section):
+    """Live order tracking: working orders (ACCEPTED, PARTIALLY_FILLED) are looked up at their venue
+    on a schedule, tighter while the venue's event stream is silent (README "Features")."""
+
+    enabled: bool = Field(True, description="Look working orders up at their venue on a schedule.")
+    interval_s: Seconds = Field(10.0, description="Each working order is looked up at most this often while events flow (seconds).")
+    silent_interval_s: Seconds = Field(0.5, description="... and this often while the event stream is silent (seconds).")
+    silence_s: Seconds = Field(30.0, description="No event from the venue for this long, with orders working, is a silent stream (seconds).")
+    page_size: int = Field(50, ge=1, description="Lookups per adapter per round at most (count).")
+    budget_share: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
+        0.5, description="Lookups run only while the adapter's throttle window is below this share of max_calls (fraction)."
+    )
+
+
 #: the sections an adapter may override, ``[adapters.<id>.<section>]`` (name -> model)
 _OVERRIDABLE: dict[str, type[_Section]] = {
     "timeouts": TimeoutSettings,
     "retry": RetrySettings,
     "throttle": ThrottleSettings,
     "breaker": BreakerSettings,
+    "tracking": TrackingSettings,
 }
 
 
@@ -357,15 +373,17 @@ class AdapterOverrides(_Section):
     retry: dict[str, Any] = Field(default_factory=dict, description="Keys of [retry] for this adapter.")
     throttle: dict[str, Any] = Field(default_factory=dict, description="Keys of [throttle] for this adapter.")
     breaker: dict[str, Any] = Field(default_factory=dict, description="Keys of [breaker] for this adapter.")
+    tracking: dict[str, Any] = Field(default_factory=dict, description="Keys of [tracking] for this adapter.")
 
 
 class AdapterSettings(_Section):
-    """The effective timeouts, retry, throttle and breaker of one adapter (global + its overrides)."""
+    """The effective timeouts, retry, throttle, breaker and tracking of one adapter (global + its overrides)."""
 
     timeouts: TimeoutSettings
     retry: RetrySettings
     throttle: ThrottleSettings
     breaker: BreakerSettings
+    tracking: TrackingSettings
 
 
 class SupervisorSettings(_Section):
@@ -764,6 +782,7 @@ class Settings(BaseSettings):
     risk: RiskSettings = Field(default_factory=RiskSettings)
     orders: OrderSettings = Field(default_factory=OrderSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
     paper: PaperSettings = Field(default_factory=PaperSettings)
     venues: VenuesSettings = Field(default_factory=VenuesSettings)
@@ -823,7 +842,8 @@ class Settings(BaseSettings):
         found = self._adapter_settings.get(adapter_id)
         if found is not None:
             return found
-        return AdapterSettings(timeouts=self.timeouts, retry=self.retry, throttle=self.throttle, breaker=self.breaker)
+        return AdapterSettings(timeouts=self.timeouts, retry=self.retry, throttle=self.throttle, breaker=self.breaker,
+                               tracking=self.tracking)
 
     @field_validator("profile")
     @classmethod

@@ -82,6 +82,7 @@ from ._events import (
     BrokerStateMatched,
     BrokerStateMismatch,
     TradingStateChanged,
+    OrderTrackingChanged,
 )
 from ._instruments import DEFAULT_INSTRUMENTS, Instrument
 from ._intents import CLIENT_ORDER_ID_PATTERN, ExecutionContext, OrderIntent, new_client_order_id, signal_client_order_id

@@ -204,6 +204,16 @@ class TradingStateChanged(Event):
     automatic: bool = False
 
 
+class OrderTrackingChanged(Event):
+    """Live order tracking of ``adapter_id`` switched schedule: ``polling`` True when the venue's
+    event stream went silent (no event for ``tracking.silence_s`` with orders working: fills may be
+    missed, so working orders are looked up every ``silent_interval_s``), False when events flow again."""
+
+    adapter_id: str
+    polling: bool
+    reason: str = ""
+
+
 class SubscriberFailed(Event):
     """A subscriber raised or fell behind; it was isolated and the pipeline went on."""
 
