@@ -153,6 +153,8 @@ class PostgresBackend:
         self._stop = threading.Event()
         self._lease_thread: threading.Thread | None = None
         self.lease_lost = False
+        #: called once (from the lease thread) when this process finds its lease taken over
+        self.on_lease_lost: Callable[[], None] | None = None
         self.schema_version = 0
 
     # -- start ---------------------------------------------------------------
@@ -243,7 +245,10 @@ class PostgresBackend:
                 "WHERE owner_id = %s", (self.lease_s, self.owner_id)).rowcount
         if n == 0 and not self.lease_lost:
             self.lease_lost = True
-            logger.error("journal: this process's lease expired and its orders were taken over by another process")
+            logger.error("journal: this process's lease expired and its orders were taken over by another process; "
+                         "trading is HALTED here (restart the process to trade again)")
+            if self.on_lease_lost is not None:
+                self.on_lease_lost()
         return n == 1
 
     @property

@@ -369,6 +369,10 @@ class Runtime:
         if self.pg is not None:  # peers that die later: adopt their orders while running
             from ._pg_takeover import TakeoverLoop
 
+            # a process that stalled past its lease has lost its orders to a survivor: it stops trading
+            ledger = self.ledger
+            self.pg.on_lease_lost = lambda: tell(ledger, SetTradingState("HALTED"))
+
             self._takeover = TakeoverLoop(self.pg.journal(), self._adopt, self.pg.lease_s / 2)
         if self.logging.allows("INFO"):
             logger.info("runtime {} started: adapters {}, state dir {}, journal {}", self.runtime_id, ", ".join(self._venues),

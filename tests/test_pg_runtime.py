@@ -289,3 +289,16 @@ def test_a_stopped_process_finished_orders_stay_its_own(pg_runtime) -> None:
     b = pg_runtime()
     assert b.recovery is not None and b.recovery.orders == []
     assert b.positions() == () and b.order("done-1") is None
+
+
+def test_a_process_that_lost_its_lease_halts(pg_runtime, pg_url) -> None:
+    """A stalled past its lease and a survivor took its orders over (its owner row is gone): at its
+    next renewal A finds out and halts trading, so two processes never act for one order."""
+    a = pg_runtime(journal={"lease_s": 0.3})
+    a.on_market(quote())
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("DELETE FROM flowroute.owners WHERE owner_id = %s", (a.pg.owner_id,))  # as a takeover does
+    wait_until(lambda: a.pg.lease_lost, what="A to notice")
+    wait_until(lambda: a.submit(market(), ctx()).result(timeout=5).status is OrderStatus.DENIED, what="A to halt")
+    denied = a.submit(market(), ctx()).result(timeout=5)
+    assert "trading_halted" in denied.error.message
