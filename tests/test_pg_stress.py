@@ -39,3 +39,15 @@ def test_processes_without_a_journal_url_is_a_clear_error(tmp_path: Path) -> Non
     done = run_cli("stress", "--processes", "2", "--orders", "10", "--state-dir", str(tmp_path / "x"))
     assert done.returncode == 2
     assert "--processes needs --journal-url" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_one_process_on_a_journal_with_an_earlier_run_needs_fresh(pg_url: str, tmp_path: Path) -> None:
+    args = ("stress", "--senders", "2", "--orders", "60", "--journal-url", pg_url, "--budget", "none", "--json")
+    first = run_cli(*args, "--state-dir", str(tmp_path / "a"))
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = run_cli(*args, "--state-dir", str(tmp_path / "b"))
+    assert again.returncode == 2 and "pass --fresh" in again.stderr
+    fresh = run_cli(*args, "--state-dir", str(tmp_path / "c"), "--fresh")
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    s = json.loads(fresh.stdout.strip().splitlines()[-1])
+    assert all(s["invariants"].values()) and s["claims_per_transaction"] >= 1

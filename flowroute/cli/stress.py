@@ -585,8 +585,13 @@ def run(args: argparse.Namespace) -> int:
         from .stress_fleet import run_fleet
 
         return run_fleet(args)
-    if args.journal_url is not None and not args.journal_url.startswith(("postgresql://", "postgres://")):
-        raise CliError(f"--journal-url must be a postgresql:// URL, got {args.journal_url.split('@')[-1]!r}")
+    if args.journal_url is not None:
+        if not args.journal_url.startswith(("postgresql://", "postgres://")):
+            raise CliError(f"--journal-url must be a postgresql:// URL, got {args.journal_url.split('@')[-1]!r}")
+        if not args.id_prefix:  # one process on its own (a fleet's children are prepared by their parent)
+            from .stress_fleet import _prepare_journal
+
+            _prepare_journal(args.journal_url, args.fresh)
     cfg = StressConfig(senders=args.senders, orders=args.orders, faults=args.faults, seed=args.seed,
                        state_dir=args.state_dir, profile=args.profile, fresh=args.fresh, as_json=args.json,
                        window=args.window, budget=args.budget, journal_url=args.journal_url, id_prefix=args.id_prefix,
