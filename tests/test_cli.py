@@ -500,3 +500,17 @@ def test_replay_driver_stops_at_ctrl_c_with_the_counts_so_far(tmp_path: Path) ->
                                        quotes=q, trades=q)
     assert stats.interrupted and stats.quotes == 10
     assert summary["interrupted"] is True and summary["events"] == {"quotes": 10, "trades": 0}
+
+
+def test_replay_reorder_ms_puts_late_rows_back(tmp_path: Path) -> None:
+    q, t = market_files(tmp_path)
+    lines = q.read_text().splitlines()
+    lines[20], lines[21] = lines[21], lines[20]  # two rows 1 s apart, swapped
+    q.write_text("\n".join(lines) + "\n")
+    base = ("--json", "--strategy", "none", "--quotes", str(q), "--trades", str(t))
+    skipped = one_json(cli(*base, "--state-dir", str(tmp_path / "a")))
+    assert skipped["malformed_rows"]["count"] == 1 and skipped["events"]["quotes"] == 119
+    kept = one_json(cli(*base, "--reorder-ms", "1000", "--state-dir", str(tmp_path / "b")))
+    assert kept["malformed_rows"]["count"] == 0 and kept["events"]["quotes"] == 120
+    line = one_line_error(cli(*base, "--reorder-ms", "-5", "--state-dir", str(tmp_path / "c")))
+    assert "--reorder-ms" in line

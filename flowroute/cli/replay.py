@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -241,7 +241,7 @@ def resolve_data_paths(quotes: Path | None, trades: Path | None) -> tuple[Path, 
     return q, t
 
 
-def load_market(quotes: Path, trades: Path, instruments: set[str]) -> tuple[list[Any], ErrorCollector, dict]:
+def load_market(quotes: Path, trades: Path, instruments: set[str], reorder_ms: int = 0) -> tuple[list[Any], ErrorCollector, dict]:
     """Read and merge both files before anything starts; ``(events, errors, unconfigured)``.
 
     Malformed and out-of-order rows are skipped into ``errors`` (the readers' rules); rows of a
@@ -251,7 +251,7 @@ def load_market(quotes: Path, trades: Path, instruments: set[str]) -> tuple[list
     """
     errors = ErrorCollector()
     try:
-        merged = list(read_market(quotes, trades, on_error=errors))
+        merged = list(read_market(quotes, trades, on_error=errors, reorder_tolerance=timedelta(milliseconds=reorder_ms)))
     except (OSError, ValueError) as exc:
         raise CliError(f"cannot read market data: {exc}") from exc
     events: list[Any] = []
@@ -286,7 +286,7 @@ def problems_text(errors: ErrorCollector, unconfigured: dict[str, dict[str, int]
 
 def run_replay(*, quotes: Path, trades: Path, mode: str, strategy_name: str, state_dir: Path | None,
                fresh: bool, profile: str, seed: int, log_level: str | None, as_json: bool,
-               strict: bool = False, venue: str = "paper") -> dict:
+               strict: bool = False, venue: str = "paper", reorder_ms: int = 0) -> dict:
     """Replay ``quotes`` + ``trades`` through a paper runtime driven by ``strategy_name``;
     return the session summary (see :func:`build_replay_summary`). Raises ``CliError``."""
     if strategy_name not in STRATEGIES:
@@ -305,7 +305,7 @@ def run_replay(*, quotes: Path, trades: Path, mode: str, strategy_name: str, sta
         routable = ", ".join(m for m in settings.routing.policy if m not in settings.routing.blocked_modes)
         raise CliError(f"--mode {mode!r} is not routed to a venue by profile {profile!r} (routed: {routable})")
     configure_logging(log_level_for(log_level, as_json, settings))
-    events, errors, unconfigured = load_market(quotes, trades, set(settings.paper.instrument_map()))
+    events, errors, unconfigured = load_market(quotes, trades, set(settings.paper.instrument_map()), reorder_ms)
     if strict and (len(errors) or unconfigured):
         raise CliError(f"--strict: {len(errors) + sum(sum(c.values()) for c in unconfigured.values())} market-data "
                        f"row(s) would be skipped: {problems_text(errors, unconfigured)}", code=EXIT_FAILED)
@@ -469,6 +469,16 @@ def render_replay_summary(console: Console, s: dict) -> None:
 # --------------------------------------------------------------------------------------
 # the command
 # --------------------------------------------------------------------------------------
+def _non_negative_ms(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number of milliseconds >= 0, got {text!r}")
+    return value
+
+
 def add_parser(subparsers: Any, parents: Any) -> argparse.ArgumentParser:
     """Register ``replay`` (also the command run when none is named)."""
     p = subparsers.add_parser(
@@ -485,6 +495,9 @@ def add_parser(subparsers: Any, parents: Any) -> argparse.ArgumentParser:
                         "at the touch (README \"A FIX venue\"; python run.py fix-peer executor starts one)")
     p.add_argument("--seed", type=int, default=0, help="seed of retry/restart jitter (default %(default)s)")
     p.add_argument("--strict", action="store_true", help="exit 1 when any market-data row was skipped")
+    p.add_argument("--reorder-ms", type=_non_negative_ms, default=0, metavar="MS",
+                   help="put rows back in time order when they are late by at most MS milliseconds; later ones "
+                        "are skipped one by one (default 0: README, 'Market data files')")
     p.set_defaults(handler=run, default_profile="paper")
     return p
 
@@ -498,7 +511,8 @@ def run(args: argparse.Namespace) -> int:
     q, t = resolve_data_paths(args.quotes, args.trades)
     summary = run_replay(quotes=q, trades=t, mode=args.mode, strategy_name=args.strategy, state_dir=args.state_dir,
                          fresh=args.fresh, profile=args.profile, seed=args.seed, log_level=args.log_level,
-                         as_json=args.json, strict=args.strict, venue=args.venue)
+                         as_json=args.json, strict=args.strict, venue=args.venue,
+                         reorder_ms=args.reorder_ms)
     if args.json:
         print_json(summary)
     else:
