@@ -114,9 +114,25 @@ def test_help_lists_choices_without_bool_placeholders_or_spec_references() -> No
     replay = texts[1]
     for choice in ("paper", "dry_run", "ma_cross", "none", "--json, --no-json", "--fresh", "--strict", "TRACE"):
         assert choice in replay, choice
-    for text in texts:
+    for text in texts + every_help_text():
         assert "<bool>" not in text and "SPEC" not in text
     assert "--python" in texts[3]
+
+
+def every_help_text() -> list[str]:
+    """The help of every command and sub-command the parser knows (new ones included)."""
+    import argparse
+
+    from flowroute.cli import build_parser
+
+    out, todo = [], [build_parser()]
+    while todo:
+        parser = todo.pop()
+        out.append(parser.format_help())
+        for action in parser._actions:  # argparse keeps sub-parsers only here
+            if isinstance(action, argparse._SubParsersAction):
+                todo.extend(action.choices.values())
+    return out
 
 
 def test_version() -> None:
