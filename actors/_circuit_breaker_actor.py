@@ -86,7 +86,7 @@ class CircuitBreakerActor(FlowActor):
         self._adapter_generation = -1
         #: what the ledger was last told about this adapter's availability (README "Features":
         #: automatic trading state); available = an adapter actor runs and the breaker is CLOSED/DISABLED
-        self._available = True
+        self._availability: tuple[bool, str] = (True, "")
         self._gave_up = False
         self._outstanding: dict[str, SubmitOrder] = {}
         self._outstanding_cancels: dict[int, CancelOrder] = {}
@@ -273,14 +273,17 @@ class CircuitBreakerActor(FlowActor):
             self._report_availability()
 
     def _report_availability(self) -> None:
-        """Tell the ledger when this adapter becomes unavailable or available again."""
+        """Tell the ledger when this adapter becomes unavailable or available again (or is unavailable
+        for another reason: restarting, then given up)."""
         state = self._breaker.state.value
         if self._adapter is None:
             available, reason = False, "adapter gave up" if self._gave_up else "adapter restarting"
         else:
             available, reason = state in ("CLOSED", "DISABLED"), f"breaker {state}"
-        if available != self._available:
-            self._available = available
+        if available:
+            reason = ""
+        if (available, reason) != self._availability:
+            self._availability = (available, reason)
             tell(self._ledger, AdapterAvailability(self.adapter_id, available, reason))
 
     def _schedule_tick(self) -> None:

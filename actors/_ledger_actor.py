@@ -741,7 +741,10 @@ class LedgerActor(FlowActor):
             self._clear_cause(f"outage:{adapter}")
             return
         safety = self._safety
-        if adapter in self._down_since or safety is None or safety.on_outage == "none" or self._clock is None:
+        if adapter in self._down_since:  # still down, now for another reason (e.g. restarting, then given up)
+            self._down_since[adapter] = (self._down_since[adapter][0], message.reason)
+            return
+        if safety is None or safety.on_outage == "none" or self._clock is None:
             return
         since = self._clock.monotonic()
         self._down_since[adapter] = (since, message.reason)

@@ -271,3 +271,15 @@ def test_venue_books_follow_a_booking_that_reprices_synthetic_quantity() -> None
     real = fill("1", "101", fee="0.5")
     books.on_booking("v", "BTC/USDT", Side.BUY, FillBooking(real, None, ((D(1), D(100)),), D("0.5")))
     assert books.compare("v", {"BTC/USDT": D(1)}, {"BTC": D(1), "USDT": D("-101.5")}).status == "match"
+
+
+def test_an_adapter_that_gave_up_is_a_persistent_outage(make_runtime, clock) -> None:
+    venue = BookedVenue("test", start_failures=-1)  # every start fails: the supervisor gives up at once
+    rt, log = start(make_runtime, clock, venue, supervisor={"max_restarts": 0},
+                    safety={"on_outage": "HALTED", "outage_after_s": 30})
+    wait_until(lambda: any(c.state == "failed" for c in rt.health().children), what="the adapter given up")
+    clock.wait_timer(lambda d: d == 30.0, what="the outage timer")
+    clock.advance(30.0)
+    settle(rt)
+    health = rt.health()
+    assert health.trading_state == "HALTED" and health.trading_reason == "adapter test unavailable for 30 s (adapter gave up)"

@@ -129,3 +129,40 @@ def test_settings_validate_the_policy() -> None:
     with pytest.raises(ConfigError, match=r"orders\.remainder"):
         load_settings(orders={"remainder": "retry_forever"})
     assert load_settings().orders.remainder == "partial_success"
+
+
+class IocThenRest(IocVenue):
+    """The original order fills ``LOT`` and expires; a remainder child rests at the venue."""
+
+    __test__ = False
+
+    def submit_order(self, order: VenueOrder) -> VenueOrderState:
+        if ".r" not in order.client_order_id:
+            return super().submit_order(order)
+        with self._lock:
+            self.submit_calls.append(order.client_order_id)
+        return self._book_order(order, OrderStatus.ACCEPTED)
+
+
+def test_a_resting_child_keeps_its_reservation_across_a_restart(make_runtime, settings_factory) -> None:
+    settings = settings_factory(durable=True, journal={"enabled": True, "synchronous": "FULL"},
+                                routing={"policy": {"paper": "test"}}, orders={"remainder": "resubmit"})
+    venue = IocThenRest("test")
+    intent = limit("pr-1", qty="0.003", tif="IOC")
+    rt = make_runtime(settings, registry=registry_of(venue))
+    rt.submit(intent, ctx()).result(timeout=5)
+    wait_until(lambda: (rt.order("pr-1.r1") or rt.order("pr-1")).status is OrderStatus.ACCEPTED, what="the resting child")
+    rt.flush()
+    before = rt.stats()["exposure"]["acc-1"]
+    assert Decimal(before["reserved"]) == Decimal("0.002") * intent.limit_price  # the parent's, moved to the child
+    rt.stop()
+
+    rt = make_runtime(settings, registry=registry_of(venue))
+    rt.flush()
+    assert rt.order("pr-1.r1").status is OrderStatus.ACCEPTED and rt.order("pr-1").status is OrderStatus.EXPIRED
+    after = rt.stats()["exposure"]["acc-1"]
+    assert {k: Decimal(v) for k, v in after.items() if k != "budget"} == {k: Decimal(v) for k, v in before.items() if k != "budget"}
+    assert venue.submit_calls == ["pr-1", "pr-1.r1"]  # nothing sent again
+    assert rt.cancel("pr-1.r1").result(timeout=5).status is OrderStatus.CANCELED
+    rt.flush()
+    assert Decimal(rt.stats()["exposure"]["acc-1"]["reserved"]) == 0
