@@ -12,6 +12,7 @@ Example::
 from loguru import logger as _logger
 
 from ._books import Position
+from ._pnl import DailyPnl
 from ._breaker import BreakerSnapshot, BreakerState
 from ._clock import Clock, FakeClock, RealClock
 from ._hooks import HookDenial, PreTradeCheck, PreTradeHook
@@ -28,6 +29,7 @@ __all__ = [
     "BreakerSnapshot",
     "BreakerState",
     "ChildHealth",
+    "DailyPnl",
     "Clock",
     "FakeClock",
     "Health",

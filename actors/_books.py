@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from enum import Enum
-from typing import Iterable, Mapping, NamedTuple
+from typing import Any, Iterable, Mapping, NamedTuple
 
 from protocols import (
     ErrorCode,
@@ -75,6 +75,7 @@ __all__ = [
     "Position",
     "PositionBook",
     "arrival_price",
+    "attribution_of",
     "fill_cash_flows",
 ]
 
@@ -234,6 +235,14 @@ def _cash_flows(base: str, quote: str, sign: int, fill: Fill) -> dict[str, Decim
     return flows
 
 
+def attribution_of(intent: OrderIntent | None, context: Any) -> dict[str, str]:
+    """An order's attribution: ``strategy_id`` (the intent's, else the context's), ``session_id``
+    and ``correlation_id`` (the context's); "" for whatever is missing (README "Features")."""
+    strategy = getattr(intent, "strategy_id", "") or getattr(context, "strategy_id", "") or ""
+    return {"strategy_id": strategy, "session_id": getattr(context, "session_id", "") or "",
+            "correlation_id": getattr(context, "correlation_id", "") or ""}
+
+
 # ---------------------------------------------------------------------------
 # OrderRecord
 # ---------------------------------------------------------------------------
@@ -293,6 +302,10 @@ class OrderRecord:
     synthetic: list[Fill] | None = None
     #: what the books must do for the fill last APPLIED by :meth:`apply_fill` (None: book it as is)
     last_booking: "FillBooking | None" = None
+    #: attribution (README "Features"): from the intent and its ExecutionContext
+    strategy_id: str = ""
+    session_id: str = ""
+    correlation_id: str = ""
 
     def __post_init__(self) -> None:
         if self.side.__class__ is not Side:
@@ -326,8 +339,11 @@ class OrderRecord:
         route: RouteDecision | None = None,
         arrival_px: Decimal | None = None,
         ts: datetime | None = None,
+        context: Any = None,
     ) -> "OrderRecord":
-        """A new INITIALIZED record for ``intent`` under ``account_id`` (``ts`` default: now)."""
+        """A new INITIALIZED record for ``intent`` under ``account_id`` (``ts`` default: now);
+        ``context`` (an ``ExecutionContext`` or None) gives the attribution."""
+        ids = attribution_of(intent, context)
         return cls(
             intent.client_order_id,
             account_id,
@@ -341,7 +357,15 @@ class OrderRecord:
             route,
             arrival_px=arrival_px,
             created_ts=ts or _now(_UTC),
+            strategy_id=ids["strategy_id"],
+            session_id=ids["session_id"],
+            correlation_id=ids["correlation_id"],
         )
+
+    @property
+    def attribution(self) -> dict[str, str]:
+        """``{"strategy_id", "session_id", "correlation_id"}`` of this order (keyword arguments of events)."""
+        return {"strategy_id": self.strategy_id, "session_id": self.session_id, "correlation_id": self.correlation_id}
 
     # -- derived values -------------------------------------------------------------------
 
@@ -754,6 +778,9 @@ class OrderRecord:
             attempts=self.attempts,
             latency_us=latency_us,
             raw_broker_ref=raw_broker_ref,
+            strategy_id=self.strategy_id,
+            session_id=self.session_id,
+            correlation_id=self.correlation_id,
             ts=ts or self.updated_ts or self.created_ts,
         )
 
@@ -772,7 +799,8 @@ class Position:
     subtracted; ``unrealized_pnl`` ``(last_px - avg_entry_px) * net_qty`` (0 without a mark);
     ``fees`` paid in quote ccy (fees charged in the base currency are converted at the fill
     price; fees in a third currency only show in the cash book); ``last_px`` the last mark
-    (None until :meth:`PositionBook.mark`); ``buy_qty`` / ``sell_qty`` total bought / sold.
+    (None until :meth:`PositionBook.mark`); ``buy_qty`` / ``sell_qty`` total bought / sold;
+    ``strategy_id`` the strategy it belongs to ("" for the account's whole position).
     """
 
     account_id: str
@@ -785,6 +813,8 @@ class Position:
     last_px: Decimal | None = None
     buy_qty: Decimal = _ZERO
     sell_qty: Decimal = _ZERO
+    #: the strategy this position belongs to ("" for an account's whole position)
+    strategy_id: str = ""
 
     @property
     def net_pnl(self) -> Decimal:
@@ -953,6 +983,11 @@ class PositionBook:
                 st.fees += fee_delta
             elif ccy == base:
                 st.fees += fee_delta * fill.price
+    def realized_and_fees(self, account_id: str, symbol: str) -> tuple[Decimal, Decimal]:
+        """``(realized_pnl, fees)`` of ``account_id`` in ``symbol`` so far (quote ccy; zeros if it never
+        traded): read before and after :meth:`apply_fill` to get one fill's share (daily PnL)."""
+        st = self._pos.get((account_id, symbol))
+        return (st.realized, st.fees) if st is not None else (_ZERO, _ZERO)
 
     def mark(self, symbol: str, price: Decimal) -> None:
         """Set the mark (last price, quote ccy) of ``symbol`` for unrealized PnL in every account.

@@ -49,7 +49,8 @@ from . import _crashpoints
 from ._base import FlowActor, now_ns, resolve, tell
 from ._hooks import PreTradeCheck, run_hooks
 from ._inbox import wake
-from ._books import SYNTHETIC_TRADE_PREFIX, FillBooking, FillOutcome, OrderRecord, PositionBook, Transition, arrival_price
+from ._books import SYNTHETIC_TRADE_PREFIX, FillBooking, FillOutcome, OrderRecord, PositionBook, Transition, arrival_price, attribution_of
+from ._pnl import PnlBook
 from ._messages import (
     CancelFinished,
     CancelOrder,
@@ -58,6 +59,7 @@ from ._messages import (
     GetLedgerStats,
     GetOrder,
     GetPositions,
+    GetDailyPnl,
     ListOrders,
     MarketData,
     OpenAgeCheck,
@@ -182,7 +184,8 @@ class LedgerActor(FlowActor):
 
     ``router`` receives cancels (with their adapter id); ``bus`` receives events;
     ``audit`` is an ``AuditLog`` or None; ``journal_factory`` builds a ``JournalStore``
-    in this thread for order events and fills (None: not journaled).
+    in this thread for order events and fills (None: not journaled); ``pnl``: keyword
+    arguments of ``PnlBook`` (``day_start``, ``timezone``: the ``[pnl]`` settings).
     """
 
     def __init__(
@@ -199,6 +202,7 @@ class LedgerActor(FlowActor):
         shadow_adapters: frozenset[str] = frozenset(),
         quiet_interval_s: float = 1.0,
         quiet_threshold_s: float = 5.0,
+        pnl: dict | None = None,
         hooks: tuple = (),
         max_open_age_s: float | None = None,
         remainder: str = "partial_success",
@@ -266,6 +270,7 @@ class LedgerActor(FlowActor):
         self._metrics = metrics
         self._orders: dict[str, OrderRecord] = {}
         self._books = PositionBook()
+        self._pnl = PnlBook(**(pnl or {}))
         self._touch: dict[str, Quote] = {}
         self._errors: Counter[str] = Counter()
         self._duplicates_denied = 0
@@ -322,7 +327,7 @@ class LedgerActor(FlowActor):
 
     def _restore(self, ro: Any) -> None:
         intent, account_id = ro.intent, ro.context.account_id
-        rec = OrderRecord.from_intent(intent, account_id, adapter_id=ro.adapter_id)
+        rec = OrderRecord.from_intent(intent, account_id, adapter_id=ro.adapter_id, context=ro.context)
         history = [
             Transition(r.seq, datetime.fromtimestamp(r.ts, timezone.utc), OrderStatus(r.from_status), OrderStatus(r.to_status), r.cause)
             for r in ro.transitions
@@ -355,12 +360,12 @@ class LedgerActor(FlowActor):
         if ro.outcome == "reconciled" and ro.venue_state is not None:
             previous = rec.status
             self._apply_venue_state(rec, ro.venue_state, cause="recovered: reconciled with the venue")
-            self._publish(OrderReconciled(client_order_id=rec.client_order_id, account_id=account_id, adapter_id=ro.adapter_id,
+            self._publish(OrderReconciled(client_order_id=rec.client_order_id, **rec.attribution, account_id=account_id, adapter_id=ro.adapter_id,
                                           status=rec.status, previous_status=previous, report=rec.snapshot(), reason=ro.note))
         elif ro.outcome == "never_delivered":
             rec.error = ExecError.of(ErrorCode.E_EXEC_NETWORK, "never delivered: the venue has no record of it (found at recovery)")
             self._transition(rec, E.FAILED, "recovered: venue proved it never received the order")
-            self._publish(OrderReconciled(client_order_id=rec.client_order_id, account_id=account_id, adapter_id=ro.adapter_id,
+            self._publish(OrderReconciled(client_order_id=rec.client_order_id, **rec.attribution, account_id=account_id, adapter_id=ro.adapter_id,
                                           status=rec.status, previous_status=OrderStatus.UNKNOWN, report=rec.snapshot(), reason=ro.note))
         if rec.status is OrderStatus.UNKNOWN:
             self._ever_unknown.add(rec.client_order_id)
@@ -384,7 +389,8 @@ class LedgerActor(FlowActor):
             position_qty=self._books.net_qty(book, intent.symbol),
             tick_size=instrument.tick_size if instrument is not None else None,
         )
-        rec = OrderRecord.from_intent(intent, account_id, route=order.route, arrival_px=arrival_price(intent.side, touch))
+        rec = OrderRecord.from_intent(intent, account_id, route=order.route, arrival_px=arrival_price(intent.side, touch),
+                                      context=order.context)
         self._orders[intent.client_order_id] = rec
         if not decision.approved:
             self._deny_risk(order, rec, decision.rule, decision.reason)
@@ -491,7 +497,8 @@ class LedgerActor(FlowActor):
         else:
             self._audit_line("denied", {"client_order_id": order.client_order_id, "account_id": order.account_id,
                                         "code": code.value, "reason": message})
-            self._publish(OrderDenied(client_order_id=order.client_order_id, account_id=order.account_id,
+            self._publish(OrderDenied(client_order_id=order.client_order_id, **attribution_of(order.intent, order.context),
+                                      account_id=order.account_id,
                                       status=OrderStatus.DENIED, report=report, code=code, reason=message))
         tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
         resolve(order.reply, report)
@@ -512,11 +519,13 @@ class LedgerActor(FlowActor):
             self._duplicates_denied += 1
             self._audit_line("denied", {"client_order_id": report.client_order_id, "account_id": report.account_id,
                                         "code": code.value if code else "", "reason": report.error.message if report.error else ""})
-            self._publish(OrderDenied(client_order_id=report.client_order_id, account_id=report.account_id,
+            self._publish(OrderDenied(client_order_id=report.client_order_id, **attribution_of(message.intent, message.context),
+                                      account_id=report.account_id,
                                       status=OrderStatus.DENIED, report=report, code=code,
                                       reason=report.error.message if report.error else ""))
             return
-        rec = OrderRecord.from_intent(message.intent, message.context.account_id if message.context else "", route=report.route)
+        rec = OrderRecord.from_intent(message.intent, message.context.account_id if message.context else "", route=report.route,
+                                      context=message.context)
         rec.error = report.error
         self._orders[rec.client_order_id] = rec
         self._transition(rec, E.DENIED, code.value if code else "denied", report=report)
@@ -598,7 +607,7 @@ class LedgerActor(FlowActor):
             return
         previous = rec.status
         self._apply_venue_state(rec, message.state, cause="reconciled with venue")
-        self._publish(OrderReconciled(client_order_id=rec.client_order_id, account_id=rec.account_id, adapter_id=message.adapter_id,
+        self._publish(OrderReconciled(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id, adapter_id=message.adapter_id,
                                       status=rec.status, previous_status=previous, report=rec.snapshot(),
                                       reason=f"venue says {message.state.status.value}"))
 
@@ -612,7 +621,7 @@ class LedgerActor(FlowActor):
             return
         rec.error = ExecError.of(ErrorCode.E_EXEC_NETWORK, "never delivered: the venue proved it has no record of it")
         self._transition(rec, E.FAILED, "reconciled: venue proved it never received the order")
-        self._publish(OrderReconciled(client_order_id=rec.client_order_id, account_id=rec.account_id, adapter_id=adapter_id,
+        self._publish(OrderReconciled(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id, adapter_id=adapter_id,
                                       status=rec.status, previous_status=OrderStatus.UNKNOWN, report=rec.snapshot(),
                                       reason="venue proved absence"))
 
@@ -625,7 +634,7 @@ class LedgerActor(FlowActor):
             tell(self._router, ForwardReconcile(message.adapter_id, (rec.client_order_id,), resolved=True))
             return
         self._escalated[rec.client_order_id] = message.attempts
-        self._publish(ReconciliationEscalated(client_order_id=rec.client_order_id, account_id=rec.account_id,
+        self._publish(ReconciliationEscalated(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id,
                                               adapter_id=message.adapter_id, status=rec.status, attempts=message.attempts,
                                               unresolved_for_s=message.unresolved_for_s, reason=message.reason))
 
@@ -645,7 +654,7 @@ class LedgerActor(FlowActor):
             self._apply_venue_state(rec, message.state, cause="cancel acknowledged")
         elif message.outcome in ("rejected", "not_sent") and rec.status is OrderStatus.PENDING_CANCEL:
             self._transition(rec, E.CANCEL_REJECTED, f"cancel {message.outcome.replace('_', ' ')}: {message.reason}")
-            self._publish(OrderCancelRejected(client_order_id=rec.client_order_id, account_id=rec.account_id,
+            self._publish(OrderCancelRejected(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id,
                                               adapter_id=message.adapter_id, status=rec.status, reason=message.reason))
         error = ExecError.of(message.code, message.reason) if message.outcome not in ("done", "withdrawn") and message.code is not None else None
         resolve(cancel.reply, rec.snapshot(latency_us=latency_us(cancel.t0_ns)).model_copy(update={"error": error} if error else {}))
@@ -681,8 +690,10 @@ class LedgerActor(FlowActor):
                 return  # never a mark or a touch: the last good quote stands
             self._touch[data.symbol] = data
             self._books.mark(data.symbol, data.mid)
+            self._pnl.mark(data.symbol, data.mid)
         elif isinstance(data, Trade):
             self._books.mark(data.symbol, data.price)
+            self._pnl.mark(data.symbol, data.price)
 
     def handle_GetTradingState(self, message: Any) -> str:
         return self._risk.state.value
@@ -894,7 +905,12 @@ class LedgerActor(FlowActor):
         return tuple(rec.snapshot() for rec in self._orders.values())
 
     def handle_GetPositions(self, message: GetPositions):
+        if message.by_strategy:
+            return self._pnl.positions(message.strategy_id)
         return self._books.positions()
+
+    def handle_GetDailyPnl(self, message: GetDailyPnl):
+        return self._pnl.daily(day=message.day, account_id=message.account_id, strategy_id=message.strategy_id)
 
     def handle_GetLedgerStats(self, message: GetLedgerStats) -> dict:
         by_status: Counter[str] = Counter(rec.status.value for rec in self._orders.values())
@@ -970,19 +986,29 @@ class LedgerActor(FlowActor):
             self._overfills += len(rec.overfills) - before_overfills
             for fill in rec.overfills[before_overfills:]:
                 logger.error("overfill on {}: fill {} would exceed quantity {}; recorded, not applied", rec.client_order_id, fill.trade_id, rec.quantity)
-                self._publish(OverfillDetected(client_order_id=rec.client_order_id, account_id=rec.account_id, adapter_id=rec.adapter_id,
+                self._publish(OverfillDetected(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id, adapter_id=rec.adapter_id,
                                                status=rec.status, fill=fill, reason="fill exceeds order quantity"))
         self._after_change(rec, before_status, before_transitions, cause, fills=fills)
+
+    def _book_pnl(self, rec: OrderRecord, book: str, booking: Fill | FillBooking, before: tuple) -> None:
+        """The strategy's position and the day's PnL for a booking the account book just took
+        (``before``: the account's realized PnL and fees before it)."""
+        after = self._books.realized_and_fees(book, rec.symbol)
+        self._pnl.on_fill(book, rec.strategy_id, rec.symbol, rec.side, booking, (after[0] - before[0], after[1] - before[1]))
 
     def _book_applied(self, rec: OrderRecord, book: str, booking: Fill | FillBooking) -> Fill:
         """Book one applied fill (or a real fill that covered synthetic quantity: its new part, the
         price correction and the fee change) in the positions and risk; return the fill as reported."""
         self._venue_books.on_booking(rec.adapter_id, rec.symbol, rec.side, booking)
+        books = self._books
+        before = books.realized_and_fees(book, rec.symbol)
         if booking.__class__ is Fill:
-            self._books.apply_fill(book, rec.symbol, rec.side, booking)  # type: ignore[arg-type]
+            books.apply_fill(book, rec.symbol, rec.side, booking)  # type: ignore[arg-type]
+            self._book_pnl(rec, book, booking, before)
             self._risk.on_fill(book, rec.client_order_id, booking)  # type: ignore[arg-type]
             return booking  # type: ignore[return-value]
-        self._books.apply_booking(book, rec.symbol, rec.side, booking)
+        books.apply_booking(book, rec.symbol, rec.side, booking)
+        self._book_pnl(rec, book, booking, before)
         if booking.new is not None:  # type: ignore[union-attr]
             self._risk.on_fill(book, rec.client_order_id, booking.new)  # type: ignore[union-attr]
         fill = booking.fill  # type: ignore[union-attr]
@@ -1050,7 +1076,7 @@ class LedgerActor(FlowActor):
         fill_statuses = {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED}
         for fill in fills:
             event_type = ORDER_EVENT_BY_STATUS[OrderStatus.FILLED if rec.cum_qty >= rec.quantity else OrderStatus.PARTIALLY_FILLED]
-            self._publish(event_type(client_order_id=rec.client_order_id, account_id=rec.account_id, adapter_id=rec.adapter_id,
+            self._publish(event_type(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id, adapter_id=rec.adapter_id,
                                      status=rec.status, fill=fill, reason=cause))
         for t in new:
             if t.to_status in fill_statuses and fills:
@@ -1059,7 +1085,7 @@ class LedgerActor(FlowActor):
             if event_type is None:
                 continue
             code = rec.error.code if rec.error is not None and t.to_status in (OrderStatus.DENIED, OrderStatus.FAILED, OrderStatus.REJECTED, OrderStatus.UNKNOWN) else None
-            self._publish(event_type(client_order_id=rec.client_order_id, account_id=rec.account_id, adapter_id=rec.adapter_id,
+            self._publish(event_type(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id, adapter_id=rec.adapter_id,
                                      status=t.to_status, report=report, code=code, reason=t.cause))
 
     # -- in-flight checks (after NautilusTrader's inflight_check_interval/threshold) ------
@@ -1233,6 +1259,8 @@ class LedgerActor(FlowActor):
                         limit_price=None if rec.limit_price is None else str(rec.limit_price), time_in_force=rec.time_in_force,
                         route_id=route.route_id if route else "", routing_reason=route.routing_reason if route else "",
                         adapter_id=rec.adapter_id)
+            if rec.strategy_id or rec.session_id or rec.correlation_id:
+                data.update(rec.attribution)
         if t.to_status is OrderStatus.RESERVED and rec.price_capped_from is not None:
             data["slippage_cap"] = {"limit_price": str(rec.price_capped_from), "capped_to": str(rec.limit_price)}
         if t.to_status in _ERROR_STATUSES and rec.error is not None:
@@ -1242,11 +1270,14 @@ class LedgerActor(FlowActor):
 
     @staticmethod
     def _fill_data(rec: OrderRecord, fill) -> dict:
-        return {
+        data = {
             "client_order_id": rec.client_order_id, "account_id": rec.account_id, "trade_id": fill.trade_id,
             "qty": str(fill.qty), "price": str(fill.price), "fee": str(fill.fee), "fee_currency": fill.fee_currency,
             "liquidity": fill.liquidity.value, "side": rec.side.value, "symbol": rec.symbol, "ts": fill.ts.isoformat(),
         }
+        if rec.strategy_id:
+            data["strategy_id"] = rec.strategy_id
+        return data
 
     def _flush(self) -> None:
         rows, self._pending_rows = self._pending_rows, []

@@ -281,7 +281,20 @@ class ListOrders:
 
 @dataclass(frozen=True, slots=True)
 class GetPositions:
-    """Ask: tuple of Position."""
+    """Ask: tuple of Position, per account (default) or, with ``by_strategy``, per strategy
+    (only ``strategy_id``'s when given)."""
+
+    strategy_id: str | None = None
+    by_strategy: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GetDailyPnl:
+    """Ask: tuple of ``DailyPnl`` rows matching the filters (None = any)."""
+
+    day: Any = None
+    account_id: str | None = None
+    strategy_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

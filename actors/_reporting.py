@@ -43,6 +43,14 @@ def _report(fields: dict, trusted: bool) -> ExecutionReport:
     return ExecutionReport(**fields)
 
 
+def _attribution(order: SubmitOrder) -> dict[str, str]:
+    """The report fields that attribute ``order``: strategy (the intent's, else the context's),
+    session and correlation ids (validated ``Ident`` strings of the intent and context)."""
+    context = order.context
+    return {"strategy_id": order.intent.strategy_id or context.strategy_id, "session_id": context.session_id,
+            "correlation_id": context.correlation_id}
+
+
 def error_report(
     order: SubmitOrder,
     code: ErrorCode,
@@ -68,6 +76,7 @@ def error_report(
         "error": exec_error_of(code, message, retry_after_s=retry_after_s),  # ExecError.of, no re-validation
         "attempts": attempts,
         "latency_us": latency_us(order.t0_ns),
+        **_attribution(order),
     }
     return _report(fields, status.__class__ is OrderStatus and attempts.__class__ is int
                    and (route is None or route.__class__ is RouteDecision)
@@ -101,6 +110,7 @@ def venue_report(order: SubmitOrder, state: VenueOrderState) -> ExecutionReport:
         "attempts": attempts,
         "latency_us": latency_us(order.t0_ns),
         "raw_broker_ref": f"{route.adapter_id if route else '?'}:{state.venue_order_id}",
+        **_attribution(order),
     }
     return _report(fields, state.__class__ is VenueOrderState and attempts.__class__ is int
                    and (route is None or route.__class__ is RouteDecision))

@@ -54,6 +54,7 @@ from ._dispatcher import Dispatcher
 from ._hooks import PreTradeHook, validate_hooks
 from ._base import ASK_TIMEOUT_S, now_ns, resolve, tell
 from ._books import Position
+from ._pnl import DailyPnl
 from ._breaker import BreakerConfig
 from ._circuit_breaker_actor import CircuitBreakerActor
 from ._clock import Clock, RealClock
@@ -76,6 +77,7 @@ from ._messages import (
     SyncBrokerState,
     GetOrder,
     GetPositions,
+    GetDailyPnl,
     InjectJournalFailure,
     ListOrders,
     MarketData,
@@ -303,6 +305,7 @@ class Runtime:
                 remainder=settings.orders.remainder, max_resubmits=settings.orders.max_resubmits,
                 adapter_ids=tuple(self._venues), sync=settings.sync, safety=settings.safety,
                 tracking={a: settings.for_adapter(a).tracking for a in self._venues},
+                pnl={"day_start": settings.pnl.day_start, "timezone": settings.pnl.timezone},
                 child_name=f"{p}-ledger", startup_errors=boot_errors, dispatcher=journaled))
             self.idempotency = self._track(IdempotencyStoreActor.start(
                 store_factory=journal_factory, ttl_s=settings.idempotency.ttl_s, ledger=self.ledger,
@@ -579,9 +582,22 @@ class Runtime:
         """Reports of every order the runtime has seen (frozen snapshots)."""
         return self._ask(self.ledger, ListOrders(), timeout=30.0)
 
-    def positions(self) -> tuple[Position, ...]:
-        """Positions per account and symbol (frozen)."""
+    def positions(self, strategy_id: str | None = None, *, by_strategy: bool = False) -> tuple[Position, ...]:
+        """Positions per account and symbol (frozen); ``by_strategy=True``: per account, strategy and
+        symbol for orders that carry a strategy id (``Position.strategy_id`` set); ``strategy_id``:
+        only that strategy's (implies ``by_strategy``). Each strategy's PnL comes from its own
+        entry prices (README "Features")."""
+        if strategy_id is not None or by_strategy:
+            return self._ask(self.ledger, GetPositions(strategy_id, True))
         return self._ask(self.ledger, GetPositions())
+
+    def daily_pnl(self, day: Any = None, *, account_id: str | None = None, strategy_id: str | None = None) -> tuple[DailyPnl, ...]:
+        """Daily PnL (``actors.DailyPnl``: realized PnL, fees, net, fills, bought/sold per day, account,
+        strategy and symbol, quote currency), sorted; filtered by ``day`` (a ``datetime.date``),
+        ``account_id`` and ``strategy_id`` when given ("" selects orders without a strategy). A
+        fill counts for the day its venue time falls in; the day begins at ``[pnl] day_start``
+        in ``[pnl] timezone`` (README "Features"). Rebuilt from the journal after a restart."""
+        return self._ask(self.ledger, GetDailyPnl(day, account_id, strategy_id))
 
     def stats(self) -> dict:
         """Counters from the ledger (orders by status, errors by code, invariants), the journal and the bus."""

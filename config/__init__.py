@@ -13,6 +13,9 @@ from loguru import logger as _logger
 from ._settings import (
     DEFAULT_PROFILE_DIR,
     AdapterOverrides,
+    RetentionSettings,
+    AlertSettings,
+    PnlSettings,
     AdapterSettings,
     BreakerSettings,
     ConfigError,
@@ -44,6 +47,9 @@ from ._settings import (
 __all__ = [
     "DEFAULT_PROFILE_DIR",
     "AdapterOverrides",
+    "RetentionSettings",
+    "AlertSettings",
+    "PnlSettings",
     "AdapterSettings",
     "BreakerSettings",
     "ConfigError",

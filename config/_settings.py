@@ -611,6 +611,62 @@ class DispatchSettings(_Section):
     )
 
 
+def _hh_mm(value: Any) -> Any:
+    if isinstance(value, str) and re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value.strip()):
+        return value.strip()
+    raise ValueError("must be a time of day HH:MM (00:00-23:59), e.g. '17:00'")
+
+
+def _zone(value: Any) -> Any:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(str(value).strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {value!r} (e.g. 'UTC', 'America/New_York')") from None
+    return str(value).strip()
+
+
+class PnlSettings(_Section):
+    """Daily PnL (README "Features"): when a trading day begins, in which time zone."""
+
+    day_start: Annotated[str, AfterValidator(_hh_mm)] = Field(
+        "00:00", description="Local time (HH:MM in pnl.timezone) at which a PnL day begins; a fill belongs to the day it falls in."
+    )
+    timezone: Annotated[str, AfterValidator(_zone)] = Field("UTC", description="IANA time zone of pnl.day_start.")
+
+
+class AlertSettings(_Section):
+    """Alert events (README "Features"; docs/alerts.rules.yml for Prometheus): a reject-rate spike and a
+    latency spike, each over a sliding window of finished orders."""
+
+    window_s: Seconds = Field(60.0, description="Sliding window the rates and the p99 are taken over (seconds).")
+    interval_s: Seconds = Field(5.0, description="How often the window is evaluated (seconds).")
+    min_orders: int = Field(20, ge=1, description="Orders finished in the window before either alert may fire.")
+    reject_rate: Fraction = Field(
+        0.2, description="Fraction of the window's finished orders REJECTED or DENIED above which RejectRateSpiked fires."
+    )
+    latency_p99_us: int = Field(
+        50_000, ge=1, description="p99 of the window's submit-to-answer latencies above which LatencySpiked fires (µs)."
+    )
+
+
+class RetentionSettings(_Section):
+    """Retention (README "Features"): what stays in the live files, what is archived and pruned."""
+
+    orders_days: float = Field(
+        365.0, gt=0, allow_inf_nan=False,
+        description="Terminal orders, their transitions, fills and audit lines are kept this long (days), then archived and pruned.",
+    )
+    receipts_days: float = Field(
+        30.0, gt=0, allow_inf_nan=False,
+        description="Raw venue receipts (venue events as received) are kept this long (days), then archived and pruned.",
+    )
+    archive_dir: str = Field(
+        "archive", min_length=1, description="Where archived segments go (compressed JSONL), relative to state_dir unless absolute."
+    )
+
+
 class MetricsSettings(_Section):
     """Prometheus exposition (SPEC §12)."""
 
@@ -789,6 +845,9 @@ class Settings(BaseSettings):
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    pnl: PnlSettings = Field(default_factory=PnlSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     adapters: dict[str, AdapterOverrides] = Field(
         default_factory=dict, description="adapter id → overrides of [timeouts], [retry], [throttle], [breaker]."
     )

@@ -37,11 +37,18 @@ class Event(Frozen):
 
 
 class OrderEvent(Event):
-    """Base of order events: identity, status after the event, optional fill, report and code."""
+    """Base of order events: identity, status after the event, optional fill, report and code.
+
+    ``strategy_id``, ``session_id``, ``correlation_id``: the order's attribution (from its
+    intent and ``ExecutionContext``), so a subscriber can filter, e.g.
+    ``rt.subscribe(cb, lambda e: getattr(e, "strategy_id", "") == "ma-cross")``."""
 
     client_order_id: str
     account_id: str = ""
     adapter_id: str = ""
+    strategy_id: str = ""
+    session_id: str = ""
+    correlation_id: str = ""
     status: OrderStatus
     fill: Fill | None = None
     report: ExecutionReport | None = None

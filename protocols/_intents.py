@@ -132,13 +132,17 @@ class ExecutionContext(Frozen):
 
     ``mode`` is a string (see :class:`protocols.ExecutionMode` for the known ones); an
     unknown mode is DENIED by the router with E_EXEC_ROUTE_CONFIG_INVALID. ``timestamp``
-    is an aware UTC datetime (default: now).
+    is an aware UTC datetime (default: now). Attribution (README "Features"): ``strategy_id``
+    (the intent's own ``strategy_id`` wins when set), ``session_id`` and ``correlation_id``
+    (0-64 chars of ``[A-Za-z0-9._:/-]``) are carried on the order's reports, events, fill and
+    audit lines, so subscribers can filter and PnL can be read per strategy.
     """
 
     mode: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=32)]
     account_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:/-]{1,64}$")]
     strategy_id: Ident = ""
     session_id: Ident = ""
+    correlation_id: Ident = ""
     timestamp: UtcDatetime = Field(default_factory=utc_now)
 
 

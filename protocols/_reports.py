@@ -63,7 +63,8 @@ class ExecutionReport(Frozen):
     :class:`ExecError`. ``replay`` is True when this is a cached idempotent answer (the
     venue was not called). ``attempts`` counts venue submit attempts, ``latency_us`` the
     time from submit to this report in microseconds. ``raw_broker_ref`` is a redacted
-    venue reference, never credentials.
+    venue reference, never credentials. ``strategy_id``, ``session_id``, ``correlation_id``:
+    the order's attribution (from its intent and ``ExecutionContext``; "" when not given).
     """
 
     client_order_id: str
@@ -84,6 +85,9 @@ class ExecutionReport(Frozen):
     attempts: int = 0
     latency_us: int = 0
     raw_broker_ref: str | None = None
+    strategy_id: str = ""
+    session_id: str = ""
+    correlation_id: str = ""
     ts: UtcDatetime = Field(default_factory=utc_now)
 
     @property

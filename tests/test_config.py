@@ -219,6 +219,13 @@ def test_broken_toml_names_the_file(tmp_path: Path) -> None:
         ({"metrics": {"port": 70000}}, "metrics.port", None),
         ({"routing": {"blocked_modes": ["paper"]}}, "routing.blocked_modes", "paper"),
         ({"idempotency": {"ttl_s": float("nan")}}, "idempotency.ttl_s", None),
+        ({"pnl": {"day_start": "25:00"}}, "pnl.day_start", "HH:MM"),
+        ({"pnl": {"timezone": "Mars/Base"}}, "pnl.timezone", "IANA"),
+        ({"alerts": {"reject_rate": 1.5}}, "alerts.reject_rate", "less than or equal to 1"),
+        ({"alerts": {"latency_p99_us": 0}}, "alerts.latency_p99_us", "greater than or equal to 1"),
+        ({"alerts": {"window_s": 0}}, "alerts.window_s", "greater than 0"),
+        ({"retention": {"orders_days": 0}}, "retention.orders_days", "greater than 0"),
+        ({"retention": {"receipts_days": -1}}, "retention.receipts_days", "greater than 0"),
     ],
 )
 def test_invalid_value_names_the_key(overrides: dict, key: str, fragment: str | None) -> None:

@@ -30,7 +30,7 @@ from protocols._reports import REPORT_FIELDS, report_from_valid
 
 T0 = datetime(2021, 1, 8, tzinfo=timezone.utc)
 ROUTE = RouteDecision(route_id="paper", adapter_id="paper", routing_reason="mode paper")
-CTX = ExecutionContext(mode="paper", account_id="acc-1")
+CTX = ExecutionContext(mode="paper", account_id="acc-1", strategy_id="ma-cross", session_id="s-7", correlation_id="c-1")
 
 
 def intent(side: str = "BUY", qty: str = "0.0010", price: str | None = None) -> OrderIntent:
@@ -80,9 +80,9 @@ def assert_same_report(built: ExecutionReport, given: set[str]) -> None:
 
 VENUE_GIVEN = {"client_order_id", "account_id", "symbol", "side", "venue_order_id", "status", "route", "fills",
                "cum_qty", "leaves_qty", "avg_px", "fees", "slippage_bps", "error", "attempts", "latency_us",
-               "raw_broker_ref"}
+               "raw_broker_ref", "strategy_id", "session_id", "correlation_id"}
 ERROR_GIVEN = {"client_order_id", "account_id", "symbol", "side", "venue_order_id", "status", "route", "leaves_qty",
-               "error", "attempts", "latency_us"}
+               "error", "attempts", "latency_us", "strategy_id", "session_id", "correlation_id"}
 
 
 def reference_venue_report(o: SubmitOrder, st: VenueOrderState) -> ExecutionReport:
@@ -97,6 +97,8 @@ def reference_venue_report(o: SubmitOrder, st: VenueOrderState) -> ExecutionRepo
         leaves_qty=st.leaves_qty, avg_px=st.avg_px, fees=fees,
         slippage_bps=slippage_bps(st.side, st.avg_px, o.arrival_px), error=error, attempts=o.attempt,
         latency_us=0, raw_broker_ref=f"{o.route.adapter_id if o.route else '?'}:{st.venue_order_id}",
+        strategy_id=o.intent.strategy_id or o.context.strategy_id, session_id=o.context.session_id,
+        correlation_id=o.context.correlation_id,
     )
 
 
@@ -107,6 +109,8 @@ def reference_error_report(o: SubmitOrder, code, message, *, status=S.DENIED, re
         side=o.intent.side, venue_order_id=venue_order_id, status=status, route=o.route,
         leaves_qty=D(0) if status.is_terminal else o.intent.quantity,
         error=ExecError.of(code, message, retry_after_s=retry_after_s), attempts=o.attempt, latency_us=0,
+        strategy_id=o.intent.strategy_id or o.context.strategy_id, session_id=o.context.session_id,
+        correlation_id=o.context.correlation_id,
     )
 
 
