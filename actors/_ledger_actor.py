@@ -51,7 +51,9 @@ from ._hooks import PreTradeCheck, run_hooks
 from ._inbox import wake
 from ._books import SYNTHETIC_TRADE_PREFIX, FillBooking, FillOutcome, OrderRecord, PositionBook, Transition, arrival_price, attribution_of
 from ._pnl import PnlBook
+from ._alerts import AlertMonitor
 from ._messages import (
+    AlertTick,
     CancelFinished,
     CancelOrder,
     CompleteOrder,
@@ -171,6 +173,8 @@ _UNKNOWN_EXIT = {
 }
 #: statuses whose audit line carries the order's error code and reason
 _ERROR_STATUSES = frozenset({OrderStatus.DENIED, OrderStatus.REJECTED, OrderStatus.FAILED, OrderStatus.UNKNOWN})
+#: terminal statuses counted as refused by the reject-rate alert
+_REFUSED = frozenset({OrderStatus.REJECTED, OrderStatus.DENIED})
 _STATUS_EVENT = {
     OrderStatus.UNKNOWN: E.UNKNOWN,
     OrderStatus.FAILED: E.FAILED,
@@ -203,6 +207,7 @@ class LedgerActor(FlowActor):
         quiet_interval_s: float = 1.0,
         quiet_threshold_s: float = 5.0,
         pnl: dict | None = None,
+        alerts: Any = None,
         hooks: tuple = (),
         max_open_age_s: float | None = None,
         remainder: str = "partial_success",
@@ -271,6 +276,11 @@ class LedgerActor(FlowActor):
         self._orders: dict[str, OrderRecord] = {}
         self._books = PositionBook()
         self._pnl = PnlBook(**(pnl or {}))
+        #: reject-rate and latency alerts (``[alerts]``); None without settings or a clock
+        self._alerts = AlertMonitor(window_s=alerts.window_s, min_orders=alerts.min_orders, reject_rate=alerts.reject_rate,
+                                    latency_p99_us=alerts.latency_p99_us) if alerts is not None and clock is not None else None
+        self._alert_interval_s = alerts.interval_s if alerts is not None else 0.0
+        self._alert_timer = None
         self._touch: dict[str, Quote] = {}
         self._errors: Counter[str] = Counter()
         self._duplicates_denied = 0
@@ -306,6 +316,8 @@ class LedgerActor(FlowActor):
         self._recording = self._audit is not None or self._journal is not None
 
     def on_stop(self) -> None:
+        if self._alert_timer is not None:
+            self._alert_timer.cancel()
         for timer in (self._quiet_timer, self._age_timer, self._sync_timer, *self._track_timers.values()):
             if timer is not None:
                 timer.cancel()
@@ -559,8 +571,11 @@ class LedgerActor(FlowActor):
 
     def _order_finished(self, message: OrderFinished) -> None:
         report = message.report
-        if message.metered and self._metrics is not None:
-            self._metrics.order_finished(message.adapter_id, report)
+        if message.metered:
+            if self._metrics is not None:
+                self._metrics.order_finished(message.adapter_id, report)
+            if self._alerts is not None:
+                self._alerts.record_latency(self._clock.monotonic(), report.latency_us)
         rec = self._orders.get(report.client_order_id)
         if rec is None:
             return self._unmatched("OrderFinished", report.client_order_id)
@@ -1059,6 +1074,9 @@ class LedgerActor(FlowActor):
             if self._waiters:
                 for reply in self._waiters.pop(rec.client_order_id, ()):
                     self._answer_wait(reply, rec)
+            if self._alerts is not None:
+                self._alerts.record_outcome(self._clock.monotonic(), rejected=rec.status in _REFUSED)
+                self._arm_alert_check()
         if self._publishing:
             self._publish_changes(rec, new, cause, fills, report)
         if (self._pending_rows or self._pending_fills) and (len(self._pending_rows) > 512 or self.actor_inbox.empty()):
@@ -1089,6 +1107,23 @@ class LedgerActor(FlowActor):
                                      status=t.to_status, report=report, code=code, reason=t.cause))
 
     # -- in-flight checks (after NautilusTrader's inflight_check_interval/threshold) ------
+    def _arm_alert_check(self) -> None:
+        if self._alert_timer is None:
+            ref = self.actor_ref
+            self._alert_timer = self._clock.call_later(self._alert_interval_s, lambda: tell(ref, AlertTick()))
+
+    def handle_AlertTick(self, message: AlertTick) -> None:
+        """Evaluate the alert window; publish, log and audit what changed; keep ticking while it holds anything."""
+        self._alert_timer = None
+        if self._alerts is None:
+            return
+        for event in self._alerts.evaluate(self._clock.monotonic()):
+            logger.warning("alert: {}", event)
+            self._audit_line("alert", {"event": event.name, **event.model_dump(mode="json", exclude={"ts", "seq"})})
+            self._publish(event)
+        if not self._alerts.idle:
+            self._arm_alert_check()
+
     def _arm_quiet_check(self) -> None:
         if self._quiet_timer is None and self._watched:
             ref = self.actor_ref

@@ -646,6 +646,11 @@ class OpenAgeCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertTick:
+    """Timer → ledger: evaluate the alert window (``actors/_alerts.py``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class QuietCheck:
     """Timer → ledger: look for orders that have gone quiet in SUBMITTING or PENDING_CANCEL."""
 

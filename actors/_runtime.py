@@ -305,7 +305,7 @@ class Runtime:
                 remainder=settings.orders.remainder, max_resubmits=settings.orders.max_resubmits,
                 adapter_ids=tuple(self._venues), sync=settings.sync, safety=settings.safety,
                 tracking={a: settings.for_adapter(a).tracking for a in self._venues},
-                pnl={"day_start": settings.pnl.day_start, "timezone": settings.pnl.timezone},
+                pnl={"day_start": settings.pnl.day_start, "timezone": settings.pnl.timezone}, alerts=settings.alerts,
                 child_name=f"{p}-ledger", startup_errors=boot_errors, dispatcher=journaled))
             self.idempotency = self._track(IdempotencyStoreActor.start(
                 store_factory=journal_factory, ttl_s=settings.idempotency.ttl_s, ledger=self.ledger,

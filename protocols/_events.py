@@ -221,6 +221,40 @@ class OrderTrackingChanged(Event):
     reason: str = ""
 
 
+class RejectRateSpiked(Event):
+    """Alert (settings ``[alerts]``): more than ``threshold`` of the orders finished in the last
+    ``window_s`` seconds were REJECTED or DENIED (``rejected`` of ``orders``; ``reject_rate`` a
+    fraction). Raised once per episode; ``AlertCleared`` ends it."""
+
+    reject_rate: float
+    threshold: float
+    orders: int
+    rejected: int
+    window_s: float
+
+
+class LatencySpiked(Event):
+    """Alert (settings ``[alerts]``): the p99 of the submit-to-answer latencies of the orders
+    answered in the last ``window_s`` seconds (``orders``) is ``p99_us`` µs, above ``threshold_us``.
+    Raised once per episode; ``AlertCleared`` ends it."""
+
+    p99_us: int
+    threshold_us: int
+    orders: int
+    window_s: float
+
+
+class AlertCleared(Event):
+    """An alert ended: ``alert`` (``"reject_rate"`` or ``"latency_p99"``) is back at or below its
+    ``threshold`` (``value`` now, over ``orders`` in the last ``window_s`` seconds)."""
+
+    alert: str
+    value: float
+    threshold: float
+    orders: int
+    window_s: float
+
+
 class SubscriberFailed(Event):
     """A subscriber raised or fell behind; it was isolated and the pipeline went on."""
 
