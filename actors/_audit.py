@@ -66,9 +66,11 @@ Example::
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -91,6 +93,10 @@ __all__ = [
     "FsyncPolicy",
     "ProblemKind",
     "VerifyResult",
+    "ArchiveResult",
+    "archive_audit",
+    "default_archive_dir",
+    "audit_segments",
     "canonical_json",
     "parse_since",
     "read_records",
@@ -195,9 +201,41 @@ def parse_since(text: str) -> datetime:
     return value.astimezone(timezone.utc)
 
 
-def _segments(path: Path) -> list[Path]:
+def _segments(path: Path, archive_dir: Path | None = None) -> list[Path]:
     """The files holding the log at ``path``, oldest first (archived segments, then the log itself)."""
-    return [path]
+    return [seg for seg, _, _ in audit_segments(path, archive_dir)] + [path]
+
+
+#: ``audit.<first seq>-<last seq>.jsonl.gz``: one archived segment of the log
+_SEGMENT_RE = re.compile(r"^(?P<stem>.+)\.(?P<first>\d{12})-(?P<last>\d{12})\.jsonl\.gz$")
+
+
+def default_archive_dir(path: Path) -> Path:
+    """Where the archived segments of the log at ``path`` live by default: ``<dir of path>/archive``."""
+    return Path(path).parent / "archive"
+
+
+def audit_segments(path: Path | str, archive_dir: Path | str | None = None) -> list[tuple[Path, int, int]]:
+    """The archived segments of the log at ``path`` as ``(file, first_seq, last_seq)``, oldest first.
+
+    A segment is ``<archive_dir>/<log name>.<first seq>-<last seq>.jsonl.gz`` (12 digits each):
+    the log's lines verbatim, gzip-compressed, then one anchor line
+    ``{"anchor":{"hash":…,"lines":…,"seq":…}}`` holding the seq and hash of its last line, which
+    the next segment (or the live log) chains from. ``archive_dir`` defaults to
+    :func:`default_archive_dir`.
+    """
+    path = Path(path)
+    folder = Path(archive_dir) if archive_dir is not None else default_archive_dir(path)
+    found = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        m = _SEGMENT_RE.match(entry.name)
+        if m and m.group("stem") == path.name:
+            found.append((entry, int(m.group("first")), int(m.group("last"))))
+    return sorted(found, key=lambda item: item[1])
 
 
 def read_records(
@@ -206,13 +244,14 @@ def read_records(
     client_order_id: str | None = None,
     since: datetime | None = None,
     event: str | None = None,
+    archive_dir: Path | str | None = None,
 ) -> Iterable[AuditRecord]:
     """Yield the audit lines of the log at ``path`` that match every filter given, oldest first.
 
     ``client_order_id``: lines about that order; ``since``: lines written at or after that
     aware datetime; ``event``: lines whose :attr:`AuditRecord.event` or kind equals it
     (case-insensitive: ``FILLED``, ``REJECTED``, ``fill``, ``attempt_failed``…). Reads the
-    archived segments too (oldest first). A line that is not a well-formed audit line is
+    archived segments too (oldest first; ``archive_dir`` default :func:`default_archive_dir`). A line that is not a well-formed audit line is
     skipped (:func:`verify` reports it). Raises ``FileNotFoundError`` when the log is missing;
     ``ValueError`` for a naive ``since``.
     """
@@ -221,7 +260,7 @@ def read_records(
         raise ValueError("since must be an aware datetime (UTC)")
     needle = None if client_order_id is None else f'"client_order_id":{json.dumps(client_order_id)}'.encode("ascii")
     wanted = None if event is None else event.strip().lower()
-    files = _segments(path)
+    files = _segments(path, Path(archive_dir) if archive_dir is not None else None)
     if not path.exists():
         raise FileNotFoundError(f"audit log {path} does not exist")
     for file in files:
@@ -246,10 +285,27 @@ def read_records(
 
 
 def _open_segment(file: Path) -> Iterable[bytes]:
-    with open(file, "rb") as fh:
+    opener = gzip.open if file.name.endswith(".gz") else open
+    with opener(file, "rb") as fh:
         for raw in fh:
-            if raw.endswith(b"\n"):
+            if raw.endswith(b"\n") and not raw.startswith(b'{"anchor":'):
                 yield raw
+
+
+def _segment_anchor(file: Path) -> tuple[int, str, int]:
+    """``(seq, hash, lines)`` of a segment's closing anchor line; ValueError when it has none."""
+    last = b""
+    with gzip.open(file, "rb") as fh:
+        for raw in fh:
+            last = raw
+    try:
+        anchor = json.loads(last)["anchor"]
+        seq, digest, lines = anchor["seq"], anchor["hash"], anchor["lines"]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{file.name} does not end with its anchor line (an incomplete archive segment)") from None
+    if not (isinstance(seq, int) and _is_hex64(digest) and isinstance(lines, int)):
+        raise ValueError(f"{file.name}: malformed anchor {anchor!r}")
+    return seq, digest, lines
 
 
 # ---------------------------------------------------------------------------
@@ -379,16 +435,62 @@ def _read_head(path: Path) -> tuple[int, str] | None:
 # ---------------------------------------------------------------------------
 
 
-def verify(path: Path | str) -> VerifyResult:
-    """Check the whole log at ``path`` (and its ``.head`` anchor and ``.torn`` sidecar).
+def _verify_segments(path: Path, archive_dir: Path | None, problems: list, warnings: list) -> tuple[str, int, int]:
+    """Check every archived segment of ``path`` and the chain between them; return the anchor the
+    live log starts from ``(hash, seq, lines)`` (the genesis value and 0 without segments)."""
+    prev_hash, prev_seq, total = GENESIS_HASH, 0, 0
+    for seg, first, last in audit_segments(path, archive_dir):
+        name = seg.name
+        try:
+            a_seq, a_hash, a_lines = _segment_anchor(seg)
+        except (ValueError, OSError, EOFError) as exc:
+            problems.append(AuditProblem(0, "truncated", f"archive segment {exc}"))
+            return prev_hash, prev_seq, total
+        count, seg_hash, seg_seq = 0, None, None
+        try:
+            for line_no, raw in enumerate(_open_segment(seg), 1):
+                count += 1
+                try:
+                    obj, bad, edited = _check_line(raw[:-1].decode("ascii"))
+                except UnicodeDecodeError:
+                    obj, bad, edited = None, "line is not ASCII", None
+                if obj is None:
+                    problems.append(AuditProblem(line_no, "malformed", f"{name}: {bad}"))
+                    seg_hash = seg_seq = None
+                    continue
+                if edited:
+                    problems.append(AuditProblem(line_no, "edited", f"{name}: {edited}"))
+                if obj["prev"] != prev_hash:
+                    problems.append(AuditProblem(line_no, "broken_chain", f"{name}: seq={obj['seq']}: prev does not match "
+                                                 "the previous line's hash (across segments: the previous anchor)"))
+                if obj["seq"] != prev_seq + 1:
+                    problems.append(AuditProblem(line_no, "sequence", f"{name}: seq={obj['seq']}: expected seq={prev_seq + 1}"))
+                prev_hash, prev_seq = obj["hash"], obj["seq"]
+                seg_hash, seg_seq = obj["hash"], obj["seq"]
+        except (OSError, EOFError) as exc:
+            problems.append(AuditProblem(0, "truncated", f"{name}: unreadable ({exc})"))
+        if (seg_seq, seg_hash, count) != (a_seq, a_hash, a_lines) or (first, last) != (a_seq - a_lines + 1, a_seq):
+            problems.append(AuditProblem(0, "edited", f"{name}: its lines (last seq={seg_seq}, {count} line(s)) do not match "
+                                         f"its anchor (seq={a_seq}, {a_lines} line(s)) or its name"))
+        prev_hash, prev_seq, total = a_hash, a_seq, total + count
+    return prev_hash, prev_seq, total
+
+
+def verify(path: Path | str, *, archive_dir: Path | str | None = None) -> VerifyResult:
+    """Check the whole log at ``path`` (and its ``.head`` anchor and ``.torn`` sidecar), archived
+    segments included: each segment line by line, its closing anchor, and the chain across
+    segments into the live log (``archive_dir`` default: :func:`default_archive_dir`).
 
     Never raises for a damaged or missing file: everything is reported as
     :class:`AuditProblem` entries (see the module docstring for the kinds). A torn last
     line and a non-empty ``.torn`` sidecar are warnings. Streams the file line by line.
+    ``lines`` counts the lines of the segments and of the live log.
     """
     path = Path(path)
     problems: list[AuditProblem] = []
     warnings: list[AuditProblem] = []
+    start_hash, start_seq, archived = _verify_segments(path, Path(archive_dir) if archive_dir is not None else None,
+                                                       problems, warnings)
     head: tuple[int, str] | None = None
     try:
         head = _read_head(path)
@@ -396,10 +498,10 @@ def verify(path: Path | str) -> VerifyResult:
         problems.append(AuditProblem(0, "malformed", f"head anchor unreadable: {exc}"))
     head_seq = head[0] if head else None
 
-    lines = 0
-    last_seq = 0
-    last_hash: str | None = None
-    head_line: tuple[int, str] | None = None
+    lines = archived
+    last_seq = start_seq
+    last_hash: str | None = start_hash if start_seq else None
+    head_line: tuple[int, str] | None = (0, start_hash) if head is not None and start_seq and head[0] == start_seq else None
     try:
         fh = open(path, "rb")
     except FileNotFoundError:
@@ -410,12 +512,25 @@ def verify(path: Path | str) -> VerifyResult:
         problems.append(AuditProblem(0, "malformed", f"cannot read {path}: {exc}"))
         return VerifyResult(False, 0, tuple(problems), tuple(warnings), 0, None, head_seq)
 
-    prev_hash: str | None = GENESIS_HASH
-    prev_seq: int | None = 0
+    prev_hash: str | None = start_hash
+    prev_seq: int | None = start_seq
     line_no = 0
+    overlap = 0
     with fh:
         for raw in fh:
             line_no += 1
+            if start_seq and raw.endswith(b"\n") and overlap == line_no - 1:
+                # an archive run cut short after writing its segment: the archived lines are still here
+                try:
+                    seen = json.loads(raw)
+                except ValueError:
+                    seen = None
+                if isinstance(seen, dict) and isinstance(seen.get("seq"), int) and seen["seq"] <= start_seq:
+                    overlap += 1
+                    if seen["seq"] == start_seq and seen.get("hash") != start_hash:
+                        problems.append(AuditProblem(line_no, "edited", f"seq={start_seq}: differs from the archived "
+                                                     "segment's anchor"))
+                    continue
             if not raw.endswith(b"\n"):
                 warnings.append(AuditProblem(
                     line_no, "truncated",
@@ -439,7 +554,9 @@ def verify(path: Path | str) -> VerifyResult:
             if edited:
                 problems.append(AuditProblem(line_no, "edited", edited))
             if prev_hash is not None and obj["prev"] != prev_hash:
-                where = "the genesis value" if line_no == 1 else f"the hash of line {line_no - 1}"
+                first = line_no == overlap + 1
+                where = (("the archived segments' last anchor" if start_seq else "the genesis value") if first
+                         else f"the hash of line {line_no - 1}")
                 problems.append(AuditProblem(
                     line_no, "broken_chain",
                     f"seq={seq}: prev does not match {where} (a line was deleted, inserted, moved "
@@ -454,6 +571,9 @@ def verify(path: Path | str) -> VerifyResult:
             if head is not None and seq == head[0]:
                 head_line = (line_no, obj["hash"])
 
+    if overlap:
+        warnings.append(AuditProblem(0, "sequence", f"{overlap} archived line(s) are still at the start of {path.name} "
+                                     "(an archive run was interrupted before pruning; the next run prunes them)"))
     if head is not None and head[0] > 0:
         h_seq, h_hash = head
         if h_seq > last_seq:
@@ -524,12 +644,14 @@ class AuditLog:
         fsync: FsyncPolicy = "batch",
         file_mode: int = 0o600,
         clock: _NowSource | None = None,
+        archive_dir: Path | str | None = None,
     ) -> None:
         if fsync not in _POLICIES:
             raise ValueError(f"fsync must be one of 'always', 'batch', 'never'; got {fsync!r}")
         if isinstance(file_mode, bool) or not isinstance(file_mode, int) or not 0 <= file_mode <= 0o777:
             raise ValueError(f"file_mode must be permission bits between 0o000 and 0o777, got {file_mode!r}")
         self._path = Path(path)
+        self._archive_dir = Path(archive_dir) if archive_dir is not None else default_archive_dir(self._path)
         self._policy: FsyncPolicy = fsync
         self._mode = file_mode
         self._clock: _NowSource = clock if clock is not None else _UtcClock()
@@ -608,10 +730,12 @@ class AuditLog:
             os.close(dfd)
 
     def _recover_tail(self) -> None:
-        """Apply the torn-line rule, then take seq/prev from the last complete line."""
+        """Apply the torn-line rule, then take seq/prev from the last complete line (from the last
+        archived segment's anchor when every line was archived)."""
         assert self._fd is not None
         size = self._size
         if size == 0:
+            self._chain_from_archive()
             return
         tail_start = self._last_newline_before(size) + 1  # start of the segment after the last "\n"
         if tail_start < size:  # torn: the last segment has no newline
@@ -627,6 +751,7 @@ class AuditLog:
             self._size = size = tail_start
             self._torn_moved = len(fragment)
         if size == 0:
+            self._chain_from_archive()
             return
         start = self._last_newline_before(size - 1) + 1
         raw = os.pread(self._fd, size - 1 - start, start)
@@ -641,6 +766,14 @@ class AuditLog:
                 "refusing to extend a damaged chain; run verify"
             )
         self._seq, self._hash = obj["seq"], obj["hash"]
+
+    def _chain_from_archive(self) -> None:
+        segments = audit_segments(self._path, self._archive_dir)
+        if segments:
+            try:
+                self._seq, self._hash, _ = _segment_anchor(segments[-1][0])
+            except (ValueError, OSError, EOFError) as exc:
+                raise AuditError(f"audit log {self._path}: cannot continue the chain from the archive: {exc}") from None
 
     def _last_newline_before(self, end: int) -> int:
         """Offset of the last ``\\n`` in ``[0, end)``, or -1."""
@@ -841,3 +974,132 @@ def _write_all(fd: int, blob: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+# ---------------------------------------------------------------------------
+# Archival (retention)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveResult:
+    """What :func:`archive_audit` did: ``segment`` written (None: nothing was old enough),
+    ``lines`` archived, their ``first_seq``/``last_seq``, ``pruned`` lines removed from the live log
+    (``lines`` plus archived lines an interrupted earlier run had left behind)."""
+
+    segment: Path | None
+    lines: int = 0
+    first_seq: int = 0
+    last_seq: int = 0
+    pruned: int = 0
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platform without directory fds
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(dfd)
+
+
+def _write_durably(target: Path, blob: bytes, mode: int) -> None:
+    """Write ``blob`` to ``target`` through a temporary file: fsync, rename, fsync the directory."""
+    tmp = target.with_name(target.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)
+        _write_all(fd, blob)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, target)
+    _fsync_dir(target.parent)
+
+
+def archive_audit(path: Path | str, *, before: datetime, archive_dir: Path | str | None = None,
+                  file_mode: int = 0o600) -> ArchiveResult:
+    """Move the lines of the audit log at ``path`` written before ``before`` into a compressed
+    segment and prune them from the live log, without breaking the hash chain (retention).
+
+    The archived lines are the oldest ones (a prefix: lines are written in time order). The
+    segment ``<archive_dir>/<name>.<first>-<last>.jsonl.gz`` holds them verbatim and ends with
+    an anchor line holding the last line's seq and hash; the live log then starts with the next
+    line, whose ``prev`` is that hash, and :func:`verify` checks the chain across every segment.
+    Crash-safe: the segment is written (fsync, rename) before the live log is replaced (fsync,
+    rename); a crash in between leaves the archived lines in both, which :func:`verify` accepts
+    (warning) and the next run prunes. Runs on a log no writer holds (it takes the writer's
+    ``flock``): the runtime calls it at start (``[retention] orders_days``).
+
+    Raises :class:`AuditError` when a writer holds the log, when the live log does not continue
+    the archive's chain, or on an OS error (nothing is pruned unless its segment is durable).
+    ``before`` must be timezone-aware.
+    """
+    path = Path(path)
+    if before.tzinfo is None:
+        raise ValueError("before must be an aware datetime (UTC)")
+    folder = Path(archive_dir) if archive_dir is not None else default_archive_dir(path)
+    cutoff = _iso(before)
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return ArchiveResult(None)
+    except OSError as exc:
+        raise AuditError(f"cannot open audit log {path}: {exc}") from exc
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise AuditError(f"audit log {path} is open by a writer; archive it while the runtime is stopped") from None
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read()
+        segments = audit_segments(path, folder)
+        a_seq, a_hash = 0, GENESIS_HASH
+        if segments:
+            try:
+                a_seq, a_hash, _ = _segment_anchor(segments[-1][0])
+            except (ValueError, EOFError) as exc:
+                raise AuditError(f"audit archive of {path}: {exc}; run verify") from None
+        raw_lines = data.split(b"\n")
+        tail = raw_lines.pop()  # b"" after a final newline, else a torn fragment kept as it is
+        pruned, archived = 0, []
+        prev_hash, prev_seq = a_hash, a_seq
+        for raw in raw_lines:
+            try:
+                obj = json.loads(raw)
+                seq, ts, digest, prev = obj["seq"], obj["ts"], obj["hash"], obj["prev"]
+            except (ValueError, KeyError, TypeError):
+                break  # a damaged line: archive nothing from here on (verify reports it)
+            if seq <= a_seq:  # archived by an earlier run cut short before pruning
+                if seq == a_seq and digest != a_hash:
+                    raise AuditError(f"audit log {path}: seq={seq} differs from its archived copy; run verify")
+                pruned += 1
+                continue
+            if not ts < cutoff or seq != prev_seq + 1 or prev != prev_hash:
+                break
+            archived.append(raw)
+            prev_hash, prev_seq = digest, seq
+        if not archived and not pruned:
+            return ArchiveResult(None)
+        segment = None
+        if archived:
+            first = a_seq + 1
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            segment = folder / f"{path.name}.{first:012d}-{prev_seq:012d}.jsonl.gz"
+            anchor = canonical_json({"anchor": {"hash": prev_hash, "lines": len(archived), "seq": prev_seq}})
+            body = b"".join(line + b"\n" for line in archived) + anchor.encode("ascii") + b"\n"
+            _write_durably(segment, gzip.compress(body, mtime=0), file_mode)
+        keep = raw_lines[pruned + len(archived):]
+        rest = b"".join(line + b"\n" for line in keep) + tail
+        _write_durably(path, rest, file_mode)
+        return ArchiveResult(segment, len(archived), a_seq + 1 if archived else 0, prev_seq if archived else 0,
+                             pruned + len(archived))
+    except OSError as exc:
+        raise AuditError(f"archiving audit log {path} failed: {exc}") from exc
+    finally:
+        os.close(fd)

@@ -12,6 +12,8 @@ appended to the audit log and journaled. Queries are asks that return frozen sna
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from collections import Counter
 from concurrent.futures import Future
 from datetime import datetime, timezone
@@ -207,6 +209,7 @@ class LedgerActor(FlowActor):
         quiet_interval_s: float = 1.0,
         quiet_threshold_s: float = 5.0,
         pnl: dict | None = None,
+        receipts_path: Any = None,
         alerts: Any = None,
         hooks: tuple = (),
         max_open_age_s: float | None = None,
@@ -276,6 +279,10 @@ class LedgerActor(FlowActor):
         self._orders: dict[str, OrderRecord] = {}
         self._books = PositionBook()
         self._pnl = PnlBook(**(pnl or {}))
+        #: raw venue receipts (``[retention] keep_receipts``): every venue answer as received, one JSON line each
+        self._receipts_path = receipts_path
+        self._receipts_fd: int | None = None
+        self._pending_receipts: list[tuple] = []
         #: reject-rate and latency alerts (``[alerts]``); None without settings or a clock
         self._alerts = AlertMonitor(window_s=alerts.window_s, min_orders=alerts.min_orders, reject_rate=alerts.reject_rate,
                                     latency_p99_us=alerts.latency_p99_us) if alerts is not None and clock is not None else None
@@ -313,6 +320,8 @@ class LedgerActor(FlowActor):
             self._audit = self._audit_factory()
         if self._journal_factory is not None:
             self._journal = self._journal_factory()
+        if self._receipts_path is not None:
+            self._receipts_fd = os.open(self._receipts_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._recording = self._audit is not None or self._journal is not None
 
     def on_stop(self) -> None:
@@ -326,6 +335,9 @@ class LedgerActor(FlowActor):
             self._audit.close()
         if self._journal is not None:
             self._journal.close()
+        if self._receipts_fd is not None:
+            os.close(self._receipts_fd)
+            self._receipts_fd = None
 
     # -- recovery ------------------------------------------------------------------------
     def handle_RestoreLedger(self, message: Any) -> None:
@@ -964,6 +976,8 @@ class LedgerActor(FlowActor):
 
     # -- applying changes ----------------------------------------------------------------
     def _apply_venue_state(self, rec: OrderRecord, state: VenueOrderState, *, cause: str, fill: Fill | None = None) -> None:
+        if self._receipts_fd is not None:
+            self._pending_receipts.append((rec.adapter_id, cause, state))
         before_status = rec.status
         before_transitions = len(rec.transitions)
         before_overfills = len(rec.overfills)
@@ -1330,9 +1344,23 @@ class LedgerActor(FlowActor):
                 logger.opt(exception=exc).error("audit log write failed")
         if self._journal is not None and (rows or fills):
             self._journal_write(rows, fills)
+        if self._pending_receipts:
+            self._write_receipts()
         shared = self._risk.shared
         if shared is not None and shared.pending:
             shared.flush()  # the shared budget's true-ups (releases, fills) with each batch
+
+    def _write_receipts(self) -> None:
+        """Append the batch's venue receipts to ``receipts.jsonl`` (no fsync: evidence, not state)."""
+        receipts, self._pending_receipts = self._pending_receipts, []
+        # the wall clock, as the transitions and the audit lines are stamped (retention compares them all)
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        try:
+            blob = "".join(json.dumps({"ts": stamp, "adapter_id": adapter_id, "cause": cause, "state": state.model_dump(mode="json")},
+                                      sort_keys=True, separators=(",", ":")) + "\n" for adapter_id, cause, state in receipts)
+            os.write(self._receipts_fd, blob.encode())
+        except Exception as exc:
+            logger.opt(exception=exc).error("could not record {} venue receipt(s)", len(receipts))
 
     def _journal_write(self, rows, fills) -> None:
         from ._journal import FillRow, OrderEventRow

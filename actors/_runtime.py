@@ -101,6 +101,7 @@ from ._messages import (
 from ._logging import RuntimeLogging
 from ._metrics import Metrics
 from ._recovery import recover
+from ._retention import apply_retention
 from ._registry import AdapterRegistry, default_registry
 from ._risk import RiskConfig, RiskEngine
 from ._router_actor import RouteDenied, RouteTable, RouterActor, deny_unrouted
@@ -263,6 +264,17 @@ class Runtime:
             self.journal_path = self.ledger_journal_path = None
             journal_factory = ledger_journal_factory = self.pg.journal
 
+        archive_dir = Path(settings.retention.archive_dir)
+        self.archive_dir = (archive_dir if archive_dir.is_absolute() else state_dir / archive_dir) if durable else None
+        self.retention = None
+        if durable:
+            # past their keep time: archived and pruned before recovery reads them (actors/_retention.py)
+            try:
+                self.retention = apply_retention(state_dir, now=self.clock.now(), orders_days=settings.retention.orders_days,
+                                                 receipts_days=settings.retention.receipts_days, archive_dir=self.archive_dir,
+                                                 journals=self.pg is None, file_mode=mode)
+            except Exception as exc:
+                logger.error("retention run failed, nothing was pruned that was not archived: {}", exc)
         boot_errors: list[str] = []
         try:
             self.recovery = None
@@ -295,7 +307,7 @@ class Runtime:
                 risk.shared = PgBudget(self.pg)
             self.ledger = self._track(LedgerActor.start(
                 risk=risk, bus=self.bus, instruments=settings.paper.instrument_map(),
-                audit_factory=(lambda: AuditLog(self.audit_path, file_mode=mode)) if durable else None,
+                audit_factory=(lambda: AuditLog(self.audit_path, file_mode=mode, archive_dir=self.archive_dir)) if durable else None,
                 journal_factory=ledger_journal_factory if durable else None,
                 metrics=self.metrics, clock=self.clock, quiet_interval_s=settings.reconcile.interval_s,
                 shadow_adapters=frozenset(a for m, a in policy.items() if m in ("shadow", "shadow_run")),
@@ -306,6 +318,7 @@ class Runtime:
                 adapter_ids=tuple(self._venues), sync=settings.sync, safety=settings.safety,
                 tracking={a: settings.for_adapter(a).tracking for a in self._venues},
                 pnl={"day_start": settings.pnl.day_start, "timezone": settings.pnl.timezone}, alerts=settings.alerts,
+                receipts_path=state_dir / "receipts.jsonl" if durable and settings.retention.keep_receipts else None,
                 child_name=f"{p}-ledger", startup_errors=boot_errors, dispatcher=journaled))
             self.idempotency = self._track(IdempotencyStoreActor.start(
                 store_factory=journal_factory, ttl_s=settings.idempotency.ttl_s, ledger=self.ledger,
@@ -576,7 +589,7 @@ class Runtime:
         path, records = self._ask(self.ledger, GetHistory(str(client_order_id)), timeout=30.0)
         if path is None:
             return tuple(AuditRecord(0, parse_since(data["ts"]), kind, data) for kind, data in records)
-        return tuple(read_records(path, client_order_id=str(client_order_id)))
+        return tuple(read_records(path, client_order_id=str(client_order_id), archive_dir=self.archive_dir))
 
     def orders(self) -> tuple[ExecutionReport, ...]:
         """Reports of every order the runtime has seen (frozen snapshots)."""

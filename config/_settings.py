@@ -665,6 +665,9 @@ class RetentionSettings(_Section):
     archive_dir: str = Field(
         "archive", min_length=1, description="Where archived segments go (compressed JSONL), relative to state_dir unless absolute."
     )
+    keep_receipts: bool = Field(
+        False, description="Record every venue answer as received (state_dir/receipts.jsonl), kept receipts_days, for evidence."
+    )
 
 
 class MetricsSettings(_Section):

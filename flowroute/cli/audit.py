@@ -13,7 +13,7 @@ from flowroute import verify_audit_log
 from ._common import EXIT_FAILED, EXIT_OK, CliError, print_json
 
 
-def verify_summary(path: Path) -> tuple[dict[str, Any], bool]:
+def verify_summary(path: Path, archive_dir: Path | None = None) -> tuple[dict[str, Any], bool]:
     """Verify the audit log at ``path``; ``(summary, ok)``.
 
     The summary holds ``path``, ``ok``, ``lines``, ``last_seq``, ``anchor_seq`` (None without
@@ -23,7 +23,7 @@ def verify_summary(path: Path) -> tuple[dict[str, Any], bool]:
     """
     if path.is_dir():
         raise CliError(f"{path} is a directory: name the audit log file in it (audit.jsonl)")
-    result = verify_audit_log(path)
+    result = verify_audit_log(path, archive_dir=archive_dir)
     problems = [{"line": p.line_no, "kind": p.kind, "message": p.message} for p in result.problems]
     warnings = [{"line": w.line_no, "kind": w.kind, "message": w.message} for w in result.warnings]
     anchor = path.with_name(path.name + ".head")
@@ -65,7 +65,8 @@ def render_verify(summary: dict[str, Any]) -> None:
         console.print(f"  [yellow]warning[/]{where}: {w['kind']}: {w['message']}")
 
 
-def show_lines(path: Path, *, order: str | None, since: str | None, event: str | None) -> list[dict[str, Any]]:
+def show_lines(path: Path, *, order: str | None, since: str | None, event: str | None,
+               archive_dir: Path | None = None) -> list[dict[str, Any]]:
     """The audit lines of ``path`` (archived segments included) matching every filter, oldest first,
     each ``{"seq", "ts", "kind", "data"}``. Raises :class:`CliError` for a missing file or a bad time."""
     from actors._audit import parse_since, read_records
@@ -79,7 +80,7 @@ def show_lines(path: Path, *, order: str | None, since: str | None, event: str |
     if not path.is_file():
         raise CliError(f"audit log {path} does not exist")
     return [{"seq": r.seq, "ts": r.ts.isoformat(), "kind": r.kind, "data": r.data}
-            for r in read_records(path, client_order_id=order, since=since_dt, event=event)]
+            for r in read_records(path, client_order_id=order, since=since_dt, event=event, archive_dir=archive_dir)]
 
 
 def render_line(line: dict[str, Any]) -> str:
@@ -103,11 +104,15 @@ def add_parser(subparsers: Any, parents: Any) -> argparse.ArgumentParser:
                          description="Verify a hash-chained audit log and its anchor: print ok or every "
                                      "problem with its line number. Exit 0 when ok, 1 when not.")
     v.add_argument("path", type=Path, metavar="PATH", help="the audit log (audit.jsonl in a state directory)")
+    v.add_argument("--archive-dir", type=Path, metavar="DIR",
+                   help="where the archived segments are (default: archive/ beside the log; [retention] archive_dir)")
     v.set_defaults(handler=run_verify)
     sh = tools.add_parser("show", parents=[parents.json], help="show audit lines by order, time or event",
                           description="Show audit lines, oldest first (archived segments too), filtered by order, "
                                       "time and event; the filters combine. Exit 0, or 2 for bad input.")
     sh.add_argument("path", type=Path, metavar="PATH", help="the audit log (audit.jsonl in a state directory)")
+    sh.add_argument("--archive-dir", type=Path, metavar="DIR",
+                    help="where the archived segments are (default: archive/ beside the log; [retention] archive_dir)")
     sh.add_argument("--order", metavar="ID", help="only lines about this client order id")
     sh.add_argument("--since", metavar="T", help="only lines written at or after this ISO-8601 time or date "
                                                 "(UTC unless it carries an offset), e.g. 2026-12-07T05:00:00Z")
@@ -120,7 +125,7 @@ def add_parser(subparsers: Any, parents: Any) -> argparse.ArgumentParser:
 def run_show(args: argparse.Namespace) -> int:
     """Run ``audit show`` with parsed ``args``: text lines (a count on stderr), or one JSON object
     ``{"command", "path", "lines": [...]}`` with ``--json``."""
-    lines = show_lines(args.path, order=args.order, since=args.since, event=args.event)
+    lines = show_lines(args.path, order=args.order, since=args.since, event=args.event, archive_dir=args.archive_dir)
     if args.json:
         print_json({"command": "audit show", "path": str(args.path), "count": len(lines), "lines": lines})
         return EXIT_OK
@@ -133,7 +138,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     """Run ``audit verify`` with parsed ``args``."""
-    summary, ok = verify_summary(args.path)
+    summary, ok = verify_summary(args.path, args.archive_dir)
     if args.json:
         print_json(summary)
     else:
