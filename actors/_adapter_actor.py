@@ -20,9 +20,9 @@ FatalAdapterError      FAILED, E_EXEC_NETWORK (final)               failure
 timeout (timer)        UNKNOWN, E_EXEC_BROKER_TIMEOUT, reconciled;  failure
                        the hung worker makes this actor crash so
                        the supervisor restarts it
-AdapterCrash / bug     this actor crashes; every order whose call   failure
-                       the worker had picked up is UNKNOWN
-                       (E_EXEC_ADAPTER_CRASHED) and reconciled
+AdapterCrash / bug     this actor crashes; every order whose call   one failure per
+                       the worker had picked up is UNKNOWN          crash (the other
+                       (E_EXEC_ADAPTER_CRASHED) and reconciled      orders: ignored)
 =====================  ===========================================  ================
 
 A ``VenueRejectedError`` with ``venue_code=DUPLICATE_CLIENT_ORDER_ID`` on a re-send (attempt 2
@@ -76,6 +76,7 @@ from protocols import (
     VenueRejectedError,
     adapter_capabilities,
     classify_lookup,
+    start_adapter,
 )
 
 from . import _crashpoints
@@ -95,6 +96,7 @@ from ._messages import (
     ExecuteCancel,
     ExecuteOrder,
     FetchBrokerState,
+    FlushWorker,
     OrderFinished,
     OrderReconciledWith,
     OrderSent,
@@ -139,12 +141,31 @@ class VenueWorker:
             self._queued.add(call_id)
         self._queue.put((call_id, fn, call))
 
+    def barrier(self) -> Future:
+        """A future resolved once every call queued before it has finished and its outcome was
+        handed to ``on_done`` (``Runtime.flush``); resolved at once by a retired worker."""
+        done: Future = Future()
+        with self._lock:
+            retired = self._retired
+        if retired:
+            done.set_result(None)
+        else:
+            self._queue.put(done)
+        return done
+
     def retire(self) -> set[int]:
         """Stop taking calls; return the ids never picked up (never delivered)."""
         with self._lock:
             self._retired = True
             unpicked = set(self._queued)
             self._queued.clear()
+        while True:  # drop what waits (never picked: in ``unpicked``); barriers: nothing more will run
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item.__class__ is Future:
+                item.set_result(None)
         self._queue.put(None)
         return unpicked
 
@@ -153,6 +174,9 @@ class VenueWorker:
             item = self._queue.get()
             if item is None:
                 return
+            if item.__class__ is Future:  # a barrier: everything before it is done
+                item.set_result(None)
+                continue
             call_id, fn, call = item
             with self._lock:
                 if self._retired:
@@ -281,9 +305,11 @@ class AdapterActor(FlowActor):
         metrics: Any = None,
         order_detail: bool = False,
         throttle: Any = None,
+        start_error: BaseException | None = None,
         **kw,
     ) -> None:
         super().__init__(**kw)
+        self._start_error = start_error
         self.adapter_id = adapter_id
         self._order_detail = order_detail
         self._venue = venue
@@ -307,6 +333,8 @@ class AdapterActor(FlowActor):
         self._queue: AdmissionQueue = AdmissionQueue(policy.throttle_queue_size)
         self._throttle_timer = None
         self._recon: dict[str, _Recon] = {}
+        #: the crash under way already counted its one breaker failure (see failure_details)
+        self._crash_counted = False
         self._recon_timer = None
         now = clock.monotonic()
         for item in inherited:
@@ -316,9 +344,9 @@ class AdapterActor(FlowActor):
 
     # -- lifecycle ---------------------------------------------------------------------
     def start_child(self) -> None:
-        starter = getattr(self._venue, "start", None)
-        if callable(starter):
-            starter()  # may raise: a start-up crash, reported to the supervisor
+        if self._start_error is not None:  # the registry could not build this generation's adapter
+            raise self._start_error
+        start_adapter(self._venue)  # may raise: a start-up crash, reported to the supervisor
         ref = self.actor_ref
         clock, timeout_of = self._clock, self._policy.timeout_of
 
@@ -336,10 +364,16 @@ class AdapterActor(FlowActor):
                 timer.cancel()
 
     def failure_details(self) -> dict[str, Any]:
-        """On a crash: orders whose call the worker picked up become UNKNOWN; the rest go back to the gate."""
+        """On a crash: orders whose call the worker picked up become UNKNOWN; the rest go back to the gate.
+
+        The crash counts once in the breaker (one failed call), however many orders it leaves in
+        doubt: it is one fault of the adapter, not one per order (a hang already counted its own
+        timed-out call). The other orders in doubt are recorded as IGNORED calls.
+        """
         unpicked = self._worker.retire() if self._worker is not None else set()
         self._worker = None
         now = self._clock.monotonic()
+        counted = self._crash_counted
         for call_id, call in list(self._calls.items()):
             if call.timer is not None:
                 call.timer.cancel()
@@ -349,7 +383,9 @@ class AdapterActor(FlowActor):
                     tell(self._gate, ReturnOrder(call.order))
                     continue
                 self._order_unknown(call.order, ErrorCode.E_EXEC_ADAPTER_CRASHED,
-                                    "adapter crashed while the call was in flight; reconciling", CallOutcome.FAILURE)
+                                    "adapter crashed while the call was in flight; reconciling",
+                                    CallOutcome.IGNORED if counted else CallOutcome.FAILURE)
+                counted = True
             elif call.kind == "cancel" and call.cancel is not None:
                 if call_id in unpicked:
                     tell(self._ledger, CancelFinished(call.cancel, self.adapter_id, "not_sent", code=ErrorCode.E_EXEC_NETWORK,
@@ -364,6 +400,13 @@ class AdapterActor(FlowActor):
         in_doubt = tuple(InDoubt(r.client_order_id, r.order, r.since, r.sent_at, r.attempts) for r in self._recon.values())
         self._recon.clear()
         return {"in_doubt": in_doubt, "adapter_id": self.adapter_id}
+
+    def handle_FlushWorker(self, message: FlushWorker) -> Future:
+        if self._worker is None:
+            done: Future = Future()
+            done.set_result(None)
+            return done
+        return self._worker.barrier()
 
     # -- orders ------------------------------------------------------------------------
     def handle_ExecuteOrder(self, message: ExecuteOrder) -> None:
@@ -641,6 +684,7 @@ class AdapterActor(FlowActor):
             if recon is not None:
                 recon.fetching = False
         # the worker is stuck inside the venue: crash so the supervisor restarts us with a fresh worker
+        self._crash_counted = call.kind == "submit" and call.order is not None  # its FAILURE is the crash's one
         raise ActorCrashed(f"venue worker of '{self.adapter_id}' hung past the {self._policy.timeout_of(call.kind):g} s deadline")
 
     # -- reconciliation ----------------------------------------------------------------

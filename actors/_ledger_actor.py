@@ -60,6 +60,7 @@ from ._messages import (
     CancelOrder,
     CompleteOrder,
     GetEscalated,
+    GetExposure,
     GetLedgerStats,
     GetOrder,
     GetPositions,
@@ -82,6 +83,7 @@ from ._messages import (
     ForwardReconcile,
     Publish,
     QuietCheck,
+    GetReservations,
     ReconciliationStalled,
     RecordDenied,
     SetTradingState,
@@ -667,6 +669,12 @@ class LedgerActor(FlowActor):
 
     def handle_GetEscalated(self, message: GetEscalated) -> dict[str, int]:
         return dict(self._escalated)
+
+    def handle_GetReservations(self, message: GetReservations):
+        return self._risk.reservations(message.account_id)
+
+    def handle_GetExposure(self, message: GetExposure):
+        return self._risk.exposure_of(message.account_id)
 
     def handle_CancelFinished(self, message: CancelFinished) -> None:
         """Apply a cancel's outcome and answer it with the order's report (plus the error, if any)."""

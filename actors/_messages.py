@@ -239,6 +239,26 @@ class ReconciliationStalled:
 
 
 @dataclass(frozen=True, slots=True)
+class GetReservations:
+    """Ask: the ledger's open reservations (of ``account_id``, or all) as frozen ``Reservation`` values."""
+
+    account_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GetExposure:
+    """Ask: an account's ``Exposure`` (reserved, spent, budget)."""
+
+    account_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FlushWorker:
+    """Ask an adapter actor: a ``Future`` resolved once its venue worker has finished every call
+    queued before (``Runtime.flush``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class GetEscalated:
     """Ask: the ledger's escalated orders in doubt as ``{client_order_id: attempts}``."""
 

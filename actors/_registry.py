@@ -1,11 +1,15 @@
 """The adapter factory: ``register(adapter_id, builder)``, validated at start (SPEC §6).
 
-A builder is ``Callable[[Settings], BrokerAdapter]``. The runtime calls each builder once at
-start: the object it returns is the venue connection, long-lived across adapter-actor
-restarts (a restarted actor gets a fresh worker thread around the same connection; an
-adapter with a ``start()`` method has it called by every new actor generation, where a
-failure is a start-up crash). The runtime refuses to start when the routing policy names an
-adapter id nobody registered.
+A builder is ``Callable[[Settings], BrokerAdapter]``. Adapter lifetime across restarts: the
+runtime builds each adapter at start; every time the supervisor restarts the adapter's actor it
+calls the builder again and runs the new generation on the *fresh* instance (with a fresh worker
+thread), so a crashed generation's broken state (a wedged connection, a half-read socket) is
+never reused; the old instance is retired (``release_hangs()``, then ``close()``). Whatever must
+survive a restart lives outside the instance: the paper venue's durable book reopens its SQLite
+file. An adapter whose state *is* the instance (an in-memory simulator) is registered with
+``rebuild=False`` and kept for the runtime's life. Each generation calls ``start()`` (optional),
+where a failure — or a builder that raises — is a start-up crash, restarted with backoff. The
+runtime refuses to start when the routing policy names an adapter id nobody registered.
 
 Example::
 
@@ -20,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from protocols import BrokerAdapter
+from protocols import BrokerAdapter, adapter_capabilities
 from protocols.venues import DryRunVenue, FaultInjectingAdapter, FaultPlan, FillModelConfig, PaperVenue, ShadowVenue
 
 Builder = Callable[[Any], BrokerAdapter]
@@ -31,15 +35,26 @@ class AdapterRegistry:
 
     def __init__(self) -> None:
         self._builders: dict[str, Builder] = {}
+        self._rebuild: dict[str, bool | Callable[[Any], bool]] = {}
 
-    def register(self, adapter_id: str, builder: Builder) -> None:
-        """Register ``builder`` for ``adapter_id`` (replaces an earlier one). Raises ``ValueError``
-        for an empty id or a non-callable builder."""
+    def register(self, adapter_id: str, builder: Builder, *, rebuild: bool | Callable[[Any], bool] = True) -> None:
+        """Register ``builder`` for ``adapter_id`` (replaces an earlier one).
+
+        ``rebuild`` (default True): build a fresh instance for every restart of the adapter's
+        actor; False keeps the first instance for the runtime's life (its state is the instance);
+        or a ``Callable[[Settings], bool]`` deciding per settings. Raises ``ValueError`` for an
+        empty id or a non-callable builder."""
         if not adapter_id or not isinstance(adapter_id, str):
             raise ValueError("adapter_id must be a non-empty string")
         if not callable(builder):
             raise ValueError(f"builder for '{adapter_id}' must be callable")
         self._builders[adapter_id] = builder
+        self._rebuild[adapter_id] = rebuild
+
+    def rebuilds(self, adapter_id: str, settings: Any) -> bool:
+        """Whether a restart of ``adapter_id`` gets a fresh instance (see :meth:`register`)."""
+        rebuild = self._rebuild.get(adapter_id, True)
+        return bool(rebuild(settings)) if callable(rebuild) else bool(rebuild)
 
     def wrap(self, adapter_id: str, wrapper: Callable[[BrokerAdapter], BrokerAdapter]) -> None:
         """Wrap the adapter built for ``adapter_id`` (e.g. with fault injection). Raises ``KeyError``."""
@@ -64,6 +79,7 @@ class AdapterRegistry:
         adapter = self._builders[adapter_id](settings)
         if getattr(adapter, "adapter_id", None) != adapter_id:
             raise ValueError(f"builder for '{adapter_id}' returned an adapter with adapter_id {getattr(adapter, 'adapter_id', None)!r}")
+        adapter_capabilities(adapter)  # a wrong declaration fails here, with the adapter's name
         return adapter
 
 
@@ -83,9 +99,13 @@ def default_registry(*, faults: FaultPlan | None = None, fault_adapters: tuple[s
     def model(settings: Any) -> FillModelConfig:
         return FillModelConfig.from_settings(settings.paper)
 
-    registry.register("paper", lambda s: PaperVenue("paper", config=model(s), book_path=book_path(s, "paper")))
-    registry.register("shadow", lambda s: ShadowVenue("shadow", config=model(s), book_path=book_path(s, "shadow")))
-    registry.register("dry_run", lambda s: DryRunVenue("dry_run", config=model(s), book_path=book_path(s, "dry_run")))
+    def durable(settings: Any) -> bool:  # an in-memory book is the instance itself: kept across restarts
+        return bool(settings.journal.enabled)
+
+    registry.register("paper", lambda s: PaperVenue("paper", config=model(s), book_path=book_path(s, "paper")), rebuild=durable)
+    registry.register("shadow", lambda s: ShadowVenue("shadow", config=model(s), book_path=book_path(s, "shadow")), rebuild=durable)
+    registry.register("dry_run", lambda s: DryRunVenue("dry_run", config=model(s), book_path=book_path(s, "dry_run")),
+                      rebuild=durable)
     venues = getattr(settings, "venues", None)
     if venues is not None and getattr(venues, "fix", None) is not None:
         from protocols.venues.fix import build_fix_venue
@@ -93,5 +113,13 @@ def default_registry(*, faults: FaultPlan | None = None, fault_adapters: tuple[s
         registry.register("fix", build_fix_venue)
     if faults is not None:
         for adapter_id in fault_adapters:
-            registry.wrap(adapter_id, lambda adapter: FaultInjectingAdapter(adapter, faults))
+            last: list[FaultInjectingAdapter] = []
+
+            def inject(adapter: BrokerAdapter, last=last) -> FaultInjectingAdapter:
+                # a rebuilt adapter continues the fault sequence (and counts) of the one it replaces
+                wrapped = FaultInjectingAdapter(adapter, faults, continue_from=last[-1] if last else None)
+                last[:] = [wrapped]
+                return wrapped
+
+            registry.wrap(adapter_id, inject)
     return registry

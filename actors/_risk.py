@@ -198,6 +198,36 @@ class RiskDecision:
 _new_object = object.__new__
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """One order's budget reservation (``Runtime.reservations``): ``amount`` quote currency still
+    reserved, for ``open_qty`` base units not yet filled at the worst-case ``price`` per unit."""
+
+    account_id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    price: Decimal
+    open_qty: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """An account's budget use (``Runtime.exposure``), quote currency: ``reserved`` by open orders,
+    ``spent`` by fills, ``budget`` (None = unlimited); ``available`` is what is left (None = unlimited)."""
+
+    account_id: str
+    reserved: Decimal
+    spent: Decimal
+    budget: Decimal | None
+
+    @property
+    def available(self) -> Decimal | None:
+        """``budget - reserved - spent`` (may be negative after a breach), None when unlimited."""
+        return None if self.budget is None else self.budget - self.reserved - self.spent
+
+
 @dataclass
 class _Reservation:
     symbol: str
@@ -264,6 +294,19 @@ class RiskEngine:
         """``(reserved, spent, budget)`` of ``account_id`` in quote ccy (budget None = unlimited)."""
         acct = self._accounts.get(account_id) or _Account()
         return acct.reserved, acct.spent, self.budget(account_id)
+
+    def exposure_of(self, account_id: str) -> Exposure:
+        """:meth:`exposure` as a frozen :class:`Exposure`."""
+        reserved, spent, budget = self.exposure(account_id)
+        return Exposure(account_id, reserved, spent, budget)
+
+    def reservations(self, account_id: str | None = None) -> tuple[Reservation, ...]:
+        """Every open reservation (of ``account_id`` only, if given), sorted by account and order id."""
+        return tuple(
+            Reservation(acc, coid, r.symbol, r.side, r.price, r.open_qty, r.amount)
+            for (acc, coid), r in sorted(self._res.items())
+            if account_id is None or acc == account_id
+        )
 
     def accounts(self) -> tuple[str, ...]:
         """Accounts (risk books) that have reserved or spent anything, sorted."""

@@ -28,6 +28,7 @@ import random
 import threading
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -46,6 +47,7 @@ from protocols import (
     Quote,
     Trade,
     VenueSessionChanged,
+    retire_adapter,
 )
 
 from ._adapter_actor import AdapterActor, AdapterPolicy, InDoubt
@@ -67,8 +69,11 @@ from ._messages import (
     CancelOrder,
     GetAdapterRefs,
     GetBreaker,
+    FlushWorker,
     GetBusStats,
     GetEscalated,
+    GetExposure,
+    GetReservations,
     GetHealth,
     GetJournalStats,
     GetLedgerStats,
@@ -103,7 +108,7 @@ from ._metrics import Metrics
 from ._recovery import recover
 from ._retention import apply_retention
 from ._registry import AdapterRegistry, default_registry
-from ._risk import RiskConfig, RiskEngine
+from ._risk import Exposure, Reservation, RiskConfig, RiskEngine
 from ._router_actor import RouteDenied, RouteTable, RouterActor, deny_unrouted
 from ._supervisor_actor import Health, SupervisorActor
 from ._sync import BrokerSyncReport
@@ -218,6 +223,7 @@ class Runtime:
         self.logging = RuntimeLogging(settings.logging, secrets)
         self._refs: list[pykka.ActorRef] = []
         self._venues: dict[str, Any] = {}
+        self._quotes: dict[str, Quote] = {}
         self._tokens = itertools.count(1)
         self._validation_errors = 0
         self._subscriptions = 0
@@ -347,20 +353,9 @@ class Runtime:
                 self.supervisor.ask(RegisterCore(f"breaker:{adapter_id}", gate), timeout=ASK_TIMEOUT_S)
             for adapter_id, venue in self._venues.items():
                 adapter_policy = AdapterPolicy.from_settings(settings, adapter_id)
-                ledger = self.ledger
-                venue.set_event_sink(lambda ev, ledger=ledger: tell(ledger, VenueEventReceived(ev)))
-                listen = getattr(venue, "add_state_listener", None)
-                if callable(listen):  # a venue with a session (FIX): its state as metric and event
-                    bus, metrics = self.bus, self.metrics
-                    metrics.set_venue_session(adapter_id, getattr(venue, "session_state", "DISCONNECTED"))
-
-                    def on_session(aid: str, state: str, detail: str, bus=bus, metrics=metrics) -> None:
-                        metrics.set_venue_session(aid, state)
-                        tell(bus, Publish(VenueSessionChanged(adapter_id=aid, state=state, detail=detail)))
-
-                    listen(on_session)
+                self._wire_venue(adapter_id, venue)
                 self.supervisor.ask(RegisterAdapter(
-                    adapter_id, self._adapter_factory(adapter_id, venue, adapter_policy, seed), self.gates[adapter_id],
+                    adapter_id, self._adapter_factory(adapter_id, venue, adapter_policy, seed, registry, settings), self.gates[adapter_id],
                     tuple(inherited.get(adapter_id, ()))),
                     timeout=ASK_TIMEOUT_S)
             for name, ref in (("event bus", self.bus), ("ledger", self.ledger), ("idempotency store", self.idempotency),
@@ -425,7 +420,31 @@ class Runtime:
             self.clock.close()
         raise ValueError(f"runtime refused to start: {error}") from None
 
-    def _adapter_factory(self, adapter_id: str, venue: Any, policy: AdapterPolicy, seed: int) -> Callable[[int, tuple], pykka.ActorRef]:
+    def _wire_venue(self, adapter_id: str, venue: Any) -> None:
+        """Connect a venue instance to this runtime: its events to the ledger, its session state
+        (a venue with a session, e.g. FIX) to the metrics and the bus."""
+        ledger = self.ledger
+        venue.set_event_sink(lambda ev, ledger=ledger: tell(ledger, VenueEventReceived(ev)))
+        listen = getattr(venue, "add_state_listener", None)
+        if callable(listen):  # a venue with a session (FIX): its state as metric and event
+            bus, metrics = self.bus, self.metrics
+            metrics.set_venue_session(adapter_id, getattr(venue, "session_state", "DISCONNECTED"))
+
+            def on_session(aid: str, state: str, detail: str, bus=bus, metrics=metrics) -> None:
+                metrics.set_venue_session(aid, state)
+                tell(bus, Publish(VenueSessionChanged(adapter_id=aid, state=state, detail=detail)))
+
+            listen(on_session)
+
+    def _adapter_factory(self, adapter_id: str, venue: Any, policy: AdapterPolicy, seed: int,
+                         registry: AdapterRegistry, settings: Any) -> Callable[[int, tuple], pykka.ActorRef]:
+        """The supervisor's factory of ``adapter_id``'s actor generations. Generation 1 runs on the
+        venue built at start; every restart gets a fresh instance from the registry's builder
+        (when the registry rebuilds this adapter, ``AdapterRegistry.register(rebuild=...)``), so a
+        crashed generation's broken state is not reused; the old instance is retired
+        (``release_hangs``, ``close``) on a thread of its own, so a stuck venue never blocks the
+        supervisor. A builder that fails makes that generation fail at start-up (restarted with
+        backoff, as any start-up crash)."""
         clock, gate, ledger, idempotency, supervisor, metrics = self.clock, self.gates[adapter_id], self.ledger, self.idempotency, self.supervisor, self.metrics
         base_seed = seed * 1_000_003 + sum(map(ord, adapter_id))
         order_detail = self.logging.order_detail
@@ -437,13 +456,33 @@ class Runtime:
             own = self.settings.for_adapter(adapter_id).throttle
             throttle = SharedThrottle(self.pg, own.venue_key or adapter_id, own.max_calls, own.window_s, own.share)
             self._shared_throttles.append(throttle)
+        current = [venue]
 
         def factory(generation: int, inherited: tuple) -> pykka.ActorRef:
+            start_error = None
+            if generation > 1 and registry.rebuilds(adapter_id, settings):
+                try:
+                    fresh = registry.build(adapter_id, settings)
+                except Exception as exc:  # noqa: BLE001 - a start-up failure of this generation
+                    logger.opt(exception=exc).error("{}: building a fresh adapter for g{} failed", adapter_id, generation)
+                    start_error = exc
+                else:
+                    if fresh is not current[0]:
+                        old, current[0] = current[0], fresh
+                        self._wire_venue(adapter_id, fresh)
+                        for quote in list(self._quotes.values()):  # the last touch per symbol, as the old one had it
+                            try:
+                                fresh.on_market(quote)
+                            except Exception:  # noqa: BLE001 - market data never breaks a restart
+                                logger.opt(exception=True).warning("{}: replaying the last quote failed", adapter_id)
+                        self._venues[adapter_id] = fresh
+                        threading.Thread(target=_retire, args=(old,), name=f"retire-{adapter_id}-g{generation - 1}",
+                                         daemon=True).start()
             return AdapterActor.start(
-                adapter_id=adapter_id, venue=venue, policy=policy, clock=clock, gate=gate, ledger=ledger,
+                adapter_id=adapter_id, venue=current[0], policy=policy, clock=clock, gate=gate, ledger=ledger,
                 idempotency=idempotency, rng=random.Random(base_seed + generation), inherited=inherited,
                 metrics=metrics, order_detail=order_detail, child_name=adapter_id, generation=generation, supervisor=supervisor,
-                dispatcher=dispatcher, throttle=throttle)
+                dispatcher=dispatcher, throttle=throttle, start_error=start_error)
 
         return factory
 
@@ -532,7 +571,9 @@ class Runtime:
         if self._stopped:
             return
         tell(self.ledger, MarketData(data))
-        for venue in self._venues.values():
+        if data.__class__ is Quote:
+            self._quotes[data.symbol] = data  # the touch a rebuilt venue starts from
+        for venue in list(self._venues.values()):
             venue.on_market(data)
 
     # ------------------------------------------------------------------------------------
@@ -725,12 +766,49 @@ class Runtime:
         """Test hook: make the next ``n`` idempotency journal writes fail (orders fail closed)."""
         self._ask(self.idempotency, InjectJournalFailure(n))
 
-    def flush(self, timeout: float = 10.0) -> None:
-        """Wait until every actor has processed what was sent to it before this call (a barrier)."""
+    def flush(self, timeout: float = 10.0, *, venue_calls: bool = True) -> None:
+        """A barrier: when it returns, everything sent to any actor of this runtime before the call
+        has been processed — the core actors, the supervisor, the adapter actors — and (with
+        ``venue_calls``, the default) every venue call their worker threads had queued has
+        finished and its outcome has been applied (the ledger, the idempotency store and the bus
+        have the facts it produced). ``venue_calls=False`` does not wait for calls running in a
+        venue (e.g. a test that holds one on purpose). Raises ``TimeoutError`` when the barrier is
+        not reached within ``timeout`` seconds (e.g. a venue call hangs); an adapter that is
+        restarting has nothing in flight and is skipped."""
         deadline = time.monotonic() + timeout
-        for ref in (self.router, self.idempotency, *self.gates.values(), self.ledger, self.bus):
-            remaining = max(0.1, deadline - time.monotonic())
-            ref.ask(_PING, timeout=remaining)
+
+        def left() -> float:
+            return max(0.05, deadline - time.monotonic())
+
+        core = (self.router, self.idempotency, *self.gates.values(), self.ledger, self.bus)
+        for ref in core:
+            ref.ask(_PING, timeout=left())
+        self.supervisor.ask(_PING, timeout=left())
+        for adapter_id, ref in self.supervisor.ask(GetAdapterRefs(), timeout=left()).items():
+            if ref is None:
+                continue
+            try:
+                if venue_calls:
+                    done = ref.ask(FlushWorker(), timeout=left())
+                    try:
+                        done.result(timeout=left())
+                    except FutureTimeout:
+                        raise TimeoutError(f"flush: a venue call of '{adapter_id}' is still running after {timeout:g} s") from None
+                ref.ask(_PING, timeout=left())
+            except pykka.ActorDeadError:
+                continue  # crashed or restarting: its calls were handed on
+        for _ in range(2):  # the facts the adapters told, then the facts those told (ledger -> store, bus)
+            for ref in core:
+                ref.ask(_PING, timeout=left())
+
+    def reservations(self, account_id: str | None = None) -> tuple[Reservation, ...]:
+        """Open budget reservations (of ``account_id``, or every account) as frozen values, sorted by
+        account and client order id (SPEC §10: an order's notional is reserved until it is terminal)."""
+        return self._ask(self.ledger, GetReservations(account_id))
+
+    def exposure(self, account_id: str) -> Exposure:
+        """``account_id``'s budget use: reserved, spent and budget (quote currency), frozen."""
+        return self._ask(self.ledger, GetExposure(account_id))
 
     # ------------------------------------------------------------------------------------
     # stop
@@ -813,14 +891,16 @@ class Runtime:
             own_logging.close()
 
     def _close_venues(self) -> None:
-        for venue in getattr(self, "_venues", {}).values():
-            try:
-                release = getattr(venue, "release_hangs", None)
-                if callable(release):
-                    release()
-                venue.close()
-            except Exception:
-                logger.opt(exception=True).warning("closing venue failed")
+        for venue in list(getattr(self, "_venues", {}).values()):
+            _retire(venue)
+
+
+def _retire(venue: Any) -> None:
+    """Release a venue instance for good (``retire_adapter``); a failure is logged, never raised."""
+    try:
+        retire_adapter(venue)
+    except Exception:
+        logger.opt(exception=True).warning("closing venue {} failed", getattr(venue, "adapter_id", venue))
 
 
 class _Ping:

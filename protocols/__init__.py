@@ -26,6 +26,8 @@ from ._adapter import (
     VenueOrderState,
     adapter_capabilities,
     classify_lookup,
+    retire_adapter,
+    start_adapter,
 )
 from ._enums import (
     OPEN_STATUSES,

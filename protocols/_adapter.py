@@ -1,16 +1,51 @@
-"""The venue contract: ``BrokerAdapter`` and the values that cross it (SPEC §11).
+"""The venue contract: ``BrokerAdapter`` and the values that cross it (SPEC §11; README "Write an adapter").
 
-A venue adapter is plain, synchronous, possibly blocking code. flowroute never calls
-it from an actor's inbox thread: the adapter actor runs each call on the adapter's
-worker thread and turns the outcome into a message (SPEC §3). Errors are typed (see
-``protocols.AdapterError``): not-delivered, ambiguous, rejected, fatal.
+A venue adapter is plain, synchronous, possibly blocking code. flowroute never calls it from
+an actor's inbox: the adapter actor runs each call on the adapter's own worker thread with a
+per-attempt timeout and turns the outcome into a message (SPEC §3), unless the adapter
+declares ``capabilities.blocking = False`` (in-process simulators: called inline).
 
-Example (a minimal adapter that accepts everything and never fills)::
+What an outcome means (``protocols.AdapterError`` subclasses; the adapter actor's table):
+
+====================================  =============================================================
+the call                              the order
+====================================  =============================================================
+returns a ``VenueOrderState``         the venue's answer (ACCEPTED, PARTIALLY_FILLED, FILLED, ...)
+raises ``NotDeliveredError``          *not delivered*: provably never reached the venue; retried
+                                      under the same client order id with backoff, then FAILED
+raises ``AmbiguousError``,            *ambiguous*: may have reached the venue; UNKNOWN, reconciled
+``TimeoutError``,                     by lookups (``fetch_order``, three-valued: see
+``ConnectionResetError`` or any       :func:`classify_lookup`); never re-sent unless the venue
+other exception, or overruns the      proves absence
+attempt timeout
+raises ``VenueRejectedError``         *rejected*: REJECTED, final (a re-send refused as
+                                      ``DUPLICATE_CLIENT_ORDER_ID`` means the venue has it: UNKNOWN)
+raises ``FatalAdapterError``          *fatal*: FAILED, final; counts as a breaker failure
+raises ``AdapterCrash`` (a            *crash*: the adapter actor crashes; every call the worker had
+``BaseException``), or the actor's    picked up goes UNKNOWN and is reconciled, calls it had not
+own code fails                        picked up go to the next generation
+====================================  =============================================================
+
+The supervisor restarts the adapter's actor (one-for-one, backoff, intensity limit) after a
+crash, a call hung past its attempt timeout (the worker is abandoned), or a failure in
+``start()``; every restart runs on a fresh instance from the registry's builder
+(``actors.AdapterRegistry``), the old one is retired with ``release_hangs()`` and ``close()``.
+One crash counts once in the adapter's circuit breaker, however many orders it leaves in doubt.
+
+Fills are reported one way: in ``VenueOrderState`` — ``fills`` (each with a unique
+``trade_id``: FIX ExecID) and/or ``cum_qty``/``avg_px`` (FIX CumQty/AvgPx) — returned by a call
+or pushed in a ``VenueEvent`` (whose ``fill``, when set, is applied too). The ledger books every
+style by one rule (docs/DESIGN.md "Fills"): per-trade fills once per trade id, cumulative
+quantity beyond them as synthetic fills that later trades cover, overfills flagged.
+
+Example (a minimal adapter; README "Write an adapter" has a complete one that passes the
+conformance suite in ``tests/conformance``)::
 
     class Nop:
         adapter_id = "nop"
+        capabilities = AdapterCapabilities(lookup_covers_closed=True, absence_window_s=0)
         def submit_order(self, order):
-            return VenueOrderState.accepted(order, venue_order_id="n-1")
+            return VenueOrderState.of(order, venue_order_id="n-1", status=OrderStatus.ACCEPTED)
         ...
 """
 
@@ -123,6 +158,22 @@ class VenueOrderState(Frozen):
             reject_reason=reject_reason,
             ts=ts if ts is not None else order.ts,
         )
+
+
+def start_adapter(adapter: object) -> None:
+    """Call ``adapter.start()`` (an optional member of the contract; raises what it raises)."""
+    start = getattr(adapter, "start", None)
+    if callable(start):
+        start()
+
+
+def retire_adapter(adapter: object) -> None:
+    """Release ``adapter`` for good: ``release_hangs()`` (optional member) then ``close()``.
+    Raises what they raise (the caller logs it)."""
+    release = getattr(adapter, "release_hangs", None)
+    if callable(release):
+        release()
+    adapter.close()  # type: ignore[attr-defined]
 
 
 class AdapterCapabilities(Frozen):
@@ -261,10 +312,13 @@ VenueEventKind = Literal["accepted", "rejected", "fill", "canceled", "cancel_rej
 
 
 class VenueEvent(Frozen):
-    """An execution event pushed by a venue after the submit call returned.
+    """An execution event pushed by a venue after the submit call returned (FIX ExecutionReport).
 
-    ``kind`` says what happened; ``state`` is the order's venue state right after it;
-    ``fill`` is set for ``kind == "fill"``.
+    ``kind`` says what happened; ``state`` is the order's venue state right after it (its
+    ``fills`` so far and/or ``cum_qty``/``avg_px``); ``fill`` is the trade this event reports
+    (FIX LastQty/LastPx/ExecID), set for ``kind == "fill"``. The ledger applies ``fill`` and
+    then ``state``, each trade once by ``trade_id`` (so a ``fill`` already listed in
+    ``state.fills`` counts once).
     """
 
     adapter_id: str
@@ -278,11 +332,17 @@ EventSink = Callable[[VenueEvent], None]
 
 @runtime_checkable
 class BrokerAdapter(Protocol):
-    """The contract every venue implements (SPEC §11).
+    """The contract every venue implements (SPEC §11; the module docstring says what each
+    outcome means, README "Write an adapter" shows a complete adapter).
 
-    All methods may block and may raise the typed ``AdapterError`` subclasses:
-    ``NotDeliveredError`` (safe to retry), ``AmbiguousError`` (order goes UNKNOWN),
-    ``VenueRejectedError`` (final), ``FatalAdapterError`` (final, counts as failure).
+    Calls may block (unless ``capabilities.blocking`` is False) and may raise the typed
+    ``AdapterError`` subclasses: ``NotDeliveredError`` (safe to retry), ``AmbiguousError``
+    (order goes UNKNOWN), ``VenueRejectedError`` (final), ``FatalAdapterError`` (final, counts
+    as failure); anything else is ambiguous. One instance serves one adapter-actor generation;
+    the runtime calls ``start()`` first, runs every order call on one worker thread (in FIFO
+    order), and retires it with ``release_hangs()`` and ``close()``. ``start()`` and
+    ``release_hangs()`` are optional (no-ops when absent; see :func:`start_adapter`,
+    :func:`retire_adapter`), as is ``capabilities`` (:data:`DEFAULT_CAPABILITIES`).
     """
 
     adapter_id: str
@@ -294,8 +354,23 @@ class BrokerAdapter(Protocol):
         gives :data:`DEFAULT_CAPABILITIES` to an adapter that declares none."""
         ...
 
+    def start(self) -> None:
+        """Connect (log on, open files). Called once per adapter-actor generation, before any
+        other call, on the actor's thread; raising is a start-up crash (restarted with backoff)."""
+        ...
+
+    def release_hangs(self) -> None:
+        """Unblock every call stuck inside the venue (they should raise ``AmbiguousError``
+        soon). Called from another thread when the instance is retired; must not block."""
+        ...
+
     def submit_order(self, order: VenueOrder) -> VenueOrderState:
-        """Send a new order; return its state right after the venue's acknowledgement."""
+        """Send a new order; return its state right after the venue's acknowledgement.
+
+        Must refuse a ``client_order_id`` it already holds (``VenueRejectedError`` with
+        ``venue_code=DUPLICATE_CLIENT_ORDER_ID``): the runtime only ever re-sends an id after the
+        venue proved absence, and relies on that refusal if the proof was wrong.
+        """
         ...
 
     def cancel_order(self, client_order_id: str) -> VenueOrderState:
@@ -335,5 +410,6 @@ class BrokerAdapter(Protocol):
         ...
 
     def close(self) -> None:
-        """Release connections and files. Idempotent."""
+        """Release connections and files; later calls raise ``NotDeliveredError``. Idempotent,
+        called from any thread (after ``release_hangs``)."""
         ...

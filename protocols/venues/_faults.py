@@ -149,28 +149,37 @@ class FaultPlan:
 class FaultInjectingAdapter:
     """Wrap ``inner`` (any ``BrokerAdapter``) and inject the faults of ``plan`` (see module doc).
 
+    ``continue_from``: the instance this one replaces after an adapter restart; its draws and
+    counts go on here (the same seed gives the same faults across restarts).
+
     Thread-safe: draws are serialised by a lock, so the fault sequence follows the order in
     which calls arrive. :meth:`stats` counts calls and faults.
     """
 
-    def __init__(self, inner: BrokerAdapter, plan: FaultPlan) -> None:
+    def __init__(self, inner: BrokerAdapter, plan: FaultPlan, *, continue_from: "FaultInjectingAdapter | None" = None) -> None:
         self._inner = inner
         self.plan = plan
-        self._rng = random.Random(plan.seed)
-        self._fetch_rng = random.Random(f"flowroute-faults:{plan.seed}:fetch")
-        self._draw_lock = threading.Lock()
+        if continue_from is not None:
+            # a fresh instance after a restart: the same fault sequence goes on, counts included
+            self._rng, self._fetch_rng = continue_from._rng, continue_from._fetch_rng
+            self._draw_lock, self._stats = continue_from._draw_lock, continue_from._stats
+        else:
+            self._rng = random.Random(plan.seed)
+            self._fetch_rng = random.Random(f"flowroute-faults:{plan.seed}:fetch")
+            self._draw_lock = threading.Lock()
         self._released = threading.Event()
         self._slow_timer = threading.Event()  # never set: a sleep that is not time.sleep
         self._hang_cond = threading.Condition()
         self._hanging = 0
-        self._stats: dict[str, int] = {
-            "calls": 0,
-            **{name: 0 for name in FAULTS},
-            "hang_delivered": 0,
-            "ok": 0,
-            "fetch_calls": 0,
-            "fetch_transient": 0,
-        }
+        if continue_from is None:
+            self._stats: dict[str, int] = {
+                "calls": 0,
+                **{name: 0 for name in FAULTS},
+                "hang_delivered": 0,
+                "ok": 0,
+                "fetch_calls": 0,
+                "fetch_transient": 0,
+            }
 
     # ------------------------------------------------------------------ delegation
     @property

@@ -348,6 +348,12 @@ class PaperVenue:
         finally:
             self._deliver_lock.release()
 
+    def start(self) -> None:
+        """Nothing to connect: the book was opened by the constructor."""
+
+    def release_hangs(self) -> None:
+        """Nothing ever hangs here (no network); a no-op."""
+
     def close(self) -> None:
         """Close the book (idempotent). Further calls raise ``NotDeliveredError``."""
         with self._lock:
