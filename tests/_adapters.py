@@ -258,15 +258,16 @@ class TestAdapter:
         return Fill(trade_id=f"{self.adapter_id}-t{next(self._trade_ids)}", qty=qty, price=price,
                     fee=Decimal("0.01"), fee_currency="USDT", liquidity=Liquidity.TAKER, ts=order.ts)
 
-    def fill(self, client_order_id: str, qty: Decimal | None = None) -> VenueOrderState:
-        """Fill ``qty`` (default: all that is left) of a booked order at its price and push the
-        ``"fill"`` event (the state after it, with every fill so far) to the sink."""
+    def fill(self, client_order_id: str, qty: Decimal | None = None, price: Decimal | None = None) -> VenueOrderState:
+        """Fill ``qty`` (default: all that is left) of a booked order at ``price`` (default: its
+        average price so far, else ``self.price``) and push the ``"fill"`` event (the state after
+        it, with every fill so far) to the sink."""
         with self._lock:
             state = self._book[client_order_id]
             left = state.quantity - state.cum_qty
             qty = left if qty is None else Decimal(qty)
             assert 0 < qty <= left, (qty, left)
-            fill = Fill(trade_id=f"{self.adapter_id}-t{next(self._trade_ids)}", qty=qty, price=state.avg_px or self.price,
+            fill = Fill(trade_id=f"{self.adapter_id}-t{next(self._trade_ids)}", qty=qty, price=price or state.avg_px or self.price,
                         fee=Decimal("0.01"), fee_currency="USDT", liquidity=Liquidity.TAKER, ts=state.ts)
             fills = state.fills + (fill,)
             cum = sum((f.qty for f in fills), Decimal(0))
