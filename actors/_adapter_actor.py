@@ -86,6 +86,7 @@ from ._inbox import tell_quiet, wake
 from ._breaker import CallOutcome
 from ._messages import (
     AttemptFailed,
+    GuardActed,
     BrokerStateFetched,
     CallFinished,
     CallTimedOut,
@@ -420,6 +421,9 @@ class AdapterActor(FlowActor):
             retry_after = self._throttle.retry_after()
         if self._policy.throttle_overflow == "queue" and self._queue.offer(order, is_cancel=False):
             self._arm_throttle(retry_after)
+            tell(self._ledger, GuardActed(order.client_order_id, order.account_id, "throttle", "queued",
+                                          f"rate limit of {self._policy.throttle_max_calls} calls per "
+                                          f"{self._policy.throttle_window_s:g} s reached; next slot in {retry_after:.3f} s"))
             return
         self._never_sent(order, ErrorCode.E_EXEC_THROTTLED,
                          f"rate limit of {self._policy.throttle_max_calls} calls per {self._policy.throttle_window_s:g} s reached",

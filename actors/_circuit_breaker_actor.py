@@ -27,6 +27,7 @@ from protocols import ErrorCode, OrderStatus
 from ._base import FlowActor, tell
 from ._breaker import BreakerConfig, CallOutcome, CircuitBreaker, Denied
 from ._messages import (
+    GuardActed,
     AdapterAvailability,
     AdapterChanged,
     BrokerStateFetched,
@@ -240,6 +241,9 @@ class CircuitBreakerActor(FlowActor):
             self._fail_no_adapter(item, f"adapter '{self.adapter_id}' is restarting and its stash is full")
         else:
             self._stash.append(item)
+            if isinstance(item, SubmitOrder):
+                tell(self._ledger, GuardActed(item.client_order_id, item.account_id, "breaker", "stashed",
+                                              f"adapter '{self.adapter_id}' is restarting; sent when it is back"))
 
     def _fail_no_adapter(self, item: SubmitOrder | CancelOrder, message: str) -> None:
         if isinstance(item, CancelOrder):

@@ -33,7 +33,7 @@ from protocols import ErrorCode, ExecutionReport, OrderStatus
 from . import _crashpoints
 from ._base import FlowActor, resolve, tell
 from ._journal import Claim, Completion, JournalError, JournalStore, MemoryJournal
-from ._messages import CompleteOrder, FlushJournal, RecordDenied, ReleaseClaim, SubmitOrder
+from ._messages import CompleteOrder, FlushJournal, GuardActed, RecordDenied, ReleaseClaim, SubmitOrder
 from ._reporting import as_replay, error_report
 
 
@@ -213,6 +213,8 @@ class IdempotencyStoreActor(FlowActor):
                 if cached is None:
                     cached = ExecutionReport.model_validate_json(result.record.report_json)
                 resolve(order.reply, as_replay(cached, order.t0_ns))
+                tell(self._ledger, GuardActed(order.client_order_id, order.account_id, "idempotency", "replayed",
+                                              f"answered from the journal: {cached.status.value}"))
             elif outcome == "CONFLICT":
                 self.conflicts += 1
                 self._deny(order, ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT,

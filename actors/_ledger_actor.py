@@ -90,6 +90,7 @@ from ._messages import (
     SubmitOrder,
     VenueEventReceived,
     AttemptFailed,
+    GuardActed,
     ForgetWait,
     GetHistory,
     WaitTerminal,
@@ -566,6 +567,10 @@ class LedgerActor(FlowActor):
             self._audit_line("attempt", {"client_order_id": rec.client_order_id, "account_id": rec.account_id,
                                          "attempt": message.attempt, "adapter_id": message.adapter_id})
         self._transition(rec, E.SUBMITTED, f"attempt {message.attempt} sent to {message.adapter_id}")
+
+    def handle_GuardActed(self, message: GuardActed) -> None:
+        self._audit_line("guard", {"client_order_id": message.client_order_id, "account_id": message.account_id,
+                                   "guard": message.guard, "action": message.action, "detail": message.detail[:500]})
 
     def handle_AttemptFailed(self, message: AttemptFailed) -> None:
         rec = self._orders.get(message.client_order_id)

@@ -188,6 +188,18 @@ class AttemptFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class GuardActed:
+    """Fact for the audit: a guard acted on an order without ending it: ``guard`` (``idempotency``,
+    ``throttle``, ``breaker``), ``action`` (``replayed``, ``queued``, ``stashed``) and ``detail``."""
+
+    client_order_id: str
+    account_id: str
+    guard: str
+    action: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class GetHistory:
     """Ask: flush the audit log, then answer ``(audit_path or None, in-memory records)`` for
     one order (the records only when there is no audit log)."""

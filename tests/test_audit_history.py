@@ -145,3 +145,23 @@ def test_audit_show_cli(make_runtime) -> None:
     assert bad.returncode == 2 and "--since" in bad.stderr and "Traceback" not in bad.stderr
     missing = _cli("show", str(path.parent / "nope.jsonl"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_guard_actions_that_do_not_end_an_order_are_audited(make_runtime, clock) -> None:
+    rt = make_runtime(durable=True, clock=clock, throttle={"max_calls": 1, "window_s": 60.0},
+                      reconcile={"interval_s": 1.0, "quiet_threshold_s": 2.5})
+    rt.on_market(quote())
+    assert rt.submit(market("au-g1"), ctx()).result(timeout=5).status is OrderStatus.FILLED
+    replay = rt.submit(market("au-g1"), ctx()).result(timeout=5)       # the same intent again: answered from the journal
+    assert replay.replay
+    queued = rt.submit(market("au-g2"), ctx())                          # over the rate limit: waits for a slot
+    clock.wait_timer(lambda d: 0 < d <= 60.0 and d != 1.0, what="throttle timer")
+    settle(rt)
+    guard = [r.data for r in rt.history("au-g2") if r.kind == "guard"]
+    assert [(g["guard"], g["action"]) for g in guard] == [("throttle", "queued")] and "rate limit" in guard[0]["detail"]
+    clock.advance(61.0)
+    assert queued.result(timeout=5).status is OrderStatus.FILLED
+    settle(rt)
+    replayed = [r.data for r in rt.history("au-g1") if r.kind == "guard"]
+    assert [(g["guard"], g["action"]) for g in replayed] == [("idempotency", "replayed")] and "FILLED" in replayed[0]["detail"]
+    assert events(rt.history("au-g2"))[-1] == "FILLED"
