@@ -19,6 +19,7 @@ from ._hooks import HookDenial, PreTradeCheck, PreTradeHook
 from ._registry import AdapterRegistry, default_registry
 from ._risk import TradingState
 from ._runtime import Runtime, Subscription
+from ._statelock import StateDirInUse
 from ._supervisor_actor import ChildHealth, Health
 from ._sync import AdapterSync, BrokerSyncReport, StateDifference
 
@@ -39,6 +40,7 @@ __all__ = [
     "PreTradeHook",
     "RealClock",
     "StateDifference",
+    "StateDirInUse",
     "Runtime",
     "Subscription",
     "TradingState",

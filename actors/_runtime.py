@@ -109,6 +109,7 @@ from ._recovery import recover
 from ._retention import apply_retention
 from ._registry import AdapterRegistry, default_registry
 from ._risk import Exposure, Reservation, RiskConfig, RiskEngine
+from ._statelock import StateDirInUse, StateDirLock
 from ._router_actor import RouteDenied, RouteTable, RouterActor, deny_unrouted
 from ._supervisor_actor import Health, SupervisorActor
 from ._sync import BrokerSyncReport
@@ -202,7 +203,9 @@ class Runtime:
         and restart jitter; ``hooks``: pre-trade hooks ``hook(PreTradeCheck) -> HookDenial | None``
         run in the risk step after the built-in rules (``actors/_hooks.py``; README "Features").
         Raises ``ValueError`` for a hook that is not callable, when the routing policy names an adapter
-        that is not registered, or when an adapter cannot be built; nothing is left running.
+        that is not registered, or when an adapter cannot be built; :class:`StateDirInUse`
+        (``state dir X is in use by pid N``) when another runtime holds ``state_dir`` (a durable
+        runtime locks it for its whole life, see ``actors/_statelock.py``); nothing is left running.
         """
         if settings is None:
             from config import load_settings
@@ -230,6 +233,15 @@ class Runtime:
         #: instruments the runtime trades (SPEC §5: an unknown symbol is a validation error at intake)
         self._symbols = frozenset(settings.paper.instrument_map())
         self._lock = threading.Lock()
+        self._state_lock: StateDirLock | None = None
+        if settings.journal.enabled:
+            # before anything opens a file there (the venues' books included); raises StateDirInUse
+            try:
+                self._state_lock = StateDirLock.acquire(Path(settings.state_dir), file_mode=settings.journal.file_mode)
+            except BaseException:
+                if self._own_clock:
+                    self.clock.close()
+                raise
         policy = dict(settings.routing.policy)
         try:
             registry.validate(policy)
@@ -237,6 +249,7 @@ class Runtime:
                 self._venues[adapter_id] = registry.build(adapter_id, settings)
         except Exception as exc:
             self._close_venues()
+            self._release_state_dir()
             if self._own_clock:
                 self.clock.close()
             raise ValueError(f"runtime refused to start: {exc}") from exc
@@ -884,11 +897,20 @@ class Runtime:
         self._close_venues()
         if getattr(self, "metrics", None) is not None:
             self.metrics.close()
+        self._release_state_dir()
         own_logging = getattr(self, "logging", None)
         if own_logging is None or own_logging.allows("INFO"):
             logger.info("runtime {} stopped", getattr(self, "runtime_id", "?"))
         if own_logging is not None:
             own_logging.close()
+
+    def _release_state_dir(self) -> None:
+        lock = getattr(self, "_state_lock", None)
+        if lock is not None:
+            try:
+                lock.release()
+            except OSError:
+                logger.opt(exception=True).warning("releasing the state dir lock failed")
 
     def _close_venues(self) -> None:
         for venue in list(getattr(self, "_venues", {}).values()):
