@@ -69,6 +69,7 @@ from protocols import (
     LookupOutcome,
     ErrorCode,
     FatalAdapterError,
+    InlineCallOverran,
     NotDeliveredError,
     OrderStatus,
     VenueOrder,
@@ -101,6 +102,7 @@ from ._messages import (
     OrderFinished,
     OrderReconciledWith,
     OrderSent,
+    Publish,
     ReconcileOrders,
     ReconcileTick,
     ReconciliationStalled,
@@ -307,15 +309,21 @@ class AdapterActor(FlowActor):
         order_detail: bool = False,
         throttle: Any = None,
         start_error: BaseException | None = None,
+        bus: pykka.ActorRef | None = None,
         **kw,
     ) -> None:
         super().__init__(**kw)
         self._start_error = start_error
         self.adapter_id = adapter_id
+        self._bus = bus
+        #: inline calls run on the dispatcher thread; one that takes longer than this is reported
+        self.inline_overruns = 0
         self._order_detail = order_detail
         self._venue = venue
         self._caps = adapter_capabilities(venue)
         self._inline = not self._caps.blocking
+        self._inline_budget_us = self._caps.inline_budget_us
+        self._inline_budget_s = self._inline_budget_us / 1e6
         self._policy = policy
         self._clock = clock
         self._gate = gate
@@ -471,8 +479,11 @@ class AdapterActor(FlowActor):
         self._next_call += 1
         call_id = self._next_call
         if self._inline:
-            # a non-blocking venue (in-memory simulator): call it here, skip two thread hops
-            call.started = self._clock.monotonic()
+            # a non-blocking venue (in-memory simulator): call it here, skip two thread hops. It
+            # cannot be pre-empted, so instead of a timeout it is measured on the runtime's clock
+            # and an overrun of the adapter's inline budget is reported (InlineCallOverran)
+            clock = self._clock
+            call.started = started_at = clock.monotonic()
             self._calls[call_id] = call  # in doubt if the call crashes this actor
             started = time.perf_counter()
             result, error = None, None
@@ -480,11 +491,26 @@ class AdapterActor(FlowActor):
                 result = fn()
             except BaseException as exc:  # noqa: BLE001 - classified below
                 error = exc
-            self.handle_VenueCallCompleted(VenueCallCompleted(call_id, result, error, time.perf_counter() - started))
+            duration_s = time.perf_counter() - started
+            elapsed_s = clock.monotonic() - started_at
+            if elapsed_s > self._inline_budget_s:
+                self._inline_overran(call, elapsed_s)
+            self.handle_VenueCallCompleted(VenueCallCompleted(call_id, result, error, duration_s))
             return
         call.started = self._clock.monotonic()
         self._calls[call_id] = call
         self._worker.submit(call_id, fn, call)  # the worker arms the attempt timeout when it starts the call
+
+    def _inline_overran(self, call: _Call, elapsed_s: float) -> None:
+        self.inline_overruns += 1
+        elapsed_us = int(elapsed_s * 1e6)
+        logger.warning("{}: inline {} of {} took {} µs, over the adapter's inline budget of {} µs (it blocks the dispatcher thread)",
+                       self.adapter_id, call.kind, call.client_order_id, elapsed_us, self._inline_budget_us)
+        if self._metrics is not None:
+            self._metrics.inline_overrun(self.adapter_id)
+        if self._bus is not None:
+            tell(self._bus, Publish(InlineCallOverran(adapter_id=self.adapter_id, call=call.kind, client_order_id=call.client_order_id,
+                                                      elapsed_us=elapsed_us, budget_us=self._inline_budget_us)))
 
     # -- outcomes ----------------------------------------------------------------------
     def handle_VenueCallCompleted(self, message: VenueCallCompleted) -> None:

@@ -5,7 +5,8 @@ share or clash on series. Names follow SPEC §12: ``exec_orders_total{status,ada
 ``exec_latency_ms{adapter}`` (histogram), ``exec_reject_total{reason}``,
 ``exec_slippage_bps`` (histogram), ``exec_circuit_state{adapter}`` (0 closed, 1 open,
 2 half-open, 3 forced open, 4 disabled), plus ``exec_restarts_total{child}``,
-``exec_replays_total`` and ``exec_journal_batch_size`` (histogram).
+``exec_replays_total``, ``exec_journal_batch_size`` (histogram), ``exec_inline_overruns_total{adapter}``,
+``exec_durable_write_failures_total{store}`` and ``exec_durable_write_pending{store}``.
 prometheus_client metrics are thread-safe, so actors update them directly.
 """
 
@@ -38,6 +39,9 @@ class Metrics:
         self.replays = Counter("exec_replays", "Idempotent replays served from the journal", registry=r)
         self.batch = Histogram("exec_journal_batch_size", "Claims per journal transaction (group commit; SQLite journal only, an in-memory store has none)", registry=r,
                                buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
+        self.inline_overruns = Counter("exec_inline_overruns", "Inline (non-blocking) adapter calls that overran the adapter's inline budget", ["adapter"], registry=r)
+        self.durable_write_failures = Counter("exec_durable_write_failures", "Failed durable writes by store (audit, ledger_journal); each halts trading until retried", ["store"], registry=r)
+        self.durable_write_pending = Gauge("exec_durable_write_pending", "Records waiting for a durable write that failed (0 when every write went through)", ["store"], registry=r)
         self._server = None
         self._children: dict[tuple, object] = {}
 
@@ -76,6 +80,19 @@ class Metrics:
         """The session state of a venue with a session (FIX)."""
         value = {"DISCONNECTED": 0, "LOGON_SENT": 1, "ACTIVE": 2, "LOGOUT_SENT": 3}.get(state, -1)
         self.venue_session.labels(adapter_id).set(value)
+
+    def inline_overrun(self, adapter_id: str) -> None:
+        """Count an inline adapter call that overran its budget."""
+        self._child(self.inline_overruns, adapter_id).inc()
+
+    def durable_write_failed(self, store: str, pending: int) -> None:
+        """Count a failed durable write of ``store``; ``pending`` records wait for the retry."""
+        self._child(self.durable_write_failures, store).inc()
+        self._child(self.durable_write_pending, store).set(pending)
+
+    def durable_write_pending_set(self, store: str, pending: int) -> None:
+        """Records of ``store`` still waiting for a durable write (0 once written)."""
+        self._child(self.durable_write_pending, store).set(pending)
 
     def restart(self, child: str) -> None:
         self.restarts.labels(child).inc()

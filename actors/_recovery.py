@@ -24,10 +24,19 @@ so no new order reaches an adapter before that adapter's orders in doubt were as
      the window has passed (the ledger then fails it the same way);
    - unknown (not found without proof, an error): the order stays UNKNOWN and the adapter
      actor keeps asking (its reconciliation loop), never inferring a terminal state.
+
+Every lookup has a timeout (a venue that hangs must not hang ``Runtime.start``): the calls of
+one venue run on a worker thread of their own (``VenueWorker``, as the adapter actor's calls
+do) and the starting thread waits at most ``lookup_timeout_s`` for each answer, and at most
+``budget_s`` for all of them. A venue that misses a deadline is not asked again during start
+(its worker is stuck inside it): its remaining orders in doubt stay UNKNOWN ("unresolved") and
+the adapter actor's reconciliation loop asks again once the runtime runs. So recovery returns
+within about ``budget_s`` whatever the venues do.
 """
 
 from __future__ import annotations
 
+import queue
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -47,7 +56,9 @@ from protocols import (
     classify_lookup,
 )
 
+from ._adapter_actor import VenueWorker
 from ._journal import Completion, FillRow, JournalStore, OrderEventRow
+from ._messages import VenueCallCompleted
 
 _FETCH_TRIES = 5
 
@@ -95,12 +106,13 @@ class RecoveryReport:
 
 
 def recover(journal: JournalStore, venues: dict[str, Any], ledger_journal: JournalStore | None = None,
-            wall: Callable[[], float] = time.time) -> RecoveryReport:
+            wall: Callable[[], float] = time.time, *, lookup_timeout_s: float = 2.0, budget_s: float = 30.0) -> RecoveryReport:
     """Rebuild and reconcile from ``journal`` against ``venues`` (adapter id → BrokerAdapter).
 
     ``journal`` holds the idempotency records; ``ledger_journal`` (default: the same store) the
     ledger's transitions and fills. ``wall``: epoch seconds now (the runtime's clock), the time
-    scale of the idempotency records' timestamps (their TTL).
+    scale of the idempotency records' timestamps (their TTL). ``lookup_timeout_s``: the longest
+    wait for one ``fetch_order`` answer (seconds); ``budget_s``: for all of them together.
 
     Writes the reconciled answers back as idempotency completions, so a caller who retries a
     client order id after the restart gets the reconciled report (``replay=True``).
@@ -118,6 +130,20 @@ def recover(journal: JournalStore, venues: dict[str, Any], ledger_journal: Journ
     for row in history.load_fills():
         fills.setdefault((row.account_id, row.client_order_id), []).append(row)
     completions: list[Completion] = []
+    deadline = time.monotonic() + budget_s
+    lookups: dict[str, _VenueLookups] = {}
+    try:
+        _reconcile_records(records, transitions, fills, venues, lookups, lookup_timeout_s, deadline, wall, report, completions)
+    finally:
+        for asker in lookups.values():
+            asker.close()
+    if completions:
+        journal.complete_batch(completions)
+    logger.info("recovery: {} journaled order(s), {} asked at their venue: {}", len(report.orders), len(report.in_doubt), report.counts())
+    return report
+
+
+def _reconcile_records(records, transitions, fills, venues, lookups, lookup_timeout_s, deadline, wall, report, completions) -> None:
     for record in records:
         try:
             intent = OrderIntent.model_validate_json(record.intent_json)
@@ -138,44 +164,91 @@ def recover(journal: JournalStore, venues: dict[str, Any], ledger_journal: Journ
         if venue is None:
             note = f"adapter '{record.adapter_id}' is not configured any more"
         else:
-            state, outcome, note = _ask_venue(venue, record.client_order_id)
+            asker = lookups.get(record.adapter_id)
+            if asker is None:
+                asker = lookups[record.adapter_id] = _VenueLookups(record.adapter_id, venue, lookup_timeout_s, deadline)
+            state, outcome, note = asker.ask(record.client_order_id)
         recovered = RecoveredOrder(intent, context, record.adapter_id, rows, tuple(fills.get(key, ())), outcome,
                                    venue_state=state, previous_status=last, idempotency_status=record.status, note=note)
         report.orders.append(recovered)
         cached = _cached_report(recovered)
         if cached is not None:
             completions.append(Completion(record.account_id, record.client_order_id, "COMPLETED", cached.model_dump_json(), wall()))
-    if completions:
-        journal.complete_batch(completions)
-    logger.info("recovery: {} journaled order(s), {} asked at their venue: {}", len(report.orders), len(report.in_doubt), report.counts())
-    return report
 
 
-def _ask_venue(venue: Any, client_order_id: str) -> tuple[VenueOrderState | None, str, str]:
-    try:
-        caps = adapter_capabilities(venue)
-    except TypeError as exc:
-        return None, "unresolved", str(exc)
-    if not caps.supports_lookup:
-        return None, "unresolved", "the venue has no order lookup"
-    for attempt in range(1, _FETCH_TRIES + 1):
+class _VenueLookups:
+    """The start-up lookups of one venue: each ``fetch_order`` runs on this venue's own
+    ``VenueWorker`` thread and is waited for at most ``timeout_s`` (and never past ``deadline``,
+    a ``time.monotonic()`` value). After a missed deadline the venue is not asked again: every
+    later :meth:`ask` answers "unresolved" at once (the order stays UNKNOWN, reconciled later)."""
+
+    def __init__(self, adapter_id: str, venue: Any, timeout_s: float, deadline: float) -> None:
+        self._adapter_id = adapter_id
+        self._venue = venue
+        self._timeout_s = timeout_s
+        self._deadline = deadline
+        self._answers: queue.SimpleQueue = queue.SimpleQueue()
+        self._worker: VenueWorker | None = None
+        self._calls = 0
+        #: why this venue is not asked any more (None: it answers in time)
+        self.hung: str | None = None
+
+    def ask(self, client_order_id: str) -> tuple[VenueOrderState | None, str, str]:
+        """``(state, outcome, note)`` for one order: outcome "reconciled", "never_delivered" or "unresolved"
+        (the answer classified by ``protocols.classify_lookup`` with the adapter's capabilities)."""
         try:
-            answer: Any = venue.fetch_order(client_order_id)
-        except NotDeliveredError as exc:
-            note = f"fetch_order not delivered ({exc}); attempt {attempt}"
-            continue
-        except Exception as exc:  # ambiguous, or a venue bug: must not stop the runtime from starting
-            answer = exc
-        if answer is not None and not isinstance(answer, (VenueOrderState, BaseException)):
-            answer = TypeError(f"fetch_order returned {type(answer).__name__}, not a VenueOrderState or None")
-        lookup = classify_lookup(client_order_id, answer, caps, 0.0)
-        if lookup.found:
-            assert lookup.state is not None
-            return lookup.state, "reconciled", f"venue says {lookup.state.status.value}"
-        if lookup.absent:
-            return None, "never_delivered", "the venue has no record of this client order id"
-        return None, "unresolved", lookup.reason
-    return None, "unresolved", note
+            caps = adapter_capabilities(self._venue)
+        except TypeError as exc:
+            return None, "unresolved", str(exc)
+        if not caps.supports_lookup:
+            return None, "unresolved", "the venue has no order lookup"
+        note = ""
+        for attempt in range(1, _FETCH_TRIES + 1):
+            if self.hung is not None:
+                return None, "unresolved", self.hung
+            finished, answer, error = self._call(client_order_id)
+            if not finished:
+                return None, "unresolved", self.hung or ""
+            if isinstance(error, NotDeliveredError):
+                note = f"fetch_order not delivered ({error}); attempt {attempt}"
+                continue
+            if error is not None:  # ambiguous, or a venue bug: must not stop the runtime from starting
+                answer = error
+            elif answer is not None and not isinstance(answer, VenueOrderState):
+                answer = TypeError(f"fetch_order returned {type(answer).__name__}, not a VenueOrderState or None")
+            lookup = classify_lookup(client_order_id, answer, caps, 0.0)
+            if lookup.found:
+                assert lookup.state is not None
+                return lookup.state, "reconciled", f"venue says {lookup.state.status.value}"
+            if lookup.absent:
+                return None, "never_delivered", "the venue has no record of this client order id"
+            return None, "unresolved", lookup.reason
+        return None, "unresolved", note
+
+    def _call(self, client_order_id: str) -> tuple[bool, Any, BaseException | None]:
+        wait_s = min(self._timeout_s, self._deadline - time.monotonic())
+        if wait_s <= 0:
+            self.hung = "not asked: the start-up recovery budget was spent; reconciled after start"
+            return False, None, None
+        if self._worker is None:
+            self._worker = VenueWorker(f"recovery-{self._adapter_id}", self._answers.put)
+        self._calls += 1
+        venue = self._venue
+        self._worker.submit(self._calls, lambda: venue.fetch_order(client_order_id))
+        try:
+            answer: VenueCallCompleted = self._answers.get(timeout=wait_s)
+        except queue.Empty:
+            self.hung = (f"fetch_order of '{self._adapter_id}' gave no answer within {wait_s:g} s at start-up; "
+                         "reconciled after start")
+            logger.warning("recovery: {}", self.hung)
+            return False, None, None
+        return True, answer.result, answer.error
+
+    def close(self) -> None:
+        """Retire the worker (a call stuck inside the venue is abandoned; its answer is dropped)."""
+        if self._worker is not None:
+            self._worker.retire()
+            self._worker = None
 
 
 def _cached_report(order: RecoveredOrder) -> ExecutionReport | None:

@@ -302,7 +302,8 @@ class Runtime:
                 journal = journal_factory()
                 ledger_journal = ledger_journal_factory()
                 try:
-                    self.recovery = recover(journal, self._venues, ledger_journal, wall=lambda: self.clock.now().timestamp())
+                    self.recovery = recover(journal, self._venues, ledger_journal, wall=lambda: self.clock.now().timestamp(),
+                                            lookup_timeout_s=settings.timeouts.attempt_s, budget_s=settings.timeouts.deadline_s)
                 finally:
                     journal.close()
                     ledger_journal.close()
@@ -458,7 +459,8 @@ class Runtime:
         (``release_hangs``, ``close``) on a thread of its own, so a stuck venue never blocks the
         supervisor. A builder that fails makes that generation fail at start-up (restarted with
         backoff, as any start-up crash)."""
-        clock, gate, ledger, idempotency, supervisor, metrics = self.clock, self.gates[adapter_id], self.ledger, self.idempotency, self.supervisor, self.metrics
+        clock, gate, ledger, idempotency, supervisor, metrics, bus = (self.clock, self.gates[adapter_id], self.ledger, self.idempotency,
+                                                                       self.supervisor, self.metrics, self.bus)
         base_seed = seed * 1_000_003 + sum(map(ord, adapter_id))
         order_detail = self.logging.order_detail
         dispatcher = self._core
@@ -495,7 +497,7 @@ class Runtime:
                 adapter_id=adapter_id, venue=current[0], policy=policy, clock=clock, gate=gate, ledger=ledger,
                 idempotency=idempotency, rng=random.Random(base_seed + generation), inherited=inherited,
                 metrics=metrics, order_detail=order_detail, child_name=adapter_id, generation=generation, supervisor=supervisor,
-                dispatcher=dispatcher, throttle=throttle, start_error=start_error)
+                dispatcher=dispatcher, throttle=throttle, start_error=start_error, bus=bus)
 
         return factory
 

@@ -88,6 +88,9 @@ from ._events import (
     BrokerStateMismatch,
     TradingStateChanged,
     OrderTrackingChanged,
+    InlineCallOverran,
+    DurableWriteFailed,
+    DurableWriteRecovered,
 )
 from ._instruments import DEFAULT_INSTRUMENTS, Instrument
 from ._intents import CLIENT_ORDER_ID_PATTERN, ExecutionContext, OrderIntent, new_client_order_id, signal_client_order_id

@@ -262,6 +262,40 @@ class SubscriberFailed(Event):
     error: str
 
 
+class InlineCallOverran(Event):
+    """A non-blocking adapter's call (``AdapterCapabilities.blocking = False``), run inline on the
+    dispatcher thread, took longer than the adapter's ``inline_budget_us``. An inline call cannot
+    be pre-empted, so it is measured and reported; an adapter that overruns often should declare
+    itself blocking (its calls then run on a worker thread with a timeout).
+
+    ``call``: ``submit``, ``cancel`` or ``fetch``; ``elapsed_us`` / ``budget_us`` in µs."""
+
+    adapter_id: str
+    call: str
+    client_order_id: str
+    elapsed_us: int
+    budget_us: int
+
+
+class DurableWriteFailed(Event):
+    """A durable write failed (``store``: ``audit`` log or ``ledger_journal``): trading is HALTED
+    (new orders denied, cancels pass) and the write is retried with backoff; nothing that was not
+    written is reported as done. ``pending``: records waiting; ``attempt``: failed tries so far."""
+
+    store: str
+    error: str
+    pending: int
+    attempt: int
+
+
+class DurableWriteRecovered(Event):
+    """A durable write that had failed went through on a retry (``written`` records); the halt it
+    caused is lifted (trading returns to the state it was in before, unless an operator changed it)."""
+
+    store: str
+    written: int
+
+
 ORDER_EVENT_BY_STATUS: dict[OrderStatus, type[OrderEvent]] = {
     OrderStatus.DENIED: OrderDenied,
     OrderStatus.SUBMITTING: OrderSubmitted,
