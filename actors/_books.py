@@ -785,6 +785,34 @@ class OrderRecord:
         )
 
 
+class RetiredFills:
+    """Running totals of the fills of orders the ledger no longer holds in memory (archived):
+    ``qty[(book, symbol)] = (net, buys, sells)`` in base units and ``cash[book][currency]`` (the
+    sum of :func:`fill_cash_flows`), so :meth:`PositionBook.check_invariants` still checks the
+    whole book. :meth:`add` folds an order's fills in, ``add(..., sign=-1)`` takes them out again
+    (an archived order brought back into memory)."""
+
+    def __init__(self) -> None:
+        self.qty: dict[tuple[str, str], tuple[Decimal, Decimal, Decimal]] = {}
+        self.cash: dict[str, dict[str, Decimal]] = {}
+
+    def add(self, book: str, symbol: str, side: Side | str, fills: Iterable[Fill], sign: int = 1) -> None:
+        """Fold ``fills`` of one ``side`` into the totals of ``(book, symbol)`` (``sign`` -1: remove)."""
+        side = Side(side)
+        net, buys, sells = self.qty.get((book, symbol), (_ZERO, _ZERO, _ZERO))
+        cash = self.cash.setdefault(book, {})
+        for fill in fills:
+            qty = sign * fill.qty
+            net += side.sign * qty
+            if side is Side.BUY:
+                buys += qty
+            else:
+                sells += qty
+            for ccy, amount in fill_cash_flows(symbol, side, fill).items():
+                cash[ccy] = cash.get(ccy, _ZERO) + sign * amount
+        self.qty[(book, symbol)] = (net, buys, sells)
+
+
 # ---------------------------------------------------------------------------
 # Positions
 # ---------------------------------------------------------------------------
@@ -1047,22 +1075,31 @@ class PositionBook:
         return tuple(sorted(set(self._cash) | {acc for acc, _ in self._pos}))
 
     def check_invariants(
-        self, fills_by_account_symbol: Mapping[tuple[str, str], Iterable[tuple[Side | str, Fill]]]
+        self, fills_by_account_symbol: Mapping[tuple[str, str], Iterable[tuple[Side | str, Fill]]],
+        retired: "RetiredFills | None" = None,
     ) -> list[str]:
         """Check the book against the fills it should hold (SPEC §12). Returns violations (empty = OK).
 
         ``fills_by_account_symbol[(account_id, symbol)]`` is every applied ``(side, fill)``
-        of that account and symbol (e.g. from the ledger's OrderRecords). Checked:
-        net_qty equals the signed sum of fill quantities, buy_qty/sell_qty equal the sums per
-        side, cash per account and currency equals the sum of :func:`fill_cash_flows`, the
-        book holds no position that the mapping lacks, and no open position has a negative cost.
+        of that account and symbol (e.g. from the ledger's OrderRecords); ``retired`` the totals
+        of the fills of orders no longer held in memory (archived, see :class:`RetiredFills`).
+        Checked: net_qty equals the signed sum of fill quantities, buy_qty/sell_qty equal the
+        sums per side, cash per account and currency equals the sum of :func:`fill_cash_flows`,
+        the book holds no position that the fills lack, and no open position has a negative cost.
         """
         problems: list[str] = []
         expected_cash: dict[str, dict[str, Decimal]] = {}
+        if retired is not None:
+            for account_id, flows in retired.cash.items():
+                expected_cash[account_id] = dict(flows)
         seen: set[tuple[str, str]] = set()
-        for (account_id, symbol), items in fills_by_account_symbol.items():
+        keys = dict.fromkeys(fills_by_account_symbol)
+        if retired is not None:
+            keys.update(dict.fromkeys(retired.qty))
+        for account_id, symbol in keys:
+            items = fills_by_account_symbol.get((account_id, symbol), ())
             seen.add((account_id, symbol))
-            net = buys = sells = _ZERO
+            net, buys, sells = retired.qty.get((account_id, symbol), (_ZERO, _ZERO, _ZERO)) if retired is not None else (_ZERO, _ZERO, _ZERO)
             acc_cash = expected_cash.setdefault(account_id, {})
             for side, fill in items:
                 side = Side(side)

@@ -71,6 +71,7 @@ from protocols import Fill, Liquidity, Side
 
 __all__ = [
     "SCHEMA_VERSION",
+    "ArchivedOrder",
     "Claim",
     "ClaimOutcome",
     "ClaimResult",
@@ -318,6 +319,18 @@ class FillRow:
 
 
 @dataclass(frozen=True, slots=True)
+class ArchivedOrder:
+    """A terminal order the ledger moved out of memory (frozen): ``record_json`` is the whole
+    record (``actors/_archive.py``); ``archived_at`` epoch seconds on the runtime's clock."""
+
+    client_order_id: str
+    account_id: str
+    status: str
+    archived_at: float
+    record_json: str
+
+
+@dataclass(frozen=True, slots=True)
 class JournalStats:
     """Counters of committed write transactions (frozen).
 
@@ -481,6 +494,22 @@ _SCHEMA = (
     )""",
 )
 
+#: Tables added after schema_version 1 without changing what version 1 files hold: created at
+#: every open when missing (an older build ignores them).
+_ADDITIVE = (
+    # terminal orders the ledger moved out of memory (one row each: the record as JSON, see
+    # actors/_archive.py); ``compacted`` = 1 once their order_events rows were folded into it
+    """CREATE TABLE IF NOT EXISTS order_archive (
+        client_order_id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        archived_at REAL NOT NULL,
+        record_json TEXT NOT NULL,
+        compacted INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS order_archive_age ON order_archive (archived_at) WHERE compacted = 0",
+)
+
 _REC_COLS = (
     "account_id, client_order_id, fingerprint, status, report_json, created_at, updated_at, "
     "intent_json, context_json, adapter_id"
@@ -507,6 +536,13 @@ _SQL_FILL = (
     "INSERT OR IGNORE INTO fills (adapter_id, trade_id, account_id, client_order_id, symbol, side, qty, price, "
     "fee, fee_currency, liquidity, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+_SQL_ARCHIVE = (
+    "INSERT OR REPLACE INTO order_archive (client_order_id, account_id, status, archived_at, record_json, compacted) "
+    "VALUES (?, ?, ?, ?, ?, 0)"
+)
+_SQL_ARCHIVED = "SELECT client_order_id, account_id, status, archived_at, record_json FROM order_archive"
 
 
 def _record(row: tuple) -> IdempotencyRecord:
@@ -680,6 +716,16 @@ class SQLiteJournal:
             raise JournalError(
                 f"journal {self._describe()} has schema_version {found!r}; this build reads {SCHEMA_VERSION}"
             )
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'order_archive'").fetchone() is None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for stmt in _ADDITIVE:
+                    conn.execute(stmt)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     @staticmethod
     def _schema_version(conn: sqlite3.Connection) -> int | None:
@@ -994,17 +1040,26 @@ class SQLiteJournal:
         """
         return self.record_ledger((), rows)[1]
 
-    def record_ledger(self, events: Sequence[OrderEventRow], fills: Sequence[FillRow]) -> tuple[int, list[bool]]:
-        """Journal transitions and fills together in ONE transaction: ``(new events, new-fill flags)``."""
+    def record_ledger(self, events: Sequence[OrderEventRow], fills: Sequence[FillRow],
+                      archive: Sequence[ArchivedOrder] = ()) -> tuple[int, list[bool]]:
+        """Journal transitions and fills together in ONE transaction: ``(new events, new-fill flags)``.
+
+        ``archive``: terminal orders the ledger moves out of memory in the same transaction
+        (``INSERT OR REPLACE`` by client order id: a re-archived order replaces its old row).
+        """
         evs = list(events)
         fls = list(fills)
+        arch = list(archive)
+        for i, a in enumerate(arch):
+            if not isinstance(a, ArchivedOrder):
+                raise TypeError(f"archive[{i}] must be an ArchivedOrder, got {type(a).__name__}")
         for i, e in enumerate(evs):
             if not isinstance(e, OrderEventRow):
                 raise TypeError(f"events[{i}] must be an OrderEventRow, got {type(e).__name__}")
         for i, f in enumerate(fls):
             if not isinstance(f, FillRow):
                 raise TypeError(f"fills[{i}] must be a FillRow, got {type(f).__name__}")
-        if not evs and not fls:
+        if not evs and not fls and not arch:
             return 0, []
 
         def body(conn: sqlite3.Connection) -> tuple[tuple[int, list[bool]], int]:
@@ -1015,9 +1070,50 @@ class SQLiteJournal:
                     (e.seq, e.ts, e.account_id, e.client_order_id, e.from_status, e.to_status, e.cause),
                 ).rowcount
             flags = [conn.execute(_SQL_FILL, _fill_params(f)).rowcount == 1 for f in fls]
-            return (new_events, flags), new_events + sum(flags)
+            if arch:
+                conn.executemany(_SQL_ARCHIVE, [(a.client_order_id, a.account_id, a.status, a.archived_at, a.record_json)
+                                                for a in arch])
+            return (new_events, flags), new_events + sum(flags) + len(arch)
 
-        return self._write("record_ledger", len(evs) + len(fls), body)  # type: ignore[return-value]
+        return self._write("record_ledger", len(evs) + len(fls) + len(arch), body)  # type: ignore[return-value]
+
+    def load_archived(self, client_order_id: str) -> ArchivedOrder | None:
+        """The archived record of ``client_order_id`` (one primary-key lookup), or None."""
+        _check_str("load_archived", "client_order_id", client_order_id)
+
+        def body(conn: sqlite3.Connection) -> ArchivedOrder | None:
+            row = conn.execute(_SQL_ARCHIVED + " WHERE client_order_id = ?", (client_order_id,)).fetchone()
+            return None if row is None else ArchivedOrder(*row)
+
+        return self._read("load_archived", body)  # type: ignore[return-value]
+
+    def load_archive(self) -> list[ArchivedOrder]:
+        """Every archived order, in archive order (``rt.orders()``, recovery)."""
+        return self._read(  # type: ignore[return-value]
+            "load_archive",
+            lambda conn: [ArchivedOrder(*r) for r in conn.execute(_SQL_ARCHIVED + " ORDER BY archived_at")],
+        )
+
+    def compact(self, archived_before: float, limit: int = 10_000) -> int:
+        """Fold the journal of orders archived before ``archived_before`` (epoch s) into their archive
+        rows: their ``order_events`` rows are deleted (the archived record holds the same transitions)
+        and the archive row is marked compacted. At most ``limit`` orders per call (one transaction,
+        so a long backlog never stalls the owner); returns how many were compacted. Fills are
+        never compacted: the position books are rebuilt from them."""
+        cutoff = _check_time("compact", "archived_before", archived_before)
+
+        def body(conn: sqlite3.Connection) -> tuple[int, int]:
+            keys = conn.execute(
+                "SELECT account_id, client_order_id FROM order_archive WHERE compacted = 0 AND archived_at < ? LIMIT ?",
+                (cutoff, int(limit))).fetchall()
+            deleted = 0
+            for account_id, client_order_id in keys:
+                deleted += conn.execute("DELETE FROM order_events WHERE account_id = ? AND client_order_id = ?",
+                                        (account_id, client_order_id)).rowcount
+            conn.executemany("UPDATE order_archive SET compacted = 1 WHERE client_order_id = ?", [(k[1],) for k in keys])
+            return len(keys), deleted
+
+        return self._write("compact", 1, body)  # type: ignore[return-value]
 
     def load_orders(self) -> list[OrderEventRow]:
         """Every journaled transition, in journal order (rebuild the order ledger from these)."""
@@ -1217,8 +1313,18 @@ class MemoryJournal:
     def record_fills(self, rows: Sequence[FillRow]) -> list[bool]:
         return [True for _ in rows]
 
-    def record_ledger(self, events: Sequence[OrderEventRow], fills: Sequence[FillRow]) -> tuple[int, list[bool]]:
+    def record_ledger(self, events: Sequence[OrderEventRow], fills: Sequence[FillRow],
+                      archive: Sequence[ArchivedOrder] = ()) -> tuple[int, list[bool]]:
         return 0, [True for _ in fills]
+
+    def load_archived(self, client_order_id: str) -> ArchivedOrder | None:
+        return None
+
+    def load_archive(self) -> list[ArchivedOrder]:
+        return []
+
+    def compact(self, archived_before: float, limit: int = 10_000) -> int:
+        return 0
 
     def load_orders(self) -> list[OrderEventRow]:
         return []

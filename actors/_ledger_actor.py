@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections import Counter
 from concurrent.futures import Future
 from datetime import datetime, timezone
@@ -51,11 +52,12 @@ from . import _crashpoints
 from ._base import FlowActor, now_ns, resolve, tell
 from ._hooks import PreTradeCheck, run_hooks
 from ._inbox import wake
-from ._books import SYNTHETIC_TRADE_PREFIX, FillBooking, FillOutcome, OrderRecord, PositionBook, Transition, arrival_price, attribution_of
+from ._books import SYNTHETIC_TRADE_PREFIX, FillBooking, FillOutcome, OrderRecord, PositionBook, RetiredFills, Transition, arrival_price, attribution_of
 from ._pnl import PnlBook
 from ._alerts import AlertMonitor
 from ._messages import (
     AlertTick,
+    CompactJournal,
     CancelFinished,
     CancelOrder,
     CompleteOrder,
@@ -222,9 +224,27 @@ class LedgerActor(FlowActor):
         sync: Any = None,
         safety: Any = None,
         tracking: dict | None = None,
+        keep_terminal: int = 10_000,
+        compact_interval_s: float = 300.0,
+        ttl_s: float = 3600.0,
         **kw,
     ) -> None:
         super().__init__(**kw)
+        #: bounded memory (docs/DESIGN.md "Durability"): terminal orders beyond the most recent
+        #: ``keep_terminal`` are archived in the ledger journal and leave memory; the journal of
+        #: orders archived longer than ``ttl_s`` is compacted every ``compact_interval_s``
+        self._keep_terminal = keep_terminal
+        self._compact_interval_s = compact_interval_s
+        self._ttl_s = ttl_s
+        self._archiving = False
+        #: terminal orders in memory, oldest first: client order id -> True when its archive row is current
+        self._terminal: dict[str, bool] = {}
+        #: what the archived orders add to the stats and the book invariants
+        self._retired = RetiredFills()
+        self._retired_by_status: Counter[str] = Counter()
+        self._retired_fills = 0
+        self._archived_total = 0
+        self._compact_timer = None
         #: pre-trade hooks (actors/_hooks.py), run after the built-in risk rules; empty = no cost
         self._hooks = tuple(hooks)
         #: orders.max_open_age_s: open orders are canceled at their venue past this age (None: never)
@@ -326,11 +346,15 @@ class LedgerActor(FlowActor):
         if self._receipts_path is not None:
             self._receipts_fd = os.open(self._receipts_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._recording = self._audit is not None or self._journal is not None
+        # a journal that can archive (SQLiteJournal) lets terminal orders leave memory
+        self._archiving = self._journal is not None and callable(getattr(self._journal, "load_archived", None))
+        if self._archiving and self._clock is not None:
+            self._arm_compaction()
 
     def on_stop(self) -> None:
         if self._alert_timer is not None:
             self._alert_timer.cancel()
-        for timer in (self._quiet_timer, self._age_timer, self._sync_timer, *self._track_timers.values()):
+        for timer in (self._quiet_timer, self._age_timer, self._sync_timer, self._compact_timer, *self._track_timers.values()):
             if timer is not None:
                 timer.cancel()
         self._flush()
@@ -350,7 +374,7 @@ class LedgerActor(FlowActor):
                 self._restore(order)
             except Exception as exc:
                 logger.opt(exception=exc).error("could not restore order {}", order.intent.client_order_id)
-        self._flush()
+        self._flush(archive_all_due=True)
 
     def _restore(self, ro: Any) -> None:
         intent, account_id = ro.intent, ro.context.account_id
@@ -379,6 +403,8 @@ class LedgerActor(FlowActor):
         self._orders[intent.client_order_id] = rec
         if rec.status.is_terminal:
             self._risk.release(book, rec.client_order_id)
+            if self._archiving:  # an archived order whose row is current leaves memory without a write
+                self._terminal[rec.client_order_id] = bool(getattr(ro, "archived", False)) and ro.outcome == "unchanged"
         if ro.outcome == "unchanged":
             return
         if rec.status in (OrderStatus.INITIALIZED, OrderStatus.RESERVED, OrderStatus.SUBMITTING):
@@ -558,7 +584,7 @@ class LedgerActor(FlowActor):
         self._transition(rec, E.DENIED, code.value if code else "denied", report=report)
 
     def handle_OrderSent(self, message: OrderSent) -> None:
-        rec = self._orders.get(message.client_order_id)
+        rec = self._order_for_update(message.client_order_id)
         if rec is None:
             return self._unmatched("OrderSent", message.client_order_id)
         rec.attempts = max(rec.attempts, message.attempt)
@@ -595,7 +621,7 @@ class LedgerActor(FlowActor):
                 self._metrics.order_finished(message.adapter_id, report)
             if self._alerts is not None:
                 self._alerts.record_latency(self._clock.monotonic(), report.latency_us)
-        rec = self._orders.get(report.client_order_id)
+        rec = self._order_for_update(report.client_order_id)
         if rec is None:
             return self._unmatched("OrderFinished", report.client_order_id)
         if report.error is not None:
@@ -621,13 +647,13 @@ class LedgerActor(FlowActor):
         if _crashpoints.ARMED and message.event.kind == "fill":
             _crashpoints.hit("between_fills")
         state = message.event.state
-        rec = self._orders.get(state.client_order_id)
+        rec = self._order_for_update(state.client_order_id)
         if rec is None:
             return self._unmatched(f"venue event {message.event.kind}", state.client_order_id)
         self._apply_venue_state(rec, state, cause=f"venue {message.event.kind}", fill=message.event.fill)
 
     def handle_OrderReconciledWith(self, message: OrderReconciledWith) -> None:
-        rec = self._orders.get(message.client_order_id)
+        rec = self._order_for_update(message.client_order_id)
         if rec is None:
             return self._unmatched("reconciliation", message.client_order_id)
         if message.state is None:
@@ -684,7 +710,7 @@ class LedgerActor(FlowActor):
     def handle_CancelFinished(self, message: CancelFinished) -> None:
         """Apply a cancel's outcome and answer it with the order's report (plus the error, if any)."""
         cancel = message.cancel
-        rec = self._orders.get(cancel.client_order_id)
+        rec = self._order_for_update(cancel.client_order_id)
         if rec is None:
             self._unmatched("cancel result", cancel.client_order_id)
             resolve(cancel.reply, cancel_error_report(cancel, message.code or ErrorCode.E_EXEC_INTERNAL, message.reason or "unknown order",
@@ -701,7 +727,7 @@ class LedgerActor(FlowActor):
 
     # -- cancels -----------------------------------------------------------------------
     def handle_CancelOrder(self, cancel: CancelOrder) -> None:
-        rec = self._orders.get(cancel.client_order_id)
+        rec = self._order_for_update(cancel.client_order_id)
         if rec is None or (cancel.account_id and rec.account_id != cancel.account_id):
             resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_VALIDATION,
                                                       f"unknown order '{cancel.client_order_id}'", status=OrderStatus.UNKNOWN))
@@ -897,11 +923,19 @@ class LedgerActor(FlowActor):
     # -- queries -----------------------------------------------------------------------
     def handle_GetOrder(self, message: GetOrder):
         rec = self._orders.get(message.client_order_id)
-        return rec.snapshot() if rec is not None else None
+        return rec.snapshot() if rec is not None else self._archived_report(message.client_order_id)
 
     def handle_WaitTerminal(self, message: WaitTerminal) -> None:
         rec = self._orders.get(message.client_order_id)
-        if rec is None or rec.status.is_terminal:
+        if rec is None:
+            archived = self._archived_report(message.client_order_id)
+            if not message.reply.done():
+                try:
+                    message.reply.set_result(archived)
+                except Exception:  # answered meanwhile
+                    pass
+            return
+        if rec.status.is_terminal:
             self._answer_wait(message.reply, rec)
             return
         self._waiters.setdefault(message.client_order_id, []).append(message.reply)
@@ -942,7 +976,15 @@ class LedgerActor(FlowActor):
         return None, tuple(lines)
 
     def handle_ListOrders(self, message: ListOrders):
-        return tuple(rec.snapshot() for rec in self._orders.values())
+        archived: list = []
+        if self._archiving and self._archived_total:
+            from ._archive import archived_report
+
+            try:
+                archived = [archived_report(a.record_json) for a in self._journal.load_archive() if a.client_order_id not in self._orders]
+            except Exception as exc:  # a query never breaks the ledger; say what is missing
+                logger.opt(exception=exc).error("archived orders could not be read back; listing the orders in memory only")
+        return tuple(archived) + tuple(rec.snapshot() for rec in self._orders.values())
 
     def handle_GetPositions(self, message: GetPositions):
         if message.by_strategy:
@@ -954,11 +996,14 @@ class LedgerActor(FlowActor):
 
     def handle_GetLedgerStats(self, message: GetLedgerStats) -> dict:
         by_status: Counter[str] = Counter(rec.status.value for rec in self._orders.values())
-        fills = [(rec.account_id, rec.symbol, rec.side, f) for rec in self._orders.values() for f in rec.fills]
+        by_status.update(self._retired_by_status)
+        fills = sum(len(rec.fills) for rec in self._orders.values()) + self._retired_fills
         return {
-            "orders_total": len(self._orders),
+            "orders_total": len(self._orders) + self._archived_total,
+            "orders_in_memory": len(self._orders),
+            "orders_archived": self._archived_total,
             "orders_by_status": dict(sorted(by_status.items())),
-            "fills_total": len(fills),
+            "fills_total": fills,
             "errors_by_code": dict(sorted(self._errors.items())),
             "duplicates_denied": self._duplicates_denied,
             "unknown_open": sum(1 for rec in self._orders.values() if rec.status is OrderStatus.UNKNOWN),
@@ -983,7 +1028,7 @@ class LedgerActor(FlowActor):
             for fill in rec.fills:
                 grouped.setdefault((self._book_of(rec.account_id, rec.adapter_id), rec.symbol), []).append((rec.side, fill))
         try:
-            return list(self._books.check_invariants(grouped))
+            return list(self._books.check_invariants(grouped, self._retired if self._archived_total else None))
         except Exception as exc:  # the check itself must never break a query
             return [f"invariant check failed: {exc!r}"]
 
@@ -1094,10 +1139,15 @@ class LedgerActor(FlowActor):
                 self._unknown_resolved += 1
                 if t.to_status is not OrderStatus.SUBMITTING:
                     self._settled(rec)
-        if rec.status.is_terminal and not before.is_terminal:
-            parent = self._resubmittable.pop(rec.client_order_id, None) if self._resubmittable else None
-            if parent is None or not self._resubmit_remainder(rec, parent):
-                self._risk.release(self._book_of(rec.account_id, rec.adapter_id), rec.client_order_id)
+        if rec.status.is_terminal:
+            if not before.is_terminal:
+                parent = self._resubmittable.pop(rec.client_order_id, None) if self._resubmittable else None
+                if parent is None or not self._resubmit_remainder(rec, parent):
+                    self._risk.release(self._book_of(rec.account_id, rec.adapter_id), rec.client_order_id)
+            if self._archiving:  # changed: (re)queued as the newest terminal order, its archive row stale
+                terminal = self._terminal
+                terminal.pop(rec.client_order_id, None)
+                terminal[rec.client_order_id] = False
             if self._waiters:
                 for reply in self._waiters.pop(rec.client_order_id, ()):
                     self._answer_wait(reply, rec)
@@ -1341,7 +1391,7 @@ class LedgerActor(FlowActor):
             data["strategy_id"] = rec.strategy_id
         return data
 
-    def _flush(self) -> None:
+    def _flush(self, *, archive_all_due: bool = False) -> None:
         rows, self._pending_rows = self._pending_rows, []
         fills, self._pending_fills = self._pending_fills, []
         lines, self._pending_audit = self._pending_audit, []
@@ -1355,8 +1405,11 @@ class LedgerActor(FlowActor):
                 self._audit.flush()
             except Exception as exc:
                 logger.opt(exception=exc).error("audit log write failed")
-        if self._journal is not None and (rows or fills):
-            self._journal_write(rows, fills)
+        due = self._archive_due(archive_all_due)
+        if self._journal is not None and (rows or fills or due):
+            if self._journal_write(rows, fills, due):
+                for rec in due:
+                    self._retire(rec)
         if self._pending_receipts:
             self._write_receipts()
         shared = self._risk.shared
@@ -1375,15 +1428,127 @@ class LedgerActor(FlowActor):
         except Exception as exc:
             logger.opt(exception=exc).error("could not record {} venue receipt(s)", len(receipts))
 
-    def _journal_write(self, rows, fills) -> None:
-        from ._journal import FillRow, OrderEventRow
+    def _journal_write(self, rows, fills, due=()) -> bool:
+        from ._journal import ArchivedOrder, FillRow, OrderEventRow
 
         try:
+            archive = []
+            if due:
+                from ._archive import archive_json
+
+                now = self._wall()
+                archive = [ArchivedOrder(rec.client_order_id, rec.account_id, rec.status.value, now, archive_json(rec))
+                           for rec in due if not self._terminal.get(rec.client_order_id)]
             self._journal.record_ledger(
                 [OrderEventRow(seq=t.seq, ts=t.ts.timestamp(), account_id=rec.account_id, client_order_id=rec.client_order_id,
                                from_status=t.from_status.value, to_status=t.to_status.value, cause=t.cause[:500]) for rec, t in rows],
                 [FillRow(adapter_id=rec.adapter_id or "?", account_id=rec.account_id, client_order_id=rec.client_order_id,
                          symbol=rec.symbol, side=rec.side.value, fill=fill) for rec, fill in fills],
+                *((archive,) if archive else ()),
             )
+            return True
         except Exception as exc:
             logger.opt(exception=exc).error("journal could not record {} transition(s) and {} fill(s)", len(rows), len(fills))
+            return False
+
+    # -- bounded memory: archiving terminal orders (docs/DESIGN.md "Durability") -------------
+    def _wall(self) -> float:
+        """Epoch seconds on the runtime's clock (the idempotency TTL's time scale)."""
+        return self._clock.now().timestamp() if self._clock is not None else time.time()
+
+    def _archive_due(self, everything: bool) -> list[OrderRecord]:
+        """The oldest terminal orders beyond ``keep_terminal``, once a batch of them is due (or all, at restore)."""
+        if not self._archiving:
+            return []
+        excess = len(self._terminal) - self._keep_terminal
+        if excess <= 0 or (excess < min(_ARCHIVE_BATCH, self._keep_terminal // 4 + 1) and not everything):
+            return []
+        due = []
+        for cl_id in self._terminal:
+            rec = self._orders.get(cl_id)
+            if rec is not None:
+                due.append(rec)
+            if len(due) >= excess:
+                break
+        return due
+
+    def _retire(self, rec: OrderRecord) -> None:
+        """``rec`` is archived: it leaves memory; its counts and fills stay in the totals."""
+        cl_id = rec.client_order_id
+        self._terminal.pop(cl_id, None)
+        if self._orders.get(cl_id) is rec:
+            del self._orders[cl_id]
+        self._ever_unknown.discard(cl_id)
+        self._watched.pop(cl_id, None)
+        self._open_since.pop(cl_id, None)
+        self._archived_total += 1
+        self._retired_by_status[rec.status.value] += 1
+        self._retired_fills += len(rec.fills)
+        if rec.fills:
+            self._retired.add(self._book_of(rec.account_id, rec.adapter_id), rec.symbol, rec.side, rec.fills)
+
+    def _order_for_update(self, client_order_id: str) -> OrderRecord | None:
+        """The record a fact about ``client_order_id`` applies to: in memory, or an archived order
+        brought back (a late venue event, a cancel of an old order), so no fact is ever dropped."""
+        rec = self._orders.get(client_order_id)
+        if rec is not None or not self._archived_total:
+            return rec
+        archived = self._load_archived(client_order_id)
+        if archived is None:
+            return None
+        from ._archive import restore_record
+
+        try:
+            rec = restore_record(archived.record_json)
+        except Exception as exc:
+            logger.opt(exception=exc).error("archived order {} is unreadable", client_order_id)
+            return None
+        self._archived_total -= 1
+        self._retired_by_status[rec.status.value] -= 1
+        self._retired_fills -= len(rec.fills)
+        if rec.fills:
+            self._retired.add(self._book_of(rec.account_id, rec.adapter_id), rec.symbol, rec.side, rec.fills, sign=-1)
+        self._orders[client_order_id] = rec
+        self._terminal[client_order_id] = True  # its archive row is current until it changes
+        return rec
+
+    def _load_archived(self, client_order_id: str):
+        if not self._archived_total:
+            return None
+        try:
+            return self._journal.load_archived(client_order_id)
+        except Exception as exc:
+            logger.opt(exception=exc).error("could not read archived order {} back from the journal", client_order_id)
+            return None
+
+    def _archived_report(self, client_order_id: str):
+        archived = self._load_archived(client_order_id)
+        if archived is None:
+            return None
+        from ._archive import archived_report
+
+        try:
+            return archived_report(archived.record_json)
+        except Exception as exc:
+            logger.opt(exception=exc).error("archived order {} is unreadable", client_order_id)
+            return None
+
+    def _arm_compaction(self) -> None:
+        ref = self.actor_ref
+        self._compact_timer = self._clock.call_later(self._compact_interval_s, lambda: tell(ref, CompactJournal()))
+
+    def handle_CompactJournal(self, message: CompactJournal) -> None:
+        """Periodic job: fold the journal rows of orders archived longer than the idempotency TTL
+        into their archive rows (``SQLiteJournal.compact``), a bounded batch per run."""
+        self._compact_timer = None
+        try:
+            n = self._journal.compact(self._wall() - self._ttl_s)
+            if n:
+                logger.info("journal compaction: {} archived order(s) older than {:g} s compacted", n, self._ttl_s)
+        except Exception as exc:
+            logger.opt(exception=exc).error("journal compaction failed; retried at the next run")
+        self._arm_compaction()
+
+
+#: archive terminal orders this many at a time (one extra row each in the ledger's own transaction)
+_ARCHIVE_BATCH = 256

@@ -683,6 +683,11 @@ class AlertTick:
 
 
 @dataclass(frozen=True, slots=True)
+class CompactJournal:
+    """Timer → ledger: compact the journal of orders archived longer than the idempotency TTL."""
+
+
+@dataclass(frozen=True, slots=True)
 class QuietCheck:
     """Timer → ledger: look for orders that have gone quiet in SUBMITTING or PENDING_CANCEL."""
 

@@ -58,6 +58,7 @@ from protocols import (
 
 from ._adapter_actor import VenueWorker
 from ._journal import Completion, FillRow, JournalStore, OrderEventRow
+from ._archive import archived_transitions
 from ._messages import VenueCallCompleted
 
 _FETCH_TRIES = 5
@@ -82,6 +83,8 @@ class RecoveredOrder:
     previous_status: OrderStatus = OrderStatus.UNKNOWN
     idempotency_status: str = "COMPLETED"
     note: str = ""
+    #: the ledger archived this (terminal) order: its archive row is current (actors/_archive.py)
+    archived: bool = False
 
 
 @dataclass
@@ -126,6 +129,17 @@ def recover(journal: JournalStore, venues: dict[str, Any], ledger_journal: Journ
     transitions: dict[tuple[str, str], list[OrderEventRow]] = {}
     for row in history.load_orders():
         transitions.setdefault((row.account_id, row.client_order_id), []).append(row)
+    archived: set[tuple[str, str]] = set()
+    load_archive = getattr(history, "load_archive", None)
+    if callable(load_archive):
+        # an archived order's transitions are in its archive row (compaction deletes the journaled ones)
+        for a in load_archive():
+            key = (a.account_id, a.client_order_id)
+            archived.add(key)
+            rows = transitions.setdefault(key, [])
+            have = {r.seq for r in rows}
+            rows.extend(OrderEventRow(seq, ts, a.account_id, a.client_order_id, x, y, cause)
+                        for seq, ts, x, y, cause in archived_transitions(a.record_json) if seq not in have)
     fills: dict[tuple[str, str], list[FillRow]] = {}
     for row in history.load_fills():
         fills.setdefault((row.account_id, row.client_order_id), []).append(row)
@@ -133,7 +147,7 @@ def recover(journal: JournalStore, venues: dict[str, Any], ledger_journal: Journ
     deadline = time.monotonic() + budget_s
     lookups: dict[str, _VenueLookups] = {}
     try:
-        _reconcile_records(records, transitions, fills, venues, lookups, lookup_timeout_s, deadline, wall, report, completions)
+        _reconcile_records(records, transitions, fills, venues, lookups, lookup_timeout_s, deadline, wall, report, completions, archived)
     finally:
         for asker in lookups.values():
             asker.close()
@@ -143,7 +157,7 @@ def recover(journal: JournalStore, venues: dict[str, Any], ledger_journal: Journ
     return report
 
 
-def _reconcile_records(records, transitions, fills, venues, lookups, lookup_timeout_s, deadline, wall, report, completions) -> None:
+def _reconcile_records(records, transitions, fills, venues, lookups, lookup_timeout_s, deadline, wall, report, completions, archived) -> None:
     for record in records:
         try:
             intent = OrderIntent.model_validate_json(record.intent_json)
@@ -157,7 +171,7 @@ def _reconcile_records(records, transitions, fills, venues, lookups, lookup_time
         in_doubt = record.status != "COMPLETED" or not last.is_terminal
         if not in_doubt:
             report.orders.append(RecoveredOrder(intent, context, record.adapter_id, rows, tuple(fills.get(key, ())), "unchanged",
-                                                previous_status=last, idempotency_status=record.status))
+                                                previous_status=last, idempotency_status=record.status, archived=key in archived))
             continue
         venue = venues.get(record.adapter_id)
         state, outcome, note = None, "unresolved", ""

@@ -339,6 +339,8 @@ class Runtime:
                 tracking={a: settings.for_adapter(a).tracking for a in self._venues},
                 pnl={"day_start": settings.pnl.day_start, "timezone": settings.pnl.timezone}, alerts=settings.alerts,
                 receipts_path=state_dir / "receipts.jsonl" if durable and settings.retention.keep_receipts else None,
+                keep_terminal=settings.journal.keep_terminal_orders, compact_interval_s=settings.journal.compact_interval_s,
+                ttl_s=settings.idempotency.ttl_s,
                 child_name=f"{p}-ledger", startup_errors=boot_errors, dispatcher=journaled))
             self.idempotency = self._track(IdempotencyStoreActor.start(
                 store_factory=journal_factory, ttl_s=settings.idempotency.ttl_s, ledger=self.ledger,

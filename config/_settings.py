@@ -192,6 +192,11 @@ class JournalSettings(_Section):
     connect_timeout_s: float = Field(
         5.0, gt=0, allow_inf_nan=False, description="PostgreSQL: seconds to wait for the server at start."
     )
+    keep_terminal_orders: int = Field(
+        10_000, ge=0, description="Terminal orders the ledger keeps in memory once journaled (count); older ones are "
+        "archived in the ledger journal and read back on demand (docs/DESIGN.md Durability).")
+    compact_interval_s: Seconds = Field(
+        300.0, description="How often the ledger compacts the journal of orders archived longer than idempotency.ttl_s (seconds).")
 
     @field_validator("url")
     @classmethod

@@ -42,7 +42,7 @@ from ._common import (
     start_runtime,
     wait_until,
 )
-from .stress_invariants import STRESS_ACCOUNT, Invariant, check_stress
+from .stress_invariants import STRESS_ACCOUNT, Invariant, check_soak, check_stress
 
 
 @dataclass
@@ -76,6 +76,11 @@ class StressConfig:
     p_shared: float = 0.0
     shared_ids: int = 0
     rate: tuple[int, float] | None = None
+    #: soak mode: each operation is checked as it completes and then dropped (the harness's memory
+    #: stays bounded, so the process RSS shows the runtime's); see :class:`SoakChecks`
+    soak: bool = False
+    #: sample the process RSS every this many completed operations (0: only at start and end)
+    rss_every: int = 0
 
 
 @dataclass
@@ -102,10 +107,12 @@ class StressSender:
         self.rng = random.Random(f"{cfg.seed}:{index}")
         self.on_done = on_done
         self.ops: list[Op] = []
-        self._originals: list[Op] = []
+        #: soak mode: the checks of this sender's completed operations (the operations are dropped)
+        self.checks: SoakChecks | None = SoakChecks(random.Random(f"{cfg.seed}:{index}:latency")) if cfg.soak else None
+        self._originals: list[Op] | deque[Op] = deque(maxlen=_SOAK_ORIGINALS) if cfg.soak else []
         self._limits: list[Op] = []
         self._n = 0
-        self._outstanding: deque[Future] = deque()
+        self._outstanding: deque[Op] = deque()
         self.quote_every = max(25, 1000 // max(1, cfg.senders))
         self.error: BaseException | None = None
         #: set on Ctrl-C: the sender stops before its next operation
@@ -151,9 +158,25 @@ class StressSender:
 
     def _track(self, op: Op) -> Op:
         op.future.add_done_callback(self.on_done)
-        self.ops.append(op)
-        self._outstanding.append(op.future)
+        if self.checks is None:
+            self.ops.append(op)
+        self._outstanding.append(op)
         return op
+
+    def _retire(self, op: Op) -> None:
+        """Soak mode: check a completed operation, then forget it."""
+        if self.checks is not None:
+            self.checks.check(op)
+
+    def drain(self) -> None:
+        """Soak mode: wait for (bounded) and check every operation still outstanding."""
+        while self._outstanding:
+            op = self._outstanding.popleft()
+            try:
+                op.future.result(timeout=FUTURE_TIMEOUT_S)
+            except Exception:
+                pass
+            self._retire(op)
 
     def _respect_window(self) -> None:
         """Block until fewer than ``cfg.window`` of this sender's operations are unanswered
@@ -162,21 +185,23 @@ class StressSender:
         if window <= 0:
             return
         outstanding = self._outstanding
-        while outstanding and outstanding[0].done():
-            outstanding.popleft()
+        while outstanding and outstanding[0].future.done():
+            self._retire(outstanding.popleft())
         while len(outstanding) >= window:
             try:
-                outstanding[0].result(timeout=FUTURE_TIMEOUT_S)
+                outstanding[0].future.result(timeout=FUTURE_TIMEOUT_S)
             except Exception:
                 pass
-            outstanding.popleft()
-            while outstanding and outstanding[0].done():
-                outstanding.popleft()
+            self._retire(outstanding.popleft())
+            while outstanding and outstanding[0].future.done():
+                self._retire(outstanding.popleft())
 
     def run(self) -> None:
         """Send every operation (thread body); a crash is kept in ``self.error``."""
         try:
             self._run()
+            if self.checks is not None:
+                self.drain()
         except BaseException as exc:  # reported as a failed invariant, never silently lost
             self.error = exc
             logger.opt(exception=exc).error("stress sender {} crashed", self.index)
@@ -214,7 +239,9 @@ class StressSender:
                 self._submit("invalid", bad, self._ctx())
             elif c_invalid <= u < c_live:
                 self._submit("live", self._new_intent(), self._ctx("live"))
-            elif c_live <= u < c_cancel and self._cancelable():
+            elif (c_live <= u < c_cancel or (self.checks is not None and len(self._limits) > _SOAK_RESTING)) \
+                    and self._cancelable():
+                # (soak: a sender keeps at most _SOAK_RESTING orders resting; beyond, it cancels the oldest)
                 target = self._cancelable()
                 self._limits.remove(target)
                 future = self.rt.cancel(target.client_order_id, STRESS_ACCOUNT)
@@ -244,6 +271,112 @@ class StressSender:
         return None
 
 
+#: soak mode: duplicates repeat one of the sender's last this many orders
+_SOAK_ORIGINALS = 256
+#: soak mode: a sender keeps at most this many LIMIT orders resting (it cancels the oldest beyond)
+_SOAK_RESTING = 32
+#: soak mode: latencies kept for the percentiles (a seeded reservoir sample per sender)
+_SOAK_LATENCIES = 20_000
+
+
+class SoakChecks:
+    """The per-operation stress checks, applied as each operation completes (soak mode), so the
+    harness keeps counters instead of every operation: the same rules as :func:`check_stress`
+    (one final report, duplicates replayed or refused, bad input rejected), denial reasons by
+    code, and latencies as a reservoir sample of ``_SOAK_LATENCIES`` per sender."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.kinds: Counter[str] = Counter()
+        self.resolved = self.unresolved = self.bad_type = 0
+        self.dups_checked = self.conflicts_checked = self.inputs_checked = 0
+        self.bad: list[str] = []
+        self.bad_count = 0
+        self.denied: Counter[str] = Counter()
+        self.budget_denied = 0
+        self.latencies: list[int] = []
+        self.latency_seen = 0
+
+    def check(self, op: Op) -> None:
+        """Check one operation (its future done or given up on)."""
+        from flowroute import ExecutionReport
+
+        self.kinds[op.kind] += 1
+        future = op.future
+        if not future.done() or future.exception() is not None:
+            self.unresolved += 1
+            return
+        report = future.result()
+        if not isinstance(report, ExecutionReport):
+            self.bad_type += 1
+            return
+        self.resolved += 1
+        code = None if report.error is None else report.error.code.value
+        if op.kind != "cancel" and report.status.value == "DENIED":
+            self.denied[code or "no error code"] += 1
+            if code == "E_EXEC_RISK_DENIED" and report.error.message.startswith("budget"):
+                self.budget_denied += 1
+        if op.kind in ("dup", "conflict"):
+            orig = op.original.future.result() if op.original is not None and op.original.future.done() else None
+            if orig is None or orig.status.value != "DENIED":  # a released claim makes any answer legitimate
+                if op.kind == "dup":
+                    self.dups_checked += 1
+                    if not (report.replay or code == "E_EXEC_DUPLICATE_IN_FLIGHT"):
+                        self._bad(f"dup {op.client_order_id}: {report.status.value} {code} replay={report.replay}")
+                else:
+                    self.conflicts_checked += 1
+                    if code != "E_EXEC_IDEMPOTENCY_CONFLICT":
+                        self._bad(f"conflict {op.client_order_id}: {report.status.value} {code}")
+        want = {"invalid": "E_EXEC_VALIDATION", "live": "E_EXEC_POLICY_BLOCKED"}.get(op.kind)
+        if want is not None:
+            self.inputs_checked += 1
+            if code != want:
+                self._bad(f"{op.kind} {op.client_order_id}: {code}")
+        if op.kind != "cancel" and not report.replay and report.status.value != "DENIED" and report.latency_us:
+            self.latency_seen += 1
+            if len(self.latencies) < _SOAK_LATENCIES:
+                self.latencies.append(report.latency_us)
+            else:
+                j = self.rng.randrange(self.latency_seen)
+                if j < _SOAK_LATENCIES:
+                    self.latencies[j] = report.latency_us
+
+    def _bad(self, what: str) -> None:
+        self.bad_count += 1
+        if len(self.bad) < 5:
+            self.bad.append(what)
+
+
+def rss_bytes() -> int:
+    """This process's resident set size in bytes (``/proc/self/statm``; 0 where there is none)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def rss_report(samples: list[tuple[int, float, int]]) -> dict[str, Any]:
+    """The RSS curve of a run: ``samples`` as ``[operations done, seconds, RSS MiB]`` and the growth
+    over each half of the operations (MiB, from the samples nearest 0, half and all of them), the
+    second half's growth as a percentage of the RSS at half time and of the first half's growth."""
+    if not samples:
+        return {"samples": []}
+    total = samples[-1][0]
+    def at(n: int) -> int:
+        return min(samples, key=lambda s: abs(s[0] - n))[2]
+    start, mid, end = at(0), at(total // 2), at(total)
+    first, second = mid - start, end - mid
+    mib = 1024 * 1024
+    return {
+        "samples": [[n, round(t, 1), round(r / mib, 1)] for n, t, r in samples],
+        "start_mib": round(start / mib, 1), "mid_mib": round(mid / mib, 1), "end_mib": round(end / mib, 1),
+        "first_half_growth_mib": round(first / mib, 1), "second_half_growth_mib": round(second / mib, 1),
+        "second_half_growth_pct_of_mid_rss": round(100 * second / mid, 2) if mid else None,
+        "second_half_growth_pct_of_first_half_growth": round(100 * second / first, 1) if first > 0 else None,
+    }
+
+
 def synthetic_quote(bid: Decimal) -> Any:
     """A BTC/USDT quote at ``bid`` / ``bid + 0.01``, 50 BTC each side, stamped now (UTC)."""
     return Quote(ts=utc_now(), symbol=SYMBOL, bid=bid, bid_size=Decimal(50), ask=bid + Decimal("0.01"),
@@ -268,10 +401,14 @@ ON_PURPOSE = frozenset({"E_EXEC_VALIDATION", "E_EXEC_POLICY_BLOCKED", "E_EXEC_ID
                         "E_EXEC_DUPLICATE_IN_FLIGHT"})
 
 
-def denial_reasons(ops: list[Op], *, breaker_transitions: int, fault_stats: dict | None) -> dict[str, Any]:
+def denial_reasons(ops: list[Op], *, breaker_transitions: int, fault_stats: dict | None,
+                   counts: Counter[str] | None = None) -> dict[str, Any]:
     """Why orders were DENIED: ``{"total", "unexpected", "reasons": [{"code", "count", "why"}]}``,
-    most frequent code first; ``unexpected`` leaves out the codes the mix provokes on purpose."""
-    counts: Counter[str] = Counter()
+    most frequent code first; ``unexpected`` leaves out the codes the mix provokes on purpose.
+    ``counts``: denials per code counted already (soak mode) instead of ``ops``."""
+    if counts is not None:
+        ops = []
+    counts = Counter() if counts is None else counts
     for op in ops:
         if op.kind == "cancel" or not op.future.done() or op.future.exception() is not None:
             continue
@@ -350,6 +487,8 @@ def run_stress(cfg: StressConfig, console: Console, log_level: str | None) -> tu
         progress = Progress(TextColumn("[bold]stress"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             console=make_console(stderr=True), disable=cfg.as_json, transient=False)
         t0 = time.perf_counter()
+        rss_samples: list[tuple[int, float, int]] = [(0, 0.0, rss_bytes())]
+        next_rss = cfg.rss_every or None
         with progress:
             task = progress.add_task("reports", total=cfg.orders)
             for th in threads:
@@ -360,6 +499,9 @@ def run_stress(cfg: StressConfig, console: Console, log_level: str | None) -> tu
                     with done_lock:
                         n = done[0]
                     progress.update(task, completed=n)
+                    if next_rss is not None and n >= next_rss:
+                        rss_samples.append((n, time.perf_counter() - t0, rss_bytes()))
+                        next_rss = (n // cfg.rss_every + 1) * cfg.rss_every
                     if n >= cfg.orders and not any(th.is_alive() for th in threads):
                         break
                     if not any(th.is_alive() for th in threads) and n >= sum(len(s.ops) for s in senders):
@@ -378,38 +520,55 @@ def run_stress(cfg: StressConfig, console: Console, log_level: str | None) -> tu
                     op.future.result(timeout=max(0.01, deadline - time.monotonic()))
                 except Exception:
                     pass
-            progress.update(task, completed=sum(1 for op in ops if op.future.done()))
+            checks = [s.checks for s in senders if s.checks is not None]
+            with done_lock:
+                n = done[0]
+            progress.update(task, completed=sum(1 for op in ops if op.future.done()) if not cfg.soak else n)
         elapsed = time.perf_counter() - t0
-        resolved_in_time = all(op.future.done() for op in ops) and (interrupted or len(ops) == cfg.orders)
+        rss_samples.append((n if cfg.soak else len(ops), elapsed, rss_bytes()))
+        if cfg.soak:
+            sent = sum(sum(c.kinds.values()) for c in checks)
+            resolved_in_time = not any(th.is_alive() for th in threads) and all(c.unresolved == 0 for c in checks) \
+                and (interrupted or sent == cfg.orders)
+        else:
+            sent = len(ops)
+            resolved_in_time = all(op.future.done() for op in ops) and (interrupted or len(ops) == cfg.orders)
         rt.flush()
         unknown_settled = wait_until(lambda: rt.stats()["unknown_open"] == 0, 30.0, 0.1)
         healthy_settled = wait_until(lambda: all(c.state == "running" for c in rt.health().children), 10.0, 0.1)
         rt.flush()
         sender_errors = [f"sender {s.index}: {s.error!r}" for s in senders if s.error is not None]
-        invariants = check_stress(rt, ops, faults=plan, resolved_in_time=resolved_in_time, sender_errors=sender_errors,
-                                  unknown_settled=unknown_settled, healthy_settled=healthy_settled)
+        if cfg.soak:
+            invariants = check_soak(rt, checks, faults=plan, resolved_in_time=resolved_in_time, sender_errors=sender_errors,
+                                    unknown_settled=unknown_settled, healthy_settled=healthy_settled)
+            latencies = [x for c in checks for x in c.latencies]
+            kinds = sum((c.kinds for c in checks), Counter())
+        else:
+            invariants = check_stress(rt, ops, faults=plan, resolved_in_time=resolved_in_time, sender_errors=sender_errors,
+                                      unknown_settled=unknown_settled, healthy_settled=healthy_settled)
+            latencies = [r.latency_us for op in ops if op.kind != "cancel" and op.future.done()
+                         for r in (op.future.result(),)
+                         if not r.replay and r.status.value != "DENIED" and r.latency_us]
+            kinds = Counter(op.kind for op in ops)
         st = rt.stats()
         health = rt.health()
-        latencies = [r.latency_us for op in ops if op.kind != "cancel" and op.future.done()
-                     for r in (op.future.result(),)
-                     if not r.replay and r.status.value != "DENIED" and r.latency_us]
         venue = rt.venue("paper")
         fault_stats = venue.stats() if plan is not None and hasattr(type(venue), "stats") else None
-        kinds = Counter(op.kind for op in ops)
         summary = {
             "command": "stress",
             "interrupted": interrupted,
             "senders": cfg.senders,
             "window": cfg.window,
-            "intents": len(ops),
+            "intents": sent,
             "requested": cfg.orders,
+            "soak": cfg.soak,
             "mix": dict(sorted(kinds.items())),
-            "final_reports": sum(1 for op in ops if op.future.done()),
+            "final_reports": sum(c.resolved + c.bad_type for c in checks) if cfg.soak else sum(1 for op in ops if op.future.done()),
             "venue_duplicate_submissions": venue.duplicate_submissions(),
             "venue_submissions": sum(venue.submission_counts().values()),
             "invariants": {i.name: i.ok for i in invariants},
             "invariant_details": {i.name: i.detail for i in invariants},
-            "throughput_per_s": round(len(ops) / elapsed, 1) if elapsed > 0 else None,
+            "throughput_per_s": round(sent / elapsed, 1) if elapsed > 0 else None,
             "latency_us": latency_summary(latencies),
             "restarts": sum(c.restarts for c in health.children),
             "unknown_resolved": st["unknown_resolved"],
@@ -420,7 +579,11 @@ def run_stress(cfg: StressConfig, console: Console, log_level: str | None) -> tu
             "orders_by_status": st["orders_by_status"],
             "fills_total": st["fills_total"],
             "errors_by_code": dict(sorted(st["errors_by_code"].items())),
-            "denied": denial_reasons(ops, breaker_transitions=len(transitions), fault_stats=fault_stats),
+            "denied": denial_reasons(ops, breaker_transitions=len(transitions), fault_stats=fault_stats,
+                                     counts=sum((c.denied for c in checks), Counter()) if cfg.soak else None),
+            "orders_in_memory": st.get("orders_in_memory"),
+            "orders_archived": st.get("orders_archived"),
+            "rss": rss_report(rss_samples),
             "faults": str(plan) if plan is not None else None,
             "fault_stats": fault_stats,
             "seed": cfg.seed,
@@ -481,6 +644,11 @@ def render_stress_summary(console: Console, s: dict) -> None:
             console.print(f"  {reason['count']:,} {reason['code']}: {reason['why']}")
     console.print(f"throughput: {s['throughput_per_s']} intents/s over {s['seconds']} s; latency µs "
                   f"{latency_text(s['latency_us'])}; CPU affinity {s['affinity']} of {s['cpu_count']}")
+    rss = s.get("rss") or {}
+    if rss.get("samples"):
+        console.print(f"RSS MiB: start {rss['start_mib']}, half {rss['mid_mib']}, end {rss['end_mib']}; growth first half "
+                      f"{rss['first_half_growth_mib']}, second half {rss['second_half_growth_mib']} "
+                      f"({rss['second_half_growth_pct_of_mid_rss']} % of the RSS at half time)")
     t = Table(title="invariants")
     t.add_column("invariant")
     t.add_column("result")
@@ -564,6 +732,12 @@ def add_parser(subparsers: Any, parents: Any) -> argparse.ArgumentParser:
                         "(default %(default)s)")
     p.add_argument("--id-prefix", default="", help=argparse.SUPPRESS)
     p.add_argument("--p-shared", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.add_argument("--soak", action="store_true",
+                   help="check each operation as it completes and drop it, so the harness's memory stays bounded "
+                        "(long runs: the RSS curve shows the runtime's memory); senders keep at most "
+                        f"{_SOAK_RESTING} orders resting")
+    p.add_argument("--rss-every", type=_non_negative, default=0, metavar="N",
+                   help="sample the process RSS every N completed operations (the JSON's rss; default: start and end only)")
     p.set_defaults(handler=run, default_profile="stress")
     return p
 
@@ -595,7 +769,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = StressConfig(senders=args.senders, orders=args.orders, faults=args.faults, seed=args.seed,
                        state_dir=args.state_dir, profile=args.profile, fresh=args.fresh, as_json=args.json,
                        window=args.window, budget=args.budget, journal_url=args.journal_url, id_prefix=args.id_prefix,
-                       p_shared=args.p_shared, shared_ids=args.shared_ids, rate=args.rate)
+                       p_shared=args.p_shared, shared_ids=args.shared_ids, rate=args.rate,
+                       soak=args.soak, rss_every=args.rss_every)
     summary, ok = run_stress(cfg, make_console(stderr=args.json), args.log_level)
     if args.json:
         print_json(summary)

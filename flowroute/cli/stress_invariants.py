@@ -14,7 +14,7 @@ from flowroute import ExecutionReport
 from ._common import SYMBOL
 
 if TYPE_CHECKING:
-    from .stress import Op
+    from .stress import Op, SoakChecks
 
 STRESS_ACCOUNT = "stress"
 #: A first attempt answered DENIED never reached a venue and its idempotency claim was released
@@ -101,7 +101,50 @@ def check_stress(rt: Any, ops: list[Op], *, faults: Any, resolved_in_time: bool,
     return out
 
 
-def budget_invariant(rt: Any, ops: list[Op]) -> Invariant:
+def check_soak(rt: Any, checks: list[SoakChecks], *, faults: Any, resolved_in_time: bool, sender_errors: list[str],
+               unknown_settled: bool, healthy_settled: bool) -> list[Invariant]:
+    """The stress invariants of a soak run (``--soak``): the per-operation rules were applied as
+    each operation completed (:class:`flowroute.cli.stress.SoakChecks`); here they are summed, and
+    the runtime-wide ones are checked as in :func:`check_stress`, except that positions are checked
+    against the venue and the ledger's own book invariants (not by listing every order)."""
+    out: list[Invariant] = []
+    sent = sum(sum(c.kinds.values()) for c in checks)
+    unresolved = sum(c.unresolved for c in checks)
+    bad_type = sum(c.bad_type for c in checks)
+    out.append(Invariant(
+        "every_intent_one_final_report", unresolved == 0 and bad_type == 0 and resolved_in_time and not sender_errors,
+        f"{sent - unresolved}/{sent} resolved" + (f"; sender errors: {sender_errors}" if sender_errors else "")))
+    venue = rt.venue("paper")
+    dups = venue.duplicate_submissions()
+    counts = venue.submission_counts()
+    most = max(counts.values(), default=0)
+    out.append(Invariant("no_duplicate_venue_submission", dups == 0 and most <= 1,
+                         f"duplicate submissions {dups}, max submissions per id {most}, ids {len(counts)}"))
+    del counts
+    bad = [b for c in checks for b in c.bad]
+    n_bad = sum(c.bad_count for c in checks)
+    n_dup, n_conf, n_inv = (sum(c.dups_checked for c in checks), sum(c.conflicts_checked for c in checks),
+                            sum(c.inputs_checked for c in checks))
+    out.append(Invariant("duplicates_replayed_or_conflict", not any("dup " in b or "conflict " in b for b in bad),
+                         f"{n_dup} exact, {n_conf} conflicting checked" + (f"; {n_bad} bad: {bad[:5]}" if bad else "")))
+    out.append(Invariant("invalid_rejected", not any(b.startswith(("invalid ", "live ")) for b in bad), f"{n_inv} checked"))
+    out.append(positions_invariant(rt, from_orders=False))
+    out.append(budget_invariant(rt, [], denied=sum(c.budget_denied for c in checks)))
+    if faults is not None:
+        st = rt.stats()
+        out.append(Invariant("all_unknown_resolved", st["unknown_open"] == 0 and unknown_settled,
+                             f"unknown open {st['unknown_open']}, resolved {st['unknown_resolved']}"))
+        health = rt.health()
+        not_running = [f"{c.name}={c.state}" for c in health.children if c.state != "running"]
+        out.append(Invariant("adapters_healthy_at_end", not not_running and healthy_settled,
+                             "all running" if not not_running else ", ".join(not_running)))
+        if faults.crash > 0 or faults.hang > 0:
+            restarts = sum(c.restarts for c in health.children)
+            out.append(Invariant("restarts_happened", restarts > 0, f"{restarts} restarts"))
+    return out
+
+
+def budget_invariant(rt: Any, ops: list[Op], denied: int | None = None) -> Invariant:
     """``budget_never_overbooked``: for every risk book with a budget, nothing is reserved below
     zero and reserved + spent stays within the budget (README, "Risk"), and the risk engine found no
     breach; the detail counts the orders denied by the budget rule."""
@@ -117,27 +160,29 @@ def budget_invariant(rt: Any, ops: list[Op]) -> Invariant:
             problems.append(f"{acct}: reservation negative ({reserved})")
         if reserved + spent > budget:
             problems.append(f"{acct}: reserved + spent {reserved + spent} > budget {budget}")
-    reports = [op.future.result() for op in ops if op.future.done() and op.future.exception() is None]
-    denied = sum(1 for r in reports if r.error is not None and r.error.code.value == "E_EXEC_RISK_DENIED"
-                 and r.error.message.startswith("budget"))
+    if denied is None:
+        reports = [op.future.result() for op in ops if op.future.done() and op.future.exception() is None]
+        denied = sum(1 for r in reports if r.error is not None and r.error.code.value == "E_EXEC_RISK_DENIED"
+                     and r.error.message.startswith("budget"))
     detail = "; ".join(checked) + f"; {denied} order(s) denied by the budget" if checked else "no budget configured"
     return Invariant("budget_never_overbooked", not problems, detail if not problems else "; ".join(problems[:5]))
 
 
-def positions_invariant(rt: Any) -> Invariant:
+def positions_invariant(rt: Any, *, from_orders: bool = True) -> Invariant:
     """``positions_equal_fills``: the ledger's net positions equal the signed sum of the fills
     in ``rt.orders()`` per (account, symbol), the paper venue's own ``fetch_positions`` for the
     stress account agrees (asked on the inner venue, past any fault wrapper), and the ledger's
-    book and risk invariant lists are empty."""
+    book and risk invariant lists are empty. ``from_orders=False`` (soak) skips the sum over
+    ``rt.orders()`` (the ledger's book invariants check the same sums over every fill it booked)."""
     st = rt.stats()
     from_fills: dict[tuple[str, str], Decimal] = {}
-    for r in rt.orders():
+    for r in (rt.orders() if from_orders else ()):
         for f in r.fills:
             key = (r.account_id, r.symbol)
             from_fills[key] = from_fills.get(key, Decimal(0)) + r.side.sign * f.qty
     ledger = {(p.account_id, p.symbol): p.net_qty for p in rt.positions()}
     problems: list[str] = []
-    for key in sorted(set(from_fills) | set(ledger)):
+    for key in sorted(set(from_fills) | set(ledger)) if from_orders else ():
         a, b = ledger.get(key, Decimal(0)), from_fills.get(key, Decimal(0))
         if a != b:
             problems.append(f"{key}: ledger {a} != fills {b}")

@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS fills (
     client_order_id TEXT NOT NULL,
     fill_json       TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS fills_by_order ON fills (client_order_id);
 CREATE TABLE IF NOT EXISTS submissions (
     client_order_id TEXT PRIMARY KEY,
     count           INTEGER NOT NULL
@@ -270,6 +271,35 @@ class SqliteBook:
         snap.consumed = {(s, t) for s, t in conn.execute("SELECT symbol, trade_id FROM consumed_trades")}
         snap.meta = {k: v for k, v in conn.execute("SELECT key, value FROM meta")}
         return snap
+
+    def load_order(self, client_order_id: str) -> OrderRecord | None:
+        """One order's record with its fills (a venue that let it leave memory reads it back), or None."""
+        conn = self._require()
+        row = conn.execute(
+            "SELECT seq, venue_order_id, account, status, reject_reason, accepted_day, updated_ts, order_json"
+            " FROM orders WHERE client_order_id = ?", (client_order_id,)).fetchone()
+        if row is None:
+            return None
+        seq, vid, account, status, reason, day, ts, order_json = row
+        fills = tuple(Fill.model_validate_json(f) for (f,) in conn.execute(
+            "SELECT fill_json FROM fills WHERE client_order_id = ? ORDER BY seq", (client_order_id,)))
+        return OrderRecord(seq=seq, order=VenueOrder.model_validate_json(order_json), venue_order_id=vid, account=account,
+                           status=OrderStatus(status), fills=fills, reject_reason=reason, day=date.fromisoformat(day),
+                           ts=datetime.fromisoformat(ts))
+
+    def submission_counts_of(self, client_order_id: str) -> int:
+        """Submit calls of one client order id, as written (0 if none)."""
+        row = self._require().execute("SELECT count FROM submissions WHERE client_order_id = ?", (client_order_id,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def submission_counts(self) -> dict[str, int]:
+        """Submit calls per client order id, as written."""
+        return {coid: n for coid, n in self._require().execute("SELECT client_order_id, count FROM submissions")}
+
+    def fill_records(self) -> list[tuple[str, Fill]]:
+        """Every fill as ``(client_order_id, Fill)`` in venue order, as written."""
+        return [(coid, Fill.model_validate_json(f))
+                for coid, f in self._require().execute("SELECT client_order_id, fill_json FROM fills ORDER BY seq")]
 
     def commit(self, changes: BookChanges) -> None:
         """Write ``changes`` in one transaction (all or nothing). Raises ``sqlite3.Error`` on failure."""

@@ -62,6 +62,8 @@ from ._fill_model import (
 _ACCEPTED, _REJECTED = OrderStatus.ACCEPTED, OrderStatus.REJECTED
 _DURABLE_CAPS = AdapterCapabilities(blocking=True, lookup_covers_closed=True, absence_window_s=0)
 _MEMORY_CAPS = AdapterCapabilities(blocking=False, lookup_covers_closed=True, absence_window_s=0)
+#: closed orders leave memory this many at a time (durable book only)
+_EVICT_BATCH = 256
 
 
 class PaperVenue:
@@ -78,6 +80,10 @@ class PaperVenue:
 
     #: Whether orders are matched at all (``DryRunVenue`` turns it off).
     matching = True
+    #: With a durable book, closed orders beyond the most recent this many leave memory (read back
+    #: from the book on demand: ``fetch_order``, a duplicate id, a cancel), and so do booked fills
+    #: (``fill_records`` reads the book), so a long session's memory stays flat.
+    keep_closed = 10_000
 
     def __init__(
         self,
@@ -116,6 +122,10 @@ class PaperVenue:
         self._order_seq = 0
         self._fill_seq = 0
         self._consumed: set[tuple[str, str]] = set()
+        #: durable book: closed orders in memory, oldest first (see ``keep_closed``); how many left
+        self._closed_ids: dict[str, None] = {}
+        self._evicted = 0
+        self._loading = True
         self._markets: dict[str, TopOfBook] = {}
         self._evidence: dict[str, DepthEvidence] = {}  # symbol -> recent quotes and trades (rule 6)
         self._now: datetime | None = None
@@ -146,6 +156,9 @@ class PaperVenue:
         if meta.get("venue_time"):
             self._now = datetime.fromisoformat(meta["venue_time"])
         self._book_pending()
+        self._loading = False
+        if self._durable and len(self._closed_ids) > self.keep_closed:
+            self._evict()
 
     # ------------------------------------------------------------------ BrokerAdapter
     def submit_order(self, order: VenueOrder) -> VenueOrderState:
@@ -160,7 +173,9 @@ class PaperVenue:
                 raise NotDeliveredError("venue closed")
             coid = order.client_order_id
             count = self._submissions.get(coid, 0) + 1
-            if coid in self._orders:
+            if coid not in self._orders and self._evicted and self._book.load_order(coid) is not None:
+                count = self._book.submission_counts_of(coid) + 1  # a duplicate of an order no longer in memory
+            if coid in self._orders or count > 1:
                 changes = BookChanges(submissions={coid: count})
                 changes.meta["duplicates"] = str(self._duplicates + 1)
                 self._commit(changes)
@@ -228,7 +243,7 @@ class PaperVenue:
         """
         with self._lock:
             self._ensure_open()
-            rec = self._orders.get(client_order_id)
+            rec = self._get(client_order_id)
             if rec is None:
                 raise VenueRejectedError("unknown order", venue_code="UNKNOWN_ORDER")
             if rec.status.is_terminal:
@@ -242,7 +257,7 @@ class PaperVenue:
         """The venue's state of the order, or None: the venue proves it never received it."""
         with self._lock:
             self._ensure_open()
-            rec = self._orders.get(client_order_id)
+            rec = self._get(client_order_id)
             return rec.state() if rec is not None else None
 
     def fetch_open_orders(self) -> tuple[VenueOrderState, ...]:
@@ -366,6 +381,8 @@ class PaperVenue:
     def submission_counts(self) -> dict[str, int]:
         """Submit calls that reached the venue per client order id (duplicates and rejects included)."""
         with self._lock:
+            if self._evicted:
+                return self._book.submission_counts()
             return dict(self._submissions)
 
     def duplicate_submissions(self) -> int:
@@ -376,11 +393,15 @@ class PaperVenue:
     def fills(self) -> tuple[Fill, ...]:
         """All fills of this venue in the order they happened."""
         with self._lock:
+            if self._evicted:
+                return tuple(f for _, f in self._book.fill_records())
             return tuple(f for _, f in self._fills)
 
     def fill_records(self) -> tuple[tuple[str, Fill], ...]:
         """All fills as ``(client_order_id, Fill)`` in the order they happened."""
         with self._lock:
+            if self._evicted:
+                return tuple(self._book.fill_records())
             return tuple(self._fills)
 
     def market_time(self) -> datetime | None:
@@ -443,6 +464,35 @@ class PaperVenue:
                 ids.pop(coid, None)
                 if not ids:
                     del self._open[symbol]
+            if self._durable:  # (while loading, the fills of every order are not booked yet)
+                closed = self._closed_ids
+                closed[coid] = None
+                if len(closed) > self.keep_closed + _EVICT_BATCH and not self._loading:
+                    self._evict()
+
+    def _get(self, client_order_id: str) -> OrderRecord | None:
+        """The order's record: in memory, or read back from the durable book."""
+        rec = self._orders.get(client_order_id)
+        if rec is None and self._evicted:
+            rec = self._book.load_order(client_order_id)
+        return rec
+
+    def _evict(self) -> None:
+        """Durable book: the oldest closed orders beyond ``keep_closed`` leave memory, and so do the
+        fills already folded into positions (everything is in the book already)."""
+        self._book_pending()  # positions hold every fill before the orders they need leave
+        closed = self._closed_ids
+        for _ in range(len(closed) - self.keep_closed):
+            coid = next(iter(closed))
+            del closed[coid]
+            rec = self._orders.pop(coid, None)
+            if rec is not None:
+                if self._by_seq.get(rec.seq) == coid:
+                    del self._by_seq[rec.seq]
+                self._submissions.pop(coid, None)
+                self._evicted += 1
+        del self._fills[:self._booked]
+        self._booked = 0
 
     def _resting(self, symbol: str, updated: Mapping[str, OrderRecord]) -> list[Resting]:
         out: list[Resting] = []
