@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import time
 from collections import Counter
 from concurrent.futures import Future
@@ -46,7 +47,7 @@ from protocols import (
     Trade,
     VenueOrderState,
 )
-from protocols import OrderCancelRejected, OrderDenied
+from protocols import DurableWriteFailed, DurableWriteRecovered, OrderCancelRejected, OrderDenied
 
 from . import _crashpoints
 from ._base import FlowActor, now_ns, resolve, tell
@@ -55,9 +56,11 @@ from ._inbox import wake
 from ._books import SYNTHETIC_TRADE_PREFIX, FillBooking, FillOutcome, OrderRecord, PositionBook, RetiredFills, Transition, arrival_price, attribution_of
 from ._pnl import PnlBook
 from ._alerts import AlertMonitor
+from ._backoff import backoff_delay
 from ._messages import (
     AlertTick,
     CompactJournal,
+    RetryDurableWrites,
     CancelFinished,
     CancelOrder,
     CompleteOrder,
@@ -245,6 +248,18 @@ class LedgerActor(FlowActor):
         self._retired_fills = 0
         self._archived_total = 0
         self._compact_timer = None
+        #: fail closed on durable writes (docs/DESIGN.md "Durability"): store ("audit",
+        #: "ledger_journal") -> {"error", "attempts", "pending"} while its write is failing
+        self._write_failures: dict[str, dict] = {}
+        #: the trading state to return to once every failed write went through (None: we did not halt)
+        self._state_before_halt: TradingState | None = None
+        self._retry_timer = None
+        self._retry_rng = random.Random(0)
+        #: ledger journal rows and fills a failed write left behind (written before any newer ones)
+        self._backlog_rows: list[tuple] = []
+        self._backlog_fills: list[tuple] = []
+        #: test hook (Runtime.inject_journal_failure): store -> writes still to fail
+        self._injected: dict[str, int] = {}
         #: pre-trade hooks (actors/_hooks.py), run after the built-in risk rules; empty = no cost
         self._hooks = tuple(hooks)
         #: orders.max_open_age_s: open orders are canceled at their venue past this age (None: never)
@@ -354,12 +369,18 @@ class LedgerActor(FlowActor):
     def on_stop(self) -> None:
         if self._alert_timer is not None:
             self._alert_timer.cancel()
-        for timer in (self._quiet_timer, self._age_timer, self._sync_timer, self._compact_timer, *self._track_timers.values()):
+        for timer in (self._quiet_timer, self._age_timer, self._sync_timer, self._compact_timer, self._retry_timer, *self._track_timers.values()):
             if timer is not None:
                 timer.cancel()
         self._flush()
+        if self._write_failures:
+            logger.error("stopping with durable writes still failing ({}); what was not written is reconciled with the "
+                         "venue at the next start", "; ".join(f"{k}: {v['pending']} pending" for k, v in self._write_failures.items()))
         if self._audit is not None:
-            self._audit.close()
+            try:
+                self._audit.close()
+            except Exception as exc:
+                logger.opt(exception=exc).error("audit log could not be closed cleanly")
         if self._journal is not None:
             self._journal.close()
         if self._receipts_fd is not None:
@@ -767,12 +788,32 @@ class LedgerActor(FlowActor):
     def handle_GetTradingStatus(self, message: Any) -> tuple[str, str, tuple[str, ...]]:
         return self._risk.state.value, self._state_reason, tuple(sorted(self._mismatched))
 
+    def handle_GetDurability(self, message: Any) -> dict:
+        """Durable writes that are failing: store -> {"error", "attempts", "pending"} (empty: all written)."""
+        return {store: dict(info) for store, info in self._write_failures.items()}
+
+    def handle_InjectJournalFailure(self, message: Any) -> None:
+        """Test hook: the next ``n`` writes of ``message.store`` ("ledger" journal or "audit" log) fail
+        as a full or read-only disk would; ``n`` = 0 repairs it."""
+        self._injected[message.store] = message.n
+
     def handle_SetPublishing(self, message: Any) -> None:
         self._publishing = message.enabled
 
     def handle_SetTradingState(self, message: SetTradingState) -> str:
+        state = TradingState(message.state)
+        if self._write_failures and state is not TradingState.HALTED:
+            # fail closed: no new order on top of state that is not written; the wish is kept for after
+            self._state_before_halt = state
+            logger.warning("trading stays HALTED while durable writes fail ({}); {} once they are written",
+                           ", ".join(self._write_failures), state.value)
+            return TradingState.HALTED.value
+        if self._write_failures:
+            self._state_before_halt = None  # the operator halted too: stays HALTED after the writes recover
+            if self._risk.state is TradingState.HALTED:
+                return TradingState.HALTED.value
         self._auto_state = None  # the operator's state: no safety rule resumes from it
-        self._set_trading_state(TradingState(message.state), "set by the operator", automatic=False)
+        self._set_trading_state(state, "set by the operator", automatic=False)
         return self._risk.state.value
 
     def _set_trading_state(self, state: TradingState, reason: str, *, automatic: bool) -> None:
@@ -1395,21 +1436,35 @@ class LedgerActor(FlowActor):
         rows, self._pending_rows = self._pending_rows, []
         fills, self._pending_fills = self._pending_fills, []
         lines, self._pending_audit = self._pending_audit, []
-        if self._audit is not None and lines:
+        audit = self._audit
+        if audit is not None and (lines or "audit" in self._write_failures):
             try:
-                transition_data, fill_data = self._transition_data, self._fill_data
-                self._audit.append_many([
-                    (kind, transition_data(rec, item) if kind == "transition" else fill_data(rec, item) if kind == "fill" else item)
-                    for kind, rec, item in lines
-                ])
-                self._audit.flush()
+                if lines:
+                    transition_data, fill_data = self._transition_data, self._fill_data
+                    # queued inside the log in its own order (hash chain) even when the write below fails
+                    audit.append_many([
+                        (kind, transition_data(rec, item) if kind == "transition" else fill_data(rec, item) if kind == "fill" else item)
+                        for kind, rec, item in lines
+                    ])
+                if self._injected:
+                    self._injected_failure("audit")
+                audit.flush()
             except Exception as exc:
-                logger.opt(exception=exc).error("audit log write failed")
-        due = self._archive_due(archive_all_due)
-        if self._journal is not None and (rows or fills or due):
-            if self._journal_write(rows, fills, due):
-                for rec in due:
-                    self._retire(rec)
+                self._write_failed("audit", exc, getattr(audit, "pending", 0))
+            else:
+                self._write_ok("audit")
+        if self._journal is not None:
+            if self._backlog_rows or self._backlog_fills:  # what a failed write left, before anything newer
+                rows, self._backlog_rows = self._backlog_rows + rows, []
+                fills, self._backlog_fills = self._backlog_fills + fills, []
+            due = [] if "ledger_journal" in self._write_failures else self._archive_due(archive_all_due)
+            if rows or fills or due:
+                if self._journal_write(rows, fills, due):
+                    self._write_ok("ledger_journal")
+                    for rec in due:
+                        self._retire(rec)
+                else:
+                    self._backlog_rows, self._backlog_fills = rows, fills
         if self._pending_receipts:
             self._write_receipts()
         shared = self._risk.shared
@@ -1439,6 +1494,8 @@ class LedgerActor(FlowActor):
                 now = self._wall()
                 archive = [ArchivedOrder(rec.client_order_id, rec.account_id, rec.status.value, now, archive_json(rec))
                            for rec in due if not self._terminal.get(rec.client_order_id)]
+            if self._injected:
+                self._injected_failure("ledger")
             self._journal.record_ledger(
                 [OrderEventRow(seq=t.seq, ts=t.ts.timestamp(), account_id=rec.account_id, client_order_id=rec.client_order_id,
                                from_status=t.from_status.value, to_status=t.to_status.value, cause=t.cause[:500]) for rec, t in rows],
@@ -1448,8 +1505,74 @@ class LedgerActor(FlowActor):
             )
             return True
         except Exception as exc:
-            logger.opt(exception=exc).error("journal could not record {} transition(s) and {} fill(s)", len(rows), len(fills))
+            self._write_failed("ledger_journal", exc, len(rows) + len(fills))
             return False
+
+    # -- fail closed on durable writes (docs/DESIGN.md "Durability") -----------------------
+    def _injected_failure(self, store: str) -> None:
+        left = self._injected.get(store, 0)
+        if left > 0:
+            self._injected[store] = left - 1
+            raise OSError(28, f"injected failure of the {store} write (test hook)")
+    def _write_failed(self, store: str, exc: BaseException, pending: int) -> None:
+        """A durable write of ``store`` failed: its records stay queued, trading is HALTED (new orders
+        denied, cancels pass), an event, a metric and ``health()`` say so, and a timer retries it."""
+        info = self._write_failures.get(store)
+        first = info is None
+        if first:
+            info = self._write_failures[store] = {"error": "", "attempts": 0, "pending": 0}
+        info["attempts"] += 1
+        info["error"] = f"{type(exc).__name__}: {exc}"[:300]
+        info["pending"] = pending
+        reason = f"durable write to {store} failed: {info['error']}"
+        self._auto_causes[f"durable:{store}"] = reason  # no automatic resume while it is failing
+        if self._risk.state is not TradingState.HALTED and self._state_before_halt is None:
+            self._state_before_halt = self._risk.state
+            self._set_trading_state(TradingState.HALTED, reason, automatic=True)
+            logger.error("trading HALTED: durable write to {} failed ({}); new orders are denied until it is written",
+                         store, info["error"])
+        elif first:
+            logger.error("durable write to {} failed ({}); trading stays HALTED until it is written", store, info["error"])
+        else:
+            logger.warning("durable write to {} failed again (attempt {}): {}", store, info["attempts"], info["error"])
+        if self._metrics is not None:
+            self._metrics.durable_write_failed(store, pending)
+        self._publish(DurableWriteFailed(store=store, error=info["error"], pending=pending, attempt=info["attempts"]))
+        self._arm_write_retry()
+
+    def _write_ok(self, store: str) -> None:
+        info = self._write_failures.pop(store, None)
+        if info is None:
+            return
+        self._auto_causes.pop(f"durable:{store}", None)
+        logger.warning("durable write to {} went through after {} failed attempt(s); {} record(s) written",
+                       store, info["attempts"], info["pending"])
+        if self._metrics is not None:
+            self._metrics.durable_write_pending_set(store, 0)
+        self._publish(DurableWriteRecovered(store=store, written=info["pending"]))
+        if not self._write_failures:
+            if self._retry_timer is not None:
+                self._retry_timer.cancel()
+                self._retry_timer = None
+            before, self._state_before_halt = self._state_before_halt, None
+            if before is not None and self._risk.state is TradingState.HALTED:
+                self._set_trading_state(before, "every durable write went through", automatic=True)
+
+    def _arm_write_retry(self) -> None:
+        if self._retry_timer is not None or self._clock is None:
+            return
+        attempts = max(info["attempts"] for info in self._write_failures.values())
+        delay = backoff_delay(attempts, base_s=_WRITE_RETRY_BASE_S, cap_s=_WRITE_RETRY_CAP_S, jitter=0.2, rng=self._retry_rng)
+        ref = self.actor_ref
+        self._retry_timer = self._clock.call_later(delay, lambda: tell(ref, RetryDurableWrites()))
+
+    def handle_RetryDurableWrites(self, message: RetryDurableWrites) -> None:
+        """Timer: write again what a failed durable write left (audit lines, journal rows)."""
+        self._retry_timer = None
+        if self._write_failures:
+            self._flush()
+            if self._write_failures:
+                self._arm_write_retry()
 
     # -- bounded memory: archiving terminal orders (docs/DESIGN.md "Durability") -------------
     def _wall(self) -> float:
@@ -1550,5 +1673,8 @@ class LedgerActor(FlowActor):
         self._arm_compaction()
 
 
+#: a failed durable write is retried after min(base · 2^(n-1), cap) seconds (± 20 % jitter)
+_WRITE_RETRY_BASE_S = 0.05
+_WRITE_RETRY_CAP_S = 5.0
 #: archive terminal orders this many at a time (one extra row each in the ledger's own transaction)
 _ARCHIVE_BATCH = 256

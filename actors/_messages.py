@@ -544,9 +544,11 @@ class GetJournalStats:
 
 @dataclass(frozen=True, slots=True)
 class InjectJournalFailure:
-    """Test hook: make the next ``n`` journal writes fail (fail-closed checks)."""
+    """Test hook: make the next ``n`` journal writes fail (fail-closed checks); ``store``
+    ``"ledger"`` or ``"audit"`` when sent to the ledger (there ``n`` = 0 repairs it)."""
 
     n: int = 1
+    store: str = "idempotency"
 
 
 @dataclass(frozen=True, slots=True)
@@ -680,6 +682,16 @@ class OpenAgeCheck:
 @dataclass(frozen=True, slots=True)
 class AlertTick:
     """Timer → ledger: evaluate the alert window (``actors/_alerts.py``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDurableWrites:
+    """Timer → ledger: write again what a failed durable write left (audit lines, journal rows)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GetDurability:
+    """Ask the ledger which durable writes are failing (store -> error, attempts, pending)."""
 
 
 @dataclass(frozen=True, slots=True)

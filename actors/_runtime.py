@@ -71,6 +71,7 @@ from ._messages import (
     GetBreaker,
     FlushWorker,
     GetBusStats,
+    GetDurability,
     GetEscalated,
     GetExposure,
     GetReservations,
@@ -696,7 +697,8 @@ class Runtime:
                 except Exception as exc:  # a venue's probe must not break the runtime's health
                     venues[adapter_id] = {"error": f"{type(exc).__name__}: {exc}"}
         return Health(children=children, breakers=breakers, trading_state=trading, escalated=escalated, venues=venues,
-                      trading_reason=reason, broker_mismatches=mismatched)
+                      trading_reason=reason, broker_mismatches=mismatched,
+                      durable_writes=self._ask(self.ledger, GetDurability()))
 
     def sync_broker_state(self, timeout: float = 30.0) -> BrokerSyncReport:
         """Compare every venue's positions and balances (``fetch_positions``, ``fetch_account``)
@@ -779,9 +781,15 @@ class Runtime:
         """Adapter ids of this runtime."""
         return tuple(self._venues)
 
-    def inject_journal_failure(self, n: int = 1) -> None:
-        """Test hook: make the next ``n`` idempotency journal writes fail (orders fail closed)."""
-        self._ask(self.idempotency, InjectJournalFailure(n))
+    def inject_journal_failure(self, n: int = 1, store: str = "idempotency") -> None:
+        """Test hook: make the next ``n`` durable writes of ``store`` fail. ``"idempotency"``: claims
+        fail closed (E_EXEC_PERSISTENCE, nothing sent). ``"ledger"`` (the ledger journal) or
+        ``"audit"`` (the audit log): each failure is what a full or read-only disk does — trading
+        HALTED until the retried write goes through (docs/DESIGN.md "Durability"); ``n`` = 0 repairs
+        it. Raises ``ValueError`` for another store."""
+        if store not in ("idempotency", "ledger", "audit"):
+            raise ValueError(f"store must be 'idempotency', 'ledger' or 'audit', got {store!r}")
+        self._ask(self.idempotency if store == "idempotency" else self.ledger, InjectJournalFailure(n, store))
 
     def flush(self, timeout: float = 10.0, *, venue_calls: bool = True) -> None:
         """A barrier: when it returns, everything sent to any actor of this runtime before the call

@@ -50,8 +50,10 @@ class Health:
     """A runtime health snapshot: children, breaker states by adapter, trading state, and the
     orders in doubt whose reconciliation escalated (``escalated``: client order id -> lookups
     made, after ``reconcile.max_attempts``; see ``ReconciliationEscalated``), why trading is in its
-    state (``trading_reason``: the operator or a safety rule) and the adapters whose venue books
-    differ from the ledger (``broker_mismatches``, from ``Runtime.sync_broker_state``)."""
+    state (``trading_reason``: the operator or a safety rule), the adapters whose venue books
+    differ from the ledger (``broker_mismatches``, from ``Runtime.sync_broker_state``) and the
+    durable writes that are failing (``durable_writes``: store -> ``{"error", "attempts",
+    "pending"}``; while any is there trading is HALTED, see docs/DESIGN.md "Durability")."""
 
     children: tuple[ChildHealth, ...]
     breakers: dict = field(default_factory=dict)
@@ -61,12 +63,14 @@ class Health:
     venues: dict = field(default_factory=dict)
     trading_reason: str = ""
     broker_mismatches: tuple[str, ...] = ()
+    durable_writes: dict = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
         """True when every child is running, no breaker is open, no order in doubt is escalated and
-        no venue's books differ from the ledger."""
-        return not self.escalated and not self.broker_mismatches and all(c.state == "running" for c in self.children) and all(
+        no venue's books differ from the ledger and every durable write went through."""
+        return not self.escalated and not self.broker_mismatches and not self.durable_writes and all(
+            c.state == "running" for c in self.children) and all(
             b in ("CLOSED", "DISABLED") for b in self.breakers.values()
         )
 
