@@ -190,6 +190,15 @@ def _reconcile_records(records, transitions, fills, venues, lookups, lookup_time
             completions.append(Completion(record.account_id, record.client_order_id, "COMPLETED", cached.model_dump_json(), wall()))
 
 
+def _ask_venue(venue: Any, client_order_id: str, timeout_s: float = 2.0) -> tuple[VenueOrderState | None, str, str]:
+    """One order's start-up lookup on its own (``(state, outcome, note)``, see :class:`_VenueLookups`)."""
+    asker = _VenueLookups(str(getattr(venue, "adapter_id", "venue")), venue, timeout_s, time.monotonic() + timeout_s * _FETCH_TRIES)
+    try:
+        return asker.ask(client_order_id)
+    finally:
+        asker.close()
+
+
 class _VenueLookups:
     """The start-up lookups of one venue: each ``fetch_order`` runs on this venue's own
     ``VenueWorker`` thread and is waited for at most ``timeout_s`` (and never past ``deadline``,
