@@ -65,11 +65,9 @@ class SlowInlineVenue(TestAdapter):
     """A non-blocking (inline) venue whose submit takes ``cost_s`` on the runtime's fake clock."""
 
     __test__ = False
-    blocking = False
-    capabilities = AdapterCapabilities(blocking=False, inline_budget_us=1_000)
 
     def __init__(self, clock: FakeClock, **kwargs) -> None:
-        super().__init__(**kwargs)
+        super().__init__(capabilities=AdapterCapabilities(blocking=False, inline_budget_us=1_000), **kwargs)
         self.clock = clock
         self.cost_s = 0.0
 
