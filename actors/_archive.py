@@ -9,8 +9,9 @@ recomputed), and a late venue event for an archived order rehydrates the record
 
 The JSON holds ``report`` (``ExecutionReport.model_dump(mode="json")`` of the record's
 snapshot) and what a report does not carry: order type, quantity, limit price, time in force,
-adapter id, arrival price, the exact fill notional, the fill reporting mode, the creation time
-and every transition ``[seq, ts, from, to, cause]``.
+adapter id, arrival price, the exact fill notional, a capped limit's original price, the
+synthetic fills not yet covered by per-trade ones, the creation time and every transition
+``[seq, ts, from, to, cause]``.
 
 Example::
 
@@ -25,7 +26,7 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
-from protocols import ExecutionReport, LifecycleState, OrderStatus
+from protocols import ExecutionReport, Fill, LifecycleState, OrderStatus
 
 from ._books import OrderRecord, Transition
 
@@ -41,7 +42,8 @@ def archive_json(rec: OrderRecord) -> str:
         "adapter_id": rec.adapter_id,
         "arrival_px": None if rec.arrival_px is None else str(rec.arrival_px),
         "notional": str(rec.notional),
-        "fill_mode": rec.fill_mode,
+        "price_capped_from": None if rec.price_capped_from is None else str(rec.price_capped_from),
+        "synthetic": None if rec.synthetic is None else [f.model_dump(mode="json") for f in rec.synthetic],
         "created_ts": rec.created_ts.isoformat(),
         "prior": None if rec.lifecycle.prior is None else rec.lifecycle.prior.value,
         "transitions": [[t.seq, t.ts.isoformat(), t.from_status.value, t.to_status.value, t.cause] for t in rec.transitions],
@@ -81,7 +83,8 @@ def restore_record(text: str) -> OrderRecord:
     rec.attempts = report.attempts
     rec.updated_ts = report.ts
     rec.notional = Decimal(d["notional"])
-    rec.fill_mode = d["fill_mode"]
+    rec.price_capped_from = None if d.get("price_capped_from") is None else Decimal(d["price_capped_from"])
+    rec.synthetic = None if d.get("synthetic") is None else [Fill.model_validate(f) for f in d["synthetic"]]
     rec.transitions = [Transition(seq, datetime.fromisoformat(ts), OrderStatus(a), OrderStatus(b), cause)
                        for seq, ts, a, b, cause in d["transitions"]]
     return rec
