@@ -1662,17 +1662,24 @@ class LedgerActor(FlowActor):
 
     def handle_CompactJournal(self, message: CompactJournal) -> None:
         """Periodic job: fold the journal rows of orders archived longer than the idempotency TTL
-        into their archive rows (``SQLiteJournal.compact``), a bounded batch per run."""
+        into their archive rows (``SQLiteJournal.compact``), ``_COMPACT_BATCH`` orders per
+        transaction; while a batch comes back full the next one is queued behind whatever waits
+        in the inbox (orders interleave), so the job keeps up with any archiving rate."""
         self._compact_timer = None
         try:
-            n = self._journal.compact(self._wall() - self._ttl_s)
-            if n:
-                logger.info("journal compaction: {} archived order(s) older than {:g} s compacted", n, self._ttl_s)
+            n = self._journal.compact(self._wall() - self._ttl_s, _COMPACT_BATCH)
         except Exception as exc:
             logger.opt(exception=exc).error("journal compaction failed; retried at the next run")
+            n = 0
+        if n:
+            logger.debug("journal compaction: {} archived order(s) older than {:g} s compacted", n, self._ttl_s)
+        if n >= _COMPACT_BATCH and tell(self.actor_ref, CompactJournal()):
+            return
         self._arm_compaction()
 
 
+#: journal compaction folds this many archived orders per transaction
+_COMPACT_BATCH = 10_000
 #: a failed durable write is retried after min(base · 2^(n-1), cap) seconds (± 20 % jitter)
 _WRITE_RETRY_BASE_S = 0.05
 _WRITE_RETRY_CAP_S = 5.0

@@ -10,7 +10,7 @@ from decimal import Decimal
 from actors import FakeClock, Runtime
 from protocols import OrderStatus
 
-from conftest import ctx, limit, market, quote
+from conftest import ctx, limit, market, quote, wait_until
 
 N = 120
 KEEP = 8
@@ -25,6 +25,14 @@ def events_in_journal(rt: Runtime) -> int:
     conn = sqlite3.connect(f"file:{rt.ledger_journal_path}?mode=ro", uri=True)
     try:
         return conn.execute("SELECT COUNT(*) FROM order_events").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def compacted(rt: Runtime) -> tuple[int, int]:
+    conn = sqlite3.connect(f"file:{rt.ledger_journal_path}?mode=ro", uri=True)
+    try:
+        return tuple(conn.execute("SELECT COUNT(*), SUM(compacted) FROM order_archive").fetchone())
     finally:
         conn.close()
 
@@ -64,7 +72,8 @@ def test_terminal_orders_leave_memory_and_are_read_back(settings_factory, make_r
     assert net == Decimal(0)  # as many buys as sells of the same quantity
 
 
-def test_restart_and_compaction_keep_history(settings_factory, make_runtime) -> None:
+def test_restart_and_compaction_keep_history(settings_factory, make_runtime, monkeypatch) -> None:
+    monkeypatch.setattr("actors._ledger_actor._COMPACT_BATCH", 5)  # several batches: one run does them all
     clock = FakeClock()
     settings = settings_for(settings_factory, compact_interval_s=30.0)
     rt = make_runtime(settings, clock=clock)
@@ -77,6 +86,7 @@ def test_restart_and_compaction_keep_history(settings_factory, make_runtime) -> 
     before = events_in_journal(rt)
     clock.advance(61.0)  # past the TTL: the next compaction run folds the archived orders' rows
     rt.flush()
+    wait_until(lambda: compacted(rt) == (archived, archived), what="every archived order compacted, batch after batch")
     after = events_in_journal(rt)
     assert after < before
     positions = [(p.account_id, p.symbol, p.net_qty, p.buy_qty, p.sell_qty, p.avg_entry_px, p.fees) for p in rt.positions()]
