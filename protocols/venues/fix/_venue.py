@@ -44,7 +44,7 @@ from loguru import logger
 
 from ..._adapter import AdapterCapabilities, EventSink, VenueEvent, VenueOrder, VenueOrderState
 from ..._enums import OrderStatus, OrderType, Side, TimeInForce
-from ..._errors import AmbiguousError, FatalAdapterError, NotDeliveredError, VenueRejectedError
+from ..._errors import DUPLICATE_CLIENT_ORDER_ID, AmbiguousError, FatalAdapterError, NotDeliveredError, VenueRejectedError
 from ..._reports import Fill
 from ._codec import Frame, fix_decimal, utc_timestamp
 from ._driver import Backoff, Connector, FixConnection, SendFailed
@@ -149,12 +149,15 @@ class FixVenue:
     ``clock`` gives ``monotonic()`` / ``now()`` (default the system clock).
     """
 
-    capabilities = AdapterCapabilities(blocking=True, lookup_covers_closed=False, absence_window_s=5.0)
 
     def __init__(self, adapter_id: str, config: FixVenueConfig, *, connector: Connector | None = None,
                  clock=None, seed: int = 0) -> None:
         self.adapter_id = adapter_id
         self.config = config
+        #: blocking I/O; lookups never prove absence (the QuickFIX examples keep no closed-order
+        #: lookup and reject OrderStatusRequest); no lookup at all when OrderStatusRequest is off
+        self.capabilities = AdapterCapabilities(blocking=True, lookup_covers_closed=False, absence_window_s=5.0,
+                                                supports_lookup=config.order_status_request)
         self.clock = clock or SystemClock()
         session_config = SessionConfig(
             begin_string=config.begin_string, sender_comp_id=config.sender_comp_id,
@@ -246,11 +249,10 @@ class FixVenue:
         """NewOrderSingle; see the module docstring for answers and errors."""
         cid = order.client_order_id
         with self._lock:
-            known = self._orders.get(cid)
-            if known is not None and known.heard:
-                return known.state(self.clock.now())
-            if cid in self._sent:
-                raise AmbiguousError(f"{cid} was already sent on this FIX session: not sending it again; reconcile it")
+            if cid in self._sent or (cid in self._orders and self._orders[cid].heard):
+                # never sent twice (executor would fill it again): the contract's duplicate-id refusal
+                raise VenueRejectedError(f"{cid} was already sent on this FIX session: not sending it again",
+                                         venue_code=DUPLICATE_CLIENT_ORDER_ID)
         body: list[tuple[int, object]] = [(11, cid)]
         if self.config.account:
             body.append((1, self.config.account))
@@ -278,6 +280,9 @@ class FixVenue:
             known = self._orders.get(client_order_id)
         if known is None:
             raise VenueRejectedError(f"unknown order {client_order_id} on this FIX session", venue_code="unknown order")
+        if known.heard and known.status.is_terminal:  # too late to cancel: the venue said it is over
+            raise VenueRejectedError(f"too late to cancel: {client_order_id} is {known.status.value} at the venue",
+                                     venue_code="too late to cancel")
         cancel_id = f"{client_order_id}-c{next(self._cancel_seq)}"
         body: list[tuple[int, object]] = [
             (41, client_order_id), (11, cancel_id), (55, self.config.symbols.get(known.symbol, known.symbol)),
