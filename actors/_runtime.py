@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 import threading
 import time
 from concurrent.futures import Future
@@ -37,6 +38,7 @@ from loguru import logger
 from pydantic import ValidationError
 
 from protocols import (
+    CLIENT_ORDER_ID_PATTERN,
     ErrorCode,
     ExecError,
     ExecutionContext,
@@ -124,6 +126,20 @@ def _validation_message(exc: ValidationError, what: str) -> str:
         loc = ".".join(str(x) for x in err.get("loc", ())) or what
         parts.append(f"{what}.{loc}: {err.get('msg', 'invalid')}")
     return "; ".join(parts)[:1500]
+
+
+_CLIENT_ORDER_ID = re.compile(CLIENT_ORDER_ID_PATTERN)
+
+
+def _cancel_argument_problem(client_order_id: Any, account_id: Any) -> str | None:
+    """Why ``Runtime.cancel``'s arguments are unusable, or None when they are fine."""
+    if not isinstance(client_order_id, str):
+        return f"cancel: client_order_id must be a string, not {type(client_order_id).__name__}"
+    if not _CLIENT_ORDER_ID.match(client_order_id):
+        return f"cancel: client_order_id {client_order_id[:64]!r} is not a client order id (1-36 of [A-Za-z0-9._:/-])"
+    if account_id is not None and not isinstance(account_id, str):
+        return f"cancel: account_id must be a string or None, not {type(account_id).__name__}"
+    return None
 
 
 class Subscription:
@@ -572,9 +588,23 @@ class Runtime:
     def cancel(self, client_order_id: str, account_id: str | None = None) -> "Future[ExecutionReport]":
         """Cancel an open order; the future resolves with the order's report after the venue's answer
         (an error report names why a cancel could not be made). Cancels are never throttled
-        behind new orders and pass even when trading is HALTED."""
+        behind new orders and pass even when trading is HALTED.
+
+        Never raises for bad input: a ``client_order_id`` that is not a string of the intent's
+        id format, or an ``account_id`` that is neither a string nor None, resolves at once
+        with an E_EXEC_VALIDATION report naming the argument; nothing reaches an actor.
+        """
         future: Future = Future()
-        cancel = CancelOrder(str(client_order_id), account_id, future, now_ns())
+        problem = _cancel_argument_problem(client_order_id, account_id)
+        if problem is not None:
+            with self._lock:
+                self._validation_errors += 1
+            self.metrics.rejected(ErrorCode.E_EXEC_VALIDATION.value)
+            shown = client_order_id if isinstance(client_order_id, str) else ""
+            resolve(future, ExecutionReport(client_order_id=shown[:64], status=OrderStatus.UNKNOWN,
+                                            error=ExecError.of(ErrorCode.E_EXEC_VALIDATION, problem)))
+            return future
+        cancel = CancelOrder(client_order_id, account_id, future, now_ns())
         if self._stopped or not tell(self.ledger, cancel):
             resolve(future, ExecutionReport(client_order_id=str(client_order_id), status=OrderStatus.UNKNOWN,
                                             error=ExecError.of(ErrorCode.E_EXEC_NO_ADAPTER, "runtime is stopped")))

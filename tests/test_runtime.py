@@ -16,6 +16,7 @@ import pytest
 from actors import Runtime
 from protocols import (
     ErrorCode,
+    ExecutionContext,
     OrderCanceled,
     OrderDenied,
     OrderFilled,
@@ -319,6 +320,23 @@ def test_cancel_of_unknown_and_finished_orders_is_answered(make_runtime) -> None
     rt.submit(market("done-1"), ctx()).result(timeout=5)
     done = rt.cancel("done-1").result(timeout=5)
     assert done.status is OrderStatus.FILLED and done.error.code is ErrorCode.E_EXEC_VALIDATION
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("bad id with spaces",), "is not a client order id"),
+        ((12345,), "client_order_id must be a string, not int"),
+        (("ok-1", ExecutionContext(mode="paper", account_id="acc-1")), "account_id must be a string or None, not ExecutionContext"),
+    ],
+)
+def test_cancel_with_bad_arguments_is_a_validation_report_and_the_runtime_goes_on(make_runtime, args, named) -> None:
+    rt = make_runtime()
+    rt.on_market(quote())
+    report = rt.cancel(*args).result(timeout=5)
+    assert report.error.code is ErrorCode.E_EXEC_VALIDATION and named in report.error.message
+    assert rt.submit(market("after-bad-cancel"), ctx()).result(timeout=5).status is OrderStatus.FILLED
+    assert rt.health().healthy
 
 
 def test_resting_order_fills_later_and_reports_via_ledger(make_runtime) -> None:
