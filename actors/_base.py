@@ -31,6 +31,9 @@ from protocols import ErrorCode, ExecError, ExecutionReport, OrderStatus
 from ._dispatcher import Dispatcher
 from ._inbox import Inbox, tell
 
+#: seconds an own-thread actor waits, once woken by ``wake`` after an answer, before its bookkeeping
+OWN_THREAD_LINGER_S = 50e-6
+
 ASK_TIMEOUT_S = 5.0
 """Default timeout of every ask the runtime makes (an ask without a timeout can hang forever)."""
 
@@ -54,7 +57,8 @@ class FlowActor(pykka.ThreadingActor):
         # pykka's inbox type plus a put that does not wake the actor (see actors/_inbox.py);
         # a member of a dispatcher gets that dispatcher's inbox (see actors/_dispatcher.py)
         dispatcher = self.dispatcher
-        return Inbox() if dispatcher is None else dispatcher.inbox(self)
+        # an actor on its own thread lingers when woken after an answer, as the dispatcher's after thread does
+        return Inbox(linger_s=OWN_THREAD_LINGER_S) if dispatcher is None else dispatcher.inbox(self)
 
     def _start_actor_loop(self) -> None:
         if self.dispatcher is None:

@@ -25,6 +25,7 @@ quiet put, its put and get are C calls (a deque and a lock as a doorbell) instea
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections import deque
@@ -58,16 +59,20 @@ class Inbox:
         inbox.empty()                # True
     """
 
-    __slots__ = ("_items", "_bell")
+    __slots__ = ("_items", "_bell", "_linger_s", "_late")
 
-    def __init__(self) -> None:
+    def __init__(self, *, linger_s: float = 0.0) -> None:
         self._items: deque[Any] = deque()
         self._bell = threading.Lock()
         self._bell.acquire()  # held = nothing to announce
+        #: seconds the consumer waits after a :meth:`wake` (quiet messages: an answer just went out)
+        self._linger_s = linger_s
+        self._late = False
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """Append ``item`` and wake the consumer (never blocks: the inbox is unbounded)."""
         self._items.append(item)
+        self._late = False  # a told message may be on an order's path: no linger
         bell = self._bell  # wake(), inlined: this is every tell's path
         if bell.locked():
             try:
@@ -80,7 +85,13 @@ class Inbox:
         self._items.append(item)
 
     def wake(self) -> None:
-        """Wake the consumer if it waits (a no-op while it is busy, or when already rung)."""
+        """Wake the consumer if it waits (a no-op while it is busy, or when already rung).
+
+        With ``linger_s``, a consumer woken this way first yields the CPU and waits up to
+        ``linger_s`` (a told message ends the wait at once) before it takes the quiet messages, as the dispatcher's after thread does
+        (actors/_dispatcher.py): the caller just answered takes the GIL before this thread's
+        bookkeeping does."""
+        self._late = True
         ring(self._bell)
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
@@ -93,6 +104,12 @@ class Inbox:
                 raise queue.Empty
             if timeout is None:
                 bell.acquire()
+                if self._late:  # woken by wake(): an answer just went out
+                    self._late = False
+                    if self._linger_s:
+                        # let the answered caller take the GIL first; a told message ends the wait
+                        sched_yield()
+                        bell.acquire(timeout=self._linger_s)
             elif not bell.acquire(timeout=timeout):
                 try:
                     return items.popleft()
@@ -106,6 +123,9 @@ class Inbox:
     def qsize(self) -> int:
         """Number of items queued (a snapshot)."""
         return len(self._items)
+
+
+sched_yield = os.sched_yield
 
 
 def ring(bell: threading.Lock) -> None:

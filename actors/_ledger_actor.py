@@ -480,13 +480,14 @@ class LedgerActor(FlowActor):
                 self._risk.release(book, intent.client_order_id)
                 self._deny_risk(order, rec, denial.code, f"{denial.code}: {denial.reason}")
                 return
-        self._transition(rec, E.RESERVED, f"{_RESERVED_CAUSE}{decision.reserved}")
+        self._transition(rec, E.RESERVED, f"{_RESERVED_CAUSE}{decision.reserved}", defer_flush=True)
         forwarded = order.evolve(intent=intent, arrival_px=rec.arrival_px)
         if self._resubmit:
             self._resubmittable[intent.client_order_id] = forwarded
         if not tell(order.gate, forwarded):
             self._risk.release(book, intent.client_order_id)
             self._deny_stage(order, ErrorCode.E_EXEC_NO_ADAPTER, "circuit breaker actor unavailable", record=True)
+        # the RESERVED row and audit line go with the next batch (the order's outcome always comes: every venue call has a timeout)
 
     # -- partial fills: the remainder as a child order (orders.remainder = "resubmit") ----
     def _resubmit_remainder(self, rec: OrderRecord, parent: SubmitOrder) -> bool:
@@ -542,12 +543,13 @@ class LedgerActor(FlowActor):
             self._deny_risk(order, rec, "trading_halted", "trading_halted: trading is HALTED; the remainder is not re-submitted")
             return
         amount = self._risk.transfer(book, parent_id, intent.client_order_id)
-        self._transition(rec, E.RESERVED, f"{_RESERVED_CAUSE}{amount}")
+        self._transition(rec, E.RESERVED, f"{_RESERVED_CAUSE}{amount}", defer_flush=True)
         forwarded = order.evolve(arrival_px=rec.arrival_px)
         self._resubmittable[intent.client_order_id] = forwarded
         if not tell(order.gate, forwarded):
             self._risk.release(book, intent.client_order_id)
             self._deny_stage(order, ErrorCode.E_EXEC_NO_ADAPTER, "circuit breaker actor unavailable", record=True)
+        # the RESERVED row and audit line go with the next batch (the order's outcome always comes: every venue call has a timeout)
 
     def _deny_risk(self, order: SubmitOrder, rec: OrderRecord, rule: str, reason: str) -> None:
         """DENIED by a risk rule or a pre-trade hook: E_EXEC_RISK_DENIED, counted as ``risk:<rule>``."""
@@ -1145,7 +1147,10 @@ class LedgerActor(FlowActor):
             self._risk.on_reprice(book, correction)
         return fill
 
-    def _transition(self, rec: OrderRecord, event: OrderEventType, cause: str, *, report=None) -> None:
+    def _transition(self, rec: OrderRecord, event: OrderEventType, cause: str, *, report=None, defer_flush: bool = False) -> None:
+        """Apply ``event`` to ``rec`` and queue its journal rows and audit lines (written by the next
+        flush). ``defer_flush``: the caller flushes itself (``_flush_if_idle``) once it has told the
+        order onward, so the ledger's own commit is never on an order's path to its venue."""
         before_status = rec.status
         before_transitions = len(rec.transitions)
         try:
@@ -1153,9 +1158,15 @@ class LedgerActor(FlowActor):
         except IllegalTransition as exc:
             logger.error("order {}: {} (cause: {})", rec.client_order_id, exc, cause)
             return
-        self._after_change(rec, before_status, before_transitions, cause, report=report)
+        self._after_change(rec, before_status, before_transitions, cause, report=report, defer_flush=defer_flush)
 
-    def _after_change(self, rec: OrderRecord, before: OrderStatus, before_transitions: int, cause: str, *, fills=(), report=None) -> None:
+    def _flush_if_idle(self) -> None:
+        """Group commit: write the queued rows and audit lines when no message waits behind them."""
+        if (self._pending_rows or self._pending_fills or self._pending_audit) and self.actor_inbox.empty():
+            self._flush()
+
+    def _after_change(self, rec: OrderRecord, before: OrderStatus, before_transitions: int, cause: str, *, fills=(), report=None,
+                      defer_flush: bool = False) -> None:
         new = rec.transitions[before_transitions:]
         if new and self._clock is not None:
             if rec.status in _WATCHED:
@@ -1197,7 +1208,7 @@ class LedgerActor(FlowActor):
                 self._arm_alert_check()
         if self._publishing:
             self._publish_changes(rec, new, cause, fills, report)
-        if (self._pending_rows or self._pending_fills) and (len(self._pending_rows) > 512 or self.actor_inbox.empty()):
+        if (self._pending_rows or self._pending_fills) and (len(self._pending_rows) > 512 or not defer_flush and self.actor_inbox.empty()):
             self._flush()
 
     def _settled(self, rec: OrderRecord) -> None:

@@ -121,3 +121,37 @@ def test_tell_quiet_falls_back_to_tell_for_a_plain_pykka_actor() -> None:
     finally:
         ref.stop(timeout=5)
     assert tell_quiet(None, "x") is False
+
+
+def test_a_lingering_consumer_takes_a_told_message_at_once() -> None:
+    """An own-thread actor woken by ``wake`` lingers (so the answered caller runs first), but a
+    message told meanwhile may be on an order's path: it ends the linger at once."""
+    inbox = Inbox(linger_s=30.0)
+    got: list = []
+
+    def consume() -> None:
+        got.append(inbox.get())
+        got.append(inbox.get())
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    inbox.put_quiet("fact")
+    inbox.wake()  # the consumer wakes and starts its 30 s linger
+    threading.Event().wait(0.2)
+    inbox.put("order")
+    consumer.join(timeout=5)
+    assert got == ["fact", "order"]
+
+
+def test_own_thread_actors_linger_and_dispatched_ones_do_not_need_to() -> None:
+    from actors._base import OWN_THREAD_LINGER_S
+
+    class Own(FlowActor):
+        pass
+
+    ref = Own.start()
+    try:
+        inbox = ref.actor_inbox
+        assert isinstance(inbox, Inbox) and inbox._linger_s == OWN_THREAD_LINGER_S > 0
+    finally:
+        ref.stop()
