@@ -470,7 +470,9 @@ class AdapterActor(FlowActor):
         venue_order = VenueOrder.from_intent(order.intent, order.context)
         venue = self._venue
         if not self._inline:  # an inline call's answer follows at once and carries the SUBMITTED step
-            tell(self._ledger, OrderSent(order.client_order_id, order.account_id, self.adapter_id, order.attempt))
+            # queued, not woken: the ledger's bookkeeping (and its journal commit) would take the GIL
+            # from the venue worker; it runs with the call's outcome, or with any earlier message
+            tell_quiet(self._ledger, OrderSent(order.client_order_id, order.account_id, self.adapter_id, order.attempt))
         self._dispatch_call(_Call("submit", order.client_order_id, order=order), lambda: venue.submit_order(venue_order))
 
     def _dispatch_call(self, call: _Call, fn: Callable[[], Any]) -> None:
