@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = {
     "floor": ["p50_us", "p99_us", "pykka_ask.p50_us", "pykka_chain_4.p50_us"],
     "latency": ["p50_us", "p99_us", "F_p50_us", "p50_over_F", "p99_over_F", "n"],
+    "latency_as_deployed": ["p50_us", "p99_us", "p50_over_F", "target_p50_us_max", "target_p99_us_max", "runs"],
     "latency_back_to_back": ["p50_us", "p99_us", "p50_over_F", "p99_over_F"],
     "throughput_8": [
         "runtime.orders_per_s", "runtime.orders", "baseline.orders_per_s", "baseline_1_sender.orders_per_s",
@@ -32,7 +33,7 @@ REQUIRED = {
         "full.orders_per_s", "off.orders_per_s", "ratio", "fsync_floor.fsyncs_per_s", "fsync_floor.p50_us",
         "full.journal_mean_items_per_txn",
     ],
-    "durable_64_as_deployed": ["full.orders_per_s", "off.orders_per_s", "ratio"],
+    "durable_64_as_deployed": ["full.orders_per_s", "off.orders_per_s", "ratio", "journal_off.orders_per_s", "ratio_to_journal_off"],
     "micro": [
         "decide_route_us", "journal_get_10k_us", "claim_batch_1_us", "intent_validate_us", "intent_fingerprint_us",
         "intent_context_dump_json_us", "venue_order_from_intent_us", "paper_submit_order_us",
@@ -98,7 +99,8 @@ def test_quick_both_run_reports_every_section(tmp_path: Path) -> None:
             for part in parts:
                 figure = run[section][part]
                 assert figure["statuses"] == {"FILLED": figure["orders"]}, f"{name}.{section}.{part}: {figure['statuses']}"
-        for section in ("latency", "latency_back_to_back"):
+        assert run["latency"]["runs"] >= 3 and len(run["latency"]["runs_p50_us"]) == run["latency"]["runs"]
+        for section in ("latency", "latency_as_deployed", "latency_back_to_back"):
             assert run[section]["statuses"] == {"FILLED": run[section]["n"]}
 
     assert "flowroute benchmarks" in proc.stdout  # the side-by-side table was printed
