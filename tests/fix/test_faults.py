@@ -61,6 +61,7 @@ def test_acceptor_killed_mid_order_goes_unknown_then_resolves_by_resend(peer, fi
         assert _health(rt)["session_resend_requests_sent"] >= 1
     finally:
         relay.close()
+        current.peer.stop()  # the restarted acceptor is not the fixture's: stop it here
 
 
 def test_relay_cuts_mid_frame_delays_and_swallows_heartbeats(peer, fix_runtime) -> None:
