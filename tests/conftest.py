@@ -15,12 +15,20 @@
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import settings as _hypothesis_settings
 
-# Deterministic property tests (SPEC: tests are deterministic): the same examples every run, no
-# per-example deadline (CI machines are slower and noisier than a developer's).
-_hypothesis_settings.register_profile("flowroute", derandomize=True, deadline=None, print_blob=True)
-_hypothesis_settings.load_profile("flowroute")
+# Property-test profiles, chosen by FLOWROUTE_HYPOTHESIS_PROFILE (no per-example deadline anywhere:
+# CI machines are slower and noisier than a developer's):
+# - "ci": derandomized, the same examples every run (.ci/run sets it: a CI failure is reproducible);
+# - "dev" (the default): a fresh random search every run, so local runs keep finding new examples;
+#   a failure prints the example's blob to replay it (@reproduce_failure);
+# - "nightly": randomized, 1,000 examples for the tests that set no count of their own.
+_hypothesis_settings.register_profile("ci", deadline=None, print_blob=True, database=None)
+_hypothesis_settings.register_profile("dev", deadline=None, print_blob=True)
+_hypothesis_settings.register_profile("nightly", deadline=None, print_blob=True, max_examples=1000)
+_hypothesis_settings.load_profile(os.environ.get("FLOWROUTE_HYPOTHESIS_PROFILE", "dev"))
 
 import itertools
 import threading

@@ -32,8 +32,8 @@ from protocols import (
 )
 
 T0 = datetime(2021, 1, 8, tzinfo=timezone.utc)
-#: deterministic property tests: fixed derandomized search, no example database
-PROPS = dict(deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
+#: property tests: no example database (the search itself is the profile's: tests/conftest.py)
+PROPS = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def ts(i: int = 0) -> datetime:

@@ -333,7 +333,7 @@ def test_redacted_dict_is_json_round_trippable() -> None:
 # ---------------------------------------------------------------- property
 
 
-@settings(max_examples=50, deadline=None, derandomize=True)
+@settings(max_examples=50, deadline=None)
 @given(
     window=st.integers(min_value=-5, max_value=200),
     rate=st.floats(min_value=-10, max_value=200, allow_nan=False),

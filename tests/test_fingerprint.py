@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from protocols import OrderIntent
 from protocols import _intents
 
-PROPS = dict(deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
+PROPS = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def reference(intent: OrderIntent) -> str:

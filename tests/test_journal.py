@@ -543,11 +543,11 @@ class JournalMachine(RuleBasedStateMachine):
 
 
 TestJournalMachine = JournalMachine.TestCase
-TestJournalMachine.settings = settings(max_examples=60, stateful_step_count=25, deadline=None, derandomize=True,
+TestJournalMachine.settings = settings(max_examples=60, stateful_step_count=25, deadline=None,
                                        suppress_health_check=[HealthCheck.too_slow])
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=40, deadline=None)
 @given(qty=st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal("1e9"), places=8),
        fee=st.decimals(min_value=Decimal(0), max_value=Decimal("1000"), places=10))
 def test_fill_decimals_round_trip_exactly(qty: Decimal, fee: Decimal) -> None:

@@ -286,7 +286,7 @@ def test_read_market_reports_rows_that_go_back_in_time(tmp_path: Path) -> None:
     assert (err.path, err.line, err.column) == (str(quotes), 3, "ts_utc")
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
+@settings(max_examples=60, deadline=None)
 @given(
     st.lists(
         st.tuples(

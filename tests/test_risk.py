@@ -15,7 +15,7 @@ from actors._risk import RiskConfig, RiskDecision, RiskEngine, TradingState
 from protocols import ErrorCode, Fill, OrderIntent, Quote
 
 T0 = datetime(2021, 1, 8, tzinfo=timezone.utc)
-PROPS = dict(deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
+PROPS = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 Q = Quote(ts=T0, symbol="BTC/USDT", bid=D("99"), bid_size=D(1), ask=D("100"), ask_size=D(1))
 
 _n = 0
