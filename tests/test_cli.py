@@ -273,8 +273,12 @@ def _journaled(path: Path) -> int:
 def test_ctrl_c_prints_interrupted_and_a_partial_summary(tmp_path: Path, as_json: bool) -> None:
     state = tmp_path / "stress"
     args = [sys.executable, str(RUN), "stress", "--senders", "2", "--orders", "200000", "--state-dir", str(state)]
+    # a shell that started the test run in the background without job control set SIGINT to "ignore",
+    # which every child inherits (Python then never raises KeyboardInterrupt): the stress run gets the
+    # default disposition, as at a terminal
     proc = subprocess.Popen(args + (["--json"] if as_json else []), cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 90
     while _journaled(state / "journal.sqlite") < 50 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
