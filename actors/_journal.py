@@ -749,8 +749,10 @@ class SQLiteJournal:
 
     @property
     def durable(self) -> bool:
-        """True for a file journal with ``synchronous`` FULL or NORMAL."""
-        return self._path is not None and self._synchronous != "OFF"
+        """True for a file journal, whatever ``synchronous`` says: its records (intents, reports)
+        survive the process, so recovery and replays read them. ``synchronous = "OFF"`` only
+        gives up the fsync (a power loss may lose the last commits; a killed process does not)."""
+        return self._path is not None
 
     @property
     def journal_mode(self) -> str:

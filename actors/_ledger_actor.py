@@ -343,6 +343,14 @@ class LedgerActor(FlowActor):
         #: callers of ``Runtime.wait``: client order id -> futures resolved when the order is terminal
         self._waiters: dict[str, list] = {}
 
+    def handle__Ping(self, message: Any) -> bool:
+        """Barrier (``Runtime.flush``): the batch this ledger still holds — transition and fill rows,
+        audit lines, orders due for archiving; deferred while orders kept coming — is written
+        first, so after a flush the journal, the audit log and the in-memory bound are current."""
+        if self._pending_rows or self._pending_fills or self._pending_audit:
+            self._flush()
+        return True
+
     def on_receive(self, message: Any) -> Any:
         result = super().on_receive(message)
         shared = self._risk.shared

@@ -461,3 +461,25 @@ def test_unanswered_futures_survive_concurrent_adds_and_prunes() -> None:
         t.join()
     assert {id(f) for f in tracked.unanswered()} == {id(f) for f in open_}
     assert len(tracked._futures) < 40_000  # pruned along the way
+
+
+# Was a bug (fixed): a file journal with synchronous = "OFF" (no fsync) counted as "not durable", so it kept
+# no intent or report JSON: after a restart recovery skipped its orders as unreadable and a replay of a
+# completed id crashed the idempotency store's flush, answering FAILED. "OFF" only gives up fsync.
+@pytest.mark.parametrize("sync", ["OFF", "NORMAL"])
+def test_a_restart_on_a_file_journal_without_fsync_replays_completed_orders(settings_factory, sync) -> None:
+    s = settings_factory(durable=True, journal={"enabled": True, "synchronous": sync})
+    rt = Runtime.start(s)
+    try:
+        rt.on_market(quote())
+        first = rt.submit(market("sync-off-1"), ctx()).result(timeout=5)
+        assert first.status is OrderStatus.FILLED
+    finally:
+        rt.stop()
+    rt = Runtime.start(s)
+    try:
+        again = rt.submit(market("sync-off-1"), ctx()).result(timeout=5)
+        assert again.replay and again.status is OrderStatus.FILLED and again.error is None
+        assert rt.order("sync-off-1").status is OrderStatus.FILLED  # recovery restored it
+    finally:
+        rt.stop()
