@@ -1,5 +1,5 @@
 """flowroute actors: the supervisor, router, idempotency store, circuit breakers, adapters,
-ledger and event bus, and the :class:`Runtime` facade that owns them (SPEC §3).
+ledger and event bus, and the :class:`Runtime` facade that owns them (docs/DESIGN.md, One order).
 
 Example::
 

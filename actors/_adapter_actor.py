@@ -2,9 +2,9 @@
 
 Venue calls are blocking, so they never run in this actor's handler: each call goes to the
 adapter's :class:`VenueWorker` thread, and its outcome comes back as a
-``VenueCallCompleted`` message (SPEC §3). Timeouts are timer messages.
+``VenueCallCompleted`` message (docs/DESIGN.md, One order). Timeouts are timer messages.
 
-Outcome classification (SPEC §9, ``protocols.AdapterError``):
+Outcome classification (docs/DESIGN.md, Failure handling, ``protocols.AdapterError``):
 
 =====================  ===========================================  ================
 error                  order outcome                                breaker counts

@@ -1,4 +1,4 @@
-"""Append-only, hash-chained JSONL audit log (SPEC §12 "a truncated or edited log is detected").
+"""Append-only, hash-chained JSONL audit log (docs/DESIGN.md "a truncated or edited log is detected").
 
 File format: one JSON object per line, ASCII only, each line ending in ``\\n``::
 

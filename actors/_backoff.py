@@ -1,10 +1,10 @@
-"""Exponential backoff with jitter, and restart intensity for supervision (SPEC §4, §9).
+"""Exponential backoff with jitter, and restart intensity for supervision (docs/DESIGN.md, Failure handling, docs/DESIGN.md, Failure handling).
 
 Pure functions and a small single-threaded value; nothing here sleeps: the owner schedules
 ``clock.call_later(delay, ...)`` with the delay computed here.
 
 * :func:`backoff_delay`: ``min(base_s · 2^(attempt-1), cap_s) × U(1 - jitter, 1 + jitter)``
-  (SPEC §9 retry delay: base 1 s, cap 30 s, ±20 %). The cap applies *before* jitter, so a
+  (docs/DESIGN.md, Failure handling retry delay: base 1 s, cap 30 s, ±20 %). The cap applies *before* jitter, so a
   delay can reach ``cap_s × (1 + jitter)``.
 * :class:`RestartBackoff`: supervisor restart delays (0.1 s doubling to 5 s, ±20 %) with an
   Erlang/OTP restart intensity: more than ``max_restarts`` restarts within ``within_s``
@@ -71,7 +71,7 @@ def backoff_delay(attempt: int, *, base_s: float, cap_s: float, jitter: float, r
 
 
 class RestartBackoff:
-    """Restart delays for one supervised child, with an intensity limit (SPEC §4).
+    """Restart delays for one supervised child, with an intensity limit (docs/DESIGN.md, Failure handling).
 
     ``initial_s`` (s, > 0) doubling up to ``max_s`` (s, ≥ initial_s), ``jitter`` fraction in
     [0, 1), ``max_restarts`` (int ≥ 0) allowed within ``within_s`` seconds (> 0); ``rng`` a

@@ -1,6 +1,6 @@
 """The base every flowroute actor derives from, and the helpers for forwarding safely.
 
-pykka facts this module designs around (SPEC §3): a ``BaseException`` escaping a handler
+pykka facts this module designs around (docs/DESIGN.md, One order): a ``BaseException`` escaping a handler
 stops *every* actor in the process; a crashed actor's queued tells are dropped; a
 ``tell`` to a dead actor raises ``ActorDeadError``; non-daemon actor threads keep the
 interpreter alive. So :class:`FlowActor`:

@@ -1,4 +1,4 @@
-"""Order and position books: pure, single-threaded domain logic owned by the ledger actor (SPEC §7, §12).
+"""Order and position books: pure, single-threaded domain logic owned by the ledger actor (the lifecycle table in protocols/_lifecycle.py, docs/DESIGN.md).
 
 Nothing here is thread-safe and nothing here needs to be: the ledger actor is the only
 owner, so every call is serialised by its inbox. Outside the ledger only frozen values
@@ -250,7 +250,7 @@ def attribution_of(intent: OrderIntent | None, context: Any) -> dict[str, str]:
 
 @dataclass(eq=False)
 class OrderRecord:
-    """One order's mutable record, private to the ledger actor (SPEC §7, §12).
+    """One order's mutable record, private to the ledger actor (the lifecycle table in protocols/_lifecycle.py, docs/DESIGN.md).
 
     Identity and economics: ``client_order_id``, ``account_id``, ``symbol`` (BASE/QUOTE),
     ``side``, ``order_type``, ``quantity`` (base units, > 0), ``limit_price`` (quote ccy or
@@ -405,7 +405,7 @@ class OrderRecord:
         ts: datetime | None = None,
         seq: int | None = None,
     ) -> bool:
-        """Apply one lifecycle event through ``protocols.apply_event`` (the SPEC §7 table).
+        """Apply one lifecycle event through ``protocols.apply_event`` (the lifecycle table in protocols/_lifecycle.py).
 
         Returns True when the status changed (a :class:`Transition` is then appended with
         ``seq`` — default: this order's next sequence number, 1-based — ``ts`` (default now)
@@ -820,7 +820,7 @@ class RetiredFills:
 
 @dataclass(frozen=True)
 class Position:
-    """A frozen view of one account's position in one symbol (SPEC §12).
+    """A frozen view of one account's position in one symbol (docs/DESIGN.md).
 
     ``net_qty`` base units (+ long, - short); ``avg_entry_px`` VWAP of the open position in
     quote ccy (None when flat); ``realized_pnl`` quote ccy, average-cost method, fees NOT
@@ -867,7 +867,7 @@ class _PosState:
 
 
 class PositionBook:
-    """Positions per (account, symbol) and cash per (account, currency), from fills (SPEC §12).
+    """Positions per (account, symbol) and cash per (account, currency), from fills (docs/DESIGN.md).
 
     Rules (average-cost accounting, as NautilusTrader's ``Position``):
 
@@ -1078,7 +1078,7 @@ class PositionBook:
         self, fills_by_account_symbol: Mapping[tuple[str, str], Iterable[tuple[Side | str, Fill]]],
         retired: "RetiredFills | None" = None,
     ) -> list[str]:
-        """Check the book against the fills it should hold (SPEC §12). Returns violations (empty = OK).
+        """Check the book against the fills it should hold (docs/DESIGN.md). Returns violations (empty = OK).
 
         ``fills_by_account_symbol[(account_id, symbol)]`` is every applied ``(side, fill)``
         of that account and symbol (e.g. from the ledger's OrderRecords); ``retired`` the totals

@@ -1,4 +1,4 @@
-"""Per-adapter circuit breaker: a pure, single-threaded state machine (SPEC §9).
+"""Per-adapter circuit breaker: a pure, single-threaded state machine (docs/DESIGN.md, Failure handling).
 
 Modelled on resilience4j's ``CircuitBreakerStateMachine`` with a COUNT_BASED sliding window.
 The owning actor serialises every call; this module has no threads, locks or pykka. Time comes
@@ -36,7 +36,7 @@ of a trial gives its permit back (``releasePermission``). Deliberate differences
 when ``duration_s >= slow_call_duration_s`` (resilience4j uses ``>``); half-open decides once
 *all* trials have reported (resilience4j: once ``min(minimum_calls, permits)`` have); results
 carry the generation of their permit and results from an earlier generation are ignored
-(SPEC: "results that arrive while OPEN never change state").
+("results that arrive while OPEN never change state").
 
 Events: every state change produces exactly one event: :class:`~protocols.CircuitOpened`,
 :class:`~protocols.CircuitHalfOpened` or :class:`~protocols.CircuitClosed` for OPEN /
@@ -95,7 +95,7 @@ class BreakerState(str, Enum):
 
 
 class CallOutcome(str, Enum):
-    """How a permitted call ended, as the breaker counts it (SPEC §9).
+    """How a permitted call ended, as the breaker counts it (docs/DESIGN.md, Failure handling).
 
     ``FAILURE``: venue timeout, connection error, 5xx. ``SUCCESS``: the venue answered, business
     rejects included (the venue is healthy). ``IGNORED``: our own denial or a call that was never
@@ -134,7 +134,7 @@ def _check_float(name: str, value: Any, *, low: float, high: float = math.inf, l
 
 @dataclass(frozen=True, slots=True)
 class BreakerConfig:
-    """Breaker settings (defaults from SPEC §9); invalid values raise ``ValueError`` naming the field.
+    """Breaker settings (defaults from docs/DESIGN.md, Failure handling); invalid values raise ``ValueError`` naming the field.
 
     ``window_size`` (calls, ≥ 1), ``minimum_calls`` (calls, ≥ 1; effectively capped at
     ``window_size`` as in resilience4j), ``failure_rate_threshold`` and

@@ -1,4 +1,4 @@
-"""The circuit-breaker actor: one per adapter, the gate every venue call passes (SPEC §4, §9).
+"""The circuit-breaker actor: one per adapter, the gate every venue call passes (docs/DESIGN.md, Failure handling, docs/DESIGN.md, Failure handling).
 
 It owns the adapter's :class:`~actors._breaker.CircuitBreaker` and the adapter's current
 actor reference. Forward flow for an order: ``SubmitOrder`` (from the ledger stage, or a

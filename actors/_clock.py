@@ -1,4 +1,4 @@
-"""Clocks and timers: the only way anything in flowroute waits (SPEC §3, §9).
+"""Clocks and timers: the only way anything in flowroute waits (docs/DESIGN.md, One order, docs/DESIGN.md, Failure handling).
 
 Actors never sleep. A retry, backoff, restart or timeout is ``clock.call_later(delay,
 callback)`` where the callback only *tells* an actor a message. :class:`RealClock` runs

@@ -2,10 +2,10 @@
 
 Why: every hop between two actors on their own threads costs a thread wake-up (5-20 µs on
 CPython, ~2·F for the four hops of an order; benchmarks/README.md). Actors that never block
-(SPEC §3) lose nothing by sharing a thread: a message one member tells another runs on the
+(docs/DESIGN.md, One order) lose nothing by sharing a thread: a message one member tells another runs on the
 same thread as soon as the current message is done, with no wake-up at all.
 
-What stays true (SPEC §3's actor contract, and pykka's):
+What stays true (docs/DESIGN.md, One order's actor contract, and pykka's):
 
 - each member is its own actor: its own inbox, ``ActorRef``, state and lifecycle; it is
   started, stopped, crashed and restarted exactly like a ``ThreadingActor``;

@@ -2,7 +2,7 @@
 
 Each subscriber gets its own :class:`SubscriberActor` (its own daemon thread), so a slow
 callback only delays itself, and a raising callback is caught, reported as a
-``SubscriberFailed`` event and never reaches the pipeline (SPEC §12). A subscriber that
+``SubscriberFailed`` event and never reaches the pipeline (docs/DESIGN.md). A subscriber that
 falls more than ``max_pending`` events behind loses the overflow (counted, and reported
 once per overflow episode) instead of growing memory without bound.
 """

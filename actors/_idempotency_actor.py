@@ -1,4 +1,4 @@
-"""The idempotency-store actor: persist-before-submit and duplicate detection (SPEC §8).
+"""The idempotency-store actor: persist-before-submit and duplicate detection (docs/DESIGN.md, Durability).
 
 Key: ``(account_id, client_order_id)``; fingerprint: ``OrderIntent.fingerprint()``.
 
@@ -191,7 +191,7 @@ class IdempotencyStoreActor(FlowActor):
         for order, result in zip(claims, results):
             outcome = result.outcome
             if outcome == "EXPIRED_RECLAIMED" and _reached_venue(result.previous, self._reports.get(result.record.key)):
-                # the TTL ended the replay window, but the id was sent once: never send it again (SPEC §8)
+                # the TTL ended the replay window, but the id was sent once: never send it again (docs/DESIGN.md, Durability)
                 self.conflicts += 1
                 report = error_report(order, ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT,
                                       f"client_order_id '{order.client_order_id}' was already sent to a venue (its record expired); use a new id")

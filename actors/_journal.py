@@ -1,8 +1,8 @@
-"""The durable journal: idempotency records, order transitions and fills (SPEC §8, §12, §15).
+"""The durable journal: idempotency records, order transitions and fills (docs/DESIGN.md, Durability, docs/DESIGN.md, docs/DESIGN.md, Testing).
 
 One small interface, :class:`JournalStore`, and its embedded implementation,
 :class:`SQLiteJournal` (stdlib ``sqlite3``). A PostgreSQL backend for several processes
-(SPEC §16) implements the same protocol; the semantics below are the contract.
+(docs/DESIGN.md, Scale-out) implements the same protocol; the semantics below are the contract.
 
 Threading: a store instance is used from inside exactly ONE actor (single-threaded use).
 :class:`SQLiteJournal` opens its connection with ``check_same_thread=False`` so it may be
@@ -10,7 +10,7 @@ created in one thread (the runtime's) and then used only from the owning actor's
 Two instances (e.g. the idempotency actor's and the ledger's) may share one database file:
 SQLite serialises their write transactions (``BEGIN IMMEDIATE`` + ``busy_timeout``).
 
-Idempotency (SPEC §8). The key is ``(account_id, client_order_id)``; a record is
+Idempotency (docs/DESIGN.md, Durability). The key is ``(account_id, client_order_id)``; a record is
 ``IN_PROGRESS`` from the moment it is claimed (written durably **before** any venue call),
 ``COMPLETED`` once its final answer is cached, ``UNKNOWN`` when the outcome is ambiguous
 (timeout after send, adapter or process crash) and must be reconciled with the venue.
@@ -104,7 +104,7 @@ class JournalError(Exception):
 
     Raised for every ``sqlite3.Error`` and ``OSError`` met while opening, reading or
     writing, for an injected failure (tests), and for use after :meth:`SQLiteJournal.close`.
-    The owning actor turns it into ``E_EXEC_PERSISTENCE`` (SPEC §5, fail closed).
+    The owning actor turns it into ``E_EXEC_PERSISTENCE`` (README.md, Using it, fail closed).
     """
 
 
@@ -255,7 +255,7 @@ class Completion:
 
 @dataclass(frozen=True, slots=True)
 class OrderEventRow:
-    """One order transition for the ledger journal (frozen; SPEC §7, §12).
+    """One order transition for the ledger journal (frozen; the lifecycle table in protocols/_lifecycle.py, docs/DESIGN.md).
 
     ``seq``: the ledger's transition sequence number (int >= 0); ``(account_id,
     client_order_id, seq)`` is unique, so re-recording a row is a no-op. ``ts``: epoch
@@ -286,7 +286,7 @@ class OrderEventRow:
 
 @dataclass(frozen=True, slots=True)
 class FillRow:
-    """One venue fill for the ledger journal (frozen; SPEC §7 "a fill is applied once per trade_id").
+    """One venue fill for the ledger journal (frozen; the lifecycle table in protocols/_lifecycle.py "a fill is applied once per trade_id").
 
     ``(adapter_id, fill.trade_id)`` is unique: recording the same fill again is ignored
     (``INSERT OR IGNORE``). ``fill`` round-trips exactly (Decimals stored as text, ``ts``
@@ -576,14 +576,14 @@ class _InjectedFailure(Exception):
 
 
 class SQLiteJournal:
-    """:class:`JournalStore` on stdlib ``sqlite3`` (SPEC §8): WAL, group commit, fail closed.
+    """:class:`JournalStore` on stdlib ``sqlite3`` (docs/DESIGN.md, Durability): WAL, group commit, fail closed.
 
     ``path``: the database file, or ``None`` for an in-memory journal (non-durable mode:
     nothing survives the process; WAL and ``synchronous`` do not apply).
     ``synchronous``: SQLite's ``PRAGMA synchronous`` — ``FULL`` (default: each commit is
     fsynced, survives power loss), ``NORMAL`` (WAL fsynced at checkpoints only: survives a
     process crash, may lose the last commits on power loss) or ``OFF``.
-    ``file_mode``: permission bits of the database file (default ``0o600``, SPEC §15).
+    ``file_mode``: permission bits of the database file (default ``0o600``, docs/DESIGN.md, Testing).
     ``busy_timeout_ms``: how long a write waits for another connection's write lock
     before failing (only when two stores share one file; the owning actor blocks meanwhile).
     ``fail_writes``: test hook called once per write transaction just before COMMIT (after
@@ -847,7 +847,7 @@ class SQLiteJournal:
         """Decide every claim in ONE transaction (group commit); results in input order.
 
         See the module docstring for the outcome table. ``ttl_s``: seconds a COMPLETED
-        record stays replayable (SPEC §8 default 3600), or None for never. An empty batch
+        record stays replayable (docs/DESIGN.md, Durability default 3600), or None for never. An empty batch
         returns ``[]`` without a transaction. Raises :class:`JournalError` (nothing
         written), ``ValueError``/``TypeError`` for a bad ``ttl_s`` or a non-Claim item.
         """
@@ -929,7 +929,7 @@ class SQLiteJournal:
         return self._write("complete_batch", len(items), body)  # type: ignore[return-value]
 
     def mark_unknown(self, account_id: str, client_order_id: str, now: float, report_json: str | None = None) -> bool:
-        """Make an IN_PROGRESS (or UNKNOWN) record UNKNOWN: the outcome is ambiguous (SPEC §8).
+        """Make an IN_PROGRESS (or UNKNOWN) record UNKNOWN: the outcome is ambiguous (docs/DESIGN.md, Durability).
 
         A COMPLETED record is never downgraded. ``report_json`` (optional) replaces the
         cached report. Returns True when a record changed.
@@ -947,7 +947,7 @@ class SQLiteJournal:
         return self._write("mark_unknown", 1, body)  # type: ignore[return-value]
 
     def release(self, account_id: str, client_order_id: str) -> bool:
-        """Free the key of an order that was denied before any venue call (SPEC §8).
+        """Free the key of an order that was denied before any venue call (docs/DESIGN.md, Durability).
 
         Deletes the record only while it is IN_PROGRESS: a COMPLETED record keeps its cached
         answer and an UNKNOWN one may have reached the venue, so neither is ever released.

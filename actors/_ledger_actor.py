@@ -1,4 +1,4 @@
-"""The ledger actor: the order ledger, the position books, pre-trade risk, the audit trail (SPEC §7, §10, §12).
+"""The ledger actor: the order ledger, the position books, pre-trade risk, the audit trail (the lifecycle table in protocols/_lifecycle.py, README.md, Features, docs/DESIGN.md).
 
 It is the one owner of every order's lifecycle record, the positions and cash, the risk
 engine's reservations and the trading state. On the forward path it is the stage after

@@ -1,4 +1,4 @@
-"""Every message the actors exchange: frozen dataclasses, one place (SPEC §3).
+"""Every message the actors exchange: frozen dataclasses, one place (docs/DESIGN.md, One order).
 
 Commands are imperative (``SubmitOrder``, ``CancelOrder``), facts are past tense
 (``VenueCallCompleted``, ``ChildFailed``). Messages are frozen; the only mutable thing

@@ -1,7 +1,7 @@
-"""Prometheus metrics of one runtime (SPEC §12), on a registry of its own.
+"""Prometheus metrics of one runtime (docs/DESIGN.md), on a registry of its own.
 
 Each ``Runtime`` has its own ``CollectorRegistry`` so two runtimes in one process never
-share or clash on series. Names follow SPEC §12: ``exec_orders_total{status,adapter}``,
+share or clash on series. Names follow docs/DESIGN.md: ``exec_orders_total{status,adapter}``,
 ``exec_latency_ms{adapter}`` (histogram), ``exec_reject_total{reason}``,
 ``exec_slippage_bps`` (histogram), ``exec_circuit_state{adapter}`` (0 closed, 1 open,
 2 half-open, 3 forced open, 4 disabled), plus ``exec_restarts_total{child}``,

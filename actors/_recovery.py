@@ -1,4 +1,4 @@
-"""Crash recovery: rebuild the books from the journal and reconcile every order in doubt (SPEC §8, §11).
+"""Crash recovery: rebuild the books from the journal and reconcile every order in doubt (docs/DESIGN.md, Durability, README.md, Write an adapter).
 
 Runs once in ``Runtime.start``, in the starting thread, before any actor accepts an order,
 so no new order reaches an adapter before that adapter's orders in doubt were asked about.

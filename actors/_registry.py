@@ -1,4 +1,4 @@
-"""The adapter factory: ``register(adapter_id, builder)``, validated at start (SPEC §6).
+"""The adapter factory: ``register(adapter_id, builder)``, validated at start (README.md, Topology).
 
 A builder is ``Callable[[Settings], BrokerAdapter]``. Adapter lifetime across restarts: the
 runtime builds each adapter at start; every time the supervisor restarts the adapter's actor it

@@ -1,4 +1,4 @@
-"""Pre-trade risk: trading state, notional limits, slippage guard, budget reservations (SPEC §10).
+"""Pre-trade risk: trading state, notional limits, slippage guard, budget reservations (README.md, Features).
 
 Pure, single-threaded domain logic owned by the ledger actor: the actor serialises every
 call, so "parallel intents can never overbook" holds because each check-and-reserve is
@@ -65,7 +65,7 @@ _BPS = Decimal(10000)
 
 
 class TradingState(str, Enum):
-    """Trading state (SPEC §10): ACTIVE trades, REDUCING only reduces positions, HALTED denies all new orders."""
+    """Trading state (README.md, Features): ACTIVE trades, REDUCING only reduces positions, HALTED denies all new orders."""
 
     ACTIVE = "ACTIVE"
     REDUCING = "REDUCING"
@@ -99,7 +99,7 @@ def _to_dec(name: str, value: Any, *, allow_none: bool = False, positive: bool =
 
 @dataclass(frozen=True)
 class RiskConfig:
-    """Risk settings (frozen; SPEC §10 defaults).
+    """Risk settings (frozen; README.md, Features defaults).
 
     ``min_notional`` (quote ccy, default 5.0), ``max_notional`` per order (None = no limit),
     ``slippage_bps`` (default 20; the limit-price guard and the MARKET BUY worst case),
@@ -248,7 +248,7 @@ def _f(value: Decimal) -> str:
 
 
 class RiskEngine:
-    """Pre-trade checks and per-account budget reservations (SPEC §10). See the module doc for the rules.
+    """Pre-trade checks and per-account budget reservations (README.md, Features). See the module doc for the rules.
 
     Single-threaded; owned by the ledger actor. ``anomalies`` and ``breaches`` are lists of
     human-readable notes (the caller may log/alert on new entries).
@@ -523,7 +523,7 @@ class RiskEngine:
     def restore_reservation(self, account_id: str, intent: OrderIntent, notional: Decimal | None = None) -> Decimal:
         """Re-create, at recovery, the reservation of an order admitted before a restart.
 
-        SPEC §10: the notional stays reserved from intake until the order is terminal, and a
+        README.md, Features: the notional stays reserved from intake until the order is terminal, and a
         process restart does not end an order. ``notional`` is what was reserved at intake
         (quote currency, from the journal): the full quantity is reserved again at
         ``notional / quantity`` — the intake's worst-case price, also for a MARKET order

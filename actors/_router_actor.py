@@ -1,4 +1,4 @@
-"""The router: picks the route from the execution mode (SPEC §6).
+"""The router: picks the route from the execution mode (README.md, Topology).
 
 The policy is configuration (mode → adapter id). Blocked modes (live by default) are
 DENIED with E_EXEC_POLICY_BLOCKED; any other unknown mode is DENIED with
@@ -47,7 +47,7 @@ class RouteDenied:
 def decide_route(mode: str, policy: Mapping[str, str], blocked_modes: frozenset[str] | set[str] | tuple[str, ...]) -> RouteDecision | RouteDenied:
     """Route ``mode`` under ``policy`` (mode → adapter id): a ``RouteDecision`` or a ``RouteDenied``.
 
-    Rules (SPEC §6): a blocked mode → E_EXEC_POLICY_BLOCKED; a mode missing from the
+    Rules (README.md, Topology): a blocked mode → E_EXEC_POLICY_BLOCKED; a mode missing from the
     policy → E_EXEC_ROUTE_CONFIG_INVALID. ``route_id`` is ``route_<adapter_id>``.
     """
     if mode in blocked_modes:

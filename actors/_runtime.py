@@ -1,4 +1,4 @@
-"""The ``Runtime`` facade: start the topology, submit, cancel, query, subscribe, stop (SPEC §1.1).
+"""The ``Runtime`` facade: start the topology, submit, cancel, query, subscribe, stop (README.md).
 
 Every method is safe to call from any thread. Nothing a caller gets back is mutable
 runtime state: reports, positions and health are frozen snapshots. Every ask has a
@@ -247,7 +247,7 @@ class Runtime:
         self._tokens = itertools.count(1)
         self._validation_errors = 0
         self._subscriptions = 0
-        #: instruments the runtime trades (SPEC §5: an unknown symbol is a validation error at intake)
+        #: instruments the runtime trades (README.md, Using it: an unknown symbol is a validation error at intake)
         self._symbols = frozenset(settings.paper.instrument_map())
         self._lock = threading.Lock()
         self._state_lock: StateDirLock | None = None
@@ -858,7 +858,7 @@ class Runtime:
 
     def reservations(self, account_id: str | None = None) -> tuple[Reservation, ...]:
         """Open budget reservations (of ``account_id``, or every account) as frozen values, sorted by
-        account and client order id (SPEC §10: an order's notional is reserved until it is terminal)."""
+        account and client order id (README.md, Features: an order's notional is reserved until it is terminal)."""
         return self._ask(self.ledger, GetReservations(account_id))
 
     def exposure(self, account_id: str) -> Exposure:

@@ -1,4 +1,4 @@
-"""The supervisor actor: owns the topology and restarts crashed adapter actors (SPEC §3, §4).
+"""The supervisor actor: owns the topology and restarts crashed adapter actors (docs/DESIGN.md, One order, docs/DESIGN.md, Failure handling).
 
 Modelled on Erlang/OTP's one-for-one supervisor: each adapter actor is a child with a
 generation number. A child reports its own failure (a crash in a handler, a failure in

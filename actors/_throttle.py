@@ -1,4 +1,4 @@
-"""Per-adapter throttle: a sliding-log rate limiter and the admission queue (SPEC §9).
+"""Per-adapter throttle: a sliding-log rate limiter and the admission queue (docs/DESIGN.md, Failure handling).
 
 Pure, single-threaded values owned by the adapter's actor (no threads, locks or pykka); time
 comes from an injected clock with ``monotonic() -> float`` seconds.
@@ -9,7 +9,7 @@ of ``window_s`` ever holds more than ``max_calls`` admissions from :meth:`~Slidi
 (an entry logged at ``t`` occupies ``[t, t + window_s)``). Unlike a token bucket it has no burst
 allowance beyond ``max_calls``; memory is O(max_calls).
 
-Cancels (decision). SPEC §9: "cancels are never throttled behind new orders". A cancel reduces
+Cancels (decision). docs/DESIGN.md, Failure handling: "cancels are never throttled behind new orders". A cancel reduces
 risk, so the actor sends it at once: :meth:`SlidingLogThrottle.force_admit` logs it without
 checking the limit, and in :class:`AdmissionQueue` cancels have their own unbounded priority lane
 that is always served before new orders. Logging cancels is conservative: they use up room that
@@ -44,7 +44,7 @@ T = TypeVar("T")
 class SlidingLogThrottle:
     """At most ``max_calls`` admissions in any rolling ``window_s`` seconds (sliding log).
 
-    ``max_calls``: int ≥ 1 (SPEC default 120); ``window_s``: seconds, finite > 0 (default 60);
+    ``max_calls``: int ≥ 1 (default 120); ``window_s``: seconds, finite > 0 (default 60);
     ``clock``: has ``monotonic() -> float``. Raises ``ValueError`` naming a bad argument.
     """
 
@@ -127,7 +127,7 @@ class AdmissionQueue(Generic[T]):
     """Calls waiting for the throttle: a bounded FIFO of new orders plus a priority lane for cancels.
 
     ``capacity``: int ≥ 0, the most new orders that may wait (0 = deny-only policy: nothing
-    queues). Cancels are always accepted and always served first (SPEC §9). Items must not be
+    queues). Cancels are always accepted and always served first (docs/DESIGN.md, Failure handling). Items must not be
     ``None`` (``pop`` uses ``None`` for "empty").
     """
 

@@ -1,4 +1,4 @@
-"""flowroute benchmarks (SPEC §14): every figure is a ratio against a floor or a baseline
+"""flowroute benchmarks (benchmarks/README.md): every figure is a ratio against a floor or a baseline
 measured in the same run, and every figure carries the CPU affinity it was measured with.
 
 Usage::
@@ -32,7 +32,7 @@ Sections (units: µs for latencies, orders/s for throughput):
    order at a time: ``perf_counter_ns`` around ``submit(...).result()``. A fresh quote is fed
    with ``rt.on_market`` before each order and the runtime is drained (``rt.flush()``)
    outside the timed region, so each order meets an idle runtime. Ratios ``p50/F_p50`` and
-   ``p99/F_p50`` (SPEC: ≤ 4 and ≤ 12). ``latency_back_to_back`` is the same without the
+   ``p99/F_p50`` (≤ 4 and ≤ 12). ``latency_back_to_back`` is the same without the
    drain (the previous order's trailing work — ledger, journal completion, events — still
    runs while the next order is in flight). ``latency_threads`` is ``latency`` with
    ``[dispatch] mode = "threads"`` (a thread per actor), for comparison in the same run.
@@ -43,10 +43,10 @@ Sections (units: µs for latencies, orders/s for throughput):
 3. ``throughput_8``: 8 sender threads, each submitting M orders (futures collected, then all
    waited) into a runtime with the journal off, against a lock-based baseline doing the
    same domain work with direct calls under one ``threading.Lock`` from 8 threads. Ratio
-   runtime/baseline (SPEC: ≥ 0.5). For context also: the baseline from 1 sender, and a
+   runtime/baseline (≥ 0.5). For context also: the baseline from 1 sender, and a
    baseline on the ``MemoryJournal`` the runtime itself uses with the journal off.
 4. ``durable_64``: 64 sender threads against a runtime with the journal on, ``synchronous``
-   FULL vs OFF (same files, no fsync), in fresh temp dirs; ratio FULL/OFF (SPEC: ≥ 0.7);
+   FULL vs OFF (same files, no fsync), in fresh temp dirs; ratio FULL/OFF (≥ 0.7);
    plus the disk's bare fsync floor (write 64 bytes + ``os.fsync`` for ~1 s in the same
    directory). The paper venue's own book is kept in memory here (``paper_book:
    "memory"``) so that the figure isolates the runtime's journal; ``durable_64_as_deployed``
@@ -186,7 +186,7 @@ def _settings(state_dir: Path, *, journal: dict[str, Any], dispatch: str = "shar
         journal=journal,
         dispatch={"mode": dispatch},
         throttle={"max_calls": 10**9, "queue_size": 10**6},
-        # SPEC defaults (the test profile's 0.5 s attempt timeout is for fault tests)
+        # defaults (the test profile's 0.5 s attempt timeout is for fault tests)
         timeouts={"attempt_s": 2.0, "deadline_s": 30.0},
     )
 
@@ -785,7 +785,7 @@ def bench_micro(number: int) -> dict[str, Any]:
     finally:
         journal.close()
 
-    # per-order helpers of the hot path (for the cost ranking; not SPEC figures)
+    # per-order helpers of the hot path (for the cost ranking; not target figures)
     from decimal import Decimal
 
     from protocols import OrderIntent

@@ -1,4 +1,4 @@
-"""flowroute configuration (SPEC §13): pydantic-settings models, defaults and TOML profiles.
+"""flowroute configuration (README.md, Configuration): pydantic-settings models, defaults and TOML profiles.
 
 Example::
 

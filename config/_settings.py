@@ -1,4 +1,4 @@
-"""flowroute settings: one frozen, validated tree with every SPEC default (SPEC §13).
+"""flowroute settings: one frozen, validated tree with every default (README.md, Configuration).
 
 Sources, highest priority first:
 
@@ -8,7 +8,7 @@ Sources, highest priority first:
    ``FLOWROUTE_RISK__BUDGETS='{"acc-1": "1000"}'``);
 3. the TOML profile (``config/profiles/<profile>.toml``; TOML floats are read as ``Decimal``,
    so ``min_notional = 5.1`` is exact);
-4. the defaults below (the SPEC values).
+4. the defaults below (the documented defaults).
 
 The profile is chosen by the ``profile`` argument, else ``FLOWROUTE_PROFILE``, else
 ``"default"``. An unknown profile, an unknown key (in any source, including a
@@ -169,15 +169,15 @@ Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
 class JournalSettings(_Section):
-    """The SQLite journal / idempotency store (SPEC §8)."""
+    """The SQLite journal / idempotency store (docs/DESIGN.md, Durability)."""
 
     enabled: bool = Field(True, description="Write the durable journal (off only for benchmarks/tests).")
     synchronous: Annotated[Literal["FULL", "NORMAL", "OFF"], BeforeValidator(_upper)] = Field(
-        "FULL", description="SQLite PRAGMA synchronous; FULL = durable at commit (SPEC §8 default)."
+        "FULL", description="SQLite PRAGMA synchronous; FULL = durable at commit (docs/DESIGN.md, Durability default)."
     )
     group_commit_max: int = Field(512, ge=1, description="Max claims per group-commit transaction (count).")
     file_mode: Annotated[int, BeforeValidator(_octal_mode)] = Field(
-        0o600, description="Permission bits of journal files (octal; SPEC §15: 0600)."
+        0o600, description="Permission bits of journal files (octal; docs/DESIGN.md, Testing: 0600)."
     )
     url: str | None = Field(
         None,
@@ -229,7 +229,7 @@ _DEFAULT_POLICY = {
 
 
 class RoutingSettings(_Section):
-    """Execution mode → adapter id policy (SPEC §6). Unlisted modes are denied, never defaulted."""
+    """Execution mode → adapter id policy (README.md, Topology). Unlisted modes are denied, never defaulted."""
 
     policy: dict[str, str] = Field(
         default_factory=lambda: dict(_DEFAULT_POLICY), description="Mode → adapter id (strings)."
@@ -256,13 +256,13 @@ class RoutingSettings(_Section):
 
 
 class IdempotencySettings(_Section):
-    """Idempotency records (SPEC §8)."""
+    """Idempotency records (docs/DESIGN.md, Durability)."""
 
     ttl_s: Seconds = Field(3600.0, description="Lifetime of a completed record (seconds; checked on read).")
 
 
 class TimeoutSettings(_Section):
-    """Venue call timeouts (SPEC §9)."""
+    """Venue call timeouts (docs/DESIGN.md, Failure handling)."""
 
     attempt_s: Seconds = Field(2.0, description="Timeout of one venue call attempt (seconds).")
     cancel_s: Seconds = Field(10.0, description="Timeout of one cancel call at the venue (seconds).")
@@ -295,7 +295,7 @@ class RetrySettings(_Section):
 
 
 class BreakerSettings(_Section):
-    """Per-adapter circuit breaker, after resilience4j's count-based sliding window (SPEC §9).
+    """Per-adapter circuit breaker, after resilience4j's count-based sliding window (docs/DESIGN.md, Failure handling).
 
     As in resilience4j, ``minimum_calls`` may exceed ``window_size`` (then the window size is
     the effective minimum).
@@ -311,7 +311,7 @@ class BreakerSettings(_Section):
 
 
 class ThrottleSettings(_Section):
-    """Per-adapter sliding-log rate limit (SPEC §9)."""
+    """Per-adapter sliding-log rate limit (docs/DESIGN.md, Failure handling)."""
 
     max_calls: int = Field(120, ge=1, description="Calls allowed per rolling window (count).")
     window_s: Seconds = Field(60.0, description="Rolling window length (seconds).")
@@ -392,7 +392,7 @@ class AdapterSettings(_Section):
 
 
 class SupervisorSettings(_Section):
-    """One-for-one restarts with backoff and an intensity limit (SPEC §4)."""
+    """One-for-one restarts with backoff and an intensity limit (docs/DESIGN.md, Failure handling)."""
 
     backoff_initial_s: Seconds = Field(0.1, description="First restart delay (seconds), doubling.")
     backoff_max_s: Seconds = Field(5.0, description="Restart delay cap (seconds).")
@@ -414,7 +414,7 @@ class SupervisorSettings(_Section):
 
 
 class ReconcileSettings(_Section):
-    """Reconciliation of UNKNOWN orders by client order id (SPEC §8)."""
+    """Reconciliation of UNKNOWN orders by client order id (docs/DESIGN.md, Durability)."""
 
     interval_s: Seconds = Field(1.0, description="Delay between reconcile attempts (seconds).")
     quiet_threshold_s: NonNegSeconds = Field(
@@ -438,7 +438,7 @@ class ReconcileSettings(_Section):
 
 
 class RiskSettings(_Section):
-    """Pre-submit guards (SPEC §10). Money in quote currency, slippage in bps."""
+    """Pre-submit guards (README.md, Features). Money in quote currency, slippage in bps."""
 
     min_notional: NonNegDec = Field(Decimal("5.0"), description="Min order notional (quote currency).")
     max_notional: PosDec = Field(Decimal("1000000"), description="Max order notional (quote currency).")
@@ -540,7 +540,7 @@ def _default_instruments() -> dict[str, InstrumentSettings]:
 
 
 class PaperSettings(_Section):
-    """The paper (and shadow) venue's fill model (SPEC §11; rules in
+    """The paper (and shadow) venue's fill model (README.md, Write an adapter; rules in
     ``protocols/venues/_fill_model.py`` and docs/FILL_MODEL.md).
 
     ``instruments`` replaces the default table as a whole when set (it is not merged).
@@ -599,7 +599,7 @@ class PaperSettings(_Section):
 
 
 class DispatchSettings(_Section):
-    """Which threads run the actors (SPEC §3; actors/_dispatcher.py, docs/DESIGN.md "Threads").
+    """Which threads run the actors (docs/DESIGN.md, One order; actors/_dispatcher.py, docs/DESIGN.md "Threads").
 
     ``shared``: the router, breakers, event bus and adapter actors — and the idempotency store
     and ledger unless they write a durable journal (their fsync blocks) — share one dispatcher
@@ -676,7 +676,7 @@ class RetentionSettings(_Section):
 
 
 class MetricsSettings(_Section):
-    """Prometheus exposition (SPEC §12)."""
+    """Prometheus exposition (docs/DESIGN.md)."""
 
     port: int | None = Field(
         None, ge=0, le=65535,
@@ -685,7 +685,7 @@ class MetricsSettings(_Section):
 
 
 class LoggingSettings(_Section):
-    """loguru configuration (SPEC §12)."""
+    """loguru configuration (docs/DESIGN.md)."""
 
     level: Annotated[Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)] = Field(
         "INFO", description="Minimum level of the console sink."
@@ -814,7 +814,7 @@ class VenuesSettings(_Section):
 
 
 class Settings(BaseSettings):
-    """All flowroute settings (SPEC §13): frozen, validated, defaults = SPEC values.
+    """All flowroute settings (README.md, Configuration): frozen, validated, defaults documented per field.
 
     Build with ``load_settings()`` (or ``Settings(**overrides)``, which reads the same
     sources). Raises ``ConfigError`` naming every bad key.

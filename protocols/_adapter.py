@@ -1,8 +1,8 @@
-"""The venue contract: ``BrokerAdapter`` and the values that cross it (SPEC §11; README "Write an adapter").
+"""The venue contract: ``BrokerAdapter`` and the values that cross it (README.md, Write an adapter; README "Write an adapter").
 
 A venue adapter is plain, synchronous, possibly blocking code. flowroute never calls it from
 an actor's inbox: the adapter actor runs each call on the adapter's own worker thread with a
-per-attempt timeout and turns the outcome into a message (SPEC §3), unless the adapter
+per-attempt timeout and turns the outcome into a message (docs/DESIGN.md, One order), unless the adapter
 declares ``capabilities.blocking = False`` (in-process simulators: called inline).
 
 What an outcome means (``protocols.AdapterError`` subclasses; the adapter actor's table):
@@ -332,7 +332,7 @@ EventSink = Callable[[VenueEvent], None]
 
 @runtime_checkable
 class BrokerAdapter(Protocol):
-    """The contract every venue implements (SPEC §11; the module docstring says what each
+    """The contract every venue implements (README.md, Write an adapter; the module docstring says what each
     outcome means, README "Write an adapter" shows a complete adapter).
 
     Calls may block (unless ``capabilities.blocking`` is False) and may raise the typed

@@ -54,7 +54,7 @@ class TimeInForce(_StrEnum):
 
 
 class ExecutionMode(_StrEnum):
-    """Execution modes known to the router (SPEC §6).
+    """Execution modes known to the router (README.md, Topology).
 
     ``ExecutionContext.mode`` is a plain string so that an unknown mode reaches the
     router and is DENIED with ``E_EXEC_ROUTE_CONFIG_INVALID`` instead of failing
@@ -72,7 +72,7 @@ class ExecutionMode(_StrEnum):
 
 
 class OrderStatus(_StrEnum):
-    """Order lifecycle states (SPEC §7). See ``protocols.lifecycle`` for the table."""
+    """Order lifecycle states (the lifecycle table in protocols/_lifecycle.py). See ``protocols.lifecycle`` for the table."""
 
     INITIALIZED = "INITIALIZED"
     DENIED = "DENIED"

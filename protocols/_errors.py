@@ -1,4 +1,4 @@
-"""The error-code table (SPEC §5) and the typed adapter errors (SPEC §11).
+"""The error-code table (README.md, Using it) and the typed adapter errors (README.md, Write an adapter).
 
 Every failure that reaches a caller is an :class:`ExecError` inside an
 ``ExecutionReport``; no raw exception ever crosses the runtime boundary.
@@ -114,14 +114,14 @@ class ExecError(BaseModel):
 
 
 # ---------------------------------------------------------------------------
-# Typed adapter errors: what a BrokerAdapter raises (SPEC §11, §9 classification)
+# Typed adapter errors: what a BrokerAdapter raises (README.md, Write an adapter, docs/DESIGN.md, Failure handling classification)
 # ---------------------------------------------------------------------------
 
 
 class AdapterError(Exception):
     """Base of every error a ``BrokerAdapter`` may raise.
 
-    Subclasses classify the outcome for the resilience layer (SPEC §9):
+    Subclasses classify the outcome for the resilience layer (docs/DESIGN.md, Failure handling):
     :class:`NotDeliveredError` is retried under the same client order id,
     :class:`AmbiguousError` makes the order UNKNOWN and triggers reconciliation,
     :class:`VenueRejectedError` and :class:`FatalAdapterError` are final.

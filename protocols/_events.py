@@ -1,4 +1,4 @@
-"""The event catalogue (SPEC §12): frozen, past-tense values published to subscribers.
+"""The event catalogue (docs/DESIGN.md): frozen, past-tense values published to subscribers.
 
 Every event has ``ts`` (UTC) and ``seq`` (a per-runtime sequence number, 0 until the
 publisher stamps it). Order events carry the order's identity, its status after the

@@ -1,4 +1,4 @@
-"""Order intents and execution contexts: what a trading process hands to flowroute (SPEC §5).
+"""Order intents and execution contexts: what a trading process hands to flowroute (README.md, Using it).
 
 Example::
 
@@ -78,7 +78,7 @@ class OrderIntent(Frozen):
         """SHA-256 hex digest of the economic fields (symbol, side, type, qty, price, TIF).
 
         Two intents with the same client order id but a different fingerprint are an
-        idempotency conflict (SPEC §8). Decimals are normalised, so ``1.0`` and ``1.00`` match.
+        idempotency conflict (docs/DESIGN.md, Durability). Decimals are normalised, so ``1.0`` and ``1.00`` match.
         Computed once per intent (the intent is frozen) and cached.
         """
         try:

@@ -1,4 +1,4 @@
-"""The order lifecycle state machine as one table of data (SPEC §7).
+"""The order lifecycle state machine as one table of data (the lifecycle table in protocols/_lifecycle.py).
 
 ``TRANSITIONS[(status, event)]`` gives the next status; :func:`apply_event` applies one
 event and raises :class:`IllegalTransition` for anything the table does not allow.
@@ -33,7 +33,7 @@ from ._errors import IllegalTransition
 
 
 class OrderEventType(_StrEnum):
-    """Lifecycle events (past tense; the SPEC §12 event names without the ``Order`` prefix)."""
+    """Lifecycle events (past tense; the docs/DESIGN.md event names without the ``Order`` prefix)."""
 
     DENIED = "DENIED"
     RESERVED = "RESERVED"

@@ -1,4 +1,4 @@
-"""Route decisions, fills and execution reports: what flowroute answers (SPEC §5).
+"""Route decisions, fills and execution reports: what flowroute answers (README.md, Using it).
 
 Example::
 
@@ -22,7 +22,7 @@ from ._model import Dec, Frozen, NonNegDec, PosDec, UtcDatetime, construct_valid
 
 
 class RouteDecision(Frozen):
-    """The router's choice for one intent (SPEC §6): ``route_id``, ``adapter_id``, ``routing_reason``."""
+    """The router's choice for one intent (README.md, Topology): ``route_id``, ``adapter_id``, ``routing_reason``."""
 
     route_id: str
     adapter_id: str

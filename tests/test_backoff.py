@@ -13,7 +13,7 @@ from actors._backoff import RestartBackoff, backoff_delay
 # -- backoff_delay -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("base_s,cap_s", [(1.0, 30.0), (0.4, 30.0)])  # SPEC §9 default and paper profile
+@pytest.mark.parametrize("base_s,cap_s", [(1.0, 30.0), (0.4, 30.0)])  # docs/DESIGN.md, Failure handling default and paper profile
 def test_delays_stay_within_jitter_and_hit_both_halves(base_s, cap_s):
     rng = random.Random(20210108)
     for attempt in range(1, 8):

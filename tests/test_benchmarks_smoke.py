@@ -1,4 +1,4 @@
-"""Smoke test of the benchmark suite (SPEC §14): it runs end to end and reports every figure.
+"""Smoke test of the benchmark suite (benchmarks/README.md): it runs end to end and reports every figure.
 
 No thresholds and no timing assertions: the benchmarks measure ratios on whatever machine
 runs them, so this test only proves that ``python -m benchmarks.run --quick --both`` still

@@ -373,9 +373,11 @@ with fr.Runtime.start(settings) as rt:
 """
 
 
-def embed(tmp_path: Path, logging: dict, metrics: dict | None = None) -> subprocess.CompletedProcess:
+def embed(tmp_path: Path, logging: dict, metrics: dict | None = None, state: str = "state") -> subprocess.CompletedProcess:
+    """Run the embedding script once on the state directory ``tmp_path / state`` (a second run on
+    the same directory replays its journaled order instead of sending it again)."""
     code = EMBED.replace("LOGGING", repr(logging)).replace("METRICS", repr(metrics or {}))
-    return subprocess.run([sys.executable, "-c", code, str(tmp_path / "state")], cwd=tmp_path, capture_output=True,
+    return subprocess.run([sys.executable, "-c", code, str(tmp_path / state)], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)
 
 
@@ -394,7 +396,7 @@ def test_a_json_log_honours_the_level(tmp_path: Path) -> None:
     assert levels and set(levels) <= {"WARNING", "ERROR", "CRITICAL"}  # the HALTED warning, nothing below
     assert "settings" not in log.read_text()
     debug = tmp_path / "debug.jsonl"
-    proc = embed(tmp_path, {"level": "DEBUG", "json_path": str(debug)})
+    proc = embed(tmp_path, {"level": "DEBUG", "json_path": str(debug)}, state="state-debug")
     assert proc.returncode == 0, proc.stderr
     text = debug.read_text()
     assert "started" in text and "settings" in text and "embed-1" in text

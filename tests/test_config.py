@@ -1,4 +1,4 @@
-"""Tests for config: SPEC defaults, source priority, profiles, errors naming keys, secrets."""
+"""Tests for config: defaults, source priority, profiles, errors naming keys, secrets."""
 
 from __future__ import annotations
 

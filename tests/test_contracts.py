@@ -1,4 +1,4 @@
-"""Contracts (SPEC §5): intent validation, the error table, frozen values, fingerprints, ids, JSON."""
+"""Contracts (README.md, Using it): intent validation, the error table, frozen values, fingerprints, ids, JSON."""
 
 from __future__ import annotations
 
@@ -209,7 +209,7 @@ def test_metadata_is_an_immutable_private_copy() -> None:
 # --------------------------------------------------------------------------- errors
 
 
-# the SPEC §5 table, copied by hand: code -> (category, retryable)
+# the README.md, Using it table, copied by hand: code -> (category, retryable)
 SPEC_TABLE = {
     "E_EXEC_VALIDATION": ("validation_error", False),
     "E_EXEC_POLICY_BLOCKED": ("policy_error", False),

@@ -1,4 +1,4 @@
-"""Crash suite (SPEC §15): a real subprocess SIGKILLed at seeded points across the submit path.
+"""Crash suite (docs/DESIGN.md, Testing): a real subprocess SIGKILLed at seeded points across the submit path.
 
 For each kill point: run ``tests/_crash_child.py`` with ``FR_CRASHPOINT=<point>:<n>`` until it
 kills itself, restart on the same state directory (recovery reconciles with the durable paper

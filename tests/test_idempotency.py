@@ -1,4 +1,4 @@
-"""Idempotency and persist-before-submit (SPEC §8), runtime level, over both durable journals:
+"""Idempotency and persist-before-submit (docs/DESIGN.md, Durability), runtime level, over both durable journals:
 a real SQLite file and a real PostgreSQL database (``pg_url``: a throwaway cluster)."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def journal_row(rt, account_id: str, client_order_id: str) -> tuple | None:
         conn.close()
 
 
-FULL = {"synchronous": "FULL"}  # the SPEC default: a real, durable SQLite journal file
+FULL = {"synchronous": "FULL"}  # the default: a real, durable SQLite journal file
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

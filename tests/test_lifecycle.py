@@ -1,4 +1,4 @@
-"""The order lifecycle table (SPEC §7, protocols/_lifecycle.py): paths, real-world rules, properties."""
+"""The order lifecycle table (the lifecycle table in protocols/_lifecycle.py, protocols/_lifecycle.py): paths, real-world rules, properties."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Metrics over real HTTP, structured logging, and secrets never leaking (SPEC §12, §15)."""
+"""Metrics over real HTTP, structured logging, and secrets never leaking (docs/DESIGN.md, docs/DESIGN.md, Testing)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-adapter resilience (SPEC §9) with a fake clock: retry, ambiguity and reconciliation,
+"""Per-adapter resilience (docs/DESIGN.md, Failure handling) with a fake clock: retry, ambiguity and reconciliation,
 rejects, the circuit breaker and its operator controls, the throttle, hung venue calls.
 
 Time only moves in ``clock.advance``; a test advances only once the timer it means to fire

@@ -394,7 +394,7 @@ def test_account_books_are_created_on_first_use_only():
 
 
 def test_restore_reservation_recreates_what_intake_reserved_and_fills_true_it_up() -> None:
-    """Recovery (SPEC §10: reserved until terminal, across restarts): the limit order's full notional
+    """Recovery (README.md, Features: reserved until terminal, across restarts): the limit order's full notional
     is reserved again, idempotently; a MARKET order (intake price not journaled) reserves nothing;
     replayed fills release and count as spent exactly as they did live."""
     risk = RiskEngine(RiskConfig(budgets={"a": D("1000")}))

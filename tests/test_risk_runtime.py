@@ -1,4 +1,4 @@
-"""Risk at the runtime level (SPEC §10): no overbooking under 32 threads, the kill switch, denials by rule."""
+"""Risk at the runtime level (README.md, Features): no overbooking under 32 threads, the kill switch, denials by rule."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def test_min_notional_and_slippage_denials_name_the_rule(tmp_path: Path) -> None
 
 
 def test_reservations_and_spent_survive_a_restart(tmp_path: Path) -> None:
-    """SPEC §10: an order's notional stays reserved until it is terminal, and a restart does not end
+    """README.md, Features: an order's notional stays reserved until it is terminal, and a restart does not end
     an order. After a stop and a start on the same state dir, the resting LIMIT's reservation and the
     filled MARKET's spend are back (from the journal), so the budget still binds; the cancel of the
     resting order releases its reservation."""
@@ -136,7 +136,7 @@ def test_reservations_and_spent_survive_a_restart(tmp_path: Path) -> None:
 
 
 def test_an_in_doubt_market_order_keeps_its_reservation_across_a_restart(make_runtime, settings_factory) -> None:
-    """SPEC §10 across a restart for a MARKET order: its intake price is not in the intent, so the
+    """README.md, Features across a restart for a MARKET order: its intake price is not in the intent, so the
     reservation is restored from the notional the RESERVED transition journaled. The venue's
     answer is ambiguous and every lookup fails, so the order stays UNKNOWN (not terminal) before
     and after the restart, and its worst-case notional stays reserved: the budget still binds."""

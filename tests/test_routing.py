@@ -1,4 +1,4 @@
-"""Routing (SPEC §6): the decision table, and each mode end to end through a runtime."""
+"""Routing (README.md, Topology): the decision table, and each mode end to end through a runtime."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ POLICY = {"paper": "paper", "simulated": "paper", "shadow": "shadow", "shadow_ru
           "dry_run": "dry_run", "testnet_dry_run": "dry_run"}
 BLOCKED = ("live_blocked", "live")
 
-# SPEC §6, copied by hand
+# README.md, Topology, copied by hand
 TABLE = {
     "paper": ("paper", "route_paper", "paper mode"),
     "simulated": ("paper", "route_paper", "paper mode"),
@@ -221,7 +221,7 @@ def test_shadow_fills_on_its_own_book(make_runtime) -> None:
 
 
 # regression (found by this suite, fixed in actors/): the ledger books shadow fills into the primary account's
-# positions (SPEC §11)
+# positions (README.md, Write an adapter)
 def test_shadow_fills_do_not_touch_primary_positions(make_runtime) -> None:
     rt = make_runtime()
     rt.on_market(quote())

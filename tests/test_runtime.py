@@ -1,4 +1,4 @@
-"""The Runtime facade (SPEC §1.1, §10, §12): concurrency, isolation, exit, futures, events, controls."""
+"""The Runtime facade (README.md, README.md, Features, docs/DESIGN.md): concurrency, isolation, exit, futures, events, controls."""
 
 from __future__ import annotations
 

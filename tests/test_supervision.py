@@ -1,4 +1,4 @@
-"""Supervision (SPEC §3, §4): adapter crashes, restarts with backoff, the intensity limit, the
+"""Supervision (docs/DESIGN.md, One order, docs/DESIGN.md, Failure handling): adapter crashes, restarts with backoff, the intensity limit, the
 stash, stale failure reports, and exactly one final report per intent through injected faults."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Venue implementations of ``protocols.BrokerAdapter`` (SPEC §11) and fault injection (§15).
+"""Venue implementations of ``protocols.BrokerAdapter`` (README.md, Write an adapter) and fault injection (docs/DESIGN.md, Testing).
 
 - :class:`PaperVenue`: the deterministic, versioned fill model (``_fill_model``) over quotes
   and trades, with its own book (memory or a durable SQLite file).

@@ -1,6 +1,6 @@
 """The simulated venue's own book: order records and their durable SQLite home.
 
-The paper venue keeps its book apart from the runtime's journal (SPEC §11) so that crash
+The paper venue keeps its book apart from the runtime's journal (README.md, Write an adapter) so that crash
 recovery can really ask it what happened. :class:`SqliteBook` stores, in one file (stdlib
 ``sqlite3``, WAL, ``synchronous=NORMAL``, created with mode 0600):
 

@@ -1,4 +1,4 @@
-"""``DryRunVenue``: full validation and acknowledgement, never a fill (SPEC §6, §11).
+"""``DryRunVenue``: full validation and acknowledgement, never a fill (README.md, Topology, README.md, Write an adapter).
 
 It runs the same checks as the paper venue (instrument filters: unknown symbol, tick size,
 lot size, min notional; "no market data" for a market order before any quote; halted market;

@@ -1,4 +1,4 @@
-"""Fault injection around any ``BrokerAdapter``: deterministic by seed (SPEC §15).
+"""Fault injection around any ``BrokerAdapter``: deterministic by seed (docs/DESIGN.md, Testing).
 
 :class:`FaultPlan` holds one rate per fault; :class:`FaultInjectingAdapter` wraps an adapter
 and, for each ``submit_order`` / ``cancel_order`` call, draws one number ``u`` from its own

@@ -3,7 +3,7 @@
 Simulated venues (``PaperVenue``, ``ShadowVenue``) decide every fill with this module; it
 keeps no state of its own (only a memo that never changes a result): the venue hands it the
 top of book and its resting orders and gets back planned executions. Same inputs, same
-executions, byte for byte (SPEC §11).
+executions, byte for byte (README.md, Write an adapter).
 
 Rules (version 2.0). "Touch" is the venue's best price on the side an order takes from: ask for
 a BUY, bid for a SELL. It comes from the last *good* quote (rule 11) and, with

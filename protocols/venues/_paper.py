@@ -1,4 +1,4 @@
-"""``PaperVenue``: a deterministic simulated venue over recorded quotes and trades (SPEC §11).
+"""``PaperVenue``: a deterministic simulated venue over recorded quotes and trades (README.md, Write an adapter).
 
 It implements ``protocols.BrokerAdapter`` with the fill model of ``_fill_model`` (see its
 numbered rules) and keeps its own book, in memory or durable in SQLite (``_book``).

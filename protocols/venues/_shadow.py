@@ -1,4 +1,4 @@
-"""``ShadowVenue``: the paper fill model on a separate book and account (SPEC §11).
+"""``ShadowVenue``: the paper fill model on a separate book and account (README.md, Write an adapter).
 
 Shadow mode answers "what would have happened" without touching the primary venue's
 positions: a ShadowVenue is a :class:`PaperVenue` with its own adapter id (``"shadow"``), its
