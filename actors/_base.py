@@ -9,10 +9,14 @@ interpreter alive. So :class:`FlowActor`:
 - dispatches each message by type to ``handle_<MessageName>`` (no proxies, no reflection per call);
 - converts any ``BaseException`` into an ``ActorCrashed`` (an ``Exception``) so pykka treats it
   as this actor's failure only;
-- either contains a failing handler (``crash_on_error = False``, the stateful core actors: the
-  error is logged with full detail and, if the message carries a reply future, answered with
-  E_EXEC_INTERNAL; the actor goes on) or crashes (``crash_on_error = True``, adapter actors, whose
-  state is recoverable by reconciliation) and reports to its supervisor from ``on_failure``;
+- either contains a failing handler (``crash_on_error = False``, the durable core actors, ledger
+  and idempotency store: the error is logged with full detail and, if the message carries a reply
+  future, answered with E_EXEC_INTERNAL; the actor goes on) or crashes (``crash_on_error = True``:
+  adapter actors, whose state is recoverable by reconciliation, and the router, breakers and event
+  bus, whose state the supervisor rebuilds); a crash reaches the supervisor through pykka's
+  ``on_failure`` and the supervisor restarts the child (docs/DESIGN.md "Failure handling").
+  ``answer_on_crash = True`` answers the failing message's reply future with E_EXEC_INTERNAL
+  before the crash (actors before the venue call; an adapter's order is in doubt instead);
 - reports a failure inside ``on_start`` to its supervisor as well (pykka does not call
   ``on_failure`` for start-up failures).
 """
@@ -52,6 +56,8 @@ class FlowActor(pykka.ThreadingActor):
 
     use_daemon_thread = True
     crash_on_error = False
+    #: with ``crash_on_error``: answer the failing message's reply future (E_EXEC_INTERNAL) first
+    answer_on_crash = False
 
     def _create_actor_inbox(self) -> Inbox:  # type: ignore[override]
         # pykka's inbox type plus a put that does not wake the actor (see actors/_inbox.py);
@@ -75,6 +81,8 @@ class FlowActor(pykka.ThreadingActor):
         self.child_name = child_name or type(self).__name__
         self.generation = generation
         self.supervisor = supervisor
+        #: the name the supervisor knows this child by (``Supervise``), if not ``child_name``
+        self._supervised_as = ""
         self._dispatch: dict[type, Callable[[Any], Any]] = {}
 
     # -- pykka hooks -------------------------------------------------------------------
@@ -104,6 +112,10 @@ class FlowActor(pykka.ThreadingActor):
             return handler(message)
         except Exception as exc:
             if self.crash_on_error:
+                if self.answer_on_crash:
+                    reply = getattr(message, "reply", None)
+                    if isinstance(reply, Future):
+                        resolve(reply, internal_error_report(message))
                 raise
             logger.opt(exception=exc).error("{} failed handling {}", self.child_name, type(message).__name__)
             reply = getattr(message, "reply", None)
@@ -113,6 +125,8 @@ class FlowActor(pykka.ThreadingActor):
         except BaseException as exc:  # noqa: BLE001 - must never reach pykka's loop
             if self.crash_on_error:
                 logger.opt(exception=exc).error("{} hit {!r}; converting to a crash", self.child_name, exc)
+                if self.answer_on_crash and isinstance(getattr(message, "reply", None), Future):
+                    resolve(message.reply, internal_error_report(message))
                 raise ActorCrashed(repr(exc)) from None
             logger.opt(exception=exc).error("{} contained {!r} in {}", self.child_name, exc, type(message).__name__)
             reply = getattr(message, "reply", None)
@@ -129,6 +143,12 @@ class FlowActor(pykka.ThreadingActor):
     def handle__Ping(self, message: Any) -> bool:
         """Barrier: answered after every message queued before it."""
         return True
+
+    def handle_Supervise(self, message: Any) -> None:
+        """The supervisor watches this actor from now on: failures go to it as ``generation``."""
+        self.supervisor = message.supervisor
+        self.generation = message.generation
+        self._supervised_as = message.name
 
     def handle_Wire(self, message: Any) -> None:
         """Boot wiring: set ``self._<name>`` to the given actor reference (only known names)."""
@@ -155,7 +175,7 @@ class FlowActor(pykka.ThreadingActor):
         tell(
             self.supervisor,
             ChildFailed(
-                child=self.child_name,
+                child=self._supervised_as or self.child_name,
                 generation=self.generation,
                 error=repr(exc)[:500],
                 during_startup=during_startup,

@@ -25,7 +25,7 @@ from loguru import logger
 from protocols import ErrorCode, OrderStatus
 
 from ._base import FlowActor, tell
-from ._breaker import BreakerConfig, CallOutcome, CircuitBreaker, Denied
+from ._breaker import BreakerConfig, BreakerState, CallOutcome, CircuitBreaker, Denied
 from ._messages import (
     GuardActed,
     AdapterAvailability,
@@ -57,7 +57,18 @@ from ._base import resolve
 
 
 class CircuitBreakerActor(FlowActor):
-    """Gate for one adapter: breaker permits, stash while restarting, re-dispatch after a crash."""
+    """Gate for one adapter: breaker permits, stash while restarting, re-dispatch after a crash.
+
+    A handler that raises crashes this actor; the supervisor restarts it with a fresh breaker
+    (CLOSED, an empty window) and rewires the router's table, the adapter actor and the runtime to
+    it. What is not breaker state is handed over (``failure_details`` → ``inherited``): an
+    operator's ``force_open``/``disable`` (kept until ``reset``), the stash, and the orders and
+    cancels handed to the adapter (their outcomes are not recorded in the new window: their permits
+    were the old breaker's).
+    """
+
+    crash_on_error = True
+    answer_on_crash = True
 
     def __init__(
         self,
@@ -71,11 +82,16 @@ class CircuitBreakerActor(FlowActor):
         when_restarting: str = "stash",
         stash_size: int = 1000,
         metrics: Any = None,
+        inherited: tuple = (),
         **kw,
     ) -> None:
         super().__init__(**kw)
         self.adapter_id = adapter_id
         self._breaker = CircuitBreaker(adapter_id, config, clock)
+        #: from the crashed predecessor (see the class docstring), applied in start_child
+        self._inherited = dict(inherited)
+        #: orders handed to the adapter by the predecessor: their permits are not this breaker's
+        self._foreign_permits: set[str] = set()
         self._clock = clock
         self._ledger = ledger
         self._idempotency = idempotency
@@ -134,7 +150,7 @@ class CircuitBreakerActor(FlowActor):
     def handle_ReturnOrder(self, message: ReturnOrder) -> None:
         order = message.order
         self._outstanding.pop(order.client_order_id, None)
-        if order.permit is not None:
+        if order.permit is not None and not self._foreign(order.client_order_id):
             self._publish(self._breaker.record(order.permit, CallOutcome.IGNORED, 0.0))
         self._stash.appendleft(order.evolve(permit=None))
 
@@ -143,10 +159,37 @@ class CircuitBreakerActor(FlowActor):
 
     def handle_CallFinished(self, message: CallFinished) -> None:
         self._outstanding.pop(message.client_order_id, None)
-        if message.permit is None:
+        if message.permit is None or self._foreign(message.client_order_id):
             return
         events = self._breaker.record(message.permit, message.outcome, message.duration_s)
         self._publish(events)
+
+    def _foreign(self, client_order_id: str) -> bool:
+        if not self._foreign_permits or client_order_id not in self._foreign_permits:
+            return False
+        self._foreign_permits.discard(client_order_id)
+        return True
+
+    # -- supervision: hand over what is not breaker state ---------------------------------
+    def start_child(self) -> None:
+        inherited, self._inherited = self._inherited, {}
+        override = inherited.get("override")
+        if override == BreakerState.FORCED_OPEN.value:
+            self._publish(self._breaker.force_open())
+        elif override == BreakerState.DISABLED.value:
+            self._publish(self._breaker.disable())
+        self._stash.extend(inherited.get("stash", ()))
+        self._outstanding.update(inherited.get("outstanding", {}))
+        self._foreign_permits.update(inherited.get("outstanding", {}))
+        self._outstanding_cancels.update(inherited.get("cancels", {}))
+        self._cancel_tokens = max([0, *self._outstanding_cancels])
+
+    def failure_details(self) -> dict:
+        """The operator's override, the stash and the calls in flight, for the restarted breaker."""
+        state = self._breaker.snapshot().state
+        override = state.value if state in (BreakerState.FORCED_OPEN, BreakerState.DISABLED) else None
+        return {"inherited": (("override", override), ("stash", tuple(self._stash)),
+                              ("outstanding", dict(self._outstanding)), ("cancels", dict(self._outstanding_cancels)))}
 
     def handle_ForwardReconcile(self, message: ForwardReconcile) -> None:
         tell(self._adapter, ReconcileOrders(message.client_order_ids, reason="resolved" if message.resolved else "quiet"))

@@ -18,7 +18,7 @@ from loguru import logger
 from protocols import Event, SubscriberFailed
 
 from ._base import FlowActor, tell
-from ._messages import Deliver, DeliveryDone, Publish, Subscribe, Unsubscribe
+from ._messages import Deliver, DeliveryDone, Publish, Subscribe, Unsubscribe, Wire
 
 
 class SubscriberActor(FlowActor):
@@ -52,13 +52,36 @@ class _Sub:
 
 
 class EventBusActor(FlowActor):
-    """Stamps ``seq`` on each published event and delivers it to every accepting subscriber."""
+    """Stamps ``seq`` on each published event and delivers it to every accepting subscriber.
 
-    def __init__(self, **kw) -> None:
+    A handler that raises crashes this actor. It hands its subscriptions to the supervisor
+    (``failure_details``), and the restarted bus (``inherited``) keeps them: the same subscriber
+    actors, rewired to the new bus, with their filters and limits. ``seq`` continues from the
+    last stamped value. Events published to the crashed bus while it was down are lost.
+    """
+
+    crash_on_error = True
+
+    def __init__(self, *, inherited: tuple = (), **kw) -> None:
         super().__init__(**kw)
         self._seq = 0
         self._subs: dict[int, _Sub] = {}
         self.published = 0
+        for item in inherited:
+            if isinstance(item, int):
+                self._seq = item
+            else:
+                token, sub = item
+                sub.pending, sub.overflowing = 0, False  # their DeliveryDone went to the crashed bus
+                self._subs[token] = sub
+
+    def start_child(self) -> None:
+        for sub in self._subs.values():
+            tell(sub.ref, Wire("bus", self.actor_ref))
+
+    def failure_details(self) -> dict:
+        """The subscriptions and the last ``seq``, for the restarted bus to keep."""
+        return {"inherited": (self._seq, *self._subs.items())}
 
     def handle_Publish(self, message: Publish) -> None:
         self._seq += 1

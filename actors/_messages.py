@@ -561,10 +561,29 @@ class Wire:
 
 @dataclass(frozen=True, slots=True)
 class RegisterCore:
-    """Boot: the supervisor records a core child (not restarted)."""
+    """Boot: the supervisor takes ``ref`` as a core child named ``name``.
+
+    With a ``factory`` the child is watched and restarted: the supervisor tells it
+    :class:`Supervise` (so a crash reaches the supervisor through pykka's ``on_failure``), and
+    after a crash calls ``factory(generation, inherited)`` for a fresh actor (``inherited``: what
+    the crashed actor handed over in ``failure_details()["inherited"]``), then ``rewire(new_ref)``
+    so every holder of the old reference gets the new one. Without a factory the child is only
+    recorded (it contains its own handler failures)."""
 
     name: str
     ref: pykka.ActorRef
+    factory: Callable[[int, tuple], pykka.ActorRef] | None = None
+    rewire: Callable[[pykka.ActorRef], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Supervise:
+    """Supervisor → child: report your failures to ``supervisor`` as child ``name``, generation
+    ``generation``."""
+
+    supervisor: pykka.ActorRef
+    generation: int
+    name: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,9 +120,15 @@ def deny_unrouted(order: SubmitOrder, denied: RouteDenied, ledger: pykka.ActorRe
 class RouterActor(FlowActor):
     """Owns the routing table; routes cancels and reconciliation requests to breaker actors.
 
+    A handler that raises crashes this actor (its state is the frozen table, rebuilt from the
+    policy): the supervisor restarts it and rewires the ledger to the new one.
+
     ``table`` is the :class:`RouteTable` ``Runtime.submit`` reads to route new orders (they
     never pass through this actor); ``ledger`` hears of cancels that cannot be routed.
     """
+
+    crash_on_error = True
+    answer_on_crash = True
 
     def __init__(self, *, table: RouteTable, ledger: pykka.ActorRef, **kw) -> None:
         super().__init__(**kw)

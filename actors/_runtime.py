@@ -369,21 +369,43 @@ class Runtime:
                 clock=self.clock, bus=self.bus, supervisor_settings=settings.supervisor, seed=seed,
                 metrics=self.metrics, child_name=f"{p}-supervisor", startup_errors=boot_errors))
             self.gates: dict[str, pykka.ActorRef] = {}
-            for adapter_id in self._venues:
-                self.gates[adapter_id] = self._track(CircuitBreakerActor.start(
+
+            def start_breaker(adapter_id: str, generation: int = 0, inherited: tuple = ()) -> pykka.ActorRef:
+                self.metrics.set_breaker_state(adapter_id, "CLOSED")
+                return self._track(CircuitBreakerActor.start(
                     adapter_id=adapter_id, config=BreakerConfig.from_settings(settings.for_adapter(adapter_id).breaker), clock=self.clock, ledger=self.ledger,
                     idempotency=self.idempotency, bus=self.bus, when_restarting=settings.supervisor.when_restarting,
-                    stash_size=settings.supervisor.stash_size, metrics=self.metrics, child_name=f"breaker:{adapter_id}", startup_errors=boot_errors, dispatcher=core))
-                self.metrics.set_breaker_state(adapter_id, "CLOSED")
-            self._routes = RouteTable.build(policy, tuple(settings.routing.blocked_modes), self.gates)
-            self.router = self._track(RouterActor.start(
-                table=self._routes, ledger=self.ledger, child_name=f"{p}-router",
-                startup_errors=boot_errors, dispatcher=core))
+                    stash_size=settings.supervisor.stash_size, metrics=self.metrics, child_name=f"breaker:{adapter_id}",
+                    generation=generation, supervisor=getattr(self, "supervisor", None), inherited=inherited,
+                    startup_errors=boot_errors, dispatcher=core))
+
+            def start_router(generation: int = 0) -> pykka.ActorRef:
+                return self._track(RouterActor.start(
+                    table=self._routes, ledger=self.ledger, child_name=f"{p}-router", generation=generation,
+                    supervisor=getattr(self, "supervisor", None), startup_errors=boot_errors, dispatcher=core))
+
+            for adapter_id in self._venues:
+                self.gates[adapter_id] = start_breaker(adapter_id)
+            blocked = tuple(settings.routing.blocked_modes)
+            self._routes = RouteTable.build(policy, blocked, self.gates)
+            self.router = start_router()
             self.ledger.tell(Wire("router", self.router))
-            for name, ref in (("event_bus", self.bus), ("ledger", self.ledger), ("idempotency", self.idempotency), ("router", self.router)):
+            for name, ref in (("ledger", self.ledger), ("idempotency", self.idempotency)):
                 self.supervisor.ask(RegisterCore(name, ref), timeout=ASK_TIMEOUT_S)
+            # watched and restarted by the supervisor, state rebuilt (docs/DESIGN.md "Failure handling");
+            # each rewire runs in the supervisor's thread: reference swaps and tells only, no asks
+            self.supervisor.ask(RegisterCore(
+                "event_bus", self.bus,
+                lambda generation, inherited: self._track(EventBusActor.start(
+                    inherited=inherited, child_name=f"{p}-event_bus", generation=generation, supervisor=self.supervisor,
+                    startup_errors=boot_errors, dispatcher=core)),
+                self._rewire_bus), timeout=ASK_TIMEOUT_S)
+            self.supervisor.ask(RegisterCore("router", self.router, lambda generation, inherited: start_router(generation),
+                                             self._rewire_router), timeout=ASK_TIMEOUT_S)
             for adapter_id, gate in self.gates.items():
-                self.supervisor.ask(RegisterCore(f"breaker:{adapter_id}", gate), timeout=ASK_TIMEOUT_S)
+                self.supervisor.ask(RegisterCore(
+                    f"breaker:{adapter_id}", gate, lambda generation, inherited, a=adapter_id: start_breaker(a, generation, inherited),
+                    lambda ref, a=adapter_id: self._rewire_breaker(a, ref, policy, blocked)), timeout=ASK_TIMEOUT_S)
             for adapter_id, venue in self._venues.items():
                 adapter_policy = AdapterPolicy.from_settings(settings, adapter_id)
                 self._wire_venue(adapter_id, venue)
@@ -460,14 +482,29 @@ class Runtime:
         venue.set_event_sink(lambda ev, ledger=ledger: tell(ledger, VenueEventReceived(ev)))
         listen = getattr(venue, "add_state_listener", None)
         if callable(listen):  # a venue with a session (FIX): its state as metric and event
-            bus, metrics = self.bus, self.metrics
+            metrics = self.metrics
             metrics.set_venue_session(adapter_id, getattr(venue, "session_state", "DISCONNECTED"))
 
-            def on_session(aid: str, state: str, detail: str, bus=bus, metrics=metrics) -> None:
+            def on_session(aid: str, state: str, detail: str, metrics=metrics) -> None:
                 metrics.set_venue_session(aid, state)
-                tell(bus, Publish(VenueSessionChanged(adapter_id=aid, state=state, detail=detail)))
+                tell(self.bus, Publish(VenueSessionChanged(adapter_id=aid, state=state, detail=detail)))
 
             listen(on_session)
+
+    # -- rewiring after a supervised restart (called in the supervisor's thread) ----------------
+    def _rewire_bus(self, ref: pykka.ActorRef) -> None:
+        self.bus = ref
+        for holder in (self.ledger, self.supervisor, *self.gates.values()):
+            tell(holder, Wire("bus", ref))
+
+    def _rewire_router(self, ref: pykka.ActorRef) -> None:
+        self.router = ref
+        tell(self.ledger, Wire("router", ref))
+
+    def _rewire_breaker(self, adapter_id: str, ref: pykka.ActorRef, policy: dict, blocked: tuple) -> None:
+        self.gates = {**self.gates, adapter_id: ref}
+        self._routes = RouteTable.build(policy, blocked, self.gates)
+        tell(self.router, Wire("table", self._routes))
 
     def _adapter_factory(self, adapter_id: str, venue: Any, policy: AdapterPolicy, seed: int,
                          registry: AdapterRegistry, settings: Any) -> Callable[[int, tuple], pykka.ActorRef]:
@@ -478,8 +515,7 @@ class Runtime:
         (``release_hangs``, ``close``) on a thread of its own, so a stuck venue never blocks the
         supervisor. A builder that fails makes that generation fail at start-up (restarted with
         backoff, as any start-up crash)."""
-        clock, gate, ledger, idempotency, supervisor, metrics, bus = (self.clock, self.gates[adapter_id], self.ledger, self.idempotency,
-                                                                       self.supervisor, self.metrics, self.bus)
+        clock, ledger, idempotency, supervisor, metrics = self.clock, self.ledger, self.idempotency, self.supervisor, self.metrics
         base_seed = seed * 1_000_003 + sum(map(ord, adapter_id))
         order_detail = self.logging.order_detail
         dispatcher = self._core
@@ -512,11 +548,11 @@ class Runtime:
                         self._venues[adapter_id] = fresh
                         threading.Thread(target=_retire, args=(old,), name=f"retire-{adapter_id}-g{generation - 1}",
                                          daemon=True).start()
-            return AdapterActor.start(
-                adapter_id=adapter_id, venue=current[0], policy=policy, clock=clock, gate=gate, ledger=ledger,
+            return AdapterActor.start(  # the adapter's current breaker (a restarted breaker replaces it)
+                adapter_id=adapter_id, venue=current[0], policy=policy, clock=clock, gate=self.gates[adapter_id], ledger=ledger,
                 idempotency=idempotency, rng=random.Random(base_seed + generation), inherited=inherited,
                 metrics=metrics, order_detail=order_detail, child_name=adapter_id, generation=generation, supervisor=supervisor,
-                dispatcher=dispatcher, throttle=throttle, start_error=start_error, bus=bus)
+                dispatcher=dispatcher, throttle=throttle, start_error=start_error, bus=self.bus)
 
         return factory
 
@@ -715,7 +751,12 @@ class Runtime:
         """Children (state, generation, restarts, last failure), breaker states, trading state and the
         orders in doubt whose reconciliation escalated (``Health.healthy`` is False while any is)."""
         children = self._ask(self.supervisor, GetHealth())
-        breakers = {aid: self._ask(gate, GetBreaker()).state.value for aid, gate in self.gates.items()}
+        breakers = {}
+        for aid, gate in self.gates.items():
+            try:
+                breakers[aid] = self._ask(gate, GetBreaker()).state.value
+            except pykka.ActorDeadError:  # crashed; the supervisor is restarting it
+                breakers[aid] = "RESTARTING"
         trading, reason, mismatched = self._ask(self.ledger, GetTradingStatus())
         escalated = self._ask(self.ledger, GetEscalated())
         venues = {}

@@ -10,10 +10,18 @@ with jitter (a timer message, never a sleep). More than ``max_restarts`` restart
 answers ``E_EXEC_NO_ADAPTER``. Reports about an older generation are ignored. The new
 generation inherits the orders in doubt and reconciles them before anything is re-sent.
 
-The core actors (router, idempotency store, ledger, breakers, event bus) contain handler
-failures themselves (``FlowActor.crash_on_error = False``) and are not restarted: their
-state is the books, and losing it to a restart would be worse than the failed message,
-which is answered E_EXEC_INTERNAL.
+The router, the breakers and the event bus are watched core children: the supervisor tells
+each :class:`Supervise` at registration, a handler that raises stops that actor alone (no
+carrying on with half-applied state) and pykka's ``on_failure`` path brings ``ChildFailed`` here.
+The supervisor restarts it with the same backoff and intensity limit, from the factory the
+runtime registered, with its state rebuilt: a breaker starts CLOSED and gets the adapter's
+current actor, the router gets the current route table, the bus keeps its subscriptions (handed
+over by the crashed bus). ``rewire`` then points every holder of the old reference at the new
+one. A breaker restart also rewires its adapter child. Given up: ``ChildGaveUp``.
+
+The ledger and the idempotency store still contain handler failures themselves
+(``FlowActor.crash_on_error = False``) and are only recorded here: their state is the books
+(docs/DESIGN.md "Failure handling").
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from protocols import AdapterCrashed, AdapterRestarted, ChildGaveUp
 
 from ._backoff import RestartBackoff
 from ._base import FlowActor, tell
-from ._messages import AdapterChanged, ChildFailed, GetHealth, Publish, RestartChild
+from ._messages import AdapterChanged, ChildFailed, GetHealth, Publish, RestartChild, Supervise, Wire
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,9 @@ class _Child:
     last_failure: str = ""
     in_doubt: tuple = ()
     last_delay: float = 0.0
+    rewire: Callable[[pykka.ActorRef], None] | None = None
+    #: what a crashed core child handed over for its successor
+    inherited: tuple = ()
 
 
 class SupervisorActor(FlowActor):
@@ -104,17 +115,20 @@ class SupervisorActor(FlowActor):
         self._children: dict[str, _Child] = {}
 
     # -- registration (asks at boot, from the runtime's thread) --------------------------
+    def _backoff(self) -> RestartBackoff:
+        return RestartBackoff(initial_s=self._s.backoff_initial_s, max_s=self._s.backoff_max_s, jitter=self._s.jitter,
+                              max_restarts=self._s.max_restarts, within_s=self._s.within_s, rng=self._rng)
+
     def handle_RegisterCore(self, message: Any) -> None:
-        self._children[message.name] = _Child(message.name, "core", message.ref, 1)
+        factory = getattr(message, "factory", None)
+        child = _Child(message.name, "core", message.ref, 1, factory=factory, rewire=getattr(message, "rewire", None),
+                       backoff=self._backoff() if factory is not None else None)
+        self._children[message.name] = child
+        if factory is not None:
+            tell(message.ref, Supervise(self.actor_ref, child.generation, child.name))
 
     def handle_RegisterAdapter(self, message: Any) -> None:
-        child = _Child(
-            message.name, "adapter", None, 0, factory=message.factory, gate=message.gate,
-            backoff=RestartBackoff(
-                initial_s=self._s.backoff_initial_s, max_s=self._s.backoff_max_s, jitter=self._s.jitter,
-                max_restarts=self._s.max_restarts, within_s=self._s.within_s, rng=self._rng,
-            ),
-        )
+        child = _Child(message.name, "adapter", None, 0, factory=message.factory, gate=message.gate, backoff=self._backoff())
         self._children[message.name] = child
         self._start(child, tuple(getattr(message, "inherited", ())))
 
@@ -127,6 +141,9 @@ class SupervisorActor(FlowActor):
     # -- failures ----------------------------------------------------------------------
     def handle_ChildFailed(self, message: ChildFailed) -> None:
         child = self._children.get(message.child)
+        if child is not None and child.kind == "core" and child.factory is not None:
+            self._core_failed(child, message)
+            return
         if child is None or child.kind != "adapter":
             logger.error("core child {} failed: {}", message.child, message.error)
             if child is not None:
@@ -160,9 +177,58 @@ class SupervisorActor(FlowActor):
         self._clock.call_later(delay, lambda: tell(ref, RestartChild(child.name, generation)))
         child.last_delay = delay
 
+    def _core_failed(self, child: _Child, message: ChildFailed) -> None:
+        if message.generation != child.generation or child.state != "running":
+            logger.debug("ignoring a stale failure report of {} g{}", message.child, message.generation)
+            return
+        child.state, child.last_failure, child.ref = "restarting", message.error, None
+        child.inherited = tuple(message.details.get("inherited", ()))
+        logger.warning("{} g{} failed{}: {}", child.name, child.generation,
+                       " during start-up" if message.during_startup else "", message.error)
+        delay = child.backoff.next_delay(self._clock.monotonic())
+        if delay is None:
+            child.state = "failed"
+            logger.error("{} gave up: more than {} restarts in {:g} s", child.name, self._s.max_restarts, self._s.within_s)
+            tell(self._bus, Publish(ChildGaveUp(child=child.name, restarts=child.restarts, within_s=self._s.within_s,
+                                                last_error=message.error[:300])))
+            return
+        ref, generation = self.actor_ref, child.generation
+        self._clock.call_later(delay, lambda: tell(ref, RestartChild(child.name, generation)))
+        child.last_delay = delay
+
+    def _restart_core(self, child: _Child) -> None:
+        inherited, child.inherited = child.inherited, ()
+        child.generation += 1
+        child.restarts += 1
+        try:
+            child.ref = child.factory(child.generation, inherited)
+        except Exception as exc:  # a factory that cannot build: count it as a failure of this generation
+            logger.opt(exception=exc).error("{} could not be restarted", child.name)
+            child.state = "running"
+            self._core_failed(child, ChildFailed(child.name, child.generation, repr(exc)[:500], during_startup=True))
+            return
+        child.state = "running"
+        tell(child.ref, Supervise(self.actor_ref, child.generation, child.name))
+        if child.rewire is not None:
+            child.rewire(child.ref)
+        for adapter in self._children.values():  # a breaker's adapter: point it and its factory's gate at the new one
+            if adapter.kind == "adapter" and adapter.gate is not None and f"breaker:{adapter.name}" == child.name:
+                adapter.gate = child.ref
+                tell(adapter.ref, Wire("gate", child.ref))
+                if adapter.state == "failed":
+                    tell(child.ref, AdapterChanged(None, adapter.generation, gave_up=True))
+                else:
+                    tell(child.ref, AdapterChanged(adapter.ref, adapter.generation))
+        if self._metrics is not None:
+            self._metrics.restart(child.name)
+        logger.info("{} restarted as g{} (restart {})", child.name, child.generation, child.restarts)
+
     def handle_RestartChild(self, message: RestartChild) -> None:
         child = self._children.get(message.child)
         if child is None or child.generation != message.generation or child.state != "restarting":
+            return
+        if child.kind == "core":
+            self._restart_core(child)
             return
         inherited, child.in_doubt = child.in_doubt, ()
         child.restarts += 1
@@ -172,6 +238,14 @@ class SupervisorActor(FlowActor):
         logger.info("{} restarted as g{} (restart {})", child.name, child.generation, child.restarts)
         tell(self._bus, Publish(AdapterRestarted(child=child.name, generation=child.generation, restarts=child.restarts,
                                                  delay_s=round(child.last_delay, 4))))
+
+    def handle_Wire(self, message: Any) -> None:
+        """A restarted event bus: the supervisor and its adapter children publish to the new one."""
+        super().handle_Wire(message)
+        if message.name == "bus":
+            for child in self._children.values():
+                if child.kind == "adapter":
+                    tell(child.ref, message)
 
     # -- queries -----------------------------------------------------------------------
     def handle_GetHealth(self, message: GetHealth) -> tuple[ChildHealth, ...]:
@@ -187,6 +261,6 @@ class SupervisorActor(FlowActor):
         return {name: c.ref for name, c in self._children.items() if c.kind == "adapter"}
 
     def handle_StopChildren(self, message: Any) -> None:
-        for child in self._children.values():
-            if child.kind == "adapter":
+        for child in self._children.values():  # a restart timer that fires now finds nothing to restart
+            if child.kind == "adapter" or child.factory is not None:
                 child.state = "stopped"
