@@ -11,7 +11,8 @@ interpreter alive. So :class:`FlowActor`:
   as this actor's failure only;
 - either contains a failing handler (``crash_on_error = False``, the durable core actors, ledger
   and idempotency store: the error is logged with full detail and, if the message carries a reply
-  future, answered with E_EXEC_INTERNAL; the actor goes on) or crashes (``crash_on_error = True``:
+  future, answered with E_EXEC_INTERNAL; the actor goes on and reports it to its supervisor, which
+  halts trading since the actor's state may be half-applied) or crashes (``crash_on_error = True``:
   adapter actors, whose state is recoverable by reconciliation, and the router, breakers and event
   bus, whose state the supervisor rebuilds); a crash reaches the supervisor through pykka's
   ``on_failure`` and the supervisor restarts the child (docs/DESIGN.md "Failure handling").
@@ -121,6 +122,7 @@ class FlowActor(pykka.ThreadingActor):
             reply = getattr(message, "reply", None)
             if isinstance(reply, Future):
                 resolve(reply, internal_error_report(message))
+            self._report_contained(exc, message)
             return None
         except BaseException as exc:  # noqa: BLE001 - must never reach pykka's loop
             if self.crash_on_error:
@@ -132,6 +134,7 @@ class FlowActor(pykka.ThreadingActor):
             reply = getattr(message, "reply", None)
             if isinstance(reply, Future):
                 resolve(reply, internal_error_report(message))
+            self._report_contained(exc, message)
             return None
 
     def on_failure(self, exception_type, exception_value, traceback) -> None:  # noqa: ANN001
@@ -162,7 +165,14 @@ class FlowActor(pykka.ThreadingActor):
         """Extra facts for the supervisor when this actor fails (e.g. orders in doubt)."""
         return {}
 
-    def _report_failure(self, exc: BaseException | None, *, during_startup: bool) -> None:
+    def _report_contained(self, exc: BaseException, message: Any) -> None:
+        # the actor goes on, but its state may be half-applied: its supervisor decides (HALT)
+        try:
+            self._report_failure(exc, during_startup=False, contained_in=type(message).__name__)
+        except Exception:
+            logger.opt(exception=True).error("{} could not report a contained failure", self.child_name)
+
+    def _report_failure(self, exc: BaseException | None, *, during_startup: bool, contained_in: str = "") -> None:
         if self.supervisor is None:
             return
         from ._messages import ChildFailed
@@ -180,6 +190,7 @@ class FlowActor(pykka.ThreadingActor):
                 error=repr(exc)[:500],
                 during_startup=during_startup,
                 details=details,
+                contained_in=contained_in,
             ),
         )
 

@@ -823,7 +823,7 @@ class LedgerActor(FlowActor):
             if self._risk.state is TradingState.HALTED:
                 return TradingState.HALTED.value
         self._auto_state = None  # the operator's state: no safety rule resumes from it
-        self._set_trading_state(state, "set by the operator", automatic=False)
+        self._set_trading_state(state, message.reason or "set by the operator", automatic=bool(message.reason))
         return self._risk.state.value
 
     def _set_trading_state(self, state: TradingState, reason: str, *, automatic: bool) -> None:

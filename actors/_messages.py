@@ -336,9 +336,11 @@ class GetLedgerStats:
 
 @dataclass(frozen=True, slots=True)
 class SetTradingState:
-    """Operator: ACTIVE / REDUCING / HALTED."""
+    """Operator: ACTIVE / REDUCING / HALTED; ``reason`` when it is not the operator's (e.g. the
+    supervisor halting after a durable core actor failed). No safety rule resumes from it."""
 
     state: str
+    reason: str = ""
 
 
 # ---------------------------------------------------------------------------------------
@@ -453,6 +455,8 @@ class ChildFailed:
     error: str
     during_startup: bool = False
     details: dict = field(default_factory=dict)
+    #: the message a contained failure happened in (the actor goes on), "" for a crash
+    contained_in: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,10 @@ current actor, the router gets the current route table, the bus keeps its subscr
 over by the crashed bus). ``rewire`` then points every holder of the old reference at the new
 one. A breaker restart also rewires its adapter child. Given up: ``ChildGaveUp``.
 
-The ledger and the idempotency store still contain handler failures themselves
-(``FlowActor.crash_on_error = False``) and are only recorded here: their state is the books
-(docs/DESIGN.md "Failure handling").
+The ledger and the idempotency store contain handler failures themselves
+(``FlowActor.crash_on_error = False``: their state is the books and the claims, rebuilt only by
+replaying the journal at start) and report them; the supervisor marks the child failed and HALTS
+trading with the reason (docs/DESIGN.md "Failure handling").
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from protocols import AdapterCrashed, AdapterRestarted, ChildGaveUp
 
 from ._backoff import RestartBackoff
 from ._base import FlowActor, tell
-from ._messages import AdapterChanged, ChildFailed, GetHealth, Publish, RestartChild, Supervise, Wire
+from ._messages import AdapterChanged, ChildFailed, GetHealth, Publish, RestartChild, SetTradingState, Supervise, Wire
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,7 @@ class SupervisorActor(FlowActor):
         child = _Child(message.name, "core", message.ref, 1, factory=factory, rewire=getattr(message, "rewire", None),
                        backoff=self._backoff() if factory is not None else None)
         self._children[message.name] = child
-        if factory is not None:
-            tell(message.ref, Supervise(self.actor_ref, child.generation, child.name))
+        tell(message.ref, Supervise(self.actor_ref, child.generation, child.name))
 
     def handle_RegisterAdapter(self, message: Any) -> None:
         child = _Child(message.name, "adapter", None, 0, factory=message.factory, gate=message.gate, backoff=self._backoff())
@@ -145,9 +145,7 @@ class SupervisorActor(FlowActor):
             self._core_failed(child, message)
             return
         if child is None or child.kind != "adapter":
-            logger.error("core child {} failed: {}", message.child, message.error)
-            if child is not None:
-                child.state, child.last_failure = "failed", message.error
+            self._durable_core_failed(message.child, child, message)
             return
         if message.generation != child.generation or child.state != "running":
             logger.debug("ignoring a stale failure report of {} g{}", message.child, message.generation)
@@ -176,6 +174,22 @@ class SupervisorActor(FlowActor):
         generation = child.generation
         self._clock.call_later(delay, lambda: tell(ref, RestartChild(child.name, generation)))
         child.last_delay = delay
+
+    def _durable_core_failed(self, name: str, child: _Child | None, message: ChildFailed) -> None:
+        """The ledger or the idempotency store failed: its state (the books, the claims) may be
+        half-applied, and rebuilding it means replaying the journal, which only a start does. So
+        trading is HALTED with the reason (an operator resumes it, or restarts the runtime so that
+        recovery rebuilds the state from the journal); the child shows ``failed`` in the health."""
+        where = f" handling {message.contained_in}" if message.contained_in else ""
+        logger.error("core child {} failed{}: {}", name, where, message.error)
+        if child is None:
+            return
+        child.state, child.last_failure = "failed", message.error
+        ledger = self._children.get("ledger")
+        if ledger is not None and ledger.ref is not None:
+            reason = (f"{name} failed{where} ({message.error[:200]}); its state may be inconsistent: "
+                      "restart the runtime to rebuild it from the journal")
+            tell(ledger.ref, SetTradingState("HALTED", reason=reason))
 
     def _core_failed(self, child: _Child, message: ChildFailed) -> None:
         if message.generation != child.generation or child.state != "running":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors._messages import BreakerCommand, ForwardReconcile, Publish
+from actors._messages import BreakerCommand, CompleteOrder, ForwardReconcile, Publish, SetTradingState
 from protocols import ChildGaveUp, ErrorCode, OrderStatus
 
 from _adapters import TestAdapter
@@ -120,9 +120,20 @@ def test_a_core_child_that_keeps_crashing_is_given_up(make_runtime, clock) -> No
     assert not rt.health().healthy
 
 
-def test_ledger_and_idempotency_store_contain_a_failing_handler(rt) -> None:
-    """The durable core actors are recorded, not restarted: they contain a handler failure."""
-    rt.ledger.tell(ForwardReconcile(["x"], ()))  # not a ledger message: logged, ignored
-    settle(rt)
+@pytest.mark.parametrize("name", ["ledger", "idempotency"])
+def test_a_failing_ledger_or_idempotency_store_halts_trading_with_the_reason(rt, name) -> None:
+    """The durable core actors are not restarted in place (their state is rebuilt by replaying the
+    journal at start): a handler that raises halts trading with the reason; the actor goes on
+    answering queries and the child shows failed."""
+    assert fills(rt, f"cr-{name}-before")
+    if name == "ledger":
+        rt.ledger.tell(SetTradingState("BOGUS"))  # TradingState("BOGUS") raises ValueError in the handler
+    else:
+        rt.idempotency.tell(CompleteOrder(["unhashable"], "x", None))  # the report cache key raises TypeError
+    wait_until(lambda: rt.health().trading_state == "HALTED", what="trading HALTED")
+    health = rt.health()
+    assert name in health.trading_reason and "restart the runtime" in health.trading_reason
+    assert child(rt, name).state == "failed" and not health.healthy
     assert rt.ledger.is_alive() and rt.idempotency.is_alive()
-    assert fills(rt, "cr-ledger-1")
+    report = rt.submit(market(f"cr-{name}-after"), ctx()).result(timeout=5)
+    assert report.status is OrderStatus.DENIED
