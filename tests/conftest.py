@@ -19,7 +19,7 @@ import os
 
 from hypothesis import settings as _hypothesis_settings
 
-# Property-test profiles, chosen by FLOWROUTE_HYPOTHESIS_PROFILE (no per-example deadline anywhere:
+# Property-test profiles, chosen by HYPOTHESIS_PROFILE (no per-example deadline anywhere:
 # CI machines are slower and noisier than a developer's):
 # - "ci": derandomized, the same examples every run (.ci/run sets it: a CI failure is reproducible);
 # - "dev" (the default): a fresh random search every run, so local runs keep finding new examples;
@@ -28,7 +28,7 @@ from hypothesis import settings as _hypothesis_settings
 _hypothesis_settings.register_profile("ci", deadline=None, print_blob=True, database=None)
 _hypothesis_settings.register_profile("dev", deadline=None, print_blob=True)
 _hypothesis_settings.register_profile("nightly", deadline=None, print_blob=True, max_examples=1000)
-_hypothesis_settings.load_profile(os.environ.get("FLOWROUTE_HYPOTHESIS_PROFILE", "dev"))
+_hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 import itertools
 import threading
