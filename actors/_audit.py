@@ -718,16 +718,7 @@ class AuditLog:
             self._head_fd = self._open_file(_side(self._path, ".head"), os.O_RDWR)
 
     def _fsync_dir(self) -> None:
-        try:
-            dfd = os.open(self._path.parent, os.O_RDONLY)
-        except OSError:  # pragma: no cover - platform without directory fds
-            return
-        try:
-            os.fsync(dfd)
-        except OSError:  # pragma: no cover
-            pass
-        finally:
-            os.close(dfd)
+        _fsync_dir(self._path.parent)
 
     def _recover_tail(self) -> None:
         """Apply the torn-line rule, then take seq/prev from the last complete line (from the last

@@ -38,7 +38,6 @@ Example::
 
 from __future__ import annotations
 
-import os
 import queue
 import sys
 import threading
@@ -49,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 from loguru import logger
 
-from ._inbox import Inbox, ring
+from ._inbox import Inbox, ring, sched_yield
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._base import FlowActor
@@ -63,7 +62,6 @@ class _Start:
 
 _START = _Start()
 _CLOSE = object()
-sched_yield = os.sched_yield
 
 
 class DispatchedInbox(Inbox):

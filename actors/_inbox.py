@@ -125,7 +125,8 @@ class Inbox:
         return len(self._items)
 
 
-sched_yield = os.sched_yield
+#: give up the CPU to another runnable thread (a no-op where the platform has no sched_yield)
+sched_yield = getattr(os, "sched_yield", lambda: None)
 
 
 def ring(bell: threading.Lock) -> None:

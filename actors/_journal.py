@@ -125,6 +125,18 @@ def _check_id(owner: str, name: str, value: object) -> None:
         raise ValueError(f"{owner}.{name} is longer than {_MAX_ID} characters")
 
 
+def _release_keys(keys: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The ``(account_id, client_order_id)`` keys of a ``release_batch`` as a list, each checked
+    (``TypeError`` for a non-pair, ``ValueError`` for a bad id); shared by every backend."""
+    items = list(keys)
+    for i, key in enumerate(items):
+        if not isinstance(key, tuple) or len(key) != 2:
+            raise TypeError(f"keys[{i}] must be an (account_id, client_order_id) tuple, got {key!r}")
+        _check_id("release", "account_id", key[0])
+        _check_id("release", "client_order_id", key[1])
+    return items
+
+
 def _check_str(owner: str, name: str, value: object) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{owner}.{name} must be a string, got {type(value).__name__}")
@@ -957,12 +969,7 @@ class SQLiteJournal:
 
     def release_batch(self, keys: Sequence[tuple[str, str]]) -> int:
         """:meth:`release` for many ``(account_id, client_order_id)`` keys in ONE transaction."""
-        items = list(keys)
-        for i, key in enumerate(items):
-            if not isinstance(key, tuple) or len(key) != 2:
-                raise TypeError(f"keys[{i}] must be an (account_id, client_order_id) tuple, got {key!r}")
-            _check_id("release", "account_id", key[0])
-            _check_id("release", "client_order_id", key[1])
+        items = _release_keys(keys)
         if not items:
             return 0
 

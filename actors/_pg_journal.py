@@ -64,6 +64,7 @@ from ._journal import (
     _check_id,
     _check_str,
     _check_time,
+    _release_keys,
     _check_ttl,
     _fill_params,
 )
@@ -494,12 +495,7 @@ class PostgresJournal:
 
     def release_batch(self, keys: Sequence[tuple[str, str]]) -> int:
         """:meth:`release` for many keys in ONE transaction (only IN_PROGRESS records are deleted)."""
-        items = list(keys)
-        for i, key in enumerate(items):
-            if not isinstance(key, tuple) or len(key) != 2:
-                raise TypeError(f"keys[{i}] must be an (account_id, client_order_id) tuple, got {key!r}")
-            _check_id("release", "account_id", key[0])
-            _check_id("release", "client_order_id", key[1])
+        items = _release_keys(keys)
         if not items:
             return 0
 

@@ -88,16 +88,7 @@ def check_stress(rt: Any, ops: list[Op], *, faults: Any, resolved_in_time: bool,
     out.append(budget_invariant(rt, ops))
 
     if faults is not None:
-        st = rt.stats()
-        out.append(Invariant("all_unknown_resolved", st["unknown_open"] == 0 and unknown_settled,
-                             f"unknown open {st['unknown_open']}, resolved {st['unknown_resolved']}"))
-        health = rt.health()
-        not_running = [f"{c.name}={c.state}" for c in health.children if c.state != "running"]
-        out.append(Invariant("adapters_healthy_at_end", not not_running and healthy_settled,
-                             "all running" if not not_running else ", ".join(not_running)))
-        if faults.crash > 0 or faults.hang > 0:
-            restarts = sum(c.restarts for c in health.children)
-            out.append(Invariant("restarts_happened", restarts > 0, f"{restarts} restarts"))
+        out.extend(fault_invariants(rt, faults, unknown_settled=unknown_settled, healthy_settled=healthy_settled))
     return out
 
 
@@ -131,16 +122,7 @@ def check_soak(rt: Any, checks: list[SoakChecks], *, faults: Any, resolved_in_ti
     out.append(positions_invariant(rt, from_orders=False))
     out.append(budget_invariant(rt, [], denied=sum(c.budget_denied for c in checks)))
     if faults is not None:
-        st = rt.stats()
-        out.append(Invariant("all_unknown_resolved", st["unknown_open"] == 0 and unknown_settled,
-                             f"unknown open {st['unknown_open']}, resolved {st['unknown_resolved']}"))
-        health = rt.health()
-        not_running = [f"{c.name}={c.state}" for c in health.children if c.state != "running"]
-        out.append(Invariant("adapters_healthy_at_end", not not_running and healthy_settled,
-                             "all running" if not not_running else ", ".join(not_running)))
-        if faults.crash > 0 or faults.hang > 0:
-            restarts = sum(c.restarts for c in health.children)
-            out.append(Invariant("restarts_happened", restarts > 0, f"{restarts} restarts"))
+        out.extend(fault_invariants(rt, faults, unknown_settled=unknown_settled, healthy_settled=healthy_settled))
     return out
 
 
@@ -197,3 +179,20 @@ def positions_invariant(rt: Any, *, from_orders: bool = True) -> Invariant:
     net = ledger.get((STRESS_ACCOUNT, SYMBOL), Decimal(0))
     return Invariant("positions_equal_fills", not problems,
                      f"{STRESS_ACCOUNT} {SYMBOL} net {net}" if not problems else "; ".join(problems[:5]))
+
+
+def fault_invariants(rt: Any, faults: Any, *, unknown_settled: bool, healthy_settled: bool) -> list[Invariant]:
+    """The invariants of a run with injected faults: every order in doubt resolved, every child
+    running at the end, and restarts seen when crashes or hangs were injected."""
+    out: list[Invariant] = []
+    st = rt.stats()
+    out.append(Invariant("all_unknown_resolved", st["unknown_open"] == 0 and unknown_settled,
+                         f"unknown open {st['unknown_open']}, resolved {st['unknown_resolved']}"))
+    health = rt.health()
+    not_running = [f"{c.name}={c.state}" for c in health.children if c.state != "running"]
+    out.append(Invariant("adapters_healthy_at_end", not not_running and healthy_settled,
+                         "all running" if not not_running else ", ".join(not_running)))
+    if faults.crash > 0 or faults.hang > 0:
+        restarts = sum(c.restarts for c in health.children)
+        out.append(Invariant("restarts_happened", restarts > 0, f"{restarts} restarts"))
+    return out
