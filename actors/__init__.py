@@ -11,17 +11,17 @@ Example::
 
 from loguru import logger as _logger
 
-from ._books import Position
-from ._pnl import DailyPnl
-from ._breaker import BreakerSnapshot, BreakerState
-from ._clock import Clock, FakeClock, RealClock
-from ._hooks import HookDenial, PreTradeCheck, PreTradeHook
-from ._registry import AdapterRegistry, default_registry
-from ._risk import TradingState
-from ._runtime import Runtime, Subscription
-from ._statelock import StateDirInUse
-from ._supervisor_actor import ChildHealth, Health
-from ._sync import AdapterSync, BrokerSyncReport, StateDifference
+from .orders.books import Position
+from .orders.pnl import DailyPnl
+from .breaker.breaker import BreakerSnapshot, BreakerState
+from .kernel.clock import Clock, FakeClock, RealClock
+from .orders.hooks import HookDenial, PreTradeCheck, PreTradeHook
+from .runtime.registry import AdapterRegistry, default_registry
+from .orders.risk import TradingState
+from .runtime.runtime import Runtime, Subscription
+from .runtime.statelock import StateDirInUse
+from .supervision.supervisor import ChildHealth, Health
+from .runtime.sync import AdapterSync, BrokerSyncReport, StateDifference
 
 __all__ = [
     "AdapterRegistry",

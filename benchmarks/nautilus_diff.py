@@ -1,18 +1,18 @@
 """Paper fills vs NautilusTrader 1.221's matching engine on the recorded BTC/USDT session.
 
 The same order scenarios run on the real data in ``../shared/data`` (quotes and trades merged
-by ``protocols._readers.read_market``) through three engines:
+by ``protocols.market.readers.read_market``) through three engines:
 
 - ``nautilus``: a NautilusTrader ``BacktestEngine`` (``book_type=L1_MBP``,
   ``trade_execution=True``, default ``FillModel``, zero fees, a CASH account large enough
   for every order); a strategy submits each order when it sees the scenario's event index;
 - ``nautilus_l1``: our ``PaperVenue`` with ``fill_model = "nautilus_l1"`` (rule 15 of
-  ``protocols/venues/_fill_model.py``);
+  ``protocols/venues/paper/fill_model.py``);
 - ``flowroute``: our ``PaperVenue`` with the default fill model (rules 1-14).
 
 Every fill is compared as ``(order, price, qty, time, liquidity)``. ``nautilus_l1`` must match
 Nautilus exactly; every ``flowroute`` difference must be one of the rules the scenario names
-(``tests/test_nautilus_diff.py`` checks both, and each rule's prediction).
+(``tests/venues/test_nautilus_diff.py`` checks both, and each rule's prediction).
 
 Usage::
 
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from protocols import Instrument, Quote, Trade, VenueOrder, VenueRejectedError
-from protocols._readers import read_market
+from protocols.market.readers import read_market
 from protocols.venues import FillModelConfig, PaperVenue
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -298,8 +298,8 @@ def _dispatcher_chain(hops: int, n: int) -> dict[str, Any]:
     one ``Dispatcher``, a ``Future`` told from one to the next, the last resolving it."""
     from concurrent.futures import Future
 
-    from actors._base import FlowActor, tell
-    from actors._dispatcher import Dispatcher
+    from actors.kernel.base import FlowActor, tell
+    from actors.kernel.dispatcher import Dispatcher
 
     class Stage(FlowActor):
         def __init__(self, nxt: Any, **kw: Any) -> None:
@@ -500,16 +500,16 @@ class LockBaseline:
     """
 
     def __init__(self, settings: Any, quote: Any, *, journal: str = "sqlite") -> None:
-        from actors._journal import SQLiteJournal
-        from actors._risk import RiskConfig, RiskEngine
-        from actors._books import PositionBook
+        from actors.journal.sqlite import SQLiteJournal
+        from actors.orders.risk import RiskConfig, RiskEngine
+        from actors.orders.books import PositionBook
         from protocols.venues import FillModelConfig, PaperVenue
 
         if journal == "sqlite":
             self._journal: Any = SQLiteJournal(None, synchronous="OFF")
             self._json = True
         elif journal == "memory":
-            from actors._journal import MemoryJournal
+            from actors.journal.sqlite import MemoryJournal
 
             self._journal = MemoryJournal()
             self._json = False
@@ -534,11 +534,11 @@ class LockBaseline:
     def submit(self, intent: Any, ctx: Any) -> Any:
         from concurrent.futures import Future
 
-        from actors._books import OrderRecord, arrival_price
-        from actors._journal import Claim
-        from actors._messages import SubmitOrder
-        from actors._reporting import venue_report
-        from actors._router_actor import RouteDenied, decide_route
+        from actors.orders.books import OrderRecord, arrival_price
+        from actors.journal.sqlite import Claim
+        from actors.orders.messages import SubmitOrder
+        from actors.orders.reporting import venue_report
+        from actors.routing.router import RouteDenied, decide_route
         from protocols import OrderEventType, VenueOrder
 
         t0 = time.perf_counter_ns()
@@ -758,8 +758,8 @@ def bench_micro(number: int) -> dict[str, Any]:
     """µs per call of routing, idempotency look-up, claim, and the per-order helpers."""
     import itertools
 
-    from actors._journal import Claim, SQLiteJournal
-    from actors._router_actor import decide_route
+    from actors.journal.sqlite import Claim, SQLiteJournal
+    from actors.routing.router import decide_route
     from config import load_settings
     from protocols import ExecutionContext, VenueOrder
     from protocols.venues import FillModelConfig, PaperVenue
@@ -814,9 +814,9 @@ def bench_micro(number: int) -> dict[str, Any]:
         venue.close()
     from concurrent.futures import Future
 
-    from actors._messages import SubmitOrder
-    from actors._reporting import venue_report
-    from actors._router_actor import decide_route as _dr
+    from actors.orders.messages import SubmitOrder
+    from actors.orders.reporting import venue_report
+    from actors.routing.router import decide_route as _dr
 
     order = SubmitOrder(intent, ctx, Future(), time.perf_counter_ns(), route=_dr("paper", policy, blocked), attempt=1)
     env.update({"venue_report": venue_report, "order": order, "state": state})

@@ -53,7 +53,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from protocols import DEFAULT_INSTRUMENTS, Instrument
-from protocols._model import NonNegDec, PosDec
+from protocols.model.base import NonNegDec, PosDec
 
 __all__ = [
     "AdapterOverrides",
@@ -496,7 +496,7 @@ TargetState = Annotated[Literal["none", "REDUCING", "HALTED"], BeforeValidator(_
 
 
 class SyncSettings(_Section):
-    """``sync_broker_state``: the venue's positions and balances against the ledger (actors/_sync.py)."""
+    """``sync_broker_state``: the venue's positions and balances against the ledger (actors/runtime/sync.py)."""
 
     interval_s: Seconds | None = Field(None, description="Run the sync every this many seconds (None = only when called).")
     timeout_s: Seconds = Field(10.0, description="An adapter that has not answered a sync within this long is 'unavailable' (seconds).")
@@ -541,7 +541,7 @@ def _default_instruments() -> dict[str, InstrumentSettings]:
 
 class PaperSettings(_Section):
     """The paper (and shadow) venue's fill model (README.md, Write an adapter; rules in
-    ``protocols/venues/_fill_model.py`` and docs/FILL_MODEL.md).
+    ``protocols/venues/paper/fill_model.py`` and docs/FILL_MODEL.md).
 
     ``instruments`` replaces the default table as a whole when set (it is not merged).
     """
@@ -599,7 +599,7 @@ class PaperSettings(_Section):
 
 
 class DispatchSettings(_Section):
-    """Which threads run the actors (docs/DESIGN.md, One order; actors/_dispatcher.py, docs/DESIGN.md "Threads").
+    """Which threads run the actors (docs/DESIGN.md, One order; actors/kernel/dispatcher.py, docs/DESIGN.md "Threads").
 
     ``shared``: the router, breakers, event bus and adapter actors — and the idempotency store
     and ledger unless they write a durable journal (their fsync blocks) — share one dispatcher

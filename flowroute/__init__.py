@@ -27,8 +27,8 @@ from loguru import logger as _logger
 import actors as _actors
 import protocols as _protocols
 from actors import *  # noqa: F401,F403  (re-exported: see __all__)
-from actors._audit import VerifyResult, verify as verify_audit_log
-from actors._logging import LOGGER_NAMES, disable_logging, enable_logging
+from actors.audit.log import VerifyResult, verify as verify_audit_log
+from actors.observability.logs import LOGGER_NAMES, disable_logging, enable_logging
 from config import ConfigError, Settings, known_profiles, load_settings
 from protocols import *  # noqa: F401,F403  (re-exported: see __all__)
 

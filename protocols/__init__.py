@@ -14,7 +14,7 @@ Example::
 
 from loguru import logger as _logger
 
-from ._adapter import (
+from .adapter import (
     DEFAULT_CAPABILITIES,
     AdapterCapabilities,
     BrokerAdapter,
@@ -29,7 +29,7 @@ from ._adapter import (
     retire_adapter,
     start_adapter,
 )
-from ._enums import (
+from .model.enums import (
     OPEN_STATUSES,
     TERMINAL_STATUSES,
     ExecutionMode,
@@ -39,7 +39,7 @@ from ._enums import (
     Side,
     TimeInForce,
 )
-from ._errors import (
+from .model.errors import (
     DUPLICATE_CLIENT_ORDER_ID,
     ERROR_TABLE,
     AdapterCrash,
@@ -53,7 +53,7 @@ from ._errors import (
     NotDeliveredError,
     VenueRejectedError,
 )
-from ._events import (
+from .model.events import (
     ORDER_EVENT_BY_STATUS,
     AdapterCrashed,
     AdapterRestarted,
@@ -92,13 +92,27 @@ from ._events import (
     DurableWriteFailed,
     DurableWriteRecovered,
 )
-from ._instruments import DEFAULT_INSTRUMENTS, Instrument
-from ._intents import CLIENT_ORDER_ID_PATTERN, ExecutionContext, OrderIntent, new_client_order_id, signal_client_order_id
-from ._lifecycle import EVENT_TARGET, TRANSITIONS, LifecycleState, OrderEventType, apply_event, can_apply
-from ._market import Quote, Trade
-from ._model import utc_now
-from ._readers import ErrorCollector, ProblemGroup, RowError, group_problems, read_market, read_quotes, read_trades
-from ._reports import ExecutionReport, Fill, RouteDecision, summarize_fills
+from .model.instruments import DEFAULT_INSTRUMENTS, Instrument
+from .model.intents import (
+    CLIENT_ORDER_ID_PATTERN,
+    ExecutionContext,
+    OrderIntent,
+    new_client_order_id,
+    signal_client_order_id,
+)
+from .model.lifecycle import EVENT_TARGET, TRANSITIONS, LifecycleState, OrderEventType, apply_event, can_apply
+from .market.values import Quote, Trade
+from .model.base import utc_now
+from .market.readers import (
+    ErrorCollector,
+    ProblemGroup,
+    RowError,
+    group_problems,
+    read_market,
+    read_quotes,
+    read_trades,
+)
+from .model.reports import ExecutionReport, Fill, RouteDecision, summarize_fills
 
 __all__ = [name for name in dir() if not name.startswith("_")]
 

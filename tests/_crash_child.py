@@ -3,7 +3,7 @@
 ``python tests/_crash_child.py STATE_DIR SEED ORDERS``: starts a durable runtime on STATE_DIR
 (SQLite journal, synchronous=FULL, durable paper book) and runs :func:`run`. With
 ``FR_CRASHPOINT=<point>:<n>`` in the environment the process SIGKILLs itself at that point
-(see ``actors/_crashpoints.py``). The test re-runs the same script in-process after the
+(see ``actors/testing/crashpoints.py``). The test re-runs the same script in-process after the
 crash: the caller retrying every intent under the same client order ids.
 """
 

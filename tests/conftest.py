@@ -41,7 +41,7 @@ import pytest
 from loguru import logger
 
 from actors import AdapterRegistry, FakeClock, Runtime
-from actors._logging import enable_logging
+from actors.observability.logs import enable_logging
 from config import load_settings
 from protocols import Event, ExecutionContext, OrderIntent, Quote
 
@@ -179,7 +179,7 @@ def _prewarm_journal(settings: Any) -> None:
     kills the idempotency actor while ``Runtime.start`` still returns. Tests that want the
     real fresh start pass ``prewarm_journal=False``.
     """
-    from actors._journal import SQLiteJournal
+    from actors.journal.sqlite import SQLiteJournal
 
     path = Path(settings.state_dir) / "journal.sqlite"
     if not path.exists():

@@ -69,7 +69,7 @@ def show_lines(path: Path, *, order: str | None, since: str | None, event: str |
                archive_dir: Path | None = None) -> list[dict[str, Any]]:
     """The audit lines of ``path`` (archived segments included) matching every filter, oldest first,
     each ``{"seq", "ts", "kind", "data"}``. Raises :class:`CliError` for a missing file or a bad time."""
-    from actors._audit import parse_since, read_records
+    from actors.audit.log import parse_since, read_records
 
     try:
         since_dt = parse_since(since) if since is not None else None

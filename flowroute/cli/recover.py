@@ -9,7 +9,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from actors._journal import SQLiteJournal  # the journal's own reader: no public API reads unresolved intents
+from actors.journal.sqlite import (
+    SQLiteJournal,
+)
 
 from ._common import (
     EXIT_FAILED,

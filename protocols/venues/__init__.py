@@ -20,9 +20,9 @@ Example::
     ('FILLED', Decimal('100.01'), 'paper-1')
 """
 
-from ._dry_run import DryRunVenue
-from ._faults import FAULTS, FaultInjectingAdapter, FaultPlan
-from ._fill_model import (
+from .dry_run import DryRunVenue
+from .faults import FAULTS, FaultInjectingAdapter, FaultPlan
+from .paper.fill_model import (
     FILL_MODEL_VERSION,
     Arrival,
     DepthEvidence,
@@ -38,8 +38,8 @@ from ._fill_model import (
     make_fill_model,
     round_price,
 )
-from ._paper import PaperVenue
-from ._shadow import ShadowVenue
+from .paper.venue import PaperVenue
+from .shadow import ShadowVenue
 
 __all__ = [
     "FAULTS",

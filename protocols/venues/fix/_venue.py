@@ -42,10 +42,16 @@ from typing import Callable, Mapping
 
 from loguru import logger
 
-from ..._adapter import AdapterCapabilities, EventSink, VenueEvent, VenueOrder, VenueOrderState
-from ..._enums import OrderStatus, OrderType, Side, TimeInForce
-from ..._errors import DUPLICATE_CLIENT_ORDER_ID, AmbiguousError, FatalAdapterError, NotDeliveredError, VenueRejectedError
-from ..._reports import Fill
+from ...adapter import AdapterCapabilities, EventSink, VenueEvent, VenueOrder, VenueOrderState
+from ...model.enums import OrderStatus, OrderType, Side, TimeInForce
+from ...model.errors import (
+    DUPLICATE_CLIENT_ORDER_ID,
+    AmbiguousError,
+    FatalAdapterError,
+    NotDeliveredError,
+    VenueRejectedError,
+)
+from ...model.reports import Fill
 from ._codec import Frame, fix_decimal, utc_timestamp
 from ._driver import Backoff, Connector, FixConnection, SendFailed
 from ._session import ACTIVE, Deliver, FixSession, GapFilled, NotLoggedOn, SessionConfig, SystemClock

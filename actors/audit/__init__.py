@@ -1,0 +1,1 @@
+"""The hash-chained audit log, its segments, retention and archive."""

@@ -1,0 +1,72 @@
+"""Messages the circuit-breaker actor accepts: retries, call outcomes, ticks, operator commands.
+
+Frozen dataclasses; the only mutable thing a message may carry is its reply future
+(docs/DESIGN.md "House plan": each room holds the messages it accepts).
+"""
+
+from __future__ import annotations
+from dataclasses import dataclass
+from typing import Any
+import pykka
+
+from ..orders.messages import SubmitOrder
+
+
+@dataclass(frozen=True, slots=True)
+class RetryOrder:
+    """Timer message: resend ``order`` (same client order id) after a not-delivered error."""
+
+    order: SubmitOrder
+
+
+@dataclass(frozen=True, slots=True)
+class CallFinished:
+    """Adapter → breaker: the outcome of a permitted venue call (``outcome`` a CallOutcome)."""
+
+    permit: Any
+    outcome: Any
+    duration_s: float
+    client_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerTick:
+    """Timer: the breaker's open period may have ended."""
+
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerCommand:
+    """Operator: ``force_open``, ``disable`` or ``reset``."""
+
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetBreaker:
+    """Ask: the breaker snapshot."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterChanged:
+    """Supervisor → breaker: the adapter actor for this route is ``ref`` (None while restarting)."""
+
+    ref: pykka.ActorRef | None
+    generation: int
+    gave_up: bool = False
+    in_doubt: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTaken:
+    """Adapter → breaker: the adapter took cancel ``token`` (it now answers for it)."""
+
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnOrder:
+    """Crashed adapter → breaker: this order was never sent (still queued on the worker); re-dispatch it."""
+
+    order: SubmitOrder

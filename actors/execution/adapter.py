@@ -1,0 +1,835 @@
+"""The adapter actor: one per venue adapter; throttles, calls the venue off its inbox, classifies outcomes.
+
+Venue calls are blocking, so they never run in this actor's handler: each call goes to the
+adapter's :class:`VenueWorker` thread, and its outcome comes back as a
+``VenueCallCompleted`` message (docs/DESIGN.md, One order). Timeouts are timer messages.
+
+Outcome classification (docs/DESIGN.md, Failure handling, ``protocols.AdapterError``):
+
+=====================  ===========================================  ================
+error                  order outcome                                breaker counts
+=====================  ===========================================  ================
+none                   the venue's state (ACCEPTED, FILLED, ...)    success
+VenueRejectedError     REJECTED, E_EXEC_BROKER_REJECTED (final);    success
+                       a duplicate-id reject of a re-send: UNKNOWN
+NotDeliveredError      retried, same client order id, jittered      failure
+                       backoff, bounded; then FAILED
+                       E_EXEC_RETRY_EXHAUSTED
+AmbiguousError         UNKNOWN, E_EXEC_BROKER_TIMEOUT, reconciled   failure
+FatalAdapterError      FAILED, E_EXEC_NETWORK (final)               failure
+timeout (timer)        UNKNOWN, E_EXEC_BROKER_TIMEOUT, reconciled;  failure
+                       the hung worker makes this actor crash so
+                       the supervisor restarts it
+AdapterCrash / bug     this actor crashes; every order whose call   one failure per
+                       the worker had picked up is UNKNOWN          crash (the other
+                       (E_EXEC_ADAPTER_CRASHED) and reconciled      orders: ignored)
+=====================  ===========================================  ================
+
+A ``VenueRejectedError`` with ``venue_code=DUPLICATE_CLIENT_ORDER_ID`` on a re-send (attempt 2
+and later) means the venue already holds the order: UNKNOWN and reconciled, never REJECTED.
+
+Reconciliation (adapter contract v2, ``protocols.classify_lookup``): an order in doubt is
+looked up by ``fetch_order(client_order_id)`` once it has been quiet for
+``reconcile.quiet_threshold_s``, then on a backoff schedule (``backoff_delay`` from
+``reconcile.interval_s`` doubling up to ``reconcile.backoff_cap_s``). Each answer is
+three-valued:
+
+- *found*: the venue's state is adopted by the ledger;
+- *proven absent* (the adapter declares ``lookup_covers_closed`` and the propagation window
+  ``absence_window_s`` has passed since the id was last sent): re-sent under the same client
+  order id through the breaker and throttle again (or, with nothing to re-send from here, the
+  ledger decides: FAILED "never delivered" for an order in doubt after a restart);
+- *unknown* (not found without that proof, an error, no lookup at all): the order stays
+  UNKNOWN with its reservation and is looked up again later; after ``reconcile.max_attempts``
+  lookups the ledger escalates it (``ReconciliationEscalated``, ``Runtime.health()``) and the
+  lookups go on. Positive evidence from any source (an event's state or fill) settles it at
+  any time: the ledger tells this actor to stop looking.
+
+Nothing is ever inferred terminal, and nothing is re-sent, from "not found" alone.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pykka
+from loguru import logger
+
+from protocols import (
+    DUPLICATE_CLIENT_ORDER_ID,
+    AdapterCrash,
+    AmbiguousError,
+    BrokerAdapter,
+    LookupOutcome,
+    ErrorCode,
+    FatalAdapterError,
+    InlineCallOverran,
+    NotDeliveredError,
+    OrderStatus,
+    VenueOrder,
+    VenueOrderState,
+    VenueRejectedError,
+    adapter_capabilities,
+    classify_lookup,
+    start_adapter,
+)
+
+from ..testing import crashpoints as _crashpoints
+from ..supervision.backoff import backoff_delay
+from ..kernel.base import ActorCrashed, FlowActor, exc_summary, resolve, tell
+from ..kernel.inbox import tell_quiet, wake
+from ..breaker.breaker import CallOutcome
+from ..orders.messages import (
+    AttemptFailed,
+    GuardActed,
+    BrokerStateFetched,
+    CancelFinished,
+    CancelOrder,
+    OrderFinished,
+    OrderReconciledWith,
+    OrderSent,
+    ReconciliationStalled,
+    SubmitOrder,
+)
+from ..breaker.messages import CallFinished, CancelTaken, RetryOrder, ReturnOrder
+from .messages import (
+    CallTimedOut,
+    ExecuteCancel,
+    ExecuteOrder,
+    FlushWorker,
+    ReconcileOrders,
+    ReconcileTick,
+    ThrottleTick,
+    VenueCallCompleted,
+)
+from ..idempotency.messages import CompleteOrder, ReleaseClaim
+from ..routing.messages import FetchBrokerState, TrackOrders
+from ..events.messages import Publish
+from ..orders.reporting import error_report, venue_report
+from .throttle import AdmissionQueue, SlidingLogThrottle
+
+
+class VenueWorker:
+    """A daemon thread that runs one adapter's blocking venue calls in FIFO order.
+
+    ``submit(call_id, fn)`` queues a call; the outcome is passed to ``on_done`` as a
+    ``VenueCallCompleted``. ``retire()`` stops the worker and returns the ids of calls it
+    had not picked up yet: those provably never reached the venue.
+    """
+
+    def __init__(self, name: str, on_done: Callable[[VenueCallCompleted], None], clock: Any = None,
+                 on_pick: Callable[[int, Any], None] | None = None) -> None:
+        self._clock = clock
+        self._on_pick = on_pick
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._queued: set[int] = set()
+        self._retired = False
+        self._on_done = on_done
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, call_id: int, fn: Callable[[], Any], call: Any = None) -> None:
+        """Queue ``fn``; when the worker picks it up it stamps ``call.picked_at`` (clock seconds)."""
+        with self._lock:
+            self._queued.add(call_id)
+        self._queue.put((call_id, fn, call))
+
+    def barrier(self) -> Future:
+        """A future resolved once every call queued before it has finished and its outcome was
+        handed to ``on_done`` (``Runtime.flush``); resolved at once by a retired worker."""
+        done: Future = Future()
+        with self._lock:
+            retired = self._retired
+        if retired:
+            done.set_result(None)
+        else:
+            self._queue.put(done)
+        return done
+
+    def retire(self) -> set[int]:
+        """Stop taking calls; return the ids never picked up (never delivered)."""
+        with self._lock:
+            self._retired = True
+            unpicked = set(self._queued)
+            self._queued.clear()
+        while True:  # drop what waits (never picked: in ``unpicked``); barriers: nothing more will run
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item.__class__ is Future:
+                item.set_result(None)
+        self._queue.put(None)
+        return unpicked
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if item.__class__ is Future:  # a barrier: everything before it is done
+                item.set_result(None)
+                continue
+            call_id, fn, call = item
+            with self._lock:
+                if self._retired:
+                    return
+                self._queued.discard(call_id)
+                if call is not None and self._clock is not None:
+                    call.picked_at = self._clock.monotonic()
+            if self._on_pick is not None and call is not None:
+                self._on_pick(call_id, call)  # arms the attempt timeout: it counts from now
+            started = time.perf_counter()
+            result, error = None, None
+            try:
+                result = fn()
+            except BaseException as exc:  # noqa: BLE001 - classified by the actor
+                error = exc
+            if _crashpoints.ARMED and error is None:
+                _crashpoints.hit("after_send")
+            with self._lock:
+                retired = self._retired
+            if not retired:
+                self._on_done(VenueCallCompleted(call_id, result, error, time.perf_counter() - started))
+
+
+@dataclass(slots=True)
+class _Call:
+    kind: str  # "submit" | "cancel" | "fetch" (reconciliation) | "track" (live tracking) | "sync"
+    client_order_id: str
+    order: SubmitOrder | None = None
+    cancel: CancelOrder | None = None
+    started: float = 0.0
+    timer: Any = None
+    #: set by the worker thread when it starts the call (the attempt timeout counts from here)
+    picked_at: float | None = None
+    #: the broker-state sync this call answers (kind "sync")
+    sync_id: int = 0
+
+
+@dataclass(slots=True)
+class _Recon:
+    """One order in doubt (clock seconds): ``since`` it went quiet, ``sent_at`` the latest time it
+    may have been handed to the venue (None: unknown), ``next_at`` when to look it up next."""
+
+    client_order_id: str
+    order: SubmitOrder | None
+    since: float
+    sent_at: float | None
+    next_at: float
+    attempts: int = 0
+    fetching: bool = False
+    escalated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterPolicy:
+    """Timeouts, retry, throttle and reconciliation settings of one adapter actor (seconds).
+
+    Built with :meth:`from_settings`; the defaults live in ``config`` only.
+    """
+
+    attempt_timeout_s: float
+    cancel_timeout_s: float
+    deadline_s: float
+    max_retries: int
+    retry_base_s: float
+    retry_cap_s: float
+    retry_jitter: float
+    throttle_max_calls: int
+    throttle_window_s: float
+    throttle_overflow: str
+    throttle_queue_size: int
+    reconcile_interval_s: float
+    quiet_threshold_s: float
+    reconcile_max_attempts: int
+    tracking_budget_share: float
+    reconcile_backoff_cap_s: float
+
+    @classmethod
+    def from_settings(cls, settings: Any, adapter_id: str | None = None) -> "AdapterPolicy":
+        """Read the policy of ``adapter_id`` from a ``config.Settings``: the global [timeouts],
+        [retry] and [throttle] with its ``[adapters.<adapter_id>.*]`` overrides (None: global only)."""
+        own = settings.for_adapter(adapter_id) if adapter_id is not None else settings
+        return cls(
+            attempt_timeout_s=own.timeouts.attempt_s,
+            cancel_timeout_s=own.timeouts.cancel_s,
+            deadline_s=own.timeouts.deadline_s,
+            max_retries=own.retry.max_retries,
+            retry_base_s=own.retry.base_s,
+            retry_cap_s=own.retry.cap_s,
+            retry_jitter=own.retry.jitter,
+            throttle_max_calls=own.throttle.max_calls,
+            throttle_window_s=own.throttle.window_s,
+            throttle_overflow=own.throttle.overflow,
+            throttle_queue_size=own.throttle.queue_size,
+            reconcile_interval_s=settings.reconcile.interval_s,
+            quiet_threshold_s=settings.reconcile.quiet_threshold_s,
+            reconcile_max_attempts=settings.reconcile.max_attempts,
+            tracking_budget_share=own.tracking.budget_share,
+            reconcile_backoff_cap_s=settings.reconcile.backoff_cap_s,
+        )
+
+    def timeout_of(self, kind: str) -> float:
+        """The attempt timeout of one venue call of ``kind`` ("submit", "cancel", "fetch"), seconds."""
+        return self.cancel_timeout_s if kind == "cancel" else self.attempt_timeout_s
+
+
+class AdapterActor(FlowActor):
+    """Executes permitted orders and cancels on one venue adapter (see the module docstring).
+
+    ``inherited`` are orders in doubt from the previous generation (reconciled first).
+    """
+
+    crash_on_error = True
+
+    def __init__(
+        self,
+        *,
+        adapter_id: str,
+        venue: BrokerAdapter,
+        policy: AdapterPolicy,
+        clock: Any,
+        gate: pykka.ActorRef,
+        ledger: pykka.ActorRef,
+        idempotency: pykka.ActorRef,
+        rng: random.Random,
+        inherited: tuple = (),
+        metrics: Any = None,
+        order_detail: bool = False,
+        throttle: Any = None,
+        start_error: BaseException | None = None,
+        bus: pykka.ActorRef | None = None,
+        **kw,
+    ) -> None:
+        super().__init__(**kw)
+        self._start_error = start_error
+        self.adapter_id = adapter_id
+        self._bus = bus
+        #: inline calls run on the dispatcher thread; one that takes longer than this is reported
+        self.inline_overruns = 0
+        self._order_detail = order_detail
+        self._venue = venue
+        self._caps = adapter_capabilities(venue)
+        self._inline = not self._caps.blocking
+        self._inline_budget_us = self._caps.inline_budget_us
+        self._inline_budget_s = self._inline_budget_us / 1e6
+        self._policy = policy
+        self._clock = clock
+        self._gate = gate
+        self._ledger = ledger
+        self._idempotency = idempotency
+        self._rng = rng
+        self._metrics = metrics
+        self._calls: dict[int, _Call] = {}
+        self._next_call = 0
+        self._worker: VenueWorker | None = None
+        # ``throttle``: one shared with other processes (actors/journal/pg_throttle.SharedThrottle), else this actor's own
+        self._throttle = throttle or SlidingLogThrottle(policy.throttle_max_calls, policy.throttle_window_s, clock)
+        if throttle is not None:
+            ref = self.actor_ref
+            throttle.waker = lambda: tell(ref, ThrottleTick())
+        self._queue: AdmissionQueue = AdmissionQueue(policy.throttle_queue_size)
+        self._throttle_timer = None
+        self._recon: dict[str, _Recon] = {}
+        #: the crash under way already counted its one breaker failure (see failure_details)
+        self._crash_counted = False
+        self._recon_timer = None
+        now = clock.monotonic()
+        for item in inherited:
+            since = now if item.since is None else min(item.since, now)
+            sent_at = now if item.sent_at is None else min(item.sent_at, now)
+            self._track_unknown(item.client_order_id, item.order, since, sent_at, attempts=item.attempts)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start_child(self) -> None:
+        if self._start_error is not None:  # the registry could not build this generation's adapter
+            raise self._start_error
+        start_adapter(self._venue)  # may raise: a start-up crash, reported to the supervisor
+        ref = self.actor_ref
+        clock, timeout_of = self._clock, self._policy.timeout_of
+
+        def arm_timeout(call_id: int, call: _Call) -> None:
+            call.timer = clock.call_later(timeout_of(call.kind), lambda: tell(ref, CallTimedOut(call_id)))
+
+        self._worker = VenueWorker(f"venue-{self.adapter_id}-g{self.generation}", lambda m: tell(ref, m), clock, arm_timeout)
+        self._arm_reconcile()
+
+    def on_stop(self) -> None:
+        if self._worker is not None:
+            self._worker.retire()
+        for timer in (self._throttle_timer, self._recon_timer):
+            if timer is not None:
+                timer.cancel()
+
+    def failure_details(self) -> dict[str, Any]:
+        """On a crash: orders whose call the worker picked up become UNKNOWN; the rest go back to the gate.
+
+        The crash counts once in the breaker (one failed call), however many orders it leaves in
+        doubt: it is one fault of the adapter, not one per order (a hang already counted its own
+        timed-out call). The other orders in doubt are recorded as IGNORED calls.
+        """
+        unpicked = self._worker.retire() if self._worker is not None else set()
+        self._worker = None
+        now = self._clock.monotonic()
+        counted = self._crash_counted
+        for call_id, call in list(self._calls.items()):
+            if call.timer is not None:
+                call.timer.cancel()
+            if call.kind == "submit" and call.order is not None:
+                if call_id in unpicked:
+                    # never sent: back to the breaker actor for the next generation, attempts kept
+                    tell(self._gate, ReturnOrder(call.order))
+                    continue
+                self._order_unknown(call.order, ErrorCode.E_EXEC_ADAPTER_CRASHED,
+                                    "adapter crashed while the call was in flight; reconciling",
+                                    CallOutcome.IGNORED if counted else CallOutcome.FAILURE)
+                counted = True
+            elif call.kind == "cancel" and call.cancel is not None:
+                if call_id in unpicked:
+                    tell(self._ledger, CancelFinished(call.cancel, self.adapter_id, "not_sent", code=ErrorCode.E_EXEC_NETWORK,
+                                                      reason="adapter crashed before the cancel was sent"))
+                    continue
+                tell(self._ledger, CancelFinished(call.cancel, self.adapter_id, "in_doubt", code=ErrorCode.E_EXEC_ADAPTER_CRASHED,
+                                                  reason="adapter crashed during the cancel; reconciling"))
+                self._track_unknown(call.client_order_id, None, now, now)
+        self._calls.clear()
+        # every order in doubt is in the reconciliation table exactly once, with the time it went
+        # quiet, the latest time it may have been sent and the lookups made so far
+        in_doubt = tuple(InDoubt(r.client_order_id, r.order, r.since, r.sent_at, r.attempts) for r in self._recon.values())
+        self._recon.clear()
+        return {"in_doubt": in_doubt, "adapter_id": self.adapter_id}
+
+    def handle_FlushWorker(self, message: FlushWorker) -> Future:
+        if self._worker is None:
+            done: Future = Future()
+            done.set_result(None)
+            return done
+        return self._worker.barrier()
+
+    # -- orders ------------------------------------------------------------------------
+    def handle_ExecuteOrder(self, message: ExecuteOrder) -> None:
+        order = message.order
+        if self._queue.waiting_new == 0:
+            retry_after = self._throttle.try_admit()
+            if retry_after is None:
+                self._send(order)
+                return
+        else:
+            retry_after = self._throttle.retry_after()
+        if self._policy.throttle_overflow == "queue" and self._queue.offer(order, is_cancel=False):
+            self._arm_throttle(retry_after)
+            tell(self._ledger, GuardActed(order.client_order_id, order.account_id, "throttle", "queued",
+                                          f"rate limit of {self._policy.throttle_max_calls} calls per "
+                                          f"{self._policy.throttle_window_s:g} s reached; next slot in {retry_after:.3f} s"))
+            return
+        self._never_sent(order, ErrorCode.E_EXEC_THROTTLED,
+                         f"rate limit of {self._policy.throttle_max_calls} calls per {self._policy.throttle_window_s:g} s reached",
+                         retry_after_s=round(retry_after, 3))
+
+    def handle_ThrottleTick(self, message: ThrottleTick) -> None:
+        self._throttle_timer = None
+        while len(self._queue):
+            retry_after = self._throttle.try_admit()
+            if retry_after is not None:
+                self._arm_throttle(retry_after)
+                return
+            order = self._queue.pop()
+            if isinstance(order, SubmitOrder) and self._past_deadline(order):
+                self._never_sent(order, ErrorCode.E_EXEC_THROTTLED, "waited in the throttle queue past the order deadline")
+                continue
+            self._send(order)
+
+    def handle_ExecuteCancel(self, message: ExecuteCancel) -> None:
+        cancel = message.cancel
+        tell(self._gate, CancelTaken(message.token))
+        self._throttle.force_admit()  # cancels never wait behind new orders
+        queued = self._queue.remove_if(lambda o: isinstance(o, SubmitOrder) and o.client_order_id == cancel.client_order_id)
+        for order in queued:  # the order never left: withdraw it here, its answer is final (cached)
+            self._never_sent(order, ErrorCode.E_EXEC_THROTTLED, "canceled while waiting in the throttle queue; never sent", final=True)
+        if queued:
+            tell(self._ledger, CancelFinished(cancel, self.adapter_id, "withdrawn",
+                                              reason="the order was still in the throttle queue; it was never sent"))
+            return
+        venue = self._venue
+        cl_id = cancel.client_order_id
+        self._dispatch_call(_Call("cancel", cl_id, cancel=cancel), lambda: venue.cancel_order(cl_id))
+
+    def _send(self, order: SubmitOrder) -> None:
+        order = order.evolve(attempt=order.attempt + 1)
+        venue_order = VenueOrder.from_intent(order.intent, order.context)
+        venue = self._venue
+        if not self._inline:  # an inline call's answer follows at once and carries the SUBMITTED step
+            # queued, not woken: the ledger's bookkeeping (and its journal commit) would take the GIL
+            # from the venue worker; it runs with the call's outcome, or with any earlier message
+            tell_quiet(self._ledger, OrderSent(order.client_order_id, order.account_id, self.adapter_id, order.attempt))
+        self._dispatch_call(_Call("submit", order.client_order_id, order=order), lambda: venue.submit_order(venue_order))
+
+    def _dispatch_call(self, call: _Call, fn: Callable[[], Any]) -> None:
+        if self._worker is None:
+            raise ActorCrashed("venue worker is not running")
+        self._next_call += 1
+        call_id = self._next_call
+        if self._inline:
+            # a non-blocking venue (in-memory simulator): call it here, skip two thread hops. It
+            # cannot be pre-empted, so instead of a timeout it is measured on the runtime's clock
+            # and an overrun of the adapter's inline budget is reported (InlineCallOverran)
+            clock = self._clock
+            call.started = started_at = clock.monotonic()
+            self._calls[call_id] = call  # in doubt if the call crashes this actor
+            started = time.perf_counter()
+            result, error = None, None
+            try:
+                result = fn()
+            except BaseException as exc:  # noqa: BLE001 - classified below
+                error = exc
+            duration_s = time.perf_counter() - started
+            elapsed_s = clock.monotonic() - started_at
+            if elapsed_s > self._inline_budget_s:
+                self._inline_overran(call, elapsed_s)
+            self.handle_VenueCallCompleted(VenueCallCompleted(call_id, result, error, duration_s))
+            return
+        call.started = self._clock.monotonic()
+        self._calls[call_id] = call
+        self._worker.submit(call_id, fn, call)  # the worker arms the attempt timeout when it starts the call
+
+    def _inline_overran(self, call: _Call, elapsed_s: float) -> None:
+        self.inline_overruns += 1
+        elapsed_us = int(elapsed_s * 1e6)
+        logger.warning("{}: inline {} of {} took {} µs, over the adapter's inline budget of {} µs (it blocks the dispatcher thread)",
+                       self.adapter_id, call.kind, call.client_order_id, elapsed_us, self._inline_budget_us)
+        if self._metrics is not None:
+            self._metrics.inline_overrun(self.adapter_id)
+        if self._bus is not None:
+            tell(self._bus, Publish(InlineCallOverran(adapter_id=self.adapter_id, call=call.kind, client_order_id=call.client_order_id,
+                                                      elapsed_us=elapsed_us, budget_us=self._inline_budget_us)))
+
+    # -- outcomes ----------------------------------------------------------------------
+    def handle_VenueCallCompleted(self, message: VenueCallCompleted) -> None:
+        call = self._calls.pop(message.call_id, None)
+        if call is None:
+            return  # a late answer for a call already handled as timed out: reconciliation covers it
+        if call.timer is not None:
+            call.timer.cancel()
+        error = message.error
+        if isinstance(error, AdapterCrash) or (error is not None and not isinstance(error, Exception)):
+            self._calls[message.call_id] = call  # still in doubt when the crash handler runs
+            raise ActorCrashed(f"venue adapter crashed: {error!r}")
+        if call.kind == "submit":
+            self._submit_done(call.order, message.result, error, message.duration_s)
+            if _crashpoints.ARMED:
+                _crashpoints.hit("after_ack")
+        elif call.kind == "cancel":
+            self._cancel_done(call.cancel, message.result, error)
+        elif call.kind == "sync":
+            self._sync_done(call.sync_id, message.result, error)
+        elif call.kind == "track":
+            self._track_done(call.client_order_id, message.result, error)
+        else:
+            self._fetch_done(call.client_order_id, message.result, error)
+
+    def _submit_done(self, order: SubmitOrder, result: Any, error: BaseException | None, duration_s: float) -> None:
+        if error is None:
+            if not isinstance(result, VenueOrderState):
+                self._order_unknown(order, ErrorCode.E_EXEC_BROKER_TIMEOUT,
+                                    f"adapter returned {type(result).__name__}, not a VenueOrderState; reconciling", CallOutcome.FAILURE)
+                return
+            report = venue_report(order, result)
+            self._finish(order, report, CallOutcome.SUCCESS, duration_s, venue_state=result)
+        elif isinstance(error, VenueRejectedError):
+            if error.venue_code == DUPLICATE_CLIENT_ORDER_ID and order.attempt > 1:
+                # a re-send refused as a duplicate: the venue holds the order (an earlier attempt
+                # reached it), so it is in doubt, never REJECTED
+                self._order_unknown(order, ErrorCode.E_EXEC_BROKER_TIMEOUT,
+                                    f"venue already holds this client order id ({error.message}); reconciling",
+                                    CallOutcome.SUCCESS, duration_s)
+                return
+            report = error_report(order, ErrorCode.E_EXEC_BROKER_REJECTED, f"venue rejected: {error.message}", status=OrderStatus.REJECTED)
+            self._finish(order, report, CallOutcome.SUCCESS, duration_s)
+        elif isinstance(error, NotDeliveredError):
+            self._retry_or_fail(order, error, duration_s)
+        elif isinstance(error, FatalAdapterError):
+            report = error_report(order, ErrorCode.E_EXEC_NETWORK, f"fatal adapter error: {error.message}", status=OrderStatus.FAILED)
+            self._finish(order, report, CallOutcome.FAILURE, duration_s)
+        elif isinstance(error, AmbiguousError):
+            self._order_unknown(order, ErrorCode.E_EXEC_BROKER_TIMEOUT, f"outcome unknown ({error.message}); reconciling", CallOutcome.FAILURE, duration_s)
+        else:
+            logger.opt(exception=error).error("adapter {} raised an unclassified error for {}", self.adapter_id, order.client_order_id)
+            self._order_unknown(order, ErrorCode.E_EXEC_BROKER_TIMEOUT, f"unclassified adapter error ({exc_summary(error)}); reconciling", CallOutcome.FAILURE, duration_s)
+
+    def _retry_or_fail(self, order: SubmitOrder, error: NotDeliveredError, duration_s: float) -> None:
+        tell(self._gate, CallFinished(order.permit, CallOutcome.FAILURE, duration_s, order.client_order_id))
+        policy = self._policy
+        if order.attempt <= policy.max_retries:
+            delay = backoff_delay(order.attempt, base_s=policy.retry_base_s, cap_s=policy.retry_cap_s, jitter=policy.retry_jitter, rng=self._rng)
+            if not self._past_deadline(order, after_s=delay):
+                gate = self._gate
+                retry = order.evolve(permit=None)
+                tell(self._ledger, AttemptFailed(order.client_order_id, order.account_id, self.adapter_id, order.attempt,
+                                                 ErrorCode.E_EXEC_NETWORK.value, error.message, round(delay, 6)))
+                self._clock.call_later(delay, lambda: tell(gate, RetryOrder(retry)) or _lost_retry(retry))
+                return
+        report = error_report(order, ErrorCode.E_EXEC_RETRY_EXHAUSTED,
+                              f"not delivered after {order.attempt} attempt(s): {error.message}", status=OrderStatus.FAILED)
+        self._finish(order, report, None, duration_s)
+
+    def _finish(self, order: SubmitOrder, report, outcome: CallOutcome | None, duration_s: float, *, venue_state: VenueOrderState | None = None) -> None:
+        # The ledger, the idempotency store and the breaker get their facts before the caller
+        # gets its answer (read-your-writes: a query or a retry of the id made right after the
+        # answer is queued behind them), but their threads are woken only after it, so their
+        # bookkeeping does not take the GIL ahead of the caller's wake-up (actors/kernel/inbox.py).
+        # Only the ledger is woken here; it wakes the other two once it has applied the outcome.
+        idempotency, gate = self._idempotency, self._gate
+        tell_quiet(idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
+        if outcome is not None:
+            tell_quiet(gate, CallFinished(order.permit, outcome, duration_s, order.client_order_id))
+        if tell_quiet(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, venue_state=venue_state,
+                                                  metered=True, wake_after=(idempotency, gate))):
+            woken = (self._ledger,)
+        else:  # no ledger to pass the wake-up on: wake them here
+            woken = (idempotency, gate)
+        try:
+            resolve(order.reply, report)
+        finally:
+            for ref in woken:
+                wake(ref)
+        if self._order_detail:
+            logger.debug("{} {} {} attempts={} cum_qty={} avg_px={} latency_us={}", self.adapter_id, report.client_order_id,
+                         report.status.value, report.attempts, report.cum_qty, report.avg_px, report.latency_us)
+
+    def _order_unknown(self, order: SubmitOrder, code: ErrorCode, message: str, outcome: CallOutcome, duration_s: float | None = None) -> None:
+        report = error_report(order, code, message, status=OrderStatus.UNKNOWN)
+        logger.warning("{} {} is UNKNOWN ({}): {}", self.adapter_id, order.client_order_id, code.value, message)
+        tell(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, cause=code.value, metered=True))
+        tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report, unknown=True))
+        tell(self._gate, CallFinished(order.permit, outcome, duration_s if duration_s is not None else self._policy.attempt_timeout_s, order.client_order_id))
+        resolve(order.reply, report)
+        now = self._clock.monotonic()
+        self._track_unknown(order.client_order_id, order.evolve(permit=None), now, now)
+
+    def _never_sent(self, order: SubmitOrder, code: ErrorCode, message: str, *, retry_after_s: float | None = None,
+                    final: bool = False) -> None:
+        """An order that this actor refused before sending (throttle): DENIED on a first attempt, its
+        claim released so the caller may retry the id — unless ``final`` (withdrawn by a cancel)."""
+        tell(self._gate, CallFinished(order.permit, CallOutcome.IGNORED, 0.0, order.client_order_id))
+        if order.attempt == 0:
+            report = error_report(order, code, message, status=OrderStatus.DENIED, retry_after_s=retry_after_s)
+            if final:
+                tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
+            else:
+                tell(self._idempotency, ReleaseClaim(order.account_id, order.client_order_id))
+        else:
+            report = error_report(order, code, message, status=OrderStatus.FAILED, retry_after_s=retry_after_s)
+            tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
+        tell(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, cause=code.value))
+        resolve(order.reply, report)
+
+    def _cancel_done(self, cancel: CancelOrder, result: Any, error: BaseException | None) -> None:
+        if error is None and isinstance(result, VenueOrderState):
+            tell(self._ledger, CancelFinished(cancel, self.adapter_id, "done", state=result))
+        elif isinstance(error, VenueRejectedError):
+            tell(self._ledger, CancelFinished(cancel, self.adapter_id, "rejected", code=ErrorCode.E_EXEC_BROKER_REJECTED,
+                                              reason=f"cancel rejected by the venue: {error.message}"))
+        elif isinstance(error, NotDeliveredError):
+            tell(self._ledger, CancelFinished(cancel, self.adapter_id, "not_sent", code=ErrorCode.E_EXEC_NETWORK,
+                                              reason=f"cancel not delivered: {error.message}"))
+        else:
+            reason = exc_summary(error) if error is not None else f"adapter answered {type(result).__name__}"
+            tell(self._ledger, CancelFinished(cancel, self.adapter_id, "in_doubt", code=ErrorCode.E_EXEC_BROKER_TIMEOUT,
+                                              reason=f"cancel outcome unknown ({reason}); reconciling"))
+            now = self._clock.monotonic()
+            self._track_unknown(cancel.client_order_id, None, now, now)
+
+    # -- live order tracking ---------------------------------------------------------------
+    def handle_TrackOrders(self, message: TrackOrders) -> None:
+        """Look working orders up at the venue (``fetch_order``), each lookup one throttle slot,
+        only while the throttle window is below ``tracking.budget_share`` of ``max_calls`` and no
+        order waits in the throttle queue: tracking never makes an order wait. Orders skipped here
+        come round again in the ledger's next round; orders in reconciliation answer for themselves."""
+        if not self._caps.supports_lookup:
+            return
+        budget = self._policy.throttle_max_calls * self._policy.tracking_budget_share
+        busy = {call.client_order_id for call in self._calls.values()}
+        venue = self._venue
+        for cl_id in message.client_order_ids:
+            if len(self._queue) or self._throttle.in_window() + 1 > budget:
+                break
+            if cl_id in busy or cl_id in self._recon:
+                continue
+            self._throttle.force_admit()
+            self._dispatch_call(_Call("track", cl_id), lambda cl_id=cl_id: venue.fetch_order(cl_id))
+
+    def _track_done(self, cl_id: str, result: Any, error: BaseException | None) -> None:
+        if error is None and result is not None and not isinstance(result, VenueOrderState):
+            error = TypeError(f"fetch_order returned {type(result).__name__}, not a VenueOrderState or None")
+        lookup = classify_lookup(cl_id, error if error is not None else result, self._caps, None)
+        if lookup.found:  # the one lookup path: the ledger applies the state, each trade id once
+            tell(self._ledger, OrderReconciledWith(cl_id, self.adapter_id, lookup.state, tracked=True))
+        else:
+            logger.debug("{} tracking lookup of {}: {}", self.adapter_id, cl_id, lookup.reason)
+
+    # -- broker-state sync (sync_broker_state) -------------------------------------------
+    def handle_FetchBrokerState(self, message: FetchBrokerState) -> None:
+        """Fetch the venue's positions and balances on the worker (one throttle slot, never queued)."""
+        self._throttle.force_admit()
+        venue = self._venue
+        self._dispatch_call(_Call("sync", "", sync_id=message.sync_id),
+                            lambda: (dict(venue.fetch_positions()), dict(venue.fetch_account())))
+
+    def _sync_done(self, sync_id: int, result: Any, error: BaseException | None) -> None:
+        if error is not None or not (isinstance(result, tuple) and len(result) == 2):
+            why = exc_summary(error) if error is not None else f"adapter answered {type(result).__name__}"
+            tell(self._ledger, BrokerStateFetched(self.adapter_id, sync_id, error=f"fetch_positions/fetch_account failed: {why}"))
+            return
+        tell(self._ledger, BrokerStateFetched(self.adapter_id, sync_id, positions=result[0], balances=result[1]))
+
+    # -- timeouts ----------------------------------------------------------------------
+    def handle_CallTimedOut(self, message: CallTimedOut) -> None:
+        call = self._calls.get(message.call_id)
+        if call is None:
+            return
+        # the timer is armed by the worker when it starts the call, so the attempt timeout counts
+        # from then: a call waiting behind others is not late (the one ahead of it times out itself)
+        del self._calls[message.call_id]
+        if call.kind == "submit" and call.order is not None:
+            self._order_unknown(call.order, ErrorCode.E_EXEC_BROKER_TIMEOUT,
+                                f"no answer within {self._policy.attempt_timeout_s:g} s; reconciling", CallOutcome.FAILURE)
+        elif call.kind == "cancel" and call.cancel is not None:
+            tell(self._ledger, CancelFinished(call.cancel, self.adapter_id, "in_doubt", code=ErrorCode.E_EXEC_BROKER_TIMEOUT,
+                                              reason=f"cancel: no answer within {self._policy.cancel_timeout_s:g} s; reconciling"))
+            now = self._clock.monotonic()
+            self._track_unknown(call.client_order_id, None, now, now)
+        elif call.kind == "sync":
+            tell(self._ledger, BrokerStateFetched(self.adapter_id, call.sync_id, error=f"no answer within {self._policy.timeout_of(call.kind):g} s"))
+        else:
+            recon = self._recon.get(call.client_order_id)
+            if recon is not None:
+                recon.fetching = False
+        # the worker is stuck inside the venue: crash so the supervisor restarts us with a fresh worker
+        self._crash_counted = call.kind == "submit" and call.order is not None  # its FAILURE is the crash's one
+        raise ActorCrashed(f"venue worker of '{self.adapter_id}' hung past the {self._policy.timeout_of(call.kind):g} s deadline")
+
+    # -- reconciliation ----------------------------------------------------------------
+    def handle_ReconcileOrders(self, message: ReconcileOrders) -> None:
+        if message.reason == "resolved":  # other evidence settled them (ledger): stop looking
+            for cl_id in message.client_order_ids:
+                self._recon.pop(cl_id, None)
+            return
+        now = self._clock.monotonic()
+        busy = {call.client_order_id for call in self._calls.values()}
+        for cl_id in message.client_order_ids:
+            if cl_id not in busy:  # a call still in flight answers for itself
+                # quiet for the threshold in the ledger's view: look it up at the next tick
+                self._track_unknown(cl_id, None, now - self._policy.quiet_threshold_s, now)
+
+    def handle_ReconcileTick(self, message: ReconcileTick) -> None:
+        self._recon_timer = None
+        now = self._clock.monotonic()
+        venue = self._venue
+        lookup = self._caps.supports_lookup
+        for recon in list(self._recon.values()):
+            if recon.fetching or now < recon.next_at:
+                continue
+            recon.attempts += 1
+            cl_id = recon.client_order_id
+            if not lookup:  # nothing to ask: the attempt is counted (escalation), the order stays in doubt
+                self._lookup_done(recon, None, None)
+                continue
+            recon.fetching = True
+            self._dispatch_call(_Call("fetch", cl_id), lambda cl_id=cl_id: venue.fetch_order(cl_id))
+        self._arm_reconcile()
+
+    def _fetch_done(self, cl_id: str, result: Any, error: BaseException | None) -> None:
+        recon = self._recon.get(cl_id)
+        if recon is None:
+            return  # settled meanwhile (resolved by other evidence)
+        recon.fetching = False
+        self._lookup_done(recon, result, error)
+
+    def _lookup_done(self, recon: _Recon, result: Any, error: BaseException | None) -> None:
+        cl_id = recon.client_order_id
+        now = self._clock.monotonic()
+        if error is None and result is not None and not isinstance(result, VenueOrderState):
+            error = TypeError(f"fetch_order returned {type(result).__name__}, not a VenueOrderState or None")
+        since_sent = None if recon.sent_at is None else now - recon.sent_at
+        lookup = classify_lookup(cl_id, error if error is not None else result, self._caps, since_sent)
+        if lookup.outcome is LookupOutcome.FOUND:
+            del self._recon[cl_id]
+            tell(self._ledger, OrderReconciledWith(cl_id, self.adapter_id, lookup.state))
+            return
+        if lookup.outcome is LookupOutcome.ABSENT:
+            del self._recon[cl_id]
+            if recon.order is not None:
+                # proof of absence: re-send, same client order id, through the breaker and throttle
+                tell(self._ledger, OrderReconciledWith(cl_id, self.adapter_id, None, resent=True))
+                tell(self._gate, RetryOrder(recon.order.evolve(permit=None, reply=Future())))
+            else:
+                tell(self._ledger, OrderReconciledWith(cl_id, self.adapter_id, None, absent=True))
+            return
+        policy = self._policy
+        recon.next_at = now + backoff_delay(recon.attempts, base_s=policy.reconcile_interval_s,
+                                            cap_s=max(policy.reconcile_backoff_cap_s, policy.reconcile_interval_s),
+                                            jitter=policy.retry_jitter, rng=self._rng)
+        if recon.attempts >= policy.reconcile_max_attempts and not recon.escalated:
+            recon.escalated = True
+            logger.error("{} {} still in doubt after {} lookups: {}; it stays UNKNOWN and is looked up again",
+                         self.adapter_id, cl_id, recon.attempts, lookup.reason)
+            tell(self._ledger, ReconciliationStalled(cl_id, self.adapter_id, recon.attempts, lookup.reason,
+                                                     round(now - recon.since, 3)))
+        else:
+            logger.debug("{} {} lookup {}: {}", self.adapter_id, cl_id, recon.attempts, lookup.reason)
+
+    def _track_unknown(self, cl_id: str, order: SubmitOrder | None, since: float, sent_at: float | None,
+                       *, attempts: int = 0) -> None:
+        existing = self._recon.get(cl_id)
+        if existing is not None:
+            if existing.order is None and order is not None:
+                existing.order = order
+            if sent_at is not None and (existing.sent_at is None or sent_at > existing.sent_at):
+                existing.sent_at = sent_at
+            return
+        self._recon[cl_id] = _Recon(cl_id, order, since, sent_at, since + self._policy.quiet_threshold_s,
+                                    attempts=attempts, escalated=attempts >= self._policy.reconcile_max_attempts)
+        self._arm_reconcile()
+
+    def _arm_reconcile(self) -> None:
+        if self._recon_timer is None and self._recon and self._worker is not None:
+            ref = self.actor_ref
+            self._recon_timer = self._clock.call_later(self._policy.reconcile_interval_s, lambda: tell(ref, ReconcileTick()))
+
+    def _arm_throttle(self, delay: float) -> None:
+        if self._throttle_timer is None:
+            ref = self.actor_ref
+            self._throttle_timer = self._clock.call_later(delay, lambda: tell(ref, ThrottleTick()))
+
+    def _past_deadline(self, order: SubmitOrder, *, after_s: float = 0.0) -> bool:
+        """True when the order's overall deadline (from ``Runtime.submit``) has passed, or will
+        have passed ``after_s`` seconds from now."""
+        elapsed = (time.perf_counter_ns() - order.t0_ns) / 1e9 + after_s
+        return elapsed > self._policy.deadline_s
+
+
+def _lost_retry(order: SubmitOrder) -> None:
+    """Timer-thread fallback: a retry whose breaker actor is gone (only at shutdown)."""
+    logger.error("retry of {} could not reach its breaker actor", order.client_order_id)
+
+
+@dataclass(frozen=True, slots=True)
+class InDoubt:
+    """An order whose venue outcome is unknown, handed from a crashed generation to the next."""
+
+    client_order_id: str
+    order: SubmitOrder | None
+    #: clock time it went quiet (None: now); the first lookup is a quiet threshold later
+    since: float | None = None
+    #: latest clock time it may have been handed to the venue (None: now, the safe bound)
+    sent_at: float | None = None
+    #: lookups made so far (escalation counts on across generations)
+    attempts: int = 0

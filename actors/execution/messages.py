@@ -1,0 +1,71 @@
+"""Messages the adapter actor accepts: venue calls, their completions and timeouts, throttle and reconcile ticks.
+
+Frozen dataclasses; the only mutable thing a message may carry is its reply future
+(docs/DESIGN.md "House plan": each room holds the messages it accepts).
+"""
+
+from __future__ import annotations
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from ..breaker.messages import CancelTaken
+from ..orders.messages import CancelOrder, SubmitOrder
+
+
+@dataclass(frozen=True, slots=True)
+class FlushWorker:
+    """Ask an adapter actor: a ``Future`` resolved once its venue worker has finished every call
+    queued before (``Runtime.flush``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteOrder:
+    """Breaker → adapter: send this permitted order (passes the throttle first)."""
+
+    order: SubmitOrder
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteCancel:
+    """Breaker → adapter: send this cancel (never waits behind new orders); ``token`` is acked
+    with ``CancelTaken`` so the breaker can re-dispatch cancels a crashed adapter never saw."""
+
+    cancel: CancelOrder
+    token: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class VenueCallCompleted:
+    """Worker → adapter: a venue call returned ``result`` or raised ``error`` after ``duration_s``."""
+
+    call_id: int
+    result: Any = None
+    error: BaseException | None = None
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CallTimedOut:
+    """Timer → adapter: call ``call_id`` passed its per-attempt timeout."""
+
+    call_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleTick:
+    """Timer → adapter: a throttle slot may have freed; drain the queue."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileOrders:
+    """Adapter: ask the venue about these client order ids (UNKNOWN or quiet orders); with
+    ``reason="resolved"``: stop looking them up."""
+
+    client_order_ids: tuple[str, ...]
+    reason: str = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileTick:
+    """Timer → adapter: run the in-flight check loop."""

@@ -1,0 +1,1 @@
+"""The idempotency store's room: persist-before-submit claims with group commit, duplicate detection, TTL."""

@@ -1,0 +1,252 @@
+"""The idempotency-store actor: persist-before-submit and duplicate detection (docs/DESIGN.md, Durability).
+
+Key: ``(account_id, client_order_id)``; fingerprint: ``OrderIntent.fingerprint()``.
+
+================================  ==============================================
+seen before?                      answer
+================================  ==============================================
+no (or COMPLETED past its TTL)    record committed IN_PROGRESS, order goes on
+same fingerprint, COMPLETED       cached report, ``replay=True``; venue not called
+same fingerprint, IN_PROGRESS     E_EXEC_DUPLICATE_IN_FLIGHT
+  or UNKNOWN
+different fingerprint             E_EXEC_IDEMPOTENCY_CONFLICT
+journal write fails               E_EXEC_PERSISTENCE, nothing sent (fail closed)
+================================  ==============================================
+
+**Group commit.** Claims and completions are collected and committed together when the
+inbox runs empty (or ``group_commit_max`` is reached): every claim that arrived while the
+previous transaction was committing shares the next one, so a durable (``synchronous=FULL``)
+journal costs one fsync per batch, not per order. No order leaves this actor before the
+transaction holding its claim has committed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import pykka
+from loguru import logger
+
+from protocols import ErrorCode, ExecutionReport, OrderStatus
+
+from ..testing import crashpoints as _crashpoints
+from ..kernel.base import FlowActor, resolve, tell
+from ..journal.sqlite import Claim, Completion, JournalError, JournalStore, MemoryJournal
+from .messages import CompleteOrder, FlushJournal, ReleaseClaim
+from ..orders.messages import GuardActed, RecordDenied, SubmitOrder
+from ..orders.reporting import as_replay, error_report
+
+
+_JOURNAL_MESSAGES = (SubmitOrder, CompleteOrder, ReleaseClaim)
+
+
+class IdempotencyStoreActor(FlowActor):
+    """Owns the journal's idempotency records; forwards claimed orders to the ledger stage.
+
+    ``store_factory`` builds the ``JournalStore`` inside this actor's thread (SQLite
+    connections belong to one thread). ``ttl_s``: seconds a COMPLETED record is honoured,
+    measured on ``clock`` (the runtime's injected ``Clock``: its ``now()`` stamps claims and
+    completions, so a ``FakeClock`` moves the TTL without sleeping; default: the wall clock).
+    """
+
+    def __init__(
+        self,
+        *,
+        store_factory: Callable[[], JournalStore],
+        ttl_s: float,
+        ledger: pykka.ActorRef,
+        group_commit_max: int = 512,
+        metrics: Any = None,
+        clock: Any = None,
+        **kw,
+    ) -> None:
+        super().__init__(**kw)
+        #: epoch seconds (float) of "now" on the runtime's clock: the TTL's time scale
+        self._wall = (lambda: clock.now().timestamp()) if clock is not None else time.time
+        self._store_factory = store_factory
+        self._store: JournalStore | None = None
+        self._ttl_s = ttl_s
+        self._ledger = ledger
+        self._max = group_commit_max
+        self._claims: list[SubmitOrder] = []
+        self._completions: list[Completion] = []
+        self._releases: list[tuple[str, str]] = []
+        self._metrics = metrics
+        self._durable = True
+        self._transactional = True
+        #: non-durable mode keeps report objects here instead of JSON in the store
+        self._reports: dict[tuple[str, str], ExecutionReport] = {}
+        self.batches = 0
+        self.replays = 0
+        self.conflicts = 0
+        self.in_flight_denials = 0
+        self.persistence_failures = 0
+
+    def start_child(self) -> None:
+        self._store = self._store_factory()
+        self._durable = bool(getattr(self._store, "durable", True))
+        self._transactional = not isinstance(self._store, MemoryJournal)
+
+    def on_stop(self) -> None:
+        try:
+            self._flush()
+        finally:
+            if self._store is not None:
+                self._store.close()
+
+    # -- messages ----------------------------------------------------------------------
+    def on_receive(self, message: Any) -> Any:
+        result = super().on_receive(message)
+        if not isinstance(message, _JOURNAL_MESSAGES) and (self._claims or self._completions or self._releases):
+            self._flush()  # never let a query or barrier sit between a claim and its commit
+        return result
+
+    def handle_SubmitOrder(self, order: SubmitOrder) -> None:
+        self._claims.append(order)
+        self._maybe_flush()
+
+    def handle_CompleteOrder(self, message: CompleteOrder) -> None:
+        if self._durable:
+            report_json = message.report.model_dump_json()
+        else:
+            report_json = None
+            self._reports[(message.account_id, message.client_order_id)] = message.report
+        self._completions.append(
+            Completion(
+                account_id=message.account_id,
+                client_order_id=message.client_order_id,
+                status="UNKNOWN" if message.unknown else "COMPLETED",
+                report_json=report_json,
+                now=self._wall(),
+            )
+        )
+        self._maybe_flush()
+
+    def handle_ReleaseClaim(self, message: ReleaseClaim) -> None:
+        self._releases.append((message.account_id, message.client_order_id))
+        self._maybe_flush()
+
+    def handle_FlushJournal(self, message: FlushJournal) -> None:
+        self._flush()
+
+    def handle_GetJournalStats(self, message: Any) -> dict:
+        stats = self._store.stats() if self._store is not None else None
+        return {
+            "batches": self.batches,
+            "replays": self.replays,
+            "conflicts": self.conflicts,
+            "in_flight_denials": self.in_flight_denials,
+            "persistence_failures": self.persistence_failures,
+            "store": stats,
+        }
+
+    def handle_InjectJournalFailure(self, message: Any) -> None:
+        self._store.inject_failure(message.n)
+
+    # -- group commit ------------------------------------------------------------------
+    def _maybe_flush(self) -> None:
+        pending = len(self._claims) + len(self._completions) + len(self._releases)
+        if pending >= self._max or self.actor_inbox.empty():
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._store is None:
+            return
+        if self._completions or self._releases:
+            completions, self._completions = self._completions, []
+            releases, self._releases = self._releases, []
+            try:
+                if completions:
+                    self._store.complete_batch(completions)
+                if releases:
+                    self._store.release_batch(releases)
+            except JournalError as exc:
+                # the order has already been answered; the record stays IN_PROGRESS and recovery reconciles it
+                self.persistence_failures += 1
+                logger.error("journal could not record {} completion(s): {}", len(completions) + len(releases), exc)
+        if not self._claims:
+            return
+        claims, self._claims = self._claims, []
+        self.batches += 1
+        now = self._wall()
+        if _crashpoints.ARMED:
+            _crashpoints.hit("before_claim")
+        try:
+            results = self._store.claim_batch([self._claim(order, now) for order in claims], self._ttl_s)
+        except JournalError as exc:
+            self.persistence_failures += 1
+            logger.error("journal write failed for a batch of {} claim(s): {}", len(claims), exc)
+            for order in claims:
+                self._deny(order, ErrorCode.E_EXEC_PERSISTENCE, "journal write failed; nothing was sent", status=OrderStatus.DENIED)
+            return
+        except Exception as exc:  # bad input reaching the store is our bug: fail closed, keep going
+            logger.opt(exception=exc).error("claim batch failed")
+            for order in claims:
+                self._deny(order, ErrorCode.E_EXEC_PERSISTENCE, "journal rejected the claim; nothing was sent", status=OrderStatus.DENIED)
+            return
+        if _crashpoints.ARMED:
+            _crashpoints.hit("after_claim")
+        if self._metrics is not None and self._transactional:  # a MemoryJournal has no transactions to size
+            self._metrics.journal_batch(len(claims))
+        for order, result in zip(claims, results):
+            outcome = result.outcome
+            if outcome == "EXPIRED_RECLAIMED" and _reached_venue(result.previous, self._reports.get(result.record.key)):
+                # the TTL ended the replay window, but the id was sent once: never send it again (docs/DESIGN.md, Durability)
+                self.conflicts += 1
+                report = error_report(order, ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT,
+                                      f"client_order_id '{order.client_order_id}' was already sent to a venue (its record expired); use a new id")
+                self._completions.append(Completion(order.account_id, order.client_order_id, "COMPLETED",
+                                                    report.model_dump_json() if self._durable else None, now))
+                if not self._durable:
+                    self._reports[(order.account_id, order.client_order_id)] = report
+                resolve(order.reply, report)
+                tell(self._ledger, RecordDenied(report=report, intent=None, context=None))
+                continue
+            if outcome in ("CLAIMED", "EXPIRED_RECLAIMED"):
+                if not tell(self._ledger, order):
+                    self._deny(order, ErrorCode.E_EXEC_INTERNAL, "ledger unavailable")
+            elif outcome == "REPLAY":
+                self.replays += 1
+                if self._metrics is not None:
+                    self._metrics.replay()
+                cached = self._reports.get(result.record.key)
+                if cached is None:
+                    cached = ExecutionReport.model_validate_json(result.record.report_json)
+                resolve(order.reply, as_replay(cached, order.t0_ns))
+                tell(self._ledger, GuardActed(order.client_order_id, order.account_id, "idempotency", "replayed",
+                                              f"answered from the journal: {cached.status.value}"))
+            elif outcome == "CONFLICT":
+                self.conflicts += 1
+                self._deny(order, ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT,
+                           f"client_order_id '{order.client_order_id}' was already used for a different intent", duplicate=True)
+            else:
+                self.in_flight_denials += 1
+                self._deny(order, ErrorCode.E_EXEC_DUPLICATE_IN_FLIGHT,
+                           f"client_order_id '{order.client_order_id}' is still in progress ({result.record.status})", duplicate=True)
+
+    def _claim(self, order: SubmitOrder, now: float) -> Claim:
+        intent, context, route = order.intent, order.context, order.route
+        if self._durable:
+            return Claim(context.account_id, intent.client_order_id, intent.fingerprint(), intent.model_dump_json(),
+                         context.model_dump_json(), route.adapter_id if route else "", now)
+        return Claim(context.account_id, intent.client_order_id, intent.fingerprint(), "", "", route.adapter_id if route else "", now)
+
+    def _deny(self, order: SubmitOrder, code: ErrorCode, message: str, *, status: OrderStatus = OrderStatus.DENIED, duplicate: bool = False) -> None:
+        report = error_report(order, code, message, status=status)
+        resolve(order.reply, report)
+        tell(self._ledger, RecordDenied(report=report, intent=None if duplicate else order.intent, context=None if duplicate else order.context))
+
+
+def _reached_venue(record: Any, cached: ExecutionReport | None = None) -> bool:
+    """True unless the expired record's cached report proves the order never left (DENIED).
+
+    ``cached`` is the report kept in memory by a non-durable store (whose records hold no JSON)."""
+    if cached is not None:
+        return cached.status is not OrderStatus.DENIED
+    if record is None or not record.report_json:
+        return record is not None
+    try:
+        return ExecutionReport.model_validate_json(record.report_json).status is not OrderStatus.DENIED
+    except Exception:
+        return True

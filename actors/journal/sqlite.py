@@ -1,0 +1,1349 @@
+"""The durable journal: idempotency records, order transitions and fills (docs/DESIGN.md, Durability, docs/DESIGN.md, docs/DESIGN.md, Testing).
+
+One small interface, :class:`JournalStore`, and its embedded implementation,
+:class:`SQLiteJournal` (stdlib ``sqlite3``). A PostgreSQL backend for several processes
+(docs/DESIGN.md, Scale-out) implements the same protocol; the semantics below are the contract.
+
+Threading: a store instance is used from inside exactly ONE actor (single-threaded use).
+:class:`SQLiteJournal` opens its connection with ``check_same_thread=False`` so it may be
+created in one thread (the runtime's) and then used only from the owning actor's thread.
+Two instances (e.g. the idempotency actor's and the ledger's) may share one database file:
+SQLite serialises their write transactions (``BEGIN IMMEDIATE`` + ``busy_timeout``).
+
+Idempotency (docs/DESIGN.md, Durability). The key is ``(account_id, client_order_id)``; a record is
+``IN_PROGRESS`` from the moment it is claimed (written durably **before** any venue call),
+``COMPLETED`` once its final answer is cached, ``UNKNOWN`` when the outcome is ambiguous
+(timeout after send, adapter or process crash) and must be reconciled with the venue.
+:meth:`JournalStore.claim_batch` decides every claim of a batch in ONE transaction (group
+commit: one fsync for the whole batch) with these outcomes, checked in this order:
+
+============================  ================================================================
+``CLAIMED``                   no record: a new IN_PROGRESS record is written
+``EXPIRED_RECLAIMED``         a COMPLETED record whose ``updated_at`` is more than ``ttl_s``
+                              seconds before ``claim.now`` is replaced by a new IN_PROGRESS
+                              record (whatever its fingerprint); IN_PROGRESS and UNKNOWN
+                              records never expire (they still need reconciliation)
+``CONFLICT``                  a live record with a different fingerprint
+                              (E_EXEC_IDEMPOTENCY_CONFLICT)
+``REPLAY``                    same fingerprint, COMPLETED: answer with the cached report
+``IN_FLIGHT``                 same fingerprint, IN_PROGRESS or UNKNOWN
+                              (E_EXEC_DUPLICATE_IN_FLIGHT)
+============================  ================================================================
+
+Claims are decided in list order inside the transaction, so the second of two claims with
+the same key in one batch sees the first one's record (IN_FLIGHT or CONFLICT). The TTL is
+measured from ``updated_at`` (the completion time), not ``created_at``: an order that took
+long to complete is still replayed for a full TTL after its answer was cached.
+
+Failure (fail closed): any ``sqlite3`` or OS error inside a write raises
+:class:`JournalError` after the whole transaction has been rolled back, so a failed batch
+leaves nothing behind; the owning actor answers ``E_EXEC_PERSISTENCE`` and sends nothing.
+
+Example::
+
+    >>> j = SQLiteJournal(None)                     # in-memory: non-durable mode
+    >>> c = Claim("acc-1", "s1-0001", "f" * 64, "{}", "{}", "paper", now=1000.0)
+    >>> [r.outcome for r in j.claim_batch([c, c], ttl_s=3600.0)]
+    ['CLAIMED', 'IN_FLIGHT']
+    >>> j.complete("acc-1", "s1-0001", "COMPLETED", '{"status":"FILLED"}', now=1001.0)
+    True
+    >>> j.claim_batch([c], ttl_s=3600.0)[0].outcome
+    'REPLAY'
+    >>> j.close()
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from pathlib import Path
+from typing import Callable, Final, Literal, Protocol, Sequence, runtime_checkable
+
+from loguru import logger
+
+from protocols import Fill, Liquidity, Side
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ArchivedOrder",
+    "Claim",
+    "ClaimOutcome",
+    "ClaimResult",
+    "Completion",
+    "FillRow",
+    "IdempotencyRecord",
+    "IdempotencyStatus",
+    "JournalError",
+    "JournalStats",
+    "JournalStore",
+    "OrderEventRow",
+    "SQLiteJournal",
+]
+
+#: Version of the on-disk schema, stored in the ``meta`` table (key ``schema_version``).
+SCHEMA_VERSION: Final = 1
+
+IdempotencyStatus = Literal["IN_PROGRESS", "COMPLETED", "UNKNOWN"]
+ClaimOutcome = Literal["CLAIMED", "REPLAY", "CONFLICT", "IN_FLIGHT", "EXPIRED_RECLAIMED"]
+Synchronous = Literal["FULL", "NORMAL", "OFF"]
+
+_STATUSES: Final = frozenset({"IN_PROGRESS", "COMPLETED", "UNKNOWN"})
+_FINAL_STATUSES: Final = frozenset({"COMPLETED", "UNKNOWN"})
+_SYNCHRONOUS: Final = frozenset({"FULL", "NORMAL", "OFF"})
+_MAX_ID: Final = 256
+
+
+class JournalError(Exception):
+    """A journal operation failed; the transaction (if any) was rolled back completely.
+
+    Raised for every ``sqlite3.Error`` and ``OSError`` met while opening, reading or
+    writing, for an injected failure (tests), and for use after :meth:`SQLiteJournal.close`.
+    The owning actor turns it into ``E_EXEC_PERSISTENCE`` (README.md, Using it, fail closed).
+    """
+
+
+# ---------------------------------------------------------------------------
+# Validation helpers (bad input: ValueError/TypeError naming the field, before any write)
+# ---------------------------------------------------------------------------
+
+
+def _text(value: object) -> object:
+    """Enum members (OrderStatus, Side...) become their string value."""
+    return value.value if isinstance(value, Enum) else value
+
+
+def _check_id(owner: str, name: str, value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{owner}.{name} must be a non-empty string, got {value!r}")
+    if len(value) > _MAX_ID:
+        raise ValueError(f"{owner}.{name} is longer than {_MAX_ID} characters")
+
+
+def _release_keys(keys: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The ``(account_id, client_order_id)`` keys of a ``release_batch`` as a list, each checked
+    (``TypeError`` for a non-pair, ``ValueError`` for a bad id); shared by every backend."""
+    items = list(keys)
+    for i, key in enumerate(items):
+        if not isinstance(key, tuple) or len(key) != 2:
+            raise TypeError(f"keys[{i}] must be an (account_id, client_order_id) tuple, got {key!r}")
+        _check_id("release", "account_id", key[0])
+        _check_id("release", "client_order_id", key[1])
+    return items
+
+
+def _check_str(owner: str, name: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{owner}.{name} must be a string, got {type(value).__name__}")
+
+
+def _check_time(owner: str, name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{owner}.{name} must be a finite number of epoch seconds, got {value!r}")
+    return float(value)
+
+
+def _check_status(owner: str, value: object, allowed: frozenset[str]) -> str:
+    value = _text(value)
+    if value not in allowed:
+        raise ValueError(f"{owner}.status must be one of {sorted(allowed)}, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def _check_ttl(ttl_s: float | None) -> float | None:
+    if ttl_s is None:
+        return None
+    if isinstance(ttl_s, bool) or not isinstance(ttl_s, (int, float)) or math.isnan(ttl_s) or ttl_s <= 0:
+        raise ValueError(f"ttl_s must be a number of seconds > 0 (or None: never expire), got {ttl_s!r}")
+    return float(ttl_s)
+
+
+# ---------------------------------------------------------------------------
+# Rows
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """One idempotency record (frozen), keyed by ``(account_id, client_order_id)``.
+
+    ``fingerprint``: hex digest of the intent's economic fields (``OrderIntent.fingerprint()``).
+    ``status``: ``IN_PROGRESS`` | ``COMPLETED`` | ``UNKNOWN``.
+    ``report_json``: the cached ``ExecutionReport`` as JSON (``model_dump_json()``), or None.
+    ``created_at`` / ``updated_at``: epoch seconds (float) of the claim and the last change.
+    ``intent_json`` / ``context_json``: the ``OrderIntent`` / ``ExecutionContext`` JSON, so
+    recovery can rebuild and reconcile the order. ``adapter_id``: where it was routed.
+    """
+
+    account_id: str
+    client_order_id: str
+    fingerprint: str
+    status: IdempotencyStatus
+    report_json: str | None
+    created_at: float
+    updated_at: float
+    intent_json: str
+    context_json: str
+    adapter_id: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(account_id, client_order_id)``."""
+        return (self.account_id, self.client_order_id)
+
+    def is_expired(self, now: float, ttl_s: float | None) -> bool:
+        """True when this is a COMPLETED record last updated more than ``ttl_s`` s before ``now``."""
+        return self.status == "COMPLETED" and ttl_s is not None and now - self.updated_at > ttl_s
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A request to claim an idempotency key (frozen); see the module table for outcomes.
+
+    ``now``: epoch seconds (float) of the claim; it becomes ``created_at``/``updated_at``
+    of a new record and is the time the TTL is checked against. Raises ``ValueError`` or
+    ``TypeError`` naming the field for bad input.
+    """
+
+    account_id: str
+    client_order_id: str
+    fingerprint: str
+    intent_json: str
+    context_json: str
+    adapter_id: str
+    now: float
+
+    def __post_init__(self) -> None:
+        _check_id("Claim", "account_id", self.account_id)
+        _check_id("Claim", "client_order_id", self.client_order_id)
+        _check_id("Claim", "fingerprint", self.fingerprint)
+        _check_str("Claim", "intent_json", self.intent_json)
+        _check_str("Claim", "context_json", self.context_json)
+        _check_str("Claim", "adapter_id", self.adapter_id)
+        object.__setattr__(self, "now", _check_time("Claim", "now", self.now))
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    """The outcome of one :class:`Claim` (frozen).
+
+    ``record``: for CLAIMED and EXPIRED_RECLAIMED the new IN_PROGRESS record; for REPLAY,
+    CONFLICT and IN_FLIGHT the existing record (REPLAY carries ``report_json``).
+    ``previous``: for EXPIRED_RECLAIMED the expired record that was replaced, else None.
+    """
+
+    outcome: ClaimOutcome
+    record: IdempotencyRecord
+    previous: IdempotencyRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """Set the final state of a claimed record (frozen): used by :meth:`JournalStore.complete_batch`.
+
+    ``status``: ``COMPLETED`` (the answer is final; later duplicates REPLAY ``report_json``)
+    or ``UNKNOWN`` (ambiguous; reconcile before anything is sent again). ``now``: epoch s.
+    """
+
+    account_id: str
+    client_order_id: str
+    status: IdempotencyStatus
+    report_json: str | None
+    now: float
+
+    def __post_init__(self) -> None:
+        _check_id("Completion", "account_id", self.account_id)
+        _check_id("Completion", "client_order_id", self.client_order_id)
+        object.__setattr__(self, "status", _check_status("Completion", self.status, _FINAL_STATUSES))
+        if self.report_json is not None:
+            _check_str("Completion", "report_json", self.report_json)
+        object.__setattr__(self, "now", _check_time("Completion", "now", self.now))
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEventRow:
+    """One order transition for the ledger journal (frozen; the lifecycle table in protocols/model/lifecycle.py, docs/DESIGN.md).
+
+    ``seq``: the ledger's transition sequence number (int >= 0); ``(account_id,
+    client_order_id, seq)`` is unique, so re-recording a row is a no-op. ``ts``: epoch
+    seconds. ``from_status``/``to_status``: ``OrderStatus`` values (enum or str).
+    ``cause``: what caused it (event name, venue reference; no secrets).
+    """
+
+    seq: int
+    ts: float
+    account_id: str
+    client_order_id: str
+    from_status: str
+    to_status: str
+    cause: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seq, bool) or not isinstance(self.seq, int) or self.seq < 0:
+            raise ValueError(f"OrderEventRow.seq must be an int >= 0, got {self.seq!r}")
+        object.__setattr__(self, "ts", _check_time("OrderEventRow", "ts", self.ts))
+        _check_id("OrderEventRow", "account_id", self.account_id)
+        _check_id("OrderEventRow", "client_order_id", self.client_order_id)
+        for name in ("from_status", "to_status"):
+            value = _text(getattr(self, name))
+            _check_id("OrderEventRow", name, value)
+            object.__setattr__(self, name, value)
+        _check_str("OrderEventRow", "cause", self.cause)
+
+
+@dataclass(frozen=True, slots=True)
+class FillRow:
+    """One venue fill for the ledger journal (frozen; the lifecycle table in protocols/model/lifecycle.py "a fill is applied once per trade_id").
+
+    ``(adapter_id, fill.trade_id)`` is unique: recording the same fill again is ignored
+    (``INSERT OR IGNORE``). ``fill`` round-trips exactly (Decimals stored as text, ``ts``
+    as ISO-8601 UTC).
+    """
+
+    adapter_id: str
+    account_id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    fill: Fill
+
+    def __post_init__(self) -> None:
+        _check_id("FillRow", "adapter_id", self.adapter_id)
+        _check_id("FillRow", "account_id", self.account_id)
+        _check_id("FillRow", "client_order_id", self.client_order_id)
+        _check_id("FillRow", "symbol", self.symbol)
+        try:
+            object.__setattr__(self, "side", Side(self.side))
+        except ValueError:
+            raise ValueError(f"FillRow.side must be BUY or SELL, got {self.side!r}") from None
+        if not isinstance(self.fill, Fill):
+            raise TypeError(f"FillRow.fill must be a protocols.Fill, got {type(self.fill).__name__}")
+
+    @property
+    def trade_id(self) -> str:
+        """The venue trade id (FIX tag 1003)."""
+        return self.fill.trade_id
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedOrder:
+    """A terminal order the ledger moved out of memory (frozen): ``record_json`` is the whole
+    record (``actors/orders/archive.py``); ``archived_at`` epoch seconds on the runtime's clock."""
+
+    client_order_id: str
+    account_id: str
+    status: str
+    archived_at: float
+    record_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class JournalStats:
+    """Counters of committed write transactions (frozen).
+
+    ``batches``: committed write transactions; ``items``: items handed to them (claims,
+    completions, events, fills); ``rows``: rows actually inserted or updated;
+    ``max_batch``: the most items in one transaction (the group-commit size);
+    ``commit_us_total``/``commit_us_max``: time in the COMMIT statement (the fsync), µs;
+    ``txn_us_total``: time from BEGIN to the end of COMMIT, µs; ``failures``: write
+    transactions rolled back (each raised :class:`JournalError`).
+    """
+
+    batches: int = 0
+    items: int = 0
+    rows: int = 0
+    max_batch: int = 0
+    commit_us_total: int = 0
+    commit_us_max: int = 0
+    txn_us_total: int = 0
+    failures: int = 0
+
+    @property
+    def mean_batch(self) -> float:
+        """Average items per committed transaction (0.0 before the first)."""
+        return self.items / self.batches if self.batches else 0.0
+
+
+# ---------------------------------------------------------------------------
+# The interface
+# ---------------------------------------------------------------------------
+
+
+@runtime_checkable
+class JournalStore(Protocol):
+    """The durable store behind the idempotency-store and ledger actors.
+
+    Every write method is one atomic transaction: it either commits entirely or raises
+    :class:`JournalError` with nothing written. Reads raise :class:`JournalError` too.
+    Bad arguments raise ``ValueError``/``TypeError`` before anything is written.
+    """
+
+    def claim_batch(self, claims: Sequence[Claim], ttl_s: float | None) -> list[ClaimResult]:
+        """Decide all ``claims`` in ONE transaction (group commit); results in input order."""
+        ...
+
+    def complete(
+        self, account_id: str, client_order_id: str, status: IdempotencyStatus, report_json: str | None, now: float
+    ) -> bool:
+        """Set a record's final status (COMPLETED or UNKNOWN) and report; False if no such record."""
+        ...
+
+    def complete_batch(self, completions: Sequence[Completion]) -> int:
+        """Apply all ``completions`` in one transaction; returns how many records existed."""
+        ...
+
+    def mark_unknown(self, account_id: str, client_order_id: str, now: float, report_json: str | None = None) -> bool:
+        """IN_PROGRESS/UNKNOWN -> UNKNOWN (a COMPLETED record is left alone); True if changed."""
+        ...
+
+    def release(self, account_id: str, client_order_id: str) -> bool:
+        """Delete an IN_PROGRESS record whose order provably never reached a venue; True if deleted."""
+        ...
+
+    def release_batch(self, keys: Sequence[tuple[str, str]]) -> int:
+        """:meth:`release` for many ``(account_id, client_order_id)`` keys in one transaction."""
+        ...
+
+    def mark_all_unknown(self, now: float) -> int:
+        """Recovery after a process crash: every IN_PROGRESS record becomes UNKNOWN; returns the count."""
+        ...
+
+    def load_unresolved(self) -> list[IdempotencyRecord]:
+        """IN_PROGRESS and UNKNOWN records (what recovery must reconcile), oldest first."""
+        ...
+
+    def load_records(self) -> list[IdempotencyRecord]:
+        """Every idempotency record, oldest first."""
+        ...
+
+    def get(self, account_id: str, client_order_id: str) -> IdempotencyRecord | None:
+        """The record for the key, or None (no TTL check: raw state)."""
+        ...
+
+    def record_order_events(self, rows: Sequence[OrderEventRow]) -> int:
+        """Journal order transitions (duplicates ignored); returns how many were new."""
+        ...
+
+    def record_fills(self, rows: Sequence[FillRow]) -> list[bool]:
+        """Journal fills once per (adapter_id, trade_id); True where the fill was new."""
+        ...
+
+    def record_ledger(self, events: Sequence[OrderEventRow], fills: Sequence[FillRow]) -> tuple[int, list[bool]]:
+        """Both of the above in ONE transaction (one fsync per ledger batch)."""
+        ...
+
+    def load_orders(self) -> list[OrderEventRow]:
+        """Every journaled transition in the order it was journaled."""
+        ...
+
+    def load_fills(self) -> list[FillRow]:
+        """Every journaled fill in the order it was journaled."""
+        ...
+
+    def stats(self) -> JournalStats:
+        """Write-transaction counters (see :class:`JournalStats`)."""
+        ...
+
+    def close(self) -> None:
+        """Release the store; idempotent. Later calls raise :class:`JournalError`."""
+        ...
+
+
+# ---------------------------------------------------------------------------
+# SQLite implementation
+# ---------------------------------------------------------------------------
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS idempotency (
+        account_id TEXT NOT NULL,
+        client_order_id TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('IN_PROGRESS', 'COMPLETED', 'UNKNOWN')),
+        report_json TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        intent_json TEXT NOT NULL,
+        context_json TEXT NOT NULL,
+        adapter_id TEXT NOT NULL,
+        PRIMARY KEY (account_id, client_order_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS idempotency_unresolved ON idempotency (created_at) WHERE status != 'COMPLETED'",
+    """CREATE TABLE IF NOT EXISTS order_events (
+        id INTEGER PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        ts REAL NOT NULL,
+        account_id TEXT NOT NULL,
+        client_order_id TEXT NOT NULL,
+        from_status TEXT NOT NULL,
+        to_status TEXT NOT NULL,
+        cause TEXT NOT NULL,
+        UNIQUE (account_id, client_order_id, seq)
+    )""",
+    """CREATE TABLE IF NOT EXISTS fills (
+        id INTEGER PRIMARY KEY,
+        adapter_id TEXT NOT NULL,
+        trade_id TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        client_order_id TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        qty TEXT NOT NULL,
+        price TEXT NOT NULL,
+        fee TEXT NOT NULL,
+        fee_currency TEXT NOT NULL,
+        liquidity TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        UNIQUE (adapter_id, trade_id)
+    )""",
+)
+
+#: Tables added after schema_version 1 without changing what version 1 files hold: created at
+#: every open when missing (an older build ignores them).
+_ADDITIVE = (
+    # terminal orders the ledger moved out of memory (one row each: the record as JSON, see
+    # actors/orders/archive.py); ``compacted`` = 1 once their order_events rows were folded into it
+    """CREATE TABLE IF NOT EXISTS order_archive (
+        client_order_id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        archived_at REAL NOT NULL,
+        record_json TEXT NOT NULL,
+        compacted INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS order_archive_age ON order_archive (archived_at) WHERE compacted = 0",
+)
+
+_REC_COLS = (
+    "account_id, client_order_id, fingerprint, status, report_json, created_at, updated_at, "
+    "intent_json, context_json, adapter_id"
+)
+_SQL_GET = f"SELECT {_REC_COLS} FROM idempotency WHERE account_id = ? AND client_order_id = ?"
+_SQL_INSERT = f"INSERT INTO idempotency ({_REC_COLS}) VALUES (?, ?, ?, 'IN_PROGRESS', NULL, ?, ?, ?, ?, ?)"
+_SQL_RECLAIM = (
+    "UPDATE idempotency SET fingerprint = ?, status = 'IN_PROGRESS', report_json = NULL, created_at = ?, "
+    "updated_at = ?, intent_json = ?, context_json = ?, adapter_id = ? "
+    "WHERE account_id = ? AND client_order_id = ?"
+)
+_SQL_COMPLETE = (
+    "UPDATE idempotency SET status = ?, report_json = ?, updated_at = ? WHERE account_id = ? AND client_order_id = ?"
+)
+_SQL_MARK_UNKNOWN = (
+    "UPDATE idempotency SET status = 'UNKNOWN', report_json = COALESCE(?, report_json), updated_at = ? "
+    "WHERE account_id = ? AND client_order_id = ? AND status != 'COMPLETED'"
+)
+_SQL_EVENT = (
+    "INSERT OR IGNORE INTO order_events (seq, ts, account_id, client_order_id, from_status, to_status, cause) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_SQL_FILL = (
+    "INSERT OR IGNORE INTO fills (adapter_id, trade_id, account_id, client_order_id, symbol, side, qty, price, "
+    "fee, fee_currency, liquidity, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+_SQL_ARCHIVE = (
+    "INSERT OR REPLACE INTO order_archive (client_order_id, account_id, status, archived_at, record_json, compacted) "
+    "VALUES (?, ?, ?, ?, ?, 0)"
+)
+_SQL_ARCHIVED = "SELECT client_order_id, account_id, status, archived_at, record_json FROM order_archive"
+
+
+def _record(row: tuple) -> IdempotencyRecord:
+    return IdempotencyRecord(*row)
+
+
+def _dec(value: Decimal) -> str:
+    return format(value, "f")
+
+
+def _fill_params(row: FillRow) -> tuple:
+    f = row.fill
+    return (
+        row.adapter_id,
+        f.trade_id,
+        row.account_id,
+        row.client_order_id,
+        row.symbol,
+        row.side.value,
+        _dec(f.qty),
+        _dec(f.price),
+        _dec(f.fee),
+        f.fee_currency,
+        f.liquidity.value,
+        f.ts.isoformat(),
+    )
+
+
+class _InjectedFailure(Exception):
+    pass
+
+
+class SQLiteJournal:
+    """:class:`JournalStore` on stdlib ``sqlite3`` (docs/DESIGN.md, Durability): WAL, group commit, fail closed.
+
+    ``path``: the database file, or ``None`` for an in-memory journal (non-durable mode:
+    nothing survives the process; WAL and ``synchronous`` do not apply).
+    ``synchronous``: SQLite's ``PRAGMA synchronous`` — ``FULL`` (default: each commit is
+    fsynced, survives power loss), ``NORMAL`` (WAL fsynced at checkpoints only: survives a
+    process crash, may lose the last commits on power loss) or ``OFF``.
+    ``file_mode``: permission bits of the database file (default ``0o600``, docs/DESIGN.md, Testing).
+    ``busy_timeout_ms``: how long a write waits for another connection's write lock
+    before failing (only when two stores share one file; the owning actor blocks meanwhile).
+    ``fail_writes``: test hook called once per write transaction just before COMMIT (after
+    the statements ran); returning True makes that transaction roll back and raise
+    :class:`JournalError`. See also :meth:`inject_failure`.
+
+    File permissions: the file is created with ``os.open(path, O_CREAT, file_mode)`` before
+    SQLite opens it (so it never exists with wider bits, whatever the umask) and then
+    ``chmod``-ed to ``file_mode`` (which also tightens a pre-existing file). SQLite creates
+    ``-wal``/``-shm`` with the database file's permissions; they are also ``chmod``-ed after
+    every successful commit until they exist with the right mode. Parent directories that
+    do not exist are created with mode ``0o700``.
+
+    Transactions: the connection runs with ``isolation_level=None`` (autocommit off the
+    Python layer) and every write is an explicit ``BEGIN IMMEDIATE`` … ``COMMIT``; any error
+    in between issues ``ROLLBACK``. If even the rollback fails, the journal closes itself
+    and every later call raises :class:`JournalError` (restart and recover). All SQL is
+    parameterised.
+
+    Raises :class:`JournalError` if the file cannot be created/opened, is not a database,
+    or has a schema version other than :data:`SCHEMA_VERSION`; ``ValueError`` for a bad
+    ``synchronous``/``file_mode``/``busy_timeout_ms``.
+    """
+
+    def __init__(
+        self,
+        path: Path | str | None,
+        *,
+        synchronous: Synchronous = "FULL",
+        file_mode: int = 0o600,
+        busy_timeout_ms: int = 5000,
+        fail_writes: Callable[[], bool] | None = None,
+    ) -> None:
+        sync = str(synchronous).upper()
+        if sync not in _SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of FULL, NORMAL, OFF; got {synchronous!r}")
+        if isinstance(file_mode, bool) or not isinstance(file_mode, int) or not 0 <= file_mode <= 0o777:
+            raise ValueError(f"file_mode must be permission bits between 0o000 and 0o777, got {file_mode!r}")
+        if isinstance(busy_timeout_ms, bool) or not isinstance(busy_timeout_ms, int) or busy_timeout_ms < 0:
+            raise ValueError(f"busy_timeout_ms must be an int >= 0, got {busy_timeout_ms!r}")
+        self._path: Path | None = None if path is None else Path(path)
+        self._synchronous = sync
+        self._file_mode = file_mode
+        self._fail_writes = fail_writes
+        self._inject = 0
+        self._conn: sqlite3.Connection | None = None
+        self._closed_reason = "journal is closed"
+        self._sidecars_ok = self._path is None
+        # stats
+        self._batches = self._items = self._rows = self._max_batch = 0
+        self._commit_us_total = self._commit_us_max = self._txn_us_total = self._failures = 0
+        try:
+            if self._path is None:
+                target = ":memory:"
+            else:
+                self._create_file(self._path)
+                target = str(self._path)
+            conn = sqlite3.connect(
+                target, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000.0
+            )
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(f"cannot open journal {self._describe()}: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            if self._path is not None:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                self._journal_mode = str(mode).lower()
+            else:
+                self._journal_mode = "memory"
+            conn.execute(f"PRAGMA synchronous = {sync}")  # value checked against a fixed set above
+            self._conn = conn
+            self._migrate()
+            self._fix_sidecar_modes()
+        except (sqlite3.Error, OSError) as exc:
+            conn.close()
+            self._conn = None
+            raise JournalError(f"cannot open journal {self._describe()}: {exc}") from exc
+        except JournalError:
+            conn.close()
+            self._conn = None
+            raise
+
+    # -- setup -------------------------------------------------------------
+
+    def _describe(self) -> str:
+        return "(in memory)" if self._path is None else str(self._path)
+
+    def _create_file(self, path: Path) -> None:
+        if not path.parent.exists():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, self._file_mode)
+        try:
+            os.fchmod(fd, self._file_mode)
+        finally:
+            os.close(fd)
+
+    def _fix_sidecar_modes(self) -> None:
+        if self._sidecars_ok or self._path is None:
+            return
+        done = True
+        for suffix in ("-wal", "-shm"):
+            side = Path(f"{self._path}{suffix}")
+            try:
+                st = side.stat()
+            except FileNotFoundError:
+                done = False
+                continue
+            if st.st_mode & 0o777 != self._file_mode:
+                os.chmod(side, self._file_mode)
+        self._sidecars_ok = done
+
+    def _migrate(self) -> None:
+        conn = self._live()
+        found = self._schema_version(conn)
+        if found is None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for stmt in _SCHEMA:
+                    conn.execute(stmt)
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            found = self._schema_version(conn)
+        if found != SCHEMA_VERSION:
+            raise JournalError(
+                f"journal {self._describe()} has schema_version {found!r}; this build reads {SCHEMA_VERSION}"
+            )
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'order_archive'").fetchone() is None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for stmt in _ADDITIVE:
+                    conn.execute(stmt)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def _schema_version(conn: sqlite3.Connection) -> int | None:
+        has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+        if not has_meta:
+            return None
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            return None
+        try:
+            return int(row[0])
+        except (TypeError, ValueError):
+            return -1
+
+    # -- properties ----------------------------------------------------------
+
+    @property
+    def path(self) -> Path | None:
+        """The database file, or None in memory."""
+        return self._path
+
+    @property
+    def durable(self) -> bool:
+        """True for a file journal, whatever ``synchronous`` says: its records (intents, reports)
+        survive the process, so recovery and replays read them. ``synchronous = "OFF"`` only
+        gives up the fsync (a power loss may lose the last commits; a killed process does not)."""
+        return self._path is not None
+
+    @property
+    def journal_mode(self) -> str:
+        """SQLite's journal mode as reported at open (``wal`` for files, ``memory`` in memory)."""
+        return self._journal_mode
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close` (or after a failed rollback closed the journal)."""
+        return self._conn is None
+
+    # -- fault injection -----------------------------------------------------
+
+    def inject_failure(self, n: int = 1) -> None:
+        """Make the next ``n`` write transactions roll back and raise :class:`JournalError` (tests)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"n must be an int >= 0, got {n!r}")
+        self._inject += n
+
+    def _should_fail(self) -> bool:
+        if self._inject > 0:
+            self._inject -= 1
+            return True
+        return bool(self._fail_writes is not None and self._fail_writes())
+
+    # -- transaction machinery -------------------------------------------------
+
+    def _live(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise JournalError(self._closed_reason)
+        return self._conn
+
+    def _write(self, op: str, items: int, body: Callable[[sqlite3.Connection], tuple[object, int]]) -> object:
+        """Run ``body`` in one BEGIN IMMEDIATE … COMMIT; roll back and raise JournalError on failure."""
+        conn = self._live()
+        t0 = time.perf_counter_ns()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result, rows = body(conn)
+                if self._should_fail():
+                    raise _InjectedFailure(f"injected failure in {op}")
+                t1 = time.perf_counter_ns()
+                conn.execute("COMMIT")
+            except BaseException:
+                self._rollback(conn)
+                raise
+        except _InjectedFailure as exc:
+            self._failures += 1
+            raise JournalError(f"{op} failed, transaction rolled back: {exc}") from None
+        except sqlite3.Error as exc:
+            self._failures += 1
+            raise JournalError(f"{op} failed, transaction rolled back: {type(exc).__name__}: {exc}") from exc
+        t2 = time.perf_counter_ns()
+        commit_us = (t2 - t1) // 1000
+        self._batches += 1
+        self._items += items
+        self._rows += rows
+        self._max_batch = max(self._max_batch, items)
+        self._commit_us_total += commit_us
+        self._commit_us_max = max(self._commit_us_max, commit_us)
+        self._txn_us_total += (t2 - t0) // 1000
+        if not self._sidecars_ok:
+            try:
+                self._fix_sidecar_modes()
+            except OSError as exc:  # committed already: never report a durable write as failed
+                logger.warning("journal {}: cannot chmod WAL files yet: {}", self._describe(), exc)
+        return result
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            # The connection's state is unknown: close it so nothing can write half a batch later.
+            self._closed_reason = f"journal closed after a failed rollback ({exc}); restart and recover"
+            try:
+                conn.close()
+            finally:
+                self._conn = None
+
+    def _read(self, op: str, body: Callable[[sqlite3.Connection], object]) -> object:
+        conn = self._live()
+        try:
+            return body(conn)
+        except sqlite3.Error as exc:
+            raise JournalError(f"{op} failed: {type(exc).__name__}: {exc}") from exc
+
+    # -- idempotency -----------------------------------------------------------
+
+    def claim_batch(self, claims: Sequence[Claim], ttl_s: float | None) -> list[ClaimResult]:
+        """Decide every claim in ONE transaction (group commit); results in input order.
+
+        See the module docstring for the outcome table. ``ttl_s``: seconds a COMPLETED
+        record stays replayable (docs/DESIGN.md, Durability default 3600), or None for never. An empty batch
+        returns ``[]`` without a transaction. Raises :class:`JournalError` (nothing
+        written), ``ValueError``/``TypeError`` for a bad ``ttl_s`` or a non-Claim item.
+        """
+        ttl = _check_ttl(ttl_s)
+        claims = list(claims)
+        for i, c in enumerate(claims):
+            if not isinstance(c, Claim):
+                raise TypeError(f"claims[{i}] must be a Claim, got {type(c).__name__}")
+        if not claims:
+            return []
+
+        def body(conn: sqlite3.Connection) -> tuple[list[ClaimResult], int]:
+            out: list[ClaimResult] = []
+            rows = 0
+            for c in claims:
+                row = conn.execute(_SQL_GET, (c.account_id, c.client_order_id)).fetchone()
+                if row is None:
+                    conn.execute(
+                        _SQL_INSERT,
+                        (c.account_id, c.client_order_id, c.fingerprint, c.now, c.now,
+                         c.intent_json, c.context_json, c.adapter_id),
+                    )
+                    out.append(ClaimResult("CLAIMED", self._new_record(c)))
+                    rows += 1
+                    continue
+                old = _record(row)
+                if old.is_expired(c.now, ttl):
+                    conn.execute(
+                        _SQL_RECLAIM,
+                        (c.fingerprint, c.now, c.now, c.intent_json, c.context_json, c.adapter_id,
+                         c.account_id, c.client_order_id),
+                    )
+                    out.append(ClaimResult("EXPIRED_RECLAIMED", self._new_record(c), old))
+                    rows += 1
+                elif old.fingerprint != c.fingerprint:
+                    out.append(ClaimResult("CONFLICT", old))
+                elif old.status == "COMPLETED":
+                    out.append(ClaimResult("REPLAY", old))
+                else:
+                    out.append(ClaimResult("IN_FLIGHT", old))
+            return out, rows
+
+        return self._write("claim_batch", len(claims), body)  # type: ignore[return-value]
+
+    @staticmethod
+    def _new_record(c: Claim) -> IdempotencyRecord:
+        return IdempotencyRecord(
+            c.account_id, c.client_order_id, c.fingerprint, "IN_PROGRESS", None, c.now, c.now,
+            c.intent_json, c.context_json, c.adapter_id,
+        )
+
+    def complete(
+        self, account_id: str, client_order_id: str, status: IdempotencyStatus, report_json: str | None, now: float
+    ) -> bool:
+        """Set the record's status (``COMPLETED`` or ``UNKNOWN``), report JSON and ``updated_at``.
+
+        Returns False (nothing written) when there is no record for the key. Raises
+        ``ValueError`` for another status, :class:`JournalError` on a write failure.
+        """
+        return self.complete_batch([Completion(account_id, client_order_id, status, report_json, now)]) == 1
+
+    def complete_batch(self, completions: Sequence[Completion]) -> int:
+        """Apply every :class:`Completion` in ONE transaction; returns how many records existed."""
+        items = list(completions)
+        for i, c in enumerate(items):
+            if not isinstance(c, Completion):
+                raise TypeError(f"completions[{i}] must be a Completion, got {type(c).__name__}")
+        if not items:
+            return 0
+
+        def body(conn: sqlite3.Connection) -> tuple[int, int]:
+            n = 0
+            for c in items:
+                n += conn.execute(
+                    _SQL_COMPLETE, (c.status, c.report_json, c.now, c.account_id, c.client_order_id)
+                ).rowcount
+            return n, n
+
+        return self._write("complete_batch", len(items), body)  # type: ignore[return-value]
+
+    def mark_unknown(self, account_id: str, client_order_id: str, now: float, report_json: str | None = None) -> bool:
+        """Make an IN_PROGRESS (or UNKNOWN) record UNKNOWN: the outcome is ambiguous (docs/DESIGN.md, Durability).
+
+        A COMPLETED record is never downgraded. ``report_json`` (optional) replaces the
+        cached report. Returns True when a record changed.
+        """
+        _check_id("mark_unknown", "account_id", account_id)
+        _check_id("mark_unknown", "client_order_id", client_order_id)
+        t = _check_time("mark_unknown", "now", now)
+        if report_json is not None:
+            _check_str("mark_unknown", "report_json", report_json)
+
+        def body(conn: sqlite3.Connection) -> tuple[bool, int]:
+            n = conn.execute(_SQL_MARK_UNKNOWN, (report_json, t, account_id, client_order_id)).rowcount
+            return n == 1, n
+
+        return self._write("mark_unknown", 1, body)  # type: ignore[return-value]
+
+    def release(self, account_id: str, client_order_id: str) -> bool:
+        """Free the key of an order that was denied before any venue call (docs/DESIGN.md, Durability).
+
+        Deletes the record only while it is IN_PROGRESS: a COMPLETED record keeps its cached
+        answer and an UNKNOWN one may have reached the venue, so neither is ever released.
+        The caller asserts that nothing was sent under this id. Returns True when deleted.
+        """
+        return self.release_batch([(account_id, client_order_id)]) == 1
+
+    def release_batch(self, keys: Sequence[tuple[str, str]]) -> int:
+        """:meth:`release` for many ``(account_id, client_order_id)`` keys in ONE transaction."""
+        items = _release_keys(keys)
+        if not items:
+            return 0
+
+        def body(conn: sqlite3.Connection) -> tuple[int, int]:
+            n = 0
+            for account_id, client_order_id in items:
+                n += conn.execute(
+                    "DELETE FROM idempotency WHERE account_id = ? AND client_order_id = ? AND status = 'IN_PROGRESS'",
+                    (account_id, client_order_id),
+                ).rowcount
+            return n, n
+
+        return self._write("release_batch", len(items), body)  # type: ignore[return-value]
+
+    def mark_all_unknown(self, now: float) -> int:
+        """Recovery: every IN_PROGRESS record becomes UNKNOWN (the process died mid-flight)."""
+        t = _check_time("mark_all_unknown", "now", now)
+
+        def body(conn: sqlite3.Connection) -> tuple[int, int]:
+            n = conn.execute(
+                "UPDATE idempotency SET status = 'UNKNOWN', updated_at = ? WHERE status = 'IN_PROGRESS'", (t,)
+            ).rowcount
+            return n, n
+
+        return self._write("mark_all_unknown", 1, body)  # type: ignore[return-value]
+
+    def load_unresolved(self) -> list[IdempotencyRecord]:
+        """IN_PROGRESS and UNKNOWN records, oldest ``created_at`` first."""
+        return self._read(  # type: ignore[return-value]
+            "load_unresolved",
+            lambda conn: [
+                _record(r)
+                for r in conn.execute(
+                    f"SELECT {_REC_COLS} FROM idempotency WHERE status != 'COMPLETED' "
+                    "ORDER BY created_at, account_id, client_order_id"
+                )
+            ],
+        )
+
+    def load_records(self) -> list[IdempotencyRecord]:
+        """Every idempotency record, oldest ``created_at`` first (recovery rebuilds the order ledger from them)."""
+        return self._read(  # type: ignore[return-value]
+            "load_records",
+            lambda conn: [
+                _record(r)
+                for r in conn.execute(
+                    f"SELECT {_REC_COLS} FROM idempotency ORDER BY created_at, account_id, client_order_id"
+                )
+            ],
+        )
+
+    def get(self, account_id: str, client_order_id: str) -> IdempotencyRecord | None:
+        """The record for ``(account_id, client_order_id)`` or None (raw: no TTL applied)."""
+        _check_str("get", "account_id", account_id)
+        _check_str("get", "client_order_id", client_order_id)
+
+        def body(conn: sqlite3.Connection) -> IdempotencyRecord | None:
+            row = conn.execute(_SQL_GET, (account_id, client_order_id)).fetchone()
+            return None if row is None else _record(row)
+
+        return self._read("get", body)  # type: ignore[return-value]
+
+    # -- ledger ------------------------------------------------------------------
+
+    def record_order_events(self, rows: Sequence[OrderEventRow]) -> int:
+        """Journal transitions in one transaction; a repeated (account, order, seq) is ignored.
+
+        Returns how many rows were new.
+        """
+        return self.record_ledger(rows, ())[0]
+
+    def record_fills(self, rows: Sequence[FillRow]) -> list[bool]:
+        """Journal fills in one transaction, once per ``(adapter_id, trade_id)`` (INSERT OR IGNORE).
+
+        Returns, per input row, True when it was new and False when it was already journaled
+        (including a repeat earlier in the same call).
+        """
+        return self.record_ledger((), rows)[1]
+
+    def record_ledger(self, events: Sequence[OrderEventRow], fills: Sequence[FillRow],
+                      archive: Sequence[ArchivedOrder] = ()) -> tuple[int, list[bool]]:
+        """Journal transitions and fills together in ONE transaction: ``(new events, new-fill flags)``.
+
+        ``archive``: terminal orders the ledger moves out of memory in the same transaction
+        (``INSERT OR REPLACE`` by client order id: a re-archived order replaces its old row).
+        """
+        evs = list(events)
+        fls = list(fills)
+        arch = list(archive)
+        for i, a in enumerate(arch):
+            if not isinstance(a, ArchivedOrder):
+                raise TypeError(f"archive[{i}] must be an ArchivedOrder, got {type(a).__name__}")
+        for i, e in enumerate(evs):
+            if not isinstance(e, OrderEventRow):
+                raise TypeError(f"events[{i}] must be an OrderEventRow, got {type(e).__name__}")
+        for i, f in enumerate(fls):
+            if not isinstance(f, FillRow):
+                raise TypeError(f"fills[{i}] must be a FillRow, got {type(f).__name__}")
+        if not evs and not fls and not arch:
+            return 0, []
+
+        def body(conn: sqlite3.Connection) -> tuple[tuple[int, list[bool]], int]:
+            new_events = 0
+            for e in evs:
+                new_events += conn.execute(
+                    _SQL_EVENT,
+                    (e.seq, e.ts, e.account_id, e.client_order_id, e.from_status, e.to_status, e.cause),
+                ).rowcount
+            flags = [conn.execute(_SQL_FILL, _fill_params(f)).rowcount == 1 for f in fls]
+            if arch:
+                conn.executemany(_SQL_ARCHIVE, [(a.client_order_id, a.account_id, a.status, a.archived_at, a.record_json)
+                                                for a in arch])
+            return (new_events, flags), new_events + sum(flags) + len(arch)
+
+        return self._write("record_ledger", len(evs) + len(fls) + len(arch), body)  # type: ignore[return-value]
+
+    def load_archived(self, client_order_id: str) -> ArchivedOrder | None:
+        """The archived record of ``client_order_id`` (one primary-key lookup), or None."""
+        _check_str("load_archived", "client_order_id", client_order_id)
+
+        def body(conn: sqlite3.Connection) -> ArchivedOrder | None:
+            row = conn.execute(_SQL_ARCHIVED + " WHERE client_order_id = ?", (client_order_id,)).fetchone()
+            return None if row is None else ArchivedOrder(*row)
+
+        return self._read("load_archived", body)  # type: ignore[return-value]
+
+    def load_archive(self) -> list[ArchivedOrder]:
+        """Every archived order, in archive order (``rt.orders()``, recovery)."""
+        return self._read(  # type: ignore[return-value]
+            "load_archive",
+            lambda conn: [ArchivedOrder(*r) for r in conn.execute(_SQL_ARCHIVED + " ORDER BY archived_at")],
+        )
+
+    def compact(self, archived_before: float, limit: int = 10_000) -> int:
+        """Fold the journal of orders archived before ``archived_before`` (epoch s) into their archive
+        rows: their ``order_events`` rows are deleted (the archived record holds the same transitions)
+        and the archive row is marked compacted. At most ``limit`` orders per call (one transaction,
+        so a long backlog never stalls the owner); returns how many were compacted. Fills are
+        never compacted: the position books are rebuilt from them."""
+        cutoff = _check_time("compact", "archived_before", archived_before)
+
+        def body(conn: sqlite3.Connection) -> tuple[int, int]:
+            keys = conn.execute(
+                "SELECT account_id, client_order_id FROM order_archive WHERE compacted = 0 AND archived_at < ? LIMIT ?",
+                (cutoff, int(limit))).fetchall()
+            deleted = 0
+            for account_id, client_order_id in keys:
+                deleted += conn.execute("DELETE FROM order_events WHERE account_id = ? AND client_order_id = ?",
+                                        (account_id, client_order_id)).rowcount
+            conn.executemany("UPDATE order_archive SET compacted = 1 WHERE client_order_id = ?", [(k[1],) for k in keys])
+            return len(keys), deleted
+
+        return self._write("compact", 1, body)  # type: ignore[return-value]
+
+    def load_orders(self) -> list[OrderEventRow]:
+        """Every journaled transition, in journal order (rebuild the order ledger from these)."""
+        return self._read(  # type: ignore[return-value]
+            "load_orders",
+            lambda conn: [
+                OrderEventRow(*r)
+                for r in conn.execute(
+                    "SELECT seq, ts, account_id, client_order_id, from_status, to_status, cause "
+                    "FROM order_events ORDER BY id"
+                )
+            ],
+        )
+
+    def load_fills(self) -> list[FillRow]:
+        """Every journaled fill, in journal order (rebuild positions from these).
+
+        Raises :class:`JournalError` if a stored row no longer parses (hand-edited file).
+        """
+
+        def body(conn: sqlite3.Connection) -> list[FillRow]:
+            out = []
+            for r in conn.execute(
+                "SELECT adapter_id, trade_id, account_id, client_order_id, symbol, side, qty, price, fee, "
+                "fee_currency, liquidity, ts FROM fills ORDER BY id"
+            ):
+                adapter_id, trade_id, account_id, coid, symbol, side, qty, price, fee, fee_ccy, liq, ts = r
+                try:
+                    fill = Fill(
+                        trade_id=trade_id, qty=Decimal(qty), price=Decimal(price), fee=Decimal(fee),
+                        fee_currency=fee_ccy, liquidity=Liquidity(liq), ts=datetime.fromisoformat(ts),
+                    )
+                    out.append(FillRow(adapter_id, account_id, coid, symbol, Side(side), fill))
+                except (ValueError, TypeError, InvalidOperation) as exc:
+                    raise JournalError(f"journaled fill {adapter_id}/{trade_id} is unreadable: {exc}") from exc
+            return out
+
+        return self._read("load_fills", body)  # type: ignore[return-value]
+
+    # -- housekeeping -----------------------------------------------------------
+
+    def stats(self) -> JournalStats:
+        """A snapshot of the write counters (see :class:`JournalStats`)."""
+        return JournalStats(
+            batches=self._batches,
+            items=self._items,
+            rows=self._rows,
+            max_batch=self._max_batch,
+            commit_us_total=self._commit_us_total,
+            commit_us_max=self._commit_us_max,
+            txn_us_total=self._txn_us_total,
+            failures=self._failures,
+        )
+
+    def close(self) -> None:
+        """Close the connection (idempotent); committed data is already durable."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error as exc:  # pragma: no cover - close of a healthy connection
+                raise JournalError(f"closing journal {self._describe()} failed: {exc}") from exc
+
+    def __enter__(self) -> "SQLiteJournal":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._conn is None else self._journal_mode
+        return f"SQLiteJournal({self._describe()}, synchronous={self._synchronous}, {state})"
+
+
+class MemoryJournal:
+    """The non-durable ``JournalStore``: the same idempotency semantics in dictionaries.
+
+    Used when ``journal.enabled`` is false (benchmarks, tests, throwaway sessions): nothing
+    survives the process, so there is nothing to recover. Order events and fills are not
+    kept (the ledger holds them in memory). ``inject_failure`` works as in
+    :class:`SQLiteJournal` so fail-closed behaviour can be tested in memory too.
+    """
+
+    durable = False
+    path = None
+
+    def __init__(self) -> None:
+        self._records: dict[tuple[str, str], IdempotencyRecord] = {}
+        self._inject = 0
+        self._batches = 0
+        self._items = 0
+        self._max_batch = 0
+        self._failures = 0
+
+    def inject_failure(self, n: int = 1) -> None:
+        """Make the next ``n`` write batches raise :class:`JournalError` (tests)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"n must be an int >= 0, got {n!r}")
+        self._inject += n
+
+    def _begin(self, items: int) -> None:
+        if self._inject > 0:
+            self._inject -= 1
+            self._failures += 1
+            raise JournalError("injected journal failure (memory journal)")
+        self._batches += 1
+        self._items += items
+        self._max_batch = max(self._max_batch, items)
+
+    def claim_batch(self, claims: Sequence[Claim], ttl_s: float | None) -> list[ClaimResult]:
+        claims = list(claims)
+        if not claims:
+            return []
+        self._begin(len(claims))
+        out: list[ClaimResult] = []
+        records = self._records
+        for c in claims:
+            key = (c.account_id, c.client_order_id)
+            old = records.get(key)
+            new = IdempotencyRecord(c.account_id, c.client_order_id, c.fingerprint, "IN_PROGRESS", None, c.now, c.now,
+                                    c.intent_json, c.context_json, c.adapter_id)
+            if old is None:
+                records[key] = new
+                out.append(ClaimResult("CLAIMED", new))
+            elif old.is_expired(c.now, ttl_s):
+                records[key] = new
+                out.append(ClaimResult("EXPIRED_RECLAIMED", new, old))
+            elif old.fingerprint != c.fingerprint:
+                out.append(ClaimResult("CONFLICT", old))
+            elif old.status == "COMPLETED":
+                out.append(ClaimResult("REPLAY", old))
+            else:
+                out.append(ClaimResult("IN_FLIGHT", old))
+        return out
+
+    def complete_batch(self, completions: Sequence[Completion]) -> int:
+        items = list(completions)
+        if not items:
+            return 0
+        self._begin(len(items))
+        found = 0
+        for c in items:
+            key = (c.account_id, c.client_order_id)
+            old = self._records.get(key)
+            if old is None:
+                continue
+            found += 1
+            self._records[key] = IdempotencyRecord(old.account_id, old.client_order_id, old.fingerprint, c.status,
+                                                   c.report_json, old.created_at, c.now, old.intent_json,
+                                                   old.context_json, old.adapter_id)
+        return found
+
+    def complete(self, account_id: str, client_order_id: str, status: IdempotencyStatus, report_json: str | None, now: float) -> bool:
+        return self.complete_batch([Completion(account_id, client_order_id, status, report_json, now)]) == 1
+
+    def release_batch(self, keys: Sequence[tuple[str, str]]) -> int:
+        keys = list(keys)
+        if not keys:
+            return 0
+        self._begin(len(keys))
+        released = 0
+        for key in keys:
+            record = self._records.get(tuple(key))
+            if record is not None and record.status == "IN_PROGRESS":
+                del self._records[tuple(key)]
+                released += 1
+        return released
+
+    def release(self, account_id: str, client_order_id: str) -> bool:
+        return self.release_batch([(account_id, client_order_id)]) == 1
+
+    def mark_unknown(self, account_id: str, client_order_id: str, now: float, report_json: str | None = None) -> bool:
+        old = self._records.get((account_id, client_order_id))
+        if old is None or old.status == "COMPLETED":
+            return False
+        self.complete_batch([Completion(account_id, client_order_id, "UNKNOWN", report_json or old.report_json, now)])
+        return True
+
+    def mark_all_unknown(self, now: float) -> int:
+        keys = [k for k, r in self._records.items() if r.status == "IN_PROGRESS"]
+        for account_id, client_order_id in keys:
+            self.mark_unknown(account_id, client_order_id, now)
+        return len(keys)
+
+    def load_unresolved(self) -> list[IdempotencyRecord]:
+        return sorted((r for r in self._records.values() if r.status != "COMPLETED"), key=lambda r: (r.created_at, r.key))
+
+    def load_records(self) -> list[IdempotencyRecord]:
+        return sorted(self._records.values(), key=lambda r: (r.created_at, r.key))
+
+    def get(self, account_id: str, client_order_id: str) -> IdempotencyRecord | None:
+        return self._records.get((account_id, client_order_id))
+
+    def record_order_events(self, rows: Sequence[OrderEventRow]) -> int:
+        return 0
+
+    def record_fills(self, rows: Sequence[FillRow]) -> list[bool]:
+        return [True for _ in rows]
+
+    def record_ledger(self, events: Sequence[OrderEventRow], fills: Sequence[FillRow],
+                      archive: Sequence[ArchivedOrder] = ()) -> tuple[int, list[bool]]:
+        return 0, [True for _ in fills]
+
+    def load_archived(self, client_order_id: str) -> ArchivedOrder | None:
+        return None
+
+    def load_archive(self) -> list[ArchivedOrder]:
+        return []
+
+    def compact(self, archived_before: float, limit: int = 10_000) -> int:
+        return 0
+
+    def load_orders(self) -> list[OrderEventRow]:
+        return []
+
+    def load_fills(self) -> list[FillRow]:
+        return []
+
+    def stats(self) -> JournalStats:
+        return JournalStats(batches=self._batches, items=self._items, rows=self._items, max_batch=self._max_batch,
+                            failures=self._failures)
+
+    def close(self) -> None:
+        pass

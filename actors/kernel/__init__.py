@@ -1,0 +1,1 @@
+"""The one place that owns threads: the inbox, the shared dispatcher, the actor base class, clocks and timers."""

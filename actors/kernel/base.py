@@ -1,0 +1,233 @@
+"""The base every flowroute actor derives from, and the helpers for forwarding safely.
+
+pykka facts this module designs around (docs/DESIGN.md, One order): a ``BaseException`` escaping a handler
+stops *every* actor in the process; a crashed actor's queued tells are dropped; a
+``tell`` to a dead actor raises ``ActorDeadError``; non-daemon actor threads keep the
+interpreter alive. So :class:`FlowActor`:
+
+- runs on a daemon thread;
+- dispatches each message by type to ``handle_<MessageName>`` (no proxies, no reflection per call);
+- converts any ``BaseException`` into an ``ActorCrashed`` (an ``Exception``) so pykka treats it
+  as this actor's failure only;
+- either contains a failing handler (``crash_on_error = False``, the durable core actors, ledger
+  and idempotency store: the error is logged with full detail and, if the message carries a reply
+  future, answered with E_EXEC_INTERNAL; the actor goes on and reports it to its supervisor, which
+  halts trading since the actor's state may be half-applied) or crashes (``crash_on_error = True``:
+  adapter actors, whose state is recoverable by reconciliation, and the router, breakers and event
+  bus, whose state the supervisor rebuilds); a crash reaches the supervisor through pykka's
+  ``on_failure`` and the supervisor restarts the child (docs/DESIGN.md "Failure handling").
+  ``answer_on_crash = True`` answers the failing message's reply future with E_EXEC_INTERNAL
+  before the crash (actors before the venue call; an adapter's order is in doubt instead);
+- reports a failure inside ``on_start`` to its supervisor as well (pykka does not call
+  ``on_failure`` for start-up failures).
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future, InvalidStateError
+from typing import Any, Callable
+
+import pykka
+from loguru import logger
+
+from protocols import ErrorCode, ExecError, ExecutionReport, OrderStatus
+
+from .dispatcher import Dispatcher
+from .inbox import Inbox, tell
+
+#: seconds an own-thread actor waits, once woken by ``wake`` after an answer, before its bookkeeping
+OWN_THREAD_LINGER_S = 50e-6
+
+ASK_TIMEOUT_S = 5.0
+"""Default timeout of every ask the runtime makes (an ask without a timeout can hang forever)."""
+
+
+class ActorCrashed(Exception):
+    """A BaseException (or an injected crash) converted so it only stops the actor it happened in."""
+
+
+class FlowActor(pykka.ThreadingActor):
+    """Base actor: daemon thread, typed dispatch, BaseException containment, supervision hooks.
+
+    Subclasses define ``handle_<MessageClassName>(self, message)`` methods. ``child_name``
+    and ``generation`` identify the child to its supervisor; ``supervisor`` is the
+    supervisor's ``ActorRef`` (or None for unsupervised actors).
+    """
+
+    use_daemon_thread = True
+    crash_on_error = False
+    #: with ``crash_on_error``: answer the failing message's reply future (E_EXEC_INTERNAL) first
+    answer_on_crash = False
+
+    def _create_actor_inbox(self) -> Inbox:  # type: ignore[override]
+        # pykka's inbox type plus a put that does not wake the actor (see actors/kernel/inbox.py);
+        # a member of a dispatcher gets that dispatcher's inbox (see actors/kernel/dispatcher.py)
+        dispatcher = self.dispatcher
+        # an actor on its own thread lingers when woken after an answer, as the dispatcher's after thread does
+        return Inbox(linger_s=OWN_THREAD_LINGER_S) if dispatcher is None else dispatcher.inbox(self)
+
+    def _start_actor_loop(self) -> None:
+        if self.dispatcher is None:
+            super()._start_actor_loop()
+        else:
+            self.dispatcher.start(self)
+
+    def __init__(self, *, child_name: str = "", generation: int = 0, supervisor: pykka.ActorRef | None = None,
+                 startup_errors: list | None = None, dispatcher: Dispatcher | None = None) -> None:
+        #: the thread this actor's messages run on: its own (None) or a shared Dispatcher
+        self.dispatcher = dispatcher
+        super().__init__()
+        self._startup_errors = startup_errors
+        self.child_name = child_name or type(self).__name__
+        self.generation = generation
+        self.supervisor = supervisor
+        #: the name the supervisor knows this child by (``Supervise``), if not ``child_name``
+        self._supervised_as = ""
+        self._dispatch: dict[type, Callable[[Any], Any]] = {}
+
+    # -- pykka hooks -------------------------------------------------------------------
+    def on_start(self) -> None:
+        try:
+            self.start_child()
+        except BaseException as exc:  # noqa: BLE001 - reported, never escapes
+            logger.opt(exception=exc).error("{} failed during start-up", self.child_name)
+            if self._startup_errors is not None:
+                self._startup_errors.append(f"{self.child_name}: {exc_summary(exc)}")
+            self._report_failure(exc, during_startup=True)
+            raise ActorCrashed(f"start-up failed: {exc!r}") from None
+
+    def start_child(self) -> None:
+        """Start-up work of the subclass (runs in the actor thread). Override as needed."""
+
+    def on_receive(self, message: Any) -> Any:
+        handler = self._dispatch.get(type(message))
+        if handler is None:
+            name = "handle_" + type(message).__name__
+            handler = getattr(self, name, None)
+            if handler is None:
+                logger.error("{} got an unexpected message {!r}", self.child_name, type(message).__name__)
+                return None
+            self._dispatch[type(message)] = handler
+        try:
+            return handler(message)
+        except Exception as exc:
+            if self.crash_on_error:
+                if self.answer_on_crash:
+                    reply = getattr(message, "reply", None)
+                    if isinstance(reply, Future):
+                        resolve(reply, internal_error_report(message))
+                raise
+            logger.opt(exception=exc).error("{} failed handling {}", self.child_name, type(message).__name__)
+            reply = getattr(message, "reply", None)
+            if isinstance(reply, Future):
+                resolve(reply, internal_error_report(message))
+            self._report_contained(exc, message)
+            return None
+        except BaseException as exc:  # noqa: BLE001 - must never reach pykka's loop
+            if self.crash_on_error:
+                logger.opt(exception=exc).error("{} hit {!r}; converting to a crash", self.child_name, exc)
+                if self.answer_on_crash and isinstance(getattr(message, "reply", None), Future):
+                    resolve(message.reply, internal_error_report(message))
+                raise ActorCrashed(repr(exc)) from None
+            logger.opt(exception=exc).error("{} contained {!r} in {}", self.child_name, exc, type(message).__name__)
+            reply = getattr(message, "reply", None)
+            if isinstance(reply, Future):
+                resolve(reply, internal_error_report(message))
+            self._report_contained(exc, message)
+            return None
+
+    def on_failure(self, exception_type, exception_value, traceback) -> None:  # noqa: ANN001
+        try:
+            self._report_failure(exception_value, during_startup=False)
+        except BaseException:  # noqa: BLE001
+            logger.opt(exception=True).error("{} could not report its failure", self.child_name)
+
+    def handle__Ping(self, message: Any) -> bool:
+        """Barrier: answered after every message queued before it."""
+        return True
+
+    def handle_Supervise(self, message: Any) -> None:
+        """The supervisor watches this actor from now on: failures go to it as ``generation``."""
+        self.supervisor = message.supervisor
+        self.generation = message.generation
+        self._supervised_as = message.name
+
+    def handle_Wire(self, message: Any) -> None:
+        """Boot wiring: set ``self._<name>`` to the given actor reference (only known names)."""
+        attr = "_" + message.name
+        if not hasattr(self, attr):
+            raise AttributeError(f"{self.child_name} has no reference named {message.name!r}")
+        setattr(self, attr, message.ref)
+
+    # -- supervision -------------------------------------------------------------------
+    def failure_details(self) -> dict[str, Any]:
+        """Extra facts for the supervisor when this actor fails (e.g. orders in doubt)."""
+        return {}
+
+    def _report_contained(self, exc: BaseException, message: Any) -> None:
+        # the actor goes on, but its state may be half-applied: its supervisor decides (HALT)
+        try:
+            self._report_failure(exc, during_startup=False, contained_in=type(message).__name__)
+        except Exception:
+            logger.opt(exception=True).error("{} could not report a contained failure", self.child_name)
+
+    def _report_failure(self, exc: BaseException | None, *, during_startup: bool, contained_in: str = "") -> None:
+        if self.supervisor is None:
+            return
+        from ..supervision.messages import ChildFailed
+
+        details: dict[str, Any] = {}
+        try:
+            details = self.failure_details()
+        except Exception:
+            logger.opt(exception=True).error("{} failure_details() failed", self.child_name)
+        tell(
+            self.supervisor,
+            ChildFailed(
+                child=self._supervised_as or self.child_name,
+                generation=self.generation,
+                error=repr(exc)[:500],
+                during_startup=during_startup,
+                details=details,
+                contained_in=contained_in,
+            ),
+        )
+
+
+def resolve(future: Future, report: ExecutionReport) -> bool:
+    """Set ``report`` as the future's result once; return False if it was already resolved."""
+    try:
+        future.set_result(report)
+        return True
+    except InvalidStateError:
+        if getattr(future, "abandoned_at_stop", False):
+            return False  # Runtime.stop answered it already (UNKNOWN); this late answer is in the journal
+        logger.error("a report for {} was resolved twice; the second was dropped", report.client_order_id)
+        return False
+
+
+def internal_error_report(message: Any) -> ExecutionReport:
+    """An E_EXEC_INTERNAL report for the order ``message`` carries (detail stays in the log)."""
+    intent = getattr(message, "intent", None)
+    context = getattr(message, "context", None)
+    return ExecutionReport(
+        client_order_id=getattr(intent, "client_order_id", "") or getattr(message, "client_order_id", "") or "?",
+        account_id=getattr(context, "account_id", "") or "",
+        status=OrderStatus.FAILED if intent is not None else OrderStatus.DENIED,
+        error=ExecError.of(ErrorCode.E_EXEC_INTERNAL, "internal error; see the runtime log"),
+    )
+
+
+def now_ns() -> int:
+    """``time.perf_counter_ns()``: the latency clock (process-local, monotonic)."""
+    return time.perf_counter_ns()
+
+
+def exc_summary(exc: BaseException) -> str:
+    """``Type: message`` of an exception, cut to 300 chars, for reports (no traceback)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text[:300]
+
+
+__all__ = ["ASK_TIMEOUT_S", "ActorCrashed", "FlowActor", "tell", "resolve", "internal_error_report", "now_ns", "exc_summary"]

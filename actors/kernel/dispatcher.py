@@ -1,0 +1,348 @@
+"""A dispatcher: threads shared by several actors (Akka's term), instead of one thread each.
+
+Why: every hop between two actors on their own threads costs a thread wake-up (5-20 µs on
+CPython, ~2·F for the four hops of an order; benchmarks/README.md). Actors that never block
+(docs/DESIGN.md, One order) lose nothing by sharing a thread: a message one member tells another runs on the
+same thread as soon as the current message is done, with no wake-up at all.
+
+What stays true (docs/DESIGN.md, One order's actor contract, and pykka's):
+
+- each member is its own actor: its own inbox, ``ActorRef``, state and lifecycle; it is
+  started, stopped, crashed and restarted exactly like a ``ThreadingActor``;
+- one message at a time per member, in the order they were told (FIFO per inbox); no two
+  members' handlers ever overlap (one dispatcher lock around each message);
+- ``on_start``, ``on_stop`` and ``on_failure`` run on a dispatcher thread; a failing member
+  stops alone, and its later messages are answered ``ActorDeadError`` (asks) or dropped
+  (tells), as pykka's teardown does; a ``BaseException`` stops every actor, as pykka does.
+
+Two threads, one lock: the *order thread* runs told messages in arrival order; the *after
+thread* runs quiet ones (:func:`actors.kernel.inbox.tell_quiet`, an adapter's outcome facts queued
+before it answers the caller) once woken (:func:`actors.kernel.inbox.wake`, after the answer).
+When woken it first yields the CPU and lingers ``linger_s`` (default 50 µs) so that the
+caller just answered takes the GIL before the bookkeeping does (measured: without it the
+bookkeeping ran first, +70-100 µs on the caller's path). The order thread takes the quiet
+messages itself when more than ``after_backlog`` wait, so they are never starved.
+
+Which actors share one is the runtime's choice (``actors/runtime/runtime.py``, ``[dispatch]``
+settings): the core actors and the adapter actors (a blocking venue call runs on the
+adapter's worker thread, never in a handler), except actors writing a durable journal.
+
+Example::
+
+    core = Dispatcher("core")
+    a = Echo.start(dispatcher=core)     # FlowActor subclasses take ``dispatcher=``
+    b = Echo.start(dispatcher=core)
+    a.ask("hi", timeout=1)              # runs on the "dispatcher-core" thread
+    core.close()                        # stops a and b, ends both threads
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import pykka
+from loguru import logger
+
+from .inbox import Inbox, ring, sched_yield
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .base import FlowActor
+
+
+class _Start:
+    """First item of a member's inbox: run its ``on_start`` on the dispatcher thread."""
+
+    __slots__ = ()
+
+
+_START = _Start()
+_CLOSE = object()
+
+
+class DispatchedInbox(Inbox):
+    """A member's inbox: its own FIFO of messages, and one run-queue entry per message.
+
+    A message is held as a small list ``[inbox, envelope, done]``, appended to the inbox's
+    FIFO and then, as the entry, to the dispatcher's order queue (``put``, which rings the
+    order thread) or after queue (``put_quiet``, no ring; ``wake`` rings the after thread).
+    Running an entry runs the inbox's messages *up to and including the entry's own* (older
+    ones first: per-member FIFO), marking each done; an entry whose message is done already
+    is skipped. So a told message never waits for the after thread, and a quiet message
+    ahead of it in the same inbox runs first. Only the dispatcher takes: ``get`` never
+    blocks (``queue.Empty``).
+    """
+
+    __slots__ = ("_runq", "_later", "_later_bell", "_dispatcher", "_start_entry", "actor")
+
+    def __init__(self, dispatcher: Dispatcher, actor: Any) -> None:
+        self.actor = actor
+        # on_start is the first message, whatever is told before Dispatcher.start queues it
+        self._start_entry = [self, _START, False]
+        self._items: deque[list] = deque((self._start_entry,))
+        self._runq = dispatcher._runq
+        self._later = dispatcher._later
+        self._bell = dispatcher._bell
+        self._later_bell = dispatcher._later_bell
+        self._dispatcher = dispatcher
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        """Queue envelope ``item`` and wake the order thread (never blocks: unbounded)."""
+        entry = [self, item, False]
+        self._items.append(entry)
+        self._runq.append(entry)
+        ring(self._bell)
+        if self._dispatcher._finished:  # no thread will take it: answer it here (ActorDeadError)
+            self._dispatcher._drain()
+
+    def put_quiet(self, item: Any) -> None:
+        """Queue envelope ``item`` for the after thread without waking it."""
+        entry = [self, item, False]
+        self._items.append(entry)
+        self._later.append(entry)
+        if self._dispatcher._finished:
+            self._dispatcher._drain()
+
+    def wake(self) -> None:
+        """Wake the dispatcher's after thread for the quiet messages queued so far."""
+        ring(self._later_bell)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """The oldest envelope if there is one (non-blocking only: the dispatcher takes them)."""
+        try:
+            entry = self._items.popleft()
+        except IndexError:
+            raise queue.Empty from None
+        entry[2] = True
+        return entry[1]
+
+
+class Dispatcher:
+    """Two daemon threads running the messages of its member actors, one message at a time.
+
+    ``name`` names the threads (``dispatcher-<name>``, ``dispatcher-<name>-after``);
+    ``linger_s`` (seconds, 0-0.01) is how long the after thread waits once woken before it
+    runs quiet messages; ``after_backlog`` (count >= 1) is how many quiet messages may wait
+    before the order thread runs them itself. Raises ValueError for values out of range.
+
+    ``inbox()`` makes a member's inbox (``FlowActor._create_actor_inbox``); ``start(actor)``
+    schedules its ``on_start`` (``FlowActor._start_actor_loop``); ``close()`` stops the
+    members still alive and ends both threads. Running an entry of either queue runs its
+    inbox up to and including the entry's message, so per-member FIFO holds whichever thread
+    runs it.
+    """
+
+    def __init__(self, name: str, *, linger_s: float = 50e-6, after_backlog: int = 64) -> None:
+        if after_backlog < 1:
+            raise ValueError(f"after_backlog must be >= 1, got {after_backlog}")
+        if not 0.0 <= linger_s <= 0.01:
+            raise ValueError(f"linger_s must be within [0, 0.01] s, got {linger_s}")
+        self.name = name
+        self.linger_s = linger_s
+        self.after_backlog = after_backlog
+        self._runq: deque[Any] = deque()
+        self._later: deque[Any] = deque()
+        self._bell = threading.Lock()
+        self._bell.acquire()  # held = nothing to announce
+        self._later_bell = threading.Lock()
+        self._later_bell.acquire()
+        self._running = threading.Lock()  # held while a member handler runs
+        self._lock = threading.Lock()  # members and threads
+        self._members: list[Any] = []
+        self._threads: tuple[threading.Thread, ...] = ()
+        self._closed = False
+        #: set once the order thread has passed close(): later puts are answered dead by the putter
+        self._finished = False
+
+    # -- members ---------------------------------------------------------------------------
+    def inbox(self, actor: Any) -> DispatchedInbox:
+        """A new inbox of member ``actor`` (called from its ``__init__``; RuntimeError once closed)."""
+        if self._closed:
+            raise RuntimeError(f"dispatcher {self.name!r} is closed")
+        return DispatchedInbox(self, actor)
+
+    def start(self, actor: FlowActor) -> None:
+        """Run ``actor``'s ``on_start`` next, then its messages (raises ValueError for a foreign inbox)."""
+        inbox = actor.actor_inbox
+        if not isinstance(inbox, DispatchedInbox) or inbox._dispatcher is not self or inbox.actor is not actor:
+            raise ValueError(f"{actor} was not created with dispatcher {self.name!r}")
+        with self._lock:
+            if self._closed:  # pykka registered it before starting it: undo that
+                actor.actor_stopped.set()
+                pykka.ActorRegistry.unregister(actor.actor_ref)
+                raise RuntimeError(f"dispatcher {self.name!r} is closed")
+            # stopped members (crashed adapters replaced by the supervisor) are dropped here
+            self._members = [a for a in self._members if not a.actor_stopped.is_set()]
+            self._members.append(actor)
+            if not self._threads:
+                self._threads = (
+                    threading.Thread(target=self._order_loop, name=f"dispatcher-{self.name}", daemon=True),
+                    threading.Thread(target=self._after_loop, name=f"dispatcher-{self.name}-after", daemon=True),
+                )
+                for thread in self._threads:
+                    thread.start()
+            # the entry of the inbox's first message, on_start; under the lock, so a concurrent
+            # close() either sees this member and stops it, or this start raises above
+            self._runq.append(inbox._start_entry)
+        ring(self._bell)
+
+    def members(self) -> list[Any]:
+        """The member actors that have not stopped (a snapshot)."""
+        with self._lock:
+            return [a for a in self._members if not a.actor_stopped.is_set()]
+
+    @property
+    def running_here(self) -> bool:
+        """True when called from one of the dispatcher's threads."""
+        return threading.current_thread() in self._threads
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Stop the members still alive, then end both threads; True if they ended within ``timeout`` s."""
+        with self._lock:
+            self._closed = True
+            threads = self._threads
+            alive = [a for a in self._members if not a.actor_stopped.is_set()]
+        for actor in alive:
+            try:
+                actor.actor_ref.stop(block=False)
+            except pykka.ActorDeadError:
+                pass
+        if not threads:
+            return True
+        self._runq.append(_CLOSE)  # behind the stops; the order thread then ends the after thread
+        ring(self._bell)
+        if threading.current_thread() in threads:
+            return False  # closing from a member's handler: the threads end after this message
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in threads)
+
+    # -- the loops -------------------------------------------------------------------------
+    def _order_loop(self) -> None:
+        runq, later, bell, running = self._runq, self._later, self._bell, self._running
+        popleft, backlog = runq.popleft, self.after_backlog
+        run = self._run_entry
+        while True:
+            try:
+                entry = popleft()
+            except IndexError:
+                if later:
+                    ring(self._later_bell)  # quiet messages nobody woke for: never left behind
+                bell.acquire()  # a ring with nobody waiting leaves it open: re-check at once
+                continue
+            if entry is _CLOSE:
+                with running:  # not while a member handler runs: it may still tell
+                    self._finished = True
+                    self._drain_locked()
+                ring(self._later_bell)  # the after thread sees _finished and ends
+                return
+            with running:
+                run(entry)
+                if len(later) > backlog:  # the after thread is starved: take its oldest share
+                    for _ in range(backlog):
+                        if not later:
+                            break
+                        run(later.popleft())
+
+    def _after_loop(self) -> None:
+        later, bell, running = self._later, self._later_bell, self._running
+        run, linger_s, sleep = self._run_entry, self.linger_s, time.sleep
+        while True:
+            with running:
+                if self._finished:
+                    return
+                try:
+                    entry = later.popleft()
+                except IndexError:
+                    entry = None
+                else:
+                    run(entry)
+            if entry is None:
+                bell.acquire()
+                # woken after an answer: let the answered caller take the CPU and the GIL first
+                sched_yield()
+                if linger_s:
+                    sleep(linger_s)
+
+    def _drain(self) -> None:
+        """Answer every entry left once the threads are done (a put after close: ActorDeadError)."""
+        with self._running:
+            self._drain_locked()
+
+    def _drain_locked(self) -> None:
+        for queue_ in (self._runq, self._later):
+            while True:
+                try:
+                    entry = queue_.popleft()
+                except IndexError:
+                    break
+                if entry is not _CLOSE:  # a second close()'s marker
+                    self._run_entry(entry)
+
+    @staticmethod
+    def _run_entry(entry: list) -> None:
+        """Run ``entry``'s inbox up to and including ``entry``'s message (dispatcher lock held).
+
+        Never raises: a fault of the dispatcher itself is logged, and its threads go on.
+        """
+        if entry[2]:
+            return  # run already, behind an earlier entry of the same inbox
+        inbox = entry[0]
+        items, actor = inbox._items, inbox.actor
+        try:
+            while True:
+                item = items.popleft()  # never empty here: an entry is queued after its item
+                item[2] = True
+                _run_envelope(actor, item[1])
+                if item is entry:
+                    return
+        except Exception:  # noqa: BLE001 - a handler's errors are handled inside; this is ours
+            logger.opt(exception=True).critical("dispatcher fault running a message of {}", actor)
+
+
+def _run_envelope(actor: Any, envelope: Any) -> None:
+    """Run one message the way pykka's own actor loop does."""
+    if envelope is _START:
+        actor._actor_loop_setup()
+        return
+    if actor.actor_stopped.is_set():
+        _dead_letter(actor, envelope)
+        return
+    try:
+        response = actor._handle_receive(envelope.message)
+        if envelope.reply_to is not None:
+            envelope.reply_to.set(response)
+    except Exception:
+        if envelope.reply_to is not None:
+            logger.info("Exception returned from {} to caller: {!r}", actor, sys.exc_info()[1])
+            envelope.reply_to.set_exception()
+        else:
+            actor._handle_failure(*sys.exc_info())
+            try:
+                actor.on_failure(*sys.exc_info())
+            except Exception:  # noqa: BLE001
+                actor._handle_failure(*sys.exc_info())
+    except BaseException:  # noqa: BLE001 - what pykka's own loop does: stop every actor
+        logger.debug("{!r} in {}. Stopping all actors.", sys.exc_info()[1], actor)
+        actor._stop()
+        pykka.ActorRegistry.stop_all(block=False)
+
+
+def _dead_letter(actor: Any, envelope: Any) -> None:
+    """A message that reached a stopped member: what pykka's ``_actor_loop_teardown`` does."""
+    reply_to = envelope.reply_to
+    if reply_to is None:
+        return
+    if isinstance(envelope.message, pykka.messages._ActorStop):  # noqa: SLF001
+        reply_to.set(None)
+    else:
+        reply_to.set_exception(exc_info=(pykka.ActorDeadError, pykka.ActorDeadError(
+            f"{actor.actor_ref} stopped before handling the message"), None))
+
+
+__all__ = ["DispatchedInbox", "Dispatcher"]

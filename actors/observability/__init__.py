@@ -1,0 +1,1 @@
+"""Prometheus metrics and loguru logging of one runtime."""

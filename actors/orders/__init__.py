@@ -1,0 +1,1 @@
+"""The ledger's room (the order manager): order lifecycle books, fills and positions, risk reservations, reports."""

@@ -1,0 +1,90 @@
+"""A terminal order's whole ledger record as one JSON text: what the ledger keeps of an order it
+moved out of memory (the ``order_archive`` table of the ledger journal, ``actors/journal/sqlite.py``).
+
+Bounded memory (docs/DESIGN.md "Durability"): the ledger keeps open orders and a bounded cache
+of recent terminal ones; older terminal orders are archived and read back on demand —
+``rt.order(id)`` gets the archived report as it was (exact: the report is stored, not
+recomputed), and a late venue event for an archived order rehydrates the record
+(:func:`restore_record`) so it is applied, never dropped.
+
+The JSON holds ``report`` (``ExecutionReport.model_dump(mode="json")`` of the record's
+snapshot) and what a report does not carry: order type, quantity, limit price, time in force,
+adapter id, arrival price, the exact fill notional, a capped limit's original price, the
+synthetic fills not yet covered by per-trade ones, the creation time and every transition
+``[seq, ts, from, to, cause]``.
+
+Example::
+
+    text = archive_json(rec)
+    archived_report(text) == rec.snapshot()      # True
+    restore_record(text).transitions == rec.transitions
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+
+from protocols import ExecutionReport, Fill, LifecycleState, OrderStatus
+
+from .books import OrderRecord, Transition
+
+
+def archive_json(rec: OrderRecord) -> str:
+    """The record ``rec`` as one JSON text (see the module docstring)."""
+    return json.dumps({
+        "report": rec.snapshot().model_dump(mode="json"),
+        "order_type": rec.order_type.value,
+        "quantity": str(rec.quantity),
+        "limit_price": None if rec.limit_price is None else str(rec.limit_price),
+        "time_in_force": rec.time_in_force,
+        "adapter_id": rec.adapter_id,
+        "arrival_px": None if rec.arrival_px is None else str(rec.arrival_px),
+        "notional": str(rec.notional),
+        "price_capped_from": None if rec.price_capped_from is None else str(rec.price_capped_from),
+        "synthetic": None if rec.synthetic is None else [f.model_dump(mode="json") for f in rec.synthetic],
+        "created_ts": rec.created_ts.isoformat(),
+        "prior": None if rec.lifecycle.prior is None else rec.lifecycle.prior.value,
+        "transitions": [[t.seq, t.ts.isoformat(), t.from_status.value, t.to_status.value, t.cause] for t in rec.transitions],
+    }, separators=(",", ":"))
+
+
+def archived_report(text: str) -> ExecutionReport:
+    """The report the archived record had when it was archived. Raises ``ValueError`` if unreadable."""
+    return ExecutionReport.model_validate(json.loads(text)["report"])
+
+
+def archived_transitions(text: str) -> list[tuple[int, float, str, str, str]]:
+    """``(seq, ts epoch s, from, to, cause)`` of every archived transition (recovery merges them with
+    the journaled rows, which compaction deletes)."""
+    return [(seq, datetime.fromisoformat(ts).timestamp(), a, b, cause) for seq, ts, a, b, cause in json.loads(text)["transitions"]]
+
+
+def restore_record(text: str) -> OrderRecord:
+    """The ledger record back from :func:`archive_json` (overfill and anomaly notes are not kept).
+    Raises ``ValueError``/``KeyError`` if the text is not an archived record."""
+    d = json.loads(text)
+    report = ExecutionReport.model_validate(d["report"])
+    rec = OrderRecord(
+        report.client_order_id, report.account_id, report.symbol, report.side, d["order_type"], Decimal(d["quantity"]),
+        None if d["limit_price"] is None else Decimal(d["limit_price"]), d["time_in_force"], d["adapter_id"], report.route,
+        venue_order_id=report.venue_order_id,
+        arrival_px=None if d["arrival_px"] is None else Decimal(d["arrival_px"]),
+        created_ts=datetime.fromisoformat(d["created_ts"]),
+    )
+    rec.lifecycle = LifecycleState(report.status, None if d.get("prior") is None else OrderStatus(d["prior"]))
+    rec.fills = list(report.fills)
+    rec.trade_ids = {f.trade_id for f in report.fills}
+    rec.cum_qty = report.cum_qty
+    rec.avg_px = report.avg_px
+    rec.fees = report.fees
+    rec.error = report.error
+    rec.attempts = report.attempts
+    rec.updated_ts = report.ts
+    rec.notional = Decimal(d["notional"])
+    rec.price_capped_from = None if d.get("price_capped_from") is None else Decimal(d["price_capped_from"])
+    rec.synthetic = None if d.get("synthetic") is None else [Fill.model_validate(f) for f in d["synthetic"]]
+    rec.transitions = [Transition(seq, datetime.fromisoformat(ts), OrderStatus(a), OrderStatus(b), cause)
+                       for seq, ts, a, b, cause in d["transitions"]]
+    return rec

@@ -1,0 +1,1714 @@
+"""The ledger actor: the order ledger, the position books, pre-trade risk, the audit trail (the lifecycle table in protocols/model/lifecycle.py, README.md, Features, docs/DESIGN.md).
+
+It is the one owner of every order's lifecycle record, the positions and cash, the risk
+engine's reservations and the trading state. On the forward path it is the stage after
+the idempotency store: it runs the risk checks, reserves budget, records the order as
+RESERVED and forwards it to the adapter's circuit-breaker actor. Everything else arrives
+as facts (``OrderSent``, ``OrderFinished``, venue events, reconciliation answers) and is
+applied through the lifecycle table; each status change is published as an event,
+appended to the audit log and journaled. Queries are asks that return frozen snapshots.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from collections import Counter
+from concurrent.futures import Future
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from dataclasses import replace
+from typing import Any
+
+import pykka
+from loguru import logger
+
+from protocols import (
+    ORDER_EVENT_BY_STATUS,
+    ErrorCode,
+    ExecError,
+    Fill,
+    IllegalTransition,
+    LifecycleState,
+    OrderEventType,
+    OrderReconciled,
+    OrderStatus,
+    BrokerStateMatched,
+    BrokerStateMismatch,
+    OverfillDetected,
+    RemainderResubmitted,
+    TradingStateChanged,
+    OrderTrackingChanged,
+    Quote,
+    ReconciliationEscalated,
+    Trade,
+    VenueOrderState,
+)
+from protocols import DurableWriteFailed, DurableWriteRecovered, OrderCancelRejected, OrderDenied
+
+from ..testing import crashpoints as _crashpoints
+from ..kernel.base import FlowActor, now_ns, resolve, tell
+from .hooks import PreTradeCheck, run_hooks
+from ..kernel.inbox import wake
+from .books import (
+    SYNTHETIC_TRADE_PREFIX,
+    FillBooking,
+    FillOutcome,
+    OrderRecord,
+    PositionBook,
+    RetiredFills,
+    Transition,
+    arrival_price,
+    attribution_of,
+)
+from .pnl import PnlBook
+from ..events.alerts import AlertMonitor
+from ..supervision.backoff import backoff_delay
+from .messages import (
+    AlertTick,
+    CompactJournal,
+    RetryDurableWrites,
+    CancelFinished,
+    CancelOrder,
+    GetEscalated,
+    GetExposure,
+    GetLedgerStats,
+    GetOrder,
+    GetPositions,
+    GetDailyPnl,
+    ListOrders,
+    MarketData,
+    OpenAgeCheck,
+    AdapterAvailability,
+    BrokerStateFetched,
+    OutageCheck,
+    SyncBrokerState,
+    SyncTick,
+    SyncTimedOut,
+    TrackTick,
+    OrderFinished,
+    OrderReconciledWith,
+    OrderSent,
+    QuietCheck,
+    GetReservations,
+    ReconciliationStalled,
+    RecordDenied,
+    SetTradingState,
+    SubmitOrder,
+    VenueEventReceived,
+    AttemptFailed,
+    GuardActed,
+    ForgetWait,
+    GetHistory,
+    WaitTerminal,
+)
+from ..idempotency.messages import CompleteOrder
+from ..routing.messages import FetchBrokerState, TrackOrders, ForwardReconcile
+from ..events.messages import Publish
+from .reporting import cancel_error_report, error_report, latency_us
+from .risk import RiskEngine, TradingState
+from ..runtime.sync import AdapterSync, BrokerSyncReport, VenueBooks
+
+#: how restrictive a trading state is (a safety rule only ever moves up this scale)
+_RESTRICTION = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+
+
+class _Sync:
+    """One broker-state sync in progress: the reply, the adapters still to answer, the results."""
+
+    __slots__ = ("reply", "waiting", "results", "timer")
+
+    def __init__(self, reply: Any, waiting: set[str]) -> None:
+        self.reply = reply
+        self.waiting = waiting
+        self.results: dict[str, AdapterSync] = {}
+        self.timer: Any = None
+
+E = OrderEventType
+#: how an order that was in flight at a crash reaches UNKNOWN through the lifecycle table
+_TO_UNKNOWN = {
+    OrderStatus.INITIALIZED: (E.RESERVED, E.SUBMITTED, E.UNKNOWN),
+    OrderStatus.RESERVED: (E.SUBMITTED, E.UNKNOWN),
+}
+#: cause of the RESERVED transition: the notional reserved at intake (quote currency); recovery
+#: reads it back (``reserved_notional``) to restore the reservation after a restart
+_RESERVED_CAUSE = "reserved "
+
+
+def reserved_notional(cause: str) -> Decimal | None:
+    """The notional a RESERVED transition's ``cause`` records (``"reserved 39.43"``), or None.
+
+    Example::
+
+        reserved_notional("reserved 39.43362")   # Decimal('39.43362')
+        reserved_notional("process restarted")   # None
+    """
+    if not cause.startswith(_RESERVED_CAUSE):
+        return None
+    try:
+        value = Decimal(cause[len(_RESERVED_CAUSE):])
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() and value >= 0 else None
+
+
+#: intent metadata of a remainder's child order: the original order, the parent, the child's number
+_META_ROOT = "flowroute.remainder_of"
+_META_PARENT = "flowroute.parent"
+_META_RESUBMIT = "flowroute.resubmit"
+
+
+def remainder_client_order_id(root: str, n: int) -> str:
+    """The client order id of the ``n``-th remainder child of order ``root``: ``"<root>.r<n>"``,
+    or, when that would exceed 36 characters (FIX ClOrdID limit here), ``"<sha256(root)[:24]>.r<n>"``.
+    Deterministic, so the same remainder is always the same intent (never sent twice).
+
+    Example::
+
+        remainder_client_order_id("ord-7", 1)   # 'ord-7.r1'
+    """
+    candidate = f"{root}.r{n}"
+    if len(candidate) <= 36:
+        return candidate
+    return f"{hashlib.sha256(root.encode()).hexdigest()[:24]}.r{n}"
+
+
+#: statuses live order tracking looks up: working at the venue, no call of ours in flight
+_TRACKED = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})
+#: statuses an open-age limit applies to: the order is working at its venue
+_AGED = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_CANCEL})
+#: statuses of an order whose venue outcome is in doubt
+_IN_DOUBT = frozenset({OrderStatus.UNKNOWN, OrderStatus.SUBMITTING, OrderStatus.PENDING_CANCEL})
+#: statuses watched by the in-flight check loop
+_WATCHED = frozenset({OrderStatus.SUBMITTING, OrderStatus.PENDING_CANCEL})
+_UNKNOWN_EXIT = {
+    OrderStatus.ACCEPTED: E.ACCEPTED,
+    OrderStatus.PARTIALLY_FILLED: E.PARTIALLY_FILLED,
+    OrderStatus.FILLED: E.FILLED,
+}
+#: statuses whose audit line carries the order's error code and reason
+_ERROR_STATUSES = frozenset({OrderStatus.DENIED, OrderStatus.REJECTED, OrderStatus.FAILED, OrderStatus.UNKNOWN})
+#: terminal statuses counted as refused by the reject-rate alert
+_REFUSED = frozenset({OrderStatus.REJECTED, OrderStatus.DENIED})
+_STATUS_EVENT = {
+    OrderStatus.UNKNOWN: E.UNKNOWN,
+    OrderStatus.FAILED: E.FAILED,
+    OrderStatus.REJECTED: E.REJECTED,
+    OrderStatus.DENIED: E.DENIED,
+}
+
+
+class LedgerActor(FlowActor):
+    """Owns orders, positions, risk and the audit trail; see the module docstring.
+
+    ``router`` receives cancels (with their adapter id); ``bus`` receives events;
+    ``audit`` is an ``AuditLog`` or None; ``journal_factory`` builds a ``JournalStore``
+    in this thread for order events and fills (None: not journaled); ``pnl``: keyword
+    arguments of ``PnlBook`` (``day_start``, ``timezone``: the ``[pnl]`` settings).
+    """
+
+    def __init__(
+        self,
+        *,
+        risk: RiskEngine,
+        bus: pykka.ActorRef,
+        idempotency: pykka.ActorRef | None = None,
+        instruments: dict | None = None,
+        audit_factory: Any = None,
+        journal_factory: Any = None,
+        metrics: Any = None,
+        clock: Any = None,
+        shadow_adapters: frozenset[str] = frozenset(),
+        quiet_interval_s: float = 1.0,
+        quiet_threshold_s: float = 5.0,
+        pnl: dict | None = None,
+        receipts_path: Any = None,
+        alerts: Any = None,
+        hooks: tuple = (),
+        max_open_age_s: float | None = None,
+        remainder: str = "partial_success",
+        max_resubmits: int = 0,
+        adapter_ids: tuple[str, ...] = (),
+        sync: Any = None,
+        safety: Any = None,
+        tracking: dict | None = None,
+        keep_terminal: int = 10_000,
+        compact_interval_s: float = 300.0,
+        ttl_s: float = 3600.0,
+        **kw,
+    ) -> None:
+        super().__init__(**kw)
+        #: bounded memory (docs/DESIGN.md "Durability"): terminal orders beyond the most recent
+        #: ``keep_terminal`` are archived in the ledger journal and leave memory; the journal of
+        #: orders archived longer than ``ttl_s`` is compacted every ``compact_interval_s``
+        self._keep_terminal = keep_terminal
+        self._compact_interval_s = compact_interval_s
+        self._ttl_s = ttl_s
+        self._archiving = False
+        #: terminal orders in memory, oldest first: client order id -> True when its archive row is current
+        self._terminal: dict[str, bool] = {}
+        #: what the archived orders add to the stats and the book invariants
+        self._retired = RetiredFills()
+        self._retired_by_status: Counter[str] = Counter()
+        self._retired_fills = 0
+        self._archived_total = 0
+        self._compact_timer = None
+        #: fail closed on durable writes (docs/DESIGN.md "Durability"): store ("audit",
+        #: "ledger_journal") -> {"error", "attempts", "pending"} while its write is failing
+        self._write_failures: dict[str, dict] = {}
+        #: the trading state to return to once every failed write went through (None: we did not halt)
+        self._state_before_halt: TradingState | None = None
+        self._retry_timer = None
+        self._retry_rng = random.Random(0)
+        #: ledger journal rows and fills a failed write left behind (written before any newer ones)
+        self._backlog_rows: list[tuple] = []
+        self._backlog_fills: list[tuple] = []
+        #: test hook (Runtime.inject_journal_failure): store -> writes still to fail
+        self._injected: dict[str, int] = {}
+        #: pre-trade hooks (actors/orders/hooks.py), run after the built-in risk rules; empty = no cost
+        self._hooks = tuple(hooks)
+        #: orders.max_open_age_s: open orders are canceled at their venue past this age (None: never)
+        self._max_open_age_s = max_open_age_s
+        #: client order id -> clock time it became open, in that order (the oldest first)
+        self._open_since: dict[str, float] = {}
+        self._age_timer = None
+        #: orders.remainder == "resubmit": the forwarded order of each open order (to derive a child
+        #: from), and the children announced but not yet back from the idempotency store
+        self._resubmit = remainder == "resubmit"
+        self._max_resubmits = max_resubmits
+        self._resubmittable: dict[str, SubmitOrder] = {}
+        self._held: dict[str, tuple[str, str]] = {}  # child id -> (risk book, parent id)
+        #: broker-state sync ([sync]; actors/runtime/sync.py): the books each venue should hold, syncs running
+        self._adapter_ids = tuple(adapter_ids)
+        self._sync_settings = sync
+        self._venue_books = VenueBooks(tolerance=sync.tolerance, confirmations=sync.confirmations, baseline=sync.baseline) \
+            if sync is not None else VenueBooks()
+        self._syncs: dict[int, _Sync] = {}
+        self._sync_ids = 0
+        self._sync_timer = None
+        self._mismatched: dict[str, tuple[str, ...]] = {}  # adapter -> confirmed differences
+        #: automatic trading state ([safety]): why the state is what it is, which causes hold it
+        self._safety = safety
+        self._state_reason = ""
+        self._auto_state: TradingState | None = None  # the state a safety rule set (None: the operator's)
+        self._auto_causes: dict[str, str] = {}  # "outage:<adapter>" | "mismatch:<adapter>" -> reason
+        self._down_since: dict[str, tuple[float, str]] = {}  # adapter -> (clock time it went down, why)
+        #: live order tracking ([tracking], per adapter): working orders by adapter, each with the
+        #: clock time it was last looked up (insertion order = least recently looked up first)
+        self._tracking = {a: t for a, t in (tracking or {}).items() if t.enabled} if clock is not None else {}
+        self._working: dict[str, dict[str, float]] = {a: {} for a in self._tracking}
+        self._heard: dict[str, float] = {}  # adapter -> last venue event (or when orders started working)
+        self._polling: set[str] = set()  # adapters whose event stream is silent: tight schedule
+        self._track_timers: dict[str, Any] = {}
+        self._clock = clock
+        self._shadow_adapters = frozenset(shadow_adapters)
+        self._quiet_interval_s = quiet_interval_s
+        self._quiet_threshold_s = quiet_threshold_s
+        self._watched: dict[str, float] = {}
+        #: orders in doubt whose reconciliation escalated (client order id -> lookups); see health()
+        self._escalated: dict[str, int] = {}
+        self._publishing = False
+        self._quiet_timer = None
+        self._risk = risk
+        self._bus = bus
+        self._idempotency = idempotency
+        self._router: pykka.ActorRef | None = None
+        self._instruments = instruments or {}
+        self._audit_factory = audit_factory
+        self._journal_factory = journal_factory
+        self._audit = None
+        self._journal = None
+        self._metrics = metrics
+        self._orders: dict[str, OrderRecord] = {}
+        self._books = PositionBook()
+        self._pnl = PnlBook(**(pnl or {}))
+        #: raw venue receipts (``[retention] keep_receipts``): every venue answer as received, one JSON line each
+        self._receipts_path = receipts_path
+        self._receipts_fd: int | None = None
+        self._pending_receipts: list[tuple] = []
+        #: reject-rate and latency alerts (``[alerts]``); None without settings or a clock
+        self._alerts = AlertMonitor(window_s=alerts.window_s, min_orders=alerts.min_orders, reject_rate=alerts.reject_rate,
+                                    latency_p99_us=alerts.latency_p99_us) if alerts is not None and clock is not None else None
+        self._alert_interval_s = alerts.interval_s if alerts is not None else 0.0
+        self._alert_timer = None
+        self._touch: dict[str, Quote] = {}
+        self._errors: Counter[str] = Counter()
+        self._duplicates_denied = 0
+        self._unknown_resolved = 0
+        self._ever_unknown: set[str] = set()
+        self._overfills = 0
+        self._unmatched_venue_events = 0
+        #: transitions and fills go to the audit log and the ledger journal (if either exists)
+        self._recording = False
+        self._pending_rows: list[tuple] = []
+        self._pending_fills: list[tuple] = []
+        #: the audit lines of the batch in the order they happened: ("transition", rec, t),
+        #: ("fill", rec, fill) or (kind, None, data) for the rest (attempts, guard denials, operator acts)
+        self._pending_audit: list[tuple] = []
+        #: callers of ``Runtime.wait``: client order id -> futures resolved when the order is terminal
+        self._waiters: dict[str, list] = {}
+
+    def handle__Ping(self, message: Any) -> bool:
+        """Barrier (``Runtime.flush``): the batch this ledger still holds — transition and fill rows,
+        audit lines, orders due for archiving; deferred while orders kept coming — is written
+        first, so after a flush the journal, the audit log and the in-memory bound are current."""
+        if self._pending_rows or self._pending_fills or self._pending_audit:
+            self._flush()
+        return True
+
+    def on_receive(self, message: Any) -> Any:
+        result = super().on_receive(message)
+        shared = self._risk.shared
+        if shared is not None and shared.pending and self.actor_inbox.empty():
+            # a release deferred behind a query must not hold the fleet's budget until the next order
+            shared.flush()
+        return result
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start_child(self) -> None:
+        self._arm_sync_tick()
+        if self._audit_factory is not None:
+            self._audit = self._audit_factory()
+        if self._journal_factory is not None:
+            self._journal = self._journal_factory()
+        if self._receipts_path is not None:
+            self._receipts_fd = os.open(self._receipts_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._recording = self._audit is not None or self._journal is not None
+        # a journal that can archive (SQLiteJournal) lets terminal orders leave memory
+        self._archiving = self._journal is not None and callable(getattr(self._journal, "load_archived", None))
+        if self._archiving and self._clock is not None:
+            self._arm_compaction()
+
+    def on_stop(self) -> None:
+        if self._alert_timer is not None:
+            self._alert_timer.cancel()
+        for timer in (self._quiet_timer, self._age_timer, self._sync_timer, self._compact_timer, self._retry_timer, *self._track_timers.values()):
+            if timer is not None:
+                timer.cancel()
+        self._flush()
+        if self._write_failures:
+            logger.error("stopping with durable writes still failing ({}); what was not written is reconciled with the "
+                         "venue at the next start", "; ".join(f"{k}: {v['pending']} pending" for k, v in self._write_failures.items()))
+        if self._audit is not None:
+            try:
+                self._audit.close()
+            except Exception as exc:
+                logger.opt(exception=exc).error("audit log could not be closed cleanly")
+        if self._journal is not None:
+            self._journal.close()
+        if self._receipts_fd is not None:
+            os.close(self._receipts_fd)
+            self._receipts_fd = None
+
+    # -- recovery ------------------------------------------------------------------------
+    def handle_RestoreLedger(self, message: Any) -> None:
+        """Rebuild journaled orders (history and fills, books) and apply what reconciliation found."""
+        for order in message.orders:
+            try:
+                self._restore(order)
+            except Exception as exc:
+                logger.opt(exception=exc).error("could not restore order {}", order.intent.client_order_id)
+        self._flush(archive_all_due=True)
+
+    def _restore(self, ro: Any) -> None:
+        intent, account_id = ro.intent, ro.context.account_id
+        rec = OrderRecord.from_intent(intent, account_id, adapter_id=ro.adapter_id, context=ro.context)
+        history = [
+            Transition(r.seq, datetime.fromtimestamp(r.ts, timezone.utc), OrderStatus(r.from_status), OrderStatus(r.to_status), r.cause)
+            for r in ro.transitions
+        ]
+        rec.lifecycle = LifecycleState(OrderStatus.ACCEPTED)
+        book = self._book_of(account_id, ro.adapter_id)
+        last = history[-1].to_status if history else OrderStatus.INITIALIZED
+        if last is not OrderStatus.DENIED:  # a denied order never held a reservation or spent anything
+            # risk as it stood before the restart: the reservation from intake, trued up by each fill
+            reserved = next((reserved_notional(t.cause) for t in history if t.to_status is OrderStatus.RESERVED), None)
+            self._risk.restore_reservation(book, intent, reserved)
+        for row in ro.fills:
+            fill = row.fill
+            if fill.trade_id.startswith(SYNTHETIC_TRADE_PREFIX):  # booked from a cumulative report
+                if rec.apply_synthetic(fill) is FillOutcome.APPLIED:
+                    self._book_applied(rec, book, fill)
+            elif rec.apply_fill(fill) is FillOutcome.APPLIED:
+                self._book_applied(rec, book, rec.last_booking or fill)
+        prior = (OrderStatus.PARTIALLY_FILLED if rec.cum_qty else OrderStatus.ACCEPTED) if last is OrderStatus.PENDING_CANCEL else None
+        rec.lifecycle = LifecycleState(last, prior)
+        rec.transitions = history
+        self._orders[intent.client_order_id] = rec
+        if rec.status.is_terminal:
+            self._risk.release(book, rec.client_order_id)
+            if self._archiving:  # an archived order whose row is current leaves memory without a write
+                self._terminal[rec.client_order_id] = bool(getattr(ro, "archived", False)) and ro.outcome == "unchanged"
+        if ro.outcome == "unchanged":
+            return
+        if rec.status in (OrderStatus.INITIALIZED, OrderStatus.RESERVED, OrderStatus.SUBMITTING):
+            for event in _TO_UNKNOWN.get(rec.status, (E.UNKNOWN,)):
+                self._transition(rec, event, "process restarted with the order in flight")
+        if ro.outcome == "reconciled" and ro.venue_state is not None:
+            previous = rec.status
+            self._apply_venue_state(rec, ro.venue_state, cause="recovered: reconciled with the venue")
+            self._publish(OrderReconciled(client_order_id=rec.client_order_id, **rec.attribution, account_id=account_id, adapter_id=ro.adapter_id,
+                                          status=rec.status, previous_status=previous, report=rec.snapshot(), reason=ro.note))
+        elif ro.outcome == "never_delivered":
+            rec.error = ExecError.of(ErrorCode.E_EXEC_NETWORK, "never delivered: the venue has no record of it (found at recovery)")
+            self._transition(rec, E.FAILED, "recovered: venue proved it never received the order")
+            self._publish(OrderReconciled(client_order_id=rec.client_order_id, **rec.attribution, account_id=account_id, adapter_id=ro.adapter_id,
+                                          status=rec.status, previous_status=OrderStatus.UNKNOWN, report=rec.snapshot(), reason=ro.note))
+        if rec.status is OrderStatus.UNKNOWN:
+            self._ever_unknown.add(rec.client_order_id)
+
+    # -- forward path: risk and reservation ----------------------------------------------
+    def handle_SubmitOrder(self, order: SubmitOrder) -> None:
+        intent, account_id = order.intent, order.account_id
+        if self._held and intent.client_order_id in self._held:
+            self._submit_child(order)
+            return
+        existing = self._orders.get(intent.client_order_id)
+        if existing is not None and (existing.account_id != account_id or not existing.status.is_terminal and existing.status is not OrderStatus.UNKNOWN):
+            self._deny_stage(order, ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT,
+                             f"client_order_id '{intent.client_order_id}' is already used by another order", record=False)
+            return
+        touch = self._touch.get(intent.symbol)
+        instrument = self._instruments.get(intent.symbol)
+        book = self._book_of(account_id, order.route.adapter_id if order.route else "")
+        decision = self._risk.check_and_reserve(
+            intent, book, touch=touch,
+            position_qty=self._books.net_qty(book, intent.symbol),
+            tick_size=instrument.tick_size if instrument is not None else None,
+        )
+        rec = OrderRecord.from_intent(intent, account_id, route=order.route, arrival_px=arrival_price(intent.side, touch),
+                                      context=order.context)
+        self._orders[intent.client_order_id] = rec
+        if not decision.approved:
+            self._deny_risk(order, rec, decision.rule, decision.reason)
+            return
+        if decision.adjusted_limit_price is not None:
+            intent = intent.model_copy(update={"limit_price": decision.adjusted_limit_price})
+            rec.price_capped_from = rec.limit_price
+            rec.limit_price = decision.adjusted_limit_price
+        if self._hooks:  # the caller's own rules, after the built-in ones approved (actors/orders/hooks.py)
+            denial = run_hooks(self._hooks, PreTradeCheck(
+                intent, order.context, self._books.net_qty(book, intent.symbol), touch, self._risk.state.value, decision.reserved))
+            if denial is not None:
+                self._risk.release(book, intent.client_order_id)
+                self._deny_risk(order, rec, denial.code, f"{denial.code}: {denial.reason}")
+                return
+        self._transition(rec, E.RESERVED, f"{_RESERVED_CAUSE}{decision.reserved}", defer_flush=True)
+        forwarded = order.evolve(intent=intent, arrival_px=rec.arrival_px)
+        if self._resubmit:
+            self._resubmittable[intent.client_order_id] = forwarded
+        if not tell(order.gate, forwarded):
+            self._risk.release(book, intent.client_order_id)
+            self._deny_stage(order, ErrorCode.E_EXEC_NO_ADAPTER, "circuit breaker actor unavailable", record=True)
+        # the RESERVED row and audit line go with the next batch (the order's outcome always comes: every venue call has a timeout)
+
+    # -- partial fills: the remainder as a child order (orders.remainder = "resubmit") ----
+    def _resubmit_remainder(self, rec: OrderRecord, parent: SubmitOrder) -> bool:
+        """Re-submit what an order that expired partly filled left unfilled, as a child order.
+
+        The child has a derived client order id (:func:`remainder_client_order_id`), the parent's
+        intent otherwise, and lives within the parent's reservation (moved to it when it arrives
+        back from the idempotency store, where its claim is journaled like any order's). True
+        when the child was sent on its way; False (the parent's reservation is released) when
+        the order is not a partial expiry, the chain is at ``max_resubmits`` or trading is HALTED.
+        """
+        if rec.status is not OrderStatus.EXPIRED or not 0 < rec.cum_qty < rec.quantity:
+            return False
+        meta = parent.intent.metadata
+        n = int(meta.get(_META_RESUBMIT, 0)) + 1
+        if n > self._max_resubmits or self._risk.state is TradingState.HALTED:
+            why = "trading is HALTED" if n <= self._max_resubmits else f"max_resubmits ({self._max_resubmits}) reached"
+            logger.info("order {} expired with {} unfilled; not re-submitted: {}", rec.client_order_id, rec.quantity - rec.cum_qty, why)
+            return False
+        root = str(meta.get(_META_ROOT, rec.client_order_id))
+        remaining = rec.quantity - rec.cum_qty
+        child_id = remainder_client_order_id(root, n)
+        try:
+            data = parent.intent.model_dump()
+            data.update(client_order_id=child_id, quantity=remaining,
+                        metadata={**meta, _META_ROOT: root, _META_PARENT: rec.client_order_id, _META_RESUBMIT: n})
+            intent = type(parent.intent).model_validate(data)
+        except ValueError as exc:
+            logger.error("remainder of {} cannot be re-submitted: {}", rec.client_order_id, exc)
+            return False
+        book = self._book_of(rec.account_id, rec.adapter_id)
+        self._held[child_id] = (book, rec.client_order_id)
+        child = SubmitOrder(intent, parent.context, Future(), now_ns(), parent.route, parent.gate)
+        if not tell(self._idempotency, child):
+            del self._held[child_id]
+            return False
+        self._audit_line("remainder_resubmitted", {"client_order_id": rec.client_order_id, "child_client_order_id": child_id,
+                                                   "remaining_qty": str(remaining), "resubmit": n})
+        self._publish(RemainderResubmitted(client_order_id=rec.client_order_id, account_id=rec.account_id, adapter_id=rec.adapter_id,
+                                           status=rec.status, child_client_order_id=child_id, remaining_qty=remaining,
+                                           reason=f"expired with {remaining} unfilled; re-submitted as {child_id}"))
+        return True
+
+    def _submit_child(self, order: SubmitOrder) -> None:
+        """A remainder's child order, claimed: it takes over its parent's reservation, unchecked."""
+        intent = order.intent
+        book, parent_id = self._held.pop(intent.client_order_id)
+        rec = OrderRecord.from_intent(intent, order.account_id, route=order.route,
+                                      arrival_px=arrival_price(intent.side, self._touch.get(intent.symbol)))
+        self._orders[intent.client_order_id] = rec
+        if self._risk.state is TradingState.HALTED:
+            self._risk.release(book, parent_id)
+            self._deny_risk(order, rec, "trading_halted", "trading_halted: trading is HALTED; the remainder is not re-submitted")
+            return
+        amount = self._risk.transfer(book, parent_id, intent.client_order_id)
+        self._transition(rec, E.RESERVED, f"{_RESERVED_CAUSE}{amount}", defer_flush=True)
+        forwarded = order.evolve(arrival_px=rec.arrival_px)
+        self._resubmittable[intent.client_order_id] = forwarded
+        if not tell(order.gate, forwarded):
+            self._risk.release(book, intent.client_order_id)
+            self._deny_stage(order, ErrorCode.E_EXEC_NO_ADAPTER, "circuit breaker actor unavailable", record=True)
+        # the RESERVED row and audit line go with the next batch (the order's outcome always comes: every venue call has a timeout)
+
+    def _deny_risk(self, order: SubmitOrder, rec: OrderRecord, rule: str, reason: str) -> None:
+        """DENIED by a risk rule or a pre-trade hook: E_EXEC_RISK_DENIED, counted as ``risk:<rule>``."""
+        self._errors[f"risk:{rule}"] += 1
+        if self._metrics is not None:
+            self._metrics.rejected(f"risk:{rule}")
+        report = error_report(order, ErrorCode.E_EXEC_RISK_DENIED, reason)
+        rec.error = report.error
+        self._transition(rec, E.DENIED, f"risk: {rule}", report=report)
+        tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
+        resolve(order.reply, report)
+
+    def _deny_stage(self, order: SubmitOrder, code: ErrorCode, message: str, *, record: bool) -> None:
+        report = error_report(order, code, message)
+        self._errors[code.value] += 1
+        if record:
+            rec = self._orders.get(order.client_order_id)
+            if rec is not None:
+                rec.error = report.error
+                self._transition(rec, E.DENIED, code.value, report=report)
+        else:
+            self._audit_line("denied", {"client_order_id": order.client_order_id, "account_id": order.account_id,
+                                        "code": code.value, "reason": message})
+            self._publish(OrderDenied(client_order_id=order.client_order_id, **attribution_of(order.intent, order.context),
+                                      account_id=order.account_id,
+                                      status=OrderStatus.DENIED, report=report, code=code, reason=message))
+        tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
+        resolve(order.reply, report)
+
+    # -- facts from the pipeline -------------------------------------------------------
+    def handle_RecordDenied(self, message: RecordDenied) -> None:
+        report = message.report
+        held = self._held.pop(report.client_order_id, None) if self._held else None
+        if held is not None:  # a remainder's child refused by the idempotency store: its parent's reservation goes
+            logger.warning("remainder child {} was refused ({}); releasing {}'s reservation", report.client_order_id,
+                           report.error.message if report.error else "denied", held[1])
+            self._risk.release(*held)
+        code = report.error.code if report.error is not None else None
+        self._errors[code.value if code else "none"] += 1
+        if self._metrics is not None and code is not None:
+            self._metrics.rejected(code.value)
+        if message.intent is None or report.client_order_id in self._orders:
+            self._duplicates_denied += 1
+            self._audit_line("denied", {"client_order_id": report.client_order_id, "account_id": report.account_id,
+                                        "code": code.value if code else "", "reason": report.error.message if report.error else ""})
+            self._publish(OrderDenied(client_order_id=report.client_order_id, **attribution_of(message.intent, message.context),
+                                      account_id=report.account_id,
+                                      status=OrderStatus.DENIED, report=report, code=code,
+                                      reason=report.error.message if report.error else ""))
+            return
+        rec = OrderRecord.from_intent(message.intent, message.context.account_id if message.context else "", route=report.route,
+                                      context=message.context)
+        rec.error = report.error
+        self._orders[rec.client_order_id] = rec
+        self._transition(rec, E.DENIED, code.value if code else "denied", report=report)
+
+    def handle_OrderSent(self, message: OrderSent) -> None:
+        rec = self._order_for_update(message.client_order_id)
+        if rec is None:
+            return self._unmatched("OrderSent", message.client_order_id)
+        rec.attempts = max(rec.attempts, message.attempt)
+        rec.adapter_id = message.adapter_id
+        if message.attempt > 1:  # a retry: the status stays SUBMITTING, so no transition records it
+            self._audit_line("attempt", {"client_order_id": rec.client_order_id, "account_id": rec.account_id,
+                                         "attempt": message.attempt, "adapter_id": message.adapter_id})
+        self._transition(rec, E.SUBMITTED, f"attempt {message.attempt} sent to {message.adapter_id}")
+
+    def handle_GuardActed(self, message: GuardActed) -> None:
+        self._audit_line("guard", {"client_order_id": message.client_order_id, "account_id": message.account_id,
+                                   "guard": message.guard, "action": message.action, "detail": message.detail[:500]})
+
+    def handle_AttemptFailed(self, message: AttemptFailed) -> None:
+        rec = self._orders.get(message.client_order_id)
+        if rec is not None:
+            rec.attempts = max(rec.attempts, message.attempt)
+        self._audit_line("attempt_failed", {
+            "client_order_id": message.client_order_id, "account_id": message.account_id, "adapter_id": message.adapter_id,
+            "attempt": message.attempt, "code": message.code, "error": message.error[:500], "retry_in_s": message.retry_in_s,
+        })
+
+    def handle_OrderFinished(self, message: OrderFinished) -> None:
+        try:
+            self._order_finished(message)
+        finally:
+            for ref in message.wake_after:
+                wake(ref)
+
+    def _order_finished(self, message: OrderFinished) -> None:
+        report = message.report
+        if message.metered:
+            if self._metrics is not None:
+                self._metrics.order_finished(message.adapter_id, report)
+            if self._alerts is not None:
+                self._alerts.record_latency(self._clock.monotonic(), report.latency_us)
+        rec = self._order_for_update(report.client_order_id)
+        if rec is None:
+            return self._unmatched("OrderFinished", report.client_order_id)
+        if report.error is not None:
+            self._errors[report.error.code.value] += 1
+        if rec.status is OrderStatus.RESERVED and report.attempts > 0:
+            # sent inline (no separate OrderSent message): record the SUBMITTED step first
+            rec.attempts = max(rec.attempts, report.attempts)
+            rec.adapter_id = message.adapter_id
+            self._transition(rec, E.SUBMITTED, f"attempt {report.attempts} sent to {message.adapter_id}")
+        if message.venue_state is not None:
+            self._apply_venue_state(rec, message.venue_state, cause="submit acknowledged")
+            return
+        event = _STATUS_EVENT.get(report.status)
+        if event is None:
+            return
+        if report.error is not None:
+            rec.error = report.error
+        self._transition(rec, event, message.cause or report.status.value, report=report)
+
+    def handle_VenueEventReceived(self, message: VenueEventReceived) -> None:
+        if self._tracking:  # the adapter's event stream is alive
+            self._heard[message.event.adapter_id] = self._clock.monotonic()
+        if _crashpoints.ARMED and message.event.kind == "fill":
+            _crashpoints.hit("between_fills")
+        state = message.event.state
+        rec = self._order_for_update(state.client_order_id)
+        if rec is None:
+            return self._unmatched(f"venue event {message.event.kind}", state.client_order_id)
+        self._apply_venue_state(rec, state, cause=f"venue {message.event.kind}", fill=message.event.fill)
+
+    def handle_OrderReconciledWith(self, message: OrderReconciledWith) -> None:
+        rec = self._order_for_update(message.client_order_id)
+        if rec is None:
+            return self._unmatched("reconciliation", message.client_order_id)
+        if message.state is None:
+            if message.resent:
+                self._audit_line("reconcile", {"client_order_id": rec.client_order_id, "result": "venue proved absence; re-sent under the same id"})
+            elif message.absent:
+                self._proven_absent(rec, message.adapter_id)
+            return
+        if message.tracked:
+            self._tracked_state(rec, message)
+            return
+        previous = rec.status
+        self._apply_venue_state(rec, message.state, cause="reconciled with venue")
+        self._publish(OrderReconciled(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id, adapter_id=message.adapter_id,
+                                      status=rec.status, previous_status=previous, report=rec.snapshot(),
+                                      reason=f"venue says {message.state.status.value}"))
+
+    def _proven_absent(self, rec: OrderRecord, adapter_id: str) -> None:
+        """The venue proved absence of an order the adapter cannot re-send (in doubt since a
+        restart): FAILED "never delivered", as recovery does (docs/DESIGN.md). An order the venue
+        acknowledged or filled before is not failed on a lookup: that contradiction is logged."""
+        if rec.status is not OrderStatus.UNKNOWN or rec.venue_order_id is not None or rec.cum_qty:
+            logger.error("order {} ({}): venue {} says it has no such order; the ledger keeps it (acknowledged before, or still in flight)",
+                         rec.client_order_id, rec.status.value, adapter_id)
+            return
+        rec.error = ExecError.of(ErrorCode.E_EXEC_NETWORK, "never delivered: the venue proved it has no record of it")
+        self._transition(rec, E.FAILED, "reconciled: venue proved it never received the order")
+        self._publish(OrderReconciled(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id, adapter_id=adapter_id,
+                                      status=rec.status, previous_status=OrderStatus.UNKNOWN, report=rec.snapshot(),
+                                      reason="venue proved absence"))
+
+    def handle_ReconciliationStalled(self, message: ReconciliationStalled) -> None:
+        """Escalate an order still in doubt after ``reconcile.max_attempts`` lookups: event, health."""
+        rec = self._orders.get(message.client_order_id)
+        if rec is None:
+            return self._unmatched("reconciliation escalation", message.client_order_id)
+        if rec.status not in _IN_DOUBT:  # settled meanwhile: tell the adapter to stop looking
+            tell(self._router, ForwardReconcile(message.adapter_id, (rec.client_order_id,), resolved=True))
+            return
+        self._escalated[rec.client_order_id] = message.attempts
+        self._publish(ReconciliationEscalated(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id,
+                                              adapter_id=message.adapter_id, status=rec.status, attempts=message.attempts,
+                                              unresolved_for_s=message.unresolved_for_s, reason=message.reason))
+
+    def handle_GetEscalated(self, message: GetEscalated) -> dict[str, int]:
+        return dict(self._escalated)
+
+    def handle_GetReservations(self, message: GetReservations):
+        return self._risk.reservations(message.account_id)
+
+    def handle_GetExposure(self, message: GetExposure):
+        return self._risk.exposure_of(message.account_id)
+
+    def handle_CancelFinished(self, message: CancelFinished) -> None:
+        """Apply a cancel's outcome and answer it with the order's report (plus the error, if any)."""
+        cancel = message.cancel
+        rec = self._order_for_update(cancel.client_order_id)
+        if rec is None:
+            self._unmatched("cancel result", cancel.client_order_id)
+            resolve(cancel.reply, cancel_error_report(cancel, message.code or ErrorCode.E_EXEC_INTERNAL, message.reason or "unknown order",
+                                                      status=OrderStatus.UNKNOWN))
+            return
+        if message.outcome == "done" and message.state is not None:
+            self._apply_venue_state(rec, message.state, cause="cancel acknowledged")
+        elif message.outcome in ("rejected", "not_sent") and rec.status is OrderStatus.PENDING_CANCEL:
+            self._transition(rec, E.CANCEL_REJECTED, f"cancel {message.outcome.replace('_', ' ')}: {message.reason}")
+            self._publish(OrderCancelRejected(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id,
+                                              adapter_id=message.adapter_id, status=rec.status, reason=message.reason))
+        error = ExecError.of(message.code, message.reason) if message.outcome not in ("done", "withdrawn") and message.code is not None else None
+        resolve(cancel.reply, rec.snapshot(latency_us=latency_us(cancel.t0_ns)).model_copy(update={"error": error} if error else {}))
+
+    # -- cancels -----------------------------------------------------------------------
+    def handle_CancelOrder(self, cancel: CancelOrder) -> None:
+        rec = self._order_for_update(cancel.client_order_id)
+        if rec is None or (cancel.account_id and rec.account_id != cancel.account_id):
+            resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_VALIDATION,
+                                                      f"unknown order '{cancel.client_order_id}'", status=OrderStatus.UNKNOWN))
+            return
+        if rec.status in (OrderStatus.RESERVED, OrderStatus.SUBMITTING):
+            # not acknowledged yet: the adapter withdraws it from its throttle queue, or asks the venue
+            if not tell(self._router, replace(cancel, adapter_id=rec.adapter_id or (rec.route.adapter_id if rec.route else ""),
+                                              account_id=rec.account_id)):
+                resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_INTERNAL, "router unavailable", status=rec.status))
+            return
+        if not rec.status.is_open:
+            snapshot = rec.snapshot(latency_us=latency_us(cancel.t0_ns))
+            message = f"order is {rec.status.value}; only orders still working can be canceled"
+            resolve(cancel.reply, snapshot.model_copy(update={"error": ExecError.of(ErrorCode.E_EXEC_VALIDATION, message)}))
+            return
+        if rec.status is not OrderStatus.PENDING_CANCEL:
+            self._transition(rec, E.CANCEL_REQUESTED, f"cancel requested: {cancel.reason}" if cancel.reason else "cancel requested")
+        if not tell(self._router, replace(cancel, adapter_id=rec.adapter_id, account_id=rec.account_id)):
+            resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_INTERNAL, "router unavailable", status=rec.status))
+
+    # -- market data and operator ------------------------------------------------------
+    def handle_MarketData(self, message: MarketData) -> None:
+        data = message.data
+        if isinstance(data, Quote):
+            if data.is_crossed or data.is_locked:
+                return  # never a mark or a touch: the last good quote stands
+            self._touch[data.symbol] = data
+            self._books.mark(data.symbol, data.mid)
+            self._pnl.mark(data.symbol, data.mid)
+        elif isinstance(data, Trade):
+            self._books.mark(data.symbol, data.price)
+            self._pnl.mark(data.symbol, data.price)
+
+    def handle_GetTradingState(self, message: Any) -> str:
+        return self._risk.state.value
+
+    def handle_GetTradingStatus(self, message: Any) -> tuple[str, str, tuple[str, ...]]:
+        return self._risk.state.value, self._state_reason, tuple(sorted(self._mismatched))
+
+    def handle_GetDurability(self, message: Any) -> dict:
+        """Durable writes that are failing: store -> {"error", "attempts", "pending"} (empty: all written)."""
+        return {store: dict(info) for store, info in self._write_failures.items()}
+
+    def handle_InjectJournalFailure(self, message: Any) -> None:
+        """Test hook: the next ``n`` writes of ``message.store`` ("ledger" journal or "audit" log) fail
+        as a full or read-only disk would; ``n`` = 0 repairs it."""
+        self._injected[message.store] = message.n
+
+    def handle_SetPublishing(self, message: Any) -> None:
+        self._publishing = message.enabled
+
+    def handle_SetTradingState(self, message: SetTradingState) -> str:
+        state = TradingState(message.state)
+        if self._write_failures and state is not TradingState.HALTED:
+            # fail closed: no new order on top of state that is not written; the wish is kept for after
+            self._state_before_halt = state
+            logger.warning("trading stays HALTED while durable writes fail ({}); {} once they are written",
+                           ", ".join(self._write_failures), state.value)
+            return TradingState.HALTED.value
+        if self._write_failures:
+            self._state_before_halt = None  # the operator halted too: stays HALTED after the writes recover
+            if self._risk.state is TradingState.HALTED:
+                return TradingState.HALTED.value
+        self._auto_state = None  # the operator's state: no safety rule resumes from it
+        self._set_trading_state(state, message.reason or "set by the operator", automatic=bool(message.reason))
+        return self._risk.state.value
+
+    def _set_trading_state(self, state: TradingState, reason: str, *, automatic: bool) -> None:
+        previous = self._risk.state
+        if state is TradingState.HALTED:
+            self._risk.halt()
+        elif state is TradingState.REDUCING:
+            self._risk.reduce_only()
+        else:
+            self._risk.resume()
+        self._state_reason = reason
+        self._audit_line("trading_state", {"state": state.value, "previous": previous.value, "reason": reason, "automatic": automatic})
+        logger.warning("trading state is now {} ({})", state.value, reason)
+        self._publish(TradingStateChanged(state=state.value, previous=previous.value, reason=reason, automatic=automatic))
+
+    # -- automatic trading state ([safety]) ------------------------------------------------
+    def _escalate(self, target: str, cause: str, reason: str) -> None:
+        """A safety rule fired: record the cause; move to ``target`` unless trading is already at
+        least that restricted (ACTIVE < REDUCING < HALTED; a rule never loosens the state)."""
+        self._auto_causes[cause] = reason
+        if target == "none":
+            return
+        state = TradingState(target)
+        if _RESTRICTION[state] > _RESTRICTION[self._risk.state]:
+            self._auto_state = state
+            self._set_trading_state(state, reason, automatic=True)
+
+    def _clear_cause(self, cause: str) -> None:
+        """A cause is gone; with ``auto_resume``, back to ACTIVE once none is left — only from the state
+        a safety rule set, never from one the operator chose."""
+        if self._auto_causes.pop(cause, None) is None or self._auto_causes:
+            return
+        safety = self._safety
+        if safety is not None and safety.auto_resume and self._auto_state is not None and self._risk.state is self._auto_state:
+            self._auto_state = None
+            self._set_trading_state(TradingState.ACTIVE, "every automatic cause cleared (auto_resume)", automatic=True)
+
+    def handle_AdapterAvailability(self, message: AdapterAvailability) -> None:
+        adapter = message.adapter_id
+        if message.available:
+            if self._down_since.pop(adapter, None) is not None:
+                logger.info("adapter {} is available again", adapter)
+            self._clear_cause(f"outage:{adapter}")
+            return
+        safety = self._safety
+        if adapter in self._down_since:  # still down, now for another reason (e.g. restarting, then given up)
+            self._down_since[adapter] = (self._down_since[adapter][0], message.reason)
+            return
+        if safety is None or safety.on_outage == "none" or self._clock is None:
+            return
+        since = self._clock.monotonic()
+        self._down_since[adapter] = (since, message.reason)
+        ref = self.actor_ref
+        self._clock.call_later(safety.outage_after_s, lambda: tell(ref, OutageCheck(adapter, since)))
+
+    def handle_OutageCheck(self, message: OutageCheck) -> None:
+        down = self._down_since.get(message.adapter_id)
+        if down is None or down[0] != message.since:
+            return  # it came back in time (or went down again later: that outage has its own timer)
+        safety = self._safety
+        reason = f"adapter {message.adapter_id} unavailable for {safety.outage_after_s:g} s ({down[1]})"
+        self._escalate(safety.on_outage, f"outage:{message.adapter_id}", reason)
+
+    # -- broker-state sync (sync_broker_state) --------------------------------------------
+    def handle_SyncBrokerState(self, message: SyncBrokerState) -> None:
+        """Ask every adapter for the venue's positions and balances; compare when they answer."""
+        self._sync_ids += 1
+        sync_id = self._sync_ids
+        sync = _Sync(message.reply, set(self._adapter_ids))
+        self._syncs[sync_id] = sync
+        for adapter_id in self._adapter_ids:
+            if not tell(self._router, FetchBrokerState(adapter_id, sync_id)):
+                sync.results[adapter_id] = AdapterSync(adapter_id, "unavailable", error="router unavailable")
+                sync.waiting.discard(adapter_id)
+        if not sync.waiting:
+            self._finish_sync(sync_id)
+        elif self._clock is not None:
+            ref = self.actor_ref
+            timeout = self._sync_settings.timeout_s if self._sync_settings is not None else 10.0
+            sync.timer = self._clock.call_later(timeout, lambda: tell(ref, SyncTimedOut(sync_id)))
+
+    def handle_BrokerStateFetched(self, message: BrokerStateFetched) -> None:
+        sync = self._syncs.get(message.sync_id)
+        if sync is None or message.adapter_id not in sync.waiting:
+            return  # late: that sync ended already
+        sync.waiting.discard(message.adapter_id)
+        if message.error:
+            result = AdapterSync(message.adapter_id, "unavailable", error=message.error)
+        else:
+            try:
+                result = self._venue_books.compare(message.adapter_id, message.positions, message.balances)
+            except ValueError as exc:
+                result = AdapterSync(message.adapter_id, "unavailable", error=str(exc))
+        sync.results[message.adapter_id] = result
+        self._after_compare(result)
+        if not sync.waiting:
+            self._finish_sync(message.sync_id)
+
+    def handle_SyncTimedOut(self, message: SyncTimedOut) -> None:
+        sync = self._syncs.get(message.sync_id)
+        if sync is None:
+            return
+        for adapter_id in sorted(sync.waiting):
+            sync.results[adapter_id] = AdapterSync(adapter_id, "unavailable", error="no answer within the sync timeout")
+        sync.waiting.clear()
+        self._finish_sync(message.sync_id)
+
+    def handle_SyncTick(self, message: SyncTick) -> None:
+        self._sync_timer = None
+        self.handle_SyncBrokerState(SyncBrokerState())
+        self._arm_sync_tick()
+
+    def _arm_sync_tick(self) -> None:
+        interval = self._sync_settings.interval_s if self._sync_settings is not None else None
+        if interval is not None and self._clock is not None and self._sync_timer is None:
+            ref = self.actor_ref
+            self._sync_timer = self._clock.call_later(interval, lambda: tell(ref, SyncTick()))
+
+    def _after_compare(self, result: AdapterSync) -> None:
+        adapter = result.adapter_id
+        if result.status == "mismatch":
+            described = tuple(d.describe() for d in result.differences)
+            if self._mismatched.get(adapter) != described:
+                self._mismatched[adapter] = described
+                logger.error("broker state of {} differs from the ledger (nothing adjusted): {}", adapter, "; ".join(described))
+                self._audit_line("broker_state_mismatch", {"adapter_id": adapter, "differences": list(described)})
+                self._publish(BrokerStateMismatch(adapter_id=adapter, differences=described))
+                target = self._safety.on_mismatch if self._safety is not None else "none"
+                self._escalate(target, f"mismatch:{adapter}", f"broker state of {adapter} differs from the ledger: {described[0]}"
+                               + (f" (+{len(described) - 1} more)" if len(described) > 1 else ""))
+        elif result.status == "match" and adapter in self._mismatched:
+            del self._mismatched[adapter]
+            logger.warning("broker state of {} matches the ledger again", adapter)
+            self._audit_line("broker_state_matched", {"adapter_id": adapter})
+            self._publish(BrokerStateMatched(adapter_id=adapter))
+            self._clear_cause(f"mismatch:{adapter}")
+
+    def _finish_sync(self, sync_id: int) -> None:
+        sync = self._syncs.pop(sync_id)
+        if sync.timer is not None:
+            sync.timer.cancel()
+        report = BrokerSyncReport(ts=datetime.now(timezone.utc) if self._clock is None else self._clock.now(),
+                                  adapters=tuple(sync.results[a] for a in self._adapter_ids if a in sync.results),
+                                  trading_state=self._risk.state.value)
+        if sync.reply is not None:
+            resolve(sync.reply, report)
+
+    # -- queries -----------------------------------------------------------------------
+    def handle_GetOrder(self, message: GetOrder):
+        rec = self._orders.get(message.client_order_id)
+        return rec.snapshot() if rec is not None else self._archived_report(message.client_order_id)
+
+    def handle_WaitTerminal(self, message: WaitTerminal) -> None:
+        rec = self._orders.get(message.client_order_id)
+        if rec is None:
+            archived = self._archived_report(message.client_order_id)
+            if not message.reply.done():
+                try:
+                    message.reply.set_result(archived)
+                except Exception:  # answered meanwhile
+                    pass
+            return
+        if rec.status.is_terminal:
+            self._answer_wait(message.reply, rec)
+            return
+        self._waiters.setdefault(message.client_order_id, []).append(message.reply)
+
+    def handle_ForgetWait(self, message: ForgetWait) -> None:
+        waiting = self._waiters.get(message.client_order_id)
+        if waiting is not None:
+            waiting[:] = [f for f in waiting if f is not message.reply]
+            if not waiting:
+                del self._waiters[message.client_order_id]
+
+    @staticmethod
+    def _answer_wait(reply, rec: OrderRecord | None) -> None:
+        if not reply.done():
+            try:
+                reply.set_result(rec.snapshot() if rec is not None else None)
+            except Exception:  # the caller's future was answered meanwhile: nothing to do
+                pass
+
+    def handle_GetHistory(self, message: GetHistory):
+        """``(audit_path, ())`` after flushing the audit log; without one, ``(None, records)`` built
+        from the order's transitions and fills in memory."""
+        if self._audit is not None:
+            self._flush()
+            return self._audit.path, ()
+        rec = self._orders.get(message.client_order_id)
+        if rec is None:
+            return None, ()
+        # in the audit's order: a fill just before the status change it caused (cause "fill <trade_id>")
+        fills = {f"fill {f.trade_id}": f for f in rec.fills}
+        lines = []
+        for t in rec.transitions:
+            fill = fills.pop(t.cause, None)
+            if fill is not None:
+                lines.append(("fill", self._fill_data(rec, fill)))
+            lines.append(("transition", self._transition_data(rec, t)))
+        lines += [("fill", self._fill_data(rec, f)) for f in fills.values()]
+        return None, tuple(lines)
+
+    def handle_ListOrders(self, message: ListOrders):
+        archived: list = []
+        if self._archiving and self._archived_total:
+            from .archive import archived_report
+
+            try:
+                archived = [archived_report(a.record_json) for a in self._journal.load_archive() if a.client_order_id not in self._orders]
+            except Exception as exc:  # a query never breaks the ledger; say what is missing
+                logger.opt(exception=exc).error("archived orders could not be read back; listing the orders in memory only")
+        return tuple(archived) + tuple(rec.snapshot() for rec in self._orders.values())
+
+    def handle_GetPositions(self, message: GetPositions):
+        if message.by_strategy:
+            return self._pnl.positions(message.strategy_id)
+        return self._books.positions()
+
+    def handle_GetDailyPnl(self, message: GetDailyPnl):
+        return self._pnl.daily(day=message.day, account_id=message.account_id, strategy_id=message.strategy_id)
+
+    def handle_GetLedgerStats(self, message: GetLedgerStats) -> dict:
+        by_status: Counter[str] = Counter(rec.status.value for rec in self._orders.values())
+        by_status.update(self._retired_by_status)
+        fills = sum(len(rec.fills) for rec in self._orders.values()) + self._retired_fills
+        return {
+            "orders_total": len(self._orders) + self._archived_total,
+            "orders_in_memory": len(self._orders),
+            "orders_archived": self._archived_total,
+            "orders_by_status": dict(sorted(by_status.items())),
+            "fills_total": fills,
+            "errors_by_code": dict(sorted(self._errors.items())),
+            "duplicates_denied": self._duplicates_denied,
+            "unknown_open": sum(1 for rec in self._orders.values() if rec.status is OrderStatus.UNKNOWN),
+            "unknown_resolved": self._unknown_resolved,
+            "overfills": self._overfills,
+            "unmatched_venue_events": self._unmatched_venue_events,
+            "waiters": sum(len(v) for v in self._waiters.values()),
+            "trading_state": self._risk.state.value,
+            "risk_invariants": self._risk.check_invariants(),
+            "exposure": {
+                acct: {"reserved": str(r), "spent": str(s), "budget": None if b is None else str(b)}
+                for acct in self._risk.accounts()
+                for r, s, b in (self._risk.exposure(acct),)
+            },
+            "book_invariants": self._books_invariants(),
+            "cash": {acct: {k: str(v) for k, v in self._books.cash(acct).items()} for acct in self._books.accounts()},
+        }
+
+    def _books_invariants(self) -> list[str]:
+        grouped: dict[tuple[str, str], list] = {}
+        for rec in self._orders.values():
+            for fill in rec.fills:
+                grouped.setdefault((self._book_of(rec.account_id, rec.adapter_id), rec.symbol), []).append((rec.side, fill))
+        try:
+            return list(self._books.check_invariants(grouped, self._retired if self._archived_total else None))
+        except Exception as exc:  # the check itself must never break a query
+            return [f"invariant check failed: {exc!r}"]
+
+    # -- applying changes ----------------------------------------------------------------
+    def _apply_venue_state(self, rec: OrderRecord, state: VenueOrderState, *, cause: str, fill: Fill | None = None) -> None:
+        if self._receipts_fd is not None:
+            self._pending_receipts.append((rec.adapter_id, cause, state))
+        before_status = rec.status
+        before_transitions = len(rec.transitions)
+        before_overfills = len(rec.overfills)
+        before_anomalies = len(rec.anomalies)
+        try:
+            new_fills = rec.apply_venue_state(state, fill=fill)
+        except (IllegalTransition, ValueError) as exc:
+            logger.error("venue state for {} not applied: {}", rec.client_order_id, exc)
+            return
+        if rec.status is OrderStatus.PENDING_CANCEL and state.status in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED) \
+                and cause.startswith(("reconciled", "recovered")):
+            # the venue proves the order is still working: the cancel never took effect
+            try:
+                rec.apply_event(E.CANCEL_REJECTED, cause=f"{cause}: venue says {state.status.value}, the cancel did not happen")
+            except IllegalTransition as exc:
+                logger.error("order {}: {}", rec.client_order_id, exc)
+        if rec.status is OrderStatus.UNKNOWN and state.status in _UNKNOWN_EXIT:
+            # the venue proves the order is live (or done) but no new fill moved it out of UNKNOWN
+            try:
+                rec.apply_event(_UNKNOWN_EXIT[state.status], cause=f"{cause}: venue says {state.status.value}")
+            except IllegalTransition as exc:
+                logger.error("order {}: {}", rec.client_order_id, exc)
+        fills = new_fills
+        if new_fills:
+            book = self._book_of(rec.account_id, rec.adapter_id)
+            fills = [self._book_applied(rec, book, booking) for booking in new_fills]
+            if self._recording:
+                for fill in fills:
+                    self._pending_fills.append((rec, fill))
+                    if self._audit is not None:
+                        self._pending_audit.append(("fill", rec, fill))
+        for note in rec.anomalies[before_anomalies:]:
+            logger.warning("order {}: venue report contradicts the book and was not applied: {}", rec.client_order_id, note)
+        if len(rec.overfills) > before_overfills:
+            self._overfills += len(rec.overfills) - before_overfills
+            for fill in rec.overfills[before_overfills:]:
+                logger.error("overfill on {}: fill {} would exceed quantity {}; recorded, not applied", rec.client_order_id, fill.trade_id, rec.quantity)
+                self._publish(OverfillDetected(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id, adapter_id=rec.adapter_id,
+                                               status=rec.status, fill=fill, reason="fill exceeds order quantity"))
+        self._after_change(rec, before_status, before_transitions, cause, fills=fills)
+
+    def _book_pnl(self, rec: OrderRecord, book: str, booking: Fill | FillBooking, before: tuple) -> None:
+        """The strategy's position and the day's PnL for a booking the account book just took
+        (``before``: the account's realized PnL and fees before it)."""
+        after = self._books.realized_and_fees(book, rec.symbol)
+        self._pnl.on_fill(book, rec.strategy_id, rec.symbol, rec.side, booking, (after[0] - before[0], after[1] - before[1]))
+
+    def _book_applied(self, rec: OrderRecord, book: str, booking: Fill | FillBooking) -> Fill:
+        """Book one applied fill (or a real fill that covered synthetic quantity: its new part, the
+        price correction and the fee change) in the positions and risk; return the fill as reported."""
+        self._venue_books.on_booking(rec.adapter_id, rec.symbol, rec.side, booking)
+        books = self._books
+        before = books.realized_and_fees(book, rec.symbol)
+        if booking.__class__ is Fill:
+            books.apply_fill(book, rec.symbol, rec.side, booking)  # type: ignore[arg-type]
+            self._book_pnl(rec, book, booking, before)
+            self._risk.on_fill(book, rec.client_order_id, booking)  # type: ignore[arg-type]
+            return booking  # type: ignore[return-value]
+        books.apply_booking(book, rec.symbol, rec.side, booking)
+        self._book_pnl(rec, book, booking, before)
+        if booking.new is not None:  # type: ignore[union-attr]
+            self._risk.on_fill(book, rec.client_order_id, booking.new)  # type: ignore[union-attr]
+        fill = booking.fill  # type: ignore[union-attr]
+        correction = sum((qty * (fill.price - px) for qty, px in booking.repriced), Decimal(0))  # type: ignore[union-attr]
+        if correction:
+            self._risk.on_reprice(book, correction)
+        return fill
+
+    def _transition(self, rec: OrderRecord, event: OrderEventType, cause: str, *, report=None, defer_flush: bool = False) -> None:
+        """Apply ``event`` to ``rec`` and queue its journal rows and audit lines (written by the next
+        flush). ``defer_flush``: the caller flushes itself (``_flush_if_idle``) once it has told the
+        order onward, so the ledger's own commit is never on an order's path to its venue."""
+        before_status = rec.status
+        before_transitions = len(rec.transitions)
+        try:
+            rec.apply_event(event, cause=cause)
+        except IllegalTransition as exc:
+            logger.error("order {}: {} (cause: {})", rec.client_order_id, exc, cause)
+            return
+        self._after_change(rec, before_status, before_transitions, cause, report=report, defer_flush=defer_flush)
+
+    def _flush_if_idle(self) -> None:
+        """Group commit: write the queued rows and audit lines when no message waits behind them."""
+        if (self._pending_rows or self._pending_fills or self._pending_audit) and self.actor_inbox.empty():
+            self._flush()
+
+    def _after_change(self, rec: OrderRecord, before: OrderStatus, before_transitions: int, cause: str, *, fills=(), report=None,
+                      defer_flush: bool = False) -> None:
+        new = rec.transitions[before_transitions:]
+        if new and self._clock is not None:
+            if rec.status in _WATCHED:
+                self._watched[rec.client_order_id] = self._clock.monotonic()
+                self._arm_quiet_check()
+            else:
+                self._watched.pop(rec.client_order_id, None)
+            if self._max_open_age_s is not None:
+                self._track_open_age(rec)
+            if self._tracking:
+                self._track_working(rec)
+        if new and self._escalated:
+            self._escalated.pop(rec.client_order_id, None)
+        for t in new:
+            if self._recording:
+                self._pending_rows.append((rec, t))
+                if self._audit is not None:
+                    self._pending_audit.append(("transition", rec, t))
+            if t.to_status is OrderStatus.UNKNOWN:
+                self._ever_unknown.add(rec.client_order_id)
+            elif t.from_status is OrderStatus.UNKNOWN:
+                self._unknown_resolved += 1
+                if t.to_status is not OrderStatus.SUBMITTING:
+                    self._settled(rec)
+        if rec.status.is_terminal:
+            if not before.is_terminal:
+                parent = self._resubmittable.pop(rec.client_order_id, None) if self._resubmittable else None
+                if parent is None or not self._resubmit_remainder(rec, parent):
+                    self._risk.release(self._book_of(rec.account_id, rec.adapter_id), rec.client_order_id)
+            if self._archiving:  # changed: (re)queued as the newest terminal order, its archive row stale
+                terminal = self._terminal
+                terminal.pop(rec.client_order_id, None)
+                terminal[rec.client_order_id] = False
+            if self._waiters:
+                for reply in self._waiters.pop(rec.client_order_id, ()):
+                    self._answer_wait(reply, rec)
+            if self._alerts is not None:
+                self._alerts.record_outcome(self._clock.monotonic(), rejected=rec.status in _REFUSED)
+                self._arm_alert_check()
+        if self._publishing:
+            self._publish_changes(rec, new, cause, fills, report)
+        if (self._pending_rows or self._pending_fills) and (len(self._pending_rows) > 512 or not defer_flush and self.actor_inbox.empty()):
+            self._flush()
+
+    def _settled(self, rec: OrderRecord) -> None:
+        """An order left UNKNOWN on positive evidence from any source (a lookup, an event, a fill):
+        a retry of its id now replays this report, and its adapter stops looking it up."""
+        tell(self._idempotency, CompleteOrder(rec.account_id, rec.client_order_id, rec.snapshot()))
+        if rec.adapter_id:
+            tell(self._router, ForwardReconcile(rec.adapter_id, (rec.client_order_id,), resolved=True))
+
+    def _publish_changes(self, rec: OrderRecord, new: list, cause: str, fills, report) -> None:
+        # one event per fill (PartiallyFilled/Filled), and one per status change that is not a fill
+        fill_statuses = {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED}
+        for fill in fills:
+            event_type = ORDER_EVENT_BY_STATUS[OrderStatus.FILLED if rec.cum_qty >= rec.quantity else OrderStatus.PARTIALLY_FILLED]
+            self._publish(event_type(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id, adapter_id=rec.adapter_id,
+                                     status=rec.status, fill=fill, reason=cause))
+        for t in new:
+            if t.to_status in fill_statuses and fills:
+                continue
+            event_type = ORDER_EVENT_BY_STATUS.get(t.to_status)
+            if event_type is None:
+                continue
+            code = rec.error.code if rec.error is not None and t.to_status in (OrderStatus.DENIED, OrderStatus.FAILED, OrderStatus.REJECTED, OrderStatus.UNKNOWN) else None
+            self._publish(event_type(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id, adapter_id=rec.adapter_id,
+                                     status=t.to_status, report=report, code=code, reason=t.cause))
+
+    # -- in-flight checks (after NautilusTrader's inflight_check_interval/threshold) ------
+    def _arm_alert_check(self) -> None:
+        if self._alert_timer is None:
+            ref = self.actor_ref
+            self._alert_timer = self._clock.call_later(self._alert_interval_s, lambda: tell(ref, AlertTick()))
+
+    def handle_AlertTick(self, message: AlertTick) -> None:
+        """Evaluate the alert window; publish, log and audit what changed; keep ticking while it holds anything."""
+        self._alert_timer = None
+        if self._alerts is None:
+            return
+        for event in self._alerts.evaluate(self._clock.monotonic()):
+            logger.warning("alert: {}", event)
+            self._audit_line("alert", {"event": event.name, **event.model_dump(mode="json", exclude={"ts", "seq"})})
+            self._publish(event)
+        if not self._alerts.idle:
+            self._arm_alert_check()
+
+    def _arm_quiet_check(self) -> None:
+        if self._quiet_timer is None and self._watched:
+            ref = self.actor_ref
+            self._quiet_timer = self._clock.call_later(self._quiet_interval_s, lambda: tell(ref, QuietCheck()))
+
+    def handle_QuietCheck(self, message: QuietCheck) -> None:
+        """Orders quiet in SUBMITTING or PENDING_CANCEL past the threshold are asked about at their venue."""
+        self._quiet_timer = None
+        now = self._clock.monotonic()
+        by_adapter: dict[str, list[str]] = {}
+        for cl_id, since in list(self._watched.items()):
+            if now - since < self._quiet_threshold_s:
+                continue
+            rec = self._orders.get(cl_id)
+            if rec is None or rec.status not in _WATCHED:
+                self._watched.pop(cl_id, None)
+                continue
+            by_adapter.setdefault(rec.adapter_id, []).append(cl_id)
+            self._watched[cl_id] = now  # ask again only after another quiet period
+        for adapter_id, ids in by_adapter.items():
+            logger.info("{} order(s) quiet on {} for {:g} s: asking the venue", len(ids), adapter_id, self._quiet_threshold_s)
+            tell(self._router, ForwardReconcile(adapter_id, tuple(ids)))
+        self._arm_quiet_check()
+
+    # -- live order tracking ([tracking]; seeds 001, 002) -------------------------------------
+    def _track_working(self, rec: OrderRecord) -> None:
+        working = self._working.get(rec.adapter_id)
+        if working is None:
+            return
+        cl_id = rec.client_order_id
+        if rec.status in _TRACKED:
+            if cl_id not in working:
+                now = self._clock.monotonic()
+                if not working:  # silence counts from when something could be missed
+                    self._heard[rec.adapter_id] = now
+                working[cl_id] = now  # first looked up one interval from now
+                self._arm_track(rec.adapter_id)
+        else:
+            working.pop(cl_id, None)
+
+    def _arm_track(self, adapter_id: str) -> None:
+        working = self._working[adapter_id]
+        if adapter_id in self._track_timers or not working:
+            return
+        t = self._tracking[adapter_id]
+        interval = t.silent_interval_s if adapter_id in self._polling else t.interval_s
+        rounds = -(-len(working) // t.page_size)  # pages per interval: every order once per interval
+        ref = self.actor_ref
+        self._track_timers[adapter_id] = self._clock.call_later(interval / rounds, lambda: tell(ref, TrackTick(adapter_id)))
+
+    def handle_TrackTick(self, message: TrackTick) -> None:
+        """One tracking round: the working orders of one adapter not looked up for an interval,
+        least recently looked up first, one page at most, go to the adapter (``TrackOrders``).
+        The interval is ``silent_interval_s`` while the venue's event stream is silent."""
+        adapter_id = message.adapter_id
+        self._track_timers.pop(adapter_id, None)
+        working = self._working.get(adapter_id)
+        if not working:
+            return
+        t = self._tracking[adapter_id]
+        now = self._clock.monotonic()
+        quiet_for = now - self._heard.get(adapter_id, now)
+        silent = quiet_for >= t.silence_s
+        if silent != (adapter_id in self._polling):
+            if silent:
+                self._polling.add(adapter_id)
+                reason = f"no event from {adapter_id} for {quiet_for:g} s with {len(working)} order(s) working: polling every {t.silent_interval_s:g} s"
+                logger.warning("live order tracking: {}", reason)
+            else:
+                self._polling.discard(adapter_id)
+                reason = f"events from {adapter_id} flow again: looking orders up every {t.interval_s:g} s"
+                logger.info("live order tracking: {}", reason)
+            self._audit_line("order_tracking", {"adapter_id": adapter_id, "polling": silent, "reason": reason})
+            self._publish(OrderTrackingChanged(adapter_id=adapter_id, polling=silent, reason=reason))
+        interval = t.silent_interval_s if silent else t.interval_s
+        due: list[str] = []
+        for cl_id, last in working.items():
+            if now - last < interval or len(due) >= t.page_size:
+                break
+            due.append(cl_id)
+        for cl_id in due:  # to the back of the line
+            del working[cl_id]
+            working[cl_id] = now
+        if due:
+            tell(self._router, TrackOrders(adapter_id, tuple(due)))
+        self._arm_track(adapter_id)
+
+    def _tracked_state(self, rec: OrderRecord, message: OrderReconciledWith) -> None:
+        """A tracking lookup's answer: applied like any venue state (each trade id once); only a
+        change (a fill or a status the event stream did not bring) is logged and published."""
+        if rec.status.is_terminal:
+            return
+        before = (rec.status, rec.cum_qty)
+        self._apply_venue_state(rec, message.state, cause="tracked: looked up at the venue")
+        if (rec.status, rec.cum_qty) == before:
+            return
+        logger.warning("order {}: the venue lookup found {} (cum_qty {}) that no event reported", rec.client_order_id,
+                       rec.status.value, rec.cum_qty)
+        self._publish(OrderReconciled(client_order_id=rec.client_order_id, account_id=rec.account_id, adapter_id=message.adapter_id,
+                                      status=rec.status, previous_status=before[0], report=rec.snapshot(),
+                                      reason=f"live tracking: venue says {message.state.status.value}"))
+
+    # -- open-age limit (orders.max_open_age_s; seed 002's order timeout) -----------------
+    def _track_open_age(self, rec: OrderRecord) -> None:
+        cl_id = rec.client_order_id
+        if rec.status.is_terminal:
+            self._open_since.pop(cl_id, None)
+        elif rec.status in _AGED and cl_id not in self._open_since:
+            self._open_since[cl_id] = self._clock.monotonic()
+            self._arm_age_check()
+
+    def _arm_age_check(self) -> None:
+        if self._age_timer is None and self._open_since:
+            oldest = next(iter(self._open_since.values()))
+            delay = max(0.0, oldest + self._max_open_age_s - self._clock.monotonic())
+            ref = self.actor_ref
+            self._age_timer = self._clock.call_later(delay, lambda: tell(ref, OpenAgeCheck()))
+
+    def handle_OpenAgeCheck(self, message: OpenAgeCheck) -> None:
+        """Cancel, at their venue, the orders open for ``max_open_age_s`` or longer (oldest first).
+
+        An order already PENDING_CANCEL is left to its cancel; one whose cancel the venue refused
+        (back to working) is canceled again one more age later."""
+        self._age_timer = None
+        now, age = self._clock.monotonic(), self._max_open_age_s
+        while self._open_since:
+            cl_id, since = next(iter(self._open_since.items()))
+            if now - since < age:
+                break
+            del self._open_since[cl_id]
+            rec = self._orders.get(cl_id)
+            if rec is None or rec.status not in _AGED or rec.status is OrderStatus.PENDING_CANCEL:
+                continue
+            logger.info("order {} open for {:g} s (max_open_age_s): canceling it at {}", cl_id, now - since, rec.adapter_id)
+            self.handle_CancelOrder(CancelOrder(cl_id, rec.account_id, Future(), now_ns(),
+                                                reason=f"open longer than max_open_age_s ({age:g} s)"))
+        self._arm_age_check()
+
+    def _book_of(self, account_id: str, adapter_id: str) -> str:
+        """The position/risk book of an order: the account itself, or ``<account>@<adapter>`` for a
+        shadow adapter, whose fills show what would have happened without touching the primary books."""
+        return f"{account_id}@{adapter_id}" if adapter_id in self._shadow_adapters else account_id
+
+    def _publish(self, event) -> None:
+        tell(self._bus, Publish(event))
+
+    def _unmatched(self, what: str, client_order_id: str) -> None:
+        self._unmatched_venue_events += 1
+        logger.warning("{} for unknown order {}", what, client_order_id)
+
+    # -- durability ----------------------------------------------------------------------
+    def _audit_line(self, kind: str, data: dict) -> None:
+        """Queue one audit line that is not a transition or a fill; written with the next batch."""
+        if self._audit is not None:
+            self._pending_audit.append((kind, None, data))
+            if self.actor_inbox.empty():
+                self._flush()
+
+    @staticmethod
+    def _transition_data(rec: OrderRecord, t: Transition) -> dict:
+        """The audit line of one transition. The order's first line also holds the intent and its
+        route (NEW), the RESERVED line a slippage cap, an error status the code and reason."""
+        data = {"client_order_id": rec.client_order_id, "account_id": rec.account_id, "seq": t.seq,
+                "from": t.from_status.value, "to": t.to_status.value, "cause": t.cause, "ts": t.ts.isoformat()}
+        if t.seq == 1:
+            route = rec.route
+            data.update(symbol=rec.symbol, side=rec.side.value, order_type=rec.order_type.value, quantity=str(rec.quantity),
+                        limit_price=None if rec.limit_price is None else str(rec.limit_price), time_in_force=rec.time_in_force,
+                        route_id=route.route_id if route else "", routing_reason=route.routing_reason if route else "",
+                        adapter_id=rec.adapter_id)
+            if rec.strategy_id or rec.session_id or rec.correlation_id:
+                data.update(rec.attribution)
+        if t.to_status is OrderStatus.RESERVED and rec.price_capped_from is not None:
+            data["slippage_cap"] = {"limit_price": str(rec.price_capped_from), "capped_to": str(rec.limit_price)}
+        if t.to_status in _ERROR_STATUSES and rec.error is not None:
+            data["code"] = rec.error.code.value
+            data["reason"] = rec.error.message[:500]
+        return data
+
+    @staticmethod
+    def _fill_data(rec: OrderRecord, fill) -> dict:
+        data = {
+            "client_order_id": rec.client_order_id, "account_id": rec.account_id, "trade_id": fill.trade_id,
+            "qty": str(fill.qty), "price": str(fill.price), "fee": str(fill.fee), "fee_currency": fill.fee_currency,
+            "liquidity": fill.liquidity.value, "side": rec.side.value, "symbol": rec.symbol, "ts": fill.ts.isoformat(),
+        }
+        if rec.strategy_id:
+            data["strategy_id"] = rec.strategy_id
+        return data
+
+    def _flush(self, *, archive_all_due: bool = False) -> None:
+        rows, self._pending_rows = self._pending_rows, []
+        fills, self._pending_fills = self._pending_fills, []
+        lines, self._pending_audit = self._pending_audit, []
+        audit = self._audit
+        if audit is not None and (lines or "audit" in self._write_failures):
+            try:
+                if lines:
+                    transition_data, fill_data = self._transition_data, self._fill_data
+                    # queued inside the log in its own order (hash chain) even when the write below fails
+                    audit.append_many([
+                        (kind, transition_data(rec, item) if kind == "transition" else fill_data(rec, item) if kind == "fill" else item)
+                        for kind, rec, item in lines
+                    ])
+                if self._injected:
+                    self._injected_failure("audit")
+                audit.flush()
+            except Exception as exc:
+                self._write_failed("audit", exc, getattr(audit, "pending", 0))
+            else:
+                self._write_ok("audit")
+        if self._journal is not None:
+            if self._backlog_rows or self._backlog_fills:  # what a failed write left, before anything newer
+                rows, self._backlog_rows = self._backlog_rows + rows, []
+                fills, self._backlog_fills = self._backlog_fills + fills, []
+            due = [] if "ledger_journal" in self._write_failures else self._archive_due(archive_all_due)
+            if rows or fills or due:
+                if self._journal_write(rows, fills, due):
+                    self._write_ok("ledger_journal")
+                    for rec in due:
+                        self._retire(rec)
+                else:
+                    self._backlog_rows, self._backlog_fills = rows, fills
+        if self._pending_receipts:
+            self._write_receipts()
+        shared = self._risk.shared
+        if shared is not None and shared.pending:
+            shared.flush()  # the shared budget's true-ups (releases, fills) with each batch
+
+    def _write_receipts(self) -> None:
+        """Append the batch's venue receipts to ``receipts.jsonl`` (no fsync: evidence, not state)."""
+        receipts, self._pending_receipts = self._pending_receipts, []
+        # the wall clock, as the transitions and the audit lines are stamped (retention compares them all)
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        try:
+            blob = "".join(json.dumps({"ts": stamp, "adapter_id": adapter_id, "cause": cause, "state": state.model_dump(mode="json")},
+                                      sort_keys=True, separators=(",", ":")) + "\n" for adapter_id, cause, state in receipts)
+            os.write(self._receipts_fd, blob.encode())
+        except Exception as exc:
+            logger.opt(exception=exc).error("could not record {} venue receipt(s)", len(receipts))
+
+    def _journal_write(self, rows, fills, due=()) -> bool:
+        from ..journal.sqlite import ArchivedOrder, FillRow, OrderEventRow
+
+        try:
+            archive = []
+            if due:
+                from .archive import archive_json
+
+                now = self._wall()
+                archive = [ArchivedOrder(rec.client_order_id, rec.account_id, rec.status.value, now, archive_json(rec))
+                           for rec in due if not self._terminal.get(rec.client_order_id)]
+            if self._injected:
+                self._injected_failure("ledger")
+            self._journal.record_ledger(
+                [OrderEventRow(seq=t.seq, ts=t.ts.timestamp(), account_id=rec.account_id, client_order_id=rec.client_order_id,
+                               from_status=t.from_status.value, to_status=t.to_status.value, cause=t.cause[:500]) for rec, t in rows],
+                [FillRow(adapter_id=rec.adapter_id or "?", account_id=rec.account_id, client_order_id=rec.client_order_id,
+                         symbol=rec.symbol, side=rec.side.value, fill=fill) for rec, fill in fills],
+                *((archive,) if archive else ()),
+            )
+            return True
+        except Exception as exc:
+            self._write_failed("ledger_journal", exc, len(rows) + len(fills))
+            return False
+
+    # -- fail closed on durable writes (docs/DESIGN.md "Durability") -----------------------
+    def _injected_failure(self, store: str) -> None:
+        left = self._injected.get(store, 0)
+        if left > 0:
+            self._injected[store] = left - 1
+            raise OSError(28, f"injected failure of the {store} write (test hook)")
+    def _write_failed(self, store: str, exc: BaseException, pending: int) -> None:
+        """A durable write of ``store`` failed: its records stay queued, trading is HALTED (new orders
+        denied, cancels pass), an event, a metric and ``health()`` say so, and a timer retries it."""
+        info = self._write_failures.get(store)
+        first = info is None
+        if first:
+            info = self._write_failures[store] = {"error": "", "attempts": 0, "pending": 0}
+        info["attempts"] += 1
+        info["error"] = f"{type(exc).__name__}: {exc}"[:300]
+        info["pending"] = pending
+        reason = f"durable write to {store} failed: {info['error']}"
+        self._auto_causes[f"durable:{store}"] = reason  # no automatic resume while it is failing
+        if self._risk.state is not TradingState.HALTED and self._state_before_halt is None:
+            self._state_before_halt = self._risk.state
+            self._set_trading_state(TradingState.HALTED, reason, automatic=True)
+            logger.error("trading HALTED: durable write to {} failed ({}); new orders are denied until it is written",
+                         store, info["error"])
+        elif first:
+            logger.error("durable write to {} failed ({}); trading stays HALTED until it is written", store, info["error"])
+        else:
+            logger.warning("durable write to {} failed again (attempt {}): {}", store, info["attempts"], info["error"])
+        if self._metrics is not None:
+            self._metrics.durable_write_failed(store, pending)
+        self._publish(DurableWriteFailed(store=store, error=info["error"], pending=pending, attempt=info["attempts"]))
+        self._arm_write_retry()
+
+    def _write_ok(self, store: str) -> None:
+        info = self._write_failures.pop(store, None)
+        if info is None:
+            return
+        self._auto_causes.pop(f"durable:{store}", None)
+        logger.warning("durable write to {} went through after {} failed attempt(s); {} record(s) written",
+                       store, info["attempts"], info["pending"])
+        if self._metrics is not None:
+            self._metrics.durable_write_pending_set(store, 0)
+        self._publish(DurableWriteRecovered(store=store, written=info["pending"]))
+        if not self._write_failures:
+            if self._retry_timer is not None:
+                self._retry_timer.cancel()
+                self._retry_timer = None
+            before, self._state_before_halt = self._state_before_halt, None
+            if before is not None and self._risk.state is TradingState.HALTED:
+                self._set_trading_state(before, "every durable write went through", automatic=True)
+
+    def _arm_write_retry(self) -> None:
+        if self._retry_timer is not None or self._clock is None:
+            return
+        attempts = max(info["attempts"] for info in self._write_failures.values())
+        delay = backoff_delay(attempts, base_s=_WRITE_RETRY_BASE_S, cap_s=_WRITE_RETRY_CAP_S, jitter=0.2, rng=self._retry_rng)
+        ref = self.actor_ref
+        self._retry_timer = self._clock.call_later(delay, lambda: tell(ref, RetryDurableWrites()))
+
+    def handle_RetryDurableWrites(self, message: RetryDurableWrites) -> None:
+        """Timer: write again what a failed durable write left (audit lines, journal rows)."""
+        self._retry_timer = None
+        if self._write_failures:
+            self._flush()
+            if self._write_failures:
+                self._arm_write_retry()
+
+    # -- bounded memory: archiving terminal orders (docs/DESIGN.md "Durability") -------------
+    def _wall(self) -> float:
+        """Epoch seconds on the runtime's clock (the idempotency TTL's time scale)."""
+        return self._clock.now().timestamp() if self._clock is not None else time.time()
+
+    def _archive_due(self, everything: bool) -> list[OrderRecord]:
+        """The oldest terminal orders beyond ``keep_terminal``, once a batch of them is due (or all, at restore)."""
+        if not self._archiving:
+            return []
+        excess = len(self._terminal) - self._keep_terminal
+        if excess <= 0 or (excess < min(_ARCHIVE_BATCH, self._keep_terminal // 4 + 1) and not everything):
+            return []
+        due = []
+        for cl_id in self._terminal:
+            rec = self._orders.get(cl_id)
+            if rec is not None:
+                due.append(rec)
+            if len(due) >= excess:
+                break
+        return due
+
+    def _retire(self, rec: OrderRecord) -> None:
+        """``rec`` is archived: it leaves memory; its counts and fills stay in the totals."""
+        cl_id = rec.client_order_id
+        self._terminal.pop(cl_id, None)
+        if self._orders.get(cl_id) is rec:
+            del self._orders[cl_id]
+        self._ever_unknown.discard(cl_id)
+        self._watched.pop(cl_id, None)
+        self._open_since.pop(cl_id, None)
+        self._archived_total += 1
+        self._retired_by_status[rec.status.value] += 1
+        self._retired_fills += len(rec.fills)
+        if rec.fills:
+            self._retired.add(self._book_of(rec.account_id, rec.adapter_id), rec.symbol, rec.side, rec.fills)
+
+    def _order_for_update(self, client_order_id: str) -> OrderRecord | None:
+        """The record a fact about ``client_order_id`` applies to: in memory, or an archived order
+        brought back (a late venue event, a cancel of an old order), so no fact is ever dropped."""
+        rec = self._orders.get(client_order_id)
+        if rec is not None or not self._archived_total:
+            return rec
+        archived = self._load_archived(client_order_id)
+        if archived is None:
+            return None
+        from .archive import restore_record
+
+        try:
+            rec = restore_record(archived.record_json)
+        except Exception as exc:
+            logger.opt(exception=exc).error("archived order {} is unreadable", client_order_id)
+            return None
+        self._archived_total -= 1
+        self._retired_by_status[rec.status.value] -= 1
+        self._retired_fills -= len(rec.fills)
+        if rec.fills:
+            self._retired.add(self._book_of(rec.account_id, rec.adapter_id), rec.symbol, rec.side, rec.fills, sign=-1)
+        self._orders[client_order_id] = rec
+        self._terminal[client_order_id] = True  # its archive row is current until it changes
+        return rec
+
+    def _load_archived(self, client_order_id: str):
+        if not self._archived_total:
+            return None
+        try:
+            return self._journal.load_archived(client_order_id)
+        except Exception as exc:
+            logger.opt(exception=exc).error("could not read archived order {} back from the journal", client_order_id)
+            return None
+
+    def _archived_report(self, client_order_id: str):
+        archived = self._load_archived(client_order_id)
+        if archived is None:
+            return None
+        from .archive import archived_report
+
+        try:
+            return archived_report(archived.record_json)
+        except Exception as exc:
+            logger.opt(exception=exc).error("archived order {} is unreadable", client_order_id)
+            return None
+
+    def _arm_compaction(self) -> None:
+        ref = self.actor_ref
+        self._compact_timer = self._clock.call_later(self._compact_interval_s, lambda: tell(ref, CompactJournal()))
+
+    def handle_CompactJournal(self, message: CompactJournal) -> None:
+        """Periodic job: fold the journal rows of orders archived longer than the idempotency TTL
+        into their archive rows (``SQLiteJournal.compact``), ``_COMPACT_BATCH`` orders per
+        transaction; while a batch comes back full the next one is queued behind whatever waits
+        in the inbox (orders interleave), so the job keeps up with any archiving rate."""
+        self._compact_timer = None
+        try:
+            n = self._journal.compact(self._wall() - self._ttl_s, _COMPACT_BATCH)
+        except Exception as exc:
+            logger.opt(exception=exc).error("journal compaction failed; retried at the next run")
+            n = 0
+        if n:
+            logger.debug("journal compaction: {} archived order(s) older than {:g} s compacted", n, self._ttl_s)
+        if n >= _COMPACT_BATCH and tell(self.actor_ref, CompactJournal()):
+            return
+        self._arm_compaction()
+
+
+#: journal compaction folds this many archived orders per transaction
+_COMPACT_BATCH = 10_000
+#: a failed durable write is retried after min(base · 2^(n-1), cap) seconds (± 20 % jitter)
+_WRITE_RETRY_BASE_S = 0.05
+_WRITE_RETRY_CAP_S = 5.0
+#: archive terminal orders this many at a time (one extra row each in the ledger's own transaction)
+_ARCHIVE_BATCH = 256

@@ -1,0 +1,132 @@
+"""Building ExecutionReports from an order in flight: one place for every report shape.
+
+All functions are pure; ``latency_us`` is measured from ``SubmitOrder.t0_ns`` to the
+moment the report is built (µs).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from protocols import ErrorCode, ExecError, ExecutionReport, OrderStatus, RouteDecision, VenueOrderState
+from protocols.model.reports import exec_error_of, report_from_valid
+
+from ..kernel.base import now_ns
+from .books import slippage_bps
+from .messages import CancelOrder, SubmitOrder
+
+_ZERO = Decimal(0)
+_REJECTED = OrderStatus.REJECTED
+# ``_now(_UTC)`` is ``utc_now()`` without the extra call
+_now = datetime.now
+_UTC = timezone.utc
+
+
+def latency_us(t0_ns: int) -> int:
+    """Microseconds since ``t0_ns`` (perf_counter_ns)."""
+    return max(0, (now_ns() - t0_ns) // 1000)
+
+
+#: ExecutionReport's fields in declaration order with their defaults; the required ones are always
+#: given by the callers below, and ``ts`` is set per report
+_DEFAULTS = {name: None if info.is_required() else info.get_default(call_default_factory=True)
+             for name, info in ExecutionReport.model_fields.items()}
+
+
+def _report(fields: dict, trusted: bool) -> ExecutionReport:
+    """``ExecutionReport(**fields)``; built without validating again when ``trusted`` (every value
+    comes from a validated model, ``exec_error_of`` or ``slippage_bps``, or was type-checked by
+    the caller): same instance, same ``model_fields_set`` (``protocols.model.reports.report_from_valid``)."""
+    if trusted:
+        return report_from_valid({**_DEFAULTS, **fields, "ts": _now(_UTC)}, fields.keys())
+    return ExecutionReport(**fields)
+
+
+def _attribution(order: SubmitOrder) -> dict[str, str]:
+    """The report fields that attribute ``order``: strategy (the intent's, else the context's),
+    session and correlation ids (validated ``Ident`` strings of the intent and context)."""
+    context = order.context
+    return {"strategy_id": order.intent.strategy_id or context.strategy_id, "session_id": context.session_id,
+            "correlation_id": context.correlation_id}
+
+
+def error_report(
+    order: SubmitOrder,
+    code: ErrorCode,
+    message: str,
+    *,
+    status: OrderStatus = OrderStatus.DENIED,
+    retry_after_s: float | None = None,
+    venue_order_id: str | None = None,
+) -> ExecutionReport:
+    """A report for ``order`` that ends with ``code`` (DENIED by default; UNKNOWN/FAILED/REJECTED as given)."""
+    intent = order.intent
+    route = order.route
+    attempts = order.attempt
+    fields = {
+        "client_order_id": intent.client_order_id,
+        "account_id": order.context.account_id,
+        "symbol": intent.symbol,
+        "side": intent.side,
+        "venue_order_id": venue_order_id,
+        "status": status,
+        "route": route,
+        "leaves_qty": _ZERO if status.is_terminal else intent.quantity,
+        "error": exec_error_of(code, message, retry_after_s=retry_after_s),  # ExecError.of, no re-validation
+        "attempts": attempts,
+        "latency_us": latency_us(order.t0_ns),
+        **_attribution(order),
+    }
+    return _report(fields, status.__class__ is OrderStatus and attempts.__class__ is int
+                   and (route is None or route.__class__ is RouteDecision)
+                   and (venue_order_id is None or venue_order_id.__class__ is str))
+
+
+def venue_report(order: SubmitOrder, state: VenueOrderState) -> ExecutionReport:
+    """The report for a venue answer: status, fills, cum/leaves/avg_px and fees from ``state``."""
+    fills = state.fills
+    fees = _ZERO
+    for fill in fills:  # what sum(..., Decimal(0)) adds, in the same order
+        fees = fees + fill.fee
+    route = order.route
+    attempts = order.attempt
+    fields = {
+        "client_order_id": state.client_order_id,
+        "account_id": order.context.account_id,
+        "symbol": state.symbol,
+        "side": state.side,
+        "venue_order_id": state.venue_order_id,
+        "status": state.status,
+        "route": route,
+        "fills": fills,
+        "cum_qty": state.cum_qty,
+        "leaves_qty": state.leaves_qty,
+        "avg_px": state.avg_px,
+        "fees": fees,
+        "slippage_bps": slippage_bps(state.side, state.avg_px, order.arrival_px),
+        "error": exec_error_of(ErrorCode.E_EXEC_BROKER_REJECTED, state.reject_reason or "rejected by venue")
+        if state.status is _REJECTED else None,
+        "attempts": attempts,
+        "latency_us": latency_us(order.t0_ns),
+        "raw_broker_ref": f"{route.adapter_id if route else '?'}:{state.venue_order_id}",
+        **_attribution(order),
+    }
+    return _report(fields, state.__class__ is VenueOrderState and attempts.__class__ is int
+                   and (route is None or route.__class__ is RouteDecision))
+
+
+def cancel_error_report(cancel: CancelOrder, code: ErrorCode, message: str, *, status: OrderStatus) -> ExecutionReport:
+    """A report answering a cancel that could not be carried out (``status`` = the order's status)."""
+    return ExecutionReport(
+        client_order_id=cancel.client_order_id,
+        account_id=cancel.account_id or "",
+        status=status,
+        error=ExecError.of(code, message),
+        latency_us=latency_us(cancel.t0_ns),
+    )
+
+
+def as_replay(report: ExecutionReport, t0_ns: int) -> ExecutionReport:
+    """The cached ``report`` marked ``replay=True`` with this request's latency."""
+    return report.model_copy(update={"replay": True, "latency_us": latency_us(t0_ns)})

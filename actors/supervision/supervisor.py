@@ -1,0 +1,283 @@
+"""The supervisor actor: owns the topology and restarts crashed adapter actors (docs/DESIGN.md, One order, docs/DESIGN.md, Failure handling).
+
+Modelled on Erlang/OTP's one-for-one supervisor: each adapter actor is a child with a
+generation number. A child reports its own failure (a crash in a handler, a failure in
+start-up, or a worker hung past its deadline all end in ``ChildFailed``); the supervisor
+tells the adapter's circuit-breaker actor that the adapter is down (orders wait in its
+stash), publishes ``AdapterCrashed``, and schedules a restart after an exponential backoff
+with jitter (a timer message, never a sleep). More than ``max_restarts`` restarts within
+``within_s`` seconds and the child is given up: ``ChildGaveUp`` is published and its route
+answers ``E_EXEC_NO_ADAPTER``. Reports about an older generation are ignored. The new
+generation inherits the orders in doubt and reconciles them before anything is re-sent.
+
+The router, the breakers and the event bus are watched core children: the supervisor tells
+each :class:`Supervise` at registration, a handler that raises stops that actor alone (no
+carrying on with half-applied state) and pykka's ``on_failure`` path brings ``ChildFailed`` here.
+The supervisor restarts it with the same backoff and intensity limit, from the factory the
+runtime registered, with its state rebuilt: a breaker starts CLOSED and gets the adapter's
+current actor, the router gets the current route table, the bus keeps its subscriptions (handed
+over by the crashed bus). ``rewire`` then points every holder of the old reference at the new
+one. A breaker restart also rewires its adapter child. Given up: ``ChildGaveUp``.
+
+The ledger and the idempotency store contain handler failures themselves
+(``FlowActor.crash_on_error = False``: their state is the books and the claims, rebuilt only by
+replaying the journal at start) and report them; the supervisor marks the child failed and HALTS
+trading with the reason (docs/DESIGN.md "Failure handling").
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pykka
+from loguru import logger
+
+from protocols import AdapterCrashed, AdapterRestarted, ChildGaveUp
+
+from .backoff import RestartBackoff
+from ..kernel.base import FlowActor, tell
+from ..breaker.messages import AdapterChanged
+from .messages import ChildFailed, GetHealth, RestartChild, Supervise, Wire
+from ..events.messages import Publish
+from ..orders.messages import SetTradingState
+
+
+@dataclass(frozen=True)
+class ChildHealth:
+    """One supervised child: ``name``, ``kind`` (adapter/core), ``state`` (running, restarting,
+    failed, stopped), ``generation``, ``restarts`` (total), ``last_failure`` (text or "")."""
+
+    name: str
+    kind: str
+    state: str
+    generation: int
+    restarts: int
+    last_failure: str = ""
+
+
+@dataclass(frozen=True)
+class Health:
+    """A runtime health snapshot: children, breaker states by adapter, trading state, and the
+    orders in doubt whose reconciliation escalated (``escalated``: client order id -> lookups
+    made, after ``reconcile.max_attempts``; see ``ReconciliationEscalated``), why trading is in its
+    state (``trading_reason``: the operator or a safety rule), the adapters whose venue books
+    differ from the ledger (``broker_mismatches``, from ``Runtime.sync_broker_state``) and the
+    durable writes that are failing (``durable_writes``: store -> ``{"error", "attempts",
+    "pending"}``; while any is there trading is HALTED, see docs/DESIGN.md "Durability")."""
+
+    children: tuple[ChildHealth, ...]
+    breakers: dict = field(default_factory=dict)
+    trading_state: str = "ACTIVE"
+    escalated: dict = field(default_factory=dict)
+    #: per adapter with a session (FIX): its ``health()`` dict (state, sequence numbers, counters)
+    venues: dict = field(default_factory=dict)
+    trading_reason: str = ""
+    broker_mismatches: tuple[str, ...] = ()
+    durable_writes: dict = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        """True when every child is running, no breaker is open, no order in doubt is escalated and
+        no venue's books differ from the ledger and every durable write went through."""
+        return not self.escalated and not self.broker_mismatches and not self.durable_writes and all(
+            c.state == "running" for c in self.children) and all(
+            b in ("CLOSED", "DISABLED") for b in self.breakers.values()
+        )
+
+
+@dataclass
+class _Child:
+    name: str
+    kind: str
+    ref: pykka.ActorRef | None
+    generation: int
+    factory: Callable[[int, tuple], pykka.ActorRef] | None = None
+    gate: pykka.ActorRef | None = None
+    backoff: RestartBackoff | None = None
+    state: str = "running"
+    restarts: int = 0
+    last_failure: str = ""
+    in_doubt: tuple = ()
+    last_delay: float = 0.0
+    rewire: Callable[[pykka.ActorRef], None] | None = None
+    #: what a crashed core child handed over for its successor
+    inherited: tuple = ()
+
+
+class SupervisorActor(FlowActor):
+    """Owns the children; restarts adapter actors one-for-one with backoff and an intensity limit."""
+
+    def __init__(self, *, clock: Any, bus: pykka.ActorRef, supervisor_settings: Any, seed: int = 0, metrics: Any = None, **kw) -> None:
+        super().__init__(**kw)
+        self._clock = clock
+        self._bus = bus
+        self._s = supervisor_settings
+        self._rng = random.Random(seed)
+        self._metrics = metrics
+        self._children: dict[str, _Child] = {}
+
+    # -- registration (asks at boot, from the runtime's thread) --------------------------
+    def _backoff(self) -> RestartBackoff:
+        return RestartBackoff(initial_s=self._s.backoff_initial_s, max_s=self._s.backoff_max_s, jitter=self._s.jitter,
+                              max_restarts=self._s.max_restarts, within_s=self._s.within_s, rng=self._rng)
+
+    def handle_RegisterCore(self, message: Any) -> None:
+        factory = getattr(message, "factory", None)
+        child = _Child(message.name, "core", message.ref, 1, factory=factory, rewire=getattr(message, "rewire", None),
+                       backoff=self._backoff() if factory is not None else None)
+        self._children[message.name] = child
+        tell(message.ref, Supervise(self.actor_ref, child.generation, child.name))
+
+    def handle_RegisterAdapter(self, message: Any) -> None:
+        child = _Child(message.name, "adapter", None, 0, factory=message.factory, gate=message.gate, backoff=self._backoff())
+        self._children[message.name] = child
+        self._start(child, tuple(getattr(message, "inherited", ())))
+
+    def _start(self, child: _Child, inherited: tuple) -> None:
+        child.generation += 1
+        child.state = "running"
+        child.ref = child.factory(child.generation, inherited)
+        tell(child.gate, AdapterChanged(child.ref, child.generation))
+
+    # -- failures ----------------------------------------------------------------------
+    def handle_ChildFailed(self, message: ChildFailed) -> None:
+        child = self._children.get(message.child)
+        if child is not None and child.kind == "core" and child.factory is not None:
+            self._core_failed(child, message)
+            return
+        if child is None or child.kind != "adapter":
+            self._durable_core_failed(message.child, child, message)
+            return
+        if message.generation != child.generation or child.state != "running":
+            logger.debug("ignoring a stale failure report of {} g{}", message.child, message.generation)
+            return
+        in_doubt = tuple(message.details.get("in_doubt", ()))
+        child.in_doubt = child.in_doubt + in_doubt
+        child.state = "restarting"
+        child.last_failure = message.error
+        child.ref = None
+        tell(child.gate, AdapterChanged(None, child.generation))
+        logger.warning("{} g{} failed{}: {} ({} order(s) in doubt)", child.name, child.generation,
+                       " during start-up" if message.during_startup else "", message.error, len(in_doubt))
+        tell(self._bus, Publish(AdapterCrashed(child=child.name, error=message.error[:300], generation=child.generation,
+                                               orders_in_doubt=tuple(d.client_order_id for d in in_doubt))))
+        delay = child.backoff.next_delay(self._clock.monotonic())
+        if delay is None:
+            child.state = "failed"
+            logger.error("{} gave up: more than {} restarts in {:g} s", child.name, self._s.max_restarts, self._s.within_s)
+            tell(child.gate, AdapterChanged(None, child.generation, gave_up=True))
+            if child.in_doubt:
+                logger.error("{} order(s) stay UNKNOWN on {}: {}", len(child.in_doubt), child.name,
+                             ", ".join(d.client_order_id for d in child.in_doubt[:20]))
+            tell(self._bus, Publish(ChildGaveUp(child=child.name, restarts=child.restarts, within_s=self._s.within_s, last_error=message.error[:300])))
+            return
+        ref = self.actor_ref
+        generation = child.generation
+        self._clock.call_later(delay, lambda: tell(ref, RestartChild(child.name, generation)))
+        child.last_delay = delay
+
+    def _durable_core_failed(self, name: str, child: _Child | None, message: ChildFailed) -> None:
+        """The ledger or the idempotency store failed: its state (the books, the claims) may be
+        half-applied, and rebuilding it means replaying the journal, which only a start does. So
+        trading is HALTED with the reason (an operator resumes it, or restarts the runtime so that
+        recovery rebuilds the state from the journal); the child shows ``failed`` in the health."""
+        where = f" handling {message.contained_in}" if message.contained_in else ""
+        logger.error("core child {} failed{}: {}", name, where, message.error)
+        if child is None:
+            return
+        child.state, child.last_failure = "failed", message.error
+        ledger = self._children.get("ledger")
+        if ledger is not None and ledger.ref is not None:
+            reason = (f"{name} failed{where} ({message.error[:200]}); its state may be inconsistent: "
+                      "restart the runtime to rebuild it from the journal")
+            tell(ledger.ref, SetTradingState("HALTED", reason=reason))
+
+    def _core_failed(self, child: _Child, message: ChildFailed) -> None:
+        if message.generation != child.generation or child.state != "running":
+            logger.debug("ignoring a stale failure report of {} g{}", message.child, message.generation)
+            return
+        child.state, child.last_failure, child.ref = "restarting", message.error, None
+        child.inherited = tuple(message.details.get("inherited", ()))
+        logger.warning("{} g{} failed{}: {}", child.name, child.generation,
+                       " during start-up" if message.during_startup else "", message.error)
+        delay = child.backoff.next_delay(self._clock.monotonic())
+        if delay is None:
+            child.state = "failed"
+            logger.error("{} gave up: more than {} restarts in {:g} s", child.name, self._s.max_restarts, self._s.within_s)
+            tell(self._bus, Publish(ChildGaveUp(child=child.name, restarts=child.restarts, within_s=self._s.within_s,
+                                                last_error=message.error[:300])))
+            return
+        ref, generation = self.actor_ref, child.generation
+        self._clock.call_later(delay, lambda: tell(ref, RestartChild(child.name, generation)))
+        child.last_delay = delay
+
+    def _restart_core(self, child: _Child) -> None:
+        inherited, child.inherited = child.inherited, ()
+        child.generation += 1
+        child.restarts += 1
+        try:
+            child.ref = child.factory(child.generation, inherited)
+        except Exception as exc:  # a factory that cannot build: count it as a failure of this generation
+            logger.opt(exception=exc).error("{} could not be restarted", child.name)
+            child.state = "running"
+            self._core_failed(child, ChildFailed(child.name, child.generation, repr(exc)[:500], during_startup=True))
+            return
+        child.state = "running"
+        tell(child.ref, Supervise(self.actor_ref, child.generation, child.name))
+        if child.rewire is not None:
+            child.rewire(child.ref)
+        for adapter in self._children.values():  # a breaker's adapter: point it and its factory's gate at the new one
+            if adapter.kind == "adapter" and adapter.gate is not None and f"breaker:{adapter.name}" == child.name:
+                adapter.gate = child.ref
+                tell(adapter.ref, Wire("gate", child.ref))
+                if adapter.state == "failed":
+                    tell(child.ref, AdapterChanged(None, adapter.generation, gave_up=True))
+                else:
+                    tell(child.ref, AdapterChanged(adapter.ref, adapter.generation))
+        if self._metrics is not None:
+            self._metrics.restart(child.name)
+        logger.info("{} restarted as g{} (restart {})", child.name, child.generation, child.restarts)
+
+    def handle_RestartChild(self, message: RestartChild) -> None:
+        child = self._children.get(message.child)
+        if child is None or child.generation != message.generation or child.state != "restarting":
+            return
+        if child.kind == "core":
+            self._restart_core(child)
+            return
+        inherited, child.in_doubt = child.in_doubt, ()
+        child.restarts += 1
+        self._start(child, inherited)
+        if self._metrics is not None:
+            self._metrics.restart(child.name)
+        logger.info("{} restarted as g{} (restart {})", child.name, child.generation, child.restarts)
+        tell(self._bus, Publish(AdapterRestarted(child=child.name, generation=child.generation, restarts=child.restarts,
+                                                 delay_s=round(child.last_delay, 4))))
+
+    def handle_Wire(self, message: Any) -> None:
+        """A restarted event bus: the supervisor and its adapter children publish to the new one."""
+        super().handle_Wire(message)
+        if message.name == "bus":
+            for child in self._children.values():
+                if child.kind == "adapter":
+                    tell(child.ref, message)
+
+    # -- queries -----------------------------------------------------------------------
+    def handle_GetHealth(self, message: GetHealth) -> tuple[ChildHealth, ...]:
+        out = []
+        for child in self._children.values():
+            state = child.state
+            if state == "running" and child.ref is not None and not child.ref.is_alive():
+                state = "stopped"
+            out.append(ChildHealth(child.name, child.kind, state, child.generation, child.restarts, child.last_failure))
+        return tuple(out)
+
+    def handle_GetAdapterRefs(self, message: Any) -> dict:
+        return {name: c.ref for name, c in self._children.items() if c.kind == "adapter"}
+
+    def handle_StopChildren(self, message: Any) -> None:
+        for child in self._children.values():  # a restart timer that fires now finds nothing to restart
+            if child.kind == "adapter" or child.factory is not None:
+                child.state = "stopped"

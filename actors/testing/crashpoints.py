@@ -1,0 +1,49 @@
+"""Named kill points for crash tests: ``FR_CRASHPOINT=name:n`` SIGKILLs the process at the n-th hit.
+
+Used only by the crash suite (tests/journal/test_crash.py), which runs a real subprocess with the
+variable set and restarts on the same state directory. When the variable is unset the
+check in the hot path is one module attribute read (``ARMED``).
+
+Points (in the order an order meets them):
+
+- ``before_claim``: the idempotency actor is about to commit a batch of claims;
+- ``after_claim``: the claims committed, before the orders are forwarded (nothing sent yet);
+- ``after_send``: the venue accepted the call, before the adapter actor hears of it;
+- ``after_ack``: the adapter handled the venue's answer and told the ledger and journal;
+- ``between_fills``: the ledger is about to apply a fill pushed by the venue.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+POINTS = ("before_claim", "after_claim", "after_send", "after_ack", "between_fills")
+ARMED = False
+_target: tuple[str, int] | None = None
+_hits = 0
+
+
+def _configure() -> None:
+    global ARMED, _target
+    spec = os.environ.get("FR_CRASHPOINT", "")
+    if not spec:
+        return
+    name, _, n = spec.partition(":")
+    if name not in POINTS or not n.isdigit() or int(n) < 1:
+        raise ValueError(f"FR_CRASHPOINT must be '<point>:<n>' with point in {POINTS} and n >= 1, got {spec!r}")
+    _target = (name, int(n))
+    ARMED = True
+
+
+def hit(name: str) -> None:
+    """Count a pass through ``name``; SIGKILL this process at the configured hit."""
+    global _hits
+    if _target is None or _target[0] != name:
+        return
+    _hits += 1
+    if _hits >= _target[1]:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_configure()

@@ -1,0 +1,1 @@
+"""Market data values (quotes, trades) and the CSV readers for recorded data."""

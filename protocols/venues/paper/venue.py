@@ -1,0 +1,582 @@
+"""``PaperVenue``: a deterministic simulated venue over recorded quotes and trades (README.md, Write an adapter).
+
+It implements ``protocols.BrokerAdapter`` with the fill model of ``_fill_model`` (see its
+numbered rules) and keeps its own book, in memory or durable in SQLite (``_book``).
+
+Behaviour:
+
+- **Time** is market-data time (the last Quote/Trade fed through :meth:`PaperVenue.on_market`),
+  so a replay gives the same fills, trade ids and timestamps byte for byte.
+- ``submit_order`` counts the call (:meth:`submission_counts`), refuses a client order id the
+  book already knows (``VenueRejectedError("duplicate client order id")``, code
+  ``DUPLICATE_CLIENT_ORDER_ID``; counted in :meth:`duplicate_submissions`), validates against
+  the instrument (a failure is recorded as a REJECTED order and raised as ``VenueRejectedError``
+  with the reason and a code), assigns ``venue_order_id`` ``f"{adapter_id}-o{n}"``, fills what is
+  marketable, and returns the state. With a durable book the order and its immediate fills are
+  committed in one transaction **before** the call returns, as a real venue knows what it received.
+- ``on_market`` expires DAY orders at a UTC date change, fills resting orders and pushes
+  ``VenueEvent`` values (``"fill"``, ``"expired"``) to the sink set by ``set_event_sink``.
+- Thread safety: one internal lock guards the book (this simulator is outside the actor
+  state rule). Sink calls happen outside that lock, in order, under a separate delivery lock;
+  a failing sink is logged and ignored.
+- ``close()`` closes the book; later calls raise ``NotDeliveredError("venue closed")`` (market
+  data is ignored).
+- Balances are the net flows of fills and fees from zero (no funding, no insufficient-balance
+  rejects); positions are net base quantities per symbol. Both are folded from the venue's fill
+  log when they are read, not on every fill (same sums, off the per-order path).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Mapping
+
+from loguru import logger
+
+from ...adapter import AdapterCapabilities, EventSink, VenueEvent, VenueOrder, VenueOrderState
+from ...model.enums import OPEN_STATUSES, OrderStatus, OrderType, TimeInForce
+from ...model.errors import FatalAdapterError, NotDeliveredError, VenueRejectedError
+from ...market.values import Quote, Trade
+from ...model.reports import Fill
+from .book import BookChanges, NullBook, OrderRecord, SqliteBook, new_record
+from .trusted import make_fill, make_state
+from .fill_model import (
+    FILL_MODEL_VERSION,
+    DepthEvidence,
+    Execution,
+    FillModel,
+    FillModelConfig,
+    PlannedFills,
+    Resting,
+    TopOfBook,
+    base_currency,
+    make_fill_model,
+    quote_currency,
+)
+
+_ACCEPTED, _REJECTED = OrderStatus.ACCEPTED, OrderStatus.REJECTED
+_DURABLE_CAPS = AdapterCapabilities(blocking=True, lookup_covers_closed=True, absence_window_s=0)
+_MEMORY_CAPS = AdapterCapabilities(blocking=False, lookup_covers_closed=True, absence_window_s=0)
+#: closed orders leave memory this many at a time (durable book only)
+_EVICT_BATCH = 256
+
+
+class PaperVenue:
+    """A simulated venue with a documented, versioned fill model and its own (durable) book.
+
+    ``PaperVenue(adapter_id="paper", *, config, book_path=None, account_id_prefix="")``:
+    ``config`` is the :class:`FillModelConfig`; ``book_path`` a SQLite file for a durable book
+    (None: in memory); ``account_id_prefix`` is put before each order's account id in the
+    venue's own account naming (``ShadowVenue`` uses ``"shadow:"``).
+
+    Raises ``ValueError`` when ``book_path`` holds another adapter's book, ``sqlite3.Error``
+    when it is not a database.
+    """
+
+    #: Whether orders are matched at all (``DryRunVenue`` turns it off).
+    matching = True
+    #: With a durable book, closed orders beyond the most recent this many leave memory (read back
+    #: from the book on demand: ``fetch_order``, a duplicate id, a cancel), and so do booked fills
+    #: (``fill_records`` reads the book), so a long session's memory stays flat.
+    keep_closed = 10_000
+
+    def __init__(
+        self,
+        adapter_id: str = "paper",
+        *,
+        config: FillModelConfig | None = None,
+        book_path: Path | str | None = None,
+        account_id_prefix: str = "",
+    ) -> None:
+        if not adapter_id:
+            raise ValueError("adapter_id must not be empty")
+        self.adapter_id = adapter_id
+        self.config = config if config is not None else FillModelConfig()
+        self.model: FillModel = make_fill_model(self.config)
+        self._latency = timedelta(microseconds=self.config.latency_us)  # rule 1, for fills on arrival
+        self.account_id_prefix = account_id_prefix
+        self._lock = threading.Lock()
+        self._deliver_lock = threading.RLock()
+        self._sink: EventSink | None = None
+        self._closed = False
+        self._book = (
+            SqliteBook(book_path, adapter_id=adapter_id, fill_model_version=FILL_MODEL_VERSION)
+            if book_path is not None
+            else NullBook()
+        )
+        self._durable = book_path is not None
+        self._fee_currency: dict[str, str] = {}  # symbol -> its quote currency
+        # in-memory state (mirrors the durable book)
+        self._orders: dict[str, OrderRecord] = {}
+        self._by_seq: dict[int, str] = {}
+        self._open: dict[str, dict[str, None]] = {}  # symbol -> client order ids, arrival order
+        self._fills: list[tuple[str, Fill]] = []
+        self._booked = 0  # how many of ``_fills`` are in ``_positions``/``_balances`` (see _book_pending)
+        self._submissions: dict[str, int] = {}
+        self._duplicates = 0
+        self._order_seq = 0
+        self._fill_seq = 0
+        self._consumed: set[tuple[str, str]] = set()
+        #: durable book: closed orders in memory, oldest first (see ``keep_closed``); how many left
+        self._closed_ids: dict[str, None] = {}
+        self._evicted = 0
+        self._loading = True
+        self._markets: dict[str, TopOfBook] = {}
+        self._evidence: dict[str, DepthEvidence] = {}  # symbol -> recent quotes and trades (rule 6)
+        self._now: datetime | None = None
+        self._last_day: date | None = None
+        self._positions: dict[str, dict[str, Decimal]] = {}
+        self._balances: dict[str, dict[str, Decimal]] = {}
+        try:
+            self._load()
+        except BaseException:
+            self._book.close()
+            raise
+
+    # ------------------------------------------------------------------ loading
+    def _load(self) -> None:
+        snap = self._book.load()
+        for rec in snap.orders:
+            self._put(rec)
+            self._order_seq = max(self._order_seq, rec.seq)
+        for seq, coid, fill in snap.fills:
+            self._fills.append((coid, fill))
+            self._fill_seq = max(self._fill_seq, seq)
+        self._submissions = dict(snap.submissions)
+        self._consumed = set(snap.consumed)
+        meta = snap.meta
+        self._order_seq = max(self._order_seq, int(meta.get("order_seq", 0)))
+        self._fill_seq = max(self._fill_seq, int(meta.get("fill_seq", 0)))
+        self._duplicates = int(meta.get("duplicates", 0))
+        if meta.get("venue_time"):
+            self._now = datetime.fromisoformat(meta["venue_time"])
+        self._book_pending()
+        self._loading = False
+        if self._durable and len(self._closed_ids) > self.keep_closed:
+            self._evict()
+
+    # ------------------------------------------------------------------ BrokerAdapter
+    def submit_order(self, order: VenueOrder) -> VenueOrderState:
+        """Validate, book and match ``order``; return its state right after acceptance.
+
+        Raises ``VenueRejectedError`` (duplicate client order id, instrument filters, no market
+        data, halted market; ``venue_code`` says which), ``NotDeliveredError`` after ``close()``,
+        ``FatalAdapterError`` when the durable book cannot be written (nothing was booked).
+        """
+        with self._lock:
+            if self._closed:  # self._ensure_open(), inline
+                raise NotDeliveredError("venue closed")
+            coid = order.client_order_id
+            count = self._submissions.get(coid, 0) + 1
+            if coid not in self._orders and self._evicted and self._book.load_order(coid) is not None:
+                count = self._book.submission_counts_of(coid) + 1  # a duplicate of an order no longer in memory
+            if coid in self._orders or count > 1:
+                changes = BookChanges(submissions={coid: count})
+                changes.meta["duplicates"] = str(self._duplicates + 1)
+                self._commit(changes)
+                self._submissions[coid] = count
+                self._duplicates += 1
+                raise VenueRejectedError("duplicate client order id", venue_code="DUPLICATE_CLIENT_ORDER_ID")
+            symbol = order.symbol
+            book = self._markets.get(symbol)
+            seq = self._order_seq + 1
+            now = self._now if self._now is not None else order.ts
+            rejection = self.model.check(order, book)
+            executions: PlannedFills = ()
+            if rejection is not None:
+                status = _REJECTED
+            elif not self.matching:
+                status = _ACCEPTED
+            else:
+                executions, status, book = self.model._plan_arrival(order, book, self._evidence.get(symbol))
+            fill_seq = self._fill_seq
+            if executions:
+                fill_ts = now + self._latency
+                fills = self._make_fills(symbol, fill_seq, executions, fill_ts)
+            else:
+                fill_ts, fills = now, ()
+            venue_order_id = f"{self.adapter_id}-o{seq}"
+            reason = rejection.reason if rejection is not None else None
+            rec = new_record(
+                seq,
+                order,
+                venue_order_id,
+                self.account_id_prefix + order.account_id,
+                status,
+                fills,
+                reason,
+                now.date(),
+                fill_ts,
+            )
+            if self._durable:  # an in-memory book writes nothing: no change set to build
+                changes = BookChanges(submissions={coid: count}, orders={coid: rec})
+                changes.fills.extend((fill_seq + i + 1, coid, f) for i, f in enumerate(fills))
+                changes.meta["order_seq"] = str(seq)
+                changes.meta["fill_seq"] = str(fill_seq + len(fills))
+                self._commit(changes)
+            # apply
+            self._submissions[coid] = count
+            self._order_seq = seq
+            self._put(rec)
+            if fills:
+                self._fill_seq = fill_seq + len(fills)
+                append = self._fills.append
+                for fill in fills:
+                    append((coid, fill))
+            if book is not None:
+                self._markets[symbol] = book
+            state = make_state(order, venue_order_id, status, fills, reason, fill_ts)  # rec.state()
+        if rejection is not None:
+            raise VenueRejectedError(rejection.reason, venue_code=rejection.code)
+        return state
+
+    def cancel_order(self, client_order_id: str) -> VenueOrderState:
+        """Cancel a working order; return its CANCELED state (fills so far kept).
+
+        Raises ``VenueRejectedError`` for an unknown order (``UNKNOWN_ORDER``) or one already
+        final (``ORDER_CLOSED``), ``NotDeliveredError`` after ``close()``.
+        """
+        with self._lock:
+            self._ensure_open()
+            rec = self._get(client_order_id)
+            if rec is None:
+                raise VenueRejectedError("unknown order", venue_code="UNKNOWN_ORDER")
+            if rec.status.is_terminal:
+                raise VenueRejectedError(f"order is already {rec.status.value}", venue_code="ORDER_CLOSED")
+            new = replace(rec, status=OrderStatus.CANCELED, ts=self._now if self._now is not None else rec.ts)
+            self._commit(BookChanges(orders={client_order_id: new}))
+            self._put(new)
+            return new.state()
+
+    def fetch_order(self, client_order_id: str) -> VenueOrderState | None:
+        """The venue's state of the order, or None: the venue proves it never received it."""
+        with self._lock:
+            self._ensure_open()
+            rec = self._get(client_order_id)
+            return rec.state() if rec is not None else None
+
+    def fetch_open_orders(self) -> tuple[VenueOrderState, ...]:
+        """All working orders (ACCEPTED, PARTIALLY_FILLED), in arrival order."""
+        with self._lock:
+            self._ensure_open()
+            recs = [self._orders[c] for ids in self._open.values() for c in ids]
+            return tuple(r.state() for r in sorted(recs, key=lambda r: r.seq))
+
+    def fetch_positions(self, account_id: str | None = None) -> Mapping[str, Decimal]:
+        """Net position per symbol in base units from the venue's own fills.
+
+        ``account_id`` (the order's account id, without prefix) restricts to one account;
+        None sums all accounts.
+        """
+        with self._lock:
+            self._ensure_open()
+            self._book_pending()
+            return self._sum(self._positions, account_id)
+
+    def fetch_account(self, account_id: str | None = None) -> Mapping[str, Decimal]:
+        """Balance per currency: base bought minus sold, quote paid/received, minus fees (from zero)."""
+        with self._lock:
+            self._ensure_open()
+            self._book_pending()
+            return self._sum(self._balances, account_id)
+
+    def set_event_sink(self, sink: EventSink | None) -> None:
+        """Where fills/expiries of resting orders are pushed (``VenueEvent``); None stops pushing."""
+        self._sink = sink
+
+    def on_market(self, data: Quote | Trade) -> None:
+        """Advance venue time to ``data.ts``, expire DAY orders at a date change, match resting orders.
+
+        Pushes one ``VenueEvent`` per fill (``kind="fill"``) and per expiry (``kind="expired"``)
+        after the book was committed. Ignored after ``close()``. Raises ``FatalAdapterError``
+        when the durable book cannot be written (memory is then unchanged).
+        """
+        events: list[VenueEvent] = []
+        with self._lock:
+            if self._closed:
+                return
+            changes = BookChanges()
+            updated: dict[str, OrderRecord] = {}
+            new_fills: list[tuple[str, Fill]] = []
+            ts = data.ts
+            now = ts if self._now is None or ts > self._now else self._now
+            self._expire_day_orders(ts, updated, events)
+            symbol = data.symbol
+            market_update: TopOfBook | None = None
+            matches: list[tuple[int, Execution]] = []
+            consumed: tuple[str, str] | None = None
+            if isinstance(data, Quote):
+                market_update = self.model.on_quote(self._markets.get(symbol), data)
+                if self.matching and market_update.quote is data and not market_update.halted:
+                    market_update, matches = self.model.match_quote(market_update, self._resting(symbol, updated))
+            else:
+                market_update = self.model.on_trade(self._markets.get(symbol), data)
+                key = (symbol, data.trade_id)
+                if self.matching and key not in self._consumed:
+                    matches = self.model.match_trade(data, self._resting(symbol, updated), market_update)
+                    if matches:
+                        consumed = key
+            fill_seq = self._fill_seq
+            for seq, ex in matches:
+                coid = self._by_seq[seq]
+                rec = updated.get(coid) or self._orders[coid]
+                fill_seq += 1
+                fill = self._fill(symbol, fill_seq, ex, ts)
+                fills = rec.fills + (fill,)
+                filled = sum((f.qty for f in fills), Decimal(0)) >= rec.order.quantity
+                status = OrderStatus.FILLED if filled else OrderStatus.PARTIALLY_FILLED
+                rec = replace(rec, fills=fills, status=status, ts=ts)
+                updated[coid] = rec
+                new_fills.append((coid, fill))
+                changes.fills.append((fill_seq, coid, fill))
+                events.append(VenueEvent(adapter_id=self.adapter_id, kind="fill", state=rec.state(), fill=fill))
+            changes.orders = updated
+            if consumed is not None:
+                changes.consumed.append(consumed)
+            if changes:
+                changes.meta["fill_seq"] = str(fill_seq)
+                changes.meta["venue_time"] = now.isoformat()
+            self._commit(changes)
+            # apply
+            self._now = now
+            self._last_day = max(self._last_day, ts.date()) if self._last_day is not None else ts.date()
+            self._fill_seq = fill_seq
+            for rec in updated.values():
+                self._put(rec)
+            self._fills.extend(new_fills)
+            if consumed is not None:
+                self._consumed.add(consumed)
+            if market_update is not None:
+                self._markets[symbol] = market_update
+            evidence = self._evidence.get(symbol)
+            if evidence is None:
+                evidence = self._evidence[symbol] = self.model.new_evidence()
+            self.model.observe(evidence, data)
+            self._deliver_lock.acquire()
+        try:
+            self._deliver(events)
+        finally:
+            self._deliver_lock.release()
+
+    def start(self) -> None:
+        """Nothing to connect: the book was opened by the constructor."""
+
+    def release_hangs(self) -> None:
+        """Nothing ever hangs here (no network); a no-op."""
+
+    def close(self) -> None:
+        """Close the book (idempotent). Further calls raise ``NotDeliveredError``."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._book.close()
+
+    # ------------------------------------------------------------------ probes
+    def submission_counts(self) -> dict[str, int]:
+        """Submit calls that reached the venue per client order id (duplicates and rejects included)."""
+        with self._lock:
+            if self._evicted:
+                return self._book.submission_counts()
+            return dict(self._submissions)
+
+    def duplicate_submissions(self) -> int:
+        """How many submit calls reused a client order id the book already knew."""
+        with self._lock:
+            return self._duplicates
+
+    def fills(self) -> tuple[Fill, ...]:
+        """All fills of this venue in the order they happened."""
+        with self._lock:
+            if self._evicted:
+                return tuple(f for _, f in self._book.fill_records())
+            return tuple(f for _, f in self._fills)
+
+    def fill_records(self) -> tuple[tuple[str, Fill], ...]:
+        """All fills as ``(client_order_id, Fill)`` in the order they happened."""
+        with self._lock:
+            if self._evicted:
+                return tuple(self._book.fill_records())
+            return tuple(self._fills)
+
+    def market_time(self) -> datetime | None:
+        """The venue clock: the ``ts`` of the latest market data seen (None before any)."""
+        with self._lock:
+            return self._now
+
+    def touch(self, symbol: str) -> Quote | None:
+        """The last good quote of ``symbol`` (fill-model rule 11), or None."""
+        with self._lock:
+            book = self._markets.get(symbol)
+            return book.quote if book is not None else None
+
+    @property
+    def book_path(self) -> Path | None:
+        """The durable book's file, or None for an in-memory book."""
+        return self._book.path
+
+    @property
+    def capabilities(self) -> AdapterCapabilities:
+        """What this venue declares (``protocols.AdapterCapabilities``):
+
+        - ``blocking`` only with a durable book (it writes and fsyncs per call); an in-memory
+          book never waits on I/O, so the adapter actor calls it inline;
+        - ``lookup_covers_closed``: ``fetch_order`` answers from the book, which keeps every
+          order it ever accepted (closed ones too);
+        - ``absence_window_s = 0``: an order is in the book before ``submit_order`` returns, so
+          "not found" is proof of absence at once.
+        """
+        return _DURABLE_CAPS if self._book.path is not None else _MEMORY_CAPS
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.adapter_id!r} orders={len(self._orders)} fills={len(self._fills)}"
+            f" book={str(self._book.path) if self._book.path else 'memory'}>"
+        )
+
+    # ------------------------------------------------------------------ internals
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise NotDeliveredError("venue closed")
+
+    def _commit(self, changes: BookChanges) -> None:
+        try:
+            self._book.commit(changes)
+        except sqlite3.Error as exc:
+            logger.opt(exception=exc).error("{}: venue book write failed", self.adapter_id)
+            raise FatalAdapterError(f"venue book write failed: {exc}") from exc
+
+    def _put(self, rec: OrderRecord) -> None:
+        coid = rec.order.client_order_id
+        self._orders[coid] = rec
+        self._by_seq[rec.seq] = coid
+        symbol = rec.order.symbol
+        if rec.status in OPEN_STATUSES:  # status.is_open
+            self._open.setdefault(symbol, {})[coid] = None
+        else:
+            ids = self._open.get(symbol)
+            if ids is not None:
+                ids.pop(coid, None)
+                if not ids:
+                    del self._open[symbol]
+            if self._durable:  # (while loading, the fills of every order are not booked yet)
+                closed = self._closed_ids
+                closed[coid] = None
+                if len(closed) > self.keep_closed + _EVICT_BATCH and not self._loading:
+                    self._evict()
+
+    def _get(self, client_order_id: str) -> OrderRecord | None:
+        """The order's record: in memory, or read back from the durable book."""
+        rec = self._orders.get(client_order_id)
+        if rec is None and self._evicted:
+            rec = self._book.load_order(client_order_id)
+        return rec
+
+    def _evict(self) -> None:
+        """Durable book: the oldest closed orders beyond ``keep_closed`` leave memory, and so do the
+        fills already folded into positions (everything is in the book already)."""
+        self._book_pending()  # positions hold every fill before the orders they need leave
+        closed = self._closed_ids
+        for _ in range(len(closed) - self.keep_closed):
+            coid = next(iter(closed))
+            del closed[coid]
+            rec = self._orders.pop(coid, None)
+            if rec is not None:
+                if self._by_seq.get(rec.seq) == coid:
+                    del self._by_seq[rec.seq]
+                self._submissions.pop(coid, None)
+                self._evicted += 1
+        del self._fills[:self._booked]
+        self._booked = 0
+
+    def _resting(self, symbol: str, updated: Mapping[str, OrderRecord]) -> list[Resting]:
+        out: list[Resting] = []
+        for coid in self._open.get(symbol, ()):
+            rec = updated.get(coid) or self._orders[coid]
+            if not rec.status.is_open or rec.order.order_type is not OrderType.LIMIT:
+                continue
+            assert rec.order.limit_price is not None
+            out.append(Resting(rec.seq, rec.order.side, rec.order.limit_price, rec.leaves_qty))
+        return out
+
+    def _expire_day_orders(self, ts: datetime, updated: dict[str, OrderRecord], events: list[VenueEvent]) -> None:
+        day = ts.date()
+        if self._last_day is not None and day <= self._last_day:
+            return
+        for ids in self._open.values():
+            for coid in ids:
+                rec = self._orders[coid]
+                if rec.order.time_in_force is TimeInForce.DAY and self.model.day_expired(rec.day, day):
+                    new = replace(rec, status=OrderStatus.EXPIRED, ts=ts)
+                    updated[coid] = new
+                    events.append(VenueEvent(adapter_id=self.adapter_id, kind="expired", state=new.state()))
+
+    def _make_fills(self, symbol: str, seq: int, executions: PlannedFills, ts: datetime) -> tuple[Fill, ...]:
+        """The fills of ``executions`` (``(qty, price, liquidity)``): trade ids numbered from
+        ``seq + 1`` (rule 13), fees by rule 12 in the quote currency, stamped ``ts``."""
+        prefix = self.adapter_id
+        fee = self.model.fee
+        currency = self._fee_currency.get(symbol)
+        if currency is None:
+            currency = self._fee_currency[symbol] = quote_currency(symbol)
+        fills = []
+        for qty, price, liquidity in executions:
+            seq += 1
+            # built without re-validation (``_trusted``): qty and price come from the fill model
+            # (derived from the validated order, quote and instrument), the fee is >= 0 (rule 12)
+            fills.append(make_fill(f"{prefix}-{seq}", qty, price, fee(qty, price, liquidity), currency, liquidity, ts))
+        return tuple(fills)
+
+    def _fill(self, symbol: str, seq: int, ex: Execution, ts: datetime) -> Fill:
+        return self._make_fills(symbol, seq - 1, ((ex.qty, ex.price, ex.liquidity),), ts)[0]
+
+    def _book_pending(self) -> None:
+        """Bring positions and balances up to date with the fill log.
+
+        They are a view of ``_fills`` folded in venue order, brought up to date when they are
+        read (``fetch_positions``, ``fetch_account``) instead of on every fill: the same
+        additions in the same order, kept off the per-order path. An order's account, symbol
+        and side never change, so its current record books its fills as its first one would.
+        """
+        fills = self._fills
+        for i in range(self._booked, len(fills)):
+            coid, fill = fills[i]
+            self._book_fill(self._orders[coid], fill)
+        self._booked = len(fills)
+
+    def _book_fill(self, rec: OrderRecord, fill: Fill) -> None:
+        symbol = rec.order.symbol
+        sign = rec.order.side.sign
+        pos = self._positions.setdefault(rec.account, {})
+        pos[symbol] = pos.get(symbol, Decimal(0)) + sign * fill.qty
+        bal = self._balances.setdefault(rec.account, {})
+        base, quote = base_currency(symbol), quote_currency(symbol)
+        bal[base] = bal.get(base, Decimal(0)) + sign * fill.qty
+        bal[quote] = bal.get(quote, Decimal(0)) - sign * fill.qty * fill.price
+        if fill.fee:
+            ccy = fill.fee_currency or quote
+            bal[ccy] = bal.get(ccy, Decimal(0)) - fill.fee
+
+    def _sum(self, per_account: dict[str, dict[str, Decimal]], account_id: str | None) -> dict[str, Decimal]:
+        if account_id is not None:
+            return dict(sorted(per_account.get(self.account_id_prefix + account_id, {}).items()))
+        out: dict[str, Decimal] = {}
+        for values in per_account.values():
+            for key, value in values.items():
+                out[key] = out.get(key, Decimal(0)) + value
+        return dict(sorted(out.items()))
+
+    def _deliver(self, events: list[VenueEvent]) -> None:
+        sink = self._sink
+        if sink is None:
+            return
+        for event in events:
+            try:
+                sink(event)
+            except Exception as exc:  # noqa: BLE001 - a failing sink never breaks the venue
+                logger.opt(exception=exc).warning("{}: event sink failed on {}", self.adapter_id, event.kind)

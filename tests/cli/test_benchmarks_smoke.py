@@ -1,0 +1,106 @@
+"""Smoke test of the benchmark suite (benchmarks/README.md): it runs end to end and reports every figure.
+
+No thresholds and no timing assertions: the benchmarks measure ratios on whatever machine
+runs them, so this test only proves that ``python -m benchmarks.run --quick --both`` still
+works (both the unpinned and the pinned subprocess), writes every section, and that each
+figure is a positive number recorded with the CPU affinity it was measured under. It fails
+when a benchmark rots (an import, a renamed API, a section that stops producing numbers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: section -> dotted paths of figures that must be positive numbers
+REQUIRED = {
+    "floor": ["p50_us", "p99_us", "pykka_ask.p50_us", "pykka_chain_4.p50_us"],
+    "latency": ["p50_us", "p99_us", "F_p50_us", "p50_over_F", "p99_over_F", "n"],
+    "latency_as_deployed": ["p50_us", "p99_us", "p50_over_F", "target_p50_us_max", "target_p99_us_max", "runs"],
+    "latency_back_to_back": ["p50_us", "p99_us", "p50_over_F", "p99_over_F"],
+    "throughput_8": [
+        "runtime.orders_per_s", "runtime.orders", "baseline.orders_per_s", "baseline_1_sender.orders_per_s",
+        "baseline_memory_journal.orders_per_s", "ratio", "ratio_memory_journal",
+    ],
+    "durable_64": [
+        "full.orders_per_s", "off.orders_per_s", "ratio", "fsync_floor.fsyncs_per_s", "fsync_floor.p50_us",
+        "full.journal_mean_items_per_txn",
+    ],
+    "durable_64_as_deployed": ["full.orders_per_s", "off.orders_per_s", "ratio", "journal_off.orders_per_s", "ratio_to_journal_off"],
+    "micro": [
+        "decide_route_us", "journal_get_10k_us", "claim_batch_1_us", "intent_validate_us", "intent_fingerprint_us",
+        "intent_context_dump_json_us", "venue_order_from_intent_us", "paper_submit_order_us",
+        "venue_report_build_us", "report_dump_json_us",
+    ],
+}
+
+
+def _get(data: dict, dotted: str):
+    value = data
+    for part in dotted.split("."):
+        assert isinstance(value, dict) and part in value, f"missing {dotted!r}"
+        value = value[part]
+    return value
+
+
+def _numbers(value, path: str = ""):
+    """Every number in a JSON tree, with its path (bools excluded)."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _numbers(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _numbers(item, f"{path}[{i}]")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs os.sched_setaffinity (Linux)")
+def test_quick_both_run_reports_every_section(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--both", "--output", str(out), "--state-dir", str(tmp_path / "state")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, f"benchmark failed:\nSTDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-4000:]}"
+    data = json.loads(out.read_text(encoding="utf-8"))
+
+    meta = data["meta"]
+    assert meta["quick"] is True
+    assert meta["python"] and meta["cpu_count"] >= 1 and meta["affinity_at_start"]
+
+    runs = data["runs"]
+    assert set(runs) == {"unpinned", "pinned"}
+    assert len(runs["pinned"]["affinity"]) == 1, "the pinned run must run on exactly one CPU"
+    assert runs["unpinned"]["affinity"] == meta["affinity_at_start"]
+    for name, run in runs.items():
+        for section, figures in REQUIRED.items():
+            assert section in run, f"{name}: section {section!r} missing"
+            assert run[section]["affinity"] == run["affinity"], f"{name}.{section}: affinity not recorded"
+            for figure in figures:
+                value = _get(run[section], figure)
+                assert isinstance(value, (int, float)) and not isinstance(value, bool), f"{name}.{section}.{figure} = {value!r}"
+                assert value > 0, f"{name}.{section}.{figure} = {value!r} is not positive"
+        negatives = [(path, v) for path, v in _numbers(run) if v < 0]
+        assert not negatives, f"{name}: negative figures {negatives}"
+        # the throughput figures count filled orders only (nothing denied, timed out or lost)
+        for section, parts in (("throughput_8", ("runtime", "baseline", "baseline_memory_journal")),
+                               ("durable_64", ("full", "off"))):
+            for part in parts:
+                figure = run[section][part]
+                assert figure["statuses"] == {"FILLED": figure["orders"]}, f"{name}.{section}.{part}: {figure['statuses']}"
+        assert run["latency"]["runs"] >= 3 and len(run["latency"]["runs_p50_us"]) == run["latency"]["runs"]
+        for section in ("latency", "latency_as_deployed", "latency_back_to_back"):
+            assert run[section]["statuses"] == {"FILLED": run[section]["n"]}
+
+    assert "flowroute benchmarks" in proc.stdout  # the side-by-side table was printed

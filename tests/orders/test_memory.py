@@ -1,0 +1,99 @@
+"""Bounded memory (docs/DESIGN.md "Durability"): terminal orders leave the ledger's memory once
+journaled (a bounded cache of recent ones stays) and are read back from the journal on demand;
+the journal of orders archived longer than the idempotency TTL is compacted by a timer job."""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+
+from actors import FakeClock, Runtime
+from protocols import OrderStatus
+
+from conftest import ctx, limit, market, quote, wait_until
+
+N = 120
+KEEP = 8
+
+
+def settings_for(settings_factory, **journal):
+    return settings_factory(durable=True, journal={"synchronous": "NORMAL", "keep_terminal_orders": KEEP, **journal},
+                            idempotency={"ttl_s": 60.0})
+
+
+def events_in_journal(rt: Runtime) -> int:
+    conn = sqlite3.connect(f"file:{rt.ledger_journal_path}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM order_events").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def compacted(rt: Runtime) -> tuple[int, int]:
+    conn = sqlite3.connect(f"file:{rt.ledger_journal_path}?mode=ro", uri=True)
+    try:
+        return tuple(conn.execute("SELECT COUNT(*), SUM(compacted) FROM order_archive").fetchone())
+    finally:
+        conn.close()
+
+
+def test_terminal_orders_leave_memory_and_are_read_back(settings_factory, make_runtime) -> None:
+    settings = settings_for(settings_factory)
+    rt = make_runtime(settings)
+    rt.on_market(quote())
+    answers = {}
+    for i in range(N):
+        side = "BUY" if i % 2 == 0 else "SELL"
+        answers[f"mem-{i}"] = rt.submit(market(f"mem-{i}", side=side), ctx()).result(timeout=5)
+    resting = rt.submit(limit("mem-rest", price="39000.00"), ctx()).result(timeout=5)
+    assert resting.status is OrderStatus.ACCEPTED
+    rt.flush()
+    stats = rt.stats()
+    # every order is counted, but only the open one and the recent terminal ones are in memory
+    assert stats["orders_total"] == N + 1
+    assert stats["orders_in_memory"] <= 1 + KEEP + KEEP // 4 + 1
+    assert stats["orders_archived"] == N + 1 - stats["orders_in_memory"]
+    assert stats["orders_by_status"] == {"ACCEPTED": 1, "FILLED": N}
+    assert stats["fills_total"] == N
+    assert stats["book_invariants"] == []
+    # read back on demand: the archived report is the report the order had
+    first = rt.order("mem-0")
+    assert first.status is OrderStatus.FILLED
+    assert first.fills == answers["mem-0"].fills and first.avg_px == answers["mem-0"].avg_px
+    assert first.venue_order_id == answers["mem-0"].venue_order_id
+    assert rt.wait("mem-1", timeout=5).status is OrderStatus.FILLED
+    listed = {r.client_order_id: r for r in rt.orders()}
+    assert len(listed) == N + 1 and listed["mem-5"].fills == answers["mem-5"].fills
+    # a fact about an archived order brings it back and is applied, never dropped
+    cancel = rt.cancel("mem-2").result(timeout=5)
+    assert cancel.status is OrderStatus.FILLED and "only orders still working" in cancel.error.message
+    assert rt.stats()["orders_total"] == N + 1 and rt.stats()["book_invariants"] == []
+    net = sum(p.net_qty for p in rt.positions() if p.account_id == "acc-1")
+    assert net == Decimal(0)  # as many buys as sells of the same quantity
+
+
+def test_restart_and_compaction_keep_history(settings_factory, make_runtime, monkeypatch) -> None:
+    monkeypatch.setattr("actors.orders.ledger._COMPACT_BATCH", 5)  # several batches: one run does them all
+    clock = FakeClock()
+    settings = settings_for(settings_factory, compact_interval_s=30.0)
+    rt = make_runtime(settings, clock=clock)
+    rt.on_market(quote())
+    for i in range(40):
+        assert rt.submit(market(f"cmp-{i}"), ctx()).result(timeout=5).status is OrderStatus.FILLED
+    rt.flush()
+    archived = rt.stats()["orders_archived"]
+    assert archived >= 40 - KEEP - KEEP // 4 - 1
+    before = events_in_journal(rt)
+    clock.advance(61.0)  # past the TTL: the next compaction run folds the archived orders' rows
+    rt.flush()
+    wait_until(lambda: compacted(rt) == (archived, archived), what="every archived order compacted, batch after batch")
+    after = events_in_journal(rt)
+    assert after < before
+    positions = [(p.account_id, p.symbol, p.net_qty, p.buy_qty, p.sell_qty, p.avg_entry_px, p.fees) for p in rt.positions()]
+    rt.stop()
+    again = make_runtime(settings, clock=FakeClock())
+    assert again.recovery.counts() == {"unchanged": 40}  # nothing asked at the venue: history intact
+    assert again.order("cmp-0").status is OrderStatus.FILLED
+    assert again.stats()["orders_in_memory"] <= KEEP + KEEP // 4 + 1
+    assert again.stats()["book_invariants"] == []
+    assert [(p.account_id, p.symbol, p.net_qty, p.buy_qty, p.sell_qty, p.avg_entry_px, p.fees) for p in again.positions()] == positions

@@ -1,0 +1,168 @@
+"""Partial fills (seed 004: "Partial Fills: retry for remaining_qty; after max_retries:
+PARTIAL_SUCCESS + release"): what happens to the unfilled remainder of an order that expired
+partly filled is a setting, ``[orders] remainder``.
+
+``partial_success`` (default): the order ends EXPIRED with its fills, the rest of its reservation
+is released. ``resubmit``: the remainder goes out again as a child order with a derived client
+order id (``<id>.r1``, ``<id>.r2``, ...), within the parent's reservation, at most
+``max_resubmits`` times.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from actors.orders.ledger import remainder_client_order_id
+from protocols import OrderStatus, RemainderResubmitted, VenueOrder, VenueOrderState
+
+from _adapters import TestAdapter
+from conftest import EventLog, ctx, limit, registry_of, wait_until
+
+LOT = Decimal("0.001")
+
+
+class IocVenue(TestAdapter):
+    """Fills at most ``LOT`` of every order and expires the rest (an IOC against a thin book)."""
+
+    __test__ = False
+
+    def submit_order(self, order: VenueOrder) -> VenueOrderState:
+        with self._lock:
+            self.submit_calls.append(order.client_order_id)
+            qty = min(order.quantity, LOT)
+            fills = (self._fill(qty, order.limit_price or self.price, order),)
+            status = OrderStatus.FILLED if qty == order.quantity else OrderStatus.EXPIRED
+            state = VenueOrderState.of(order, venue_order_id=f"v-{order.client_order_id}", status=status, fills=fills)
+            self._book[order.client_order_id] = state
+            self.delivered[order.client_order_id] += 1
+            return state
+
+
+def start(make_runtime, risk=None, **orders):
+    venue = IocVenue("test")
+    rt = make_runtime(registry=registry_of(venue), routing={"policy": {"paper": "test"}}, orders=orders, risk=risk or {})
+    log = EventLog()
+    rt.subscribe(log)
+    return rt, venue, log
+
+
+def test_default_policy_ends_as_a_partial_success(make_runtime) -> None:
+    rt, venue, log = start(make_runtime)
+    report = rt.submit(limit("pf-1", qty="0.003", tif="IOC"), ctx()).result(timeout=5)
+    assert report.status is OrderStatus.EXPIRED and report.cum_qty == LOT
+    rt.flush()
+    assert venue.submit_calls == ["pf-1"] and not log.of(RemainderResubmitted)
+    stats = rt.stats()
+    assert Decimal(stats["exposure"]["acc-1"]["reserved"]) == 0  # the remainder's reservation is released
+    assert stats["risk_invariants"] == []
+
+
+def test_resubmit_sends_the_remainder_as_children_within_the_reservation(make_runtime) -> None:
+    intent = limit("pf-2", qty="0.003", tif="IOC")
+    # a budget the parent uses up: a fresh order for the remainder would be denied, the children are not
+    budget = intent.quantity * intent.limit_price
+    rt, venue, log = start(make_runtime, risk={"default_budget": str(budget)}, remainder="resubmit", max_resubmits=3)
+    report = rt.submit(intent, ctx()).result(timeout=5)
+    assert report.status is OrderStatus.EXPIRED and report.cum_qty == LOT  # the caller's answer: the parent
+    wait_until(lambda: (rt.order("pf-2.r2") or report).status is OrderStatus.FILLED, what="the second child filled")
+    assert venue.submit_calls == ["pf-2", "pf-2.r1", "pf-2.r2"]
+    first, second = rt.order("pf-2.r1"), rt.order("pf-2.r2")
+    assert (first.status, first.cum_qty) == (OrderStatus.EXPIRED, LOT)
+    assert second.cum_qty == LOT
+    events = log.wait_for(lambda evs: [e for e in evs if isinstance(e, RemainderResubmitted)][1:] and
+                          [e for e in evs if isinstance(e, RemainderResubmitted)], what="both resubmit events")
+    assert [(e.client_order_id, e.child_client_order_id, e.remaining_qty) for e in events] == [
+        ("pf-2", "pf-2.r1", Decimal("0.002")), ("pf-2.r1", "pf-2.r2", Decimal("0.001"))]
+    position = next(p for p in rt.positions() if p.symbol == intent.symbol)
+    assert position.net_qty == Decimal("0.003")
+    stats = rt.stats()
+    # the children never reserved anything of their own: the parent's reservation was moved, then trued up
+    assert Decimal(stats["exposure"]["acc-1"]["reserved"]) == 0
+    assert Decimal(stats["exposure"]["acc-1"]["spent"]) == Decimal("0.003") * intent.limit_price
+    assert stats["risk_invariants"] == []
+    fresh = rt.submit(limit("pf-2b", qty="0.001"), ctx()).result(timeout=5)
+    assert fresh.status is OrderStatus.DENIED and fresh.error.message.startswith("budget")
+
+
+def test_the_chain_stops_at_max_resubmits(make_runtime) -> None:
+    rt, venue, log = start(make_runtime, remainder="resubmit", max_resubmits=1)
+    rt.submit(limit("pf-3", qty="0.004", tif="IOC"), ctx()).result(timeout=5)
+    wait_until(lambda: rt.order("pf-3.r1") is not None and rt.order("pf-3.r1").status.is_terminal, what="the child")
+    rt.flush()
+    assert venue.submit_calls == ["pf-3", "pf-3.r1"]
+    assert rt.order("pf-3.r1").status is OrderStatus.EXPIRED  # ends as a partial success
+    assert Decimal(rt.stats()["exposure"]["acc-1"]["reserved"]) == 0
+
+
+def test_no_resubmit_while_halted(make_runtime) -> None:
+    rt, venue, log = start(make_runtime, remainder="resubmit")
+    rt.halt()
+    rt.resume()
+    rt.submit(limit("pf-4", qty="0.002", tif="IOC"), ctx()).result(timeout=5)
+    wait_until(lambda: rt.order("pf-4.r1") is not None, what="the child")
+    rt.halt()
+    rt.submit(limit("pf-5", qty="0.002", tif="IOC"), ctx()).result(timeout=5)  # denied: halted
+    rt.flush()
+    assert rt.order("pf-5").status is OrderStatus.DENIED and rt.order("pf-5.r1") is None
+
+
+def test_a_filled_order_or_an_expiry_without_fills_gets_no_child(make_runtime) -> None:
+    rt, venue, log = start(make_runtime, remainder="resubmit")
+    assert rt.submit(limit("pf-6", qty="0.001", tif="IOC"), ctx()).result(timeout=5).status is OrderStatus.FILLED
+    rt.flush()
+    assert venue.submit_calls == ["pf-6"] and not log.of(RemainderResubmitted)
+
+
+def test_derived_ids_are_deterministic_and_fit_the_client_order_id_limit() -> None:
+    assert remainder_client_order_id("ord-7", 1) == "ord-7.r1"
+    long_id = "x" * 36
+    child = remainder_client_order_id(long_id, 2)
+    assert len(child) <= 36 and child.endswith(".r2") and child == remainder_client_order_id(long_id, 2)
+    assert remainder_client_order_id(long_id, 1) != child
+
+
+def test_settings_validate_the_policy() -> None:
+    from config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match=r"orders\.remainder"):
+        load_settings(orders={"remainder": "retry_forever"})
+    assert load_settings().orders.remainder == "partial_success"
+
+
+class IocThenRest(IocVenue):
+    """The original order fills ``LOT`` and expires; a remainder child rests at the venue."""
+
+    __test__ = False
+
+    def submit_order(self, order: VenueOrder) -> VenueOrderState:
+        if ".r" not in order.client_order_id:
+            return super().submit_order(order)
+        with self._lock:
+            self.submit_calls.append(order.client_order_id)
+        return self._book_order(order, OrderStatus.ACCEPTED)
+
+
+def test_a_resting_child_keeps_its_reservation_across_a_restart(make_runtime, settings_factory) -> None:
+    settings = settings_factory(durable=True, journal={"enabled": True, "synchronous": "FULL"},
+                                routing={"policy": {"paper": "test"}}, orders={"remainder": "resubmit"})
+    venue = IocThenRest("test")
+    intent = limit("pr-1", qty="0.003", tif="IOC")
+    rt = make_runtime(settings, registry=registry_of(venue))
+    rt.submit(intent, ctx()).result(timeout=5)
+    wait_until(lambda: (rt.order("pr-1.r1") or rt.order("pr-1")).status is OrderStatus.ACCEPTED, what="the resting child")
+    rt.flush()
+    before = rt.stats()["exposure"]["acc-1"]
+    assert Decimal(before["reserved"]) == Decimal("0.002") * intent.limit_price  # the parent's, moved to the child
+    rt.stop()
+
+    rt = make_runtime(settings, registry=registry_of(venue))
+    rt.flush()
+    assert rt.order("pr-1.r1").status is OrderStatus.ACCEPTED and rt.order("pr-1").status is OrderStatus.EXPIRED
+    after = rt.stats()["exposure"]["acc-1"]
+    assert {k: Decimal(v) for k, v in after.items() if k != "budget"} == {k: Decimal(v) for k, v in before.items() if k != "budget"}
+    assert venue.submit_calls == ["pr-1", "pr-1.r1"]  # nothing sent again
+    assert rt.cancel("pr-1.r1").result(timeout=5).status is OrderStatus.CANCELED
+    rt.flush()
+    assert Decimal(rt.stats()["exposure"]["acc-1"]["reserved"]) == 0

@@ -1,0 +1,230 @@
+"""Tests for actors.orders.reporting and protocols.model.reports.report_from_valid: the reports built
+without re-validation are exactly the ones the validating constructor builds."""
+
+from __future__ import annotations
+
+import pickle
+import time
+from concurrent.futures import Future
+from datetime import datetime, timezone
+from decimal import Decimal as D
+
+import pytest
+from pydantic import ValidationError
+
+from actors.orders.books import slippage_bps
+from actors.orders.messages import SubmitOrder
+from actors.orders.reporting import error_report, venue_report
+from protocols import (
+    ErrorCode,
+    ExecError,
+    ExecutionContext,
+    ExecutionReport,
+    Fill,
+    OrderIntent,
+    OrderStatus as S,
+    RouteDecision,
+    VenueOrderState,
+)
+from protocols.model.reports import REPORT_FIELDS, report_from_valid
+
+T0 = datetime(2021, 1, 8, tzinfo=timezone.utc)
+ROUTE = RouteDecision(route_id="paper", adapter_id="paper", routing_reason="mode paper")
+CTX = ExecutionContext(mode="paper", account_id="acc-1", strategy_id="ma-cross", session_id="s-7", correlation_id="c-1")
+
+
+def intent(side: str = "BUY", qty: str = "0.0010", price: str | None = None) -> OrderIntent:
+    return OrderIntent(client_order_id="r-1", symbol="BTC/USDT", side=side, order_type="LIMIT" if price else "MARKET",
+                       quantity=D(qty), limit_price=D(price) if price else None)
+
+
+def order(side: str = "BUY", *, route=ROUTE, attempt=1, arrival_px=D("39433.62")) -> SubmitOrder:
+    return SubmitOrder(intent(side), CTX, Future(), time.perf_counter_ns(), route=route, attempt=attempt,
+                       arrival_px=arrival_px)
+
+
+def fill(tid: str, qty: str, price: str, fee: str = "0.0001") -> Fill:
+    return Fill(trade_id=tid, qty=D(qty), price=D(price), fee=D(fee), fee_currency="USDT", ts=T0)
+
+
+def state(status: S, fills=(), side: str = "BUY", reject_reason: str | None = None, **kw) -> VenueOrderState:
+    cum = sum((f.qty for f in fills), D(0))
+    avg = sum((f.qty * f.price for f in fills), D(0)) / cum if cum else None
+    args = dict(client_order_id="r-1", venue_order_id="v-9", symbol="BTC/USDT", side=side, status=status,
+                quantity=D("0.0010"), cum_qty=cum, leaves_qty=D(0) if status.is_terminal else D("0.0010") - cum,
+                avg_px=avg, fills=tuple(fills), reject_reason=reject_reason, ts=T0)
+    args.update(kw)
+    return VenueOrderState(**args)
+
+
+def assert_same_report(built: ExecutionReport, given: set[str]) -> None:
+    """``built`` is what the validating constructor makes of the same values, field by field."""
+    validated = ExecutionReport.model_validate(dict(built.__dict__))
+    assert type(built) is ExecutionReport
+    assert built == validated
+    assert list(built.__dict__) == list(REPORT_FIELDS) == list(validated.__dict__)
+    for name in REPORT_FIELDS:  # same values and types (Decimal exponents included)
+        a, b = getattr(built, name), getattr(validated, name)
+        assert type(a) is type(b) and repr(a) == repr(b), name
+    assert built.model_fields_set == given
+    assert built.__pydantic_extra__ is None and built.__pydantic_private__ is None
+    assert repr(built) == repr(validated)
+    assert built.model_dump() == validated.model_dump()
+    assert built.model_dump_json() == validated.model_dump_json()
+    assert ExecutionReport.model_validate_json(built.model_dump_json()) == built
+    assert pickle.loads(pickle.dumps(built)) == built
+    assert built.model_copy(update={"replay": True}).replay is True and built.replay is False
+    with pytest.raises(ValidationError):
+        built.status = S.FILLED  # still frozen
+
+
+VENUE_GIVEN = {"client_order_id", "account_id", "symbol", "side", "venue_order_id", "status", "route", "fills",
+               "cum_qty", "leaves_qty", "avg_px", "fees", "slippage_bps", "error", "attempts", "latency_us",
+               "raw_broker_ref", "strategy_id", "session_id", "correlation_id"}
+ERROR_GIVEN = {"client_order_id", "account_id", "symbol", "side", "venue_order_id", "status", "route", "leaves_qty",
+               "error", "attempts", "latency_us", "strategy_id", "session_id", "correlation_id"}
+
+
+def reference_venue_report(o: SubmitOrder, st: VenueOrderState) -> ExecutionReport:
+    """venue_report as it was written before the fast path (validating constructor)."""
+    fees = sum((f.fee for f in st.fills), D(0))
+    error = None
+    if st.status is S.REJECTED:
+        error = ExecError.of(ErrorCode.E_EXEC_BROKER_REJECTED, st.reject_reason or "rejected by venue")
+    return ExecutionReport(
+        client_order_id=st.client_order_id, account_id=o.context.account_id, symbol=st.symbol, side=st.side,
+        venue_order_id=st.venue_order_id, status=st.status, route=o.route, fills=st.fills, cum_qty=st.cum_qty,
+        leaves_qty=st.leaves_qty, avg_px=st.avg_px, fees=fees,
+        slippage_bps=slippage_bps(st.side, st.avg_px, o.arrival_px), error=error, attempts=o.attempt,
+        latency_us=0, raw_broker_ref=f"{o.route.adapter_id if o.route else '?'}:{st.venue_order_id}",
+        strategy_id=o.intent.strategy_id or o.context.strategy_id, session_id=o.context.session_id,
+        correlation_id=o.context.correlation_id,
+    )
+
+
+def reference_error_report(o: SubmitOrder, code, message, *, status=S.DENIED, retry_after_s=None, venue_order_id=None):
+    """error_report as it was written before the fast path (validating constructor)."""
+    return ExecutionReport(
+        client_order_id=o.intent.client_order_id, account_id=o.context.account_id, symbol=o.intent.symbol,
+        side=o.intent.side, venue_order_id=venue_order_id, status=status, route=o.route,
+        leaves_qty=D(0) if status.is_terminal else o.intent.quantity,
+        error=ExecError.of(code, message, retry_after_s=retry_after_s), attempts=o.attempt, latency_us=0,
+        strategy_id=o.intent.strategy_id or o.context.strategy_id, session_id=o.context.session_id,
+        correlation_id=o.context.correlation_id,
+    )
+
+
+def same_but_time(a: ExecutionReport, b: ExecutionReport) -> None:
+    assert a.model_copy(update={"latency_us": 0, "ts": T0}) == b.model_copy(update={"latency_us": 0, "ts": T0})
+    assert a.model_fields_set == b.model_fields_set
+    assert a.latency_us >= 0 and a.ts.tzinfo is timezone.utc
+
+
+VENUE_CASES = [
+    pytest.param(lambda: (order(), state(S.FILLED, [fill("p-1", "0.0010", "39433.62")])), id="market-filled"),
+    pytest.param(lambda: (order(), state(S.ACCEPTED)), id="accepted-no-fills"),
+    pytest.param(lambda: (order(), state(S.PARTIALLY_FILLED, [fill("p-1", "0.0004", "39433.6"),
+                                                           fill("p-2", "0.0002", "39440.123", "0")])),
+                 id="partial-two-fills"),
+    pytest.param(lambda: (order("SELL"), state(S.FILLED, [fill("p-1", "0.0010", "39400")], side="SELL")),
+                 id="sell-filled"),
+    pytest.param(lambda: (order(), state(S.REJECTED, reject_reason="insufficient balance")), id="rejected-reason"),
+    pytest.param(lambda: (order(), state(S.REJECTED)), id="rejected-no-reason"),
+    pytest.param(lambda: (order(route=None, arrival_px=None), state(S.CANCELED)), id="no-route-no-arrival"),
+    pytest.param(lambda: (order(attempt=3), state(S.EXPIRED, [fill("p-1", "0.0001", "1E+4")])), id="expired"),
+]
+
+
+@pytest.mark.parametrize("make", VENUE_CASES)
+def test_venue_report_is_the_validated_report(make) -> None:
+    o, st = make()
+    built = venue_report(o, st)
+    assert_same_report(built, VENUE_GIVEN)
+    same_but_time(built, reference_venue_report(o, st))
+
+
+ERROR_CASES = [
+    pytest.param(dict(code=ErrorCode.E_EXEC_RISK_DENIED, message="min_notional: notional 3 < 5"), id="denied"),
+    pytest.param(dict(code=ErrorCode.E_EXEC_BROKER_TIMEOUT, message="timed out", status=S.UNKNOWN), id="unknown"),
+    pytest.param(dict(code=ErrorCode.E_EXEC_CIRCUIT_OPEN, message="open", status=S.DENIED, retry_after_s=1.5),
+                 id="retry-after"),
+    pytest.param(dict(code=ErrorCode.E_EXEC_BROKER_REJECTED, message="x" * 3000, status=S.REJECTED,
+                      venue_order_id="v-1"), id="rejected-long-message"),
+]
+
+
+@pytest.mark.parametrize("kw", ERROR_CASES)
+@pytest.mark.parametrize("route", [ROUTE, None])
+def test_error_report_is_the_validated_report(kw, route) -> None:
+    o = order(route=route)
+    built = error_report(o, **kw)
+    assert_same_report(built, ERROR_GIVEN)
+    same_but_time(built, reference_error_report(o, **kw))
+
+
+def outcome(fn, *args, **kw):
+    try:
+        return fn(*args, **kw)
+    except Exception as exc:  # noqa: BLE001 - the error itself is what is compared
+        return exc
+
+
+def test_odd_inputs_still_go_through_validation() -> None:
+    # values the fast path cannot vouch for take the validating constructor: same report or same error
+    st = state(S.FILLED, [fill("p-1", "0.0010", "39433.62")])
+    odd_orders = [order(attempt=True), order(attempt=2.0), order(attempt="2"), order(route={"route_id": 1})]
+    for o in odd_orders:
+        got, want = outcome(venue_report, o, st), outcome(reference_venue_report, o, st)
+        if isinstance(want, Exception):
+            assert type(got) is type(want) and str(got).splitlines()[:2] == str(want).splitlines()[:2]
+        else:
+            same_but_time(got, want)
+    for o in odd_orders[:3]:
+        for kw in (dict(venue_order_id=123), dict(venue_order_id="v-1"), dict(status=S.FAILED)):
+            got = outcome(error_report, o, ErrorCode.E_EXEC_NETWORK, "x", **kw)
+            want = outcome(reference_error_report, o, ErrorCode.E_EXEC_NETWORK, "x", **kw)
+            if isinstance(want, Exception):
+                assert type(got) is type(want) and str(got).splitlines()[:2] == str(want).splitlines()[:2]
+            else:
+                same_but_time(got, want)
+    assert isinstance(outcome(error_report, order(), ErrorCode.E_EXEC_NETWORK, "x", venue_order_id=123), ValidationError)
+
+
+def test_report_from_valid_refuses_an_incomplete_field_map() -> None:
+    with pytest.raises(TypeError):
+        report_from_valid({"client_order_id": "x", "status": S.DENIED}, frozenset({"client_order_id", "status"}))
+
+
+def test_reports_do_not_share_their_fields_set() -> None:
+    o = order()
+    a, b = error_report(o, ErrorCode.E_EXEC_NETWORK, "x"), error_report(o, ErrorCode.E_EXEC_NETWORK, "y")
+    assert a.model_fields_set == b.model_fields_set and a.model_fields_set is not b.model_fields_set
+
+
+@pytest.mark.parametrize("code", list(ErrorCode))
+def test_exec_error_of_is_exec_error_of(code) -> None:
+    from protocols.model.reports import exec_error_of
+
+    for message in ("short", "", "é" * 2500):
+        for retry in (None, 1.5, 0.0, float("inf"), 2, True):
+            got = outcome(exec_error_of, code, message, retry_after_s=retry)
+            want = outcome(ExecError.of, code, message, retry_after_s=retry)
+            assert type(got) is type(want) is ExecError
+            assert got == want and repr(got) == repr(want)
+            assert list(got.__dict__) == list(want.__dict__) and got.model_fields_set == want.model_fields_set
+            assert type(got.retry_after_s) is type(want.retry_after_s)
+            assert got.model_dump_json() == want.model_dump_json() and pickle.loads(pickle.dumps(got)) == want
+            assert got.__pydantic_extra__ is None and got.__pydantic_private__ is None
+
+
+def test_exec_error_of_odd_input_fails_like_exec_error_of() -> None:
+    from protocols.model.reports import exec_error_of
+
+    for args in (("E_EXEC_NETWORK", "x"), ("NOT_A_CODE", "x"), (ErrorCode.E_EXEC_NETWORK, 5), (ErrorCode.E_EXEC_NETWORK, None)):
+        got, want = outcome(exec_error_of, *args), outcome(ExecError.of, *args)
+        if isinstance(want, Exception):
+            assert type(got) is type(want) and str(got).splitlines()[:2] == str(want).splitlines()[:2]
+        else:
+            assert got == want and got.model_fields_set == want.model_fields_set
+    got = outcome(exec_error_of, ErrorCode.E_EXEC_NETWORK, "x", retry_after_s="soon")
+    assert isinstance(got, ValidationError)
