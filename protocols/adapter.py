@@ -193,6 +193,12 @@ class AdapterCapabilities(Frozen):
       this much time has passed since the last send of that client order id.
     - ``supports_lookup``: False when the venue has no order lookup at all (e.g. a FIX
       acceptor without OrderStatusRequest): every lookup is *unknown*.
+    - ``group_commit``: True when the adapter persists its calls in groups: it has
+      ``begin_batch()`` and ``end_batch()``, and the worker runs the calls queued together
+      between the two (at most ``VenueWorker.batch_max``) and hands out none of their outcomes
+      before ``end_batch()`` returned. ``end_batch()`` raises ``FatalAdapterError`` when the
+      group's write failed: then every call of the group failed and none is durable (each
+      answers that error). Only for a blocking adapter.
 
     Example::
 
@@ -205,6 +211,7 @@ class AdapterCapabilities(Frozen):
     absence_window_s: float = Field(default=5.0, ge=0, allow_inf_nan=False)
     supports_lookup: bool = True
     inline_budget_us: int = Field(default=2_000, gt=0)
+    group_commit: bool = False
 
 
 #: What an adapter that declares nothing is taken to be: blocking, lookups never prove absence.

@@ -121,12 +121,25 @@ class VenueWorker:
     ``submit(call_id, fn)`` queues a call; the outcome is passed to ``on_done`` as a
     ``VenueCallCompleted``. ``retire()`` stops the worker and returns the ids of calls it
     had not picked up yet: those provably never reached the venue.
+
+    ``group``: the adapter's ``(begin_batch, end_batch)`` when it declares ``group_commit``
+    (``protocols.AdapterCapabilities``). The worker then takes every call queued at the time
+    (up to :attr:`batch_max`) as one group: ``begin_batch()``, the calls in order, ``end_batch()``
+    (the adapter writes them in one transaction), and only then the outcomes, in order. When
+    ``end_batch()`` raises, every call of the group answers that error instead of its own
+    outcome (fail closed: nothing of the group is durable). A retired worker still ends the
+    group it is in, so what reached the venue is written, and hands out nothing.
     """
 
+    #: most calls in one group (a group's first answer waits for its last call)
+    batch_max = 128
+
     def __init__(self, name: str, on_done: Callable[[VenueCallCompleted], None], clock: Any = None,
-                 on_pick: Callable[[int, Any], None] | None = None) -> None:
+                 on_pick: Callable[[int, Any], None] | None = None,
+                 group: tuple[Callable[[], None], Callable[[], None]] | None = None) -> None:
         self._clock = clock
         self._on_pick = on_pick
+        self._group = group
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._queued: set[int] = set()
@@ -170,17 +183,37 @@ class VenueWorker:
         return unpicked
 
     def _loop(self) -> None:
+        get, get_nowait, grouped = self._queue.get, self._queue.get_nowait, self._group is not None
         while True:
-            item = self._queue.get()
+            item = get()
+            calls = []
+            # a call, then (grouped) every call queued behind it, up to a barrier or the stop
+            while item is not None and item.__class__ is not Future:
+                calls.append(item)
+                item = _NOTHING
+                if not grouped or len(calls) >= self.batch_max:
+                    break
+                try:
+                    item = get_nowait()
+                except queue.Empty:
+                    break
+            if calls and not self._run(calls):
+                return
             if item is None:
                 return
             if item.__class__ is Future:  # a barrier: everything before it is done
                 item.set_result(None)
-                continue
-            call_id, fn, call = item
+
+    def _run(self, calls: list) -> bool:
+        """Run ``calls`` (one group when grouped), then hand out their outcomes; False once retired."""
+        outcomes: list[VenueCallCompleted] = []
+        group = self._group
+        opened = retired = False
+        for call_id, fn, call in calls:
             with self._lock:
                 if self._retired:
-                    return
+                    retired = True
+                    break
                 self._queued.discard(call_id)
                 if call is not None and self._clock is not None:
                     call.picked_at = self._clock.monotonic()
@@ -189,15 +222,34 @@ class VenueWorker:
             started = time.perf_counter()
             result, error = None, None
             try:
+                if group is not None and not opened:
+                    opened = True
+                    group[0]()  # begin_batch
                 result = fn()
             except BaseException as exc:  # noqa: BLE001 - classified by the actor
                 error = exc
-            if _crashpoints.ARMED and error is None:
-                _crashpoints.hit("after_send")
+            outcomes.append(VenueCallCompleted(call_id, result, error, time.perf_counter() - started))
+        if opened:
+            try:
+                group[1]()  # end_batch: the group's one write
+            except BaseException as exc:  # noqa: BLE001 - fail closed: no call of the group is durable
+                outcomes = [VenueCallCompleted(o.call_id, None, exc, o.duration_s) for o in outcomes]
+        if _crashpoints.ARMED:
+            for outcome in outcomes:
+                if outcome.error is None:
+                    _crashpoints.hit("after_send")
+        if retired:
+            return False
+        for outcome in outcomes:
             with self._lock:
-                retired = self._retired
-            if not retired:
-                self._on_done(VenueCallCompleted(call_id, result, error, time.perf_counter() - started))
+                if self._retired:
+                    return False
+            self._on_done(outcome)
+        return True
+
+
+#: "no item in hand" for the worker's loop (neither a call, a barrier nor the stop)
+_NOTHING = object()
 
 
 @dataclass(slots=True)
@@ -359,7 +411,11 @@ class AdapterActor(FlowActor):
         def arm_timeout(call_id: int, call: _Call) -> None:
             call.timer = clock.call_later(timeout_of(call.kind), lambda: tell(ref, CallTimedOut(call_id)))
 
-        self._worker = VenueWorker(f"venue-{self.adapter_id}-g{self.generation}", lambda m: tell(ref, m), clock, arm_timeout)
+        group = None
+        if self._caps.group_commit and not self._inline:
+            group = (self._venue.begin_batch, self._venue.end_batch)  # declared: AttributeError if missing
+        self._worker = VenueWorker(f"venue-{self.adapter_id}-g{self.generation}", lambda m: tell(ref, m), clock, arm_timeout,
+                                   group)
         self._arm_reconcile()
 
     def on_stop(self) -> None:

@@ -13,8 +13,11 @@ recovery can really ask it what happened. :class:`SqliteBook` stores, in one fil
   adapter id that owns the book and the fill-model version.
 
 Each venue operation writes its whole change set in one transaction (:meth:`SqliteBook.commit`)
-before the venue answers; :class:`NullBook` is the in-memory stand-in that writes nothing.
-SQL is always parameterised.
+before the venue answers; a group of operations (``PaperVenue.begin_batch``/``end_batch``)
+folds their change sets into one (:meth:`BookChanges.merge`) and writes them in one transaction.
+:class:`NullBook` is the in-memory stand-in that writes nothing. :class:`BookStore` is the
+interface the venue uses, so another store (e.g. a database shared by several processes) can
+stand in for the SQLite file. SQL is always parameterised.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Protocol
 
 from ...adapter import VenueOrder, VenueOrderState
 from ...model.enums import OrderStatus
@@ -168,6 +172,18 @@ class BookChanges:
     def __bool__(self) -> bool:
         return bool(self.orders or self.fills or self.submissions or self.consumed or self.meta)
 
+    def merge(self, later: "BookChanges") -> None:
+        """Fold ``later`` (made after this change set) into this one, so one transaction writes both.
+
+        The later record of an order, count of an id and value of a counter win; fills and
+        consumed trades are appended in order. ``later`` is left as it was.
+        """
+        self.orders.update(later.orders)
+        self.fills.extend(later.fills)
+        self.submissions.update(later.submissions)
+        self.consumed.extend(later.consumed)
+        self.meta.update(later.meta)
+
 
 @dataclass(slots=True)
 class BookSnapshot:
@@ -178,6 +194,47 @@ class BookSnapshot:
     submissions: dict[str, int] = field(default_factory=dict)
     consumed: set[tuple[str, str]] = field(default_factory=set)
     meta: dict[str, str] = field(default_factory=dict)
+
+
+class BookStore(Protocol):
+    """Where a venue's book lives: what :class:`~protocols.venues.PaperVenue` needs of a store.
+
+    ``commit(changes)`` writes one :class:`BookChanges` atomically (all or nothing) and raises
+    on failure (any ``Exception``, e.g. ``sqlite3.Error``: the venue answers
+    ``FatalAdapterError`` and reloads its memory from :meth:`load`, so after a failed write the
+    store holds exactly what it held before it). The ``load_order``/``submission_*``/``fill_records`` readers serve
+    what the venue let leave memory. ``path`` is the file (None when there is none).
+    """
+
+    path: Path | None
+
+    def load(self) -> BookSnapshot:
+        """Everything the store holds."""
+        ...
+
+    def commit(self, changes: BookChanges) -> None:
+        """Write ``changes`` in one transaction."""
+        ...
+
+    def load_order(self, client_order_id: str) -> OrderRecord | None:
+        """One order with its fills, or None."""
+        ...
+
+    def submission_counts_of(self, client_order_id: str) -> int:
+        """Submit calls of one client order id (0 if none)."""
+        ...
+
+    def submission_counts(self) -> dict[str, int]:
+        """Submit calls per client order id."""
+        ...
+
+    def fill_records(self) -> list[tuple[str, Fill]]:
+        """Every fill as ``(client_order_id, Fill)`` in venue order."""
+        ...
+
+    def close(self) -> None:
+        """Release the store (idempotent)."""
+        ...
 
 
 class NullBook:
@@ -191,6 +248,22 @@ class NullBook:
 
     def commit(self, changes: BookChanges) -> None:
         """No-op."""
+
+    def load_order(self, client_order_id: str) -> OrderRecord | None:
+        """None: nothing ever leaves an in-memory book's memory."""
+        return None
+
+    def submission_counts_of(self, client_order_id: str) -> int:
+        """0 (see :meth:`load_order`)."""
+        return 0
+
+    def submission_counts(self) -> dict[str, int]:
+        """Empty (see :meth:`load_order`)."""
+        return {}
+
+    def fill_records(self) -> list[tuple[str, Fill]]:
+        """Empty (see :meth:`load_order`)."""
+        return []
 
     def close(self) -> None:
         """No-op."""

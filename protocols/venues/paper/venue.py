@@ -14,6 +14,15 @@ Behaviour:
   with the reason and a code), assigns ``venue_order_id`` ``f"{adapter_id}-o{n}"``, fills what is
   marketable, and returns the state. With a durable book the order and its immediate fills are
   committed in one transaction **before** the call returns, as a real venue knows what it received.
+- **Group commit** (durable book): between :meth:`PaperVenue.begin_batch` and
+  :meth:`PaperVenue.end_batch` the calls change memory and their change sets wait; ``end_batch``
+  writes them all in one transaction. The caller (the adapter's venue worker, which declares
+  ``group_commit`` in the capabilities) hands out none of their answers before ``end_batch``
+  returned. A failed write fails the whole group closed: memory is reloaded from the book (which
+  holds none of the group), ``end_batch`` raises ``FatalAdapterError``, and every later call of
+  the group raises it too. Market data arriving during a group writes the group's waiting
+  changes with its own before it pushes any event, so no event reports a change that is not
+  in the book.
 - ``on_market`` expires DAY orders at a UTC date change, fills resting orders and pushes
   ``VenueEvent`` values (``"fill"``, ``"expired"``) to the sink set by ``set_event_sink``.
 - Thread safety: one internal lock guards the book (this simulator is outside the actor
@@ -28,7 +37,6 @@ Behaviour:
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -43,7 +51,7 @@ from ...model.enums import OPEN_STATUSES, OrderStatus, OrderType, TimeInForce
 from ...model.errors import FatalAdapterError, NotDeliveredError, VenueRejectedError
 from ...market.values import Quote, Trade
 from ...model.reports import Fill
-from .book import BookChanges, NullBook, OrderRecord, SqliteBook, new_record
+from .book import BookChanges, BookStore, NullBook, OrderRecord, SqliteBook, new_record
 from .trusted import make_fill, make_state
 from .fill_model import (
     FILL_MODEL_VERSION,
@@ -60,7 +68,7 @@ from .fill_model import (
 )
 
 _ACCEPTED, _REJECTED = OrderStatus.ACCEPTED, OrderStatus.REJECTED
-_DURABLE_CAPS = AdapterCapabilities(blocking=True, lookup_covers_closed=True, absence_window_s=0)
+_DURABLE_CAPS = AdapterCapabilities(blocking=True, lookup_covers_closed=True, absence_window_s=0, group_commit=True)
 _MEMORY_CAPS = AdapterCapabilities(blocking=False, lookup_covers_closed=True, absence_window_s=0)
 #: closed orders leave memory this many at a time (durable book only)
 _EVICT_BATCH = 256
@@ -69,13 +77,14 @@ _EVICT_BATCH = 256
 class PaperVenue:
     """A simulated venue with a documented, versioned fill model and its own (durable) book.
 
-    ``PaperVenue(adapter_id="paper", *, config, book_path=None, account_id_prefix="")``:
+    ``PaperVenue(adapter_id="paper", *, config, book_path=None, account_id_prefix="", book=None)``:
     ``config`` is the :class:`FillModelConfig`; ``book_path`` a SQLite file for a durable book
-    (None: in memory); ``account_id_prefix`` is put before each order's account id in the
-    venue's own account naming (``ShadowVenue`` uses ``"shadow:"``).
+    (None: in memory); ``book`` another durable :class:`~protocols.venues.paper.book.BookStore`
+    instead of the file (not both; the venue closes it); ``account_id_prefix`` is put before
+    each order's account id in the venue's own account naming (``ShadowVenue`` uses ``"shadow:"``).
 
-    Raises ``ValueError`` when ``book_path`` holds another adapter's book, ``sqlite3.Error``
-    when it is not a database.
+    Raises ``ValueError`` when ``book_path`` holds another adapter's book or both a path and a
+    store are given, ``sqlite3.Error`` when the file is not a database.
     """
 
     #: Whether orders are matched at all (``DryRunVenue`` turns it off).
@@ -92,9 +101,12 @@ class PaperVenue:
         config: FillModelConfig | None = None,
         book_path: Path | str | None = None,
         account_id_prefix: str = "",
+        book: BookStore | None = None,
     ) -> None:
         if not adapter_id:
             raise ValueError("adapter_id must not be empty")
+        if book is not None and book_path is not None:
+            raise ValueError("give book_path or book, not both")
         self.adapter_id = adapter_id
         self.config = config if config is not None else FillModelConfig()
         self.model: FillModel = make_fill_model(self.config)
@@ -104,14 +116,34 @@ class PaperVenue:
         self._deliver_lock = threading.RLock()
         self._sink: EventSink | None = None
         self._closed = False
-        self._book = (
-            SqliteBook(book_path, adapter_id=adapter_id, fill_model_version=FILL_MODEL_VERSION)
-            if book_path is not None
-            else NullBook()
-        )
-        self._durable = book_path is not None
+        if book is None:
+            book = (
+                SqliteBook(book_path, adapter_id=adapter_id, fill_model_version=FILL_MODEL_VERSION)
+                if book_path is not None
+                else NullBook()
+            )
+        self._book: BookStore = book
+        self._durable = not isinstance(book, NullBook)
         self._fee_currency: dict[str, str] = {}  # symbol -> its quote currency
-        # in-memory state (mirrors the durable book)
+        #: group commit (begin_batch .. end_batch): the change sets waiting for the group's transaction
+        self._held: BookChanges | None = None
+        #: the group's write failed: every later call of the group fails with it (fail closed)
+        self._group_error: FatalAdapterError | None = None
+        #: the touch per symbol as of the last write (restored when a group's write fails)
+        self._markets_written: dict[str, TopOfBook] = {}
+        self._markets: dict[str, TopOfBook] = {}
+        self._evidence: dict[str, DepthEvidence] = {}  # symbol -> recent quotes and trades (rule 6)
+        self._now: datetime | None = None
+        self._last_day: date | None = None
+        self._reset_memory()
+        try:
+            self._load()
+        except BaseException:
+            self._book.close()
+            raise
+
+    def _reset_memory(self) -> None:
+        """The book's mirror in memory, empty (filled by :meth:`_load`)."""
         self._orders: dict[str, OrderRecord] = {}
         self._by_seq: dict[int, str] = {}
         self._open: dict[str, dict[str, None]] = {}  # symbol -> client order ids, arrival order
@@ -126,17 +158,8 @@ class PaperVenue:
         self._closed_ids: dict[str, None] = {}
         self._evicted = 0
         self._loading = True
-        self._markets: dict[str, TopOfBook] = {}
-        self._evidence: dict[str, DepthEvidence] = {}  # symbol -> recent quotes and trades (rule 6)
-        self._now: datetime | None = None
-        self._last_day: date | None = None
         self._positions: dict[str, dict[str, Decimal]] = {}
         self._balances: dict[str, dict[str, Decimal]] = {}
-        try:
-            self._load()
-        except BaseException:
-            self._book.close()
-            raise
 
     # ------------------------------------------------------------------ loading
     def _load(self) -> None:
@@ -154,11 +177,79 @@ class PaperVenue:
         self._fill_seq = max(self._fill_seq, int(meta.get("fill_seq", 0)))
         self._duplicates = int(meta.get("duplicates", 0))
         if meta.get("venue_time"):
-            self._now = datetime.fromisoformat(meta["venue_time"])
+            written = datetime.fromisoformat(meta["venue_time"])
+            if self._now is None or written > self._now:  # (a reload keeps the later venue time)
+                self._now = written
         self._book_pending()
         self._loading = False
         if self._durable and len(self._closed_ids) > self.keep_closed:
             self._evict()
+
+    # ------------------------------------------------------------------ group commit
+    def begin_batch(self) -> None:
+        """Open a group: until :meth:`end_batch`, each call changes memory and its change set waits.
+
+        Called by the adapter's venue worker before a batch of queued calls (capability
+        ``group_commit``); the answers of the group's calls must not be handed out before
+        ``end_batch`` returned. Raises ``RuntimeError`` when a group is already open.
+        """
+        with self._lock:
+            if self._held is not None:
+                raise RuntimeError(f"{self.adapter_id}: a group is already open (begin_batch twice)")
+            self._held = BookChanges()
+            self._group_error = None
+            self._markets_written = dict(self._markets)
+
+    def end_batch(self) -> None:
+        """Write the group's change sets in one transaction and close the group.
+
+        Raises ``FatalAdapterError`` when the write failed, now or earlier in the group (market
+        data writing the group's changes): nothing of the group is in the book, memory has been
+        reloaded from the book, and no answer of the group may be handed out as a success.
+        A no-op when no group is open.
+        """
+        with self._lock:
+            held, error = self._held, self._group_error
+            self._held = self._group_error = None
+            if held is None:
+                return
+            if error is not None:
+                raise FatalAdapterError(error.message)
+            if held:
+                self._write_group(held)
+            if self._durable and len(self._closed_ids) > self.keep_closed + _EVICT_BATCH:
+                self._evict()  # deferred while the group's orders were not in the book yet
+
+    def _write_group(self, changes: BookChanges) -> None:
+        """Write a group's changes; on failure fail the group closed (see :meth:`end_batch`)."""
+        try:
+            self._book.commit(changes)
+        except Exception as exc:  # noqa: BLE001 - any store failure is a failed write
+            logger.opt(exception=exc).error("{}: venue book write of a group failed; reloading the book", self.adapter_id)
+            error = FatalAdapterError(f"venue book write failed: {exc}")
+            if self._held is not None:
+                self._group_error = error  # the group's later calls fail too
+            self._reload()
+            raise error from exc
+
+    def _reload(self) -> None:
+        """Memory := the book (after a failed group write: what the group changed is forgotten).
+
+        Venue time and market data are not part of what failed and stay; the touch goes back to
+        what it was at the last write (the group's fills no longer consumed it). A book that
+        cannot be read back closes the venue (later calls: ``NotDeliveredError("venue closed")``).
+        """
+        now, last_day, markets = self._now, self._last_day, self._markets_written
+        self._reset_memory()
+        try:
+            self._load()
+        except Exception as exc:  # noqa: BLE001 - the store is gone: stop serving rather than serve a guess
+            logger.opt(exception=exc).error("{}: venue book cannot be read back; closing the venue", self.adapter_id)
+            self._reset_memory()
+            self._loading = False
+            self._closed = True
+        self._now, self._last_day = now, last_day
+        self._markets = dict(markets)
 
     # ------------------------------------------------------------------ BrokerAdapter
     def submit_order(self, order: VenueOrder) -> VenueOrderState:
@@ -341,7 +432,7 @@ class PaperVenue:
             if changes:
                 changes.meta["fill_seq"] = str(fill_seq)
                 changes.meta["venue_time"] = now.isoformat()
-            self._commit(changes)
+            self._commit(changes, now=True)  # with a group open: the group's changes too, before any event
             # apply
             self._now = now
             self._last_day = max(self._last_day, ts.date()) if self._last_day is not None else ts.date()
@@ -357,6 +448,8 @@ class PaperVenue:
             if evidence is None:
                 evidence = self._evidence[symbol] = self.model.new_evidence()
             self.model.observe(evidence, data)
+            if self._held is not None:
+                self._markets_written = dict(self._markets)  # everything so far is in the book
             self._deliver_lock.acquire()
         try:
             self._deliver(events)
@@ -374,6 +467,11 @@ class PaperVenue:
         with self._lock:
             if self._closed:
                 return
+            if self._held:  # a group is open: what its calls did reached the venue, write it
+                try:
+                    self._commit(BookChanges(), now=True)
+                except FatalAdapterError:
+                    pass  # end_batch raises it to the group's caller
             self._closed = True
             self._book.close()
 
@@ -424,14 +522,16 @@ class PaperVenue:
     def capabilities(self) -> AdapterCapabilities:
         """What this venue declares (``protocols.AdapterCapabilities``):
 
-        - ``blocking`` only with a durable book (it writes and fsyncs per call); an in-memory
+        - ``blocking`` only with a durable book (it writes per call); an in-memory
           book never waits on I/O, so the adapter actor calls it inline;
+        - ``group_commit`` with a durable book: the worker runs the calls queued together
+          between :meth:`begin_batch` and :meth:`end_batch` (one transaction for all);
         - ``lookup_covers_closed``: ``fetch_order`` answers from the book, which keeps every
           order it ever accepted (closed ones too);
         - ``absence_window_s = 0``: an order is in the book before ``submit_order`` returns, so
           "not found" is proof of absence at once.
         """
-        return _DURABLE_CAPS if self._book.path is not None else _MEMORY_CAPS
+        return _DURABLE_CAPS if self._durable else _MEMORY_CAPS
 
     def __repr__(self) -> str:
         return (
@@ -444,10 +544,27 @@ class PaperVenue:
         if self._closed:
             raise NotDeliveredError("venue closed")
 
-    def _commit(self, changes: BookChanges) -> None:
+    def _commit(self, changes: BookChanges, *, now: bool = False) -> None:
+        """Write one operation's ``changes`` before it is applied to memory (memory unchanged on failure).
+
+        With a group open the changes wait for :meth:`end_batch`, unless ``now`` (market data:
+        its events go out after this returns), which writes the group's waiting changes with
+        them. Raises ``FatalAdapterError`` when the write failed or the group already failed.
+        """
+        held = self._held
+        if held is not None:
+            if self._group_error is not None:
+                raise FatalAdapterError(self._group_error.message)
+            held.merge(changes)
+            if not now:
+                return
+            self._held = BookChanges()
+            if held:
+                self._write_group(held)
+            return
         try:
             self._book.commit(changes)
-        except sqlite3.Error as exc:
+        except Exception as exc:  # noqa: BLE001 - any store failure is a failed write
             logger.opt(exception=exc).error("{}: venue book write failed", self.adapter_id)
             raise FatalAdapterError(f"venue book write failed: {exc}") from exc
 
@@ -467,8 +584,8 @@ class PaperVenue:
             if self._durable:  # (while loading, the fills of every order are not booked yet)
                 closed = self._closed_ids
                 closed[coid] = None
-                if len(closed) > self.keep_closed + _EVICT_BATCH and not self._loading:
-                    self._evict()
+                if len(closed) > self.keep_closed + _EVICT_BATCH and not self._loading and self._held is None:
+                    self._evict()  # (in a group: at end_batch, once its orders are in the book)
 
     def _get(self, client_order_id: str) -> OrderRecord | None:
         """The order's record: in memory, or read back from the durable book."""
