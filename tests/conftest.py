@@ -171,33 +171,16 @@ def settings_factory(tmp_path: Path):
     return make
 
 
-def _prewarm_journal(settings: Any) -> None:
-    """Create the (empty) journal file before the runtime opens it from two actors at once.
-
-    Works around a start-up race (reported): two ``SQLiteJournal`` connections switching a
-    brand-new file to WAL at the same moment can fail with "database is locked", which
-    kills the idempotency actor while ``Runtime.start`` still returns. Tests that want the
-    real fresh start pass ``prewarm_journal=False``.
-    """
-    from actors.journal.sqlite import SQLiteJournal
-
-    path = Path(settings.state_dir) / "journal.sqlite"
-    if not path.exists():
-        SQLiteJournal(path, synchronous=settings.journal.synchronous, file_mode=settings.journal.file_mode).close()
-
-
 @pytest.fixture
 def make_runtime(settings_factory):
-    """``make(settings=None, *, registry=None, clock=None, seed=0, durable=False, prewarm_journal=True,
-    hooks=None, **overrides)``; every runtime it starts is stopped at teardown."""
+    """``make(settings=None, *, registry=None, clock=None, seed=0, durable=False, hooks=None,
+    **overrides)``; every runtime it starts is stopped at teardown."""
     started: list[Runtime] = []
 
     def make(settings: Any = None, *, registry: AdapterRegistry | None = None, clock: Any = None, seed: int = 0,
-             durable: bool = False, prewarm_journal: bool = True, hooks: Any = None, **overrides: Any) -> Runtime:
+             durable: bool = False, hooks: Any = None, **overrides: Any) -> Runtime:
         if settings is None:
             settings = settings_factory(durable=durable, **overrides)
-        if settings.journal.enabled and prewarm_journal:
-            _prewarm_journal(settings)
         rt = Runtime.start(settings, registry=registry, clock=clock, seed=seed, hooks=hooks)
         started.append(rt)
         return rt

@@ -587,6 +587,29 @@ class _InjectedFailure(Exception):
     pass
 
 
+def _switch_to_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> str:
+    """Switch ``conn``'s database to WAL and return the journal mode in effect (lower case).
+
+    Switching a brand-new file to WAL needs the database's exclusive lock, and SQLite answers
+    "database is locked" at once, without consulting the busy handler, while another
+    connection holds even a RESERVED lock on it: two connections opening the same new journal
+    at the same moment (an embedder's threads, or two actors) race here. The switch is retried
+    with a short doubling pause (1 ms → 50 ms) for up to ``busy_timeout_ms``, the same budget a
+    write gets; past it the last ``sqlite3.OperationalError`` is raised. Runs at open only.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000.0
+    pause = 0.001
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if ("locked" not in text and "busy" not in text) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
 class SQLiteJournal:
     """:class:`JournalStore` on stdlib ``sqlite3`` (docs/DESIGN.md, Durability): WAL, group commit, fail closed.
 
@@ -661,8 +684,7 @@ class SQLiteJournal:
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             if self._path is not None:
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                self._journal_mode = str(mode).lower()
+                self._journal_mode = _switch_to_wal(conn, busy_timeout_ms)
             else:
                 self._journal_mode = "memory"
             conn.execute(f"PRAGMA synchronous = {sync}")  # value checked against a fixed set above

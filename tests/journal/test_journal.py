@@ -219,6 +219,44 @@ def test_a_real_sqlite_error_mid_batch_rolls_back_earlier_rows(tmp_path: Path) -
     j.close()
 
 
+def _hold_reserved_lock(path: Path) -> sqlite3.Connection:
+    """Another connection holding a RESERVED lock on a brand-new (rollback-journal) file."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE IF NOT EXISTS held (x)")
+    return other
+
+
+def test_opening_a_new_journal_waits_for_another_connections_lock(tmp_path: Path) -> None:
+    """Regression: two connections opening one new journal at once. SQLite refuses the switch
+    to WAL at once ("database is locked", no busy handler) while another holds a lock; the open
+    must wait for it within busy_timeout, not fail (it killed an actor at start-up)."""
+    import threading
+
+    path = tmp_path / "journal.sqlite"
+    other = _hold_reserved_lock(path)
+    release = threading.Timer(0.2, lambda: other.execute("ROLLBACK"))
+    release.start()
+    try:
+        j = SQLiteJournal(path, busy_timeout_ms=5000)
+        assert j.journal_mode == "wal"
+        j.close()
+    finally:
+        release.join()
+        other.close()
+
+
+def test_opening_a_journal_locked_past_busy_timeout_names_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    other = _hold_reserved_lock(path)
+    try:
+        with pytest.raises(JournalError, match=r"cannot open journal .*journal.sqlite: database is locked"):
+            SQLiteJournal(path, busy_timeout_ms=100)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
 def test_closed_journal_raises_journal_error(journal: SQLiteJournal) -> None:
     journal.close()
     journal.close()  # idempotent

@@ -92,8 +92,8 @@ def test_many_threads_submitting_at_once(make_runtime) -> None:
 
 
 def test_two_runtimes_do_not_interfere(make_runtime) -> None:
-    rt1 = make_runtime(durable=True, prewarm_journal=False)
-    rt2 = make_runtime(durable=True, prewarm_journal=False)
+    rt1 = make_runtime(durable=True)
+    rt2 = make_runtime(durable=True)
     assert rt1.journal_path != rt2.journal_path
     for rt in (rt1, rt2):
         rt.on_market(quote())
