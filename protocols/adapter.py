@@ -160,20 +160,58 @@ class VenueOrderState(Frozen):
         )
 
 
+# -- the optional members of the contract, each a typed protocol of its own -------------------
+# (the runtime asks ``isinstance(adapter, StartsUp)`` and the like once per adapter generation,
+# never reads an attribute by name)
+
+
+@runtime_checkable
+class StartsUp(Protocol):
+    """Optional member: ``start()`` connects (log on, open files) before any other call."""
+
+    def start(self) -> None: ...
+
+
+@runtime_checkable
+class ReleasesHangs(Protocol):
+    """Optional member: ``release_hangs()`` unblocks calls stuck inside the venue when the
+    instance is retired (called from another thread; must not block)."""
+
+    def release_hangs(self) -> None: ...
+
+
+@runtime_checkable
+class HasSession(Protocol):
+    """Optional members of a venue with a session (e.g. FIX logon): ``session_state`` (e.g.
+    ``"DISCONNECTED"``, ``"ACTIVE"``) and ``add_state_listener(listener)``, which calls
+    ``listener(adapter_id, state, detail)`` on every session state change. The runtime shows
+    the state as a metric and publishes ``VenueSessionChanged``."""
+
+    session_state: str
+
+    def add_state_listener(self, listener: Callable[[str, str, str], None]) -> None: ...
+
+
+@runtime_checkable
+class ReportsHealth(Protocol):
+    """Optional member: ``health()`` returns the venue's own health facts (JSON-like mapping)
+    for ``Runtime.health().venues``; an exception there is shown as the venue's error."""
+
+    def health(self) -> Mapping[str, object]: ...
+
+
 def start_adapter(adapter: object) -> None:
-    """Call ``adapter.start()`` (an optional member of the contract; raises what it raises)."""
-    start = getattr(adapter, "start", None)
-    if callable(start):
-        start()
+    """Call ``adapter.start()`` (:class:`StartsUp`, an optional member of the contract; raises what it raises)."""
+    if isinstance(adapter, StartsUp):
+        adapter.start()
 
 
-def retire_adapter(adapter: object) -> None:
-    """Release ``adapter`` for good: ``release_hangs()`` (optional member) then ``close()``.
-    Raises what they raise (the caller logs it)."""
-    release = getattr(adapter, "release_hangs", None)
-    if callable(release):
-        release()
-    adapter.close()  # type: ignore[attr-defined]
+def retire_adapter(adapter: BrokerAdapter) -> None:
+    """Release ``adapter`` for good: ``release_hangs()`` (:class:`ReleasesHangs`, optional) then
+    ``close()``. Raises what they raise (the caller logs it)."""
+    if isinstance(adapter, ReleasesHangs):
+        adapter.release_hangs()
+    adapter.close()
 
 
 class AdapterCapabilities(Frozen):
@@ -349,7 +387,9 @@ class BrokerAdapter(Protocol):
     the runtime calls ``start()`` first, runs every order call on one worker thread (in FIFO
     order), and retires it with ``release_hangs()`` and ``close()``. ``start()`` and
     ``release_hangs()`` are optional (no-ops when absent; see :func:`start_adapter`,
-    :func:`retire_adapter`), as is ``capabilities`` (:data:`DEFAULT_CAPABILITIES`).
+    :func:`retire_adapter`), as is ``capabilities`` (:data:`DEFAULT_CAPABILITIES`); a venue
+    with a session or its own health facts implements :class:`HasSession` /
+    :class:`ReportsHealth` too.
     """
 
     adapter_id: str

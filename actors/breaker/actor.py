@@ -27,6 +27,7 @@ from protocols import ErrorCode, OrderStatus
 from ..kernel.base import FlowActor, tell
 from .breaker import BreakerConfig, BreakerState, CallOutcome, CircuitBreaker, Denied
 from ..orders.messages import (
+    CancelOutcome,
     GuardActed,
     AdapterAvailability,
     BrokerStateFetched,
@@ -287,7 +288,7 @@ class CircuitBreakerActor(FlowActor):
 
     def _fail_no_adapter(self, item: SubmitOrder | CancelOrder, message: str) -> None:
         if isinstance(item, CancelOrder):
-            tell(self._ledger, CancelFinished(item, self.adapter_id, "not_sent", code=ErrorCode.E_EXEC_NO_ADAPTER, reason=message))
+            tell(self._ledger, CancelFinished(item, self.adapter_id, CancelOutcome.NOT_SENT, code=ErrorCode.E_EXEC_NO_ADAPTER, reason=message))
         else:
             self._deny(item, ErrorCode.E_EXEC_NO_ADAPTER, message)
 

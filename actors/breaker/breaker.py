@@ -80,7 +80,7 @@ __all__ = [
     "CallOutcome",
     "CircuitBreaker",
     "Denied",
-    "Permit",
+    "BreakerPermit",
 ]
 
 
@@ -194,7 +194,7 @@ class BreakerConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class Permit:
+class BreakerPermit:
     """Permission for one call. Hand it back to :meth:`CircuitBreaker.record` exactly once.
 
     ``permit_id`` is unique per breaker; ``generation`` is the breaker's generation at acquire
@@ -342,10 +342,10 @@ class CircuitBreaker:
 
     # -- calls -----------------------------------------------------------------------------
 
-    def try_acquire(self) -> Permit | Denied:
+    def try_acquire(self) -> BreakerPermit | Denied:
         """Ask to make one call now.
 
-        CLOSED / DISABLED: always a :class:`Permit`. OPEN: :class:`Denied` until
+        CLOSED / DISABLED: always a :class:`BreakerPermit`. OPEN: :class:`Denied` until
         ``open_duration_s`` has elapsed, then the breaker moves to HALF_OPEN (the event goes to
         the outbox: call :meth:`drain_events`) and answers as HALF_OPEN. HALF_OPEN: a permit for
         each of the first ``half_open_permits`` asks of the period, :class:`Denied` after that.
@@ -373,21 +373,20 @@ class CircuitBreaker:
             return Denied(self._config.open_duration_s, state)
         return self._new_permit()  # CLOSED, DISABLED
 
-    def record(self, permit: Permit, outcome: CallOutcome | str, duration_s: float) -> list[CircuitStateChanged]:
+    def record(self, permit: BreakerPermit, outcome: CallOutcome, duration_s: float) -> list[CircuitStateChanged]:
         """Report how a permitted call ended; returns the transition events (outbox first).
 
-        ``outcome``: a :class:`CallOutcome` (or its string value); ``duration_s``: call duration
+        ``outcome``: a :class:`CallOutcome` (a plain string is refused: one typed value per
+        outcome); ``duration_s``: call duration
         in seconds (finite, ≥ 0; slow when ``>= slow_call_duration_s``). Results whose
         ``permit.generation`` is not the current generation change nothing. Raises
-        ``TypeError``/``ValueError`` for a non-Permit, unknown outcome or bad duration, before
+        ``TypeError``/``ValueError`` for a non-BreakerPermit, unknown outcome or bad duration, before
         any state is touched.
         """
-        if not isinstance(permit, Permit):
-            raise TypeError(f"permit must be a Permit, got {type(permit).__name__}")
-        try:
-            outcome = CallOutcome(outcome)
-        except ValueError:
-            raise ValueError(f"outcome must be one of {[o.value for o in CallOutcome]}, got {outcome!r}") from None
+        if not isinstance(permit, BreakerPermit):
+            raise TypeError(f"permit must be a BreakerPermit, got {type(permit).__name__}")
+        if not isinstance(outcome, CallOutcome):
+            raise TypeError(f"outcome must be a CallOutcome ({', '.join(o.name for o in CallOutcome)}), got {outcome!r}")
         if isinstance(duration_s, bool) or not isinstance(duration_s, (int, float)) or not math.isfinite(duration_s):
             raise ValueError(f"duration_s must be a finite number of seconds, got {duration_s!r}")
         if duration_s < 0:
@@ -497,8 +496,8 @@ class CircuitBreaker:
     def _closed_window(self) -> _Window:
         return _Window(self._config.window_size, self._config.effective_minimum_calls)
 
-    def _new_permit(self) -> Permit:
-        permit = Permit(self._next_permit_id, self._state, self._generation)
+    def _new_permit(self) -> BreakerPermit:
+        permit = BreakerPermit(self._next_permit_id, self._state, self._generation)
         self._next_permit_id += 1
         return permit
 

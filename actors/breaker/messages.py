@@ -6,10 +6,10 @@ Frozen dataclasses; the only mutable thing a message may carry is its reply futu
 
 from __future__ import annotations
 from dataclasses import dataclass
-from typing import Any
 import pykka
 
 from ..orders.messages import SubmitOrder
+from .breaker import BreakerPermit, CallOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,10 +21,12 @@ class RetryOrder:
 
 @dataclass(frozen=True, slots=True)
 class CallFinished:
-    """Adapter → breaker: the outcome of a permitted venue call (``outcome`` a CallOutcome)."""
+    """Adapter → breaker: how a permitted venue call ended. ``permit``: the breaker's permit the
+    call ran under (None: an order sent without one, recorded nowhere); ``duration_s``: the
+    call's duration in seconds (for the slow-call rate)."""
 
-    permit: Any
-    outcome: Any
+    permit: BreakerPermit | None
+    outcome: CallOutcome
     duration_s: float
     client_order_id: str
 

@@ -83,9 +83,10 @@ from protocols import (
 from ..testing import crashpoints as _crashpoints
 from ..supervision.backoff import backoff_delay
 from ..kernel.base import ActorCrashed, FlowActor, exc_summary, resolve, tell
-from ..kernel.inbox import tell_quiet, wake
+from ..kernel.inbox import tell_quiet, tell_quiet_then_wake, wake
 from ..breaker.breaker import CallOutcome
 from ..orders.messages import (
+    CancelOutcome,
     AttemptFailed,
     GuardActed,
     BrokerStateFetched,
@@ -450,10 +451,10 @@ class AdapterActor(FlowActor):
                 counted = True
             elif call.kind == "cancel" and call.cancel is not None:
                 if call_id in unpicked:
-                    tell(self._ledger, CancelFinished(call.cancel, self.adapter_id, "not_sent", code=ErrorCode.E_EXEC_NETWORK,
+                    tell(self._ledger, CancelFinished(call.cancel, self.adapter_id, CancelOutcome.NOT_SENT, code=ErrorCode.E_EXEC_NETWORK,
                                                       reason="adapter crashed before the cancel was sent"))
                     continue
-                tell(self._ledger, CancelFinished(call.cancel, self.adapter_id, "in_doubt", code=ErrorCode.E_EXEC_ADAPTER_CRASHED,
+                tell(self._ledger, CancelFinished(call.cancel, self.adapter_id, CancelOutcome.IN_DOUBT, code=ErrorCode.E_EXEC_ADAPTER_CRASHED,
                                                   reason="adapter crashed during the cancel; reconciling"))
                 self._track_unknown(call.client_order_id, None, now, now)
         self._calls.clear()
@@ -511,7 +512,7 @@ class AdapterActor(FlowActor):
         for order in queued:  # the order never left: withdraw it here, its answer is final (cached)
             self._never_sent(order, ErrorCode.E_EXEC_THROTTLED, "canceled while waiting in the throttle queue; never sent", final=True)
         if queued:
-            tell(self._ledger, CancelFinished(cancel, self.adapter_id, "withdrawn",
+            tell(self._ledger, CancelFinished(cancel, self.adapter_id, CancelOutcome.WITHDRAWN,
                                               reason="the order was still in the throttle queue; it was never sent"))
             return
         venue = self._venue
@@ -646,8 +647,9 @@ class AdapterActor(FlowActor):
         tell_quiet(idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
         if outcome is not None:
             tell_quiet(gate, CallFinished(order.permit, outcome, duration_s, order.client_order_id))
-        if tell_quiet(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, venue_state=venue_state,
-                                                  metered=True, wake_after=(idempotency, gate))):
+        # the kernel relays the wake-up: the ledger wakes the other two once it has applied this
+        if tell_quiet_then_wake(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, venue_state=venue_state,
+                                                            metered=True), (idempotency, gate)):
             woken = (self._ledger,)
         else:  # no ledger to pass the wake-up on: wake them here
             woken = (idempotency, gate)
@@ -689,16 +691,16 @@ class AdapterActor(FlowActor):
 
     def _cancel_done(self, cancel: CancelOrder, result: Any, error: BaseException | None) -> None:
         if error is None and isinstance(result, VenueOrderState):
-            tell(self._ledger, CancelFinished(cancel, self.adapter_id, "done", state=result))
+            tell(self._ledger, CancelFinished(cancel, self.adapter_id, CancelOutcome.DONE, state=result))
         elif isinstance(error, VenueRejectedError):
-            tell(self._ledger, CancelFinished(cancel, self.adapter_id, "rejected", code=ErrorCode.E_EXEC_BROKER_REJECTED,
+            tell(self._ledger, CancelFinished(cancel, self.adapter_id, CancelOutcome.REJECTED, code=ErrorCode.E_EXEC_BROKER_REJECTED,
                                               reason=f"cancel rejected by the venue: {error.message}"))
         elif isinstance(error, NotDeliveredError):
-            tell(self._ledger, CancelFinished(cancel, self.adapter_id, "not_sent", code=ErrorCode.E_EXEC_NETWORK,
+            tell(self._ledger, CancelFinished(cancel, self.adapter_id, CancelOutcome.NOT_SENT, code=ErrorCode.E_EXEC_NETWORK,
                                               reason=f"cancel not delivered: {error.message}"))
         else:
             reason = exc_summary(error) if error is not None else f"adapter answered {type(result).__name__}"
-            tell(self._ledger, CancelFinished(cancel, self.adapter_id, "in_doubt", code=ErrorCode.E_EXEC_BROKER_TIMEOUT,
+            tell(self._ledger, CancelFinished(cancel, self.adapter_id, CancelOutcome.IN_DOUBT, code=ErrorCode.E_EXEC_BROKER_TIMEOUT,
                                               reason=f"cancel outcome unknown ({reason}); reconciling"))
             now = self._clock.monotonic()
             self._track_unknown(cancel.client_order_id, None, now, now)
@@ -758,7 +760,7 @@ class AdapterActor(FlowActor):
             self._order_unknown(call.order, ErrorCode.E_EXEC_BROKER_TIMEOUT,
                                 f"no answer within {self._policy.attempt_timeout_s:g} s; reconciling", CallOutcome.FAILURE)
         elif call.kind == "cancel" and call.cancel is not None:
-            tell(self._ledger, CancelFinished(call.cancel, self.adapter_id, "in_doubt", code=ErrorCode.E_EXEC_BROKER_TIMEOUT,
+            tell(self._ledger, CancelFinished(call.cancel, self.adapter_id, CancelOutcome.IN_DOUBT, code=ErrorCode.E_EXEC_BROKER_TIMEOUT,
                                               reason=f"cancel: no answer within {self._policy.cancel_timeout_s:g} s; reconciling"))
             now = self._clock.monotonic()
             self._track_unknown(call.client_order_id, None, now, now)

@@ -34,7 +34,7 @@ from loguru import logger
 from protocols import ErrorCode, ExecError, ExecutionReport, OrderStatus
 
 from .dispatcher import Dispatcher
-from .inbox import Inbox, tell
+from .inbox import Inbox, WakeAfter, tell, wake
 
 #: seconds an own-thread actor waits, once woken by ``wake`` after an answer, before its bookkeeping
 OWN_THREAD_LINGER_S = 50e-6
@@ -84,7 +84,7 @@ class FlowActor(pykka.ThreadingActor):
         self.supervisor = supervisor
         #: the name the supervisor knows this child by (``Supervise``), if not ``child_name``
         self._supervised_as = ""
-        self._dispatch: dict[type, Callable[[Any], Any]] = {}
+        self._dispatch: dict[type, Callable[[Any], Any]] = {WakeAfter: self._run_then_wake}
 
     # -- pykka hooks -------------------------------------------------------------------
     def on_start(self) -> None:
@@ -143,6 +143,15 @@ class FlowActor(pykka.ThreadingActor):
         except BaseException:  # noqa: BLE001
             logger.opt(exception=True).error("{} could not report its failure", self.child_name)
 
+    def _run_then_wake(self, relay: WakeAfter) -> Any:
+        """A :class:`~actors.kernel.inbox.WakeAfter` relay: handle its message as if told alone
+        (same dispatch and failure handling), then wake the actors it names."""
+        try:
+            return self.on_receive(relay.message)
+        finally:
+            for ref in relay.refs:
+                wake(ref)
+
     def handle__Ping(self, message: Any) -> bool:
         """Barrier: answered after every message queued before it."""
         return True
@@ -195,13 +204,32 @@ class FlowActor(pykka.ThreadingActor):
         )
 
 
+class ReplyFuture(Future):
+    """The reply future ``Runtime.submit`` hands out: a ``concurrent.futures.Future`` resolved with
+    exactly one ``ExecutionReport``, which ``Runtime.stop`` may :meth:`abandon` (answer UNKNOWN)
+    while the order is still in flight; the actors' late answer then goes to the journal only."""
+
+    #: True once ``Runtime.stop`` answered it (a later :func:`resolve` is expected, not an error)
+    abandoned_at_stop: bool = False
+
+    def abandon(self, report: ExecutionReport) -> bool:
+        """Answer ``report`` at stop; False when the future was answered already."""
+        self.abandoned_at_stop = True
+        try:
+            self.set_result(report)
+            return True
+        except InvalidStateError:
+            return False
+
+
 def resolve(future: Future, report: ExecutionReport) -> bool:
-    """Set ``report`` as the future's result once; return False if it was already resolved."""
+    """Set ``report`` as the future's result once; return False if it was already resolved
+    (logged as an error, unless ``Runtime.stop`` abandoned the :class:`ReplyFuture`)."""
     try:
         future.set_result(report)
         return True
     except InvalidStateError:
-        if getattr(future, "abandoned_at_stop", False):
+        if type(future) is ReplyFuture and future.abandoned_at_stop:
             return False  # Runtime.stop answered it already (UNKNOWN); this late answer is in the journal
         logger.error("a report for {} was resolved twice; the second was dropped", report.client_order_id)
         return False
@@ -230,4 +258,4 @@ def exc_summary(exc: BaseException) -> str:
     return text[:300]
 
 
-__all__ = ["ASK_TIMEOUT_S", "ActorCrashed", "FlowActor", "tell", "resolve", "internal_error_report", "now_ns", "exc_summary"]
+__all__ = ["ASK_TIMEOUT_S", "ActorCrashed", "FlowActor", "ReplyFuture", "tell", "resolve", "internal_error_report", "now_ns", "exc_summary"]

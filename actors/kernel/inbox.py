@@ -18,6 +18,12 @@ Example::
 A receiver that is never woken still runs the message when its next message arrives;
 callers wake in a ``finally`` so that never happens.
 
+When one receiver should pass the wake-up on (the ledger wakes the idempotency store and the
+breaker once it has applied an order's outcome, so only one thread wakes on the caller's
+path), :func:`tell_quiet_then_wake` queues the message in a :class:`WakeAfter` relay: the
+receiving ``FlowActor`` runs the message, then wakes those actors. The wake-up order is the
+kernel's business; no domain message carries it.
+
 Every flowroute actor uses :class:`Inbox` (``FlowActor._create_actor_inbox``): besides the
 quiet put, its put and get are C calls (a deque and a lock as a doorbell) instead of
 ``queue.Queue``'s Python-level condition variable, which is most of pykka's cost per hop.
@@ -29,6 +35,7 @@ import os
 import queue
 import threading
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import pykka
@@ -173,6 +180,22 @@ def _deliver(ref: pykka.ActorRef | None, message: Any, quiet: bool) -> bool:
         return False
 
 
+@dataclass(frozen=True, slots=True)
+class WakeAfter:
+    """Kernel relay (never a domain message): the receiving ``FlowActor`` handles ``message`` as
+    if it had been told alone, then wakes ``refs`` (:func:`wake`), also when the handler fails."""
+
+    message: Any
+    refs: tuple[pykka.ActorRef | None, ...]
+
+
+def tell_quiet_then_wake(ref: pykka.ActorRef | None, message: Any, wake_after: tuple[pykka.ActorRef | None, ...]) -> bool:
+    """:func:`tell_quiet` ``message`` to ``ref``, which wakes ``wake_after`` once it has handled it
+    (their quiet messages then run behind ``ref``'s). False (never raises) when ``ref`` is gone:
+    the caller then wakes ``wake_after`` itself."""
+    return _deliver(ref, WakeAfter(message, wake_after), True)
+
+
 def wake(ref: pykka.ActorRef | None) -> None:
     """Wake ``ref``'s thread for messages queued with :func:`tell_quiet` (no-op if gone)."""
     if ref is not None:
@@ -181,4 +204,4 @@ def wake(ref: pykka.ActorRef | None) -> None:
             inbox.wake()
 
 
-__all__ = ["Inbox", "tell", "tell_quiet", "wake"]
+__all__ = ["Inbox", "WakeAfter", "tell", "tell_quiet", "tell_quiet_then_wake", "wake"]

@@ -52,7 +52,6 @@ from protocols import DurableWriteFailed, DurableWriteRecovered, OrderCancelReje
 from ..testing import crashpoints as _crashpoints
 from ..kernel.base import FlowActor, now_ns, resolve, tell
 from .hooks import PreTradeCheck, run_hooks
-from ..kernel.inbox import wake
 from .books import (
     SYNTHETIC_TRADE_PREFIX,
     FillBooking,
@@ -68,6 +67,7 @@ from .pnl import PnlBook
 from ..events.alerts import AlertMonitor
 from ..supervision.backoff import backoff_delay
 from .messages import (
+    CancelOutcome,
     AlertTick,
     CompactJournal,
     RetryDurableWrites,
@@ -647,13 +647,6 @@ class LedgerActor(FlowActor):
         })
 
     def handle_OrderFinished(self, message: OrderFinished) -> None:
-        try:
-            self._order_finished(message)
-        finally:
-            for ref in message.wake_after:
-                wake(ref)
-
-    def _order_finished(self, message: OrderFinished) -> None:
         report = message.report
         if message.metered:
             if self._metrics is not None:
@@ -755,13 +748,15 @@ class LedgerActor(FlowActor):
             resolve(cancel.reply, cancel_error_report(cancel, message.code or ErrorCode.E_EXEC_INTERNAL, message.reason or "unknown order",
                                                       status=OrderStatus.UNKNOWN))
             return
-        if message.outcome == "done" and message.state is not None:
+        outcome = message.outcome
+        if outcome is CancelOutcome.DONE and message.state is not None:
             self._apply_venue_state(rec, message.state, cause="cancel acknowledged")
-        elif message.outcome in ("rejected", "not_sent") and rec.status is OrderStatus.PENDING_CANCEL:
-            self._transition(rec, E.CANCEL_REJECTED, f"cancel {message.outcome.replace('_', ' ')}: {message.reason}")
+        elif outcome in (CancelOutcome.REJECTED, CancelOutcome.NOT_SENT) and rec.status is OrderStatus.PENDING_CANCEL:
+            self._transition(rec, E.CANCEL_REJECTED, f"cancel {outcome.value.replace('_', ' ')}: {message.reason}")
             self._publish(OrderCancelRejected(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id,
                                               adapter_id=message.adapter_id, status=rec.status, reason=message.reason))
-        error = ExecError.of(message.code, message.reason) if message.outcome not in ("done", "withdrawn") and message.code is not None else None
+        error = (ExecError.of(message.code, message.reason)
+                 if outcome not in (CancelOutcome.DONE, CancelOutcome.WITHDRAWN) and message.code is not None else None)
         resolve(cancel.reply, rec.snapshot(latency_us=latency_us(cancel.t0_ns)).model_copy(update={"error": error} if error else {}))
 
     # -- cancels -----------------------------------------------------------------------

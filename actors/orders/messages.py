@@ -9,9 +9,11 @@ from __future__ import annotations
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 import pykka
 from protocols import (
+    ErrorCode,
     ExecutionContext,
     ExecutionReport,
     OrderIntent,
@@ -22,6 +24,7 @@ from protocols import (
     VenueOrderState,
 )
 
+from ..breaker.breaker import BreakerPermit
 from ..routing.messages import FetchBrokerState
 
 
@@ -33,8 +36,9 @@ class SubmitOrder:
     """Submit one intent (the command that flows forward through every stage).
 
     ``t0_ns`` is ``perf_counter_ns`` at ``Runtime.submit`` (for latency_us); ``attempt``
-    counts venue submit attempts so far; ``permit`` is the breaker permit for the
-    current attempt; ``arrival_px`` is the touch at intake (for slippage_bps).
+    counts venue submit attempts so far; ``permit`` is the circuit breaker's permit for the
+    current attempt (None until the breaker granted one, and again once it is handed back);
+    ``arrival_px`` is the touch at intake (for slippage_bps).
     """
 
     intent: OrderIntent
@@ -44,7 +48,7 @@ class SubmitOrder:
     route: RouteDecision | None = None
     gate: pykka.ActorRef | None = None
     attempt: int = 0
-    permit: Any = None
+    permit: BreakerPermit | None = None
     arrival_px: Decimal | None = None
 
     @property
@@ -110,10 +114,6 @@ class OrderFinished:
     #: the ledger counts it in the order metrics (status, latency, slippage, error code): set
     #: for outcomes of a venue call, so the adapter's thread does no metrics work per order
     metered: bool = False
-    #: actors holding messages queued quietly together with this one (the idempotency store's
-    #: completion, the breaker's call outcome): the ledger wakes them once it has applied this,
-    #: so only one thread wakes on the caller's path (actors/kernel/inbox.py)
-    wake_after: tuple = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,22 +290,34 @@ class SetTradingState:
     reason: str = ""
 
 
+class CancelOutcome(str, Enum):
+    """How a cancel ended (:class:`CancelFinished`), as the ledger applies it.
+
+    ``DONE``: the venue answered (``state`` is its answer). ``WITHDRAWN``: the order was still
+    queued here and is now DENIED, never sent. ``REJECTED``: the venue refused the cancel (FIX
+    OrderCancelReject): the order keeps its previous status. ``NOT_SENT``: the cancel provably
+    never reached the venue: likewise. ``IN_DOUBT``: unknown: the order stays PENDING_CANCEL
+    and is reconciled.
+    """
+
+    DONE = "done"
+    WITHDRAWN = "withdrawn"
+    REJECTED = "rejected"
+    NOT_SENT = "not_sent"
+    IN_DOUBT = "in_doubt"
+
+
 @dataclass(frozen=True, slots=True)
 class CancelFinished:
-    """→ ledger: how a cancel ended; the ledger applies it and answers ``cancel.reply``.
-
-    ``outcome``: ``"done"`` (``state`` is the venue's answer), ``"withdrawn"`` (the order was
-    still queued here and is now DENIED, never sent), ``"rejected"`` (the venue
-    refused: the order keeps its previous status), ``"not_sent"`` (provably never sent:
-    likewise), ``"in_doubt"`` (unknown: stays PENDING_CANCEL and is reconciled). ``code``
-    and ``reason`` explain anything but ``done``.
-    """
+    """→ ledger: how a cancel ended (a :class:`CancelOutcome`); the ledger applies it and
+    answers ``cancel.reply``. ``code`` (an ``ErrorCode``) and ``reason`` explain anything but
+    ``DONE`` and ``WITHDRAWN``."""
 
     cancel: CancelOrder
     adapter_id: str
-    outcome: str
+    outcome: CancelOutcome
     state: VenueOrderState | None = None
-    code: Any = None
+    code: ErrorCode | None = None
     reason: str = ""
 
     @property

@@ -23,7 +23,7 @@ import pykka
 from protocols import ErrorCode, ExecutionMode, RouteDecision
 
 from ..kernel.base import FlowActor, tell
-from ..orders.messages import BrokerStateFetched, CancelFinished, CancelOrder, RecordDenied, SubmitOrder
+from ..orders.messages import BrokerStateFetched, CancelFinished, CancelOrder, CancelOutcome, RecordDenied, SubmitOrder
 from .messages import FetchBrokerState, ForwardReconcile, TrackOrders
 from ..orders.reporting import error_report
 from ..kernel.base import resolve
@@ -139,7 +139,7 @@ class RouterActor(FlowActor):
     def handle_CancelOrder(self, cancel: CancelOrder) -> None:
         gate = self._table.gates.get(cancel.adapter_id)
         if gate is None or not tell(gate, replace(cancel, gate=gate)):
-            tell(self._ledger, CancelFinished(cancel, cancel.adapter_id, "not_sent", code=ErrorCode.E_EXEC_NO_ADAPTER,
+            tell(self._ledger, CancelFinished(cancel, cancel.adapter_id, CancelOutcome.NOT_SENT, code=ErrorCode.E_EXEC_NO_ADAPTER,
                                               reason=f"no adapter '{cancel.adapter_id}'"))
 
     def handle_ForwardReconcile(self, message: ForwardReconcile) -> None:

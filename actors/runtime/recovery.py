@@ -192,7 +192,7 @@ def _reconcile_records(records, transitions, fills, venues, lookups, lookup_time
 
 def _ask_venue(venue: Any, client_order_id: str, timeout_s: float = 2.0) -> tuple[VenueOrderState | None, str, str]:
     """One order's start-up lookup on its own (``(state, outcome, note)``, see :class:`_VenueLookups`)."""
-    asker = _VenueLookups(str(getattr(venue, "adapter_id", "venue")), venue, timeout_s, time.monotonic() + timeout_s * _FETCH_TRIES)
+    asker = _VenueLookups(venue.adapter_id, venue, timeout_s, time.monotonic() + timeout_s * _FETCH_TRIES)
     try:
         return asker.ask(client_order_id)
     finally:

@@ -44,9 +44,11 @@ from protocols import (
     ExecutionContext,
     ExecutionReport,
     Event,
+    HasSession,
     OrderIntent,
     OrderStatus,
     Quote,
+    ReportsHealth,
     Trade,
     VenueSessionChanged,
     retire_adapter,
@@ -56,7 +58,7 @@ from ..execution.adapter import AdapterActor, AdapterPolicy, InDoubt
 from ..audit.log import AuditLog, AuditRecord, parse_since, read_records
 from ..kernel.dispatcher import Dispatcher
 from ..orders.hooks import PreTradeHook, validate_hooks
-from ..kernel.base import ASK_TIMEOUT_S, now_ns, resolve, tell
+from ..kernel.base import ASK_TIMEOUT_S, ReplyFuture, now_ns, resolve, tell
 from ..orders.books import Position
 from ..orders.pnl import DailyPnl
 from ..breaker.breaker import BreakerConfig
@@ -165,11 +167,11 @@ class _Unanswered:
     assignment, so futures appended meanwhile are kept."""
 
     def __init__(self) -> None:
-        self._futures: list[Future] = []
+        self._futures: list[ReplyFuture] = []
         self._prune_at = 1024
         self._pruning = threading.Lock()
 
-    def add(self, future: Future) -> None:
+    def add(self, future: ReplyFuture) -> None:
         futures = self._futures
         futures.append(future)
         if len(futures) >= self._prune_at and self._pruning.acquire(blocking=False):
@@ -180,7 +182,7 @@ class _Unanswered:
             finally:
                 self._pruning.release()
 
-    def unanswered(self) -> list[Future]:
+    def unanswered(self) -> list[ReplyFuture]:
         """The futures not answered yet (a snapshot)."""
         return [f for f in list(self._futures) if not f.done()]
 
@@ -478,16 +480,15 @@ class Runtime:
         (a venue with a session, e.g. FIX) to the metrics and the bus."""
         ledger = self.ledger
         venue.set_event_sink(lambda ev, ledger=ledger: tell(ledger, VenueEventReceived(ev)))
-        listen = getattr(venue, "add_state_listener", None)
-        if callable(listen):  # a venue with a session (FIX): its state as metric and event
+        if isinstance(venue, HasSession):  # a venue with a session (FIX): its state as metric and event
             metrics = self.metrics
-            metrics.set_venue_session(adapter_id, getattr(venue, "session_state", "DISCONNECTED"))
+            metrics.set_venue_session(adapter_id, venue.session_state)
 
             def on_session(aid: str, state: str, detail: str, metrics=metrics) -> None:
                 metrics.set_venue_session(aid, state)
                 tell(self.bus, Publish(VenueSessionChanged(adapter_id=aid, state=state, detail=detail)))
 
-            listen(on_session)
+            venue.add_state_listener(on_session)
 
     # -- rewiring after a supervised restart (called in the supervisor's thread) ----------------
     def _rewire_bus(self, ref: pykka.ActorRef) -> None:
@@ -575,7 +576,7 @@ class Runtime:
         E_EXEC_VALIDATION and a message naming each bad field (nothing is journaled). The future can be awaited with ``asyncio.wrap_future``.
         """
         t0 = now_ns()
-        future: Future = Future()
+        future = ReplyFuture()
         try:
             if not isinstance(intent, OrderIntent):
                 intent = OrderIntent.model_validate(intent)
@@ -759,10 +760,9 @@ class Runtime:
         escalated = self._ask(self.ledger, GetEscalated())
         venues = {}
         for adapter_id, venue in self._venues.items():
-            probe = getattr(venue, "health", None)
-            if callable(probe):
+            if isinstance(venue, ReportsHealth):
                 try:
-                    venues[adapter_id] = probe()
+                    venues[adapter_id] = venue.health()
                 except Exception as exc:  # a venue's probe must not break the runtime's health
                     venues[adapter_id] = {"error": f"{type(exc).__name__}: {exc}"}
         return Health(children=children, breakers=breakers, trading_state=trading, escalated=escalated, venues=venues,
@@ -958,13 +958,9 @@ class Runtime:
                 ref.stop(block=False)
         for future in self._pending.unanswered():
             if not future.done():
-                future.abandoned_at_stop = True
-                try:
-                    future.set_result(ExecutionReport(
-                        client_order_id="?", status=OrderStatus.UNKNOWN,
-                        error=ExecError.of(ErrorCode.E_EXEC_BROKER_TIMEOUT, "runtime stopped before the order finished; reconcile after restart")))
-                except Exception:
-                    pass
+                future.abandon(ExecutionReport(
+                    client_order_id="?", status=OrderStatus.UNKNOWN,
+                    error=ExecError.of(ErrorCode.E_EXEC_BROKER_TIMEOUT, "runtime stopped before the order finished; reconcile after restart")))
         if getattr(self, "_core", None) is not None:
             self._core.close(timeout=remaining())
         if getattr(self, "_takeover", None) is not None:

@@ -17,7 +17,7 @@ from actors.breaker.breaker import (
     CallOutcome,
     CircuitBreaker,
     Denied,
-    Permit,
+    BreakerPermit,
 )
 from actors.kernel.clock import FakeClock
 from protocols import CircuitClosed, CircuitHalfOpened, CircuitOpened, CircuitStateChanged
@@ -34,7 +34,7 @@ def make(**overrides) -> tuple[CircuitBreaker, FakeClock]:
 
 def call(cb: CircuitBreaker, outcome: CallOutcome, duration_s: float = 0.01) -> list[CircuitStateChanged]:
     permit = cb.try_acquire()
-    assert isinstance(permit, Permit), permit
+    assert isinstance(permit, BreakerPermit), permit
     return cb.record(permit, outcome, duration_s)
 
 
@@ -198,7 +198,7 @@ def test_open_denies_with_remaining_time_then_half_opens():
     assert cb.drain_events() == []
     clock.advance(3.0)
     p = cb.try_acquire()
-    assert isinstance(p, Permit) and p.state_at_acquire is BreakerState.HALF_OPEN
+    assert isinstance(p, BreakerPermit) and p.state_at_acquire is BreakerState.HALF_OPEN
     assert cb.state is BreakerState.HALF_OPEN
     events = cb.drain_events()
     assert [type(e) for e in events] == [CircuitHalfOpened]
@@ -213,7 +213,7 @@ def test_retry_after_is_exact():
     d = cb.try_acquire()
     assert isinstance(d, Denied)
     clock.advance(d.retry_after_s)
-    assert isinstance(cb.try_acquire(), Permit)
+    assert isinstance(cb.try_acquire(), BreakerPermit)
 
 
 def test_tick_moves_open_to_half_open_only_when_due():
@@ -270,7 +270,7 @@ def half_open(**overrides) -> tuple[CircuitBreaker, FakeClock]:
 def test_exactly_half_open_permits_are_admitted():
     cb, _ = half_open(half_open_permits=3)
     permits = [cb.try_acquire() for _ in range(3)]
-    assert all(isinstance(p, Permit) for p in permits)
+    assert all(isinstance(p, BreakerPermit) for p in permits)
     assert len({p.permit_id for p in permits}) == 3
     d = cb.try_acquire()
     assert isinstance(d, Denied) and d.state is BreakerState.HALF_OPEN
@@ -338,7 +338,7 @@ def test_ignored_trial_returns_its_permit():
     assert cb.record(p, I, 0.0) == []
     assert cb.state is BreakerState.HALF_OPEN
     p2 = cb.try_acquire()
-    assert isinstance(p2, Permit)
+    assert isinstance(p2, BreakerPermit)
     assert [type(e) for e in cb.record(p2, S, 0.01)] == [CircuitClosed]
 
 
@@ -378,7 +378,7 @@ def test_forced_open_denies_until_reset():
     events = cb.reset()
     assert [type(e) for e in events] == [CircuitClosed]
     assert (events[0].from_state, events[0].to_state) == ("FORCED_OPEN", "CLOSED")
-    assert isinstance(cb.try_acquire(), Permit)
+    assert isinstance(cb.try_acquire(), BreakerPermit)
 
 
 def test_disabled_always_permits_and_records_nothing():
@@ -426,7 +426,8 @@ def test_force_open_from_open_and_disable_from_forced_open():
 @pytest.mark.parametrize(
     "outcome,duration,exc,match",
     [
-        ("BOOM", 0.1, ValueError, "outcome"),
+        ("BOOM", 0.1, TypeError, "outcome must be a CallOutcome"),
+        ("FAILURE", 0.1, TypeError, "outcome must be a CallOutcome"),  # the enum, never its string
         (S, -0.1, ValueError, "duration_s"),
         (S, float("nan"), ValueError, "duration_s"),
         (S, "1", ValueError, "duration_s"),
@@ -440,13 +441,13 @@ def test_record_rejects_bad_input_without_changing_state(outcome, duration, exc,
     with pytest.raises(exc, match=match):
         cb.record(p, outcome, duration)
     assert cb.snapshot() == before
-    assert cb.record(p, "FAILURE", 0.1) == []  # string outcome accepted; permit still usable
+    assert cb.record(p, F, 0.1) == []  # the permit is still usable
     assert cb.snapshot().failed_calls == 3
 
 
 def test_record_rejects_non_permit():
     cb, _ = make()
-    with pytest.raises(TypeError, match="Permit"):
+    with pytest.raises(TypeError, match="BreakerPermit"):
         cb.record("p-1", S, 0.1)  # type: ignore[arg-type]
 
 
@@ -516,7 +517,7 @@ class BreakerMachine(RuleBasedStateMachine):
             slow_call_duration_s=1.0,
         )
         self.cb = CircuitBreaker("prop", self.cfg, self.clock)
-        self.permits: list[Permit] = []
+        self.permits: list[BreakerPermit] = []
         self.state = "CLOSED"  # as reconstructed from the events
         self.opened_at: float | None = None
         self.n_events = 0
@@ -539,7 +540,7 @@ class BreakerMachine(RuleBasedStateMachine):
         now = self.clock.monotonic()
         r = self.cb.try_acquire()
         self.consume(before, self.cb.drain_events())
-        if isinstance(r, Permit):
+        if isinstance(r, BreakerPermit):
             assert before is not BreakerState.FORCED_OPEN
             if before is BreakerState.OPEN:
                 assert self.opened_at is not None
