@@ -569,6 +569,10 @@ class PaperSettings(_Section):
     depth: dict[str, list[DepthLevelSettings]] = Field(
         default_factory=dict, description="symbol → configured depth levels beyond the touch (rule 6; none by default)."
     )
+    shared_book: bool = Field(
+        True, description="With journal.url (PostgreSQL): the paper venue's book lives in that database, one book that every "
+        "process trades (README \"Scale-out\"); false keeps a SQLite book per process in state_dir.",
+    )
 
     @field_validator("instruments")
     @classmethod

@@ -45,11 +45,11 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Callable, Sequence
-from urllib.parse import urlsplit, urlunsplit
 
 from loguru import logger
 
 from protocols import Fill, Liquidity, OrderStatus, Side
+from protocols.venues.paper.pg_book import connect_failure, redact_url
 
 from .sqlite import (
     Claim,
@@ -86,18 +86,6 @@ _REC_COLS = (
 )
 
 
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for logs and errors)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable url>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def migrations() -> list[tuple[int, str, str]]:
     """``(version, file name, SQL)`` of every migration, in version order.
 
@@ -121,16 +109,7 @@ def known_schema_version() -> int:
 
 def _classify_connect_error(exc: Exception, url: str) -> JournalError:
     text = str(exc).strip()
-    low = text.lower()
-    where = redact_url(url)
-    if "password authentication failed" in low or "no password supplied" in low or (
-            "role" in low and "does not exist" in low) or "authentication failed" in low:
-        what = "wrong credentials"
-    elif "database" in low and "does not exist" in low:
-        what = "the database does not exist (create it first, e.g. createdb)"
-    else:
-        what = "cannot reach the PostgreSQL server"
-    return JournalError(f"journal.url {where}: {what}: {text}")
+    return JournalError(f"journal.url {redact_url(url)}: {connect_failure(exc)}: {text}")
 
 
 class PostgresBackend:

@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from protocols import BrokerAdapter, adapter_capabilities
-from protocols.venues import DryRunVenue, FaultInjectingAdapter, FaultPlan, FillModelConfig, PaperVenue, ShadowVenue
+from protocols.venues import (FILL_MODEL_VERSION, DryRunVenue, FaultInjectingAdapter, FaultPlan, FillModelConfig, PaperVenue,
+                              ShadowVenue)
+from protocols.venues.paper.pg_book import PgBook
 
 Builder = Callable[[Any], BrokerAdapter]
 
@@ -86,7 +88,8 @@ class AdapterRegistry:
 def default_registry(*, faults: FaultPlan | None = None, fault_adapters: tuple[str, ...] = ("paper",),
                      settings: Any = None) -> AdapterRegistry:
     """The embedded venues: ``paper``, ``shadow`` and ``dry_run`` (books under ``settings.state_dir``
-    when the journal is durable), optionally wrapped in fault injection for ``fault_adapters``;
+    when the journal is durable; the paper book in the PostgreSQL journal's database, shared by every
+    process, when ``journal.url`` is set and ``paper.shared_book`` is on), optionally wrapped in fault injection for ``fault_adapters``;
     plus ``fix`` (a FIX initiator, ``protocols.venues.fix``) when ``settings.venues.fix`` is set."""
     registry = AdapterRegistry()
 
@@ -102,7 +105,20 @@ def default_registry(*, faults: FaultPlan | None = None, fault_adapters: tuple[s
     def durable(settings: Any) -> bool:  # an in-memory book is the instance itself: kept across restarts
         return bool(settings.journal.enabled)
 
-    registry.register("paper", lambda s: PaperVenue("paper", config=model(s), book_path=book_path(s, "paper")), rebuild=durable)
+    def shared_url(settings: Any) -> str | None:  # README "Scale-out": N processes, one paper book
+        journal = settings.journal
+        if journal.enabled and journal.url and getattr(settings.paper, "shared_book", True):
+            return str(journal.url)
+        return None
+
+    def paper(settings: Any) -> PaperVenue:
+        url = shared_url(settings)
+        if url is not None:
+            return PaperVenue("paper", config=model(settings),
+                              book=PgBook(url, adapter_id="paper", fill_model_version=FILL_MODEL_VERSION))
+        return PaperVenue("paper", config=model(settings), book_path=book_path(settings, "paper"))
+
+    registry.register("paper", paper, rebuild=durable)
     registry.register("shadow", lambda s: ShadowVenue("shadow", config=model(s), book_path=book_path(s, "shadow")), rebuild=durable)
     registry.register("dry_run", lambda s: DryRunVenue("dry_run", config=model(s), book_path=book_path(s, "dry_run")),
                       rebuild=durable)

@@ -446,6 +446,13 @@ class Runtime:
         if self.logging.allows("DEBUG"):
             logger.debug("runtime {} settings: {}", self.runtime_id, settings.redacted_dict())
 
+    @property
+    def orders_taken_over(self) -> int:
+        """PostgreSQL journal: how many orders this runtime took over from peers whose lease
+        expired while it ran (0 without a shared journal)."""
+        takeover = getattr(self, "_takeover", None)
+        return takeover.adopted if takeover is not None else 0
+
     def _adopt(self, orders: list) -> None:
         """Orders taken over from a dead peer: restore them in the ledger, reconcile those in doubt."""
         tell(self.ledger, RestoreLedger(tuple(orders)))

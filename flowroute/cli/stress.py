@@ -76,6 +76,10 @@ class StressConfig:
     p_shared: float = 0.0
     shared_ids: int = 0
     rate: tuple[int, float] | None = None
+    #: PostgreSQL: the lease of this process's orders (journal.lease_s; None: the profile's), and a
+    #: file whose appearance says a peer was SIGKILLed (``--kill-one``): wait for its orders' takeover
+    lease_s: float | None = None
+    await_takeover: Path | None = None
     #: soak mode: each operation is checked as it completes and then dropped (the harness's memory
     #: stays bounded, so the process RSS shows the runtime's); see :class:`SoakChecks`
     soak: bool = False
@@ -377,6 +381,46 @@ def rss_report(samples: list[tuple[int, float, int]]) -> dict[str, Any]:
     }
 
 
+def shared_book(rt: Any) -> bool:
+    """Whether the runtime's paper venue trades a book shared with other processes (README "Scale-out")."""
+    venue = rt.venue("paper")
+    return bool(getattr(getattr(venue, "inner", venue), "shared", False))
+
+
+def close_resting_orders(rt: Any, timeout_s: float = 30.0) -> int:
+    """Cancel this process's working orders and wait for the answers (bounded): on a shared book,
+    another process's market data could otherwise fill them after this process checked its books.
+    Returns how many were canceled."""
+    working = [r for r in rt.orders() if r.status.value in ("ACCEPTED", "PARTIALLY_FILLED")]
+    futures = [rt.cancel(r.client_order_id, r.account_id) for r in working]
+    deadline = time.monotonic() + timeout_s
+    for f in futures:
+        try:
+            f.result(timeout=max(0.01, deadline - time.monotonic()))
+        except Exception:
+            pass
+    return len(futures)
+
+
+def await_takeover(rt: Any, killed: Path, timeout_s: float = 60.0) -> bool:
+    """``--kill-one``: wait (bounded) until ``killed`` exists (the parent SIGKILLed a peer and wrote
+    its owner id there) and that owner is gone from the shared journal (a survivor, maybe this one,
+    took its orders over when its lease expired)."""
+    deadline = time.monotonic() + timeout_s
+    if not wait_until(lambda: killed.exists() and killed.stat().st_size > 0, timeout_s, 0.05):
+        return False
+    owner = killed.read_text().strip()
+    if owner == "-":  # it died before it registered: nothing to take over
+        return True
+    import psycopg
+
+    def taken_over() -> bool:
+        with psycopg.connect(rt.pg.url, connect_timeout=5) as conn:
+            return conn.execute("SELECT count(*) FROM flowroute.owners WHERE owner_id = %s", (owner,)).fetchone()[0] == 0
+
+    return wait_until(taken_over, max(0.1, deadline - time.monotonic()), 0.1)
+
+
 def synthetic_quote(bid: Decimal) -> Any:
     """A BTC/USDT quote at ``bid`` / ``bid + 0.01``, 50 BTC each side, stamped now (UTC)."""
     return Quote(ts=utc_now(), symbol=SYMBOL, bid=bid, bid_size=Decimal(50), ask=bid + Decimal("0.01"),
@@ -455,6 +499,8 @@ def run_stress(cfg: StressConfig, console: Console, log_level: str | None) -> tu
     overrides: dict[str, Any] = {"risk": {"budgets": {STRESS_ACCOUNT: str(cfg.budget)}}} if cfg.budget is not None else {}
     if cfg.journal_url:
         overrides["journal"] = {"url": cfg.journal_url}
+        if cfg.lease_s is not None:
+            overrides["journal"]["lease_s"] = cfg.lease_s
     if cfg.rate is not None:
         overrides["throttle"] = {"max_calls": cfg.rate[0], "window_s": cfg.rate[1]}
     settings = load_cli_settings(cfg.profile, cfg.state_dir, **overrides)
@@ -533,6 +579,11 @@ def run_stress(cfg: StressConfig, console: Console, log_level: str | None) -> tu
         else:
             sent = len(ops)
             resolved_in_time = all(op.future.done() for op in ops) and (interrupted or len(ops) == cfg.orders)
+        if cfg.await_takeover is not None:  # then the adopted orders in doubt are reconciled
+            await_takeover(rt, cfg.await_takeover)
+            wait_until(lambda: rt.stats()["unknown_open"] == 0, 30.0, 0.1)
+        if cfg.id_prefix and shared_book(rt):
+            close_resting_orders(rt)
         rt.flush()
         unknown_settled = wait_until(lambda: rt.stats()["unknown_open"] == 0, 30.0, 0.1)
         healthy_settled = wait_until(lambda: all(c.state == "running" for c in rt.health().children), 10.0, 0.1)
@@ -545,7 +596,8 @@ def run_stress(cfg: StressConfig, console: Console, log_level: str | None) -> tu
             kinds = sum((c.kinds for c in checks), Counter())
         else:
             invariants = check_stress(rt, ops, faults=plan, resolved_in_time=resolved_in_time, sender_errors=sender_errors,
-                                      unknown_settled=unknown_settled, healthy_settled=healthy_settled)
+                                      unknown_settled=unknown_settled, healthy_settled=healthy_settled,
+                                      venue_positions=not (cfg.id_prefix and shared_book(rt)))
             latencies = [r.latency_us for op in ops if op.kind != "cancel" and op.future.done()
                          for r in (op.future.result(),)
                          if not r.replay and r.status.value != "DENIED" and r.latency_us]
@@ -608,6 +660,9 @@ def run_stress(cfg: StressConfig, console: Console, log_level: str | None) -> tu
                 "claim_batches": js["batches"],
                 "claims_per_transaction": round(claims / js["batches"], 2) if js["batches"] else None,
                 "owner_id": rt.pg.owner_id if rt.pg is not None else None,
+                "shared_book": shared_book(rt),
+                "positions": {p.symbol: str(p.net_qty) for p in rt.positions() if p.account_id == STRESS_ACCOUNT},
+                "adopted": rt.orders_taken_over,
             }
     finally:
         try:
@@ -730,7 +785,15 @@ def add_parser(subparsers: Any, parents: Any) -> argparse.ArgumentParser:
     p.add_argument("--shared-ids", type=_positive, default=500, metavar="K",
                    help="with --processes: fleet-wide intents every process sends (same id, same intent) "
                         "(default %(default)s)")
+    p.add_argument("--kill-one", action="store_true",
+                   help="with --processes: SIGKILL one process when it has sent half its orders; the survivors take "
+                        "over its orders when its lease expires and reconcile them with the shared paper book "
+                        "(README \"Scale-out\")")
+    p.add_argument("--lease-s", type=float, default=None, metavar="SECONDS",
+                   help="PostgreSQL: each process's lease on its orders (journal.lease_s; default: the profile's, "
+                        "2 with --kill-one)")
     p.add_argument("--id-prefix", default="", help=argparse.SUPPRESS)
+    p.add_argument("--await-takeover", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--p-shared", type=float, default=0.0, help=argparse.SUPPRESS)
     p.add_argument("--soak", action="store_true",
                    help="check each operation as it completes and drop it, so the harness's memory stays bounded "
@@ -755,6 +818,10 @@ def _rate(text: str) -> tuple[int, float]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``stress`` with parsed ``args``; the exit code (1 when an invariant failed)."""
+    if args.kill_one and args.processes < 2:
+        raise CliError("--kill-one needs --processes 2 or more (survivors take over the killed process's orders)")
+    if args.lease_s is not None and not 0 < args.lease_s <= 3600:
+        raise CliError(f"--lease-s must be > 0 and <= 3600 seconds, got {args.lease_s:g}")
     if args.processes > 1:  # the children get --fresh for their own state dirs; the journal's rows: --fresh here
         from .stress_fleet import run_fleet
 
@@ -769,7 +836,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = StressConfig(senders=args.senders, orders=args.orders, faults=args.faults, seed=args.seed,
                        state_dir=args.state_dir, profile=args.profile, fresh=args.fresh, as_json=args.json,
                        window=args.window, budget=args.budget, journal_url=args.journal_url, id_prefix=args.id_prefix,
-                       p_shared=args.p_shared, shared_ids=args.shared_ids, rate=args.rate,
+                       p_shared=args.p_shared, shared_ids=args.shared_ids, rate=args.rate, lease_s=args.lease_s,
+                       await_takeover=args.await_takeover,
                        soak=args.soak, rss_every=args.rss_every)
     summary, ok = run_stress(cfg, make_console(stderr=args.json), args.log_level)
     if args.json:

@@ -15,7 +15,19 @@ checks its own invariants; the parent then checks the fleet's:
 - ``rate_within_shared_throttle`` (with ``--rate``): no rolling window holds more venue hand-overs
   of all processes together than the shared limit (hand-over times are the processes'
   ``OrderSubmitted`` events, so they trail the calls by a few ms: the check allows that much);
-- ``every_process_ok``: each child's own invariants (positions = fills = its venue's book, …).
+- ``every_process_ok``: each child's own invariants (positions = its fills, …);
+- ``positions_equal_venue_book_fleet`` (the paper book shared in PostgreSQL, README "Scale-out"):
+  the book's fills of the stress account are the journal's, trade id for trade id, and the
+  book's net positions equal the processes' ledgers together (plus the journaled fills of a
+  killed process's finished orders, which stay its history). Each process cancels its resting
+  orders before it checks, so no fill can land after its check.
+
+``--kill-one``: the last process is SIGKILLed once it has claimed half its orders (read from the
+journal). The survivors run with a short lease (``--lease-s``, 2 s by default) and, once they
+have sent everything, wait until the parent says it killed one and no expired owner is left:
+a survivor took the dead process's unfinished orders over and reconciled them with the shared
+book (never re-sending). ``every_order_resolved_fleet``: no journal record of the stress account
+is still in flight or UNKNOWN, and every unfinished order belongs to a live process.
 """
 
 from __future__ import annotations
@@ -25,15 +37,22 @@ import json
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from protocols import OrderStatus
 
 from ._common import EXIT_FAILED, EXIT_OK, CliError, make_console, print_json
 from .stress_invariants import STRESS_ACCOUNT
 
 #: OrderSubmitted trails the venue call: how much a window may be shortened when counting
 _RATE_SLACK_S = 0.05
+#: --kill-one: the processes' lease unless --lease-s (short, so survivors take over quickly)
+_KILL_ONE_LEASE_S = 2.0
+#: the paper venue's book id in the shared book (its adapter id)
+_BOOK = "paper"
 
 
 def _max_in_window(times: list[float], window_s: float) -> int:
@@ -56,6 +75,11 @@ def _child_args(args: argparse.Namespace, index: int, orders: int, state_dir: Pa
         cmd += ["--rate", f"{args.rate[0]}/{args.rate[1]:g}"]
     if args.faults:
         cmd += ["--faults", args.faults]
+    if args.kill_one:
+        cmd += ["--await-takeover", str(state_dir.parent / "killed")]
+    lease = args.lease_s if args.lease_s is not None else _KILL_ONE_LEASE_S if args.kill_one else None
+    if lease is not None:
+        cmd += ["--lease-s", f"{lease:g}"]
     if getattr(args, "profile", None):
         cmd += ["--profile", args.profile]
     return cmd
@@ -70,22 +94,34 @@ def run_fleet(args: argparse.Namespace) -> int:
     _prepare_journal(args.journal_url, args.fresh)
     per = [args.orders // n + (1 if i < args.orders % n else 0) for i in range(n)]
     t0 = time.perf_counter()
+    killed_file = base / "killed"
+    with suppress(FileNotFoundError):
+        killed_file.unlink()
     procs = []
-    for i in range(n):
-        cmd = _child_args(args, i, per[i], base / f"p{i}")
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    outs = [p.communicate() for p in procs]
+    try:
+        for i in range(n):
+            cmd = _child_args(args, i, per[i], base / f"p{i}")
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        killed = _kill_midway(args.journal_url, procs[-1], n - 1, per[-1], killed_file) if args.kill_one else None
+        outs = [p.communicate() for p in procs]
+    finally:
+        for p in procs:  # an interrupted parent leaves no process behind
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     wall = time.perf_counter() - t0
     children: list[dict[str, Any]] = []
     failures = []
     for i, (p, (out, err)) in enumerate(zip(procs, outs)):
+        if killed is not None and i == killed["process"]:
+            continue
         try:
             children.append(json.loads(out.strip().splitlines()[-1]))
         except (ValueError, IndexError):
             failures.append(f"process {i} exited {p.returncode} without a summary: {err.strip()[-500:]}")
     if failures:
         raise CliError("; ".join(failures))
-    summary = fleet_summary(args, children, wall)
+    summary = fleet_summary(args, children, wall, killed=killed)
     ok = all(summary["invariants"].values())
     if args.json:
         print_json(summary)
@@ -99,15 +135,49 @@ def run_fleet(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
-def fleet_summary(args: argparse.Namespace, children: list[dict[str, Any]], wall: float) -> dict[str, Any]:
-    """The fleet's figures and cross-process invariants from the children's JSON summaries."""
+def _kill_midway(url: str, proc: subprocess.Popen, index: int, orders: int, killed_file: Path) -> dict[str, Any]:
+    """SIGKILL ``proc`` once the journal holds half of its ``orders`` claims (or it ended first);
+    then create ``killed_file`` (the survivors wait for it). What was done, for the summary."""
+    import psycopg
+
+    half = max(1, orders // 2)
+    claims = 0
+    deadline = time.monotonic() + 120.0
+    with psycopg.connect(url, connect_timeout=5, autocommit=True) as conn:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if not conn.execute("SELECT to_regclass('flowroute.idempotency') IS NOT NULL").fetchone()[0]:
+                time.sleep(0.05)  # the processes have not migrated the journal yet
+                continue
+            claims = conn.execute("SELECT count(*) FROM flowroute.idempotency WHERE account_id = %s "
+                                  "AND client_order_id LIKE %s", (STRESS_ACCOUNT, f"p{index}-%")).fetchone()[0]
+            if claims >= half:
+                break
+            time.sleep(0.02)
+        was_running = proc.poll() is None
+        proc.kill()  # SIGKILL: no cleanup, no lease release, orders in flight
+        proc.wait()
+        owner = conn.execute("SELECT owner_id FROM flowroute.owners WHERE pid = %s", (proc.pid,)).fetchone()
+    killed_file.parent.mkdir(parents=True, exist_ok=True)
+    killed_file.write_text(owner[0] if owner else "-")  # the survivors wait until this owner was taken over
+    return {"process": index, "owner_id": owner[0] if owner else None, "claims_at_kill": claims, "of_orders": orders,
+            "killed_while_running": was_running}
+
+
+def fleet_summary(args: argparse.Namespace, children: list[dict[str, Any]], wall: float,
+                  killed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fleet's figures and cross-process invariants from the children's JSON summaries
+    (``killed``: the process ``--kill-one`` killed, which has none)."""
     inv: dict[str, bool] = {}
     detail: dict[str, str] = {}
-    # every id at most once at any venue, across processes
+    shared = any(c["fleet"].get("shared_book") for c in children)
+    book = _shared_book_state(args.journal_url) if shared else None
+    # every id at most once at any venue, across processes (a shared book counts every process's calls)
     sent: dict[str, int] = {}
-    for c in children:
+    for c in children if book is None else ():
         for coid, k in c["fleet"]["venue_ids"].items():
             sent[coid] = sent.get(coid, 0) + k
+    if book is not None:
+        sent = dict(book["submissions"])
     twice = sorted(k for k, v in sent.items() if v > 1)
     inv["no_id_sent_twice_fleet"] = not twice
     detail["no_id_sent_twice_fleet"] = f"{len(sent)} ids sent, {len(twice)} more than once {twice[:5]}"
@@ -154,6 +224,20 @@ def fleet_summary(args: argparse.Namespace, children: list[dict[str, Any]], wall
         peak = _max_in_window(times, max(window - _RATE_SLACK_S, window / 2))
         inv["rate_within_shared_throttle"] = peak <= limit
         detail["rate_within_shared_throttle"] = f"peak {peak} hand-overs in a {window:g} s window (limit {limit})"
+    if book is not None:
+        _book_invariants(book, children, inv, detail)
+    if killed is not None:
+        adopted = sum(c["fleet"].get("adopted", 0) for c in children)
+        killed["orders_taken_over"] = adopted
+        open_ = book["unresolved"] if book is not None else _journal_state(args.journal_url)["unresolved"]
+        live = {c["fleet"]["owner_id"] for c in children}
+        stranded = [k for k, owner in open_.get("unfinished_owners", {}).items() if owner not in live]
+        inv["every_order_resolved_fleet"] = not open_["in_doubt"] and not stranded and killed["killed_while_running"]
+        detail["every_order_resolved_fleet"] = (
+            f"process p{killed['process']} SIGKILLed after {killed['claims_at_kill']} of {killed['of_orders']} claims "
+            f"(while running: {killed['killed_while_running']}); survivors took over {adopted} order(s); "
+            f"records in flight or UNKNOWN: {open_['in_doubt']}; unfinished orders of dead owners: {len(stranded)} "
+            f"{stranded[:3]}")
     inv["every_process_ok"] = all(all(c["invariants"].values()) for c in children)
     detail["every_process_ok"] = "; ".join(
         f"p{i}: " + (", ".join(k for k, v in c["invariants"].items() if not v) or "all ok") for i, c in enumerate(children))
@@ -172,10 +256,81 @@ def fleet_summary(args: argparse.Namespace, children: list[dict[str, Any]], wall
         "per_process_throughput_per_s": [c["throughput_per_s"] for c in children],
         "claims_per_transaction": round(claims / batches, 2) if batches else None,
         "venue_submissions": sum(sent.values()),
+        "shared_book": shared,
+        "killed": killed,
         "invariants": inv,
         "invariant_details": detail,
         "children": [{k: v for k, v in c.items() if k != "fleet"} for c in children],
     }
+
+
+def _journal_state(url: str) -> dict[str, Any]:
+    """The stress account's journal at the end: records in doubt, unfinished orders and their owners."""
+    import psycopg
+
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        in_doubt = conn.execute("SELECT count(*) FROM flowroute.idempotency WHERE account_id = %s "
+                                "AND status IN ('IN_PROGRESS', 'UNKNOWN')", (STRESS_ACCOUNT,)).fetchone()[0]
+        unfinished = dict(conn.execute(
+            "SELECT i.client_order_id, i.owner_id FROM flowroute.idempotency i WHERE i.account_id = %s AND NOT EXISTS "
+            "(SELECT 1 FROM flowroute.order_events e WHERE e.account_id = i.account_id AND e.client_order_id = "
+            "i.client_order_id AND e.to_status = ANY(%s)) AND EXISTS (SELECT 1 FROM flowroute.order_events e "
+            "WHERE e.account_id = i.account_id AND e.client_order_id = i.client_order_id)",
+            (STRESS_ACCOUNT, [st.value for st in OrderStatus if st.is_terminal])).fetchall())
+    return {"in_doubt": int(in_doubt), "unfinished_owners": unfinished}
+
+
+def _shared_book_state(url: str) -> dict[str, Any]:
+    """The shared paper book and the journal's fills of the stress account, for the fleet checks."""
+    import psycopg
+
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        submissions = {c: int(n) for c, n in conn.execute(
+            "SELECT client_order_id, count FROM flowroute_paper.submissions WHERE book_id = %s", (_BOOK,))}
+        book_fills = {t: (sym, Decimal(q) if side == "BUY" else -Decimal(q)) for t, sym, side, q in conn.execute(
+            "SELECT f.trade_id, o.order_json::json->>'symbol', o.order_json::json->>'side', f.fill_json::json->>'qty' "
+            "FROM flowroute_paper.fills f JOIN flowroute_paper.orders o USING (book_id, client_order_id) "
+            "WHERE f.book_id = %s AND o.account = %s", (_BOOK, STRESS_ACCOUNT))}
+        journal_fills = {t: (sym, Decimal(q) if side == "BUY" else -Decimal(q), coid) for t, sym, side, q, coid in conn.execute(
+            "SELECT trade_id, symbol, side, qty, client_order_id FROM flowroute.fills WHERE adapter_id = %s "
+            "AND account_id = %s", (_BOOK, STRESS_ACCOUNT))}
+        owners = dict(conn.execute("SELECT client_order_id, owner_id FROM flowroute.idempotency WHERE account_id = %s",
+                                   (STRESS_ACCOUNT,)).fetchall())
+    return {"submissions": submissions, "book_fills": book_fills, "journal_fills": journal_fills, "owners": owners,
+            "unresolved": _journal_state(url)}
+
+
+def _book_invariants(book: dict[str, Any], children: list[dict[str, Any]], inv: dict[str, bool],
+                     detail: dict[str, str]) -> None:
+    """``positions_equal_venue_book_fleet`` (module docstring)."""
+    def net(fills: Any) -> dict[str, Decimal]:
+        out: dict[str, Decimal] = {}
+        for sym, signed, *_ in fills:
+            out[sym] = out.get(sym, Decimal(0)) + signed
+        return {k: v for k, v in out.items() if v}
+
+    book_pos = net(book["book_fills"].values())
+    live = {c["fleet"]["owner_id"] for c in children}
+    ledgers: dict[str, Decimal] = {}
+    for c in children:
+        for sym, q in c["fleet"]["positions"].items():
+            ledgers[sym] = ledgers.get(sym, Decimal(0)) + Decimal(q)
+    # a dead process's finished orders stay its history in the journal: their fills count too
+    history = [f for f in book["journal_fills"].values() if book["owners"].get(f[2]) not in live]
+    for sym, q in net(history).items():
+        ledgers[sym] = ledgers.get(sym, Decimal(0)) + q
+    ledgers = {k: v for k, v in ledgers.items() if v}
+    missing = sorted(set(book["book_fills"]) - set(book["journal_fills"]))
+    extra = sorted(set(book["journal_fills"]) - set(book["book_fills"]))
+    inv["positions_equal_venue_book_fleet"] = not missing and not extra and book_pos == ledgers
+    detail["positions_equal_venue_book_fleet"] = (
+        f"{len(book['book_fills'])} fills in the shared book, {len(book['journal_fills'])} journaled "
+        f"(not journaled {missing[:3]}, not in the book {extra[:3]}); net positions book {_fmt(book_pos)} = "
+        f"ledgers {_fmt(ledgers)} (of which {len(history)} fills are a killed process's history)")
+
+
+def _fmt(pos: dict[str, Decimal]) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(pos.items())) + "}"
 
 
 def _shared_budget_row(url: str) -> tuple[Decimal, Decimal]:
@@ -192,26 +347,37 @@ _STRESS_TABLES = ("idempotency", "order_events", "fills", "budget_orders", "budg
 
 def _prepare_journal(url: str, fresh: bool) -> None:
     """Refuse a journal that already holds the stress account's orders (their ids would replay and
-    their budget would count), unless ``--fresh``: then delete that account's rows, and only those."""
+    their budget would count), unless ``--fresh``: then delete that account's rows, and only those,
+    and the shared paper book (``flowroute_paper``, book ``paper``)."""
     import psycopg
 
+    from protocols.venues.paper.pg_book import delete_book
+
     try:
-        with psycopg.connect(url, connect_timeout=5) as conn:
-            has_schema = conn.execute("SELECT to_regclass('flowroute.idempotency') IS NOT NULL").fetchone()[0]
-            if not has_schema:
-                return
-            held = conn.execute("SELECT count(*) FROM flowroute.idempotency WHERE account_id = %s",
-                                (STRESS_ACCOUNT,)).fetchone()[0]
-            budget = conn.execute("SELECT to_regclass('flowroute.budget_accounts') IS NOT NULL").fetchone()[0]
-            if not held and not budget:
-                return
-            if not fresh:
-                if held:
-                    raise CliError(f"the journal already holds {held} order(s) of account {STRESS_ACCOUNT} from an earlier "
-                                   "run: pass --fresh to delete that account's rows, or use an empty database")
-                return
-            for table in _STRESS_TABLES:
-                if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"flowroute.{table}",)).fetchone()[0]:
-                    conn.execute(f"DELETE FROM flowroute.{table} WHERE account_id = %s", (STRESS_ACCOUNT,))
+        _prepare_journal_rows(url, fresh)
+        if fresh:
+            delete_book(url, _BOOK)  # the shared paper book of an earlier run: its ids would be duplicates
     except psycopg.Error as exc:
         raise CliError(f"--journal-url: {type(exc).__name__}: {' '.join(str(exc).split())}") from None
+
+
+def _prepare_journal_rows(url: str, fresh: bool) -> None:
+    import psycopg
+
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        has_schema = conn.execute("SELECT to_regclass('flowroute.idempotency') IS NOT NULL").fetchone()[0]
+        if not has_schema:
+            return
+        held = conn.execute("SELECT count(*) FROM flowroute.idempotency WHERE account_id = %s",
+                            (STRESS_ACCOUNT,)).fetchone()[0]
+        budget = conn.execute("SELECT to_regclass('flowroute.budget_accounts') IS NOT NULL").fetchone()[0]
+        if not held and not budget:
+            return
+        if not fresh:
+            if held:
+                raise CliError(f"the journal already holds {held} order(s) of account {STRESS_ACCOUNT} from an earlier "
+                               "run: pass --fresh to delete that account's rows, or use an empty database")
+            return
+        for table in _STRESS_TABLES:
+            if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"flowroute.{table}",)).fetchone()[0]:
+                conn.execute(f"DELETE FROM flowroute.{table} WHERE account_id = %s", (STRESS_ACCOUNT,))

@@ -36,8 +36,9 @@ def _code(report: Any) -> str | None:
 
 
 def check_stress(rt: Any, ops: list[Op], *, faults: Any, resolved_in_time: bool, sender_errors: list[str],
-                 unknown_settled: bool, healthy_settled: bool) -> list[Invariant]:
-    """Evaluate the stress invariants (names and rules in :func:`run_stress`)."""
+                 unknown_settled: bool, healthy_settled: bool, venue_positions: bool = True) -> list[Invariant]:
+    """Evaluate the stress invariants (names and rules in :func:`run_stress`); ``venue_positions=False``
+    (a fleet's process on a shared book): the venue's positions are the fleet's, compared by the parent."""
     out: list[Invariant] = []
     reports = {id(op): (op.future.result() if op.future.done() else None) for op in ops}
     unresolved = sum(1 for op in ops if not op.future.done())
@@ -84,7 +85,7 @@ def check_stress(rt: Any, ops: list[Op], *, faults: Any, resolved_in_time: bool,
     n_inv = sum(1 for op in ops if op.kind in ("invalid", "live"))
     out.append(Invariant("invalid_rejected", not bad_inv, f"{n_inv} checked" + (f"; bad: {bad_inv[:5]}" if bad_inv else "")))
 
-    out.append(positions_invariant(rt))
+    out.append(positions_invariant(rt, venue=venue_positions))
     out.append(budget_invariant(rt, ops))
 
     if faults is not None:
@@ -150,12 +151,13 @@ def budget_invariant(rt: Any, ops: list[Op], denied: int | None = None) -> Invar
     return Invariant("budget_never_overbooked", not problems, detail if not problems else "; ".join(problems[:5]))
 
 
-def positions_invariant(rt: Any, *, from_orders: bool = True) -> Invariant:
+def positions_invariant(rt: Any, *, from_orders: bool = True, venue: bool = True) -> Invariant:
     """``positions_equal_fills``: the ledger's net positions equal the signed sum of the fills
     in ``rt.orders()`` per (account, symbol), the paper venue's own ``fetch_positions`` for the
     stress account agrees (asked on the inner venue, past any fault wrapper), and the ledger's
     book and risk invariant lists are empty. ``from_orders=False`` (soak) skips the sum over
-    ``rt.orders()`` (the ledger's book invariants check the same sums over every fill it booked)."""
+    ``rt.orders()`` (the ledger's book invariants check the same sums over every fill it booked);
+    ``venue=False`` skips the venue (a shared book holds the whole fleet's fills: stress_fleet.py checks it)."""
     st = rt.stats()
     from_fills: dict[tuple[str, str], Decimal] = {}
     for r in (rt.orders() if from_orders else ()):
@@ -168,10 +170,11 @@ def positions_invariant(rt: Any, *, from_orders: bool = True) -> Invariant:
         a, b = ledger.get(key, Decimal(0)), from_fills.get(key, Decimal(0))
         if a != b:
             problems.append(f"{key}: ledger {a} != fills {b}")
-    venue = rt.venue("paper")
-    inner = getattr(venue, "inner", venue)
-    venue_pos = inner.fetch_positions(STRESS_ACCOUNT)
-    for symbol in sorted(set(venue_pos) | {s for (a, s) in ledger if a == STRESS_ACCOUNT}):
+    adapter = rt.venue("paper")
+    inner = getattr(adapter, "inner", adapter)
+    venue_pos = inner.fetch_positions(STRESS_ACCOUNT) if venue else {}
+    venue_symbols = set(venue_pos) | {s for (a, s) in ledger if a == STRESS_ACCOUNT} if venue else set()
+    for symbol in sorted(venue_symbols):
         a, v = ledger.get((STRESS_ACCOUNT, symbol), Decimal(0)), venue_pos.get(symbol, Decimal(0))
         if a != v:
             problems.append(f"{symbol}: ledger {a} != venue {v}")

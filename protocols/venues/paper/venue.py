@@ -1,7 +1,9 @@
 """``PaperVenue``: a deterministic simulated venue over recorded quotes and trades (README.md, Write an adapter).
 
-It implements ``protocols.BrokerAdapter`` with the fill model of ``_fill_model`` (see its
-numbered rules) and keeps its own book, in memory or durable in SQLite (``_book``).
+It implements ``protocols.BrokerAdapter`` with the fill model of ``fill_model`` (see its
+numbered rules) and keeps its own book, in memory, durable in SQLite (``book``), or in
+PostgreSQL shared by every process on that database (``pg_book``: N runtime processes trade
+one book, as they would one exchange; docs/DESIGN.md "Scale-out").
 
 Behaviour:
 
@@ -52,6 +54,7 @@ from ...model.errors import FatalAdapterError, NotDeliveredError, VenueRejectedE
 from ...market.values import Quote, Trade
 from ...model.reports import Fill
 from .book import BookChanges, BookStore, NullBook, OrderRecord, SqliteBook, new_record
+from .pg_book import MARKET_KEY, BookDelta, BookError, PgBook, market_from_json, market_to_json
 from .trusted import make_fill, make_state
 from .fill_model import (
     FILL_MODEL_VERSION,
@@ -70,6 +73,8 @@ from .fill_model import (
 _ACCEPTED, _REJECTED = OrderStatus.ACCEPTED, OrderStatus.REJECTED
 _DURABLE_CAPS = AdapterCapabilities(blocking=True, lookup_covers_closed=True, absence_window_s=0, group_commit=True)
 _MEMORY_CAPS = AdapterCapabilities(blocking=False, lookup_covers_closed=True, absence_window_s=0)
+#: a shared book: one call at a time (each locks the book, applies what others wrote, commits)
+_SHARED_CAPS = AdapterCapabilities(blocking=True, lookup_covers_closed=True, absence_window_s=0)
 #: closed orders leave memory this many at a time (durable book only)
 _EVICT_BATCH = 256
 
@@ -85,6 +90,14 @@ class PaperVenue:
 
     Raises ``ValueError`` when ``book_path`` holds another adapter's book or both a path and a
     store are given, ``sqlite3.Error`` when the file is not a database.
+
+    With ``book`` a :class:`~protocols.venues.paper.pg_book.PgBook` (the book in PostgreSQL,
+    shared by every process on that database) each change locks the book, first applies what
+    other processes committed, then matches and commits (no group commit: the capabilities say
+    so); reads apply it without locking. Fills and expiries are pushed to the sink of the process
+    whose venue received the order: those caused by another process (its market data filled our
+    resting order) are picked up by a poller thread every ``poll_interval_s``. Depth evidence
+    (rule 6) is what this process's market data showed.
     """
 
     #: Whether orders are matched at all (``DryRunVenue`` turns it off).
@@ -93,6 +106,8 @@ class PaperVenue:
     #: from the book on demand: ``fetch_order``, a duplicate id, a cancel), and so do booked fills
     #: (``fill_records`` reads the book), so a long session's memory stays flat.
     keep_closed = 10_000
+    #: Shared book: how often other processes' changes are picked up when this venue is idle (s).
+    poll_interval_s = 0.05
 
     def __init__(
         self,
@@ -124,6 +139,12 @@ class PaperVenue:
             )
         self._book: BookStore = book
         self._durable = not isinstance(book, NullBook)
+        #: shared book: orders another process's venue received (their events are not ours to push)
+        self._shared = isinstance(book, PgBook)
+        self._foreign: set[str] = set()
+        self._remote_events: list[VenueEvent] = []
+        self._poller: threading.Thread | None = None
+        self._poll_stop = threading.Event()
         self._fee_currency: dict[str, str] = {}  # symbol -> its quote currency
         #: group commit (begin_batch .. end_batch): the change sets waiting for the group's transaction
         self._held: BookChanges | None = None
@@ -141,6 +162,9 @@ class PaperVenue:
         except BaseException:
             self._book.close()
             raise
+        if self._shared:
+            self._poller = threading.Thread(target=self._poll_loop, name=f"paper-book-poll-{adapter_id}", daemon=True)
+            self._poller.start()
 
     def _reset_memory(self) -> None:
         """The book's mirror in memory, empty (filled by :meth:`_load`)."""
@@ -180,10 +204,112 @@ class PaperVenue:
             written = datetime.fromisoformat(meta["venue_time"])
             if self._now is None or written > self._now:  # (a reload keeps the later venue time)
                 self._now = written
+        if isinstance(snap, BookDelta):
+            self._foreign = set(snap.foreign)
+            self._apply_markets(meta)
         self._book_pending()
         self._loading = False
         if self._durable and len(self._closed_ids) > self.keep_closed:
             self._evict()
+
+    # ------------------------------------------------------------------ shared book
+    def _sync(self, lock: bool) -> None:
+        """Shared book: apply what other processes committed; with ``lock`` the book stays locked
+        until ``_commit`` (or ``PgBook.release``). Raises ``NotDeliveredError`` when the database
+        cannot be reached (nothing was changed)."""
+        book = self._book
+        assert isinstance(book, PgBook)
+        try:
+            delta = book.begin() if lock else book.refresh()
+        except BookError as exc:
+            raise NotDeliveredError(f"venue book unavailable: {exc}") from exc
+        if delta is not None:
+            self._apply_delta(delta)
+
+    def _apply_delta(self, delta: BookDelta) -> None:
+        """Bring memory up to what the shared book holds; queue the events of our own orders that
+        another process changed (its market data filled or expired them)."""
+        self._loading = True  # no eviction halfway through
+        try:
+            self._foreign |= delta.foreign
+            push = self._sink is not None
+            for rec in delta.orders:
+                coid = rec.order.client_order_id
+                if push and coid not in delta.foreign:
+                    self._remote_events.extend(self._events_since(self._orders.get(coid), rec))
+                self._put(rec)
+                if rec.seq > self._order_seq:
+                    self._order_seq = rec.seq
+            for seq, coid, fill in delta.fills:
+                self._fills.append((coid, fill))
+                if seq > self._fill_seq:
+                    self._fill_seq = seq
+            self._submissions.update(delta.submissions)
+            self._consumed |= delta.consumed
+            meta = delta.meta
+            self._order_seq = max(self._order_seq, int(meta.get("order_seq", 0)))
+            self._fill_seq = max(self._fill_seq, int(meta.get("fill_seq", 0)))
+            if "duplicates" in meta:
+                self._duplicates = int(meta["duplicates"])
+            if meta.get("venue_time"):
+                venue_time = datetime.fromisoformat(meta["venue_time"])
+                if self._now is None or venue_time > self._now:
+                    self._now = venue_time
+            self._apply_markets(meta)
+        finally:
+            self._loading = False
+        if len(self._closed_ids) > self.keep_closed + _EVICT_BATCH:
+            self._evict()
+
+    def _apply_markets(self, meta: Mapping[str, str]) -> None:
+        for key, value in meta.items():
+            if key.startswith(MARKET_KEY):
+                self._markets[key[len(MARKET_KEY):]] = market_from_json(value)
+
+    def _events_since(self, old: OrderRecord | None, new: OrderRecord) -> list[VenueEvent]:
+        """The events between two records of one of our orders: one per new fill, then an expiry."""
+        events = []
+        start = len(old.fills) if old is not None else 0
+        for k in range(start, len(new.fills)):
+            fills = new.fills[:k + 1]
+            status = new.status if k + 1 == len(new.fills) and not new.status.is_open else (
+                OrderStatus.FILLED if sum((f.qty for f in fills), Decimal(0)) >= new.order.quantity
+                else OrderStatus.PARTIALLY_FILLED)
+            state = make_state(new.order, new.venue_order_id, status, fills, new.reject_reason, fills[-1].ts)
+            events.append(VenueEvent(adapter_id=self.adapter_id, kind="fill", state=state, fill=fills[-1]))
+        if new.status is OrderStatus.EXPIRED and (old is None or old.status.is_open):
+            events.append(VenueEvent(adapter_id=self.adapter_id, kind="expired", state=new.state()))
+        return events
+
+    def _poll_loop(self) -> None:
+        while not self._poll_stop.wait(self.poll_interval_s):
+            try:
+                self.poll()
+            except Exception as exc:  # noqa: BLE001 - the database may come back; the next round tries again
+                logger.warning("{}: shared venue book poll failed: {}", self.adapter_id, exc)
+
+    def poll(self) -> None:
+        """Shared book: pick up what other processes committed and push the events of this venue's
+        orders they changed (the poller thread calls this every ``poll_interval_s``)."""
+        if not self._shared:
+            return
+        with self._lock:
+            if self._closed:
+                return
+            self._sync(lock=False)
+            events, self._remote_events = self._remote_events, []
+            self._deliver_lock.acquire()
+        try:
+            self._deliver(events)
+        finally:
+            self._deliver_lock.release()
+
+    def _release(self) -> None:
+        """Shared book: end the locked transaction without writing."""
+        try:
+            self._book.release()  # type: ignore[attr-defined]
+        except BookError as exc:
+            logger.warning("{}: {}", self.adapter_id, exc)
 
     # ------------------------------------------------------------------ group commit
     def begin_batch(self) -> None:
@@ -194,6 +320,8 @@ class PaperVenue:
         ``end_batch`` returned. Raises ``RuntimeError`` when a group is already open.
         """
         with self._lock:
+            if self._shared:
+                raise RuntimeError(f"{self.adapter_id}: a shared book has no group commit (each call locks the book)")
             if self._held is not None:
                 raise RuntimeError(f"{self.adapter_id}: a group is already open (begin_batch twice)")
             self._held = BookChanges()
@@ -262,6 +390,8 @@ class PaperVenue:
         with self._lock:
             if self._closed:  # self._ensure_open(), inline
                 raise NotDeliveredError("venue closed")
+            if self._shared:
+                self._sync(lock=True)
             coid = order.client_order_id
             count = self._submissions.get(coid, 0) + 1
             if coid not in self._orders and self._evicted and self._book.load_order(coid) is not None:
@@ -309,6 +439,8 @@ class PaperVenue:
                 changes.fills.extend((fill_seq + i + 1, coid, f) for i, f in enumerate(fills))
                 changes.meta["order_seq"] = str(seq)
                 changes.meta["fill_seq"] = str(fill_seq + len(fills))
+                if self._shared and book is not None and book is not self._markets.get(symbol):
+                    changes.meta[MARKET_KEY + symbol] = market_to_json(book)  # what this order took from the touch
                 self._commit(changes)
             # apply
             self._submissions[coid] = count
@@ -334,10 +466,14 @@ class PaperVenue:
         """
         with self._lock:
             self._ensure_open()
+            if self._shared:
+                self._sync(lock=True)
             rec = self._get(client_order_id)
-            if rec is None:
-                raise VenueRejectedError("unknown order", venue_code="UNKNOWN_ORDER")
-            if rec.status.is_terminal:
+            if rec is None or rec.status.is_terminal:
+                if self._shared:
+                    self._release()
+                if rec is None:
+                    raise VenueRejectedError("unknown order", venue_code="UNKNOWN_ORDER")
                 raise VenueRejectedError(f"order is already {rec.status.value}", venue_code="ORDER_CLOSED")
             new = replace(rec, status=OrderStatus.CANCELED, ts=self._now if self._now is not None else rec.ts)
             self._commit(BookChanges(orders={client_order_id: new}))
@@ -348,6 +484,8 @@ class PaperVenue:
         """The venue's state of the order, or None: the venue proves it never received it."""
         with self._lock:
             self._ensure_open()
+            if self._shared:
+                self._sync(lock=False)
             rec = self._get(client_order_id)
             return rec.state() if rec is not None else None
 
@@ -355,6 +493,8 @@ class PaperVenue:
         """All working orders (ACCEPTED, PARTIALLY_FILLED), in arrival order."""
         with self._lock:
             self._ensure_open()
+            if self._shared:
+                self._sync(lock=False)
             recs = [self._orders[c] for ids in self._open.values() for c in ids]
             return tuple(r.state() for r in sorted(recs, key=lambda r: r.seq))
 
@@ -366,6 +506,8 @@ class PaperVenue:
         """
         with self._lock:
             self._ensure_open()
+            if self._shared:
+                self._sync(lock=False)
             self._book_pending()
             return self._sum(self._positions, account_id)
 
@@ -373,6 +515,8 @@ class PaperVenue:
         """Balance per currency: base bought minus sold, quote paid/received, minus fees (from zero)."""
         with self._lock:
             self._ensure_open()
+            if self._shared:
+                self._sync(lock=False)
             self._book_pending()
             return self._sum(self._balances, account_id)
 
@@ -391,6 +535,15 @@ class PaperVenue:
         with self._lock:
             if self._closed:
                 return
+            if self._shared:
+                try:
+                    self._sync(lock=True)
+                except NotDeliveredError as exc:
+                    raise FatalAdapterError(str(exc)) from exc
+                prev = self._markets.get(data.symbol)
+                if isinstance(data, Quote) and prev is not None and prev.quote == data:
+                    self._release()  # the same quote, fed by another process too: the market moved once
+                    return
             changes = BookChanges()
             updated: dict[str, OrderRecord] = {}
             new_fills: list[tuple[str, Fill]] = []
@@ -429,6 +582,8 @@ class PaperVenue:
             changes.orders = updated
             if consumed is not None:
                 changes.consumed.append(consumed)
+            if self._shared and market_update is not None and market_update is not self._markets.get(symbol):
+                changes.meta[MARKET_KEY + symbol] = market_to_json(market_update)
             if changes:
                 changes.meta["fill_seq"] = str(fill_seq)
                 changes.meta["venue_time"] = now.isoformat()
@@ -448,6 +603,10 @@ class PaperVenue:
             if evidence is None:
                 evidence = self._evidence[symbol] = self.model.new_evidence()
             self.model.observe(evidence, data)
+            if self._shared:  # push only our own orders' events; and those other processes caused
+                foreign = self._foreign
+                events = self._remote_events + [e for e in events if e.state.client_order_id not in foreign]
+                self._remote_events = []
             if self._held is not None:
                 self._markets_written = dict(self._markets)  # everything so far is in the book
             self._deliver_lock.acquire()
@@ -473,12 +632,18 @@ class PaperVenue:
                 except FatalAdapterError:
                     pass  # end_batch raises it to the group's caller
             self._closed = True
+            self._poll_stop.set()
             self._book.close()
+        poller = self._poller
+        if poller is not None and poller is not threading.current_thread():
+            poller.join(timeout=5.0)
 
     # ------------------------------------------------------------------ probes
     def submission_counts(self) -> dict[str, int]:
         """Submit calls that reached the venue per client order id (duplicates and rejects included)."""
         with self._lock:
+            if self._shared and not self._closed:
+                self._sync(lock=False)
             if self._evicted:
                 return self._book.submission_counts()
             return dict(self._submissions)
@@ -486,11 +651,15 @@ class PaperVenue:
     def duplicate_submissions(self) -> int:
         """How many submit calls reused a client order id the book already knew."""
         with self._lock:
+            if self._shared and not self._closed:
+                self._sync(lock=False)
             return self._duplicates
 
     def fills(self) -> tuple[Fill, ...]:
         """All fills of this venue in the order they happened."""
         with self._lock:
+            if self._shared and not self._closed:
+                self._sync(lock=False)
             if self._evicted:
                 return tuple(f for _, f in self._book.fill_records())
             return tuple(f for _, f in self._fills)
@@ -498,6 +667,8 @@ class PaperVenue:
     def fill_records(self) -> tuple[tuple[str, Fill], ...]:
         """All fills as ``(client_order_id, Fill)`` in the order they happened."""
         with self._lock:
+            if self._shared and not self._closed:
+                self._sync(lock=False)
             if self._evicted:
                 return tuple(self._book.fill_records())
             return tuple(self._fills)
@@ -514,6 +685,11 @@ class PaperVenue:
             return book.quote if book is not None else None
 
     @property
+    def shared(self) -> bool:
+        """True when the book lives in PostgreSQL, shared with other processes (``PgBook``)."""
+        return self._shared
+
+    @property
     def book_path(self) -> Path | None:
         """The durable book's file, or None for an in-memory book."""
         return self._book.path
@@ -525,18 +701,19 @@ class PaperVenue:
         - ``blocking`` only with a durable book (it writes per call); an in-memory
           book never waits on I/O, so the adapter actor calls it inline;
         - ``group_commit`` with a durable book: the worker runs the calls queued together
-          between :meth:`begin_batch` and :meth:`end_batch` (one transaction for all);
+          between :meth:`begin_batch` and :meth:`end_batch` (one transaction for all); not
+          with a shared book (each call locks it and reads what other processes wrote first);
         - ``lookup_covers_closed``: ``fetch_order`` answers from the book, which keeps every
           order it ever accepted (closed ones too);
         - ``absence_window_s = 0``: an order is in the book before ``submit_order`` returns, so
           "not found" is proof of absence at once.
         """
-        return _DURABLE_CAPS if self._durable else _MEMORY_CAPS
+        return _SHARED_CAPS if self._shared else _DURABLE_CAPS if self._durable else _MEMORY_CAPS
 
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} {self.adapter_id!r} orders={len(self._orders)} fills={len(self._fills)}"
-            f" book={str(self._book.path) if self._book.path else 'memory'}>"
+            f" book={str(self._book.path) if self._book.path else 'postgresql' if self._shared else 'memory'}>"
         )
 
     # ------------------------------------------------------------------ internals
