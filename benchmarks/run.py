@@ -53,7 +53,11 @@ Sections (units: µs for latencies, orders/s for throughput):
    repeats the pair with the default registry, whose paper book is a durable SQLite file
    (WAL) whenever the journal is on, and adds the journal off (64 senders, in-memory books):
    as deployed / journal off, target ≥ 0.8.
-5. ``micro``: one ``decide_route`` call, one ``SQLiteJournal.get`` on an in-memory journal
+5. ``stress_16``: ``python run.py stress --senders 16 --orders N`` (durable: the stress profile's
+   journal, ledger journal, audit and durable paper book; its mix of new orders, duplicates,
+   cancels and bad input) in a child process with this process's affinity; its throughput over
+   the 8-sender journal-off runtime figure of section 3, same run (target ≥ 0.5).
+6. ``micro``: one ``decide_route`` call, one ``SQLiteJournal.get`` on an in-memory journal
    holding 10k records, one ``claim_batch`` of one claim, plus the per-order helpers the
    hot path calls (intent validation, fingerprint, JSON dumps, paper submit), in µs.
 
@@ -109,12 +113,15 @@ class Sizes:
     as_deployed_per_thread: int
     fsync_seconds: float
     micro_number: int
+    stress_orders: int
 
 
 QUICK = Sizes(floor_n=3_000, pykka_n=1_000, latency_n=400, latency_warmup=50, senders_8_per_thread=100,
-              senders_64_per_thread=10, as_deployed_per_thread=3, fsync_seconds=0.3, micro_number=2_000)
+              senders_64_per_thread=10, as_deployed_per_thread=3, fsync_seconds=0.3, micro_number=2_000,
+              stress_orders=1_000)
 FULL = Sizes(floor_n=100_000, pykka_n=20_000, latency_n=10_000, latency_warmup=500, senders_8_per_thread=2_500,
-             senders_64_per_thread=250, as_deployed_per_thread=20, fsync_seconds=1.0, micro_number=20_000)
+             senders_64_per_thread=250, as_deployed_per_thread=20, fsync_seconds=1.0, micro_number=20_000,
+             stress_orders=20_000)
 
 
 # --------------------------------------------------------------------------------------
@@ -741,6 +748,25 @@ def bench_durable_64(per_thread: int, root: Path, fsync_seconds: float, *, memor
     }
 
 
+def bench_stress_16(orders: int, state_dir: Path) -> dict[str, Any]:
+    """``python run.py stress --senders 16 --orders N`` (durable, the stress profile) in a child
+    process, which inherits this process's CPU affinity; its JSON's throughput (operations/s)."""
+    cmd = [sys.executable, str(_HERE.parent / "run.py"), "stress", "--senders", "16", "--orders", str(orders),
+           "--json", "--fresh", "--state-dir", str(state_dir)]
+    proc = subprocess.run(cmd, cwd=_HERE.parent, capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        raise RuntimeError(f"run.py stress exited {proc.returncode}: {proc.stderr[-2000:]}")
+    report = json.loads(proc.stdout)
+    return {
+        "command": " ".join(["run.py", *cmd[2:-2]]),
+        "throughput_per_s": report["throughput_per_s"],
+        "seconds": report["seconds"],
+        "intents": report["intents"],
+        "claims_per_transaction": report.get("claims_per_transaction"),
+        "venue_duplicate_submissions": report.get("venue_duplicate_submissions"),
+    }
+
+
 # --------------------------------------------------------------------------------------
 # 5. micro costs
 # --------------------------------------------------------------------------------------
@@ -869,7 +895,12 @@ def run_suite(sizes: Sizes, state_root: Path) -> dict[str, Any]:
         section("durable_64", lambda: bench_durable_64(sizes.senders_64_per_thread, work, sizes.fsync_seconds, memory_book=True))
         section("durable_64_as_deployed",
                 lambda: bench_durable_64(sizes.as_deployed_per_thread, work, sizes.fsync_seconds, memory_book=False))
+        section("stress_16", lambda: bench_stress_16(sizes.stress_orders, work / "stress16"))
         section("micro", lambda: bench_micro(sizes.micro_number))
+        st = suite["stress_16"]
+        st["throughput_8_senders_per_s"] = suite["throughput_8"]["runtime"]["orders_per_s"]
+        st["ratio_to_8_senders"] = round(st["throughput_per_s"] / st["throughput_8_senders_per_s"], 3)
+        st["target_ratio_min"] = 0.5
         fs = suite["durable_64"]["fsync_floor"]
         dep = suite["latency_as_deployed"]
         dep["fsync_p50_us"], dep["fsync_p99_us"] = fs["p50_us"], fs["p99_us"]
@@ -1004,6 +1035,13 @@ def rows_for(run: dict[str, Any]) -> list[tuple[str, str, str]]:
             ("64 senders journal off (orders/s)", _fmt(dep["journal_off"]["orders_per_s"]), ""),
             ("  as deployed (FULL, durable book) / journal off",
              f"{_fmt(dep['ratio_to_journal_off'], 3)} {_check(dep['ratio_to_journal_off'] >= 0.8)}", "≥ 0.8"),
+        ]
+    st = run.get("stress_16")  # absent in results files from before it
+    if st is not None:
+        rows += [
+            ("run.py stress --senders 16, durable (operations/s)", _fmt(st["throughput_per_s"]), ""),
+            ("  stress 16 / 8 senders journal off",
+             f"{_fmt(st['ratio_to_8_senders'], 3)} {_check(st['ratio_to_8_senders'] >= 0.5)}", "≥ 0.5"),
         ]
     rows += [
         ("orders not FILLED (all throughput runs)", _not_filled(run), "0"),
