@@ -17,6 +17,8 @@ from loguru import logger as _logger
 from .adapter import (
     DEFAULT_CAPABILITIES,
     AdapterCapabilities,
+    AsyncDone,
+    AsyncSender,
     BrokerAdapter,
     EventSink,
     HasSession,

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import Enum
-from typing import Callable, Literal, Mapping, Protocol, runtime_checkable
+from typing import Any, Callable, Literal, Mapping, Protocol, runtime_checkable
 
 from pydantic import Field
 
@@ -237,6 +237,13 @@ class AdapterCapabilities(Frozen):
       before ``end_batch()`` returned. ``end_batch()`` raises ``FatalAdapterError`` when the
       group's write failed: then every call of the group failed and none is durable (each
       answers that error). Only for a blocking adapter.
+    - ``sends_async``: True when a blocking adapter can also *send* a new order or a cancel
+      without waiting for the answer (:class:`AsyncSender`: ``send_order`` / ``send_cancel``),
+      e.g. a FIX session whose answers arrive on its own reader thread. The runtime then
+      writes the request from the adapter actor (measured against ``inline_budget_us``, like
+      an inline call) and the adapter hands the outcome back through ``done`` from any
+      thread, with no worker-thread hop either way; the attempt timeout still guards the
+      answer. A request the adapter cannot send at once (not logged on) goes to the worker.
 
     Example::
 
@@ -250,6 +257,7 @@ class AdapterCapabilities(Frozen):
     supports_lookup: bool = True
     inline_budget_us: int = Field(default=2_000, gt=0)
     group_commit: bool = False
+    sends_async: bool = False
 
 
 #: What an adapter that declares nothing is taken to be: blocking, lookups never prove absence.
@@ -373,6 +381,35 @@ class VenueEvent(Frozen):
 
 
 EventSink = Callable[[VenueEvent], None]
+
+
+#: ``done(result, error)``: how an :class:`AsyncSender` hands back the outcome of one request,
+#: exactly once, from any thread: what the blocking call would have returned (``error`` None) or
+#: raised (``result`` None).
+AsyncDone = Callable[[Any, "BaseException | None"], None]
+
+
+class AsyncSender(Protocol):
+    """The optional non-blocking half of a blocking adapter (``capabilities.sends_async``).
+
+    Each method writes its request and returns at once, without waiting for the venue's answer:
+    True when the request was handed to the venue's transport, and ``done`` will be called
+    exactly once, from any thread (possibly before the method returns), with what
+    ``submit_order`` / ``cancel_order`` would have returned or raised (the same typed errors,
+    e.g. ``NotDeliveredError`` when the write failed with nothing sent). False when it cannot
+    send at once (e.g. not logged on): nothing was sent, ``done`` is never called, and the
+    runtime makes the blocking call on the adapter's worker instead. Never blocks beyond one
+    socket write; the runtime's attempt timeout covers an answer that never comes (a later
+    ``done`` is ignored).
+    """
+
+    def send_order(self, order: VenueOrder, done: AsyncDone) -> bool:
+        """Send a new order (as ``submit_order``); ``done`` gets its state after the acknowledgement."""
+        ...
+
+    def send_cancel(self, client_order_id: str, done: AsyncDone) -> bool:
+        """Send a cancel (as ``cancel_order``); ``done`` gets the state after the cancel."""
+        ...
 
 
 @runtime_checkable

@@ -3,6 +3,11 @@
 Venue calls are blocking, so they never run in this actor's handler: each call goes to the
 adapter's :class:`VenueWorker` thread, and its outcome comes back as a
 ``VenueCallCompleted`` message (docs/DESIGN.md, One order). Timeouts are timer messages.
+An adapter that declares ``capabilities.sends_async`` (``protocols.AsyncSender``, e.g. the FIX
+venue) has its orders and cancels written from this actor instead, without waiting: the
+adapter's own thread tells the ``VenueCallCompleted`` (no worker hop either way); the attempt
+timeout then leaves the order UNKNOWN without a crash (no worker is stuck), and a request the
+adapter cannot send at once goes to the worker as usual.
 
 Outcome classification (docs/DESIGN.md, Failure handling, ``protocols.AdapterError``):
 
@@ -265,6 +270,9 @@ class _Call:
     picked_at: float | None = None
     #: the broker-state sync this call answers (kind "sync")
     sync_id: int = 0
+    #: written by the adapter actor itself (``AsyncSender``): no worker holds it, so its
+    #: timeout leaves it UNKNOWN without crashing the actor
+    sent_async: bool = False
 
 
 @dataclass(slots=True)
@@ -372,6 +380,9 @@ class AdapterActor(FlowActor):
         self._venue = venue
         self._caps = adapter_capabilities(venue)
         self._inline = not self._caps.blocking
+        #: a blocking adapter that can also send without waiting (protocols.AsyncSender): orders and
+        #: cancels are written from here and answered by the adapter's own thread, no worker hop
+        self._async = self._caps.blocking and self._caps.sends_async
         self._inline_budget_us = self._caps.inline_budget_us
         self._inline_budget_s = self._inline_budget_us / 1e6
         self._policy = policy
@@ -517,7 +528,8 @@ class AdapterActor(FlowActor):
             return
         venue = self._venue
         cl_id = cancel.client_order_id
-        self._dispatch_call(_Call("cancel", cl_id, cancel=cancel), lambda: venue.cancel_order(cl_id))
+        self._dispatch_call(_Call("cancel", cl_id, cancel=cancel), lambda: venue.cancel_order(cl_id),
+                            (lambda done: venue.send_cancel(cl_id, done)) if self._async else None)
 
     def _send(self, order: SubmitOrder) -> None:
         order = order.evolve(attempt=order.attempt + 1)
@@ -527,13 +539,16 @@ class AdapterActor(FlowActor):
             # queued, not woken: the ledger's bookkeeping (and its journal commit) would take the GIL
             # from the venue worker; it runs with the call's outcome, or with any earlier message
             tell_quiet(self._ledger, OrderSent(order.client_order_id, order.account_id, self.adapter_id, order.attempt))
-        self._dispatch_call(_Call("submit", order.client_order_id, order=order), lambda: venue.submit_order(venue_order))
+        self._dispatch_call(_Call("submit", order.client_order_id, order=order), lambda: venue.submit_order(venue_order),
+                            (lambda done: venue.send_order(venue_order, done)) if self._async else None)
 
-    def _dispatch_call(self, call: _Call, fn: Callable[[], Any]) -> None:
+    def _dispatch_call(self, call: _Call, fn: Callable[[], Any], send: Callable[[Any], bool] | None = None) -> None:
         if self._worker is None:
             raise ActorCrashed("venue worker is not running")
         self._next_call += 1
         call_id = self._next_call
+        if send is not None and self._send_async(call_id, call, send):
+            return
         if self._inline:
             # a non-blocking venue (in-memory simulator): call it here, skip two thread hops. It
             # cannot be pre-empted, so instead of a timeout it is measured on the runtime's clock
@@ -556,6 +571,37 @@ class AdapterActor(FlowActor):
         call.started = self._clock.monotonic()
         self._calls[call_id] = call
         self._worker.submit(call_id, fn, call)  # the worker arms the attempt timeout when it starts the call
+
+    def _send_async(self, call_id: int, call: _Call, send: Callable[[Any], bool]) -> bool:
+        """Write one request from here (``protocols.AsyncSender``); its outcome comes back as a
+        ``VenueCallCompleted`` told by the adapter's own thread. The attempt timeout counts from
+        now. False when the adapter could not send at once: the caller gives it to the worker."""
+        clock, ref = self._clock, self.actor_ref
+        call.started = call.picked_at = started_at = clock.monotonic()
+        call.sent_async = True
+        self._calls[call_id] = call  # in doubt if the send crashes this actor
+        started = time.perf_counter()
+
+        def done(result: Any, error: BaseException | None) -> None:
+            if _crashpoints.ARMED and error is None:
+                _crashpoints.hit("after_send")
+            tell(ref, VenueCallCompleted(call_id, result, error, time.perf_counter() - started))
+
+        call.timer = clock.call_later(self._policy.timeout_of(call.kind), lambda: tell(ref, CallTimedOut(call_id)))
+        try:
+            taken = send(done)
+        except BaseException as exc:  # noqa: BLE001 - an adapter bug: classified like a worker call's
+            taken = True
+            done(None, exc)
+        elapsed_s = clock.monotonic() - started_at
+        if elapsed_s > self._inline_budget_s:
+            self._inline_overran(call, elapsed_s)
+        if taken:
+            return True
+        call.timer.cancel()
+        call.timer, call.sent_async, call.picked_at = None, False, None
+        del self._calls[call_id]
+        return False
 
     def _inline_overran(self, call: _Call, elapsed_s: float) -> None:
         self.inline_overruns += 1
@@ -770,6 +816,8 @@ class AdapterActor(FlowActor):
             recon = self._recon.get(call.client_order_id)
             if recon is not None:
                 recon.fetching = False
+        if call.sent_async:
+            return  # written from here, no worker is stuck: a later answer is ignored (reconciliation covers it)
         # the worker is stuck inside the venue: crash so the supervisor restarts us with a fresh worker
         self._crash_counted = call.kind == "submit" and call.order is not None  # its FAILURE is the crash's one
         raise ActorCrashed(f"venue worker of '{self.adapter_id}' hung past the {self._policy.timeout_of(call.kind):g} s deadline")

@@ -263,6 +263,25 @@ class _Scripted:
             return state.model_copy(update={"fills": ()})
         return state
 
+    def send_order(self, order: VenueOrder, done) -> bool:
+        """The same script on the non-blocking path (``capabilities.sends_async``)."""
+        submits = self._shared.setdefault("submits", [])
+        submits.append(order.client_order_id)
+        if self._crash and self._once("crashed"):
+            raise AdapterCrash("conformance: crash before sending")
+
+        def scripted(result, error) -> None:
+            if error is None and self._lose and self._once("lost"):
+                result, error = None, AmbiguousError("conformance: answer lost after delivery")
+            elif error is None and self._cum_only and result.fills:
+                result = result.model_copy(update={"fills": ()})
+            done(result, error)
+
+        taken = self._inner.send_order(order, scripted)
+        if not taken:  # nothing sent: the runtime makes the blocking call (counted there)
+            submits.remove(order.client_order_id)
+        return taken
+
     def fetch_order(self, client_order_id: str):
         with self._lock:
             n = self._shared.get("lookups", 0)

@@ -1,7 +1,7 @@
-"""FIX tag=value framing on top of simplefix (FIX 4.2 / 4.4 session layer, FIXT-free).
+"""FIX tag=value encoding and framing (FIX 4.2 / 4.4 session layer, FIXT-free).
 
-simplefix encodes messages (BodyLength 9 and CheckSum 10 computed on ``encode``); this module
-adds what a session layer needs and simplefix does not check: it cuts a byte stream into frames,
+``encode`` writes what simplefix would (BodyLength 9 and CheckSum 10 computed) in one pass;
+this module adds what a session layer needs and simplefix does not check: it cuts a byte stream into frames,
 verifies BodyLength and CheckSum (a garbled frame is skipped, never parsed; FIX 4.4 Vol 2
 "Message Recovery": a garbled message is ignored and the sequence gap recovered by resend), and
 splits a good frame into ``(tag, value)`` pairs without dropping empty values or repeats, so the
@@ -18,12 +18,11 @@ Example::
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Iterable
 
-import simplefix
 
 SOH = b"\x01"
 #: tags whose value is masked in every log line and dump: Username 553, Password 554,
@@ -57,23 +56,25 @@ def fix_decimal(value: Decimal) -> str:
 
 
 def encode(begin_string: str, msg_type: str, fields: Iterable[tuple[int, object]]) -> bytes:
-    """Encode one message: header order 8, 9, 35, then ``fields`` as given (simplefix adds 9 and 10)."""
-    msg = simplefix.FixMessage()
-    msg.append_pair(8, begin_string, header=True)
-    msg.append_pair(35, msg_type, header=True)
-    for tag, value in fields:
-        msg.append_pair(tag, value)
-    return msg.encode()
+    """Encode one message: header order 8, 9, 35, then ``fields`` as given, BodyLength (9) and
+    CheckSum (10) computed (FIX 4.4 Vol 2 "Message Format"). Byte for byte what
+    ``simplefix.FixMessage.encode`` makes of the same pairs (str values UTF-8, others ``str()``),
+    built in one pass: it is on every order's path (tests/fix/test_codec.py compares the two)."""
+    body = b"35=" + msg_type.encode() + SOH + b"".join(
+        [b"%d=%s\x01" % (tag, value if value.__class__ is bytes else str(value).encode()) for tag, value in fields])
+    head = b"8=" + begin_string.encode() + b"\x019=" + str(len(body)).encode() + SOH
+    out = head + body
+    return out + b"10=%03d\x01" % (sum(out) & 0xFF)
 
 
 def redact(raw: bytes) -> bytes:
     """``raw`` with the value of every secret tag (553, 554, 96, 925) replaced by ``***``; SOH shown as ``|``."""
     out = []
-    for field in raw.split(SOH):
-        tag, sep, _value = field.partition(b"=")
+    for item in raw.split(SOH):
+        tag, sep, _value = item.partition(b"=")
         if sep and tag.isdigit() and int(tag) in SECRET_TAGS:
-            field = tag + b"=" + _MASK
-        out.append(field)
+            item = tag + b"=" + _MASK
+        out.append(item)
     return b"|".join(out)
 
 
@@ -87,6 +88,15 @@ class Frame:
     raw: bytes
     pairs: tuple[tuple[int, str], ...]
     bad_tag: str | None = None
+    #: the first value of each tag (``get`` without a scan), built from ``pairs``
+    first: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.first and self.pairs:
+            first = self.first
+            for tag, value in self.pairs:
+                if tag not in first:
+                    first[tag] = value
 
     @property
     def msg_type(self) -> str:
@@ -95,10 +105,7 @@ class Frame:
 
     def get(self, tag: int, default: str | None = None) -> str | None:
         """The first value of ``tag``."""
-        for t, v in self.pairs:
-            if t == tag:
-                return v
-        return default
+        return self.first.get(tag, default)
 
     def seq(self) -> int | None:
         """MsgSeqNum (34) as an int, None when missing or not a number."""
@@ -186,11 +193,25 @@ class Framer:
 _SKIP = object()
 
 
+#: one well-formed field: a tag of digits at the start of the frame or after an SOH
+_FIELD = re.compile(rb"(?<![^\x01])(\d+)=([^\x01]*)\x01")
+
+
 def _split(raw: bytes) -> Frame:
-    pairs: list[tuple[int, str]] = []
+    found = _FIELD.findall(raw)
+    if len(found) == raw.count(SOH):  # every field well formed: the common case, one C pass
+        first: dict[int, str] = {}
+        pairs = []
+        for tag, value in found:
+            pair = (int(tag), value.decode("latin-1"))
+            pairs.append(pair)
+            if pair[0] not in first:
+                first[pair[0]] = pair[1]
+        return Frame(raw=raw, pairs=tuple(pairs), first=first)
+    pairs = []
     bad: str | None = None
-    for field in raw[:-1].split(SOH):
-        tag, sep, value = field.partition(b"=")
+    for item in raw[:-1].split(SOH):
+        tag, sep, value = item.partition(b"=")
         text = tag.decode("ascii", "replace")
         if not sep or not (tag.isdigit() or (tag.startswith(b"-") and tag[1:].isdigit())):
             bad = bad or text

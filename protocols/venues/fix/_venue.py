@@ -42,7 +42,7 @@ from typing import Callable, Mapping
 
 from loguru import logger
 
-from ...adapter import AdapterCapabilities, EventSink, VenueEvent, VenueOrder, VenueOrderState
+from ...adapter import AdapterCapabilities, AsyncDone, EventSink, VenueEvent, VenueOrder, VenueOrderState
 from ...model.enums import OrderStatus, OrderType, Side, TimeInForce
 from ...model.errors import (
     DUPLICATE_CLIENT_ORDER_ID,
@@ -104,22 +104,34 @@ class FixVenueConfig:
 
 
 class _Waiter:
-    """One blocking request waiting for its answer (set once)."""
+    """One request waiting for its answer (answered once). A blocking caller waits on ``event``;
+    an asynchronous one (``done``) is called back with ``(result, error)`` from the thread that
+    answers. ``release`` takes it out of the venue's tables when it is answered."""
 
-    __slots__ = ("event", "result", "error", "kind", "client_order_id", "seq")
+    __slots__ = ("event", "result", "error", "kind", "client_order_id", "seq", "done", "deadline", "release", "_once")
 
-    def __init__(self, kind: str, client_order_id: str) -> None:
+    def __init__(self, kind: str, client_order_id: str, done: AsyncDone | None = None, deadline: float = 0.0) -> None:
         self.event = threading.Event()
         self.result: VenueOrderState | None = None
         self.error: Exception | None = None
         self.kind = kind
         self.client_order_id = client_order_id
         self.seq: int | None = None
+        self.done = done
+        self.deadline = deadline  # clock seconds (asynchronous requests): answered ambiguous after it
+        self.release: Callable[[_Waiter], None] | None = None
+        self._once = threading.Lock()
 
     def answer(self, result: VenueOrderState | None = None, error: Exception | None = None) -> None:
-        if not self.event.is_set():
-            self.result, self.error = result, error
-            self.event.set()
+        """Set the answer unless one was set already; never call it holding the venue's lock."""
+        if not self._once.acquire(blocking=False):
+            return
+        self.result, self.error = result, error
+        self.event.set()
+        if self.release is not None:
+            self.release(self)
+        if self.done is not None:
+            self.done(result, error)
 
 
 @dataclass
@@ -162,8 +174,10 @@ class FixVenue:
         self.config = config
         #: blocking I/O; lookups never prove absence (the QuickFIX examples keep no closed-order
         #: lookup and reject OrderStatusRequest); no lookup at all when OrderStatusRequest is off
+        #: orders and cancels are also sent without waiting (send_order / send_cancel): their
+        #: answers come back from the session's reader thread, with no worker-thread hop
         self.capabilities = AdapterCapabilities(blocking=True, lookup_covers_closed=False, absence_window_s=5.0,
-                                                supports_lookup=config.order_status_request)
+                                                supports_lookup=config.order_status_request, sends_async=True)
         self.clock = clock or SystemClock()
         session_config = SessionConfig(
             begin_string=config.begin_string, sender_comp_id=config.sender_comp_id,
@@ -253,13 +267,42 @@ class FixVenue:
 
     def submit_order(self, order: VenueOrder) -> VenueOrderState:
         """NewOrderSingle; see the module docstring for answers and errors."""
-        cid = order.client_order_id
-        with self._lock:
-            if cid in self._sent or (cid in self._orders and self._orders[cid].heard):
-                # never sent twice (executor would fill it again): the contract's duplicate-id refusal
-                raise VenueRejectedError(f"{cid} was already sent on this FIX session: not sending it again",
-                                         venue_code=DUPLICATE_CLIENT_ORDER_ID)
-        body: list[tuple[int, object]] = [(11, cid)]
+        waiter = self._submit_waiter(order)
+        self._send("D", self._order_body(order), waiter, before=lambda: self._sent.add(order.client_order_id))
+        return self._wait(waiter, "NewOrderSingle", order.client_order_id)
+
+    def send_order(self, order: VenueOrder, done: AsyncDone) -> bool:
+        """NewOrderSingle without waiting (``protocols.AsyncSender``): ``done`` gets what
+        ``submit_order`` would return or raise, from the session's reader thread (or at once for
+        a refusal). False, with nothing sent, when the session is not logged on right now."""
+        if not self._can_send_now():
+            return False
+        try:
+            waiter = self._submit_waiter(order, done)
+        except VenueRejectedError as exc:
+            done(None, exc)
+            return True
+        return self._send_now("D", self._order_body(order), waiter, before=lambda: self._sent.add(order.client_order_id))
+
+    def cancel_order(self, client_order_id: str) -> VenueOrderState:
+        """OrderCancelRequest; the state after the cancel, or ``VenueRejectedError`` (e.g. too late to cancel)."""
+        waiter, body = self._cancel_request(client_order_id)
+        self._send("F", body, waiter)
+        return self._wait(waiter, "OrderCancelRequest", client_order_id)
+
+    def send_cancel(self, client_order_id: str, done: AsyncDone) -> bool:
+        """OrderCancelRequest without waiting (``protocols.AsyncSender``; see ``send_order``)."""
+        if not self._can_send_now():
+            return False
+        try:
+            waiter, body = self._cancel_request(client_order_id, done)
+        except VenueRejectedError as exc:
+            done(None, exc)
+            return True
+        return self._send_now("F", body, waiter)
+
+    def _order_body(self, order: VenueOrder) -> list[tuple[int, object]]:
+        body: list[tuple[int, object]] = [(11, order.client_order_id)]
         if self.config.account:
             body.append((1, self.config.account))
         body += [(21, "1"), (55, self.config.symbols.get(order.symbol, order.symbol)), (54, _SIDE[order.side]),
@@ -267,21 +310,24 @@ class FixVenue:
         if order.order_type is OrderType.LIMIT and order.limit_price is not None:
             body.append((44, fix_decimal(order.limit_price)))
         body.append((59, _TIF[order.time_in_force]))
-        waiter = _Waiter("submit", cid)
+        return body
+
+    def _submit_waiter(self, order: VenueOrder, done: AsyncDone | None = None) -> _Waiter:
+        """Register the wait for a NewOrderSingle's answer; ``VenueRejectedError`` for an id
+        already sent (executor would fill it again: the contract's duplicate-id refusal)."""
+        cid = order.client_order_id
+        waiter = self._new_waiter("submit", cid, done)
         with self._lock:
+            if cid in self._sent or (cid in self._orders and self._orders[cid].heard):
+                raise VenueRejectedError(f"{cid} was already sent on this FIX session: not sending it again",
+                                         venue_code=DUPLICATE_CLIENT_ORDER_ID)
             self._orders.setdefault(cid, _Order(cid, order.symbol, order.side, order.quantity, leaves_qty=order.quantity))
             self._submits[cid] = waiter
-        try:
-            self._send("D", body, waiter, before=lambda: self._sent.add(cid))
-            return self._wait(waiter, "NewOrderSingle", cid)
-        finally:
-            with self._lock:
-                if self._submits.get(cid) is waiter:
-                    del self._submits[cid]
-                self._by_seq.pop(waiter.seq, None)
+        return waiter
 
-    def cancel_order(self, client_order_id: str) -> VenueOrderState:
-        """OrderCancelRequest; the state after the cancel, or ``VenueRejectedError`` (e.g. too late to cancel)."""
+    def _cancel_request(self, client_order_id: str, done: AsyncDone | None = None) -> tuple[_Waiter, list[tuple[int, object]]]:
+        """Register the wait for a cancel's answer and build the OrderCancelRequest;
+        ``VenueRejectedError`` for an unknown order or one the venue reported finished."""
         with self._lock:
             known = self._orders.get(client_order_id)
         if known is None:
@@ -295,18 +341,11 @@ class FixVenue:
             (54, _SIDE[known.side]), (60, utc_timestamp(self.clock.now())), (38, fix_decimal(known.quantity))]
         if known.venue_order_id:
             body.insert(0, (37, known.venue_order_id))
-        waiter = _Waiter("cancel", client_order_id)
+        waiter = self._new_waiter("cancel", client_order_id, done)
         with self._lock:
             self._cancels[client_order_id] = waiter
             self._cancel_ids[cancel_id] = client_order_id
-        try:
-            self._send("F", body, waiter)
-            return self._wait(waiter, "OrderCancelRequest", client_order_id)
-        finally:
-            with self._lock:
-                if self._cancels.get(client_order_id) is waiter:
-                    del self._cancels[client_order_id]
-                self._by_seq.pop(waiter.seq, None)
+        return waiter, body
 
     def fetch_order(self, client_order_id: str) -> VenueOrderState | None:
         """OrderStatusRequest; never None (see the module docstring): unknown → ``AmbiguousError``."""
@@ -319,7 +358,7 @@ class FixVenue:
                 body += [(55, self.config.symbols.get(known.symbol, known.symbol)), (54, _SIDE[known.side])]
                 if known.venue_order_id:
                     body.insert(0, (37, known.venue_order_id))
-            waiter = _Waiter("status", client_order_id)
+            waiter = self._new_waiter("status", client_order_id)
             with self._lock:
                 self._statuses[client_order_id] = waiter
             try:
@@ -327,11 +366,6 @@ class FixVenue:
                 return self._wait(waiter, "OrderStatusRequest", client_order_id)
             except (AmbiguousError, VenueRejectedError, NotDeliveredError) as exc:
                 error = exc
-            finally:
-                with self._lock:
-                    if self._statuses.get(client_order_id) is waiter:
-                        del self._statuses[client_order_id]
-                    self._by_seq.pop(waiter.seq, None)
         with self._lock:
             known = self._orders.get(client_order_id)
             if known is not None and known.heard:
@@ -362,13 +396,50 @@ class FixVenue:
 
     # ------------------------------------------------------------------ requests
 
-    def _send(self, msg_type: str, body, waiter: _Waiter, before: Callable[[], None] | None = None) -> None:
-        if self._closed:
-            raise NotDeliveredError(f"the FIX venue is closed: {msg_type} not sent")
-        self.connection.start()  # recovery asks before any actor generation called start()
-        if not self.connection.wait_active(self.config.logon_wait_s):
-            raise NotDeliveredError(f"FIX session {self.session.state}: {msg_type} not sent")
+    def _new_waiter(self, kind: str, cid: str, done: AsyncDone | None = None) -> _Waiter:
+        waiter = _Waiter(kind, cid, done, self.clock.monotonic() + self.config.request_timeout_s)
+        waiter.release = self._release
+        return waiter
 
+    def _release(self, waiter: _Waiter) -> None:
+        """Take an answered (or abandoned) request out of the tables; never held past its answer."""
+        table = {"submit": self._submits, "cancel": self._cancels, "status": self._statuses}[waiter.kind]
+        with self._lock:
+            if table.get(waiter.client_order_id) is waiter:
+                del table[waiter.client_order_id]
+            if waiter.seq is not None and self._by_seq.get(waiter.seq) is waiter:
+                del self._by_seq[waiter.seq]
+
+    def _can_send_now(self) -> bool:
+        return not self._closed and self.session.state == ACTIVE
+
+    def _send(self, msg_type: str, body, waiter: _Waiter, before: Callable[[], None] | None = None) -> None:
+        """Send for a blocking caller: waits up to ``logon_wait_s`` for the session to be logged on."""
+        try:
+            if self._closed:
+                raise NotDeliveredError(f"the FIX venue is closed: {msg_type} not sent")
+            self.connection.start()  # recovery asks before any actor generation called start()
+            if not self.connection.wait_active(self.config.logon_wait_s):
+                raise NotDeliveredError(f"FIX session {self.session.state}: {msg_type} not sent")
+            self._write(msg_type, body, waiter, before)
+        except BaseException:
+            self._release(waiter)
+            raise
+
+    def _send_now(self, msg_type: str, body, waiter: _Waiter, before: Callable[[], None] | None = None) -> bool:
+        """Send for an asynchronous caller: False (nothing sent, ``done`` never called) when the
+        session is not logged on; a failed write answers ``done`` at once."""
+        try:
+            self._write(msg_type, body, waiter, before)
+        except NotDeliveredError:
+            self._release(waiter)
+            return False
+        except AmbiguousError as exc:
+            waiter.answer(error=exc)
+        self._expire_waiters()
+        return True
+
+    def _write(self, msg_type: str, body, waiter: _Waiter, before: Callable[[], None] | None) -> None:
         def on_seq(seq: int) -> None:
             waiter.seq = seq
             self._by_seq[seq] = waiter
@@ -384,11 +455,22 @@ class FixVenue:
 
     def _wait(self, waiter: _Waiter, what: str, cid: str) -> VenueOrderState:
         if not waiter.event.wait(self.config.request_timeout_s):
+            self._release(waiter)
             raise AmbiguousError(f"no answer to {what} for {cid} within {self.config.request_timeout_s:g} s")
         if waiter.error is not None:
             raise waiter.error
         assert waiter.result is not None
         return waiter.result
+
+    def _expire_waiters(self) -> None:
+        """Answer asynchronous requests unanswered past ``request_timeout_s`` as ambiguous (the
+        runtime's attempt timeout has usually acted already; this empties the tables)."""
+        now = self.clock.monotonic()
+        with self._lock:
+            late = [w for w in (*self._submits.values(), *self._cancels.values())
+                    if w.done is not None and w.deadline <= now]
+        for w in late:
+            w.answer(error=AmbiguousError(f"no answer for {w.client_order_id} within {self.config.request_timeout_s:g} s"))
 
     # ------------------------------------------------------------------ from the session thread
 
