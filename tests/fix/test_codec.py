@@ -20,6 +20,8 @@ def _simplefix(begin: str, msg_type: str, fields) -> bytes:
     return msg.encode()
 
 
+#: BeginString, BodyLength, MsgType, CheckSum: written by the encoder itself, never passed as fields
+_FRAMING = frozenset({8, 9, 10, 35})
 _values = st.one_of(
     st.text(st.characters(blacklist_characters="\x01", blacklist_categories=("Cs",)), min_size=1, max_size=12),
     st.integers(min_value=0, max_value=10**12),
@@ -29,7 +31,7 @@ _values = st.one_of(
 
 
 @given(st.sampled_from(["FIX.4.2", "FIX.4.4"]), st.sampled_from(["D", "8", "A", "3", "F"]),
-       st.lists(st.tuples(st.integers(min_value=1, max_value=9999), _values), max_size=12))
+       st.lists(st.tuples(st.integers(min_value=1, max_value=9999).filter(lambda t: t not in _FRAMING), _values), max_size=12))
 def test_encode_matches_simplefix(begin: str, msg_type: str, fields) -> None:
     assert encode(begin, msg_type, fields) == _simplefix(begin, msg_type, fields)
 
