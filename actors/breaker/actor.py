@@ -67,6 +67,7 @@ class CircuitBreakerActor(FlowActor):
 
     crash_on_error = True
     answer_on_crash = True
+    keeps_mailbox = True
 
     def __init__(
         self,

@@ -62,6 +62,7 @@ class EventBusActor(FlowActor):
     """
 
     crash_on_error = True
+    keeps_mailbox = True
 
     def __init__(self, *, inherited: tuple = (), **kw) -> None:
         super().__init__(**kw)

@@ -23,6 +23,7 @@ transaction holding its claim has committed.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import pykka
@@ -34,11 +35,22 @@ from ..testing import crashpoints as _crashpoints
 from ..kernel.base import FlowActor, resolve, tell
 from ..journal.sqlite import Claim, Completion, JournalError, JournalStore, MemoryJournal
 from .messages import CompleteOrder, FlushJournal, ReleaseClaim
-from ..orders.messages import GuardActed, RecordDenied, SubmitOrder
+from ..orders.messages import GuardActed, RecordDenied, ReleaseTrading, SubmitOrder
 from ..orders.reporting import as_replay, error_report
 
 
 _JOURNAL_MESSAGES = (SubmitOrder, CompleteOrder, ReleaseClaim)
+#: the trading hold the supervisor takes while this store restarts (``HoldTrading.cause``)
+RESTART_HOLD = "restart:idempotency"
+
+
+@dataclass(frozen=True)
+class StoreHandover:
+    """What a crashed idempotency store hands its next generation besides the journal."""
+
+    completions: tuple
+    releases: tuple
+    reports: dict
 
 
 class IdempotencyStoreActor(FlowActor):
@@ -48,7 +60,18 @@ class IdempotencyStoreActor(FlowActor):
     connections belong to one thread). ``ttl_s``: seconds a COMPLETED record is honoured,
     measured on ``clock`` (the runtime's injected ``Clock``: its ``now()`` stamps claims and
     completions, so a ``FakeClock`` moves the TTL without sleeping; default: the wall clock).
+
+    Supervised (docs/DESIGN.md "Failure handling"): a handler that raises stops it. Its state is
+    the journal, so the next generation opens the same journal (a non-durable runtime's
+    ``MemoryJournal`` is one instance for the runtime's life) and takes over, in ``inherited``, the
+    completions and releases the crashed one had not committed and the reports a non-durable store
+    keeps in memory; the claims of its open batch are answered DENIED (E_EXEC_INTERNAL, nothing
+    was sent). Messages queued to it are redelivered to the next generation.
     """
+
+    crash_on_error = True
+    answer_on_crash = True
+    keeps_mailbox = True
 
     def __init__(
         self,
@@ -59,6 +82,7 @@ class IdempotencyStoreActor(FlowActor):
         group_commit_max: int = 512,
         metrics: Any = None,
         clock: Any = None,
+        inherited: tuple = (),
         **kw,
     ) -> None:
         super().__init__(**kw)
@@ -70,6 +94,8 @@ class IdempotencyStoreActor(FlowActor):
         self._ledger = ledger
         self._max = group_commit_max
         self._claims: list[SubmitOrder] = []
+        #: the claim batch being committed and answered (empty between batches)
+        self._batch: list[SubmitOrder] = []
         self._completions: list[Completion] = []
         self._releases: list[tuple[str, str]] = []
         self._metrics = metrics
@@ -82,11 +108,33 @@ class IdempotencyStoreActor(FlowActor):
         self.conflicts = 0
         self.in_flight_denials = 0
         self.persistence_failures = 0
+        for handed in inherited:  # a restarted generation: what the crashed one had not committed
+            if isinstance(handed, StoreHandover):
+                self._completions.extend(handed.completions)
+                self._releases.extend(handed.releases)
+                self._reports.update(handed.reports)
 
     def start_child(self) -> None:
         self._store = self._store_factory()
         self._durable = bool(getattr(self._store, "durable", True))
         self._transactional = not isinstance(self._store, MemoryJournal)
+        if self._completions or self._releases:
+            self._flush()
+        if self.generation > 1:  # restarted: the journal is open again, orders may pass (HoldTrading)
+            tell(self._ledger, ReleaseTrading(RESTART_HOLD, "the idempotency store restarted from the journal"))
+
+    def failure_details(self) -> dict:
+        """The crashed store: the claims of its open batch are answered (nothing was sent); the
+        uncommitted completions and releases and the in-memory reports go to the next generation."""
+        claims, self._claims = [o for o in self._batch if not o.reply.done()] + self._claims, []
+        for order in claims:
+            self._deny(order, ErrorCode.E_EXEC_INTERNAL, "the idempotency store failed before the claim was written; nothing was sent")
+        if self._store is not None and not isinstance(self._store, MemoryJournal):
+            try:
+                self._store.close()
+            except Exception:  # noqa: BLE001
+                logger.opt(exception=True).error("the crashed idempotency store could not close its journal")
+        return {"inherited": (StoreHandover(tuple(self._completions), tuple(self._releases), dict(self._reports)),)}
 
     def on_stop(self) -> None:
         try:
@@ -168,6 +216,7 @@ class IdempotencyStoreActor(FlowActor):
         if not self._claims:
             return
         claims, self._claims = self._claims, []
+        self._batch = claims  # until answered: a crash in between answers the rest (failure_details)
         self.batches += 1
         now = self._wall()
         if _crashpoints.ARMED:
@@ -224,6 +273,8 @@ class IdempotencyStoreActor(FlowActor):
                 self.in_flight_denials += 1
                 self._deny(order, ErrorCode.E_EXEC_DUPLICATE_IN_FLIGHT,
                            f"client_order_id '{order.client_order_id}' is still in progress ({result.record.status})", duplicate=True)
+
+        self._batch = []
 
     def _claim(self, order: SubmitOrder, now: float) -> Claim:
         intent, context, route = order.intent, order.context, order.route

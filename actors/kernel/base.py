@@ -9,15 +9,16 @@ interpreter alive. So :class:`FlowActor`:
 - dispatches each message by type to ``handle_<MessageName>`` (no proxies, no reflection per call);
 - converts any ``BaseException`` into an ``ActorCrashed`` (an ``Exception``) so pykka treats it
   as this actor's failure only;
-- either contains a failing handler (``crash_on_error = False``, the durable core actors, ledger
-  and idempotency store: the error is logged with full detail and, if the message carries a reply
-  future, answered with E_EXEC_INTERNAL; the actor goes on and reports it to its supervisor, which
-  halts trading since the actor's state may be half-applied) or crashes (``crash_on_error = True``:
-  adapter actors, whose state is recoverable by reconciliation, and the router, breakers and event
-  bus, whose state the supervisor rebuilds); a crash reaches the supervisor through pykka's
-  ``on_failure`` and the supervisor restarts the child (docs/DESIGN.md "Failure handling").
+- either contains a failing handler (``crash_on_error = False``: the supervisor and event
+  subscribers; the error is logged with full detail and, if the message carries a reply future,
+  answered with E_EXEC_INTERNAL) or crashes (``crash_on_error = True``: every supervised child —
+  adapter actors, router, breakers, event bus, ledger and idempotency store: no carrying on with
+  half-applied state); a crash reaches the supervisor through pykka's ``on_failure`` and the
+  supervisor restarts the child (docs/DESIGN.md "Failure handling").
   ``answer_on_crash = True`` answers the failing message's reply future with E_EXEC_INTERNAL
-  before the crash (actors before the venue call; an adapter's order is in doubt instead);
+  before the crash (``answer_crashed``; actors before the venue call; an adapter's order is in
+  doubt instead); ``keeps_mailbox = True`` keeps the messages queued to a crashed child for its
+  next generation (:class:`~actors.kernel.inbox.Mailbox`);
 - reports a failure inside ``on_start`` to its supervisor as well (pykka does not call
   ``on_failure`` for start-up failures).
 """
@@ -34,7 +35,7 @@ from loguru import logger
 from protocols import ErrorCode, ExecError, ExecutionReport, OrderStatus
 
 from .dispatcher import Dispatcher
-from .inbox import Inbox, WakeAfter, tell, wake
+from .inbox import Inbox, Mailbox, WakeAfter, tell, wake
 
 #: seconds an own-thread actor waits, once woken by ``wake`` after an answer, before its bookkeeping
 OWN_THREAD_LINGER_S = 50e-6
@@ -59,6 +60,9 @@ class FlowActor(pykka.ThreadingActor):
     crash_on_error = False
     #: with ``crash_on_error``: answer the failing message's reply future (E_EXEC_INTERNAL) first
     answer_on_crash = False
+    #: a crash keeps this actor's mailbox for its next generation (``actors.kernel.inbox.Mailbox``):
+    #: the messages queued behind the failing one and those told while it restarts are redelivered
+    keeps_mailbox = False
 
     def _create_actor_inbox(self) -> Inbox:  # type: ignore[override]
         # pykka's inbox type plus a put that does not wake the actor (see actors/kernel/inbox.py);
@@ -74,7 +78,7 @@ class FlowActor(pykka.ThreadingActor):
             self.dispatcher.start(self)
 
     def __init__(self, *, child_name: str = "", generation: int = 0, supervisor: pykka.ActorRef | None = None,
-                 startup_errors: list | None = None, dispatcher: Dispatcher | None = None) -> None:
+                 startup_errors: list | None = None, dispatcher: Dispatcher | None = None, supervised_as: str = "") -> None:
         #: the thread this actor's messages run on: its own (None) or a shared Dispatcher
         self.dispatcher = dispatcher
         super().__init__()
@@ -83,7 +87,7 @@ class FlowActor(pykka.ThreadingActor):
         self.generation = generation
         self.supervisor = supervisor
         #: the name the supervisor knows this child by (``Supervise``), if not ``child_name``
-        self._supervised_as = ""
+        self._supervised_as = supervised_as
         self._dispatch: dict[type, Callable[[Any], Any]] = {WakeAfter: self._run_then_wake}
 
     # -- pykka hooks -------------------------------------------------------------------
@@ -94,6 +98,11 @@ class FlowActor(pykka.ThreadingActor):
             logger.opt(exception=exc).error("{} failed during start-up", self.child_name)
             if self._startup_errors is not None:
                 self._startup_errors.append(f"{self.child_name}: {exc_summary(exc)}")
+            self._keep_mailbox()  # a restarted generation that cannot start: its messages wait for the next one
+            mailbox = getattr(self.actor_inbox, "held", None)
+            if mailbox is not None:
+                drain = getattr(self.actor_inbox, "drain", None) or self.actor_inbox.take_all
+                mailbox.keep(drain())
             self._report_failure(exc, during_startup=True)
             raise ActorCrashed(f"start-up failed: {exc!r}") from None
 
@@ -113,10 +122,9 @@ class FlowActor(pykka.ThreadingActor):
             return handler(message)
         except Exception as exc:
             if self.crash_on_error:
+                self._keep_mailbox()
                 if self.answer_on_crash:
-                    reply = getattr(message, "reply", None)
-                    if isinstance(reply, Future):
-                        resolve(reply, internal_error_report(message))
+                    self.answer_crashed(message)
                 raise
             logger.opt(exception=exc).error("{} failed handling {}", self.child_name, type(message).__name__)
             reply = getattr(message, "reply", None)
@@ -127,8 +135,9 @@ class FlowActor(pykka.ThreadingActor):
         except BaseException as exc:  # noqa: BLE001 - must never reach pykka's loop
             if self.crash_on_error:
                 logger.opt(exception=exc).error("{} hit {!r}; converting to a crash", self.child_name, exc)
-                if self.answer_on_crash and isinstance(getattr(message, "reply", None), Future):
-                    resolve(message.reply, internal_error_report(message))
+                self._keep_mailbox()
+                if self.answer_on_crash:
+                    self.answer_crashed(message)
                 raise ActorCrashed(repr(exc)) from None
             logger.opt(exception=exc).error("{} contained {!r} in {}", self.child_name, exc, type(message).__name__)
             reply = getattr(message, "reply", None)
@@ -137,7 +146,31 @@ class FlowActor(pykka.ThreadingActor):
             self._report_contained(exc, message)
             return None
 
+    def _keep_mailbox(self) -> None:
+        """About to crash: hang a :class:`Mailbox` on the inbox before pykka marks this actor
+        stopped, so no tell to it falls between the two (``on_failure`` moves the queue into it)."""
+        if self.keeps_mailbox and self.supervisor is not None and getattr(self.actor_inbox, "held", None) is None:
+            self.actor_inbox.held = Mailbox(self.actor_inbox, [])
+
+    def answer_crashed(self, message: Any) -> None:
+        """The handler of ``message`` raised and this actor crashes: answer its reply future
+        (E_EXEC_INTERNAL). It is not redelivered (it would crash the next generation the same way)."""
+        reply = getattr(message, "reply", None)
+        if isinstance(reply, Future):
+            resolve(reply, internal_error_report(message))
+
     def on_failure(self, exception_type, exception_value, traceback) -> None:  # noqa: ANN001
+        try:
+            mailbox = self.actor_inbox.held
+            if mailbox is not None:  # what is queued behind the failing message goes to the next generation
+                inbox = self.actor_inbox
+                drain = getattr(inbox, "drain", None) or inbox.take_all
+                mailbox.keep(drain())
+                if mailbox.pending():
+                    logger.warning("{} crashed with {} message(s) queued: kept for its next generation",
+                                   self.child_name, mailbox.pending())
+        except BaseException:  # noqa: BLE001
+            logger.opt(exception=True).error("{} could not keep its mailbox", self.child_name)
         try:
             self._report_failure(exception_value, during_startup=False)
         except BaseException:  # noqa: BLE001
@@ -191,6 +224,9 @@ class FlowActor(pykka.ThreadingActor):
             details = self.failure_details()
         except Exception:
             logger.opt(exception=True).error("{} failure_details() failed", self.child_name)
+        mailbox = getattr(self.actor_inbox, "held", None)
+        if mailbox is not None:
+            details = {**details, "mailbox": mailbox}
         tell(
             self.supervisor,
             ChildFailed(

@@ -89,6 +89,7 @@ class DispatchedInbox(Inbox):
         self._bell = dispatcher._bell
         self._later_bell = dispatcher._later_bell
         self._dispatcher = dispatcher
+        self.held = None
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """Queue envelope ``item`` and wake the order thread (never blocks: unbounded)."""
@@ -110,6 +111,22 @@ class DispatchedInbox(Inbox):
     def wake(self) -> None:
         """Wake the dispatcher's after thread for the quiet messages queued so far."""
         ring(self._later_bell)
+
+    def take_all(self) -> list[Any]:
+        """Nothing: a crashed member's later messages reach its mailbox as dead letters (below)."""
+        return []
+
+    def drain(self) -> list[Any]:
+        """Remove and return the queued envelopes (marked done; called on the dispatcher thread,
+        by a member that crashed, for its :class:`~actors.kernel.inbox.Mailbox`)."""
+        out = []
+        items = self._items
+        while items:
+            entry = items.popleft()
+            entry[2] = True
+            if entry[1] is not _START:
+                out.append(entry[1])
+        return out
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """The oldest envelope if there is one (non-blocking only: the dispatcher takes them)."""
@@ -334,7 +351,12 @@ def _run_envelope(actor: Any, envelope: Any) -> None:
 
 
 def _dead_letter(actor: Any, envelope: Any) -> None:
-    """A message that reached a stopped member: what pykka's ``_actor_loop_teardown`` does."""
+    """A message that reached a stopped member: kept by its mailbox if it crashed supervised
+    (actors/kernel/inbox.Mailbox), else what pykka's ``_actor_loop_teardown`` does."""
+    held = actor.actor_inbox.held
+    if held is not None:
+        held._put_envelope(envelope)
+        return
     reply_to = envelope.reply_to
     if reply_to is None:
         return

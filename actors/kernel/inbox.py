@@ -66,7 +66,7 @@ class Inbox:
         inbox.empty()                # True
     """
 
-    __slots__ = ("_items", "_bell", "_linger_s", "_late")
+    __slots__ = ("_items", "_bell", "_linger_s", "_late", "held")
 
     def __init__(self, *, linger_s: float = 0.0) -> None:
         self._items: deque[Any] = deque()
@@ -75,6 +75,8 @@ class Inbox:
         #: seconds the consumer waits after a :meth:`wake` (quiet messages: an answer just went out)
         self._linger_s = linger_s
         self._late = False
+        #: set when the actor crashed: its :class:`Mailbox`, which keeps what is told to it for the next generation
+        self.held: Mailbox | None = None
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """Append ``item`` and wake the consumer (never blocks: the inbox is unbounded)."""
@@ -124,8 +126,17 @@ class Inbox:
                     raise queue.Empty from None
 
     def empty(self) -> bool:
-        """True when no item is queued (a snapshot)."""
-        return not self._items
+        """True when no item is queued (a snapshot). A crashed actor's inbox reads empty: what is
+        left in it belongs to its :class:`Mailbox` (pykka's teardown must not drop it)."""
+        return not self._items or self.held is not None
+
+    def take_all(self) -> list[Any]:
+        """Remove and return every queued envelope, oldest first (a crashed actor's leftovers)."""
+        out = []
+        items = self._items
+        while items:
+            out.append(items.popleft())
+        return out
 
     def qsize(self) -> int:
         """Number of items queued (a snapshot)."""
@@ -164,9 +175,14 @@ def tell(ref: pykka.ActorRef | None, message: Any) -> bool:
 
 
 def _deliver(ref: pykka.ActorRef | None, message: Any, quiet: bool) -> bool:
-    if ref is None or ref.actor_stopped.is_set():  # ActorRef.is_alive(), inlined
+    if ref is None:
         return False
     inbox = ref.actor_inbox
+    if ref.actor_stopped.is_set():  # ActorRef.is_alive(), inlined
+        held = getattr(inbox, "held", None)
+        if held is None:
+            return False
+        return held.put(message)  # a crashed supervised actor: kept for its next generation
     if Envelope is not None and isinstance(inbox, Inbox):
         if quiet:
             inbox.put_quiet(Envelope(message))
@@ -196,6 +212,130 @@ def tell_quiet_then_wake(ref: pykka.ActorRef | None, message: Any, wake_after: t
     return _deliver(ref, WakeAfter(message, wake_after), True)
 
 
+class Mailbox:
+    """What a crashed supervised actor leaves for its next generation: the messages queued to it
+    and those told to it while it restarts (Akka's rule: a restart keeps the mailbox).
+
+    The crashed actor makes it in ``on_failure`` (``FlowActor``), takes its queued envelopes into it
+    and hangs it on its inbox (``Inbox.held``), so a :func:`tell` to the dead reference lands here
+    instead of being dropped. The supervisor then either :meth:`connect` hands it to the next
+    generation (every message kept is put into the new inbox in order, and later tells are
+    forwarded) or :meth:`refuse` answers it when the child cannot be restarted (``answer(message)``
+    answers each message's reply future). A pykka ask is not kept: it gets ``ActorDeadError`` at
+    once, as pykka answers asks to a dead actor (its caller waits with a timeout and may ask the
+    next generation); our own messages carry their reply future in the message and are kept.
+    The message whose handler raised is not in it: it would crash the next generation the same
+    way (its reply future was answered E_EXEC_INTERNAL).
+    """
+
+    __slots__ = ("_lock", "_held", "_to", "_refuse", "_inbox")
+
+    def __init__(self, inbox: Any, queued: list[Any]) -> None:
+        self._lock = threading.Lock()
+        self._held: list[Any] = list(queued)
+        self._to: pykka.ActorRef | None = None
+        self._refuse: Any = None
+        self._inbox = inbox
+
+    def put(self, message: Any) -> bool:
+        """Keep (or forward) one told message; True (it is never dropped silently)."""
+        self._put_envelope(Envelope(message) if Envelope is not None else _Told(message))
+        return True
+
+    def _put_envelope(self, envelope: Any) -> None:
+        if envelope.reply_to is not None:  # an ask: its caller waits with a timeout; it gets ActorDeadError now
+            _answer_refused(envelope, None)
+            return
+        with self._lock:
+            if self._to is None and self._refuse is None:
+                self._held.append(envelope)
+                return
+            self._send((envelope,))
+
+    def keep(self, envelopes: list[Any]) -> None:
+        """Put the crashed actor's queued envelopes ahead of everything told since (they came first)."""
+        asks = [e for e in envelopes if e.reply_to is not None]
+        for envelope in asks:
+            _answer_refused(envelope, None)
+        envelopes = [e for e in envelopes if e.reply_to is None]
+        with self._lock:
+            if self._to is None and self._refuse is None:
+                self._held[:0] = envelopes
+                return
+        self._send_locked(envelopes)
+
+    def _send_locked(self, envelopes: list[Any]) -> None:
+        with self._lock:
+            self._send(envelopes)
+
+    def pending(self) -> int:
+        """Envelopes kept so far (not yet connected or refused)."""
+        with self._lock:
+            return len(self._held)
+
+    def connect(self, ref: pykka.ActorRef) -> int:
+        """Hand every kept envelope to ``ref`` (the next generation), in order, and forward what
+        comes later; returns how many were handed over."""
+        with self._lock:
+            self._to = ref
+            held, self._held = self._held + self._leftovers(), []
+            self._send(held)
+        return len(held)
+
+    def refuse(self, answer: Any) -> int:
+        """The child will not come back: answer every kept and later message with ``answer(message)``
+        (called for a message with a ``reply`` future); an ask's future gets ``ActorDeadError``."""
+        with self._lock:
+            self._refuse = answer
+            held, self._held = self._held + self._leftovers(), []
+            self._send(held)
+        return len(held)
+
+    def _leftovers(self) -> list[Any]:
+        take = getattr(self._inbox, "take_all", None)
+        return take() if callable(take) else []
+
+    def _send(self, envelopes: Any) -> None:  # lock held: keeps the order of what is handed over
+        for envelope in envelopes:
+            if self._to is not None:
+                if not self._to.actor_stopped.is_set():
+                    self._to.actor_inbox.put(envelope)
+                    continue
+                held = getattr(self._to.actor_inbox, "held", None)
+                if held is not None:  # the next generation crashed too: its own mailbox keeps it
+                    held._put_envelope(envelope)
+                    continue
+            _answer_refused(envelope, self._refuse)
+
+
+class _Told:
+    """An envelope stand-in when pykka's ``Envelope`` is unavailable."""
+
+    __slots__ = ("message", "reply_to")
+
+    def __init__(self, message: Any) -> None:
+        self.message, self.reply_to = message, None
+
+
+def _answer_refused(envelope: Any, answer: Any) -> None:
+    message = envelope.message
+    if isinstance(message, pykka.messages._ActorStop):  # noqa: SLF001 - a stop of a dead actor: done
+        if envelope.reply_to is not None:
+            envelope.reply_to.set(None)
+        return
+    if envelope.reply_to is not None:
+        envelope.reply_to.set_exception(exc_info=(pykka.ActorDeadError, pykka.ActorDeadError(
+            "the actor crashed and could not be restarted"), None))
+        return
+    if answer is not None:
+        try:
+            answer(message)
+        except Exception:  # noqa: BLE001 - answering a refused message never breaks the supervisor
+            from loguru import logger
+
+            logger.opt(exception=True).error("could not answer a message of a child that was given up")
+
+
 def wake(ref: pykka.ActorRef | None) -> None:
     """Wake ``ref``'s thread for messages queued with :func:`tell_quiet` (no-op if gone)."""
     if ref is not None:
@@ -204,4 +344,4 @@ def wake(ref: pykka.ActorRef | None) -> None:
             inbox.wake()
 
 
-__all__ = ["Inbox", "WakeAfter", "tell", "tell_quiet", "tell_quiet_then_wake", "wake"]
+__all__ = ["Inbox", "Mailbox", "WakeAfter", "tell", "tell_quiet", "tell_quiet_then_wake", "wake"]

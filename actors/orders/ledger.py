@@ -20,8 +20,8 @@ from collections import Counter
 from concurrent.futures import Future
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Callable
 
 import pykka
 from loguru import logger
@@ -50,7 +50,7 @@ from protocols import (
 from protocols import DurableWriteFailed, DurableWriteRecovered, OrderCancelRejected, OrderDenied
 
 from ..testing import crashpoints as _crashpoints
-from ..kernel.base import FlowActor, now_ns, resolve, tell
+from ..kernel.base import FlowActor, internal_error_report, now_ns, resolve, tell
 from .hooks import PreTradeCheck, run_hooks
 from .books import (
     SYNTHETIC_TRADE_PREFIX,
@@ -97,6 +97,8 @@ from .messages import (
     ReconciliationStalled,
     RecordDenied,
     SetTradingState,
+    HoldTrading,
+    ReleaseTrading,
     SubmitOrder,
     VenueEventReceived,
     AttemptFailed,
@@ -201,14 +203,45 @@ _STATUS_EVENT = {
 }
 
 
+@dataclass(frozen=True)
+class LedgerHandover:
+    """What a crashed ledger hands its next generation besides the journal: the trading state
+    and why (the operator's or a rule's, with the causes and holds that keep it), the callers of
+    ``Runtime.wait`` (their futures) and the escalated orders. None of it is books: the books
+    come from the journal (docs/DESIGN.md "Failure handling")."""
+
+    state: str
+    reason: str
+    auto_state: str | None
+    auto_causes: dict
+    holds: dict
+    resume_to: str | None
+    waiters: dict
+    escalated: dict
+    down_since: dict
+    publishing: bool
+    #: the last quote or trade per symbol: the touch and the marks (market data, not books)
+    marks: tuple = ()
+
+
 class LedgerActor(FlowActor):
     """Owns orders, positions, risk and the audit trail; see the module docstring.
+
+    Supervised (docs/DESIGN.md "Failure handling"): a handler that raises stops it; the
+    supervisor starts a new generation with ``restore_from`` (a callable returning the journaled
+    orders, ``actors.runtime.recovery.journaled_orders``) and the crashed one's
+    :class:`LedgerHandover` (``inherited``); it replays the journal in ``start_child``, before
+    any message, and the messages queued to the crashed generation are redelivered after it.
 
     ``router`` receives cancels (with their adapter id); ``bus`` receives events;
     ``audit`` is an ``AuditLog`` or None; ``journal_factory`` builds a ``JournalStore``
     in this thread for order events and fills (None: not journaled); ``pnl``: keyword
     arguments of ``PnlBook`` (``day_start``, ``timezone``: the ``[pnl]`` settings).
     """
+
+    crash_on_error = True
+    answer_on_crash = True
+    keeps_mailbox = True
 
     def __init__(
         self,
@@ -238,9 +271,19 @@ class LedgerActor(FlowActor):
         keep_terminal: int = 10_000,
         compact_interval_s: float = 300.0,
         ttl_s: float = 3600.0,
+        router: pykka.ActorRef | None = None,
+        restore_from: Callable[[], list] | None = None,
+        inherited: tuple = (),
         **kw,
     ) -> None:
         super().__init__(**kw)
+        #: a restarted generation: the journaled orders to replay at start, and the crashed one's handover
+        self._restore_from = restore_from
+        self._handover: LedgerHandover | None = next((h for h in inherited if isinstance(h, LedgerHandover)), None)
+        #: trading holds (``HoldTrading``): cause -> reason; trading is HALTED while any is held
+        self._holds: dict[str, str] = {}
+        #: the trading state to return to once every hold is released (None: a hold did not halt it)
+        self._hold_resume: TradingState | None = None
         #: bounded memory (docs/DESIGN.md "Durability"): terminal orders beyond the most recent
         #: ``keep_terminal`` are archived in the ledger journal and leave memory; the journal of
         #: orders archived longer than ``ttl_s`` is compacted every ``compact_interval_s``
@@ -315,7 +358,7 @@ class LedgerActor(FlowActor):
         self._risk = risk
         self._bus = bus
         self._idempotency = idempotency
-        self._router: pykka.ActorRef | None = None
+        self._router: pykka.ActorRef | None = router
         self._instruments = instruments or {}
         self._audit_factory = audit_factory
         self._journal_factory = journal_factory
@@ -335,6 +378,8 @@ class LedgerActor(FlowActor):
         self._alert_interval_s = alerts.interval_s if alerts is not None else 0.0
         self._alert_timer = None
         self._touch: dict[str, Quote] = {}
+        #: the last quote or trade per symbol (the marks; handed to a restarted generation)
+        self._marks: dict[str, Quote | Trade] = {}
         self._errors: Counter[str] = Counter()
         self._duplicates_denied = 0
         self._unknown_resolved = 0
@@ -381,6 +426,118 @@ class LedgerActor(FlowActor):
         self._archiving = self._journal is not None and callable(getattr(self._journal, "load_archived", None))
         if self._archiving and self._clock is not None:
             self._arm_compaction()
+        if self._restore_from is not None:
+            self._replay_journal(self._restore_from())
+
+    def _replay_journal(self, orders: list) -> None:
+        """A restarted generation rebuilds the books from the journal (orders, transitions, fills,
+        reservations), resumes watching the open orders, then takes the crashed one's handover. An
+        order claimed but never booked (no transition) is left out: its ``SubmitOrder`` is still
+        queued (redelivered) or was answered when the crash happened. Raises whatever the journal
+        raises: a start-up failure, so the supervisor retries (trading stays HALTED meanwhile)."""
+        restored = 0
+        for order in orders:
+            if not order.transitions:
+                continue
+            self._restore(order)
+            restored += 1
+            rec = self._orders.get(order.intent.client_order_id)
+            if rec is not None and not rec.status.is_terminal and self._clock is not None:
+                if rec.status in _WATCHED:
+                    self._watched[rec.client_order_id] = self._clock.monotonic()
+                    self._arm_quiet_check()
+                if self._max_open_age_s is not None:
+                    self._track_open_age(rec)
+                if self._tracking:
+                    self._track_working(rec)
+        self._flush(archive_all_due=True)
+        h = self._handover
+        if h is not None:
+            self._handover = None
+            self._waiters = {k: list(v) for k, v in h.waiters.items()}
+            for cl_id in list(self._waiters):  # finished while the ledger was down: answer now
+                rec = self._orders.get(cl_id)
+                if rec is not None and rec.status.is_terminal:
+                    for reply in self._waiters.pop(cl_id):
+                        self._answer_wait(reply, rec)
+            for data in h.marks:
+                self.handle_MarketData(MarketData(data))
+            self._escalated = dict(h.escalated)
+            self._down_since = dict(h.down_since)
+            self._publishing = h.publishing
+            self._auto_causes = dict(h.auto_causes)
+            self._auto_state = TradingState(h.auto_state) if h.auto_state else None
+            self._holds = dict(h.holds)
+            self._hold_resume = TradingState(h.resume_to) if h.resume_to else None
+            state = TradingState(h.state)
+            if state is not self._risk.state:
+                self._set_trading_state(state, h.reason, automatic=True)
+            self._state_reason = h.reason
+        logger.warning("{} g{} rebuilt {} order(s) from the journal", self.child_name, self.generation, restored)
+
+    def failure_details(self) -> dict:
+        """The crashed ledger: the rows its handled messages decided are written first (best
+        effort: what is not written is unknown to the next generation, whose facts then arrive
+        unmatched), then the :class:`LedgerHandover` for the next generation."""
+        try:
+            if self._pending_rows or self._pending_fills or self._pending_audit:
+                self._flush()
+        except Exception:  # noqa: BLE001
+            logger.opt(exception=True).error("the crashed ledger could not write its last batch")
+        for timer in (self._quiet_timer, self._age_timer, self._sync_timer, self._compact_timer, self._retry_timer,
+                      self._alert_timer, *self._track_timers.values()):
+            if timer is not None:
+                timer.cancel()
+        for closer in (self._audit, self._journal):
+            try:
+                if closer is not None:
+                    closer.close()
+            except Exception:  # noqa: BLE001
+                logger.opt(exception=True).error("the crashed ledger could not close a file")
+        if self._receipts_fd is not None:
+            os.close(self._receipts_fd)
+            self._receipts_fd = None
+        return {"inherited": (LedgerHandover(
+            state=self._risk.state.value, reason=self._state_reason,
+            auto_state=self._auto_state.value if self._auto_state is not None else None,
+            auto_causes=dict(self._auto_causes), holds=dict(self._holds),
+            resume_to=(self._hold_resume or self._state_before_halt).value if (self._hold_resume or self._state_before_halt) else None,
+            waiters={k: list(v) for k, v in self._waiters.items()}, escalated=dict(self._escalated),
+            down_since=dict(self._down_since), publishing=self._publishing, marks=tuple(self._marks.values())),)}
+
+    def answer_crashed(self, message: Any) -> None:
+        """An order whose handler raised here was never sent: FAILED (E_EXEC_INTERNAL), and the
+        idempotency record completed with that report (a retry of the id replays it)."""
+        reply = getattr(message, "reply", None)
+        if isinstance(message, SubmitOrder) and isinstance(reply, Future):
+            report = internal_error_report(message)
+            tell(self._idempotency, CompleteOrder(message.account_id, message.client_order_id, report))
+            resolve(reply, report)
+            return
+        super().answer_crashed(message)
+
+    # -- trading holds (the supervisor, while a durable core child restarts) ---------------
+    def handle_HoldTrading(self, message: HoldTrading) -> None:
+        """Trading HALTED while ``cause`` holds (e.g. the idempotency store restarting from the
+        journal); the state before comes back once every hold is released."""
+        self._holds[message.cause] = message.reason
+        self._auto_causes[message.cause] = message.reason
+        if self._risk.state is not TradingState.HALTED:
+            if self._hold_resume is None:
+                self._hold_resume = self._risk.state
+            self._set_trading_state(TradingState.HALTED, message.reason, automatic=True)
+        elif self._holds.keys() == {message.cause}:
+            self._state_reason = message.reason
+
+    def handle_ReleaseTrading(self, message: ReleaseTrading) -> None:
+        if self._holds.pop(message.cause, None) is None:
+            return
+        self._auto_causes.pop(message.cause, None)
+        if self._holds or self._write_failures:
+            return
+        resume, self._hold_resume = self._hold_resume, None
+        if resume is not None and self._risk.state is TradingState.HALTED:
+            self._set_trading_state(resume, message.reason, automatic=True)
 
     def on_stop(self) -> None:
         if self._alert_timer is not None:
@@ -794,6 +951,9 @@ class LedgerActor(FlowActor):
         elif isinstance(data, Trade):
             self._books.mark(data.symbol, data.price)
             self._pnl.mark(data.symbol, data.price)
+        else:
+            return
+        self._marks[data.symbol] = data
 
     def handle_GetTradingState(self, message: Any) -> str:
         return self._risk.state.value
@@ -815,6 +975,14 @@ class LedgerActor(FlowActor):
 
     def handle_SetTradingState(self, message: SetTradingState) -> str:
         state = TradingState(message.state)
+        if self._holds and state is not TradingState.HALTED:
+            # held by a restarting core child: the wish is kept for after the hold
+            self._hold_resume = state
+            logger.warning("trading stays HALTED while {} ({}); {} once released", ", ".join(self._holds),
+                           "; ".join(self._holds.values()), state.value)
+            return TradingState.HALTED.value
+        if self._holds:
+            self._hold_resume = None  # the operator halted too: stays HALTED after the hold
         if self._write_failures and state is not TradingState.HALTED:
             # fail closed: no new order on top of state that is not written; the wish is kept for after
             self._state_before_halt = state

@@ -326,6 +326,23 @@ class CancelFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldTrading:
+    """Supervisor: trading HALTED while ``cause`` holds (a durable core child restarting from the
+    journal), with ``reason``; the state before comes back when every hold is released."""
+
+    cause: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseTrading:
+    """Supervisor: the hold ``cause`` is over (``reason`` goes with the state change)."""
+
+    cause: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RestoreLedger:
     """Boot, after a restart: rebuild these journaled orders (``RecoveredOrder``) before any new order."""
 

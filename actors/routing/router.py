@@ -130,6 +130,7 @@ class RouterActor(FlowActor):
 
     crash_on_error = True
     answer_on_crash = True
+    keeps_mailbox = True
 
     def __init__(self, *, table: RouteTable, ledger: pykka.ActorRef, **kw) -> None:
         super().__init__(**kw)

@@ -125,24 +125,7 @@ def recover(journal: JournalStore, venues: dict[str, Any], ledger_journal: Journ
     records = journal.load_records()
     if not records:
         return report
-    history = ledger_journal if ledger_journal is not None else journal
-    transitions: dict[tuple[str, str], list[OrderEventRow]] = {}
-    for row in history.load_orders():
-        transitions.setdefault((row.account_id, row.client_order_id), []).append(row)
-    archived: set[tuple[str, str]] = set()
-    load_archive = getattr(history, "load_archive", None)
-    if callable(load_archive):
-        # an archived order's transitions are in its archive row (compaction deletes the journaled ones)
-        for a in load_archive():
-            key = (a.account_id, a.client_order_id)
-            archived.add(key)
-            rows = transitions.setdefault(key, [])
-            have = {r.seq for r in rows}
-            rows.extend(OrderEventRow(seq, ts, a.account_id, a.client_order_id, x, y, cause)
-                        for seq, ts, x, y, cause in archived_transitions(a.record_json) if seq not in have)
-    fills: dict[tuple[str, str], list[FillRow]] = {}
-    for row in history.load_fills():
-        fills.setdefault((row.account_id, row.client_order_id), []).append(row)
+    transitions, fills, archived = _load_history(ledger_journal if ledger_journal is not None else journal)
     completions: list[Completion] = []
     deadline = time.monotonic() + budget_s
     lookups: dict[str, _VenueLookups] = {}
@@ -155,6 +138,51 @@ def recover(journal: JournalStore, venues: dict[str, Any], ledger_journal: Journ
         journal.complete_batch(completions)
     logger.info("recovery: {} journaled order(s), {} asked at their venue: {}", len(report.orders), len(report.in_doubt), report.counts())
     return report
+
+
+def _load_history(history: JournalStore) -> tuple[dict, dict, set]:
+    """The ledger journal's transitions and fills by (account id, client order id), and the keys
+    of archived orders (their transitions come from the archive row: compaction deleted the rows)."""
+    transitions: dict[tuple[str, str], list[OrderEventRow]] = {}
+    for row in history.load_orders():
+        transitions.setdefault((row.account_id, row.client_order_id), []).append(row)
+    archived: set[tuple[str, str]] = set()
+    load_archive = getattr(history, "load_archive", None)
+    if callable(load_archive):
+        for a in load_archive():
+            key = (a.account_id, a.client_order_id)
+            archived.add(key)
+            rows = transitions.setdefault(key, [])
+            have = {r.seq for r in rows}
+            rows.extend(OrderEventRow(seq, ts, a.account_id, a.client_order_id, x, y, cause)
+                        for seq, ts, x, y, cause in archived_transitions(a.record_json) if seq not in have)
+    fills: dict[tuple[str, str], list[FillRow]] = {}
+    for row in history.load_fills():
+        fills.setdefault((row.account_id, row.client_order_id), []).append(row)
+    return transitions, fills, archived
+
+
+def journaled_orders(journal: JournalStore, ledger_journal: JournalStore | None = None) -> list[RecoveredOrder]:
+    """Every journaled order as the journal holds it (outcome ``"unchanged"``), for a ledger
+    restarted while the runtime runs (docs/DESIGN.md "Failure handling"): nothing is marked
+    UNKNOWN and no venue is asked, since the orders in flight are still in flight: their
+    outcomes reach the new ledger from the adapter actors. Unreadable records are skipped
+    (logged)."""
+    transitions, fills, archived = _load_history(ledger_journal if ledger_journal is not None else journal)
+    out = []
+    for record in journal.load_records():
+        try:
+            intent = OrderIntent.model_validate_json(record.intent_json)
+            context = ExecutionContext.model_validate_json(record.context_json)
+        except Exception as exc:
+            logger.error("ledger restart: {}: unreadable journal record ({})", record.client_order_id, exc)
+            continue
+        key = record.key
+        rows = tuple(sorted(transitions.get(key, ()), key=lambda r: r.seq))
+        last = OrderStatus(rows[-1].to_status) if rows else OrderStatus.INITIALIZED
+        out.append(RecoveredOrder(intent, context, record.adapter_id, rows, tuple(fills.get(key, ())), "unchanged",
+                                  previous_status=last, idempotency_status=record.status, archived=key in archived))
+    return out
 
 
 def _reconcile_records(records, transitions, fills, venues, lookups, lookup_timeout_s, deadline, wall, report, completions, archived) -> None:

@@ -108,13 +108,13 @@ from ..testing.messages import InjectJournalFailure
 from ..routing.messages import ForwardReconcile
 from ..observability.logs import RuntimeLogging
 from ..observability.metrics import Metrics
-from .recovery import recover
+from .recovery import journaled_orders, recover
 from ..audit.retention import apply_retention
 from .registry import AdapterRegistry, default_registry
 from ..orders.risk import Exposure, Reservation, RiskConfig, RiskEngine
 from .statelock import StateDirInUse, StateDirLock
 from ..routing.router import RouteDenied, RouteTable, RouterActor, deny_unrouted
-from ..supervision.supervisor import Health, SupervisorActor
+from ..supervision.supervisor import Health, RestartRefused, SupervisorActor
 from .sync import BrokerSyncReport
 
 _runtime_ids = itertools.count(1)
@@ -285,9 +285,11 @@ class Runtime:
         ledger_path = state_dir / "ledger.sqlite" if durable else None
         self.ledger_journal_path = ledger_path
 
+        memory_journal = MemoryJournal() if journal_path is None else None  # one for the runtime's life (store restarts)
+
         def journal_factory() -> JournalStore:
-            if journal_path is None:
-                return MemoryJournal()
+            if memory_journal is not None:
+                return memory_journal
             return SQLiteJournal(journal_path, synchronous=sync, file_mode=mode)
 
         def ledger_journal_factory() -> JournalStore:
@@ -337,31 +339,56 @@ class Runtime:
             core = self._core
             journaled = None if durable else core
             self.bus = self._track(EventBusActor.start(child_name=f"{p}-event_bus", startup_errors=boot_errors, dispatcher=core))
-            risk = RiskEngine(RiskConfig.from_settings(settings.risk))
-            if self.pg is not None:  # budgets are the fleet's: checked in the shared database
-                from ..journal.pg_budget import PgBudget
+            def start_ledger(generation: int = 0, inherited: tuple = ()) -> pykka.ActorRef:
+                """The ledger, or (``generation`` > 1) its next generation rebuilt from the journal."""
+                restore_from = None
+                if generation > 1:
+                    if not durable:
+                        raise RestartRefused("the ledger keeps no journal (journal.enabled = false), so its books cannot be "
+                                             "rebuilt; trading stays HALTED: restart the runtime")
 
-                risk.shared = PgBudget(self.pg)
-            self.ledger = self._track(LedgerActor.start(
-                risk=risk, bus=self.bus, instruments=settings.paper.instrument_map(),
-                audit_factory=(lambda: AuditLog(self.audit_path, file_mode=mode, archive_dir=self.archive_dir)) if durable else None,
-                journal_factory=ledger_journal_factory if durable else None,
-                metrics=self.metrics, clock=self.clock, quiet_interval_s=settings.reconcile.interval_s,
-                shadow_adapters=frozenset(a for m, a in policy.items() if m in ("shadow", "shadow_run")),
-                quiet_threshold_s=max([settings.reconcile.quiet_threshold_s,
-                                       *(settings.for_adapter(a).timeouts.attempt_s * 2 for a in self._venues)]),
-                hooks=hooks, max_open_age_s=settings.orders.max_open_age_s,
-                remainder=settings.orders.remainder, max_resubmits=settings.orders.max_resubmits,
-                adapter_ids=tuple(self._venues), sync=settings.sync, safety=settings.safety,
-                tracking={a: settings.for_adapter(a).tracking for a in self._venues},
-                pnl={"day_start": settings.pnl.day_start, "timezone": settings.pnl.timezone}, alerts=settings.alerts,
-                receipts_path=state_dir / "receipts.jsonl" if durable and settings.retention.keep_receipts else None,
-                keep_terminal=settings.journal.keep_terminal_orders, compact_interval_s=settings.journal.compact_interval_s,
-                ttl_s=settings.idempotency.ttl_s,
-                child_name=f"{p}-ledger", startup_errors=boot_errors, dispatcher=journaled))
-            self.idempotency = self._track(IdempotencyStoreActor.start(
-                store_factory=journal_factory, ttl_s=settings.idempotency.ttl_s, ledger=self.ledger,
-                group_commit_max=settings.journal.group_commit_max, metrics=self.metrics, clock=self.clock, child_name=f"{p}-idempotency", startup_errors=boot_errors, dispatcher=journaled))
+                    def restore_from() -> list:
+                        journal, ledger_journal = journal_factory(), ledger_journal_factory()
+                        try:
+                            return journaled_orders(journal, ledger_journal)
+                        finally:
+                            journal.close()
+                            ledger_journal.close()
+                risk = RiskEngine(RiskConfig.from_settings(settings.risk))
+                if self.pg is not None:  # budgets are the fleet's: checked in the shared database
+                    from ..journal.pg_budget import PgBudget
+
+                    risk.shared = PgBudget(self.pg)
+                return self._track(LedgerActor.start(
+                    risk=risk, bus=self.bus, instruments=settings.paper.instrument_map(),
+                    audit_factory=(lambda: AuditLog(self.audit_path, file_mode=mode, archive_dir=self.archive_dir)) if durable else None,
+                    journal_factory=ledger_journal_factory if durable else None,
+                    metrics=self.metrics, clock=self.clock, quiet_interval_s=settings.reconcile.interval_s,
+                    shadow_adapters=frozenset(a for m, a in policy.items() if m in ("shadow", "shadow_run")),
+                    quiet_threshold_s=max([settings.reconcile.quiet_threshold_s,
+                                           *(settings.for_adapter(a).timeouts.attempt_s * 2 for a in self._venues)]),
+                    hooks=hooks, max_open_age_s=settings.orders.max_open_age_s,
+                    remainder=settings.orders.remainder, max_resubmits=settings.orders.max_resubmits,
+                    adapter_ids=tuple(self._venues), sync=settings.sync, safety=settings.safety,
+                    tracking={a: settings.for_adapter(a).tracking for a in self._venues},
+                    pnl={"day_start": settings.pnl.day_start, "timezone": settings.pnl.timezone}, alerts=settings.alerts,
+                    receipts_path=state_dir / "receipts.jsonl" if durable and settings.retention.keep_receipts else None,
+                    keep_terminal=settings.journal.keep_terminal_orders, compact_interval_s=settings.journal.compact_interval_s,
+                    ttl_s=settings.idempotency.ttl_s, idempotency=getattr(self, "idempotency", None), router=getattr(self, "router", None),
+                    restore_from=restore_from, inherited=inherited, generation=generation,
+                    supervisor=getattr(self, "supervisor", None), supervised_as="ledger",
+                    child_name=f"{p}-ledger", startup_errors=boot_errors, dispatcher=journaled))
+
+            def start_store(generation: int = 0, inherited: tuple = ()) -> pykka.ActorRef:
+                """The idempotency store, or its next generation on the same journal."""
+                return self._track(IdempotencyStoreActor.start(
+                    store_factory=journal_factory, ttl_s=settings.idempotency.ttl_s, ledger=self.ledger,
+                    group_commit_max=settings.journal.group_commit_max, metrics=self.metrics, clock=self.clock,
+                    inherited=inherited, generation=generation, supervisor=getattr(self, "supervisor", None),
+                    supervised_as="idempotency", child_name=f"{p}-idempotency", startup_errors=boot_errors, dispatcher=journaled))
+
+            self.ledger = start_ledger()
+            self.idempotency = start_store()
             self.ledger.tell(Wire("idempotency", self.idempotency))
             if self.recovery is not None and self.recovery.orders:
                 self.ledger.tell(RestoreLedger(tuple(self.recovery.orders)))
@@ -390,8 +417,10 @@ class Runtime:
             self._routes = RouteTable.build(policy, blocked, self.gates)
             self.router = start_router()
             self.ledger.tell(Wire("router", self.router))
-            for name, ref in (("ledger", self.ledger), ("idempotency", self.idempotency)):
-                self.supervisor.ask(RegisterCore(name, ref), timeout=ASK_TIMEOUT_S)
+            # restarted from the journal, trading HALTED until then (docs/DESIGN.md "Failure handling")
+            self.supervisor.ask(RegisterCore("ledger", self.ledger, start_ledger, self._rewire_ledger), timeout=ASK_TIMEOUT_S)
+            self.supervisor.ask(RegisterCore("idempotency", self.idempotency, start_store, self._rewire_idempotency),
+                                timeout=ASK_TIMEOUT_S)
             # watched and restarted by the supervisor, state rebuilt (docs/DESIGN.md "Failure handling");
             # each rewire runs in the supervisor's thread: reference swaps and tells only, no asks
             self.supervisor.ask(RegisterCore(
@@ -436,8 +465,7 @@ class Runtime:
             from ..journal.pg_takeover import TakeoverLoop
 
             # a process that stalled past its lease has lost its orders to a survivor: it stops trading
-            ledger = self.ledger
-            self.pg.on_lease_lost = lambda: tell(ledger, SetTradingState("HALTED"))
+            self.pg.on_lease_lost = lambda: tell(self.ledger, SetTradingState("HALTED"))
 
             self._takeover = TakeoverLoop(self.pg.journal(), self._adopt, self.pg.lease_s / 2)
         if self.logging.allows("INFO"):
@@ -485,8 +513,7 @@ class Runtime:
     def _wire_venue(self, adapter_id: str, venue: Any) -> None:
         """Connect a venue instance to this runtime: its events to the ledger, its session state
         (a venue with a session, e.g. FIX) to the metrics and the bus."""
-        ledger = self.ledger
-        venue.set_event_sink(lambda ev, ledger=ledger: tell(ledger, VenueEventReceived(ev)))
+        venue.set_event_sink(lambda ev: tell(self.ledger, VenueEventReceived(ev)))  # the current ledger
         if isinstance(venue, HasSession):  # a venue with a session (FIX): its state as metric and event
             metrics = self.metrics
             metrics.set_venue_session(adapter_id, venue.session_state)
@@ -502,6 +529,16 @@ class Runtime:
         self.bus = ref
         for holder in (self.ledger, self.supervisor, *self.gates.values()):
             tell(holder, Wire("bus", ref))
+
+    def _rewire_ledger(self, ref: pykka.ActorRef) -> None:
+        self.ledger = ref
+        for holder in (self.idempotency, self.router, *self.gates.values()):
+            tell(holder, Wire("ledger", ref))
+
+    def _rewire_idempotency(self, ref: pykka.ActorRef) -> None:
+        self.idempotency = ref
+        for holder in (self.ledger, *self.gates.values()):
+            tell(holder, Wire("idempotency", ref))
 
     def _rewire_router(self, ref: pykka.ActorRef) -> None:
         self.router = ref
@@ -521,7 +558,7 @@ class Runtime:
         (``release_hangs``, ``close``) on a thread of its own, so a stuck venue never blocks the
         supervisor. A builder that fails makes that generation fail at start-up (restarted with
         backoff, as any start-up crash)."""
-        clock, ledger, idempotency, supervisor, metrics = self.clock, self.ledger, self.idempotency, self.supervisor, self.metrics
+        clock, supervisor, metrics = self.clock, self.supervisor, self.metrics
         base_seed = seed * 1_000_003 + sum(map(ord, adapter_id))
         order_detail = self.logging.order_detail
         dispatcher = self._core
@@ -555,8 +592,8 @@ class Runtime:
                         threading.Thread(target=_retire, args=(old,), name=f"retire-{adapter_id}-g{generation - 1}",
                                          daemon=True).start()
             return AdapterActor.start(  # the adapter's current breaker (a restarted breaker replaces it)
-                adapter_id=adapter_id, venue=current[0], policy=policy, clock=clock, gate=self.gates[adapter_id], ledger=ledger,
-                idempotency=idempotency, rng=random.Random(base_seed + generation), inherited=inherited,
+                adapter_id=adapter_id, venue=current[0], policy=policy, clock=clock, gate=self.gates[adapter_id], ledger=self.ledger,
+                idempotency=self.idempotency, rng=random.Random(base_seed + generation), inherited=inherited,
                 metrics=metrics, order_detail=order_detail, child_name=adapter_id, generation=generation, supervisor=supervisor,
                 dispatcher=dispatcher, throttle=throttle, start_error=start_error, bus=self.bus)
 
@@ -763,8 +800,16 @@ class Runtime:
                 breakers[aid] = self._ask(gate, GetBreaker()).state.value
             except pykka.ActorDeadError:  # crashed; the supervisor is restarting it
                 breakers[aid] = "RESTARTING"
-        trading, reason, mismatched = self._ask(self.ledger, GetTradingStatus())
-        escalated = self._ask(self.ledger, GetEscalated())
+        try:
+            trading, reason, mismatched = self._ask(self.ledger, GetTradingStatus())
+            escalated = self._ask(self.ledger, GetEscalated())
+            durable_writes = self._ask(self.ledger, GetDurability())
+        except pykka.ActorDeadError:  # crashed: no order passes until it is rebuilt from the journal
+            ledger = next((c for c in children if c.name == "ledger"), None)
+            state = ledger.state if ledger is not None else "stopped"
+            trading, mismatched, escalated, durable_writes = "HALTED", (), {}, {}
+            reason = (f"the ledger failed ({ledger.last_failure if ledger else ''}); "
+                      + ("restarting it from the journal" if state == "restarting" else "it could not be restarted: restart the runtime"))
         venues = {}
         for adapter_id, venue in self._venues.items():
             if isinstance(venue, ReportsHealth):
@@ -774,7 +819,7 @@ class Runtime:
                     venues[adapter_id] = {"error": f"{type(exc).__name__}: {exc}"}
         return Health(children=children, breakers=breakers, trading_state=trading, escalated=escalated, venues=venues,
                       trading_reason=reason, broker_mismatches=mismatched,
-                      durable_writes=self._ask(self.ledger, GetDurability()))
+                      durable_writes=durable_writes)
 
     def sync_broker_state(self, timeout: float = 30.0) -> BrokerSyncReport:
         """Compare every venue's positions and balances (``fetch_positions``, ``fetch_account``)

@@ -19,15 +19,19 @@ current actor, the router gets the current route table, the bus keeps its subscr
 over by the crashed bus). ``rewire`` then points every holder of the old reference at the new
 one. A breaker restart also rewires its adapter child. Given up: ``ChildGaveUp``.
 
-The ledger and the idempotency store contain handler failures themselves
-(``FlowActor.crash_on_error = False``: their state is the books and the claims, rebuilt only by
-replaying the journal at start) and report them; the supervisor marks the child failed and HALTS
-trading with the reason (docs/DESIGN.md "Failure handling").
+The ledger and the idempotency store are restarted the same way but FROM THE JOURNAL (their
+state is durable): the ledger's next generation replays the journaled orders before any message;
+while the store restarts the ledger holds trading HALTED (``HoldTrading``), released by the new
+store once it has reopened the journal. A restart that fails is retried with the backoff; given up
+(or refused: ``RestartRefused``, a ledger without a journal), trading stays HALTED with the reason.
+Messages queued to a crashed core child are kept in its ``Mailbox`` and redelivered to the next
+generation (docs/DESIGN.md "Failure handling").
 """
 
 from __future__ import annotations
 
 import random
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -37,11 +41,12 @@ from loguru import logger
 from protocols import AdapterCrashed, AdapterRestarted, ChildGaveUp
 
 from .backoff import RestartBackoff
-from ..kernel.base import FlowActor, tell
+from ..kernel.base import FlowActor, internal_error_report, resolve, tell
+from ..idempotency.store import RESTART_HOLD
 from ..breaker.messages import AdapterChanged
 from .messages import ChildFailed, GetHealth, RestartChild, Supervise, Wire
 from ..events.messages import Publish
-from ..orders.messages import SetTradingState
+from ..orders.messages import HoldTrading
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,23 @@ class _Child:
     rewire: Callable[[pykka.ActorRef], None] | None = None
     #: what a crashed core child handed over for its successor
     inherited: tuple = ()
+    #: the messages kept for the next generation (``actors.kernel.inbox.Mailbox``), until it starts
+    mailbox: Any = None
+
+
+#: the reference name adapter actors hold each core child by (rewired after its restart)
+_ADAPTER_WIRES = {"ledger": "ledger", "idempotency": "idempotency", "event_bus": "bus"}
+
+
+class RestartRefused(Exception):
+    """Raised by a child factory that cannot build a next generation (e.g. a ledger without a
+    journal to rebuild from): the child is given up at once, with this message as the reason."""
+
+
+def _answer_given_up(message: Any) -> None:
+    reply = getattr(message, "reply", None)
+    if isinstance(reply, Future) and not reply.done():
+        resolve(reply, internal_error_report(message))
 
 
 class SupervisorActor(FlowActor):
@@ -148,7 +170,7 @@ class SupervisorActor(FlowActor):
             self._core_failed(child, message)
             return
         if child is None or child.kind != "adapter":
-            self._durable_core_failed(message.child, child, message)
+            logger.error("unsupervised child {} failed: {}", message.child, message.error)
             return
         if message.generation != child.generation or child.state != "running":
             logger.debug("ignoring a stale failure report of {} g{}", message.child, message.generation)
@@ -178,21 +200,9 @@ class SupervisorActor(FlowActor):
         self._clock.call_later(delay, lambda: tell(ref, RestartChild(child.name, generation)))
         child.last_delay = delay
 
-    def _durable_core_failed(self, name: str, child: _Child | None, message: ChildFailed) -> None:
-        """The ledger or the idempotency store failed: its state (the books, the claims) may be
-        half-applied, and rebuilding it means replaying the journal, which only a start does. So
-        trading is HALTED with the reason (an operator resumes it, or restarts the runtime so that
-        recovery rebuilds the state from the journal); the child shows ``failed`` in the health."""
-        where = f" handling {message.contained_in}" if message.contained_in else ""
-        logger.error("core child {} failed{}: {}", name, where, message.error)
-        if child is None:
-            return
-        child.state, child.last_failure = "failed", message.error
+    def _ledger_ref(self) -> pykka.ActorRef | None:
         ledger = self._children.get("ledger")
-        if ledger is not None and ledger.ref is not None:
-            reason = (f"{name} failed{where} ({message.error[:200]}); its state may be inconsistent: "
-                      "restart the runtime to rebuild it from the journal")
-            tell(ledger.ref, SetTradingState("HALTED", reason=reason))
+        return ledger.ref if ledger is not None else None
 
     def _core_failed(self, child: _Child, message: ChildFailed) -> None:
         if message.generation != child.generation or child.state != "running":
@@ -200,35 +210,70 @@ class SupervisorActor(FlowActor):
             return
         child.state, child.last_failure, child.ref = "restarting", message.error, None
         child.inherited = tuple(message.details.get("inherited", ()))
+        mailbox = message.details.get("mailbox")
+        if mailbox is not None:  # the newest generation's mailbox holds everything kept so far
+            child.mailbox = mailbox
         logger.warning("{} g{} failed{}: {}", child.name, child.generation,
                        " during start-up" if message.during_startup else "", message.error)
+        if child.name == "idempotency":  # no order passes until the store has reopened the journal
+            tell(self._ledger_ref(), HoldTrading(RESTART_HOLD, f"the idempotency store failed ({message.error[:200]}); "
+                                                               "restarting it from the journal"))
         delay = child.backoff.next_delay(self._clock.monotonic())
         if delay is None:
-            child.state = "failed"
-            logger.error("{} gave up: more than {} restarts in {:g} s", child.name, self._s.max_restarts, self._s.within_s)
-            tell(self._bus, Publish(ChildGaveUp(child=child.name, restarts=child.restarts, within_s=self._s.within_s,
-                                                last_error=message.error[:300])))
+            self._give_up(child, message.error, f"more than {self._s.max_restarts} restarts in {self._s.within_s:g} s")
             return
         ref, generation = self.actor_ref, child.generation
         self._clock.call_later(delay, lambda: tell(ref, RestartChild(child.name, generation)))
         child.last_delay = delay
+
+    def _give_up(self, child: _Child, error: str, why: str) -> None:
+        """A core child that will not come back: ``ChildGaveUp``; the messages kept for it are answered
+        (a reply future E_EXEC_INTERNAL, an ask ``ActorDeadError``); a durable child leaves trading
+        HALTED with the reason (docs/DESIGN.md "Failure handling")."""
+        child.state, child.ref = "failed", None
+        logger.error("{} gave up: {}", child.name, why)
+        if child.mailbox is not None:
+            answered = child.mailbox.refuse(_answer_given_up)
+            child.mailbox = None
+            if answered:
+                logger.error("{}: {} message(s) kept for it answered (given up)", child.name, answered)
+        if child.name == "idempotency":
+            tell(self._ledger_ref(), HoldTrading(RESTART_HOLD, f"the idempotency store could not be restarted ({why}: {error[:200]}); "
+                                                               "restart the runtime"))
+        tell(self._bus, Publish(ChildGaveUp(child=child.name, restarts=child.restarts, within_s=self._s.within_s,
+                                            last_error=error[:300])))
 
     def _restart_core(self, child: _Child) -> None:
         inherited, child.inherited = child.inherited, ()
         child.generation += 1
         child.restarts += 1
         try:
-            child.ref = child.factory(child.generation, inherited)
+            ref = child.factory(child.generation, inherited)
+        except RestartRefused as exc:
+            child.last_failure = f"{child.last_failure}; not restarted: {exc}"[:800]
+            self._give_up(child, str(exc), "it cannot be restarted")
+            return
         except Exception as exc:  # a factory that cannot build: count it as a failure of this generation
             logger.opt(exception=exc).error("{} could not be restarted", child.name)
             child.state = "running"
             self._core_failed(child, ChildFailed(child.name, child.generation, repr(exc)[:500], during_startup=True))
             return
+        child.ref = ref
         child.state = "running"
         tell(child.ref, Supervise(self.actor_ref, child.generation, child.name))
+        if child.mailbox is not None:  # behind the new generation's start-up: what was queued to the old one
+            handed = child.mailbox.connect(child.ref)
+            child.mailbox = None
+            if handed:
+                logger.warning("{} g{}: {} message(s) kept from the crashed generation redelivered", child.name,
+                               child.generation, handed)
         if child.rewire is not None:
             child.rewire(child.ref)
-        for adapter in self._children.values():  # a breaker's adapter: point it and its factory's gate at the new one
+        wire = _ADAPTER_WIRES.get(child.name)
+        for adapter in self._children.values():  # adapters hold the ledger, the store and the bus too
+            if adapter.kind == "adapter" and wire is not None:
+                tell(adapter.ref, Wire(wire, child.ref))
+            # a breaker's adapter: point it and its factory's gate at the new one
             if adapter.kind == "adapter" and adapter.gate is not None and f"breaker:{adapter.name}" == child.name:
                 adapter.gate = child.ref
                 tell(adapter.ref, Wire("gate", child.ref))
@@ -257,12 +302,8 @@ class SupervisorActor(FlowActor):
                                                  delay_s=round(child.last_delay, 4))))
 
     def handle_Wire(self, message: Any) -> None:
-        """A restarted event bus: the supervisor and its adapter children publish to the new one."""
+        """A restarted event bus: the supervisor publishes to the new one."""
         super().handle_Wire(message)
-        if message.name == "bus":
-            for child in self._children.values():
-                if child.kind == "adapter":
-                    tell(child.ref, message)
 
     # -- queries -----------------------------------------------------------------------
     def handle_GetHealth(self, message: GetHealth) -> tuple[ChildHealth, ...]:
