@@ -50,6 +50,7 @@ from ..routing.messages import FetchBrokerState, ForwardReconcile, TrackOrders
 from ..idempotency.messages import CompleteOrder, ReleaseClaim
 from ..execution.messages import ExecuteCancel, ExecuteOrder, ReconcileOrders
 from ..events.messages import Publish
+from ..supervision.messages import Wire
 from ..orders.reporting import error_report
 from ..kernel.base import resolve
 
@@ -224,6 +225,15 @@ class CircuitBreakerActor(FlowActor):
         return self._breaker.snapshot()
 
     # -- supervision -------------------------------------------------------------------
+    def handle_Wire(self, message: Wire) -> None:
+        """The supervisor's wiring: the ledger, the idempotency store or the bus after a restart."""
+        if message.ledger is not None:
+            self._ledger = message.ledger
+        if message.idempotency is not None:
+            self._idempotency = message.idempotency
+        if message.bus is not None:
+            self._bus = message.bus
+
     def handle_AdapterChanged(self, message: AdapterChanged) -> None:
         try:
             self._adapter_changed(message)

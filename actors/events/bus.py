@@ -31,6 +31,11 @@ class SubscriberActor(FlowActor):
         self._callback = callback
         self._bus = bus
 
+    def handle_Wire(self, message: Wire) -> None:
+        """A restarted bus: deliveries are acknowledged to it."""
+        if message.bus is not None:
+            self._bus = message.bus
+
     def handle_Deliver(self, message: Deliver) -> None:
         error = None
         try:
@@ -58,7 +63,8 @@ class EventBusActor(FlowActor):
     A handler that raises crashes this actor. It hands its subscriptions to the supervisor
     (``failure_details``), and the restarted bus (``inherited``) keeps them: the same subscriber
     actors, rewired to the new bus, with their filters and limits. ``seq`` continues from the
-    last stamped value. Events published to the crashed bus while it was down are lost.
+    last stamped value. Events published to the crashed bus while it was down are kept in its
+    mailbox and published by the next generation (``actors.kernel.inbox.Mailbox``).
     """
 
     crash_on_error = True
@@ -79,7 +85,7 @@ class EventBusActor(FlowActor):
 
     def start_child(self) -> None:
         for sub in self._subs.values():
-            tell(sub.ref, Wire("bus", self.actor_ref))
+            tell(sub.ref, Wire(bus=self.actor_ref))
 
     def failure_details(self) -> dict:
         """The subscriptions and the last ``seq``, for the restarted bus to keep."""

@@ -117,6 +117,7 @@ from .messages import (
 from ..idempotency.messages import CompleteOrder, ReleaseClaim
 from ..routing.messages import FetchBrokerState, TrackOrders
 from ..events.messages import Publish
+from ..supervision.messages import Wire
 from ..orders.reporting import error_report, venue_report
 from .throttle import AdmissionQueue, SlidingLogThrottle
 
@@ -474,6 +475,17 @@ class AdapterActor(FlowActor):
         in_doubt = tuple(InDoubt(r.client_order_id, r.order, r.since, r.sent_at, r.attempts) for r in self._recon.values())
         self._recon.clear()
         return {"in_doubt": in_doubt, "adapter_id": self.adapter_id}
+
+    def handle_Wire(self, message: Wire) -> None:
+        """The supervisor's wiring: a restarted ledger, idempotency store, bus or breaker (``gate``)."""
+        if message.ledger is not None:
+            self._ledger = message.ledger
+        if message.idempotency is not None:
+            self._idempotency = message.idempotency
+        if message.bus is not None:
+            self._bus = message.bus
+        if message.gate is not None:
+            self._gate = message.gate
 
     def handle_FlushWorker(self, message: FlushWorker) -> Future:
         if self._worker is None:

@@ -35,6 +35,7 @@ from ..testing import crashpoints as _crashpoints
 from ..kernel.base import FlowActor, resolve, tell
 from ..journal.sqlite import Claim, Completion, JournalError, JournalStore, MemoryJournal
 from .messages import CompleteOrder, FlushJournal, ReleaseClaim
+from ..supervision.messages import Wire
 from ..orders.messages import GuardActed, RecordDenied, ReleaseTrading, SubmitOrder
 from ..orders.reporting import as_replay, error_report
 
@@ -177,6 +178,11 @@ class IdempotencyStoreActor(FlowActor):
 
     def handle_FlushJournal(self, message: FlushJournal) -> None:
         self._flush()
+
+    def handle_Wire(self, message: Wire) -> None:
+        """The supervisor's wiring: the ledger after its restart."""
+        if message.ledger is not None:
+            self._ledger = message.ledger
 
     def handle_GetJournalStats(self, message: Any) -> dict:
         stats = self._store.stats() if self._store is not None else None

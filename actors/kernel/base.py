@@ -195,13 +195,6 @@ class FlowActor(pykka.ThreadingActor):
         self.generation = message.generation
         self._supervised_as = message.name
 
-    def handle_Wire(self, message: Any) -> None:
-        """Boot wiring: set ``self._<name>`` to the given actor reference (only known names)."""
-        attr = "_" + message.name
-        if not hasattr(self, attr):
-            raise AttributeError(f"{self.child_name} has no reference named {message.name!r}")
-        setattr(self, attr, message.ref)
-
     # -- supervision -------------------------------------------------------------------
     def failure_details(self) -> dict[str, Any]:
         """Extra facts for the supervisor when this actor fails (e.g. orders in doubt)."""

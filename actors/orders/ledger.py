@@ -108,6 +108,7 @@ from .messages import (
     WaitTerminal,
 )
 from ..idempotency.messages import CompleteOrder
+from ..supervision.messages import Wire
 from ..routing.messages import FetchBrokerState, TrackOrders, ForwardReconcile
 from ..events.messages import Publish
 from .reporting import cancel_error_report, error_report, latency_us
@@ -517,6 +518,15 @@ class LedgerActor(FlowActor):
         super().answer_crashed(message)
 
     # -- trading holds (the supervisor, while a durable core child restarts) ---------------
+    def handle_Wire(self, message: Wire) -> None:
+        """The supervisor's wiring: the idempotency store and router (after boot or a restart), the bus."""
+        if message.idempotency is not None:
+            self._idempotency = message.idempotency
+        if message.router is not None:
+            self._router = message.router
+        if message.bus is not None:
+            self._bus = message.bus
+
     def handle_HoldTrading(self, message: HoldTrading) -> None:
         """Trading HALTED while ``cause`` holds (e.g. the idempotency store restarting from the
         journal); the state before comes back once every hold is released."""

@@ -25,6 +25,7 @@ from protocols import ErrorCode, ExecutionMode, RouteDecision
 from ..kernel.base import FlowActor, tell
 from ..orders.messages import BrokerStateFetched, CancelFinished, CancelOrder, CancelOutcome, RecordDenied, SubmitOrder
 from .messages import FetchBrokerState, ForwardReconcile, TrackOrders
+from ..supervision.messages import Wire
 from ..orders.reporting import error_report
 from ..kernel.base import resolve
 
@@ -136,6 +137,13 @@ class RouterActor(FlowActor):
         super().__init__(**kw)
         self._table = table
         self._ledger = ledger
+
+    def handle_Wire(self, message: Wire) -> None:
+        """The supervisor's wiring: the ledger after its restart, the route table after a breaker's."""
+        if message.ledger is not None:
+            self._ledger = message.ledger
+        if message.table is not None:
+            self._table = message.table
 
     def handle_CancelOrder(self, cancel: CancelOrder) -> None:
         gate = self._table.gates.get(cancel.adapter_id)

@@ -24,7 +24,6 @@ Example::
 from __future__ import annotations
 
 import itertools
-import random
 import re
 import threading
 import time
@@ -54,20 +53,15 @@ from protocols import (
     retire_adapter,
 )
 
-from ..execution.adapter import AdapterActor, AdapterPolicy, InDoubt
-from ..audit.log import AuditLog, AuditRecord, parse_since, read_records
+from ..execution.adapter import InDoubt
+from ..audit.log import AuditRecord, parse_since, read_records
 from ..kernel.dispatcher import Dispatcher
 from ..orders.hooks import PreTradeHook, validate_hooks
 from ..kernel.base import ASK_TIMEOUT_S, ReplyFuture, now_ns, resolve, tell
 from ..orders.books import Position
 from ..orders.pnl import DailyPnl
-from ..breaker.breaker import BreakerConfig
-from ..breaker.actor import CircuitBreakerActor
 from ..kernel.clock import Clock, RealClock
-from ..events.bus import EventBusActor
-from ..idempotency.store import IdempotencyStoreActor
 from ..journal.sqlite import JournalError, JournalStore, MemoryJournal, SQLiteJournal
-from ..orders.ledger import LedgerActor
 from ..breaker.messages import BreakerCommand, GetBreaker
 from ..orders.messages import (
     CancelOrder,
@@ -93,14 +87,7 @@ from ..orders.messages import (
     ForgetWait,
     GetHistory,
 )
-from ..supervision.messages import (
-    GetAdapterRefs,
-    GetHealth,
-    RegisterAdapter,
-    RegisterCore,
-    StopChildren,
-    Wire,
-)
+from ..supervision.messages import GetAdapterRefs, GetHealth, StartChildren, StopChildren
 from ..execution.messages import FlushWorker
 from ..events.messages import GetBusStats, Publish, Subscribe, Unsubscribe
 from ..idempotency.messages import GetJournalStats
@@ -108,13 +95,14 @@ from ..testing.messages import InjectJournalFailure
 from ..routing.messages import ForwardReconcile
 from ..observability.logs import RuntimeLogging
 from ..observability.metrics import Metrics
-from .recovery import journaled_orders, recover
+from .recovery import recover
 from ..audit.retention import apply_retention
 from .registry import AdapterRegistry, default_registry
-from ..orders.risk import Exposure, Reservation, RiskConfig, RiskEngine
+from ..orders.risk import Exposure, Reservation
 from .statelock import StateDirInUse, StateDirLock
-from ..routing.router import RouteDenied, RouteTable, RouterActor, deny_unrouted
-from ..supervision.supervisor import Health, RestartRefused, SupervisorActor
+from ..routing.router import RouteDenied, deny_unrouted
+from ..supervision.supervisor import Health, SupervisorActor
+from ..supervision.topology import Blueprint, TopologyView
 from .sync import BrokerSyncReport
 
 _runtime_ids = itertools.count(1)
@@ -199,6 +187,8 @@ class Runtime:
     def __init__(self) -> None:  # use Runtime.start
         self._stopped = True
         self._pending = _Unanswered()
+        #: the current children, published by the supervisor (read by the properties below)
+        self._view = TopologyView()
 
     # ------------------------------------------------------------------------------------
     # start
@@ -338,110 +328,21 @@ class Runtime:
             self._core = Dispatcher(f"{p}-core", linger_s=settings.dispatch.linger_us / 1e6) if shared else None
             core = self._core
             journaled = None if durable else core
-            self.bus = self._track(EventBusActor.start(child_name=f"{p}-event_bus", startup_errors=boot_errors, dispatcher=core))
-            def start_ledger(generation: int = 0, inherited: tuple = ()) -> pykka.ActorRef:
-                """The ledger, or (``generation`` > 1) its next generation rebuilt from the journal."""
-                restore_from = None
-                if generation > 1:
-                    if not durable:
-                        raise RestartRefused("the ledger keeps no journal (journal.enabled = false), so its books cannot be "
-                                             "rebuilt; trading stays HALTED: restart the runtime")
-
-                    def restore_from() -> list:
-                        journal, ledger_journal = journal_factory(), ledger_journal_factory()
-                        try:
-                            return journaled_orders(journal, ledger_journal)
-                        finally:
-                            journal.close()
-                            ledger_journal.close()
-                risk = RiskEngine(RiskConfig.from_settings(settings.risk))
-                if self.pg is not None:  # budgets are the fleet's: checked in the shared database
-                    from ..journal.pg_budget import PgBudget
-
-                    risk.shared = PgBudget(self.pg)
-                return self._track(LedgerActor.start(
-                    risk=risk, bus=self.bus, instruments=settings.paper.instrument_map(),
-                    audit_factory=(lambda: AuditLog(self.audit_path, file_mode=mode, archive_dir=self.archive_dir)) if durable else None,
-                    journal_factory=ledger_journal_factory if durable else None,
-                    metrics=self.metrics, clock=self.clock, quiet_interval_s=settings.reconcile.interval_s,
-                    shadow_adapters=frozenset(a for m, a in policy.items() if m in ("shadow", "shadow_run")),
-                    quiet_threshold_s=max([settings.reconcile.quiet_threshold_s,
-                                           *(settings.for_adapter(a).timeouts.attempt_s * 2 for a in self._venues)]),
-                    hooks=hooks, max_open_age_s=settings.orders.max_open_age_s,
-                    remainder=settings.orders.remainder, max_resubmits=settings.orders.max_resubmits,
-                    adapter_ids=tuple(self._venues), sync=settings.sync, safety=settings.safety,
-                    tracking={a: settings.for_adapter(a).tracking for a in self._venues},
-                    pnl={"day_start": settings.pnl.day_start, "timezone": settings.pnl.timezone}, alerts=settings.alerts,
-                    receipts_path=state_dir / "receipts.jsonl" if durable and settings.retention.keep_receipts else None,
-                    keep_terminal=settings.journal.keep_terminal_orders, compact_interval_s=settings.journal.compact_interval_s,
-                    ttl_s=settings.idempotency.ttl_s, idempotency=getattr(self, "idempotency", None), router=getattr(self, "router", None),
-                    restore_from=restore_from, inherited=inherited, generation=generation,
-                    supervisor=getattr(self, "supervisor", None), supervised_as="ledger",
-                    child_name=f"{p}-ledger", startup_errors=boot_errors, dispatcher=journaled))
-
-            def start_store(generation: int = 0, inherited: tuple = ()) -> pykka.ActorRef:
-                """The idempotency store, or its next generation on the same journal."""
-                return self._track(IdempotencyStoreActor.start(
-                    store_factory=journal_factory, ttl_s=settings.idempotency.ttl_s, ledger=self.ledger,
-                    group_commit_max=settings.journal.group_commit_max, metrics=self.metrics, clock=self.clock,
-                    inherited=inherited, generation=generation, supervisor=getattr(self, "supervisor", None),
-                    supervised_as="idempotency", child_name=f"{p}-idempotency", startup_errors=boot_errors, dispatcher=journaled))
-
-            self.ledger = start_ledger()
-            self.idempotency = start_store()
-            self.ledger.tell(Wire("idempotency", self.idempotency))
-            if self.recovery is not None and self.recovery.orders:
-                self.ledger.tell(RestoreLedger(tuple(self.recovery.orders)))
+            # the supervisor creates, wires and watches every child from this blueprint (docs/DESIGN.md "House plan")
+            self._blueprint = Blueprint(
+                settings=settings, registry=registry, venues=self._venues, clock=self.clock, metrics=self.metrics,
+                journal_factory=journal_factory, ledger_journal_factory=ledger_journal_factory if durable else None,
+                durable=durable, state_dir=state_dir, audit_path=self.audit_path, archive_dir=self.archive_dir,
+                core=core, journaled=journaled, hooks=hooks, seed=seed, order_detail=self.logging.order_detail, prefix=p,
+                boot_errors=boot_errors, track=self._track, fresh_venue=self._fresh_venue, pg=self.pg,
+                in_doubt=inherited, shared_throttles=self._shared_throttles)
             self.supervisor = self._track(SupervisorActor.start(
-                clock=self.clock, bus=self.bus, supervisor_settings=settings.supervisor, seed=seed,
-                metrics=self.metrics, child_name=f"{p}-supervisor", startup_errors=boot_errors))
-            self.gates: dict[str, pykka.ActorRef] = {}
-
-            def start_breaker(adapter_id: str, generation: int = 0, inherited: tuple = ()) -> pykka.ActorRef:
-                self.metrics.set_breaker_state(adapter_id, "CLOSED")
-                return self._track(CircuitBreakerActor.start(
-                    adapter_id=adapter_id, config=BreakerConfig.from_settings(settings.for_adapter(adapter_id).breaker), clock=self.clock, ledger=self.ledger,
-                    idempotency=self.idempotency, bus=self.bus, when_restarting=settings.supervisor.when_restarting,
-                    stash_size=settings.supervisor.stash_size, metrics=self.metrics, child_name=f"breaker:{adapter_id}",
-                    generation=generation, supervisor=getattr(self, "supervisor", None), inherited=inherited,
-                    startup_errors=boot_errors, dispatcher=core))
-
-            def start_router(generation: int = 0) -> pykka.ActorRef:
-                return self._track(RouterActor.start(
-                    table=self._routes, ledger=self.ledger, child_name=f"{p}-router", generation=generation,
-                    supervisor=getattr(self, "supervisor", None), startup_errors=boot_errors, dispatcher=core))
-
-            for adapter_id in self._venues:
-                self.gates[adapter_id] = start_breaker(adapter_id)
-            blocked = tuple(settings.routing.blocked_modes)
-            self._routes = RouteTable.build(policy, blocked, self.gates)
-            self.router = start_router()
-            self.ledger.tell(Wire("router", self.router))
-            # restarted from the journal, trading HALTED until then (docs/DESIGN.md "Failure handling")
-            self.supervisor.ask(RegisterCore("ledger", self.ledger, start_ledger, self._rewire_ledger), timeout=ASK_TIMEOUT_S)
-            self.supervisor.ask(RegisterCore("idempotency", self.idempotency, start_store, self._rewire_idempotency),
-                                timeout=ASK_TIMEOUT_S)
-            # watched and restarted by the supervisor, state rebuilt (docs/DESIGN.md "Failure handling");
-            # each rewire runs in the supervisor's thread: reference swaps and tells only, no asks
-            self.supervisor.ask(RegisterCore(
-                "event_bus", self.bus,
-                lambda generation, inherited: self._track(EventBusActor.start(
-                    inherited=inherited, child_name=f"{p}-event_bus", generation=generation, supervisor=self.supervisor,
-                    startup_errors=boot_errors, dispatcher=core)),
-                self._rewire_bus), timeout=ASK_TIMEOUT_S)
-            self.supervisor.ask(RegisterCore("router", self.router, lambda generation, inherited: start_router(generation),
-                                             self._rewire_router), timeout=ASK_TIMEOUT_S)
-            for adapter_id, gate in self.gates.items():
-                self.supervisor.ask(RegisterCore(
-                    f"breaker:{adapter_id}", gate, lambda generation, inherited, a=adapter_id: start_breaker(a, generation, inherited),
-                    lambda ref, a=adapter_id: self._rewire_breaker(a, ref, policy, blocked)), timeout=ASK_TIMEOUT_S)
-            for adapter_id, venue in self._venues.items():
-                adapter_policy = AdapterPolicy.from_settings(settings, adapter_id)
+                clock=self.clock, supervisor_settings=settings.supervisor, blueprint=self._blueprint, view=self._view,
+                seed=seed, metrics=self.metrics, child_name=f"{p}-supervisor", startup_errors=boot_errors))
+            for adapter_id, venue in self._venues.items():  # before the adapter actors start them
                 self._wire_venue(adapter_id, venue)
-                self.supervisor.ask(RegisterAdapter(
-                    adapter_id, self._adapter_factory(adapter_id, venue, adapter_policy, seed, registry, settings), self.gates[adapter_id],
-                    tuple(inherited.get(adapter_id, ()))),
-                    timeout=ASK_TIMEOUT_S)
+            restore = tuple(self.recovery.orders) if self.recovery is not None else ()
+            self.supervisor.ask(StartChildren(restore), timeout=ASK_TIMEOUT_S)
             for name, ref in (("event bus", self.bus), ("ledger", self.ledger), ("idempotency store", self.idempotency),
                               ("router", self.router), *((f"breaker:{a}", g) for a, g in self.gates.items())):
                 try:
@@ -513,91 +414,60 @@ class Runtime:
     def _wire_venue(self, adapter_id: str, venue: Any) -> None:
         """Connect a venue instance to this runtime: its events to the ledger, its session state
         (a venue with a session, e.g. FIX) to the metrics and the bus."""
-        venue.set_event_sink(lambda ev: tell(self.ledger, VenueEventReceived(ev)))  # the current ledger
+        venue.set_event_sink(lambda ev: tell(self._peer("ledger"), VenueEventReceived(ev)))  # the current ledger
         if isinstance(venue, HasSession):  # a venue with a session (FIX): its state as metric and event
             metrics = self.metrics
             metrics.set_venue_session(adapter_id, venue.session_state)
 
             def on_session(aid: str, state: str, detail: str, metrics=metrics) -> None:
                 metrics.set_venue_session(aid, state)
-                tell(self.bus, Publish(VenueSessionChanged(adapter_id=aid, state=state, detail=detail)))
+                tell(self._peer("bus"), Publish(VenueSessionChanged(adapter_id=aid, state=state, detail=detail)))
 
             venue.add_state_listener(on_session)
 
-    # -- rewiring after a supervised restart (called in the supervisor's thread) ----------------
-    def _rewire_bus(self, ref: pykka.ActorRef) -> None:
-        self.bus = ref
-        for holder in (self.ledger, self.supervisor, *self.gates.values()):
-            tell(holder, Wire("bus", ref))
+    # -- the current children (published by the supervisor, which replaces them on a restart) ---
+    @property
+    def ledger(self) -> pykka.ActorRef:
+        """The ledger actor's current reference."""
+        return self._view.peers.ledger
 
-    def _rewire_ledger(self, ref: pykka.ActorRef) -> None:
-        self.ledger = ref
-        for holder in (self.idempotency, self.router, *self.gates.values()):
-            tell(holder, Wire("ledger", ref))
+    @property
+    def idempotency(self) -> pykka.ActorRef:
+        """The idempotency store actor's current reference."""
+        return self._view.peers.idempotency
 
-    def _rewire_idempotency(self, ref: pykka.ActorRef) -> None:
-        self.idempotency = ref
-        for holder in (self.ledger, *self.gates.values()):
-            tell(holder, Wire("idempotency", ref))
+    @property
+    def router(self) -> pykka.ActorRef:
+        """The router actor's current reference."""
+        return self._view.peers.router
 
-    def _rewire_router(self, ref: pykka.ActorRef) -> None:
-        self.router = ref
-        tell(self.ledger, Wire("router", ref))
+    @property
+    def bus(self) -> pykka.ActorRef:
+        """The event bus actor's current reference."""
+        return self._view.peers.bus
 
-    def _rewire_breaker(self, adapter_id: str, ref: pykka.ActorRef, policy: dict, blocked: tuple) -> None:
-        self.gates = {**self.gates, adapter_id: ref}
-        self._routes = RouteTable.build(policy, blocked, self.gates)
-        tell(self.router, Wire("table", self._routes))
+    @property
+    def gates(self) -> dict[str, pykka.ActorRef]:
+        """The circuit-breaker actor per adapter id (a copy)."""
+        return dict(self._view.peers.gates)
 
-    def _adapter_factory(self, adapter_id: str, venue: Any, policy: AdapterPolicy, seed: int,
-                         registry: AdapterRegistry, settings: Any) -> Callable[[int, tuple], pykka.ActorRef]:
-        """The supervisor's factory of ``adapter_id``'s actor generations. Generation 1 runs on the
-        venue built at start; every restart gets a fresh instance from the registry's builder
-        (when the registry rebuilds this adapter, ``AdapterRegistry.register(rebuild=...)``), so a
-        crashed generation's broken state is not reused; the old instance is retired
-        (``release_hangs``, ``close``) on a thread of its own, so a stuck venue never blocks the
-        supervisor. A builder that fails makes that generation fail at start-up (restarted with
-        backoff, as any start-up crash)."""
-        clock, supervisor, metrics = self.clock, self.supervisor, self.metrics
-        base_seed = seed * 1_000_003 + sum(map(ord, adapter_id))
-        order_detail = self.logging.order_detail
-        dispatcher = self._core
-        throttle = None
-        if self.pg is not None:  # the venue counts calls per key, not per process: one window for the fleet
-            from ..journal.pg_throttle import SharedThrottle
+    def _peer(self, name: str) -> pykka.ActorRef | None:
+        """A child's current reference, or None before the supervisor started the children."""
+        peers = self._view.peers
+        return getattr(peers, name) if peers is not None else None
 
-            own = self.settings.for_adapter(adapter_id).throttle
-            throttle = SharedThrottle(self.pg, own.venue_key or adapter_id, own.max_calls, own.window_s, own.share)
-            self._shared_throttles.append(throttle)
-        current = [venue]
-
-        def factory(generation: int, inherited: tuple) -> pykka.ActorRef:
-            start_error = None
-            if generation > 1 and registry.rebuilds(adapter_id, settings):
-                try:
-                    fresh = registry.build(adapter_id, settings)
-                except Exception as exc:  # noqa: BLE001 - a start-up failure of this generation
-                    logger.opt(exception=exc).error("{}: building a fresh adapter for g{} failed", adapter_id, generation)
-                    start_error = exc
-                else:
-                    if fresh is not current[0]:
-                        old, current[0] = current[0], fresh
-                        self._wire_venue(adapter_id, fresh)
-                        for quote in list(self._quotes.values()):  # the last touch per symbol, as the old one had it
-                            try:
-                                fresh.on_market(quote)
-                            except Exception:  # noqa: BLE001 - market data never breaks a restart
-                                logger.opt(exception=True).warning("{}: replaying the last quote failed", adapter_id)
-                        self._venues[adapter_id] = fresh
-                        threading.Thread(target=_retire, args=(old,), name=f"retire-{adapter_id}-g{generation - 1}",
-                                         daemon=True).start()
-            return AdapterActor.start(  # the adapter's current breaker (a restarted breaker replaces it)
-                adapter_id=adapter_id, venue=current[0], policy=policy, clock=clock, gate=self.gates[adapter_id], ledger=self.ledger,
-                idempotency=self.idempotency, rng=random.Random(base_seed + generation), inherited=inherited,
-                metrics=metrics, order_detail=order_detail, child_name=adapter_id, generation=generation, supervisor=supervisor,
-                dispatcher=dispatcher, throttle=throttle, start_error=start_error, bus=self.bus)
-
-        return factory
+    def _fresh_venue(self, adapter_id: str, fresh: Any, old: Any) -> None:
+        """An adapter restart built a fresh venue instance: connect it (events, session state),
+        give it the last quote per symbol as the old one had it, and retire the old one on a
+        thread of its own (``release_hangs``, ``close``: a stuck venue never blocks the supervisor)."""
+        self._wire_venue(adapter_id, fresh)
+        for quote in list(self._quotes.values()):
+            try:
+                fresh.on_market(quote)
+            except Exception:  # noqa: BLE001 - market data never breaks a restart
+                logger.opt(exception=True).warning("{}: replaying the last quote failed", adapter_id)
+        self._venues[adapter_id] = fresh
+        threading.Thread(target=_retire, args=(old,), name=f"retire-{adapter_id}", daemon=True).start()
 
     def _track(self, ref: pykka.ActorRef) -> pykka.ActorRef:
         self._refs.append(ref)
@@ -640,14 +510,15 @@ class Runtime:
                                             error=ExecError.of(ErrorCode.E_EXEC_NO_ADAPTER, "runtime is stopped")))
             return future
         # routing is a lookup in the router's immutable table, done here: no hop through the router actor
-        route = self._routes.lookup(context.mode)
+        peers = self._view.peers
+        route = peers.routes.lookup(context.mode)
         if isinstance(route, RouteDenied):
             deny_unrouted(SubmitOrder(intent, context, future, t0), route, self.ledger)
             return future
         order = SubmitOrder(intent, context, future, t0, route[0], route[1])
         self._pending.add(future)
-        if not tell(self.idempotency, order):
-            deny_unrouted(order, RouteDenied(ErrorCode.E_EXEC_INTERNAL, "idempotency store is not running"), self.ledger)
+        if not tell(peers.idempotency, order):
+            deny_unrouted(order, RouteDenied(ErrorCode.E_EXEC_INTERNAL, "idempotency store is not running"), peers.ledger)
         return future
 
     def _reject_input(self, future: Future, intent: Any, context: Any, message: str) -> Future:

@@ -6,7 +6,7 @@ Frozen dataclasses; the only mutable thing a message may carry is its reply futu
 
 from __future__ import annotations
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any
 import pykka
 
 
@@ -38,27 +38,27 @@ class GetHealth:
 
 @dataclass(frozen=True, slots=True)
 class Wire:
-    """Wiring at boot: set the actor's reference named ``name`` (e.g. ``router``) to ``ref``."""
+    """Supervisor → child: the one typed wiring step. Each field that is set is the current
+    reference of that peer (None: unchanged); a child takes the ones it holds in its own
+    ``handle_Wire`` (never by attribute name). Sent at boot (the ledger's store and router, which
+    it cannot have at construction) and after a restart, to every holder of the old reference."""
 
-    name: str
-    ref: pykka.ActorRef
+    bus: pykka.ActorRef | None = None
+    ledger: pykka.ActorRef | None = None
+    idempotency: pykka.ActorRef | None = None
+    router: pykka.ActorRef | None = None
+    gate: pykka.ActorRef | None = None
+    #: the router's new ``RouteTable`` (a breaker restarted)
+    table: Any = None
 
 
 @dataclass(frozen=True, slots=True)
-class RegisterCore:
-    """Boot: the supervisor takes ``ref`` as a core child named ``name``.
+class StartChildren:
+    """Ask, once at boot: the supervisor builds, wires and watches every child from its
+    blueprint and answers the :class:`~actors.supervision.topology.Peers`. ``restore``: the
+    journaled orders recovery found (``RecoveredOrder``), restored in the ledger first."""
 
-    With a ``factory`` the child is watched and restarted: the supervisor tells it
-    :class:`Supervise` (so a crash reaches the supervisor through pykka's ``on_failure``), and
-    after a crash calls ``factory(generation, inherited)`` for a fresh actor (``inherited``: what
-    the crashed actor handed over in ``failure_details()["inherited"]``), then ``rewire(new_ref)``
-    so every holder of the old reference gets the new one. Without a factory the child is only
-    recorded (it contains its own handler failures)."""
-
-    name: str
-    ref: pykka.ActorRef
-    factory: Callable[[int, tuple], pykka.ActorRef] | None = None
-    rewire: Callable[[pykka.ActorRef], None] | None = None
+    restore: tuple = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,18 +69,6 @@ class Supervise:
     supervisor: pykka.ActorRef
     generation: int
     name: str
-
-
-@dataclass(frozen=True, slots=True)
-class RegisterAdapter:
-    """Boot: the supervisor starts and supervises an adapter actor built by ``factory(generation, inherited)``.
-
-    ``inherited``: orders in doubt found by recovery, reconciled by the first generation."""
-
-    name: str
-    factory: Callable[[int, tuple], pykka.ActorRef]
-    gate: pykka.ActorRef
-    inherited: tuple = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,9 @@
-"""The supervisor actor: owns the topology and restarts crashed adapter actors (docs/DESIGN.md, One order, docs/DESIGN.md, Failure handling).
+"""The supervisor actor: creates, wires, watches and restarts every child (docs/DESIGN.md "House plan", "Failure handling").
+
+At boot one ``StartChildren`` ask builds the whole topology from the runtime's ``Blueprint``
+(``topology.py``: how each child is built from Settings and the registry), passing each child
+its peers at construction and the ledger its store and router in one typed ``Wire``; the current
+references are published as ``Peers`` in the ``TopologyView`` the runtime reads.
 
 Modelled on Erlang/OTP's one-for-one supervisor: each adapter actor is a child with a
 generation number. A child reports its own failure (a crash in a handler, a failure in
@@ -13,11 +18,11 @@ generation inherits the orders in doubt and reconciles them before anything is r
 The router, the breakers and the event bus are watched core children: the supervisor tells
 each :class:`Supervise` at registration, a handler that raises stops that actor alone (no
 carrying on with half-applied state) and pykka's ``on_failure`` path brings ``ChildFailed`` here.
-The supervisor restarts it with the same backoff and intensity limit, from the factory the
-runtime registered, with its state rebuilt: a breaker starts CLOSED and gets the adapter's
+The supervisor restarts it with the same backoff and intensity limit, from the blueprint, with
+its state rebuilt: a breaker starts CLOSED and gets the adapter's
 current actor, the router gets the current route table, the bus keeps its subscriptions (handed
-over by the crashed bus). ``rewire`` then points every holder of the old reference at the new
-one. A breaker restart also rewires its adapter child. Given up: ``ChildGaveUp``.
+over by the crashed bus). ``_rewire`` then tells every holder of the old reference the new one
+(a typed ``Wire``) and publishes the new ``Peers``. A breaker restart also rewires its adapter child. Given up: ``ChildGaveUp``.
 
 The ledger and the idempotency store are restarted the same way but FROM THE JOURNAL (their
 state is durable): the ledger's next generation replays the journaled orders before any message;
@@ -44,9 +49,10 @@ from .backoff import RestartBackoff
 from ..kernel.base import FlowActor, internal_error_report, resolve, tell
 from ..idempotency.store import RESTART_HOLD
 from ..breaker.messages import AdapterChanged
-from .messages import ChildFailed, GetHealth, RestartChild, Supervise, Wire
+from .messages import ChildFailed, GetHealth, RestartChild, StartChildren, Supervise, Wire
+from .topology import Blueprint, Peers, RestartRefused, TopologyView, with_child
 from ..events.messages import Publish
-from ..orders.messages import HoldTrading
+from ..orders.messages import HoldTrading, RestoreLedger
 
 
 @dataclass(frozen=True)
@@ -106,20 +112,10 @@ class _Child:
     last_failure: str = ""
     in_doubt: tuple = ()
     last_delay: float = 0.0
-    rewire: Callable[[pykka.ActorRef], None] | None = None
     #: what a crashed core child handed over for its successor
     inherited: tuple = ()
     #: the messages kept for the next generation (``actors.kernel.inbox.Mailbox``), until it starts
     mailbox: Any = None
-
-
-#: the reference name adapter actors hold each core child by (rewired after its restart)
-_ADAPTER_WIRES = {"ledger": "ledger", "idempotency": "idempotency", "event_bus": "bus"}
-
-
-class RestartRefused(Exception):
-    """Raised by a child factory that cannot build a next generation (e.g. a ledger without a
-    journal to rebuild from): the child is given up at once, with this message as the reason."""
 
 
 def _answer_given_up(message: Any) -> None:
@@ -129,33 +125,95 @@ def _answer_given_up(message: Any) -> None:
 
 
 class SupervisorActor(FlowActor):
-    """Owns the children; restarts adapter actors one-for-one with backoff and an intensity limit."""
+    """Creates, wires, watches and restarts every child (docs/DESIGN.md "House plan").
 
-    def __init__(self, *, clock: Any, bus: pykka.ActorRef, supervisor_settings: Any, seed: int = 0, metrics: Any = None, **kw) -> None:
+    ``blueprint`` (:class:`~actors.supervision.topology.Blueprint`): what the children are built
+    from; ``view``: where the current :class:`~actors.supervision.topology.Peers` are published.
+    :class:`StartChildren` (an ask, once, at boot) builds the topology; every restart builds the
+    next generation from the same blueprint and rewires its holders with a typed ``Wire``."""
+
+    def __init__(self, *, clock: Any, supervisor_settings: Any, blueprint: Blueprint | None = None,
+                 view: TopologyView | None = None, seed: int = 0, metrics: Any = None, **kw) -> None:
         super().__init__(**kw)
         self._clock = clock
-        self._bus = bus
+        self._bus: pykka.ActorRef | None = None
+        self._blueprint = blueprint
+        self._view = view if view is not None else TopologyView()
         self._s = supervisor_settings
         self._rng = random.Random(seed)
         self._metrics = metrics
         self._children: dict[str, _Child] = {}
 
-    # -- registration (asks at boot, from the runtime's thread) --------------------------
     def _backoff(self) -> RestartBackoff:
         return RestartBackoff(initial_s=self._s.backoff_initial_s, max_s=self._s.backoff_max_s, jitter=self._s.jitter,
                               max_restarts=self._s.max_restarts, within_s=self._s.within_s, rng=self._rng)
 
-    def handle_RegisterCore(self, message: Any) -> None:
-        factory = getattr(message, "factory", None)
-        child = _Child(message.name, "core", message.ref, 1, factory=factory, rewire=getattr(message, "rewire", None),
-                       backoff=self._backoff() if factory is not None else None)
-        self._children[message.name] = child
-        tell(message.ref, Supervise(self.actor_ref, child.generation, child.name))
+    # -- creating the children (an ask at boot, from the runtime's thread) --------------------
+    def handle_StartChildren(self, message: StartChildren) -> Peers:
+        """Build every child from the blueprint in dependency order (bus → ledger → store →
+        breakers → router → adapters), pass each its peers at construction, give the ledger the
+        two it could not have yet in one ``Wire``, watch each (``Supervise``) and publish the
+        :class:`Peers`. Start-up failures show in the runtime's boot ping."""
+        bp, me = self._blueprint, self.actor_ref
+        assert bp is not None, "a supervisor without a blueprint has no children to start"
+        bus = bp.bus()
+        self._bus = bus
+        ledger = bp.ledger(bus=bus)
+        store = bp.store(ledger=ledger)
+        gates = {a: bp.breaker(a, ledger=ledger, idempotency=store, bus=bus) for a in bp.venues}
+        routes = bp.routes(gates)
+        router = bp.router(table=routes, ledger=ledger)
+        tell(ledger, Wire(idempotency=store, router=router))  # the one wiring step: the rest came at construction
+        if message.restore:
+            tell(ledger, RestoreLedger(message.restore))  # journaled orders, before any new order
+        self._view.peers = Peers(bus=bus, ledger=ledger, idempotency=store, router=router, gates=gates, routes=routes)
+        # each restarted FROM ITS STATE: ledger and store from the journal, the rest rebuilt
+        # (docs/DESIGN.md "Failure handling"); a factory reads the current peers when it runs
+        view = self._view
+        self._watch("event_bus", bus, lambda g, inh: bp.bus(g, inh, me))
+        self._watch("ledger", ledger, lambda g, inh: bp.ledger(
+            bus=view.peers.bus, idempotency=view.peers.idempotency, router=view.peers.router, generation=g, inherited=inh,
+            supervisor=me))
+        self._watch("idempotency", store, lambda g, inh: bp.store(ledger=view.peers.ledger, generation=g, inherited=inh,
+                                                                  supervisor=me))
+        self._watch("router", router, lambda g, inh: bp.router(table=view.peers.routes, ledger=view.peers.ledger,
+                                                               generation=g, supervisor=me))
+        for adapter_id, gate in gates.items():
+            self._watch(f"breaker:{adapter_id}", gate, lambda g, inh, a=adapter_id: bp.breaker(
+                a, ledger=view.peers.ledger, idempotency=view.peers.idempotency, bus=view.peers.bus, generation=g,
+                inherited=inh, supervisor=me))
+        for adapter_id in bp.venues:
+            child = _Child(adapter_id, "adapter", None, 0, factory=bp.adapter_factory(adapter_id, view, me),
+                           gate=gates[adapter_id], backoff=self._backoff())
+            self._children[adapter_id] = child
+            self._start(child, tuple(bp.in_doubt.get(adapter_id, ())))
+        return self._view.peers
 
-    def handle_RegisterAdapter(self, message: Any) -> None:
-        child = _Child(message.name, "adapter", None, 0, factory=message.factory, gate=message.gate, backoff=self._backoff())
-        self._children[message.name] = child
-        self._start(child, tuple(getattr(message, "inherited", ())))
+    def _watch(self, name: str, ref: pykka.ActorRef, factory: Callable[[int, tuple], pykka.ActorRef]) -> None:
+        child = _Child(name, "core", ref, 1, factory=factory, backoff=self._backoff())
+        self._children[name] = child
+        tell(ref, Supervise(self.actor_ref, child.generation, child.name))
+
+    def _rewire(self, name: str, ref: pykka.ActorRef) -> None:
+        """Child ``name`` restarted as ``ref``: publish the new peers and tell every holder of the
+        old reference the new one (module docstring of ``topology``: who holds what)."""
+        peers = with_child(self._view.peers, name, ref, self._blueprint)
+        self._view.peers = peers
+        adapters = [c.ref for c in self._children.values() if c.kind == "adapter"]
+        if name == "event_bus":
+            self._bus = ref
+            for holder in (peers.ledger, *peers.gates.values(), *adapters):
+                tell(holder, Wire(bus=ref))
+        elif name == "ledger":
+            for holder in (peers.idempotency, peers.router, *peers.gates.values(), *adapters):
+                tell(holder, Wire(ledger=ref))
+        elif name == "idempotency":
+            for holder in (peers.ledger, *peers.gates.values(), *adapters):
+                tell(holder, Wire(idempotency=ref))
+        elif name == "router":
+            tell(peers.ledger, Wire(router=ref))
+        elif name.startswith("breaker:"):
+            tell(peers.router, Wire(table=peers.routes))
 
     def _start(self, child: _Child, inherited: tuple) -> None:
         child.generation += 1
@@ -267,16 +325,11 @@ class SupervisorActor(FlowActor):
             if handed:
                 logger.warning("{} g{}: {} message(s) kept from the crashed generation redelivered", child.name,
                                child.generation, handed)
-        if child.rewire is not None:
-            child.rewire(child.ref)
-        wire = _ADAPTER_WIRES.get(child.name)
-        for adapter in self._children.values():  # adapters hold the ledger, the store and the bus too
-            if adapter.kind == "adapter" and wire is not None:
-                tell(adapter.ref, Wire(wire, child.ref))
-            # a breaker's adapter: point it and its factory's gate at the new one
+        self._rewire(child.name, child.ref)
+        for adapter in self._children.values():  # a breaker's adapter: point it and its factory's gate at the new one
             if adapter.kind == "adapter" and adapter.gate is not None and f"breaker:{adapter.name}" == child.name:
                 adapter.gate = child.ref
-                tell(adapter.ref, Wire("gate", child.ref))
+                tell(adapter.ref, Wire(gate=child.ref))
                 if adapter.state == "failed":
                     tell(child.ref, AdapterChanged(None, adapter.generation, gave_up=True))
                 else:
@@ -300,10 +353,6 @@ class SupervisorActor(FlowActor):
         logger.info("{} restarted as g{} (restart {})", child.name, child.generation, child.restarts)
         tell(self._bus, Publish(AdapterRestarted(child=child.name, generation=child.generation, restarts=child.restarts,
                                                  delay_s=round(child.last_delay, 4))))
-
-    def handle_Wire(self, message: Any) -> None:
-        """A restarted event bus: the supervisor publishes to the new one."""
-        super().handle_Wire(message)
 
     # -- queries -----------------------------------------------------------------------
     def handle_GetHealth(self, message: GetHealth) -> tuple[ChildHealth, ...]:

@@ -55,6 +55,27 @@ def fills(rt, client_order_id: str) -> bool:
     return rt.submit(market(client_order_id), ctx()).result(timeout=5).status is OrderStatus.FILLED
 
 
+def test_the_supervisor_creates_and_watches_every_child(rt) -> None:
+    """One StartChildren builds the whole topology: every core child and adapter is the
+    supervisor's, generation 1, running; the runtime reads the references it published."""
+    children = {c.name: (c.kind, c.state, c.generation) for c in rt.health().children}
+    assert children == {"event_bus": ("core", "running", 1), "ledger": ("core", "running", 1),
+                        "idempotency": ("core", "running", 1), "router": ("core", "running", 1),
+                        "breaker:test": ("core", "running", 1), "test": ("adapter", "running", 1)}
+    assert all(ref.is_alive() for ref in (rt.bus, rt.ledger, rt.idempotency, rt.router, *rt.gates.values()))
+
+
+def test_bus_events_published_while_it_restarts_are_kept(rt, clock) -> None:
+    log = EventLog()
+    rt.subscribe(log)
+    rt.bus.tell(Publish("not an event"))
+    wait_until(lambda: child(rt, "event_bus").state == "restarting", what="the bus restarting")
+    assert fills(rt, "cr-bus-down")  # its events go to the crashed bus: kept for the next one
+    restart(rt, clock, "event_bus")
+    log.wait_for(lambda evs: [e for e in evs if getattr(e, "client_order_id", None) == "cr-bus-down"],
+                 what="an event published while the bus was down")
+
+
 def test_router_crash_is_observed_and_it_comes_back_rewired(rt, clock) -> None:
     old = rt.router
     rt.router.tell(ForwardReconcile(["not", "hashable"], ()))  # dict lookup in the handler raises TypeError
