@@ -144,3 +144,30 @@ def test_market_state_round_trips_as_json() -> None:
 def test_an_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="paper venue book .*cannot reach the PostgreSQL server"):
         PgBook(f"postgresql://nobody@/x?host={tmp_path}", adapter_id="paper", fill_model_version="1")
+
+
+def test_a_group_holds_the_book_and_writes_once(pg_url: str) -> None:
+    """Group commit on a shared book (the adapter's venue worker): begin_batch locks the book and
+    brings memory up to date, the calls write nothing until end_batch; market data inside the group
+    writes the group's changes first and locks the book again; another venue sees it all after."""
+    a, b = shared_venue(pg_url), shared_venue(pg_url)
+    try:
+        b.on_market(quote("99.99", "100.00", "1", 0))  # a has not seen this quote yet
+        a.begin_batch()
+        assert a.touch(SYM).ask == D("100.00")  # begin_batch applied b's market
+        assert a.submit_order(order("g1", "BUY", "0.3")).cum_qty == D("0.3")
+        assert a.submit_order(order("g2", "BUY", "0.1", "99.00")).status is OrderStatus.ACCEPTED
+        assert b.fetch_order("g1") is None  # not written yet (and b does not wait on the lock to read)
+        a.on_market(quote("98.99", "99.00", "1", 1))  # fills g2 and writes the group so far
+        assert b.fetch_order("g2").status is OrderStatus.FILLED
+        assert a.submit_order(order("g3", "SELL", "0.2")).status is OrderStatus.FILLED
+        a.end_batch()
+        assert b.fetch_order("g3").status is OrderStatus.FILLED
+        assert b.submit_order(order("g4", "BUY", "0.5")).cum_qty == D("0.5")  # the book is not left locked
+        a.begin_batch()
+        a.end_batch()  # an empty group just ends the lock
+        assert b.submit_order(order("g5", "BUY", "0.1")).status is OrderStatus.FILLED
+        assert [f.trade_id for f in b.fills()] == [f"paper-{i}" for i in range(1, 6)]
+    finally:
+        a.close()
+        b.close()

@@ -73,8 +73,6 @@ from .fill_model import (
 _ACCEPTED, _REJECTED = OrderStatus.ACCEPTED, OrderStatus.REJECTED
 _DURABLE_CAPS = AdapterCapabilities(blocking=True, lookup_covers_closed=True, absence_window_s=0, group_commit=True)
 _MEMORY_CAPS = AdapterCapabilities(blocking=False, lookup_covers_closed=True, absence_window_s=0)
-#: a shared book: one call at a time (each locks the book, applies what others wrote, commits)
-_SHARED_CAPS = AdapterCapabilities(blocking=True, lookup_covers_closed=True, absence_window_s=0)
 #: closed orders leave memory this many at a time (durable book only)
 _EVICT_BATCH = 256
 
@@ -93,8 +91,8 @@ class PaperVenue:
 
     With ``book`` a :class:`~protocols.venues.paper.pg_book.PgBook` (the book in PostgreSQL,
     shared by every process on that database) each change locks the book, first applies what
-    other processes committed, then matches and commits (no group commit: the capabilities say
-    so); reads apply it without locking. Fills and expiries are pushed to the sink of the process
+    other processes committed, then matches and commits; a group (``begin_batch``) holds that
+    lock and writes once at ``end_batch``; reads apply it without locking. Fills and expiries are pushed to the sink of the process
     whose venue received the order: those caused by another process (its market data filled our
     resting order) are picked up by a poller thread every ``poll_interval_s``. Depth evidence
     (rule 6) is what this process's market data showed.
@@ -145,6 +143,8 @@ class PaperVenue:
         self._remote_events: list[VenueEvent] = []
         self._poller: threading.Thread | None = None
         self._poll_stop = threading.Event()
+        #: shared book, group open: market data wrote the group's changes, which ended the lock
+        self._relock = False
         self._fee_currency: dict[str, str] = {}  # symbol -> its quote currency
         #: group commit (begin_batch .. end_batch): the change sets waiting for the group's transaction
         self._held: BookChanges | None = None
@@ -217,6 +217,9 @@ class PaperVenue:
         """Shared book: apply what other processes committed; with ``lock`` the book stays locked
         until ``_commit`` (or ``PgBook.release``). Raises ``NotDeliveredError`` when the database
         cannot be reached (nothing was changed)."""
+        if self._held is not None and not self._relock:
+            return  # a group holds the book's lock and applied everything at begin_batch
+        self._relock = False
         book = self._book
         assert isinstance(book, PgBook)
         try:
@@ -258,7 +261,7 @@ class PaperVenue:
             self._apply_markets(meta)
         finally:
             self._loading = False
-        if len(self._closed_ids) > self.keep_closed + _EVICT_BATCH:
+        if len(self._closed_ids) > self.keep_closed + _EVICT_BATCH and self._held is None:
             self._evict()
 
     def _apply_markets(self, meta: Mapping[str, str]) -> None:
@@ -320,10 +323,10 @@ class PaperVenue:
         ``end_batch`` returned. Raises ``RuntimeError`` when a group is already open.
         """
         with self._lock:
-            if self._shared:
-                raise RuntimeError(f"{self.adapter_id}: a shared book has no group commit (each call locks the book)")
             if self._held is not None:
                 raise RuntimeError(f"{self.adapter_id}: a group is already open (begin_batch twice)")
+            if self._shared:  # the group holds the book's lock until end_batch (NotDeliveredError: no group)
+                self._sync(lock=True)
             self._held = BookChanges()
             self._group_error = None
             self._markets_written = dict(self._markets)
@@ -342,9 +345,13 @@ class PaperVenue:
             if held is None:
                 return
             if error is not None:
+                if self._shared:
+                    self._release()
                 raise FatalAdapterError(error.message)
             if held:
                 self._write_group(held)
+            elif self._shared:
+                self._release()  # nothing to write: just end the lock
             if self._durable and len(self._closed_ids) > self.keep_closed + _EVICT_BATCH:
                 self._evict()  # deferred while the group's orders were not in the book yet
 
@@ -470,7 +477,7 @@ class PaperVenue:
                 self._sync(lock=True)
             rec = self._get(client_order_id)
             if rec is None or rec.status.is_terminal:
-                if self._shared:
+                if self._shared and self._held is None:
                     self._release()
                 if rec is None:
                     raise VenueRejectedError("unknown order", venue_code="UNKNOWN_ORDER")
@@ -542,7 +549,8 @@ class PaperVenue:
                     raise FatalAdapterError(str(exc)) from exc
                 prev = self._markets.get(data.symbol)
                 if isinstance(data, Quote) and prev is not None and prev.quote == data:
-                    self._release()  # the same quote, fed by another process too: the market moved once
+                    if self._held is None:
+                        self._release()  # the same quote, fed by another process too: the market moved once
                     return
             changes = BookChanges()
             updated: dict[str, OrderRecord] = {}
@@ -607,6 +615,11 @@ class PaperVenue:
                 foreign = self._foreign
                 events = self._remote_events + [e for e in events if e.state.client_order_id not in foreign]
                 self._remote_events = []
+                if self._relock:  # a group is open and this wrote its changes: lock the book again
+                    try:
+                        self._sync(lock=True)
+                    except NotDeliveredError as exc:
+                        self._group_error = FatalAdapterError(f"venue book write failed: {exc}")
             if self._held is not None:
                 self._markets_written = dict(self._markets)  # everything so far is in the book
             self._deliver_lock.acquire()
@@ -701,14 +714,14 @@ class PaperVenue:
         - ``blocking`` only with a durable book (it writes per call); an in-memory
           book never waits on I/O, so the adapter actor calls it inline;
         - ``group_commit`` with a durable book: the worker runs the calls queued together
-          between :meth:`begin_batch` and :meth:`end_batch` (one transaction for all); not
-          with a shared book (each call locks it and reads what other processes wrote first);
+          between :meth:`begin_batch` and :meth:`end_batch` (one transaction for all; a shared
+          book is locked and brought up to date at ``begin_batch``);
         - ``lookup_covers_closed``: ``fetch_order`` answers from the book, which keeps every
           order it ever accepted (closed ones too);
         - ``absence_window_s = 0``: an order is in the book before ``submit_order`` returns, so
           "not found" is proof of absence at once.
         """
-        return _SHARED_CAPS if self._shared else _DURABLE_CAPS if self._durable else _MEMORY_CAPS
+        return _DURABLE_CAPS if self._durable else _MEMORY_CAPS
 
     def __repr__(self) -> str:
         return (
@@ -738,6 +751,7 @@ class PaperVenue:
             self._held = BookChanges()
             if held:
                 self._write_group(held)
+                self._relock = self._shared  # the write ended the book's lock: on_market takes it again
             return
         try:
             self._book.commit(changes)
