@@ -511,11 +511,16 @@ class PostgresJournal:
         over: the expired owner's row is deleted in the same transaction). Returns how many
         records became UNKNOWN.
         """
-        return self.take_over_expired(now)[0]
+        return self.take_over_expired(now, own=True)[0]
 
-    def take_over_expired(self, now: float) -> tuple[int, list[str], list[tuple[str, str]]]:
-        """See :meth:`mark_all_unknown`; returns ``(records made UNKNOWN, expired owner ids taken over,
-        keys of the records taken over)``."""
+    def take_over_expired(self, now: float, *, own: bool = False) -> tuple[int, list[str], list[tuple[str, str]]]:
+        """See :meth:`mark_all_unknown` (which passes ``own=True``); returns ``(records made UNKNOWN,
+        expired owner ids taken over, keys of the records taken over)``.
+
+        Without ``own`` (a running process, ``TakeoverLoop``) this owner's own records are never
+        touched: its in-flight orders are its own business. The expired owners' records are locked
+        in key order first, the order claim batches lock keys in, so a takeover and a claim batch
+        of a fleet-wide id can never deadlock."""
         t = _check_time("take_over_expired", "now", now)
         owner = self.owner_id
 
@@ -523,9 +528,14 @@ class PostgresJournal:
             dead = [r[0] for r in conn.execute(
                 "DELETE FROM flowroute.owners WHERE lease_until < clock_timestamp() AND owner_id <> %s "
                 "RETURNING owner_id", (owner,))]
+            mine = [owner] if own else []
+            if not dead and not mine:
+                return (0, [], []), 0
+            conn.execute("SELECT 1 FROM flowroute.idempotency WHERE owner_id = ANY(%s) "
+                         "ORDER BY account_id, client_order_id FOR UPDATE", (dead + mine,))
             n = conn.execute(
                 "UPDATE flowroute.idempotency SET status = 'UNKNOWN', updated_at = %s "
-                "WHERE status = 'IN_PROGRESS' AND (owner_id = %s OR owner_id = ANY(%s))", (t, owner, dead)).rowcount
+                "WHERE status = 'IN_PROGRESS' AND owner_id = ANY(%s)", (t, dead + mine)).rowcount
             # orders that are over (a terminal transition journaled) stay with their dead owner as
             # history: adopting them would move a stopped process's books into this one's
             keys = [(a, c) for a, c in conn.execute(

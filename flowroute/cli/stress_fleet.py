@@ -113,6 +113,8 @@ def run_fleet(args: argparse.Namespace) -> int:
     children: list[dict[str, Any]] = []
     failures = []
     for i, (p, (out, err)) in enumerate(zip(procs, outs)):
+        with suppress(OSError):  # each process's log, for a look after the run
+            (base / f"p{i}.stderr.log").write_text(err)
         if killed is not None and i == killed["process"]:
             continue
         try:

@@ -161,6 +161,18 @@ def test_a_survivor_takes_over_expired_leases_only(pg_url: str) -> None:
     dead.close(release=False)
 
 
+def test_a_running_takeover_leaves_this_processes_in_flight_orders_alone(pg_url: str) -> None:
+    """The takeover loop of a live process (every lease_s / 2) adopts dead owners' orders only: its
+    own in-flight claims stay IN_PROGRESS (they used to become UNKNOWN each round, and the UPDATE
+    of its own rows deadlocked with its claim batches: E_EXEC_PERSISTENCE under --kill-one)."""
+    live = PostgresBackend.open(pg_url, lease_s=30)
+    lj = live.journal()
+    lj.claim_batch([claim("mine-1"), claim("mine-2")], ttl_s=TTL)
+    assert lj.take_over_expired(now=2000.0) == (0, [], [])
+    assert {r.client_order_id: r.status for r in lj.load_records()} == {"mine-1": "IN_PROGRESS", "mine-2": "IN_PROGRESS"}
+    live.close()
+
+
 def test_closed_backend_is_a_journal_error(pg_url: str) -> None:
     backend = PostgresBackend.open(pg_url)
     j = backend.journal()

@@ -798,6 +798,7 @@ class PaperVenue:
                 if self._by_seq.get(rec.seq) == coid:
                     del self._by_seq[rec.seq]
                 self._submissions.pop(coid, None)
+                self._foreign.discard(coid)  # (shared book) a closed order's events are all pushed
                 self._evicted += 1
         del self._fills[:self._booked]
         self._booked = 0
