@@ -105,3 +105,20 @@ def test_quick_both_run_reports_every_section(tmp_path: Path) -> None:
             assert run[section]["statuses"] == {"FILLED": run[section]["n"]}
 
     assert "flowroute benchmarks" in proc.stdout  # the side-by-side table was printed
+
+
+def test_hop_profile_stamps_every_stage_of_each_configuration() -> None:
+    """``python -m benchmarks.hops`` wraps internal stages by name: it fails here when one moves."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.hops", "--orders", "10", "--warmup", "3", "--rounds", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    sections = {block.split("  ")[0]: block for block in proc.stdout.split("\n## ")[1:]}
+    assert set(sections) == {"off", "deployed", "off_sync", "off_sync_mem"}
+    common = ("submit", "idem.in", "ledger.in", "ledger.out", "breaker.in", "adapter.in", "venue.in", "venue.out",
+              "adapter.done", "resolve", "answer")
+    durable = ("claim.begin", "claim.end")
+    book = ("book.commit", "book.done")
+    for name, block in sections.items():
+        stages = {line.split()[0] for line in block.splitlines()[2:] if line.strip()}
+        expected = set(common) | (set(durable) if name != "off" else set()) | (set(book) if name in ("deployed", "off_sync") else set())
+        assert expected <= stages, f"{name}: stages {sorted(expected - stages)} were never stamped"
