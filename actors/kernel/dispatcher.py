@@ -39,7 +39,6 @@ Example::
 from __future__ import annotations
 
 import queue
-import sys
 import threading
 import time
 from collections import deque
@@ -49,6 +48,7 @@ import pykka
 from loguru import logger
 
 from .inbox import Inbox, ring, sched_yield
+from .pykka_compat import dead_letter, run_envelope, start_actor
 
 if TYPE_CHECKING:  # pragma: no cover
     from .base import FlowActor
@@ -323,48 +323,24 @@ class Dispatcher:
 
 
 def _run_envelope(actor: Any, envelope: Any) -> None:
-    """Run one message the way pykka's own actor loop does."""
+    """Run one message the way pykka's own actor loop does (actors/kernel/pykka_compat.py)."""
     if envelope is _START:
-        actor._actor_loop_setup()
+        start_actor(actor)
         return
     if actor.actor_stopped.is_set():
         _dead_letter(actor, envelope)
         return
-    try:
-        response = actor._handle_receive(envelope.message)
-        if envelope.reply_to is not None:
-            envelope.reply_to.set(response)
-    except Exception:
-        if envelope.reply_to is not None:
-            logger.info("Exception returned from {} to caller: {!r}", actor, sys.exc_info()[1])
-            envelope.reply_to.set_exception()
-        else:
-            actor._handle_failure(*sys.exc_info())
-            try:
-                actor.on_failure(*sys.exc_info())
-            except Exception:  # noqa: BLE001
-                actor._handle_failure(*sys.exc_info())
-    except BaseException:  # noqa: BLE001 - what pykka's own loop does: stop every actor
-        logger.debug("{!r} in {}. Stopping all actors.", sys.exc_info()[1], actor)
-        actor._stop()
-        pykka.ActorRegistry.stop_all(block=False)
+    run_envelope(actor, envelope)
 
 
 def _dead_letter(actor: Any, envelope: Any) -> None:
     """A message that reached a stopped member: kept by its mailbox if it crashed supervised
-    (actors/kernel/inbox.Mailbox), else what pykka's ``_actor_loop_teardown`` does."""
+    (actors/kernel/inbox.Mailbox), else what pykka's loop teardown does (pykka_compat.dead_letter)."""
     held = actor.actor_inbox.held
     if held is not None:
         held._put_envelope(envelope)
         return
-    reply_to = envelope.reply_to
-    if reply_to is None:
-        return
-    if isinstance(envelope.message, pykka.messages._ActorStop):  # noqa: SLF001
-        reply_to.set(None)
-    else:
-        reply_to.set_exception(exc_info=(pykka.ActorDeadError, pykka.ActorDeadError(
-            f"{actor.actor_ref} stopped before handling the message"), None))
+    dead_letter(actor, envelope)
 
 
 __all__ = ["DispatchedInbox", "Dispatcher"]

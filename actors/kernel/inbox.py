@@ -40,10 +40,8 @@ from typing import Any
 
 import pykka
 
-try:  # pykka's own envelope type, so its actor loop handles our messages exactly like a tell
-    from pykka._envelope import Envelope
-except ImportError:  # pragma: no cover - pykka moved it; see test_inbox
-    Envelope = None  # type: ignore[assignment,misc]
+# pykka's own envelope type, so its actor loop handles our messages exactly like a tell
+from .pykka_compat import ActorStop, Envelope
 
 
 class Inbox:
@@ -183,7 +181,7 @@ def _deliver(ref: pykka.ActorRef | None, message: Any, quiet: bool) -> bool:
         if held is None:
             return False
         return held.put(message)  # a crashed supervised actor: kept for its next generation
-    if Envelope is not None and isinstance(inbox, Inbox):
+    if isinstance(inbox, Inbox):
         if quiet:
             inbox.put_quiet(Envelope(message))
         else:
@@ -239,7 +237,7 @@ class Mailbox:
 
     def put(self, message: Any) -> bool:
         """Keep (or forward) one told message; True (it is never dropped silently)."""
-        self._put_envelope(Envelope(message) if Envelope is not None else _Told(message))
+        self._put_envelope(Envelope(message))
         return True
 
     def _put_envelope(self, envelope: Any) -> None:
@@ -308,18 +306,9 @@ class Mailbox:
             _answer_refused(envelope, self._refuse)
 
 
-class _Told:
-    """An envelope stand-in when pykka's ``Envelope`` is unavailable."""
-
-    __slots__ = ("message", "reply_to")
-
-    def __init__(self, message: Any) -> None:
-        self.message, self.reply_to = message, None
-
-
 def _answer_refused(envelope: Any, answer: Any) -> None:
     message = envelope.message
-    if isinstance(message, pykka.messages._ActorStop):  # noqa: SLF001 - a stop of a dead actor: done
+    if isinstance(message, ActorStop):  # a stop of a dead actor: done
         if envelope.reply_to is not None:
             envelope.reply_to.set(None)
         return

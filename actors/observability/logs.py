@@ -15,6 +15,14 @@ removed at stop (loguru's logger is process-wide; each runtime only touches what
 - per-order DEBUG lines are only built when ``logging.level`` is DEBUG or TRACE
   (:attr:`RuntimeLogging.order_detail`), because a log call costs about as much as an actor hop.
 
+pykka's own records (an unexpected message, an exception returned to an asker, an unhandled
+exception, a BaseException stopping every actor) are standard ``logging`` records of the
+``pykka`` logger. :class:`PykkaBridge`, installed on that logger when this module is imported,
+hands each of them to loguru as a record named ``pykka`` (level, message and exception kept), so
+they reach the same sinks as flowroute's own records, under the same opt-in (they are flowroute's
+kernel's records: silent until the host enables flowroute's logging; the JSON sink includes
+them). pykka's logger is set to DEBUG only if nobody set its level (the sinks filter by level).
+
 Secrets: settings hold credentials as ``SecretStr`` and only ``Settings.redacted_dict()`` is ever
 logged; reports and events carry no credentials; a redacting patcher masks any configured
 secret value that still reaches a record (defence in depth).
@@ -22,6 +30,7 @@ secret value that still reaches a record (defence in depth).
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -55,9 +64,44 @@ def disable_logging() -> None:
                 logger.disable(name)
 
 
+#: the loguru name of pykka's records handed over by :class:`PykkaBridge`
+PYKKA_NAME = "pykka"
+
+
 def _is_flowroute(record: dict) -> bool:
     name = record["name"] or ""
-    return name.split(".", 1)[0] in LOGGER_NAMES
+    return name.split(".", 1)[0] in LOGGER_NAMES or name == PYKKA_NAME
+
+
+class PykkaBridge(logging.Handler):
+    """A ``logging`` handler on pykka's logger that hands every record to loguru (the
+    InterceptHandler of loguru's documentation): level name, message, exception and the
+    origin (pykka's module, function and line) kept; the loguru record is named ``pykka``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        origin = {"name": PYKKA_NAME, "function": record.funcName, "line": record.lineno, "module": record.module}
+        try:
+            logger.patch(lambda r: r.update(origin)).opt(exception=record.exc_info or None).log(level, record.getMessage())
+        except Exception:  # noqa: BLE001 - a log record must never break an actor
+            self.handleError(record)
+
+
+def install_pykka_bridge() -> PykkaBridge:
+    """Install :class:`PykkaBridge` on pykka's logger once (idempotent; returns the one installed)."""
+    pykka_logger = logging.getLogger(PYKKA_NAME)
+    with _lock:
+        for handler in pykka_logger.handlers:
+            if isinstance(handler, PykkaBridge):
+                return handler
+        bridge = PykkaBridge(logging.DEBUG)
+        pykka_logger.addHandler(bridge)
+        if pykka_logger.level == logging.NOTSET:  # nobody chose: let every record reach the bridge
+            pykka_logger.setLevel(logging.DEBUG)
+        return bridge
 
 
 class RuntimeLogging:
@@ -114,3 +158,6 @@ class RuntimeLogging:
                 if _json_runtimes == 0 and not _host_enabled:
                     for name in LOGGER_NAMES:
                         logger.disable(name)
+
+
+install_pykka_bridge()
