@@ -85,7 +85,7 @@ from protocols import (
     start_adapter,
 )
 
-from ..testing import crashpoints as _crashpoints
+from ..testing import crash_point
 from ..supervision.backoff import backoff_delay
 from ..kernel.base import ActorCrashed, FlowActor, exc_summary, resolve, tell
 from ..kernel.inbox import tell_quiet, tell_quiet_then_wake, wake
@@ -241,10 +241,9 @@ class VenueWorker:
                 group[1]()  # end_batch: the group's one write
             except BaseException as exc:  # noqa: BLE001 - fail closed: no call of the group is durable
                 outcomes = [VenueCallCompleted(o.call_id, None, exc, o.duration_s) for o in outcomes]
-        if _crashpoints.ARMED:
-            for outcome in outcomes:
-                if outcome.error is None:
-                    _crashpoints.hit("after_send")
+        for outcome in outcomes:
+            if outcome.error is None:
+                crash_point("after_send")
         if retired:
             return False
         for outcome in outcomes:
@@ -595,8 +594,8 @@ class AdapterActor(FlowActor):
         started = time.perf_counter()
 
         def done(result: Any, error: BaseException | None) -> None:
-            if _crashpoints.ARMED and error is None:
-                _crashpoints.hit("after_send")
+            if error is None:
+                crash_point("after_send")
             tell(ref, VenueCallCompleted(call_id, result, error, time.perf_counter() - started))
 
         call.timer = clock.call_later(self._policy.timeout_of(call.kind), lambda: tell(ref, CallTimedOut(call_id)))
@@ -639,8 +638,7 @@ class AdapterActor(FlowActor):
             raise ActorCrashed(f"venue adapter crashed: {error!r}")
         if call.kind == "submit":
             self._submit_done(call.order, message.result, error, message.duration_s)
-            if _crashpoints.ARMED:
-                _crashpoints.hit("after_ack")
+            crash_point("after_ack")
         elif call.kind == "cancel":
             self._cancel_done(call.cancel, message.result, error)
         elif call.kind == "sync":

@@ -31,7 +31,7 @@ from loguru import logger
 
 from protocols import ErrorCode, ExecutionReport, OrderStatus
 
-from ..testing import crashpoints as _crashpoints
+from ..testing import InjectJournalFailure, crash_point
 from ..kernel.base import FlowActor, resolve, tell
 from ..journal.sqlite import Claim, Completion, JournalError, JournalStore, MemoryJournal
 from .messages import CompleteOrder, FlushJournal, ReleaseClaim
@@ -195,7 +195,9 @@ class IdempotencyStoreActor(FlowActor):
             "store": stats,
         }
 
-    def handle_InjectJournalFailure(self, message: Any) -> None:
+    def handle_InjectJournalFailure(self, message: InjectJournalFailure) -> None:
+        """The testing seam (``actors.testing.inject_journal_failure``): the journal's next ``n``
+        write transactions fail (claims fail closed)."""
         self._store.inject_failure(message.n)
 
     # -- group commit ------------------------------------------------------------------
@@ -225,8 +227,7 @@ class IdempotencyStoreActor(FlowActor):
         self._batch = claims  # until answered: a crash in between answers the rest (failure_details)
         self.batches += 1
         now = self._wall()
-        if _crashpoints.ARMED:
-            _crashpoints.hit("before_claim")
+        crash_point("before_claim")
         try:
             results = self._store.claim_batch([self._claim(order, now) for order in claims], self._ttl_s)
         except JournalError as exc:
@@ -240,8 +241,7 @@ class IdempotencyStoreActor(FlowActor):
             for order in claims:
                 self._deny(order, ErrorCode.E_EXEC_PERSISTENCE, "journal rejected the claim; nothing was sent", status=OrderStatus.DENIED)
             return
-        if _crashpoints.ARMED:
-            _crashpoints.hit("after_claim")
+        crash_point("after_claim")
         if self._metrics is not None and self._transactional:  # a MemoryJournal has no transactions to size
             self._metrics.journal_batch(len(claims))
         for order, result in zip(claims, results):

@@ -49,7 +49,7 @@ from protocols import (
 )
 from protocols import DurableWriteFailed, DurableWriteRecovered, OrderCancelRejected, OrderDenied
 
-from ..testing import crashpoints as _crashpoints
+from ..testing import InjectJournalFailure, WriteFaults, crash_point
 from ..kernel.base import FlowActor, internal_error_report, now_ns, resolve, tell
 from .hooks import PreTradeCheck, run_hooks
 from .books import (
@@ -310,8 +310,8 @@ class LedgerActor(FlowActor):
         #: ledger journal rows and fills a failed write left behind (written before any newer ones)
         self._backlog_rows: list[tuple] = []
         self._backlog_fills: list[tuple] = []
-        #: test hook (Runtime.inject_journal_failure): store -> writes still to fail
-        self._injected: dict[str, int] = {}
+        #: the testing seam's injected write failures (actors/testing: inert unless a test arms it)
+        self._faults = WriteFaults()
         #: pre-trade hooks (actors/orders/hooks.py), run after the built-in risk rules; empty = no cost
         self._hooks = tuple(hooks)
         #: orders.max_open_age_s: open orders are canceled at their venue past this age (None: never)
@@ -843,8 +843,8 @@ class LedgerActor(FlowActor):
     def handle_VenueEventReceived(self, message: VenueEventReceived) -> None:
         if self._tracking:  # the adapter's event stream is alive
             self._heard[message.event.adapter_id] = self._clock.monotonic()
-        if _crashpoints.ARMED and message.event.kind == "fill":
-            _crashpoints.hit("between_fills")
+        if message.event.kind == "fill":
+            crash_point("between_fills")
         state = message.event.state
         rec = self._order_for_update(state.client_order_id)
         if rec is None:
@@ -975,10 +975,11 @@ class LedgerActor(FlowActor):
         """Durable writes that are failing: store -> {"error", "attempts", "pending"} (empty: all written)."""
         return {store: dict(info) for store, info in self._write_failures.items()}
 
-    def handle_InjectJournalFailure(self, message: Any) -> None:
-        """Test hook: the next ``n`` writes of ``message.store`` ("ledger" journal or "audit" log) fail
-        as a full or read-only disk would; ``n`` = 0 repairs it."""
-        self._injected[message.store] = message.n
+    def handle_InjectJournalFailure(self, message: InjectJournalFailure) -> None:
+        """The testing seam (``actors.testing.inject_journal_failure``): the next ``n`` writes of
+        ``message.store`` ("ledger" journal or "audit" log) fail as a full or read-only disk
+        would; ``n`` = 0 repairs it."""
+        self._faults.arm(message.store, message.n)
 
     def handle_SetPublishing(self, message: Any) -> None:
         self._publishing = message.enabled
@@ -1646,8 +1647,8 @@ class LedgerActor(FlowActor):
                         (kind, transition_data(rec, item) if kind == "transition" else fill_data(rec, item) if kind == "fill" else item)
                         for kind, rec, item in lines
                     ])
-                if self._injected:
-                    self._injected_failure("audit")
+                if self._faults:
+                    self._faults.check("audit")
                 audit.flush()
             except Exception as exc:
                 self._write_failed("audit", exc, getattr(audit, "pending", 0))
@@ -1694,8 +1695,8 @@ class LedgerActor(FlowActor):
                 now = self._wall()
                 archive = [ArchivedOrder(rec.client_order_id, rec.account_id, rec.status.value, now, archive_json(rec))
                            for rec in due if not self._terminal.get(rec.client_order_id)]
-            if self._injected:
-                self._injected_failure("ledger")
+            if self._faults:
+                self._faults.check("ledger")
             self._journal.record_ledger(
                 [OrderEventRow(seq=t.seq, ts=t.ts.timestamp(), account_id=rec.account_id, client_order_id=rec.client_order_id,
                                from_status=t.from_status.value, to_status=t.to_status.value, cause=t.cause[:500]) for rec, t in rows],
@@ -1709,11 +1710,6 @@ class LedgerActor(FlowActor):
             return False
 
     # -- fail closed on durable writes (docs/DESIGN.md "Durability") -----------------------
-    def _injected_failure(self, store: str) -> None:
-        left = self._injected.get(store, 0)
-        if left > 0:
-            self._injected[store] = left - 1
-            raise OSError(28, f"injected failure of the {store} write (test hook)")
     def _write_failed(self, store: str, exc: BaseException, pending: int) -> None:
         """A durable write of ``store`` failed: its records stay queued, trading is HALTED (new orders
         denied, cancels pass), an event, a metric and ``health()`` say so, and a timer retries it."""

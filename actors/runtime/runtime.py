@@ -91,7 +91,6 @@ from ..supervision.messages import GetAdapterRefs, GetHealth, StartChildren, Sto
 from ..execution.messages import FlushWorker
 from ..events.messages import GetBusStats, Publish, Subscribe, Unsubscribe
 from ..idempotency.messages import GetJournalStats
-from ..testing.messages import InjectJournalFailure
 from ..routing.messages import ForwardReconcile
 from ..observability.logs import RuntimeLogging
 from ..observability.metrics import Metrics
@@ -772,16 +771,6 @@ class Runtime:
     def adapter_ids(self) -> tuple[str, ...]:
         """Adapter ids of this runtime."""
         return tuple(self._venues)
-
-    def inject_journal_failure(self, n: int = 1, store: str = "idempotency") -> None:
-        """Test hook: make the next ``n`` durable writes of ``store`` fail. ``"idempotency"``: claims
-        fail closed (E_EXEC_PERSISTENCE, nothing sent). ``"ledger"`` (the ledger journal) or
-        ``"audit"`` (the audit log): each failure is what a full or read-only disk does — trading
-        HALTED until the retried write goes through (docs/DESIGN.md "Durability"); ``n`` = 0 repairs
-        it. Raises ``ValueError`` for another store."""
-        if store not in ("idempotency", "ledger", "audit"):
-            raise ValueError(f"store must be 'idempotency', 'ledger' or 'audit', got {store!r}")
-        self._ask(self.idempotency if store == "idempotency" else self.ledger, InjectJournalFailure(n, store))
 
     def flush(self, timeout: float = 10.0, *, venue_calls: bool = True) -> None:
         """A barrier: when it returns, everything sent to any actor of this runtime before the call

@@ -1,8 +1,8 @@
 """Named kill points for crash tests: ``FR_CRASHPOINT=name:n`` SIGKILLs the process at the n-th hit.
 
 Used only by the crash suite (tests/journal/test_crash.py), which runs a real subprocess with the
-variable set and restarts on the same state directory. When the variable is unset the
-check in the hot path is one module attribute read (``ARMED``).
+variable set and restarts on the same state directory. Production code calls the one hook
+:func:`crash_point` at each point; it returns at once unless the variable armed this process.
 
 Points (in the order an order meets them):
 
@@ -34,6 +34,13 @@ def _configure() -> None:
         raise ValueError(f"FR_CRASHPOINT must be '<point>:<n>' with point in {POINTS} and n >= 1, got {spec!r}")
     _target = (name, int(n))
     ARMED = True
+
+
+def crash_point(name: str) -> None:
+    """The hook production code calls at crash point ``name``: inert unless ``FR_CRASHPOINT``
+    armed this process (then :func:`hit`)."""
+    if ARMED:
+        hit(name)
 
 
 def hit(name: str) -> None:

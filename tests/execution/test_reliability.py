@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 
+from actors.testing import inject_journal_failure
 from actors import FakeClock
 from actors.audit.log import verify
 from protocols import (AdapterCapabilities, DurableWriteFailed, DurableWriteRecovered, ErrorCode, InlineCallOverran,
@@ -112,7 +113,7 @@ def test_a_failed_ledger_journal_write_halts_trading_until_it_is_written(setting
     rt.on_market(quote())
     assert rt.submit(market("dw-0"), ctx()).result(timeout=5).status is OrderStatus.FILLED
     rt.flush()
-    rt.inject_journal_failure(1000, store="ledger")  # the disk is full: every ledger journal write fails
+    inject_journal_failure(rt, 1000, store="ledger")  # the disk is full: every ledger journal write fails
     assert rt.submit(market("dw-1"), ctx()).result(timeout=5).status is OrderStatus.FILLED  # the venue's answer
     rt.flush()
     health = rt.health()
@@ -127,7 +128,7 @@ def test_a_failed_ledger_journal_write_halts_trading_until_it_is_written(setting
     clock.advance(1.0)  # a retry fails too: still halted, tried again later
     rt.flush()
     assert rt.health().trading_state == "HALTED"
-    rt.inject_journal_failure(0, store="ledger")  # the disk is repaired
+    inject_journal_failure(rt, 0, store="ledger")  # the disk is repaired
     clock.advance(10.0)  # the retry timer writes what was left
     events.wait_for(lambda evs: any(isinstance(e, DurableWriteRecovered) for e in evs), what="DurableWriteRecovered")
     rt.flush()
@@ -147,14 +148,14 @@ def test_a_failed_audit_write_halts_trading_and_the_chain_stays_whole(settings_f
     rt.on_market(quote())
     assert rt.submit(market("da-0"), ctx()).result(timeout=5).status is OrderStatus.FILLED
     rt.flush()
-    rt.inject_journal_failure(1000, store="audit")
+    inject_journal_failure(rt, 1000, store="audit")
     assert rt.submit(market("da-1"), ctx()).result(timeout=5).status is OrderStatus.FILLED
     rt.flush()
     health = rt.health()
     assert health.trading_state == "HALTED" and "audit" in health.durable_writes
     assert rt.submit(market("da-2"), ctx()).result(timeout=5).error.code is ErrorCode.E_EXEC_RISK_DENIED
     rt.flush()
-    rt.inject_journal_failure(0, store="audit")
+    inject_journal_failure(rt, 0, store="audit")
     clock.advance(10.0)
     events.wait_for(lambda evs: any(isinstance(e, DurableWriteRecovered) for e in evs), what="DurableWriteRecovered")
     rt.flush()

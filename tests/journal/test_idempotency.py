@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from actors.testing import inject_journal_failure
 from actors import FakeClock
 from protocols import ErrorCode, OrderStatus
 
@@ -214,7 +215,7 @@ def test_within_ttl_a_denial_replays(paper_rt) -> None:
 def test_journal_failure_fails_closed_and_the_next_order_works(paper_rt) -> None:
     rt = paper_rt
     rt.flush()
-    rt.inject_journal_failure(1)
+    inject_journal_failure(rt, 1)
     failed = rt.submit(market("idem-jf"), ctx()).result(timeout=5)
     assert failed.status is OrderStatus.DENIED
     assert failed.error.code is ErrorCode.E_EXEC_PERSISTENCE and failed.error.retryable is True
