@@ -60,7 +60,8 @@ from pydantic import Field
 from .model.enums import OrderStatus, OrderType, Side, TimeInForce
 from .model.intents import ExecutionContext, OrderIntent
 from .market.values import Quote, Trade
-from .model.base import Dec, Frozen, NonNegDec, PosDec, UtcDatetime, construct_valid, utc_now
+from .model.base import Dec, Frozen, NonNegDec, PosDec, UtcDatetime, utc_now
+from .model.pydantic_compat import construct_valid
 from .model.reports import Fill, summarize_fills
 
 

@@ -57,6 +57,7 @@ from types import MappingProxyType
 from typing import Any, Literal, Mapping
 
 from protocols import ErrorCode, ExecError, Fill, OrderIntent, OrderType, Quote, Side
+from protocols.model.dataclass_compat import builder
 
 __all__ = ["TradingState", "RiskConfig", "RiskDecision", "RiskEngine"]
 
@@ -195,7 +196,8 @@ class RiskDecision:
         return ExecError.of(ErrorCode.E_EXEC_RISK_DENIED, self.reason)
 
 
-_new_object = object.__new__
+#: ``RiskDecision(...)`` positionally, without the frozen dataclass __init__ (dataclass_compat)
+_new_decision = builder(RiskDecision)
 
 
 @dataclass(frozen=True)
@@ -419,14 +421,8 @@ class RiskEngine:
         self._res[key] = _Reservation(intent.symbol, side, price, qty, notional)
         acct.reserved += notional
         # RiskDecision(approved=True, reserved=notional, adjusted_limit_price=adjusted, notional=notional),
-        # built without the frozen dataclass __init__ (one object.__setattr__ per field): the same
-        # instance dict, so eq, repr, hash and pickling are those of the normal constructor
-        decision = _new_object(RiskDecision)
-        decision.__dict__.update(
-            {"approved": True, "reason": "", "reserved": notional, "adjusted_limit_price": adjusted, "rule": "",
-             "notional": notional}
-        )
-        return decision
+        # built without the frozen dataclass __init__ (protocols/model/dataclass_compat.py)
+        return _new_decision(True, "", notional, adjusted, "", notional)
 
     # -- true-up and release ----------------------------------------------------------------------
 

@@ -10,45 +10,6 @@ from typing import Annotated, Any, Mapping
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
 
-# -- building a model from values that are already valid ------------------------------------
-
-_new_object = object.__new__
-try:
-    # BaseModel's own instance slots, set through their descriptors (what ``model_construct``
-    # ends with, without its per-field Python loop and default deep copies)
-    _set_dict, _set_fields_set, _set_extra, _set_private = (
-        BaseModel.__dict__[name].__set__
-        for name in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
-    )
-except (KeyError, AttributeError):  # pragma: no cover - another pydantic layout
-    _set_dict = None  # type: ignore[assignment]
-
-
-def construct_valid(model: type, fields: dict[str, Any], given: frozenset[str] | set[str]) -> Any:
-    """An instance of the pydantic model ``model`` holding ``fields``, which are already valid.
-
-    ``fields`` maps EVERY field to its value in declaration order (defaults included);
-    ``given`` names the fields the equivalent validating call would pass (its
-    ``model_fields_set``). Only for values that passed validation as fields of the same or a
-    stricter type, or whose exact types the caller checked: nothing is validated here. The
-    instance is what ``model.model_construct(_fields_set=given, **fields)`` builds (same
-    ``__dict__``, fields set, no extra, no private values), at a fraction of its cost
-    (``model_construct`` is slower than validating in pydantic 2.x). For models without
-    post-init hooks, private attributes or extra fields (callers check this once at import
-    against validated instances). One place for the hot paths that need it: the reports
-    (``protocols/model/reports.py``) and the simulated venues' fills and states
-    (``protocols/venues/paper/trusted.py``).
-    """
-    if _set_dict is None:  # pragma: no cover - another pydantic layout: the documented equivalent
-        return model.model_construct(_fields_set=set(given), **fields)
-    obj = _new_object(model)
-    _set_dict(obj, fields)
-    _set_fields_set(obj, set(given))
-    _set_extra(obj, None)
-    _set_private(obj, None)
-    return obj
-
-
 class Frozen(BaseModel):
     """Base of every message and value object: frozen, no extra fields, strict about shape."""
 

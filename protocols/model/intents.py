@@ -29,6 +29,7 @@ from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 
 from .enums import OrderType, Side, TimeInForce
 from .base import FrozenMapping, Frozen, PosDec, UtcDatetime, utc_now
+from .pydantic_compat import slot_accessors
 
 CLIENT_ORDER_ID_PATTERN = r"^[A-Za-z0-9._:/-]{1,36}$"
 ClientOrderId = Annotated[str, StringConstraints(pattern=CLIENT_ORDER_ID_PATTERN, max_length=36)]
@@ -118,9 +119,7 @@ def _norm(value) -> str:
 
 
 #: the slot's descriptor: reading it raises AttributeError straight away while it is empty
-_FINGERPRINT_SLOT = OrderIntent.__dict__["_fingerprint"]
-_cached_fingerprint = _FINGERPRINT_SLOT.__get__
-_set_cached_fingerprint = _FINGERPRINT_SLOT.__set__
+_cached_fingerprint, _set_cached_fingerprint = slot_accessors(OrderIntent, "_fingerprint")
 _sha256 = hashlib.sha256
 #: digests of recent fingerprint texts (many intents share their economic fields); bounded
 _DIGESTS: dict[str, str] = {}

@@ -14,11 +14,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from .enums import Liquidity, OrderStatus, Side
 from .errors import ERROR_TABLE, ErrorCategory, ErrorCode, ExecError
-from .base import Dec, Frozen, NonNegDec, PosDec, UtcDatetime, construct_valid, utc_now
+from .base import Dec, Frozen, NonNegDec, PosDec, UtcDatetime, utc_now
+from .pydantic_compat import constructible, construct_valid
 
 
 class RouteDecision(Frozen):
@@ -98,18 +99,8 @@ class ExecutionReport(Frozen):
 
 # -- building reports and errors from values that are already valid --------------------------
 
-def _constructible(model: type[BaseModel]) -> bool:
-    """True when building ``model`` the way ``model_construct`` does gives what validation gives."""
-    return (
-        model.__pydantic_post_init__ is None
-        and not model.__private_attributes__
-        and not model.__pydantic_root_model__
-        and model.model_config.get("extra") == "forbid"
-    )
-
-
 # a guard for whoever changes these models: the fast paths below would no longer be exact
-if not (_constructible(ExecutionReport) and _constructible(ExecError)):  # pragma: no cover
+if not (constructible(ExecutionReport) and constructible(ExecError)):  # pragma: no cover
     raise RuntimeError("protocols.model.reports: report_from_valid / exec_error_of no longer match their models")
 
 #: the field names of ExecutionReport in declaration order

@@ -122,7 +122,7 @@ Example::
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from types import MappingProxyType
@@ -132,6 +132,7 @@ from pydantic import AfterValidator, Field, field_serializer, model_validator
 
 from ...adapter import VenueOrder
 from ...model.enums import Liquidity, OrderStatus, OrderType, Side, TimeInForce
+from ...model.dataclass_compat import builder
 from ...model.instruments import DEFAULT_INSTRUMENTS, Instrument
 from ...market.values import Quote, Trade
 from ...model.base import Frozen, NonNegDec
@@ -325,35 +326,9 @@ class TopOfBook:
 
 
 # A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` by name;
-# :func:`_new_top_of_book` (one per order that takes liquidity) sets the slots through their
-# descriptors instead: the same frozen object in about half the time.
-_BOOK_FIELDS = ("quote", "bid_avail", "ask_avail", "halted", "bid", "ask", "used")
-if tuple(f.name for f in fields(TopOfBook)) != _BOOK_FIELDS:  # pragma: no cover
-    raise AssertionError("_new_top_of_book() must set every TopOfBook field")
-_BOOK_SETTERS = tuple(TopOfBook.__dict__[name].__set__ for name in _BOOK_FIELDS)
-_new_object = object.__new__
-
-
-def _new_top_of_book(
-    quote: Quote | None,
-    bid_avail: Decimal,
-    ask_avail: Decimal,
-    halted: bool,
-    bid: Decimal | None = None,
-    ask: Decimal | None = None,
-    used: tuple[tuple[Side, Decimal, Decimal], ...] = (),
-) -> TopOfBook:
-    """``TopOfBook(quote, bid_avail, ask_avail, halted, bid, ask, used)``, faster."""
-    book = _new_object(TopOfBook)
-    set_quote, set_bid_avail, set_ask_avail, set_halted, set_bid, set_ask, set_used = _BOOK_SETTERS
-    set_quote(book, quote)
-    set_bid_avail(book, bid_avail)
-    set_ask_avail(book, ask_avail)
-    set_halted(book, halted)
-    set_bid(book, bid)
-    set_ask(book, ask)
-    set_used(book, used)
-    return book
+# :func:`_new_top_of_book` (one per order that takes liquidity) is the generated builder of
+# protocols/model/dataclass_compat.py instead: the same frozen object in about half the time.
+_new_top_of_book = builder(TopOfBook)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,9 @@ validating them again only costs time (~2 µs for a ``Fill``, ~3 µs for a ``Ven
 
 ``BaseModel.model_construct`` skips validation but is *slower* than validating in pydantic
 2.x (it scans every field for aliases and defaults in Python); both use
-:func:`protocols.model.base.construct_valid`, which does only what ``model_construct`` ends with
-when every field is given: set ``__dict__`` (fields in declaration order),
-``__pydantic_fields_set__`` (all fields), no extra, no private state.
+:func:`protocols.model.pydantic_compat.construct_valid`, which does only what ``model_construct`` ends with
+when every field is given (the fields in declaration order, all of them set, no extra, no
+private state).
 
 Safety nets, so the values are the same objects validation would build:
 
@@ -28,11 +28,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any
 
 from ...adapter import VenueOrder, VenueOrderState
 from ...model.enums import TERMINAL_STATUSES, Liquidity, OrderStatus
-from ...model.base import construct_valid
+from ...model.pydantic_compat import construct_valid, same_instance
 from ...model.reports import Fill, summarize_fills
 
 _UTC = timezone.utc
@@ -110,20 +109,6 @@ def make_state(
     )
 
 
-def _same(fast: Any, slow: Any) -> bool:
-    return (
-        type(fast) is type(slow)
-        and list(fast.__dict__.items()) == list(slow.__dict__.items())
-        and [repr(v) for v in fast.__dict__.values()] == [repr(v) for v in slow.__dict__.values()]
-        and fast.__pydantic_fields_set__ == slow.__pydantic_fields_set__
-        and fast.__pydantic_extra__ == slow.__pydantic_extra__
-        and fast.__pydantic_private__ == slow.__pydantic_private__
-        and fast == slow
-        and hash(fast) == hash(slow)
-        and fast.model_dump_json() == slow.model_dump_json()
-    )
-
-
 def _self_check() -> bool:
     """True when :func:`make_fill` and :func:`make_state` on their trusted path build exactly
     what validation builds (called once at import with the trusted path on)."""
@@ -133,7 +118,7 @@ def _self_check() -> bool:
         args = ("check-1", qty, price, Decimal("0.00019717"), "USDT", Liquidity.TAKER, ts)
         fill = Fill(trade_id=args[0], qty=args[1], price=args[2], fee=args[3], fee_currency=args[4],
                     liquidity=args[5], ts=args[6])
-        if not _same(make_fill(*args), fill):
+        if not same_instance(make_fill(*args), fill):
             return False
         order = VenueOrder(
             client_order_id="check-c1", account_id="a", symbol="BTC/USDT", side="BUY", order_type="LIMIT",
@@ -146,7 +131,7 @@ def _self_check() -> bool:
         ):
             slow = VenueOrderState.of(order, venue_order_id="check-o1", status=status, fills=fills,
                                       reject_reason=reason, ts=ts)
-            if not _same(make_state(order, "check-o1", status, fills, reason, ts), slow):
+            if not same_instance(make_state(order, "check-o1", status, fills, reason, ts), slow):
                 return False
         return True
     except Exception:  # noqa: BLE001 - any surprise means: validate everything
