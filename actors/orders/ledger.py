@@ -667,7 +667,7 @@ class LedgerActor(FlowActor):
         forwarded = order.evolve(intent=intent, arrival_px=rec.arrival_px)
         if self._resubmit:
             self._resubmittable[intent.client_order_id] = forwarded
-        if not tell(order.gate, forwarded):
+        if not tell(order.breaker, forwarded):
             self._risk.release(book, intent.client_order_id)
             self._deny_stage(order, ErrorCode.E_EXEC_NO_ADAPTER, "circuit breaker actor unavailable", record=True)
         # the RESERVED row and audit line go with the next batch (the order's outcome always comes: every venue call has a timeout)
@@ -703,7 +703,7 @@ class LedgerActor(FlowActor):
             return False
         book = self._book_of(rec.account_id, rec.adapter_id)
         self._held[child_id] = (book, rec.client_order_id)
-        child = SubmitOrder(intent, parent.context, Future(), now_ns(), parent.route, parent.gate)
+        child = SubmitOrder(intent, parent.context, Future(), now_ns(), parent.route, parent.breaker)
         if not tell(self._idempotency, child):
             del self._held[child_id]
             return False
@@ -729,7 +729,7 @@ class LedgerActor(FlowActor):
         self._transition(rec, E.RESERVED, f"{_RESERVED_CAUSE}{amount}", defer_flush=True)
         forwarded = order.evolve(arrival_px=rec.arrival_px)
         self._resubmittable[intent.client_order_id] = forwarded
-        if not tell(order.gate, forwarded):
+        if not tell(order.breaker, forwarded):
             self._risk.release(book, intent.client_order_id)
             self._deny_stage(order, ErrorCode.E_EXEC_NO_ADAPTER, "circuit breaker actor unavailable", record=True)
         # the RESERVED row and audit line go with the next batch (the order's outcome always comes: every venue call has a timeout)

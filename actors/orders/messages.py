@@ -36,6 +36,7 @@ class SubmitOrder:
     ``t0_ns`` is ``perf_counter_ns`` at ``Runtime.submit`` (for latency_us); ``attempt``
     counts venue submit attempts so far; ``permit`` is the circuit breaker's permit for the
     current attempt (None until the breaker granted one, and again once it is handed back);
+    ``route`` and ``breaker`` are the route chosen at intake and its circuit-breaker actor;
     ``arrival_px`` is the touch at intake (for slippage_bps).
     """
 
@@ -44,7 +45,7 @@ class SubmitOrder:
     reply: Future
     t0_ns: int
     route: RouteDecision | None = None
-    gate: pykka.ActorRef | None = None
+    breaker: pykka.ActorRef | None = None
     attempt: int = 0
     permit: BreakerPermit | None = None
     arrival_px: Decimal | None = None
@@ -58,7 +59,7 @@ class SubmitOrder:
         return self.context.account_id
 
     def evolve(self, *, intent: OrderIntent = KEEP, context: ExecutionContext = KEEP, reply: Future = KEEP,
-               t0_ns: int = KEEP, route: RouteDecision | None = KEEP, gate: pykka.ActorRef | None = KEEP,
+               t0_ns: int = KEEP, route: RouteDecision | None = KEEP, breaker: pykka.ActorRef | None = KEEP,
                attempt: int = KEEP, permit: BreakerPermit | None = KEEP, arrival_px: Decimal | None = KEEP) -> "SubmitOrder":
         """A copy with the given fields changed: ``dataclasses.replace(self, ...)`` at half its cost
         (every stage of every order evolves). Replaced below by the function
@@ -71,21 +72,22 @@ SubmitOrder.evolve = evolver(SubmitOrder)  # type: ignore[method-assign]
 
 @dataclass(frozen=True, slots=True)
 class CancelOrder:
-    """Cancel an open order by client order id; ``reply`` gets the resulting report."""
+    """Cancel an open order by client order id; ``reply`` gets the resulting report. The router
+    fills in ``adapter_id`` and ``breaker`` (the circuit-breaker actor of the order's adapter)."""
 
     client_order_id: str
     account_id: str | None
     reply: Future
     t0_ns: int
     adapter_id: str = ""
-    gate: pykka.ActorRef | None = None
+    breaker: pykka.ActorRef | None = None
     #: why the runtime itself cancels (e.g. the open-age limit); "" for a caller's cancel
     reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class OrderFinished:
-    """The adapter (or a gate) finished the submit of an order with ``report`` (any status)."""
+    """The adapter (or a circuit breaker) finished the submit of an order with ``report`` (any status)."""
 
     report: ExecutionReport
     adapter_id: str

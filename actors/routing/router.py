@@ -147,7 +147,7 @@ class RouterActor(FlowActor):
 
     def handle_CancelOrder(self, cancel: CancelOrder) -> None:
         gate = self._table.gates.get(cancel.adapter_id)
-        if gate is None or not tell(gate, replace(cancel, gate=gate)):
+        if gate is None or not tell(gate, replace(cancel, breaker=gate)):
             tell(self._ledger, CancelFinished(cancel, cancel.adapter_id, CancelOutcome.NOT_SENT, code=ErrorCode.E_EXEC_NO_ADAPTER,
                                               reason=f"no adapter '{cancel.adapter_id}'"))
 

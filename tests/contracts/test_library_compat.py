@@ -25,7 +25,7 @@ from protocols import ErrorCode, ExecError, ExecutionContext, Fill, Liquidity, O
 from protocols.model.dataclass_compat import KEEP, builder, evolver
 from protocols.model.pydantic_compat import TESTED_PYDANTIC, check_pydantic_version, same_instance
 from protocols.model.reports import exec_error_of
-from protocols.venues.paper.book import OrderRecord, new_record
+from protocols.venues.paper.book import VenueOrderRecord, new_record
 from protocols.venues.paper.fill_model import TopOfBook, _new_top_of_book
 from protocols.venues.paper.trusted import make_fill, make_state
 
@@ -136,7 +136,7 @@ def submit_changes(draw) -> dict:
         "reply": st.builds(Future),
         "t0_ns": st.integers(min_value=0),
         "route": st.none(),
-        "gate": st.none(),
+        "breaker": st.none(),
         "attempt": st.integers(min_value=0, max_value=10),
         "permit": st.none(),
         "arrival_px": st.one_of(st.none(), positive),
@@ -167,7 +167,7 @@ def test_evolve_refuses_an_unknown_field_as_replace_does() -> None:
        fs=st.lists(fills(), max_size=2), reason=st.one_of(st.none(), st.text(max_size=10)), ts=stamps)
 def test_new_record_equals_order_record(seq, order, status, fs, reason, ts) -> None:
     args = (seq, order, "v-1", "x:" + order.account_id, status, tuple(fs), reason, ts.date(), ts)
-    assert _same_dataclass(new_record(*args), OrderRecord(*args))
+    assert _same_dataclass(new_record(*args), VenueOrderRecord(*args))
 
 
 @given(bid=positive, spread=positive, avail=st.tuples(non_negative, non_negative), halted=st.booleans(),

@@ -6,7 +6,7 @@ data (``protocols/venues/paper/trusted.py``), plans arrivals as plain triples
 dataclasses through their slot descriptors and folds positions/balances from the fill log when
 they are read. These tests hold each shortcut to the slow, obviously-right construction:
 ``Fill(...)`` / ``VenueOrderState.of(...)`` validation, ``FillModel.check`` + ``FillModel.arrival``,
-``OrderRecord(...)`` / ``TopOfBook(...)`` and positions summed from the fills.
+``VenueOrderRecord(...)`` / ``TopOfBook(...)`` and positions summed from the fills.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from protocols.venues import (
     round_price,
 )
 from protocols.venues.paper import trusted as _trusted
-from protocols.venues.paper.book import OrderRecord, new_record
+from protocols.venues.paper.book import VenueOrderRecord, new_record
 from protocols.venues.paper.fill_model import _new_top_of_book
 
 T0 = datetime(2021, 1, 8, 23, 59, 0, tzinfo=timezone.utc)
@@ -126,7 +126,7 @@ def test_order_record_state_is_venue_order_state_of(status, n_fills):
         for i in range(n_fills)
     )
     reason = "why" if status is OrderStatus.REJECTED else None
-    rec = OrderRecord(seq=3, order=order, venue_order_id="paper-o3", account="a", status=status, fills=fills,
+    rec = VenueOrderRecord(seq=3, order=order, venue_order_id="paper-o3", account="a", status=status, fills=fills,
                       reject_reason=reason, day=T0.date(), ts=T0)
     slow = VenueOrderState.of(order, venue_order_id="paper-o3", status=status, fills=fills, reject_reason=reason, ts=T0)
     assert same(rec.state(), slow)
@@ -136,7 +136,7 @@ def test_new_record_and_new_top_of_book_are_the_frozen_dataclasses():
     order = VenueOrder(client_order_id="c", account_id="a", symbol="BTC/USDT", side="BUY", order_type="MARKET",
                        quantity=D("1"), ts=T0)
     args = (7, order, "paper-o7", "x:a", OrderStatus.FILLED, (), None, date(2021, 1, 8), T0)
-    fast, slow = new_record(*args), OrderRecord(*args)
+    fast, slow = new_record(*args), VenueOrderRecord(*args)
     assert same(fast, slow) and hash(fast) == hash(slow)
     canceled = OrderStatus.CANCELED
     assert dataclasses.replace(fast, status=canceled) == dataclasses.replace(slow, status=canceled)

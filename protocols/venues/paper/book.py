@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS meta (
 
 
 @dataclass(frozen=True, slots=True)
-class OrderRecord:
+class VenueOrderRecord:
     """One order in the venue's book (immutable; a change makes a new record).
 
     ``seq`` is the arrival sequence (time priority), ``account`` the venue-side account
@@ -113,8 +113,8 @@ class OrderRecord:
 # A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` by name
 # (~1 µs for the nine of a record); the venue makes a record per order, so it builds them with
 # the generated builder of protocols/model/dataclass_compat.py: the same frozen object in half the time.
-new_record = builder(OrderRecord)
-new_record.__doc__ = """``OrderRecord(seq, order, venue_order_id, account, status, fills, reject_reason, day, ts)``, faster."""
+new_record = builder(VenueOrderRecord)
+new_record.__doc__ = """``VenueOrderRecord(seq, order, venue_order_id, account, status, fills, reject_reason, day, ts)``, faster."""
 
 
 @dataclass(slots=True)
@@ -126,7 +126,7 @@ class BookChanges:
     market trade id)`` pairs; ``meta``: counters and venue time as text.
     """
 
-    orders: dict[str, OrderRecord] = field(default_factory=dict)
+    orders: dict[str, VenueOrderRecord] = field(default_factory=dict)
     fills: list[tuple[int, str, Fill]] = field(default_factory=list)
     submissions: dict[str, int] = field(default_factory=dict)
     consumed: list[tuple[str, str]] = field(default_factory=list)
@@ -152,7 +152,7 @@ class BookChanges:
 class BookSnapshot:
     """What a reopened book holds: records in arrival order, fills in venue order, counters."""
 
-    orders: list[OrderRecord] = field(default_factory=list)
+    orders: list[VenueOrderRecord] = field(default_factory=list)
     fills: list[tuple[int, str, Fill]] = field(default_factory=list)
     submissions: dict[str, int] = field(default_factory=dict)
     consumed: set[tuple[str, str]] = field(default_factory=set)
@@ -179,7 +179,7 @@ class BookStore(Protocol):
         """Write ``changes`` in one transaction."""
         ...
 
-    def load_order(self, client_order_id: str) -> OrderRecord | None:
+    def load_order(self, client_order_id: str) -> VenueOrderRecord | None:
         """One order with its fills, or None."""
         ...
 
@@ -212,7 +212,7 @@ class NullBook:
     def commit(self, changes: BookChanges) -> None:
         """No-op."""
 
-    def load_order(self, client_order_id: str) -> OrderRecord | None:
+    def load_order(self, client_order_id: str) -> VenueOrderRecord | None:
         """None: nothing ever leaves an in-memory book's memory."""
         return None
 
@@ -291,7 +291,7 @@ class SqliteBook:
         ):
             seq, coid, vid, account, status, reason, day, ts, order_json = row
             snap.orders.append(
-                OrderRecord(
+                VenueOrderRecord(
                     seq=seq,
                     order=VenueOrder.model_validate_json(order_json),
                     venue_order_id=vid,
@@ -308,7 +308,7 @@ class SqliteBook:
         snap.meta = {k: v for k, v in conn.execute("SELECT key, value FROM meta")}
         return snap
 
-    def load_order(self, client_order_id: str) -> OrderRecord | None:
+    def load_order(self, client_order_id: str) -> VenueOrderRecord | None:
         """One order's record with its fills (a venue that let it leave memory reads it back), or None."""
         conn = self._require()
         row = conn.execute(
@@ -319,7 +319,7 @@ class SqliteBook:
         seq, vid, account, status, reason, day, ts, order_json = row
         fills = tuple(Fill.model_validate_json(f) for (f,) in conn.execute(
             "SELECT fill_json FROM fills WHERE client_order_id = ? ORDER BY seq", (client_order_id,)))
-        return OrderRecord(seq=seq, order=VenueOrder.model_validate_json(order_json), venue_order_id=vid, account=account,
+        return VenueOrderRecord(seq=seq, order=VenueOrder.model_validate_json(order_json), venue_order_id=vid, account=account,
                            status=OrderStatus(status), fills=fills, reject_reason=reason, day=date.fromisoformat(day),
                            ts=datetime.fromisoformat(ts))
 

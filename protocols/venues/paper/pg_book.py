@@ -46,7 +46,7 @@ from ...adapter import VenueOrder
 from ...market.values import Quote
 from ...model.enums import OrderStatus, Side
 from ...model.reports import Fill
-from .book import BookChanges, BookSnapshot, OrderRecord
+from .book import BookChanges, BookSnapshot, VenueOrderRecord
 from .fill_model import L1Book, TopOfBook, _new_top_of_book
 
 __all__ = ["BookDelta", "BookError", "PgBook", "SCHEMA_VERSION", "connect_failure", "market_from_json", "market_to_json",
@@ -395,7 +395,7 @@ class PgBook:
             except Exception as exc:  # noqa: BLE001 - a broken connection is replaced on the next call
                 raise self._fail("release failed", exc) from None
 
-    def load_order(self, client_order_id: str) -> OrderRecord | None:
+    def load_order(self, client_order_id: str) -> VenueOrderRecord | None:
         """One order's record with its fills, as committed, or None."""
         import psycopg
 
@@ -446,7 +446,7 @@ class PgBook:
         except psycopg.Error as exc:
             raise self._fail("read failed", exc) from None
 
-    def _orders_where(self, conn: Any, where: str, params: tuple) -> list[tuple[OrderRecord, str]]:
+    def _orders_where(self, conn: Any, where: str, params: tuple) -> list[tuple[VenueOrderRecord, str]]:
         rows = conn.execute(
             "SELECT client_order_id, seq, venue_order_id, account, status, reject_reason, accepted_day, updated_ts,"
             f" order_json, origin FROM flowroute_paper.orders WHERE book_id = %s AND {where} ORDER BY seq",
@@ -460,7 +460,7 @@ class PgBook:
             fills.setdefault(coid, []).append(Fill.model_validate_json(fill_json))
         out = []
         for coid, seq, vid, account, status, reason, day, ts, order_json, origin in rows:
-            rec = OrderRecord(seq=seq, order=VenueOrder.model_validate_json(order_json), venue_order_id=vid,
+            rec = VenueOrderRecord(seq=seq, order=VenueOrder.model_validate_json(order_json), venue_order_id=vid,
                               account=account, status=OrderStatus(status), fills=tuple(fills.get(coid, ())),
                               reject_reason=reason, day=date.fromisoformat(day), ts=datetime.fromisoformat(ts))
             out.append((rec, origin))

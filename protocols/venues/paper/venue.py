@@ -53,7 +53,7 @@ from ...model.enums import OPEN_STATUSES, OrderStatus, OrderType, TimeInForce
 from ...model.errors import FatalAdapterError, NotDeliveredError, VenueRejectedError
 from ...market.values import Quote, Trade
 from ...model.reports import Fill
-from .book import BookChanges, BookStore, NullBook, OrderRecord, SqliteBook, new_record
+from .book import BookChanges, BookStore, NullBook, VenueOrderRecord, SqliteBook, new_record
 from .pg_book import MARKET_KEY, BookDelta, BookError, PgBook, market_from_json, market_to_json
 from .trusted import make_fill, make_state
 from .fill_model import (
@@ -168,7 +168,7 @@ class PaperVenue:
 
     def _reset_memory(self) -> None:
         """The book's mirror in memory, empty (filled by :meth:`_load`)."""
-        self._orders: dict[str, OrderRecord] = {}
+        self._orders: dict[str, VenueOrderRecord] = {}
         self._by_seq: dict[int, str] = {}
         self._open: dict[str, dict[str, None]] = {}  # symbol -> client order ids, arrival order
         self._fills: list[tuple[str, Fill]] = []
@@ -269,7 +269,7 @@ class PaperVenue:
             if key.startswith(MARKET_KEY):
                 self._markets[key[len(MARKET_KEY):]] = market_from_json(value)
 
-    def _events_since(self, old: OrderRecord | None, new: OrderRecord) -> list[VenueEvent]:
+    def _events_since(self, old: VenueOrderRecord | None, new: VenueOrderRecord) -> list[VenueEvent]:
         """The events between two records of one of our orders: one per new fill, then an expiry."""
         events = []
         start = len(old.fills) if old is not None else 0
@@ -553,7 +553,7 @@ class PaperVenue:
                         self._release()  # the same quote, fed by another process too: the market moved once
                     return
             changes = BookChanges()
-            updated: dict[str, OrderRecord] = {}
+            updated: dict[str, VenueOrderRecord] = {}
             new_fills: list[tuple[str, Fill]] = []
             ts = data.ts
             now = ts if self._now is None or ts > self._now else self._now
@@ -759,7 +759,7 @@ class PaperVenue:
             logger.opt(exception=exc).error("{}: venue book write failed", self.adapter_id)
             raise FatalAdapterError(f"venue book write failed: {exc}") from exc
 
-    def _put(self, rec: OrderRecord) -> None:
+    def _put(self, rec: VenueOrderRecord) -> None:
         coid = rec.order.client_order_id
         self._orders[coid] = rec
         self._by_seq[rec.seq] = coid
@@ -778,7 +778,7 @@ class PaperVenue:
                 if len(closed) > self.keep_closed + _EVICT_BATCH and not self._loading and self._held is None:
                     self._evict()  # (in a group: at end_batch, once its orders are in the book)
 
-    def _get(self, client_order_id: str) -> OrderRecord | None:
+    def _get(self, client_order_id: str) -> VenueOrderRecord | None:
         """The order's record: in memory, or read back from the durable book."""
         rec = self._orders.get(client_order_id)
         if rec is None and self._evicted:
@@ -803,7 +803,7 @@ class PaperVenue:
         del self._fills[:self._booked]
         self._booked = 0
 
-    def _resting(self, symbol: str, updated: Mapping[str, OrderRecord]) -> list[Resting]:
+    def _resting(self, symbol: str, updated: Mapping[str, VenueOrderRecord]) -> list[Resting]:
         out: list[Resting] = []
         for coid in self._open.get(symbol, ()):
             rec = updated.get(coid) or self._orders[coid]
@@ -813,7 +813,7 @@ class PaperVenue:
             out.append(Resting(rec.seq, rec.order.side, rec.order.limit_price, rec.leaves_qty))
         return out
 
-    def _expire_day_orders(self, ts: datetime, updated: dict[str, OrderRecord], events: list[VenueEvent]) -> None:
+    def _expire_day_orders(self, ts: datetime, updated: dict[str, VenueOrderRecord], events: list[VenueEvent]) -> None:
         day = ts.date()
         if self._last_day is not None and day <= self._last_day:
             return
@@ -858,7 +858,7 @@ class PaperVenue:
             self._book_fill(self._orders[coid], fill)
         self._booked = len(fills)
 
-    def _book_fill(self, rec: OrderRecord, fill: Fill) -> None:
+    def _book_fill(self, rec: VenueOrderRecord, fill: Fill) -> None:
         symbol = rec.order.symbol
         sign = rec.order.side.sign
         pos = self._positions.setdefault(rec.account, {})
