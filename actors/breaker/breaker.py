@@ -70,6 +70,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from config import BreakerSettings
 from protocols import CircuitClosed, CircuitHalfOpened, CircuitOpened, CircuitStateChanged
 from ..kernel.clock import time_until
 
@@ -132,9 +133,14 @@ def _check_float(name: str, value: Any, *, low: float, high: float = math.inf, l
     return v
 
 
+#: the one owner of the defaults (config); BreakerConfig takes its defaults from here
+_DEFAULTS = BreakerSettings()
+
+
 @dataclass(frozen=True, slots=True)
 class BreakerConfig:
-    """Breaker settings (defaults from docs/DESIGN.md, Failure handling); invalid values raise ``ValueError`` naming the field.
+    """Breaker settings; invalid values raise ``ValueError`` naming the field. The defaults are
+    ``config.BreakerSettings``'s (config owns every default: docs/DESIGN.md "House plan").
 
     ``window_size`` (calls, ≥ 1), ``minimum_calls`` (calls, ≥ 1; effectively capped at
     ``window_size`` as in resilience4j), ``failure_rate_threshold`` and
@@ -142,13 +148,13 @@ class BreakerConfig:
     ``open_duration_s`` (seconds, > 0), ``half_open_permits`` (calls, ≥ 1).
     """
 
-    window_size: int = 20
-    minimum_calls: int = 10
-    failure_rate_threshold: float = 50.0
-    slow_call_rate_threshold: float = 50.0
-    slow_call_duration_s: float = 1.0
-    open_duration_s: float = 30.0
-    half_open_permits: int = 1
+    window_size: int = _DEFAULTS.window_size
+    minimum_calls: int = _DEFAULTS.minimum_calls
+    failure_rate_threshold: float = _DEFAULTS.failure_rate_threshold
+    slow_call_rate_threshold: float = _DEFAULTS.slow_call_rate_threshold
+    slow_call_duration_s: float = _DEFAULTS.slow_call_duration_s
+    open_duration_s: float = _DEFAULTS.open_duration_s
+    half_open_permits: int = _DEFAULTS.half_open_permits
 
     def __post_init__(self) -> None:
         checked = {

@@ -56,6 +56,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any, Literal, Mapping
 
+from config import RiskSettings
 from protocols import ErrorCode, ExecError, Fill, OrderIntent, OrderType, Quote, Side
 from protocols.model.dataclass_compat import builder
 
@@ -98,24 +99,29 @@ def _to_dec(name: str, value: Any, *, allow_none: bool = False, positive: bool =
     return dec
 
 
+#: the one owner of the defaults (config); RiskConfig takes its defaults from here
+_DEFAULTS = RiskSettings()
+
+
 @dataclass(frozen=True)
 class RiskConfig:
-    """Risk settings (frozen; README.md, Features defaults).
+    """Risk settings (frozen). The defaults are ``config.RiskSettings``'s (config owns every
+    default: docs/DESIGN.md "House plan").
 
-    ``min_notional`` (quote ccy, default 5.0), ``max_notional`` per order (None = no limit),
-    ``slippage_bps`` (default 20; the limit-price guard and the MARKET BUY worst case),
-    ``slippage_action`` ``"cap"`` or ``"deny"`` (default ``"deny"``: never change a price
+    ``min_notional`` (quote ccy), ``max_notional`` per order (None = no limit),
+    ``slippage_bps`` (the limit-price guard and the MARKET BUY worst case),
+    ``slippage_action`` ``"cap"`` or ``"deny"`` (``"deny"`` by default: never change a price
     silently unless configured to), ``budgets`` account -> budget in quote ccy,
     ``default_budget`` for accounts not listed (None = unlimited).
     Raises ``ValueError`` naming the ``risk.<key>`` that is invalid.
     """
 
-    min_notional: Decimal = Decimal("5.0")
-    max_notional: Decimal | None = None
-    slippage_bps: Decimal = Decimal("20")
-    slippage_action: Literal["cap", "deny"] = "deny"
+    min_notional: Decimal = _DEFAULTS.min_notional
+    max_notional: Decimal | None = _DEFAULTS.max_notional
+    slippage_bps: Decimal = _DEFAULTS.slippage_bps
+    slippage_action: Literal["cap", "deny"] = _DEFAULTS.slippage_action
     budgets: Mapping[str, Decimal] = field(default_factory=dict)
-    default_budget: Decimal | None = None
+    default_budget: Decimal | None = _DEFAULTS.default_budget
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

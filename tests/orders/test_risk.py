@@ -49,7 +49,7 @@ def engine(**kw) -> RiskEngine:
 
 def test_config_defaults_and_from_settings():
     cfg = RiskConfig()
-    assert (cfg.min_notional, cfg.max_notional, cfg.slippage_bps, cfg.slippage_action) == (D("5.0"), None, D(20), "deny")
+    assert (cfg.min_notional, cfg.max_notional, cfg.slippage_bps, cfg.slippage_action) == (D("5.0"), D(1_000_000), D(20), "deny")
     assert RiskConfig.from_settings(None) == cfg
     c1 = RiskConfig.from_settings({"min_notional": 1, "slippage_action": "CAP", "budgets": {"a": "100"}, "other": 1})
     assert (c1.min_notional, c1.slippage_action, c1.budgets["a"]) == (D(1), "cap", D(100))
