@@ -311,26 +311,23 @@ class Dispatcher:
             return  # run already, behind an earlier entry of the same inbox
         inbox = entry[0]
         items, actor = inbox._items, inbox.actor
+        stopped = actor.actor_stopped.is_set
         try:
+            # each message the way pykka's own actor loop runs it (actors/kernel/pykka_compat.py)
             while True:
                 item = items.popleft()  # never empty here: an entry is queued after its item
                 item[2] = True
-                _run_envelope(actor, item[1])
+                envelope = item[1]
+                if envelope is _START:
+                    start_actor(actor)
+                elif stopped():
+                    _dead_letter(actor, envelope)
+                else:
+                    run_envelope(actor, envelope)
                 if item is entry:
                     return
         except Exception:  # noqa: BLE001 - a handler's errors are handled inside; this is ours
             logger.opt(exception=True).critical("dispatcher fault running a message of {}", actor)
-
-
-def _run_envelope(actor: Any, envelope: Any) -> None:
-    """Run one message the way pykka's own actor loop does (actors/kernel/pykka_compat.py)."""
-    if envelope is _START:
-        start_actor(actor)
-        return
-    if actor.actor_stopped.is_set():
-        _dead_letter(actor, envelope)
-        return
-    run_envelope(actor, envelope)
 
 
 def _dead_letter(actor: Any, envelope: Any) -> None:
