@@ -509,7 +509,7 @@ class LockBaseline:
     def __init__(self, settings: Any, quote: Any, *, journal: str = "sqlite") -> None:
         from actors.journal.sqlite import SQLiteJournal
         from actors.orders.risk import RiskConfig, RiskEngine
-        from actors.orders.books import PositionBook
+        from actors.orders.books import Positions
         from protocols.venues import FillModelConfig, PaperVenue
 
         if journal == "sqlite":
@@ -529,7 +529,7 @@ class LockBaseline:
         self._risk = RiskEngine(RiskConfig.from_settings(settings.risk))
         self._venue = PaperVenue("paper", config=FillModelConfig.from_settings(settings.paper))
         self._venue.on_market(quote)
-        self._books = PositionBook()
+        self._books = Positions()
         self._orders: dict[str, Any] = {}
         self._instruments = settings.paper.instrument_map()
         self._touch = quote

@@ -1,10 +1,14 @@
-"""Order and position books: pure, single-threaded domain logic owned by the ledger actor (the lifecycle table in protocols/model/lifecycle.py, docs/DESIGN.md).
+"""Order records and positions: pure, single-threaded domain logic owned by the ledger actor (the lifecycle table in protocols/model/lifecycle.py, docs/DESIGN.md).
+
+Names: "book" means only an order book (the venue's, and its top: ``TopOfBook``); the
+ledger's side is order records, :class:`Positions`, attribution (``PnlAttribution``) and what
+a venue should hold (``VenueHoldings``).
 
 Nothing here is thread-safe and nothing here needs to be: the ledger actor is the only
 owner, so every call is serialised by its inbox. Outside the ledger only frozen values
 leave (:meth:`OrderRecord.snapshot` -> ``protocols.ExecutionReport``, :class:`Position`).
 
-Two books:
+Two parts:
 
 - :class:`OrderRecord` — one order's mutable record: lifecycle (through
   ``protocols.apply_event``, every status change recorded with a sequence number and a
@@ -12,7 +16,7 @@ Two books:
   applied exactly once per ``trade_id``, cumulative venue reports (FIX CumQty/AvgPx, tags
   14/6) booked as synthetic fills that later per-trade fills cover, overfills recorded and
   not applied, venue states (``fetch_order`` answers) adopted.
-- :class:`PositionBook` — net position per account and symbol with a VWAP entry price,
+- :class:`Positions` — net position per account and symbol with a VWAP entry price,
   realized PnL (average-cost method, as NautilusTrader's ``Position``), unrealized PnL
   from the last mark, fees, cash per currency, and long<->short flips.
 
@@ -73,7 +77,7 @@ __all__ = [
     "Transition",
     "OrderRecord",
     "Position",
-    "PositionBook",
+    "Positions",
     "arrival_price",
     "attribution_of",
     "fill_cash_flows",
@@ -107,7 +111,7 @@ _PAST_ACCEPTED = frozenset(
 class FillOutcome(str, Enum):
     """What :meth:`OrderRecord.apply_fill` / :meth:`OrderRecord.apply_cumulative` did with a fill.
 
-    - ``APPLIED``: booked (cum_qty, avg_px, fees, lifecycle updated); hand it to the PositionBook.
+    - ``APPLIED``: booked (cum_qty, avg_px, fees, lifecycle updated); hand it to the Positions.
     - ``DUPLICATE``: this ``trade_id`` was already applied (or already recorded as an overfill); nothing changed.
     - ``STALE``: a cumulative report whose cum_qty does not exceed what is booked; nothing changed.
     - ``OVERFILL``: would push cum_qty above quantity (FIX: CumQty > OrderQty); recorded in
@@ -596,7 +600,7 @@ class OrderRecord:
         Returns ``(outcome, fill)``: ``(STALE, None)`` when ``cum_qty`` does not exceed the
         booked cum_qty (an old or repeated report; ignored), ``(OVERFILL, fill)`` when
         ``cum_qty > quantity`` (recorded, not applied), ``(REFUSED, None)`` when no fill is
-        legal in the status, else ``(APPLIED, fill)`` — hand ``fill`` to the PositionBook.
+        legal in the status, else ``(APPLIED, fill)`` — hand ``fill`` to the Positions.
 
         Raises ``ValueError`` (record unchanged) for a non-finite or negative ``cum_qty`` or a
         non-positive ``avg_px``.
@@ -691,7 +695,7 @@ class OrderRecord:
 
         Returns what was newly applied, in order: a ``Fill`` to book as is, or a
         :class:`FillBooking` (a real fill that covered synthetic quantity; see
-        :meth:`PositionBook.apply_booking`). Raises ``ValueError``
+        :meth:`Positions.apply_booking`). Raises ``ValueError``
         (record unchanged) when the state belongs to another client order id.
         """
         if state.client_order_id != self.client_order_id:
@@ -788,8 +792,8 @@ class OrderRecord:
 class RetiredFills:
     """Running totals of the fills of orders the ledger no longer holds in memory (archived):
     ``qty[(book, symbol)] = (net, buys, sells)`` in base units and ``cash[book][currency]`` (the
-    sum of :func:`fill_cash_flows`), so :meth:`PositionBook.check_invariants` still checks the
-    whole book. :meth:`add` folds an order's fills in, ``add(..., sign=-1)`` takes them out again
+    sum of :func:`fill_cash_flows`), so :meth:`Positions.check_invariants` still checks
+    every position. :meth:`add` folds an order's fills in, ``add(..., sign=-1)`` takes them out again
     (an archived order brought back into memory)."""
 
     def __init__(self) -> None:
@@ -827,7 +831,7 @@ class Position:
     subtracted; ``unrealized_pnl`` ``(last_px - avg_entry_px) * net_qty`` (0 without a mark);
     ``fees`` paid in quote ccy (fees charged in the base currency are converted at the fill
     price; fees in a third currency only show in the cash book); ``last_px`` the last mark
-    (None until :meth:`PositionBook.mark`); ``buy_qty`` / ``sell_qty`` total bought / sold;
+    (None until :meth:`Positions.mark`); ``buy_qty`` / ``sell_qty`` total bought / sold;
     ``strategy_id`` the strategy it belongs to ("" for the account's whole position).
     """
 
@@ -866,7 +870,7 @@ class _PosState:
     sell_qty: Decimal = _ZERO
 
 
-class PositionBook:
+class Positions:
     """Positions per (account, symbol) and cash per (account, currency), from fills (docs/DESIGN.md).
 
     Rules (average-cost accounting, as NautilusTrader's ``Position``):
@@ -880,7 +884,7 @@ class PositionBook:
     - fees accumulate separately (``Position.fees``; ``net_pnl`` subtracts them);
     - cash: see :func:`fill_cash_flows`.
 
-    The book does not deduplicate: the ledger applies each fill once (``OrderRecord.apply_fill``
+    Positions do not deduplicate: the ledger applies each fill once (``OrderRecord.apply_fill``
     decides). Single-threaded; owned by the ledger actor.
     """
 
@@ -892,7 +896,7 @@ class PositionBook:
     def apply_fill(self, account_id: str, symbol: str, side: Side | str, fill: Fill) -> None:
         """Book one applied fill of ``account_id`` in ``symbol`` (BASE/QUOTE) on ``side``.
 
-        Raises ``ValueError`` (book unchanged) for a symbol that is not ``BASE/QUOTE`` or an
+        Raises ``ValueError`` (nothing changed) for a symbol that is not ``BASE/QUOTE`` or an
         unknown side.
         """
         if side.__class__ is not Side:
@@ -1067,7 +1071,7 @@ class PositionBook:
         return st.net_qty if st else _ZERO
 
     def cash(self, account_id: str) -> dict[str, Decimal]:
-        """Cash movements of ``account_id`` per currency since the book started (a copy)."""
+        """Cash movements of ``account_id`` per currency since the positions started (a copy)."""
         return dict(self._cash.get(account_id, {}))
 
     def accounts(self) -> tuple[str, ...]:
@@ -1078,14 +1082,14 @@ class PositionBook:
         self, fills_by_account_symbol: Mapping[tuple[str, str], Iterable[tuple[Side | str, Fill]]],
         retired: "RetiredFills | None" = None,
     ) -> list[str]:
-        """Check the book against the fills it should hold (docs/DESIGN.md). Returns violations (empty = OK).
+        """Check the positions against the fills it should hold (docs/DESIGN.md). Returns violations (empty = OK).
 
         ``fills_by_account_symbol[(account_id, symbol)]`` is every applied ``(side, fill)``
         of that account and symbol (e.g. from the ledger's OrderRecords); ``retired`` the totals
         of the fills of orders no longer held in memory (archived, see :class:`RetiredFills`).
         Checked: net_qty equals the signed sum of fill quantities, buy_qty/sell_qty equal the
         sums per side, cash per account and currency equals the sum of :func:`fill_cash_flows`,
-        the book holds no position that the fills lack, and no open position has a negative cost.
+        they hold no position that the fills lack, and no open position has a negative cost.
         """
         problems: list[str] = []
         expected_cash: dict[str, dict[str, Decimal]] = {}

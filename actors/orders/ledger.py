@@ -57,13 +57,13 @@ from .books import (
     FillBooking,
     FillOutcome,
     OrderRecord,
-    PositionBook,
+    Positions,
     RetiredFills,
     Transition,
     arrival_price,
     attribution_of,
 )
-from .pnl import PnlBook
+from .pnl import PnlAttribution
 from ..events.alerts import AlertMonitor
 from ..supervision.backoff import backoff_delay
 from .messages import (
@@ -113,7 +113,7 @@ from ..routing.messages import FetchBrokerState, TrackOrders, ForwardReconcile
 from ..events.messages import Publish
 from .reporting import cancel_error_report, error_report, latency_us
 from .risk import RiskEngine, TradingState
-from ..runtime.sync import AdapterSync, BrokerSyncReport, VenueBooks
+from ..runtime.sync import AdapterSync, BrokerSyncReport, VenueHoldings
 
 #: how restrictive a trading state is (a safety rule only ever moves up this scale)
 _RESTRICTION = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
@@ -237,7 +237,7 @@ class LedgerActor(FlowActor):
     ``router`` receives cancels (with their adapter id); ``bus`` receives events;
     ``audit`` is an ``AuditLog`` or None; ``journal_factory`` builds a ``JournalStore``
     in this thread for order events and fills (None: not journaled); ``pnl``: keyword
-    arguments of ``PnlBook`` (``day_start``, ``timezone``: the ``[pnl]`` settings).
+    arguments of ``PnlAttribution`` (``day_start``, ``timezone``: the ``[pnl]`` settings).
     """
 
     crash_on_error = True
@@ -328,8 +328,8 @@ class LedgerActor(FlowActor):
         #: broker-state sync ([sync]; actors/runtime/sync.py): the books each venue should hold, syncs running
         self._adapter_ids = tuple(adapter_ids)
         self._sync_settings = sync
-        self._venue_books = VenueBooks(tolerance=sync.tolerance, confirmations=sync.confirmations, baseline=sync.baseline) \
-            if sync is not None else VenueBooks()
+        self._venue_books = VenueHoldings(tolerance=sync.tolerance, confirmations=sync.confirmations, baseline=sync.baseline) \
+            if sync is not None else VenueHoldings()
         self._syncs: dict[int, _Sync] = {}
         self._sync_ids = 0
         self._sync_timer = None
@@ -367,8 +367,8 @@ class LedgerActor(FlowActor):
         self._journal = None
         self._metrics = metrics
         self._orders: dict[str, OrderRecord] = {}
-        self._books = PositionBook()
-        self._pnl = PnlBook(**(pnl or {}))
+        self._books = Positions()
+        self._pnl = PnlAttribution(**(pnl or {}))
         #: raw venue receipts (``[retention] keep_receipts``): every venue answer as received, one JSON line each
         self._receipts_path = receipts_path
         self._receipts_fd: int | None = None

@@ -1,10 +1,10 @@
 """Attribution books: positions per strategy and daily PnL (README "Features"), owned by the ledger actor.
 
-Pure and single-threaded like ``_books.py``: the ledger actor calls :meth:`PnlBook.on_fill`
+Pure and single-threaded like ``_books.py``: the ledger actor calls :meth:`PnlAttribution.on_fill`
 once for every fill it books (live and when it rebuilds from the journal after a restart, so
 both survive restarts) and hands out frozen values only.
 
-- **Per strategy**: a second :class:`~actors.orders.books.PositionBook` keyed by ``(book, strategy)``
+- **Per strategy**: a second :class:`~actors.orders.books.Positions` keyed by ``(book, strategy)``
   holds the positions of fills whose order carries a ``strategy_id`` (average-cost accounting,
   the same rules as the account book); each strategy's realized PnL comes from its own entry
   price, so two strategies trading one symbol each see their own PnL.
@@ -21,7 +21,7 @@ Example::
     >>> from datetime import datetime, timezone
     >>> from decimal import Decimal as D
     >>> from protocols import Fill
-    >>> book = PnlBook(day_start="17:00", timezone="America/New_York")
+    >>> book = PnlAttribution(day_start="17:00", timezone="America/New_York")
     >>> ts = datetime(2021, 1, 8, 23, 0, tzinfo=timezone.utc)        # 18:00 in New York
     >>> book.day_of(ts).isoformat()
     '2021-01-09'
@@ -36,9 +36,9 @@ from zoneinfo import ZoneInfo
 
 from protocols import Fill, Side
 
-from .books import FillBooking, Position, PositionBook
+from .books import FillBooking, Position, Positions
 
-__all__ = ["DailyPnl", "PnlBook"]
+__all__ = ["DailyPnl", "PnlAttribution"]
 
 _ZERO = Decimal(0)
 #: separates account and strategy in the strategy book's keys (never in an id: ids are [A-Za-z0-9._:/-])
@@ -83,7 +83,7 @@ class _Day:
         self.sold = _ZERO
 
 
-class PnlBook:
+class PnlAttribution:
     """Per-strategy positions and daily PnL (see the module docstring).
 
     ``day_start``: ``"HH:MM"``; ``timezone``: an IANA name. Raises ``ValueError`` for either
@@ -101,7 +101,7 @@ class PnlBook:
         #: a day that begins after noon is named after the next date, where most of it falls (FX: 17:00 New York)
         self._label_shift = timedelta(days=1 if self._offset > timedelta(hours=12) else 0)
         self._tz = ZoneInfo(timezone)
-        self._strategies = PositionBook()
+        self._strategies = Positions()
         self._days: dict[tuple[date, str, str, str], _Day] = {}
         self._day_cache: tuple[datetime, datetime, date] | None = None
 
@@ -126,7 +126,7 @@ class PnlBook:
         correction, a fee change), as the account book took it.
 
         ``account_share``: ``(realized, fees)`` the booking added to the account book (what
-        ``PositionBook.realized_and_fees`` moved by); used for orders without a strategy. With a
+        ``Positions.realized_and_fees`` moved by); used for orders without a strategy. With a
         ``strategy_id`` it is also booked in the strategy's own position and the day gets the
         strategy's realized share.
         """
@@ -157,7 +157,7 @@ class PnlBook:
                 day.sold += new.qty
 
     def mark(self, symbol: str, price: Decimal) -> None:
-        """The mark of ``symbol`` for the strategies' unrealized PnL (as ``PositionBook.mark``)."""
+        """The mark of ``symbol`` for the strategies' unrealized PnL (as ``Positions.mark``)."""
         self._strategies.mark(symbol, price)
 
     def positions(self, strategy_id: str | None = None) -> tuple[Position, ...]:

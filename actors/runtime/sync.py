@@ -1,9 +1,9 @@
 """Broker-state sync: the venue's positions and balances against the ledger's (seed 001 ``sync_broker_state``).
 
-Pure logic owned by the ledger actor. :class:`VenueBooks` keeps, per adapter, what the venue
+Pure logic owned by the ledger actor. :class:`VenueHoldings` keeps, per adapter, what the venue
 should hold according to the fills the ledger applied: the net position per symbol (base units)
 and the balance change per currency (base bought minus sold, quote paid or received, minus fees
-in their currency — the paper venue's own ``fetch_account`` convention). :meth:`VenueBooks.compare`
+in their currency — the paper venue's own ``fetch_account`` convention). :meth:`VenueHoldings.compare`
 checks one venue answer (``fetch_positions``, ``fetch_account``) against it.
 
 A difference is *confirmed* only when ``confirmations`` syncs in a row find one: a fill the
@@ -20,7 +20,7 @@ Example::
 
     >>> from decimal import Decimal as D
     >>> from protocols import Fill, Side
-    >>> books = VenueBooks(confirmations=1)
+    >>> books = VenueHoldings(confirmations=1)
     >>> books.on_fill("paper", "BTC/USDT", Side.BUY, Fill(trade_id="t1", qty=D("0.5"), price=D("100"), fee=D("0")))
     >>> books.compare("paper", {"BTC/USDT": D("0.5")}, {"BTC": D("0.5"), "USDT": D("-50")}).status
     'match'
@@ -39,7 +39,7 @@ from protocols import Fill, Side
 
 from ..orders.books import FillBooking, _split_symbol
 
-__all__ = ["AdapterSync", "BrokerSyncReport", "StateDifference", "VenueBooks"]
+__all__ = ["AdapterSync", "BrokerSyncReport", "StateDifference", "VenueHoldings"]
 
 _ZERO = Decimal(0)
 
@@ -105,7 +105,7 @@ class _Expected:
     differing: int = 0  # syncs in a row that found differences
 
 
-class VenueBooks:
+class VenueHoldings:
     """Per adapter: the positions and balances the ledger expects at the venue; the comparison.
 
     ``tolerance``: differences up to this absolute amount are ignored (units of the figure);

@@ -32,3 +32,18 @@ def test_order_flow_messages_name_the_breaker_a_breaker() -> None:
             if dataclasses.is_dataclass(obj) and obj.__module__ == module.__name__:
                 offenders += [f"{room}.{name}.{f.name}" for f in dataclasses.fields(obj) if "gate" in f.name]
     assert offenders == []
+
+
+def test_book_means_an_order_book_only() -> None:
+    """"Book" names the venue's order book and its top (TopOfBook) only; positions, attribution
+    and what a venue should hold have names of their own (Positions, PnlAttribution, VenueHoldings)."""
+    import re
+
+    misnamed = []
+    for folder in ("actors", "protocols", "config", "flowroute"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.parse(path.read_text()).body:
+                if isinstance(node, ast.ClassDef) and re.search(r"Book(?!ing)", node.name):
+                    if path.relative_to(ROOT).parts[:2] != ("protocols", "venues"):
+                        misnamed.append(f"{path.relative_to(ROOT)}:{node.name}")
+    assert misnamed == []

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 
-from actors.runtime.sync import VenueBooks
+from actors.runtime.sync import VenueHoldings
 from protocols import BrokerStateMatched, BrokerStateMismatch, Fill, OrderStatus, Side, TradingStateChanged
 
 from _adapters import TestAdapter
@@ -27,11 +27,11 @@ def fill(qty: str, price: str = "100", fee: str = "0") -> Fill:
     return Fill(trade_id=f"t-{qty}-{price}", qty=D(qty), price=D(price), fee=D(fee), fee_currency="USDT")
 
 
-# --------------------------------------------------------------------------- VenueBooks (pure)
+# --------------------------------------------------------------------------- VenueHoldings (pure)
 
 
 def test_venue_books_confirm_a_difference_only_when_it_persists() -> None:
-    books = VenueBooks(confirmations=2)
+    books = VenueHoldings(confirmations=2)
     books.on_fill("v", "BTC/USDT", Side.BUY, fill("0.5", fee="0.1"))
     expected_balances = {"BTC": D("0.5"), "USDT": D("-50.1")}
     assert books.compare("v", {"BTC/USDT": D("0.5")}, expected_balances).status == "match"
@@ -43,11 +43,11 @@ def test_venue_books_confirm_a_difference_only_when_it_persists() -> None:
 
 
 def test_venue_books_tolerance_baseline_and_bad_values() -> None:
-    books = VenueBooks(confirmations=1, tolerance=D("0.001"))
+    books = VenueHoldings(confirmations=1, tolerance=D("0.001"))
     books.on_fill("v", "BTC/USDT", Side.SELL, fill("1"))
     assert books.compare("v", {"BTC/USDT": D("-1.0005")}, None).status == "match"
     assert books.compare("v", {"BTC/USDT": D("-1.01"), "ETH/USDT": D(0)}, None).status == "mismatch"
-    real = VenueBooks(confirmations=1, baseline="first_sync")
+    real = VenueHoldings(confirmations=1, baseline="first_sync")
     # an account holding 2 BTC and 1000 USDT before the runtime traded: the first sync is the baseline
     assert real.compare("v", None, {"BTC": D(2), "USDT": D(1000)}).status == "match"
     real.on_fill("v", "BTC/USDT", Side.BUY, fill("1"))
@@ -265,7 +265,7 @@ def test_a_safety_rule_never_loosens_the_operators_state(make_runtime, clock) ->
 def test_venue_books_follow_a_booking_that_reprices_synthetic_quantity() -> None:
     from actors.orders.books import FillBooking
 
-    books = VenueBooks(confirmations=1)
+    books = VenueHoldings(confirmations=1)
     # a cumulative report booked 1 BTC at 100 (synthetic); the real fill says 1 BTC at 101, fee 0.5
     books.on_fill("v", "BTC/USDT", Side.BUY, fill("1", "100"))
     real = fill("1", "101", fee="0.5")

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from actors.orders.pnl import PnlBook
+from actors.orders.pnl import PnlAttribution
 from protocols import ExecutionContext, Fill, OrderFilled, OrderIntent, OrderStatus, Side
 
 from conftest import EventLog, market, quote, settle
@@ -118,7 +118,7 @@ def test_strategy_books_and_daily_pnl_survive_a_restart(make_runtime, settings_f
 
 
 def test_pnl_book_day_of_handles_dst_and_bad_settings() -> None:
-    book = PnlBook(day_start="17:00", timezone="America/New_York")
+    book = PnlAttribution(day_start="17:00", timezone="America/New_York")
     # summer (EDT, UTC-4): 21:30Z = 17:30 local -> next day; winter (EST, UTC-5): 21:30Z = 16:30 local -> same day
     assert book.day_of(datetime(2021, 7, 1, 21, 30, tzinfo=timezone.utc)) == date(2021, 7, 2)
     assert book.day_of(datetime(2021, 1, 1, 21, 30, tzinfo=timezone.utc)) == date(2021, 1, 1)
@@ -126,11 +126,11 @@ def test_pnl_book_day_of_handles_dst_and_bad_settings() -> None:
     assert book.day_of(datetime(2021, 1, 1, 21, 59, tzinfo=timezone.utc)) == date(2021, 1, 1)
     for bad in ("24:00", "5pm", ""):
         with pytest.raises(ValueError, match="HH:MM"):
-            PnlBook(day_start=bad)
+            PnlAttribution(day_start=bad)
 
 
 def test_pnl_book_without_strategy_uses_the_account_share() -> None:
-    book = PnlBook()
+    book = PnlAttribution()
     fill = Fill(trade_id="t1", qty=D("1"), price=D("10"), fee=D("0.01"), fee_currency="USDT",
                 ts=datetime(2021, 1, 8, tzinfo=timezone.utc))
     book.on_fill("acc-1", "", "BTC/USDT", Side.SELL, fill, (D("3"), D("0.01")))

@@ -1,4 +1,4 @@
-"""Tests for actors.orders.books: OrderRecord (lifecycle, fills once, cumulative, venue state) and PositionBook."""
+"""Tests for actors.orders.books: OrderRecord (lifecycle, fills once, cumulative, venue state) and Positions."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from actors.orders.books import (
     FillOutcome,
     OrderRecord,
     Position,
-    PositionBook,
+    Positions,
     Transition,
     arrival_price,
     fill_cash_flows,
@@ -372,7 +372,7 @@ def _deliveries(fills, seed: int):
 
 def _run(fills, quantity, seed, side="BUY"):
     rec = record(qty=str(quantity), side=side)
-    book = PositionBook()
+    book = Positions()
     applied = []
     for kind, payload in _deliveries(fills, seed):
         if kind == "fill":
@@ -440,7 +440,7 @@ def test_any_order_and_duplication_of_cumulative_reports_converges(rs, seed1, se
         stream = [r for r in reports for _ in range(rnd.randint(1, 3))]
         rnd.shuffle(stream)
         rec = record(qty=str(quantity))
-        book = PositionBook()
+        book = Positions()
         for cum, avg in stream:
             out, f = rec.apply_cumulative(cum, avg, trade_id_prefix="v-1", ts=ts(1))
             if out is FillOutcome.APPLIED:
@@ -458,17 +458,17 @@ def test_any_order_and_duplication_of_cumulative_reports_converges(rs, seed1, se
 
 
 # ---------------------------------------------------------------------------
-# PositionBook: hand-computed examples
+# Positions: hand-computed examples
 # ---------------------------------------------------------------------------
 
 
-def B(book: PositionBook, side: str, qty: str, price: str, fee: str = "0", ccy: str = "USDT", account="a1", symbol="BTC/USDT"):
+def B(book: Positions, side: str, qty: str, price: str, fee: str = "0", ccy: str = "USDT", account="a1", symbol="BTC/USDT"):
     book.apply_fill(account, symbol, side, Fill(trade_id="x", qty=D(qty), price=D(price), fee=D(fee), fee_currency=ccy, ts=T0))
     return book.position(account, symbol)
 
 
 def test_vwap_entry_reduce_and_flips_by_hand():
-    book = PositionBook()
+    book = Positions()
     p = B(book, "BUY", "1", "100")
     p = B(book, "BUY", "3", "104")
     assert (p.net_qty, p.avg_entry_px, p.realized_pnl) == (D(4), D(103), D(0))
@@ -488,7 +488,7 @@ def test_vwap_entry_reduce_and_flips_by_hand():
 
 
 def test_unrealized_from_mark_long_and_short():
-    book = PositionBook()
+    book = Positions()
     B(book, "BUY", "2", "100")
     assert book.position("a1", "BTC/USDT").unrealized_pnl == 0 and book.position("a1", "BTC/USDT").last_px is None
     book.mark("BTC/USDT", D("103"))
@@ -502,7 +502,7 @@ def test_unrealized_from_mark_long_and_short():
 
 
 def test_fees_cash_and_net_pnl():
-    book = PositionBook()
+    book = Positions()
     B(book, "BUY", "2", "100", fee="0.2", ccy="USDT")
     B(book, "BUY", "1", "100", fee="0.001", ccy="BTC")  # base-currency fee: 0.1 USDT at the fill price
     B(book, "SELL", "1", "110", fee="0.05", ccy="BNB")  # third currency: cash only
@@ -517,7 +517,7 @@ def test_fees_cash_and_net_pnl():
 
 
 def test_partial_close_with_repeating_vwap():
-    book = PositionBook()
+    book = Positions()
     B(book, "BUY", "1", "100")
     B(book, "BUY", "2", "101")
     p = B(book, "SELL", "1", "102")
@@ -528,7 +528,7 @@ def test_partial_close_with_repeating_vwap():
 
 
 def test_bad_symbol_is_refused_and_book_unchanged():
-    book = PositionBook()
+    book = Positions()
     with pytest.raises(ValueError, match="BASE/QUOTE"):
         book.apply_fill("a1", "BTCUSDT", "BUY", fill("t", "1", "1"))
     with pytest.raises(ValueError):
@@ -537,7 +537,7 @@ def test_bad_symbol_is_refused_and_book_unchanged():
 
 
 def test_positions_sorted_and_unknown_position_is_flat():
-    book = PositionBook()
+    book = Positions()
     B(book, "BUY", "1", "1", account="b", symbol="XRP/ETH")
     B(book, "BUY", "1", "1", account="a", symbol="XRP/ETH")
     B(book, "BUY", "1", "1", account="a", symbol="BTC/USDT")
@@ -548,7 +548,7 @@ def test_positions_sorted_and_unknown_position_is_flat():
 
 
 def test_check_invariants_detects_a_missing_or_extra_fill():
-    book = PositionBook()
+    book = Positions()
     f1, f2 = fill("t1", "1", "100"), fill("t2", "2", "101")
     book.apply_fill("a1", "BTC/USDT", "BUY", f1)
     book.apply_fill("a1", "BTC/USDT", "SELL", f2)
@@ -566,7 +566,7 @@ _sym = st.sampled_from(["BTC/USDT", "XRP/ETH"])
 @settings(max_examples=200, **PROPS)
 @given(st.lists(st.tuples(_acct, _sym, _side, _qty, _px, _fee), min_size=1, max_size=30), _px)
 def test_books_equal_fills_and_pnl_equals_cash(trades, mark):
-    book = PositionBook()
+    book = Positions()
     by_key: dict = {}
     for i, (acc, sym, side, qty, px, fee) in enumerate(trades):
         f = Fill(trade_id=f"t{i}", qty=qty, price=px, fee=fee, fee_currency=sym.split("/")[1], ts=T0)
@@ -645,8 +645,8 @@ def test_arrival_price_for_enum_string_and_bad_sides():
         arrival_price("HOLD", q)
 
 
-class _ReferenceBook(PositionBook):
-    """PositionBook.apply_fill written the plain way (fill_cash_flows and one setdefault per book)."""
+class _ReferenceBook(Positions):
+    """Positions.apply_fill written the plain way (fill_cash_flows and one setdefault per book)."""
 
     def apply_fill(self, account_id, symbol, side, fill):  # type: ignore[override]
         from actors.orders.books import _PosState, _split_symbol
@@ -703,7 +703,7 @@ _money = st.decimals(min_value=D("0.00000001"), max_value=D("100000"), places=8,
     max_size=25,
 ))
 def test_position_book_matches_the_plain_arithmetic(trades):
-    book, ref = PositionBook(), _ReferenceBook()
+    book, ref = Positions(), _ReferenceBook()
     for i, (symbol, side, qty, price, fee, ccy, acc) in enumerate(trades):
         f = Fill(trade_id=f"t{i}", qty=qty, price=price, fee=D(fee), fee_currency=ccy, ts=ts(i))
         book.apply_fill(acc, symbol, side, f)
@@ -715,7 +715,7 @@ def test_position_book_matches_the_plain_arithmetic(trades):
 
 
 def test_position_book_refuses_bad_input_and_stays_unchanged():
-    book = PositionBook()
+    book = Positions()
     f = fill("t1", "1", "100")
     for symbol, side, err in (("BTCUSDT", "BUY", "BASE/QUOTE"), ("BTC/", "BUY", "BASE/QUOTE"), ("BTC/USDT", "HOLD", "HOLD")):
         for _ in range(2):

@@ -23,7 +23,7 @@ from actors.orders.books import (
     SYNTHETIC_TRADE_PREFIX,
     FillOutcome,
     OrderRecord,
-    PositionBook,
+    Positions,
     fill_cash_flows,
 )
 from protocols import Fill, OrderEventType as E, OrderStatus as S, VenueOrderState
@@ -55,7 +55,7 @@ def state(rec: OrderRecord, fills=(), *, cum_qty: D | None = None, avg_px: D | N
                            status=status, quantity=rec.quantity, cum_qty=cum_qty, avg_px=avg_px, fills=tuple(fills), ts=T0)
 
 
-def book_all(book: PositionBook, rec: OrderRecord, applied) -> None:
+def book_all(book: Positions, rec: OrderRecord, applied) -> None:
     for booking in applied:
         book.apply_booking(rec.account_id, rec.symbol, rec.side, booking)
 
@@ -72,7 +72,7 @@ def cash_of(rec: OrderRecord, fills) -> dict:
 
 
 def test_story2_cumulative_answer_then_per_trade_events_books_every_unit_once() -> None:
-    rec, book = record(qty="0.002"), PositionBook()
+    rec, book = record(qty="0.002"), Positions()
     t1, t2 = fill("t1", "0.001", "100"), fill("t2", "0.001", "101")
     book_all(book, rec, rec.apply_venue_state(state(rec, cum_qty=D("0.001"), avg_px=D("100"))))  # submit answer
     assert rec.cum_qty == D("0.001") and rec.fills[0].trade_id.startswith(SYNTHETIC_TRADE_PREFIX)
@@ -86,7 +86,7 @@ def test_story2_cumulative_answer_then_per_trade_events_books_every_unit_once() 
 
 
 def test_a_covering_fill_at_another_price_corrects_position_cost_and_cash() -> None:
-    rec, book = record(qty="3"), PositionBook()
+    rec, book = record(qty="3"), Positions()
     book_all(book, rec, rec.apply_venue_state(state(rec, cum_qty=D("2"), avg_px=D("100"))))  # synthetic 2 @ 100
     t1, t2 = fill("t1", "1", "99", fee="0.1"), fill("t2", "1.5", "102", fee="0.2")
     assert rec.apply_fill(t1) is FillOutcome.APPLIED and rec.last_booking.new is None
@@ -102,7 +102,7 @@ def test_a_covering_fill_at_another_price_corrects_position_cost_and_cash() -> N
 
 
 def test_a_correction_after_the_position_was_closed_goes_to_realized_pnl() -> None:
-    buy, sell, book = record(qty="1"), record(qty="1", side="SELL"), PositionBook()
+    buy, sell, book = record(qty="1"), record(qty="1", side="SELL"), Positions()
     book_all(book, buy, buy.apply_venue_state(state(buy, cum_qty=D("1"), avg_px=D("100"), status=S.FILLED)))
     book.apply_fill("a1", "BTC/USDT", "SELL", fill("s1", "1", "110"))  # closed at 110: realized 10
     sell.apply_fill(fill("s1", "1", "110"))
@@ -182,7 +182,7 @@ def _stream(fills, seed):
 @given(scenarios())
 def test_any_interleaving_and_duplication_of_both_styles_books_each_unit_once(sc) -> None:
     fills, quantity, seed, side = sc
-    rec, book = record(qty=str(quantity), side=side), PositionBook()
+    rec, book = record(qty=str(quantity), side=side), Positions()
     prefix_cum = [sum((f.qty for f in fills[:k]), D(0)) for k in range(len(fills) + 1)]
     prefix_notional = [sum((f.qty * f.price for f in fills[:k]), D(0)) for k in range(len(fills) + 1)]
     for kind, k in _stream(fills, seed):
