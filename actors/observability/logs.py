@@ -21,7 +21,8 @@ exception, a BaseException stopping every actor) are standard ``logging`` record
 hands each of them to loguru as a record named ``pykka`` (level, message and exception kept), so
 they reach the same sinks as flowroute's own records, under the same opt-in (they are flowroute's
 kernel's records: silent until the host enables flowroute's logging; the JSON sink includes
-them). pykka's logger is set to DEBUG only if nobody set its level (the sinks filter by level).
+them). pykka's logger is set to DEBUG only if nobody set its level (the sinks filter by level);
+the host's own ``logging`` handlers still get only what its root level lets through.
 
 Secrets: settings hold credentials as ``SecretStr`` and only ``Settings.redacted_dict()`` is ever
 logged; reports and events carry no credentials; a redacting patcher masks any configured
@@ -76,7 +77,16 @@ def _is_flowroute(record: dict) -> bool:
 class PykkaBridge(logging.Handler):
     """A ``logging`` handler on pykka's logger that hands every record to loguru (the
     InterceptHandler of loguru's documentation): level name, message, exception and the
-    origin (pykka's module, function and line) kept; the loguru record is named ``pykka``."""
+    origin (pykka's module, function and line) kept; the loguru record is named ``pykka``.
+
+    With ``relay`` (set when the bridge lowered pykka's level to DEBUG and stopped its
+    propagation), a record is also handed to the root logger's handlers when the root logger
+    is enabled for its level: the host's ``logging`` setup sees what it saw before the bridge.
+    """
+
+    def __init__(self, level: int = logging.DEBUG, *, relay: bool = False) -> None:
+        super().__init__(level)
+        self.relay = relay
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -88,19 +98,29 @@ class PykkaBridge(logging.Handler):
             logger.patch(lambda r: r.update(origin)).opt(exception=record.exc_info or None).log(level, record.getMessage())
         except Exception:  # noqa: BLE001 - a log record must never break an actor
             self.handleError(record)
+        if self.relay:
+            root = logging.getLogger()
+            if root.handlers and root.isEnabledFor(record.levelno):
+                root.handle(record)
 
 
 def install_pykka_bridge() -> PykkaBridge:
-    """Install :class:`PykkaBridge` on pykka's logger once (idempotent; returns the one installed)."""
+    """Install :class:`PykkaBridge` on pykka's logger once (idempotent; returns the one installed).
+
+    When nobody set pykka's level, it is lowered to DEBUG (so every record reaches the bridge)
+    and the bridge relays to the root logger what the root logger's level lets through, in
+    place of propagation (which would hand DEBUG records to the host's handlers)."""
     pykka_logger = logging.getLogger(PYKKA_NAME)
     with _lock:
         for handler in pykka_logger.handlers:
             if isinstance(handler, PykkaBridge):
                 return handler
-        bridge = PykkaBridge(logging.DEBUG)
+        own_level = pykka_logger.level == logging.NOTSET and pykka_logger.propagate
+        bridge = PykkaBridge(logging.DEBUG, relay=own_level)
         pykka_logger.addHandler(bridge)
-        if pykka_logger.level == logging.NOTSET:  # nobody chose: let every record reach the bridge
+        if own_level:
             pykka_logger.setLevel(logging.DEBUG)
+            pykka_logger.propagate = False
         return bridge
 
 

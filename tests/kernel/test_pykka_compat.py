@@ -322,3 +322,21 @@ def test_pykkas_records_follow_the_projects_opt_in(loguru_records: list[dict]) -
     ref.ask("unexpected", timeout=5)
     ref.stop(timeout=5)
     assert [r for r in loguru_records if "Unexpected message" in r["message"]]
+
+
+def test_the_hosts_logging_sees_what_its_root_level_lets_through(monkeypatch) -> None:
+    """The bridge lowers pykka's level to DEBUG for loguru, but a host's own ``logging`` root
+    handler still gets only the records its root level allows (as before the bridge)."""
+    root = logging.getLogger()
+    host = PykkaRecords()
+    monkeypatch.setattr(root, "level", logging.WARNING)
+    root.addHandler(host)
+    try:
+        ref = OwnLoop.start()  # pykka logs DEBUG "Starting ..." and "Registered ..."
+        ref.ask("unexpected", timeout=5)  # pykka logs WARNING "Unexpected message received by ..."
+        ref.stop(timeout=5)
+    finally:
+        root.removeHandler(host)
+    mine = [r for r in host.records if r.name == "pykka" and "OwnLoop" in r.getMessage()]
+    assert [r.levelname for r in mine] == ["WARNING"]
+    assert "Unexpected message received by OwnLoop" in mine[0].getMessage()
