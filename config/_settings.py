@@ -791,6 +791,25 @@ class FixSettings(_Section):
     tls_server_name: str | None = Field(None, description="Server name checked in the certificate (default: host).")
     username: SecretStr | None = Field(None, description="Username (553): environment only, never logged.")
     password: SecretStr | None = Field(None, description="Password (554): environment only, never logged.")
+    data_dictionary: Path | None = Field(None, description="QuickFIX-format XML data dictionary of begin_string (e.g. QuickFIX's FIX44.xml): every received message is checked against it and a bad one answered with Reject (35=3) and its SessionRejectReason (373); unset: session-level checks only.")
+    validate_user_defined_fields: bool = Field(True, description="With data_dictionary: reject tags 5000 and up that it does not define (QuickFIX ValidateUserDefinedFields).")
+
+    @field_validator("data_dictionary")
+    @classmethod
+    def _dictionary_ok(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        """The file must load (protocols/venues/fix/_dictionary.py) and describe ``begin_string``."""
+        if value is None:
+            return value
+        from protocols.venues.fix._dictionary import DataDictionary, DictionaryError
+
+        try:
+            dictionary = DataDictionary.load(value)
+        except DictionaryError as exc:
+            raise ValueError(str(exc)) from None
+        begin = info.data.get("begin_string")
+        if begin is not None and dictionary.begin_string != begin:
+            raise ValueError(f"{value} is a {dictionary.begin_string} dictionary, but begin_string is {begin}")
+        return value
 
     @field_validator("reconnect_max_s")
     @classmethod

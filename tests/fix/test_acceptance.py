@@ -7,6 +7,10 @@ expected Logon), and is then fed the harness's messages. The direction-symmetric
 (README list); a case passes when every expected message comes out, in order, with the same
 fields (BodyLength, CheckSum and timestamps not compared), and the expected disconnect happens.
 Time runs on a fake clock in 1 s steps while an expected message is awaited.
+
+Every case runs twice: with the session's own checks only, and with QuickFIX's data
+dictionary of the version (``spec/FIX4x.xml`` there; ``[venues.fix] data_dictionary``), as
+the scripts were written for an engine that validates against it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import pytest
 
 from actors import FakeClock
 from protocols.venues.fix._codec import Framer
+from protocols.venues.fix._dictionary import DataDictionary
 from protocols.venues.fix._session import Deliver, Disconnect, FixSession, Send, SessionConfig
 from protocols.venues.fix._store import SeqStore
 
@@ -30,13 +35,13 @@ SCRIPTS = next((p for p in CANDIDATES if p.exists()), CANDIDATES[0])
 APPLICABLE = re.compile(r"^(2b|2c|2d|2e|2f|2g|3b|3c|4b|6|7|8|10|11a|11b|11c|14[a-i]|20)_")
 #: cases that apply but that our session deliberately does differently (strict xfail: a pass is news)
 DIFFERENT = {
-    "14a_BadField": "tags 5000+ are user-defined and accepted (brokers add custom tags); QuickFIX rejects 5000 from its dictionary",
-    "14b_RequiredFieldMissing": "no data dictionary at run time: required body fields are not checked",
-    "14c_TagNotDefinedForMsgType": "no data dictionary at run time: tag-per-message-type is not checked",
-    "14e_IncorrectEnumValue": "no data dictionary at run time: enum values are not checked",
-    "14f_IncorrectDataFormat": "no data dictionary at run time: data formats are not checked",
-    "14g_HeaderBodyTrailerFieldsOutOfOrder": "field order is not checked",
-    "14i_RepeatingGroupCountNotEqual": "no data dictionary at run time: group counts are not checked",
+    "14a_BadField": "without a dictionary tags 5000+ are user-defined and accepted (brokers add custom tags); QuickFIX rejects 5000 from its dictionary",
+    "14b_RequiredFieldMissing": "without a data dictionary required body fields are not checked",
+    "14c_TagNotDefinedForMsgType": "without a data dictionary tag-per-message-type is not checked",
+    "14e_IncorrectEnumValue": "without a data dictionary enum values are not checked",
+    "14f_IncorrectDataFormat": "without a data dictionary data formats are not checked",
+    "14g_HeaderBodyTrailerFieldsOutOfOrder": "without a data dictionary field order is not checked",
+    "14i_RepeatingGroupCountNotEqual": "without a data dictionary group counts are not checked",
     "8_OnlyApplicationMessages": "application messages are gap-filled, never re-sent (a stale NewOrderSingle must not reach the venue)",
     "8_AdminAndApplicationMessages": "application messages are gap-filled, never re-sent (a stale NewOrderSingle must not reach the venue)",
     "20_SimultaneousResendRequest": "application messages are gap-filled, never re-sent (a stale NewOrderSingle must not reach the venue)",
@@ -46,6 +51,18 @@ IGNORED_VALUES = {9, 10, 52, 122, 60}
 ECHO_SKIP = {8, 9, 35, 34, 49, 52, 56, 43, 97, 122, 10}
 
 
+#: the cases the dictionary decides (they pass with it)
+DICTIONARY_CASES = re.compile(r"^14[a-i]_")
+_DICTIONARIES: dict[str, DataDictionary] = {}
+
+
+def dictionary(version: str) -> DataDictionary:
+    """QuickFIX's data dictionary of ``version`` ("fix42" / "fix44"), loaded once."""
+    if version not in _DICTIONARIES:
+        _DICTIONARIES[version] = DataDictionary.load(SCRIPTS / "spec" / f"FIX{version[3:]}.xml")
+    return _DICTIONARIES[version]
+
+
 def cases() -> list:
     out = []
     for version in ("fix42", "fix44"):
@@ -53,11 +70,14 @@ def cases() -> list:
         if not folder.exists():
             continue
         for path in sorted(folder.glob("*.def")):
-            if APPLICABLE.match(path.name):
+            if not APPLICABLE.match(path.name):
+                continue
+            for with_dictionary in (False, True):
                 marks = []
-                if path.stem in DIFFERENT:
+                if path.stem in DIFFERENT and not (with_dictionary and DICTIONARY_CASES.match(path.name)):
                     marks.append(pytest.mark.xfail(strict=True, reason=DIFFERENT[path.stem]))
-                out.append(pytest.param(path, id=f"{version}/{path.stem}", marks=marks))
+                label = f"{version}+dictionary" if with_dictionary else version
+                out.append(pytest.param(path, with_dictionary, id=f"{label}/{path.stem}", marks=marks))
     return out
 
 
@@ -99,9 +119,10 @@ def _pairs(raw: bytes) -> list[tuple[int, str]]:
 class Mirror:
     """Drives a FixSession through one script."""
 
-    def __init__(self, begin: str, heartbeat: int, harness: str) -> None:
+    def __init__(self, begin: str, heartbeat: int, harness: str, dictionary: DataDictionary | None = None) -> None:
         self.clock = FakeClock(wall_start=T0)
-        self.session = FixSession(SessionConfig(begin, "ISLD", harness, heartbeat_s=heartbeat), SeqStore.memory(), self.clock)
+        config = SessionConfig(begin, "ISLD", harness, heartbeat_s=heartbeat, dictionary=dictionary)
+        self.session = FixSession(config, SeqStore.memory(), self.clock)
         self.sent: list[Send] = []
         self.disconnected = False
         self.delivered: list[Deliver] = []
@@ -117,8 +138,8 @@ class Mirror:
             elif isinstance(action, Deliver):
                 self.delivered.append(action)
                 frame = action.frame
-                if frame.msg_type != "3":  # the scripts' application echoes what it gets
-                    body = [(t, v) for t, v in frame.pairs if t not in ECHO_SKIP]
+                if frame.msg_type != "3":  # the scripts' application echoes what it gets (QuickFIX: body in tag order)
+                    body = sorted(((t, v) for t, v in frame.pairs if t not in ECHO_SKIP), key=lambda pair: pair[0])
                     self.sent.append(self.session.send_app(frame.msg_type, body))
 
     def feed(self, raw: bytes) -> None:
@@ -144,7 +165,7 @@ class Mirror:
         return self.disconnected
 
 
-def run_script(path: Path) -> None:
+def run_script(path: Path, with_dictionary: bool = False) -> None:
     lines = [line.rstrip("\n") for line in path.read_text(encoding="latin-1").splitlines()]
     steps = [line for line in lines if line and not line.startswith("#")]
     begin = "FIX.4.2" if "fix42" in str(path.parent) else "FIX.4.4"
@@ -155,7 +176,7 @@ def run_script(path: Path) -> None:
     for number, step in enumerate(steps, 1):
         kind, body = step[0], step[1:]
         if body == "CONNECT" and kind == "i":
-            mirror = Mirror(begin, heartbeat, harness)
+            mirror = Mirror(begin, heartbeat, harness, dictionary(path.parent.name) if with_dictionary else None)
             pending_logon = mirror.sent.pop(0)
             continue
         assert mirror is not None, f"step {number}: no connection"
@@ -184,6 +205,6 @@ def run_script(path: Path) -> None:
 
 
 @pytest.mark.skipif(not SCRIPTS.exists(), reason=f"QuickFIX acceptance scripts not found at {SCRIPTS}")
-@pytest.mark.parametrize("path", cases())
-def test_acceptance_script(path: Path) -> None:
-    run_script(path)
+@pytest.mark.parametrize(("path", "with_dictionary"), cases())
+def test_acceptance_script(path: Path, with_dictionary: bool) -> None:
+    run_script(path, with_dictionary)

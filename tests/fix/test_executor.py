@@ -14,6 +14,9 @@ import pytest
 from protocols import OrderIntent, OrderStatus, Quote
 
 from .conftest import SYM, cid, incoming, limit, live, needs_peers
+from .test_acceptance import SCRIPTS
+
+SPEC = SCRIPTS / "spec"
 
 pytestmark = needs_peers
 
@@ -62,3 +65,21 @@ def test_a_resent_client_order_id_never_reaches_the_executor_twice(peer, fix_run
     third = rt2.submit(intent, live()).result(timeout=10)
     assert third.status is OrderStatus.FILLED and third.fills == first.fills  # answered from the journal
     assert incoming(executor, "D", intent.client_order_id) == 1
+
+
+@pytest.mark.skipif(not SPEC.exists(), reason=f"QuickFIX data dictionaries not found at {SPEC}")
+@pytest.mark.parametrize("begin", ["FIX.4.2", "FIX.4.4"])
+def test_with_quickfix_data_dictionary_orders_fill_and_nothing_is_rejected(peer, fix_runtime, begin) -> None:
+    """``data_dictionary`` set to QuickFIX's own dictionary of the version: every message
+    executor sends passes the checks (no Reject sent), orders fill and are rejected as before."""
+    dictionary = SPEC / f"FIX{begin[4]}{begin[6]}.xml"
+    rt = fix_runtime(peer("executor"), "CLIENT1", "EXECUTOR", begin, data_dictionary=str(dictionary))
+    for side, qty, px in [("BUY", "0.5", "100.25"), ("SELL", "0.125", "102")]:
+        report = rt.submit(limit(side, qty, px, tif="GTC"), live()).result(timeout=10)
+        assert report.status is OrderStatus.FILLED and report.avg_px == Decimal(px), report
+    rt.on_market(Quote(ts="2026-01-05T12:00:00Z", symbol=SYM, bid=Decimal("99.99"), bid_size=Decimal("10"),
+                       ask=Decimal("100.01"), ask_size=Decimal("10")))
+    intent = OrderIntent(client_order_id=cid("mkt"), symbol=SYM, side="BUY", order_type="MARKET", quantity=Decimal("0.5"))
+    assert rt.submit(intent, live()).result(timeout=10).status is OrderStatus.REJECTED
+    health = rt.health().venues["fix"]
+    assert health["state"] == "ACTIVE" and health["execution_reports"] == 2 and health["session_rejects_sent"] == 0

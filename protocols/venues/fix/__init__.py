@@ -3,6 +3,7 @@
 - ``_codec``: framing with BodyLength / CheckSum checks, secret masking (553, 554).
 - ``_store``: per-session sequence numbers on disk.
 - ``_session``: the session rules as a pure state machine (fake-clock testable).
+- ``_dictionary``: QuickFIX-format data dictionaries: field validation of received messages.
 - ``_driver``: the socket thread around it (TLS, reconnect with backoff, Logout at stop).
 - ``_venue``: :class:`FixVenue`, the ``BrokerAdapter`` (NewOrderSingle, ExecutionReport,
   OrderCancelRequest / Reject, OrderStatusRequest).
@@ -16,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ._dictionary import DataDictionary, DictionaryError
 from ._driver import Backoff, FixConnection, tcp_connect
 from ._session import FixSession, SessionConfig
 from ._store import SeqStore
@@ -38,7 +40,8 @@ def venue_config(settings: Any) -> FixVenueConfig:
         symbols=dict(fix.symbols), reconnect_initial_s=fix.reconnect_initial_s, reconnect_max_s=fix.reconnect_max_s,
         request_timeout_s=fix.request_timeout_s, logon_wait_s=fix.logon_wait_s,
         order_status_request=fix.order_status_request, tls=fix.tls, tls_ca_file=fix.tls_ca_file,
-        tls_server_name=fix.tls_server_name, store_fsync=fix.store_fsync, account=fix.account)
+        tls_server_name=fix.tls_server_name, store_fsync=fix.store_fsync, account=fix.account,
+        data_dictionary=fix.data_dictionary, validate_user_defined_fields=fix.validate_user_defined_fields)
 
 
 def live_routing(settings: Any) -> dict:
@@ -58,5 +61,5 @@ def build_fix_venue(settings: Any, *, connector=None, adapter_id: str = "fix") -
     return FixVenue(adapter_id, venue_config(settings), connector=connector)
 
 
-__all__ = ["Backoff", "FixConnection", "FixSession", "FixVenue", "FixVenueConfig", "SeqStore", "SessionConfig",
+__all__ = ["Backoff", "DataDictionary", "DictionaryError", "FixConnection", "FixSession", "FixVenue", "FixVenueConfig", "SeqStore", "SessionConfig",
            "build_fix_venue", "live_routing", "tcp_connect", "venue_config"]

@@ -28,8 +28,12 @@ a choice, so the acceptance scripts' expected texts match):
 - SequenceReset: GapFill obeys the sequence checks; Reset ignores them; a NewSeqNo (36) below
   the expected number is refused with Reject 373=5.
 - Garbled frames (bad BodyLength / CheckSum) are dropped by the framer and never counted.
-- Field checks → Reject (3): tag without a value (373=4), invalid tag number (373=0), tag
-  repeated outside a repeating group (373=13), wrong CompIDs (373=9, then Logout).
+- Field checks → Reject (3): SenderCompID / TargetCompID missing (373=1), tag without a value
+  (373=4), invalid tag number (373=0), tag repeated outside a repeating group (373=13), wrong
+  CompIDs (373=9, then Logout). With a data dictionary (``SessionConfig.dictionary``,
+  ``_dictionary.py``) every received message is also checked against it as QuickFIX does:
+  field order (14), required fields (1), data formats (6), enumerations (5), tags undefined
+  (0) or not defined for the message type (2), NumInGroup counts (16).
 - Reject (3) and BusinessMessageReject (j) are delivered to the application, which maps them
   to errors of the request they refer to (RefSeqNum 45).
 
@@ -42,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Protocol, Union
 
 from ._codec import Frame, Framer, encode, parse_timestamp, utc_timestamp
+from ._dictionary import DataDictionary
 from ._store import SeqStore
 
 DISCONNECTED = "DISCONNECTED"
@@ -82,10 +87,15 @@ class SessionConfig:
     password: str | None = field(default=None, repr=False)
     logon_timeout_s: float = 10.0
     logout_timeout_s: float = 2.0
+    #: received messages are also checked against this data dictionary (None: session checks only)
+    dictionary: DataDictionary | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.begin_string not in _MAX_STD_TAG:
             raise ValueError(f"begin_string must be FIX.4.2 or FIX.4.4 (got {self.begin_string!r})")
+        if self.dictionary is not None and self.dictionary.begin_string != self.begin_string:
+            raise ValueError(f"the data dictionary {self.dictionary.source or ''} is for {self.dictionary.begin_string}, "
+                             f"not {self.begin_string}")
         if self.heartbeat_s <= 0:
             raise ValueError(f"heartbeat_s must be > 0 (got {self.heartbeat_s})")
         if not self.sender_comp_id or not self.target_comp_id:
@@ -276,6 +286,11 @@ class FixSession:
             if msg_type != "A":
                 return self._logout_error(f"first message is {msg_type!r}, not Logon")
             return self._on_logon(frame, seq)
+        missing = 49 if frame.get(49) is None else 56 if frame.get(56) is None else None
+        if missing is not None:  # QuickFIX: Required tag missing, before the CompIDs are compared
+            if seq == self.store.next_target:
+                self._advance(seq)
+            return [self._reject(seq, msg_type, "Required tag missing", 1, missing)]
         if frame.get(49) != cfg.target_comp_id or frame.get(56) != cfg.sender_comp_id:
             if self._empty_tag(frame) is None:
                 reject = self._reject(seq, msg_type, "CompID problem", 9, None)
@@ -459,6 +474,8 @@ class FixSession:
             if tag in seen and not grouped and tag != 10:
                 return ("Tag appears more than once", 13, tag)
             seen.add(tag)
+        if self.config.dictionary is not None:
+            return self.config.dictionary.validate(frame)
         return None
 
     # ------------------------------------------------------------------ sending

@@ -53,6 +53,7 @@ from ...model.errors import (
 )
 from ...model.reports import Fill
 from ._codec import Frame, fix_decimal, utc_timestamp
+from ._dictionary import DataDictionary
 from ._driver import Backoff, Connector, FixConnection, SendFailed
 from ._session import ACTIVE, Deliver, FixSession, GapFilled, NotLoggedOn, SessionConfig, SystemClock
 from ._store import SeqStore
@@ -101,6 +102,10 @@ class FixVenueConfig:
     tls_server_name: str | None = None
     store_fsync: bool = False
     account: str | None = None
+    #: QuickFIX-format XML data dictionary received messages are checked against (None: off)
+    data_dictionary: Path | None = None
+    #: with a dictionary: tags 5000+ it does not define are rejected (QuickFIX ValidateUserDefinedFields)
+    validate_user_defined_fields: bool = True
 
 
 class _Waiter:
@@ -182,7 +187,9 @@ class FixVenue:
         session_config = SessionConfig(
             begin_string=config.begin_string, sender_comp_id=config.sender_comp_id,
             target_comp_id=config.target_comp_id, heartbeat_s=config.heartbeat_s,
-            reset_on_logon=config.reset_on_logon, username=config.username, password=config.password)
+            reset_on_logon=config.reset_on_logon, username=config.username, password=config.password,
+            dictionary=(DataDictionary.load(config.data_dictionary, validate_user_defined_fields=config.validate_user_defined_fields)
+                        if config.data_dictionary is not None else None))
         self._store = SeqStore.open(config.store_dir, config.begin_string, config.sender_comp_id,
                                     config.target_comp_id, fsync=config.store_fsync)
         self.session = FixSession(session_config, self._store, self.clock)
