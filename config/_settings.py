@@ -789,6 +789,7 @@ class FixSettings(_Section):
     tls: bool = Field(False, description="Connect with TLS (the ssl module's default verification).")
     tls_ca_file: Path | None = Field(None, description="CA bundle that verifies the acceptor's certificate (TLS).")
     tls_server_name: str | None = Field(None, description="Server name checked in the certificate (default: host).")
+    max_finished_orders: int = Field(10_000, ge=1, description="Finished orders the FIX adapter keeps in memory (the latest; older ones leave, their fills stay in its positions; live orders always stay).")
     username: SecretStr | None = Field(None, description="Username (553): environment only, never logged.")
     password: SecretStr | None = Field(None, description="Password (554): environment only, never logged.")
     data_dictionary: Path | None = Field(None, description="QuickFIX-format XML data dictionary of begin_string (e.g. QuickFIX's FIX44.xml): every received message is checked against it and a bad one answered with Reject (35=3) and its SessionRejectReason (373); unset: session-level checks only.")

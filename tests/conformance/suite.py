@@ -28,8 +28,10 @@ The fixture interface, :class:`Harness` (subclass it; every member is documented
   would give one for a restart (a durable venue reopens its book; an in-memory one may
   return the same instance).
 - ``market()``: the ``Quote`` fed first (to the adapter and to the runtime).
+- ``quantity``: the quantity of every order the suite sends (:data:`QTY` unless the venue
+  cannot hold it, e.g. a whole-number venue).
 - ``order(client_order_id, resting=...)``: a BTC/USDT LIMIT ``OrderIntent`` (quantity
-  :data:`QTY`) that rests at the venue, or executes at once when the venue fills.
+  ``quantity``) that rests at the venue, or executes at once when the venue fills.
 - ``fill_resting(adapter, client_order_id, feed)``: make a resting BUY of ``order`` fill at the
   venue; ``feed(data)`` delivers market data the way the caller does (straight to the
   adapter, or through ``Runtime.on_market``).
@@ -101,6 +103,8 @@ class Harness:
     #: whether a restart gets a fresh instance (``AdapterRegistry.register(rebuild=...)``): False
     #: for an adapter whose state is the instance (``build`` returns the same one)
     rebuild: bool = True
+    #: the quantity of every order the suite sends (base units)
+    quantity: Decimal = QTY
 
     def build(self) -> BrokerAdapter:
         """A new adapter instance over the same venue state (what the registry builder returns)."""
@@ -112,10 +116,10 @@ class Harness:
                      ask_size=Decimal("1000"))
 
     def order(self, client_order_id: str, *, resting: bool) -> OrderIntent:
-        """A BUY LIMIT of :data:`QTY`: at the ask (executes at once) or below the bid (rests)."""
+        """A BUY LIMIT of ``quantity``: at the ask (executes at once) or below the bid (rests)."""
         price = Decimal("39300.00") if resting else ASK
         return OrderIntent(client_order_id=client_order_id, symbol=SYMBOL, side="BUY", order_type="LIMIT",
-                           quantity=QTY, limit_price=price)
+                           quantity=self.quantity, limit_price=price)
 
     def fill_resting(self, adapter: Any, client_order_id: str, feed: Callable[[Any], None]) -> None:
         """Make the resting BUY ``client_order_id`` fill: by default a quote whose ask crosses it."""
@@ -166,21 +170,21 @@ def test_conformance_submit_and_ack(harness: Harness, venue) -> None:
     order = _venue_order(harness, "cf-ack", resting=True)
     state = adapter.submit_order(order)
     assert state.client_order_id == "cf-ack" and state.venue_order_id
-    assert state.status is OrderStatus.ACCEPTED and state.cum_qty == 0 and state.quantity == QTY
+    assert state.status is OrderStatus.ACCEPTED and state.cum_qty == 0 and state.quantity == harness.quantity
 
 
 def test_conformance_fill(harness: Harness, venue) -> None:
     _needs_fills(harness)
     adapter, events = venue
     state = adapter.submit_order(_venue_order(harness, "cf-fill", resting=False))
-    assert state.status is OrderStatus.FILLED and state.cum_qty == QTY
+    assert state.status is OrderStatus.FILLED and state.cum_qty == harness.quantity
     assert sum((f.qty for f in state.fills), Decimal(0)) == state.cum_qty
     resting = adapter.submit_order(_venue_order(harness, "cf-rest", resting=True))
     assert resting.status is OrderStatus.ACCEPTED
     harness.fill_resting(adapter, "cf-rest", adapter.on_market)
     wait_until(lambda: any(e.state.client_order_id == "cf-rest" and e.kind == "fill" for e in events), what="the pushed fill")
     pushed = [e for e in events if e.state.client_order_id == "cf-rest" and e.kind == "fill"][-1]
-    assert pushed.state.status is OrderStatus.FILLED and pushed.state.cum_qty == QTY
+    assert pushed.state.status is OrderStatus.FILLED and pushed.state.cum_qty == harness.quantity
     ids = [f.trade_id for f in state.fills] + [f.trade_id for f in pushed.state.fills]
     assert len(ids) == len(set(ids)), "trade ids must be unique"
 
@@ -335,15 +339,15 @@ def test_conformance_mixed_reporting_books_each_unit_once(harness: Harness, make
     _needs_fills(harness)
     rt, _ = _runtime(make_runtime, harness, cum_only=True)
     report = rt.submit(harness.order("cf-mix", resting=False), CTX).result(timeout=10)
-    assert report.status is OrderStatus.FILLED and report.cum_qty == QTY and report.fills == ()
+    assert report.status is OrderStatus.FILLED and report.cum_qty == harness.quantity and report.fills == ()
     wrapper = rt.venue(harness.name)
     venue_state = wrapper.fetch_order("cf-mix")  # the trades the answer did not carry ...
     for fill in venue_state.fills:  # ... now arrive on the venue's event stream, one by one
         wrapper.emit(VenueEvent(adapter_id=harness.name, kind="fill", state=venue_state, fill=fill))
     rt.flush()
     order = rt.order("cf-mix")
-    assert order.cum_qty == QTY and sorted(f.trade_id for f in order.fills) == sorted(f.trade_id for f in venue_state.fills)
-    assert {p.account_id: p.net_qty for p in rt.positions()} == {"acc-1": QTY}
+    assert order.cum_qty == harness.quantity and sorted(f.trade_id for f in order.fills) == sorted(f.trade_id for f in venue_state.fills)
+    assert {p.account_id: p.net_qty for p in rt.positions()} == {"acc-1": harness.quantity}
     assert rt.stats()["book_invariants"] == []
 
 
@@ -355,8 +359,8 @@ def test_conformance_cancel_fill_race(harness: Harness, make_runtime) -> None:
     report = rt.cancel("cf-race").result(timeout=10)  # ... while the cancel is on its way
     wait_until(lambda: rt.order("cf-race").status is OrderStatus.FILLED, what="FILLED wins the race")
     rt.flush()
-    assert rt.order("cf-race").cum_qty == QTY and report.client_order_id == "cf-race"
-    assert {p.account_id: p.net_qty for p in rt.positions()} == {"acc-1": QTY}
+    assert rt.order("cf-race").cum_qty == harness.quantity and report.client_order_id == "cf-race"
+    assert {p.account_id: p.net_qty for p in rt.positions()} == {"acc-1": harness.quantity}
 
 
 def test_conformance_crash_restarts_on_a_fresh_instance_and_settles(harness: Harness, make_runtime) -> None:

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from protocols import OrderIntent, OrderStatus, Quote
+from protocols import OrderIntent, OrderStatus, Quote, VenueOrder, VenueRejectedError
 
 from .conftest import SYM, cid, incoming, limit, live, needs_peers
 from .test_acceptance import SCRIPTS
@@ -83,3 +83,23 @@ def test_with_quickfix_data_dictionary_orders_fill_and_nothing_is_rejected(peer,
     assert rt.submit(intent, live()).result(timeout=10).status is OrderStatus.REJECTED
     health = rt.health().venues["fix"]
     assert health["state"] == "ACTIVE" and health["execution_reports"] == 2 and health["session_rejects_sent"] == 0
+
+
+def test_finished_orders_leave_the_adapters_memory_and_their_fills_stay_in_its_positions(peer, fix_runtime) -> None:
+    """``max_finished_orders``: the adapter keeps the latest finished orders only (bounded tables);
+    the runtime's books and the adapter's positions still equal every fill."""
+    rt = fix_runtime(peer("executor"), "CLIENT1", "EXECUTOR", max_finished_orders=2)
+    sent = [limit("BUY", "0.5", "100"), limit("BUY", "0.25", "101"), limit("SELL", "0.125", "102"),
+            limit("BUY", "1", "99"), limit("SELL", "0.5", "100")]
+    for intent in sent:
+        assert rt.submit(intent, live()).result(timeout=10).status is OrderStatus.FILLED
+    rt.flush()
+    venue = rt.venue("fix")
+    health = rt.health().venues["fix"]
+    assert health["orders_in_memory"] == 2 and health["orders_retired"] == 3
+    net = Decimal("0.5") + Decimal("0.25") - Decimal("0.125") + Decimal("1") - Decimal("0.5")
+    assert dict(venue.fetch_positions()) == {SYM: net}
+    (position,) = [p for p in rt.positions() if p.symbol == SYM]
+    assert position.net_qty == net
+    with pytest.raises(VenueRejectedError, match="already sent"):  # a kept finished id is still refused by the adapter
+        venue.submit_order(VenueOrder.from_intent(sent[-1], live()))

@@ -59,7 +59,8 @@ class FixConnection:
     """Runs one :class:`FixSession` over a socket on a daemon thread (see the module docstring).
 
     ``on_app(action)`` gets every :class:`Deliver` and :class:`GapFilled`; ``on_state(state,
-    detail)`` every state change. ``connector(host, port, timeout)`` makes the socket (tests
+    detail)`` every state change; ``on_tick()`` runs on the thread whenever a read timed out
+    (at least every 0.5 s while connected and quiet). ``connector(host, port, timeout)`` makes the socket (tests
     connect into a private network namespace with it); ``tls`` wraps it.
     """
 
@@ -78,11 +79,13 @@ class FixConnection:
         connect_timeout_s: float = 5.0,
         seed: int = 0,
         name: str = "fix",
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.session = session
         self.host, self.port = host, port
         self._on_app = on_app
         self._on_state = on_state or (lambda state, detail: None)
+        self._on_tick = on_tick
         self._connector = connector or tcp_connect
         self._tls = tls
         self._tls_server_name = tls_server_name or host
@@ -238,6 +241,11 @@ class FixConnection:
                     self._on_app(item)
                 except Exception as exc:
                     logger.exception("FIX {}: application handler failed on {}: {}", self._name, item, exc)
+            if data is None and self._on_tick is not None:
+                try:
+                    self._on_tick()
+                except Exception as exc:
+                    logger.exception("FIX {}: tick handler failed: {}", self._name, exc)
 
     def _carry_out(self, actions) -> list[object]:
         """Write, disconnect, note state changes (under the lock); return what goes to the app."""

@@ -34,6 +34,7 @@ from __future__ import annotations
 import itertools
 import ssl
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -102,6 +103,9 @@ class FixVenueConfig:
     tls_server_name: str | None = None
     store_fsync: bool = False
     account: str | None = None
+    #: finished orders (filled, canceled, rejected, expired) kept in memory, the latest ones; older
+    #: ones leave (their fills stay in ``fetch_positions``); live orders are always kept
+    max_finished_orders: int = 10_000
     #: QuickFIX-format XML data dictionary received messages are checked against (None: off)
     data_dictionary: Path | None = None
     #: with a dictionary: tags 5000+ it does not define are rejected (QuickFIX ValidateUserDefinedFields)
@@ -156,6 +160,7 @@ class _Order:
     exec_ids: set[str] = field(default_factory=set)
     reject_reason: str | None = None
     heard: bool = False  # an ExecutionReport about it arrived
+    cancel_ids: list[str] = field(default_factory=list)  # ClOrdIDs of its OrderCancelRequests
 
     def state(self, ts: datetime) -> VenueOrderState:
         return VenueOrderState(
@@ -198,7 +203,7 @@ class FixVenue:
             tls_context = ssl.create_default_context(cafile=str(config.tls_ca_file) if config.tls_ca_file else None)
         self.connection = FixConnection(
             self.session, config.host, config.port, on_app=self._on_app, on_state=self._on_state,
-            connector=connector, tls=tls_context, tls_server_name=config.tls_server_name,
+            connector=connector, tls=tls_context, tls_server_name=config.tls_server_name, on_tick=self._expire_waiters,
             backoff=Backoff(config.reconnect_initial_s, config.reconnect_max_s), seed=seed, name=adapter_id)
         self._lock = threading.Lock()
         self._orders: dict[str, _Order] = {}
@@ -208,13 +213,15 @@ class FixVenue:
         self._cancels: dict[str, _Waiter] = {}  # by original client order id
         self._cancel_ids: dict[str, str] = {}  # cancel ClOrdID -> original
         self._statuses: dict[str, _Waiter] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()  # finished orders still in memory, oldest first
+        self._retired_positions: dict[str, Decimal] = {}  # net fills of the orders that left memory
         self._sink: EventSink | None = None
         self._held: list[VenueEvent] = []  # events before a sink was set (bounded)
         self._state_listeners: list[Callable[[str, str, str], None]] = []
         self._cancel_seq = itertools.count(1)
         self._symbol_back = {v: k for k, v in config.symbols.items()}
         self.counters = {"execution_reports": 0, "duplicates_dropped": 0, "events_pushed": 0,
-                         "unmatched": 0, "rejects": 0, "business_rejects": 0, "gap_filled_app": 0}
+                         "unmatched": 0, "rejects": 0, "business_rejects": 0, "gap_filled_app": 0, "orders_retired": 0}
         self.session_state = self.session.state
         self._closed = False
 
@@ -266,6 +273,7 @@ class FixVenue:
             "disconnects": self.connection.disconnects,
             "last_disconnect": self.connection.last_disconnect,
             "last_error": self.session.last_error,
+            "orders_in_memory": len(self._orders),
             **{f"session_{k}": v for k, v in self.session.counters.items()},
             **self.counters,
         }
@@ -352,6 +360,7 @@ class FixVenue:
         with self._lock:
             self._cancels[client_order_id] = waiter
             self._cancel_ids[cancel_id] = client_order_id
+            known.cancel_ids.append(cancel_id)
         return waiter, body
 
     def fetch_order(self, client_order_id: str) -> VenueOrderState | None:
@@ -388,9 +397,10 @@ class FixVenue:
                          if o.heard and o.status in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED))
 
     def fetch_positions(self) -> Mapping[str, Decimal]:
-        """Net position per symbol from the fills the venue reported on this session (base units)."""
-        out: dict[str, Decimal] = {}
+        """Net position per symbol from the fills the venue reported on this session (base units;
+        retired finished orders included)."""
         with self._lock:
+            out = dict(self._retired_positions)
             for o in self._orders.values():
                 qty = sum((f.qty for f in o.fills), Decimal(0))
                 if qty:
@@ -470,8 +480,9 @@ class FixVenue:
         return waiter.result
 
     def _expire_waiters(self) -> None:
-        """Answer asynchronous requests unanswered past ``request_timeout_s`` as ambiguous (the
-        runtime's attempt timeout has usually acted already; this empties the tables)."""
+        """Answer asynchronous requests unanswered past ``request_timeout_s`` as ambiguous, as a
+        blocking call would have raised (after each send, and on the session thread's ticks, at
+        least every 0.5 s while connected; the runtime's attempt timeout covers the rest)."""
         now = self.clock.monotonic()
         with self._lock:
             late = [w for w in (*self._submits.values(), *self._cancels.values())
@@ -537,6 +548,7 @@ class FixVenue:
                 if order is not None and not order.heard:
                     order.status, order.reject_reason, order.heard = OrderStatus.REJECTED, reason, True
                     order.leaves_qty = Decimal(0)
+                    self._note_finished(order)
         waiter.answer(error=VenueRejectedError(f"venue rejected the message: {reason}", venue_code=frame.get(373) or frame.get(380)))
 
     def _on_cancel_reject(self, frame: Frame) -> None:
@@ -551,6 +563,8 @@ class FixVenue:
             status = frame.get(39)
             if order is not None and status in _ORD_STATUS:
                 order.status = _ORD_STATUS[status]
+                if order.status.is_terminal:
+                    self._note_finished(order)
         if waiter is not None:
             waiter.answer(error=VenueRejectedError(message, venue_code=reason_code or None))
             return
@@ -609,7 +623,12 @@ class FixVenue:
             order.avg_px = avg if avg and order.cum_qty > 0 else None
             if status is OrderStatus.REJECTED:
                 order.reject_reason = frame.get(58) or "rejected by the venue"
+            if order.status.is_terminal:
+                self._note_finished(order)
             state = order.state(now)
+            crossed = None  # a cancel in flight for an order this report finishes: it can no longer succeed
+            if order.status.is_terminal and exec_type not in ("4", "6", "I") and trans != "3":
+                crossed = self._cancels.get(cid)
             waiter = None
             if exec_type == "I" or trans == "3":
                 waiter = self._statuses.get(cid)
@@ -617,6 +636,12 @@ class FixVenue:
                 waiter = self._cancels[cid] if exec_type == "4" else None
             elif cid in self._submits:
                 waiter = self._submits[cid]
+        if crossed is not None:
+            # the cancel crossed this report on the wire; a venue may drop a cancel of a finished order
+            # without an answer (QuickFIX ordermatch does): too late to cancel, said now, not at a timeout
+            crossed.answer(error=VenueRejectedError(
+                f"too late to cancel: {cid} is {state.status.value} at the venue (the cancel crossed its "
+                f"ExecutionReport {exec_id or '?'})", venue_code="too late to cancel"))
         if waiter is not None and not waiter.event.is_set():
             if waiter.kind == "submit" and state.status is OrderStatus.REJECTED:
                 waiter.answer(error=VenueRejectedError(state.reject_reason or "rejected by the venue", venue_code=frame.get(103)))
@@ -631,6 +656,30 @@ class FixVenue:
         elif kind is None:
             kind = "accepted"
         self._push(kind, order, fill, state)
+
+    def _note_finished(self, order: _Order) -> None:
+        """(Under the lock.) ``order`` is finished at the venue: keep it among the latest
+        ``max_finished_orders`` finished ones; the oldest beyond that leave memory (its fills go to
+        the retired positions), unless a request about it still waits. A later report about a
+        retired order (a resend) rebuilds it from the report; the runtime books each trade once."""
+        finished = self._finished
+        finished[order.client_order_id] = None
+        finished.move_to_end(order.client_order_id)
+        while len(finished) > self.config.max_finished_orders:
+            cid = next(iter(finished))
+            if cid in self._submits or cid in self._cancels or cid in self._statuses:
+                break  # answered soon: retired with a later one
+            del finished[cid]
+            old = self._orders.pop(cid, None)
+            self._sent.discard(cid)
+            if old is None:
+                continue
+            for cancel_id in old.cancel_ids:
+                self._cancel_ids.pop(cancel_id, None)
+            qty = sum((f.qty for f in old.fills), Decimal(0))
+            if qty:
+                self._retired_positions[old.symbol] = self._retired_positions.get(old.symbol, Decimal(0)) + old.side.sign * qty
+            self.counters["orders_retired"] += 1
 
     def _push(self, kind: str, order: _Order, fill: Fill | None, state: VenueOrderState | None = None) -> None:
         event = VenueEvent(adapter_id=self.adapter_id, kind=kind, state=state or order.state(self.clock.now()), fill=fill)
