@@ -133,3 +133,39 @@ def test_runtime_sigkilled_after_send_recovers_the_fill_made_while_down(peer, fi
     (position,) = [p for p in buyer.positions() if p.symbol == SYM]
     assert position.net_qty == Decimal("6")
     assert incoming(om, "D", bid) == 1
+
+
+def test_runtime_killed_after_the_fill_report_passed_the_sequence_store_books_it_at_restart(peer, fix_runtime, tmp_path) -> None:
+    """The window between the session writing an ExecutionReport's MsgSeqNum as handled and the
+    runtime journaling its fill: SIGKILL there, and the peer will not resend it (its number is
+    behind us). The session's inbox kept it before the number moved; the restarted adapter
+    applies it again and the fill is booked once."""
+    om = peer("ordermatch")
+    state = tmp_path / "client1"
+    bid = "killed-bid-2"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    child = subprocess.Popen([sys.executable, "-m", "tests.fix._child", str(state), str(om.port),
+                              str(om.process.pid if om.netns else 0), bid, "die_on_fill"],
+                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert child.stdout.readline().strip() == "SENT ACCEPTED"
+        seller = fix_runtime(om, "CLIENT2", "ORDERMATCH", "FIX.4.2", name="c2")
+        ask = limit("SELL", "6", "100.5")
+        seller.submit(ask, live("seller")).result(timeout=10)
+        assert child.wait(20) == -signal.SIGKILL  # died on the fill's report
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
+            child.wait(10)
+    stored = SeqStore.open(state / "fix", "FIX.4.2", "CLIENT1", "ORDERMATCH")
+    handled = stored.next_target
+    stored.close()
+    buyer = fix_runtime(om, "CLIENT1", "ORDERMATCH", "FIX.4.2", durable=True, name="client1")
+    report = wait_until(lambda: (lambda r: r if r and r.cum_qty == Decimal("6") else None)(buyer.order(bid)), 20,
+                        "the fill whose report was handled just before the kill")
+    assert report.status is OrderStatus.PARTIALLY_FILLED and [f.qty for f in report.fills] == [Decimal("6")]
+    health = _health(buyer)
+    assert health["replayed_at_start"] >= 1 and health["next_target_seq"] >= handled
+    buyer.flush()
+    (position,) = [p for p in buyer.positions() if p.symbol == SYM]
+    assert position.net_qty == Decimal("6")

@@ -41,7 +41,7 @@ def venue_config(settings: Any) -> FixVenueConfig:
         request_timeout_s=fix.request_timeout_s, logon_wait_s=fix.logon_wait_s,
         order_status_request=fix.order_status_request, tls=fix.tls, tls_ca_file=fix.tls_ca_file,
         tls_server_name=fix.tls_server_name, store_fsync=fix.store_fsync, account=fix.account,
-        max_finished_orders=fix.max_finished_orders,
+        max_finished_orders=fix.max_finished_orders, inbox_keep=fix.inbox_keep,
         data_dictionary=fix.data_dictionary, validate_user_defined_fields=fix.validate_user_defined_fields)
 
 

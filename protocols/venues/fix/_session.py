@@ -400,6 +400,8 @@ class FixSession:
         elif msg_type == "A":
             pass  # a second Logon while active: nothing to do (QuickFIX logs it)
         else:
+            if msg_type != "3":
+                self.store.keep(frame.raw)  # durable before its MsgSeqNum is passed (_store.py, inbox)
             actions.append(Deliver(frame, poss_dup))  # application messages, Reject (3)
         self._advance(seq)
         return actions

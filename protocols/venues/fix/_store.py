@@ -5,8 +5,15 @@ holding the next MsgSeqNum to send and the next one expected. Both are written *
 message they cover is sent (send side) and *after* it was handled (receive side), in place with
 ``os.pwrite`` on a fixed-width record (never a torn, half-truncated file). ``fsync=True`` also
 survives a power loss; without it the page cache survives a killed process, which is what the
-tests prove. No message bodies are stored: this initiator never re-sends application messages
-(a ResendRequest is answered with SequenceReset-GapFill), so there is nothing secret on disk.
+tests prove. No outgoing message bodies are stored: this initiator never re-sends application
+messages (a ResendRequest is answered with SequenceReset-GapFill).
+
+The inbox (``<name>.inbox``, when opened with ``inbox=N``) keeps the last N application messages
+*received*, each written before the next expected MsgSeqNum moves past it: a process killed
+after the number moved but before the runtime made the message's effect durable (an
+ExecutionReport not yet in the journal) gets the message back from here at restart
+(:meth:`kept`), where the peer would not resend it. It holds ExecutionReports and rejects, no
+logon secrets.
 
 Example::
 
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import deque
 from pathlib import Path
 
 _RECORD = "{:020d} {:020d}\n"
@@ -36,10 +44,14 @@ class SeqStore:
     Raises ``ValueError`` when the file exists but is not a sequence-number record.
     """
 
-    def __init__(self, path: Path | None, fsync: bool = False) -> None:
+    def __init__(self, path: Path | None, fsync: bool = False, inbox: int = 0) -> None:
         self.path = path
         self._fsync = fsync
         self._fd: int | None = None
+        self._inbox_max = inbox
+        self._inbox: deque[bytes] = deque(maxlen=inbox or None)
+        self._inbox_fd: int | None = None
+        self._inbox_lines = 0
         self.next_sender = 1
         self.next_target = 1
         if path is not None:
@@ -54,12 +66,64 @@ class SeqStore:
                 self.next_sender, self.next_target = int(parts[0]), int(parts[1])
             else:
                 self._write()
+            if inbox:
+                self._open_inbox(path.with_suffix(".inbox"))
 
     @classmethod
-    def open(cls, store_dir: Path, begin_string: str, sender: str, target: str, *, fsync: bool = False) -> "SeqStore":
-        """The store of session ``begin_string``/``sender``/``target`` under ``store_dir`` (created)."""
+    def open(cls, store_dir: Path, begin_string: str, sender: str, target: str, *, fsync: bool = False,
+             inbox: int = 0) -> "SeqStore":
+        """The store of session ``begin_string``/``sender``/``target`` under ``store_dir`` (created);
+        ``inbox``: how many received application messages to keep (0: none)."""
         name = _SAFE.sub("_", f"{begin_string}-{sender}-{target}") + ".seqnums"
-        return cls(Path(store_dir) / name, fsync)
+        return cls(Path(store_dir) / name, fsync, inbox)
+
+    @property
+    def keeps(self) -> bool:
+        """True when received application messages are kept (``keep``)."""
+        return self._inbox_fd is not None
+
+    def kept(self) -> list[bytes]:
+        """The application messages kept, oldest first (the last ``inbox`` of them)."""
+        return list(self._inbox)
+
+    def keep(self, raw: bytes) -> None:
+        """Write a received application message (a whole frame) before its MsgSeqNum is passed."""
+        if self._inbox_fd is None:
+            return
+        self._inbox.append(raw)
+        os.write(self._inbox_fd, raw.hex().encode("ascii") + b"\n")
+        self._inbox_lines += 1
+        if self._inbox_lines > 2 * self._inbox_max:
+            self._rewrite_inbox()
+        elif self._fsync:
+            os.fdatasync(self._inbox_fd)
+
+    def _open_inbox(self, path: Path) -> None:
+        if path.exists():
+            for line in path.read_bytes().splitlines():
+                try:
+                    self._inbox.append(bytes.fromhex(line.decode("ascii")))
+                except ValueError:
+                    break  # a torn last line (killed mid-write): what follows it was never written
+        self._inbox_path = path
+        self._rewrite_inbox()
+
+    def _rewrite_inbox(self) -> None:
+        """Write the kept messages to a new file and rename it over the old one (never torn)."""
+        tmp = self._inbox_path.with_suffix(".inbox.tmp")
+        data = b"".join(raw.hex().encode("ascii") + b"\n" for raw in self._inbox)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            if self._fsync:
+                os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self._inbox_path)
+        if self._inbox_fd is not None:
+            os.close(self._inbox_fd)
+        self._inbox_fd = os.open(self._inbox_path, os.O_WRONLY | os.O_APPEND, 0o600)
+        self._inbox_lines = len(self._inbox)
 
     @classmethod
     def memory(cls) -> "SeqStore":
@@ -89,7 +153,10 @@ class SeqStore:
             os.fdatasync(self._fd)
 
     def close(self) -> None:
-        """Close the file (idempotent)."""
+        """Close the files (idempotent)."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._inbox_fd is not None:
+            os.close(self._inbox_fd)
+            self._inbox_fd = None

@@ -53,7 +53,7 @@ from ...model.errors import (
     VenueRejectedError,
 )
 from ...model.reports import Fill
-from ._codec import Frame, fix_decimal, utc_timestamp
+from ._codec import Frame, Framer, fix_decimal, utc_timestamp
 from ._dictionary import DataDictionary
 from ._driver import Backoff, Connector, FixConnection, SendFailed
 from ._session import ACTIVE, Deliver, FixSession, GapFilled, NotLoggedOn, SessionConfig, SystemClock
@@ -106,6 +106,8 @@ class FixVenueConfig:
     #: finished orders (filled, canceled, rejected, expired) kept in memory, the latest ones; older
     #: ones leave (their fills stay in ``fetch_positions``); live orders are always kept
     max_finished_orders: int = 10_000
+    #: received application messages kept on disk and replayed at start (see ``_store.py``)
+    inbox_keep: int = 1_000
     #: QuickFIX-format XML data dictionary received messages are checked against (None: off)
     data_dictionary: Path | None = None
     #: with a dictionary: tags 5000+ it does not define are rejected (QuickFIX ValidateUserDefinedFields)
@@ -196,7 +198,7 @@ class FixVenue:
             dictionary=(DataDictionary.load(config.data_dictionary, validate_user_defined_fields=config.validate_user_defined_fields)
                         if config.data_dictionary is not None else None))
         self._store = SeqStore.open(config.store_dir, config.begin_string, config.sender_comp_id,
-                                    config.target_comp_id, fsync=config.store_fsync)
+                                    config.target_comp_id, fsync=config.store_fsync, inbox=config.inbox_keep)
         self.session = FixSession(session_config, self._store, self.clock)
         tls_context = None
         if config.tls:
@@ -221,9 +223,11 @@ class FixVenue:
         self._cancel_seq = itertools.count(1)
         self._symbol_back = {v: k for k, v in config.symbols.items()}
         self.counters = {"execution_reports": 0, "duplicates_dropped": 0, "events_pushed": 0,
-                         "unmatched": 0, "rejects": 0, "business_rejects": 0, "gap_filled_app": 0, "orders_retired": 0}
+                         "unmatched": 0, "rejects": 0, "business_rejects": 0, "gap_filled_app": 0, "orders_retired": 0,
+                         "replayed_at_start": 0}
         self.session_state = self.session.state
         self._closed = False
+        self._replay_kept()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -656,6 +660,21 @@ class FixVenue:
         elif kind is None:
             kind = "accepted"
         self._push(kind, order, fill, state)
+
+    def _replay_kept(self) -> None:
+        """Apply the application messages the store kept from before a restart (they are held
+        as events until the runtime sets the sink): an ExecutionReport whose MsgSeqNum was passed
+        just before the process died, its effect not yet durable, is not lost. Each is applied
+        as a repeat (PossDup): this adapter drops what it saw, the runtime books each trade once."""
+        kept = self._store.kept()
+        if not kept:
+            return
+        framer = Framer()
+        for raw in kept:
+            for frame in framer.feed(raw):
+                self._on_app(Deliver(frame, True))
+        self.counters["replayed_at_start"] = len(kept)
+        logger.info("FIX {}: {} application message(s) kept from before the restart applied again", self.adapter_id, len(kept))
 
     def _note_finished(self, order: _Order) -> None:
         """(Under the lock.) ``order`` is finished at the venue: keep it among the latest

@@ -1,0 +1,21 @@
+"""The sequence store's inbox: the last N received application messages, kept across a restart."""
+
+from __future__ import annotations
+
+from protocols.venues.fix._store import SeqStore
+
+
+def test_the_inbox_keeps_the_last_messages_across_a_reopen_and_drops_a_torn_line(tmp_path) -> None:
+    store = SeqStore.open(tmp_path, "FIX.4.2", "CLIENT1", "ORDERMATCH", inbox=3)
+    frames = [f"8=FIX.4.2\x0135=8\x0117=e{i}\x0110=000\x01".encode() for i in range(8)]
+    for raw in frames:
+        store.keep(raw)
+    store.close()
+    inbox = next(tmp_path.glob("*.inbox"))
+    assert len(inbox.read_bytes().splitlines()) <= 6  # rewritten: never more than twice the kept count
+    with inbox.open("ab") as f:
+        f.write(b"38=0zz")  # a torn last write: not hex, ignored
+    again = SeqStore.open(tmp_path, "FIX.4.2", "CLIENT1", "ORDERMATCH", inbox=3)
+    assert again.kept() == frames[-3:] and again.keeps
+    again.close()
+    assert SeqStore.open(tmp_path, "FIX.4.2", "CLIENT1", "ORDERMATCH").kept() == []  # inbox off: nothing read
