@@ -439,10 +439,15 @@ class PostgresJournal:
         if not items:
             return 0
 
+        # rows are locked in key order, as claim batches lock them: a completion batch and another
+        # process's claim batch that share keys (fleet-wide ids) never deadlock. The sort is stable,
+        # so two completions of one key still apply in the order given.
+        ordered = sorted(items, key=lambda c: (c.account_id, c.client_order_id))
+
         def body(conn: Any) -> tuple[int, int]:
             n = 0
             with conn.cursor() as cur:
-                for c in items:
+                for c in ordered:
                     cur.execute("UPDATE flowroute.idempotency SET status = %s, report_json = %s, updated_at = %s "
                                 "WHERE account_id = %s AND client_order_id = %s",
                                 (c.status, c.report_json, c.now, c.account_id, c.client_order_id))
@@ -479,6 +484,10 @@ class PostgresJournal:
             return 0
 
         def body(conn: Any) -> tuple[int, int]:
+            conn.execute(  # locked in key order first, as claim batches lock them (no deadlock)
+                "SELECT 1 FROM flowroute.idempotency WHERE (account_id, client_order_id) IN "
+                "(SELECT * FROM unnest(%s::text[], %s::text[])) ORDER BY account_id, client_order_id FOR UPDATE",
+                ([a for a, _ in items], [k for _, k in items]))
             n = conn.execute(
                 "DELETE FROM flowroute.idempotency WHERE status = 'IN_PROGRESS' AND (account_id, client_order_id) IN "
                 "(SELECT * FROM unnest(%s::text[], %s::text[]))",

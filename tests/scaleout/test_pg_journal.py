@@ -173,6 +173,39 @@ def test_a_running_takeover_leaves_this_processes_in_flight_orders_alone(pg_url:
     live.close()
 
 
+def test_a_completion_batch_locks_keys_in_the_order_claim_batches_do(pg_url: str) -> None:
+    """Another process's claim batch holds fleet-wide id k-2 and then asks for k-9 (key order);
+    our completion batch lists k-9 before k-2. It must wait for k-2 without holding k-9 (it used
+    to update k-9 first: a deadlock, and a whole claim batch failed with E_EXEC_PERSISTENCE)."""
+    import threading
+    import time
+
+    backend = PostgresBackend.open(pg_url, lease_s=30)
+    j = backend.journal()
+    j.claim_batch([claim("k-2"), claim("k-9")], ttl_s=TTL)
+    from actors.journal.sqlite import Completion
+
+    other = psycopg.connect(pg_url)
+    other.execute("SET lock_timeout = '5s'")
+    other.execute("SELECT 1 FROM flowroute.idempotency WHERE client_order_id = 'k-2' FOR UPDATE")
+    done: list = []
+    t = threading.Thread(target=lambda: done.append(j.complete_batch(
+        [Completion("acc-1", "k-9", "COMPLETED", "{}", 1001.0), Completion("acc-1", "k-2", "COMPLETED", "{}", 1001.0)])))
+    t.start()
+    with psycopg.connect(pg_url, autocommit=True) as watch:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and watch.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()[0] == 0:
+            time.sleep(0.02)  # our completion batch is now waiting for k-2
+    other.execute("SELECT 1 FROM flowroute.idempotency WHERE client_order_id = 'k-9' FOR UPDATE")  # no deadlock
+    other.commit()
+    other.close()
+    t.join(10)
+    assert done == [2]
+    assert {r.client_order_id: r.status for r in j.load_records()} == {"k-2": "COMPLETED", "k-9": "COMPLETED"}
+    backend.close()
+
+
 def test_closed_backend_is_a_journal_error(pg_url: str) -> None:
     backend = PostgresBackend.open(pg_url)
     j = backend.journal()
