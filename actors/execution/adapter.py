@@ -483,8 +483,8 @@ class AdapterActor(FlowActor):
             self._idempotency = message.idempotency
         if message.bus is not None:
             self._bus = message.bus
-        if message.gate is not None:
-            self._gate = message.gate
+        if message.breaker is not None:
+            self._gate = message.breaker
 
     def handle_FlushWorker(self, message: FlushWorker) -> Future:
         if self._worker is None:

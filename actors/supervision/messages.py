@@ -47,7 +47,7 @@ class Wire:
     ledger: pykka.ActorRef | None = None
     idempotency: pykka.ActorRef | None = None
     router: pykka.ActorRef | None = None
-    gate: pykka.ActorRef | None = None
+    breaker: pykka.ActorRef | None = None
     #: the router's new ``RouteTable`` (a breaker restarted)
     table: Any = None
 

@@ -329,7 +329,7 @@ class SupervisorActor(FlowActor):
         for adapter in self._children.values():  # a breaker's adapter: point it and its factory's gate at the new one
             if adapter.kind == "adapter" and adapter.gate is not None and f"breaker:{adapter.name}" == child.name:
                 adapter.gate = child.ref
-                tell(adapter.ref, Wire(gate=child.ref))
+                tell(adapter.ref, Wire(breaker=child.ref))
                 if adapter.state == "failed":
                     tell(child.ref, AdapterChanged(None, adapter.generation, gave_up=True))
                 else:

@@ -26,7 +26,7 @@ def test_no_two_classes_share_a_name() -> None:
 
 def test_order_flow_messages_name_the_breaker_a_breaker() -> None:
     offenders = []
-    for room in ("orders", "breaker", "execution", "routing", "idempotency", "events"):
+    for room in ("orders", "breaker", "execution", "routing", "idempotency", "events", "supervision", "testing"):
         module = importlib.import_module(f"actors.{room}.messages")
         for name, obj in vars(module).items():
             if dataclasses.is_dataclass(obj) and obj.__module__ == module.__name__:
