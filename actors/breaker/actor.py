@@ -277,7 +277,8 @@ class CircuitBreakerActor(FlowActor):
         lost = list(self._outstanding.values())
         self._outstanding.clear()
         for order in lost:
-            self._breaker.record(order.permit, CallOutcome.IGNORED, 0.0)
+            if order.permit is not None:
+                self._breaker.record(order.permit, CallOutcome.IGNORED, 0.0)
             plain = order.evolve(permit=None)
             if self._gave_up:
                 self._fail_no_adapter(plain, f"adapter '{self.adapter_id}' gave up")

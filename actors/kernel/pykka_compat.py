@@ -39,7 +39,6 @@ from __future__ import annotations
 import logging
 import sys
 from importlib import metadata
-from typing import Any
 
 import pykka
 from pykka import messages as _pykka_messages
@@ -70,19 +69,19 @@ def check_pykka_version(version: str, tested: tuple[tuple[int, int], ...] = TEST
 
 check_pykka_version(metadata.version("pykka"))
 
-from pykka._envelope import Envelope  # noqa: E402 - only once the version is known to be tested
+from pykka._envelope import Envelope
 
 #: the message ``ActorRef.stop`` sends (pykka's ``messages._ActorStop``)
-ActorStop: type = _pykka_messages._ActorStop  # noqa: SLF001
+ActorStop: type = _pykka_messages._ActorStop
 
 #: pykka's ``logging`` logger: the records pykka's loop writes are written here the same way
 PYKKA_LOGGER = logging.getLogger("pykka")
 
 __all__ = [
-    "ActorStop",
-    "Envelope",
     "PYKKA_LOGGER",
     "TESTED_PYKKA",
+    "ActorStop",
+    "Envelope",
     "check_pykka_version",
     "dead_letter",
     "run_envelope",
@@ -92,7 +91,7 @@ __all__ = [
 
 def start_actor(actor: pykka.Actor) -> None:
     """Run ``actor``'s ``on_start`` as pykka's loop does first (a failure is logged and stops it)."""
-    actor._actor_loop_setup()  # noqa: SLF001
+    actor._actor_loop_setup()
 
 
 def run_envelope(actor: pykka.Actor, envelope: Envelope) -> None:
@@ -103,7 +102,7 @@ def run_envelope(actor: pykka.Actor, envelope: Envelope) -> None:
     actor is stopped without waiting (``stop_all(block=False)``), since the caller is a thread
     shared with actors that must run to stop. Never raises."""
     try:
-        response = actor._handle_receive(envelope.message)  # noqa: SLF001
+        response = actor._handle_receive(envelope.message)
         if envelope.reply_to is not None:
             envelope.reply_to.set(response)
     except Exception:
@@ -111,14 +110,14 @@ def run_envelope(actor: pykka.Actor, envelope: Envelope) -> None:
             PYKKA_LOGGER.info(f"Exception returned from {actor} to caller:", exc_info=sys.exc_info())
             envelope.reply_to.set_exception()
         else:
-            actor._handle_failure(*sys.exc_info())  # noqa: SLF001
+            actor._handle_failure(*sys.exc_info())
             try:
                 actor.on_failure(*sys.exc_info())
             except Exception:  # noqa: BLE001
-                actor._handle_failure(*sys.exc_info())  # noqa: SLF001
+                actor._handle_failure(*sys.exc_info())
     except BaseException:  # noqa: BLE001 - what pykka's own loop does: stop every actor
         PYKKA_LOGGER.debug(f"{sys.exc_info()[1]!r} in {actor}. Stopping all actors.")
-        actor._stop()  # noqa: SLF001
+        actor._stop()
         pykka.ActorRegistry.stop_all(block=False)
 
 

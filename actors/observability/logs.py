@@ -93,7 +93,7 @@ class PykkaBridge(logging.Handler):
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        origin = {"name": PYKKA_NAME, "function": record.funcName, "line": record.lineno, "module": record.module}
+        origin: Any = {"name": PYKKA_NAME, "function": record.funcName, "line": record.lineno, "module": record.module}
         try:
             logger.patch(lambda r: r.update(origin)).opt(exception=record.exc_info or None).log(level, record.getMessage())
         except Exception:  # noqa: BLE001 - a log record must never break an actor

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -52,7 +53,7 @@ def _setters(cls: type, fs: tuple[dataclasses.Field, ...]) -> dict[str, Any] | N
         return None
     out = {}
     for f in fs:
-        descriptor = cls.__dict__.get(f.name)
+        descriptor: Any = cls.__dict__.get(f.name)
         if type(descriptor) is not _MEMBER_DESCRIPTOR:
             raise TypeError(f"{cls.__name__}.{f.name} is not a plain slot (Python {sys.version_info[:2]} layout)")
         out[f"_set_{f.name}"] = descriptor.__set__

@@ -32,15 +32,16 @@ run those tests against it, then add it here and to ``pyproject.toml``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel
 
 #: pydantic ``(major, minor)`` versions this module is proven equal to validation with
 TESTED_PYDANTIC: tuple[tuple[int, int], ...] = ((2, 14),)
 
-__all__ = ["TESTED_PYDANTIC", "check_pydantic_version", "constructible", "construct_valid", "same_instance", "slot_accessors"]
+__all__ = ["TESTED_PYDANTIC", "check_pydantic_version", "construct_valid", "constructible", "same_instance", "slot_accessors"]
 
 
 def check_pydantic_version(version: str, tested: tuple[tuple[int, int], ...] = TESTED_PYDANTIC) -> None:
@@ -93,7 +94,7 @@ def construct_valid(model: type, fields: dict[str, Any], given: frozenset[str] |
     ``__dict__``, fields set, no extra, no private values), at a fraction of its cost. Only for
     :func:`constructible` models (callers check this once at import against validated instances).
     """
-    obj = _new_object(model)
+    obj: Any = _new_object(model)
     _set_dict(obj, fields)
     _set_fields_set(obj, set(given))
     _set_extra(obj, None)
@@ -122,7 +123,7 @@ def slot_accessors(model: type[BaseModel], name: str) -> tuple[Callable[[Any], A
     """``(get, set)`` of the plain ``__slots__`` entry ``name`` that ``model`` declares (``get``
     raises ``AttributeError`` while it is empty; ``set`` bypasses the frozen model's
     ``__setattr__``). Raises ``TypeError`` when ``name`` is not such a slot."""
-    descriptor = model.__dict__.get(name)
+    descriptor: Any = model.__dict__.get(name)
     if type(descriptor).__name__ != "member_descriptor":
         raise TypeError(f"{model.__name__}.{name} is not a __slots__ entry")
     return descriptor.__get__, descriptor.__set__

@@ -14,7 +14,13 @@ import pytest
 from actors.breaker.breaker import BreakerConfig
 from actors.execution.adapter import AdapterPolicy
 from actors.orders.risk import RiskConfig
-from config import DEFAULT_PROFILE_DIR, BreakerSettings, RiskSettings, Settings, load_settings
+from config import (
+    DEFAULT_PROFILE_DIR,
+    BreakerSettings,
+    RiskSettings,
+    Settings,
+    load_settings,
+)
 
 
 def _fields(obj) -> dict:

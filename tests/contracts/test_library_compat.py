@@ -10,7 +10,7 @@ import dataclasses
 import pickle
 import re
 from concurrent.futures import Future
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from importlib import metadata
 from pathlib import Path
@@ -21,22 +21,37 @@ from hypothesis import strategies as st
 
 from actors.orders.messages import SubmitOrder
 from actors.orders.risk import RiskDecision, _new_decision
-from protocols import ErrorCode, ExecError, ExecutionContext, Fill, Liquidity, OrderIntent, OrderStatus, Quote, Side, VenueOrder, VenueOrderState
+from protocols import (
+    ErrorCode,
+    ExecError,
+    ExecutionContext,
+    Fill,
+    Liquidity,
+    OrderIntent,
+    OrderStatus,
+    Quote,
+    Side,
+    VenueOrder,
+    VenueOrderState,
+)
 from protocols.model.dataclass_compat import KEEP, builder, evolver
-from protocols.model.pydantic_compat import TESTED_PYDANTIC, check_pydantic_version, same_instance
+from protocols.model.pydantic_compat import (
+    TESTED_PYDANTIC,
+    check_pydantic_version,
+    same_instance,
+)
 from protocols.model.reports import exec_error_of
 from protocols.venues.paper.book import VenueOrderRecord, new_record
 from protocols.venues.paper.fill_model import TopOfBook, _new_top_of_book
 from protocols.venues.paper.trusted import make_fill, make_state
 
 ROOT = Path(__file__).resolve().parents[2]
-UTC = timezone.utc
 
 # -- strategies -----------------------------------------------------------------------------------
 
-positive = st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal("1000000"), places=8, allow_nan=False,
+positive = st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal(1000000), places=8, allow_nan=False,
                        allow_infinity=False)
-non_negative = st.decimals(min_value=Decimal(0), max_value=Decimal("1000"), places=8, allow_nan=False,
+non_negative = st.decimals(min_value=Decimal(0), max_value=Decimal(1000), places=8, allow_nan=False,
                            allow_infinity=False)
 stamps = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1)).map(lambda d: d.replace(tzinfo=UTC))
 ids = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=36)  # a client order id's limits
@@ -124,7 +139,7 @@ def _same_dataclass(fast, slow) -> bool:
             and pickle.loads(pickle.dumps(fast)) == slow)
 
 
-_INTENT = OrderIntent(client_order_id="c-1", symbol="BTC/USDT", side="BUY", order_type="MARKET", quantity=Decimal("1"))
+_INTENT = OrderIntent(client_order_id="c-1", symbol="BTC/USDT", side="BUY", order_type="MARKET", quantity=Decimal(1))
 _CONTEXT = ExecutionContext(mode="paper", account_id="a")
 
 

@@ -43,7 +43,7 @@ def test_book_means_an_order_book_only() -> None:
     for folder in ("actors", "protocols", "config", "flowroute"):
         for path in (ROOT / folder).rglob("*.py"):
             for node in ast.parse(path.read_text()).body:
-                if isinstance(node, ast.ClassDef) and re.search(r"Book(?!ing)", node.name):
-                    if path.relative_to(ROOT).parts[:2] != ("protocols", "venues"):
-                        misnamed.append(f"{path.relative_to(ROOT)}:{node.name}")
+                if (isinstance(node, ast.ClassDef) and re.search(r"Book(?!ing)", node.name)
+                        and path.relative_to(ROOT).parts[:2] != ("protocols", "venues")):
+                    misnamed.append(f"{path.relative_to(ROOT)}:{node.name}")
     assert misnamed == []

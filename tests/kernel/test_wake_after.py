@@ -25,7 +25,7 @@ class Fact:
 class Relay(FlowActor):
     """Handles ``Fact`` (raising when asked to: a contained failure, as the ledger's)."""
 
-    def __init__(self, **kwargs) -> None:  # noqa: ANN003
+    def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.facts: list[Fact] = []
 
@@ -41,7 +41,7 @@ class Relay(FlowActor):
 class Woken(FlowActor):
     """Sets ``ran`` when it runs its (quietly queued) message."""
 
-    def __init__(self, ran: threading.Event, **kwargs) -> None:  # noqa: ANN003
+    def __init__(self, ran: threading.Event, **kwargs) -> None:
         super().__init__(**kwargs)
         self.ran = ran
 

@@ -4,10 +4,11 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from _adapters import TestAdapter
 from conftest import EventLog, registry_of
+
 from protocols import (
     HasSession,
     ReleasesHangs,

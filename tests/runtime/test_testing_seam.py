@@ -11,8 +11,13 @@ from pathlib import Path
 import pytest
 
 from actors import Runtime
-from actors.testing import POINTS, WriteFaults, crash_point, inject_journal_failure
-from actors.testing import crashpoints
+from actors.testing import (
+    POINTS,
+    WriteFaults,
+    crash_point,
+    crashpoints,
+    inject_journal_failure,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
