@@ -789,7 +789,7 @@ class FixSettings(_Section):
     tls: bool = Field(False, description="Connect with TLS (the ssl module's default verification).")
     tls_ca_file: Path | None = Field(None, description="CA bundle that verifies the acceptor's certificate (TLS).")
     tls_server_name: str | None = Field(None, description="Server name checked in the certificate (default: host).")
-    inbox_keep: int = Field(1_000, ge=0, description="Received application messages (ExecutionReports) kept on disk beside the sequence numbers and applied again at start, so a report whose MsgSeqNum was passed just before a crash is not lost (0: off).")
+    inbox_keep: int = Field(1_000, ge=0, description="Received application messages (ExecutionReports) kept on disk beside the sequence numbers and applied again at start, so a report whose MsgSeqNum was passed just before a crash is not lost (0: off; off too when journal.enabled is false).")
     max_finished_orders: int = Field(10_000, ge=1, description="Finished orders the FIX adapter keeps in memory (the latest; older ones leave, their fills stay in its positions; live orders always stay).")
     username: SecretStr | None = Field(None, description="Username (553): environment only, never logged.")
     password: SecretStr | None = Field(None, description="Password (554): environment only, never logged.")

@@ -19,3 +19,15 @@ def test_the_inbox_keeps_the_last_messages_across_a_reopen_and_drops_a_torn_line
     assert again.kept() == frames[-3:] and again.keeps
     again.close()
     assert SeqStore.open(tmp_path, "FIX.4.2", "CLIENT1", "ORDERMATCH").kept() == []  # inbox off: nothing read
+
+
+def test_the_inbox_is_kept_only_when_the_journal_is(tmp_path) -> None:
+    """Without a journal a restart rebuilds no orders, so replayed reports could settle nothing
+    (each would be an unmatched venue event): no inbox then."""
+    from config import load_settings
+    from protocols.venues.fix import venue_config
+
+    fix = {"port": 9876, "sender_comp_id": "CLIENT1", "target_comp_id": "ORDERMATCH"}
+    durable = load_settings("test", state_dir=tmp_path, journal={"enabled": True}, venues={"fix": fix})
+    memory = load_settings("test", state_dir=tmp_path, journal={"enabled": False}, venues={"fix": fix})
+    assert venue_config(durable).inbox_keep == 1_000 and venue_config(memory).inbox_keep == 0

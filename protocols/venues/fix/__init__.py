@@ -25,7 +25,8 @@ from ._venue import FixVenue, FixVenueConfig
 
 
 def venue_config(settings: Any) -> FixVenueConfig:
-    """The :class:`FixVenueConfig` of ``settings.venues.fix`` (store under ``state_dir/fix`` by default).
+    """The :class:`FixVenueConfig` of ``settings.venues.fix`` (store under ``state_dir/fix`` by
+    default; no inbox when the journal is off).
 
     Raises ``ValueError`` when the section is not set."""
     fix = settings.venues.fix
@@ -41,7 +42,9 @@ def venue_config(settings: Any) -> FixVenueConfig:
         request_timeout_s=fix.request_timeout_s, logon_wait_s=fix.logon_wait_s,
         order_status_request=fix.order_status_request, tls=fix.tls, tls_ca_file=fix.tls_ca_file,
         tls_server_name=fix.tls_server_name, store_fsync=fix.store_fsync, account=fix.account,
-        max_finished_orders=fix.max_finished_orders, inbox_keep=fix.inbox_keep,
+        max_finished_orders=fix.max_finished_orders,
+        # without a journal a restart rebuilds no orders: nothing a replayed report could settle
+        inbox_keep=fix.inbox_keep if settings.journal.enabled else 0,
         data_dictionary=fix.data_dictionary, validate_user_defined_fields=fix.validate_user_defined_fields)
 
 
