@@ -243,11 +243,20 @@ class FixVenue:
             return
         self._closed = True
         self.connection.close()
+        self._fail_waiters("FIX venue closed while waiting for the answer")
+        self._store.close()
+
+    def release_hangs(self) -> None:
+        """Fail every request still waiting for its answer as ambiguous (``AmbiguousError``: the
+        order goes UNKNOWN and is reconciled); the runtime calls it when it retires this
+        instance, before :meth:`close`. Never blocks."""
+        self._fail_waiters("FIX venue retired while waiting for the answer")
+
+    def _fail_waiters(self, why: str) -> None:
         with self._lock:
             waiters = [*self._submits.values(), *self._cancels.values(), *self._statuses.values()]
         for w in waiters:
-            w.answer(error=AmbiguousError("FIX venue closed while waiting for the answer"))
-        self._store.close()
+            w.answer(error=AmbiguousError(why))
 
     def set_event_sink(self, sink: EventSink | None) -> None:
         """Where ExecutionReports nobody waits for go (as ``VenueEvent``); events that arrived
@@ -607,8 +616,9 @@ class FixVenue:
             if exec_id:
                 order.exec_ids.add(exec_id)
             order.heard = True
-            if frame.get(37):
-                order.venue_order_id = frame.get(37)
+            venue_order_id = frame.get(37)
+            if venue_order_id:
+                order.venue_order_id = venue_order_id
             last_qty = _dec(frame.get(32))
             last_px = _dec(frame.get(31))
             if exec_type in _FILL_EXEC_TYPES and last_qty and last_qty > 0 and last_px and last_px > 0:
