@@ -430,7 +430,10 @@ class BrokerAdapter(Protocol):
     :class:`ReportsHealth` too.
     """
 
-    adapter_id: str
+    @property
+    def adapter_id(self) -> str:
+        """The id the adapter is routed by (``routing.policy`` values); a plain attribute will do."""
+        ...
 
     @property
     def capabilities(self) -> AdapterCapabilities:

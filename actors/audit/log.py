@@ -76,7 +76,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path, PurePath
-from typing import Any, Final, Iterable, Literal, Mapping, NamedTuple, Protocol
+from typing import Any, Final, Iterable, Literal, Mapping, NamedTuple, Protocol, TypeGuard
 
 try:  # POSIX only; without it there is no protection against a second writer.
     import fcntl
@@ -372,7 +372,7 @@ def _iso(ts: datetime) -> str:
     return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _is_hex64(value: Any) -> bool:
+def _is_hex64(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and len(value) == 64 and set(value) <= _HEX
 
 

@@ -55,13 +55,14 @@ Nothing is ever inferred terminal, and nothing is re-sent, from "not found" alon
 
 from __future__ import annotations
 
+import functools
 import queue
 import random
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, cast
 
 import pykka
 from loguru import logger
@@ -70,6 +71,7 @@ from protocols import (
     DUPLICATE_CLIENT_ORDER_ID,
     AdapterCrash,
     AmbiguousError,
+    AsyncSender,
     BrokerAdapter,
     LookupOutcome,
     ErrorCode,
@@ -122,6 +124,14 @@ from ..orders.reporting import error_report, venue_report
 from .throttle import AdmissionQueue, SlidingLogThrottle
 
 
+class _Batching(Protocol):
+    """What an adapter that declares ``group_commit`` (``protocols.AdapterCapabilities``) has."""
+
+    def begin_batch(self) -> None: ...
+
+    def end_batch(self) -> None: ...
+
+
 class VenueWorker:
     """A daemon thread that runs one adapter's blocking venue calls in FIFO order.
 
@@ -141,7 +151,7 @@ class VenueWorker:
     #: most calls in one group (a group's first answer waits for its last call)
     batch_max = 128
 
-    def __init__(self, name: str, on_done: Callable[[VenueCallCompleted], None], clock: Any = None,
+    def __init__(self, name: str, on_done: Callable[[VenueCallCompleted], object], clock: Any = None,
                  on_pick: Callable[[int, Any], None] | None = None,
                  group: tuple[Callable[[], None], Callable[[], None]] | None = None) -> None:
         self._clock = clock
@@ -236,7 +246,7 @@ class VenueWorker:
             except BaseException as exc:  # noqa: BLE001 - classified by the actor
                 error = exc
             outcomes.append(VenueCallCompleted(call_id, result, error, time.perf_counter() - started))
-        if opened:
+        if opened and group is not None:
             try:
                 group[1]()  # end_batch: the group's one write
             except BaseException as exc:  # noqa: BLE001 - fail closed: no call of the group is durable
@@ -383,6 +393,7 @@ class AdapterActor(FlowActor):
         #: a blocking adapter that can also send without waiting (protocols.AsyncSender): orders and
         #: cancels are written from here and answered by the adapter's own thread, no worker hop
         self._async = self._caps.blocking and self._caps.sends_async
+        self._sender: AsyncSender | None = cast(AsyncSender, venue) if self._async else None  # declared by the capability
         self._inline_budget_us = self._caps.inline_budget_us
         self._inline_budget_s = self._inline_budget_us / 1e6
         self._policy = policy
@@ -400,7 +411,7 @@ class AdapterActor(FlowActor):
         if throttle is not None:
             ref = self.actor_ref
             throttle.waker = lambda: tell(ref, ThrottleTick())
-        self._queue: AdmissionQueue = AdmissionQueue(policy.throttle_queue_size)
+        self._queue: AdmissionQueue[SubmitOrder] = AdmissionQueue(policy.throttle_queue_size)
         self._throttle_timer = None
         self._recon: dict[str, _Recon] = {}
         #: the crash under way already counted its one breaker failure (see failure_details)
@@ -425,7 +436,8 @@ class AdapterActor(FlowActor):
 
         group = None
         if self._caps.group_commit and not self._inline:
-            group = (self._venue.begin_batch, self._venue.end_batch)  # declared: AttributeError if missing
+            batching = cast(_Batching, self._venue)  # declared by the capability: AttributeError if missing
+            group = (batching.begin_batch, batching.end_batch)
         self._worker = VenueWorker(f"venue-{self.adapter_id}-g{self.generation}", lambda m: tell(ref, m), clock, arm_timeout,
                                    group)
         self._arm_reconcile()
@@ -521,7 +533,9 @@ class AdapterActor(FlowActor):
                 self._arm_throttle(retry_after)
                 return
             order = self._queue.pop()
-            if isinstance(order, SubmitOrder) and self._past_deadline(order):
+            if order is None:  # never: the queue is not empty
+                return
+            if self._past_deadline(order):
                 self._never_sent(order, ErrorCode.E_EXEC_THROTTLED, "waited in the throttle queue past the order deadline")
                 continue
             self._send(order)
@@ -537,21 +551,21 @@ class AdapterActor(FlowActor):
             tell(self._ledger, CancelFinished(cancel, self.adapter_id, CancelOutcome.WITHDRAWN,
                                               reason="the order was still in the throttle queue; it was never sent"))
             return
-        venue = self._venue
+        venue, sender = self._venue, self._sender
         cl_id = cancel.client_order_id
         self._dispatch_call(_Call("cancel", cl_id, cancel=cancel), lambda: venue.cancel_order(cl_id),
-                            (lambda done: venue.send_cancel(cl_id, done)) if self._async else None)
+                            (lambda done: sender.send_cancel(cl_id, done)) if sender is not None else None)
 
     def _send(self, order: SubmitOrder) -> None:
         order = order.evolve(attempt=order.attempt + 1)
         venue_order = VenueOrder.from_intent(order.intent, order.context)
-        venue = self._venue
+        venue, sender = self._venue, self._sender
         if not self._inline:  # an inline call's answer follows at once and carries the SUBMITTED step
             # queued, not woken: the ledger's bookkeeping (and its journal commit) would take the GIL
             # from the venue worker; it runs with the call's outcome, or with any earlier message
             tell_quiet(self._ledger, OrderSent(order.client_order_id, order.account_id, self.adapter_id, order.attempt))
         self._dispatch_call(_Call("submit", order.client_order_id, order=order), lambda: venue.submit_order(venue_order),
-                            (lambda done: venue.send_order(venue_order, done)) if self._async else None)
+                            (lambda done: sender.send_order(venue_order, done)) if sender is not None else None)
 
     def _dispatch_call(self, call: _Call, fn: Callable[[], Any], send: Callable[[Any], bool] | None = None) -> None:
         if self._worker is None:
@@ -637,9 +651,11 @@ class AdapterActor(FlowActor):
             self._calls[message.call_id] = call  # still in doubt when the crash handler runs
             raise ActorCrashed(f"venue adapter crashed: {error!r}")
         if call.kind == "submit":
+            assert call.order is not None, "a submit call carries its order"
             self._submit_done(call.order, message.result, error, message.duration_s)
             crash_point("after_ack")
         elif call.kind == "cancel":
+            assert call.cancel is not None, "a cancel call carries its cancel"
             self._cancel_done(call.cancel, message.result, error)
         elif call.kind == "sync":
             self._sync_done(call.sync_id, message.result, error)
@@ -687,7 +703,7 @@ class AdapterActor(FlowActor):
                 retry = order.evolve(permit=None)
                 tell(self._ledger, AttemptFailed(order.client_order_id, order.account_id, self.adapter_id, order.attempt,
                                                  ErrorCode.E_EXEC_NETWORK.value, error.message, round(delay, 6)))
-                self._clock.call_later(delay, lambda: tell(gate, RetryOrder(retry)) or _lost_retry(retry))
+                self._clock.call_later(delay, functools.partial(_send_retry, gate, retry))
                 return
         report = error_report(order, ErrorCode.E_EXEC_RETRY_EXHAUSTED,
                               f"not delivered after {order.attempt} attempt(s): {error.message}", status=OrderStatus.FAILED)
@@ -706,7 +722,7 @@ class AdapterActor(FlowActor):
         # the kernel relays the wake-up: the ledger wakes the other two once it has applied this
         if tell_quiet_then_wake(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, venue_state=venue_state,
                                                             metered=True), (idempotency, gate)):
-            woken = (self._ledger,)
+            woken: tuple[pykka.ActorRef, ...] = (self._ledger,)
         else:  # no ledger to pass the wake-up on: wake them here
             woken = (idempotency, gate)
         try:
@@ -778,7 +794,7 @@ class AdapterActor(FlowActor):
             if cl_id in busy or cl_id in self._recon:
                 continue
             self._throttle.force_admit()
-            self._dispatch_call(_Call("track", cl_id), lambda cl_id=cl_id: venue.fetch_order(cl_id))
+            self._dispatch_call(_Call("track", cl_id), functools.partial(venue.fetch_order, cl_id))
 
     def _track_done(self, cl_id: str, result: Any, error: BaseException | None) -> None:
         if error is None and result is not None and not isinstance(result, VenueOrderState):
@@ -859,7 +875,7 @@ class AdapterActor(FlowActor):
                 self._lookup_done(recon, None, None)
                 continue
             recon.fetching = True
-            self._dispatch_call(_Call("fetch", cl_id), lambda cl_id=cl_id: venue.fetch_order(cl_id))
+            self._dispatch_call(_Call("fetch", cl_id), functools.partial(venue.fetch_order, cl_id))
         self._arm_reconcile()
 
     def _fetch_done(self, cl_id: str, result: Any, error: BaseException | None) -> None:
@@ -932,9 +948,10 @@ class AdapterActor(FlowActor):
         return elapsed > self._policy.deadline_s
 
 
-def _lost_retry(order: SubmitOrder) -> None:
-    """Timer-thread fallback: a retry whose breaker actor is gone (only at shutdown)."""
-    logger.error("retry of {} could not reach its breaker actor", order.client_order_id)
+def _send_retry(gate: pykka.ActorRef, order: SubmitOrder) -> None:
+    """Timer thread: hand a retry to its breaker actor; log it if the actor is gone (only at shutdown)."""
+    if not tell(gate, RetryOrder(order)):
+        logger.error("retry of {} could not reach its breaker actor", order.client_order_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from protocols import ErrorCode, ExecutionReport, OrderStatus
 
 from ..testing import InjectJournalFailure, crash_point
 from ..kernel.base import FlowActor, resolve, tell
-from ..journal.sqlite import Claim, Completion, JournalError, JournalStore, MemoryJournal
+from ..journal.sqlite import Claim, Completion, FailureInjectable, JournalError, JournalStore, MemoryJournal
 from .messages import CompleteOrder, FlushJournal, ReleaseClaim
 from ..supervision.messages import Wire
 from ..orders.messages import GuardActed, RecordDenied, ReleaseTrading, SubmitOrder
@@ -198,7 +198,10 @@ class IdempotencyStoreActor(FlowActor):
     def handle_InjectJournalFailure(self, message: InjectJournalFailure) -> None:
         """The testing seam (``actors.testing.inject_journal_failure``): the journal's next ``n``
         write transactions fail (claims fail closed)."""
-        self._store.inject_failure(message.n)
+        store = self._store
+        if not isinstance(store, FailureInjectable):
+            raise TypeError(f"the idempotency store's journal ({type(store).__name__}) cannot inject failures")
+        store.inject_failure(message.n)
 
     # -- group commit ------------------------------------------------------------------
     def _maybe_flush(self) -> None:
@@ -267,6 +270,7 @@ class IdempotencyStoreActor(FlowActor):
                     self._metrics.replay()
                 cached = self._reports.get(result.record.key)
                 if cached is None:
+                    assert result.record.report_json is not None, "a replayed record holds its report"
                     cached = ExecutionReport.model_validate_json(result.record.report_json)
                 resolve(order.reply, as_replay(cached, order.t0_ns))
                 tell(self._ledger, GuardActed(order.client_order_id, order.account_id, "idempotency", "replayed",

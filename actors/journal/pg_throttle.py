@@ -184,8 +184,8 @@ class SharedThrottle:
         owner, key = self._backend.owner_id, self.venue_key
         with self._backend.pool.connection() as conn:
             with conn.cursor() as cur:
-                for gid, n in returns:
-                    cur.execute("UPDATE flowroute.throttle_grants SET n = n - %s WHERE id = %s AND n >= %s", (n, gid, n))
+                for returned_id, n in returns:
+                    cur.execute("UPDATE flowroute.throttle_grants SET n = n - %s WHERE id = %s AND n >= %s", (n, returned_id, n))
                 cur.execute("INSERT INTO flowroute.throttle_keys (venue_key) VALUES (%s) ON CONFLICT DO NOTHING", (key,))
                 cur.execute("SELECT 1 FROM flowroute.throttle_keys WHERE venue_key = %s FOR UPDATE", (key,))
                 cur.execute("DELETE FROM flowroute.throttle_grants WHERE venue_key = %s AND until_ts <= clock_timestamp()", (key,))
@@ -194,7 +194,7 @@ class SharedThrottle:
                     "coalesce(extract(epoch FROM min(until_ts) - clock_timestamp()), 0) "
                     "FROM flowroute.throttle_grants WHERE venue_key = %s", (owner, key)).fetchone()
                 k = max(0, min(want, self.max_calls - int(total), self.cap - int(mine)))
-                gid = None
+                gid: int | None = None
                 if k + forced:
                     gid = cur.execute(
                         "INSERT INTO flowroute.throttle_grants (venue_key, owner_id, n, granted_at, until_ts) "

@@ -503,9 +503,9 @@ class PostgresJournal:
             return [], [], []
         accounts, coids = [a for a, _ in keys], [c for _, c in keys]
         wanted = "(account_id, client_order_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
-        records = self._read("load_adopted", lambda conn: [IdempotencyRecord(*r) for r in conn.execute(  # type: ignore[union-attr]
+        records = self._read("load_adopted", lambda conn: [IdempotencyRecord(*r) for r in conn.execute(
             f"SELECT {_REC_COLS} FROM flowroute.idempotency WHERE {wanted} ORDER BY created_at", (accounts, coids))])
-        events = self._read("load_adopted", lambda conn: [OrderEventRow(*r) for r in conn.execute(  # type: ignore[union-attr]
+        events = self._read("load_adopted", lambda conn: [OrderEventRow(*r) for r in conn.execute(
             "SELECT seq, ts, account_id, client_order_id, from_status, to_status, cause FROM flowroute.order_events "
             f"WHERE {wanted} ORDER BY id", (accounts, coids))])
         fills = [f for f in self.load_fills() if (f.account_id, f.client_order_id) in set(keys)]
@@ -533,7 +533,7 @@ class PostgresJournal:
         t = _check_time("take_over_expired", "now", now)
         owner = self.owner_id
 
-        def body(conn: Any) -> tuple[tuple[int, list[str]], int]:
+        def body(conn: Any) -> tuple[tuple[int, list[str], list[tuple[str, str]]], int]:
             dead = [r[0] for r in conn.execute(
                 "DELETE FROM flowroute.owners WHERE lease_until < clock_timestamp() AND owner_id <> %s "
                 "RETURNING owner_id", (owner,))]

@@ -152,7 +152,7 @@ def _check_status(owner: str, value: object, allowed: frozenset[str]) -> str:
     value = _text(value)
     if value not in allowed:
         raise ValueError(f"{owner}.status must be one of {sorted(allowed)}, got {value!r}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _check_ttl(ttl_s: float | None) -> float | None:
@@ -608,6 +608,16 @@ def _switch_to_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> str:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 0.05)
+
+
+@runtime_checkable
+class FailureInjectable(Protocol):
+    """A journal with the test hook ``inject_failure`` (``Runtime.inject_journal_failure``):
+    its next ``n`` writes fail as a full disk would."""
+
+    def inject_failure(self, n: int = 1) -> None:
+        """Fail the next ``n`` writes."""
+        ...
 
 
 class SQLiteJournal:
@@ -1307,9 +1317,10 @@ class MemoryJournal:
         self._begin(len(keys))
         released = 0
         for key in keys:
-            record = self._records.get(tuple(key))
+            account_id, client_order_id = key
+            record = self._records.get((account_id, client_order_id))
             if record is not None and record.status == "IN_PROGRESS":
-                del self._records[tuple(key)]
+                del self._records[(account_id, client_order_id)]
                 released += 1
         return released
 

@@ -26,6 +26,7 @@ interpreter alive. So :class:`FlowActor`:
 from __future__ import annotations
 
 import time
+import weakref
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable
 
@@ -63,6 +64,8 @@ class FlowActor(pykka.ThreadingActor):
     #: a crash keeps this actor's mailbox for its next generation (``actors.kernel.inbox.Mailbox``):
     #: the messages queued behind the failing one and those told while it restarts are redelivered
     keeps_mailbox = False
+    #: the inbox :meth:`_create_actor_inbox` makes (pykka declares its own inbox protocol)
+    actor_inbox: Inbox
 
     def _create_actor_inbox(self) -> Inbox:  # type: ignore[override]
         # pykka's inbox type plus a put that does not wake the actor (see actors/kernel/inbox.py);
@@ -251,8 +254,9 @@ class ReplyFuture(Future):
             return False
 
 
-def resolve(future: Future, report: ExecutionReport) -> bool:
-    """Set ``report`` as the future's result once; return False if it was already resolved
+def resolve(future: Future, report: object) -> bool:
+    """Set ``report`` (an ExecutionReport, or a query's answer such as a BrokerSyncReport) as the
+    future's result once; return False if it was already resolved
     (logged as an error, unless ``Runtime.stop`` abandoned the :class:`ReplyFuture`)."""
     try:
         future.set_result(report)
@@ -260,7 +264,8 @@ def resolve(future: Future, report: ExecutionReport) -> bool:
     except InvalidStateError:
         if type(future) is ReplyFuture and future.abandoned_at_stop:
             return False  # Runtime.stop answered it already (UNKNOWN); this late answer is in the journal
-        logger.error("a report for {} was resolved twice; the second was dropped", report.client_order_id)
+        logger.error("a report for {} was resolved twice; the second was dropped",
+                     getattr(report, "client_order_id", type(report).__name__))
         return False
 
 

@@ -33,9 +33,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+
+if TYPE_CHECKING:  # loguru's record type exists only for type checkers
+    from loguru import Record
 
 #: The loguru names of flowroute's records.
 LOGGER_NAMES: tuple[str, ...] = ("actors", "protocols", "config", "flowroute")
@@ -69,7 +72,7 @@ def disable_logging() -> None:
 PYKKA_NAME = "pykka"
 
 
-def _is_flowroute(record: dict) -> bool:
+def _is_flowroute(record: Record) -> bool:
     name = record["name"] or ""
     return name.split(".", 1)[0] in LOGGER_NAMES or name == PYKKA_NAME
 
@@ -149,12 +152,12 @@ class RuntimeLogging:
         """True when a record at ``level`` passes ``logging.level`` (for the runtime's own lines)."""
         return _LEVELS.get(level, 0) >= _LEVELS.get(self.level, 0)
 
-    def _redact_own(self, record: dict) -> bool:
+    def _redact_own(self, record: Record) -> bool:
         if not _is_flowroute(record):
             return False
         return self._redact(record) if self._secrets else True
 
-    def _redact(self, record: dict) -> bool:
+    def _redact(self, record: Record) -> bool:
         message = record["message"]
         for secret in self._secrets:
             if secret in message:

@@ -12,6 +12,8 @@ prometheus_client metrics are thread-safe, so actors update them directly.
 
 from __future__ import annotations
 
+from wsgiref.simple_server import WSGIServer
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
 
 from protocols import ExecutionReport
@@ -42,7 +44,7 @@ class Metrics:
         self.inline_overruns = Counter("exec_inline_overruns", "Inline (non-blocking) adapter calls that overran the adapter's inline budget", ["adapter"], registry=r)
         self.durable_write_failures = Counter("exec_durable_write_failures", "Failed durable writes by store (audit, ledger_journal); each halts trading until retried", ["store"], registry=r)
         self.durable_write_pending = Gauge("exec_durable_write_pending", "Records waiting for a durable write that failed (0 when every write went through)", ["store"], registry=r)
-        self._server = None
+        self._server: WSGIServer | None = None
         self._children: dict[tuple, object] = {}
 
     def _child(self, metric, *labels: str):

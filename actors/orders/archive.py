@@ -66,6 +66,8 @@ def restore_record(text: str) -> OrderRecord:
     Raises ``ValueError``/``KeyError`` if the text is not an archived record."""
     d = json.loads(text)
     report = ExecutionReport.model_validate(d["report"])
+    if report.side is None:
+        raise ValueError(f"archived order {report.client_order_id} has no side")
     rec = OrderRecord(
         report.client_order_id, report.account_id, report.symbol, report.side, d["order_type"], Decimal(d["quantity"]),
         None if d["limit_price"] is None else Decimal(d["limit_price"]), d["time_in_force"], d["adapter_id"], report.route,

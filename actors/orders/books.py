@@ -979,7 +979,7 @@ class Positions:
         quantity), to realized PnL for the rest (average-cost method).
         """
         if booking.__class__ is Fill:
-            self.apply_fill(account_id, symbol, side, booking)  # type: ignore[arg-type]
+            self.apply_fill(account_id, symbol, side, booking)
             return
         if side.__class__ is not Side:
             side = Side(side)

@@ -302,7 +302,7 @@ class LedgerActor(FlowActor):
         self._compact_timer = None
         #: fail closed on durable writes (docs/DESIGN.md "Durability"): store ("audit",
         #: "ledger_journal") -> {"error", "attempts", "pending"} while its write is failing
-        self._write_failures: dict[str, dict] = {}
+        self._write_failures: dict[str, dict[str, Any]] = {}
         #: the trading state to return to once every failed write went through (None: we did not halt)
         self._state_before_halt: TradingState | None = None
         self._retry_timer = None
@@ -364,7 +364,9 @@ class LedgerActor(FlowActor):
         self._audit_factory = audit_factory
         self._journal_factory = journal_factory
         self._audit = None
-        self._journal = None
+        #: a JournalStore built by ``journal_factory``; one that archives (SQLiteJournal,
+        #: MemoryJournal) also has load_archive/load_archived/compact, found by ``start_child``
+        self._journal: Any = None
         self._metrics = metrics
         self._orders: dict[str, OrderRecord] = {}
         self._books = Positions()
@@ -498,11 +500,12 @@ class LedgerActor(FlowActor):
         if self._receipts_fd is not None:
             os.close(self._receipts_fd)
             self._receipts_fd = None
+        resume_to = self._hold_resume or self._state_before_halt
         return {"inherited": (LedgerHandover(
             state=self._risk.state.value, reason=self._state_reason,
             auto_state=self._auto_state.value if self._auto_state is not None else None,
             auto_causes=dict(self._auto_causes), holds=dict(self._holds),
-            resume_to=(self._hold_resume or self._state_before_halt).value if (self._hold_resume or self._state_before_halt) else None,
+            resume_to=resume_to.value if resume_to is not None else None,
             waiters={k: list(v) for k, v in self._waiters.items()}, escalated=dict(self._escalated),
             down_since=dict(self._down_since), publishing=self._publishing, marks=tuple(self._marks.values())),)}
 
@@ -685,7 +688,7 @@ class LedgerActor(FlowActor):
         if rec.status is not OrderStatus.EXPIRED or not 0 < rec.cum_qty < rec.quantity:
             return False
         meta = parent.intent.metadata
-        n = int(meta.get(_META_RESUBMIT, 0)) + 1
+        n = int(meta.get(_META_RESUBMIT) or 0) + 1
         if n > self._max_resubmits or self._risk.state is TradingState.HALTED:
             why = "trading is HALTED" if n <= self._max_resubmits else f"max_resubmits ({self._max_resubmits}) reached"
             logger.info("order {} expired with {} unfilled; not re-submitted: {}", rec.client_order_id, rec.quantity - rec.cum_qty, why)
@@ -862,7 +865,7 @@ class LedgerActor(FlowActor):
                 self._proven_absent(rec, message.adapter_id)
             return
         if message.tracked:
-            self._tracked_state(rec, message)
+            self._tracked_state(rec, message, message.state)
             return
         previous = rec.status
         self._apply_venue_state(rec, message.state, cause="reconciled with venue")
@@ -1291,15 +1294,15 @@ class LedgerActor(FlowActor):
                 rec.apply_event(_UNKNOWN_EXIT[state.status], cause=f"{cause}: venue says {state.status.value}")
             except IllegalTransition as exc:
                 logger.error("order {}: {}", rec.client_order_id, exc)
-        fills = new_fills
+        fills: list[Fill] = []
         if new_fills:
             book = self._book_of(rec.account_id, rec.adapter_id)
             fills = [self._book_applied(rec, book, booking) for booking in new_fills]
             if self._recording:
-                for fill in fills:
-                    self._pending_fills.append((rec, fill))
+                for applied in fills:
+                    self._pending_fills.append((rec, applied))
                     if self._audit is not None:
-                        self._pending_audit.append(("fill", rec, fill))
+                        self._pending_audit.append(("fill", rec, applied))
         for note in rec.anomalies[before_anomalies:]:
             logger.warning("order {}: venue report contradicts the book and was not applied: {}", rec.client_order_id, note)
         if len(rec.overfills) > before_overfills:
@@ -1322,17 +1325,17 @@ class LedgerActor(FlowActor):
         self._venue_books.on_booking(rec.adapter_id, rec.symbol, rec.side, booking)
         books = self._books
         before = books.realized_and_fees(book, rec.symbol)
-        if booking.__class__ is Fill:
-            books.apply_fill(book, rec.symbol, rec.side, booking)  # type: ignore[arg-type]
+        if not isinstance(booking, FillBooking):  # a plain Fill
+            books.apply_fill(book, rec.symbol, rec.side, booking)
             self._book_pnl(rec, book, booking, before)
-            self._risk.on_fill(book, rec.client_order_id, booking)  # type: ignore[arg-type]
-            return booking  # type: ignore[return-value]
+            self._risk.on_fill(book, rec.client_order_id, booking)
+            return booking
         books.apply_booking(book, rec.symbol, rec.side, booking)
         self._book_pnl(rec, book, booking, before)
-        if booking.new is not None:  # type: ignore[union-attr]
-            self._risk.on_fill(book, rec.client_order_id, booking.new)  # type: ignore[union-attr]
-        fill = booking.fill  # type: ignore[union-attr]
-        correction = sum((qty * (fill.price - px) for qty, px in booking.repriced), Decimal(0))  # type: ignore[union-attr]
+        if booking.new is not None:
+            self._risk.on_fill(book, rec.client_order_id, booking.new)
+        fill = booking.fill
+        correction = sum((qty * (fill.price - px) for qty, px in booking.repriced), Decimal(0))
         if correction:
             self._risk.on_reprice(book, correction)
         return fill
@@ -1418,12 +1421,12 @@ class LedgerActor(FlowActor):
         for t in new:
             if t.to_status in fill_statuses and fills:
                 continue
-            event_type = ORDER_EVENT_BY_STATUS.get(t.to_status)
-            if event_type is None:
+            status_event = ORDER_EVENT_BY_STATUS.get(t.to_status)
+            if status_event is None:
                 continue
             code = rec.error.code if rec.error is not None and t.to_status in (OrderStatus.DENIED, OrderStatus.FAILED, OrderStatus.REJECTED, OrderStatus.UNKNOWN) else None
-            self._publish(event_type(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id, adapter_id=rec.adapter_id,
-                                     status=t.to_status, report=report, code=code, reason=t.cause))
+            self._publish(status_event(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id, adapter_id=rec.adapter_id,
+                                       status=t.to_status, report=report, code=code, reason=t.cause))
 
     # -- in-flight checks (after NautilusTrader's inflight_check_interval/threshold) ------
     def _arm_alert_check(self) -> None:
@@ -1530,20 +1533,20 @@ class LedgerActor(FlowActor):
             tell(self._router, TrackOrders(adapter_id, tuple(due)))
         self._arm_track(adapter_id)
 
-    def _tracked_state(self, rec: OrderRecord, message: OrderReconciledWith) -> None:
+    def _tracked_state(self, rec: OrderRecord, message: OrderReconciledWith, state: VenueOrderState) -> None:
         """A tracking lookup's answer: applied like any venue state (each trade id once); only a
         change (a fill or a status the event stream did not bring) is logged and published."""
         if rec.status.is_terminal:
             return
         before = (rec.status, rec.cum_qty)
-        self._apply_venue_state(rec, message.state, cause="tracked: looked up at the venue")
+        self._apply_venue_state(rec, state, cause="tracked: looked up at the venue")
         if (rec.status, rec.cum_qty) == before:
             return
         logger.warning("order {}: the venue lookup found {} (cum_qty {}) that no event reported", rec.client_order_id,
                        rec.status.value, rec.cum_qty)
         self._publish(OrderReconciled(client_order_id=rec.client_order_id, account_id=rec.account_id, adapter_id=message.adapter_id,
                                       status=rec.status, previous_status=before[0], report=rec.snapshot(),
-                                      reason=f"live tracking: venue says {message.state.status.value}"))
+                                      reason=f"live tracking: venue says {state.status.value}"))
 
     # -- open-age limit (orders.max_open_age_s; seed 002's order timeout) -----------------
     def _track_open_age(self, rec: OrderRecord) -> None:
@@ -1555,9 +1558,10 @@ class LedgerActor(FlowActor):
             self._arm_age_check()
 
     def _arm_age_check(self) -> None:
-        if self._age_timer is None and self._open_since:
+        max_age = self._max_open_age_s
+        if self._age_timer is None and self._open_since and max_age is not None:
             oldest = next(iter(self._open_since.values()))
-            delay = max(0.0, oldest + self._max_open_age_s - self._clock.monotonic())
+            delay = max(0.0, oldest + max_age - self._clock.monotonic())
             ref = self.actor_ref
             self._age_timer = self._clock.call_later(delay, lambda: tell(ref, OpenAgeCheck()))
 
@@ -1675,12 +1679,15 @@ class LedgerActor(FlowActor):
     def _write_receipts(self) -> None:
         """Append the batch's venue receipts to ``receipts.jsonl`` (no fsync: evidence, not state)."""
         receipts, self._pending_receipts = self._pending_receipts, []
+        fd = self._receipts_fd
+        if fd is None:  # never: receipts are queued only while the file is open
+            return
         # the wall clock, as the transitions and the audit lines are stamped (retention compares them all)
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         try:
             blob = "".join(json.dumps({"ts": stamp, "adapter_id": adapter_id, "cause": cause, "state": state.model_dump(mode="json")},
                                       sort_keys=True, separators=(",", ":")) + "\n" for adapter_id, cause, state in receipts)
-            os.write(self._receipts_fd, blob.encode())
+            os.write(fd, blob.encode())
         except Exception as exc:
             logger.opt(exception=exc).error("could not record {} venue receipt(s)", len(receipts))
 
@@ -1715,7 +1722,7 @@ class LedgerActor(FlowActor):
         denied, cancels pass), an event, a metric and ``health()`` say so, and a timer retries it."""
         info = self._write_failures.get(store)
         first = info is None
-        if first:
+        if info is None:
             info = self._write_failures[store] = {"error": "", "attempts": 0, "pending": 0}
         info["attempts"] += 1
         info["error"] = f"{type(exc).__name__}: {exc}"[:300]

@@ -130,10 +130,10 @@ class PnlAttribution:
         ``strategy_id`` it is also booked in the strategy's own position and the day gets the
         strategy's realized share.
         """
-        if booking.__class__ is Fill:
-            fill = new = booking
-        else:
+        if isinstance(booking, FillBooking):
             fill, new = booking.fill, booking.new
+        else:
+            fill = new = booking
         if strategy_id:
             key = f"{book}{_SEP}{strategy_id}"
             strategies = self._strategies

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import Enum
 from types import MappingProxyType
-from typing import Any, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 from config import RiskSettings
 from protocols import ErrorCode, ExecError, Fill, OrderIntent, OrderType, Quote, Side
@@ -122,6 +122,10 @@ class RiskConfig:
     slippage_action: Literal["cap", "deny"] = _DEFAULTS.slippage_action
     budgets: Mapping[str, Decimal] = field(default_factory=dict)
     default_budget: Decimal | None = _DEFAULTS.default_budget
+    #: derived per instance by ``__post_init__`` from ``slippage_bps``; declared ClassVar so they
+    #: are not dataclass fields (no effect on init, eq, repr or fields(); ``replace()`` derives them again)
+    _buy_bound: ClassVar[Decimal]
+    _sell_bound: ClassVar[Decimal]
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -145,7 +149,7 @@ class RiskConfig:
             budgets[account] = _to_dec(f"budgets.{account}", amount)
         set_(self, "budgets", MappingProxyType(budgets))
         set_(self, "default_budget", _to_dec("default_budget", self.default_budget, allow_none=True))
-        # derived once per config (not fields: no effect on eq/repr; replace() re-derives them)
+        # derived once per config (the two ClassVar declarations above)
         factor = self.slippage_bps / _BPS
         set_(self, "_buy_bound", 1 + factor)  # ask * this: the MARKET BUY worst case / LIMIT BUY bound
         set_(self, "_sell_bound", 1 - factor)  # bid * this: the LIMIT SELL bound
@@ -384,7 +388,9 @@ class RiskEngine:
                 return self._deny("no_market_price", "no market price for MARKET notional")
             price = touch.ask * cfg._buy_bound if side is _BUY else touch.bid
         else:
-            price = intent.limit_price  # type: ignore[assignment]
+            limit_price = intent.limit_price
+            assert limit_price is not None  # a validated LIMIT intent has its limit price
+            price = limit_price
             if touch is not None:
                 if side is _BUY:
                     bound = touch.ask * cfg._buy_bound

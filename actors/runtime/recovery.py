@@ -157,8 +157,8 @@ def _load_history(history: JournalStore) -> tuple[dict, dict, set]:
             rows.extend(OrderEventRow(seq, ts, a.account_id, a.client_order_id, x, y, cause)
                         for seq, ts, x, y, cause in archived_transitions(a.record_json) if seq not in have)
     fills: dict[tuple[str, str], list[FillRow]] = {}
-    for row in history.load_fills():
-        fills.setdefault((row.account_id, row.client_order_id), []).append(row)
+    for fill_row in history.load_fills():
+        fills.setdefault((fill_row.account_id, fill_row.client_order_id), []).append(fill_row)
     return transitions, fills, archived
 
 

@@ -129,13 +129,18 @@ def default_registry(*, faults: FaultPlan | None = None, fault_adapters: tuple[s
         registry.register("fix", build_fix_venue)
     if faults is not None:
         for adapter_id in fault_adapters:
-            last: list[FaultInjectingAdapter] = []
-
-            def inject(adapter: BrokerAdapter, last=last) -> FaultInjectingAdapter:
-                # a rebuilt adapter continues the fault sequence (and counts) of the one it replaces
-                wrapped = FaultInjectingAdapter(adapter, faults, continue_from=last[-1] if last else None)
-                last[:] = [wrapped]
-                return wrapped
-
-            registry.wrap(adapter_id, inject)
+            registry.wrap(adapter_id, _fault_injector(faults))
     return registry
+
+
+def _fault_injector(faults: FaultPlan) -> Callable[[BrokerAdapter], BrokerAdapter]:
+    """A wrapper injecting ``faults``; each adapter it wraps (a rebuilt one after a restart)
+    continues the fault sequence (and counts) of the one it replaces."""
+    last: list[FaultInjectingAdapter] = []
+
+    def inject(adapter: BrokerAdapter) -> BrokerAdapter:
+        wrapped = FaultInjectingAdapter(adapter, faults, continue_from=last[-1] if last else None)
+        last[:] = [wrapped]
+        return wrapped
+
+    return inject

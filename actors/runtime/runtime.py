@@ -61,7 +61,7 @@ from ..kernel.base import ASK_TIMEOUT_S, ReplyFuture, now_ns, resolve, tell
 from ..orders.books import Position
 from ..orders.pnl import DailyPnl
 from ..kernel.clock import Clock, RealClock
-from ..journal.sqlite import JournalError, JournalStore, MemoryJournal, SQLiteJournal
+from ..journal.sqlite import JournalError, JournalStore, MemoryJournal, SQLiteJournal, Synchronous
 from ..breaker.messages import BreakerCommand, GetBreaker
 from ..orders.messages import (
     CancelOrder,
@@ -266,8 +266,8 @@ class Runtime:
             state_dir.mkdir(parents=True, exist_ok=True)
         journal_path = state_dir / "journal.sqlite" if durable else None
         self.journal_path = journal_path
-        self.audit_path = state_dir / "audit.jsonl" if durable else None
-        sync = settings.journal.synchronous if durable else "OFF"
+        self.audit_path = audit_path = state_dir / "audit.jsonl" if durable else None
+        sync: Synchronous = settings.journal.synchronous if durable else "OFF"
         mode = settings.journal.file_mode
         # the ledger's transitions and fills go to a file of their own: one writer per file, so the
         # idempotency store's group commits never wait on the ledger's lock (and vice versa)
@@ -292,13 +292,15 @@ class Runtime:
             journal_factory = ledger_journal_factory = self.pg.journal
 
         archive_dir = Path(settings.retention.archive_dir)
-        self.archive_dir = (archive_dir if archive_dir.is_absolute() else state_dir / archive_dir) if durable else None
+        if not archive_dir.is_absolute():
+            archive_dir = state_dir / archive_dir
+        self.archive_dir = archive_dir if durable else None
         self.retention = None
         if durable:
             # past their keep time: archived and pruned before recovery reads them (actors/audit/retention.py)
             try:
                 self.retention = apply_retention(state_dir, now=self.clock.now(), orders_days=settings.retention.orders_days,
-                                                 receipts_days=settings.retention.receipts_days, archive_dir=self.archive_dir,
+                                                 receipts_days=settings.retention.receipts_days, archive_dir=archive_dir,
                                                  journals=self.pg is None, file_mode=mode)
             except Exception as exc:
                 logger.error("retention run failed, nothing was pruned that was not archived: {}", exc)
@@ -428,27 +430,27 @@ class Runtime:
     @property
     def ledger(self) -> pykka.ActorRef:
         """The ledger actor's current reference."""
-        return self._view.peers.ledger
+        return self._view.current().ledger
 
     @property
     def idempotency(self) -> pykka.ActorRef:
         """The idempotency store actor's current reference."""
-        return self._view.peers.idempotency
+        return self._view.current().idempotency
 
     @property
     def router(self) -> pykka.ActorRef:
         """The router actor's current reference."""
-        return self._view.peers.router
+        return self._view.current().router
 
     @property
     def bus(self) -> pykka.ActorRef:
         """The event bus actor's current reference."""
-        return self._view.peers.bus
+        return self._view.current().bus
 
     @property
     def gates(self) -> dict[str, pykka.ActorRef]:
         """The circuit-breaker actor per adapter id (a copy)."""
-        return dict(self._view.peers.gates)
+        return dict(self._view.current().gates)
 
     def _peer(self, name: str) -> pykka.ActorRef | None:
         """A child's current reference, or None before the supervisor started the children."""
@@ -509,7 +511,7 @@ class Runtime:
                                             error=ExecError.of(ErrorCode.E_EXEC_NO_ADAPTER, "runtime is stopped")))
             return future
         # routing is a lookup in the router's immutable table, done here: no hop through the router actor
-        peers = self._view.peers
+        peers = self._view.current()
         route = peers.routes.lookup(context.mode)
         if isinstance(route, RouteDenied):
             deny_unrouted(SubmitOrder(intent, context, future, t0), route, self.ledger)
@@ -790,7 +792,7 @@ class Runtime:
         for ref in core:
             ref.ask(_PING, timeout=left())
         self.supervisor.ask(_PING, timeout=left())
-        for adapter_id, ref in self.supervisor.ask(GetAdapterRefs(), timeout=left()).items():
+        for adapter_id, ref in self.supervisor.ask(GetAdapterRefs(), block=True, timeout=left()).items():
             if ref is None:
                 continue
             try:
@@ -873,14 +875,18 @@ class Runtime:
                 future.abandon(ExecutionReport(
                     client_order_id="?", status=OrderStatus.UNKNOWN,
                     error=ExecError.of(ErrorCode.E_EXEC_BROKER_TIMEOUT, "runtime stopped before the order finished; reconcile after restart")))
-        if getattr(self, "_core", None) is not None:
-            self._core.close(timeout=remaining())
-        if getattr(self, "_takeover", None) is not None:
-            self._takeover.close()
+        # stop() also cleans up after a start that failed part-way: an attribute may not exist yet
+        core = getattr(self, "_core", None)
+        if core is not None:
+            core.close(timeout=remaining())
+        takeover = getattr(self, "_takeover", None)
+        if takeover is not None:
+            takeover.close()
         for throttle in getattr(self, "_shared_throttles", ()):
             throttle.close()
-        if getattr(self, "pg", None) is not None:
-            self.pg.close()
+        pg = getattr(self, "pg", None)
+        if pg is not None:
+            pg.close()
         if getattr(self, "_own_clock", False):
             self.clock.close()
         self._close_venues()

@@ -142,7 +142,7 @@ class VenueHoldings:
         ``FillBooking`` (a real fill covering synthetic quantity booked from a cumulative report)
         as its new part, the price correction of the covered quantity and its fee change."""
         if booking.__class__ is Fill:
-            self.on_fill(adapter_id, symbol, side, booking)  # type: ignore[arg-type]
+            self.on_fill(adapter_id, symbol, side, booking)
             return
         if booking.new is not None:  # type: ignore[union-attr]
             self.on_fill(adapter_id, symbol, side, booking.new)  # type: ignore[union-attr]

@@ -172,22 +172,25 @@ class SupervisorActor(FlowActor):
         view = self._view
         self._watch("event_bus", bus, lambda g, inh: bp.bus(g, inh, me))
         self._watch("ledger", ledger, lambda g, inh: bp.ledger(
-            bus=view.peers.bus, idempotency=view.peers.idempotency, router=view.peers.router, generation=g, inherited=inh,
-            supervisor=me))
-        self._watch("idempotency", store, lambda g, inh: bp.store(ledger=view.peers.ledger, generation=g, inherited=inh,
+            bus=view.current().bus, idempotency=view.current().idempotency, router=view.current().router, generation=g,
+            inherited=inh, supervisor=me))
+        self._watch("idempotency", store, lambda g, inh: bp.store(ledger=view.current().ledger, generation=g, inherited=inh,
                                                                   supervisor=me))
-        self._watch("router", router, lambda g, inh: bp.router(table=view.peers.routes, ledger=view.peers.ledger,
+        self._watch("router", router, lambda g, inh: bp.router(table=view.current().routes, ledger=view.current().ledger,
                                                                generation=g, supervisor=me))
+
+        def restart_breaker(a: str) -> Callable[[int, tuple], pykka.ActorRef]:
+            return lambda g, inh: bp.breaker(a, ledger=view.current().ledger, idempotency=view.current().idempotency,
+                                             bus=view.current().bus, generation=g, inherited=inh, supervisor=me)
+
         for adapter_id, gate in gates.items():
-            self._watch(f"breaker:{adapter_id}", gate, lambda g, inh, a=adapter_id: bp.breaker(
-                a, ledger=view.peers.ledger, idempotency=view.peers.idempotency, bus=view.peers.bus, generation=g,
-                inherited=inh, supervisor=me))
+            self._watch(f"breaker:{adapter_id}", gate, restart_breaker(adapter_id))
         for adapter_id in bp.venues:
             child = _Child(adapter_id, "adapter", None, 0, factory=bp.adapter_factory(adapter_id, view, me),
                            gate=gates[adapter_id], backoff=self._backoff())
             self._children[adapter_id] = child
             self._start(child, tuple(bp.in_doubt.get(adapter_id, ())))
-        return self._view.peers
+        return self._view.current()
 
     def _watch(self, name: str, ref: pykka.ActorRef, factory: Callable[[int, tuple], pykka.ActorRef]) -> None:
         child = _Child(name, "core", ref, 1, factory=factory, backoff=self._backoff())
@@ -197,7 +200,8 @@ class SupervisorActor(FlowActor):
     def _rewire(self, name: str, ref: pykka.ActorRef) -> None:
         """Child ``name`` restarted as ``ref``: publish the new peers and tell every holder of the
         old reference the new one (module docstring of ``topology``: who holds what)."""
-        peers = with_child(self._view.peers, name, ref, self._blueprint)
+        assert self._blueprint is not None, "only a supervisor with a blueprint restarts children"
+        peers = with_child(self._view.current(), name, ref, self._blueprint)
         self._view.peers = peers
         adapters = [c.ref for c in self._children.values() if c.kind == "adapter"]
         if name == "event_bus":
@@ -218,6 +222,7 @@ class SupervisorActor(FlowActor):
     def _start(self, child: _Child, inherited: tuple) -> None:
         child.generation += 1
         child.state = "running"
+        assert child.factory is not None, "an adapter child is registered with its factory"
         child.ref = child.factory(child.generation, inherited)
         tell(child.gate, AdapterChanged(child.ref, child.generation))
 
@@ -243,6 +248,7 @@ class SupervisorActor(FlowActor):
                        " during start-up" if message.during_startup else "", message.error, len(in_doubt))
         tell(self._bus, Publish(AdapterCrashed(child=child.name, error=message.error[:300], generation=child.generation,
                                                orders_in_doubt=tuple(d.client_order_id for d in in_doubt))))
+        assert child.backoff is not None, "a restartable child has a backoff"
         delay = child.backoff.next_delay(self._clock.monotonic())
         if delay is None:
             child.state = "failed"
@@ -276,6 +282,7 @@ class SupervisorActor(FlowActor):
         if child.name == "idempotency":  # no order passes until the store has reopened the journal
             tell(self._ledger_ref(), HoldTrading(RESTART_HOLD, f"the idempotency store failed ({message.error[:200]}); "
                                                                "restarting it from the journal"))
+        assert child.backoff is not None, "a restartable child has a backoff"
         delay = child.backoff.next_delay(self._clock.monotonic())
         if delay is None:
             self._give_up(child, message.error, f"more than {self._s.max_restarts} restarts in {self._s.within_s:g} s")
@@ -305,6 +312,7 @@ class SupervisorActor(FlowActor):
         inherited, child.inherited = child.inherited, ()
         child.generation += 1
         child.restarts += 1
+        assert child.factory is not None, "only a core child with a factory is restarted"
         try:
             ref = child.factory(child.generation, inherited)
         except RestartRefused as exc:

@@ -76,6 +76,15 @@ class TopologyView:
     def __init__(self) -> None:
         self.peers: Peers | None = None
 
+    def current(self) -> Peers:
+        """The current peers. Before the supervisor has started the children: ``AttributeError``,
+        as reading an attribute of the ``None`` it replaces raised (``getattr(runtime, "ledger",
+        None)`` stays None while a failed start is cleaned up)."""
+        peers = self.peers
+        if peers is None:
+            raise AttributeError("the runtime's children are not started yet")
+        return peers
+
 
 @dataclass
 class Blueprint:
@@ -132,6 +141,8 @@ class Blueprint:
                 raise RestartRefused("the ledger keeps no journal (journal.enabled = false), so its books cannot be "
                                      "rebuilt; trading stays HALTED: restart the runtime")
             journal_factory, ledger_journal_factory = self.journal_factory, self.ledger_journal_factory
+            if ledger_journal_factory is None:  # (never when durable: the ledger journals to it)
+                raise RestartRefused("the ledger has no journal to be rebuilt from; trading stays HALTED: restart the runtime")
 
             def restore_from() -> list:
                 journal, ledger_journal = journal_factory(), ledger_journal_factory()
@@ -149,7 +160,7 @@ class Blueprint:
         audit_path, archive_dir, mode = self.audit_path, self.archive_dir, s.journal.file_mode
         return self.track(LedgerActor.start(
             risk=risk, bus=bus, idempotency=idempotency, router=router, instruments=s.paper.instrument_map(),
-            audit_factory=(lambda: AuditLog(audit_path, file_mode=mode, archive_dir=archive_dir)) if durable else None,
+            audit_factory=(lambda: AuditLog(audit_path, file_mode=mode, archive_dir=archive_dir)) if durable and audit_path is not None else None,
             journal_factory=self.ledger_journal_factory if durable else None,
             metrics=self.metrics, clock=self.clock, quiet_interval_s=s.reconcile.interval_s,
             shadow_adapters=frozenset(a for m, a in policy.items() if m in ("shadow", "shadow_run")),
@@ -248,7 +259,8 @@ def with_child(peers: Peers, name: str, ref: pykka.ActorRef, blueprint: Blueprin
         gates = {**peers.gates, name.split(":", 1)[1]: ref}
         return replace(peers, gates=gates, routes=blueprint.routes(gates))
     field_name = {"event_bus": "bus", "ledger": "ledger", "idempotency": "idempotency", "router": "router"}[name]
-    return replace(peers, **{field_name: ref})
+    changes: dict[str, Any] = {field_name: ref}
+    return replace(peers, **changes)
 
 
 __all__ = ["Blueprint", "Peers", "RestartRefused", "TopologyView", "with_child"]

@@ -176,7 +176,7 @@ class FlowrouteShell(cmd.Cmd):
     def emptyline(self) -> bool:
         return False
 
-    def default(self, line: str) -> bool:
+    def default(self, line: str) -> bool:  # type: ignore[override]  # cmd.Cmd.onecmd returns it as the stop flag; typeshed says None
         if line == "EOF":
             return self.do_exit("")
         word = line.split()[0] if line.split() else line

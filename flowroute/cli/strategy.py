@@ -225,7 +225,7 @@ class MaCrossStrategy:
             self._resting[report.client_order_id] = placed
 
     def on_end(self, clock: ReplayClock, view: OrderView) -> list[Action]:
-        actions = [CancelAction(c, "end of data") for c in self._resting if self._is_open(view, c)]
+        actions: list[Action] = [CancelAction(c, "end of data") for c in self._resting if self._is_open(view, c)]
         self._resting.clear()
         return actions
 

@@ -244,9 +244,8 @@ class StressSender:
             elif c_invalid <= u < c_live:
                 self._submit("live", self._new_intent(), self._ctx("live"))
             elif (c_live <= u < c_cancel or (self.checks is not None and len(self._limits) > _SOAK_RESTING)) \
-                    and self._cancelable():
+                    and (target := self._cancelable()) is not None:
                 # (soak: a sender keeps at most _SOAK_RESTING orders resting; beyond, it cancels the oldest)
-                target = self._cancelable()
                 self._limits.remove(target)
                 future = self.rt.cancel(target.client_order_id, STRESS_ACCOUNT)
                 self._track(Op("cancel", target.client_order_id, future, None, target))
@@ -315,10 +314,11 @@ class SoakChecks:
             self.bad_type += 1
             return
         self.resolved += 1
-        code = None if report.error is None else report.error.code.value
+        error = report.error
+        code = None if error is None else error.code.value
         if op.kind != "cancel" and report.status.value == "DENIED":
             self.denied[code or "no error code"] += 1
-            if code == "E_EXEC_RISK_DENIED" and report.error.message.startswith("budget"):
+            if error is not None and code == "E_EXEC_RISK_DENIED" and error.message.startswith("budget"):
                 self.budget_denied += 1
         if op.kind in ("dup", "conflict"):
             orig = op.original.future.result() if op.original is not None and op.original.future.done() else None
@@ -416,7 +416,8 @@ def await_takeover(rt: Any, killed: Path, timeout_s: float = 60.0) -> bool:
 
     def taken_over() -> bool:
         with psycopg.connect(rt.pg.url, connect_timeout=5) as conn:
-            return conn.execute("SELECT count(*) FROM flowroute.owners WHERE owner_id = %s", (owner,)).fetchone()[0] == 0
+            row = conn.execute("SELECT count(*) FROM flowroute.owners WHERE owner_id = %s", (owner,)).fetchone()
+            return row is not None and row[0] == 0
 
     return wait_until(taken_over, max(0.1, deadline - time.monotonic()), 0.1)
 

@@ -147,11 +147,11 @@ def _kill_midway(url: str, proc: subprocess.Popen, index: int, orders: int, kill
     deadline = time.monotonic() + 120.0
     with psycopg.connect(url, connect_timeout=5, autocommit=True) as conn:
         while proc.poll() is None and time.monotonic() < deadline:
-            if not conn.execute("SELECT to_regclass('flowroute.idempotency') IS NOT NULL").fetchone()[0]:
+            if not _scalar(conn, "SELECT to_regclass('flowroute.idempotency') IS NOT NULL"):
                 time.sleep(0.05)  # the processes have not migrated the journal yet
                 continue
-            claims = conn.execute("SELECT count(*) FROM flowroute.idempotency WHERE account_id = %s "
-                                  "AND client_order_id LIKE %s", (STRESS_ACCOUNT, f"p{index}-%")).fetchone()[0]
+            claims = _scalar(conn, "SELECT count(*) FROM flowroute.idempotency WHERE account_id = %s "
+                             "AND client_order_id LIKE %s", (STRESS_ACCOUNT, f"p{index}-%"))
             if claims >= half:
                 break
             time.sleep(0.02)
@@ -271,9 +271,9 @@ def _journal_state(url: str) -> dict[str, Any]:
     import psycopg
 
     with psycopg.connect(url, connect_timeout=5) as conn:
-        in_doubt = conn.execute("SELECT count(*) FROM flowroute.idempotency WHERE account_id = %s "
-                                "AND status IN ('IN_PROGRESS', 'UNKNOWN')", (STRESS_ACCOUNT,)).fetchone()[0]
-        unfinished = dict(conn.execute(
+        in_doubt = _scalar(conn, "SELECT count(*) FROM flowroute.idempotency WHERE account_id = %s "
+                           "AND status IN ('IN_PROGRESS', 'UNKNOWN')", (STRESS_ACCOUNT,))
+        unfinished: dict[str, str] = dict(conn.execute(
             "SELECT i.client_order_id, i.owner_id FROM flowroute.idempotency i WHERE i.account_id = %s AND NOT EXISTS "
             "(SELECT 1 FROM flowroute.order_events e WHERE e.account_id = i.account_id AND e.client_order_id = "
             "i.client_order_id AND e.to_status = ANY(%s)) AND EXISTS (SELECT 1 FROM flowroute.order_events e "
@@ -296,7 +296,7 @@ def _shared_book_state(url: str) -> dict[str, Any]:
         journal_fills = {t: (sym, Decimal(q) if side == "BUY" else -Decimal(q), coid) for t, sym, side, q, coid in conn.execute(
             "SELECT trade_id, symbol, side, qty, client_order_id FROM flowroute.fills WHERE adapter_id = %s "
             "AND account_id = %s", (_BOOK, STRESS_ACCOUNT))}
-        owners = dict(conn.execute("SELECT client_order_id, owner_id FROM flowroute.idempotency WHERE account_id = %s",
+        owners: dict[str, str] = dict(conn.execute("SELECT client_order_id, owner_id FROM flowroute.idempotency WHERE account_id = %s",
                                    (STRESS_ACCOUNT,)).fetchall())
     return {"submissions": submissions, "book_fills": book_fills, "journal_fills": journal_fills, "owners": owners,
             "unresolved": _journal_state(url)}
@@ -347,6 +347,14 @@ def _shared_budget_row(url: str) -> tuple[Decimal, Decimal]:
 _STRESS_TABLES = ("idempotency", "order_events", "fills", "budget_orders", "budget_accounts")
 
 
+def _scalar(conn: Any, sql: str, params: tuple[Any, ...] = ()) -> Any:
+    """The first column of the one row ``sql`` returns (an aggregate or ``to_regclass``: always a row)."""
+    row = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise RuntimeError(f"no row from {sql!r}")
+    return row[0]
+
+
 def _prepare_journal(url: str, fresh: bool) -> None:
     """Refuse a journal that already holds the stress account's orders (their ids would replay and
     their budget would count), unless ``--fresh``: then delete that account's rows, and only those,
@@ -367,12 +375,11 @@ def _prepare_journal_rows(url: str, fresh: bool) -> None:
     import psycopg
 
     with psycopg.connect(url, connect_timeout=5) as conn:
-        has_schema = conn.execute("SELECT to_regclass('flowroute.idempotency') IS NOT NULL").fetchone()[0]
+        has_schema = _scalar(conn, "SELECT to_regclass('flowroute.idempotency') IS NOT NULL")
         if not has_schema:
             return
-        held = conn.execute("SELECT count(*) FROM flowroute.idempotency WHERE account_id = %s",
-                            (STRESS_ACCOUNT,)).fetchone()[0]
-        budget = conn.execute("SELECT to_regclass('flowroute.budget_accounts') IS NOT NULL").fetchone()[0]
+        held = _scalar(conn, "SELECT count(*) FROM flowroute.idempotency WHERE account_id = %s", (STRESS_ACCOUNT,))
+        budget = _scalar(conn, "SELECT to_regclass('flowroute.budget_accounts') IS NOT NULL")
         if not held and not budget:
             return
         if not fresh:
@@ -381,5 +388,5 @@ def _prepare_journal_rows(url: str, fresh: bool) -> None:
                                "run: pass --fresh to delete that account's rows, or use an empty database")
             return
         for table in _STRESS_TABLES:
-            if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"flowroute.{table}",)).fetchone()[0]:
+            if _scalar(conn, "SELECT to_regclass(%s) IS NOT NULL", (f"flowroute.{table}",)):
                 conn.execute(f"DELETE FROM flowroute.{table} WHERE account_id = %s", (STRESS_ACCOUNT,))

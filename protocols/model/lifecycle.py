@@ -167,13 +167,14 @@ def apply_event(state: LifecycleState, event: OrderEventType) -> LifecycleState:
         prior = state.prior or S.ACCEPTED
         return _PLAIN.get(prior) or LifecycleState(prior, None)
     if target is _PENDING_CANCEL:
+        kept: S | None  # the status a cancel reject returns to
         if status is not _PENDING_CANCEL:
-            prior = status
+            kept = status
         elif event is E.PARTIALLY_FILLED:
-            prior = S.PARTIALLY_FILLED  # a cancel reject now restores PARTIALLY_FILLED
+            kept = S.PARTIALLY_FILLED  # a cancel reject now restores PARTIALLY_FILLED
         else:
-            prior = state.prior
-        return LifecycleState(S.PENDING_CANCEL, prior)
+            kept = state.prior
+        return LifecycleState(S.PENDING_CANCEL, kept)
     return _PLAIN[target]  # type: ignore[index]  # every target in the table is an OrderStatus
 
 

@@ -32,7 +32,7 @@ run those tests against it, then add it here and to ``pyproject.toml``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from importlib import metadata
 from typing import Any
 
@@ -83,7 +83,7 @@ def constructible(model: type[BaseModel]) -> bool:
     )
 
 
-def construct_valid(model: type, fields: dict[str, Any], given: frozenset[str] | set[str]) -> Any:
+def construct_valid(model: type[BaseModel], fields: dict[str, Any], given: Set[str]) -> Any:
     """An instance of the pydantic model ``model`` holding ``fields``, which are already valid.
 
     ``fields`` maps EVERY field to its value in declaration order (defaults included);

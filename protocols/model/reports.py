@@ -12,7 +12,8 @@ Example::
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from collections.abc import Set
+from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
@@ -108,7 +109,7 @@ REPORT_FIELDS: tuple[str, ...] = tuple(ExecutionReport.model_fields)
 _N_REPORT_FIELDS = len(REPORT_FIELDS)
 
 
-def report_from_valid(fields: dict, given: frozenset) -> ExecutionReport:
+def report_from_valid(fields: dict[str, Any], given: Set[str]) -> ExecutionReport:
     """The :class:`ExecutionReport` holding ``fields``, which are already valid, built without validating them again.
 
     ``fields`` maps EVERY field to its value, in declaration order (:data:`REPORT_FIELDS`),

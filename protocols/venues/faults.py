@@ -166,6 +166,10 @@ class FaultInjectingAdapter:
     def __init__(self, inner: BrokerAdapter, plan: FaultPlan, *, continue_from: "FaultInjectingAdapter | None" = None) -> None:
         self._inner = inner
         self.plan = plan
+        self._rng: random.Random
+        self._fetch_rng: random.Random
+        self._draw_lock: threading.Lock
+        self._stats: dict[str, int]
         if continue_from is not None:
             # a fresh instance after a restart: the same fault sequence goes on, counts included
             self._rng, self._fetch_rng = continue_from._rng, continue_from._fetch_rng
@@ -179,7 +183,7 @@ class FaultInjectingAdapter:
         self._hang_cond = threading.Condition()
         self._hanging = 0
         if continue_from is None:
-            self._stats: dict[str, int] = {
+            self._stats = {
                 "calls": 0,
                 **{name: 0 for name in FAULTS},
                 "hang_delivered": 0,
@@ -195,7 +199,7 @@ class FaultInjectingAdapter:
         return self._inner
 
     @property
-    def adapter_id(self) -> str:  # type: ignore[override]
+    def adapter_id(self) -> str:
         """The inner adapter's id."""
         return self._inner.adapter_id
 

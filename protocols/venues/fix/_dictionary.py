@@ -215,7 +215,9 @@ class DataDictionary:
             for tag in required:
                 if tag not in present and tag not in (9, 10):  # framing checked them already
                     return ("Required tag missing", 1, tag)
-        header, trailer, body = [], [], []
+        header: list[tuple[int, str]] = []
+        trailer: list[tuple[int, str]] = []
+        body: list[tuple[int, str]] = []
         for tag, value in pairs:
             if tag in (8, 9, 35, 10):
                 continue

@@ -207,7 +207,7 @@ class FixSession:
         """Start an orderly Logout (at stop); the driver disconnects on the answer or the timeout."""
         if self.state not in (ACTIVE, LOGON_SENT):
             return [Disconnect("stopped", False)] if self.state != DISCONNECTED else []
-        body = [(58, text)] if text else []
+        body: list[tuple[int, object]] = [(58, text)] if text else []
         return [self._send("5", body), self._set_state(LOGOUT_SENT, text)]
 
     def send_app(self, msg_type: str, body: Iterable[tuple[int, object]]) -> Send:

@@ -169,7 +169,10 @@ class BookStore(Protocol):
     what the venue let leave memory. ``path`` is the file (None when there is none).
     """
 
-    path: Path | None
+    @property
+    def path(self) -> Path | None:
+        """The store's file (None when there is none); a plain attribute will do."""
+        ...
 
     def load(self) -> BookSnapshot:
         """Everything the store holds."""

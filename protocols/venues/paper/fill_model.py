@@ -529,7 +529,9 @@ class FillModel:
                 return Rejection("MARKET_HALTED", "market halted: crossed or locked quote")
             if book is None or book.quote is None:
                 return Rejection("NO_MARKET_DATA", "no market data")
-            price = book.ask if order.side is _BUY else book.bid  # type: ignore[assignment]
+            price = book.ask if order.side is _BUY else book.bid
+            if price is None:  # (never once a quote arrived: the quote sets both sides)
+                return Rejection("NO_MARKET_DATA", "no market data")
         notional = qty * price
         if notional < inst.min_notional:
             return Rejection("MIN_NOTIONAL", f"notional {notional:f} is below min notional {inst.min_notional:f}")
@@ -792,7 +794,7 @@ class NautilusL1Model(FillModel):
             return super().on_quote(book, quote)
         return L1Book(quote, quote.bid_size, quote.ask_size, False, quote.bid, quote.ask, level_bid=quote.bid, level_ask=quote.ask)
 
-    def on_trade(self, book: TopOfBook | None, trade: Trade) -> TopOfBook | None:  # type: ignore[override]
+    def on_trade(self, book: TopOfBook | None, trade: Trade) -> TopOfBook | None:
         """The trade becomes the L1 level on both sides; it moves the matching price of its
         aggressor's side (``process_trade_tick`` with ``trade_execution``). No market before
         the first good quote (rule 2)."""

@@ -489,14 +489,22 @@ class PgBook:
         return delta, top
 
 
+def _scalar(conn: Any, sql: str, params: tuple[Any, ...] = ()) -> Any:
+    """The first column of the one row ``sql`` returns (an aggregate or ``to_regclass``: always a row)."""
+    row = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise RuntimeError(f"no row from {sql!r}")
+    return row[0]
+
+
 def delete_book(url: str, book_id: str) -> int:
     """Delete every row of one book (``stress --fresh``); how many orders it held. No-op without the schema."""
     import psycopg
 
     with psycopg.connect(url, connect_timeout=5) as conn:
-        if not conn.execute("SELECT to_regclass('flowroute_paper.books') IS NOT NULL").fetchone()[0]:
+        if not _scalar(conn, "SELECT to_regclass('flowroute_paper.books') IS NOT NULL"):
             return 0
-        n = conn.execute("SELECT count(*) FROM flowroute_paper.orders WHERE book_id = %s", (book_id,)).fetchone()[0]
+        n = _scalar(conn, "SELECT count(*) FROM flowroute_paper.orders WHERE book_id = %s", (book_id,))
         for table in _TABLES:
             conn.execute(f"DELETE FROM flowroute_paper.{table} WHERE book_id = %s", (book_id,))
     return int(n)
@@ -507,6 +515,6 @@ def book_order_count(url: str, book_id: str) -> int:
     import psycopg
 
     with psycopg.connect(url, connect_timeout=5) as conn:
-        if not conn.execute("SELECT to_regclass('flowroute_paper.books') IS NOT NULL").fetchone()[0]:
+        if not _scalar(conn, "SELECT to_regclass('flowroute_paper.books') IS NOT NULL"):
             return 0
-        return int(conn.execute("SELECT count(*) FROM flowroute_paper.orders WHERE book_id = %s", (book_id,)).fetchone()[0])
+        return int(_scalar(conn, "SELECT count(*) FROM flowroute_paper.orders WHERE book_id = %s", (book_id,)))
