@@ -7,11 +7,19 @@ the lock, in arrival order) and reconnects with jittered exponential backoff aft
 disconnect. Other threads send application messages with :meth:`FixConnection.send_app`
 (under the same lock, so MsgSeqNum order is wire order). ``close()`` sends Logout, waits
 briefly for the answer and stops the thread.
+
+Writes never block the caller: every frame goes through one outbox, in MsgSeqNum order. On a
+plain TCP socket the caller writes what the kernel takes at once (the socket is non-blocking);
+whatever is left (a peer that stops reading fills the socket's buffers) and every frame on a
+TLS socket are written by the connection thread when the socket can take them. An actor that
+sends an order therefore never waits on the peer (docs/DESIGN.md "Threads").
 """
 
 from __future__ import annotations
 
+import os
 import random
+import select
 import socket
 import ssl
 import threading
@@ -98,11 +106,22 @@ class FixConnection:
         self._active = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self._name = name
+        #: bytes accepted for the wire but not yet written, in MsgSeqNum order (under the lock)
+        self._outbox = bytearray()
+        #: wakes the connection thread when the outbox needs it (it may be waiting to read)
+        self._wake_r, self._wake_w = self._wake_pair()
         self.connects = 0
         self.disconnects = 0
         self.last_disconnect: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
+
+    @staticmethod
+    def _wake_pair() -> tuple[socket.socket, socket.socket]:
+        wake_r, wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        return wake_r, wake_w
 
     def start(self) -> None:
         """Start the connection thread (idempotent)."""
@@ -110,6 +129,8 @@ class FixConnection:
             if self._thread is not None and self._thread.is_alive():
                 return
             self._stopping.clear()
+            if self._wake_r.fileno() == -1:  # closed by an earlier close()
+                self._wake_r, self._wake_w = self._wake_pair()
             self._thread = threading.Thread(target=self._run, name=f"{self._name}-session", daemon=True)
             self._thread.start()
 
@@ -130,6 +151,9 @@ class FixConnection:
             self._close_socket("stopped")
         thread.join(timeout)
         self._thread = None
+        if not thread.is_alive():
+            self._wake_r.close()
+            self._wake_w.close()
 
     def wait_active(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the session to be ACTIVE; True when it is."""
@@ -164,11 +188,57 @@ class FixConnection:
             if on_seq is not None:
                 on_seq(send.seq)
             try:
-                sock.sendall(send.raw)
+                self._write(send.raw)
             except OSError as exc:
                 self._close_socket(f"send failed: {exc}")
                 raise SendFailed(f"send of MsgSeqNum {send.seq} failed: {exc}", delivered=True) from exc
             return send.seq
+
+    @property
+    def outbox_bytes(self) -> int:
+        """Bytes accepted for the wire and not yet written (the peer is not reading fast enough)."""
+        with self._lock:
+            return len(self._outbox)
+
+    def _write(self, raw: bytes) -> None:
+        """Queue ``raw`` behind what is already queued; write at once what the socket takes
+        without waiting (plain TCP only), leave the rest to the connection thread. Under the lock.
+        Raises OSError when the connection is broken."""
+        sock = self._sock
+        if sock is None:
+            return
+        if not self._outbox and not isinstance(sock, ssl.SSLSocket):
+            try:
+                # the socket is in non-blocking mode at the OS level (it has a timeout): never waits
+                written = os.write(sock.fileno(), raw)
+            except BlockingIOError:
+                written = 0
+            if written == len(raw):
+                return
+            raw = raw[written:]
+        was_empty = not self._outbox
+        self._outbox += raw
+        if was_empty:
+            try:
+                self._wake_w.send(b"\0")
+            except (BlockingIOError, InterruptedError):
+                pass  # a wake-up is already pending
+
+    def _flush(self, sock: socket.socket) -> None:
+        """Write what the socket takes of the outbox (the connection thread, under the lock)."""
+        if not self._outbox or self._sock is not sock:
+            return
+        try:
+            if isinstance(sock, ssl.SSLSocket):
+                written = sock.send(self._outbox)
+            else:
+                written = os.write(sock.fileno(), self._outbox)
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError, socket.timeout):
+            return
+        except OSError as exc:
+            self._close_socket(f"send failed: {exc}")
+            return
+        del self._outbox[:written]
 
     # ------------------------------------------------------------------ the thread
 
@@ -186,6 +256,8 @@ class FixConnection:
                 continue
             attempt = 0
             self.connects += 1
+            # non-blocking at the OS level from here on (a timeout socket is): writes never wait
+            sock.settimeout(self._connect_timeout)
             with self._lock:
                 if self._stopping.is_set():
                     sock.close()
@@ -213,16 +285,31 @@ class FixConnection:
         return sock
 
     def _read_loop(self, sock: socket.socket) -> None:
+        tls = isinstance(sock, ssl.SSLSocket)
         while not self._stopping.is_set():
             with self._lock:
                 if self._sock is not sock:
                     return
                 wait = max(0.0, min(self.session.next_deadline() - self.session.clock.monotonic(), 0.5))
+                writing = bool(self._outbox)
+            data = None
             try:
-                sock.settimeout(wait if wait > 0 else 0.001)
-                data = sock.recv(65536)
-            except (socket.timeout, ssl.SSLWantReadError):
+                if tls and sock.pending():
+                    readable = True
+                else:
+                    ready_r, ready_w, _ = select.select([sock, self._wake_r], [sock] if writing else [], [], wait)
+                    if self._wake_r in ready_r:
+                        self._drain_wake()
+                    if ready_w:
+                        with self._lock:
+                            self._flush(sock)
+                    readable = sock in ready_r
+                if readable:
+                    data = sock.recv(65536)
+            except (socket.timeout, ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
                 data = None
+            except ValueError:  # select on a socket closed by another thread (drop / close)
+                return
             except OSError as exc:
                 with self._lock:
                     self._close_socket(f"connection lost: {exc}")
@@ -247,6 +334,13 @@ class FixConnection:
                 except Exception as exc:
                     logger.exception("FIX {}: tick handler failed: {}", self._name, exc)
 
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
     def _carry_out(self, actions) -> list[object]:
         """Write, disconnect, note state changes (under the lock); return what goes to the app."""
         to_app: list[object] = []
@@ -255,7 +349,7 @@ class FixConnection:
                 if self._sock is None:
                     continue
                 try:
-                    self._sock.sendall(action.raw)
+                    self._write(action.raw)
                 except OSError as exc:
                     self._close_socket(f"send failed: {exc}")
             elif isinstance(action, (Deliver, GapFilled)):
@@ -272,6 +366,9 @@ class FixConnection:
         sock, self._sock = self._sock, None
         if sock is None:
             return
+        # frames never written are lost with the connection, as unacknowledged bytes in the
+        # kernel would be: the peer asks for them again (ResendRequest) after the next logon
+        self._outbox.clear()
         self.disconnects += 1
         self.last_disconnect = reason
         try:
