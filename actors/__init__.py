@@ -11,17 +11,17 @@ Example::
 
 from loguru import logger as _logger
 
-from .orders.books import Position
-from .orders.pnl import DailyPnl
 from .breaker.breaker import BreakerSnapshot, BreakerState
 from .kernel.clock import Clock, FakeClock, RealClock
+from .orders.books import Position
 from .orders.hooks import HookDenial, PreTradeCheck, PreTradeHook
-from .runtime.registry import AdapterRegistry, default_registry
+from .orders.pnl import DailyPnl
 from .orders.risk import TradingState
+from .runtime.registry import AdapterRegistry, default_registry
 from .runtime.runtime import Runtime, Subscription
 from .runtime.statelock import StateDirInUse
-from .supervision.supervisor import ChildHealth, Health
 from .runtime.sync import AdapterSync, BrokerSyncReport, StateDifference
+from .supervision.supervisor import ChildHealth, Health
 
 __all__ = [
     "AdapterRegistry",

@@ -82,7 +82,7 @@ def bare_round_trips(connect, port: int, n: int) -> list[float]:
         t0 = time.perf_counter_ns()
         send("D", (11, cid.decode()), (21, 1), (55, "BTCUSDT"), (54, 1), (60, "20260101-00:00:00.000"),
              (38, "0.5"), (40, 2), (44, "100"), (59, 1))
-        read_until(lambda m: m.get(35) == b"8" and m.get(11) == cid)
+        read_until(lambda m, cid=cid: m.get(35) == b"8" and m.get(11) == cid)
         out.append((time.perf_counter_ns() - t0) / 1000)
     send("5")
     sock.close()
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     from actors import Runtime, default_registry
     from config import load_settings
     from protocols.venues.fix import build_fix_venue
-    from protocols.venues.fix._peer import Peer, available, INSTALL_HINT
+    from protocols.venues.fix._peer import INSTALL_HINT, Peer, available
 
     if not available():
         print(f"QuickFIX example acceptors not installed ({INSTALL_HINT})", file=sys.stderr)

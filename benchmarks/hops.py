@@ -29,8 +29,9 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 _STAMPS: dict[str, list[tuple[str, int, str]]] = defaultdict(list)
 _ON = [False]

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from protocols import Instrument, Quote, Trade, VenueOrder, VenueRejectedError
 from protocols.market.readers import read_market
@@ -280,7 +280,7 @@ def run_nautilus(events: Sequence[Quote | Trade], scenario: Scenario) -> Outcome
     )
 
     def ns(ts: datetime) -> int:
-        delta = ts - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        delta = ts - datetime(1970, 1, 1, tzinfo=UTC)
         return (delta.days * 86_400_000_000 + delta.seconds * 1_000_000 + delta.microseconds) * 1000
 
     def px(d: Decimal) -> Price:
@@ -373,7 +373,7 @@ def run_nautilus(events: Sequence[Quote | Trade], scenario: Scenario) -> Outcome
 def _ns_to_dt(ts_ns: int) -> datetime:
     from datetime import timedelta
 
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=ts_ns // 1000)
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ts_ns // 1000)
 
 
 # ------------------------------------------------------------------ comparison

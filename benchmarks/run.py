@@ -82,10 +82,11 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 # Nothing that starts a thread is imported at module level: ``--pin`` must take effect
 # before the first thread of the process exists. flowroute, pykka, loguru and rich are
@@ -97,7 +98,7 @@ SYMBOL = "BTC/USDT"
 BID = "39432.99"
 ASK = "39433.62"
 QTY = "0.001"  # 0.001 BTC ≈ 39 USDT > min_notional 5
-T0 = datetime(2021, 1, 8, tzinfo=timezone.utc)
+T0 = datetime(2021, 1, 8, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -508,8 +509,8 @@ class LockBaseline:
 
     def __init__(self, settings: Any, quote: Any, *, journal: str = "sqlite") -> None:
         from actors.journal.sqlite import SQLiteJournal
-        from actors.orders.risk import RiskConfig, RiskEngine
         from actors.orders.books import Positions
+        from actors.orders.risk import RiskConfig, RiskEngine
         from protocols.venues import FillModelConfig, PaperVenue
 
         if journal == "sqlite":
@@ -541,8 +542,8 @@ class LockBaseline:
     def submit(self, intent: Any, ctx: Any) -> Any:
         from concurrent.futures import Future
 
-        from actors.orders.books import OrderRecord, arrival_price
         from actors.journal.sqlite import Claim
+        from actors.orders.books import OrderRecord, arrival_price
         from actors.orders.messages import SubmitOrder
         from actors.orders.reporting import venue_report
         from actors.routing.router import RouteDenied, decide_route
@@ -930,7 +931,7 @@ def _meta(args: argparse.Namespace, state_root: Path) -> dict[str, Any]:
         "state_root": str(state_root),
         "state_root_filesystem": fs_type(state_root),
         "git_commit": commit,
-        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 

@@ -42,8 +42,8 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    PrivateAttr,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -106,7 +106,7 @@ class ConfigError(ValueError):
         super().__init__("\n".join(f"{key}: {message}" if key else message for key, message in self.errors))
 
     @classmethod
-    def from_validation_error(cls, exc: ValidationError) -> "ConfigError":
+    def from_validation_error(cls, exc: ValidationError) -> ConfigError:
         """Translate every pydantic error into a ``dotted.key: message (got value)`` line."""
         errors: list[tuple[str, str]] = []
         for err in exc.errors():

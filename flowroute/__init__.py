@@ -26,11 +26,12 @@ from loguru import logger as _logger
 
 import actors as _actors
 import protocols as _protocols
-from actors import *  # noqa: F401,F403  (re-exported: see __all__)
-from actors.audit.log import VerifyResult, verify as verify_audit_log
+from actors import *  # noqa: F403  (re-exported: see __all__)
+from actors.audit.log import VerifyResult
+from actors.audit.log import verify as verify_audit_log
 from actors.observability.logs import LOGGER_NAMES, disable_logging, enable_logging
 from config import ConfigError, Settings, known_profiles, load_settings
-from protocols import *  # noqa: F401,F403  (re-exported: see __all__)
+from protocols import *  # noqa: F403  (re-exported: see __all__)
 
 try:
     __version__: str = _metadata.version("flowroute")

@@ -35,6 +35,17 @@ from .adapter import (
     retire_adapter,
     start_adapter,
 )
+from .market.readers import (
+    ErrorCollector,
+    ProblemGroup,
+    RowError,
+    group_problems,
+    read_market,
+    read_quotes,
+    read_trades,
+)
+from .market.values import Quote, Trade
+from .model.base import utc_now
 from .model.enums import (
     OPEN_STATUSES,
     TERMINAL_STATUSES,
@@ -64,13 +75,17 @@ from .model.events import (
     AdapterCrashed,
     AdapterRestarted,
     AlertCleared,
-    VenueSessionChanged,
+    BrokerStateMatched,
+    BrokerStateMismatch,
     ChildGaveUp,
     CircuitClosed,
     CircuitHalfOpened,
     CircuitOpened,
     CircuitStateChanged,
+    DurableWriteFailed,
+    DurableWriteRecovered,
     Event,
+    InlineCallOverran,
     LatencySpiked,
     OrderAccepted,
     OrderCanceled,
@@ -84,19 +99,15 @@ from .model.events import (
     OrderReconciled,
     OrderRejected,
     OrderSubmitted,
+    OrderTrackingChanged,
     OrderUnknown,
     OverfillDetected,
-    RejectRateSpiked,
     ReconciliationEscalated,
+    RejectRateSpiked,
     RemainderResubmitted,
     SubscriberFailed,
-    BrokerStateMatched,
-    BrokerStateMismatch,
     TradingStateChanged,
-    OrderTrackingChanged,
-    InlineCallOverran,
-    DurableWriteFailed,
-    DurableWriteRecovered,
+    VenueSessionChanged,
 )
 from .model.instruments import DEFAULT_INSTRUMENTS, Instrument
 from .model.intents import (
@@ -107,17 +118,6 @@ from .model.intents import (
     signal_client_order_id,
 )
 from .model.lifecycle import EVENT_TARGET, TRANSITIONS, LifecycleState, OrderEventType, apply_event, can_apply
-from .market.values import Quote, Trade
-from .model.base import utc_now
-from .market.readers import (
-    ErrorCollector,
-    ProblemGroup,
-    RowError,
-    group_problems,
-    read_market,
-    read_quotes,
-    read_trades,
-)
 from .model.reports import ExecutionReport, Fill, RouteDecision, summarize_fills
 
 __all__ = [

@@ -51,16 +51,17 @@ conformance suite in ``tests/conformance``)::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Callable, Literal, Mapping, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import Field
 
-from .model.enums import OrderStatus, OrderType, Side, TimeInForce
-from .model.intents import ExecutionContext, OrderIntent
 from .market.values import Quote, Trade
 from .model.base import Dec, Frozen, NonNegDec, PosDec, UtcDatetime, utc_now
+from .model.enums import OrderStatus, OrderType, Side, TimeInForce
+from .model.intents import ExecutionContext, OrderIntent
 from .model.pydantic_compat import construct_valid
 from .model.reports import Fill, summarize_fills
 
@@ -83,7 +84,7 @@ class VenueOrder(Frozen):
     ts: UtcDatetime = Field(default_factory=utc_now)
 
     @classmethod
-    def from_intent(cls, intent: OrderIntent, context: ExecutionContext) -> "VenueOrder":
+    def from_intent(cls, intent: OrderIntent, context: ExecutionContext) -> VenueOrder:
         """Build the venue order for ``intent`` under ``context`` (timestamp from the context).
 
         Every field comes from a validated ``OrderIntent`` / ``ExecutionContext`` field with the
@@ -141,7 +142,7 @@ class VenueOrderState(Frozen):
         fills: tuple[Fill, ...] = (),
         reject_reason: str | None = None,
         ts=None,
-    ) -> "VenueOrderState":
+    ) -> VenueOrderState:
         """Derive cum_qty, leaves_qty and avg_px from ``fills`` (leaves 0 when terminal)."""
         cum, avg, _fees = summarize_fills(fills)
         leaves = Decimal(0) if status.is_terminal else max(order.quantity - cum, Decimal(0))
@@ -312,7 +313,7 @@ class OrderLookup(Frozen):
 
 def classify_lookup(
     client_order_id: str,
-    answer: "VenueOrderState | None | BaseException",
+    answer: VenueOrderState | BaseException | None,
     capabilities: AdapterCapabilities,
     since_last_send_s: float | None,
 ) -> OrderLookup:

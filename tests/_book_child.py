@@ -11,17 +11,17 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from protocols import Instrument, Quote, VenueOrder, VenueRejectedError  # noqa: E402
-from protocols.venues import FILL_MODEL_VERSION, FillModelConfig, PaperVenue  # noqa: E402
-from protocols.venues.paper.pg_book import PgBook  # noqa: E402
+from protocols import Instrument, Quote, VenueOrder, VenueRejectedError
+from protocols.venues import FILL_MODEL_VERSION, FillModelConfig, PaperVenue
+from protocols.venues.paper.pg_book import PgBook
 
-T0 = datetime(2021, 1, 8, 0, 0, 1, tzinfo=timezone.utc)
+T0 = datetime(2021, 1, 8, 0, 0, 1, tzinfo=UTC)
 SYM = "BTC/USDT"
 CFG = FillModelConfig(maker_fee_bps=D("1"), taker_fee_bps=D("10"), market_remainder="expire",
                       instruments={SYM: Instrument(symbol=SYM, tick_size=D("0.01"), lot_size=D("0.001"), min_notional=D("1"))})

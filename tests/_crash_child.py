@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actors import Runtime  # noqa: E402
-from config import load_settings  # noqa: E402
-from protocols import ExecutionContext, OrderIntent, Quote, Trade  # noqa: E402
+from actors import Runtime
+from config import load_settings
+from protocols import ExecutionContext, OrderIntent, Quote, Trade
 
 ACCOUNT = "crash"
 
@@ -35,9 +35,8 @@ def run(rt: Runtime, seed: int, orders: int) -> list:
     mid = Decimal("39433.00")
     resting: list[str] = []
     reports = []
-    sec = 0
     for i in range(orders):
-        sec += 1
+        sec = i + 1
         mid += Decimal(rng.randint(-20, 20)) / 100
         ts = f"2021-01-08T00:{sec // 60:02d}:{sec % 60:02d}Z"
         rt.on_market(Quote(ts=ts, symbol="BTC/USDT", bid=mid - Decimal("0.50"), bid_size=Decimal("0.002"),

@@ -42,7 +42,7 @@ class PgCluster:
         self._user = user  # run server binaries as this OS user (None: as ourselves)
 
     @classmethod
-    def start(cls, *, fsync: bool = False) -> "PgCluster":
+    def start(cls, *, fsync: bool = False) -> PgCluster:
         """initdb + start; ``fsync=False`` (tests: nothing to keep) makes commits cheap, ``True`` real."""
         bindir = pg_bin_dir()
         root = Path(tempfile.mkdtemp(prefix="frpg-"))

@@ -31,7 +31,7 @@ import gzip
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from protocols import TERMINAL_STATUSES
@@ -101,11 +101,11 @@ def archive_orders(ledger_path: Path, journal_path: Path | None, *, before: date
         lines = [json.dumps({"table": "order_events", **row}, sort_keys=True) for row in events]
         lines += [json.dumps({"table": "fills", **row}, sort_keys=True) for row in fills]
         archive_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        target = archive_dir / f"orders.{before.astimezone(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.jsonl.gz"
+        target = archive_dir / f"orders.{before.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}.jsonl.gz"
         n = 1
         while target.exists():  # a second run with the same cutoff (e.g. after a crash): its own file
             n += 1
-            target = archive_dir / f"orders.{before.astimezone(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.{n}.jsonl.gz"
+            target = archive_dir / f"orders.{before.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}.{n}.jsonl.gz"
         _write_durably(target, gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0), file_mode)
         with ledger:
             ledger.execute("DELETE FROM order_events WHERE (account_id, client_order_id) IN (SELECT account_id, client_order_id FROM expired)")
@@ -128,7 +128,7 @@ def archive_receipts(path: Path, *, before: datetime, archive_dir: Path, file_mo
     path = Path(path)
     if not path.exists():
         return 0, None
-    cutoff = before.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    cutoff = before.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     data = path.read_bytes()
     lines = data.split(b"\n")
     tail = lines.pop()

@@ -24,18 +24,24 @@ from loguru import logger
 
 from protocols import ErrorCode, OrderStatus
 
-from ..kernel.base import FlowActor, tell
-from .breaker import BreakerConfig, BreakerState, CallOutcome, CircuitBreaker, Denied
+from ..events.messages import Publish
+from ..execution.messages import ExecuteCancel, ExecuteOrder, ReconcileOrders
+from ..idempotency.messages import CompleteOrder, ReleaseClaim
+from ..kernel.base import FlowActor, resolve, tell
 from ..orders.messages import (
-    CancelOutcome,
-    GuardActed,
     AdapterAvailability,
     BrokerStateFetched,
     CancelFinished,
     CancelOrder,
+    CancelOutcome,
+    GuardActed,
     OrderFinished,
     SubmitOrder,
 )
+from ..orders.reporting import error_report
+from ..routing.messages import FetchBrokerState, ForwardReconcile, TrackOrders
+from ..supervision.messages import Wire
+from .breaker import BreakerConfig, BreakerState, CallOutcome, CircuitBreaker, Denied
 from .messages import (
     AdapterChanged,
     BreakerCommand,
@@ -46,13 +52,6 @@ from .messages import (
     RetryOrder,
     ReturnOrder,
 )
-from ..routing.messages import FetchBrokerState, ForwardReconcile, TrackOrders
-from ..idempotency.messages import CompleteOrder, ReleaseClaim
-from ..execution.messages import ExecuteCancel, ExecuteOrder, ReconcileOrders
-from ..events.messages import Publish
-from ..supervision.messages import Wire
-from ..orders.reporting import error_report
-from ..kernel.base import resolve
 
 
 class CircuitBreakerActor(FlowActor):

@@ -66,12 +66,13 @@ import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
 from config import BreakerSettings
 from protocols import CircuitClosed, CircuitHalfOpened, CircuitOpened, CircuitStateChanged
+
 from ..kernel.clock import time_until
 
 __all__ = [
@@ -179,7 +180,7 @@ class BreakerConfig:
         return min(self.minimum_calls, self.window_size)
 
     @classmethod
-    def from_settings(cls, obj: Any) -> "BreakerConfig":
+    def from_settings(cls, obj: Any) -> BreakerConfig:
         """Build from any object (or mapping) exposing the field names as attributes (keys).
 
         Missing names keep their defaults; present values are validated (``ValueError`` names
@@ -524,7 +525,7 @@ class CircuitBreaker:
 
     def _now_utc(self) -> datetime:
         now = getattr(self._clock, "now", None)
-        return now() if callable(now) else datetime.now(timezone.utc)
+        return now() if callable(now) else datetime.now(UTC)
 
     def _transition(self, target: BreakerState, failure_rate: float = -1.0, slow_rate: float = -1.0) -> list[CircuitStateChanged]:
         source = self._state

@@ -9,8 +9,8 @@ once per overflow episode) instead of growing memory without bound.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pykka
 from loguru import logger
@@ -18,8 +18,8 @@ from loguru import logger
 from protocols import Event, SubscriberFailed
 
 from ..kernel.base import FlowActor, tell
-from .messages import Deliver, DeliveryDone, Publish, Subscribe, Unsubscribe
 from ..supervision.messages import Wire
+from .messages import Deliver, DeliveryDone, Publish, Subscribe, Unsubscribe
 
 
 class SubscriberActor(FlowActor):

@@ -5,8 +5,10 @@ Frozen dataclasses; the only mutable thing a message may carry is its reply futu
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+
 from protocols import Event
 
 

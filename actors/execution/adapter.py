@@ -60,9 +60,10 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, cast
+from typing import Any, Protocol, cast
 
 import pykka
 from loguru import logger
@@ -73,10 +74,10 @@ from protocols import (
     AmbiguousError,
     AsyncSender,
     BrokerAdapter,
-    LookupOutcome,
     ErrorCode,
     FatalAdapterError,
     InlineCallOverran,
+    LookupOutcome,
     NotDeliveredError,
     OrderStatus,
     VenueOrder,
@@ -87,25 +88,30 @@ from protocols import (
     start_adapter,
 )
 
-from ..testing import crash_point
-from ..supervision.backoff import backoff_delay
+from ..breaker.breaker import CallOutcome
+from ..breaker.messages import CallFinished, CancelTaken, RetryOrder, ReturnOrder
+from ..events.messages import Publish
+from ..idempotency.messages import CompleteOrder, ReleaseClaim
 from ..kernel.base import ActorCrashed, FlowActor, exc_summary, resolve, tell
 from ..kernel.inbox import tell_quiet, tell_quiet_then_wake, wake
-from ..breaker.breaker import CallOutcome
 from ..orders.messages import (
-    CancelOutcome,
     AttemptFailed,
-    GuardActed,
     BrokerStateFetched,
     CancelFinished,
     CancelOrder,
+    CancelOutcome,
+    GuardActed,
     OrderFinished,
     OrderReconciledWith,
     OrderSent,
     ReconciliationStalled,
     SubmitOrder,
 )
-from ..breaker.messages import CallFinished, CancelTaken, RetryOrder, ReturnOrder
+from ..orders.reporting import error_report, venue_report
+from ..routing.messages import FetchBrokerState, TrackOrders
+from ..supervision.backoff import backoff_delay
+from ..supervision.messages import Wire
+from ..testing import crash_point
 from .messages import (
     CallTimedOut,
     ExecuteCancel,
@@ -116,11 +122,6 @@ from .messages import (
     ThrottleTick,
     VenueCallCompleted,
 )
-from ..idempotency.messages import CompleteOrder, ReleaseClaim
-from ..routing.messages import FetchBrokerState, TrackOrders
-from ..events.messages import Publish
-from ..supervision.messages import Wire
-from ..orders.reporting import error_report, venue_report
 from .throttle import AdmissionQueue, SlidingLogThrottle
 
 
@@ -325,7 +326,7 @@ class AdapterPolicy:
     reconcile_backoff_cap_s: float
 
     @classmethod
-    def from_settings(cls, settings: Any, adapter_id: str | None = None) -> "AdapterPolicy":
+    def from_settings(cls, settings: Any, adapter_id: str | None = None) -> AdapterPolicy:
         """Read the policy of ``adapter_id`` from a ``config.Settings``: the global [timeouts],
         [retry] and [throttle] with its ``[adapters.<adapter_id>.*]`` overrides (None: global only)."""
         own = settings.for_adapter(adapter_id) if adapter_id is not None else settings

@@ -5,11 +5,10 @@ Frozen dataclasses; the only mutable thing a message may carry is its reply futu
 """
 
 from __future__ import annotations
-from concurrent.futures import Future
+
 from dataclasses import dataclass
 from typing import Any
 
-from ..breaker.messages import CancelTaken
 from ..orders.messages import CancelOrder, SubmitOrder
 
 

@@ -34,6 +34,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
+
 from ..kernel.clock import time_until
 
 __all__ = ["AdmissionQueue", "SlidingLogThrottle"]
@@ -183,9 +184,9 @@ class AdmissionQueue(Generic[T]):
         # evaluate the predicate on everything first: if it raises, the queue is unchanged
         marks = [[bool(predicate(x)) for x in lane] for lane in (self._cancels, self._new)]
         removed: list[T] = []
-        for lane, lane_marks in zip((self._cancels, self._new), marks):
-            kept = [x for x, hit in zip(lane, lane_marks) if not hit]
-            removed.extend(x for x, hit in zip(lane, lane_marks) if hit)
+        for lane, lane_marks in zip((self._cancels, self._new), marks, strict=False):
+            kept = [x for x, hit in zip(lane, lane_marks, strict=False) if not hit]
+            removed.extend(x for x, hit in zip(lane, lane_marks, strict=False) if hit)
             lane.clear()
             lane.extend(kept)
         return removed

@@ -5,7 +5,9 @@ Frozen dataclasses; the only mutable thing a message may carry is its reply futu
 """
 
 from __future__ import annotations
+
 from dataclasses import dataclass
+
 from protocols import ExecutionReport
 
 

@@ -23,22 +23,22 @@ transaction holding its claim has committed.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pykka
 from loguru import logger
 
 from protocols import ErrorCode, ExecutionReport, OrderStatus
 
-from ..testing import InjectJournalFailure, crash_point
-from ..kernel.base import FlowActor, resolve, tell
 from ..journal.sqlite import Claim, Completion, FailureInjectable, JournalError, JournalStore, MemoryJournal
-from .messages import CompleteOrder, FlushJournal, ReleaseClaim
-from ..supervision.messages import Wire
+from ..kernel.base import FlowActor, resolve, tell
 from ..orders.messages import GuardActed, RecordDenied, ReleaseTrading, SubmitOrder
 from ..orders.reporting import as_replay, error_report
-
+from ..supervision.messages import Wire
+from ..testing import InjectJournalFailure, crash_point
+from .messages import CompleteOrder, FlushJournal, ReleaseClaim
 
 _JOURNAL_MESSAGES = (SubmitOrder, CompleteOrder, ReleaseClaim)
 #: the trading hold the supervisor takes while this store restarts (``HoldTrading.cause``)
@@ -247,7 +247,7 @@ class IdempotencyStoreActor(FlowActor):
         crash_point("after_claim")
         if self._metrics is not None and self._transactional:  # a MemoryJournal has no transactions to size
             self._metrics.journal_batch(len(claims))
-        for order, result in zip(claims, results):
+        for order, result in zip(claims, results, strict=False):
             outcome = result.outcome
             if outcome == "EXPIRED_RECLAIMED" and _reached_venue(result.previous, self._reports.get(result.record.key)):
                 # the TTL ended the replay window, but the id was sent once: never send it again (docs/DESIGN.md, Durability)

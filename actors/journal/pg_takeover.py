@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from loguru import logger
 
@@ -77,7 +78,7 @@ class TakeoverLoop:
 
     def run_once(self) -> int:
         """One round; returns how many orders were taken over."""
-        _, dead, keys = self._journal.take_over_expired(time.time())
+        _, _dead, keys = self._journal.take_over_expired(time.time())
         if not keys:
             return 0
         orders = adopted_orders(self._journal, keys)

@@ -41,10 +41,11 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from loguru import logger
 
@@ -64,9 +65,9 @@ from .sqlite import (
     _check_id,
     _check_str,
     _check_time,
-    _release_keys,
     _check_ttl,
     _fill_params,
+    _release_keys,
 )
 
 __all__ = ["MIGRATIONS_DIR", "PostgresBackend", "PostgresJournal", "known_schema_version", "redact_url"]
@@ -139,7 +140,7 @@ class PostgresBackend:
 
     # -- start ---------------------------------------------------------------
     @classmethod
-    def open(cls, url: str, *, lease_s: float = 15.0, pool_max: int = 8, connect_timeout_s: float = 5.0) -> "PostgresBackend":
+    def open(cls, url: str, *, lease_s: float = 15.0, pool_max: int = 8, connect_timeout_s: float = 5.0) -> PostgresBackend:
         """Connect, migrate, open the pool and register this process as an owner (see the class)."""
         backend = cls(url, lease_s=lease_s, pool_max=pool_max, connect_timeout_s=connect_timeout_s)
         try:
@@ -237,7 +238,7 @@ class PostgresBackend:
             raise JournalError("the PostgreSQL journal is closed")
         return self._pool
 
-    def journal(self, *, fail_writes: Callable[[], bool] | None = None) -> "PostgresJournal":
+    def journal(self, *, fail_writes: Callable[[], bool] | None = None) -> PostgresJournal:
         """A :class:`PostgresJournal` on this backend's pool (one per owning actor)."""
         return PostgresJournal(self, fail_writes=fail_writes)
 
@@ -675,7 +676,7 @@ class PostgresJournal:
         """Stop using the backend's pool (idempotent); the backend itself is closed by its owner."""
         self._closed = True
 
-    def __enter__(self) -> "PostgresJournal":
+    def __enter__(self) -> PostgresJournal:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -58,12 +58,13 @@ import math
 import os
 import sqlite3
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from pathlib import Path
-from typing import Callable, Final, Literal, Protocol, Sequence, runtime_checkable
+from typing import Final, Literal, Protocol, runtime_checkable
 
 from loguru import logger
 
@@ -1218,7 +1219,7 @@ class SQLiteJournal:
             except sqlite3.Error as exc:  # pragma: no cover - close of a healthy connection
                 raise JournalError(f"closing journal {self._describe()} failed: {exc}") from exc
 
-    def __enter__(self) -> "SQLiteJournal":
+    def __enter__(self) -> SQLiteJournal:
         return self
 
     def __exit__(self, *exc: object) -> None:

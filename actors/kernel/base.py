@@ -26,9 +26,9 @@ interpreter alive. So :class:`FlowActor`:
 from __future__ import annotations
 
 import time
-import weakref
+from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
-from typing import Any, Callable
+from typing import Any
 
 import pykka
 from loguru import logger

@@ -23,8 +23,9 @@ import itertools
 import math
 import threading
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Protocol
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from loguru import logger
 
@@ -97,7 +98,7 @@ class RealClock:
         return time.monotonic()
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def call_later(self, delay_s: float, callback: Callable[[], None]) -> TimerHandle:
         handle = TimerHandle(time.monotonic() + max(0.0, delay_s), callback)
@@ -143,7 +144,7 @@ class FakeClock:
     def __init__(self, start: float = 0.0, wall_start: datetime | None = None) -> None:
         self._now = start
         self._start = start
-        self._wall_start = wall_start or datetime(2021, 1, 8, tzinfo=timezone.utc)
+        self._wall_start = wall_start or datetime(2021, 1, 8, tzinfo=UTC)
         self._heap: list[tuple[float, int, TimerHandle]] = []
         self._seq = itertools.count()
         self._lock = threading.Lock()

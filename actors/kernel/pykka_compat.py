@@ -69,7 +69,7 @@ def check_pykka_version(version: str, tested: tuple[tuple[int, int], ...] = TEST
 
 check_pykka_version(metadata.version("pykka"))
 
-from pykka._envelope import Envelope
+from pykka._envelope import Envelope  # noqa: E402 - only after the version check above
 
 #: the message ``ActorRef.stop`` sends (pykka's ``messages._ActorStop``)
 ActorStop: type = _pykka_messages._ActorStop

@@ -42,13 +42,15 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from protocols import (
+    TERMINAL_STATUSES,
     ErrorCode,
     ExecError,
     ExecutionReport,
@@ -63,7 +65,6 @@ from protocols import (
     Quote,
     RouteDecision,
     Side,
-    TERMINAL_STATUSES,
     VenueOrderState,
     apply_event,
     can_apply,
@@ -94,7 +95,7 @@ _EV_PARTIALLY_FILLED = OrderEventType.PARTIALLY_FILLED
 _ST_FILLED = OrderStatus.FILLED
 #: ``_now(_UTC)`` is ``protocols.utc_now()`` without the extra call
 _now = datetime.now
-_UTC = timezone.utc
+_UTC = UTC
 _SLIPPAGE_QUANTUM = Decimal("0.0001")
 #: statuses an order reaches only after the venue accepted it
 _PAST_ACCEPTED = frozenset(
@@ -305,7 +306,7 @@ class OrderRecord:
     #: first, each as currently booked (a partly covered one with its remaining qty); None: none yet
     synthetic: list[Fill] | None = None
     #: what the books must do for the fill last APPLIED by :meth:`apply_fill` (None: book it as is)
-    last_booking: "FillBooking | None" = None
+    last_booking: FillBooking | None = None
     #: attribution (README "Features"): from the intent and its ExecutionContext
     strategy_id: str = ""
     session_id: str = ""
@@ -344,7 +345,7 @@ class OrderRecord:
         arrival_px: Decimal | None = None,
         ts: datetime | None = None,
         context: Any = None,
-    ) -> "OrderRecord":
+    ) -> OrderRecord:
         """A new INITIALIZED record for ``intent`` under ``account_id`` (``ts`` default: now);
         ``context`` (an ``ExecutionContext`` or None) gives the attribution."""
         ids = attribution_of(intent, context)
@@ -666,7 +667,7 @@ class OrderRecord:
 
     # -- venue state --------------------------------------------------------------------------
 
-    _VENUE_STATUS_EVENT = {
+    _VENUE_STATUS_EVENT: ClassVar[dict[OrderStatus, OrderEventType]] = {
         OrderStatus.ACCEPTED: OrderEventType.ACCEPTED,
         OrderStatus.CANCELED: OrderEventType.CANCELED,
         OrderStatus.EXPIRED: OrderEventType.EXPIRED,
@@ -674,7 +675,7 @@ class OrderRecord:
     }
 
     def apply_venue_state(self, state: VenueOrderState, *, ts: datetime | None = None,
-                          fill: Fill | None = None) -> "list[Fill | FillBooking]":
+                          fill: Fill | None = None) -> list[Fill | FillBooking]:
         """Adopt the venue's view of this order (a submit ack, an event's state, a ``fetch_order`` answer).
 
         ``fill`` is the fill the report carries besides ``state`` (``VenueEvent.fill``: FIX
@@ -967,7 +968,7 @@ class Positions:
         if fee_ccy is not None:
             cash[fee_ccy] = cash.get(fee_ccy, _ZERO) + (_ZERO - fee)
 
-    def apply_booking(self, account_id: str, symbol: str, side: Side | str, booking: "Fill | FillBooking") -> None:
+    def apply_booking(self, account_id: str, symbol: str, side: Side | str, booking: Fill | FillBooking) -> None:
         """Book what :meth:`OrderRecord.apply_venue_state` returned: a ``Fill`` as :meth:`apply_fill`;
         a :class:`FillBooking` as its new part (if any), the price correction of the synthetic
         quantity it covered, and its fee change, so that position and cash equal the real fills
@@ -1080,7 +1081,7 @@ class Positions:
 
     def check_invariants(
         self, fills_by_account_symbol: Mapping[tuple[str, str], Iterable[tuple[Side | str, Fill]]],
-        retired: "RetiredFills | None" = None,
+        retired: RetiredFills | None = None,
     ) -> list[str]:
         """Check the positions against the fills it should hold (docs/DESIGN.md). Returns violations (empty = OK).
 

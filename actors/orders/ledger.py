@@ -17,41 +17,51 @@ import os
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future
-from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import pykka
 from loguru import logger
 
 from protocols import (
     ORDER_EVENT_BY_STATUS,
+    BrokerStateMatched,
+    BrokerStateMismatch,
+    DurableWriteFailed,
+    DurableWriteRecovered,
     ErrorCode,
     ExecError,
     Fill,
     IllegalTransition,
     LifecycleState,
+    OrderCancelRejected,
+    OrderDenied,
     OrderEventType,
     OrderReconciled,
     OrderStatus,
-    BrokerStateMatched,
-    BrokerStateMismatch,
-    OverfillDetected,
-    RemainderResubmitted,
-    TradingStateChanged,
     OrderTrackingChanged,
+    OverfillDetected,
     Quote,
     ReconciliationEscalated,
+    RemainderResubmitted,
     Trade,
+    TradingStateChanged,
     VenueOrderState,
 )
-from protocols import DurableWriteFailed, DurableWriteRecovered, OrderCancelRejected, OrderDenied
 
-from ..testing import InjectJournalFailure, WriteFaults, crash_point
+from ..events.alerts import AlertMonitor
+from ..events.messages import Publish
+from ..idempotency.messages import CompleteOrder
 from ..kernel.base import FlowActor, internal_error_report, now_ns, resolve, tell
-from .hooks import PreTradeCheck, run_hooks
+from ..routing.messages import FetchBrokerState, ForwardReconcile, TrackOrders
+from ..runtime.sync import AdapterSync, BrokerSyncReport, VenueHoldings
+from ..supervision.backoff import backoff_delay
+from ..supervision.messages import Wire
+from ..testing import InjectJournalFailure, WriteFaults, crash_point
 from .books import (
     SYNTHETIC_TRADE_PREFIX,
     FillBooking,
@@ -63,57 +73,51 @@ from .books import (
     arrival_price,
     attribution_of,
 )
-from .pnl import PnlAttribution
-from ..events.alerts import AlertMonitor
-from ..supervision.backoff import backoff_delay
+from .hooks import PreTradeCheck, run_hooks
 from .messages import (
-    CancelOutcome,
+    AdapterAvailability,
     AlertTick,
-    CompactJournal,
-    RetryDurableWrites,
+    AttemptFailed,
+    BrokerStateFetched,
     CancelFinished,
     CancelOrder,
+    CancelOutcome,
+    CompactJournal,
+    ForgetWait,
+    GetDailyPnl,
     GetEscalated,
     GetExposure,
+    GetHistory,
     GetLedgerStats,
     GetOrder,
     GetPositions,
-    GetDailyPnl,
+    GetReservations,
+    GuardActed,
+    HoldTrading,
     ListOrders,
     MarketData,
     OpenAgeCheck,
-    AdapterAvailability,
-    BrokerStateFetched,
+    OrderFinished,
+    OrderReconciledWith,
+    OrderSent,
     OutageCheck,
+    QuietCheck,
+    ReconciliationStalled,
+    RecordDenied,
+    ReleaseTrading,
+    RetryDurableWrites,
+    SetTradingState,
+    SubmitOrder,
     SyncBrokerState,
     SyncTick,
     SyncTimedOut,
     TrackTick,
-    OrderFinished,
-    OrderReconciledWith,
-    OrderSent,
-    QuietCheck,
-    GetReservations,
-    ReconciliationStalled,
-    RecordDenied,
-    SetTradingState,
-    HoldTrading,
-    ReleaseTrading,
-    SubmitOrder,
     VenueEventReceived,
-    AttemptFailed,
-    GuardActed,
-    ForgetWait,
-    GetHistory,
     WaitTerminal,
 )
-from ..idempotency.messages import CompleteOrder
-from ..supervision.messages import Wire
-from ..routing.messages import FetchBrokerState, TrackOrders, ForwardReconcile
-from ..events.messages import Publish
+from .pnl import PnlAttribution
 from .reporting import cancel_error_report, error_report, latency_us
 from .risk import RiskEngine, TradingState
-from ..runtime.sync import AdapterSync, BrokerSyncReport, VenueHoldings
 
 #: how restrictive a trading state is (a safety rule only ever moves up this scale)
 _RESTRICTION = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
@@ -587,7 +591,7 @@ class LedgerActor(FlowActor):
         intent, account_id = ro.intent, ro.context.account_id
         rec = OrderRecord.from_intent(intent, account_id, adapter_id=ro.adapter_id, context=ro.context)
         history = [
-            Transition(r.seq, datetime.fromtimestamp(r.ts, timezone.utc), OrderStatus(r.from_status), OrderStatus(r.to_status), r.cause)
+            Transition(r.seq, datetime.fromtimestamp(r.ts, UTC), OrderStatus(r.from_status), OrderStatus(r.to_status), r.cause)
             for r in ro.transitions
         ]
         rec.lifecycle = LifecycleState(OrderStatus.ACCEPTED)
@@ -637,7 +641,7 @@ class LedgerActor(FlowActor):
             self._submit_child(order)
             return
         existing = self._orders.get(intent.client_order_id)
-        if existing is not None and (existing.account_id != account_id or not existing.status.is_terminal and existing.status is not OrderStatus.UNKNOWN):
+        if existing is not None and (existing.account_id != account_id or (not existing.status.is_terminal and existing.status is not OrderStatus.UNKNOWN)):
             self._deny_stage(order, ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT,
                              f"client_order_id '{intent.client_order_id}' is already used by another order", record=False)
             return
@@ -1150,7 +1154,7 @@ class LedgerActor(FlowActor):
         sync = self._syncs.pop(sync_id)
         if sync.timer is not None:
             sync.timer.cancel()
-        report = BrokerSyncReport(ts=datetime.now(timezone.utc) if self._clock is None else self._clock.now(),
+        report = BrokerSyncReport(ts=datetime.now(UTC) if self._clock is None else self._clock.now(),
                                   adapters=tuple(sync.results[a] for a in self._adapter_ids if a in sync.results),
                                   trading_state=self._risk.state.value)
         if sync.reply is not None:
@@ -1401,7 +1405,7 @@ class LedgerActor(FlowActor):
                 self._arm_alert_check()
         if self._publishing:
             self._publish_changes(rec, new, cause, fills, report)
-        if (self._pending_rows or self._pending_fills) and (len(self._pending_rows) > 512 or not defer_flush and self.actor_inbox.empty()):
+        if (self._pending_rows or self._pending_fills) and (len(self._pending_rows) > 512 or (not defer_flush and self.actor_inbox.empty())):
             self._flush()
 
     def _settled(self, rec: OrderRecord) -> None:
@@ -1683,7 +1687,7 @@ class LedgerActor(FlowActor):
         if fd is None:  # never: receipts are queued only while the file is open
             return
         # the wall clock, as the transitions and the audit lines are stamped (retention compares them all)
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         try:
             blob = "".join(json.dumps({"ts": stamp, "adapter_id": adapter_id, "cause": cause, "state": state.model_dump(mode="json")},
                                       sort_keys=True, separators=(",", ":")) + "\n" for adapter_id, cause, state in receipts)

@@ -6,13 +6,15 @@ Frozen dataclasses; the only mutable thing a message may carry is its reply futu
 """
 
 from __future__ import annotations
+
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
 from typing import Any
+
 import pykka
-from protocols.model.dataclass_compat import KEEP, evolver
+
 from protocols import (
     ErrorCode,
     ExecutionContext,
@@ -24,9 +26,9 @@ from protocols import (
     VenueEvent,
     VenueOrderState,
 )
+from protocols.model.dataclass_compat import KEEP, evolver
 
 from ..breaker.breaker import BreakerPermit
-from ..routing.messages import FetchBrokerState
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,7 @@ class SubmitOrder:
 
     def evolve(self, *, intent: OrderIntent = KEEP, context: ExecutionContext = KEEP, reply: Future = KEEP,
                t0_ns: int = KEEP, route: RouteDecision | None = KEEP, breaker: pykka.ActorRef | None = KEEP,
-               attempt: int = KEEP, permit: BreakerPermit | None = KEEP, arrival_px: Decimal | None = KEEP) -> "SubmitOrder":
+               attempt: int = KEEP, permit: BreakerPermit | None = KEEP, arrival_px: Decimal | None = KEEP) -> SubmitOrder:
         """A copy with the given fields changed: ``dataclasses.replace(self, ...)`` at half its cost
         (every stage of every order evolves). Replaced below by the function
         ``protocols.model.dataclass_compat.evolver`` generates for this class."""

@@ -6,7 +6,7 @@ moment the report is built (µs).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from protocols import ErrorCode, ExecError, ExecutionReport, OrderStatus, RouteDecision, VenueOrderState
@@ -20,7 +20,7 @@ _ZERO = Decimal(0)
 _REJECTED = OrderStatus.REJECTED
 # ``_now(_UTC)`` is ``utc_now()`` without the extra call
 _now = datetime.now
-_UTC = timezone.utc
+_UTC = UTC
 
 
 def latency_us(t0_ns: int) -> int:

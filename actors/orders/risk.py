@@ -50,11 +50,12 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import Enum
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal, Mapping
+from typing import Any, ClassVar, Literal
 
 from config import RiskSettings
 from protocols import ErrorCode, ExecError, Fill, OrderIntent, OrderType, Quote, Side
@@ -155,7 +156,7 @@ class RiskConfig:
         set_(self, "_sell_bound", 1 - factor)  # bid * this: the LIMIT SELL bound
 
     @classmethod
-    def from_settings(cls, risk_settings: Any) -> "RiskConfig":
+    def from_settings(cls, risk_settings: Any) -> RiskConfig:
         """Build from a settings object (attributes) or a mapping with the same keys; None = defaults.
 
         Keys read: ``min_notional``, ``max_notional``, ``slippage_bps``, ``slippage_action``,

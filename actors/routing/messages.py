@@ -5,6 +5,7 @@ Frozen dataclasses; the only mutable thing a message may carry is its reply futu
 """
 
 from __future__ import annotations
+
 from dataclasses import dataclass
 
 

@@ -14,20 +14,19 @@ cancels (to the adapter's breaker actor) and reconciliation requests.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Mapping
 
 import pykka
 
 from protocols import ErrorCode, ExecutionMode, RouteDecision
 
-from ..kernel.base import FlowActor, tell
+from ..kernel.base import FlowActor, resolve, tell
 from ..orders.messages import BrokerStateFetched, CancelFinished, CancelOrder, CancelOutcome, RecordDenied, SubmitOrder
-from .messages import FetchBrokerState, ForwardReconcile, TrackOrders
-from ..supervision.messages import Wire
 from ..orders.reporting import error_report
-from ..kernel.base import resolve
+from ..supervision.messages import Wire
+from .messages import FetchBrokerState, ForwardReconcile, TrackOrders
 
 _REASONS = {
     "paper": "paper mode",
@@ -89,7 +88,7 @@ class RouteTable:
 
     @classmethod
     def build(cls, policy: Mapping[str, str], blocked_modes: tuple[str, ...] | frozenset[str],
-              gates: Mapping[str, pykka.ActorRef]) -> "RouteTable":
+              gates: Mapping[str, pykka.ActorRef]) -> RouteTable:
         """Precompute the route of every configured, blocked and known mode."""
         policy, blocked, gates = dict(policy), frozenset(blocked_modes), dict(gates)
         routes = {mode: _resolve(decide_route(mode, policy, blocked), gates)

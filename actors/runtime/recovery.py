@@ -38,8 +38,9 @@ from __future__ import annotations
 
 import queue
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from loguru import logger
 
@@ -57,9 +58,9 @@ from protocols import (
 )
 
 from ..execution.adapter import VenueWorker
+from ..execution.messages import VenueCallCompleted
 from ..journal.sqlite import Completion, FillRow, JournalStore, OrderEventRow
 from ..orders.archive import archived_transitions
-from ..execution.messages import VenueCallCompleted
 
 _FETCH_TRIES = 5
 

@@ -21,12 +21,12 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from protocols import BrokerAdapter, adapter_capabilities
-from protocols.venues import (FILL_MODEL_VERSION, DryRunVenue, FaultInjectingAdapter, FaultPlan, FillModelConfig, PaperVenue,
-                              ShadowVenue)
+from protocols.venues import FILL_MODEL_VERSION, DryRunVenue, FaultInjectingAdapter, FaultPlan, FillModelConfig, PaperVenue, ShadowVenue
 from protocols.venues.paper.pg_book import PgBook
 
 Builder = Callable[[Any], BrokerAdapter]

@@ -27,10 +27,11 @@ import itertools
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pykka
 from loguru import logger
@@ -39,10 +40,10 @@ from pydantic import ValidationError
 from protocols import (
     CLIENT_ORDER_ID_PATTERN,
     ErrorCode,
+    Event,
     ExecError,
     ExecutionContext,
     ExecutionReport,
-    Event,
     HasSession,
     OrderIntent,
     OrderStatus,
@@ -53,55 +54,54 @@ from protocols import (
     retire_adapter,
 )
 
-from ..execution.adapter import InDoubt
 from ..audit.log import AuditRecord, parse_since, read_records
-from ..kernel.dispatcher import Dispatcher
-from ..orders.hooks import PreTradeHook, validate_hooks
-from ..kernel.base import ASK_TIMEOUT_S, ReplyFuture, now_ns, resolve, tell
-from ..orders.books import Position
-from ..orders.pnl import DailyPnl
-from ..kernel.clock import Clock, RealClock
-from ..journal.sqlite import JournalError, JournalStore, MemoryJournal, SQLiteJournal, Synchronous
+from ..audit.retention import apply_retention
 from ..breaker.messages import BreakerCommand, GetBreaker
+from ..events.messages import GetBusStats, Publish, Subscribe, Unsubscribe
+from ..execution.adapter import InDoubt
+from ..execution.messages import FlushWorker
+from ..idempotency.messages import GetJournalStats
+from ..journal.sqlite import JournalError, JournalStore, MemoryJournal, SQLiteJournal, Synchronous
+from ..kernel.base import ASK_TIMEOUT_S, ReplyFuture, now_ns, resolve, tell
+from ..kernel.clock import Clock, RealClock
+from ..kernel.dispatcher import Dispatcher
+from ..observability.logs import RuntimeLogging
+from ..observability.metrics import Metrics
+from ..orders.books import Position
+from ..orders.hooks import PreTradeHook, validate_hooks
 from ..orders.messages import (
     CancelOrder,
+    ForgetWait,
+    GetDailyPnl,
     GetDurability,
     GetEscalated,
     GetExposure,
-    GetReservations,
+    GetHistory,
     GetLedgerStats,
-    GetTradingState,
-    GetTradingStatus,
-    SyncBrokerState,
     GetOrder,
     GetPositions,
-    GetDailyPnl,
+    GetReservations,
+    GetTradingStatus,
     ListOrders,
     MarketData,
     RestoreLedger,
     SetPublishing,
     SetTradingState,
     SubmitOrder,
+    SyncBrokerState,
     VenueEventReceived,
     WaitTerminal,
-    ForgetWait,
-    GetHistory,
 )
-from ..supervision.messages import GetAdapterRefs, GetHealth, StartChildren, StopChildren
-from ..execution.messages import FlushWorker
-from ..events.messages import GetBusStats, Publish, Subscribe, Unsubscribe
-from ..idempotency.messages import GetJournalStats
-from ..routing.messages import ForwardReconcile
-from ..observability.logs import RuntimeLogging
-from ..observability.metrics import Metrics
-from .recovery import recover
-from ..audit.retention import apply_retention
-from .registry import AdapterRegistry, default_registry
+from ..orders.pnl import DailyPnl
 from ..orders.risk import Exposure, Reservation
-from .statelock import StateDirInUse, StateDirLock
+from ..routing.messages import ForwardReconcile
 from ..routing.router import RouteDenied, deny_unrouted
+from ..supervision.messages import GetAdapterRefs, GetHealth, StartChildren, StopChildren
 from ..supervision.supervisor import Health, SupervisorActor
 from ..supervision.topology import Blueprint, TopologyView
+from .recovery import recover
+from .registry import AdapterRegistry, default_registry
+from .statelock import StateDirLock
 from .sync import BrokerSyncReport
 
 _runtime_ids = itertools.count(1)
@@ -132,7 +132,7 @@ def _cancel_argument_problem(client_order_id: Any, account_id: Any) -> str | Non
 class Subscription:
     """A live subscription; :meth:`unsubscribe` stops deliveries (idempotent)."""
 
-    def __init__(self, runtime: "Runtime", token: int) -> None:
+    def __init__(self, runtime: Runtime, token: int) -> None:
         self._runtime = runtime
         self.token = token
         self._active = True
@@ -201,7 +201,7 @@ class Runtime:
         clock: Clock | None = None,
         seed: int = 0,
         hooks: Iterable[PreTradeHook] | None = None,
-    ) -> "Runtime":
+    ) -> Runtime:
         """Start a runtime with ``settings`` (a ``config.Settings``; default: ``load_settings()``).
 
         ``registry``: adapter builders (default: paper, shadow, dry_run); ``clock``: injected
@@ -266,7 +266,7 @@ class Runtime:
             state_dir.mkdir(parents=True, exist_ok=True)
         journal_path = state_dir / "journal.sqlite" if durable else None
         self.journal_path = journal_path
-        self.audit_path = audit_path = state_dir / "audit.jsonl" if durable else None
+        self.audit_path = state_dir / "audit.jsonl" if durable else None
         sync: Synchronous = settings.journal.synchronous if durable else "OFF"
         mode = settings.journal.file_mode
         # the ledger's transitions and fills go to a file of their own: one writer per file, so the
@@ -474,7 +474,7 @@ class Runtime:
         self._refs.append(ref)
         return ref
 
-    def __enter__(self) -> "Runtime":
+    def __enter__(self) -> Runtime:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -483,7 +483,7 @@ class Runtime:
     # ------------------------------------------------------------------------------------
     # orders
     # ------------------------------------------------------------------------------------
-    def submit(self, intent: OrderIntent | dict, context: ExecutionContext | dict) -> "Future[ExecutionReport]":
+    def submit(self, intent: OrderIntent | dict, context: ExecutionContext | dict) -> Future[ExecutionReport]:
         """Submit ``intent`` under ``context``; return a ``Future`` resolved with exactly one final report.
 
         Never raises for bad input: an intent or context that fails validation (including a symbol
@@ -536,7 +536,7 @@ class Runtime:
         ))
         return future
 
-    def cancel(self, client_order_id: str, account_id: str | None = None) -> "Future[ExecutionReport]":
+    def cancel(self, client_order_id: str, account_id: str | None = None) -> Future[ExecutionReport]:
         """Cancel an open order; the future resolves with the order's report after the venue's answer
         (an error report names why a cancel could not be made). Cancels are never throttled
         behind new orders and pass even when trading is HALTED.

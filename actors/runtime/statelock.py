@@ -57,7 +57,7 @@ class StateDirLock:
         self._fd: int | None = fd
 
     @classmethod
-    def acquire(cls, state_dir: Path | str, *, file_mode: int = 0o600) -> "StateDirLock":
+    def acquire(cls, state_dir: Path | str, *, file_mode: int = 0o600) -> StateDirLock:
         """Lock ``state_dir`` (created with mode 0o700 if missing) without waiting.
 
         Raises :class:`StateDirInUse` when another holder has it, ``OSError`` when the

@@ -30,10 +30,11 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal, Mapping
+from typing import Literal
 
 from protocols import Fill, Side
 
@@ -137,7 +138,7 @@ class VenueHoldings:
             ccy = fill.fee_currency or quote
             bal[ccy] = bal.get(ccy, _ZERO) - fill.fee
 
-    def on_booking(self, adapter_id: str, symbol: str, side: Side, booking: "Fill | FillBooking") -> None:
+    def on_booking(self, adapter_id: str, symbol: str, side: Side, booking: Fill | FillBooking) -> None:
         """Book what the ledger booked for one applied fill: a ``Fill`` as :meth:`on_fill`; a
         ``FillBooking`` (a real fill covering synthetic quantity booked from a cumulative report)
         as its new part, the price correction of the covered quantity and its fee change."""
@@ -175,12 +176,12 @@ class VenueHoldings:
             for key in sorted(set(venue) | set(ledger_figures)):
                 seen.append((kind, key, venue.get(key, _ZERO), ledger_figures.get(key, _ZERO)))
         if self._baseline == "first_sync" and exp.offsets is None:
-            exp.offsets = {(kind, key): v - l for kind, key, v, l in seen}
+            exp.offsets = {(kind, key): v - led for kind, key, v, led in seen}
         offsets = exp.offsets or {}
         differences = tuple(
-            StateDifference(kind, key, v, l)  # type: ignore[arg-type]
-            for kind, key, v, l in seen
-            if abs(v - offsets.get((kind, key), _ZERO) - l) > self._tolerance
+            StateDifference(kind, key, v, led)  # type: ignore[arg-type]
+            for kind, key, v, led in seen
+            if abs(v - offsets.get((kind, key), _ZERO) - led) > self._tolerance
         )
         if not differences:
             exp.differing = 0

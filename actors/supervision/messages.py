@@ -5,8 +5,10 @@ Frozen dataclasses; the only mutable thing a message may carry is its reply futu
 """
 
 from __future__ import annotations
+
 from dataclasses import dataclass, field
 from typing import Any
+
 import pykka
 
 

@@ -36,23 +36,24 @@ generation (docs/DESIGN.md "Failure handling").
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pykka
 from loguru import logger
 
 from protocols import AdapterCrashed, AdapterRestarted, ChildGaveUp
 
-from .backoff import RestartBackoff
-from ..kernel.base import FlowActor, internal_error_report, resolve, tell
-from ..idempotency.store import RESTART_HOLD
 from ..breaker.messages import AdapterChanged
+from ..events.messages import Publish
+from ..idempotency.store import RESTART_HOLD
+from ..kernel.base import FlowActor, internal_error_report, resolve, tell
+from ..orders.messages import HoldTrading, RestoreLedger
+from .backoff import RestartBackoff
 from .messages import ChildFailed, GetHealth, RestartChild, StartChildren, Supervise, Wire
 from .topology import Blueprint, Peers, RestartRefused, TopologyView, with_child
-from ..events.messages import Publish
-from ..orders.messages import HoldTrading, RestoreLedger
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,10 @@ breaker:<a>   router (its route table), adapter <a>
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import pykka
 from loguru import logger
@@ -41,7 +42,7 @@ from ..journal.sqlite import JournalStore
 from ..kernel.dispatcher import Dispatcher
 from ..orders.ledger import LedgerActor
 from ..orders.risk import RiskConfig, RiskEngine
-from ..routing.router import RouteTable, RouterActor
+from ..routing.router import RouterActor, RouteTable
 from ..runtime.recovery import journaled_orders
 
 

@@ -35,9 +35,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import NoReturn
 
 from . import _common
 from ._common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, LOG_LEVELS, CliError

@@ -7,18 +7,19 @@ from __future__ import annotations
 import argparse
 import time
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from loguru import logger
 from rich.console import Console
 from rich.table import Table
 
-from flowroute import ErrorCollector, group_problems, ExecutionContext, OrderIntent, Quote, default_registry, read_market, verify_audit_log
+from flowroute import ErrorCollector, ExecutionContext, OrderIntent, Quote, default_registry, group_problems, read_market, verify_audit_log
 
 from ._common import (
     EXIT_FAILED,
@@ -26,16 +27,16 @@ from ._common import (
     EXIT_OK,
     FUTURE_TIMEOUT_S,
     QUOTES_FILE,
-    TRADES_FILE,
     SYMBOL,
+    TRADES_FILE,
     CliError,
+    announce,
     configure_logging,
     data_dir,
     default_quotes,
     default_trades,
     fills_digest,
     json_decimal,
-    announce,
     latency_summary,
     latency_text,
     load_cli_settings,
@@ -47,7 +48,7 @@ from ._common import (
     short_decimal,
     start_runtime,
 )
-from .strategy import STRATEGIES, Action, CancelAction, ReplayClock, Strategy, SubmitAction
+from .strategy import STRATEGIES, Action, ReplayClock, Strategy, SubmitAction
 
 
 @dataclass

@@ -25,9 +25,10 @@ import cmd
 import shlex
 import sys
 import threading
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 from flowroute import (
     CircuitStateChanged,

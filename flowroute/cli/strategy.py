@@ -4,10 +4,11 @@ limits). Deterministic: the same events give the same actions."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from ._common import SYMBOL
 

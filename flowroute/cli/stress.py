@@ -10,11 +10,12 @@ import random
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from loguru import logger
 from rich.console import Console
@@ -42,7 +43,7 @@ from ._common import (
     start_runtime,
     wait_until,
 )
-from .stress_invariants import STRESS_ACCOUNT, Invariant, check_soak, check_stress
+from .stress_invariants import STRESS_ACCOUNT, check_soak, check_stress
 
 
 @dataclass
@@ -96,7 +97,7 @@ class Op:
     client_order_id: str
     future: Future
     intent: Any = None
-    original: "Op | None" = None
+    original: Op | None = None
 
 
 class StressSender:

@@ -112,7 +112,7 @@ def run_fleet(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     children: list[dict[str, Any]] = []
     failures = []
-    for i, (p, (out, err)) in enumerate(zip(procs, outs)):
+    for i, (p, (out, err)) in enumerate(zip(procs, outs, strict=False)):
         with suppress(OSError):  # each process's log, for a look after the run
             (base / f"p{i}.stderr.log").write_text(err)
         if killed is not None and i == killed["process"]:

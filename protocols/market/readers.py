@@ -65,9 +65,9 @@ from pathlib import Path
 from loguru import logger
 from pydantic import ValidationError
 
+from ..model.base import Frozen
 from ..model.enums import Side
 from .values import Quote, Trade
-from ..model.base import Frozen
 
 __all__ = [
     "ErrorCollector",
@@ -133,7 +133,7 @@ class ProblemGroup:
         return f"{Path(self.path).name}: {self.count} row(s): {self.cause} (line{'s' if self.count > 1 else ''} {lines})"
 
 
-def group_problems(errors: "Iterable[RowError]", first: int = 5) -> list[ProblemGroup]:
+def group_problems(errors: Iterable[RowError], first: int = 5) -> list[ProblemGroup]:
     """Group ``errors`` by (file, cause): most rows first, then file and first line; each group
     keeps its first ``first`` line numbers. So one cause that hit 400 rows reads as one line."""
     groups: dict[tuple[str, str], list[int]] = {}
@@ -372,7 +372,7 @@ def _rows(path: Path, header: tuple[str, ...], on_error: OnError) -> Iterator[_R
                     )
                 )
                 continue
-            yield _Row(line=start, cells={name: cell.strip() for name, cell in zip(header, cells)})
+            yield _Row(line=start, cells={name: cell.strip() for name, cell in zip(header, cells, strict=False)})
 
 
 def _parse_all(

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from ..model.enums import Side
 from ..model.base import Frozen, NonNegDec, PosDec, UtcDatetime
+from ..model.enums import Side
 
 
 class Quote(Frozen):

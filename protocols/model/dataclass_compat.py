@@ -65,14 +65,14 @@ def _generate(cls: type, name: str, params: str, values: list[str], fs: tuple[da
     setters = _setters(cls, fs)
     lines = [f"def {name}({params}):", "    obj = _new(_cls)"]
     if setters is None:
-        items = ", ".join(f"{f.name!r}: {v}" for f, v in zip(fs, values))
+        items = ", ".join(f"{f.name!r}: {v}" for f, v in zip(fs, values, strict=False))
         lines.append(f"    obj.__dict__.update({{{items}}})")
     else:
         namespace.update(setters)
-        lines += [f"    _set_{f.name}(obj, {v})" for f, v in zip(fs, values)]
+        lines += [f"    _set_{f.name}(obj, {v})" for f, v in zip(fs, values, strict=False)]
     lines.append("    return obj")
     namespace.update({"_new": object.__new__, "_cls": cls})
-    exec("\n".join(lines), namespace)  # noqa: S102 - generated from field names only, as dataclasses does
+    exec("\n".join(lines), namespace)
     fn = namespace[name]
     fn.__qualname__ = f"{cls.__name__}.{name}"
     return fn

@@ -13,7 +13,7 @@ class _StrEnum(str, Enum):
     """A str-valued enum that parses case-insensitively (``Side("buy") is Side.BUY``)."""
 
     @classmethod
-    def _missing_(cls, value: object) -> "_StrEnum | None":
+    def _missing_(cls, value: object) -> _StrEnum | None:
         if isinstance(value, str):
             folded = value.strip().upper()
             for member in cls:

@@ -101,7 +101,7 @@ class ExecError(BaseModel):
     retry_after_s: float | None = None
 
     @classmethod
-    def of(cls, code: ErrorCode, message: str, *, retry_after_s: float | None = None) -> "ExecError":
+    def of(cls, code: ErrorCode, message: str, *, retry_after_s: float | None = None) -> ExecError:
         """Make the error for ``code`` with the table's category and retryability."""
         spec = ERROR_TABLE[code]
         return cls(

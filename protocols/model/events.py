@@ -18,9 +18,9 @@ from decimal import Decimal
 
 from pydantic import Field
 
+from .base import Frozen, UtcDatetime, utc_now
 from .enums import OrderStatus
 from .errors import ErrorCode
-from .base import Frozen, UtcDatetime, utc_now
 from .reports import ExecutionReport, Fill
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from .base import Frozen, PosDec, NonNegDec
+from .base import Frozen, NonNegDec, PosDec
 
 
 class Instrument(Frozen):

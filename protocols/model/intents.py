@@ -20,15 +20,15 @@ import os
 import re
 import threading
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 
+from .base import Frozen, FrozenMapping, PosDec, UtcDatetime, utc_now
 from .enums import OrderType, Side, TimeInForce
-from .base import FrozenMapping, Frozen, PosDec, UtcDatetime, utc_now
 from .pydantic_compat import slot_accessors
 
 CLIENT_ORDER_ID_PATTERN = r"^[A-Za-z0-9._:/-]{1,36}$"
@@ -179,7 +179,7 @@ def _signal_value(name: str, value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError(f"signal input {name!r}: datetime must be timezone-aware (UTC), got {value!r}")
-        return {"t": value.astimezone(timezone.utc).isoformat()}
+        return {"t": value.astimezone(UTC).isoformat()}
     if isinstance(value, date):
         return {"t": value.isoformat()}
     if isinstance(value, Enum):

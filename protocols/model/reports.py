@@ -11,16 +11,16 @@ Example::
 
 from __future__ import annotations
 
-from decimal import Decimal
 from collections.abc import Set
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
+from .base import Dec, Frozen, NonNegDec, PosDec, UtcDatetime, utc_now
 from .enums import Liquidity, OrderStatus, Side
 from .errors import ERROR_TABLE, ErrorCategory, ErrorCode, ExecError
-from .base import Dec, Frozen, NonNegDec, PosDec, UtcDatetime, utc_now
-from .pydantic_compat import constructible, construct_valid
+from .pydantic_compat import construct_valid, constructible
 
 
 class RouteDecision(Frozen):

@@ -39,9 +39,10 @@ from __future__ import annotations
 import math
 import random
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from ..adapter import (
     AdapterCapabilities,
@@ -51,8 +52,8 @@ from ..adapter import (
     VenueOrderState,
     adapter_capabilities,
 )
-from ..model.errors import AdapterCrash, AdapterError, AmbiguousError, NotDeliveredError, VenueRejectedError
 from ..market.values import Quote, Trade
+from ..model.errors import AdapterCrash, AdapterError, AmbiguousError, NotDeliveredError, VenueRejectedError
 
 FAULTS: tuple[str, ...] = ("crash", "hang", "ambiguous", "transient", "reject", "slow")
 """Fault names, in the order their probability slices are laid out."""
@@ -118,7 +119,7 @@ class FaultPlan:
             raise ValueError(f"fault rates add up to {total:g}, more than 1")
 
     @classmethod
-    def parse(cls, text: str, *, seed: int = 0) -> "FaultPlan":
+    def parse(cls, text: str, *, seed: int = 0) -> FaultPlan:
         """Parse ``"crash=0.001,hang=0.0005,ambiguous=0.002,transient=0.02,reject=0.01"``.
 
         Keys are the fault names plus ``hang_s`` and ``slow_s``; whitespace is ignored; an
@@ -163,7 +164,7 @@ class FaultInjectingAdapter:
     which calls arrive. :meth:`stats` counts calls and faults.
     """
 
-    def __init__(self, inner: BrokerAdapter, plan: FaultPlan, *, continue_from: "FaultInjectingAdapter | None" = None) -> None:
+    def __init__(self, inner: BrokerAdapter, plan: FaultPlan, *, continue_from: FaultInjectingAdapter | None = None) -> None:
         self._inner = inner
         self.plan = plan
         self._rng: random.Random

@@ -7,7 +7,7 @@ import json
 import os
 import stat
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,7 +23,7 @@ class StepClock:
     """Deterministic wall clock: each now() is 1 ms after the previous one."""
 
     def __init__(self) -> None:
-        self.t = datetime(2024, 1, 8, tzinfo=timezone.utc)
+        self.t = datetime(2024, 1, 8, tzinfo=UTC)
 
     def now(self) -> datetime:
         self.t += timedelta(milliseconds=1)
@@ -77,7 +77,7 @@ def test_values_are_serialised_and_non_ascii_is_escaped(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     with AuditLog(path) as log:
         log.append("fill", {"qty": Decimal("0.00100"), "status": OrderStatus.FILLED,
-                            "ts": datetime(2024, 1, 1, tzinfo=timezone.utc), "note": "é", 3: "int key"})
+                            "ts": datetime(2024, 1, 1, tzinfo=UTC), "note": "é", 3: "int key"})
     raw = path.read_bytes()
     assert raw.isascii()
     data = json.loads(raw)["data"]
@@ -299,9 +299,8 @@ def test_reopen_refuses_a_log_shorter_than_its_anchor(tmp_path: Path) -> None:
 
 def test_second_writer_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
-    with AuditLog(path):
-        with pytest.raises(AuditError, match="another writer"):
-            AuditLog(path)
+    with AuditLog(path), pytest.raises(AuditError, match="another writer"):
+        AuditLog(path)
     AuditLog(path).close()  # the lock is released on close
 
 

@@ -11,12 +11,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from _adapters import TestAdapter
+from conftest import ObservableClock, ctx, limit, market, quote, registry_of, settle
 
 from actors.audit.log import read_records, verify
 from protocols import OrderStatus
-
-from _adapters import TestAdapter
-from conftest import ObservableClock, ctx, limit, market, quote, registry_of, settle
 
 ROOT = Path(__file__).resolve().parents[2]
 RETRY_MAX = 0.5
@@ -81,7 +80,7 @@ def test_slippage_cap_is_audited_with_the_original_limit(make_runtime) -> None:
     report = rt.submit(limit("au-cap", price="41000.00"), ctx()).result(timeout=5)
     assert report.status is OrderStatus.FILLED
     settle(rt)
-    reserved = [r for r in rt.history("au-cap") if r.event == "RESERVED"][0].data
+    reserved = next(r for r in rt.history("au-cap") if r.event == "RESERVED").data
     assert reserved["slippage_cap"]["limit_price"] == "41000.00"
     assert Decimal(reserved["slippage_cap"]["capped_to"]) < Decimal("41000")
     assert reserved["limit_price"] == reserved["slippage_cap"]["capped_to"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import FrozenInstanceError
 from types import SimpleNamespace
 
 import pytest
@@ -12,17 +13,17 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from actors.breaker.breaker import (
     BreakerConfig,
+    BreakerPermit,
     BreakerSnapshot,
     BreakerState,
     CallOutcome,
     CircuitBreaker,
     Denied,
-    BreakerPermit,
 )
 from actors.kernel.clock import FakeClock
 from protocols import CircuitClosed, CircuitHalfOpened, CircuitOpened, CircuitStateChanged
 
-S, F, I = CallOutcome.SUCCESS, CallOutcome.FAILURE, CallOutcome.IGNORED
+S, F, I = CallOutcome.SUCCESS, CallOutcome.FAILURE, CallOutcome.IGNORED  # noqa: E741 - read as outcome sequences below
 
 
 def make(**overrides) -> tuple[CircuitBreaker, FakeClock]:
@@ -84,7 +85,7 @@ def test_config_rejects_bad_values_naming_the_field(field, value):
 def test_config_is_frozen_and_normalises_ints():
     c = BreakerConfig(open_duration_s=5)
     assert isinstance(c.open_duration_s, float)
-    with pytest.raises(Exception):
+    with pytest.raises(FrozenInstanceError):
         c.window_size = 3  # type: ignore[misc]
 
 
@@ -393,7 +394,7 @@ def test_disabled_always_permits_and_records_nothing():
 
 
 def test_reset_from_open_and_half_open_discards_in_flight_results():
-    cb, clock = half_open(half_open_permits=2)
+    cb, _clock = half_open(half_open_permits=2)
     p = cb.try_acquire()
     assert [type(e) for e in cb.reset()] == [CircuitClosed]
     assert cb.record(p, F, 0.01) == []
@@ -480,7 +481,7 @@ def test_snapshot_when_open():
     assert snap.opened_at == 100.0  # FakeClock starts at 100 and had not moved when it tripped
     assert snap.retry_after_s == pytest.approx(3.5) == d.retry_after_s
     assert snap.not_permitted_calls == 1 and snap.transitions == 1
-    with pytest.raises(Exception):
+    with pytest.raises(FrozenInstanceError):
         snap.state = BreakerState.CLOSED  # type: ignore[misc]
 
 

@@ -17,7 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,7 +25,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / "run.py"
-T0 = datetime(2021, 1, 8, tzinfo=timezone.utc)
+T0 = datetime(2021, 1, 8, tzinfo=UTC)
 QUOTES_HEADER = "ts_utc,symbol,bid,bid_size,ask,ask_size"
 TRADES_HEADER = "ts_utc,trade_id,price,qty,aggressor_side,buyer_maker"
 
@@ -175,7 +175,7 @@ def test_market_data_problems_are_grouped_and_one_bad_timestamp_costs_one_row(tm
 
 
 def test_a_file_without_usable_rows_is_an_error(tmp_path: Path) -> None:
-    q, t = market_files(tmp_path)
+    _q, t = market_files(tmp_path)
     header_only = tmp_path / "empty.csv"
     header_only.write_text(QUOTES_HEADER + "\n")
     line = one_line_error(cli("--quotes", str(header_only), "--trades", str(t), "--state-dir", str(tmp_path / "s")))

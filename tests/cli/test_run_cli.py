@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -325,7 +325,7 @@ def test_percentile_of_nothing() -> None:
 def _report(coid: str, side: str, fills: list[tuple[str, str, str, int]]):
     from protocols import ExecutionReport, Fill
 
-    t0 = datetime(2021, 1, 8, tzinfo=timezone.utc)
+    t0 = datetime(2021, 1, 8, tzinfo=UTC)
     return ExecutionReport(client_order_id=coid, side=side, symbol="BTC/USDT", status="FILLED", fills=tuple(
         Fill(trade_id=tid, qty=Decimal(q), price=Decimal(p), fee=Decimal("0.01"), fee_currency="USDT", ts=t0 + timedelta(seconds=s))
         for tid, q, p, s in fills))
@@ -361,7 +361,7 @@ class _View:
 def _quotes(mids: list[str]):
     from protocols import Quote
 
-    t0 = datetime(2021, 1, 8, tzinfo=timezone.utc)
+    t0 = datetime(2021, 1, 8, tzinfo=UTC)
     half = Decimal("0.005")
     return [Quote(ts=t0 + timedelta(milliseconds=100 * i), symbol="BTC/USDT", bid=Decimal(m) - half, bid_size=Decimal(1),
                   ask=Decimal(m) + half, ask_size=Decimal(1)) for i, m in enumerate(mids)]
@@ -414,7 +414,7 @@ def test_crossed_quotes_are_skipped_by_the_strategy() -> None:
     from protocols import Quote
 
     strat = R.MaCrossStrategy()
-    q = Quote(ts=datetime(2021, 1, 8, tzinfo=timezone.utc), symbol="BTC/USDT", bid=Decimal("101"), bid_size=Decimal(1),
+    q = Quote(ts=datetime(2021, 1, 8, tzinfo=UTC), symbol="BTC/USDT", bid=Decimal("101"), bid_size=Decimal(1),
               ask=Decimal("100"), ask_size=Decimal(1))
     clock = R.ReplayClock()
     clock.advance(q.ts)

@@ -63,19 +63,21 @@ crash                     the adapter crashes on a submit: restarted on a fresh 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+from conftest import wait_until
 
 from actors import AdapterRegistry
 from protocols import (
+    DEFAULT_CAPABILITIES,
     DUPLICATE_CLIENT_ORDER_ID,
     AdapterCapabilities,
     AdapterCrash,
     AmbiguousError,
     BrokerAdapter,
-    DEFAULT_CAPABILITIES,
     ExecutionContext,
     OrderIntent,
     OrderStatus,
@@ -85,8 +87,6 @@ from protocols import (
     VenueRejectedError,
     adapter_capabilities,
 )
-
-from conftest import wait_until
 
 SYMBOL = "BTC/USDT"
 QTY = Decimal("0.001")

@@ -8,13 +8,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from _adapters import TestAdapter
 
+from conformance.suite import *  # noqa: F403 - the suite's test functions
+from conformance.suite import Harness
 from protocols import AdapterCapabilities, Quote, Side, VenueOrder, VenueOrderState
 from protocols.venues import DryRunVenue, PaperVenue, ShadowVenue
-
-from _adapters import TestAdapter
-from conformance.suite import *  # noqa: F401,F403 - the suite's test functions
-from conformance.suite import Harness
 
 
 class _BookHarness(Harness):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from config import (
     DEFAULT_PROFILE_DIR,
@@ -104,9 +105,9 @@ def test_decimal_inputs_str_int_float_are_exact(monkeypatch: pytest.MonkeyPatch)
 
 def test_settings_are_frozen() -> None:
     s = load_settings()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         s.breaker.window_size = 3  # type: ignore[misc]
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         s.profile = "paper"  # type: ignore[misc]
 
 
@@ -182,7 +183,7 @@ def test_profile_name_cannot_escape_the_directory() -> None:
 
 def test_broken_toml_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text("[breaker\nwindow_size = ")
-    with pytest.raises(ConfigError, match="bad.toml"):
+    with pytest.raises(ConfigError, match=r"bad\.toml"):
         load_settings("bad", profile_dir=tmp_path)
 
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 from types import MappingProxyType
 
 import pytest
+from conftest import ctx, limit, quote
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -27,8 +28,6 @@ from protocols import (
     RouteDecision,
     new_client_order_id,
 )
-
-from conftest import ctx, limit, quote
 
 BASE = dict(client_order_id="c-1", symbol="BTC/USDT", side="BUY", order_type="LIMIT",
             quantity=Decimal("0.01"), limit_price=Decimal("39400.00"))

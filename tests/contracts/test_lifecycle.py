@@ -193,7 +193,7 @@ def test_terminal_states_never_leave(status: OrderStatus) -> None:
 
 
 def test_terminal_set_is_the_spec_set() -> None:
-    assert TERMINAL_STATUSES == {S.DENIED, S.REJECTED, S.FAILED, S.CANCELED, S.EXPIRED, S.FILLED}
+    assert {S.DENIED, S.REJECTED, S.FAILED, S.CANCELED, S.EXPIRED, S.FILLED} == TERMINAL_STATUSES
     assert all(s.is_terminal for s in TERMINAL_STATUSES)
     assert not any(s.is_terminal for s in S if s not in TERMINAL_STATUSES)
 

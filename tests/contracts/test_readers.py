@@ -3,7 +3,7 @@ continues; the real files in ../shared/data read cleanly."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -168,7 +168,7 @@ def test_binance_trades_parse_and_check_buyer_maker(tmp_path: Path) -> None:
     trades = list(read_trades(path, on_error=errors))
     assert trades == [
         Trade(
-            ts=datetime(2021, 1, 8, 0, 0, 0, 278000, tzinfo=timezone.utc),
+            ts=datetime(2021, 1, 8, 0, 0, 0, 278000, tzinfo=UTC),
             symbol="BTC/USDT",
             trade_id="553287559",
             price=Decimal("39432.48"),
@@ -176,7 +176,7 @@ def test_binance_trades_parse_and_check_buyer_maker(tmp_path: Path) -> None:
             aggressor_side=Side.SELL,
         ),
         Trade(
-            ts=datetime(2021, 1, 8, 0, 0, 0, 314000, tzinfo=timezone.utc),
+            ts=datetime(2021, 1, 8, 0, 0, 0, 314000, tzinfo=UTC),
             symbol="BTC/USDT",
             trade_id="553287564",
             price=Decimal("39439.45"),

@@ -3,7 +3,7 @@ a tolerance are put back in order, problems group by cause, a directory is a cle
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from protocols.market.readers import ErrorCollector, group_problems, read_market
 
 BQ_HEADER = "ts_utc,symbol,bid,bid_size,ask,ask_size"
 BT_HEADER = "ts_utc,trade_id,price,qty,aggressor_side,buyer_maker"
-T0 = datetime(2021, 1, 8, tzinfo=timezone.utc)
+T0 = datetime(2021, 1, 8, tzinfo=UTC)
 
 
 def quote_row(seconds: float, size: int) -> str:

@@ -6,23 +6,22 @@ from __future__ import annotations
 import random
 import threading
 from concurrent.futures import Future
+from dataclasses import FrozenInstanceError
 from decimal import Decimal
 
 import pytest
+from _adapters import TestAdapter
+from conftest import ObservableClock, child, ctx, limit, market, quote, registry_of, wait_until
 
 from actors import FakeClock
-from actors.execution.adapter import AdapterActor, AdapterPolicy, _Call
 from actors.breaker.breaker import CallOutcome
 from actors.breaker.messages import CallFinished
+from actors.execution.adapter import AdapterActor, AdapterPolicy, _Call
 from actors.orders.messages import SubmitOrder
 from actors.runtime.registry import AdapterRegistry, default_registry
 from config import load_settings
-from protocols import OrderStatus, VenueOrder
+from protocols import OrderStatus
 from protocols.venues import FaultInjectingAdapter, FaultPlan
-
-from _adapters import TestAdapter
-from conftest import ObservableClock, child, ctx, limit, market, quote, registry_of, settle, wait_until
-
 
 # --------------------------------------------------------------------------- breaker counting
 
@@ -60,8 +59,8 @@ def test_a_hang_counts_its_timed_out_call_and_nothing_more() -> None:
     for i in range(1, 4):
         order = SubmitOrder(limit(f"hc-{i}"), ctx(), Future(), 0, attempt=1, permit=object())
         actor._calls[i] = _Call("submit", order.client_order_id, order=order)
-    from actors.kernel.base import ActorCrashed
     from actors.execution.messages import CallTimedOut
+    from actors.kernel.base import ActorCrashed
 
     with pytest.raises(ActorCrashed):
         actor.handle_CallTimedOut(CallTimedOut(1))
@@ -112,7 +111,7 @@ def test_a_builder_that_fails_is_a_start_up_crash_then_retried(make_runtime) -> 
             raise ConnectionRefusedError("venue down")
         return TestAdapter(script=["crash"] if n == 0 else [], default="fill")
 
-    registry, built = _counting_registry(make)
+    registry, _built = _counting_registry(make)
     rt = make_runtime(registry=registry, clock=clock, routing={"policy": {"paper": "test"}})
     assert rt.submit(limit("bf-1"), ctx()).result(timeout=5).status is OrderStatus.UNKNOWN
     for _ in range(3):
@@ -198,7 +197,7 @@ def test_reservations_and_exposure_are_typed_frozen_values(make_runtime) -> None
     (res,) = rt.reservations("acc-1")
     assert (res.client_order_id, res.account_id, res.open_qty) == ("rv-1", "acc-1", Decimal("0.001"))
     assert res.amount == res.price * res.open_qty and res.amount > 0
-    with pytest.raises(Exception):
+    with pytest.raises(FrozenInstanceError):
         res.amount = Decimal(0)  # type: ignore[misc]
     exp = rt.exposure("acc-1")
     assert exp.reserved == res.amount and exp.spent == 0 and exp.budget == Decimal("1000")

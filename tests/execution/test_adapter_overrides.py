@@ -10,12 +10,11 @@ from __future__ import annotations
 import threading
 
 import pytest
+from _adapters import TestAdapter
+from conftest import ObservableClock, ctx, limit, registry_of, settle, wait_until
 
 from config import ConfigError, load_settings
 from protocols import ErrorCode, OrderStatus
-
-from _adapters import TestAdapter
-from conftest import ObservableClock, ctx, limit, registry_of, settle, wait_until
 
 ATTEMPT_S = 30.0
 

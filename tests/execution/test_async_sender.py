@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import threading
 
-from actors import FakeClock
-from protocols import AdapterCapabilities, ErrorCode, OrderStatus
-
 from _adapters import TestAdapter
 from conftest import ctx, limit, registry_of, wait_until
+
+from actors import FakeClock
+from protocols import AdapterCapabilities, ErrorCode, OrderStatus
 
 
 class AsyncVenue(TestAdapter):

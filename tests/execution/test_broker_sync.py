@@ -13,12 +13,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from _adapters import TestAdapter
+from conftest import EventLog, ObservableClock, ctx, limit, market, quote, registry_of, settle, wait_until
 
 from actors.runtime.sync import VenueHoldings
 from protocols import BrokerStateMatched, BrokerStateMismatch, Fill, OrderStatus, Side, TradingStateChanged
-
-from _adapters import TestAdapter
-from conftest import EventLog, ObservableClock, ctx, limit, market, quote, registry_of, settle, wait_until
 
 D = Decimal
 
@@ -163,7 +162,7 @@ def test_a_confirmed_mismatch_halts_trading_when_configured(make_runtime, clock)
 
 def test_auto_resume_after_the_mismatch_clears(make_runtime, clock) -> None:
     venue = BookedVenue("test")
-    rt, log = start(make_runtime, clock, venue, sync={"confirmations": 1},
+    rt, _log = start(make_runtime, clock, venue, sync={"confirmations": 1},
                     safety={"on_mismatch": "REDUCING", "auto_resume": True})
     venue.skew["BTC/USDT"] = D("1")
     assert rt.sync_broker_state().trading_state == "REDUCING"
@@ -173,7 +172,7 @@ def test_auto_resume_after_the_mismatch_clears(make_runtime, clock) -> None:
 
 def test_an_unanswering_venue_is_unavailable_not_a_mismatch(make_runtime, clock) -> None:
     venue = BookedVenue("test")
-    rt, log = start(make_runtime, clock, venue)
+    rt, _log = start(make_runtime, clock, venue)
     venue.fetch_error = ConnectionError("venue down")
     result = rt.sync_broker_state().of("test")
     assert result.status == "unavailable" and "venue down" in result.error
@@ -197,7 +196,7 @@ def test_the_periodic_sync_runs_on_the_clock(make_runtime, clock) -> None:
 
 def trip(rt, venue, n: int = 2) -> None:
     venue.push(*["fatal"] * n)
-    for k in range(n):
+    for _k in range(n):
         rt.submit(limit(), ctx()).result(timeout=5)
     settle(rt)
 
@@ -228,7 +227,7 @@ def test_a_persistent_outage_halts_trading(make_runtime, clock) -> None:
 
 def test_a_short_outage_changes_nothing_and_auto_resume_follows_recovery(make_runtime, clock) -> None:
     venue = BookedVenue("test")
-    rt, log = start(make_runtime, clock, venue, breaker={"window_size": 2, "minimum_calls": 2, "open_duration_s": 1000},
+    rt, _log = start(make_runtime, clock, venue, breaker={"window_size": 2, "minimum_calls": 2, "open_duration_s": 1000},
                     safety={"on_outage": "REDUCING", "outage_after_s": 30, "auto_resume": True})
     trip(rt, venue)
     clock.wait_timer(lambda d: d == 30.0, what="the outage timer")
@@ -249,7 +248,7 @@ def test_a_short_outage_changes_nothing_and_auto_resume_follows_recovery(make_ru
 
 def test_a_safety_rule_never_loosens_the_operators_state(make_runtime, clock) -> None:
     venue = BookedVenue("test")
-    rt, log = start(make_runtime, clock, venue, breaker={"window_size": 2, "minimum_calls": 2, "open_duration_s": 1000},
+    rt, _log = start(make_runtime, clock, venue, breaker={"window_size": 2, "minimum_calls": 2, "open_duration_s": 1000},
                     safety={"on_outage": "REDUCING", "outage_after_s": 5, "auto_resume": True})
     trip(rt, venue)
     rt.halt()
@@ -275,7 +274,7 @@ def test_venue_books_follow_a_booking_that_reprices_synthetic_quantity() -> None
 
 def test_an_adapter_that_gave_up_is_a_persistent_outage(make_runtime, clock) -> None:
     venue = BookedVenue("test", start_failures=-1)  # every start fails: the supervisor gives up at once
-    rt, log = start(make_runtime, clock, venue, supervisor={"max_restarts": 0},
+    rt, _log = start(make_runtime, clock, venue, supervisor={"max_restarts": 0},
                     safety={"on_outage": "HALTED", "outage_after_s": 30})
     wait_until(lambda: any(c.state == "failed" for c in rt.health().children), what="the adapter given up")
     clock.wait_timer(lambda d: d == 30.0, what="the outage timer")

@@ -14,24 +14,24 @@ timers told them.
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 
 import pytest
+from _adapters import TestAdapter
+from conftest import EventLog, ObservableClock, ctx, limit, registry_of, settle, wait_until
 
 from actors import Runtime
 from actors.runtime.recovery import _ask_venue
 from protocols import (
-    AdapterCapabilities,
     DEFAULT_CAPABILITIES,
+    AdapterCapabilities,
     OrderReconciled,
     OrderStatus,
     ReconciliationEscalated,
     adapter_capabilities,
 )
 from protocols.venues import FaultInjectingAdapter, FaultPlan, PaperVenue
-
-from _adapters import TestAdapter
-from conftest import EventLog, ObservableClock, ctx, limit, registry_of, settle, wait_until
 
 ATTEMPT_S = 30.0
 INTERVAL_S = 1.0
@@ -58,7 +58,7 @@ def start(make_runtime, clock):
 
 def run_for(rt: Runtime, clock: ObservableClock, seconds: float, step: float = INTERVAL_S) -> None:
     """Advance the fake clock ``seconds`` in ``step`` s ticks, settling the actors after each."""
-    for _ in range(int(round(seconds / step))):
+    for _ in range(round(seconds / step)):
         clock.advance(step)
         settle(rt)
 
@@ -163,7 +163,7 @@ def test_unknown_lookups_back_off_escalate_degrade_health_and_evidence_settles_i
     settle(rt)
     run_for(rt, clock, 40.0)
     assert len(fetched) >= MAX_ATTEMPTS + 1  # the lookups go on after the escalation
-    gaps = [b - a for a, b in zip(fetched, fetched[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(fetched)]
     assert gaps[0] < 2.0 and max(gaps) >= 6.0 and max(gaps) <= 8.0 * 1.2 + INTERVAL_S  # doubling, capped
     ev = log.wait_for(lambda evs: evs, what="ReconciliationEscalated")
     assert len(ev) == 1 and ev[0].client_order_id == "esc-1" and ev[0].attempts == MAX_ATTEMPTS
@@ -255,7 +255,7 @@ def test_capabilities_are_read_in_one_place_and_a_wrong_declaration_is_refused()
     assert adapter_capabilities(Bare()) is DEFAULT_CAPABILITIES
     wrong = Bare()
     wrong.capabilities = {"blocking": False}  # type: ignore[attr-defined]
-    with pytest.raises(TypeError, match="bare.*AdapterCapabilities"):
+    with pytest.raises(TypeError, match=r"bare.*AdapterCapabilities"):
         adapter_capabilities(wrong)
 
 

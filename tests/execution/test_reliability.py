@@ -6,14 +6,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 
-from actors.testing import inject_journal_failure
-from actors import FakeClock
-from actors.audit.log import verify
-from protocols import (AdapterCapabilities, DurableWriteFailed, DurableWriteRecovered, ErrorCode, InlineCallOverran,
-                       OrderStatus)
-
 from _adapters import TestAdapter
 from conftest import EventLog, ctx, limit, market, quote, registry_of, wait_until
+
+from actors import FakeClock
+from actors.audit.log import verify
+from actors.testing import inject_journal_failure
+from protocols import AdapterCapabilities, DurableWriteFailed, DurableWriteRecovered, ErrorCode, InlineCallOverran, OrderStatus
 
 
 class HangingLookups(TestAdapter):

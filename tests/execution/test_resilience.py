@@ -11,6 +11,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from _adapters import TestAdapter
+from conftest import EventLog, ObservableClock, child, ctx, limit, registry_of, settle, wait_until
 
 from actors import BreakerState
 from protocols import (
@@ -26,9 +28,6 @@ from protocols import (
     VenueOrder,
     VenueOrderState,
 )
-
-from _adapters import TestAdapter
-from conftest import EventLog, ObservableClock, child, ctx, limit, registry_of, settle, wait_until
 
 ATTEMPT_S = 30.0     # per-attempt timeout: far beyond every other delay used here
 INTERVAL_S = 1.0     # reconcile tick

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.kernel.clock import FakeClock
 from actors.execution.throttle import AdmissionQueue, SlidingLogThrottle
+from actors.kernel.clock import FakeClock
 
 
 class SetClock:

@@ -16,13 +16,12 @@ the scripts were written for an engine that validates against it.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from actors import FakeClock
-from protocols.venues.fix._codec import Framer
 from protocols.venues.fix._dictionary import DataDictionary
 from protocols.venues.fix._session import Deliver, Disconnect, FixSession, Send, SessionConfig
 from protocols.venues.fix._store import SeqStore
@@ -46,7 +45,7 @@ DIFFERENT = {
     "8_AdminAndApplicationMessages": "application messages are gap-filled, never re-sent (a stale NewOrderSingle must not reach the venue)",
     "20_SimultaneousResendRequest": "application messages are gap-filled, never re-sent (a stale NewOrderSingle must not reach the venue)",
 }
-T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
 IGNORED_VALUES = {9, 10, 52, 122, 60}
 ECHO_SKIP = {8, 9, 35, 34, 49, 52, 56, 43, 97, 122, 10}
 

@@ -6,8 +6,8 @@ Where the acceptor runs in a private network namespace, the CLI runs in it too (
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from protocols.venues.fix._peer import _connect_in_netns, can_unshare, free_port
 from protocols.venues.fix._driver import tcp_connect
+from protocols.venues.fix._peer import _connect_in_netns, can_unshare, free_port
 
 from .conftest import needs_peers
 

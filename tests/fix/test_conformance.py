@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from conformance.suite import *  # noqa: F403 - the suite's test functions
+from conformance.suite import SYMBOL, Harness
 from protocols import OrderIntent
 from protocols.venues.fix import FixVenue, FixVenueConfig
 from protocols.venues.fix._peer import Peer
-
-from conformance.suite import *  # noqa: F401,F403 - the suite's test functions
-from conformance.suite import SYMBOL, Harness
 
 from .conftest import needs_peers
 

@@ -95,7 +95,7 @@ def test_settings_refuse_a_dictionary_that_does_not_load_or_is_for_another_versi
     base = {"port": 9876, "sender_comp_id": "CLIENT1", "target_comp_id": "EXECUTOR"}
     settings = load_settings("test", state_dir=tmp_path, venues={"fix": {**base, "data_dictionary": str(SPEC / "FIX44.xml")}})
     assert settings.venues.fix.data_dictionary == SPEC / "FIX44.xml"
-    with pytest.raises(ConfigError, match="venues.fix.data_dictionary.*FIX.4.2 dictionary, but begin_string is FIX.4.4"):
+    with pytest.raises(ConfigError, match=r"venues.fix.data_dictionary.*FIX.4.2 dictionary, but begin_string is FIX.4.4"):
         load_settings("test", state_dir=tmp_path, venues={"fix": {**base, "data_dictionary": str(SPEC / "FIX42.xml")}})
-    with pytest.raises(ConfigError, match="venues.fix.data_dictionary.*cannot read it"):
+    with pytest.raises(ConfigError, match=r"venues.fix.data_dictionary.*cannot read it"):
         load_settings("test", state_dir=tmp_path, venues={"fix": {**base, "data_dictionary": str(tmp_path / "nope.xml")}})

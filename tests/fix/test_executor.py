@@ -29,7 +29,7 @@ def test_limit_orders_fill_at_their_limit_and_books_equal_fills(peer, fix_runtim
     reports = []
     for side, qty, px in orders:
         reports.append(rt.submit(limit(side, qty, px, tif="GTC"), live()).result(timeout=10))
-    for report, (side, qty, px) in zip(reports, orders):
+    for report, (_side, qty, px) in zip(reports, orders, strict=False):
         assert report.status is OrderStatus.FILLED, report
         assert report.avg_px == Decimal(px)
         assert report.cum_qty == Decimal(qty)

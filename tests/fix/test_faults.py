@@ -16,7 +16,6 @@ from pathlib import Path
 from protocols import OrderStatus
 from protocols.venues.fix._driver import tcp_connect
 from protocols.venues.fix._store import SeqStore
-
 from tests.conftest import wait_until
 
 from ._relay import Relay

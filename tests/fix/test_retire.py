@@ -12,7 +12,6 @@ import threading
 from protocols import AmbiguousError, VenueOrder
 from protocols.venues.fix import FixVenue, FixVenueConfig
 from protocols.venues.fix._driver import tcp_connect
-
 from tests.conftest import wait_until
 
 from ._relay import Relay

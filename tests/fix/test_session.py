@@ -14,7 +14,13 @@ from actors import FakeClock
 from protocols import AmbiguousError, OrderStatus
 from protocols.venues.fix._codec import Framer, encode, redact
 from protocols.venues.fix._session import (
-    ACTIVE, DISCONNECTED, Deliver, Disconnect, FixSession, GapFilled, Send, SessionConfig, StateChanged,
+    ACTIVE,
+    Deliver,
+    Disconnect,
+    FixSession,
+    GapFilled,
+    Send,
+    SessionConfig,
 )
 from protocols.venues.fix._store import SeqStore
 from protocols.venues.fix._venue import FixVenue, FixVenueConfig

@@ -20,18 +20,17 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from actors import Runtime
 from actors.audit.log import verify
-from actors.testing.crashpoints import POINTS
 from actors.journal.sqlite import SQLiteJournal
+from actors.testing.crashpoints import POINTS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import _crash_child as child  # noqa: E402
+import _crash_child as child
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDERS = 24

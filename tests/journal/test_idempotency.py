@@ -11,13 +11,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
-from actors.testing import inject_journal_failure
-from actors import FakeClock
-from protocols import ErrorCode, OrderStatus
-
 from _adapters import TestAdapter
 from conftest import ctx, limit, market, quote, registry_of, wait_until
+
+from actors import FakeClock
+from actors.testing import inject_journal_failure
+from protocols import ErrorCode, OrderStatus
 
 
 def journal_row(rt, account_id: str, client_order_id: str) -> tuple | None:

@@ -8,7 +8,7 @@ import stat
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -459,7 +459,7 @@ def test_empty_batches_do_not_open_transactions(journal: SQLiteJournal) -> None:
 
 def fill_row(trade_id: str, adapter: str = "paper", qty: str = "0.5", coid: str = "c-1") -> FillRow:
     fill = Fill(trade_id=trade_id, qty=Decimal(qty), price=Decimal("39400.10"), fee=Decimal("0.0197005"),
-                fee_currency="USDT", liquidity="TAKER", ts=datetime(2021, 1, 8, 0, 0, 1, 123456, tzinfo=timezone.utc))
+                fee_currency="USDT", liquidity="TAKER", ts=datetime(2021, 1, 8, 0, 0, 1, 123456, tzinfo=UTC))
     return FillRow(adapter, "acc-1", coid, "BTC/USDT", Side.BUY, fill)
 
 
@@ -548,7 +548,7 @@ class JournalMachine(RuleBasedStateMachine):
                 self.j.claim_batch(claims, ttl_s=self.ttl)
             return
         results = self.j.claim_batch(claims, ttl_s=self.ttl)
-        for (k, fp), res in zip(batch, results):
+        for (k, fp), res in zip(batch, results, strict=False):
             assert res.outcome == self.expected(k, fp)
             if res.outcome in ("CLAIMED", "EXPIRED_RECLAIMED"):
                 self.model[k] = {"fp": fp, "status": "IN_PROGRESS", "updated": self.now}

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from actors.audit.log import AuditError, AuditLog, archive_audit, audit_segments, read_records, verify
 
-T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 
@@ -133,11 +133,11 @@ def test_archive_refuses_while_a_writer_holds_the_log(tmp_path: Path) -> None:
 
 
 def test_a_restart_past_the_retention_archives_terminal_orders_and_keeps_open_ones(make_runtime, settings_factory) -> None:
+    from conftest import ctx, limit, market, quote, settle
+
     from actors import FakeClock
     from actors.audit.log import read_records
     from protocols import OrderStatus
-
-    from conftest import ctx, limit, market, quote, settle
 
     settings = settings_factory(durable=True, journal={"synchronous": "NORMAL"}, retention={"orders_days": 30})
     rt = make_runtime(settings)
@@ -148,7 +148,7 @@ def test_a_restart_past_the_retention_archives_terminal_orders_and_keeps_open_on
     rt.stop()
     state = Path(settings.state_dir)
     # 31 days later (the runtime's clock says so): the filled order is past the 30-day retention
-    later = FakeClock(wall_start=datetime.now(timezone.utc) + timedelta(days=31))
+    later = FakeClock(wall_start=datetime.now(UTC) + timedelta(days=31))
     rt2 = make_runtime(settings, clock=later)
     settle(rt2)
     res = rt2.retention
@@ -185,12 +185,12 @@ def test_a_restart_past_the_retention_archives_terminal_orders_and_keeps_open_on
 
 
 def test_venue_receipts_are_recorded_when_asked_and_kept_receipts_days(make_runtime, settings_factory) -> None:
+    from conftest import ctx, market, quote, settle
+
     from actors import FakeClock
     from protocols import OrderStatus
 
-    from conftest import ctx, market, quote, settle
-
-    start = datetime.now(timezone.utc)  # records are stamped with the wall clock; the runtimes' clocks say how much later it is
+    start = datetime.now(UTC)  # records are stamped with the wall clock; the runtimes' clocks say how much later it is
     settings = settings_factory(durable=True, journal={"synchronous": "NORMAL"},
                                 retention={"keep_receipts": True, "receipts_days": 30})
     state = Path(settings.state_dir)

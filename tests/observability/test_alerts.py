@@ -11,13 +11,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from _adapters import TestAdapter
+from conftest import EventLog, ObservableClock, ctx, limit, registry_of, settle
 
 from actors.events.alerts import AlertMonitor
 from actors.observability.metrics import Metrics
 from protocols import AlertCleared, ExecutionReport, LatencySpiked, OrderStatus, RejectRateSpiked
-
-from _adapters import TestAdapter
-from conftest import EventLog, ObservableClock, ctx, limit, registry_of, settle
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "docs" / "alerts.rules.yml"
@@ -51,7 +50,7 @@ def test_reject_rate_fires_once_per_episode_and_clears() -> None:
 
 def test_latency_p99_is_the_nearest_rank_over_the_window() -> None:
     mon = AlertMonitor(window_s=10, min_orders=100, reject_rate=1.0, latency_p99_us=1000)
-    for i in range(99):
+    for _i in range(99):
         mon.record_latency(0.0, 100)
     mon.record_latency(0.0, 5000)                       # 1 slow of 100: p99 (rank 99) is still 100
     assert mon.evaluate(1.0) == []

@@ -3,15 +3,14 @@ audit lines; positions and PnL per strategy; daily PnL with the day boundary as 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from conftest import EventLog, market, quote, settle
 
 from actors.orders.pnl import PnlAttribution
 from protocols import ExecutionContext, Fill, OrderFilled, OrderIntent, OrderStatus, Side
-
-from conftest import EventLog, market, quote, settle
 
 D = Decimal
 
@@ -120,10 +119,10 @@ def test_strategy_books_and_daily_pnl_survive_a_restart(make_runtime, settings_f
 def test_pnl_book_day_of_handles_dst_and_bad_settings() -> None:
     book = PnlAttribution(day_start="17:00", timezone="America/New_York")
     # summer (EDT, UTC-4): 21:30Z = 17:30 local -> next day; winter (EST, UTC-5): 21:30Z = 16:30 local -> same day
-    assert book.day_of(datetime(2021, 7, 1, 21, 30, tzinfo=timezone.utc)) == date(2021, 7, 2)
-    assert book.day_of(datetime(2021, 1, 1, 21, 30, tzinfo=timezone.utc)) == date(2021, 1, 1)
-    assert book.day_of(datetime(2021, 1, 1, 22, 0, tzinfo=timezone.utc)) == date(2021, 1, 2)
-    assert book.day_of(datetime(2021, 1, 1, 21, 59, tzinfo=timezone.utc)) == date(2021, 1, 1)
+    assert book.day_of(datetime(2021, 7, 1, 21, 30, tzinfo=UTC)) == date(2021, 7, 2)
+    assert book.day_of(datetime(2021, 1, 1, 21, 30, tzinfo=UTC)) == date(2021, 1, 1)
+    assert book.day_of(datetime(2021, 1, 1, 22, 0, tzinfo=UTC)) == date(2021, 1, 2)
+    assert book.day_of(datetime(2021, 1, 1, 21, 59, tzinfo=UTC)) == date(2021, 1, 1)
     for bad in ("24:00", "5pm", ""):
         with pytest.raises(ValueError, match="HH:MM"):
             PnlAttribution(day_start=bad)
@@ -132,7 +131,7 @@ def test_pnl_book_day_of_handles_dst_and_bad_settings() -> None:
 def test_pnl_book_without_strategy_uses_the_account_share() -> None:
     book = PnlAttribution()
     fill = Fill(trade_id="t1", qty=D("1"), price=D("10"), fee=D("0.01"), fee_currency="USDT",
-                ts=datetime(2021, 1, 8, tzinfo=timezone.utc))
+                ts=datetime(2021, 1, 8, tzinfo=UTC))
     book.on_fill("acc-1", "", "BTC/USDT", Side.SELL, fill, (D("3"), D("0.01")))
     (row,) = book.daily()
     assert (row.strategy_id, row.realized_pnl, row.fees, row.sold) == ("", D("3"), D("0.01"), D("1"))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from actors.orders.books import (
     FillOutcome,
@@ -23,15 +24,19 @@ from protocols import (
     ErrorCode,
     Fill,
     IllegalTransition,
-    OrderEventType as E,
     OrderIntent,
-    OrderStatus as S,
     Quote,
     Side,
     VenueOrderState,
 )
+from protocols import (
+    OrderEventType as E,
+)
+from protocols import (
+    OrderStatus as S,
+)
 
-T0 = datetime(2021, 1, 8, tzinfo=timezone.utc)
+T0 = datetime(2021, 1, 8, tzinfo=UTC)
 #: property tests: no example database (the search itself is the profile's: tests/conftest.py)
 PROPS = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -242,7 +247,7 @@ def test_snapshot_is_a_frozen_report():
     assert rep.replay is False and rec.snapshot(replay=True).replay is True
     rec.apply_fill(fill("t2", "0.5", "101"))
     assert rep.cum_qty == D("0.5")  # the report does not follow the record
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         rep.cum_qty = D(9)  # type: ignore[misc]
 
 
@@ -363,7 +368,7 @@ def _deliveries(fills, seed: int):
     reports: list = []
     for f in fills:
         reports.extend([("fill", f)] * rnd.randint(1, 3))
-    for k in range(rnd.randint(0, 3)):
+    for _k in range(rnd.randint(0, 3)):
         cut = rnd.randint(0, len(fills))
         reports.append(("state", tuple(fills[:cut])))
     rnd.shuffle(reports)
@@ -450,7 +455,7 @@ def test_any_order_and_duplication_of_cumulative_reports_converges(rs, seed1, se
         assert sum((f.qty for f in rec.fills), D(0)) == final_cum
         assert book.check_invariants({("a1", "BTC/USDT"): [("BUY", f) for f in rec.fills]}) == []
         results.append((rec, book))
-    (r1, b1), (r2, b2) = results
+    (_r1, b1), (_r2, b2) = results
     assert b1.net_qty("a1", "BTC/USDT") == b2.net_qty("a1", "BTC/USDT") == final_cum
     c1, c2 = b1.cash("a1"), b2.cash("a1")
     assert c1["BTC"] == c2["BTC"] == final_cum
@@ -615,7 +620,7 @@ def test_from_intent_is_the_keyword_constructor():
         a, b = OrderRecord.from_intent(it, "a1"), OrderRecord.from_intent(it, "a1")
         for name in ("fills", "trade_ids", "transitions", "overfills", "anomalies"):
             assert getattr(a, name) is not getattr(b, name)  # never shared between records
-        assert a.created_ts.tzinfo is timezone.utc
+        assert a.created_ts.tzinfo is UTC
 
 
 def test_constructor_still_validates_what_it_is_given():

@@ -14,10 +14,13 @@ said FILLED 0.001.
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime
 from decimal import Decimal as D
 
-from hypothesis import given, settings, strategies as st
+from _adapters import TestAdapter
+from conftest import ctx, limit, registry_of, settle, wait_until
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.orders.books import (
     SYNTHETIC_TRADE_PREFIX,
@@ -26,12 +29,11 @@ from actors.orders.books import (
     Positions,
     fill_cash_flows,
 )
-from protocols import Fill, OrderEventType as E, OrderStatus as S, VenueOrderState
+from protocols import Fill, VenueOrderState
+from protocols import OrderEventType as E
+from protocols import OrderStatus as S
 
-from _adapters import TestAdapter
-from conftest import ctx, limit, registry_of, settle, wait_until
-
-T0 = datetime(2021, 1, 8, tzinfo=timezone.utc)
+T0 = datetime(2021, 1, 8, tzinfo=UTC)
 
 
 def record(qty: str = "2", side: str = "BUY") -> OrderRecord:
@@ -167,7 +169,7 @@ def _stream(fills, seed):
     cumulative snapshots, and snapshots listing only some trades: shuffled and duplicated."""
     rnd = random.Random(seed)
     out = []
-    for i, f in enumerate(fills):
+    for i, _f in enumerate(fills):
         for _ in range(rnd.randint(1, 2)):
             out.append(("event", i))
     for _ in range(rnd.randint(1, 4)):

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import threading
 
+from conftest import ctx, market, quote, settle
+
 from actors.journal.sqlite import SQLiteJournal
 from protocols import OrderStatus
-
-from conftest import ctx, market, quote, settle
 
 
 def test_an_order_reaches_its_venue_while_the_ledgers_journal_write_is_stalled(make_runtime, monkeypatch) -> None:

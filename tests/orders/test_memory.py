@@ -7,10 +7,10 @@ from __future__ import annotations
 import sqlite3
 from decimal import Decimal
 
+from conftest import ctx, limit, market, quote, wait_until
+
 from actors import FakeClock, Runtime
 from protocols import OrderStatus
-
-from conftest import ctx, limit, market, quote, wait_until
 
 N = 120
 KEEP = 8

@@ -13,11 +13,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-
-from protocols import Fill, Liquidity, OrderStatus, OrderTrackingChanged, VenueEvent
-
 from _adapters import TestAdapter
 from conftest import EventLog, ObservableClock, ctx, limit, registry_of, settle, wait_until
+
+from protocols import Fill, Liquidity, OrderStatus, OrderTrackingChanged, VenueEvent
 
 D = Decimal
 
@@ -69,7 +68,7 @@ def accept(rt, cl_id: str, qty: str = "0.002") -> None:
 
 def test_a_fill_no_event_reported_is_found_by_tracking_and_applied_once(make_runtime, clock) -> None:
     venue = QuietVenue("test", default="accept")
-    rt, log = start(make_runtime, clock, venue, {"interval_s": 10, "silence_s": 1000})
+    rt, _log = start(make_runtime, clock, venue, {"interval_s": 10, "silence_s": 1000})
     accept(rt, "tr-1")
     settle(rt)
     fill = venue.fill_silently("tr-1", "0.0005")
@@ -121,7 +120,7 @@ def test_a_silent_stream_tightens_the_schedule_and_raises_an_alert(make_runtime,
 
 def test_many_working_orders_are_paged(make_runtime, clock) -> None:
     venue = QuietVenue("test", default="accept")
-    rt, log = start(make_runtime, clock, venue, {"interval_s": 9, "page_size": 2, "silence_s": 1000})
+    rt, _log = start(make_runtime, clock, venue, {"interval_s": 9, "page_size": 2, "silence_s": 1000})
     for k in range(5):
         accept(rt, f"tp-{k}")
     settle(rt)
@@ -143,7 +142,7 @@ def test_many_working_orders_are_paged(make_runtime, clock) -> None:
 
 def test_lookups_stay_within_their_share_of_the_throttle(make_runtime, clock) -> None:
     venue = QuietVenue("test", default="accept")
-    rt, log = start(make_runtime, clock, venue, {"interval_s": 10, "page_size": 50, "silence_s": 1000, "budget_share": 0.5},
+    rt, _log = start(make_runtime, clock, venue, {"interval_s": 10, "page_size": 50, "silence_s": 1000, "budget_share": 0.5},
                     throttle={"max_calls": 8, "window_s": 600.0})
     for k in range(3):
         accept(rt, f"tb-{k}")  # 3 of the 8 calls per window

@@ -13,12 +13,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from _adapters import TestAdapter
+from conftest import EventLog, ctx, limit, registry_of, wait_until
 
 from actors.orders.ledger import remainder_client_order_id
 from protocols import OrderStatus, RemainderResubmitted, VenueOrder, VenueOrderState
-
-from _adapters import TestAdapter
-from conftest import EventLog, ctx, limit, registry_of, wait_until
 
 LOT = Decimal("0.001")
 
@@ -87,7 +86,7 @@ def test_resubmit_sends_the_remainder_as_children_within_the_reservation(make_ru
 
 
 def test_the_chain_stops_at_max_resubmits(make_runtime) -> None:
-    rt, venue, log = start(make_runtime, remainder="resubmit", max_resubmits=1)
+    rt, venue, _log = start(make_runtime, remainder="resubmit", max_resubmits=1)
     rt.submit(limit("pf-3", qty="0.004", tif="IOC"), ctx()).result(timeout=5)
     wait_until(lambda: rt.order("pf-3.r1") is not None and rt.order("pf-3.r1").status.is_terminal, what="the child")
     rt.flush()
@@ -97,7 +96,7 @@ def test_the_chain_stops_at_max_resubmits(make_runtime) -> None:
 
 
 def test_no_resubmit_while_halted(make_runtime) -> None:
-    rt, venue, log = start(make_runtime, remainder="resubmit")
+    rt, _venue, _log = start(make_runtime, remainder="resubmit")
     rt.halt()
     rt.resume()
     rt.submit(limit("pf-4", qty="0.002", tif="IOC"), ctx()).result(timeout=5)

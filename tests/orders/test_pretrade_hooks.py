@@ -11,12 +11,11 @@ import json
 from decimal import Decimal
 
 import pytest
+from _adapters import TestAdapter
+from conftest import ObservableClock, ctx, limit, quote, registry_of, settle, wait_until
 
 from actors import HookDenial, PreTradeCheck, Runtime
 from protocols import ErrorCode, OrderStatus
-
-from _adapters import TestAdapter
-from conftest import ObservableClock, ctx, limit, quote, registry_of, settle, wait_until
 
 
 def max_qty(check: PreTradeCheck) -> HookDenial | None:

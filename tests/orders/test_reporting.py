@@ -6,7 +6,7 @@ from __future__ import annotations
 import pickle
 import time
 from concurrent.futures import Future
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
@@ -22,13 +22,15 @@ from protocols import (
     ExecutionReport,
     Fill,
     OrderIntent,
-    OrderStatus as S,
     RouteDecision,
     VenueOrderState,
 )
+from protocols import (
+    OrderStatus as S,
+)
 from protocols.model.reports import REPORT_FIELDS, report_from_valid
 
-T0 = datetime(2021, 1, 8, tzinfo=timezone.utc)
+T0 = datetime(2021, 1, 8, tzinfo=UTC)
 ROUTE = RouteDecision(route_id="paper", adapter_id="paper", routing_reason="mode paper")
 CTX = ExecutionContext(mode="paper", account_id="acc-1", strategy_id="ma-cross", session_id="s-7", correlation_id="c-1")
 
@@ -117,7 +119,7 @@ def reference_error_report(o: SubmitOrder, code, message, *, status=S.DENIED, re
 def same_but_time(a: ExecutionReport, b: ExecutionReport) -> None:
     assert a.model_copy(update={"latency_us": 0, "ts": T0}) == b.model_copy(update={"latency_us": 0, "ts": T0})
     assert a.model_fields_set == b.model_fields_set
-    assert a.latency_us >= 0 and a.ts.tzinfo is timezone.utc
+    assert a.latency_us >= 0 and a.ts.tzinfo is UTC
 
 
 VENUE_CASES = [

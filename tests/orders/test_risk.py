@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal as D
 from types import SimpleNamespace
 
@@ -14,7 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from actors.orders.risk import RiskConfig, RiskDecision, RiskEngine, TradingState
 from protocols import ErrorCode, Fill, OrderIntent, Quote
 
-T0 = datetime(2021, 1, 8, tzinfo=timezone.utc)
+T0 = datetime(2021, 1, 8, tzinfo=UTC)
 PROPS = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 Q = Quote(ts=T0, symbol="BTC/USDT", bid=D("99"), bid_size=D(1), ask=D("100"), ask_size=D(1))
 
@@ -404,7 +404,7 @@ def test_restore_reservation_recreates_what_intake_reserved_and_fills_true_it_up
     assert risk.restore_reservation("a", intent(price=None, coid="m-1")) == 0
     assert risk.exposure("a") == (D("200"), D("0"), D("1000"))
     fill = Fill(trade_id="t-1", qty=D("1"), price=D("99"), fee=D("0"), fee_currency="USDT", liquidity="MAKER",
-                ts=datetime(2021, 1, 8, tzinfo=timezone.utc))
+                ts=datetime(2021, 1, 8, tzinfo=UTC))
     assert risk.on_fill("a", "r-1", fill) == D("100")  # one unit at its worst case released ...
     assert risk.exposure("a") == (D("100"), D("99"), D("1000"))  # ... and its actual notional spent
     assert risk.release("a", "r-1") == D("100")

@@ -7,8 +7,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from _adapters import TestAdapter
-from actors import Runtime
 from conftest import registry_of
+
+from actors import Runtime
 from config import load_settings
 from protocols import AmbiguousError, ExecutionContext, OrderIntent, OrderStatus, Quote
 

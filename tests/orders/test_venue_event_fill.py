@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from protocols import Fill, Liquidity, OrderStatus
-
 from _adapters import TestAdapter
 from conftest import ctx, limit, registry_of, wait_until
+
+from protocols import Fill, Liquidity, OrderStatus
 
 
 def test_an_event_fill_outside_its_state_is_booked_once(make_runtime) -> None:

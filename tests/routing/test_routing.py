@@ -5,15 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from _adapters import TestAdapter
+from conftest import ctx, limit, market, quote, registry_of, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors import Runtime
 from actors.routing.router import RouteDenied, RouteTable, decide_route
 from protocols import ErrorCode, ExecutionMode, OrderStatus, RouteDecision
-
-from _adapters import TestAdapter
-from conftest import ctx, limit, market, quote, registry_of, wait_until
 
 POLICY = {"paper": "paper", "simulated": "paper", "shadow": "shadow", "shadow_run": "shadow",
           "dry_run": "dry_run", "testnet_dry_run": "dry_run"}

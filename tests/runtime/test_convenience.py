@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from conftest import ctx, limit, quote
 
 from protocols import OrderIntent, OrderStatus, signal_client_order_id
 
-from conftest import ctx, limit, quote
-
-BAR = datetime(2021, 1, 8, 0, 1, tzinfo=timezone.utc)
+BAR = datetime(2021, 1, 8, 0, 1, tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- signal_client_order_id

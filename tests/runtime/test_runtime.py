@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from conftest import EventLog, ctx, limit, market, quote, uid, wait_until
 
 from actors import Runtime
 from protocols import (
@@ -23,8 +24,6 @@ from protocols import (
     OrderStatus,
     SubscriberFailed,
 )
-
-from conftest import EventLog, ctx, limit, market, quote, uid, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 RESTING = "39000.00"  # a BUY limit well below the ask: accepted, resting
@@ -156,9 +155,8 @@ def test_context_manager_stops_everything(settings_factory) -> None:
 
 
 def test_context_manager_stops_on_exception(settings_factory) -> None:
-    with pytest.raises(RuntimeError, match="boom"):
-        with Runtime.start(settings_factory()) as rt:
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), Runtime.start(settings_factory()) as rt:
+        raise RuntimeError("boom")
     assert not rt.router.is_alive() and not rt.ledger.is_alive()
 
 

@@ -16,11 +16,10 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
+from _book_child import CFG, SYM, T0, shared_venue
 
 from protocols import OrderStatus, Quote, VenueOrder, VenueRejectedError
 from protocols.venues.paper.pg_book import PgBook, market_from_json, market_to_json
-
-from _book_child import CFG, SYM, T0, shared_venue
 
 CHILD = Path(__file__).resolve().parents[1] / "_book_child.py"
 
@@ -142,7 +141,7 @@ def test_market_state_round_trips_as_json() -> None:
 
 
 def test_an_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="paper venue book .*cannot reach the PostgreSQL server"):
+    with pytest.raises(ValueError, match=r"paper venue book .*cannot reach the PostgreSQL server"):
         PgBook(f"postgresql://nobody@/x?host={tmp_path}", adapter_id="paper", fill_model_version="1")
 
 

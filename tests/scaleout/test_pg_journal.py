@@ -16,8 +16,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from actors.journal.sqlite import Claim, JournalError
 from actors.journal.postgres import PostgresBackend, known_schema_version, redact_url
+from actors.journal.sqlite import Claim, JournalError
 
 REPO = Path(__file__).resolve().parents[2]
 TTL = 3600.0

@@ -7,11 +7,10 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-
-from protocols import ErrorCode, OrderStatus
-
 from _adapters import TestAdapter
 from conftest import ctx, limit, market, quote, registry_of, wait_until
+
+from protocols import ErrorCode, OrderStatus
 
 
 @pytest.fixture
@@ -92,7 +91,7 @@ def test_a_bad_journal_url_is_a_clear_start_error(make_runtime, url: str, cause:
 
 
 def test_a_missing_database_is_a_clear_start_error(make_runtime, pg_cluster) -> None:
-    with pytest.raises(ValueError, match="runtime refused to start: .*database does not exist"):
+    with pytest.raises(ValueError, match=r"runtime refused to start: .*database does not exist"):
         make_runtime(durable=True, journal={"url": pg_cluster.url(dbname="nope")})
 
 

@@ -11,17 +11,16 @@ from __future__ import annotations
 from concurrent.futures import Future
 
 import pytest
-
-from actors.breaker.messages import BreakerCommand
-from actors.idempotency.messages import CompleteOrder
-from actors.routing.messages import ForwardReconcile
-from actors.events.messages import Publish
-from actors.kernel.inbox import tell_quiet, wake
-from actors.orders.messages import SetTradingState, WaitTerminal
-from protocols import ChildGaveUp, ErrorCode, OrderStatus
-
 from _adapters import TestAdapter
 from conftest import EventLog, ObservableClock, child, ctx, market, quote, registry_of, settle, wait_until
+
+from actors.breaker.messages import BreakerCommand
+from actors.events.messages import Publish
+from actors.idempotency.messages import CompleteOrder
+from actors.kernel.inbox import tell_quiet, wake
+from actors.orders.messages import SetTradingState, WaitTerminal
+from actors.routing.messages import ForwardReconcile
+from protocols import ChildGaveUp, ErrorCode, OrderStatus
 
 #: what the journal holds of an order (a restored report has no route, venue order id or attempt count,
 #: as after a process restart)

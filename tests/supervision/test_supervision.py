@@ -8,10 +8,12 @@ from collections import Counter
 from decimal import Decimal
 
 import pytest
+from _adapters import TestAdapter
+from conftest import EventLog, ObservableClock, child, ctx, limit, market, quote, registry_of, settle, wait_until
 
 from actors import default_registry
-from actors.supervision.messages import ChildFailed
 from actors.runtime.runtime import _PING
+from actors.supervision.messages import ChildFailed
 from protocols import (
     AdapterCrashed,
     AdapterRestarted,
@@ -21,9 +23,6 @@ from protocols import (
     OrderStatus,
 )
 from protocols.venues import FaultPlan
-
-from _adapters import TestAdapter
-from conftest import EventLog, ObservableClock, child, ctx, limit, market, quote, registry_of, settle, wait_until
 
 BACKOFF_MAX = 0.5  # above every restart delay of the test profile (0.01 doubling to 0.1, ±20%)
 INTERVAL_S = 1.0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import threading
-from datetime import datetime, timezone
+from dataclasses import FrozenInstanceError
+from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
@@ -22,7 +23,7 @@ from protocols import (
 )
 from protocols.venues import FAULTS, FaultInjectingAdapter, FaultPlan, FillModelConfig, PaperVenue
 
-T0 = datetime(2021, 1, 8, tzinfo=timezone.utc)
+T0 = datetime(2021, 1, 8, tzinfo=UTC)
 _n = itertools.count(1)
 
 
@@ -94,7 +95,7 @@ def test_parse_errors_name_the_problem(text, match):
 
 def test_plan_is_frozen_and_validates_direct_construction():
     plan = FaultPlan(crash=0.1)
-    with pytest.raises(Exception):
+    with pytest.raises(FrozenInstanceError):
         plan.crash = 0.2  # type: ignore[misc]
     with pytest.raises(ValueError, match="seed"):
         FaultPlan(seed="x")  # type: ignore[arg-type]
@@ -125,7 +126,7 @@ def test_rates_roughly_honored_over_10k_calls():
     adapter.release_hangs()
     n = 10_000
     for i in range(n):
-        outcome(lambda: adapter.submit_order(order()) if i % 2 else adapter.cancel_order("nope"))
+        outcome(lambda i=i: adapter.submit_order(order()) if i % 2 else adapter.cancel_order("nope"))
     stats = adapter.stats()
     assert stats["calls"] == n
     assert sum(stats[f] for f in FAULTS) + stats["ok"] == n
@@ -271,7 +272,7 @@ def test_fetches_get_only_transient_faults_from_their_own_stream():
     venue = inner()
     adapter = FaultInjectingAdapter(venue, FaultPlan(crash=0.3, reject=0.3, transient=0.3, seed=2))
     kinds = set()
-    for i in range(300):
+    for _i in range(300):
         kinds.add(outcome(lambda: adapter.fetch_order("x")))
         kinds.add(outcome(adapter.fetch_open_orders))
         kinds.add(outcome(adapter.fetch_positions))
@@ -284,7 +285,7 @@ def test_fetches_get_only_transient_faults_from_their_own_stream():
     a = FaultInjectingAdapter(inner(), FaultPlan(crash=0.3, reject=0.3, transient=0.3, seed=2))
     b = FaultInjectingAdapter(inner(), FaultPlan(crash=0.3, reject=0.3, transient=0.3, seed=2))
     seq_a, seq_b = [], []
-    for i in range(50):
+    for _i in range(50):
         seq_a.append(outcome(lambda: a.submit_order(order())))
         outcome(lambda: b.fetch_order("x"))
         seq_b.append(outcome(lambda: b.submit_order(order())))

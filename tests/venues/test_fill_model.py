@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from types import SimpleNamespace
 
@@ -25,7 +25,7 @@ from protocols import (
 from protocols.venues import FILL_MODEL_VERSION, FillModel, FillModelConfig, PaperVenue, floor_lot, round_price
 from protocols.venues.paper.fill_model import Resting, TopOfBook
 
-T0 = datetime(2021, 1, 8, 0, 0, 1, tzinfo=timezone.utc)
+T0 = datetime(2021, 1, 8, 0, 0, 1, tzinfo=UTC)
 SYM = "BTC/USDT"
 TEST_INST = {
     SYM: Instrument(symbol=SYM, tick_size=D("0.01"), lot_size=D("0.001"), min_notional=D("5")),
@@ -445,7 +445,7 @@ def test_day_orders_expire_at_utc_date_change_gtc_stays():
     gtc = v.submit_order(order("BUY", "0.1", price="99.00"))
     events = []
     v.set_event_sink(events.append)
-    late = datetime(2021, 1, 8, 23, 59, 59, tzinfo=timezone.utc) - T0
+    late = datetime(2021, 1, 8, 23, 59, 59, tzinfo=UTC) - T0
     v.on_market(quote(t=late.total_seconds()))
     assert v.fetch_order(day.client_order_id).status is OrderStatus.ACCEPTED
     v.on_market(quote(t=late.total_seconds() + 2))  # 2021-01-09 00:00:01

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -21,7 +21,7 @@ from actors.execution.adapter import VenueWorker
 from protocols import FatalAdapterError, Instrument, NotDeliveredError, OrderStatus, Quote, Trade, VenueOrder, VenueRejectedError
 from protocols.venues import FillModelConfig, PaperVenue
 
-T0 = datetime(2021, 1, 8, 0, 0, 1, tzinfo=timezone.utc)
+T0 = datetime(2021, 1, 8, 0, 0, 1, tzinfo=UTC)
 SYM = "BTC/USDT"
 CFG = FillModelConfig(maker_fee_bps=D("1"), taker_fee_bps=D("10"),
                       instruments={SYM: Instrument(symbol=SYM, tick_size=D("0.01"), lot_size=D("0.001"), min_notional=D("5"))})

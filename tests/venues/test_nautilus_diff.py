@@ -24,14 +24,14 @@ import pytest
 
 pytest.importorskip("nautilus_trader", reason="NautilusTrader not installed: pip install -e '.[nautilus]'")
 
-from benchmarks.nautilus_diff import (  # noqa: E402 - after the importorskip
+from benchmarks.nautilus_diff import (
     BEGIN,
     DATA,
+    END,
+    QUOTES,
     R6,
     R9,
     R10,
-    END,
-    QUOTES,
     SCENARIOS,
     TICK,
     Outcome,
@@ -43,7 +43,7 @@ from benchmarks.nautilus_diff import (  # noqa: E402 - after the importorskip
     markdown,
     run_all,
 )
-from protocols import Quote, Trade  # noqa: E402
+from protocols import Quote, Trade
 
 pytestmark = pytest.mark.skipif(
     not (DATA / QUOTES).exists(), reason=f"real market data not found at {DATA} (../shared/data beside the repo)"

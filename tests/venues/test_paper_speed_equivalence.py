@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal as D
 
 import pytest
@@ -45,7 +45,7 @@ from protocols.venues.paper import trusted as _trusted
 from protocols.venues.paper.book import VenueOrderRecord, new_record
 from protocols.venues.paper.fill_model import _new_top_of_book
 
-T0 = datetime(2021, 1, 8, 23, 59, 0, tzinfo=timezone.utc)
+T0 = datetime(2021, 1, 8, 23, 59, 0, tzinfo=UTC)
 INST = {
     "BTC/USDT": Instrument(symbol="BTC/USDT", tick_size=D("0.01"), lot_size=D("0.001"), min_notional=D("5")),
     "TINY/USD": Instrument(symbol="TINY/USD", tick_size=D("0.01"), lot_size=D("1"), min_notional=D("0")),
@@ -80,7 +80,7 @@ def test_trusted_construction_is_active_under_this_pydantic():
 )
 def test_make_fill_is_the_validated_fill(args):
     names = ("trade_id", "qty", "price", "fee", "fee_currency", "liquidity", "ts")
-    assert same(_trusted.make_fill(*args), Fill(**dict(zip(names, args))))
+    assert same(_trusted.make_fill(*args), Fill(**dict(zip(names, args, strict=False))))
 
 
 @pytest.mark.parametrize(
@@ -108,7 +108,7 @@ def test_make_fill_and_state_normalise_a_non_utc_timestamp_like_validation():
     fill = _trusted.make_fill("p-1", D("1"), D("2"), D(0), "USD", Liquidity.TAKER, cet)
     assert same(fill, Fill(trade_id="p-1", qty=D("1"), price=D("2"), fee=D(0), fee_currency="USD",
                            liquidity=Liquidity.TAKER, ts=cet))
-    assert fill.ts.tzinfo is timezone.utc
+    assert fill.ts.tzinfo is UTC
     order = VenueOrder(client_order_id="c", account_id="a", symbol="BTC/USDT", side="SELL", order_type="MARKET",
                        quantity=D("2"), ts=T0)
     state = _trusted.make_state(order, "v-1", OrderStatus.PARTIALLY_FILLED, (fill,), None, cet)
@@ -258,7 +258,7 @@ def test_submit_order_matches_the_general_path(cls, seed):
         expected = VenueOrderState.of(order, venue_order_id=state.venue_order_id, status=status, fills=fills,
                                       ts=fill_ts if fills else now)
         assert same(state, expected)
-        assert all(same(a, b) for a, b in zip(state.fills, fills))
+        assert all(same(a, b) for a, b in zip(state.fills, fills, strict=False))
         assert same(venue.fetch_order(order.client_order_id), expected)
     _assert_positions_are_the_fills(venue)
     venue.close()
@@ -305,7 +305,7 @@ def test_durable_book_answers_like_the_memory_book_and_after_reopen(tmp_path, se
     venues = [PaperVenue(config=_cfg(random.Random(seed))),
               PaperVenue(config=_cfg(random.Random(seed)), book_path=tmp_path / "paper.sqlite")]
     logs: list[list[str]] = [[], []]
-    for venue, log in zip(venues, logs):
+    for venue, log in zip(venues, logs, strict=False):
         rnd = random.Random(seed)
         for i in range(80):
             t = T0 + timedelta(seconds=i * rnd.choice([1, 3600]))

@@ -7,7 +7,7 @@ import json
 import os
 import stat
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -36,7 +36,7 @@ needs_data = pytest.mark.skipif(
     reason=f"real market data not found at {DATA} (../shared/data beside the repo); golden replay skipped",
 )
 
-T0 = datetime(2021, 1, 8, 0, 0, 1, tzinfo=timezone.utc)
+T0 = datetime(2021, 1, 8, 0, 0, 1, tzinfo=UTC)
 SYM = "BTC/USDT"
 INST = {SYM: Instrument(symbol=SYM, tick_size=D("0.01"), lot_size=D("0.001"), min_notional=D("5"))}
 

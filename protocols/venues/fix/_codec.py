@@ -18,11 +18,10 @@ Example::
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Iterable
-
 
 SOH = b"\x01"
 #: tags whose value is masked in every log line and dump: Username 553, Password 554,
@@ -35,7 +34,7 @@ _HEADER_TAGS = frozenset({8, 9, 35, 49, 56, 34, 52, 43, 97, 122, 115, 128, 50, 5
 
 def utc_timestamp(when: datetime) -> str:
     """FIX UTCTimestamp (tag 52 / 122 / 60) with milliseconds: ``YYYYMMDD-HH:MM:SS.sss``."""
-    when = when.astimezone(timezone.utc)
+    when = when.astimezone(UTC)
     return when.strftime("%Y%m%d-%H:%M:%S.") + f"{when.microsecond // 1000:03d}"
 
 
@@ -43,7 +42,7 @@ def parse_timestamp(value: str) -> datetime | None:
     """Parse a FIX UTCTimestamp (with or without fraction); None when it is not one."""
     for fmt in ("%Y%m%d-%H:%M:%S.%f", "%Y%m%d-%H:%M:%S"):
         try:
-            return datetime.strptime(value, fmt).replace(tzinfo=timezone.utc)
+            return datetime.strptime(value, fmt).replace(tzinfo=UTC)
         except ValueError:
             continue
     return None

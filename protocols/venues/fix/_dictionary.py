@@ -65,7 +65,7 @@ class _Group:
     delimiter: int
     tags: frozenset[int]
     required: tuple[int, ...]
-    groups: dict[int, "_Group"]
+    groups: dict[int, _Group]
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class DataDictionary:
 
     @classmethod
     def load(cls, path: str | Path, *, validate_user_defined_fields: bool = True,
-             check_fields_out_of_order: bool = True) -> "DataDictionary":
+             check_fields_out_of_order: bool = True) -> DataDictionary:
         """Read a QuickFIX-format XML dictionary (``<fix major= minor=>`` with ``<header>``,
         ``<trailer>``, ``<messages>``, ``<components>``, ``<fields>``). Raises
         :class:`DictionaryError` for a missing or unreadable file, bad XML, an undefined field
@@ -114,7 +114,7 @@ class DataDictionary:
         return cls._build(root, str(where), validate_user_defined_fields, check_fields_out_of_order)
 
     @classmethod
-    def _build(cls, root: ET.Element, source: str, user_defined: bool, out_of_order: bool) -> "DataDictionary":
+    def _build(cls, root: ET.Element, source: str, user_defined: bool, out_of_order: bool) -> DataDictionary:
         def fail(what: str) -> DictionaryError:
             return DictionaryError(f"FIX data dictionary {source}: {what}")
 

@@ -24,8 +24,8 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from loguru import logger
 
@@ -233,7 +233,7 @@ class FixConnection:
                 written = sock.send(self._outbox)
             else:
                 written = os.write(sock.fileno(), self._outbox)
-        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError, socket.timeout):
+        except (TimeoutError, BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
             return
         except OSError as exc:
             self._close_socket(f"send failed: {exc}")
@@ -285,7 +285,7 @@ class FixConnection:
         return sock
 
     def _read_loop(self, sock: socket.socket) -> None:
-        tls = isinstance(sock, ssl.SSLSocket)
+        tls = sock if isinstance(sock, ssl.SSLSocket) else None
         while not self._stopping.is_set():
             with self._lock:
                 if self._sock is not sock:
@@ -294,7 +294,7 @@ class FixConnection:
                 writing = bool(self._outbox)
             data = None
             try:
-                if tls and sock.pending():
+                if tls is not None and tls.pending():
                     readable = True
                 else:
                     ready_r, ready_w, _ = select.select([sock, self._wake_r], [sock] if writing else [], [], wait)
@@ -306,7 +306,7 @@ class FixConnection:
                     readable = sock in ready_r
                 if readable:
                     data = sock.recv(65536)
-            except (socket.timeout, ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            except (TimeoutError, ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
                 data = None
             except ValueError:  # select on a socket closed by another thread (drop / close)
                 return

@@ -111,7 +111,7 @@ class Peer:
 
     @classmethod
     def start(cls, kind: str, directory: Path, port: int | None = None, *, netns: bool | None = None,
-              wait_s: float = 10.0) -> "Peer":
+              wait_s: float = 10.0) -> Peer:
         """Start ``kind`` in ``directory`` (created) on ``port`` (free one by default); wait until it listens."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -120,7 +120,7 @@ class Peer:
         port = port or (free_port() if not use_ns else 56001)
         settings = write_settings(kind, directory, port)
         log_path = directory / f"{kind}.log"
-        log = open(log_path, "ab")
+        log = open(log_path, "ab")  # noqa: SIM115 - the acceptor writes to it; closed when the peer stops
         if use_ns:
             argv = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$1"', str(binary), str(settings)]
         else:
@@ -182,12 +182,12 @@ class Peer:
             except OSError:
                 pass
 
-    def restart(self, wait_s: float = 10.0) -> "Peer":
+    def restart(self, wait_s: float = 10.0) -> Peer:
         """Start the same acceptor again on the same port and store (after :meth:`kill`)."""
         self.stop()
         return Peer.start(self.kind, self.directory, None if self.netns else self.port, netns=self.netns, wait_s=wait_s)
 
-    def __enter__(self) -> "Peer":
+    def __enter__(self) -> Peer:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -42,8 +42,10 @@ Sequence numbers live in a :class:`~._store.SeqStore` (persisted per session).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol, Union
+from datetime import UTC
+from typing import Protocol
 
 from ._codec import Frame, Framer, encode, parse_timestamp, utc_timestamp
 from ._dictionary import DataDictionary
@@ -143,7 +145,7 @@ class GapFilled:
     end: int
 
 
-Action = Union[Send, Deliver, Disconnect, StateChanged, GapFilled]
+Action = Send | Deliver | Disconnect | StateChanged | GapFilled
 
 
 class NotLoggedOn(RuntimeError):
@@ -223,7 +225,7 @@ class FixSession:
         now = self.clock.monotonic()
         hb = self.config.heartbeat_s
         if self.state == LOGON_SENT and now - self._state_since >= self.config.logon_timeout_s:
-            return self._fail("no Logon answer within %g s" % self.config.logon_timeout_s)
+            return self._fail(f"no Logon answer within {self.config.logon_timeout_s:g} s")
         if self.state == LOGOUT_SENT and now - self._state_since >= self.config.logout_timeout_s:
             return [Disconnect("logout not answered", False)]
         if self.state != ACTIVE:
@@ -291,11 +293,10 @@ class FixSession:
             if seq == self.store.next_target:
                 self._advance(seq)
             return [self._reject(seq, msg_type, "Required tag missing", 1, missing)]
-        if frame.get(49) != cfg.target_comp_id or frame.get(56) != cfg.sender_comp_id:
-            if self._empty_tag(frame) is None:
-                reject = self._reject(seq, msg_type, "CompID problem", 9, None)
-                self._advance(seq)
-                return [reject, *self._logout_error("CompID problem")]
+        if (frame.get(49) != cfg.target_comp_id or frame.get(56) != cfg.sender_comp_id) and self._empty_tag(frame) is None:
+            reject = self._reject(seq, msg_type, "CompID problem", 9, None)
+            self._advance(seq)
+            return [reject, *self._logout_error("CompID problem")]
         poss_dup = frame.get(43) == "Y"
         expected = self.store.next_target
         if msg_type == "4" and frame.get(123) != "Y":
@@ -535,6 +536,6 @@ class SystemClock:
         return time.monotonic()
 
     def now(self):
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)

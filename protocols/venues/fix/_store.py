@@ -71,7 +71,7 @@ class SeqStore:
 
     @classmethod
     def open(cls, store_dir: Path, begin_string: str, sender: str, target: str, *, fsync: bool = False,
-             inbox: int = 0) -> "SeqStore":
+             inbox: int = 0) -> SeqStore:
         """The store of session ``begin_string``/``sender``/``target`` under ``store_dir`` (created);
         ``inbox``: how many received application messages to keep (0: none)."""
         name = _SAFE.sub("_", f"{begin_string}-{sender}-{target}") + ".seqnums"
@@ -126,7 +126,7 @@ class SeqStore:
         self._inbox_lines = len(self._inbox)
 
     @classmethod
-    def memory(cls) -> "SeqStore":
+    def memory(cls) -> SeqStore:
         """A store that keeps the numbers in memory only."""
         return cls(None)
 

@@ -3,7 +3,7 @@
 Application messages (FIX 4.4 Vol 4; FIX 4.2 "Application Messages: Orders and Executions"):
 
 - ``submit_order`` → NewOrderSingle (D), ClOrdID (11) = ``client_order_id``; it waits for the
-  first answer about that ClOrdID: an ExecutionReport (8) gives the state (Rejected → 
+  first answer about that ClOrdID: an ExecutionReport (8) gives the state (Rejected →
   ``VenueRejectedError`` with Text 58); a session Reject (3) or BusinessMessageReject (j) of
   the message (RefSeqNum 45) → ``VenueRejectedError`` with the reason; no answer within
   ``request_timeout_s`` → ``AmbiguousError`` (the order goes UNKNOWN and is reconciled).
@@ -35,11 +35,11 @@ import itertools
 import ssl
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Callable, Mapping
 
 from loguru import logger
 

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Protocol
 
 from ...adapter import VenueOrder, VenueOrderState
-from ...model.enums import OrderStatus
 from ...model.dataclass_compat import builder
+from ...model.enums import OrderStatus
 from ...model.reports import Fill
 from .trusted import make_state
 
@@ -135,7 +135,7 @@ class BookChanges:
     def __bool__(self) -> bool:
         return bool(self.orders or self.fills or self.submissions or self.consumed or self.meta)
 
-    def merge(self, later: "BookChanges") -> None:
+    def merge(self, later: BookChanges) -> None:
         """Fold ``later`` (made after this change set) into this one, so one transaction writes both.
 
         The later record of an order, count of an id and value of a counter win; fills and
@@ -282,7 +282,7 @@ class SqliteBook:
         conn = self._require()
         snap = BookSnapshot()
         fills_by_order: dict[str, list[Fill]] = {}
-        for seq, trade_id, coid, fill_json in conn.execute(
+        for seq, _trade_id, coid, fill_json in conn.execute(
             "SELECT seq, trade_id, client_order_id, fill_json FROM fills ORDER BY seq"
         ):
             fill = Fill.model_validate_json(fill_json)

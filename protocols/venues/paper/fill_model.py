@@ -122,20 +122,21 @@ Example::
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from types import MappingProxyType
-from typing import Annotated, Any, Iterable, Literal, Mapping, Sequence
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, field_serializer, model_validator
 
 from ...adapter import VenueOrder
-from ...model.enums import Liquidity, OrderStatus, OrderType, Side, TimeInForce
-from ...model.dataclass_compat import builder
-from ...model.instruments import DEFAULT_INSTRUMENTS, Instrument
 from ...market.values import Quote, Trade
 from ...model.base import Frozen, NonNegDec
+from ...model.dataclass_compat import builder
+from ...model.enums import Liquidity, OrderStatus, OrderType, Side, TimeInForce
+from ...model.instruments import DEFAULT_INSTRUMENTS, Instrument
 
 FILL_MODEL_VERSION = "2.0"
 """Version of the rules above; bump it whenever any rule changes a fill."""
@@ -211,7 +212,7 @@ class FillModelConfig(Frozen):
     depth: DepthMap = Field(default_factory=dict, validate_default=True)
 
     @model_validator(mode="after")
-    def _has_instruments(self) -> "FillModelConfig":
+    def _has_instruments(self) -> FillModelConfig:
         if not self.instruments:
             raise ValueError("instruments must name at least one instrument")
         unknown = sorted(set(self.depth) - set(self.instruments))
@@ -224,7 +225,7 @@ class FillModelConfig(Frozen):
         return {symbol: [[ticks, str(size)] for ticks, size in levels] for symbol, levels in depth.items()}
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "FillModelConfig":
+    def from_settings(cls, settings: Any) -> FillModelConfig:
         """Build from the paper settings object (``config.PaperSettings``), tolerant of absent fields.
 
         Reads the attributes ``fill_model``, ``maker_fee_bps``, ``taker_fee_bps``,
@@ -386,7 +387,7 @@ PlannedFills = tuple[tuple[Decimal, Decimal, Liquidity], ...]
 """Planned executions as ``(qty, price, liquidity)`` triples (see :meth:`FillModel._plan_arrival`)."""
 
 
-def make_fill_model(config: FillModelConfig) -> "FillModel":
+def make_fill_model(config: FillModelConfig) -> FillModel:
     """The model for ``config.fill_model``: :class:`FillModel` or :class:`NautilusL1Model`."""
     return NautilusL1Model(config) if config.fill_model == "nautilus_l1" else FillModel(config)
 

@@ -26,7 +26,7 @@ Safety nets, so the values are the same objects validation would build:
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from ...adapter import VenueOrder, VenueOrderState
@@ -34,7 +34,7 @@ from ...model.enums import TERMINAL_STATUSES, Liquidity, OrderStatus
 from ...model.pydantic_compat import construct_valid, same_instance
 from ...model.reports import Fill, summarize_fills
 
-_UTC = timezone.utc
+_UTC = UTC
 _ZERO = Decimal(0)
 _FILL_FIELDS = frozenset(Fill.model_fields)
 _STATE_FIELDS = frozenset(VenueOrderState.model_fields)

@@ -40,22 +40,20 @@ Behaviour:
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Mapping
 
 from loguru import logger
 
 from ...adapter import AdapterCapabilities, EventSink, VenueEvent, VenueOrder, VenueOrderState
+from ...market.values import Quote, Trade
 from ...model.enums import OPEN_STATUSES, OrderStatus, OrderType, TimeInForce
 from ...model.errors import FatalAdapterError, NotDeliveredError, VenueRejectedError
-from ...market.values import Quote, Trade
 from ...model.reports import Fill
-from .book import BookChanges, BookStore, NullBook, VenueOrderRecord, SqliteBook, new_record
-from .pg_book import MARKET_KEY, BookDelta, BookError, PgBook, market_from_json, market_to_json
-from .trusted import make_fill, make_state
+from .book import BookChanges, BookStore, NullBook, SqliteBook, VenueOrderRecord, new_record
 from .fill_model import (
     FILL_MODEL_VERSION,
     DepthEvidence,
@@ -69,6 +67,8 @@ from .fill_model import (
     make_fill_model,
     quote_currency,
 )
+from .pg_book import MARKET_KEY, BookDelta, BookError, PgBook, market_from_json, market_to_json
+from .trusted import make_fill, make_state
 
 _ACCEPTED, _REJECTED = OrderStatus.ACCEPTED, OrderStatus.REJECTED
 _DURABLE_CAPS = AdapterCapabilities(blocking=True, lookup_covers_closed=True, absence_window_s=0, group_commit=True)
