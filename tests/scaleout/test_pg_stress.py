@@ -50,9 +50,9 @@ def test_kill_one_process_midway_survivors_take_over_and_resolve_everything(pg_u
                                "budget_never_overbooked_fleet": True, "positions_equal_venue_book_fleet": True,
                                "every_order_resolved_fleet": True, "every_process_ok": True}, s["invariant_details"]
     killed = s["killed"]
-    assert killed["process"] == 2 and killed["killed_while_running"] and 300 <= killed["claims_at_kill"] < 600
-    assert killed["orders_taken_over"] > 0  # its resting orders at least: adopted, not re-sent
-    assert s["processes"] == 2 and all(c["intents"] == 600 for c in s["children"])
+    assert killed["process"] == 2 and killed["killed_while_running"] and 300 <= killed["claims_at_kill"] < 600, killed
+    assert killed["orders_taken_over"] > 0, killed  # its resting orders at least: adopted, not re-sent
+    assert s["processes"] == 2 and all(c["intents"] == 600 for c in s["children"]), [c["intents"] for c in s["children"]]
     assert "records in flight or UNKNOWN: 0" in s["invariant_details"]["every_order_resolved_fleet"]
 
 
