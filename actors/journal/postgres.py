@@ -507,7 +507,7 @@ class PostgresJournal:
         records = self._read("load_adopted", lambda conn: [IdempotencyRecord(*r) for r in conn.execute(
             f"SELECT {_REC_COLS} FROM flowroute.idempotency WHERE {wanted} ORDER BY created_at", (accounts, coids))])
         events = self._read("load_adopted", lambda conn: [OrderEventRow(*r) for r in conn.execute(
-            "SELECT seq, ts, account_id, client_order_id, from_status, to_status, cause FROM flowroute.order_events "
+            "SELECT seq, ts, account_id, client_order_id, from_status, to_status, cause, reserved FROM flowroute.order_events "
             f"WHERE {wanted} ORDER BY id", (accounts, coids))])
         fills = [f for f in self.load_fills() if (f.account_id, f.client_order_id) in set(keys)]
         return records, events, fills  # type: ignore[return-value]
@@ -619,8 +619,8 @@ class PostgresJournal:
                 for e in evs:
                     cur.execute(
                         "INSERT INTO flowroute.order_events (seq, ts, account_id, client_order_id, from_status, "
-                        "to_status, cause) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                        (e.seq, e.ts, e.account_id, e.client_order_id, e.from_status, e.to_status, e.cause))
+                        "to_status, cause, reserved) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                        (e.seq, e.ts, e.account_id, e.client_order_id, e.from_status, e.to_status, e.cause, e.reserved))
                     new_events += cur.rowcount
                 for f in fls:
                     cur.execute(
@@ -635,7 +635,7 @@ class PostgresJournal:
     def load_orders(self) -> list[OrderEventRow]:
         """The transitions of this owner's orders, in journal order."""
         return self._read("load_orders", lambda conn: [OrderEventRow(*r) for r in conn.execute(  # type: ignore[return-value]
-            "SELECT e.seq, e.ts, e.account_id, e.client_order_id, e.from_status, e.to_status, e.cause "
+            "SELECT e.seq, e.ts, e.account_id, e.client_order_id, e.from_status, e.to_status, e.cause, e.reserved "
             "FROM flowroute.order_events e JOIN flowroute.idempotency i USING (account_id, client_order_id) "
             "WHERE i.owner_id = %s ORDER BY e.id", (self.owner_id,))])
 

@@ -273,7 +273,9 @@ class OrderEventRow:
     ``seq``: the ledger's transition sequence number (int >= 0); ``(account_id,
     client_order_id, seq)`` is unique, so re-recording a row is a no-op. ``ts``: epoch
     seconds. ``from_status``/``to_status``: ``OrderStatus`` values (enum or str).
-    ``cause``: what caused it (event name, venue reference; no secrets).
+    ``cause``: what caused it (event name, venue reference; no secrets; free text, never parsed).
+    ``reserved``: on a RESERVED transition, the notional reserved at intake (quote currency,
+    Decimal; a typed column, read back at recovery to restore the reservation), else None.
     """
 
     seq: int
@@ -283,6 +285,7 @@ class OrderEventRow:
     from_status: str
     to_status: str
     cause: str = ""
+    reserved: Decimal | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.seq, bool) or not isinstance(self.seq, int) or self.seq < 0:
@@ -295,6 +298,14 @@ class OrderEventRow:
             _check_id("OrderEventRow", name, value)
             object.__setattr__(self, name, value)
         _check_str("OrderEventRow", "cause", self.cause)
+        if self.reserved is not None:
+            try:
+                value = Decimal(self.reserved)
+            except (InvalidOperation, TypeError, ValueError):
+                raise ValueError(f"OrderEventRow.reserved must be a Decimal >= 0 or None, got {self.reserved!r}") from None
+            if not value.is_finite() or value < 0:
+                raise ValueError(f"OrderEventRow.reserved must be a Decimal >= 0 or None, got {self.reserved!r}")
+            object.__setattr__(self, "reserved", value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -487,6 +498,7 @@ _SCHEMA = (
         from_status TEXT NOT NULL,
         to_status TEXT NOT NULL,
         cause TEXT NOT NULL,
+        reserved TEXT,
         UNIQUE (account_id, client_order_id, seq)
     )""",
     """CREATE TABLE IF NOT EXISTS fills (
@@ -542,8 +554,16 @@ _SQL_MARK_UNKNOWN = (
     "WHERE account_id = ? AND client_order_id = ? AND status != 'COMPLETED'"
 )
 _SQL_EVENT = (
-    "INSERT OR IGNORE INTO order_events (seq, ts, account_id, client_order_id, from_status, to_status, cause) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT OR IGNORE INTO order_events (seq, ts, account_id, client_order_id, from_status, to_status, cause, reserved) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+#: a journal written before reservations had their own column: add it, and move the notional a
+#: RESERVED row's cause held (``"reserved 39.43"``, the old format) into it, once, at open
+_SQL_ADD_RESERVED = (
+    "ALTER TABLE order_events ADD COLUMN reserved TEXT",
+    "UPDATE order_events SET reserved = substr(cause, 10), cause = 'reserved at intake' "
+    "WHERE to_status = 'RESERVED' AND reserved IS NULL AND cause GLOB 'reserved [0-9]*' "
+    "AND substr(cause, 10) NOT GLOB '*[^0-9.]*'",
 )
 _SQL_FILL = (
     "INSERT OR IGNORE INTO fills (adapter_id, trade_id, account_id, client_order_id, symbol, side, qty, price, "
@@ -761,6 +781,16 @@ class SQLiteJournal:
             raise JournalError(
                 f"journal {self._describe()} has schema_version {found!r}; this build reads {SCHEMA_VERSION}"
             )
+        if not any(col[1] == "reserved" for col in conn.execute("PRAGMA table_info(order_events)")):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for stmt in _SQL_ADD_RESERVED:
+                    conn.execute(stmt)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'order_archive'").fetchone() is None:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -1109,7 +1139,8 @@ class SQLiteJournal:
             for e in evs:
                 new_events += conn.execute(
                     _SQL_EVENT,
-                    (e.seq, e.ts, e.account_id, e.client_order_id, e.from_status, e.to_status, e.cause),
+                    (e.seq, e.ts, e.account_id, e.client_order_id, e.from_status, e.to_status, e.cause,
+                     None if e.reserved is None else str(e.reserved)),
                 ).rowcount
             flags = [conn.execute(_SQL_FILL, _fill_params(f)).rowcount == 1 for f in fls]
             if arch:
@@ -1164,7 +1195,7 @@ class SQLiteJournal:
             lambda conn: [
                 OrderEventRow(*r)
                 for r in conn.execute(
-                    "SELECT seq, ts, account_id, client_order_id, from_status, to_status, cause "
+                    "SELECT seq, ts, account_id, client_order_id, from_status, to_status, cause, reserved "
                     "FROM order_events ORDER BY id"
                 )
             ],

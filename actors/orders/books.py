@@ -302,6 +302,9 @@ class OrderRecord:
     notional: Decimal = _ZERO
     #: the intent's limit price when the slippage guard capped it to ``limit_price`` (for the audit)
     price_capped_from: Decimal | None = None
+    #: the notional reserved at intake (quote currency; risk's typed journaled field: the RESERVED
+    #: row's ``reserved`` column, from which recovery restores the reservation), None before
+    reserved_at_intake: Decimal | None = None
     #: synthetic fills (from cumulative reports) not yet covered by real per-trade fills, oldest
     #: first, each as currently booked (a partly covered one with its remaining qty); None: none yet
     synthetic: list[Fill] | None = None

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import pykka
@@ -140,26 +140,9 @@ _TO_UNKNOWN = {
     OrderStatus.INITIALIZED: (E.RESERVED, E.SUBMITTED, E.UNKNOWN),
     OrderStatus.RESERVED: (E.SUBMITTED, E.UNKNOWN),
 }
-#: cause of the RESERVED transition: the notional reserved at intake (quote currency); recovery
-#: reads it back (``reserved_notional``) to restore the reservation after a restart
-_RESERVED_CAUSE = "reserved "
-
-
-def reserved_notional(cause: str) -> Decimal | None:
-    """The notional a RESERVED transition's ``cause`` records (``"reserved 39.43"``), or None.
-
-    Example::
-
-        reserved_notional("reserved 39.43362")   # Decimal('39.43362')
-        reserved_notional("process restarted")   # None
-    """
-    if not cause.startswith(_RESERVED_CAUSE):
-        return None
-    try:
-        value = Decimal(cause[len(_RESERVED_CAUSE):])
-    except InvalidOperation:
-        return None
-    return value if value.is_finite() and value >= 0 else None
+#: cause of the RESERVED transition (free text for people; the amount is the row's typed
+#: ``reserved`` column, ``OrderRecord.reserved_at_intake``)
+_RESERVED_CAUSE = "reserved at intake"
 
 
 #: intent metadata of a remainder's child order: the original order, the parent, the child's number
@@ -599,7 +582,8 @@ class LedgerActor(FlowActor):
         last = history[-1].to_status if history else OrderStatus.INITIALIZED
         if last is not OrderStatus.DENIED:  # a denied order never held a reservation or spent anything
             # risk as it stood before the restart: the reservation from intake, trued up by each fill
-            reserved = next((reserved_notional(t.cause) for t in history if t.to_status is OrderStatus.RESERVED), None)
+            reserved = next((r.reserved for r in ro.transitions if r.to_status == OrderStatus.RESERVED.value), None)
+            rec.reserved_at_intake = reserved
             self._risk.restore_reservation(book, intent, reserved)
         for row in ro.fills:
             fill = row.fill
@@ -670,7 +654,8 @@ class LedgerActor(FlowActor):
                 self._risk.release(book, intent.client_order_id)
                 self._deny_risk(order, rec, denial.code, f"{denial.code}: {denial.reason}")
                 return
-        self._transition(rec, E.RESERVED, f"{_RESERVED_CAUSE}{decision.reserved}", defer_flush=True)
+        rec.reserved_at_intake = decision.reserved
+        self._transition(rec, E.RESERVED, _RESERVED_CAUSE, defer_flush=True)
         forwarded = order.evolve(intent=intent, arrival_px=rec.arrival_px)
         if self._resubmit:
             self._resubmittable[intent.client_order_id] = forwarded
@@ -733,7 +718,8 @@ class LedgerActor(FlowActor):
             self._deny_risk(order, rec, "trading_halted", "trading_halted: trading is HALTED; the remainder is not re-submitted")
             return
         amount = self._risk.transfer(book, parent_id, intent.client_order_id)
-        self._transition(rec, E.RESERVED, f"{_RESERVED_CAUSE}{amount}", defer_flush=True)
+        rec.reserved_at_intake = amount
+        self._transition(rec, E.RESERVED, f"{_RESERVED_CAUSE} (the remainder of {parent_id})", defer_flush=True)
         forwarded = order.evolve(arrival_px=rec.arrival_px)
         self._resubmittable[intent.client_order_id] = forwarded
         if not tell(order.breaker, forwarded):
@@ -1623,6 +1609,8 @@ class LedgerActor(FlowActor):
                         adapter_id=rec.adapter_id)
             if rec.strategy_id or rec.session_id or rec.correlation_id:
                 data.update(rec.attribution)
+        if t.to_status is OrderStatus.RESERVED and rec.reserved_at_intake is not None:
+            data["reserved"] = str(rec.reserved_at_intake)
         if t.to_status is OrderStatus.RESERVED and rec.price_capped_from is not None:
             data["slippage_cap"] = {"limit_price": str(rec.price_capped_from), "capped_to": str(rec.limit_price)}
         if t.to_status in _ERROR_STATUSES and rec.error is not None:
@@ -1710,7 +1698,9 @@ class LedgerActor(FlowActor):
                 self._faults.check("ledger")
             self._journal.record_ledger(
                 [OrderEventRow(seq=t.seq, ts=t.ts.timestamp(), account_id=rec.account_id, client_order_id=rec.client_order_id,
-                               from_status=t.from_status.value, to_status=t.to_status.value, cause=t.cause[:500]) for rec, t in rows],
+                               from_status=t.from_status.value, to_status=t.to_status.value, cause=t.cause[:500],
+                               reserved=rec.reserved_at_intake if t.to_status is OrderStatus.RESERVED else None)
+                 for rec, t in rows],
                 [FillRow(adapter_id=rec.adapter_id or "?", account_id=rec.account_id, client_order_id=rec.client_order_id,
                          symbol=rec.symbol, side=rec.side.value, fill=fill) for rec, fill in fills],
                 *((archive,) if archive else ()),

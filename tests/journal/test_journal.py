@@ -596,3 +596,36 @@ def test_fill_decimals_round_trip_exactly(qty: Decimal, fee: Decimal) -> None:
     [back] = j.load_fills()
     assert back.fill.qty == qty and back.fill.fee == fee and back == row
     j.close()
+
+
+def test_the_reservation_is_a_typed_column_of_the_reserved_row(journal) -> None:
+    """Risk's reservation at intake is journaled as a Decimal of its own, never in the free-text
+    cause; it comes back as it went in (the cause says nothing about it)."""
+    journal.claim_batch([claim("r-1")], TTL)  # PostgreSQL reads the transitions of its own claimed orders
+    rows = [OrderEventRow(1, 1.0, "acc-1", "r-1", "INITIALIZED", "RESERVED", "reserved at intake", Decimal("39.43362000")),
+            OrderEventRow(2, 2.0, "acc-1", "r-1", "RESERVED", "SUBMITTING", "sent")]
+    journal.record_order_events(rows)
+    loaded = {r.seq: r for r in journal.load_orders()}
+    assert loaded[1].reserved == Decimal("39.43362000") and loaded[2].reserved is None
+    with pytest.raises(ValueError, match="reserved must be a Decimal >= 0"):
+        OrderEventRow(1, 1.0, "acc-1", "r-2", "INITIALIZED", "RESERVED", "", Decimal("-1"))
+
+
+def test_a_journal_from_before_the_reserved_column_is_migrated_once(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    SQLiteJournal(path).close()
+    conn = sqlite3.connect(path)  # as an older build wrote it: no column, the amount in the cause
+    conn.execute("ALTER TABLE order_events DROP COLUMN reserved")
+    conn.execute("INSERT INTO order_events (seq, ts, account_id, client_order_id, from_status, to_status, cause) "
+                 "VALUES (1, 1.0, 'acc-1', 'old-1', 'INITIALIZED', 'RESERVED', 'reserved 201.5')")
+    conn.execute("INSERT INTO order_events (seq, ts, account_id, client_order_id, from_status, to_status, cause) "
+                 "VALUES (2, 2.0, 'acc-1', 'old-1', 'RESERVED', 'SUBMITTING', 'reserved 7 as text elsewhere')")
+    conn.commit()
+    conn.close()
+    j = SQLiteJournal(path)
+    try:
+        loaded = {r.seq: r for r in j.load_orders()}
+        assert (loaded[1].reserved, loaded[1].cause) == (Decimal("201.5"), "reserved at intake")
+        assert (loaded[2].reserved, loaded[2].cause) == (None, "reserved 7 as text elsewhere")  # not a RESERVED row
+    finally:
+        j.close()

@@ -129,15 +129,6 @@ def test_a_restored_reservation_is_the_one_made_at_intake():
         engine().restore_reservation("a", intent(), D("-1"))
 
 
-def test_the_reserved_cause_round_trips():
-    from actors.orders.ledger import _RESERVED_CAUSE, reserved_notional
-
-    for value in (D("201.0"), D("39.43362000"), D("1E+2"), D("0")):
-        assert reserved_notional(f"{_RESERVED_CAUSE}{value}") == value
-    for cause in ("process restarted with the order in flight", "reserved", "reserved abc", "reserved -1", "reserved NaN"):
-        assert reserved_notional(cause) is None
-
-
 def test_slippage_guard_deny():
     eng = engine(slippage_bps=D(20), slippage_action="deny")
     # bound for BUY = 100 * 1.002 = 100.2 ; for SELL = 99 * 0.998 = 98.802
