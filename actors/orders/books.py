@@ -169,6 +169,19 @@ class Transition(NamedTuple):
 _new_transition = tuple.__new__
 
 
+def broker_ref(adapter_id: str | None, venue_order_id: str | None) -> str | None:
+    """``ExecutionReport.raw_broker_ref``: ``"<adapter id>:<venue order id>"`` ("?" for an unknown
+    adapter), None while the venue has given no order id. The reply and ``rt.order()`` both use it.
+
+    Example::
+
+        broker_ref("paper", "p-17")   # 'paper:p-17'
+    """
+    if venue_order_id is None:
+        return None
+    return f"{adapter_id or '?'}:{venue_order_id}"
+
+
 def slippage_bps(side: Side, avg_px: Decimal | None, arrival_px: Decimal | None) -> Decimal | None:
     """Slippage of ``avg_px`` against the arrival touch in bps, positive = worse for us, quantised
     to 0.0001 bps (BUY: ``(avg - arrival) / arrival * 1e4``; SELL the opposite). None without both."""
@@ -785,12 +798,23 @@ class OrderRecord:
             replay=replay,
             attempts=self.attempts,
             latency_us=latency_us,
-            raw_broker_ref=raw_broker_ref,
+            raw_broker_ref=raw_broker_ref if raw_broker_ref is not None else broker_ref(self.adapter_id, self.venue_order_id),
             strategy_id=self.strategy_id,
             session_id=self.session_id,
             correlation_id=self.correlation_id,
             ts=ts or self.updated_ts or self.created_ts,
         )
+
+
+def booked_fills(intent: OrderIntent, account_id: str, state: VenueOrderState) -> tuple[Fill, ...]:
+    """The fills a venue's first answer ``state`` books for a new order, by the one fill-accounting
+    rule (:meth:`OrderRecord.apply_venue_state` on a fresh record in flight): ``state.fills`` when
+    they cover ``cum_qty``, else with the synthetic fill for the rest (docs/DESIGN.md "Fills"). So the
+    reply to the order (``reporting.venue_report``) lists the fills ``rt.order()`` lists."""
+    rec = OrderRecord.from_intent(intent, account_id)
+    rec.lifecycle = LifecycleState(OrderStatus.SUBMITTING)  # as the ledger's record is when the venue answers
+    rec.apply_venue_state(state)
+    return tuple(rec.fills)
 
 
 class RetiredFills:

@@ -13,7 +13,7 @@ from protocols import ErrorCode, ExecError, ExecutionReport, OrderStatus, RouteD
 from protocols.model.reports import exec_error_of, report_from_valid
 
 from ..kernel.base import now_ns
-from .books import slippage_bps
+from .books import booked_fills, broker_ref, slippage_bps
 from .messages import CancelOrder, SubmitOrder
 
 _ZERO = Decimal(0)
@@ -87,8 +87,12 @@ def venue_report(order: SubmitOrder, state: VenueOrderState) -> ExecutionReport:
     """The report for a venue answer: status, fills, cum/leaves/avg_px and fees from ``state``."""
     fills = state.fills
     fees = _ZERO
+    booked = _ZERO
     for fill in fills:  # what sum(..., Decimal(0)) adds, in the same order
         fees = fees + fill.fee
+        booked = booked + fill.qty
+    if state.cum_qty > booked:  # a venue that reports (some) fills only cumulatively: as the books book them
+        fills = booked_fills(order.intent, order.context.account_id, state)
     route = order.route
     attempts = order.attempt
     fields = {
@@ -109,7 +113,7 @@ def venue_report(order: SubmitOrder, state: VenueOrderState) -> ExecutionReport:
         if state.status is _REJECTED else None,
         "attempts": attempts,
         "latency_us": latency_us(order.t0_ns),
-        "raw_broker_ref": f"{route.adapter_id if route else '?'}:{state.venue_order_id}",
+        "raw_broker_ref": broker_ref(route.adapter_id if route else None, state.venue_order_id),
         **_attribution(order),
     }
     return _report(fields, state.__class__ is VenueOrderState and attempts.__class__ is int
