@@ -67,13 +67,13 @@ from .books import (
     FillBooking,
     FillOutcome,
     OrderRecord,
-    Positions,
     RetiredFills,
     Transition,
     arrival_price,
     attribution_of,
 )
 from .hooks import PreTradeCheck, run_hooks
+from .portfolio import Portfolio
 from .messages import (
     AdapterAvailability,
     AlertTick,
@@ -115,7 +115,6 @@ from .messages import (
     VenueEventReceived,
     WaitTerminal,
 )
-from .pnl import PnlAttribution
 from .reporting import cancel_error_report, error_report, latency_us
 from .risk import RiskEngine, TradingState
 
@@ -356,8 +355,8 @@ class LedgerActor(FlowActor):
         self._journal: Any = None
         self._metrics = metrics
         self._orders: dict[str, OrderRecord] = {}
-        self._books = Positions()
-        self._pnl = PnlAttribution(**(pnl or {}))
+        #: positions, cash, per-strategy PnL (the pure portfolio part; the one fill-booking rule)
+        self._portfolio = Portfolio(**(pnl or {}))
         #: raw venue receipts (``[retention] keep_receipts``): every venue answer as received, one JSON line each
         self._receipts_path = receipts_path
         self._receipts_fd: int | None = None
@@ -634,7 +633,7 @@ class LedgerActor(FlowActor):
         book = self._book_of(account_id, order.route.adapter_id if order.route else "")
         decision = self._risk.check_and_reserve(
             intent, book, touch=touch,
-            position_qty=self._books.net_qty(book, intent.symbol),
+            position_qty=self._portfolio.net_qty(book, intent.symbol),
             tick_size=instrument.tick_size if instrument is not None else None,
         )
         rec = OrderRecord.from_intent(intent, account_id, route=order.route, arrival_px=arrival_price(intent.side, touch),
@@ -649,7 +648,7 @@ class LedgerActor(FlowActor):
             rec.limit_price = decision.adjusted_limit_price
         if self._hooks:  # the caller's own rules, after the built-in ones approved (actors/orders/hooks.py)
             denial = run_hooks(self._hooks, PreTradeCheck(
-                intent, order.context, self._books.net_qty(book, intent.symbol), touch, self._risk.state.value, decision.reserved))
+                intent, order.context, self._portfolio.net_qty(book, intent.symbol), touch, self._risk.state.value, decision.reserved))
             if denial is not None:
                 self._risk.release(book, intent.client_order_id)
                 self._deny_risk(order, rec, denial.code, f"{denial.code}: {denial.reason}")
@@ -949,11 +948,9 @@ class LedgerActor(FlowActor):
             if data.is_crossed or data.is_locked:
                 return  # never a mark or a touch: the last good quote stands
             self._touch[data.symbol] = data
-            self._books.mark(data.symbol, data.mid)
-            self._pnl.mark(data.symbol, data.mid)
+            self._portfolio.mark(data.symbol, data.mid)
         elif isinstance(data, Trade):
-            self._books.mark(data.symbol, data.price)
-            self._pnl.mark(data.symbol, data.price)
+            self._portfolio.mark(data.symbol, data.price)
         else:
             return
         self._marks[data.symbol] = data
@@ -1213,12 +1210,10 @@ class LedgerActor(FlowActor):
         return tuple(archived) + tuple(rec.snapshot() for rec in self._orders.values())
 
     def handle_GetPositions(self, message: GetPositions):
-        if message.by_strategy:
-            return self._pnl.positions(message.strategy_id)
-        return self._books.positions()
+        return self._portfolio.positions(message.strategy_id, by_strategy=message.by_strategy)
 
     def handle_GetDailyPnl(self, message: GetDailyPnl):
-        return self._pnl.daily(day=message.day, account_id=message.account_id, strategy_id=message.strategy_id)
+        return self._portfolio.daily(day=message.day, account_id=message.account_id, strategy_id=message.strategy_id)
 
     def handle_GetLedgerStats(self, message: GetLedgerStats) -> dict:
         by_status: Counter[str] = Counter(rec.status.value for rec in self._orders.values())
@@ -1245,7 +1240,7 @@ class LedgerActor(FlowActor):
                 for r, s, b in (self._risk.exposure(acct),)
             },
             "book_invariants": self._books_invariants(),
-            "cash": {acct: {k: str(v) for k, v in self._books.cash(acct).items()} for acct in self._books.accounts()},
+            "cash": {acct: {k: str(v) for k, v in self._portfolio.cash(acct).items()} for acct in self._portfolio.accounts()},
         }
 
     def _books_invariants(self) -> list[str]:
@@ -1254,7 +1249,7 @@ class LedgerActor(FlowActor):
             for fill in rec.fills:
                 grouped.setdefault((self._book_of(rec.account_id, rec.adapter_id), rec.symbol), []).append((rec.side, fill))
         try:
-            return list(self._books.check_invariants(grouped, self._retired if self._archived_total else None))
+            return self._portfolio.check_invariants(grouped, self._retired if self._archived_total else None)
         except Exception as exc:  # the check itself must never break a query
             return [f"invariant check failed: {exc!r}"]
 
@@ -1303,32 +1298,16 @@ class LedgerActor(FlowActor):
                                                status=rec.status, fill=fill, reason="fill exceeds order quantity"))
         self._after_change(rec, before_status, before_transitions, cause, fills=fills)
 
-    def _book_pnl(self, rec: OrderRecord, book: str, booking: Fill | FillBooking, before: tuple) -> None:
-        """The strategy's position and the day's PnL for a booking the account book just took
-        (``before``: the account's realized PnL and fees before it)."""
-        after = self._books.realized_and_fees(book, rec.symbol)
-        self._pnl.on_fill(book, rec.strategy_id, rec.symbol, rec.side, booking, (after[0] - before[0], after[1] - before[1]))
-
     def _book_applied(self, rec: OrderRecord, book: str, booking: Fill | FillBooking) -> Fill:
-        """Book one applied fill (or a real fill that covered synthetic quantity: its new part, the
-        price correction and the fee change) in the positions and risk; return the fill as reported."""
+        """Book one applied fill (or a real fill that covered synthetic quantity) in the portfolio,
+        keep risk in step with what it booked; return the fill as reported."""
         self._venue_books.on_booking(rec.adapter_id, rec.symbol, rec.side, booking)
-        books = self._books
-        before = books.realized_and_fees(book, rec.symbol)
-        if not isinstance(booking, FillBooking):  # a plain Fill
-            books.apply_fill(book, rec.symbol, rec.side, booking)
-            self._book_pnl(rec, book, booking, before)
-            self._risk.on_fill(book, rec.client_order_id, booking)
-            return booking
-        books.apply_booking(book, rec.symbol, rec.side, booking)
-        self._book_pnl(rec, book, booking, before)
-        if booking.new is not None:
-            self._risk.on_fill(book, rec.client_order_id, booking.new)
-        fill = booking.fill
-        correction = sum((qty * (fill.price - px) for qty, px in booking.repriced), Decimal(0))
-        if correction:
-            self._risk.on_reprice(book, correction)
-        return fill
+        booked = self._portfolio.book(book, rec.strategy_id, rec.symbol, rec.side, booking)
+        if booked.spent is not None:
+            self._risk.on_fill(book, rec.client_order_id, booked.spent)
+        if booked.correction:
+            self._risk.on_reprice(book, booked.correction)
+        return booked.fill
 
     def _transition(self, rec: OrderRecord, event: OrderEventType, cause: str, *, report=None, defer_flush: bool = False) -> None:
         """Apply ``event`` to ``rec`` and queue its journal rows and audit lines (written by the next

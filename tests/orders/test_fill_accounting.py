@@ -133,7 +133,9 @@ def test_story2_runtime_cumulative_submit_answer_then_trade_events(make_runtime)
     venue = TestAdapter(script=["partial_cum"], default="accept")
     rt = make_runtime(registry=registry_of(venue), routing={"policy": {"paper": "test"}})
     report = rt.submit(limit("story2", qty="0.002"), ctx()).result(timeout=5)
-    assert report.status is S.PARTIALLY_FILLED and report.cum_qty == D("0.001") and report.fills == ()
+    assert report.status is S.PARTIALLY_FILLED and report.cum_qty == D("0.001")
+    # the reply lists what the books booked (one rule): the synthetic fill of the cumulative answer
+    assert [f.trade_id for f in report.fills] == ["cum:test-o1:0.001"] and report.fills == rt.order("story2").fills
     booked = venue.book("story2")
     t1 = booked.fills[0]
     venue.emit("fill", booked, t1)  # the stream reports the first trade (already in the cumulative answer)
