@@ -604,16 +604,10 @@ class LedgerActor(FlowActor):
         if rec.status in (OrderStatus.INITIALIZED, OrderStatus.RESERVED, OrderStatus.SUBMITTING):
             for event in _TO_UNKNOWN.get(rec.status, (E.UNKNOWN,)):
                 self._transition(rec, event, "process restarted with the order in flight")
-        if ro.outcome == "reconciled" and ro.venue_state is not None:
-            previous = rec.status
-            self._apply_venue_state(rec, ro.venue_state, cause="recovered: reconciled with the venue")
-            self._publish(OrderReconciled(client_order_id=rec.client_order_id, **rec.attribution, account_id=account_id, adapter_id=ro.adapter_id,
-                                          status=rec.status, previous_status=previous, report=rec.snapshot(), reason=ro.note))
+        if ro.outcome == "reconciled" and ro.venue_state is not None:  # the same paths as a lookup while running
+            self._reconciled(rec, ro.adapter_id, ro.venue_state, cause="recovered: reconciled with the venue", reason=ro.note)
         elif ro.outcome == "never_delivered":
-            rec.error = ExecError.of(ErrorCode.E_EXEC_NETWORK, "never delivered: the venue has no record of it (found at recovery)")
-            self._transition(rec, E.FAILED, "recovered: venue proved it never received the order")
-            self._publish(OrderReconciled(client_order_id=rec.client_order_id, **rec.attribution, account_id=account_id, adapter_id=ro.adapter_id,
-                                          status=rec.status, previous_status=OrderStatus.UNKNOWN, report=rec.snapshot(), reason=ro.note))
+            self._proven_absent(rec, ro.adapter_id, found="recovered", reason=ro.note)
         if rec.status is OrderStatus.UNKNOWN:
             self._ever_unknown.add(rec.client_order_id)
 
@@ -856,25 +850,33 @@ class LedgerActor(FlowActor):
         if message.tracked:
             self._tracked_state(rec, message, message.state)
             return
-        previous = rec.status
-        self._apply_venue_state(rec, message.state, cause="reconciled with venue")
-        self._publish(OrderReconciled(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id, adapter_id=message.adapter_id,
-                                      status=rec.status, previous_status=previous, report=rec.snapshot(),
-                                      reason=f"venue says {message.state.status.value}"))
+        self._reconciled(rec, message.adapter_id, message.state, cause="reconciled with venue",
+                         reason=f"venue says {message.state.status.value}")
 
-    def _proven_absent(self, rec: OrderRecord, adapter_id: str) -> None:
-        """The venue proved absence of an order the adapter cannot re-send (in doubt since a
-        restart): FAILED "never delivered", as recovery does (docs/DESIGN.md). An order the venue
-        acknowledged or filled before is not failed on a lookup: that contradiction is logged."""
+    def _reconciled(self, rec: OrderRecord, adapter_id: str, state: VenueOrderState, *, cause: str, reason: str) -> None:
+        """The venue's answer to a lookup, adopted (status, fills by trade id): the one path for an
+        answer found at start-up recovery and for one found while running; ``OrderReconciled``."""
+        previous = rec.status
+        self._apply_venue_state(rec, state, cause=cause)
+        self._publish(OrderReconciled(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id, adapter_id=adapter_id,
+                                      status=rec.status, previous_status=previous, report=rec.snapshot(), reason=reason))
+
+    def _proven_absent(self, rec: OrderRecord, adapter_id: str, *, found: str = "reconciled",
+                       reason: str = "venue proved absence") -> None:
+        """The venue proved absence of an order nobody may re-send (in doubt since a restart):
+        FAILED "never delivered" (E_EXEC_NETWORK) — the one place "never sent" ends an order,
+        whether start-up recovery (``found="recovered"``) or a lookup while running found it
+        (docs/DESIGN.md "Reconciliation"). An order the venue acknowledged or filled before is not
+        failed on a lookup: that contradiction is logged and the order kept."""
         if rec.status is not OrderStatus.UNKNOWN or rec.venue_order_id is not None or rec.cum_qty:
             logger.error("order {} ({}): venue {} says it has no such order; the ledger keeps it (acknowledged before, or still in flight)",
                          rec.client_order_id, rec.status.value, adapter_id)
             return
         rec.error = ExecError.of(ErrorCode.E_EXEC_NETWORK, "never delivered: the venue proved it has no record of it")
-        self._transition(rec, E.FAILED, "reconciled: venue proved it never received the order")
+        self._transition(rec, E.FAILED, f"{found}: venue proved it never received the order")
         self._publish(OrderReconciled(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id, adapter_id=adapter_id,
                                       status=rec.status, previous_status=OrderStatus.UNKNOWN, report=rec.snapshot(),
-                                      reason="venue proved absence"))
+                                      reason=reason))
 
     def handle_ReconciliationStalled(self, message: ReconciliationStalled) -> None:
         """Escalate an order still in doubt after ``reconcile.max_attempts`` lookups: event, health."""
