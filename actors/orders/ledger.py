@@ -853,11 +853,19 @@ class LedgerActor(FlowActor):
         self._reconciled(rec, message.adapter_id, message.state, cause="reconciled with venue",
                          reason=f"venue says {message.state.status.value}")
 
-    def _reconciled(self, rec: OrderRecord, adapter_id: str, state: VenueOrderState, *, cause: str, reason: str) -> None:
+    def _reconciled(self, rec: OrderRecord, adapter_id: str, state: VenueOrderState, *, cause: str, reason: str,
+                    changes_only: bool = False) -> None:
         """The venue's answer to a lookup, adopted (status, fills by trade id): the one path for an
-        answer found at start-up recovery and for one found while running; ``OrderReconciled``."""
-        previous = rec.status
+        answer found by start-up recovery, by a quiet-order lookup and by live tracking;
+        ``OrderReconciled``. ``changes_only`` (live tracking, which looks up working orders that
+        are usually fine): published and logged only when the answer moved the order."""
+        previous, cum_before = rec.status, rec.cum_qty
         self._apply_venue_state(rec, state, cause=cause)
+        if changes_only:
+            if (rec.status, rec.cum_qty) == (previous, cum_before):
+                return
+            logger.warning("order {}: the venue lookup found {} (cum_qty {}) that no event reported", rec.client_order_id,
+                           rec.status.value, rec.cum_qty)
         self._publish(OrderReconciled(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id, adapter_id=adapter_id,
                                       status=rec.status, previous_status=previous, report=rec.snapshot(), reason=reason))
 
@@ -1505,19 +1513,12 @@ class LedgerActor(FlowActor):
         self._arm_track(adapter_id)
 
     def _tracked_state(self, rec: OrderRecord, message: OrderReconciledWith, state: VenueOrderState) -> None:
-        """A tracking lookup's answer: applied like any venue state (each trade id once); only a
-        change (a fill or a status the event stream did not bring) is logged and published."""
+        """A tracking lookup's answer: the reconciliation path (each trade id once); only a change
+        (a fill or a status the event stream did not bring) is logged and published."""
         if rec.status.is_terminal:
             return
-        before = (rec.status, rec.cum_qty)
-        self._apply_venue_state(rec, state, cause="tracked: looked up at the venue")
-        if (rec.status, rec.cum_qty) == before:
-            return
-        logger.warning("order {}: the venue lookup found {} (cum_qty {}) that no event reported", rec.client_order_id,
-                       rec.status.value, rec.cum_qty)
-        self._publish(OrderReconciled(client_order_id=rec.client_order_id, account_id=rec.account_id, adapter_id=message.adapter_id,
-                                      status=rec.status, previous_status=before[0], report=rec.snapshot(),
-                                      reason=f"live tracking: venue says {state.status.value}"))
+        self._reconciled(rec, message.adapter_id, state, cause="tracked: looked up at the venue",
+                         reason=f"live tracking: venue says {state.status.value}", changes_only=True)
 
     # -- open-age limit (orders.max_open_age_s; seed 002's order timeout) -----------------
     def _track_open_age(self, rec: OrderRecord) -> None:

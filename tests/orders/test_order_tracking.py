@@ -16,7 +16,7 @@ import pytest
 from _adapters import TestAdapter
 from conftest import EventLog, ObservableClock, ctx, limit, registry_of, settle, wait_until
 
-from protocols import Fill, Liquidity, OrderStatus, OrderTrackingChanged, VenueEvent
+from protocols import Fill, Liquidity, OrderReconciled, OrderStatus, OrderTrackingChanged, VenueEvent
 
 D = Decimal
 
@@ -62,19 +62,24 @@ def start(make_runtime, clock, venue, tracking: dict, **overrides):
     return rt, log
 
 
-def accept(rt, cl_id: str, qty: str = "0.002") -> None:
-    assert rt.submit(limit(cl_id, qty=qty), ctx()).result(timeout=5).status is OrderStatus.ACCEPTED
+def accept(rt, cl_id: str, qty: str = "0.002", strategy: str = "") -> None:
+    context = ctx().model_copy(update={"strategy_id": strategy}) if strategy else ctx()
+    assert rt.submit(limit(cl_id, qty=qty), context).result(timeout=5).status is OrderStatus.ACCEPTED
 
 
 def test_a_fill_no_event_reported_is_found_by_tracking_and_applied_once(make_runtime, clock) -> None:
     venue = QuietVenue("test", default="accept")
-    rt, _log = start(make_runtime, clock, venue, {"interval_s": 10, "silence_s": 1000})
-    accept(rt, "tr-1")
+    rt, log = start(make_runtime, clock, venue, {"interval_s": 10, "silence_s": 1000})
+    accept(rt, "tr-1", strategy="ma-cross")
     settle(rt)
     fill = venue.fill_silently("tr-1", "0.0005")
     clock.wait_timer(lambda d: d == 10.0, what="the tracking timer")
     clock.advance(10.0)
     wait_until(lambda: rt.order("tr-1").status is OrderStatus.PARTIALLY_FILLED, what="the fill found by a lookup")
+    # announced like every reconciliation, attributed to its strategy (it went through the one path)
+    found = log.wait_for(lambda evs: [e for e in evs if isinstance(e, OrderReconciled) and e.client_order_id == "tr-1"],
+                         what="OrderReconciled of tr-1")[0]
+    assert found.strategy_id == "ma-cross" and found.reason.startswith("live tracking")
     assert venue.tracked() == ["tr-1"] and rt.order("tr-1").cum_qty == D("0.0005")
     venue.push_event("tr-1", fill)  # the lost event turns up after all: the same trade id, not booked again
     settle(rt)
