@@ -67,12 +67,12 @@ from .books import (
     FillBooking,
     FillOutcome,
     OrderRecord,
-    RetiredFills,
     Transition,
     arrival_price,
     attribution_of,
 )
 from .hooks import PreTradeCheck, run_hooks
+from .lifecycle import OrderTable
 from .portfolio import Portfolio
 from .messages import (
     AdapterAvailability,
@@ -274,17 +274,12 @@ class LedgerActor(FlowActor):
         #: bounded memory (docs/DESIGN.md "Durability"): terminal orders beyond the most recent
         #: ``keep_terminal`` are archived in the ledger journal and leave memory; the journal of
         #: orders archived longer than ``ttl_s`` is compacted every ``compact_interval_s``
-        self._keep_terminal = keep_terminal
         self._compact_interval_s = compact_interval_s
         self._ttl_s = ttl_s
         self._archiving = False
-        #: terminal orders in memory, oldest first: client order id -> True when its archive row is current
-        self._terminal: dict[str, bool] = {}
-        #: what the archived orders add to the stats and the book invariants
-        self._retired = RetiredFills()
-        self._retired_by_status: Counter[str] = Counter()
-        self._retired_fills = 0
-        self._archived_total = 0
+        #: the order table (the lifecycle part): orders by id, the terminal ones due to leave memory,
+        #: the totals of the archived ones; ``_orders`` is its dict, read directly on the hot path
+        self._table = OrderTable(keep_terminal=keep_terminal)
         self._compact_timer = None
         #: fail closed on durable writes (docs/DESIGN.md "Durability"): store ("audit",
         #: "ledger_journal") -> {"error", "attempts", "pending"} while its write is failing
@@ -354,7 +349,7 @@ class LedgerActor(FlowActor):
         #: MemoryJournal) also has load_archive/load_archived/compact, found by ``start_child``
         self._journal: Any = None
         self._metrics = metrics
-        self._orders: dict[str, OrderRecord] = {}
+        self._orders: dict[str, OrderRecord] = self._table.orders
         #: positions, cash, per-strategy PnL (the pure portfolio part; the one fill-booking rule)
         self._portfolio = Portfolio(**(pnl or {}))
         #: raw venue receipts (``[retention] keep_receipts``): every venue answer as received, one JSON line each
@@ -598,7 +593,7 @@ class LedgerActor(FlowActor):
         if rec.status.is_terminal:
             self._risk.release(book, rec.client_order_id)
             if self._archiving:  # an archived order whose row is current leaves memory without a write
-                self._terminal[rec.client_order_id] = bool(getattr(ro, "archived", False)) and ro.outcome == "unchanged"
+                self._table.changed_terminal(rec, archive_current=bool(getattr(ro, "archived", False)) and ro.outcome == "unchanged")
         if ro.outcome == "unchanged":
             return
         if rec.status in (OrderStatus.INITIALIZED, OrderStatus.RESERVED, OrderStatus.SUBMITTING):
@@ -1210,7 +1205,7 @@ class LedgerActor(FlowActor):
 
     def handle_ListOrders(self, message: ListOrders):
         archived: list = []
-        if self._archiving and self._archived_total:
+        if self._archiving and self._table.archived:
             from .archive import archived_report
 
             try:
@@ -1227,12 +1222,12 @@ class LedgerActor(FlowActor):
 
     def handle_GetLedgerStats(self, message: GetLedgerStats) -> dict:
         by_status: Counter[str] = Counter(rec.status.value for rec in self._orders.values())
-        by_status.update(self._retired_by_status)
-        fills = sum(len(rec.fills) for rec in self._orders.values()) + self._retired_fills
+        by_status.update(self._table.retired_by_status)
+        fills = sum(len(rec.fills) for rec in self._orders.values()) + self._table.retired_fills
         return {
-            "orders_total": len(self._orders) + self._archived_total,
+            "orders_total": self._table.total(),
             "orders_in_memory": len(self._orders),
-            "orders_archived": self._archived_total,
+            "orders_archived": self._table.archived,
             "orders_by_status": dict(sorted(by_status.items())),
             "fills_total": fills,
             "errors_by_code": dict(sorted(self._errors.items())),
@@ -1259,7 +1254,7 @@ class LedgerActor(FlowActor):
             for fill in rec.fills:
                 grouped.setdefault((self._book_of(rec.account_id, rec.adapter_id), rec.symbol), []).append((rec.side, fill))
         try:
-            return self._portfolio.check_invariants(grouped, self._retired if self._archived_total else None)
+            return self._portfolio.check_invariants(grouped, self._table.retired if self._table.archived else None)
         except Exception as exc:  # the check itself must never break a query
             return [f"invariant check failed: {exc!r}"]
 
@@ -1369,9 +1364,7 @@ class LedgerActor(FlowActor):
                 if parent is None or not self._resubmit_remainder(rec, parent):
                     self._risk.release(self._book_of(rec.account_id, rec.adapter_id), rec.client_order_id)
             if self._archiving:  # changed: (re)queued as the newest terminal order, its archive row stale
-                terminal = self._terminal
-                terminal.pop(rec.client_order_id, None)
-                terminal[rec.client_order_id] = False
+                self._table.changed_terminal(rec)
             if self._waiters:
                 for reply in self._waiters.pop(rec.client_order_id, ()):
                     self._answer_wait(reply, rec)
@@ -1675,7 +1668,7 @@ class LedgerActor(FlowActor):
 
                 now = self._wall()
                 archive = [ArchivedOrder(rec.client_order_id, rec.account_id, rec.status.value, now, archive_json(rec))
-                           for rec in due if not self._terminal.get(rec.client_order_id)]
+                           for rec in due if not self._table.archive_current(rec.client_order_id)]
             if self._faults:
                 self._faults.check("ledger")
             self._journal.record_ledger(
@@ -1762,38 +1755,21 @@ class LedgerActor(FlowActor):
         """The oldest terminal orders beyond ``keep_terminal``, once a batch of them is due (or all, at restore)."""
         if not self._archiving:
             return []
-        excess = len(self._terminal) - self._keep_terminal
-        if excess <= 0 or (excess < min(_ARCHIVE_BATCH, self._keep_terminal // 4 + 1) and not everything):
-            return []
-        due = []
-        for cl_id in self._terminal:
-            rec = self._orders.get(cl_id)
-            if rec is not None:
-                due.append(rec)
-            if len(due) >= excess:
-                break
-        return due
+        return self._table.archive_due(batch=_ARCHIVE_BATCH, everything=everything)
 
     def _retire(self, rec: OrderRecord) -> None:
-        """``rec`` is archived: it leaves memory; its counts and fills stay in the totals."""
+        """``rec`` is archived: it leaves memory (the table keeps its totals) and every schedule."""
         cl_id = rec.client_order_id
-        self._terminal.pop(cl_id, None)
-        if self._orders.get(cl_id) is rec:
-            del self._orders[cl_id]
+        self._table.retire(rec, self._book_of(rec.account_id, rec.adapter_id))
         self._ever_unknown.discard(cl_id)
         self._watched.pop(cl_id, None)
         self._open_since.pop(cl_id, None)
-        self._archived_total += 1
-        self._retired_by_status[rec.status.value] += 1
-        self._retired_fills += len(rec.fills)
-        if rec.fills:
-            self._retired.add(self._book_of(rec.account_id, rec.adapter_id), rec.symbol, rec.side, rec.fills)
 
     def _order_for_update(self, client_order_id: str) -> OrderRecord | None:
         """The record a fact about ``client_order_id`` applies to: in memory, or an archived order
         brought back (a late venue event, a cancel of an old order), so no fact is ever dropped."""
         rec = self._orders.get(client_order_id)
-        if rec is not None or not self._archived_total:
+        if rec is not None or not self._table.archived:
             return rec
         archived = self._load_archived(client_order_id)
         if archived is None:
@@ -1805,17 +1781,11 @@ class LedgerActor(FlowActor):
         except Exception as exc:
             logger.opt(exception=exc).error("archived order {} is unreadable", client_order_id)
             return None
-        self._archived_total -= 1
-        self._retired_by_status[rec.status.value] -= 1
-        self._retired_fills -= len(rec.fills)
-        if rec.fills:
-            self._retired.add(self._book_of(rec.account_id, rec.adapter_id), rec.symbol, rec.side, rec.fills, sign=-1)
-        self._orders[client_order_id] = rec
-        self._terminal[client_order_id] = True  # its archive row is current until it changes
+        self._table.bring_back(rec, self._book_of(rec.account_id, rec.adapter_id))
         return rec
 
     def _load_archived(self, client_order_id: str):
-        if not self._archived_total:
+        if not self._table.archived:
             return None
         try:
             return self._journal.load_archived(client_order_id)
