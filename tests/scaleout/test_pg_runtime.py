@@ -299,3 +299,27 @@ def test_a_process_that_lost_its_lease_halts(pg_runtime, pg_url) -> None:
     wait_until(lambda: a.submit(market(), ctx()).result(timeout=5).status is OrderStatus.DENIED, what="A to halt")
     denied = a.submit(market(), ctx()).result(timeout=5)
     assert "trading_halted" in denied.error.message
+
+
+def test_a_ledger_restarted_while_running_rebuilds_from_the_postgresql_journal(pg_runtime) -> None:
+    """The supervisor's ledger restart reads the shared journal (this owner's orders) like start-up
+    recovery does (docs/DESIGN.md "Failure handling")."""
+    from actors.orders.messages import SetTradingState
+    from conftest import ObservableClock, child
+
+    clock = ObservableClock()
+    venue = TestAdapter(default="fill")
+    rt = pg_runtime(registry=registry_of(venue), clock=clock, routing={"policy": {"paper": "test"}})
+    rt.on_market(quote())
+    before = rt.submit(market("pg-lr-1"), ctx()).result(timeout=10)
+    assert before.status is OrderStatus.FILLED
+    rt.ledger.tell(SetTradingState("BOGUS"))  # the handler raises: the ledger crashes
+    wait_until(lambda: child(rt, "ledger").state == "restarting", what="the ledger restarting")
+    clock.wait_timer(lambda delay: delay < 0.5, what="the ledger's restart timer")
+    clock.advance(0.5)
+    wait_until(lambda: child(rt, "ledger").state == "running" and child(rt, "ledger").generation == 2,
+               what="the ledger running again")
+    rebuilt = rt.order("pg-lr-1")
+    assert (rebuilt.status, rebuilt.cum_qty, rebuilt.fills) == (before.status, before.cum_qty, before.fills)
+    assert rt.submit(market("pg-lr-2"), ctx()).result(timeout=10).status is OrderStatus.FILLED
+    assert venue.delivered_count("pg-lr-1") == 1 and venue.delivered_count("pg-lr-2") == 1
