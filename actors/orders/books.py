@@ -779,31 +779,11 @@ class OrderRecord:
         raw_broker_ref: str | None = None,
         ts: datetime | None = None,
     ) -> ExecutionReport:
-        """A frozen ``ExecutionReport`` of this order now (``ts`` default: the last update time)."""
-        return ExecutionReport(
-            client_order_id=self.client_order_id,
-            account_id=self.account_id,
-            symbol=self.symbol,
-            side=self.side,
-            venue_order_id=self.venue_order_id,
-            status=self.status,
-            route=self.route,
-            fills=tuple(self.fills),
-            cum_qty=self.cum_qty,
-            leaves_qty=self.leaves_qty,
-            avg_px=self.avg_px,
-            fees=self.fees,
-            slippage_bps=self.slippage_bps,
-            error=self.error,
-            replay=replay,
-            attempts=self.attempts,
-            latency_us=latency_us,
-            raw_broker_ref=raw_broker_ref if raw_broker_ref is not None else broker_ref(self.adapter_id, self.venue_order_id),
-            strategy_id=self.strategy_id,
-            session_id=self.session_id,
-            correlation_id=self.correlation_id,
-            ts=ts or self.updated_ts or self.created_ts,
-        )
+        """A frozen ``ExecutionReport`` of this order now (``ts`` default: the last update time),
+        built by ``actors.orders.reporting.order_report`` (the one place reports are built)."""
+        from .reporting import order_report  # reporting builds on this module
+
+        return order_report(self, replay=replay, latency_us=latency_us, raw_broker_ref=raw_broker_ref, ts=ts)
 
 
 def booked_fills(intent: OrderIntent, account_id: str, state: VenueOrderState) -> tuple[Fill, ...]:

@@ -1,4 +1,11 @@
-"""Building ExecutionReports from an order in flight: one place for every report shape.
+"""Building ExecutionReports: one place for every report shape.
+
+``order_report`` is the ledger's view of an order (``rt.order()``, waits, events, replays);
+``venue_report`` the reply to an order, built from the venue's answer before the ledger has
+applied it (forward-only: the adapter answers first), by the same rules — the same fills (booked
+by the one fill rule), the same broker reference — so the two are equal apart from the
+per-request fields ``latency_us``, ``ts`` and ``replay`` (tests/orders/test_report_equals_order.py);
+``error_report`` and ``cancel_error_report`` answer orders and cancels that end before a venue.
 
 All functions are pure; ``latency_us`` is measured from ``SubmitOrder.t0_ns`` to the
 moment the report is built (µs).
@@ -13,7 +20,7 @@ from protocols import ErrorCode, ExecError, ExecutionReport, OrderStatus, RouteD
 from protocols.model.reports import exec_error_of, report_from_valid
 
 from ..kernel.base import now_ns
-from .books import booked_fills, broker_ref, slippage_bps
+from .books import OrderRecord, booked_fills, broker_ref, slippage_bps
 from .messages import CancelOrder, SubmitOrder
 
 _ZERO = Decimal(0)
@@ -49,6 +56,36 @@ def _attribution(order: SubmitOrder) -> dict[str, str]:
     context = order.context
     return {"strategy_id": order.intent.strategy_id or context.strategy_id, "session_id": context.session_id,
             "correlation_id": context.correlation_id}
+
+
+def order_report(rec: OrderRecord, *, replay: bool = False, latency_us: int = 0, raw_broker_ref: str | None = None,
+                 ts: datetime | None = None) -> ExecutionReport:
+    """The report of order ``rec`` as the ledger holds it now (``OrderRecord.snapshot``); ``ts``
+    default: its last update time; ``raw_broker_ref`` default: ``broker_ref`` of its venue order id."""
+    return ExecutionReport(
+        client_order_id=rec.client_order_id,
+        account_id=rec.account_id,
+        symbol=rec.symbol,
+        side=rec.side,
+        venue_order_id=rec.venue_order_id,
+        status=rec.status,
+        route=rec.route,
+        fills=tuple(rec.fills),
+        cum_qty=rec.cum_qty,
+        leaves_qty=rec.leaves_qty,
+        avg_px=rec.avg_px,
+        fees=rec.fees,
+        slippage_bps=rec.slippage_bps,
+        error=rec.error,
+        replay=replay,
+        attempts=rec.attempts,
+        latency_us=latency_us,
+        raw_broker_ref=raw_broker_ref if raw_broker_ref is not None else broker_ref(rec.adapter_id, rec.venue_order_id),
+        strategy_id=rec.strategy_id,
+        session_id=rec.session_id,
+        correlation_id=rec.correlation_id,
+        ts=ts or rec.updated_ts or rec.created_ts,
+    )
 
 
 def error_report(
