@@ -489,7 +489,7 @@ class AdapterActor(FlowActor):
         return {"in_doubt": in_doubt, "adapter_id": self.adapter_id}
 
     def handle_Wire(self, message: Wire) -> None:
-        """The supervisor's wiring: a restarted ledger, idempotency store, bus or breaker (``gate``)."""
+        """The supervisor's wiring: a restarted ledger, idempotency store, bus or circuit breaker."""
         if message.ledger is not None:
             self._ledger = message.ledger
         if message.idempotency is not None:

@@ -4,7 +4,7 @@ A pure part of the ledger (docs/DESIGN.md "House plan": one actor, pure parts be
 threads, no I/O, no risk. The ledger hands it every fill the lifecycle applied; it books the
 account's position and cash (:class:`~actors.orders.books.Positions`, average cost) and the
 strategy's position and daily PnL (:class:`~actors.orders.pnl.PnlAttribution`) from the same booking,
-and answers what risk must be told (:class:`Booked`), so the ledger keeps risk in step without
+and answers what risk must be told (:class:`Posting`), so the ledger keeps risk in step without
 the portfolio knowing it.
 
 Example::
@@ -30,7 +30,7 @@ from .pnl import DailyPnl, PnlAttribution
 _ZERO = Decimal(0)
 
 
-class Booked(NamedTuple):
+class Posting(NamedTuple):
     """What one booking means outside the portfolio: ``fill`` (as reported on the order),
     ``spent`` (the fill risk counts against the budget; None when the booking only re-priced
     quantity booked before) and ``correction`` (quote currency: how much a real fill that covered
@@ -55,7 +55,7 @@ class Portfolio:
         #: the strategies' positions and the daily PnL
         self.pnl = PnlAttribution(day_start=day_start, timezone=timezone)
 
-    def book(self, book: str, strategy_id: str, symbol: str, side: Side, booking: Fill | FillBooking) -> Booked:
+    def book(self, book: str, strategy_id: str, symbol: str, side: Side, booking: Fill | FillBooking) -> Posting:
         """Book one applied fill — or a real fill that covered synthetic quantity (a
         :class:`~actors.orders.books.FillBooking`: its new part, the price correction, the fee
         change) — in the account book ``book`` and strategy ``strategy_id``'s books."""
@@ -64,12 +64,12 @@ class Portfolio:
         if booking.__class__ is Fill:
             positions.apply_fill(book, symbol, side, booking)  # type: ignore[arg-type]
             self._book_pnl(book, strategy_id, symbol, side, booking, before)
-            return Booked(booking, booking)  # type: ignore[arg-type]
+            return Posting(booking, booking)  # type: ignore[arg-type]
         positions.apply_booking(book, symbol, side, booking)
         self._book_pnl(book, strategy_id, symbol, side, booking, before)
         fill = booking.fill  # type: ignore[union-attr]
         correction = sum((qty * (fill.price - px) for qty, px in booking.repriced), _ZERO)  # type: ignore[union-attr]
-        return Booked(fill, booking.new, correction)  # type: ignore[union-attr]
+        return Posting(fill, booking.new, correction)  # type: ignore[union-attr]
 
     def _book_pnl(self, book: str, strategy_id: str, symbol: str, side: Side, booking: Fill | FillBooking,
                   before: tuple[Decimal, Decimal]) -> None:
@@ -109,4 +109,4 @@ class Portfolio:
         return list(self.positions_book.check_invariants(grouped, retired))
 
 
-__all__ = ["Booked", "Portfolio"]
+__all__ = ["Posting", "Portfolio"]
