@@ -61,15 +61,15 @@ class Portfolio:
         change) — in the account book ``book`` and strategy ``strategy_id``'s books."""
         positions = self.positions_book
         before = positions.realized_and_fees(book, symbol)
-        if booking.__class__ is Fill:
-            positions.apply_fill(book, symbol, side, booking)  # type: ignore[arg-type]
+        if not isinstance(booking, FillBooking):  # a plain Fill
+            positions.apply_fill(book, symbol, side, booking)
             self._book_pnl(book, strategy_id, symbol, side, booking, before)
-            return Posting(booking, booking)  # type: ignore[arg-type]
+            return Posting(booking, booking)
         positions.apply_booking(book, symbol, side, booking)
         self._book_pnl(book, strategy_id, symbol, side, booking, before)
-        fill = booking.fill  # type: ignore[union-attr]
-        correction = sum((qty * (fill.price - px) for qty, px in booking.repriced), _ZERO)  # type: ignore[union-attr]
-        return Posting(fill, booking.new, correction)  # type: ignore[union-attr]
+        fill = booking.fill
+        correction = sum((qty * (fill.price - px) for qty, px in booking.repriced), _ZERO)
+        return Posting(fill, booking.new, correction)
 
     def _book_pnl(self, book: str, strategy_id: str, symbol: str, side: Side, booking: Fill | FillBooking,
                   before: tuple[Decimal, Decimal]) -> None:
