@@ -21,7 +21,6 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import pykka
@@ -73,7 +72,6 @@ from .books import (
 )
 from .hooks import PreTradeCheck, run_hooks
 from .lifecycle import OrderTable
-from .portfolio import Portfolio
 from .messages import (
     AdapterAvailability,
     AlertTick,
@@ -115,6 +113,7 @@ from .messages import (
     VenueEventReceived,
     WaitTerminal,
 )
+from .portfolio import Portfolio
 from .reporting import cancel_error_report, error_report, latency_us
 from .risk import RiskEngine, TradingState
 

@@ -3,16 +3,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
 
 from actors.orders.books import OrderRecord
 from actors.orders.lifecycle import OrderTable
-from protocols import Fill, OrderEventType as E, OrderStatus
+from protocols import Fill, OrderStatus
+from protocols import OrderEventType as E
 
-T0 = datetime(2021, 1, 8, tzinfo=timezone.utc)
+T0 = datetime(2021, 1, 8, tzinfo=UTC)
 
 
 def filled(cl_id: str) -> OrderRecord:

@@ -3,14 +3,15 @@ positions, cash and per-strategy PnL booked from fills by one rule, and what ris
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal as D
 
 from actors.orders.books import FillBooking, FillOutcome, OrderRecord
 from actors.orders.portfolio import Portfolio
-from protocols import Fill, OrderEventType as E, Side
+from protocols import Fill, Side
+from protocols import OrderEventType as E
 
-T0 = datetime(2021, 1, 8, tzinfo=timezone.utc)
+T0 = datetime(2021, 1, 8, tzinfo=UTC)
 
 
 def fill(trade_id: str, qty: str, price: str, fee: str = "0") -> Fill:

@@ -4,14 +4,11 @@ per-request fields (``latency_us``, ``ts``, ``replay``)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
-
-from protocols import OrderStatus
-
 from _adapters import TestAdapter
 from conftest import ctx, limit, market, quote, registry_of, settle
+
+from protocols import OrderStatus
 
 PER_REQUEST = {"latency_us", "ts", "replay"}
 

@@ -304,8 +304,9 @@ def test_a_process_that_lost_its_lease_halts(pg_runtime, pg_url) -> None:
 def test_a_ledger_restarted_while_running_rebuilds_from_the_postgresql_journal(pg_runtime) -> None:
     """The supervisor's ledger restart reads the shared journal (this owner's orders) like start-up
     recovery does (docs/DESIGN.md "Failure handling")."""
-    from actors.orders.messages import SetTradingState
     from conftest import ObservableClock, child
+
+    from actors.orders.messages import SetTradingState
 
     clock = ObservableClock()
     venue = TestAdapter(default="fill")
