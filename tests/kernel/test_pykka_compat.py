@@ -293,6 +293,9 @@ def test_pykkas_own_records_reach_the_loguru_sinks(loguru_records: list[dict], n
         return [r for r in loguru_records if r["level"].name == level and text in r["message"]]
 
     _wait(lambda: by("DEBUG", "Stopping all actors"), "the BaseException record")
+    # pykka's loop logs, stops the actor, and only then calls stop_all: wait for that call, or
+    # it runs after this test has put the real stop_all back and stops the next test's actors
+    _wait(lambda: no_stop_all, "pykka's stop_all after the BaseException")
     unexpected = by("WARNING", "Unexpected message received by OwnLoop")
     returned = by("INFO", "Exception returned from OwnLoop")
     unhandled = by("ERROR", "Unhandled exception in OwnLoop")
