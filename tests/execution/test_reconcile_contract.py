@@ -57,10 +57,12 @@ def start(make_runtime, clock):
 
 
 def run_for(rt: Runtime, clock: ObservableClock, seconds: float, step: float = INTERVAL_S) -> None:
-    """Advance the fake clock ``seconds`` in ``step`` s ticks, settling the actors after each."""
+    """Advance the fake clock ``seconds`` in ``step`` s ticks; after each, wait until the actors
+    and the venue workers are idle (a lookup due at a tick runs, and is answered, before the
+    clock moves on: under load a worker could otherwise run it ticks later, at a later time)."""
     for _ in range(round(seconds / step)):
         clock.advance(step)
-        settle(rt)
+        rt.flush(timeout=5, venue_calls=True)
 
 
 def timed_fetches(venue: TestAdapter, clock: ObservableClock) -> list[float]:
