@@ -556,7 +556,15 @@ class OrderRecord:
         fee_back = _ZERO
         for syn, part in covered:
             index = next(i for i, f in enumerate(self.fills) if f.trade_id == syn.trade_id)
-            syn_fee = syn.fee * part / syn.qty if syn.fee else _ZERO
+            # the covered share of the synthetic fee, on the synthetic price's quantum, so every
+            # sum of it stays exact (a raw quotient carries 28 significant digits into cash,
+            # whose sums then round: cash drifted from the fills by 1e-25)
+            if not syn.fee:
+                syn_fee = _ZERO
+            elif part == syn.qty:
+                syn_fee = syn.fee
+            else:
+                syn_fee = (syn.fee * part / syn.qty).quantize(SYNTHETIC_PRICE_QUANTUM)
             if part == syn.qty:
                 del self.fills[index]
                 synthetic.remove(syn)
@@ -637,7 +645,9 @@ class OrderRecord:
                 f"cumulative report cum_qty={cum_qty} avg_px={avg_px} implies last_px={last_px} <= 0 after booked "
                 f"cum_qty={self.cum_qty} avg_px={self.avg_px}; the new quantity is booked at avg_px"
             )
-            last_px = avg_px
+            # on the same quantum as every synthetic price: the venue's avg_px may carry 28 digits
+            # (a quotient), and its products with quantities would round in cash (drift of 1e-25)
+            last_px = max(avg_px.quantize(SYNTHETIC_PRICE_QUANTUM), SYNTHETIC_PRICE_QUANTUM)
         fee = _ZERO
         if cum_fees is not None:
             fee = max(Decimal(cum_fees) - self.fees, _ZERO)
