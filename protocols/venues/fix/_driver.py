@@ -297,18 +297,28 @@ class FixConnection:
                 if tls is not None and tls.pending():
                     readable = True
                 else:
-                    ready_r, ready_w, _ = select.select([sock, self._wake_r], [sock] if writing else [], [], wait)
-                    if self._wake_r in ready_r:
+                    # poll, not select: no FD_SETSIZE limit in a host process with many files open
+                    poller = select.poll()
+                    fd = sock.fileno()
+                    poller.register(fd, select.POLLIN | (select.POLLOUT if writing else 0))
+                    poller.register(self._wake_r.fileno(), select.POLLIN)
+                    ready = dict(poller.poll(wait * 1000.0))
+                    if ready.get(self._wake_r.fileno(), 0) & select.POLLIN:
                         self._drain_wake()
-                    if ready_w:
+                    sock_events = ready.get(fd, 0)
+                    if sock_events & select.POLLOUT:
                         with self._lock:
                             self._flush(sock)
-                    readable = sock in ready_r
+                    # an error or hang-up shows as readable: recv then reports it
+                    readable = bool(sock_events & (select.POLLIN | select.POLLERR | select.POLLHUP))
                 if readable:
                     data = sock.recv(65536)
             except (TimeoutError, ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
                 data = None
-            except ValueError:  # select on a socket closed by another thread (drop / close)
+            except ValueError:  # a socket closed by another thread (drop / close): fileno() is -1
+                with self._lock:
+                    if self._sock is sock:
+                        self._close_socket("socket closed")
                 return
             except OSError as exc:
                 with self._lock:
