@@ -24,8 +24,9 @@ Ownership. Every record carries the ``owner_id`` of the process that claimed it.
 lease (``owners.lease_until``, on the server's clock) is renewed every ``lease_s / 3`` seconds;
 the lease covers every order the owner holds. ``mark_all_unknown`` (recovery at start) takes
 over the orders of owners whose lease expired: IN_PROGRESS becomes UNKNOWN and the records
-of orders that are not over (no terminal transition journaled) move to this owner, so recovery reconciles them with their venue (it never re-sends: a venue's
-proof of absence makes the order FAILED, "never delivered"). Reads used by recovery
+of orders that are not over (no terminal transition journaled) move to this owner, so recovery
+reconciles them with their venue (it never re-sends: a venue's proof of absence makes the order
+FAILED, "never delivered"). Reads used by recovery
 (``load_records``, ``load_unresolved``, ``load_orders``, ``load_fills``) see this owner's
 orders only: another live process's orders are its own business.
 
@@ -42,14 +43,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
-from protocols import Fill, Liquidity, OrderStatus, Side
+from protocols import OrderStatus
 from protocols.venues.paper.pg_book import connect_failure, redact_url
 
 from .sqlite import (
@@ -60,15 +59,18 @@ from .sqlite import (
     IdempotencyRecord,
     IdempotencyStatus,
     JournalError,
-    JournalStats,
     OrderEventRow,
     _check_id,
     _check_str,
     _check_time,
     _check_ttl,
+    _decide_claim,
     _fill_params,
+    _fill_row,
     _release_keys,
+    _typed_items,
 )
+from .txn import InjectedFailures, JournalStats, TxnStats
 
 __all__ = ["MIGRATIONS_DIR", "PostgresBackend", "PostgresJournal", "known_schema_version", "redact_url"]
 
@@ -181,7 +183,7 @@ class PostgresBackend:
             kwargs={"connect_timeout": max(1, int(self._connect_timeout_s))})
         try:
             self._pool.open(wait=True, timeout=max(2.0, self._connect_timeout_s * 2))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - psycopg_pool raises more than PoolTimeout; all is a start error
             raise JournalError(f"journal.url {redact_url(self.url)}: cannot open the connection pool: {exc}") from None
         self._lease_thread = threading.Thread(target=self._renew_loop, name="flowroute-pg-lease", daemon=True)
         self._lease_thread.start()
@@ -215,7 +217,7 @@ class PostgresBackend:
         while not self._stop.wait(interval):
             try:
                 self.renew_lease()
-            except Exception as exc:  # the server may come back before the lease runs out
+            except Exception as exc:  # noqa: BLE001 - the server may come back before the lease runs out
                 logger.warning("journal: lease renewal failed: {}", exc)
 
     def renew_lease(self) -> bool:
@@ -256,7 +258,7 @@ class PostgresBackend:
                 with pool.connection(timeout=5.0) as conn:
                     conn.execute("UPDATE flowroute.owners SET lease_until = clock_timestamp() WHERE owner_id = %s",
                                  (self.owner_id,))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - closing: the lease runs out on its own
             logger.warning("journal: could not release this process's lease: {}", exc)
         finally:
             pool.close()
@@ -283,18 +285,14 @@ class PostgresJournal:
     def __init__(self, backend: PostgresBackend, *, fail_writes: Callable[[], bool] | None = None) -> None:
         self._backend = backend
         self.owner_id = backend.owner_id
-        self._fail_writes = fail_writes
-        self._inject = 0
+        self._faults = InjectedFailures(fail_writes)
         self._closed = False
-        self._batches = self._items = self._rows = self._max_batch = 0
-        self._commit_us_total = self._commit_us_max = self._txn_us_total = self._failures = 0
+        self._stats = TxnStats()
 
     # -- machinery -------------------------------------------------------------
     def inject_failure(self, n: int = 1) -> None:
         """Make the next ``n`` write transactions roll back and raise :class:`JournalError` (tests)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"n must be an int >= 0, got {n!r}")
-        self._inject += n
+        self._faults.add(n)
 
     def _pool(self) -> Any:
         if self._closed:
@@ -311,8 +309,7 @@ class PostgresJournal:
             with pool.connection() as conn:
                 try:
                     result, rows = body(conn)
-                    if self._inject > 0 or (self._fail_writes is not None and self._fail_writes()):
-                        self._inject = max(0, self._inject - 1)
+                    if self._faults.due():
                         raise _InjectedFailure(f"injected failure in {op}")
                     t1 = time.perf_counter_ns()
                     conn.commit()
@@ -320,20 +317,12 @@ class PostgresJournal:
                     conn.rollback()
                     raise
         except _InjectedFailure as exc:
-            self._failures += 1
+            self._stats.failed()
             raise JournalError(f"{op} failed, transaction rolled back: {exc}") from None
         except (psycopg.Error, PoolTimeout) as exc:
-            self._failures += 1
+            self._stats.failed()
             raise JournalError(f"{op} failed, transaction rolled back: {type(exc).__name__}: {exc}") from exc
-        t2 = time.perf_counter_ns()
-        commit_us = (t2 - t1) // 1000
-        self._batches += 1
-        self._items += items
-        self._rows += rows
-        self._max_batch = max(self._max_batch, items)
-        self._commit_us_total += commit_us
-        self._commit_us_max = max(self._commit_us_max, commit_us)
-        self._txn_us_total += (t2 - t0) // 1000
+        self._stats.committed(items, rows, t0, t1, time.perf_counter_ns())
         return result
 
     def _read(self, op: str, body: Callable[[Any], object]) -> object:
@@ -353,10 +342,7 @@ class PostgresJournal:
     def claim_batch(self, claims: Sequence[Claim], ttl_s: float | None) -> list[ClaimResult]:
         """Decide every claim in ONE transaction across processes; results in input order (module table)."""
         ttl = _check_ttl(ttl_s)
-        claims = list(claims)
-        for i, c in enumerate(claims):
-            if not isinstance(c, Claim):
-                raise TypeError(f"claims[{i}] must be a Claim, got {type(c).__name__}")
+        claims = _typed_items("claims", claims, Claim)
         if not claims:
             return []
         firsts: dict[tuple[str, str], Claim] = {}
@@ -399,21 +385,13 @@ class PostgresJournal:
             reclaims: list[Claim] = []
             for c in claims:
                 key = (c.account_id, c.client_order_id)
-                if key in inserted and key not in current:
-                    current[key] = _new_record(c)
-                    out.append(ClaimResult("CLAIMED", current[key]))
-                    continue
-                old = current[key]
-                if old.is_expired(c.now, ttl):
-                    current[key] = _new_record(c)
+                # a key this batch inserted has no record before its first claim (CLAIMED)
+                result = _decide_claim(c, current.get(key), ttl)
+                if result.outcome == "EXPIRED_RECLAIMED":
                     reclaims.append(c)
-                    out.append(ClaimResult("EXPIRED_RECLAIMED", current[key], old))
-                elif old.fingerprint != c.fingerprint:
-                    out.append(ClaimResult("CONFLICT", old))
-                elif old.status == "COMPLETED":
-                    out.append(ClaimResult("REPLAY", old))
-                else:
-                    out.append(ClaimResult("IN_FLIGHT", old))
+                if result.outcome in ("CLAIMED", "EXPIRED_RECLAIMED"):
+                    current[key] = result.record
+                out.append(result)
             if reclaims:
                 with conn.cursor() as cur:
                     cur.executemany(
@@ -433,10 +411,7 @@ class PostgresJournal:
 
     def complete_batch(self, completions: Sequence[Completion]) -> int:
         """Apply every :class:`Completion` in ONE transaction, in order; returns how many records existed."""
-        items = list(completions)
-        for i, c in enumerate(items):
-            if not isinstance(c, Completion):
-                raise TypeError(f"completions[{i}] must be a Completion, got {type(c).__name__}")
+        items = _typed_items("completions", completions, Completion)
         if not items:
             return 0
 
@@ -601,14 +576,8 @@ class PostgresJournal:
 
     def record_ledger(self, events: Sequence[OrderEventRow], fills: Sequence[FillRow]) -> tuple[int, list[bool]]:
         """Transitions and fills together in ONE transaction: ``(new events, new-fill flags)``."""
-        evs = list(events)
-        fls = list(fills)
-        for i, e in enumerate(evs):
-            if not isinstance(e, OrderEventRow):
-                raise TypeError(f"events[{i}] must be an OrderEventRow, got {type(e).__name__}")
-        for i, f in enumerate(fls):
-            if not isinstance(f, FillRow):
-                raise TypeError(f"fills[{i}] must be a FillRow, got {type(f).__name__}")
+        evs = _typed_items("events", events, OrderEventRow)
+        fls = _typed_items("fills", fills, FillRow)
         if not evs and not fls:
             return 0, []
 
@@ -643,29 +612,18 @@ class PostgresJournal:
         """The fills of this owner's orders, in journal order; JournalError for an unreadable row."""
 
         def body(conn: Any) -> list[FillRow]:
-            out = []
-            for r in conn.execute(
-                    "SELECT f.adapter_id, f.trade_id, f.account_id, f.client_order_id, f.symbol, f.side, f.qty, "
-                    "f.price, f.fee, f.fee_currency, f.liquidity, f.ts FROM flowroute.fills f "
-                    "JOIN flowroute.idempotency i USING (account_id, client_order_id) "
-                    "WHERE i.owner_id = %s ORDER BY f.id", (self.owner_id,)):
-                adapter_id, trade_id, account_id, coid, symbol, side, qty, price, fee, fee_ccy, liq, ts = r
-                try:
-                    fill = Fill(trade_id=trade_id, qty=Decimal(qty), price=Decimal(price), fee=Decimal(fee),
-                                fee_currency=fee_ccy, liquidity=Liquidity(liq), ts=datetime.fromisoformat(ts))
-                    out.append(FillRow(adapter_id, account_id, coid, symbol, Side(side), fill))
-                except (ValueError, TypeError, InvalidOperation) as exc:
-                    raise JournalError(f"journaled fill {adapter_id}/{trade_id} is unreadable: {exc}") from exc
-            return out
+            return [_fill_row(r) for r in conn.execute(
+                "SELECT f.adapter_id, f.trade_id, f.account_id, f.client_order_id, f.symbol, f.side, f.qty, "
+                "f.price, f.fee, f.fee_currency, f.liquidity, f.ts FROM flowroute.fills f "
+                "JOIN flowroute.idempotency i USING (account_id, client_order_id) "
+                "WHERE i.owner_id = %s ORDER BY f.id", (self.owner_id,))]
 
         return self._read("load_fills", body)  # type: ignore[return-value]
 
     # -- housekeeping -------------------------------------------------------------
     def stats(self) -> JournalStats:
         """A snapshot of the write counters (``max_batch``/``mean_batch``: claims per transaction)."""
-        return JournalStats(batches=self._batches, items=self._items, rows=self._rows, max_batch=self._max_batch,
-                            commit_us_total=self._commit_us_total, commit_us_max=self._commit_us_max,
-                            txn_us_total=self._txn_us_total, failures=self._failures)
+        return self._stats.snapshot()
 
     @property
     def closed(self) -> bool:
@@ -686,6 +644,3 @@ class PostgresJournal:
         return f"PostgresJournal({redact_url(self._backend.url)}, owner={self.owner_id})"
 
 
-def _new_record(c: Claim) -> IdempotencyRecord:
-    return IdempotencyRecord(c.account_id, c.client_order_id, c.fingerprint, "IN_PROGRESS", None, c.now, c.now,
-                             c.intent_json, c.context_json, c.adapter_id)

@@ -58,17 +58,19 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from pathlib import Path
-from typing import Final, Literal, Protocol, runtime_checkable
+from typing import Final, Literal, Protocol, TypeVar, runtime_checkable
 
 from loguru import logger
 
 from protocols import Fill, Liquidity, Side
+
+from .txn import InjectedFailures, JournalStats, TxnStats
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -354,33 +356,6 @@ class ArchivedOrder:
     record_json: str
 
 
-@dataclass(frozen=True, slots=True)
-class JournalStats:
-    """Counters of committed write transactions (frozen).
-
-    ``batches``: committed write transactions; ``items``: items handed to them (claims,
-    completions, events, fills); ``rows``: rows actually inserted or updated;
-    ``max_batch``: the most items in one transaction (the group-commit size);
-    ``commit_us_total``/``commit_us_max``: time in the COMMIT statement (the fsync), µs;
-    ``txn_us_total``: time from BEGIN to the end of COMMIT, µs; ``failures``: write
-    transactions rolled back (each raised :class:`JournalError`).
-    """
-
-    batches: int = 0
-    items: int = 0
-    rows: int = 0
-    max_batch: int = 0
-    commit_us_total: int = 0
-    commit_us_max: int = 0
-    txn_us_total: int = 0
-    failures: int = 0
-
-    @property
-    def mean_batch(self) -> float:
-        """Average items per committed transaction (0.0 before the first)."""
-        return self.items / self.batches if self.batches else 0.0
-
-
 # ---------------------------------------------------------------------------
 # The interface
 # ---------------------------------------------------------------------------
@@ -586,6 +561,52 @@ def _dec(value: Decimal) -> str:
     return format(value, "f")
 
 
+def _decide_claim(c: Claim, old: IdempotencyRecord | None, ttl_s: float | None) -> ClaimResult:
+    """The outcome table of the module docstring for one claim, given the key's current record
+    (None: no record); every backend decides by it and then writes what it says (a new
+    IN_PROGRESS record for CLAIMED and EXPIRED_RECLAIMED, nothing otherwise)."""
+    if old is None:
+        return ClaimResult("CLAIMED", _new_record(c))
+    if old.is_expired(c.now, ttl_s):
+        return ClaimResult("EXPIRED_RECLAIMED", _new_record(c), old)
+    if old.fingerprint != c.fingerprint:
+        return ClaimResult("CONFLICT", old)
+    return ClaimResult("REPLAY" if old.status == "COMPLETED" else "IN_FLIGHT", old)
+
+
+def _new_record(c: Claim) -> IdempotencyRecord:
+    """The IN_PROGRESS record a granted claim writes."""
+    return IdempotencyRecord(c.account_id, c.client_order_id, c.fingerprint, "IN_PROGRESS", None, c.now, c.now,
+                             c.intent_json, c.context_json, c.adapter_id)
+
+
+_T = TypeVar("_T")
+
+
+def _typed_items(name: str, items: Iterable[object], cls: type[_T]) -> list[_T]:
+    """``items`` as a list, each checked to be a ``cls`` (``TypeError`` naming ``name[i]``
+    otherwise); the batch methods of every backend check their input with it."""
+    out = list(items)
+    for i, item in enumerate(out):
+        if not isinstance(item, cls):
+            article = "an" if cls.__name__[0] in "AEIOU" else "a"
+            raise TypeError(f"{name}[{i}] must be {article} {cls.__name__}, got {type(item).__name__}")
+    return out  # type: ignore[return-value]
+
+
+def _fill_row(r: Sequence) -> FillRow:
+    """A journaled ``fills`` row (adapter_id, trade_id, account_id, client_order_id, symbol, side,
+    qty, price, fee, fee_currency, liquidity, ts) as a :class:`FillRow`; :class:`JournalError`
+    when it no longer parses (a hand-edited store)."""
+    adapter_id, trade_id, account_id, coid, symbol, side, qty, price, fee, fee_ccy, liq, ts = r
+    try:
+        fill = Fill(trade_id=trade_id, qty=Decimal(qty), price=Decimal(price), fee=Decimal(fee),
+                    fee_currency=fee_ccy, liquidity=Liquidity(liq), ts=datetime.fromisoformat(ts))
+        return FillRow(adapter_id, account_id, coid, symbol, Side(side), fill)
+    except (ValueError, TypeError, InvalidOperation) as exc:
+        raise JournalError(f"journaled fill {adapter_id}/{trade_id} is unreadable: {exc}") from exc
+
+
 def _fill_params(row: FillRow) -> tuple:
     f = row.fill
     return (
@@ -693,14 +714,11 @@ class SQLiteJournal:
         self._path: Path | None = None if path is None else Path(path)
         self._synchronous = sync
         self._file_mode = file_mode
-        self._fail_writes = fail_writes
-        self._inject = 0
+        self._faults = InjectedFailures(fail_writes)
         self._conn: sqlite3.Connection | None = None
         self._closed_reason = "journal is closed"
         self._sidecars_ok = self._path is None
-        # stats
-        self._batches = self._items = self._rows = self._max_batch = 0
-        self._commit_us_total = self._commit_us_max = self._txn_us_total = self._failures = 0
+        self._stats = TxnStats()
         try:
             if self._path is None:
                 target = ":memory:"
@@ -843,15 +861,7 @@ class SQLiteJournal:
 
     def inject_failure(self, n: int = 1) -> None:
         """Make the next ``n`` write transactions roll back and raise :class:`JournalError` (tests)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"n must be an int >= 0, got {n!r}")
-        self._inject += n
-
-    def _should_fail(self) -> bool:
-        if self._inject > 0:
-            self._inject -= 1
-            return True
-        return bool(self._fail_writes is not None and self._fail_writes())
+        self._faults.add(n)
 
     # -- transaction machinery -------------------------------------------------
 
@@ -868,7 +878,7 @@ class SQLiteJournal:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result, rows = body(conn)
-                if self._should_fail():
+                if self._faults.due():
                     raise _InjectedFailure(f"injected failure in {op}")
                 t1 = time.perf_counter_ns()
                 conn.execute("COMMIT")
@@ -876,20 +886,12 @@ class SQLiteJournal:
                 self._rollback(conn)
                 raise
         except _InjectedFailure as exc:
-            self._failures += 1
+            self._stats.failed()
             raise JournalError(f"{op} failed, transaction rolled back: {exc}") from None
         except sqlite3.Error as exc:
-            self._failures += 1
+            self._stats.failed()
             raise JournalError(f"{op} failed, transaction rolled back: {type(exc).__name__}: {exc}") from exc
-        t2 = time.perf_counter_ns()
-        commit_us = (t2 - t1) // 1000
-        self._batches += 1
-        self._items += items
-        self._rows += rows
-        self._max_batch = max(self._max_batch, items)
-        self._commit_us_total += commit_us
-        self._commit_us_max = max(self._commit_us_max, commit_us)
-        self._txn_us_total += (t2 - t0) // 1000
+        self._stats.committed(items, rows, t0, t1, time.perf_counter_ns())
         if not self._sidecars_ok:
             try:
                 self._fix_sidecar_modes()
@@ -927,10 +929,7 @@ class SQLiteJournal:
         written), ``ValueError``/``TypeError`` for a bad ``ttl_s`` or a non-Claim item.
         """
         ttl = _check_ttl(ttl_s)
-        claims = list(claims)
-        for i, c in enumerate(claims):
-            if not isinstance(c, Claim):
-                raise TypeError(f"claims[{i}] must be a Claim, got {type(c).__name__}")
+        claims = _typed_items("claims", claims, Claim)
         if not claims:
             return []
 
@@ -939,40 +938,19 @@ class SQLiteJournal:
             rows = 0
             for c in claims:
                 row = conn.execute(_SQL_GET, (c.account_id, c.client_order_id)).fetchone()
-                if row is None:
-                    conn.execute(
-                        _SQL_INSERT,
-                        (c.account_id, c.client_order_id, c.fingerprint, c.now, c.now,
-                         c.intent_json, c.context_json, c.adapter_id),
-                    )
-                    out.append(ClaimResult("CLAIMED", self._new_record(c)))
+                result = _decide_claim(c, None if row is None else _record(row), ttl)
+                if result.outcome == "CLAIMED":
+                    conn.execute(_SQL_INSERT, (c.account_id, c.client_order_id, c.fingerprint, c.now, c.now,
+                                               c.intent_json, c.context_json, c.adapter_id))
                     rows += 1
-                    continue
-                old = _record(row)
-                if old.is_expired(c.now, ttl):
-                    conn.execute(
-                        _SQL_RECLAIM,
-                        (c.fingerprint, c.now, c.now, c.intent_json, c.context_json, c.adapter_id,
-                         c.account_id, c.client_order_id),
-                    )
-                    out.append(ClaimResult("EXPIRED_RECLAIMED", self._new_record(c), old))
+                elif result.outcome == "EXPIRED_RECLAIMED":
+                    conn.execute(_SQL_RECLAIM, (c.fingerprint, c.now, c.now, c.intent_json, c.context_json,
+                                                c.adapter_id, c.account_id, c.client_order_id))
                     rows += 1
-                elif old.fingerprint != c.fingerprint:
-                    out.append(ClaimResult("CONFLICT", old))
-                elif old.status == "COMPLETED":
-                    out.append(ClaimResult("REPLAY", old))
-                else:
-                    out.append(ClaimResult("IN_FLIGHT", old))
+                out.append(result)
             return out, rows
 
         return self._write("claim_batch", len(claims), body)  # type: ignore[return-value]
-
-    @staticmethod
-    def _new_record(c: Claim) -> IdempotencyRecord:
-        return IdempotencyRecord(
-            c.account_id, c.client_order_id, c.fingerprint, "IN_PROGRESS", None, c.now, c.now,
-            c.intent_json, c.context_json, c.adapter_id,
-        )
 
     def complete(
         self, account_id: str, client_order_id: str, status: IdempotencyStatus, report_json: str | None, now: float
@@ -986,10 +964,7 @@ class SQLiteJournal:
 
     def complete_batch(self, completions: Sequence[Completion]) -> int:
         """Apply every :class:`Completion` in ONE transaction; returns how many records existed."""
-        items = list(completions)
-        for i, c in enumerate(items):
-            if not isinstance(c, Completion):
-                raise TypeError(f"completions[{i}] must be a Completion, got {type(c).__name__}")
+        items = _typed_items("completions", completions, Completion)
         if not items:
             return 0
 
@@ -1119,18 +1094,9 @@ class SQLiteJournal:
         ``archive``: terminal orders the ledger moves out of memory in the same transaction
         (``INSERT OR REPLACE`` by client order id: a re-archived order replaces its old row).
         """
-        evs = list(events)
-        fls = list(fills)
-        arch = list(archive)
-        for i, a in enumerate(arch):
-            if not isinstance(a, ArchivedOrder):
-                raise TypeError(f"archive[{i}] must be an ArchivedOrder, got {type(a).__name__}")
-        for i, e in enumerate(evs):
-            if not isinstance(e, OrderEventRow):
-                raise TypeError(f"events[{i}] must be an OrderEventRow, got {type(e).__name__}")
-        for i, f in enumerate(fls):
-            if not isinstance(f, FillRow):
-                raise TypeError(f"fills[{i}] must be a FillRow, got {type(f).__name__}")
+        arch = _typed_items("archive", archive, ArchivedOrder)
+        evs = _typed_items("events", events, OrderEventRow)
+        fls = _typed_items("fills", fills, FillRow)
         if not evs and not fls and not arch:
             return 0, []
 
@@ -1208,21 +1174,9 @@ class SQLiteJournal:
         """
 
         def body(conn: sqlite3.Connection) -> list[FillRow]:
-            out = []
-            for r in conn.execute(
+            return [_fill_row(r) for r in conn.execute(
                 "SELECT adapter_id, trade_id, account_id, client_order_id, symbol, side, qty, price, fee, "
-                "fee_currency, liquidity, ts FROM fills ORDER BY id"
-            ):
-                adapter_id, trade_id, account_id, coid, symbol, side, qty, price, fee, fee_ccy, liq, ts = r
-                try:
-                    fill = Fill(
-                        trade_id=trade_id, qty=Decimal(qty), price=Decimal(price), fee=Decimal(fee),
-                        fee_currency=fee_ccy, liquidity=Liquidity(liq), ts=datetime.fromisoformat(ts),
-                    )
-                    out.append(FillRow(adapter_id, account_id, coid, symbol, Side(side), fill))
-                except (ValueError, TypeError, InvalidOperation) as exc:
-                    raise JournalError(f"journaled fill {adapter_id}/{trade_id} is unreadable: {exc}") from exc
-            return out
+                "fee_currency, liquidity, ts FROM fills ORDER BY id")]
 
         return self._read("load_fills", body)  # type: ignore[return-value]
 
@@ -1230,16 +1184,7 @@ class SQLiteJournal:
 
     def stats(self) -> JournalStats:
         """A snapshot of the write counters (see :class:`JournalStats`)."""
-        return JournalStats(
-            batches=self._batches,
-            items=self._items,
-            rows=self._rows,
-            max_batch=self._max_batch,
-            commit_us_total=self._commit_us_total,
-            commit_us_max=self._commit_us_max,
-            txn_us_total=self._txn_us_total,
-            failures=self._failures,
-        )
+        return self._stats.snapshot()
 
     def close(self) -> None:
         """Close the connection (idempotent); committed data is already durable."""
@@ -1275,26 +1220,18 @@ class MemoryJournal:
 
     def __init__(self) -> None:
         self._records: dict[tuple[str, str], IdempotencyRecord] = {}
-        self._inject = 0
-        self._batches = 0
-        self._items = 0
-        self._max_batch = 0
-        self._failures = 0
+        self._faults = InjectedFailures()
+        self._stats = TxnStats()
 
     def inject_failure(self, n: int = 1) -> None:
         """Make the next ``n`` write batches raise :class:`JournalError` (tests)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"n must be an int >= 0, got {n!r}")
-        self._inject += n
+        self._faults.add(n)
 
     def _begin(self, items: int) -> None:
-        if self._inject > 0:
-            self._inject -= 1
-            self._failures += 1
+        if self._faults.due():
+            self._stats.failed()
             raise JournalError("injected journal failure (memory journal)")
-        self._batches += 1
-        self._items += items
-        self._max_batch = max(self._max_batch, items)
+        self._stats.committed(items, items)
 
     def claim_batch(self, claims: Sequence[Claim], ttl_s: float | None) -> list[ClaimResult]:
         claims = list(claims)
@@ -1305,21 +1242,10 @@ class MemoryJournal:
         records = self._records
         for c in claims:
             key = (c.account_id, c.client_order_id)
-            old = records.get(key)
-            new = IdempotencyRecord(c.account_id, c.client_order_id, c.fingerprint, "IN_PROGRESS", None, c.now, c.now,
-                                    c.intent_json, c.context_json, c.adapter_id)
-            if old is None:
-                records[key] = new
-                out.append(ClaimResult("CLAIMED", new))
-            elif old.is_expired(c.now, ttl_s):
-                records[key] = new
-                out.append(ClaimResult("EXPIRED_RECLAIMED", new, old))
-            elif old.fingerprint != c.fingerprint:
-                out.append(ClaimResult("CONFLICT", old))
-            elif old.status == "COMPLETED":
-                out.append(ClaimResult("REPLAY", old))
-            else:
-                out.append(ClaimResult("IN_FLIGHT", old))
+            result = _decide_claim(c, records.get(key), ttl_s)
+            if result.outcome in ("CLAIMED", "EXPIRED_RECLAIMED"):
+                records[key] = result.record
+            out.append(result)
         return out
 
     def complete_batch(self, completions: Sequence[Completion]) -> int:
@@ -1407,8 +1333,7 @@ class MemoryJournal:
         return []
 
     def stats(self) -> JournalStats:
-        return JournalStats(batches=self._batches, items=self._items, rows=self._items, max_batch=self._max_batch,
-                            failures=self._failures)
+        return self._stats.snapshot()
 
     def close(self) -> None:
         pass
