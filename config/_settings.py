@@ -503,7 +503,8 @@ class SyncSettings(_Section):
     confirmations: int = Field(2, ge=1, description="Syncs in a row that must differ before a mismatch is raised (count).")
     tolerance: NonNegDec = Field(Decimal(0), description="Differences up to this absolute amount are ignored (units of the figure).")
     baseline: Annotated[Literal["zero", "first_sync"], BeforeValidator(_lower)] = Field(
-        "zero", description="zero: venue figures start from zero with the ledger's; first_sync: the first sync's differences are the starting holdings."
+        "zero",
+        description="zero: venue figures start from zero with the ledger's; first_sync: the first sync's differences are the starting holdings.",
     )
 
 
@@ -512,7 +513,8 @@ class SafetySettings(_Section):
     broker-state mismatch does to trading. Resuming stays an operator's act unless ``auto_resume``."""
 
     on_outage: TargetState = Field("none", description="Trading state after an adapter is unavailable for outage_after_s: none | REDUCING | HALTED.")
-    outage_after_s: Seconds = Field(30.0, description="How long an adapter must stay unavailable (breaker not CLOSED, or restarting) to count as an outage (seconds).")
+    outage_after_s: Seconds = Field(30.0, description="How long an adapter must stay unavailable (breaker not CLOSED, or restarting) "
+                                                      "to count as an outage (seconds).")
     on_mismatch: TargetState = Field("none", description="Trading state after a confirmed broker-state mismatch: none | REDUCING | HALTED.")
     auto_resume: bool = Field(False, description="Back to ACTIVE once every cause is gone, if the state was set automatically and not changed since.")
 
@@ -736,7 +738,8 @@ class _ProfileSource(PydanticBaseSettingsSource):
         fix = (self._data.get("venues") or {}).get("fix") or {}
         secrets = sorted(k for k in ("username", "password") if isinstance(fix, dict) and k in fix)
         if secrets:
-            raise ConfigError([(f"venues.fix.{k}", f"a secret never comes from a profile file; set FLOWROUTE_VENUES__FIX__{k.upper()} in the environment")
+            raise ConfigError([(f"venues.fix.{k}",
+                                f"a secret never comes from a profile file; set FLOWROUTE_VENUES__FIX__{k.upper()} in the environment")
                                for k in secrets])
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
@@ -779,7 +782,8 @@ class FixSettings(_Section):
     reset_on_logon: bool = Field(False, description="Send ResetSeqNumFlag (141=Y) at every Logon (both sides restart at 1).")
     reconnect_initial_s: Seconds = Field(0.2, description="First reconnect delay (seconds), doubling, ±20% jitter.")
     reconnect_max_s: Seconds = Field(10.0, description="Reconnect delay cap (seconds).")
-    request_timeout_s: Seconds = Field(1.5, description="Wait for the answer to a request before it is ambiguous (seconds; keep below timeouts.attempt_s).")
+    request_timeout_s: Seconds = Field(1.5, description="Wait for the answer to a request before it is ambiguous "
+                                                        "(seconds; keep below timeouts.attempt_s).")
     logon_wait_s: NonNegSeconds = Field(1.0, description="How long a request waits for a logon before it is not delivered (seconds).")
     order_status_request: bool = Field(True, description="Ask OrderStatusRequest (H) on lookups (a peer that rejects it makes lookups unknown).")
     store_dir: Path | None = Field(None, description="Sequence-number store (default: <state_dir>/fix).")
@@ -789,12 +793,19 @@ class FixSettings(_Section):
     tls: bool = Field(False, description="Connect with TLS (the ssl module's default verification).")
     tls_ca_file: Path | None = Field(None, description="CA bundle that verifies the acceptor's certificate (TLS).")
     tls_server_name: str | None = Field(None, description="Server name checked in the certificate (default: host).")
-    inbox_keep: int = Field(1_000, ge=0, description="Received application messages (ExecutionReports) kept on disk beside the sequence numbers and applied again at start, so a report whose MsgSeqNum was passed just before a crash is not lost (0: off; off too when journal.enabled is false).")
-    max_finished_orders: int = Field(10_000, ge=1, description="Finished orders the FIX adapter keeps in memory (the latest; older ones leave, their fills stay in its positions; live orders always stay).")
+    inbox_keep: int = Field(1_000, ge=0, description=(
+        "Received application messages (ExecutionReports) kept on disk beside the sequence numbers and applied again at start, "
+        "so a report whose MsgSeqNum was passed just before a crash is not lost (0: off; off too when journal.enabled is false)."))
+    max_finished_orders: int = Field(10_000, ge=1, description=(
+        "Finished orders the FIX adapter keeps in memory (the latest; older ones leave, their fills stay in its positions; "
+        "live orders always stay)."))
     username: SecretStr | None = Field(None, description="Username (553): environment only, never logged.")
     password: SecretStr | None = Field(None, description="Password (554): environment only, never logged.")
-    data_dictionary: Path | None = Field(None, description="QuickFIX-format XML data dictionary of begin_string (e.g. QuickFIX's FIX44.xml): every received message is checked against it and a bad one answered with Reject (35=3) and its SessionRejectReason (373); unset: session-level checks only.")
-    validate_user_defined_fields: bool = Field(True, description="With data_dictionary: reject tags 5000 and up that it does not define (QuickFIX ValidateUserDefinedFields).")
+    data_dictionary: Path | None = Field(None, description=(
+        "QuickFIX-format XML data dictionary of begin_string (e.g. QuickFIX's FIX44.xml): every received message is checked "
+        "against it and a bad one answered with Reject (35=3) and its SessionRejectReason (373); unset: session-level checks only."))
+    validate_user_defined_fields: bool = Field(True, description=(
+        "With data_dictionary: reject tags 5000 and up that it does not define (QuickFIX ValidateUserDefinedFields)."))
 
     @field_validator("data_dictionary")
     @classmethod

@@ -1,4 +1,4 @@
-"""The circuit-breaker actor: one per adapter, the gate every venue call passes (docs/DESIGN.md, Failure handling, docs/DESIGN.md, Failure handling).
+"""The circuit-breaker actor: one per adapter, every venue call passes through it (docs/DESIGN.md, Failure handling).
 
 It owns the adapter's :class:`~actors.breaker.breaker.CircuitBreaker` and the adapter's current
 actor reference. Forward flow for an order: ``SubmitOrder`` (from the ledger stage, or a
@@ -55,7 +55,7 @@ from .messages import (
 
 
 class CircuitBreakerActor(FlowActor):
-    """Gate for one adapter: breaker permits, stash while restarting, re-dispatch after a crash.
+    """The circuit breaker of one adapter: breaker permits, stash while restarting, re-dispatch after a crash.
 
     A handler that raises crashes this actor; the supervisor restarts it with a fresh breaker
     (CLOSED, an empty window) and rewires the router's table, the adapter actor and the runtime to

@@ -101,7 +101,7 @@ class EventBusActor(FlowActor):
             try:
                 if not sub.accepts(event):
                     continue
-            except Exception as exc:  # a broken filter is the subscriber's failure
+            except Exception as exc:  # noqa: BLE001 - a broken filter is the subscriber's failure, never the bus's
                 self._failed(token, sub, f"filter raised {type(exc).__name__}: {exc}")
                 continue
             if sub.pending >= sub.max_pending:
@@ -146,14 +146,14 @@ class EventBusActor(FlowActor):
             try:
                 if other.accepts(event) and tell(other.ref, Deliver(event)):
                     other.pending += 1
-            except Exception:
+            except Exception:  # noqa: BLE001 - another subscriber's filter: its failure is reported when it is delivered to
                 continue
 
     def on_stop(self) -> None:
         for sub in self._subs.values():
             try:
                 sub.ref.stop(block=False)
-            except Exception:
+            except Exception:  # noqa: BLE001 - stopping: a subscriber that cannot stop must not stop the others
                 pass
 
     def handle_GetBusStats(self, message) -> dict:

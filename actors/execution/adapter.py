@@ -369,7 +369,7 @@ class AdapterActor(FlowActor):
         venue: BrokerAdapter,
         policy: AdapterPolicy,
         clock: Any,
-        gate: pykka.ActorRef,
+        breaker: pykka.ActorRef,
         ledger: pykka.ActorRef,
         idempotency: pykka.ActorRef,
         rng: random.Random,
@@ -399,7 +399,7 @@ class AdapterActor(FlowActor):
         self._inline_budget_s = self._inline_budget_us / 1e6
         self._policy = policy
         self._clock = clock
-        self._gate = gate
+        self._breaker = breaker
         self._ledger = ledger
         self._idempotency = idempotency
         self._rng = rng
@@ -451,7 +451,7 @@ class AdapterActor(FlowActor):
                 timer.cancel()
 
     def failure_details(self) -> dict[str, Any]:
-        """On a crash: orders whose call the worker picked up become UNKNOWN; the rest go back to the gate.
+        """On a crash: orders whose call the worker picked up become UNKNOWN; the rest go back to the breaker.
 
         The crash counts once in the breaker (one failed call), however many orders it leaves in
         doubt: it is one fault of the adapter, not one per order (a hang already counted its own
@@ -467,7 +467,7 @@ class AdapterActor(FlowActor):
             if call.kind == "submit" and call.order is not None:
                 if call_id in unpicked:
                     # never sent: back to the breaker actor for the next generation, attempts kept
-                    tell(self._gate, ReturnOrder(call.order))
+                    tell(self._breaker, ReturnOrder(call.order))
                     continue
                 self._order_unknown(call.order, ErrorCode.E_EXEC_ADAPTER_CRASHED,
                                     "adapter crashed while the call was in flight; reconciling",
@@ -497,7 +497,7 @@ class AdapterActor(FlowActor):
         if message.bus is not None:
             self._bus = message.bus
         if message.breaker is not None:
-            self._gate = message.breaker
+            self._breaker = message.breaker
 
     def handle_FlushWorker(self, message: FlushWorker) -> Future:
         if self._worker is None:
@@ -543,7 +543,7 @@ class AdapterActor(FlowActor):
 
     def handle_ExecuteCancel(self, message: ExecuteCancel) -> None:
         cancel = message.cancel
-        tell(self._gate, CancelTaken(message.token))
+        tell(self._breaker, CancelTaken(message.token))
         self._throttle.force_admit()  # cancels never wait behind new orders
         queued = self._queue.remove_if(lambda o: isinstance(o, SubmitOrder) and o.client_order_id == cancel.client_order_id)
         for order in queued:  # the order never left: withdraw it here, its answer is final (cached)
@@ -689,43 +689,46 @@ class AdapterActor(FlowActor):
             report = error_report(order, ErrorCode.E_EXEC_NETWORK, f"fatal adapter error: {error.message}", status=OrderStatus.FAILED)
             self._finish(order, report, CallOutcome.FAILURE, duration_s)
         elif isinstance(error, AmbiguousError):
-            self._order_unknown(order, ErrorCode.E_EXEC_BROKER_TIMEOUT, f"outcome unknown ({error.message}); reconciling", CallOutcome.FAILURE, duration_s)
+            self._order_unknown(order, ErrorCode.E_EXEC_BROKER_TIMEOUT, f"outcome unknown ({error.message}); reconciling",
+                                CallOutcome.FAILURE, duration_s)
         else:
             logger.opt(exception=error).error("adapter {} raised an unclassified error for {}", self.adapter_id, order.client_order_id)
-            self._order_unknown(order, ErrorCode.E_EXEC_BROKER_TIMEOUT, f"unclassified adapter error ({exc_summary(error)}); reconciling", CallOutcome.FAILURE, duration_s)
+            self._order_unknown(order, ErrorCode.E_EXEC_BROKER_TIMEOUT,
+                                f"unclassified adapter error ({exc_summary(error)}); reconciling", CallOutcome.FAILURE, duration_s)
 
     def _retry_or_fail(self, order: SubmitOrder, error: NotDeliveredError, duration_s: float) -> None:
-        tell(self._gate, CallFinished(order.permit, CallOutcome.FAILURE, duration_s, order.client_order_id))
+        tell(self._breaker, CallFinished(order.permit, CallOutcome.FAILURE, duration_s, order.client_order_id))
         policy = self._policy
         if order.attempt <= policy.max_retries:
             delay = backoff_delay(order.attempt, base_s=policy.retry_base_s, cap_s=policy.retry_cap_s, jitter=policy.retry_jitter, rng=self._rng)
             if not self._past_deadline(order, after_s=delay):
-                gate = self._gate
+                breaker = self._breaker
                 retry = order.evolve(permit=None)
                 tell(self._ledger, AttemptFailed(order.client_order_id, order.account_id, self.adapter_id, order.attempt,
                                                  ErrorCode.E_EXEC_NETWORK.value, error.message, round(delay, 6)))
-                self._clock.call_later(delay, functools.partial(_send_retry, gate, retry))
+                self._clock.call_later(delay, functools.partial(_send_retry, breaker, retry))
                 return
         report = error_report(order, ErrorCode.E_EXEC_RETRY_EXHAUSTED,
                               f"not delivered after {order.attempt} attempt(s): {error.message}", status=OrderStatus.FAILED)
         self._finish(order, report, None, duration_s)
 
-    def _finish(self, order: SubmitOrder, report, outcome: CallOutcome | None, duration_s: float, *, venue_state: VenueOrderState | None = None) -> None:
+    def _finish(self, order: SubmitOrder, report, outcome: CallOutcome | None, duration_s: float, *,
+                venue_state: VenueOrderState | None = None) -> None:
         # The ledger, the idempotency store and the breaker get their facts before the caller
         # gets its answer (read-your-writes: a query or a retry of the id made right after the
         # answer is queued behind them), but their threads are woken only after it, so their
         # bookkeeping does not take the GIL ahead of the caller's wake-up (actors/kernel/inbox.py).
         # Only the ledger is woken here; it wakes the other two once it has applied the outcome.
-        idempotency, gate = self._idempotency, self._gate
+        idempotency, breaker = self._idempotency, self._breaker
         tell_quiet(idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
         if outcome is not None:
-            tell_quiet(gate, CallFinished(order.permit, outcome, duration_s, order.client_order_id))
+            tell_quiet(breaker, CallFinished(order.permit, outcome, duration_s, order.client_order_id))
         # the kernel relays the wake-up: the ledger wakes the other two once it has applied this
         if tell_quiet_then_wake(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, venue_state=venue_state,
-                                                            metered=True), (idempotency, gate)):
+                                                            metered=True), (idempotency, breaker)):
             woken: tuple[pykka.ActorRef, ...] = (self._ledger,)
         else:  # no ledger to pass the wake-up on: wake them here
-            woken = (idempotency, gate)
+            woken = (idempotency, breaker)
         try:
             resolve(order.reply, report)
         finally:
@@ -740,7 +743,8 @@ class AdapterActor(FlowActor):
         logger.warning("{} {} is UNKNOWN ({}): {}", self.adapter_id, order.client_order_id, code.value, message)
         tell(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, cause=code.value, metered=True))
         tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report, unknown=True))
-        tell(self._gate, CallFinished(order.permit, outcome, duration_s if duration_s is not None else self._policy.attempt_timeout_s, order.client_order_id))
+        took_s = duration_s if duration_s is not None else self._policy.attempt_timeout_s
+        tell(self._breaker, CallFinished(order.permit, outcome, took_s, order.client_order_id))
         resolve(order.reply, report)
         now = self._clock.monotonic()
         self._track_unknown(order.client_order_id, order.evolve(permit=None), now, now)
@@ -749,7 +753,7 @@ class AdapterActor(FlowActor):
                     final: bool = False) -> None:
         """An order that this actor refused before sending (throttle): DENIED on a first attempt, its
         claim released so the caller may retry the id — unless ``final`` (withdrawn by a cancel)."""
-        tell(self._gate, CallFinished(order.permit, CallOutcome.IGNORED, 0.0, order.client_order_id))
+        tell(self._breaker, CallFinished(order.permit, CallOutcome.IGNORED, 0.0, order.client_order_id))
         if order.attempt == 0:
             report = error_report(order, code, message, status=OrderStatus.DENIED, retry_after_s=retry_after_s)
             if final:
@@ -902,7 +906,7 @@ class AdapterActor(FlowActor):
             if recon.order is not None:
                 # proof of absence: re-send, same client order id, through the breaker and throttle
                 tell(self._ledger, OrderReconciledWith(cl_id, self.adapter_id, None, resent=True))
-                tell(self._gate, RetryOrder(recon.order.evolve(permit=None, reply=Future())))
+                tell(self._breaker, RetryOrder(recon.order.evolve(permit=None, reply=Future())))
             else:
                 tell(self._ledger, OrderReconciledWith(cl_id, self.adapter_id, None, absent=True))
             return
@@ -949,9 +953,9 @@ class AdapterActor(FlowActor):
         return elapsed > self._policy.deadline_s
 
 
-def _send_retry(gate: pykka.ActorRef, order: SubmitOrder) -> None:
+def _send_retry(breaker: pykka.ActorRef, order: SubmitOrder) -> None:
     """Timer thread: hand a retry to its breaker actor; log it if the actor is gone (only at shutdown)."""
-    if not tell(gate, RetryOrder(order)):
+    if not tell(breaker, RetryOrder(order)):
         logger.error("retry of {} could not reach its breaker actor", order.client_order_id)
 
 

@@ -133,7 +133,7 @@ class IdempotencyStoreActor(FlowActor):
         if self._store is not None and not isinstance(self._store, MemoryJournal):
             try:
                 self._store.close()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - crashed already: best effort, the handover still goes out
                 logger.opt(exception=True).error("the crashed idempotency store could not close its journal")
         return {"inherited": (StoreHandover(tuple(self._completions), tuple(self._releases), dict(self._reports)),)}
 
@@ -239,7 +239,7 @@ class IdempotencyStoreActor(FlowActor):
             for order in claims:
                 self._deny(order, ErrorCode.E_EXEC_PERSISTENCE, "journal write failed; nothing was sent", status=OrderStatus.DENIED)
             return
-        except Exception as exc:  # bad input reaching the store is our bug: fail closed, keep going
+        except Exception as exc:  # noqa: BLE001 - bad input reaching the store is our bug: fail closed, keep going
             logger.opt(exception=exc).error("claim batch failed")
             for order in claims:
                 self._deny(order, ErrorCode.E_EXEC_PERSISTENCE, "journal rejected the claim; nothing was sent", status=OrderStatus.DENIED)
@@ -309,5 +309,5 @@ def _reached_venue(record: Any, cached: ExecutionReport | None = None) -> bool:
         return record is not None
     try:
         return ExecutionReport.model_validate_json(record.report_json).status is not OrderStatus.DENIED
-    except Exception:
+    except ValueError:
         return True

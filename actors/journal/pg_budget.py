@@ -67,7 +67,7 @@ class PgBudget:
                     now = conn.execute("SELECT reserved, spent FROM flowroute.budget_accounts WHERE account_id = %s",
                                        (book,)).fetchone()
                 conn.commit()
-        except Exception as exc:  # fail closed: no reservation, no order
+        except Exception as exc:  # noqa: BLE001 - fail closed: no reservation, no order
             logger.error("shared budget: reserve for {} failed: {}", client_order_id, exc)
             return f"the shared budget of account {book} is unavailable ({type(exc).__name__}); nothing was reserved"
         if row is None:
@@ -134,7 +134,7 @@ class PgBudget:
                                 "ON CONFLICT (account_id) DO UPDATE SET reserved = b.reserved + EXCLUDED.reserved, "
                                 "spent = b.spent + EXCLUDED.spent", (book, dr, ds))
                 conn.commit()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any database failure: counted, the keys are written again
             self.flush_failures += 1
             logger.error("shared budget: could not write {} order(s): {}", len(keys), exc)
             return False

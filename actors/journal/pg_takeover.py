@@ -41,7 +41,7 @@ def adopted_orders(journal: Any, keys: list[tuple[str, str]]) -> list[RecoveredO
         try:
             intent = OrderIntent.model_validate_json(rec.intent_json)
             context = ExecutionContext.model_validate_json(rec.context_json)
-        except Exception as exc:
+        except ValueError as exc:
             logger.error("takeover: unreadable journal record {}: {}", rec.client_order_id, exc)
             continue
         rows = tuple(sorted(by_key_events.get(rec.key, ()), key=lambda r: r.seq))
@@ -73,7 +73,7 @@ class TakeoverLoop:
         while not self._stop.wait(self._interval):
             try:
                 self.run_once()
-            except Exception as exc:  # the database may come back; the next round tries again
+            except Exception as exc:  # noqa: BLE001 - the database may come back; the next round tries again
                 logger.warning("takeover: {}", exc)
 
     def run_once(self) -> int:

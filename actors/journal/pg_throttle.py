@@ -142,7 +142,7 @@ class SharedThrottle:
                 break
             try:
                 self._refill()
-            except Exception as exc:  # the database may come back; orders wait (or are denied) meanwhile
+            except Exception as exc:  # noqa: BLE001 - the database may come back; orders wait (or are denied) meanwhile
                 self.failures += 1
                 with self._lock:
                     self._hint = 0.05
@@ -216,7 +216,7 @@ class SharedThrottle:
         if returns:
             try:
                 self._grant(0, 0, returns)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - closing: the slots expire on the server anyway
                 logger.warning("shared throttle {}: could not hand back {} call(s): {}", self.venue_key,
                                sum(n for _, n in returns), exc)
 

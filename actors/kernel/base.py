@@ -172,11 +172,11 @@ class FlowActor(pykka.ThreadingActor):
                 if mailbox.pending():
                     logger.warning("{} crashed with {} message(s) queued: kept for its next generation",
                                    self.child_name, mailbox.pending())
-        except BaseException:  # noqa: BLE001
+        except BaseException:  # noqa: BLE001 - a failing actor's cleanup must not escape
             logger.opt(exception=True).error("{} could not keep its mailbox", self.child_name)
         try:
             self._report_failure(exception_value, during_startup=False)
-        except BaseException:  # noqa: BLE001
+        except BaseException:  # noqa: BLE001 - a failing actor's cleanup must not escape
             logger.opt(exception=True).error("{} could not report its failure", self.child_name)
 
     def _run_then_wake(self, relay: WakeAfter) -> Any:
@@ -207,7 +207,7 @@ class FlowActor(pykka.ThreadingActor):
         # the actor goes on, but its state may be half-applied: its supervisor decides (HALT)
         try:
             self._report_failure(exc, during_startup=False, contained_in=type(message).__name__)
-        except Exception:
+        except Exception:  # noqa: BLE001 - reporting must not fail the actor that failed
             logger.opt(exception=True).error("{} could not report a contained failure", self.child_name)
 
     def _report_failure(self, exc: BaseException | None, *, during_startup: bool, contained_in: str = "") -> None:
@@ -218,7 +218,7 @@ class FlowActor(pykka.ThreadingActor):
         details: dict[str, Any] = {}
         try:
             details = self.failure_details()
-        except Exception:
+        except Exception:  # noqa: BLE001 - an actor's own details hook must not stop its failure report
             logger.opt(exception=True).error("{} failure_details() failed", self.child_name)
         mailbox = getattr(self.actor_inbox, "held", None)
         if mailbox is not None:

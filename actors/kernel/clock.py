@@ -79,7 +79,7 @@ class Clock(Protocol):
 def _run_safely(callback: Callable[[], None]) -> None:
     try:
         callback()
-    except Exception:  # a timer callback only tells; a dead actor must not kill the scheduler
+    except Exception:  # noqa: BLE001 - a timer callback only tells; a dead actor must not kill the scheduler
         logger.opt(exception=True).debug("timer callback failed")
 
 

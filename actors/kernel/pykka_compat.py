@@ -113,7 +113,7 @@ def run_envelope(actor: pykka.Actor, envelope: Envelope) -> None:
             actor._handle_failure(*sys.exc_info())
             try:
                 actor.on_failure(*sys.exc_info())
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - pykka's own loop: on_failure's error is a failure too
                 actor._handle_failure(*sys.exc_info())
     except BaseException:  # noqa: BLE001 - what pykka's own loop does: stop every actor
         PYKKA_LOGGER.debug(f"{sys.exc_info()[1]!r} in {actor}. Stopping all actors.")

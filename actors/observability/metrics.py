@@ -37,13 +37,19 @@ class Metrics:
                                   buckets=(-50, -10, -5, -1, 0, 1, 5, 10, 50, 100))
         self.circuit = Gauge("exec_circuit_state", "Breaker state (0 closed,1 open,2 half-open,3 forced,4 disabled)", ["adapter"], registry=r)
         self.restarts = Counter("exec_restarts", "Supervised restarts by child", ["child"], registry=r)
-        self.venue_session = Gauge("exec_venue_session_state", "Venue session state (0 disconnected, 1 logon sent, 2 active, 3 logout sent)", ["adapter"], registry=r)
+        self.venue_session = Gauge("exec_venue_session_state",
+                                   "Venue session state (0 disconnected, 1 logon sent, 2 active, 3 logout sent)", ["adapter"], registry=r)
         self.replays = Counter("exec_replays", "Idempotent replays served from the journal", registry=r)
-        self.batch = Histogram("exec_journal_batch_size", "Claims per journal transaction (group commit; SQLite journal only, an in-memory store has none)", registry=r,
+        self.batch = Histogram("exec_journal_batch_size",
+                               "Claims per journal transaction (group commit; SQLite journal only, an in-memory store has none)", registry=r,
                                buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
-        self.inline_overruns = Counter("exec_inline_overruns", "Inline (non-blocking) adapter calls that overran the adapter's inline budget", ["adapter"], registry=r)
-        self.durable_write_failures = Counter("exec_durable_write_failures", "Failed durable writes by store (audit, ledger_journal); each halts trading until retried", ["store"], registry=r)
-        self.durable_write_pending = Gauge("exec_durable_write_pending", "Records waiting for a durable write that failed (0 when every write went through)", ["store"], registry=r)
+        self.inline_overruns = Counter("exec_inline_overruns", "Inline (non-blocking) adapter calls that overran the adapter's inline budget",
+                                       ["adapter"], registry=r)
+        self.durable_write_failures = Counter("exec_durable_write_failures",
+                                              "Failed durable writes by store (audit, ledger_journal); each halts trading until retried",
+                                              ["store"], registry=r)
+        self.durable_write_pending = Gauge("exec_durable_write_pending",
+                                           "Records waiting for a durable write that failed (0 when every write went through)", ["store"], registry=r)
         self._server: WSGIServer | None = None
         self._children: dict[tuple, object] = {}
 

@@ -1,4 +1,5 @@
-"""Order records and positions: pure, single-threaded domain logic owned by the ledger actor (the lifecycle table in protocols/model/lifecycle.py, docs/DESIGN.md).
+"""Order records and positions: pure, single-threaded domain logic owned by the ledger actor
+(the lifecycle table in protocols/model/lifecycle.py, docs/DESIGN.md).
 
 Names: "book" means only an order book (the venue's, and its top: ``TopOfBook``); the
 ledger's side is order records, :class:`Positions`, attribution (``PnlAttribution``) and what

@@ -99,7 +99,7 @@ def run_hooks(hooks: tuple[PreTradeHook, ...], check: PreTradeCheck) -> HookDeni
     for hook in hooks:
         try:
             verdict = hook(check)
-        except Exception as exc:  # a broken rule denies (fail closed); logged with its traceback
+        except Exception as exc:  # noqa: BLE001 - a user's hook that raises denies (fail closed)
             logger.opt(exception=exc).error("pre-trade hook {} raised for {}", hook_name(hook), check.intent.client_order_id)
             return HookDenial("hook_error", f"pre-trade hook {hook_name(hook)} raised {type(exc).__name__}: {exc}"[:300])
         if verdict is None:

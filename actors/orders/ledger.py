@@ -1,4 +1,5 @@
-"""The ledger actor: the order ledger, the position books, pre-trade risk, the audit trail (the lifecycle table in protocols/model/lifecycle.py, README.md, Features, docs/DESIGN.md).
+"""The ledger actor: the order ledger, the position books, pre-trade risk, the audit trail
+(the lifecycle table in protocols/model/lifecycle.py, README.md, Features, docs/DESIGN.md).
 
 It is the one owner of every order's lifecycle record, the positions and cash, the risk
 engine's reservations and the trading state. On the forward path it is the stage after
@@ -18,7 +19,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -465,7 +466,7 @@ class LedgerActor(FlowActor):
         try:
             if self._pending_rows or self._pending_fills or self._pending_audit:
                 self._flush()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - crashed already: best effort, the next generation reconciles
             logger.opt(exception=True).error("the crashed ledger could not write its last batch")
         for timer in (self._quiet_timer, self._age_timer, self._sync_timer, self._compact_timer, self._retry_timer,
                       self._alert_timer, *self._track_timers.values()):
@@ -475,7 +476,7 @@ class LedgerActor(FlowActor):
             try:
                 if closer is not None:
                     closer.close()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - crashed already: best effort, the others still close
                 logger.opt(exception=True).error("the crashed ledger could not close a file")
         if self._receipts_fd is not None:
             os.close(self._receipts_fd)
@@ -545,7 +546,7 @@ class LedgerActor(FlowActor):
         if self._audit is not None:
             try:
                 self._audit.close()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - stopping: the journal still closes
                 logger.opt(exception=exc).error("audit log could not be closed cleanly")
         if self._journal is not None:
             self._journal.close()
@@ -559,7 +560,7 @@ class LedgerActor(FlowActor):
         for order in message.orders:
             try:
                 self._restore(order)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - one unrestorable order must not stop the others' restore
                 logger.opt(exception=exc).error("could not restore order {}", order.intent.client_order_id)
         self._flush(archive_all_due=True)
 
@@ -612,7 +613,8 @@ class LedgerActor(FlowActor):
             self._submit_child(order)
             return
         existing = self._orders.get(intent.client_order_id)
-        if existing is not None and (existing.account_id != account_id or (not existing.status.is_terminal and existing.status is not OrderStatus.UNKNOWN)):
+        if existing is not None and (existing.account_id != account_id
+                                     or (not existing.status.is_terminal and existing.status is not OrderStatus.UNKNOWN)):
             self._deny_stage(order, ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT,
                              f"client_order_id '{intent.client_order_id}' is already used by another order", record=False)
             return
@@ -1159,7 +1161,7 @@ class LedgerActor(FlowActor):
             if not message.reply.done():
                 try:
                     message.reply.set_result(archived)
-                except Exception:  # answered meanwhile
+                except InvalidStateError:  # answered meanwhile
                     pass
             return
         if rec.status.is_terminal:
@@ -1179,7 +1181,7 @@ class LedgerActor(FlowActor):
         if not reply.done():
             try:
                 reply.set_result(rec.snapshot() if rec is not None else None)
-            except Exception:  # the caller's future was answered meanwhile: nothing to do
+            except InvalidStateError:  # the caller's future was answered meanwhile: nothing to do
                 pass
 
     def handle_GetHistory(self, message: GetHistory):
@@ -1209,7 +1211,7 @@ class LedgerActor(FlowActor):
 
             try:
                 archived = [archived_report(a.record_json) for a in self._journal.load_archive() if a.client_order_id not in self._orders]
-            except Exception as exc:  # a query never breaks the ledger; say what is missing
+            except Exception as exc:  # noqa: BLE001 - a query never breaks the ledger; say what is missing
                 logger.opt(exception=exc).error("archived orders could not be read back; listing the orders in memory only")
         return tuple(archived) + tuple(rec.snapshot() for rec in self._orders.values())
 
@@ -1254,7 +1256,7 @@ class LedgerActor(FlowActor):
                 grouped.setdefault((self._book_of(rec.account_id, rec.adapter_id), rec.symbol), []).append((rec.side, fill))
         try:
             return self._portfolio.check_invariants(grouped, self._table.retired if self._table.archived else None)
-        except Exception as exc:  # the check itself must never break a query
+        except Exception as exc:  # noqa: BLE001 - the check itself must never break a query
             return [f"invariant check failed: {exc!r}"]
 
     # -- applying changes ----------------------------------------------------------------
@@ -1297,9 +1299,11 @@ class LedgerActor(FlowActor):
         if len(rec.overfills) > before_overfills:
             self._overfills += len(rec.overfills) - before_overfills
             for fill in rec.overfills[before_overfills:]:
-                logger.error("overfill on {}: fill {} would exceed quantity {}; recorded, not applied", rec.client_order_id, fill.trade_id, rec.quantity)
-                self._publish(OverfillDetected(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id, adapter_id=rec.adapter_id,
-                                               status=rec.status, fill=fill, reason="fill exceeds order quantity"))
+                logger.error("overfill on {}: fill {} would exceed quantity {}; recorded, not applied",
+                             rec.client_order_id, fill.trade_id, rec.quantity)
+                self._publish(OverfillDetected(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id,
+                                               adapter_id=rec.adapter_id, status=rec.status, fill=fill,
+                                               reason="fill exceeds order quantity"))
         self._after_change(rec, before_status, before_transitions, cause, fills=fills)
 
     def _book_applied(self, rec: OrderRecord, book: str, booking: Fill | FillBooking) -> Fill:
@@ -1395,7 +1399,7 @@ class LedgerActor(FlowActor):
             status_event = ORDER_EVENT_BY_STATUS.get(t.to_status)
             if status_event is None:
                 continue
-            code = rec.error.code if rec.error is not None and t.to_status in (OrderStatus.DENIED, OrderStatus.FAILED, OrderStatus.REJECTED, OrderStatus.UNKNOWN) else None
+            code = rec.error.code if rec.error is not None and t.to_status in _ERROR_STATUSES else None
             self._publish(status_event(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id, adapter_id=rec.adapter_id,
                                        status=t.to_status, report=report, code=code, reason=t.cause))
 
@@ -1483,7 +1487,8 @@ class LedgerActor(FlowActor):
         if silent != (adapter_id in self._polling):
             if silent:
                 self._polling.add(adapter_id)
-                reason = f"no event from {adapter_id} for {quiet_for:g} s with {len(working)} order(s) working: polling every {t.silent_interval_s:g} s"
+                reason = (f"no event from {adapter_id} for {quiet_for:g} s with {len(working)} order(s) working: "
+                          f"polling every {t.silent_interval_s:g} s")
                 logger.warning("live order tracking: {}", reason)
             else:
                 self._polling.discard(adapter_id)
@@ -1620,7 +1625,7 @@ class LedgerActor(FlowActor):
                 if self._faults:
                     self._faults.check("audit")
                 audit.flush()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any audit write failure halts trading (_write_failed)
                 self._write_failed("audit", exc, getattr(audit, "pending", 0))
             else:
                 self._write_ok("audit")
@@ -1654,7 +1659,7 @@ class LedgerActor(FlowActor):
             blob = "".join(json.dumps({"ts": stamp, "adapter_id": adapter_id, "cause": cause, "state": state.model_dump(mode="json")},
                                       sort_keys=True, separators=(",", ":")) + "\n" for adapter_id, cause, state in receipts)
             os.write(fd, blob.encode())
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - receipts are best effort; the order flow goes on
             logger.opt(exception=exc).error("could not record {} venue receipt(s)", len(receipts))
 
     def _journal_write(self, rows, fills, due=()) -> bool:
@@ -1680,7 +1685,7 @@ class LedgerActor(FlowActor):
                 *((archive,) if archive else ()),
             )
             return True
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any journal failure halts trading (_write_failed)
             self._write_failed("ledger_journal", exc, len(rows) + len(fills))
             return False
 
@@ -1777,7 +1782,7 @@ class LedgerActor(FlowActor):
 
         try:
             rec = restore_record(archived.record_json)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - an unreadable archive row is logged; the ledger goes on
             logger.opt(exception=exc).error("archived order {} is unreadable", client_order_id)
             return None
         self._table.bring_back(rec, self._book_of(rec.account_id, rec.adapter_id))
@@ -1788,7 +1793,7 @@ class LedgerActor(FlowActor):
             return None
         try:
             return self._journal.load_archived(client_order_id)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a query never breaks the ledger
             logger.opt(exception=exc).error("could not read archived order {} back from the journal", client_order_id)
             return None
 
@@ -1800,7 +1805,7 @@ class LedgerActor(FlowActor):
 
         try:
             return archived_report(archived.record_json)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - an unreadable archive row is logged; the ledger goes on
             logger.opt(exception=exc).error("archived order {} is unreadable", client_order_id)
             return None
 
@@ -1816,7 +1821,7 @@ class LedgerActor(FlowActor):
         self._compact_timer = None
         try:
             n = self._journal.compact(self._wall() - self._ttl_s, _COMPACT_BATCH)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - housekeeping: retried at the next run
             logger.opt(exception=exc).error("journal compaction failed; retried at the next run")
             n = 0
         if n:

@@ -75,40 +75,40 @@ class RouteTable:
 
     Example::
 
-        table = RouteTable.build({"paper": "paper"}, ("live",), {"paper": gate_ref})
-        decision, gate = table.lookup("paper")   # decision.adapter_id == 'paper', gate is gate_ref
+        table = RouteTable.build({"paper": "paper"}, ("live",), {"paper": breaker_ref})
+        decision, breaker = table.lookup("paper")   # decision.adapter_id == 'paper', breaker is breaker_ref
         table.lookup("live").code                # ErrorCode.E_EXEC_POLICY_BLOCKED
     """
 
     policy: Mapping[str, str]
     blocked: frozenset[str]
-    gates: Mapping[str, pykka.ActorRef]
+    breakers: Mapping[str, pykka.ActorRef]
     #: mode → (decision, breaker actor) or why it cannot be routed
     routes: Mapping[str, tuple[RouteDecision, pykka.ActorRef] | RouteDenied]
 
     @classmethod
     def build(cls, policy: Mapping[str, str], blocked_modes: tuple[str, ...] | frozenset[str],
-              gates: Mapping[str, pykka.ActorRef]) -> RouteTable:
+              breakers: Mapping[str, pykka.ActorRef]) -> RouteTable:
         """Precompute the route of every configured, blocked and known mode."""
-        policy, blocked, gates = dict(policy), frozenset(blocked_modes), dict(gates)
-        routes = {mode: _resolve(decide_route(mode, policy, blocked), gates)
+        policy, blocked, breakers = dict(policy), frozenset(blocked_modes), dict(breakers)
+        routes = {mode: _resolve(decide_route(mode, policy, blocked), breakers)
                   for mode in set(policy) | blocked | set(KNOWN_MODES)}
-        return cls(MappingProxyType(policy), blocked, MappingProxyType(gates), MappingProxyType(routes))
+        return cls(MappingProxyType(policy), blocked, MappingProxyType(breakers), MappingProxyType(routes))
 
     def lookup(self, mode: str) -> tuple[RouteDecision, pykka.ActorRef] | RouteDenied:
         """``(decision, breaker actor)`` for ``mode``, or why it cannot be routed (a mode outside the
         table is decided on the spot: denied)."""
         found = self.routes.get(mode)
-        return found if found is not None else _resolve(decide_route(mode, self.policy, self.blocked), self.gates)
+        return found if found is not None else _resolve(decide_route(mode, self.policy, self.blocked), self.breakers)
 
 
-def _resolve(decision: RouteDecision | RouteDenied, gates: Mapping[str, pykka.ActorRef]) -> tuple[RouteDecision, pykka.ActorRef] | RouteDenied:
+def _resolve(decision: RouteDecision | RouteDenied, breakers: Mapping[str, pykka.ActorRef]) -> tuple[RouteDecision, pykka.ActorRef] | RouteDenied:
     if isinstance(decision, RouteDenied):
         return decision
-    gate = gates.get(decision.adapter_id)
-    if gate is None:
+    breaker = breakers.get(decision.adapter_id)
+    if breaker is None:
         return RouteDenied(ErrorCode.E_EXEC_NO_ADAPTER, f"no adapter registered for '{decision.adapter_id}'", decision)
-    return decision, gate
+    return decision, breaker
 
 
 def deny_unrouted(order: SubmitOrder, denied: RouteDenied, ledger: pykka.ActorRef | None) -> None:
@@ -145,17 +145,17 @@ class RouterActor(FlowActor):
             self._table = message.table
 
     def handle_CancelOrder(self, cancel: CancelOrder) -> None:
-        gate = self._table.gates.get(cancel.adapter_id)
-        if gate is None or not tell(gate, replace(cancel, breaker=gate)):
+        breaker = self._table.breakers.get(cancel.adapter_id)
+        if breaker is None or not tell(breaker, replace(cancel, breaker=breaker)):
             tell(self._ledger, CancelFinished(cancel, cancel.adapter_id, CancelOutcome.NOT_SENT, code=ErrorCode.E_EXEC_NO_ADAPTER,
                                               reason=f"no adapter '{cancel.adapter_id}'"))
 
     def handle_ForwardReconcile(self, message: ForwardReconcile) -> None:
-        tell(self._table.gates.get(message.adapter_id), message)
+        tell(self._table.breakers.get(message.adapter_id), message)
 
     def handle_TrackOrders(self, message: TrackOrders) -> None:
-        tell(self._table.gates.get(message.adapter_id), message)
+        tell(self._table.breakers.get(message.adapter_id), message)
 
     def handle_FetchBrokerState(self, message: FetchBrokerState) -> None:
-        if not tell(self._table.gates.get(message.adapter_id), message):
+        if not tell(self._table.breakers.get(message.adapter_id), message):
             tell(self._ledger, BrokerStateFetched(message.adapter_id, message.sync_id, error=f"no adapter '{message.adapter_id}'"))

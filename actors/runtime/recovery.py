@@ -175,7 +175,7 @@ def journaled_orders(journal: JournalStore, ledger_journal: JournalStore | None 
         try:
             intent = OrderIntent.model_validate_json(record.intent_json)
             context = ExecutionContext.model_validate_json(record.context_json)
-        except Exception as exc:
+        except ValueError as exc:
             logger.error("ledger restart: {}: unreadable journal record ({})", record.client_order_id, exc)
             continue
         key = record.key
@@ -191,7 +191,7 @@ def _reconcile_records(records, transitions, fills, venues, lookups, lookup_time
         try:
             intent = OrderIntent.model_validate_json(record.intent_json)
             context = ExecutionContext.model_validate_json(record.context_json)
-        except Exception as exc:
+        except ValueError as exc:
             report.skipped.append(f"{record.client_order_id}: unreadable journal record ({exc})")
             continue
         key = record.key

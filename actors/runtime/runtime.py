@@ -228,7 +228,8 @@ class Runtime:
         self._own_clock = clock is None
         self.clock = clock or RealClock(f"flowroute-{self.runtime_id}-timers")
         self.metrics = Metrics()
-        secrets = tuple(v.get_secret_value() for v in (getattr(settings, "venue_api_key", None), getattr(settings, "venue_api_secret", None)) if v is not None)
+        secrets = tuple(v.get_secret_value() for v in (getattr(settings, "venue_api_key", None), getattr(settings, "venue_api_secret", None))
+                        if v is not None)
         self.logging = RuntimeLogging(settings.logging, secrets)
         self._refs: list[pykka.ActorRef] = []
         self._venues: dict[str, Any] = {}
@@ -302,7 +303,7 @@ class Runtime:
                 self.retention = apply_retention(state_dir, now=self.clock.now(), orders_days=settings.retention.orders_days,
                                                  receipts_days=settings.retention.receipts_days, archive_dir=archive_dir,
                                                  journals=self.pg is None, file_mode=mode)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - retention is housekeeping: the runtime starts without it
                 logger.error("retention run failed, nothing was pruned that was not archived: {}", exc)
         boot_errors: list[str] = []
         try:
@@ -345,10 +346,10 @@ class Runtime:
             restore = tuple(self.recovery.orders) if self.recovery is not None else ()
             self.supervisor.ask(StartChildren(restore), timeout=ASK_TIMEOUT_S)
             for name, ref in (("event bus", self.bus), ("ledger", self.ledger), ("idempotency store", self.idempotency),
-                              ("router", self.router), *((f"breaker:{a}", g) for a, g in self.gates.items())):
+                              ("router", self.router), *((f"breaker:{a}", g) for a, g in self.breakers.items())):
                 try:
                     ref.ask(_PING, timeout=ASK_TIMEOUT_S)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - any failure to answer is a start failure, named
                     cause = "; ".join(boot_errors) or type(exc).__name__
                     raise ValueError(f"the {name} actor failed to start: {cause}") from None
             if settings.metrics.port is not None:
@@ -391,7 +392,7 @@ class Runtime:
             if order.outcome == "unresolved":
                 by_adapter.setdefault(order.adapter_id, []).append(order.intent.client_order_id)
         for adapter_id, ids in by_adapter.items():
-            if adapter_id in self.gates:
+            if adapter_id in self.breakers:
                 tell(self.router, ForwardReconcile(adapter_id, tuple(ids)))
             else:
                 logger.error("takeover: adapter '{}' is not configured here; {} order(s) stay UNKNOWN", adapter_id, len(ids))
@@ -448,9 +449,9 @@ class Runtime:
         return self._view.current().bus
 
     @property
-    def gates(self) -> dict[str, pykka.ActorRef]:
+    def breakers(self) -> dict[str, pykka.ActorRef]:
         """The circuit-breaker actor per adapter id (a copy)."""
-        return dict(self._view.current().gates)
+        return dict(self._view.current().breakers)
 
     def _peer(self, name: str) -> pykka.ActorRef | None:
         """A child's current reference, or None before the supervisor started the children."""
@@ -500,7 +501,7 @@ class Runtime:
         except ValidationError as exc:
             what = "intent" if not isinstance(intent, OrderIntent) else "context"
             return self._reject_input(future, intent, context, _validation_message(exc, what))
-        except Exception as exc:  # e.g. a non-mapping passed as intent
+        except Exception as exc:  # noqa: BLE001 - a caller's bad input of any kind is answered, never raised
             return self._reject_input(future, intent, context, f"invalid input: {type(exc).__name__}: {exc}"[:500])
         if intent.symbol not in self._symbols:
             return self._reject_input(future, intent, context,
@@ -667,9 +668,9 @@ class Runtime:
         orders in doubt whose reconciliation escalated (``Health.healthy`` is False while any is)."""
         children = self._ask(self.supervisor, GetHealth())
         breakers = {}
-        for aid, gate in self.gates.items():
+        for aid, breaker in self.breakers.items():
             try:
-                breakers[aid] = self._ask(gate, GetBreaker()).state.value
+                breakers[aid] = self._ask(breaker, GetBreaker()).state.value
             except pykka.ActorDeadError:  # crashed; the supervisor is restarting it
                 breakers[aid] = "RESTARTING"
         try:
@@ -687,7 +688,7 @@ class Runtime:
             if isinstance(venue, ReportsHealth):
                 try:
                     venues[adapter_id] = venue.health()
-                except Exception as exc:  # a venue's probe must not break the runtime's health
+                except Exception as exc:  # noqa: BLE001 - a venue's probe must not break the runtime's health
                     venues[adapter_id] = {"error": f"{type(exc).__name__}: {exc}"}
         return Health(children=children, breakers=breakers, trading_state=trading, escalated=escalated, venues=venues,
                       trading_reason=reason, broker_mismatches=mismatched,
@@ -711,19 +712,19 @@ class Runtime:
 
     def breaker(self, adapter_id: str):
         """The breaker snapshot of ``adapter_id`` (raises ``KeyError`` for an unknown adapter)."""
-        return self._ask(self.gates[adapter_id], GetBreaker())
+        return self._ask(self.breakers[adapter_id], GetBreaker())
 
     def force_open(self, adapter_id: str):
         """Operator: force the breaker of ``adapter_id`` OPEN until reset (resilience4j FORCED_OPEN)."""
-        return self._ask(self.gates[adapter_id], BreakerCommand("force_open"))
+        return self._ask(self.breakers[adapter_id], BreakerCommand("force_open"))
 
     def disable_breaker(self, adapter_id: str):
         """Operator: disable the breaker of ``adapter_id`` (every call permitted, nothing recorded)."""
-        return self._ask(self.gates[adapter_id], BreakerCommand("disable"))
+        return self._ask(self.breakers[adapter_id], BreakerCommand("disable"))
 
     def reset_breaker(self, adapter_id: str):
         """Operator: reset the breaker of ``adapter_id`` to CLOSED with a fresh window."""
-        return self._ask(self.gates[adapter_id], BreakerCommand("reset"))
+        return self._ask(self.breakers[adapter_id], BreakerCommand("reset"))
 
     def halt(self) -> str:
         """Kill switch: deny every new order (E_EXEC_RISK_DENIED); cancels still pass. Returns the state."""
@@ -788,7 +789,7 @@ class Runtime:
         def left() -> float:
             return max(0.05, deadline - time.monotonic())
 
-        core = (self.router, self.idempotency, *self.gates.values(), self.ledger, self.bus)
+        core = (self.router, self.idempotency, *self.breakers.values(), self.ledger, self.bus)
         for ref in core:
             ref.ask(_PING, timeout=left())
         self.supervisor.ask(_PING, timeout=left())
@@ -841,7 +842,7 @@ class Runtime:
         if router is not None:
             try:
                 router.stop(block=True, timeout=remaining())
-            except Exception:
+            except Exception:  # noqa: BLE001 - stop goes on whatever one actor does
                 logger.warning("router did not stop in time")
         drain_until = time.monotonic() + timeout / 2
         while self._pending.unanswered() and time.monotonic() < drain_until:
@@ -855,9 +856,9 @@ class Runtime:
             try:
                 sup.ask(StopChildren(), timeout=remaining())
                 adapters = sup.ask(GetAdapterRefs(), timeout=remaining())
-            except Exception:
+            except Exception:  # noqa: BLE001 - stop goes on whatever one actor does
                 logger.warning("supervisor did not answer during stop")
-        order = list(getattr(self, "gates", {}).values())
+        order = list(getattr(self, "breakers", {}).values())
         order += [ref for ref in adapters.values() if ref is not None]
         order += [getattr(self, "idempotency", None), getattr(self, "ledger", None), sup, getattr(self, "bus", None)]
         for ref in order:
@@ -865,7 +866,7 @@ class Runtime:
                 continue
             try:
                 ref.stop(block=True, timeout=remaining())
-            except Exception:
+            except Exception:  # noqa: BLE001 - stop goes on whatever one actor does
                 logger.warning("{} did not stop in time", ref)
         for ref in getattr(self, "_refs", []):
             if ref.is_alive():
@@ -916,7 +917,7 @@ def _retire(venue: Any) -> None:
     """Release a venue instance for good (``retire_adapter``); a failure is logged, never raised."""
     try:
         retire_adapter(venue)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a venue's close must not stop the others'
         logger.opt(exception=True).warning("closing venue {} failed", getattr(venue, "adapter_id", venue))
 
 

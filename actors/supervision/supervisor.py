@@ -106,7 +106,7 @@ class _Child:
     ref: pykka.ActorRef | None
     generation: int
     factory: Callable[[int, tuple], pykka.ActorRef] | None = None
-    gate: pykka.ActorRef | None = None
+    breaker: pykka.ActorRef | None = None
     backoff: RestartBackoff | None = None
     state: str = "running"
     restarts: int = 0
@@ -161,13 +161,13 @@ class SupervisorActor(FlowActor):
         self._bus = bus
         ledger = bp.ledger(bus=bus)
         store = bp.store(ledger=ledger)
-        gates = {a: bp.breaker(a, ledger=ledger, idempotency=store, bus=bus) for a in bp.venues}
-        routes = bp.routes(gates)
+        breakers = {a: bp.breaker(a, ledger=ledger, idempotency=store, bus=bus) for a in bp.venues}
+        routes = bp.routes(breakers)
         router = bp.router(table=routes, ledger=ledger)
         tell(ledger, Wire(idempotency=store, router=router))  # the one wiring step: the rest came at construction
         if message.restore:
             tell(ledger, RestoreLedger(message.restore))  # journaled orders, before any new order
-        self._view.peers = Peers(bus=bus, ledger=ledger, idempotency=store, router=router, gates=gates, routes=routes)
+        self._view.peers = Peers(bus=bus, ledger=ledger, idempotency=store, router=router, breakers=breakers, routes=routes)
         # each restarted FROM ITS STATE: ledger and store from the journal, the rest rebuilt
         # (docs/DESIGN.md "Failure handling"); a factory reads the current peers when it runs
         view = self._view
@@ -184,11 +184,11 @@ class SupervisorActor(FlowActor):
             return lambda g, inh: bp.breaker(a, ledger=view.current().ledger, idempotency=view.current().idempotency,
                                              bus=view.current().bus, generation=g, inherited=inh, supervisor=me)
 
-        for adapter_id, gate in gates.items():
-            self._watch(f"breaker:{adapter_id}", gate, restart_breaker(adapter_id))
+        for adapter_id, breaker in breakers.items():
+            self._watch(f"breaker:{adapter_id}", breaker, restart_breaker(adapter_id))
         for adapter_id in bp.venues:
             child = _Child(adapter_id, "adapter", None, 0, factory=bp.adapter_factory(adapter_id, view, me),
-                           gate=gates[adapter_id], backoff=self._backoff())
+                           breaker=breakers[adapter_id], backoff=self._backoff())
             self._children[adapter_id] = child
             self._start(child, tuple(bp.in_doubt.get(adapter_id, ())))
         return self._view.current()
@@ -207,13 +207,13 @@ class SupervisorActor(FlowActor):
         adapters = [c.ref for c in self._children.values() if c.kind == "adapter"]
         if name == "event_bus":
             self._bus = ref
-            for holder in (peers.ledger, *peers.gates.values(), *adapters):
+            for holder in (peers.ledger, *peers.breakers.values(), *adapters):
                 tell(holder, Wire(bus=ref))
         elif name == "ledger":
-            for holder in (peers.idempotency, peers.router, *peers.gates.values(), *adapters):
+            for holder in (peers.idempotency, peers.router, *peers.breakers.values(), *adapters):
                 tell(holder, Wire(ledger=ref))
         elif name == "idempotency":
-            for holder in (peers.ledger, *peers.gates.values(), *adapters):
+            for holder in (peers.ledger, *peers.breakers.values(), *adapters):
                 tell(holder, Wire(idempotency=ref))
         elif name == "router":
             tell(peers.ledger, Wire(router=ref))
@@ -225,7 +225,7 @@ class SupervisorActor(FlowActor):
         child.state = "running"
         assert child.factory is not None, "an adapter child is registered with its factory"
         child.ref = child.factory(child.generation, inherited)
-        tell(child.gate, AdapterChanged(child.ref, child.generation))
+        tell(child.breaker, AdapterChanged(child.ref, child.generation))
 
     # -- failures ----------------------------------------------------------------------
     def handle_ChildFailed(self, message: ChildFailed) -> None:
@@ -244,7 +244,7 @@ class SupervisorActor(FlowActor):
         child.state = "restarting"
         child.last_failure = message.error
         child.ref = None
-        tell(child.gate, AdapterChanged(None, child.generation))
+        tell(child.breaker, AdapterChanged(None, child.generation))
         logger.warning("{} g{} failed{}: {} ({} order(s) in doubt)", child.name, child.generation,
                        " during start-up" if message.during_startup else "", message.error, len(in_doubt))
         tell(self._bus, Publish(AdapterCrashed(child=child.name, error=message.error[:300], generation=child.generation,
@@ -254,11 +254,12 @@ class SupervisorActor(FlowActor):
         if delay is None:
             child.state = "failed"
             logger.error("{} gave up: more than {} restarts in {:g} s", child.name, self._s.max_restarts, self._s.within_s)
-            tell(child.gate, AdapterChanged(None, child.generation, gave_up=True))
+            tell(child.breaker, AdapterChanged(None, child.generation, gave_up=True))
             if child.in_doubt:
                 logger.error("{} order(s) stay UNKNOWN on {}: {}", len(child.in_doubt), child.name,
                              ", ".join(d.client_order_id for d in child.in_doubt[:20]))
-            tell(self._bus, Publish(ChildGaveUp(child=child.name, restarts=child.restarts, within_s=self._s.within_s, last_error=message.error[:300])))
+            tell(self._bus, Publish(ChildGaveUp(child=child.name, restarts=child.restarts, within_s=self._s.within_s,
+                                                last_error=message.error[:300])))
             return
         ref = self.actor_ref
         generation = child.generation
@@ -320,7 +321,7 @@ class SupervisorActor(FlowActor):
             child.last_failure = f"{child.last_failure}; not restarted: {exc}"[:800]
             self._give_up(child, str(exc), "it cannot be restarted")
             return
-        except Exception as exc:  # a factory that cannot build: count it as a failure of this generation
+        except Exception as exc:  # noqa: BLE001 - a factory that cannot build: a failure of this generation
             logger.opt(exception=exc).error("{} could not be restarted", child.name)
             child.state = "running"
             self._core_failed(child, ChildFailed(child.name, child.generation, repr(exc)[:500], during_startup=True))
@@ -335,9 +336,9 @@ class SupervisorActor(FlowActor):
                 logger.warning("{} g{}: {} message(s) kept from the crashed generation redelivered", child.name,
                                child.generation, handed)
         self._rewire(child.name, child.ref)
-        for adapter in self._children.values():  # a breaker's adapter: point it and its factory's gate at the new one
-            if adapter.kind == "adapter" and adapter.gate is not None and f"breaker:{adapter.name}" == child.name:
-                adapter.gate = child.ref
+        for adapter in self._children.values():  # a breaker's adapter: point it and its factory's breaker at the new one
+            if adapter.kind == "adapter" and adapter.breaker is not None and f"breaker:{adapter.name}" == child.name:
+                adapter.breaker = child.ref
                 tell(adapter.ref, Wire(breaker=child.ref))
                 if adapter.state == "failed":
                     tell(child.ref, AdapterChanged(None, adapter.generation, gave_up=True))

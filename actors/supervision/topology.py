@@ -55,14 +55,14 @@ class RestartRefused(Exception):
 class Peers:
     """The current reference of every core child (a snapshot, replaced whole on a restart).
 
-    ``gates``: the circuit-breaker actor per adapter id; ``routes``: the frozen route table
-    ``Runtime.submit`` reads (built over ``gates``)."""
+    ``breakers``: the circuit-breaker actor per adapter id; ``routes``: the frozen route table
+    ``Runtime.submit`` reads (built over ``breakers``)."""
 
     bus: pykka.ActorRef
     ledger: pykka.ActorRef
     idempotency: pykka.ActorRef
     router: pykka.ActorRef
-    gates: Mapping[str, pykka.ActorRef]
+    breakers: Mapping[str, pykka.ActorRef]
     routes: RouteTable
 
 
@@ -199,9 +199,9 @@ class Blueprint:
             generation=generation, supervisor=supervisor, inherited=inherited,
             startup_errors=self.boot_errors, dispatcher=self.core))
 
-    def routes(self, gates: Mapping[str, pykka.ActorRef]) -> RouteTable:
+    def routes(self, breakers: Mapping[str, pykka.ActorRef]) -> RouteTable:
         """The frozen route table over the current breaker actors (from ``[routing]``)."""
-        return RouteTable.build(dict(self.settings.routing.policy), tuple(self.settings.routing.blocked_modes), gates)
+        return RouteTable.build(dict(self.settings.routing.policy), tuple(self.settings.routing.blocked_modes), breakers)
 
     def router(self, *, table: RouteTable, ledger: pykka.ActorRef, generation: int = 0,
                supervisor: pykka.ActorRef | None = None) -> pykka.ActorRef:
@@ -245,7 +245,7 @@ class Blueprint:
             peers = view.peers
             assert peers is not None
             return self.track(AdapterActor.start(
-                adapter_id=adapter_id, venue=current[0], policy=policy, clock=self.clock, gate=peers.gates[adapter_id],
+                adapter_id=adapter_id, venue=current[0], policy=policy, clock=self.clock, breaker=peers.breakers[adapter_id],
                 ledger=peers.ledger, idempotency=peers.idempotency, rng=random.Random(base_seed + generation),
                 inherited=inherited, metrics=self.metrics, order_detail=self.order_detail, child_name=adapter_id,
                 generation=generation, supervisor=supervisor, dispatcher=self.core, throttle=throttle,
@@ -257,8 +257,8 @@ class Blueprint:
 def with_child(peers: Peers, name: str, ref: pykka.ActorRef, blueprint: Blueprint) -> Peers:
     """``peers`` with child ``name`` replaced by ``ref`` (a breaker also rebuilds the route table)."""
     if name.startswith("breaker:"):
-        gates = {**peers.gates, name.split(":", 1)[1]: ref}
-        return replace(peers, gates=gates, routes=blueprint.routes(gates))
+        breakers = {**peers.breakers, name.split(":", 1)[1]: ref}
+        return replace(peers, breakers=breakers, routes=blueprint.routes(breakers))
     field_name = {"event_bus": "bus", "ledger": "ledger", "idempotency": "idempotency", "router": "router"}[name]
     changes: dict[str, Any] = {field_name: ref}
     return replace(peers, **changes)

@@ -256,7 +256,8 @@ def run_repl(state_dir: Path | None, profile: str, fresh: bool, log_level: str |
 def add_parser(subparsers: Any, parents: Any) -> argparse.ArgumentParser:
     """Register ``repl``."""
     p = subparsers.add_parser(
-        "repl", parents=[parents.log, parents.settings, parents.fresh], help="interactive shell over a running paper runtime: buy, sell, cancel, orders …",
+        "repl", parents=[parents.log, parents.settings, parents.fresh],
+        help="interactive shell over a running paper runtime: buy, sell, cancel, orders …",
         description="An interactive command shell over a running paper runtime (account 'repl'): "
                     "buy, sell, cancel, orders, positions, health, breaker, halt, resume, quote, help, exit. "
                     "Fills, cancels and breaker changes are printed as they happen.")

@@ -211,7 +211,7 @@ class ReplayDriver:
     def _wait(self, future: Future, what: str) -> Any:
         try:
             return future.result(timeout=FUTURE_TIMEOUT_S)
-        except Exception as exc:  # a timeout must not stop the replay; it is reported
+        except Exception as exc:  # noqa: BLE001 - a timeout or failure must not stop the replay; it is reported
             self.stats.timeouts.append(f"{what}: {type(exc).__name__}")
             logger.warning("no report for {} within {} s", what, FUTURE_TIMEOUT_S)
             return None
@@ -483,7 +483,8 @@ def _non_negative_ms(text: str) -> int:
 def add_parser(subparsers: Any, parents: Any) -> argparse.ArgumentParser:
     """Register ``replay`` (also the command run when none is named)."""
     p = subparsers.add_parser(
-        "replay", parents=[parents.json, parents.log, parents.settings, parents.fresh], help="replay recorded market data through the paper venue (the default)",
+        "replay", parents=[parents.json, parents.log, parents.settings, parents.fresh],
+        help="replay recorded market data through the paper venue (the default)",
         description="Replay recorded quotes and trades through the paper venue, driven by a strategy, "
                     "and print the session summary.")
     p.add_argument("--quotes", type=Path, metavar="CSV", help=f"quotes file (default {QUOTES_HELP})")

@@ -155,7 +155,7 @@ class FlowrouteShell(cmd.Cmd):
             return super().onecmd(line)
         except ShellError as exc:
             self.say(f"error: {exc}")
-        except Exception as exc:  # a bug or a runtime failure: still one line, the session goes on
+        except Exception as exc:  # noqa: BLE001 - a bug or a runtime failure: one error line, the session goes on
             self.say(f"error: {type(exc).__name__}: {exc}")
         return False
 
@@ -171,7 +171,7 @@ class FlowrouteShell(cmd.Cmd):
             token = self._subscription.token
             wait_until(lambda: self.rt.stats()["bus"]["subscribers"].get(token, {}).get("pending", 0) == 0,
                        timeout_s, 0.01)
-        except Exception:  # a stopped or busy runtime: the events still print when they come
+        except Exception:  # noqa: BLE001 - a stopped or busy runtime: the events still print when they come
             pass
 
     def emptyline(self) -> bool:

@@ -179,7 +179,7 @@ class StressSender:
             op = self._outstanding.popleft()
             try:
                 op.future.result(timeout=FUTURE_TIMEOUT_S)
-            except Exception:
+            except Exception:  # noqa: BLE001 - the outcome is the invariants' business, not the sender's
                 pass
             self._retire(op)
 
@@ -195,7 +195,7 @@ class StressSender:
         while len(outstanding) >= window:
             try:
                 outstanding[0].future.result(timeout=FUTURE_TIMEOUT_S)
-            except Exception:
+            except Exception:  # noqa: BLE001 - the outcome is the invariants' business, not the sender's
                 pass
             self._retire(outstanding.popleft())
             while outstanding and outstanding[0].future.done():
@@ -207,7 +207,7 @@ class StressSender:
             self._run()
             if self.checks is not None:
                 self.drain()
-        except BaseException as exc:  # reported as a failed invariant, never silently lost
+        except BaseException as exc:  # noqa: BLE001 - reported as a failed invariant, never silently lost
             self.error = exc
             logger.opt(exception=exc).error("stress sender {} crashed", self.index)
 
@@ -267,7 +267,7 @@ class StressSender:
             op = self._limits[0]
             try:
                 report = op.future.result(timeout=FUTURE_TIMEOUT_S)
-            except Exception:
+            except Exception:  # noqa: BLE001 - still unanswered or failed: no cancel now
                 return None  # still unanswered: no cancel now (the wait is the invariants' business)
             if report.status.is_open:
                 return op
@@ -398,7 +398,7 @@ def close_resting_orders(rt: Any, timeout_s: float = 30.0) -> int:
     for f in futures:
         try:
             f.result(timeout=max(0.01, deadline - time.monotonic()))
-        except Exception:
+        except Exception:  # noqa: BLE001 - the outcome is the invariants' business
             pass
     return len(futures)
 
@@ -566,7 +566,7 @@ def run_stress(cfg: StressConfig, console: Console, log_level: str | None) -> tu
             for op in ops:
                 try:
                     op.future.result(timeout=max(0.01, deadline - time.monotonic()))
-                except Exception:
+                except Exception:  # noqa: BLE001 - the outcome is the invariants' business
                     pass
             checks = [s.checks for s in senders if s.checks is not None]
             with done_lock:
@@ -762,7 +762,8 @@ def _faults(text: str) -> str:
 def add_parser(subparsers: Any, parents: Any) -> argparse.ArgumentParser:
     """Register ``stress``."""
     p = subparsers.add_parser(
-        "stress", parents=[parents.json, parents.log, parents.settings, parents.fresh], help="many concurrent senders, duplicates, bad input and faults; invariant checks",
+        "stress", parents=[parents.json, parents.log, parents.settings, parents.fresh],
+        help="many concurrent senders, duplicates, bad input and faults; invariant checks",
         description="Drive one runtime from many threads with duplicates, cancels, bad input and injected "
                     "venue faults; check the invariants; report throughput and latency. Exit 1 when an "
                     "invariant fails.")

@@ -83,7 +83,7 @@ TRANSITIONS: dict[tuple[S, OrderEventType], S | _Prior] = {
     # intake
     (S.INITIALIZED, E.DENIED): S.DENIED,
     (S.INITIALIZED, E.RESERVED): S.RESERVED,
-    # reserved: our own gates (breaker, throttle, persistence, no adapter) deny before any send
+    # reserved: our own guards (breaker, throttle, persistence, no adapter) deny before any send
     (S.RESERVED, E.DENIED): S.DENIED,
     (S.RESERVED, E.FAILED): S.FAILED,
     (S.RESERVED, E.SUBMITTED): S.SUBMITTING,

@@ -1,4 +1,4 @@
-"""The order lifecycle table (the lifecycle table in protocols/model/lifecycle.py, protocols/model/lifecycle.py): paths, real-world rules, properties."""
+"""The order lifecycle table (protocols/model/lifecycle.py): paths, real-world rules, properties."""
 
 from __future__ import annotations
 

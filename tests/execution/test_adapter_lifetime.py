@@ -39,23 +39,23 @@ class _Recorder:
 
 
 def test_one_crash_counts_once_in_the_breaker_however_many_orders_it_leaves_in_doubt() -> None:
-    gate, ledger, store = _Recorder(), _Recorder(), _Recorder()
+    breaker, ledger, store = _Recorder(), _Recorder(), _Recorder()
     policy = AdapterPolicy.from_settings(load_settings("test"))
-    actor = AdapterActor(adapter_id="test", venue=TestAdapter(), policy=policy, clock=FakeClock(), gate=gate,
+    actor = AdapterActor(adapter_id="test", venue=TestAdapter(), policy=policy, clock=FakeClock(), breaker=breaker,
                          ledger=ledger, idempotency=store, rng=random.Random(0))
     for i in range(1, 6):  # five calls picked by the worker (answers lost with the crash)
         order = SubmitOrder(limit(f"cc-{i}"), ctx(), Future(), 0, attempt=1, permit=object())
         actor._calls[i] = _Call("submit", order.client_order_id, order=order)
     details = actor.failure_details()
-    outcomes = [m.outcome for m in gate.told if isinstance(m, CallFinished)]
+    outcomes = [m.outcome for m in breaker.told if isinstance(m, CallFinished)]
     assert outcomes.count(CallOutcome.FAILURE) == 1 and outcomes.count(CallOutcome.IGNORED) == 4
     assert len(details["in_doubt"]) == 5  # every order is still in doubt and reconciled
 
 
 def test_a_hang_counts_its_timed_out_call_and_nothing_more() -> None:
-    gate = _Recorder()
+    breaker = _Recorder()
     actor = AdapterActor(adapter_id="test", venue=TestAdapter(), policy=AdapterPolicy.from_settings(load_settings("test")),
-                         clock=FakeClock(), gate=gate, ledger=_Recorder(), idempotency=_Recorder(), rng=random.Random(0))
+                         clock=FakeClock(), breaker=breaker, ledger=_Recorder(), idempotency=_Recorder(), rng=random.Random(0))
     for i in range(1, 4):
         order = SubmitOrder(limit(f"hc-{i}"), ctx(), Future(), 0, attempt=1, permit=object())
         actor._calls[i] = _Call("submit", order.client_order_id, order=order)
@@ -65,7 +65,7 @@ def test_a_hang_counts_its_timed_out_call_and_nothing_more() -> None:
     with pytest.raises(ActorCrashed):
         actor.handle_CallTimedOut(CallTimedOut(1))
     actor.failure_details()
-    outcomes = [m.outcome for m in gate.told if isinstance(m, CallFinished)]
+    outcomes = [m.outcome for m in breaker.told if isinstance(m, CallFinished)]
     assert outcomes == [CallOutcome.FAILURE, CallOutcome.IGNORED, CallOutcome.IGNORED]
 
 
@@ -163,8 +163,8 @@ def test_an_in_memory_simulator_is_kept_across_restarts() -> None:
 
 def test_flush_waits_for_venue_calls_and_their_outcomes(make_runtime) -> None:
     venue = TestAdapter(default="fill")
-    gate = threading.Event()
-    venue.on_submit = lambda order: gate.wait(0.05)  # every call takes a while in the venue
+    pause = threading.Event()
+    venue.on_submit = lambda order: pause.wait(0.05)  # every call takes a while in the venue
     rt = make_runtime(registry=registry_of(venue), routing={"policy": {"paper": "test"}})
     futures = [rt.submit(limit(f"fl-{i}"), ctx()) for i in range(6)]
     rt.flush()

@@ -214,7 +214,8 @@ def test_an_unknown_order_keeps_its_reservation_until_settled(start, clock) -> N
 
 
 def test_after_a_restart_absence_is_proven_after_the_window_then_failed_not_resent(make_runtime, settings_factory, clock) -> None:
-    settings = settings_factory(durable=True, journal={"enabled": True, "synchronous": "FULL"}, timeouts={"attempt_s": ATTEMPT_S, "deadline_s": 10 * ATTEMPT_S},
+    settings = settings_factory(durable=True, journal={"enabled": True, "synchronous": "FULL"},
+                                timeouts={"attempt_s": ATTEMPT_S, "deadline_s": 10 * ATTEMPT_S},
                                 reconcile={"interval_s": INTERVAL_S, "quiet_threshold_s": QUIET_S}, routing={"policy": {"paper": "test"}})
     first = TestAdapter(script=[("block", "ambiguous")], block_timeout_s=0.01)  # the send never arrives
     rt = make_runtime(settings, registry=registry_of(first), clock=clock)

@@ -34,7 +34,8 @@ SCRIPTS = next((p for p in CANDIDATES if p.exists()), CANDIDATES[0])
 APPLICABLE = re.compile(r"^(2b|2c|2d|2e|2f|2g|3b|3c|4b|6|7|8|10|11a|11b|11c|14[a-i]|20)_")
 #: cases that apply but that our session deliberately does differently (strict xfail: a pass is news)
 DIFFERENT = {
-    "14a_BadField": "without a dictionary tags 5000+ are user-defined and accepted (brokers add custom tags); QuickFIX rejects 5000 from its dictionary",
+    "14a_BadField": "without a dictionary tags 5000+ are user-defined and accepted (brokers add custom tags); "
+                    "QuickFIX rejects 5000 from its dictionary",
     "14b_RequiredFieldMissing": "without a data dictionary required body fields are not checked",
     "14c_TagNotDefinedForMsgType": "without a data dictionary tag-per-message-type is not checked",
     "14e_IncorrectEnumValue": "without a data dictionary enum values are not checked",

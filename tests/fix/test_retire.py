@@ -37,7 +37,7 @@ def test_release_hangs_fails_a_waiting_submit_as_ambiguous(peer, tmp_path) -> No
         def submit() -> None:
             try:
                 venue.submit_order(VenueOrder.from_intent(intent, live()))
-            except BaseException as exc:  # what the worker thread would see
+            except BaseException as exc:  # noqa: BLE001 - what the worker thread would see, asserted by the test
                 outcome["error"] = exc
 
         worker = threading.Thread(target=submit, daemon=True)

@@ -50,7 +50,8 @@ def test_a_tested_patch_release_passes() -> None:
 
 
 def test_only_the_compat_module_uses_pykka_private_names() -> None:
-    private = re.compile(r"_handle_receive|_handle_failure|_actor_loop_(setup|running|teardown)|\._actor_loop\(|\._stop\(|_ActorStop|pykka\._|from pykka\._")
+    private = re.compile(r"_handle_receive|_handle_failure|_actor_loop_(setup|running|teardown)|\._actor_loop\(|\._stop\("
+                         r"|_ActorStop|pykka\._|from pykka\._")
     offenders = []
     for folder in ("actors", "protocols", "config", "flowroute"):
         for path in (ROOT / folder).rglob("*.py"):

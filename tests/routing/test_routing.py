@@ -32,14 +32,14 @@ TABLE = {
 def test_route_table_gives_the_decision_and_the_breaker_actor_or_why_not() -> None:
     """The immutable table Runtime.submit routes with: same decisions as decide_route, plus the
     adapter's breaker actor; an adapter without one is E_EXEC_NO_ADAPTER carrying the route."""
-    gates = {"paper": object(), "shadow": object()}  # stand-ins for the breaker actor refs
-    table = RouteTable.build(POLICY, BLOCKED, gates)
+    breakers = {"paper": object(), "shadow": object()}  # stand-ins for the breaker actor refs
+    table = RouteTable.build(POLICY, BLOCKED, breakers)
     for mode, (adapter, route_id, reason) in TABLE.items():
         found = table.lookup(mode)
-        if adapter in gates:
-            decision, gate = found
+        if adapter in breakers:
+            decision, breaker = found
             assert (decision.adapter_id, decision.route_id, decision.routing_reason) == (adapter, route_id, reason)
-            assert gate is gates[adapter]
+            assert breaker is breakers[adapter]
         else:
             assert isinstance(found, RouteDenied) and found.code is ErrorCode.E_EXEC_NO_ADAPTER
             assert found.route is not None and found.route.adapter_id == adapter

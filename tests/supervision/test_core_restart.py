@@ -61,7 +61,7 @@ def test_the_supervisor_creates_and_watches_every_child(rt) -> None:
     assert children == {"event_bus": ("core", "running", 1), "ledger": ("core", "running", 1),
                         "idempotency": ("core", "running", 1), "router": ("core", "running", 1),
                         "breaker:test": ("core", "running", 1), "test": ("adapter", "running", 1)}
-    assert all(ref.is_alive() for ref in (rt.bus, rt.ledger, rt.idempotency, rt.router, *rt.gates.values()))
+    assert all(ref.is_alive() for ref in (rt.bus, rt.ledger, rt.idempotency, rt.router, *rt.breakers.values()))
 
 
 def test_bus_events_published_while_it_restarts_are_kept(rt, clock) -> None:
@@ -92,7 +92,7 @@ def test_breaker_crash_restarts_closed_and_keeps_its_adapter(make_runtime, clock
     rt = make_runtime(registry=registry_of(venue), clock=clock, routing={"policy": {"paper": "test"}},
                       breaker={"window_size": 4, "minimum_calls": 2})
     rt.on_market(quote())
-    old = rt.gates["test"]
+    old = rt.breakers["test"]
     venue.push("fatal", "fatal")
     for k in range(2):
         rt.submit(market(f"cr-trip-{k}"), ctx()).result(timeout=5)
@@ -100,7 +100,7 @@ def test_breaker_crash_restarts_closed_and_keeps_its_adapter(make_runtime, clock
     assert rt.breaker("test").state.value == "OPEN"
     old.tell(BreakerCommand("explode"))  # the handler raises ValueError (an ask would return it instead)
     restart(rt, clock, "breaker:test")
-    assert not old.is_alive() and rt.gates["test"] is not old
+    assert not old.is_alive() and rt.breakers["test"] is not old
     assert rt.breaker("test").state.value == "CLOSED"  # state rebuilt: a fresh breaker window
     assert child(rt, "breaker:test").generation == 2
     # the router's table and the adapter actor point at the new breaker: orders fill end to end
@@ -110,7 +110,7 @@ def test_breaker_crash_restarts_closed_and_keeps_its_adapter(make_runtime, clock
 
 def test_an_operators_override_survives_a_breaker_restart(rt, clock) -> None:
     rt.force_open("test")
-    rt.gates["test"].tell(BreakerCommand("explode"))
+    rt.breakers["test"].tell(BreakerCommand("explode"))
     restart(rt, clock, "breaker:test")
     assert rt.breaker("test").state.value == "FORCED_OPEN"  # an operator's decision is not a crash's to undo
     report = rt.submit(market("cr-forced-1"), ctx()).result(timeout=5)
@@ -169,7 +169,7 @@ def poison(name: str):
 
 
 def ref_of(rt, name: str):
-    return {"ledger": rt.ledger, "idempotency": rt.idempotency, "router": rt.router, "breaker:test": rt.gates.get("test"),
+    return {"ledger": rt.ledger, "idempotency": rt.idempotency, "router": rt.router, "breaker:test": rt.breakers.get("test"),
             "event_bus": rt.bus}[name]
 
 

@@ -187,11 +187,11 @@ def test_orders_during_restart_are_stashed_then_executed(start, clock) -> None:
     assert rt.submit(limit("sv-s0"), ctx()).result(timeout=5).status is OrderStatus.UNKNOWN
     wait_until(lambda: child(rt, "test").state == "restarting", what="restarting")
     waiting = [rt.submit(limit(f"sv-s{k}"), ctx()) for k in range(1, 4)]
-    # past risk (RESERVED) and held at the gate; no barrier through the idempotency store here
+    # past risk (RESERVED) and held at the breaker; no barrier through the idempotency store here
     # (a ping queued behind a claim there strands it: see the xfail in test_idempotency)
     wait_until(lambda: all((o := rt.order(f"sv-s{k}")) is not None and o.status is OrderStatus.RESERVED
-                           for k in range(1, 4)), what="the orders to reach the gate")
-    rt.gates["test"].ask(_PING, timeout=5)
+                           for k in range(1, 4)), what="the orders to reach the breaker")
+    rt.breakers["test"].ask(_PING, timeout=5)
     assert not any(f.done() for f in waiting)
     assert venue.submit_calls == ["sv-s0"]
     clock.wait_timer(is_restart, what="the restart timer")

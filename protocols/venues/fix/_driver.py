@@ -266,7 +266,7 @@ class FixConnection:
                 self._carry_out(self.session.connected())
             try:
                 self._read_loop(sock)
-            except Exception as exc:  # never let the thread die: log, reconnect
+            except Exception as exc:  # noqa: BLE001 - never let the session thread die: log, reconnect
                 logger.exception("FIX {}: session loop failed: {}", self._name, exc)
                 with self._lock:
                     self._close_socket(f"internal error: {type(exc).__name__}")
@@ -336,12 +336,12 @@ class FixConnection:
             for item in delivered:
                 try:
                     self._on_app(item)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - a handler's bug must not kill the session thread
                     logger.exception("FIX {}: application handler failed on {}: {}", self._name, item, exc)
             if data is None and self._on_tick is not None:
                 try:
                     self._on_tick()
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - a handler's bug must not kill the session thread
                     logger.exception("FIX {}: tick handler failed: {}", self._name, exc)
 
     def _drain_wake(self) -> None:
@@ -393,5 +393,5 @@ class FixConnection:
         self._active.notify_all()
         try:
             self._on_state(state, detail)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a listener's bug must not kill the session thread
             logger.exception("FIX {}: state listener failed: {}", self._name, exc)

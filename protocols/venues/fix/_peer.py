@@ -230,7 +230,7 @@ def _connect_in_netns(pid: int, host: str, port: int, timeout: float) -> socket.
             finally:
                 os.close(fd)
             result["sock"] = tcp_connect(host, port, timeout)
-        except BaseException as exc:  # handed to the caller
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, re-raised there
             result["error"] = exc
 
     thread = threading.Thread(target=run, name="netns-connect", daemon=True)

@@ -514,7 +514,7 @@ class FixVenue:
         for listener in list(self._state_listeners):
             try:
                 listener(self.adapter_id, state, detail)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a listener's bug must not stop the others
                 logger.exception("FIX {}: state listener failed: {}", self.adapter_id, exc)
 
     def _on_app(self, item) -> None:

@@ -359,7 +359,7 @@ class PaperVenue:
         """Write a group's changes; on failure fail the group closed (see :meth:`end_batch`)."""
         try:
             self._book.commit(changes)
-        except Exception as exc:  # noqa: BLE001 - any store failure is a failed write
+        except Exception as exc:  # any store failure is a failed write
             logger.opt(exception=exc).error("{}: venue book write of a group failed; reloading the book", self.adapter_id)
             error = FatalAdapterError(f"venue book write failed: {exc}")
             if self._held is not None:
@@ -755,7 +755,7 @@ class PaperVenue:
             return
         try:
             self._book.commit(changes)
-        except Exception as exc:  # noqa: BLE001 - any store failure is a failed write
+        except Exception as exc:  # any store failure is a failed write
             logger.opt(exception=exc).error("{}: venue book write failed", self.adapter_id)
             raise FatalAdapterError(f"venue book write failed: {exc}") from exc
 
