@@ -308,10 +308,10 @@ class CircuitBreakerActor(FlowActor):
         (the caller may retry under the same id); a retry (attempt > 0) has been tried before and
         ends FAILED, its report cached."""
         if order.attempt == 0:
-            report = error_report(order, code, message, status=OrderStatus.DENIED, retry_after_s=retry_after_s)
+            report = error_report(order, code, message, status=OrderStatus.DENIED, retry_after_s=retry_after_s, ts=self._clock.now())
             tell(self._idempotency, ReleaseClaim(order.account_id, order.client_order_id))
         else:
-            report = error_report(order, code, message, status=OrderStatus.FAILED, retry_after_s=retry_after_s)
+            report = error_report(order, code, message, status=OrderStatus.FAILED, retry_after_s=retry_after_s, ts=self._clock.now())
             tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
         resolve(order.reply, report)
         tell(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, cause=code.value))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pykka
 from loguru import logger
@@ -60,6 +61,11 @@ class _Sub:
 class EventBusActor(FlowActor):
     """Stamps ``seq`` on each published event and delivers it to every accepting subscriber.
 
+    ``clock`` (the runtime's injected ``Clock``): an event published without an explicit ``ts``
+    is stamped with its ``now()`` (UTC) as it is published, so a runtime on a ``FakeClock``
+    publishes events at the fake time; without a clock an event keeps the wall-clock ``ts`` it
+    was built with.
+
     A handler that raises crashes this actor. It hands its subscriptions to the supervisor
     (``failure_details``), and the restarted bus (``inherited``) keeps them: the same subscriber
     actors, rewired to the new bus, with their filters and limits. ``seq`` continues from the
@@ -70,9 +76,10 @@ class EventBusActor(FlowActor):
     crash_on_error = True
     keeps_mailbox = True
 
-    def __init__(self, *, inherited: tuple = (), **kw) -> None:
+    def __init__(self, *, inherited: tuple = (), clock: Any = None, **kw) -> None:
         super().__init__(**kw)
         self._seq = 0
+        self._now = clock.now if clock is not None else None
         self._subs: dict[int, _Sub] = {}
         self.published = 0
         for item in inherited:
@@ -95,7 +102,7 @@ class EventBusActor(FlowActor):
         self._seq += 1
         if not self._subs:
             return
-        event = message.event.model_copy(update={"seq": self._seq})
+        event = message.event.model_copy(update=self._stamp(message.event))
         self.published += 1
         for token, sub in list(self._subs.items()):
             try:
@@ -112,6 +119,13 @@ class EventBusActor(FlowActor):
                 continue
             if tell(sub.ref, Deliver(event)):
                 sub.pending += 1
+
+    def _stamp(self, event: Event) -> dict:
+        """The fields the bus stamps on ``event``: the next ``seq``, and ``ts`` from the runtime's
+        clock unless the publisher gave one."""
+        if self._now is None or "ts" in event.model_fields_set:
+            return {"seq": self._seq}
+        return {"seq": self._seq, "ts": self._now()}
 
     def handle_Subscribe(self, message: Subscribe) -> None:
         ref = SubscriberActor.start(token=message.token, callback=message.callback, bus=self.actor_ref, child_name=f"subscriber-{message.token}")
@@ -139,7 +153,7 @@ class EventBusActor(FlowActor):
         logger.warning("subscriber {} ({}) failed: {}", token, sub.name, error)
         event = SubscriberFailed(subscriber=f"{token}:{sub.name}", error=error)
         self._seq += 1
-        event = event.model_copy(update={"seq": self._seq})
+        event = event.model_copy(update=self._stamp(event))
         for other_token, other in self._subs.items():
             if other_token == token or other.pending >= other.max_pending:
                 continue

@@ -671,7 +671,7 @@ class AdapterActor(FlowActor):
                 self._order_unknown(order, ErrorCode.E_EXEC_BROKER_TIMEOUT,
                                     f"adapter returned {type(result).__name__}, not a VenueOrderState; reconciling", CallOutcome.FAILURE)
                 return
-            report = venue_report(order, result)
+            report = venue_report(order, result, ts=self._clock.now())
             self._finish(order, report, CallOutcome.SUCCESS, duration_s, venue_state=result)
         elif isinstance(error, VenueRejectedError):
             if error.venue_code == DUPLICATE_CLIENT_ORDER_ID and order.attempt > 1:
@@ -681,12 +681,14 @@ class AdapterActor(FlowActor):
                                     f"venue already holds this client order id ({error.message}); reconciling",
                                     CallOutcome.SUCCESS, duration_s)
                 return
-            report = error_report(order, ErrorCode.E_EXEC_BROKER_REJECTED, f"venue rejected: {error.message}", status=OrderStatus.REJECTED)
+            report = error_report(order, ErrorCode.E_EXEC_BROKER_REJECTED, f"venue rejected: {error.message}", status=OrderStatus.REJECTED,
+                                  ts=self._clock.now())
             self._finish(order, report, CallOutcome.SUCCESS, duration_s)
         elif isinstance(error, NotDeliveredError):
             self._retry_or_fail(order, error, duration_s)
         elif isinstance(error, FatalAdapterError):
-            report = error_report(order, ErrorCode.E_EXEC_NETWORK, f"fatal adapter error: {error.message}", status=OrderStatus.FAILED)
+            report = error_report(order, ErrorCode.E_EXEC_NETWORK, f"fatal adapter error: {error.message}", status=OrderStatus.FAILED,
+                                  ts=self._clock.now())
             self._finish(order, report, CallOutcome.FAILURE, duration_s)
         elif isinstance(error, AmbiguousError):
             self._order_unknown(order, ErrorCode.E_EXEC_BROKER_TIMEOUT, f"outcome unknown ({error.message}); reconciling",
@@ -709,7 +711,8 @@ class AdapterActor(FlowActor):
                 self._clock.call_later(delay, functools.partial(_send_retry, breaker, retry))
                 return
         report = error_report(order, ErrorCode.E_EXEC_RETRY_EXHAUSTED,
-                              f"not delivered after {order.attempt} attempt(s): {error.message}", status=OrderStatus.FAILED)
+                              f"not delivered after {order.attempt} attempt(s): {error.message}", status=OrderStatus.FAILED,
+                              ts=self._clock.now())
         self._finish(order, report, None, duration_s)
 
     def _finish(self, order: SubmitOrder, report, outcome: CallOutcome | None, duration_s: float, *,
@@ -739,7 +742,7 @@ class AdapterActor(FlowActor):
                          report.status.value, report.attempts, report.cum_qty, report.avg_px, report.latency_us)
 
     def _order_unknown(self, order: SubmitOrder, code: ErrorCode, message: str, outcome: CallOutcome, duration_s: float | None = None) -> None:
-        report = error_report(order, code, message, status=OrderStatus.UNKNOWN)
+        report = error_report(order, code, message, status=OrderStatus.UNKNOWN, ts=self._clock.now())
         logger.warning("{} {} is UNKNOWN ({}): {}", self.adapter_id, order.client_order_id, code.value, message)
         tell(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, cause=code.value, metered=True))
         tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report, unknown=True))
@@ -755,13 +758,13 @@ class AdapterActor(FlowActor):
         claim released so the caller may retry the id — unless ``final`` (withdrawn by a cancel)."""
         tell(self._breaker, CallFinished(order.permit, CallOutcome.IGNORED, 0.0, order.client_order_id))
         if order.attempt == 0:
-            report = error_report(order, code, message, status=OrderStatus.DENIED, retry_after_s=retry_after_s)
+            report = error_report(order, code, message, status=OrderStatus.DENIED, retry_after_s=retry_after_s, ts=self._clock.now())
             if final:
                 tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
             else:
                 tell(self._idempotency, ReleaseClaim(order.account_id, order.client_order_id))
         else:
-            report = error_report(order, code, message, status=OrderStatus.FAILED, retry_after_s=retry_after_s)
+            report = error_report(order, code, message, status=OrderStatus.FAILED, retry_after_s=retry_after_s, ts=self._clock.now())
             tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
         tell(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, cause=code.value))
         resolve(order.reply, report)

@@ -30,7 +30,7 @@ from typing import Any
 import pykka
 from loguru import logger
 
-from protocols import ErrorCode, ExecutionReport, OrderStatus
+from protocols import ErrorCode, ExecutionReport, OrderStatus, utc_now
 
 from ..journal.sqlite import Claim, Completion, FailureInjectable, JournalError, JournalStore, MemoryJournal
 from ..kernel.base import FlowActor, resolve, tell
@@ -89,6 +89,8 @@ class IdempotencyStoreActor(FlowActor):
         super().__init__(**kw)
         #: epoch seconds (float) of "now" on the runtime's clock: the TTL's time scale
         self._wall = (lambda: clock.now().timestamp()) if clock is not None else time.time
+        #: the time its reports are stamped with: the runtime's clock (UTC)
+        self._now = clock.now if clock is not None else utc_now
         self._store_factory = store_factory
         self._store: JournalStore | None = None
         self._ttl_s = ttl_s
@@ -253,7 +255,8 @@ class IdempotencyStoreActor(FlowActor):
                 # the TTL ended the replay window, but the id was sent once: never send it again (docs/DESIGN.md, Durability)
                 self.conflicts += 1
                 report = error_report(order, ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT,
-                                      f"client_order_id '{order.client_order_id}' was already sent to a venue (its record expired); use a new id")
+                                      f"client_order_id '{order.client_order_id}' was already sent to a venue (its record expired); use a new id",
+                                      ts=self._now())
                 self._completions.append(Completion(order.account_id, order.client_order_id, "COMPLETED",
                                                     report.model_dump_json() if self._durable else None, now))
                 if not self._durable:
@@ -294,7 +297,7 @@ class IdempotencyStoreActor(FlowActor):
         return Claim(context.account_id, intent.client_order_id, intent.fingerprint(), "", "", route.adapter_id if route else "", now)
 
     def _deny(self, order: SubmitOrder, code: ErrorCode, message: str, *, status: OrderStatus = OrderStatus.DENIED, duplicate: bool = False) -> None:
-        report = error_report(order, code, message, status=status)
+        report = error_report(order, code, message, status=status, ts=self._now())
         resolve(order.reply, report)
         tell(self._ledger, RecordDenied(report=report, intent=None if duplicate else order.intent, context=None if duplicate else order.context))
 

@@ -605,6 +605,7 @@ class OrderRecord:
         fee_currency: str = "",
         liquidity: Liquidity | str = Liquidity.TAKER,
         cause: str | None = None,
+        booked_ts: datetime | None = None,
     ) -> tuple[FillOutcome, Fill | None]:
         """Book a cumulative venue report (FIX CumQty 14 / AvgPx 6, no trade ids) as one synthetic fill.
 
@@ -627,6 +628,9 @@ class OrderRecord:
         booked cum_qty (an old or repeated report; ignored), ``(OVERFILL, fill)`` when
         ``cum_qty > quantity`` (recorded, not applied), ``(REFUSED, None)`` when no fill is
         legal in the status, else ``(APPLIED, fill)`` — hand ``fill`` to the Positions.
+
+        ``ts`` is the synthetic fill's time (the venue's; default now), ``booked_ts`` the time of
+        the transition it makes (the ledger's clock; default ``ts``).
 
         Raises ``ValueError`` (record unchanged) for a non-finite or negative ``cum_qty`` or a
         non-positive ``avg_px``.
@@ -669,7 +673,7 @@ class OrderRecord:
         if cum_qty > self.quantity:
             self.overfills.append(fill)
             return FillOutcome.OVERFILL, fill
-        outcome = self.apply_synthetic(fill, cause=cause or f"cumulative fill to {cum_qty}", ts=ts)
+        outcome = self.apply_synthetic(fill, cause=cause or f"cumulative fill to {cum_qty}", ts=booked_ts or ts)
         return outcome, fill if outcome is _APPLIED else None
 
     def apply_synthetic(self, fill: Fill, *, cause: str | None = None, ts: datetime | None = None) -> FillOutcome:
@@ -721,6 +725,10 @@ class OrderRecord:
            ``anomalies``. REJECTED sets ``error``
            (E_EXEC_BROKER_REJECTED with the venue's reason) when none is set.
 
+        ``ts``: when the ledger applies it (its clock), the time of every transition this makes;
+        default: the venue's ``state.ts`` (a fill's own transition: its ``fill.ts``). Fills keep
+        the venue's times (a synthetic one ``state.ts``) whatever ``ts`` is.
+
         Returns what was newly applied, in order: a ``Fill`` to book as is, or a
         :class:`FillBooking` (a real fill that covered synthetic quantity; see
         :meth:`Positions.apply_booking`). Raises ``ValueError``
@@ -738,12 +746,12 @@ class OrderRecord:
                 f"venue_order_id {state.venue_order_id!r} differs from booked {self.venue_order_id!r}"
             )
         applied: list[Fill | FillBooking] = []
-        if fill is not None and self.apply_fill(fill) is _APPLIED:  # an event's own fill (VenueEvent.fill)
+        if fill is not None and self.apply_fill(fill, ts=ts) is _APPLIED:  # an event's own fill (VenueEvent.fill)
             applied.append(self.last_booking or fill)
         itemized = _ZERO  # the quantity this report accounts for trade by trade
         for f in state.fills:
             itemized += f.qty
-            if self.apply_fill(f) is _APPLIED:
+            if self.apply_fill(f, ts=ts) is _APPLIED:
                 applied.append(self.last_booking or f)
         if fill is not None and all(f.trade_id != fill.trade_id for f in state.fills):
             itemized += fill.qty
@@ -754,7 +762,8 @@ class OrderRecord:
                 state.cum_qty,
                 state.avg_px,
                 trade_id_prefix=(state.venue_order_id or self.client_order_id)[:36],
-                ts=when,
+                ts=state.ts,
+                booked_ts=when,
             )
             if outcome is FillOutcome.APPLIED and fill is not None:
                 applied.append(fill)

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import random
-import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
@@ -51,6 +50,7 @@ from protocols import (
     Trade,
     TradingStateChanged,
     VenueOrderState,
+    utc_now,
 )
 
 from ..events.alerts import AlertMonitor
@@ -329,6 +329,8 @@ class LedgerActor(FlowActor):
         self._polling: set[str] = set()  # adapters whose event stream is silent: tight schedule
         self._track_timers: dict[str, Any] = {}
         self._clock = clock
+        #: the time a transition, report or receipt is stamped with: the injected clock's (UTC)
+        self._now: Callable[[], datetime] = clock.now if clock is not None else utc_now
         self._shadow_adapters = frozenset(shadow_adapters)
         self._quiet_interval_s = quiet_interval_s
         self._quiet_threshold_s = quiet_threshold_s
@@ -566,7 +568,7 @@ class LedgerActor(FlowActor):
 
     def _restore(self, ro: Any) -> None:
         intent, account_id = ro.intent, ro.context.account_id
-        rec = OrderRecord.from_intent(intent, account_id, adapter_id=ro.adapter_id, context=ro.context)
+        rec = OrderRecord.from_intent(intent, account_id, adapter_id=ro.adapter_id, context=ro.context, ts=self._now())
         history = [
             Transition(r.seq, datetime.fromtimestamp(r.ts, UTC), OrderStatus(r.from_status), OrderStatus(r.to_status), r.cause)
             for r in ro.transitions
@@ -627,7 +629,7 @@ class LedgerActor(FlowActor):
             tick_size=instrument.tick_size if instrument is not None else None,
         )
         rec = OrderRecord.from_intent(intent, account_id, route=order.route, arrival_px=arrival_price(intent.side, touch),
-                                      context=order.context)
+                                      context=order.context, ts=self._now())
         self._orders[intent.client_order_id] = rec
         if not decision.approved:
             self._deny_risk(order, rec, decision.rule, decision.reason)
@@ -700,7 +702,7 @@ class LedgerActor(FlowActor):
         intent = order.intent
         book, parent_id = self._held.pop(intent.client_order_id)
         rec = OrderRecord.from_intent(intent, order.account_id, route=order.route,
-                                      arrival_px=arrival_price(intent.side, self._touch.get(intent.symbol)))
+                                      arrival_px=arrival_price(intent.side, self._touch.get(intent.symbol)), ts=self._now())
         self._orders[intent.client_order_id] = rec
         if self._risk.state is TradingState.HALTED:
             self._risk.release(book, parent_id)
@@ -721,14 +723,14 @@ class LedgerActor(FlowActor):
         self._errors[f"risk:{rule}"] += 1
         if self._metrics is not None:
             self._metrics.rejected(f"risk:{rule}")
-        report = error_report(order, ErrorCode.E_EXEC_RISK_DENIED, reason)
+        report = error_report(order, ErrorCode.E_EXEC_RISK_DENIED, reason, ts=self._now())
         rec.error = report.error
         self._transition(rec, E.DENIED, f"risk: {rule}", report=report)
         tell(self._idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
         resolve(order.reply, report)
 
     def _deny_stage(self, order: SubmitOrder, code: ErrorCode, message: str, *, record: bool) -> None:
-        report = error_report(order, code, message)
+        report = error_report(order, code, message, ts=self._now())
         self._errors[code.value] += 1
         if record:
             rec = self._orders.get(order.client_order_id)
@@ -766,7 +768,7 @@ class LedgerActor(FlowActor):
                                       reason=report.error.message if report.error else ""))
             return
         rec = OrderRecord.from_intent(message.intent, message.context.account_id if message.context else "", route=report.route,
-                                      context=message.context)
+                                      context=message.context, ts=self._now())
         rec.error = report.error
         self._orders[rec.client_order_id] = rec
         self._transition(rec, E.DENIED, code.value if code else "denied", report=report)
@@ -911,7 +913,7 @@ class LedgerActor(FlowActor):
         if rec is None:
             self._unmatched("cancel result", cancel.client_order_id)
             resolve(cancel.reply, cancel_error_report(cancel, message.code or ErrorCode.E_EXEC_INTERNAL, message.reason or "unknown order",
-                                                      status=OrderStatus.UNKNOWN))
+                                                      status=OrderStatus.UNKNOWN, ts=self._now()))
             return
         outcome = message.outcome
         if outcome is CancelOutcome.DONE and message.state is not None:
@@ -929,13 +931,15 @@ class LedgerActor(FlowActor):
         rec = self._order_for_update(cancel.client_order_id)
         if rec is None or (cancel.account_id and rec.account_id != cancel.account_id):
             resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_VALIDATION,
-                                                      f"unknown order '{cancel.client_order_id}'", status=OrderStatus.UNKNOWN))
+                                                      f"unknown order '{cancel.client_order_id}'", status=OrderStatus.UNKNOWN,
+                                                      ts=self._now()))
             return
         if rec.status in (OrderStatus.RESERVED, OrderStatus.SUBMITTING):
             # not acknowledged yet: the adapter withdraws it from its throttle queue, or asks the venue
             if not tell(self._router, replace(cancel, adapter_id=rec.adapter_id or (rec.route.adapter_id if rec.route else ""),
                                               account_id=rec.account_id)):
-                resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_INTERNAL, "router unavailable", status=rec.status))
+                resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_INTERNAL, "router unavailable", status=rec.status,
+                                                          ts=self._now()))
             return
         if not rec.status.is_open:
             snapshot = rec.snapshot(latency_us=latency_us(cancel.t0_ns))
@@ -945,7 +949,8 @@ class LedgerActor(FlowActor):
         if rec.status is not OrderStatus.PENDING_CANCEL:
             self._transition(rec, E.CANCEL_REQUESTED, f"cancel requested: {cancel.reason}" if cancel.reason else "cancel requested")
         if not tell(self._router, replace(cancel, adapter_id=rec.adapter_id, account_id=rec.account_id)):
-            resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_INTERNAL, "router unavailable", status=rec.status))
+            resolve(cancel.reply, cancel_error_report(cancel, ErrorCode.E_EXEC_INTERNAL, "router unavailable", status=rec.status,
+                                                          ts=self._now()))
 
     # -- market data and operator ------------------------------------------------------
     def handle_MarketData(self, message: MarketData) -> None:
@@ -1143,7 +1148,7 @@ class LedgerActor(FlowActor):
         sync = self._syncs.pop(sync_id)
         if sync.timer is not None:
             sync.timer.cancel()
-        report = BrokerSyncReport(ts=datetime.now(UTC) if self._clock is None else self._clock.now(),
+        report = BrokerSyncReport(ts=self._now(),
                                   adapters=tuple(sync.results[a] for a in self._adapter_ids if a in sync.results),
                                   trading_state=self._risk.state.value)
         if sync.reply is not None:
@@ -1268,7 +1273,7 @@ class LedgerActor(FlowActor):
         before_overfills = len(rec.overfills)
         before_anomalies = len(rec.anomalies)
         try:
-            new_fills = rec.apply_venue_state(state, fill=fill)
+            new_fills = rec.apply_venue_state(state, fill=fill, ts=self._now())
         except (IllegalTransition, ValueError) as exc:
             logger.error("venue state for {} not applied: {}", rec.client_order_id, exc)
             return
@@ -1276,13 +1281,14 @@ class LedgerActor(FlowActor):
                 and cause.startswith(("reconciled", "recovered")):
             # the venue proves the order is still working: the cancel never took effect
             try:
-                rec.apply_event(E.CANCEL_REJECTED, cause=f"{cause}: venue says {state.status.value}, the cancel did not happen")
+                rec.apply_event(E.CANCEL_REJECTED, cause=f"{cause}: venue says {state.status.value}, the cancel did not happen",
+                                ts=self._now())
             except IllegalTransition as exc:
                 logger.error("order {}: {}", rec.client_order_id, exc)
         if rec.status is OrderStatus.UNKNOWN and state.status in _UNKNOWN_EXIT:
             # the venue proves the order is live (or done) but no new fill moved it out of UNKNOWN
             try:
-                rec.apply_event(_UNKNOWN_EXIT[state.status], cause=f"{cause}: venue says {state.status.value}")
+                rec.apply_event(_UNKNOWN_EXIT[state.status], cause=f"{cause}: venue says {state.status.value}", ts=self._now())
             except IllegalTransition as exc:
                 logger.error("order {}: {}", rec.client_order_id, exc)
         fills: list[Fill] = []
@@ -1324,7 +1330,7 @@ class LedgerActor(FlowActor):
         before_status = rec.status
         before_transitions = len(rec.transitions)
         try:
-            rec.apply_event(event, cause=cause)
+            rec.apply_event(event, cause=cause, ts=self._now())
         except IllegalTransition as exc:
             logger.error("order {}: {} (cause: {})", rec.client_order_id, exc, cause)
             return
@@ -1653,8 +1659,8 @@ class LedgerActor(FlowActor):
         fd = self._receipts_fd
         if fd is None:  # never: receipts are queued only while the file is open
             return
-        # the wall clock, as the transitions and the audit lines are stamped (retention compares them all)
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        # the runtime's clock, as the transitions and the audit lines are stamped (retention compares them all)
+        stamp = self._now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         try:
             blob = "".join(json.dumps({"ts": stamp, "adapter_id": adapter_id, "cause": cause, "state": state.model_dump(mode="json")},
                                       sort_keys=True, separators=(",", ":")) + "\n" for adapter_id, cause, state in receipts)
@@ -1753,7 +1759,7 @@ class LedgerActor(FlowActor):
     # -- bounded memory: archiving terminal orders (docs/DESIGN.md "Durability") -------------
     def _wall(self) -> float:
         """Epoch seconds on the runtime's clock (the idempotency TTL's time scale)."""
-        return self._clock.now().timestamp() if self._clock is not None else time.time()
+        return self._now().timestamp()
 
     def _archive_due(self, everything: bool) -> list[OrderRecord]:
         """The oldest terminal orders beyond ``keep_terminal``, once a batch of them is due (or all, at restore)."""

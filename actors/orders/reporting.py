@@ -8,7 +8,9 @@ per-request fields ``latency_us``, ``ts`` and ``replay`` (tests/orders/test_repo
 ``error_report`` and ``cancel_error_report`` answer orders and cancels that end before a venue.
 
 All functions are pure; ``latency_us`` is measured from ``SubmitOrder.t0_ns`` to the
-moment the report is built (µs).
+moment the report is built (µs). ``ts`` (UTC) is the caller's: an actor passes its injected
+clock's ``now()``, so a runtime on a ``FakeClock`` stamps every report with the fake time
+(the wall clock only when no ``ts`` is given).
 """
 
 from __future__ import annotations
@@ -41,12 +43,14 @@ _DEFAULTS = {name: None if info.is_required() else info.get_default(call_default
              for name, info in ExecutionReport.model_fields.items()}
 
 
-def _report(fields: dict, trusted: bool) -> ExecutionReport:
+def _report(fields: dict, trusted: bool, ts: datetime | None) -> ExecutionReport:
     """``ExecutionReport(**fields)``; built without validating again when ``trusted`` (every value
     comes from a validated model, ``exec_error_of`` or ``slippage_bps``, or was type-checked by
     the caller): same instance, same ``model_fields_set`` (``protocols.model.reports.report_from_valid``)."""
     if trusted:
-        return report_from_valid({**_DEFAULTS, **fields, "ts": _now(_UTC)}, fields.keys())
+        return report_from_valid({**_DEFAULTS, **fields, "ts": ts or _now(_UTC)}, fields.keys())
+    if ts is not None:
+        fields["ts"] = ts
     return ExecutionReport(**fields)
 
 
@@ -96,8 +100,10 @@ def error_report(
     status: OrderStatus = OrderStatus.DENIED,
     retry_after_s: float | None = None,
     venue_order_id: str | None = None,
+    ts: datetime | None = None,
 ) -> ExecutionReport:
-    """A report for ``order`` that ends with ``code`` (DENIED by default; UNKNOWN/FAILED/REJECTED as given)."""
+    """A report for ``order`` that ends with ``code`` (DENIED by default; UNKNOWN/FAILED/REJECTED as given),
+    stamped ``ts`` (default: the wall clock)."""
     intent = order.intent
     route = order.route
     attempts = order.attempt
@@ -117,11 +123,12 @@ def error_report(
     }
     return _report(fields, status.__class__ is OrderStatus and attempts.__class__ is int
                    and (route is None or route.__class__ is RouteDecision)
-                   and (venue_order_id is None or venue_order_id.__class__ is str))
+                   and (venue_order_id is None or venue_order_id.__class__ is str), ts)
 
 
-def venue_report(order: SubmitOrder, state: VenueOrderState) -> ExecutionReport:
-    """The report for a venue answer: status, fills, cum/leaves/avg_px and fees from ``state``."""
+def venue_report(order: SubmitOrder, state: VenueOrderState, *, ts: datetime | None = None) -> ExecutionReport:
+    """The report for a venue answer: status, fills, cum/leaves/avg_px and fees from ``state``;
+    stamped ``ts`` (default: the wall clock)."""
     fills = state.fills
     fees = _ZERO
     booked = _ZERO
@@ -154,17 +161,20 @@ def venue_report(order: SubmitOrder, state: VenueOrderState) -> ExecutionReport:
         **_attribution(order),
     }
     return _report(fields, state.__class__ is VenueOrderState and attempts.__class__ is int
-                   and (route is None or route.__class__ is RouteDecision))
+                   and (route is None or route.__class__ is RouteDecision), ts)
 
 
-def cancel_error_report(cancel: CancelOrder, code: ErrorCode, message: str, *, status: OrderStatus) -> ExecutionReport:
-    """A report answering a cancel that could not be carried out (``status`` = the order's status)."""
+def cancel_error_report(cancel: CancelOrder, code: ErrorCode, message: str, *, status: OrderStatus,
+                        ts: datetime | None = None) -> ExecutionReport:
+    """A report answering a cancel that could not be carried out (``status`` = the order's status),
+    stamped ``ts`` (default: the wall clock)."""
     return ExecutionReport(
         client_order_id=cancel.client_order_id,
         account_id=cancel.account_id or "",
         status=status,
         error=ExecError.of(code, message),
         latency_us=latency_us(cancel.t0_ns),
+        ts=ts or _now(_UTC),
     )
 
 

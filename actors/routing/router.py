@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from types import MappingProxyType
 
 import pykka
@@ -111,9 +112,10 @@ def _resolve(decision: RouteDecision | RouteDenied, breakers: Mapping[str, pykka
     return decision, breaker
 
 
-def deny_unrouted(order: SubmitOrder, denied: RouteDenied, ledger: pykka.ActorRef | None) -> None:
-    """Answer an order that cannot be routed (nothing journaled) and record it in the ledger."""
-    report = error_report(order.evolve(route=denied.route) if denied.route is not None else order, denied.code, denied.message)
+def deny_unrouted(order: SubmitOrder, denied: RouteDenied, ledger: pykka.ActorRef | None, *, ts: datetime | None = None) -> None:
+    """Answer an order that cannot be routed (nothing journaled) and record it in the ledger; the
+    report is stamped ``ts`` (the runtime's clock; default: the wall clock)."""
+    report = error_report(order.evolve(route=denied.route) if denied.route is not None else order, denied.code, denied.message, ts=ts)
     resolve(order.reply, report)
     tell(ledger, RecordDenied(report=report, intent=order.intent, context=order.context))
 

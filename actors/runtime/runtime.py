@@ -508,19 +508,20 @@ class Runtime:
                                       f"intent.symbol: unknown symbol '{intent.symbol}' (known: {', '.join(sorted(self._symbols))})")
         if self._stopped:
             resolve(future, ExecutionReport(client_order_id=intent.client_order_id, account_id=context.account_id,
-                                            status=OrderStatus.DENIED,
+                                            status=OrderStatus.DENIED, ts=self.clock.now(),
                                             error=ExecError.of(ErrorCode.E_EXEC_NO_ADAPTER, "runtime is stopped")))
             return future
         # routing is a lookup in the router's immutable table, done here: no hop through the router actor
         peers = self._view.current()
         route = peers.routes.lookup(context.mode)
         if isinstance(route, RouteDenied):
-            deny_unrouted(SubmitOrder(intent, context, future, t0), route, self.ledger)
+            deny_unrouted(SubmitOrder(intent, context, future, t0), route, self.ledger, ts=self.clock.now())
             return future
         order = SubmitOrder(intent, context, future, t0, route[0], route[1])
         self._pending.add(future)
         if not tell(peers.idempotency, order):
-            deny_unrouted(order, RouteDenied(ErrorCode.E_EXEC_INTERNAL, "idempotency store is not running"), peers.ledger)
+            deny_unrouted(order, RouteDenied(ErrorCode.E_EXEC_INTERNAL, "idempotency store is not running"), peers.ledger,
+                          ts=self.clock.now())
         return future
 
     def _reject_input(self, future: Future, intent: Any, context: Any, message: str) -> Future:
@@ -534,6 +535,7 @@ class Runtime:
             account_id=str(account)[:64] if account is not None else "",
             status=OrderStatus.DENIED,
             error=ExecError.of(ErrorCode.E_EXEC_VALIDATION, message),
+            ts=self.clock.now(),
         ))
         return future
 
@@ -553,12 +555,12 @@ class Runtime:
                 self._validation_errors += 1
             self.metrics.rejected(ErrorCode.E_EXEC_VALIDATION.value)
             shown = client_order_id if isinstance(client_order_id, str) else ""
-            resolve(future, ExecutionReport(client_order_id=shown[:64], status=OrderStatus.UNKNOWN,
+            resolve(future, ExecutionReport(client_order_id=shown[:64], status=OrderStatus.UNKNOWN, ts=self.clock.now(),
                                             error=ExecError.of(ErrorCode.E_EXEC_VALIDATION, problem)))
             return future
         cancel = CancelOrder(client_order_id, account_id, future, now_ns())
         if self._stopped or not tell(self.ledger, cancel):
-            resolve(future, ExecutionReport(client_order_id=str(client_order_id), status=OrderStatus.UNKNOWN,
+            resolve(future, ExecutionReport(client_order_id=str(client_order_id), status=OrderStatus.UNKNOWN, ts=self.clock.now(),
                                             error=ExecError.of(ErrorCode.E_EXEC_NO_ADAPTER, "runtime is stopped")))
         return future
 

@@ -129,7 +129,7 @@ class Blueprint:
         """The event bus (a restarted one keeps the subscriptions and ``seq`` it ``inherited``)."""
         return self.track(EventBusActor.start(
             inherited=inherited, child_name=f"{self.prefix}-event_bus", generation=generation, supervisor=supervisor,
-            supervised_as="event_bus", startup_errors=self.boot_errors, dispatcher=self.core))
+            supervised_as="event_bus", startup_errors=self.boot_errors, dispatcher=self.core, clock=self.clock))
 
     def ledger(self, *, bus: pykka.ActorRef, idempotency: pykka.ActorRef | None = None, router: pykka.ActorRef | None = None,
                generation: int = 0, inherited: tuple = (), supervisor: pykka.ActorRef | None = None) -> pykka.ActorRef:
@@ -158,10 +158,11 @@ class Blueprint:
 
             risk.shared = PgBudget(self.pg)
         policy = dict(s.routing.policy)
-        audit_path, archive_dir, mode = self.audit_path, self.archive_dir, s.journal.file_mode
+        audit_path, archive_dir, mode, clock = self.audit_path, self.archive_dir, s.journal.file_mode, self.clock
         return self.track(LedgerActor.start(
             risk=risk, bus=bus, idempotency=idempotency, router=router, instruments=s.paper.instrument_map(),
-            audit_factory=(lambda: AuditLog(audit_path, file_mode=mode, archive_dir=archive_dir)) if durable and audit_path is not None else None,
+            audit_factory=(lambda: AuditLog(audit_path, file_mode=mode, archive_dir=archive_dir, clock=clock))
+            if durable and audit_path is not None else None,
             journal_factory=self.ledger_journal_factory if durable else None,
             metrics=self.metrics, clock=self.clock, quiet_interval_s=s.reconcile.interval_s,
             shadow_adapters=frozenset(a for m, a in policy.items() if m in ("shadow", "shadow_run")),
