@@ -238,7 +238,9 @@ class AdapterCapabilities(Frozen):
       between the two (at most ``VenueWorker.batch_max``) and hands out none of their outcomes
       before ``end_batch()`` returned. ``end_batch()`` raises ``FatalAdapterError`` when the
       group's write failed: then every call of the group failed and none is durable (each
-      answers that error). Only for a blocking adapter.
+      answers that error). Only for a blocking adapter. Optional: ``after_batch()``, which the
+      worker calls after a group's outcomes went out when no call waits (housekeeping off the
+      order's path, e.g. the durable paper book's WAL checkpoint).
     - ``sends_async``: True when a blocking adapter can also *send* a new order or a cancel
       without waiting for the answer (:class:`AsyncSender`: ``send_order`` / ``send_cancel``),
       e.g. a FIX session whose answers arrive on its own reader thread. The runtime then

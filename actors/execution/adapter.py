@@ -154,10 +154,12 @@ class VenueWorker:
 
     def __init__(self, name: str, on_done: Callable[[VenueCallCompleted], object], clock: Any = None,
                  on_pick: Callable[[int, Any], None] | None = None,
-                 group: tuple[Callable[[], None], Callable[[], None]] | None = None) -> None:
+                 group: tuple[Callable[[], None], Callable[[], None]] | None = None,
+                 idle: Callable[[], None] | None = None) -> None:
         self._clock = clock
         self._on_pick = on_pick
         self._group = group
+        self._idle = idle
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._queued: set[int] = set()
@@ -219,6 +221,11 @@ class VenueWorker:
                 return
             if item is None:
                 return
+            if calls and item is _NOTHING and self._idle is not None and self._queue.empty():
+                try:
+                    self._idle()  # nothing waits: the adapter's housekeeping, off every order's path
+                except Exception:  # noqa: BLE001 - housekeeping never stops the worker
+                    logger.opt(exception=True).warning("{}: the venue's housekeeping between groups failed", self._thread.name)
             if item.__class__ is Future:  # a barrier: everything before it is done
                 item.set_result(None)
 
@@ -439,8 +446,9 @@ class AdapterActor(FlowActor):
         if self._caps.group_commit and not self._inline:
             batching = cast(_Batching, self._venue)  # declared by the capability: AttributeError if missing
             group = (batching.begin_batch, batching.end_batch)
+        idle = getattr(self._venue, "after_batch", None) if group is not None else None
         self._worker = VenueWorker(f"venue-{self.adapter_id}-g{self.generation}", lambda m: tell(ref, m), clock, arm_timeout,
-                                   group)
+                                   group, idle if callable(idle) else None)
         self._arm_reconcile()
 
     def on_stop(self) -> None:

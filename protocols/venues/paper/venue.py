@@ -53,7 +53,7 @@ from ...market.values import Quote, Trade
 from ...model.enums import OPEN_STATUSES, OrderStatus, OrderType, TimeInForce
 from ...model.errors import FatalAdapterError, NotDeliveredError, VenueRejectedError
 from ...model.reports import Fill
-from .book import BookChanges, BookStore, NullBook, SqliteBook, VenueOrderRecord, new_record
+from .book import BookChanges, BookStore, NullBook, SqliteBook, VenueOrderRecord, checkpoint_book, new_record
 from .fill_model import (
     FILL_MODEL_VERSION,
     DepthEvidence,
@@ -354,6 +354,14 @@ class PaperVenue:
                 self._release()  # nothing to write: just end the lock
             if self._durable and len(self._closed_ids) > self.keep_closed + _EVICT_BATCH:
                 self._evict()  # deferred while the group's orders were not in the book yet
+
+    def after_batch(self) -> None:
+        """Housekeeping between groups, called by the adapter's venue worker once a group's
+        answers went out and no call waits: the durable book checkpoints its WAL here
+        (``SqliteBook.checkpoint``), not inside an order's commit. Never needed for correctness."""
+        with self._lock:
+            if not self._closed and self._held is None:
+                checkpoint_book(self._book)
 
     def _write_group(self, changes: BookChanges) -> None:
         """Write a group's changes; on failure fail the group closed (see :meth:`end_batch`)."""
