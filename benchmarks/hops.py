@@ -35,6 +35,8 @@ from typing import Any
 
 _STAMPS: dict[str, list[tuple[str, int, str]]] = defaultdict(list)
 _ON = [False]
+#: the order in flight (one sender): stages that are not per order (a ledger batch, the claim's fsync) stamp under it
+_CUR: list[str] = [""]
 
 
 def _stamp(coid: str, what: str) -> None:
@@ -85,6 +87,9 @@ def install() -> None:
         _wrap(book_cls, "commit", lambda self, ch, *a: list(getattr(ch, "orders", {}) or ()), "book.commit", "book.done")
     _wrap(AdapterActor, "_submit_done", lambda self, order, *a: order.client_order_id, "adapter.done")
     _wrap(adapter_mod, "resolve", lambda future, report: report.client_order_id, "resolve")
+    # work that is not one order's but may overlap it (one sender: stamped under the order in flight)
+    current = lambda *a: _CUR[0]  # noqa: E731
+    _wrap(LedgerActor, "_flush", current, "ledger.flush", "ledger.flushed")
 
 
 def run_config(name: str, n: int, warmup: int, root: Path) -> dict[str, list[tuple[str, int, str]]]:
@@ -106,6 +111,7 @@ def run_config(name: str, n: int, warmup: int, root: Path) -> dict[str, list[tup
             rt.on_market(_quote(i))
             rt.flush()
             _ON[0] = i >= warmup
+            _CUR[0] = coid
             t0 = time.perf_counter_ns()
             rt.submit(_intent(coid), ctx).result(timeout=30)
             t1 = time.perf_counter_ns()
