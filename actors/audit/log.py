@@ -79,6 +79,8 @@ from enum import Enum
 from pathlib import Path, PurePath
 from typing import Any, Final, Literal, NamedTuple, Protocol, TypeGuard
 
+import orjson
+
 try:  # POSIX only; without it there is no protection against a second writer.
     import fcntl
 except ImportError:  # pragma: no cover - non-POSIX
@@ -365,6 +367,43 @@ def _normalise(data: Any) -> dict[str, Any]:
         return json.loads(json.dumps(data, default=_json_default, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"audit data is not JSON-serialisable: {exc}") from exc
+
+
+#: value types a fast-encoded ``data`` may hold (besides dicts of the same): what
+#: :func:`_data_json` hands to orjson, whose output for them is the canonical form byte for byte
+_PLAIN: Final = frozenset({str, int, bool, type(None)})
+_PLAIN_OR_DICT: Final = _PLAIN | {dict}
+_SORTED: Final = orjson.OPT_SORT_KEYS
+
+
+def _plain(data: dict[Any, Any]) -> bool:
+    """True when every value of ``data`` is a ``str``, ``int``, ``bool``, None or a dict of the same
+    (exact types: subclasses such as enums take the general path)."""
+    types = set(map(type, data.values()))
+    if types <= _PLAIN:
+        return True
+    return types <= _PLAIN_OR_DICT and all(_plain(v) for v in data.values() if type(v) is dict)
+
+
+def _data_json(data: Any) -> str:
+    """The canonical JSON of ``data`` as a line's ``data`` field: ``canonical_json(_normalise(data))``.
+
+    Data of plain values (see :func:`_plain`) is encoded by orjson with sorted keys, which for
+    them writes exactly what ``json.dumps(sort_keys=True, separators=(",", ":"),
+    ensure_ascii=True)`` writes as long as the result is ASCII without DEL (``ensure_ascii``
+    escapes both; orjson writes UTF-8 and DEL as is) and every int fits 64 bits (orjson raises
+    beyond); anything else takes the general path, so the bytes, and so the hash chain, are
+    the same either way (``tests/audit/test_audit_fast_json.py`` proves it with hypothesis).
+    About 5x faster for the ledger's lines than ``json.dumps``.
+    """
+    if type(data) is dict and _plain(data):
+        try:
+            raw = orjson.dumps(data, option=_SORTED)
+        except TypeError:  # orjson.JSONEncodeError: an int beyond 64 bits, a non-str key, a lone surrogate
+            raw = b"\x80"
+        if raw.isascii() and b"\x7f" not in raw:
+            return raw.decode("ascii")
+    return canonical_json(_normalise(data))
 
 
 def _iso(ts: datetime) -> str:
@@ -829,23 +868,30 @@ class AuditLog:
         """Append several ``(kind, data)`` lines; all-or-nothing on bad input; returns their seqs."""
         self._check_open()
         items = list(entries)
-        prepared: list[tuple[str, dict[str, Any]]] = []
+        prepared: list[tuple[str, str]] = []
+        kinds: dict[str, str] = {}
         for i, item in enumerate(items):
             if not isinstance(item, tuple) or len(item) != 2:
                 raise TypeError(f"entries[{i}] must be a (kind, data) tuple")
             kind, data = item
             if not isinstance(kind, str) or not 1 <= len(kind) <= _MAX_KIND:
                 raise ValueError(f"entries[{i}]: kind must be a string of 1-{_MAX_KIND} characters, got {kind!r}")
-            prepared.append((kind, _normalise(data)))
+            kind_json = kinds.get(kind)
+            if kind_json is None:
+                kind_json = kinds[kind] = canonical_json(kind)
+            prepared.append((kind_json, _data_json(data)))
         ts = _iso(self._clock.now())
         seqs = []
         seq, prev = self._seq, self._hash
         lines = []
-        for kind, data in prepared:
+        sha256 = hashlib.sha256
+        for kind_json, data_json in prepared:
             seq += 1
-            body = canonical_json({"data": data, "kind": kind, "prev": prev, "seq": seq, "ts": ts})
-            digest = _sha256(body)
-            lines.append((_with_hash(body, digest) + "\n").encode("ascii"))
+            # canonical_json({"data": ..., "kind": ..., "prev": ..., "seq": ..., "ts": ...}): its keys
+            # sorted, each value already canonical (prev is hex, ts digits and punctuation)
+            body = f'{{"data":{data_json},"kind":{kind_json},"prev":"{prev}","seq":{seq},"ts":"{ts}"}}'.encode("ascii")
+            digest = sha256(body).hexdigest()
+            lines.append(b"%s,\"hash\":\"%s\"}\n" % (body[:-1], digest.encode("ascii")))
             seqs.append(seq)
             prev = digest
         self._seq, self._hash = seq, prev
