@@ -290,6 +290,8 @@ class OrderEventRow:
     reserved: Decimal | None = None
 
     def __post_init__(self) -> None:
+        if _plain_event_row(self):  # the ledger's rows: already what the checks below would make of them
+            return
         if isinstance(self.seq, bool) or not isinstance(self.seq, int) or self.seq < 0:
             raise ValueError(f"OrderEventRow.seq must be an int >= 0, got {self.seq!r}")
         object.__setattr__(self, "ts", _check_time("OrderEventRow", "ts", self.ts))
@@ -308,6 +310,22 @@ class OrderEventRow:
             if not value.is_finite() or value < 0:
                 raise ValueError(f"OrderEventRow.reserved must be a Decimal >= 0 or None, got {self.reserved!r}")
             object.__setattr__(self, "reserved", value)
+
+
+def _plain_id(value: object) -> bool:
+    return type(value) is str and 0 < len(value) <= _MAX_ID
+
+
+def _plain_event_row(row: OrderEventRow) -> bool:
+    """True when every field of ``row`` already has the exact type and range its checks demand
+    (int seq >= 0, finite float ts, ids and statuses non-empty ``str`` of at most ``_MAX_ID``,
+    ``str`` cause, None or a finite Decimal >= 0): a few exact-type tests instead of the full
+    checks (a row costs ~1 us instead of ~5); anything else goes through them."""
+    seq, ts, reserved = row.seq, row.ts, row.reserved
+    return (type(seq) is int and seq >= 0 and type(ts) is float and math.isfinite(ts)
+            and _plain_id(row.account_id) and _plain_id(row.client_order_id)
+            and _plain_id(row.from_status) and _plain_id(row.to_status) and type(row.cause) is str
+            and (reserved is None or (type(reserved) is Decimal and reserved.is_finite() and reserved >= 0)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -1102,11 +1120,11 @@ class SQLiteJournal:
 
         def body(conn: sqlite3.Connection) -> tuple[tuple[int, list[bool]], int]:
             new_events = 0
-            for e in evs:
-                new_events += conn.execute(
+            if evs:  # one statement for the batch: rowcount sums the rows each insert added
+                new_events = conn.executemany(
                     _SQL_EVENT,
-                    (e.seq, e.ts, e.account_id, e.client_order_id, e.from_status, e.to_status, e.cause,
-                     None if e.reserved is None else str(e.reserved)),
+                    [(e.seq, e.ts, e.account_id, e.client_order_id, e.from_status, e.to_status, e.cause,
+                      None if e.reserved is None else str(e.reserved)) for e in evs],
                 ).rowcount
             flags = [conn.execute(_SQL_FILL, _fill_params(f)).rowcount == 1 for f in fls]
             if arch:

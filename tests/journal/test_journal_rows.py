@@ -1,0 +1,59 @@
+"""``OrderEventRow``'s exact-type fast path accepts only what its full checks accept unchanged.
+
+The ledger writes ~3 rows per order; rows whose fields already have the exact normalised types
+skip the full checks (``actors/journal/sqlite._plain_event_row``). Whatever the input, a row
+built with the fast path is the row the full checks build, or both raise the same error.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+import actors.journal.sqlite as journal_sqlite
+from actors.journal.sqlite import OrderEventRow
+from protocols import OrderStatus
+
+_ids = st.one_of(st.text(max_size=3), st.text(min_size=255, max_size=258), st.sampled_from([OrderStatus.FILLED]),
+                 st.none(), st.integers())
+_args = st.tuples(
+    st.one_of(st.integers(min_value=-2, max_value=5), st.booleans(), st.floats(), st.none()),  # seq
+    st.one_of(st.floats(), st.integers(min_value=-5, max_value=5), st.booleans(), st.text(max_size=2)),  # ts
+    _ids, _ids, _ids, _ids,
+    st.one_of(st.text(max_size=4), st.none(), st.integers()),  # cause
+    st.one_of(st.none(), st.decimals(), st.integers(min_value=-3, max_value=3), st.floats(), st.text(max_size=3)),  # reserved
+)
+
+
+def _outcome(args: tuple) -> tuple:
+    try:
+        row = OrderEventRow(*args)
+    except Exception as exc:  # noqa: BLE001 - the outcome compared is the exception's type and text
+        return ("raised", type(exc), str(exc))
+    return ("built", tuple((type(getattr(row, f)), repr(getattr(row, f))) for f in row.__slots__))
+
+
+@given(_args)
+@example((1, 10.5, "acc-1", "c-1", "RESERVED", "SUBMITTING", "sent", None))
+@example((1, 10.5, "acc-1", "c-1", "INITIALIZED", "RESERVED", "", Decimal("39.43362")))
+@example((1, 10.5, "acc-1", "c-1", "INITIALIZED", "RESERVED", "", Decimal("-1")))
+@example((1, 10.5, "acc-1", "c-1", "INITIALIZED", "RESERVED", "", Decimal("NaN")))
+@example((1, float("inf"), "acc-1", "c-1", "A", "B", "", None))
+@example((True, 1.0, "acc-1", "c-1", "A", "B", "", None))
+@example((-1, 1.0, "acc-1", "c-1", "A", "B", "", None))
+@example((1, 1.0, "acc-1", "c-1", "A", "B", None, None))
+@example((1, 1.0, "acc-1", "c-1", "", "B", "x", None))
+@example((1, 1.0, "acc-1", "c-1", "A", "b" * 257, "x", None))
+@example((1, 1.0, "acc-1", "", "A", "B", "x", None))
+@example((1, 1.0, "", "c-1", "A", "B", "", None))
+@example((1, 1.0, "a" * 257, "c-1", "A", "B", "", None))
+@example((1, 1, "acc-1", "c-1", OrderStatus.INITIALIZED, OrderStatus.RESERVED, "", 5))
+def test_fast_path_builds_what_the_full_checks_build(args: tuple) -> None:
+    fast = _outcome(args)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(journal_sqlite, "_plain_event_row", lambda row: False)
+        full = _outcome(args)
+    assert fast == full
