@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -32,10 +31,24 @@ _START = re.compile(rb"8=FIX")
 _HEADER_TAGS = frozenset({8, 9, 35, 49, 56, 34, 52, 43, 97, 122, 115, 128, 50, 57, 142, 143, 144, 145, 116, 129, 90, 91, 212, 213, 347, 369, 627})
 
 
+#: the last whole second formatted by ``utc_timestamp``: (its datetime, ``YYYYMMDD-HH:MM:SS.``)
+_last_second: tuple[datetime | None, str] = (None, "")
+
+
 def utc_timestamp(when: datetime) -> str:
-    """FIX UTCTimestamp (tag 52 / 122 / 60) with milliseconds: ``YYYYMMDD-HH:MM:SS.sss``."""
-    when = when.astimezone(UTC)
-    return when.strftime("%Y%m%d-%H:%M:%S.") + f"{when.microsecond // 1000:03d}"
+    """FIX UTCTimestamp (tag 52 / 122 / 60) with milliseconds: ``YYYYMMDD-HH:MM:SS.sss``.
+
+    Two per order (SendingTime, TransactTime): the date and time of day are formatted once per
+    second (``strftime`` costs ~2 µs), only the milliseconds per call."""
+    global _last_second
+    if when.tzinfo is not UTC:
+        when = when.astimezone(UTC)
+    second = when.replace(microsecond=0)
+    last, prefix = _last_second
+    if second != last:
+        prefix = second.strftime("%Y%m%d-%H:%M:%S.")
+        _last_second = (second, prefix)
+    return f"{prefix}{when.microsecond // 1000:03d}"
 
 
 def parse_timestamp(value: str) -> datetime | None:
@@ -59,10 +72,18 @@ def encode(begin_string: str, msg_type: str, fields: Iterable[tuple[int, object]
     CheckSum (10) computed (FIX 4.4 Vol 2 "Message Format"). Byte for byte what
     ``simplefix.FixMessage.encode`` makes of the same pairs (str values UTF-8, others ``str()``),
     built in one pass: it is on every order's path (tests/fix/test_codec.py compares the two)."""
-    body = b"35=" + msg_type.encode() + SOH + b"".join(
-        [b"%d=%s\x01" % (tag, value if value.__class__ is bytes else str(value).encode()) for tag, value in fields])
-    head = b"8=" + begin_string.encode() + b"\x019=" + str(len(body)).encode() + SOH
-    out = head + body
+    return frame_body(b"8=" + begin_string.encode() + b"\x019=", b"35=" + msg_type.encode() + SOH + encode_fields(fields))
+
+
+def encode_fields(fields: Iterable[tuple[int, object]]) -> bytes:
+    """``tag=value<SOH>`` for each pair, in order (str values UTF-8, bytes as they are, others ``str()``)."""
+    return b"".join([b"%d=%s\x01" % (tag, value if value.__class__ is bytes else str(value).encode()) for tag, value in fields])
+
+
+def frame_body(begin: bytes, body: bytes) -> bytes:
+    """The message around ``body`` (from MsgType 35 on): ``begin`` is ``8=<BeginString><SOH>9=``;
+    BodyLength (9) and CheckSum (10) are computed here."""
+    out = b"%b%d\x01%b" % (begin, len(body), body)
     return out + b"10=%03d\x01" % (sum(out) & 0xFF)
 
 
@@ -77,30 +98,53 @@ def redact(raw: bytes) -> bytes:
     return b"|".join(out)
 
 
-@dataclass(frozen=True)
 class Frame:
     """One framed, checksum-verified message: its raw bytes and its ordered ``(tag, value)`` pairs.
 
-    ``bad_tag`` is the first field that is not ``int=value`` (its raw tag text), if any.
+    ``bad_tag`` is the first field that is not ``int=value`` (its raw tag text), if any;
+    ``first`` maps each tag to its first value (``get`` without a scan). Read-only: a plain
+    slotted class rather than a frozen dataclass, because one is built per received message
+    (equality and hash by the raw bytes, which determine the rest).
     """
+
+    __slots__ = ("raw", "pairs", "bad_tag", "first")
 
     raw: bytes
     pairs: tuple[tuple[int, str], ...]
-    bad_tag: str | None = None
-    #: the first value of each tag (``get`` without a scan), built from ``pairs``
-    first: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
+    bad_tag: str | None
+    first: dict[int, str]
 
-    def __post_init__(self) -> None:
-        if not self.first and self.pairs:
-            first = self.first
-            for tag, value in self.pairs:
+    def __init__(self, raw: bytes, pairs: tuple[tuple[int, str], ...], bad_tag: str | None = None,
+                 first: dict[int, str] | None = None) -> None:
+        if first is None:
+            first = {}
+            for tag, value in pairs:
                 if tag not in first:
                     first[tag] = value
+        _set = object.__setattr__
+        _set(self, "raw", raw)
+        _set(self, "pairs", pairs)
+        _set(self, "bad_tag", bad_tag)
+        _set(self, "first", first)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Frame is read-only (cannot set {name!r})")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Frame:
+            return NotImplemented
+        return self.raw == other.raw and self.pairs == other.pairs and self.bad_tag == other.bad_tag
+
+    def __hash__(self) -> int:
+        return hash(self.raw)
+
+    def __repr__(self) -> str:
+        return f"Frame({self.redacted()!r})"
 
     @property
     def msg_type(self) -> str:
         """MsgType (35), '' when missing."""
-        return self.get(35) or ""
+        return self.first.get(35) or ""
 
     def get(self, tag: int, default: str | None = None) -> str | None:
         """The first value of ``tag``."""
@@ -108,7 +152,7 @@ class Frame:
 
     def seq(self) -> int | None:
         """MsgSeqNum (34) as an int, None when missing or not a number."""
-        value = self.get(34)
+        value = self.first.get(34)
         return int(value) if value is not None and value.isdigit() else None
 
     def redacted(self) -> str:
@@ -193,30 +237,30 @@ _SKIP = object()
 
 
 #: one well-formed field: a tag of digits at the start of the frame or after an SOH
-_FIELD = re.compile(rb"(?<![^\x01])(\d+)=([^\x01]*)\x01")
+_FIELD = re.compile(r"(?<![^\x01])([0-9]+)=([^\x01]*)\x01")
 
 
 def _split(raw: bytes) -> Frame:
-    found = _FIELD.findall(raw)
+    text = raw.decode("latin-1")  # one byte, one character: values read as before, in one call
+    found = _FIELD.findall(text)
     if len(found) == raw.count(SOH):  # every field well formed: the common case, one C pass
-        first: dict[int, str] = {}
-        pairs = []
-        for tag, value in found:
-            pair = (int(tag), value.decode("latin-1"))
-            pairs.append(pair)
-            if pair[0] not in first:
-                first[pair[0]] = pair[1]
-        return Frame(raw=raw, pairs=tuple(pairs), first=first)
-    pairs = []
+        pairs = tuple([(int(tag), value) for tag, value in found])
+        first = dict(pairs)  # the last value of a repeated tag: rebuilt below with the first
+        if len(first) != len(pairs):
+            first = {}
+            for tag, value in pairs:
+                if tag not in first:
+                    first[tag] = value
+        return Frame(raw, pairs, None, first)
+    pairs_ = []
     bad: str | None = None
     for item in raw[:-1].split(SOH):
-        tag, sep, value = item.partition(b"=")
-        text = tag.decode("ascii", "replace")
-        if not sep or not (tag.isdigit() or (tag.startswith(b"-") and tag[1:].isdigit())):
-            bad = bad or text
+        raw_tag, sep, raw_value = item.partition(b"=")
+        if not sep or not (raw_tag.isdigit() or (raw_tag.startswith(b"-") and raw_tag[1:].isdigit())):
+            bad = bad or raw_tag.decode("ascii", "replace")
             continue
-        pairs.append((int(tag), value.decode("latin-1")))
-    return Frame(raw=raw, pairs=tuple(pairs), bad_tag=bad)
+        pairs_.append((int(raw_tag), raw_value.decode("latin-1")))
+    return Frame(raw, tuple(pairs_), bad)
 
 
 def is_header_tag(tag: int) -> bool:

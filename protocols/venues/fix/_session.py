@@ -42,12 +42,13 @@ Sequence numbers live in a :class:`~._store.SeqStore` (persisted per session).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Protocol
 
-from ._codec import Frame, Framer, encode, parse_timestamp, utc_timestamp
+from ._codec import Frame, Framer, encode, encode_fields, frame_body, parse_timestamp, utc_timestamp
 from ._dictionary import DataDictionary
 from ._store import SeqStore
 
@@ -175,6 +176,11 @@ class FixSession:
         self.counters = {"sent": 0, "received": 0, "garbled": 0, "resend_requests_sent": 0,
                          "gap_fills_sent": 0, "rejects_sent": 0, "poss_dup_ignored": 0, "test_requests_sent": 0}
         self.last_error: str | None = None
+        # the constant parts of every message we send: 8=<BeginString>|9=, 49=<Sender>|, 56=<Target>|
+        self._max_tag = _MAX_STD_TAG[config.begin_string]
+        self._begin = b"8=" + config.begin_string.encode() + b"\x019="
+        self._sender_field = b"49=" + config.sender_comp_id.encode() + b"\x01"
+        self._target_field = b"56=" + config.target_comp_id.encode() + b"\x01"
 
     # ------------------------------------------------------------------ events in
 
@@ -465,10 +471,16 @@ class FixSession:
         """(text, SessionRejectReason 373, RefTagID 371) of the first field error, or None."""
         if frame.bad_tag is not None:
             return ("Invalid tag number", 0, None)
+        max_tag = self._max_tag
+        first = frame.first
+        if (first and b"=\x01" not in frame.raw and len(first) == len(frame.pairs) and min(first) > 0
+                and max(first) <= max_tag):
+            # no empty value (it would show as "=<SOH>"), no tag twice, every tag standard: the
+            # loops below would find nothing (they name the first problem when there is one)
+            return self.config.dictionary.validate(frame) if self.config.dictionary is not None else None
         empty = self._empty_tag(frame)
         if empty is not None:
             return ("Tag specified without a value", 4, empty)
-        max_tag = _MAX_STD_TAG[self.config.begin_string]
         seen: set[int] = set()
         grouped = any(tag in _GROUP_COUNTERS for tag, _ in frame.pairs)
         for tag, _value in frame.pairs:
@@ -486,10 +498,11 @@ class FixSession:
     def _send(self, msg_type: str, body: list[tuple[int, object]]) -> Send:
         seq = self.store.next_sender
         self.store.set_sender(seq + 1)  # persisted before the bytes exist
-        cfg = self.config
-        fields: list[tuple[int, object]] = [
-            (34, seq), (49, cfg.sender_comp_id), (52, utc_timestamp(self.clock.now())), (56, cfg.target_comp_id), *body]
-        raw = encode(cfg.begin_string, msg_type, fields)
+        # what encode() makes of 34, 49, 52, 56 and the body, with the session's constant parts
+        # encoded once (tests/fix/test_session.py compares the two)
+        raw = frame_body(self._begin, b"35=%b\x0134=%d\x01%b52=%b\x01%b%b" % (
+            msg_type.encode(), seq, self._sender_field, utc_timestamp(self.clock.now()).encode(), self._target_field,
+            encode_fields(body)))
         self._last_sent = self.clock.monotonic()
         self.counters["sent"] += 1
         return Send(raw, msg_type, seq)
@@ -531,11 +544,7 @@ class SystemClock:
     """The system clock in the shape the session needs (monotonic seconds, aware UTC now)."""
 
     def monotonic(self) -> float:
-        import time
-
         return time.monotonic()
 
-    def now(self):
-        from datetime import datetime
-
+    def now(self) -> datetime:
         return datetime.now(UTC)

@@ -1,6 +1,7 @@
 """Building the venue's pydantic values from already-validated parts without validating them again.
 
-The simulated venues make one ``Fill`` per execution and a ``VenueOrderState`` per answer.
+The simulated venues make one ``Fill`` per execution and a ``VenueOrderState`` per answer (the
+FIX venue too, per ExecutionReport: :func:`make_fill`, :func:`make_venue_state`).
 Every part of those values comes from data pydantic has already validated (the ``VenueOrder``,
 the ``Quote``, the ``FillModelConfig``) or is derived from it by the fill model in ways that keep
 the field constraints (positive quantities and prices, fees >= 0, UTC timestamps), so
@@ -30,7 +31,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from ...adapter import VenueOrder, VenueOrderState
-from ...model.enums import TERMINAL_STATUSES, Liquidity, OrderStatus
+from ...model.enums import TERMINAL_STATUSES, Liquidity, OrderStatus, Side
 from ...model.pydantic_compat import construct_valid, same_instance
 from ...model.reports import Fill, summarize_fills
 
@@ -109,6 +110,64 @@ def make_state(
     )
 
 
+def make_venue_state(
+    client_order_id: str,
+    venue_order_id: str,
+    symbol: str,
+    side: Side,
+    status: OrderStatus,
+    quantity: Decimal,
+    cum_qty: Decimal,
+    leaves_qty: Decimal,
+    avg_px: Decimal | None,
+    fills: tuple[Fill, ...],
+    reject_reason: str | None,
+    ts: datetime,
+) -> VenueOrderState:
+    """``VenueOrderState(...)`` with every field given, for a venue that reads the cumulative
+    view from its own wire (the FIX venue: CumQty 14, LeavesQty 151, AvgPx 6) rather than
+    deriving it from fills. ``side`` / ``status`` are members, ``fills`` validated ``Fill`` s;
+    the Decimal constraints (finite; quantity > 0, cum_qty and leaves_qty >= 0) and the UTC
+    timestamp are checked here, and values that miss one are validated, which normalises or
+    raises ``ValidationError`` exactly as ``VenueOrderState(...)`` does.
+    """
+    if (
+        _ENABLED
+        and ts.tzinfo is _UTC
+        and quantity.__class__ is Decimal and quantity.is_finite() and quantity > _ZERO
+        and cum_qty.__class__ is Decimal and cum_qty.is_finite() and cum_qty >= _ZERO
+        and leaves_qty.__class__ is Decimal and leaves_qty.is_finite() and leaves_qty >= _ZERO
+        and (avg_px is None or (avg_px.__class__ is Decimal and avg_px.is_finite()))
+        and side.__class__ is Side and status.__class__ is OrderStatus and fills.__class__ is tuple
+        and client_order_id.__class__ is str and venue_order_id.__class__ is str and symbol.__class__ is str
+        and (reject_reason is None or reject_reason.__class__ is str)
+        and all(f.__class__ is Fill for f in fills)
+    ):
+        return construct_valid(
+            VenueOrderState,
+            {
+                "client_order_id": client_order_id,
+                "venue_order_id": venue_order_id,
+                "symbol": symbol,
+                "side": side,
+                "status": status,
+                "quantity": quantity,
+                "cum_qty": cum_qty,
+                "leaves_qty": leaves_qty,
+                "avg_px": avg_px,
+                "fills": fills,
+                "reject_reason": reject_reason,
+                "ts": ts,
+            },
+            _STATE_FIELDS,
+        )
+    return VenueOrderState(
+        client_order_id=client_order_id, venue_order_id=venue_order_id, symbol=symbol, side=side, status=status,
+        quantity=quantity, cum_qty=cum_qty, leaves_qty=leaves_qty, avg_px=avg_px, fills=fills,
+        reject_reason=reject_reason, ts=ts,
+    )
+
+
 def _self_check() -> bool:
     """True when :func:`make_fill` and :func:`make_state` on their trusted path build exactly
     what validation builds (called once at import with the trusted path on)."""
@@ -132,6 +191,11 @@ def _self_check() -> bool:
             slow = VenueOrderState.of(order, venue_order_id="check-o1", status=status, fills=fills,
                                       reject_reason=reason, ts=ts)
             if not same_instance(make_state(order, "check-o1", status, fills, reason, ts), slow):
+                return False
+            fast = make_venue_state(slow.client_order_id, slow.venue_order_id, slow.symbol, slow.side, slow.status,
+                                    slow.quantity, slow.cum_qty, slow.leaves_qty, slow.avg_px, slow.fills,
+                                    slow.reject_reason, slow.ts)
+            if not same_instance(fast, slow):
                 return False
         return True
     except Exception:  # noqa: BLE001 - any surprise means: validate everything

@@ -1,0 +1,168 @@
+"""The FIX venue's per-order shortcuts give exactly what the plain, obviously-right code gives.
+
+Each order sends one NewOrderSingle and reads one ExecutionReport; the code on that path takes
+shortcuts (a timestamp prefix formatted once per second, the session's constant header bytes
+encoded once, the field checks skipped when one scan of the raw bytes proves them clean, the
+venue state built without re-validation, pending requests expired oldest first). Each test here
+holds one shortcut to the slow construction it replaces, including the inputs where the
+shortcut must step aside.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from actors import FakeClock
+from protocols import AmbiguousError, OrderStatus, Side, VenueOrder, VenueOrderState
+from protocols.model.reports import Fill
+from protocols.venues.fix._codec import Framer, encode, utc_timestamp
+from protocols.venues.fix._session import _GROUP_COUNTERS, _MAX_STD_TAG, ACTIVE, FixSession, SessionConfig
+from protocols.venues.fix._store import SeqStore
+from protocols.venues.fix._venue import FixVenue, FixVenueConfig
+from protocols.venues.paper import trusted
+
+T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
+
+
+# ---------------------------------------------------------------------- timestamps
+
+@given(st.lists(st.tuples(st.integers(0, 10**9), st.sampled_from([0, 60, -300, 330])), min_size=1, max_size=20))
+def test_utc_timestamp_is_strftime_with_milliseconds(steps) -> None:
+    """Across second boundaries and zones (the per-second prefix is reused only within its second)."""
+    for micros, offset_min in steps:
+        when = (T0 + timedelta(microseconds=micros)).astimezone(timezone(timedelta(minutes=offset_min)))
+        utc = when.astimezone(UTC)
+        assert utc_timestamp(when) == utc.strftime("%Y%m%d-%H:%M:%S.") + f"{utc.microsecond // 1000:03d}"
+
+
+# ---------------------------------------------------------------------- sending
+
+def test_a_sent_message_is_what_encode_makes_of_the_same_fields() -> None:
+    clock = FakeClock(wall_start=T0 + timedelta(milliseconds=7))
+    session = FixSession(SessionConfig("FIX.4.4", "CLIENT1", "EXEC"), SeqStore.memory(), clock)
+    session.state = ACTIVE
+    session.store.set(41, 1)
+    body = [(11, "o-1"), (38, D("0.5")), (44, "100"), (58, "café")]
+    send = session.send_app("D", body)
+    assert send.seq == 41 and session.store.next_sender == 42
+    assert send.raw == encode("FIX.4.4", "D", [(34, 41), (49, "CLIENT1"), (52, "20260105-12:00:00.007"), (56, "EXEC"), *body])
+
+
+# ---------------------------------------------------------------------- the field checks
+
+def _field_problem_reference(session: FixSession, frame) -> tuple | None:
+    """The checks as plain loops over every field (what the session did on every message)."""
+    if frame.bad_tag is not None:
+        return ("Invalid tag number", 0, None)
+    for tag, value in frame.pairs:
+        if value == "":
+            return ("Tag specified without a value", 4, tag)
+    max_tag = _MAX_STD_TAG[session.config.begin_string]
+    seen: set[int] = set()
+    grouped = any(tag in _GROUP_COUNTERS for tag, _ in frame.pairs)
+    for tag, _value in frame.pairs:
+        if tag <= 0 or max_tag < tag < 5000:
+            return ("Invalid tag number", 0, tag)
+        if tag in seen and not grouped and tag != 10:
+            return ("Tag appears more than once", 13, tag)
+        seen.add(tag)
+    return None
+
+
+_tags = st.one_of(st.sampled_from([11, 14, 17, 31, 32, 37, 38, 39, 54, 55, 58, 73, 150, 151, 446, 447, 956, 957,
+                                   4999, 5000, 9999]), st.integers(1, 12000))
+_values = st.one_of(st.just(""), st.text("abc=9.", min_size=1, max_size=6))
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(["FIX.4.2", "FIX.4.4"]), st.lists(st.tuples(_tags, _values), max_size=10))
+def test_the_field_checks_shortcut_finds_what_the_loops_find(begin: str, body) -> None:
+    session = FixSession(SessionConfig(begin, "CLIENT1", "EXEC"), SeqStore.memory(), FakeClock())
+    header = [(34, 2), (49, "EXEC"), (52, "20260105-12:00:00.000"), (56, "CLIENT1")]
+    (frame,) = Framer().feed(encode(begin, "8", [*header, *body]))
+    assert session._field_problem(frame) == _field_problem_reference(session, frame)
+
+
+# ---------------------------------------------------------------------- the venue state
+
+_FILL = Fill(trade_id="e-1", qty=D("0.5"), price=D("100"), ts=T0)
+_STATE = dict(client_order_id="c-1", venue_order_id="v-1", symbol="BTC/USDT", side=Side.BUY, status=OrderStatus.FILLED,
+              quantity=D("0.5"), cum_qty=D("0.5"), leaves_qty=D("0"), avg_px=D("100"), fills=(_FILL,),
+              reject_reason=None, ts=T0)
+
+
+def _same(fast: VenueOrderState, slow: VenueOrderState) -> bool:
+    return (type(fast) is type(slow) and fast == slow and repr(fast) == repr(slow)
+            and list(fast.__dict__) == list(slow.__dict__) and fast.model_dump_json() == slow.model_dump_json())
+
+
+@pytest.mark.parametrize("change", [
+    {},
+    {"status": OrderStatus.ACCEPTED, "cum_qty": D("0"), "leaves_qty": D("0.5"), "avg_px": None, "fills": ()},
+    {"status": OrderStatus.REJECTED, "reject_reason": "why", "avg_px": None, "fills": ()},
+    {"quantity": D("1E+1"), "cum_qty": D("0E-8"), "leaves_qty": D("10.000")},
+    {"ts": T0.astimezone(timezone(timedelta(hours=1)))},  # not UTC: validation normalises it
+])
+def test_make_venue_state_is_the_validated_state(change) -> None:
+    fields = {**_STATE, **change}
+    assert trusted._ENABLED
+    assert _same(trusted.make_venue_state(**fields), VenueOrderState(**fields))
+
+
+@pytest.mark.parametrize("change", [
+    {"quantity": D(0)}, {"cum_qty": D("-1")}, {"leaves_qty": D("-0.1")}, {"avg_px": D("Infinity")},
+    {"quantity": D("NaN")},
+])
+def test_make_venue_state_outside_the_constraints_raises_like_validation(change) -> None:
+    fields = {**_STATE, **change}
+    with pytest.raises(ValidationError) as fast:
+        trusted.make_venue_state(**fields)
+    with pytest.raises(ValidationError) as slow:
+        VenueOrderState(**fields)
+    assert str(fast.value) == str(slow.value)
+
+
+# ---------------------------------------------------------------------- requests past their time
+
+def _venue(tmp_path: Path, clock: FakeClock) -> FixVenue:
+    return FixVenue("fix", FixVenueConfig(host="127.0.0.1", port=1, begin_string="FIX.4.4", sender_comp_id="CLIENT1",
+                                          target_comp_id="EXEC", store_dir=tmp_path, request_timeout_s=1.5), clock=clock)
+
+
+def _order(cid: str) -> VenueOrder:
+    return VenueOrder(client_order_id=cid, account_id="a", symbol="BTC/USDT", side="BUY", order_type="LIMIT",
+                      quantity=D("1"), limit_price=D("100"), ts=T0)
+
+
+def test_unanswered_orders_expire_oldest_first_and_one_taken_back_unsent_never_answers(tmp_path: Path) -> None:
+    clock = FakeClock(wall_start=T0)
+    v = _venue(tmp_path, clock)
+    answers: dict[str, list] = {}
+
+    def done_for(cid: str):
+        return lambda result, error: answers.setdefault(cid, []).append(error)
+
+    v.session.state = ACTIVE  # logged on as far as the session knows, but no socket: the write is refused
+    assert v.send_order(_order("unsent"), done_for("unsent")) is False  # nothing sent, done never called
+    for k, cid in enumerate(["a", "b", "c"]):
+        clock.advance(0.5 * (k > 0))
+        waiter = v._submit_waiter(_order(cid), done_for(cid))  # registered as a send would (deadline = now + 1.5 s)
+        assert waiter.deadline == pytest.approx(clock.monotonic() + 1.5)
+    v._submits["b"].answer(error=None)  # b answered (by its ExecutionReport) before its time
+    answers.pop("b")
+    clock.advance(1.2)  # a is due (1.5 s old), c is not (1.2 s)
+    v._expire_waiters()
+    assert list(answers) == ["a"] and isinstance(answers["a"][0], AmbiguousError)
+    clock.advance(0.5)
+    v._expire_waiters()
+    v._expire_waiters()
+    assert sorted(answers) == ["a", "c"] and [len(e) for e in answers.values()] == [1, 1]  # each answered once
+    assert "unsent" not in answers and not v._pending
+    v.close()
