@@ -292,8 +292,9 @@ class IdempotencyStoreActor(FlowActor):
     def _claim(self, order: SubmitOrder, now: float) -> Claim:
         intent, context, route = order.intent, order.context, order.route
         if self._durable:
-            return Claim(context.account_id, intent.client_order_id, intent.fingerprint(), intent.model_dump_json(),
-                         context.model_dump_json(), route.adapter_id if route else "", now)
+            # fingerprint and JSON are cached on the intent and context: Runtime.submit made them in the sender's thread
+            return Claim(context.account_id, intent.client_order_id, intent.fingerprint(), intent.journal_json(),
+                         context.journal_json(), route.adapter_id if route else "", now)
         return Claim(context.account_id, intent.client_order_id, intent.fingerprint(), "", "", route.adapter_id if route else "", now)
 
     def _deny(self, order: SubmitOrder, code: ErrorCode, message: str, *, status: OrderStatus = OrderStatus.DENIED, duplicate: bool = False) -> None:

@@ -53,7 +53,7 @@ class OrderIntent(Frozen):
     # fingerprint() computed it. Pydantic's ==, hash, model_dump, JSON, pickling and copies
     # (model_copy, copy, deepcopy) only see fields and private attributes, so they ignore the
     # slot, and a copy made with ``model_copy(update=...)`` starts without it (its own digest).
-    __slots__ = ("_fingerprint",)
+    __slots__ = ("_fingerprint", "_json")
 
     client_order_id: ClientOrderId
     symbol: Symbol
@@ -100,6 +100,16 @@ class OrderIntent(Frozen):
         _set_cached_fingerprint(self, digest)
         return digest
 
+    def journal_json(self) -> str:
+        """``model_dump_json()``: the text the idempotency claim journals (docs/DESIGN.md, Durability).
+        Computed once per intent (the intent is frozen) and cached, as :meth:`fingerprint`."""
+        try:
+            return _cached_json(self)
+        except AttributeError:
+            text = self.model_dump_json()
+            _set_cached_json(self, text)
+            return text
+
     @property
     def base_currency(self) -> str:
         """``BTC`` for ``BTC/USDT``."""
@@ -120,6 +130,7 @@ def _norm(value) -> str:
 
 #: the slot's descriptor: reading it raises AttributeError straight away while it is empty
 _cached_fingerprint, _set_cached_fingerprint = slot_accessors(OrderIntent, "_fingerprint")
+_cached_json, _set_cached_json = slot_accessors(OrderIntent, "_json")
 _sha256 = hashlib.sha256
 #: digests of recent fingerprint texts (many intents share their economic fields); bounded
 _DIGESTS: dict[str, str] = {}
@@ -144,6 +155,21 @@ class ExecutionContext(Frozen):
     correlation_id: Ident = ""
     timestamp: UtcDatetime = Field(default_factory=utc_now)
 
+    # the cached journal_json() text: a plain slot, as OrderIntent's (pydantic ignores it)
+    __slots__ = ("_json",)
+
+    def journal_json(self) -> str:
+        """``model_dump_json()``: the text the idempotency claim journals, computed once per context
+        (frozen; a sender usually reuses one for many orders) and cached."""
+        try:
+            return _cached_context_json(self)
+        except AttributeError:
+            text = self.model_dump_json()
+            _set_cached_context_json(self, text)
+            return text
+
+
+_cached_context_json, _set_cached_context_json = slot_accessors(ExecutionContext, "_json")
 
 _counter = itertools.count(1)
 _counter_lock = threading.Lock()
