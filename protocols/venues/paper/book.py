@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
@@ -214,6 +215,14 @@ class BookStore(Protocol):
         ...
 
 
+def _boot_id() -> str | None:
+    """This boot's id (Linux ``/proc/sys/kernel/random/boot_id``), or None where there is none."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
 def checkpoint_book(book: object) -> None:
     """Run ``book.checkpoint()`` when the store has one (:class:`SqliteBook`): housekeeping
     between groups (its WAL back into the database file), never needed for correctness."""
@@ -304,12 +313,42 @@ class SqliteBook:
                     ],
                 )
                 conn.execute("COMMIT")
+            #: this session's mark in ``meta.session`` (boot id and a token of its own)
+            self._session = f"{_boot_id() or '-'} {os.getpid()}.{uuid.uuid4().hex[:12]}"
+            self.tail_maybe_lost = self._open_session(conn, self._session)
         except BaseException:
             conn.close()
             raise
         self._conn: sqlite3.Connection | None = conn
         #: commits written to the WAL since the last checkpoint
         self._unchecked = 0
+
+    @staticmethod
+    def _open_session(conn: sqlite3.Connection, mark: str) -> bool:
+        """Record this session as open (durably: an fsynced commit) and say whether the book's last
+        commits may have been lost: True when it already knew so, or when the session before this
+        one did not close and the machine has booted since (an OS crash or a power cut, which is
+        what ``synchronous=NORMAL`` does not survive; a killed process loses nothing). Once True it
+        stays True for this file (``meta.lost_tail``): what was lost cannot be known any more.
+        Without a boot id (not Linux) an unclosed session is taken to be a killed process."""
+        boot = mark.split(" ", 1)[0]
+        row = conn.execute("SELECT value FROM meta WHERE key = 'session'").fetchone()
+        lost = conn.execute("SELECT value FROM meta WHERE key = 'lost_tail'").fetchone() is not None
+        if not lost and row is not None:
+            prev = str(row[0]).split(" ")
+            lost = prev[-1] == "open" and boot != "-" and prev[0] != boot
+        session = [("session", f"{mark} open")]
+        if lost:
+            session.append(("lost_tail", datetime.now(UTC).isoformat()))
+        conn.execute("PRAGMA synchronous=FULL")  # the marker must be on disk before any order is
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)"
+                             " ON CONFLICT (key) DO UPDATE SET value = excluded.value", session)
+            conn.execute("COMMIT")
+        finally:
+            conn.execute("PRAGMA synchronous=NORMAL")
+        return lost
 
     def load(self) -> BookSnapshot:
         """Read the whole book (orders in arrival order with their fills attached)."""
@@ -470,10 +509,17 @@ class SqliteBook:
         self._unchecked = 0
 
     def close(self) -> None:
-        """Close the connection. Idempotent."""
+        """Mark the session closed and close the connection (SQLite's last close checkpoints the
+        WAL into the database file, fsynced). Idempotent."""
         conn, self._conn = self._conn, None
         if conn is not None:
-            conn.close()
+            try:  # only its own mark: a newer session on the same file (an adapter rebuilt) stays open
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'session' AND value = ?",
+                             (f"{self._session} closed", f"{self._session} open"))
+            except sqlite3.Error:
+                pass  # left "open": the next session decides from the boot id, as after a crash
+            finally:
+                conn.close()
 
     def _require(self) -> sqlite3.Connection:
         if self._conn is None:

@@ -73,6 +73,9 @@ from .trusted import make_fill, make_state
 _ACCEPTED, _REJECTED = OrderStatus.ACCEPTED, OrderStatus.REJECTED
 _DURABLE_CAPS = AdapterCapabilities(blocking=True, lookup_covers_closed=True, absence_window_s=0, group_commit=True)
 _MEMORY_CAPS = AdapterCapabilities(blocking=False, lookup_covers_closed=True, absence_window_s=0)
+#: a durable book whose last commits may have been lost (an OS crash or power cut, ``SqliteBook.tail_maybe_lost``):
+#: "not found" proves nothing any more, so an order in doubt stays UNKNOWN rather than being taken as never sent
+_LOST_TAIL_CAPS = AdapterCapabilities(blocking=True, lookup_covers_closed=False, absence_window_s=0, group_commit=True)
 #: closed orders leave memory this many at a time (durable book only)
 _EVICT_BATCH = 256
 
@@ -727,9 +730,14 @@ class PaperVenue:
         - ``lookup_covers_closed``: ``fetch_order`` answers from the book, which keeps every
           order it ever accepted (closed ones too);
         - ``absence_window_s = 0``: an order is in the book before ``submit_order`` returns, so
-          "not found" is proof of absence at once.
+          "not found" is proof of absence at once;
+        - except after an OS crash or power cut that may have cost the book its last commits
+          (``SqliteBook.tail_maybe_lost``, docs/DESIGN.md "Durability"): then ``lookup_covers_closed``
+          is False and "not found" proves nothing (the order stays UNKNOWN, for an operator).
         """
-        return _DURABLE_CAPS if self._durable else _MEMORY_CAPS
+        if not self._durable:
+            return _MEMORY_CAPS
+        return _LOST_TAIL_CAPS if getattr(self._book, "tail_maybe_lost", False) else _DURABLE_CAPS
 
     def __repr__(self) -> str:
         return (
