@@ -227,6 +227,10 @@ class IdempotencyStoreActor(FlowActor):
                 self.persistence_failures += 1
                 logger.error("journal could not record {} completion(s): {}", len(completions) + len(releases), exc)
         if not self._claims:
+            if self.actor_inbox.empty():  # no claim waits: the WAL's checkpoint (SQLiteJournal.checkpoint) here
+                checkpoint = getattr(self._store, "checkpoint", None)
+                if checkpoint is not None:
+                    checkpoint()
             return
         claims, self._claims = self._claims, []
         self._batch = claims  # until answered: a crash in between answers the rest (failure_details)

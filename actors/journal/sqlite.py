@@ -694,6 +694,11 @@ class SQLiteJournal:
     ``fail_writes``: test hook called once per write transaction just before COMMIT (after
     the statements ran); returning True makes that transaction roll back and raise
     :class:`JournalError`. See also :meth:`inject_failure`.
+    ``checkpoint_off_path``: SQLite's automatic WAL checkpoint (it writes the WAL back into the
+    database file and fsyncs it inside whichever COMMIT crosses 1,000 WAL pages) is off; the owner
+    calls :meth:`checkpoint` at a moment no order waits on (the idempotency store: after a
+    completion batch, its inbox empty), and a commit checkpoints itself only past
+    :attr:`checkpoint_hard_limit` commits without one.
 
     File permissions: the file is created with ``os.open(path, O_CREAT, file_mode)`` before
     SQLite opens it (so it never exists with wider bits, whatever the umask) and then
@@ -721,6 +726,7 @@ class SQLiteJournal:
         file_mode: int = 0o600,
         busy_timeout_ms: int = 5000,
         fail_writes: Callable[[], bool] | None = None,
+        checkpoint_off_path: bool = False,
     ) -> None:
         sync = str(synchronous).upper()
         if sync not in _SYNCHRONOUS:
@@ -737,6 +743,8 @@ class SQLiteJournal:
         self._closed_reason = "journal is closed"
         self._sidecars_ok = self._path is None
         self._stats = TxnStats()
+        #: commits since the last checkpoint, when the owner runs them (``checkpoint_off_path``), else None
+        self._unchecked: int | None = 0 if checkpoint_off_path and self._path is not None else None
         try:
             if self._path is None:
                 target = ":memory:"
@@ -755,6 +763,8 @@ class SQLiteJournal:
             else:
                 self._journal_mode = "memory"
             conn.execute(f"PRAGMA synchronous = {sync}")  # value checked against a fixed set above
+            if self._unchecked is not None:
+                conn.execute("PRAGMA wal_autocheckpoint = 0")  # see checkpoint()
             self._conn = conn
             self._migrate()
             self._fix_sidecar_modes()
@@ -910,12 +920,38 @@ class SQLiteJournal:
             self._stats.failed()
             raise JournalError(f"{op} failed, transaction rolled back: {type(exc).__name__}: {exc}") from exc
         self._stats.committed(items, rows, t0, t1, time.perf_counter_ns())
+        if self._unchecked is not None:
+            self._unchecked += 1
+            if self._unchecked >= self.checkpoint_hard_limit:
+                self._checkpoint(conn)  # an owner never idle still keeps the WAL bounded
         if not self._sidecars_ok:
             try:
                 self._fix_sidecar_modes()
             except OSError as exc:  # committed already: never report a durable write as failed
                 logger.warning("journal {}: cannot chmod WAL files yet: {}", self._describe(), exc)
         return result
+
+    #: commits after which :meth:`checkpoint` runs one (``checkpoint_off_path``)
+    checkpoint_soft_limit = 64
+    #: commits without a checkpoint after which a commit runs one itself
+    checkpoint_hard_limit = 1_000
+
+    def checkpoint(self) -> None:
+        """With ``checkpoint_off_path``: once :attr:`checkpoint_soft_limit` commits went to the WAL
+        since the last checkpoint, run one (SQLite's PASSIVE checkpoint: the WAL back into the
+        database file, fsynced); else nothing. Housekeeping, never durability (every commit is
+        already durable per ``synchronous``); a failure is logged and the WAL stays."""
+        conn = self._conn
+        if conn is not None and self._unchecked is not None and self._unchecked >= self.checkpoint_soft_limit:
+            self._checkpoint(conn)
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            logger.warning("journal {}: WAL checkpoint failed (the WAL stays): {}", self._describe(), exc)
+            return
+        self._unchecked = 0
 
     def _rollback(self, conn: sqlite3.Connection) -> None:
         try:

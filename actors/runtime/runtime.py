@@ -282,7 +282,8 @@ class Runtime:
         def journal_factory() -> JournalStore:
             if memory_journal is not None:
                 return memory_journal
-            return SQLiteJournal(journal_path, synchronous=sync, file_mode=mode)
+            # the store checkpoints between batches, not inside a claim's commit (IdempotencyStoreActor._flush)
+            return SQLiteJournal(journal_path, synchronous=sync, file_mode=mode, checkpoint_off_path=True)
 
         def ledger_journal_factory() -> JournalStore:
             return SQLiteJournal(ledger_path, synchronous=sync, file_mode=mode)

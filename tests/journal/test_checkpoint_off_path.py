@@ -1,0 +1,69 @@
+"""The idempotency journal's WAL checkpoint runs between batches, not inside a claim's commit
+(actors/journal/sqlite.py ``checkpoint_off_path``, actors/idempotency/store.py, docs/DESIGN.md "Durability").
+
+SQLite's automatic checkpoint writes the WAL back into the database file and fsyncs it inside the
+COMMIT that crosses 1,000 WAL pages: on a claim's commit, that order waited for it. With
+``checkpoint_off_path`` the owner checkpoints when nothing waits; a commit does only past the hard limit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from conftest import ctx, market, quote
+
+from actors.journal.sqlite import Claim, SQLiteJournal
+from protocols import OrderStatus
+
+
+def records_on_disk(path: Path) -> int:
+    """Idempotency records the database file itself holds, ignoring the WAL (``immutable=1``)."""
+    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'idempotency'").fetchone() is None:
+            return 0
+        return int(conn.execute("SELECT count(*) FROM idempotency").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def claim(i: int) -> Claim:
+    return Claim("acc", f"c-{i}", "f" * 64, "{}", "{}", "paper", 1_000.0 + i)
+
+
+def test_no_claim_commit_checkpoints_below_the_hard_limit(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    j = SQLiteJournal(path, synchronous="NORMAL", checkpoint_off_path=True)
+    n = 900  # ~2 WAL pages each: far past SQLite's own 1,000-page automatic checkpoint
+    for i in range(n):
+        j.claim_batch([claim(i)], ttl_s=3600.0)
+    assert records_on_disk(path) == 0  # all in the WAL: no commit waited for a checkpoint
+    j.checkpoint()
+    assert records_on_disk(path) == n
+    j.close()
+
+
+def test_checkpoint_waits_for_the_soft_limit_and_a_commit_checkpoints_past_the_hard_one(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(SQLiteJournal, "checkpoint_hard_limit", 8)
+    path = tmp_path / "journal.sqlite"
+    j = SQLiteJournal(path, synchronous="NORMAL", checkpoint_off_path=True)
+    for i in range(3):
+        j.claim_batch([claim(i)], ttl_s=3600.0)
+    j.checkpoint()  # 3 commits < the soft limit (64): nothing to do yet
+    assert records_on_disk(path) == 0
+    for i in range(3, 9):
+        j.claim_batch([claim(i)], ttl_s=3600.0)
+    assert records_on_disk(path) == 8  # the 8th commit since open checkpointed (the hard limit); the 9th is in the WAL
+    j.close()
+
+
+def test_the_store_checkpoints_once_idle(make_runtime, monkeypatch) -> None:
+    monkeypatch.setattr(SQLiteJournal, "checkpoint_soft_limit", 1)
+    rt = make_runtime(durable=True)
+    rt.on_market(quote())
+    for i in range(3):
+        assert rt.submit(market(f"cp-{i}"), ctx()).result(timeout=10).status is OrderStatus.FILLED
+    rt.flush()
+    assert rt.journal_path is not None
+    assert records_on_disk(rt.journal_path) >= 3  # checkpointed by the store after its completions, runtime still up
