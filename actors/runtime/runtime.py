@@ -239,7 +239,7 @@ class Runtime:
         self._subscriptions = 0
         #: instruments the runtime trades (README.md, Using it: an unknown symbol is a validation error at intake)
         self._symbols = frozenset(settings.paper.instrument_map())
-        #: a durable journal claims the intent and context as JSON: made in the sender's thread (submit)
+        #: a durable journal claims the intent and context as JSON: made in the sender's thread (submit), after the tell
         self._claims_json = bool(settings.journal.enabled)
         self._lock = threading.Lock()
         self._state_lock: StateDirLock | None = None
@@ -520,18 +520,19 @@ class Runtime:
         if isinstance(route, RouteDenied):
             deny_unrouted(SubmitOrder(intent, context, future, t0), route, self.ledger, ts=self.clock.now())
             return future
-        if self._claims_json:
-            # the claim's fingerprint and JSON, cached on the intent and context, made here where
-            # they were just built (hot in this CPU's cache) rather than in the store's thread
-            # after its wake-up: measured ~35 µs there against ~6 µs here (docs/DESIGN.md, Durability)
-            intent.fingerprint()
-            intent.journal_json()
-            context.journal_json()
         order = SubmitOrder(intent, context, future, t0, route[0], route[1])
         self._pending.add(future)
         if not tell(peers.idempotency, order):
             deny_unrouted(order, RouteDenied(ErrorCode.E_EXEC_INTERNAL, "idempotency store is not running"), peers.ledger,
                           ts=self.clock.now())
+        elif self._claims_json:
+            # the claim's fingerprint and JSON (cached on the intent and context), made here while the
+            # store's thread wakes up (tens of µs): off the order's path, where the store's thread made
+            # them cold after its wake-up (~35 µs). Should the store get there first it makes them
+            # itself; both make the same text (docs/DESIGN.md, Durability)
+            intent.fingerprint()
+            intent.journal_json()
+            context.journal_json()
         return future
 
     def _reject_input(self, future: Future, intent: Any, context: Any, message: str) -> Future:
