@@ -857,8 +857,11 @@ def bench_micro(number: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 # suite, rendering, entry point
 # --------------------------------------------------------------------------------------
-def run_suite(sizes: Sizes, state_root: Path) -> dict[str, Any]:
-    """Run every section once in this process; every section records the affinity it ran with."""
+def run_suite(sizes: Sizes, state_root: Path, only: str | None = None) -> dict[str, Any]:
+    """Run every section once in this process; every section records the affinity it ran with.
+
+    ``only="latency"``: just F, the one-sender latency rounds (journal off and as deployed) and the
+    disk's fsync floor they are judged against (section ``fsync_floor``), not the throughput runs."""
     _quiet_logging()
     suite: dict[str, Any] = {"affinity": affinity(), "pid": os.getpid(), "loadavg_start": list(os.getloadavg())}
 
@@ -880,18 +883,25 @@ def run_suite(sizes: Sizes, state_root: Path) -> dict[str, Any]:
         rounds = suite.pop("latency_rounds")
         for key, name in (("off", "latency"), ("as_deployed", "latency_as_deployed")):
             suite[name] = {**rounds[key], "affinity": rounds["affinity"], "elapsed_s": rounds["elapsed_s"]}
-        section("latency_back_to_back",
-                lambda: bench_latency(sizes.latency_n, sizes.latency_warmup, work / "lat2", drain=False))
-        section("latency_threads",
-                lambda: bench_latency(sizes.latency_n, sizes.latency_warmup, work / "lat3", drain=True, dispatch="threads"))
+        if only != "latency":
+            section("latency_back_to_back",
+                    lambda: bench_latency(sizes.latency_n, sizes.latency_warmup, work / "lat2", drain=False))
+            section("latency_threads",
+                    lambda: bench_latency(sizes.latency_n, sizes.latency_warmup, work / "lat3", drain=True, dispatch="threads"))
         f50 = suite["floor"]["p50_us"]
         for key in ("latency", "latency_as_deployed", "latency_back_to_back", "latency_threads"):
+            if key not in suite:
+                continue
             lat = suite[key]
             lat["F_p50_us"] = f50
             lat["p50_over_F"] = round(lat["p50_us"] / f50, 2)
             lat["p99_over_F"] = round(lat["p99_us"] / f50, 2)
         suite["latency"]["target_p50_over_F_max"] = 4
         suite["latency"]["target_p99_over_F_max"] = 12
+        if only == "latency":
+            section("fsync_floor", lambda: fsync_floor(work, sizes.fsync_seconds))
+            _deployed_targets(suite, suite["fsync_floor"], f50)
+            return suite
         section("throughput_8", lambda: bench_throughput_8(sizes.senders_8_per_thread, work / "tp8"))
         section("durable_64", lambda: bench_durable_64(sizes.senders_64_per_thread, work, sizes.fsync_seconds, memory_book=True))
         section("durable_64_as_deployed",
@@ -902,15 +912,19 @@ def run_suite(sizes: Sizes, state_root: Path) -> dict[str, Any]:
         st["throughput_8_senders_per_s"] = suite["throughput_8"]["runtime"]["orders_per_s"]
         st["ratio_to_8_senders"] = round(st["throughput_per_s"] / st["throughput_8_senders_per_s"], 3)
         st["target_ratio_min"] = 0.5
-        fs = suite["durable_64"]["fsync_floor"]
-        dep = suite["latency_as_deployed"]
-        dep["fsync_p50_us"], dep["fsync_p99_us"] = fs["p50_us"], fs["p99_us"]
-        dep["target_p50_us_max"] = round(fs["p50_us"] + 4 * f50, 1)
-        dep["target_p99_us_max"] = round(2 * fs["p99_us"] + 12 * f50, 1)
+        _deployed_targets(suite, suite["durable_64"]["fsync_floor"], f50)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    suite["loadavg_end"] = list(os.getloadavg())
+        suite["loadavg_end"] = list(os.getloadavg())
     return suite
+
+
+def _deployed_targets(suite: dict[str, Any], fs: dict[str, Any], f50: float) -> None:
+    """The as-deployed one-sender targets from the run's fsync floor and F (µs)."""
+    dep = suite["latency_as_deployed"]
+    dep["fsync_p50_us"], dep["fsync_p99_us"] = fs["p50_us"], fs["p99_us"]
+    dep["target_p50_us_max"] = round(fs["p50_us"] + 4 * f50, 1)
+    dep["target_p99_us_max"] = round(2 * fs["p99_us"] + 12 * f50, 1)
 
 
 def _meta(args: argparse.Namespace, state_root: Path) -> dict[str, Any]:
@@ -965,8 +979,7 @@ def _not_filled(run: dict[str, Any]) -> str:
 
 def rows_for(run: dict[str, Any]) -> list[tuple[str, str, str]]:
     """``(figure, value, target)`` rows of one suite (value strings with their pass marks)."""
-    fl, lat, b2b = run["floor"], run["latency"], run["latency_back_to_back"]
-    tp, du, mi = run["throughput_8"], run["durable_64"], run["micro"]
+    fl, lat = run["floor"], run["latency"]
     rows = [
         ("affinity", ",".join(map(str, run["affinity"])), ""),
         ("load average 1 min, start → end", f"{run['loadavg_start'][0]:.2f} → {run['loadavg_end'][0]:.2f}", "(info)"),
@@ -998,6 +1011,13 @@ def rows_for(run: dict[str, Any]) -> list[tuple[str, str, str]]:
              "≤ 2·fsync p99 + 12·F"),
             ("  p50 / F, p99 / F", f"{_fmt(dep['p50_over_F'], 2)}, {_fmt(dep['p99_over_F'], 2)}", ""),
         ]
+    if "fsync_floor" in run:  # a latency-only run (--only latency) measures the floor itself
+        fs = run["fsync_floor"]
+        rows.append(("fsync floor (fsyncs/s, p50 / p99 µs)",
+                     f"{_fmt(fs['fsyncs_per_s'])}, {_fmt(fs['p50_us'])} / {_fmt(fs['p99_us'])}", "(info)"))
+    if "throughput_8" not in run:
+        return rows
+    b2b, tp, du, mi = run["latency_back_to_back"], run["throughput_8"], run["durable_64"], run["micro"]
     rows += [
         ("E2E back-to-back p50 / p99 (µs)", f"{_fmt(b2b['p50_us'])} / {_fmt(b2b['p99_us'])}", ""),
         ("  p50 / F, p99 / F", f"{_fmt(b2b['p50_over_F'], 2)}, {_fmt(b2b['p99_over_F'], 2)}", ""),
@@ -1111,6 +1131,8 @@ def _child(args: argparse.Namespace, pinned: bool, cpu: int | None, out: Path, s
     cmd += ["--pin", str(cpu)] if pinned else ["--no-pin"]
     if args.quick:
         cmd.append("--quick")
+    if args.only:
+        cmd += ["--only", args.only]
     _progress(f"subprocess: {' '.join(cmd[1:])}")
     proc = subprocess.run(cmd, cwd=_HERE.parent, timeout=3600)
     if proc.returncode != 0:
@@ -1136,6 +1158,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=None, help="parent dir for durable runs (default: temp dir)")
     parser.add_argument("--show", type=Path, metavar="JSON", help="print the table of an earlier results file; run nothing")
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown instead of a rich table")
+    parser.add_argument("--only", choices=["latency"], default=None,
+                        help="latency: only F, the one-sender figures (journal off and as deployed, 3 interleaved runs each) "
+                             "and the fsync floor they are judged against (~1 min)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -1163,7 +1188,7 @@ def main(argv: list[str] | None = None) -> int:
             runs["pinned"] = _child(args, True, cpu, Path(tmp) / "pinned.json", state_root)
     else:
         name = "pinned" if args.pin is not None else "unpinned"
-        runs = {name: run_suite(sizes, state_root)}
+        runs = {name: run_suite(sizes, state_root, args.only)}
 
     results = {"meta": meta, "runs": runs}
     args.output.parent.mkdir(parents=True, exist_ok=True)
