@@ -1,17 +1,23 @@
 """The idempotency-store actor: persist-before-submit and duplicate detection (docs/DESIGN.md, Durability).
 
-Key: ``(account_id, client_order_id)``; fingerprint: ``OrderIntent.fingerprint()``.
+The one owner of duplicate client order ids (docs/DESIGN.md "Who owns what"): nothing after it
+checks them again. Key: ``(account_id, client_order_id)``; fingerprint:
+``OrderIntent.fingerprint()``; and across every account (and, on PostgreSQL, every process) a
+``client_order_id`` belongs to one account only, since a venue sees the id (FIX ClOrdID, tag 11)
+and not the account.
 
-================================  ==============================================
-seen before?                      answer
-================================  ==============================================
-no (or COMPLETED past its TTL)    record committed IN_PROGRESS, order goes on
-same fingerprint, COMPLETED       cached report, ``replay=True``; venue not called
-same fingerprint, IN_PROGRESS     E_EXEC_DUPLICATE_IN_FLIGHT
+==================================  ==============================================
+seen before?                        answer
+==================================  ==============================================
+no (or COMPLETED past its TTL)      record committed IN_PROGRESS, order goes on
+same fingerprint, COMPLETED         cached report, ``replay=True``; venue not called
+same fingerprint, IN_PROGRESS       E_EXEC_DUPLICATE_IN_FLIGHT
   or UNKNOWN
-different fingerprint             E_EXEC_IDEMPOTENCY_CONFLICT
-journal write fails               E_EXEC_PERSISTENCE, nothing sent (fail closed)
-================================  ==============================================
+different fingerprint               E_EXEC_IDEMPOTENCY_CONFLICT
+the id is another account's         E_EXEC_IDEMPOTENCY_CONFLICT ("held by another
+  (any status)                        account"; which one is not said)
+journal write fails                 E_EXEC_PERSISTENCE, nothing sent (fail closed)
+==================================  ==============================================
 
 **Group commit.** Claims and completions are collected and committed together when the
 inbox runs empty (or ``group_commit_max`` is reached): every claim that arrived while the
@@ -286,6 +292,11 @@ class IdempotencyStoreActor(FlowActor):
                 self.conflicts += 1
                 self._deny(order, ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT,
                            f"client_order_id '{order.client_order_id}' was already used for a different intent", duplicate=True)
+            elif outcome == "OTHER_ACCOUNT":
+                self.conflicts += 1
+                self._deny(order, ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT,
+                           f"client_order_id '{order.client_order_id}' is held by another account; a venue sees the id, "
+                           "not the account, so an id is used by one account only: use a new id", duplicate=True)
             else:
                 self.in_flight_denials += 1
                 self._deny(order, ErrorCode.E_EXEC_DUPLICATE_IN_FLIGHT,

@@ -13,12 +13,14 @@ embedded default. Two pieces:
   SQLite journal's semantics (module table in ``actors/journal/sqlite.py``), across processes.
 
 Claims (exactly once across processes). ``claim_batch`` is one transaction (group commit):
-``INSERT … ON CONFLICT (account_id, client_order_id) DO NOTHING RETURNING`` decides every new
-key at once; the keys that existed are then read ``FOR UPDATE`` (so a concurrent reclaim of an
-expired record waits) and decided in list order exactly as SQLite does: REPLAY, CONFLICT,
-IN_FLIGHT, or EXPIRED_RECLAIMED (an UPDATE). Two processes inserting the same key: the second
-INSERT waits for the first transaction and then sees its row, so exactly one gets CLAIMED.
-Keys are locked in sorted order, so two overlapping batches cannot deadlock.
+``INSERT … ON CONFLICT DO NOTHING RETURNING`` decides every new id at once; the ids that existed
+are then read ``FOR UPDATE`` under every account (so a concurrent reclaim of an expired record
+waits) and decided in list order exactly as SQLite does: REPLAY, CONFLICT, IN_FLIGHT,
+EXPIRED_RECLAIMED (an UPDATE) or OTHER_ACCOUNT. One account per id holds across processes by the
+unique index ``idempotency_one_account`` (migration 0005): two processes inserting one id, under
+one account or two, conflict on it; the second INSERT waits for the first transaction and then
+sees its row, so exactly one gets CLAIMED. Rows are locked in ``(client_order_id, account_id)``
+order by every transaction that locks several, so two overlapping batches cannot deadlock.
 
 Ownership. Every record carries the ``owner_id`` of the process that claimed it. An owner's
 lease (``owners.lease_until``, on the server's clock) is renewed every ``lease_s / 3`` seconds;
@@ -345,59 +347,70 @@ class PostgresJournal:
         claims = _typed_items("claims", claims, Claim)
         if not claims:
             return []
-        firsts: dict[tuple[str, str], Claim] = {}
+        # the first claim of each client_order_id (in list order) is the one inserted: one account per id
+        firsts: dict[str, Claim] = {}
         for c in claims:
-            firsts.setdefault((c.account_id, c.client_order_id), c)
+            firsts.setdefault(c.client_order_id, c)
         owner = self.owner_id
 
         def body(conn: Any) -> tuple[list[ClaimResult], int]:
             inserted: set[tuple[str, str]] = set()
-            existing: dict[tuple[str, str], IdempotencyRecord] = {}
+            #: client_order_id → account_id → the record that existed (every account's, locked)
+            held: dict[str, dict[str, IdempotencyRecord]] = {}
             todo = sorted(firsts)
-            for _ in range(5):  # a key released by another process between our INSERT and SELECT: insert again
+            for _ in range(5):  # an id released by another process between our INSERT and SELECT: insert again
                 batch = [firsts[k] for k in todo]
+                # a conflict on the key or on the one-account index (idempotency_one_account, migration 0005)
+                # inserts nothing: a second INSERT of an id waits for the first transaction, then sees its row;
+                # an id that records from before the rule hold under several accounts is never inserted beside them
                 rows = conn.execute(
                     "INSERT INTO flowroute.idempotency (account_id, client_order_id, fingerprint, status, report_json, "
                     "created_at, updated_at, intent_json, context_json, adapter_id, owner_id) "
                     "SELECT a, k, f, 'IN_PROGRESS', NULL, t, t, i, x, d, %s FROM unnest("
                     "%s::text[], %s::text[], %s::text[], %s::float8[], %s::text[], %s::text[], %s::text[]) "
-                    "AS u(a, k, f, t, i, x, d) ORDER BY a, k "
-                    "ON CONFLICT (account_id, client_order_id) DO NOTHING RETURNING account_id, client_order_id",
+                    "AS u(a, k, f, t, i, x, d) WHERE NOT EXISTS (SELECT 1 FROM flowroute.idempotency o "
+                    "WHERE o.client_order_id = u.k AND o.legacy_account <> '') ORDER BY k "
+                    "ON CONFLICT DO NOTHING RETURNING account_id, client_order_id",
                     (owner, [c.account_id for c in batch], [c.client_order_id for c in batch],
                      [c.fingerprint for c in batch], [c.now for c in batch], [c.intent_json for c in batch],
                      [c.context_json for c in batch], [c.adapter_id for c in batch])).fetchall()
                 inserted.update((a, k) for a, k in rows)
-                rest = [k for k in todo if k not in inserted]
+                rest = [k for k in todo if (firsts[k].account_id, k) not in inserted]
                 if not rest:
                     break
                 for r in conn.execute(
-                        f"SELECT {_REC_COLS} FROM flowroute.idempotency WHERE (account_id, client_order_id) IN "
-                        "(SELECT * FROM unnest(%s::text[], %s::text[])) ORDER BY account_id, client_order_id FOR UPDATE",
-                        ([a for a, _ in rest], [k for _, k in rest])):
-                    existing[(r[0], r[1])] = IdempotencyRecord(*r)
-                todo = [k for k in rest if k not in existing]
+                        f"SELECT {_REC_COLS} FROM flowroute.idempotency WHERE client_order_id = ANY(%s) "
+                        "ORDER BY client_order_id, account_id FOR UPDATE", (rest,)):
+                    held.setdefault(r[1], {})[r[0]] = IdempotencyRecord(*r)
+                todo = [k for k in rest if k not in held]
                 if not todo:
                     break
             else:
                 raise JournalError("claim_batch: keys kept disappearing under concurrent releases; try again")
             out: list[ClaimResult] = []
-            current: dict[tuple[str, str], IdempotencyRecord] = dict(existing)
             reclaims: list[Claim] = []
             for c in claims:
-                key = (c.account_id, c.client_order_id)
-                # a key this batch inserted has no record before its first claim (CLAIMED)
-                result = _decide_claim(c, current.get(key), ttl)
+                accounts = held.setdefault(c.client_order_id, {})
+                if (c.account_id, c.client_order_id) in inserted and c.account_id not in accounts:
+                    # the first claim of an id this batch inserted: no record before it (CLAIMED)
+                    result = _decide_claim(c, None, ttl)
+                else:
+                    old = accounts.get(c.account_id)
+                    other = next((accounts[a] for a in sorted(accounts) if a != c.account_id), None)
+                    if old is None and other is None:  # an id nobody held was inserted above; a held one was read
+                        raise JournalError(f"claim_batch: no record of {c.client_order_id!r} after claiming it; try again")
+                    result = _decide_claim(c, old, ttl, other)
                 if result.outcome == "EXPIRED_RECLAIMED":
                     reclaims.append(c)
                 if result.outcome in ("CLAIMED", "EXPIRED_RECLAIMED"):
-                    current[key] = result.record
+                    accounts[c.account_id] = result.record
                 out.append(result)
             if reclaims:
                 with conn.cursor() as cur:
                     cur.executemany(
                         "UPDATE flowroute.idempotency SET fingerprint = %s, status = 'IN_PROGRESS', report_json = NULL, "
                         "created_at = %s, updated_at = %s, intent_json = %s, context_json = %s, adapter_id = %s, "
-                        "owner_id = %s WHERE account_id = %s AND client_order_id = %s",
+                        "owner_id = %s, legacy_account = '' WHERE account_id = %s AND client_order_id = %s",
                         [(c.fingerprint, c.now, c.now, c.intent_json, c.context_json, c.adapter_id, owner,
                           c.account_id, c.client_order_id) for c in reclaims])
             return out, len(inserted) + len(reclaims)
@@ -418,7 +431,7 @@ class PostgresJournal:
         # rows are locked in key order, as claim batches lock them: a completion batch and another
         # process's claim batch that share keys (fleet-wide ids) never deadlock. The sort is stable,
         # so two completions of one key still apply in the order given.
-        ordered = sorted(items, key=lambda c: (c.account_id, c.client_order_id))
+        ordered = sorted(items, key=lambda c: (c.client_order_id, c.account_id))
 
         def body(conn: Any) -> tuple[int, int]:
             n = 0
@@ -462,7 +475,7 @@ class PostgresJournal:
         def body(conn: Any) -> tuple[int, int]:
             conn.execute(  # locked in key order first, as claim batches lock them (no deadlock)
                 "SELECT 1 FROM flowroute.idempotency WHERE (account_id, client_order_id) IN "
-                "(SELECT * FROM unnest(%s::text[], %s::text[])) ORDER BY account_id, client_order_id FOR UPDATE",
+                "(SELECT * FROM unnest(%s::text[], %s::text[])) ORDER BY client_order_id, account_id FOR UPDATE",
                 ([a for a, _ in items], [k for _, k in items]))
             n = conn.execute(
                 "DELETE FROM flowroute.idempotency WHERE status = 'IN_PROGRESS' AND (account_id, client_order_id) IN "
@@ -517,7 +530,7 @@ class PostgresJournal:
             if not dead and not mine:
                 return (0, [], []), 0
             conn.execute("SELECT 1 FROM flowroute.idempotency WHERE owner_id = ANY(%s) "
-                         "ORDER BY account_id, client_order_id FOR UPDATE", (dead + mine,))
+                         "ORDER BY client_order_id, account_id FOR UPDATE", (dead + mine,))
             n = conn.execute(
                 "UPDATE flowroute.idempotency SET status = 'UNKNOWN', updated_at = %s "
                 "WHERE status = 'IN_PROGRESS' AND owner_id = ANY(%s)", (t, dead + mine)).rowcount

@@ -28,7 +28,18 @@ commit: one fsync for the whole batch) with these outcomes, checked in this orde
 ``REPLAY``                    same fingerprint, COMPLETED: answer with the cached report
 ``IN_FLIGHT``                 same fingerprint, IN_PROGRESS or UNKNOWN
                               (E_EXEC_DUPLICATE_IN_FLIGHT)
+``OTHER_ACCOUNT``             no live record for this key, but another account holds a record
+                              of the same ``client_order_id`` (any status): nothing is written
+                              (E_EXEC_IDEMPOTENCY_CONFLICT; a venue sees the id, ClOrdID, not
+                              the account, so it would see one id twice)
 ============================  ================================================================
+
+One account per id: the key is ``(account_id, client_order_id)`` (replay, conflict and in flight
+are per key), and across the whole journal a ``client_order_id`` is held by at most one account.
+A new claim, and a reclaim of an expired record, of an id that another account holds is
+``OTHER_ACCOUNT``. Journals written before this rule may hold one id under several accounts:
+those records stay as they were and each still answers its own key (replay, conflict, in
+flight); none of them can be claimed again while another account's record of the id exists.
 
 Claims are decided in list order inside the transaction, so the second of two claims with
 the same key in one batch sees the first one's record (IN_FLIGHT or CONFLICT). The TTL is
@@ -93,7 +104,7 @@ __all__ = [
 SCHEMA_VERSION: Final = 1
 
 IdempotencyStatus = Literal["IN_PROGRESS", "COMPLETED", "UNKNOWN"]
-ClaimOutcome = Literal["CLAIMED", "REPLAY", "CONFLICT", "IN_FLIGHT", "EXPIRED_RECLAIMED"]
+ClaimOutcome = Literal["CLAIMED", "REPLAY", "CONFLICT", "IN_FLIGHT", "EXPIRED_RECLAIMED", "OTHER_ACCOUNT"]
 Synchronous = Literal["FULL", "NORMAL", "OFF"]
 
 _STATUSES: Final = frozenset({"IN_PROGRESS", "COMPLETED", "UNKNOWN"})
@@ -236,7 +247,8 @@ class ClaimResult:
     """The outcome of one :class:`Claim` (frozen).
 
     ``record``: for CLAIMED and EXPIRED_RECLAIMED the new IN_PROGRESS record; for REPLAY,
-    CONFLICT and IN_FLIGHT the existing record (REPLAY carries ``report_json``).
+    CONFLICT and IN_FLIGHT the existing record (REPLAY carries ``report_json``); for
+    OTHER_ACCOUNT the other account's record of the id (never shown to the claimant).
     ``previous``: for EXPIRED_RECLAIMED the expired record that was replaced, else None.
     """
 
@@ -463,6 +475,12 @@ class JournalStore(Protocol):
 # SQLite implementation
 # ---------------------------------------------------------------------------
 
+#: a client_order_id's records under every account (one account per id: ``OTHER_ACCOUNT``). Not
+#: UNIQUE: a journal from before the rule may hold an id under several accounts, and creating the
+#: index must never fail on it; one process writes a SQLite journal, and its claim transactions
+#: (BEGIN IMMEDIATE) check the rule one at a time. Created at every open when missing.
+_SQL_BY_ID_INDEX = "CREATE INDEX IF NOT EXISTS idempotency_by_id ON idempotency (client_order_id)"
+
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS meta (
         key TEXT PRIMARY KEY,
@@ -482,6 +500,7 @@ _SCHEMA = (
         PRIMARY KEY (account_id, client_order_id)
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS idempotency_unresolved ON idempotency (created_at) WHERE status != 'COMPLETED'",
+    _SQL_BY_ID_INDEX,
     """CREATE TABLE IF NOT EXISTS order_events (
         id INTEGER PRIMARY KEY,
         seq INTEGER NOT NULL,
@@ -533,6 +552,8 @@ _REC_COLS = (
     "intent_json, context_json, adapter_id"
 )
 _SQL_GET = f"SELECT {_REC_COLS} FROM idempotency WHERE account_id = ? AND client_order_id = ?"
+#: every account's record of one client_order_id (index ``idempotency_by_id``)
+_SQL_GET_ID = f"SELECT {_REC_COLS} FROM idempotency WHERE client_order_id = ?"
 _SQL_INSERT = f"INSERT INTO idempotency ({_REC_COLS}) VALUES (?, ?, ?, 'IN_PROGRESS', NULL, ?, ?, ?, ?, ?)"
 _SQL_RECLAIM = (
     "UPDATE idempotency SET fingerprint = ?, status = 'IN_PROGRESS', report_json = NULL, created_at = ?, "
@@ -579,10 +600,14 @@ def _dec(value: Decimal) -> str:
     return format(value, "f")
 
 
-def _decide_claim(c: Claim, old: IdempotencyRecord | None, ttl_s: float | None) -> ClaimResult:
+def _decide_claim(c: Claim, old: IdempotencyRecord | None, ttl_s: float | None,
+                  other: IdempotencyRecord | None = None) -> ClaimResult:
     """The outcome table of the module docstring for one claim, given the key's current record
-    (None: no record); every backend decides by it and then writes what it says (a new
+    (None: no record) and a record of the same client_order_id under another account (None: no
+    other account holds it); every backend decides by it and then writes what it says (a new
     IN_PROGRESS record for CLAIMED and EXPIRED_RECLAIMED, nothing otherwise)."""
+    if other is not None and (old is None or old.is_expired(c.now, ttl_s)):
+        return ClaimResult("OTHER_ACCOUNT", other)  # one account per id: nothing is written
     if old is None:
         return ClaimResult("CLAIMED", _new_record(c))
     if old.is_expired(c.now, ttl_s):
@@ -837,6 +862,8 @@ class SQLiteJournal:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'idempotency_by_id'").fetchone() is None:
+            conn.execute(_SQL_BY_ID_INDEX)  # one statement: its own transaction
         if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'order_archive'").fetchone() is None:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -991,8 +1018,13 @@ class SQLiteJournal:
             out: list[ClaimResult] = []
             rows = 0
             for c in claims:
-                row = conn.execute(_SQL_GET, (c.account_id, c.client_order_id)).fetchone()
-                result = _decide_claim(c, None if row is None else _record(row), ttl)
+                old = other = None
+                for row in conn.execute(_SQL_GET_ID, (c.client_order_id,)):
+                    if row[0] == c.account_id:
+                        old = _record(row)
+                    elif other is None:
+                        other = _record(row)
+                result = _decide_claim(c, old, ttl, other)
                 if result.outcome == "CLAIMED":
                     conn.execute(_SQL_INSERT, (c.account_id, c.client_order_id, c.fingerprint, c.now, c.now,
                                                c.intent_json, c.context_json, c.adapter_id))
@@ -1276,6 +1308,8 @@ class MemoryJournal:
         self._records: dict[tuple[str, str], IdempotencyRecord] = {}
         self._faults = InjectedFailures()
         self._stats = TxnStats()
+        #: client_order_id → the account holding a record of it (one account per id: OTHER_ACCOUNT)
+        self._accounts: dict[str, str] = {}
 
     def inject_failure(self, n: int = 1) -> None:
         """Make the next ``n`` write batches raise :class:`JournalError` (tests)."""
@@ -1296,9 +1330,12 @@ class MemoryJournal:
         records = self._records
         for c in claims:
             key = (c.account_id, c.client_order_id)
-            result = _decide_claim(c, records.get(key), ttl_s)
+            holder = self._accounts.get(c.client_order_id)  # a memory journal never holds an id twice
+            other = records[(holder, c.client_order_id)] if holder is not None and holder != c.account_id else None
+            result = _decide_claim(c, records.get(key), ttl_s, other)
             if result.outcome in ("CLAIMED", "EXPIRED_RECLAIMED"):
                 records[key] = result.record
+                self._accounts[c.client_order_id] = c.account_id
             out.append(result)
         return out
 
@@ -1333,6 +1370,7 @@ class MemoryJournal:
             record = self._records.get((account_id, client_order_id))
             if record is not None and record.status == "IN_PROGRESS":
                 del self._records[(account_id, client_order_id)]
+                del self._accounts[client_order_id]
                 released += 1
         return released
 

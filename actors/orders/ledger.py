@@ -615,10 +615,9 @@ class LedgerActor(FlowActor):
             self._submit_child(order)
             return
         existing = self._orders.get(intent.client_order_id)
-        if existing is not None and (existing.account_id != account_id
-                                     or (not existing.status.is_terminal and existing.status is not OrderStatus.UNKNOWN)):
-            self._deny_stage(order, ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT,
-                             f"client_order_id '{intent.client_order_id}' is already used by another order", record=False)
+        if existing is not None and (existing.account_id != account_id or not existing.status.is_terminal):
+            # duplicate ids are the idempotency store's alone to refuse; one reaching here is our bug
+            self._id_invariant_broken(order, existing)
             return
         touch = self._touch.get(intent.symbol)
         instrument = self._instruments.get(intent.symbol)
@@ -717,6 +716,18 @@ class LedgerActor(FlowActor):
             self._risk.release(book, intent.client_order_id)
             self._deny_stage(order, ErrorCode.E_EXEC_NO_ADAPTER, "circuit breaker actor unavailable", record=True)
         # the RESERVED row and audit line go with the next batch (the order's outcome always comes: every venue call has a timeout)
+
+    def _id_invariant_broken(self, order: SubmitOrder, existing: OrderRecord) -> None:
+        """Internal invariant, not a user-facing check: the idempotency store, the one owner of
+        duplicate client order ids, claimed an id this ledger holds for another account or for an
+        order still open. Logged as an error and DENIED E_EXEC_INTERNAL (nothing sent; the open
+        order is untouched), never answered as a duplicate."""
+        logger.error("internal invariant broken: client_order_id {} was claimed ({}) while the ledger holds it "
+                     "for {} in {}; denied E_EXEC_INTERNAL", order.client_order_id, order.account_id,
+                     "another account" if existing.account_id != order.account_id else "an open order", existing.status.value)
+        self._deny_stage(order, ErrorCode.E_EXEC_INTERNAL,
+                         f"internal error: client_order_id '{order.client_order_id}' was claimed while the ledger holds it; "
+                         "nothing was sent", record=False)
 
     def _deny_risk(self, order: SubmitOrder, rec: OrderRecord, rule: str, reason: str) -> None:
         """DENIED by a risk rule or a pre-trade hook: E_EXEC_RISK_DENIED, counted as ``risk:<rule>``."""

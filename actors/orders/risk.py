@@ -7,19 +7,22 @@ from :class:`RiskDecision`); cancels never come here, so they always pass.
 
 Rules, in the order they are checked (the first failing one names the denial):
 
-1. ``duplicate``: a reservation for (account, client_order_id) is still held.
-2. ``trading_halted``: state HALTED denies every new order (the kill switch).
-3. ``reduce_only``: state REDUCING admits only an order on the side opposite the position
+1. ``trading_halted``: state HALTED denies every new order (the kill switch).
+2. ``reduce_only``: state REDUCING admits only an order on the side opposite the position
    whose quantity, plus the open quantity of this account's other reducing orders in that
    symbol, is at most ``|position|`` (it reduces and can never flip the position).
-4. ``no_market_price``: a MARKET order needs a touch (or a quote for another symbol was given).
-5. ``slippage``: a LIMIT BUY more than ``slippage_bps`` above the ask (a SELL below the bid)
+3. ``no_market_price``: a MARKET order needs a touch (or a quote for another symbol was given).
+4. ``slippage``: a LIMIT BUY more than ``slippage_bps`` above the ask (a SELL below the bid)
    is capped to the bound (``slippage_action="cap"``; with ``tick_size`` the cap is rounded
    to a tick toward the market) or denied (``"deny"``). Without a touch the guard is skipped
    (a limit order bounds its own price).
-6. ``min_notional`` / ``max_notional`` at the worst-case price: LIMIT at its (possibly
+5. ``min_notional`` / ``max_notional`` at the worst-case price: LIMIT at its (possibly
    capped) limit price; MARKET BUY at ``ask * (1 + slippage_bps/1e4)``, MARKET SELL at the bid.
-7. ``budget``: ``reserved + spent + notional > budget`` denies.
+6. ``budget``: ``reserved + spent + notional > budget`` denies.
+
+Duplicate client order ids are not a risk rule: the idempotency store owns them
+(``actors/idempotency/store.py``), and the ledger sends risk one intent per id. A second
+reservation for a key that holds one is a caller's bug: ``ValueError``, nothing changed.
 
 Budget model (decided and documented): the budget caps the gross notional an account
 commits, reserved plus filled, in quote currency. **Both sides reserve** their worst-case
@@ -361,12 +364,15 @@ class RiskEngine:
         ``position_qty`` the account's signed net position in the symbol (base units);
         ``tick_size`` (optional) rounds a capped limit price to a tick toward the market.
         Never raises for a business denial: returns a :class:`RiskDecision` naming the rule.
-        On approval the reservation is held until :meth:`release`.
+        On approval the reservation is held until :meth:`release`. Raises ``ValueError`` when
+        (``account_id``, ``intent.client_order_id``) already holds a reservation (duplicate ids
+        are the idempotency store's to refuse, before risk; see the module docstring).
         """
         key = (account_id, intent.client_order_id)
         side, qty = intent.side, intent.quantity
         if key in self._res:
-            return self._deny("duplicate", f"order {intent.client_order_id} already holds a reservation")
+            raise ValueError(f"order {intent.client_order_id} already holds a reservation (one intent per id: "
+                             "the idempotency store refuses duplicates before risk)")
         state = self._state
         if state is _HALTED:
             return self._deny("trading_halted", "trading is HALTED; new orders are denied")

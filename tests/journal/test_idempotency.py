@@ -77,18 +77,65 @@ def test_repeat_after_completion_is_a_replay_and_the_venue_saw_it_once(paper_rt)
     assert journal_row(rt, "acc-1", "idem-1")[0] == "COMPLETED"
 
 
-def test_same_id_in_another_account_is_another_key(paper_rt) -> None:
-    rt = paper_rt
+def _another_accounts_id_is_refused_by_the_store(rt) -> None:
     a = rt.submit(market("idem-acct"), ctx(account="acc-1")).result(timeout=5)
-    b = rt.submit(market("idem-acct"), ctx(account="acc-2")).result(timeout=5)
-    assert a.status is OrderStatus.FILLED and not a.replay
-    # the key differs, so this is no replay; but a venue knows the id already, so it is never sent again
-    assert not b.replay
-    assert b.status is OrderStatus.DENIED and b.error.code is ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT
+    resting = rt.submit(limit("idem-open", price="30000"), ctx(account="acc-1")).result(timeout=5)
+    assert a.status is OrderStatus.FILLED and not a.replay and resting.status is OrderStatus.ACCEPTED
+    for coid in ("idem-acct", "idem-open"):  # an id another account holds, whatever its order's status
+        b = rt.submit(market(coid), ctx(account="acc-2")).result(timeout=5)
+        # the key differs, so this is no replay; but a venue knows the id already, so it is never sent again
+        assert not b.replay
+        assert b.status is OrderStatus.DENIED and b.error.code is ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT
+        assert "held by another account" in b.error.message and "acc-1" not in b.error.message
     rt.flush()
-    assert rt.venue("paper").submission_counts() == {"idem-acct": 1}
+    assert rt.stats()["journal"]["conflicts"] == 2  # the idempotency store refused them, the one owner
+    assert rt.venue("paper").submission_counts() == {"idem-acct": 1, "idem-open": 1}
     assert rt.venue("paper").duplicate_submissions() == 0
     assert rt.order("idem-acct").account_id == "acc-1"
+    assert rt.order("idem-open").account_id == "acc-1" and rt.order("idem-open").status is OrderStatus.ACCEPTED
+    # the holder's own replay is unchanged
+    assert rt.submit(market("idem-acct"), ctx(account="acc-1")).result(timeout=5).replay is True
+
+
+def test_an_id_another_account_holds_is_refused_by_the_store(paper_rt) -> None:
+    _another_accounts_id_is_refused_by_the_store(paper_rt)
+
+
+def test_an_id_another_account_holds_is_refused_with_the_journal_off(settings_factory) -> None:
+    """The memory journal (journal.enabled = false) keeps one account per id too (run once: the
+    module's ``make_runtime`` runs per durable backend)."""
+    from actors import Runtime
+
+    rt = Runtime.start(settings_factory(durable=False))
+    try:
+        rt.on_market(quote())
+        _another_accounts_id_is_refused_by_the_store(rt)
+    finally:
+        rt.stop(timeout=5.0)
+
+
+def test_the_ledger_keeps_only_an_internal_guard_for_ids(paper_rt) -> None:
+    """The ledger is no second owner of duplicate ids: an order that reaches it around the store
+    (a bug) for an id it holds open is refused E_EXEC_INTERNAL, not as a duplicate, and the open
+    order is untouched; nothing is sent."""
+    from concurrent.futures import Future
+
+    from actors.kernel.base import tell
+    from actors.orders.messages import SubmitOrder
+
+    rt = paper_rt
+    assert rt.submit(limit("idem-guard", price="30000"), ctx()).result(timeout=5).status is OrderStatus.ACCEPTED
+    peers = rt._view.current()
+    adapter_id, breaker = peers.routes.lookup("paper")
+    reply: Future = Future()
+    assert tell(rt.ledger, SubmitOrder(limit("idem-guard", price="30000"), ctx(account="acc-2"), reply, 0, adapter_id, breaker))
+    report = reply.result(timeout=5)
+    assert report.status is OrderStatus.DENIED and report.error.code is ErrorCode.E_EXEC_INTERNAL
+    assert "idem-guard" in report.error.message
+    rt.flush()
+    order = rt.order("idem-guard")
+    assert (order.account_id, order.status) == ("acc-1", OrderStatus.ACCEPTED)
+    assert rt.venue("paper").submission_counts() == {"idem-guard": 1}
 
 
 def test_different_intent_same_key_is_a_conflict(paper_rt) -> None:

@@ -24,6 +24,7 @@ from actors.journal.sqlite import (
     FillRow,
     JournalError,
     JournalStore,
+    MemoryJournal,
     OrderEventRow,
     SQLiteJournal,
 )
@@ -41,9 +42,10 @@ def mode_of(path: Path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def journal(request, tmp_path: Path):
-    """The same contract over both backends: a SQLite file, and a fresh PostgreSQL database."""
+def _open_journal(request, tmp_path: Path):
+    if request.param == "memory":
+        yield MemoryJournal()
+        return
     if request.param == "sqlite":
         j = SQLiteJournal(tmp_path / "journal.db")
         yield j
@@ -56,6 +58,18 @@ def journal(request, tmp_path: Path):
     yield j
     j.close()
     backend.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal(request, tmp_path: Path):
+    """The same contract over both backends: a SQLite file, and a fresh PostgreSQL database."""
+    yield from _open_journal(request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "memory"])
+def any_journal(request, tmp_path: Path):
+    """Both durable backends and the memory journal a runtime with the journal off uses."""
+    yield from _open_journal(request, tmp_path)
 
 
 # ---------------------------------------------------------------------------
@@ -144,6 +158,74 @@ def test_duplicates_inside_one_batch_are_resolved_in_order(journal: SQLiteJourna
     assert [r.outcome for r in results] == ["CLAIMED", "IN_FLIGHT", "CONFLICT", "CLAIMED"]
     assert journal.stats().batches == 1
     assert journal.stats().rows == 2
+
+
+# ---------------------------------------------------------------------------
+# one account per client_order_id (the idempotency store is the one owner of duplicate ids)
+# ---------------------------------------------------------------------------
+
+
+def test_an_id_another_account_holds_is_refused_whatever_its_status(any_journal) -> None:
+    j = any_journal
+    j.claim_batch([claim("busy"), claim("done"), claim("amb"), claim("old")], ttl_s=TTL)
+    j.complete("acc-1", "done", "COMPLETED", "{}", now=1000.0)
+    j.complete("acc-1", "old", "COMPLETED", "{}", now=1000.0)
+    j.mark_unknown("acc-1", "amb", now=1000.0)
+    later = 1000.0 + TTL + 1  # "old" has expired for acc-1's own replays; acc-1 still holds the id
+    results = j.claim_batch([claim(k, now=later, account="acc-2") for k in ("busy", "done", "amb", "old")], ttl_s=TTL)
+    assert [r.outcome for r in results] == ["OTHER_ACCOUNT"] * 4
+    assert all(r.record.account_id == "acc-1" for r in results)
+    for k in ("busy", "done", "amb", "old"):
+        assert j.get("acc-2", k) is None  # nothing written for the refused account
+    # the holder's own semantics are untouched: replay, in flight, and its own reclaim after the TTL
+    own = j.claim_batch([claim("done", now=1001.0), claim("busy", now=1001.0), claim("old", fp="fp-b", now=later)], ttl_s=TTL)
+    assert [r.outcome for r in own] == ["REPLAY", "IN_FLIGHT", "EXPIRED_RECLAIMED"]
+
+
+def test_one_batch_with_one_id_under_two_accounts_claims_it_once(any_journal) -> None:
+    j = any_journal
+    results = j.claim_batch([claim("x", account="acc-2"), claim("x", account="acc-1"), claim("x", account="acc-2")], ttl_s=TTL)
+    assert [r.outcome for r in results] == ["CLAIMED", "OTHER_ACCOUNT", "IN_FLIGHT"]
+    assert j.get("acc-2", "x") is not None and j.get("acc-1", "x") is None
+
+
+def test_a_released_id_may_be_claimed_by_another_account(any_journal) -> None:
+    """Release means the order provably never left: the id is free again, for any account."""
+    j = any_journal
+    j.claim_batch([claim("r")], ttl_s=TTL)
+    assert j.claim_batch([claim("r", account="acc-2")], ttl_s=TTL)[0].outcome == "OTHER_ACCOUNT"
+    assert j.release("acc-1", "r") is True
+    assert j.claim_batch([claim("r", account="acc-2")], ttl_s=TTL)[0].outcome == "CLAIMED"
+    assert j.claim_batch([claim("r")], ttl_s=TTL)[0].outcome == "OTHER_ACCOUNT"
+
+
+def test_a_journal_holding_an_id_under_two_accounts_opens_and_keeps_each_key(tmp_path: Path) -> None:
+    """A journal written before the one-account rule may hold an id under several accounts: it opens
+    (the new index is not UNIQUE), each old record still answers its own key, and nobody claims the
+    id again while another account's record of it exists."""
+    path = tmp_path / "old.db"
+    SQLiteJournal(path).close()
+    conn = sqlite3.connect(path)  # as an older build left it: no index on the id, one id under two accounts
+    conn.execute("DROP INDEX idempotency_by_id")
+    for account in ("acc-1", "acc-2"):
+        conn.execute("INSERT INTO idempotency VALUES (?, 'shared', 'fp-a', 'COMPLETED', '{}', 1000.0, 1000.0, '{}', '{}', 'paper')",
+                     (account,))
+    conn.commit()
+    conn.close()
+    j = SQLiteJournal(path)
+    try:
+        results = j.claim_batch([claim("shared", now=1001.0), claim("shared", now=1001.0, account="acc-2"),
+                                 claim("shared", now=1001.0, account="acc-3"),
+                                 claim("shared", fp="fp-b", now=1000.0 + TTL + 1, account="acc-2")], ttl_s=TTL)
+        assert [r.outcome for r in results] == ["REPLAY", "REPLAY", "OTHER_ACCOUNT", "OTHER_ACCOUNT"]
+        assert j.get("acc-2", "shared").fingerprint == "fp-a"  # the expired record was not reclaimed
+    finally:
+        j.close()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'idempotency_by_id'").fetchone()
+    finally:
+        conn.close()
 
 
 # ---------------------------------------------------------------------------

@@ -189,14 +189,16 @@ def test_reducing_admits_only_reductions_without_flip():
     assert not eng.check_and_reserve(intent("SELL", qty="1", price="99"), "b", touch=Q, position_qty=D("-1")).approved
 
 
-def test_duplicate_reservation_is_denied():
+def test_a_second_reservation_for_one_key_is_a_callers_bug_not_a_risk_rule():
+    """Duplicate ids are the idempotency store's (tests/journal/test_idempotency.py); risk has no
+    "duplicate" rule. Asked twice for one key it refuses loudly and changes nothing."""
     eng = engine()
     i = intent(coid="same")
     assert eng.check_and_reserve(i, "a", touch=Q).approved
-    d = eng.check_and_reserve(i, "a", touch=Q)
-    assert not d.approved and d.rule == "duplicate"
+    with pytest.raises(ValueError, match="already holds a reservation"):
+        eng.check_and_reserve(i, "a", touch=Q)
     assert eng.exposure("a")[0] == D(100)
-    assert eng.check_and_reserve(i, "other-account", touch=Q).approved
+    assert eng.open_reservations() == 1
 
 
 def test_budget_reserve_fill_true_up_and_release():

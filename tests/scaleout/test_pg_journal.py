@@ -38,6 +38,7 @@ _CLAIMER = textwrap.dedent("""
     from actors.journal.sqlite import Claim
     from actors.journal.postgres import PostgresBackend
     url, seed, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    account = sys.argv[4] if len(sys.argv) > 4 else "acc-1"
     backend = PostgresBackend.open(url)
     j = backend.journal()
     keys = [f"k-{{i}}" for i in range(n)]
@@ -46,7 +47,7 @@ _CLAIMER = textwrap.dedent("""
     sys.stdin.readline()  # start together
     won, outcomes = [], {{}}
     for start in range(0, n, 37):
-        batch = [Claim("acc-1", k, "fp", "{{}}", "{{}}", "paper", 1000.0) for k in keys[start:start + 37]]
+        batch = [Claim(account, k, "fp", "{{}}", "{{}}", "paper", 1000.0) for k in keys[start:start + 37]]
         for r in j.claim_batch(batch, 3600.0):
             outcomes[r.outcome] = outcomes.get(r.outcome, 0) + 1
             if r.outcome == "CLAIMED":
@@ -78,12 +79,71 @@ def test_claims_are_exactly_once_across_processes(pg_url: str, tmp_path: Path) -
     assert rows(pg_url, "SELECT count(*) FROM flowroute.idempotency") == [(n,)]
 
 
+def test_one_id_under_two_accounts_is_claimed_once_across_processes(pg_url: str, tmp_path: Path) -> None:
+    """Four processes, each for its own account, claim the same ids at once, in their own orders:
+    every id is claimed by exactly one of them (the one-account index: a venue sees the id, not the
+    account); the others are refused OTHER_ACCOUNT, never claimed beside it."""
+    PostgresBackend.open(pg_url).close()
+    script = tmp_path / "claimer.py"
+    script.write_text(_CLAIMER.format(repo=str(REPO)))
+    n = 600
+    procs = [subprocess.Popen([sys.executable, str(script), pg_url, str(seed), str(n), f"acc-{seed}"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in range(4)]
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready"
+    results = []
+    for p in procs:
+        out, err = p.communicate("go\n", timeout=120)
+        assert p.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    won = [k for r in results for k in r["won"]]
+    assert len(won) == n and len(set(won)) == n
+    assert sum(r["outcomes"].get("OTHER_ACCOUNT", 0) for r in results) == 3 * n
+    assert rows(pg_url, "SELECT count(*), count(DISTINCT client_order_id) FROM flowroute.idempotency") == [(n, n)]
+
+
+def test_migration_5_keeps_an_id_two_accounts_already_hold(pg_url: str, monkeypatch) -> None:
+    """A database from before the one-account rule may hold an id under two accounts: migration 5
+    applies (it never fails on them), each record still answers its own key, and no third account
+    (nor a reclaim after the TTL) claims the id beside them."""
+    import actors.journal.postgres as pgj
+
+    known = pgj.migrations()
+    monkeypatch.setattr(pgj, "migrations", lambda: known[:4])
+    old = PostgresBackend.open(pg_url)
+    old_owner = old.owner_id
+    old.close()
+    with psycopg.connect(pg_url) as conn:
+        for account in ("acc-1", "acc-2"):
+            conn.execute("INSERT INTO flowroute.idempotency (account_id, client_order_id, fingerprint, status, report_json, "
+                         "created_at, updated_at, intent_json, context_json, adapter_id, owner_id) VALUES "
+                         "(%s, 'shared', 'fp-a', 'COMPLETED', '{}', 1000, 1000, '{}', '{}', 'paper', %s)", (account, old_owner))
+    monkeypatch.undo()
+    backend = PostgresBackend.open(pg_url)
+    assert backend.schema_version == 5
+    j = backend.journal()
+    c = [Claim("acc-1", "shared", "fp-a", "{}", "{}", "paper", 1001.0), Claim("acc-2", "shared", "fp-a", "{}", "{}", "paper", 1001.0),
+         Claim("acc-3", "shared", "fp-a", "{}", "{}", "paper", 1001.0),
+         Claim("acc-2", "shared", "fp-b", "{}", "{}", "paper", 1000.0 + TTL + 1)]
+    assert [r.outcome for r in j.claim_batch(c, TTL)] == ["REPLAY", "REPLAY", "OTHER_ACCOUNT", "OTHER_ACCOUNT"]
+    assert rows(pg_url, "SELECT account_id, fingerprint, legacy_account FROM flowroute.idempotency ORDER BY account_id") == [
+        ("acc-1", "fp-a", "acc-1"), ("acc-2", "fp-a", "acc-2")]
+    # a new id is one account's, enforced by the database itself
+    j.claim_batch([Claim("acc-1", "fresh", "fp", "{}", "{}", "paper", 1001.0)], TTL)
+    with psycopg.connect(pg_url) as conn, pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute("INSERT INTO flowroute.idempotency (account_id, client_order_id, fingerprint, status, created_at, "
+                     "updated_at, intent_json, context_json, adapter_id, owner_id) VALUES "
+                     "('acc-2', 'fresh', 'fp', 'IN_PROGRESS', 1, 1, '{}', '{}', 'paper', 'x')")
+    backend.close()
+
+
 def test_migrations_are_applied_once_and_recorded(pg_url: str) -> None:
     a = PostgresBackend.open(pg_url)
     b = PostgresBackend.open(pg_url)
     assert a.schema_version == b.schema_version == known_schema_version() >= 1
     assert rows(pg_url, "SELECT version, name FROM flowroute.schema_migrations ORDER BY version") == [
-        (1, "0001_journal.sql"), (2, "0002_budget.sql"), (3, "0003_throttle.sql"), (4, "0004_reserved.sql")]
+        (1, "0001_journal.sql"), (2, "0002_budget.sql"), (3, "0003_throttle.sql"), (4, "0004_reserved.sql"),
+        (5, "0005_one_account_per_id.sql")]
     assert rows(pg_url, "SELECT count(*) FROM flowroute.owners") == [(2,)]
     a.close()
     b.close()

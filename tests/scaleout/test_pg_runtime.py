@@ -39,6 +39,23 @@ def test_a_duplicate_sent_to_another_process_is_replayed_or_refused(pg_runtime) 
     assert a.venue("paper").submission_counts() == b.venue("paper").submission_counts() == {"x-1": 1}
 
 
+def test_an_id_another_account_holds_in_another_process_is_refused(pg_runtime) -> None:
+    """Process a trades x-acct for acc-1; process b is asked for x-acct under acc-2: another key, so
+    no replay, but the id is acc-1's across the fleet (a venue sees the id, not the account). b's
+    idempotency store refuses it; b's ledger never knew the id, so nothing else would have."""
+    a, b = pg_runtime(), pg_runtime()
+    for rt in (a, b):
+        rt.on_market(quote())
+    assert a.submit(limit("x-acct", price="30000"), ctx(account="acc-1")).result(timeout=5).status is OrderStatus.ACCEPTED
+    other = b.submit(limit("x-acct", price="30000"), ctx(account="acc-2")).result(timeout=5)
+    assert other.status is OrderStatus.DENIED and other.error.code is ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT
+    assert "held by another account" in other.error.message
+    b.flush()
+    assert b.stats()["journal"]["conflicts"] == 1
+    assert a.venue("paper").submission_counts() == {"x-acct": 1}
+    assert a.order("x-acct").status is OrderStatus.ACCEPTED
+
+
 def test_a_duplicate_in_flight_elsewhere_is_refused_in_flight(pg_runtime) -> None:
     venue = TestAdapter("paper", script=[("block", "fill")])
     a = pg_runtime(registry=registry_of(venue), routing={"policy": {"paper": "paper"}})
