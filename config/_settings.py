@@ -611,6 +611,8 @@ class DispatchSettings(_Section):
     and ledger unless they write a durable journal (their fsync blocks) — share one dispatcher
     (an order thread and an after-answer thread): no thread wake-up between the stages of an
     order. ``threads``: every actor on its own thread (pykka's ``ThreadingActor``).
+    ``gc_threshold``: the interpreter's young-generation collection threshold while a runtime
+    runs (process-wide; only ever raised; why: ``actors/kernel/gctune.py``).
     """
 
     mode: Annotated[Literal["shared", "threads"], BeforeValidator(_lower)] = Field(
@@ -619,6 +621,11 @@ class DispatchSettings(_Section):
     linger_us: int = Field(
         50, ge=0, le=10_000,
         description="After an answer, the bookkeeping thread waits this long so the caller runs first (microseconds).",
+    )
+    gc_threshold: int = Field(
+        20_000, ge=0, le=10_000_000,
+        description="CPython's young-generation GC threshold while a runtime runs, raised to at least this "
+                    "(gc.set_threshold's first value, objects; 0 = leave the interpreter's; actors/kernel/gctune.py).",
     )
 
 

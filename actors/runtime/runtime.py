@@ -62,6 +62,7 @@ from ..execution.adapter import InDoubt
 from ..execution.messages import FlushWorker
 from ..idempotency.messages import GetJournalStats
 from ..journal.sqlite import JournalError, JournalStore, MemoryJournal, SQLiteJournal, Synchronous
+from ..kernel import gctune
 from ..kernel.base import ASK_TIMEOUT_S, ReplyFuture, now_ns, resolve, tell
 from ..kernel.clock import Clock, RealClock
 from ..kernel.dispatcher import Dispatcher
@@ -330,6 +331,8 @@ class Runtime:
             # one dispatcher for the actors that never block (docs/DESIGN.md "Threads"); an actor
             # writing a durable journal keeps its own thread, since its fsync blocks
             shared = settings.dispatch.mode == "shared"
+            # the young-generation GC threshold while this runtime runs (actors/kernel/gctune.py)
+            self._gc_release = gctune.hold(settings.dispatch.gc_threshold)
             self._core = Dispatcher(f"{p}-core", linger_s=settings.dispatch.linger_us / 1e6) if shared else None
             core = self._core
             journaled = None if durable else core
@@ -903,6 +906,9 @@ class Runtime:
             pg.close()
         if getattr(self, "_own_clock", False):
             self.clock.close()
+        gc_release = getattr(self, "_gc_release", None)
+        if gc_release is not None:
+            gc_release()
         self._close_venues()
         if getattr(self, "metrics", None) is not None:
             self.metrics.close()
