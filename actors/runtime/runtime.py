@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pykka
 from loguru import logger
@@ -39,6 +39,7 @@ from pydantic import ValidationError
 
 from protocols import (
     CLIENT_ORDER_ID_PATTERN,
+    ORDER_EVENT_BY_STATUS,
     ErrorCode,
     Event,
     ExecError,
@@ -133,15 +134,27 @@ def _cancel_argument_problem(client_order_id: Any, account_id: Any) -> str | Non
 class Subscription:
     """A live subscription; :meth:`unsubscribe` stops deliveries (idempotent)."""
 
-    def __init__(self, runtime: Runtime, token: int) -> None:
+    def __init__(self, runtime: Runtime, token: int, lifecycle: bool = True) -> None:
         self._runtime = runtime
         self.token = token
+        #: whether its filter may accept the ledger's order lifecycle events (the ledger builds them only then)
+        self.lifecycle = lifecycle
         self._active = True
 
     def unsubscribe(self) -> None:
         if self._active:
             self._active = False
-            self._runtime._unsubscribed(self.token)
+            self._runtime._unsubscribed(self.token, self.lifecycle)
+
+
+#: the event classes the ledger builds per order change only while a subscription may accept them
+_LIFECYCLE_EVENTS: Final = tuple(set(ORDER_EVENT_BY_STATUS.values()))
+
+
+def _accepts_lifecycle(classes: type | tuple[type, ...]) -> bool:
+    """Whether a class filter (a class or a tuple of classes) accepts any order lifecycle event."""
+    wanted = classes if isinstance(classes, tuple) else (classes,)
+    return any(issubclass(event_type, wanted) for event_type in _LIFECYCLE_EVENTS)
 
 
 class _Unanswered:
@@ -759,25 +772,30 @@ class Runtime:
         an event class or tuple of classes; or a predicate). The callback runs on its own thread:
         a slow or raising subscriber never blocks or breaks the pipeline (it is reported with a
         ``SubscriberFailed`` event and, past ``max_pending`` queued events, skipped)."""
+        lifecycle = True  # a predicate may accept anything
         if filter is None:
             accepts: Callable[[Event], bool] = lambda e: True  # noqa: E731
         elif isinstance(filter, type) or (isinstance(filter, tuple) and all(isinstance(t, type) for t in filter)):
             classes = filter
             accepts = lambda e: isinstance(e, classes)  # noqa: E731
+            lifecycle = _accepts_lifecycle(classes)
         elif callable(filter):
             accepts = filter
         else:
             raise TypeError("filter must be None, an event class, a tuple of classes or a predicate")
         token = next(self._tokens)
         self._ask(self.bus, Subscribe(token, callback, accepts, max_pending))
-        with self._lock:
-            self._subscriptions += 1
-            if self._subscriptions == 1:
-                self._ask(self.ledger, SetPublishing(True))
-        return Subscription(self, token)
+        if lifecycle:  # the ledger builds order lifecycle events while one subscription may accept them
+            with self._lock:
+                self._subscriptions += 1
+                if self._subscriptions == 1:
+                    self._ask(self.ledger, SetPublishing(True))
+        return Subscription(self, token, lifecycle)
 
-    def _unsubscribed(self, token: int) -> None:
+    def _unsubscribed(self, token: int, lifecycle: bool = True) -> None:
         tell(self.bus, Unsubscribe(token))
+        if not lifecycle:
+            return
         with self._lock:
             self._subscriptions -= 1
             if self._subscriptions == 0:

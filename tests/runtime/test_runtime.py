@@ -16,7 +16,9 @@ from conftest import EventLog, ctx, limit, market, quote, uid, wait_until
 
 from actors import Runtime
 from protocols import (
+    CircuitStateChanged,
     ErrorCode,
+    Event,
     ExecutionContext,
     OrderCanceled,
     OrderDenied,
@@ -274,6 +276,35 @@ def test_unsubscribe_stops_deliveries(make_runtime) -> None:
     rt.submit(market("unsub-2"), ctx()).result(timeout=5)
     rt.flush()
     assert [e.client_order_id for e in log.snapshot()] == ["unsub-1"]
+
+
+def test_order_events_are_built_only_while_a_subscription_may_accept_them(make_runtime) -> None:
+    """A class filter that accepts no order lifecycle event (here the breaker's) does not make the
+    ledger build and publish one event per order change; one that may (a base class, a
+    predicate) does, and keeps doing so while any such subscription remains."""
+    rt = make_runtime()
+    rt.on_market(quote())
+
+    def published() -> int:
+        rt.flush()
+        return rt.stats()["bus"]["published"]
+
+    circuit = rt.subscribe(lambda e: None, CircuitStateChanged)
+    before = published()
+    rt.submit(market("pub-1"), ctx()).result(timeout=5)
+    assert published() == before  # nobody can receive OrderSubmitted / OrderFilled: none built
+    log = EventLog()
+    everything = rt.subscribe(log, (CircuitStateChanged, Event))
+    rt.submit(market("pub-2"), ctx()).result(timeout=5)
+    log.wait_for(lambda evs: [e.client_order_id for e in evs if isinstance(e, OrderFilled)] == ["pub-2"], what="pub-2's fill")
+    circuit.unsubscribe()  # the other subscription still wants them
+    rt.submit(market("pub-3"), ctx()).result(timeout=5)
+    log.wait_for(lambda evs: any(isinstance(e, OrderFilled) and e.client_order_id == "pub-3" for e in evs), what="pub-3's fill")
+    everything.unsubscribe()
+    predicate = EventLog()
+    rt.subscribe(predicate, lambda e: getattr(e, "client_order_id", "") == "pub-4")
+    rt.submit(market("pub-4"), ctx()).result(timeout=5)
+    predicate.wait_for(lambda evs: any(isinstance(e, OrderFilled) for e in evs), what="pub-4's fill through a predicate")
 
 
 # --------------------------------------------------------------------------- controls and risk
