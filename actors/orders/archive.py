@@ -26,15 +26,23 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
+import orjson
+
 from protocols import ExecutionReport, Fill, LifecycleState, OrderStatus
 
 from .books import OrderRecord, Transition
 
 
 def archive_json(rec: OrderRecord) -> str:
-    """The record ``rec`` as one JSON text (see the module docstring)."""
-    return json.dumps({
-        "report": rec.snapshot().model_dump(mode="json"),
+    """The record ``rec`` as one JSON text (see the module docstring).
+
+    The report is pydantic's own JSON of it (``model_dump_json``: the values
+    ``model_dump(mode="json")`` gives, written by pydantic-core) and the rest is written by orjson
+    (json.dumps for what orjson refuses, e.g. a lone surrogate in a cause), spliced into one
+    object: ~17 µs per order instead of ~40 with ``json.dumps`` of the whole dict. Not hashed
+    or compared as text anywhere: only parsed back (:func:`archived_report`, :func:`restore_record`).
+    """
+    rest = {
         "order_type": rec.order_type.value,
         "quantity": str(rec.quantity),
         "limit_price": None if rec.limit_price is None else str(rec.limit_price),
@@ -47,7 +55,12 @@ def archive_json(rec: OrderRecord) -> str:
         "created_ts": rec.created_ts.isoformat(),
         "prior": None if rec.lifecycle.prior is None else rec.lifecycle.prior.value,
         "transitions": [[t.seq, t.ts.isoformat(), t.from_status.value, t.to_status.value, t.cause] for t in rec.transitions],
-    }, separators=(",", ":"))
+    }
+    report = rec.snapshot()
+    try:
+        return '{"report":' + report.model_dump_json() + "," + orjson.dumps(rest).decode()[1:]
+    except (TypeError, ValueError):  # orjson and pydantic-core refuse a lone surrogate; json.dumps escapes it
+        return json.dumps({"report": report.model_dump(mode="json"), **rest}, separators=(",", ":"))
 
 
 def archived_report(text: str) -> ExecutionReport:

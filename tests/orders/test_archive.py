@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 from actors.orders.archive import archive_json, archived_report, archived_transitions, restore_record
@@ -27,3 +28,17 @@ def test_a_record_round_trips_through_its_archive_json() -> None:
     assert back.transitions == rec.transitions and back.trade_ids == rec.trade_ids
     assert (back.notional, back.arrival_px, back.limit_price, back.order_type) == (rec.notional, rec.arrival_px, rec.limit_price, rec.order_type)
     assert [t[0] for t in archived_transitions(text)] == [t.seq for t in rec.transitions]
+
+
+def test_the_archive_text_is_json_of_the_report_and_any_cause() -> None:
+    """The report part is the report's JSON dump; causes of any text (non-ASCII, a lone surrogate,
+    which orjson refuses and json.dumps escapes) round-trip."""
+    intent = OrderIntent(client_order_id="arc-2", symbol="BTC/USDT", side="BUY", order_type="MARKET", quantity=Decimal("0.002"))
+    rec = OrderRecord.from_intent(intent, "acc-1", adapter_id="paper")
+    for event, cause in ((E.RESERVED, "réservé"), (E.SUBMITTED, "lone \ud800 surrogate"), (E.ACCEPTED, "del \x7f \U0001f600")):
+        rec.apply_event(event, cause=cause)
+    rec.apply_fill(Fill(trade_id="t0", qty=Decimal("0.002"), price=Decimal("39433.62"), fee=Decimal("0"), fee_currency="USDT"))
+    text = archive_json(rec)
+    assert json.loads(text)["report"] == rec.snapshot().model_dump(mode="json")
+    back = restore_record(text)
+    assert back.transitions == rec.transitions and back.snapshot() == rec.snapshot() == archived_report(text)
