@@ -166,3 +166,44 @@ def test_unanswered_orders_expire_oldest_first_and_one_taken_back_unsent_never_a
     assert sorted(answers) == ["a", "c"] and [len(e) for e in answers.values()] == [1, 1]  # each answered once
     assert "unsent" not in answers and not v._pending
     v.close()
+
+
+# ---------------------------------------------------------------------- framing
+
+class _BufferOnly(Framer):
+    """The framer without its whole-frames shortcut: every byte goes through the buffer."""
+
+    def _whole_frames(self, data: bytes, frames: list) -> int:
+        return 0
+
+
+_frames = st.lists(st.tuples(st.sampled_from(["0", "8", "D"]), st.integers(1, 99), st.text("ab=1", max_size=5)),
+                   min_size=1, max_size=5).map(
+    lambda items: [encode("FIX.4.4", t, [(34, seq), (58, text or "x")]) for t, seq, text in items])
+_damage = st.sampled_from(["none", "garbage", "checksum", "length", "cut"])
+
+
+@settings(max_examples=300)
+@given(_frames, st.lists(_damage, min_size=5, max_size=5), st.lists(st.integers(1, 400), max_size=6))
+def test_the_whole_frames_shortcut_cuts_what_the_buffer_cuts(raws, damage, cuts) -> None:
+    stream = b""
+    for raw, how in zip(raws, damage, strict=False):
+        if how == "garbage":
+            raw = b"xx8=FI" + raw
+        elif how == "checksum":
+            raw = raw[:-4] + b"%03d\x01" % ((int(raw[-4:-1]) + 1) % 256)
+        elif how == "length":
+            raw = raw.replace(b"\x019=", b"\x019=9", 1)
+        elif how == "cut":
+            raw = raw[: len(raw) // 2]
+        stream += raw
+    chunks, at = [], 0
+    for cut in sorted(cuts):
+        chunks.append(stream[at:cut])
+        at = max(at, cut)
+    chunks.append(stream[at:])
+    fast, slow = Framer(), _BufferOnly()
+    got = [f for chunk in chunks for f in fast.feed(chunk)]
+    want = [f for chunk in chunks for f in slow.feed(chunk)]
+    assert got == want and [f.pairs for f in got] == [f.pairs for f in want]
+    assert fast.garbled == slow.garbled and bytes(fast._buf) == bytes(slow._buf)

@@ -174,14 +174,45 @@ class Framer:
 
     def feed(self, data: bytes) -> list[Frame]:
         """Add ``data`` and return every complete good frame, in order."""
-        self._buf += data
         frames: list[Frame] = []
+        if not self._buf:
+            # the common case: nothing held back and ``data`` starts with whole good frames (one
+            # read, one ExecutionReport): cut them from ``data`` itself; at the first byte this
+            # cannot vouch for, the rest goes through the buffer below (the same frames either way)
+            start = self._whole_frames(data, frames)
+            if start == len(data):
+                return frames
+            data = data[start:]
+        self._buf += data
         while True:
             frame = self._next()
             if frame is None:
                 return frames
             if frame is not _SKIP:
                 frames.append(frame)
+
+    def _whole_frames(self, data: bytes, frames: list[Frame]) -> int:
+        """Append the good frames ``data`` starts with; return where the first one it cannot
+        take whole begins (``len(data)`` when it took everything)."""
+        start, end, find, size = 0, len(data), data.find, self._max
+        while start < end:
+            if not data.startswith(b"8=FIX", start):
+                return start
+            first = find(SOH, start)
+            second_end = find(SOH, first + 1)
+            if first < 0 or second_end < 0 or not data.startswith(b"9=", first + 1):
+                return start
+            length = data[first + 3: second_end]
+            if not length.isdigit() or int(length) > size:
+                return start
+            end_of_body = second_end + 1 + int(length)
+            trailer = data[end_of_body: end_of_body + 7]
+            if (len(trailer) < 7 or not trailer.startswith(b"10=") or trailer[6] != 1 or not trailer[3:6].isdigit()
+                    or sum(data[start:end_of_body]) % 256 != int(trailer[3:6])):
+                return start
+            frames.append(_split(data[start: end_of_body + 7]))
+            start = end_of_body + 7
+        return start
 
     def _next(self):
         buf = self._buf
@@ -236,15 +267,21 @@ class Framer:
 _SKIP = object()
 
 
-#: one well-formed field: a tag of digits at the start of the frame or after an SOH
-_FIELD = re.compile(r"(?<![^\x01])([0-9]+)=([^\x01]*)\x01")
+#: a frame whose every field is ``<digits>=<value><SOH>``
+_WELL_FORMED = re.compile(r"(?:[0-9]+=[^\x01]*\x01)*")
+#: one field of such a frame (each match starts where the one before ended)
+_PAIR = re.compile(r"([0-9]+)=([^\x01]*)\x01")
+
+
+#: tag text -> number for the standard tags (``int()`` per field costs more than the lookup)
+_TAG_NUMBERS = {str(tag): tag for tag in range(1, 1000)}
 
 
 def _split(raw: bytes) -> Frame:
     text = raw.decode("latin-1")  # one byte, one character: values read as before, in one call
-    found = _FIELD.findall(text)
-    if len(found) == raw.count(SOH):  # every field well formed: the common case, one C pass
-        pairs = tuple([(int(tag), value) for tag, value in found])
+    if _WELL_FORMED.fullmatch(text) is not None:  # every field int=value: the common case
+        number = _TAG_NUMBERS.get
+        pairs = tuple([(number(tag) or int(tag), value) for tag, value in _PAIR.findall(text)])
         first = dict(pairs)  # the last value of a repeated tag: rebuilt below with the first
         if len(first) != len(pairs):
             first = {}
