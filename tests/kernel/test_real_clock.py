@@ -1,0 +1,35 @@
+"""RealClock: timers fire once, in due order, never when cancelled; cancelled timers never wake its thread."""
+
+from __future__ import annotations
+
+import threading
+
+from actors.kernel.clock import RealClock
+
+
+def test_timers_fire_in_due_order_and_cancelled_ones_never() -> None:
+    clock = RealClock("test-timers")
+    fired: list[str] = []
+    done = threading.Event()
+    try:
+        clock.call_later(0.06, lambda: (fired.append("late"), done.set()))
+        clock.call_later(0.02, lambda: fired.append("early"))
+        clock.call_later(0.04, lambda: fired.append("cancelled")).cancel()
+        assert done.wait(5.0)
+        assert fired == ["early", "late"]
+    finally:
+        clock.close()
+
+
+def test_cancelled_timers_do_not_wake_the_scheduler() -> None:
+    """Each order arms a timeout its answer cancels; a dead timeout must not cost a wake-up."""
+    clock = RealClock("test-timers")
+    fired = threading.Event()
+    try:
+        for k in range(200):  # due every 1 ms from 20 ms on, each cancelled at once (as answered orders do)
+            clock.call_later(0.02 + k * 0.001, lambda: None).cancel()
+        clock.call_later(0.3, fired.set)
+        assert fired.wait(5.0)
+        assert clock.wakeups < 20, f"the scheduler woke {clock.wakeups} times for 200 cancelled timers and one live one"
+    finally:
+        clock.close()
