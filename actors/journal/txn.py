@@ -56,18 +56,24 @@ class TxnStats:
         self._batches = self._items = self._rows = self._max_batch = 0
         self._commit_us_total = self._commit_us_max = self._txn_us_total = self._failures = 0
 
-    def committed(self, items: int, rows: int, begin_ns: int = 0, commit_ns: int = 0, end_ns: int = 0) -> None:
+    def committed(self, items: int, rows: int, begin_ns: int, commit_ns: int, end_ns: int) -> None:
         """One committed transaction of ``items`` items that wrote ``rows`` rows; ``begin_ns``,
-        ``commit_ns`` and ``end_ns`` are taken at BEGIN, just before COMMIT and after it (all 0 for
-        a journal without transactions: no time is counted)."""
+        ``commit_ns`` and ``end_ns`` are taken at BEGIN, just before COMMIT and after it."""
+        self.counted(items, rows)
         commit_us = (end_ns - commit_ns) // 1000
+        self._commit_us_total += commit_us
+        if commit_us > self._commit_us_max:
+            self._commit_us_max = commit_us
+        self._txn_us_total += (end_ns - begin_ns) // 1000
+
+    def counted(self, items: int, rows: int) -> None:
+        """One batch of ``items`` items, ``rows`` rows, with no time to count (a journal without
+        transactions: the in-memory store, on every order's path when the journal is off)."""
         self._batches += 1
         self._items += items
         self._rows += rows
-        self._max_batch = max(self._max_batch, items)
-        self._commit_us_total += commit_us
-        self._commit_us_max = max(self._commit_us_max, commit_us)
-        self._txn_us_total += (end_ns - begin_ns) // 1000
+        if items > self._max_batch:
+            self._max_batch = items
 
     def failed(self) -> None:
         """One write transaction rolled back."""
@@ -83,23 +89,27 @@ class TxnStats:
 class InjectedFailures:
     """The journals' failure-injection hook: :meth:`add` arms the next ``n`` writes,
     :meth:`due` says whether this write must fail (consuming one armed failure), also when the
-    journal's ``fail_writes`` callable says so."""
+    journal's ``fail_writes`` callable says so. ``armed`` is False when :meth:`due` cannot be
+    True (nothing added, no ``fail_writes``): a hot path tests it before calling."""
 
-    __slots__ = ("_fail_writes", "_pending")
+    __slots__ = ("_fail_writes", "_pending", "armed")
 
     def __init__(self, fail_writes: Callable[[], bool] | None = None) -> None:
         self._pending = 0
         self._fail_writes = fail_writes
+        self.armed = fail_writes is not None
 
     def add(self, n: int) -> None:
         """Fail the next ``n`` writes; ``ValueError`` unless ``n`` is an int >= 0."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"n must be an int >= 0, got {n!r}")
         self._pending += n
+        self.armed = self._pending > 0 or self._fail_writes is not None
 
     def due(self) -> bool:
         """True when this write must fail."""
         if self._pending > 0:
             self._pending -= 1
+            self.armed = self._pending > 0 or self._fail_writes is not None
             return True
         return bool(self._fail_writes is not None and self._fail_writes())
