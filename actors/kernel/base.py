@@ -181,9 +181,11 @@ class FlowActor(pykka.ThreadingActor):
 
     def _run_then_wake(self, relay: WakeAfter) -> Any:
         """A :class:`~actors.kernel.inbox.WakeAfter` relay: handle its message as if told alone
-        (same dispatch and failure handling), then wake the actors it names."""
+        (same dispatch and failure handling), then wake the actors it names. The message goes
+        through :meth:`FlowActor.on_receive` itself: a subclass's own ``on_receive`` step (the
+        ledger's, the store's) runs once, around the relay, not twice per order."""
         try:
-            return self.on_receive(relay.message)
+            return FlowActor.on_receive(self, relay.message)
         finally:
             for ref in relay.refs:
                 wake(ref)

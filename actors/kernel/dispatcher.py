@@ -311,7 +311,6 @@ class Dispatcher:
             return  # run already, behind an earlier entry of the same inbox
         inbox = entry[0]
         items, actor = inbox._items, inbox.actor
-        stopped = actor.actor_stopped.is_set
         try:
             # each message the way pykka's own actor loop runs it (actors/kernel/pykka_compat.py)
             while True:
@@ -320,7 +319,7 @@ class Dispatcher:
                 envelope = item[1]
                 if envelope is _START:
                     start_actor(actor)
-                elif stopped():
+                elif actor.actor_stopped.is_set():  # per message: most entries run one
                     _dead_letter(actor, envelope)
                 else:
                     run_envelope(actor, envelope)

@@ -40,6 +40,8 @@ from typing import Any
 
 import pykka
 
+from protocols.model.dataclass_compat import builder
+
 # pykka's own envelope type, so its actor loop handles our messages exactly like a tell
 from .pykka_compat import ActorStop, Envelope
 
@@ -203,11 +205,15 @@ class WakeAfter:
     refs: tuple[pykka.ActorRef | None, ...]
 
 
+#: WakeAfter(message, refs) without the frozen dataclass __init__ (one per order: protocols/model/dataclass_compat.py)
+_new_wake_after = builder(WakeAfter)
+
+
 def tell_quiet_then_wake(ref: pykka.ActorRef | None, message: Any, wake_after: tuple[pykka.ActorRef | None, ...]) -> bool:
     """:func:`tell_quiet` ``message`` to ``ref``, which wakes ``wake_after`` once it has handled it
     (their quiet messages then run behind ``ref``'s). False (never raises) when ``ref`` is gone:
     the caller then wakes ``wake_after`` itself."""
-    return _deliver(ref, WakeAfter(message, wake_after), True)
+    return _deliver(ref, _new_wake_after(message, wake_after), True)
 
 
 class Mailbox:

@@ -2,7 +2,7 @@
 constructors: pydantic's instance slots (protocols/model/pydantic_compat.py, pinned to the tested
 pydantic versions) and building dataclasses without their ``__init__``
 (protocols/model/dataclass_compat.py: ``SubmitOrder.evolve``, the paper venue's records, the risk
-decision). Property-based: hypothesis draws the values (docs/DESIGN.md "House plan")."""
+decision, the kernel's WakeAfter relay). Property-based: hypothesis draws the values (docs/DESIGN.md "House plan")."""
 
 from __future__ import annotations
 
@@ -200,6 +200,14 @@ def test_the_risk_decision_builder_equals_risk_decision(reserved, adjusted) -> N
     fast = _new_decision(True, "", reserved, adjusted, "", reserved)
     slow = RiskDecision(approved=True, reserved=reserved, adjusted_limit_price=adjusted, notional=reserved)
     assert _same_dataclass(fast, slow) and fast.__dict__ == slow.__dict__
+
+
+@given(message=st.one_of(st.none(), st.integers(), st.text(max_size=5)), n=st.integers(min_value=0, max_value=3))
+def test_the_wake_after_relay_builder_equals_wake_after(message, n) -> None:
+    from actors.kernel.inbox import WakeAfter, _new_wake_after
+
+    refs = tuple(None for _ in range(n))
+    assert _same_dataclass(_new_wake_after(message, refs), WakeAfter(message, refs))
 
 
 def test_a_builder_is_refused_for_a_class_whose_constructor_does_more() -> None:
