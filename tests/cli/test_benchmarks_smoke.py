@@ -122,3 +122,23 @@ def test_hop_profile_stamps_every_stage_of_each_configuration() -> None:
         stages = {line.split()[0] for line in block.splitlines()[2:] if line.strip()}
         expected = set(common) | (set(durable) if name != "off" else set()) | (set(book) if name in ("deployed", "off_sync") else set())
         assert expected <= stages, f"{name}: stages {sorted(expected - stages)} were never stamped"
+
+
+def test_bytecode_profile_counts_the_order_path_and_compares_two_runs(tmp_path: Path) -> None:
+    """``python -m benchmarks.opcount`` traces every thread: the order's own work is counted (the
+    handlers of each room on its path appear), and ``--compare`` reads an earlier result."""
+    first = tmp_path / "first.json"
+    run = [sys.executable, "-m", "benchmarks.opcount", "--orders", "5", "--warmup", "2"]
+    proc = subprocess.run([*run, "--output", str(first)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    data = json.loads(first.read_text(encoding="utf-8"))
+    assert data["statuses"] == {"FILLED": 5}
+    assert data["ops_per_order"] > 0 and data["calls_per_order"] > 0
+    assert set(data["phases_ops_per_order"]) == {"quote", "order", "drain"}
+    names = {where.rsplit(":", 1)[1] for where in data["functions"]}
+    for handler in ("IdempotencyStoreActor.handle_SubmitOrder", "LedgerActor.handle_SubmitOrder", "PaperVenue.submit_order",
+                    "AdapterActor._finish"):
+        assert handler in names, f"{handler} not counted"
+    proc = subprocess.run([*run, "--compare", str(first), "--top", "5"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.startswith("bytecodes per order") and len(proc.stdout.splitlines()) == 6
