@@ -72,6 +72,32 @@ def test_the_receiver_wakes_the_named_actors_after_handling_the_message(shared: 
             dispatcher.close()
 
 
+class Stepping(Relay):
+    """A subclass with its own ``on_receive`` step around every message (as the ledger and the
+    idempotency store have): what that step saw."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.stepped: list[str] = []
+
+    def on_receive(self, message):
+        self.stepped.append(type(message).__name__)
+        return super().on_receive(message)
+
+
+def test_a_relayed_message_passes_the_subclass_step_once() -> None:
+    """The relay is one message for the receiver's own step, then its message is handled with
+    the base dispatch (before: the step ran for the relay and again for its message, on every order)."""
+    relay = Stepping.start()
+    try:
+        assert tell_quiet_then_wake(relay, Fact(), ())
+        wake(relay)
+        assert relay.ask("facts", timeout=5) == [Fact()]
+        assert relay.proxy().stepped.get(timeout=5) == ["WakeAfter", "str"]
+    finally:
+        relay.stop(timeout=5)
+
+
 def test_a_gone_receiver_is_reported_so_the_sender_wakes_them_itself() -> None:
     relay = Relay.start()
     relay.stop(timeout=5)
