@@ -22,7 +22,7 @@ from loguru import logger
 
 from protocols import ExecutionContext, OrderIntent, OrderStatus
 
-from ..runtime.recovery import RecoveredOrder
+from ..runtime.recovery import RecoveredOrder, RecoveryOutcome
 
 __all__ = ["TakeoverLoop", "adopted_orders"]
 
@@ -48,7 +48,7 @@ def adopted_orders(journal: Any, keys: list[tuple[str, str]]) -> list[RecoveredO
         last = OrderStatus(rows[-1].to_status) if rows else OrderStatus.INITIALIZED
         in_doubt = rec.status != "COMPLETED" or not last.is_terminal
         out.append(RecoveredOrder(intent, context, rec.adapter_id, rows, tuple(by_key_fills.get(rec.key, ())),
-                                  "unresolved" if in_doubt else "unchanged", previous_status=last,
+                                  RecoveryOutcome.UNRESOLVED if in_doubt else RecoveryOutcome.UNCHANGED, previous_status=last,
                                   idempotency_status=rec.status, note="taken over from an expired owner"))
     return out
 

@@ -58,6 +58,7 @@ from ..events.messages import Publish
 from ..idempotency.messages import CompleteOrder
 from ..kernel.base import FlowActor, internal_error_report, now_ns, resolve, tell
 from ..routing.messages import FetchBrokerState, ForwardReconcile, TrackOrders
+from ..runtime.recovery import RecoveredOrder, RecoveryOutcome
 from ..runtime.sync import AdapterSync, BrokerSyncReport, VenueHoldings
 from ..supervision.backoff import backoff_delay
 from ..supervision.messages import Wire
@@ -104,6 +105,7 @@ from .messages import (
     ReconciliationStalled,
     RecordDenied,
     ReleaseTrading,
+    RestoreLedger,
     RetryDurableWrites,
     SetTradingState,
     SubmitOrder,
@@ -415,7 +417,7 @@ class LedgerActor(FlowActor):
         if self._restore_from is not None:
             self._replay_journal(self._restore_from())
 
-    def _replay_journal(self, orders: list) -> None:
+    def _replay_journal(self, orders: list[RecoveredOrder]) -> None:
         """A restarted generation rebuilds the books from the journal (orders, transitions, fills,
         reservations), resumes watching the open orders, then takes the crashed one's handover. An
         order claimed but never booked (no transition) is left out: its ``SubmitOrder`` is still
@@ -557,7 +559,7 @@ class LedgerActor(FlowActor):
             self._receipts_fd = None
 
     # -- recovery ------------------------------------------------------------------------
-    def handle_RestoreLedger(self, message: Any) -> None:
+    def handle_RestoreLedger(self, message: RestoreLedger) -> None:
         """Rebuild journaled orders (history and fills, books) and apply what reconciliation found."""
         for order in message.orders:
             try:
@@ -566,7 +568,7 @@ class LedgerActor(FlowActor):
                 logger.opt(exception=exc).error("could not restore order {}", order.intent.client_order_id)
         self._flush(archive_all_due=True)
 
-    def _restore(self, ro: Any) -> None:
+    def _restore(self, ro: RecoveredOrder) -> None:
         intent, account_id = ro.intent, ro.context.account_id
         rec = OrderRecord.from_intent(intent, account_id, adapter_id=ro.adapter_id, context=ro.context, ts=self._now())
         history = [
@@ -595,15 +597,15 @@ class LedgerActor(FlowActor):
         if rec.status.is_terminal:
             self._risk.release(book, rec.client_order_id)
             if self._archiving:  # an archived order whose row is current leaves memory without a write
-                self._table.changed_terminal(rec, archive_current=bool(getattr(ro, "archived", False)) and ro.outcome == "unchanged")
-        if ro.outcome == "unchanged":
+                self._table.changed_terminal(rec, archive_current=ro.archived and ro.outcome is RecoveryOutcome.UNCHANGED)
+        if ro.outcome is RecoveryOutcome.UNCHANGED:
             return
         if rec.status in (OrderStatus.INITIALIZED, OrderStatus.RESERVED, OrderStatus.SUBMITTING):
             for event in _TO_UNKNOWN.get(rec.status, (E.UNKNOWN,)):
                 self._transition(rec, event, "process restarted with the order in flight")
-        if ro.outcome == "reconciled" and ro.venue_state is not None:  # the same paths as a lookup while running
+        if ro.outcome is RecoveryOutcome.RECONCILED and ro.venue_state is not None:  # the same paths as a lookup while running
             self._reconciled(rec, ro.adapter_id, ro.venue_state, cause="recovered: reconciled with the venue", reason=ro.note)
-        elif ro.outcome == "never_delivered":
+        elif ro.outcome is RecoveryOutcome.NEVER_DELIVERED:
             self._proven_absent(rec, ro.adapter_id, found="recovered", reason=ro.note)
         if rec.status is OrderStatus.UNKNOWN:
             self._ever_unknown.add(rec.client_order_id)

@@ -11,7 +11,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
@@ -29,6 +29,9 @@ from protocols import (
 from protocols.model.dataclass_compat import KEEP, evolver
 
 from ..breaker.breaker import BreakerPermit
+
+if TYPE_CHECKING:  # the runtime room builds them (start-up recovery, a takeover); the ledger accepts them
+    from ..runtime.recovery import RecoveredOrder
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,9 +331,9 @@ class ReleaseTrading:
 
 @dataclass(frozen=True, slots=True)
 class RestoreLedger:
-    """Boot, after a restart: rebuild these journaled orders (``RecoveredOrder``) before any new order."""
+    """Boot, after a restart: rebuild these journaled orders before any new order."""
 
-    orders: tuple
+    orders: tuple[RecoveredOrder, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from loguru import logger
@@ -65,13 +66,29 @@ from ..orders.archive import archived_transitions
 _FETCH_TRIES = 5
 
 
+class RecoveryOutcome(str, Enum):
+    """What recovery did with one journaled order (the three-valued lookup of docs/DESIGN.md
+    "Reconciliation", plus the orders it did not ask about). The values are the names the
+    ``flowroute recover`` summary and ``RecoveryReport.counts()`` print.
+
+    ``UNCHANGED``: nothing to ask (terminal, or a restart while running: docs/DESIGN.md "Failure
+    handling"); ``RECONCILED``: found at its venue, its state adopted; ``NEVER_DELIVERED``: the
+    venue proved absence, the order is FAILED (never re-sent); ``UNRESOLVED``: the venue could
+    not answer, the order stays UNKNOWN for the adapter actor's reconciliation loop.
+    """
+
+    UNCHANGED = "unchanged"
+    RECONCILED = "reconciled"
+    NEVER_DELIVERED = "never_delivered"
+    UNRESOLVED = "unresolved"
+
+
 @dataclass(frozen=True)
 class RecoveredOrder:
     """One journaled order to restore in the ledger, and what the venue said about it.
 
-    ``outcome``: ``"unchanged"`` (terminal, nothing to ask), ``"reconciled"`` (``venue_state``
-    adopted), ``"never_delivered"`` (venue proved absence: FAILED), ``"unresolved"`` (the
-    venue could not answer: stays UNKNOWN, handed to the adapter's reconciliation loop).
+    ``outcome``: a :class:`RecoveryOutcome`; ``venue_state``: the venue's answer when
+    RECONCILED; ``note``: why (the venue's status, or why it could not answer).
     """
 
     intent: OrderIntent
@@ -79,7 +96,7 @@ class RecoveredOrder:
     adapter_id: str
     transitions: tuple[OrderEventRow, ...]
     fills: tuple[FillRow, ...]
-    outcome: str
+    outcome: RecoveryOutcome
     venue_state: VenueOrderState | None = None
     previous_status: OrderStatus = OrderStatus.UNKNOWN
     idempotency_status: str = "COMPLETED"
@@ -97,16 +114,16 @@ class RecoveryReport:
     skipped: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        """Number of orders per outcome."""
+        """Number of orders per outcome (keyed by ``RecoveryOutcome`` value)."""
         out: dict[str, int] = {}
         for order in self.orders:
-            out[order.outcome] = out.get(order.outcome, 0) + 1
+            out[order.outcome.value] = out.get(order.outcome.value, 0) + 1
         return out
 
     @property
     def in_doubt(self) -> list[RecoveredOrder]:
         """Orders that were asked about at their venue."""
-        return [o for o in self.orders if o.outcome != "unchanged"]
+        return [o for o in self.orders if o.outcome is not RecoveryOutcome.UNCHANGED]
 
 
 def recover(journal: JournalStore, venues: dict[str, Any], ledger_journal: JournalStore | None = None,
@@ -164,7 +181,7 @@ def _load_history(history: JournalStore) -> tuple[dict, dict, set]:
 
 
 def journaled_orders(journal: JournalStore, ledger_journal: JournalStore | None = None) -> list[RecoveredOrder]:
-    """Every journaled order as the journal holds it (outcome ``"unchanged"``), for a ledger
+    """Every journaled order as the journal holds it (outcome UNCHANGED), for a ledger
     restarted while the runtime runs (docs/DESIGN.md "Failure handling"): nothing is marked
     UNKNOWN and no venue is asked, since the orders in flight are still in flight: their
     outcomes reach the new ledger from the adapter actors. Unreadable records are skipped
@@ -181,7 +198,7 @@ def journaled_orders(journal: JournalStore, ledger_journal: JournalStore | None 
         key = record.key
         rows = tuple(sorted(transitions.get(key, ()), key=lambda r: r.seq))
         last = OrderStatus(rows[-1].to_status) if rows else OrderStatus.INITIALIZED
-        out.append(RecoveredOrder(intent, context, record.adapter_id, rows, tuple(fills.get(key, ())), "unchanged",
+        out.append(RecoveredOrder(intent, context, record.adapter_id, rows, tuple(fills.get(key, ())), RecoveryOutcome.UNCHANGED,
                                   previous_status=last, idempotency_status=record.status, archived=key in archived))
     return out
 
@@ -199,11 +216,11 @@ def _reconcile_records(records, transitions, fills, venues, lookups, lookup_time
         last = OrderStatus(rows[-1].to_status) if rows else OrderStatus.INITIALIZED
         in_doubt = record.status != "COMPLETED" or not last.is_terminal
         if not in_doubt:
-            report.orders.append(RecoveredOrder(intent, context, record.adapter_id, rows, tuple(fills.get(key, ())), "unchanged",
+            report.orders.append(RecoveredOrder(intent, context, record.adapter_id, rows, tuple(fills.get(key, ())), RecoveryOutcome.UNCHANGED,
                                                 previous_status=last, idempotency_status=record.status, archived=key in archived))
             continue
         venue = venues.get(record.adapter_id)
-        state, outcome, note = None, "unresolved", ""
+        state, outcome, note = None, RecoveryOutcome.UNRESOLVED, ""
         if venue is None:
             note = f"adapter '{record.adapter_id}' is not configured any more"
         else:
@@ -219,7 +236,7 @@ def _reconcile_records(records, transitions, fills, venues, lookups, lookup_time
             completions.append(Completion(record.account_id, record.client_order_id, "COMPLETED", cached.model_dump_json(), wall()))
 
 
-def _ask_venue(venue: Any, client_order_id: str, timeout_s: float = 2.0) -> tuple[VenueOrderState | None, str, str]:
+def _ask_venue(venue: Any, client_order_id: str, timeout_s: float = 2.0) -> tuple[VenueOrderState | None, RecoveryOutcome, str]:
     """One order's start-up lookup on its own (``(state, outcome, note)``, see :class:`_VenueLookups`)."""
     asker = _VenueLookups(venue.adapter_id, venue, timeout_s, time.monotonic() + timeout_s * _FETCH_TRIES)
     try:
@@ -232,7 +249,7 @@ class _VenueLookups:
     """The start-up lookups of one venue: each ``fetch_order`` runs on this venue's own
     ``VenueWorker`` thread and is waited for at most ``timeout_s`` (and never past ``deadline``,
     a ``time.monotonic()`` value). After a missed deadline the venue is not asked again: every
-    later :meth:`ask` answers "unresolved" at once (the order stays UNKNOWN, reconciled later)."""
+    later :meth:`ask` answers UNRESOLVED at once (the order stays UNKNOWN, reconciled later)."""
 
     def __init__(self, adapter_id: str, venue: Any, timeout_s: float, deadline: float) -> None:
         self._adapter_id = adapter_id
@@ -245,22 +262,22 @@ class _VenueLookups:
         #: why this venue is not asked any more (None: it answers in time)
         self.hung: str | None = None
 
-    def ask(self, client_order_id: str) -> tuple[VenueOrderState | None, str, str]:
-        """``(state, outcome, note)`` for one order: outcome "reconciled", "never_delivered" or "unresolved"
+    def ask(self, client_order_id: str) -> tuple[VenueOrderState | None, RecoveryOutcome, str]:
+        """``(state, outcome, note)`` for one order: outcome RECONCILED, NEVER_DELIVERED or UNRESOLVED
         (the answer classified by ``protocols.classify_lookup`` with the adapter's capabilities)."""
         try:
             caps = adapter_capabilities(self._venue)
         except TypeError as exc:
-            return None, "unresolved", str(exc)
+            return None, RecoveryOutcome.UNRESOLVED, str(exc)
         if not caps.supports_lookup:
-            return None, "unresolved", "the venue has no order lookup"
+            return None, RecoveryOutcome.UNRESOLVED, "the venue has no order lookup"
         note = ""
         for attempt in range(1, _FETCH_TRIES + 1):
             if self.hung is not None:
-                return None, "unresolved", self.hung
+                return None, RecoveryOutcome.UNRESOLVED, self.hung
             finished, answer, error = self._call(client_order_id)
             if not finished:
-                return None, "unresolved", self.hung or ""
+                return None, RecoveryOutcome.UNRESOLVED, self.hung or ""
             if isinstance(error, NotDeliveredError):
                 note = f"fetch_order not delivered ({error}); attempt {attempt}"
                 continue
@@ -271,11 +288,11 @@ class _VenueLookups:
             lookup = classify_lookup(client_order_id, answer, caps, 0.0)
             if lookup.found:
                 assert lookup.state is not None
-                return lookup.state, "reconciled", f"venue says {lookup.state.status.value}"
+                return lookup.state, RecoveryOutcome.RECONCILED, f"venue says {lookup.state.status.value}"
             if lookup.absent:
-                return None, "never_delivered", "the venue has no record of this client order id"
-            return None, "unresolved", lookup.reason
-        return None, "unresolved", note
+                return None, RecoveryOutcome.NEVER_DELIVERED, "the venue has no record of this client order id"
+            return None, RecoveryOutcome.UNRESOLVED, lookup.reason
+        return None, RecoveryOutcome.UNRESOLVED, note
 
     def _call(self, client_order_id: str) -> tuple[bool, Any, BaseException | None]:
         wait_s = min(self._timeout_s, self._deadline - time.monotonic())
@@ -307,10 +324,10 @@ def _cached_report(order: RecoveredOrder) -> ExecutionReport | None:
     """The report a retry of this client order id should replay after recovery (None: keep as is)."""
     intent, context = order.intent, order.context
     base = dict(client_order_id=intent.client_order_id, account_id=context.account_id, symbol=intent.symbol, side=intent.side)
-    if order.outcome == "never_delivered":
+    if order.outcome is RecoveryOutcome.NEVER_DELIVERED:
         return ExecutionReport(**base, status=OrderStatus.FAILED,
                                error=ExecError.of(ErrorCode.E_EXEC_NETWORK, "never delivered: the venue has no record of it (found at recovery)"))
-    if order.outcome == "reconciled" and order.venue_state is not None:
+    if order.outcome is RecoveryOutcome.RECONCILED and order.venue_state is not None:
         state = order.venue_state
         error = None
         if state.status is OrderStatus.REJECTED:

@@ -101,7 +101,7 @@ from ..routing.router import RouteDenied, deny_unrouted
 from ..supervision.messages import GetAdapterRefs, GetHealth, StartChildren, StopChildren
 from ..supervision.supervisor import Health, SupervisorActor
 from ..supervision.topology import Blueprint, TopologyView
-from .recovery import recover
+from .recovery import RecoveredOrder, RecoveryOutcome, recover
 from .registry import AdapterRegistry, default_registry
 from .statelock import StateDirLock
 from .sync import BrokerSyncReport
@@ -338,7 +338,7 @@ class Runtime:
             inherited: dict[str, list] = {}
             if self.recovery is not None:
                 for order in self.recovery.orders:
-                    if order.outcome == "unresolved":
+                    if order.outcome is RecoveryOutcome.UNRESOLVED:
                         inherited.setdefault(order.adapter_id, []).append(InDoubt(order.intent.client_order_id, None))
             p = f"rt{self.runtime_id}"
             # one dispatcher for the actors that never block (docs/DESIGN.md "Threads"); an actor
@@ -403,12 +403,12 @@ class Runtime:
         takeover = getattr(self, "_takeover", None)
         return takeover.adopted if takeover is not None else 0
 
-    def _adopt(self, orders: list) -> None:
+    def _adopt(self, orders: list[RecoveredOrder]) -> None:
         """Orders taken over from a dead peer: restore them in the ledger, reconcile those in doubt."""
         tell(self.ledger, RestoreLedger(tuple(orders)))
         by_adapter: dict[str, list[str]] = {}
         for order in orders:
-            if order.outcome == "unresolved":
+            if order.outcome is RecoveryOutcome.UNRESOLVED:
                 by_adapter.setdefault(order.adapter_id, []).append(order.intent.client_order_id)
         for adapter_id, ids in by_adapter.items():
             if adapter_id in self.breakers:

@@ -73,10 +73,10 @@ def run_recover(state_dir: Path, profile: str) -> tuple[dict, bool]:
     finally:
         journal.close()
     resolved = [
-        {"client_order_id": o.intent.client_order_id, "adapter_id": o.adapter_id, "outcome": o.outcome,
+        {"client_order_id": o.intent.client_order_id, "adapter_id": o.adapter_id, "outcome": o.outcome.value,
          "previous_status": o.previous_status.value,
          "venue_status": o.venue_state.status.value if o.venue_state is not None else None, "note": o.note,
-         "changed": order_changed(o.outcome, o.previous_status.value,
+         "changed": order_changed(o.outcome.value, o.previous_status.value,
                                   o.venue_state.status.value if o.venue_state is not None else None)}
         for o in (report.in_doubt if report is not None else [])
     ]

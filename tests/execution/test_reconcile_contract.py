@@ -22,7 +22,7 @@ from _adapters import TestAdapter
 from conftest import EventLog, ObservableClock, ctx, limit, registry_of, settle, wait_until
 
 from actors import Runtime
-from actors.runtime.recovery import _ask_venue
+from actors.runtime.recovery import RecoveryOutcome, _ask_venue
 from protocols import (
     DEFAULT_CAPABILITIES,
     AdapterCapabilities,
@@ -237,15 +237,15 @@ def test_after_a_restart_absence_is_proven_after_the_window_then_failed_not_rese
 
 
 @pytest.mark.parametrize(("caps", "outcome"), [
-    (AdapterCapabilities(lookup_covers_closed=True, absence_window_s=0), "never_delivered"),
-    (AdapterCapabilities(lookup_covers_closed=True, absence_window_s=3), "unresolved"),
-    (DEFAULT_CAPABILITIES, "unresolved"),
-    (AdapterCapabilities(supports_lookup=False, lookup_covers_closed=True, absence_window_s=0), "unresolved"),
+    (AdapterCapabilities(lookup_covers_closed=True, absence_window_s=0), RecoveryOutcome.NEVER_DELIVERED),
+    (AdapterCapabilities(lookup_covers_closed=True, absence_window_s=3), RecoveryOutcome.UNRESOLVED),
+    (DEFAULT_CAPABILITIES, RecoveryOutcome.UNRESOLVED),
+    (AdapterCapabilities(supports_lookup=False, lookup_covers_closed=True, absence_window_s=0), RecoveryOutcome.UNRESOLVED),
 ])
 def test_recovery_classifies_not_found_with_the_adapter_capabilities(caps, outcome) -> None:
     venue = TestAdapter(capabilities=caps)
     state, got, note = _ask_venue(venue, "never-seen")
-    assert state is None and got == outcome, note
+    assert state is None and got is outcome, note  # the typed outcome, not a string equal to it
 
 
 # --------------------------------------------------------------------------- declarations
