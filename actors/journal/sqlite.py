@@ -1192,7 +1192,19 @@ class SQLiteJournal:
                     [(e.seq, e.ts, e.account_id, e.client_order_id, e.from_status, e.to_status, e.cause,
                       None if e.reserved is None else str(e.reserved)) for e in evs],
                 ).rowcount
-            flags = [conn.execute(_SQL_FILL, _fill_params(f)).rowcount == 1 for f in fls]
+            flags: list[bool] = []
+            if fls:
+                # one statement for the batch (a per-row execute costs a GIL round trip each); when
+                # some fill was journaled already, undo it and find which, row by row
+                params = [_fill_params(f) for f in fls]
+                conn.execute("SAVEPOINT new_fills")
+                if conn.executemany(_SQL_FILL, params).rowcount == len(params):
+                    conn.execute("RELEASE new_fills")
+                    flags = [True] * len(params)
+                else:
+                    conn.execute("ROLLBACK TO new_fills")
+                    conn.execute("RELEASE new_fills")
+                    flags = [conn.execute(_SQL_FILL, p).rowcount == 1 for p in params]
             if arch:
                 conn.executemany(_SQL_ARCHIVE, [(a.client_order_id, a.account_id, a.status, a.archived_at, a.record_json)
                                                 for a in arch])
