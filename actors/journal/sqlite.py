@@ -272,6 +272,8 @@ class Completion:
     now: float
 
     def __post_init__(self) -> None:
+        if _plain_completion(self):  # the store's completions: already what the checks below would make of them
+            return
         _check_id("Completion", "account_id", self.account_id)
         _check_id("Completion", "client_order_id", self.client_order_id)
         object.__setattr__(self, "status", _check_status("Completion", self.status, _FINAL_STATUSES))
@@ -338,6 +340,15 @@ def _plain_event_row(row: OrderEventRow) -> bool:
             and _plain_id(row.account_id) and _plain_id(row.client_order_id)
             and _plain_id(row.from_status) and _plain_id(row.to_status) and type(row.cause) is str
             and (reserved is None or (type(reserved) is Decimal and reserved.is_finite() and reserved >= 0)))
+
+
+def _plain_completion(c: Completion) -> bool:
+    """True when ``c``'s fields already have the exact types and values its checks demand (ids,
+    a final status as ``str``, ``str`` or None report, finite float time): see :func:`_plain_event_row`."""
+    report_json, now = c.report_json, c.now
+    return (_plain_id(c.account_id) and _plain_id(c.client_order_id) and type(c.status) is str
+            and c.status in _FINAL_STATUSES and (report_json is None or type(report_json) is str)
+            and type(now) is float and math.isfinite(now))
 
 
 @dataclass(frozen=True, slots=True)

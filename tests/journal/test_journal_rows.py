@@ -1,8 +1,10 @@
-"""``OrderEventRow``'s exact-type fast path accepts only what its full checks accept unchanged.
+"""``OrderEventRow``'s and ``Completion``'s exact-type fast paths accept only what their full
+checks accept unchanged.
 
-The ledger writes ~3 rows per order; rows whose fields already have the exact normalised types
-skip the full checks (``actors/journal/sqlite._plain_event_row``). Whatever the input, a row
-built with the fast path is the row the full checks build, or both raise the same error.
+The ledger writes ~3 rows per order and the idempotency store one completion; values whose fields
+already have the exact normalised types skip the full checks (``actors/journal/sqlite``
+``_plain_event_row``, ``_plain_completion``). Whatever the input, a value built with the fast
+path is the one the full checks build, or both raise the same error.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import actors.journal.sqlite as journal_sqlite
-from actors.journal.sqlite import OrderEventRow
+from actors.journal.sqlite import Completion, OrderEventRow
 from protocols import OrderStatus
 
 _ids = st.one_of(st.text(max_size=3), st.text(min_size=255, max_size=258), st.sampled_from([OrderStatus.FILLED]),
@@ -28,9 +30,9 @@ _args = st.tuples(
 )
 
 
-def _outcome(args: tuple) -> tuple:
+def _outcome(args: tuple, cls: type = OrderEventRow) -> tuple:
     try:
-        row = OrderEventRow(*args)
+        row = cls(*args)
     except Exception as exc:  # noqa: BLE001 - the outcome compared is the exception's type and text
         return ("raised", type(exc), str(exc))
     return ("built", tuple((type(getattr(row, f)), repr(getattr(row, f))) for f in row.__slots__))
@@ -56,4 +58,29 @@ def test_fast_path_builds_what_the_full_checks_build(args: tuple) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(journal_sqlite, "_plain_event_row", lambda row: False)
         full = _outcome(args)
+    assert fast == full
+
+
+_completion_args = st.tuples(
+    _ids, _ids,
+    st.one_of(st.sampled_from(["COMPLETED", "UNKNOWN", "IN_PROGRESS", "FILLED", ""]), st.none(), st.integers()),  # status
+    st.one_of(st.none(), st.text(max_size=4), st.integers(), st.binary(max_size=2)),  # report_json
+    st.one_of(st.floats(), st.integers(min_value=-5, max_value=5), st.booleans(), st.text(max_size=2)),  # now
+)
+
+
+@given(_completion_args)
+@example(("acc-1", "c-1", "COMPLETED", "{}", 2.0))
+@example(("acc-1", "c-1", "UNKNOWN", None, 2.0))
+@example(("acc-1", "c-1", "IN_PROGRESS", None, 2.0))
+@example(("acc-1", "c-1", "COMPLETED", None, float("nan")))
+@example(("acc-1", "c-1", "COMPLETED", None, 2))
+@example(("acc-1", "c-1", "COMPLETED", 5, 2.0))
+@example(("", "c-1", "COMPLETED", None, 2.0))
+@example(("acc-1", "c" * 257, "COMPLETED", None, 2.0))
+def test_completion_fast_path_builds_what_the_full_checks_build(args: tuple) -> None:
+    fast = _outcome(args, Completion)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(journal_sqlite, "_plain_completion", lambda c: False)
+        full = _outcome(args, Completion)
     assert fast == full
