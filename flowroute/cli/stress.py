@@ -118,6 +118,7 @@ class StressSender:
         self._limits: list[Op] = []
         self._n = 0
         self._outstanding: deque[Op] = deque()
+        self._contexts: dict[str, Any] = {}
         self.quote_every = max(25, 1000 // max(1, cfg.senders))
         self.error: BaseException | None = None
         #: set on Ctrl-C: the sender stops before its next operation
@@ -134,7 +135,13 @@ class StressSender:
                            quantity=Decimal("0.001"))
 
     def _ctx(self, mode: str = "paper") -> Any:
-        return ExecutionContext(mode=mode, account_id=STRESS_ACCOUNT, strategy_id=f"sender{self.index}", session_id="stress")
+        """This sender's context for ``mode``: built once (a frozen value, so one instance serves every
+        operation; a new one per operation cost a validation each)."""
+        ctx = self._contexts.get(mode)
+        if ctx is None:
+            ctx = self._contexts[mode] = ExecutionContext(mode=mode, account_id=STRESS_ACCOUNT, strategy_id=f"sender{self.index}",
+                                                          session_id="stress")
+        return ctx
 
     def _quote(self) -> None:
         """Feed one synthetic BTC/USDT quote around 39433 (±5.00, from this sender's rng)."""
