@@ -368,6 +368,9 @@ class FillRow:
     fill: Fill
 
     def __post_init__(self) -> None:
+        if (type(self.side) is Side and type(self.fill) is Fill and _plain_id(self.adapter_id) and _plain_id(self.account_id)
+                and _plain_id(self.client_order_id) and _plain_id(self.symbol)):
+            return  # the ledger's fills: already what the checks below would make of them
         _check_id("FillRow", "adapter_id", self.adapter_id)
         _check_id("FillRow", "account_id", self.account_id)
         _check_id("FillRow", "client_order_id", self.client_order_id)

@@ -1702,7 +1702,7 @@ class LedgerActor(FlowActor):
                                t.to_status._value_, t.cause[:500], rec.reserved_at_intake if t.to_status is reserved else None)
                  for rec, t in rows],
                 [FillRow(adapter_id=rec.adapter_id or "?", account_id=rec.account_id, client_order_id=rec.client_order_id,
-                         symbol=rec.symbol, side=rec.side.value, fill=fill) for rec, fill in fills],
+                         symbol=rec.symbol, side=rec.side, fill=fill) for rec, fill in fills],
                 *((archive,) if archive else ()),
             )
             return True

@@ -1,5 +1,5 @@
-"""``OrderEventRow``'s and ``Completion``'s exact-type fast paths accept only what their full
-checks accept unchanged.
+"""``OrderEventRow``'s, ``FillRow``'s and ``Completion``'s exact-type fast paths accept only what
+their full checks accept unchanged.
 
 The ledger writes ~3 rows per order and the idempotency store one completion; values whose fields
 already have the exact normalised types skip the full checks (``actors/journal/sqlite``
@@ -16,8 +16,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import actors.journal.sqlite as journal_sqlite
-from actors.journal.sqlite import Completion, OrderEventRow
-from protocols import OrderStatus
+from actors.journal.sqlite import Completion, FillRow, OrderEventRow
+from protocols import Fill, OrderStatus, Side
 
 _ids = st.one_of(st.text(max_size=3), st.text(min_size=255, max_size=258), st.sampled_from([OrderStatus.FILLED]),
                  st.none(), st.integers())
@@ -83,4 +83,33 @@ def test_completion_fast_path_builds_what_the_full_checks_build(args: tuple) -> 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(journal_sqlite, "_plain_completion", lambda c: False)
         full = _outcome(args, Completion)
+    assert fast == full
+
+
+class _SubFill(Fill):
+    pass
+
+
+_FILL = Fill(trade_id="t-1", qty="0.001", price="39433.62", fee="0.01", fee_currency="USDT")
+_fill_row_args = st.tuples(
+    _ids, _ids, _ids, _ids,
+    st.sampled_from([Side.BUY, Side.SELL, "BUY", "SELL", "HOLD", None]),
+    st.sampled_from([_FILL, _SubFill.model_validate(_FILL.model_dump()), {"trade_id": "t"}, None]),
+)
+
+
+@given(_fill_row_args)
+@example(("paper", "acc-1", "c-1", "BTC/USDT", Side.BUY, _FILL))
+@example(("paper", "acc-1", "c-1", "BTC/USDT", "SELL", _FILL))
+@example(("paper", "acc-1", "c-1", "", Side.BUY, _FILL))
+@example(("paper", "acc-1", "c-1", "s" * 257, Side.BUY, _FILL))
+@example(("", "acc-1", "c-1", "BTC/USDT", Side.BUY, _FILL))
+@example(("paper", "", "c-1", "BTC/USDT", Side.BUY, _FILL))
+@example(("paper", "acc-1", "", "BTC/USDT", Side.BUY, _FILL))
+@example(("paper", "acc-1", "c-1", "BTC/USDT", Side.BUY, {"trade_id": "t"}))
+def test_fill_row_fast_path_builds_what_the_full_checks_build(args: tuple) -> None:
+    fast = _outcome(args, FillRow)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(journal_sqlite, "_plain_id", lambda value: False)
+        full = _outcome(args, FillRow)
     assert fast == full
