@@ -50,6 +50,7 @@ from loguru import logger
 
 from ...adapter import AdapterCapabilities, EventSink, VenueEvent, VenueOrder, VenueOrderState
 from ...market.values import Quote, Trade
+from ...model.dataclass_compat import builder
 from ...model.enums import OPEN_STATUSES, OrderStatus, OrderType, TimeInForce
 from ...model.errors import FatalAdapterError, NotDeliveredError, VenueRejectedError
 from ...model.reports import Fill
@@ -69,6 +70,9 @@ from .fill_model import (
 )
 from .pg_book import MARKET_KEY, BookDelta, BookError, PgBook, market_from_json, market_to_json
 from .trusted import make_fill, make_state
+
+#: a resting order for the fill model, from values already checked (protocols/model/dataclass_compat.py)
+_new_resting = builder(Resting)
 
 _ACCEPTED, _REJECTED = OrderStatus.ACCEPTED, OrderStatus.REJECTED
 _DURABLE_CAPS = AdapterCapabilities(blocking=True, lookup_covers_closed=True, absence_window_s=0, group_commit=True)
@@ -820,13 +824,20 @@ class PaperVenue:
         self._booked = 0
 
     def _resting(self, symbol: str, updated: Mapping[str, VenueOrderRecord]) -> list[Resting]:
+        """The open LIMIT orders of ``symbol`` as the fill model sees them, on every quote and trade:
+        ``leaves_qty`` without the record's properties (an order with no fill leaves its quantity),
+        ``Resting`` built without its ``__init__`` (``dataclass_compat.builder``)."""
         out: list[Resting] = []
+        orders, limit, zero = self._orders, OrderType.LIMIT, Decimal(0)
         for coid in self._open.get(symbol, ()):
-            rec = updated.get(coid) or self._orders[coid]
-            if not rec.status.is_open or rec.order.order_type is not OrderType.LIMIT:
+            rec = updated.get(coid) or orders[coid]
+            order = rec.order
+            if order.order_type is not limit or rec.status not in OPEN_STATUSES:  # status.is_open
                 continue
-            assert rec.order.limit_price is not None
-            out.append(Resting(rec.seq, rec.order.side, rec.order.limit_price, rec.leaves_qty))
+            assert order.limit_price is not None
+            fills = rec.fills
+            leaves = order.quantity - sum((f.qty for f in fills), zero) if fills else order.quantity  # rec.leaves_qty
+            out.append(_new_resting(rec.seq, order.side, order.limit_price, leaves))
         return out
 
     def _expire_day_orders(self, ts: datetime, updated: dict[str, VenueOrderRecord], events: list[VenueEvent]) -> None:
