@@ -38,6 +38,16 @@ def _outcome(args: tuple, cls: type = OrderEventRow) -> tuple:
     return ("built", tuple((type(getattr(row, f)), repr(getattr(row, f))) for f in row.__slots__))
 
 
+def _assert_fast_path_is_the_full_checks(cls: type, args: tuple, fast_path: str) -> None:
+    """``cls(*args)`` gives the same outcome with the fast path ``fast_path`` (a predicate of
+    actors/journal/sqlite.py) as with it always False, i.e. with the full checks only."""
+    fast = _outcome(args, cls)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(journal_sqlite, fast_path, lambda value: False)
+        full = _outcome(args, cls)
+    assert fast == full
+
+
 @given(_args)
 @example((1, 10.5, "acc-1", "c-1", "RESERVED", "SUBMITTING", "sent", None))
 @example((1, 10.5, "acc-1", "c-1", "INITIALIZED", "RESERVED", "", Decimal("39.43362")))
@@ -54,11 +64,7 @@ def _outcome(args: tuple, cls: type = OrderEventRow) -> tuple:
 @example((1, 1.0, "a" * 257, "c-1", "A", "B", "", None))
 @example((1, 1, "acc-1", "c-1", OrderStatus.INITIALIZED, OrderStatus.RESERVED, "", 5))
 def test_fast_path_builds_what_the_full_checks_build(args: tuple) -> None:
-    fast = _outcome(args)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(journal_sqlite, "_plain_event_row", lambda row: False)
-        full = _outcome(args)
-    assert fast == full
+    _assert_fast_path_is_the_full_checks(OrderEventRow, args, "_plain_event_row")
 
 
 _completion_args = st.tuples(
@@ -79,11 +85,7 @@ _completion_args = st.tuples(
 @example(("", "c-1", "COMPLETED", None, 2.0))
 @example(("acc-1", "c" * 257, "COMPLETED", None, 2.0))
 def test_completion_fast_path_builds_what_the_full_checks_build(args: tuple) -> None:
-    fast = _outcome(args, Completion)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(journal_sqlite, "_plain_completion", lambda c: False)
-        full = _outcome(args, Completion)
-    assert fast == full
+    _assert_fast_path_is_the_full_checks(Completion, args, "_plain_completion")
 
 
 class _SubFill(Fill):
@@ -108,8 +110,4 @@ _fill_row_args = st.tuples(
 @example(("paper", "acc-1", "", "BTC/USDT", Side.BUY, _FILL))
 @example(("paper", "acc-1", "c-1", "BTC/USDT", Side.BUY, {"trade_id": "t"}))
 def test_fill_row_fast_path_builds_what_the_full_checks_build(args: tuple) -> None:
-    fast = _outcome(args, FillRow)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(journal_sqlite, "_plain_id", lambda value: False)
-        full = _outcome(args, FillRow)
-    assert fast == full
+    _assert_fast_path_is_the_full_checks(FillRow, args, "_plain_id")
