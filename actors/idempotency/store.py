@@ -321,12 +321,17 @@ class IdempotencyStoreActor(FlowActor):
 def _reached_venue(record: Any, cached: ExecutionReport | None = None) -> bool:
     """True unless the expired record's cached report proves the order never left (DENIED).
 
-    ``cached`` is the report kept in memory by a non-durable store (whose records hold no JSON)."""
-    if cached is not None:
-        return cached.status is not OrderStatus.DENIED
-    if record is None or not record.report_json:
-        return record is not None
-    try:
-        return ExecutionReport.model_validate_json(record.report_json).status is not OrderStatus.DENIED
-    except ValueError:
+    A DENIED E_EXEC_IDEMPOTENCY_CONFLICT report does not prove that: it is the refusal of an id
+    that was already used (an expired id that had reached a venue), so the id stays refused at
+    every later reuse too. ``cached`` is the report kept in memory by a non-durable store (whose
+    records hold no JSON)."""
+    if cached is None:
+        if record is None or not record.report_json:
+            return record is not None
+        try:
+            cached = ExecutionReport.model_validate_json(record.report_json)
+        except ValueError:
+            return True
+    if cached.status is not OrderStatus.DENIED:
         return True
+    return cached.error is not None and cached.error.code is ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT

@@ -347,3 +347,20 @@ def test_claim_is_committed_even_when_a_query_is_queued_behind_it(make_runtime) 
     assert a.result(timeout=5).replay is True
     barrier.get(timeout=5)
     assert b.result(timeout=3).status is OrderStatus.FILLED
+
+
+def test_an_id_refused_after_its_ttl_stays_refused_at_every_later_reuse(make_runtime) -> None:
+    """The refusal of an expired id that reached a venue is itself journaled (the record now caches
+    that DENIED conflict report); a reuse after the next TTL must be refused again, not taken for an
+    id that never left (the store's rule, ``EXPIRED_RECLAIMED``): the venue sees it once, ever."""
+    clock = FakeClock()
+    rt = make_runtime(durable=True, journal=FULL, idempotency={"ttl_s": 60.0}, clock=clock)
+    rt.on_market(quote())
+    assert rt.submit(market("idem-thrice"), ctx()).result(timeout=5).status is OrderStatus.FILLED
+    for _ in range(3):
+        rt.flush()
+        clock.advance(61.0)
+        again = rt.submit(market("idem-thrice"), ctx()).result(timeout=5)
+        assert again.status is OrderStatus.DENIED and again.error.code is ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT, again
+    rt.flush()
+    assert rt.venue("paper").submission_counts() == {"idem-thrice": 1}
