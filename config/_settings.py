@@ -686,6 +686,10 @@ class RetentionSettings(_Section):
     keep_receipts: bool = Field(
         False, description="Record every venue answer as received (state_dir/receipts.jsonl), kept receipts_days, for evidence."
     )
+    interval_s: float = Field(
+        86400.0, ge=0, allow_inf_nan=False,
+        description="While a durable runtime runs, retention runs again this often (seconds, on its clock); 0: only at start.",
+    )
 
 
 class MetricsSettings(_Section):

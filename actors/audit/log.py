@@ -927,6 +927,25 @@ class AuditLog:
         finally:
             self._close_fds()
 
+    def archive(self, before: datetime) -> ArchiveResult:
+        """Retention while this writer holds the log (the ledger's periodic run): write and sync
+        what is pending, release the file, move the lines written before ``before`` into a segment
+        (:func:`archive_audit`: crash-safe, the chain continues across it), then reopen the log and
+        go on appending. Raises :class:`AuditError` (the log is reopened in every case it can be)."""
+        self._check_open()
+        self.close()
+        try:
+            return archive_audit(self._path, before=before, archive_dir=self._archive_dir, file_mode=self._mode)
+        finally:
+            try:
+                self._open()
+            except OSError as exc:
+                self._close_fds()
+                raise AuditError(f"cannot reopen audit log {self._path} after archiving: {exc}") from exc
+            except AuditError:
+                self._close_fds()
+                raise
+
     def _check_open(self) -> None:
         if self._fd is None:
             raise AuditError(f"audit log {self._path} is closed")

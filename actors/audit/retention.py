@@ -1,28 +1,41 @@
 """Retention (README "Features"; seed 001 "Retention"): archive, then prune, what is past its keep time.
 
 Runs when a durable runtime starts, before recovery reads the journals and before the ledger
-opens the audit log (nothing else holds the files then), and from ``flowroute audit archive``.
+opens the audit log (nothing else holds the files then), then every ``interval_s`` (one day)
+while it runs, on the runtime's clock (the ledger's timer: it owns the audit log and the
+receipts file, so it archives them between its batches, and runs :func:`archive_journals`),
+and from ``flowroute audit archive``.
 Settings ``[retention]``: ``orders_days`` (365) for terminal orders, their transitions and
 fills, and the audit lines; ``receipts_days`` (30) for raw venue receipts (``keep_receipts``:
 every venue answer as received, one JSON line in ``receipts.jsonl``, written with the ledger's
-batch, no fsync; off by default); ``archive_dir`` (``archive`` under the state directory).
+batch, no fsync; off by default); ``archive_dir`` (``archive`` under the state directory);
+``interval_s`` (86400; 0: only at start).
 
 - **Venue receipts** (``receipts.jsonl``): lines older than ``now - receipts_days`` go to
   ``<archive_dir>/receipts.<first ts>.jsonl.gz`` and leave the live file.
 
 - **Audit log**: lines written before ``now - orders_days`` go into a compressed segment and
   leave the live log; the hash chain continues across segments (``actors.audit.log.archive_audit``).
-- **Ledger journal** (``ledger.sqlite``): an order whose last transition is terminal and older
-  than ``now - orders_days`` is written, with every transition and fill, to
-  ``<archive_dir>/orders.<cutoff>.jsonl.gz`` (one JSON object per row, ``"table"`` naming it),
-  which is made durable first; then its rows leave the ledger journal and its idempotency record
-  (COMPLETED only) leaves ``journal.sqlite`` in one transaction each, so recovery no longer
-  loads it. An order still open, in doubt or younger is never touched. A crash between the
-  archive file and the deletes leaves the rows in place; the next run archives them again into
-  its own file (an order then appears in two archive files, identically).
+- **Ledger journal** (``ledger.sqlite``, or the PostgreSQL journal's tables with ``journal.url``):
+  an order whose last transition is terminal and older than ``now - orders_days`` (or whose
+  compacted archive row is: ``order_archive.archived_at``) is written, with every transition,
+  fill and archive row, to ``<archive_dir>/orders.<cutoff>.jsonl.gz`` (one JSON object per row,
+  ``"table"`` naming it), which is made durable first; then its rows leave the ledger journal.
+  An order still open, in doubt (its idempotency record not COMPLETED) or younger is never
+  touched.
+- **Idempotency records** (``journal.sqlite``): what the guarantee "a client order id reaches a
+  venue at most once" still needs is never pruned (docs/DESIGN.md "Durability"; the store's
+  rule for an expired record, ``EXPIRED_RECLAIMED``). The record of an archived order that
+  reached a venue stays, *retired*: its intent and context are cleared (``intent_json`` is
+  ``RETIRED_INTENT``), its status and cached report kept, so a reuse of its id is refused as a
+  conflict (the journal never reclaims it), while recovery and a PostgreSQL takeover no longer
+  load it. Only the record of an order that never
+  left (its report DENIED) is deleted: its id may be used again.
 
-Only the SQLite journal is pruned; with a PostgreSQL journal (``journal.url``) the database's own
-retention applies and only the audit log is archived.
+A crash between the archive file and the deletes leaves the rows in place; the next run
+archives them again into its own file (an order then appears in two archive files,
+identically). With PostgreSQL several processes share the tables: a run takes a transaction
+advisory lock first and skips when another process's run holds it.
 """
 
 from __future__ import annotations
@@ -30,17 +43,24 @@ from __future__ import annotations
 import gzip
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from protocols import TERMINAL_STATUSES
 
+from ..idempotency.store import _reached_venue  # the store's rule: one owner of "may this id be used again"
+from ..journal.sqlite import RETIRED_INTENT as RETIRED
 from .log import ArchiveResult, _write_durably, archive_audit
 
-__all__ = ["RetentionResult", "archive_orders", "archive_receipts", "apply_retention"]
+__all__ = ["RetentionJob", "RetentionResult", "archive_journals", "archive_orders", "archive_orders_pg", "archive_receipts", "apply_retention"]
 
 _TERMINAL = tuple(sorted(s.value for s in TERMINAL_STATUSES))
+#: a transaction advisory lock key of the PostgreSQL retention run (one process at a time)
+_PG_LOCK = 0x666C6F77_72657400  # "flowret\0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +79,28 @@ class RetentionResult:
     receipts_file: Path | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RetentionJob:
+    """The periodic retention of a running durable runtime (the ledger's timer, every
+    ``interval_s`` seconds of its clock; 0: never): terminal orders and audit lines older than
+    ``orders_days`` days, venue receipts older than ``receipts_days`` days, archived under
+    ``archive_dir``; the journals are ``state_dir``'s SQLite files, or the PostgreSQL journal of
+    ``pg`` (a ``PostgresBackend``). The ledger archives the audit log and the receipts itself (it
+    holds them open) and runs :meth:`journals`."""
+
+    state_dir: Path
+    archive_dir: Path
+    orders_days: float
+    receipts_days: float
+    interval_s: float
+    file_mode: int = 0o600
+    pg: Any = None
+
+    def journals(self, before: datetime) -> tuple[int, int, int, Path | None]:
+        """:func:`archive_journals` of the orders that ended before ``before``."""
+        return archive_journals(self.state_dir, before=before, archive_dir=self.archive_dir, file_mode=self.file_mode, pg=self.pg)
+
+
 def _expired_orders(conn: sqlite3.Connection, before_ts: float) -> list[tuple[str, str]]:
     marks = ",".join("?" * len(_TERMINAL))
     return [tuple(row) for row in conn.execute(
@@ -72,9 +114,39 @@ def _expired_orders(conn: sqlite3.Connection, before_ts: float) -> list[tuple[st
     )]
 
 
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def _archive_file(archive_dir: Path, before: datetime, rows: Sequence[tuple[str, dict]], file_mode: int) -> Path:
+    """Write ``(table, row)`` pairs durably to a new ``orders.<cutoff>[.<n>].jsonl.gz``; its path."""
+    lines = [json.dumps({"table": table, **row}, sort_keys=True, default=str) for table, row in rows]
+    archive_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stamp = before.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = archive_dir / f"orders.{stamp}.jsonl.gz"
+    n = 1
+    while target.exists():  # a second run with the same cutoff (e.g. after a crash): its own file
+        n += 1
+        target = archive_dir / f"orders.{stamp}.{n}.jsonl.gz"
+    _write_durably(target, gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0), file_mode)
+    return target
+
+
+def _split_records(records: Sequence[tuple[str, str, str | None]]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """COMPLETED ``(account_id, client_order_id, report_json)`` records of archived orders →
+    ``(to retire, to delete)``: retired when the order reached a venue (the store's rule), deleted
+    when it never left."""
+    retire: list[tuple[str, str]] = []
+    delete: list[tuple[str, str]] = []
+    for account_id, client_order_id, report_json in records:
+        (retire if _reached_venue(SimpleNamespace(report_json=report_json)) else delete).append((account_id, client_order_id))
+    return retire, delete
+
+
 def archive_orders(ledger_path: Path, journal_path: Path | None, *, before: datetime, archive_dir: Path,
                    file_mode: int = 0o600) -> tuple[int, int, int, Path | None]:
-    """Archive and prune terminal orders older than ``before`` (see the module docstring).
+    """Archive and prune terminal orders older than ``before`` from the SQLite journals (see the
+    module docstring: idempotency records of orders that reached a venue are retired, not deleted).
 
     Returns ``(orders, event rows, fill rows, archive file or None)``. An order whose idempotency
     record in ``journal_path`` is not COMPLETED stays. Raises ``sqlite3.Error`` / ``OSError``
@@ -87,7 +159,13 @@ def archive_orders(ledger_path: Path, journal_path: Path | None, *, before: date
     ledger.row_factory = sqlite3.Row
     journal = sqlite3.connect(journal_path, timeout=30) if journal_path is not None and Path(journal_path).exists() else None
     try:
+        archives = _has_table(ledger, "order_archive")
         keys = _expired_orders(ledger, before_ts)
+        if archives:  # compacted archived orders have no order_events rows left: their archive row's age decides
+            seen = set(keys)
+            keys += [k for k in (tuple(r) for r in ledger.execute(
+                "SELECT account_id, client_order_id FROM order_archive WHERE compacted = 1 AND archived_at < ? ORDER BY archived_at",
+                (before_ts,))) if k not in seen]
         if journal is not None and keys:
             open_keys = {tuple(r) for r in journal.execute("SELECT account_id, client_order_id FROM idempotency WHERE status != 'COMPLETED'")}
             keys = [k for k in keys if k not in open_keys]
@@ -98,26 +176,95 @@ def archive_orders(ledger_path: Path, journal_path: Path | None, *, before: date
         join = "JOIN expired x ON t.account_id = x.account_id AND t.client_order_id = x.client_order_id"
         events = [dict(r) for r in ledger.execute(f"SELECT t.* FROM order_events t {join} ORDER BY t.id")]
         fills = [dict(r) for r in ledger.execute(f"SELECT t.* FROM fills t {join} ORDER BY t.id")]
-        lines = [json.dumps({"table": "order_events", **row}, sort_keys=True) for row in events]
-        lines += [json.dumps({"table": "fills", **row}, sort_keys=True) for row in fills]
-        archive_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        target = archive_dir / f"orders.{before.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}.jsonl.gz"
-        n = 1
-        while target.exists():  # a second run with the same cutoff (e.g. after a crash): its own file
-            n += 1
-            target = archive_dir / f"orders.{before.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}.{n}.jsonl.gz"
-        _write_durably(target, gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0), file_mode)
+        kept = [dict(r) for r in ledger.execute(f"SELECT t.* FROM order_archive t {join}")] if archives else []
+        rows = [("order_events", r) for r in events] + [("fills", r) for r in fills] + [("order_archive", r) for r in kept]
+        target = _archive_file(archive_dir, before, rows, file_mode)
+        in_expired = "(account_id, client_order_id) IN (SELECT account_id, client_order_id FROM expired)"
         with ledger:
-            ledger.execute("DELETE FROM order_events WHERE (account_id, client_order_id) IN (SELECT account_id, client_order_id FROM expired)")
-            ledger.execute("DELETE FROM fills WHERE (account_id, client_order_id) IN (SELECT account_id, client_order_id FROM expired)")
+            ledger.execute(f"DELETE FROM order_events WHERE {in_expired}")
+            ledger.execute(f"DELETE FROM fills WHERE {in_expired}")
+            if archives:
+                ledger.execute(f"DELETE FROM order_archive WHERE {in_expired}")
         if journal is not None:
+            records = [r for k in keys for r in journal.execute(
+                "SELECT account_id, client_order_id, report_json FROM idempotency WHERE account_id = ? AND client_order_id = ? "
+                "AND status = 'COMPLETED' AND intent_json != ?", (*k, RETIRED))]
+            retire, delete = _split_records(records)
             with journal:
-                journal.executemany("DELETE FROM idempotency WHERE account_id = ? AND client_order_id = ? AND status = 'COMPLETED'", keys)
+                journal.executemany("UPDATE idempotency SET intent_json = ?, context_json = ? WHERE account_id = ? AND client_order_id = ? "
+                                    "AND status = 'COMPLETED'", [(RETIRED, RETIRED, *k) for k in retire])
+                journal.executemany("DELETE FROM idempotency WHERE account_id = ? AND client_order_id = ? AND status = 'COMPLETED'", delete)
         return len(keys), len(events), len(fills), target
     finally:
         ledger.close()
         if journal is not None:
             journal.close()
+
+
+def archive_orders_pg(backend: Any, *, before: datetime, archive_dir: Path, file_mode: int = 0o600) -> tuple[int, int, int, Path | None]:
+    """:func:`archive_orders` on the PostgreSQL journal (``actors.journal.postgres.PostgresBackend``,
+    shared by every process): the same orders, the same archive file, the same rule for the
+    idempotency records, in one transaction that first takes a transaction advisory lock (another
+    process's run holding it: this run does nothing, ``(0, 0, 0, None)``). Raises the driver's
+    errors / ``OSError`` (nothing is deleted unless the archive file is durable)."""
+    with backend.pool.connection() as conn:
+        try:
+            result = _prune_pg(conn, before, archive_dir, file_mode)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+    return result
+
+
+def _prune_pg(conn: Any, before: datetime, archive_dir: Path, file_mode: int) -> tuple[int, int, int, Path | None]:
+    before_ts = before.timestamp()
+    if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (_PG_LOCK,)).fetchone()[0]:
+        return 0, 0, 0, None
+    keys = [tuple(r) for r in conn.execute(
+        """SELECT e.account_id, e.client_order_id FROM flowroute.order_events e
+             JOIN (SELECT account_id, client_order_id, MAX(seq) AS last_seq, MAX(ts) AS last_ts
+                     FROM flowroute.order_events GROUP BY account_id, client_order_id) m
+               ON e.account_id = m.account_id AND e.client_order_id = m.client_order_id AND e.seq = m.last_seq
+             JOIN flowroute.idempotency i ON i.account_id = e.account_id AND i.client_order_id = e.client_order_id
+            WHERE m.last_ts < %s AND e.to_status = ANY(%s) AND i.status = 'COMPLETED'
+            ORDER BY e.account_id, e.client_order_id""", (before_ts, list(_TERMINAL)))]
+    if not keys:
+        return 0, 0, 0, None
+    accounts, ids = [k[0] for k in keys], [k[1] for k in keys]
+    sel = "(account_id, client_order_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+    # the idempotency rows first, locked in key order as every journal transaction locks them
+    records = [tuple(r) for r in conn.execute(
+        f"SELECT account_id, client_order_id, report_json FROM flowroute.idempotency WHERE {sel} AND status = 'COMPLETED' "
+        "AND intent_json <> %s ORDER BY account_id, client_order_id FOR UPDATE", (accounts, ids, RETIRED))]
+    cur = conn.cursor()
+    cur.execute(f"SELECT * FROM flowroute.order_events WHERE {sel} ORDER BY id", (accounts, ids))
+    names = [d.name for d in cur.description]
+    events = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    cur.execute(f"SELECT * FROM flowroute.fills WHERE {sel} ORDER BY id", (accounts, ids))
+    names = [d.name for d in cur.description]
+    fills = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    target = _archive_file(archive_dir, before, [("order_events", r) for r in events] + [("fills", r) for r in fills], file_mode)
+    conn.execute(f"DELETE FROM flowroute.order_events WHERE {sel}", (accounts, ids))
+    conn.execute(f"DELETE FROM flowroute.fills WHERE {sel}", (accounts, ids))
+    retire, delete = _split_records(records)
+    if retire:
+        conn.execute(f"UPDATE flowroute.idempotency SET intent_json = %s, context_json = %s WHERE {sel} AND status = 'COMPLETED'",
+                     (RETIRED, RETIRED, [k[0] for k in retire], [k[1] for k in retire]))
+    if delete:
+        conn.execute(f"DELETE FROM flowroute.idempotency WHERE {sel} AND status = 'COMPLETED'",
+                     ([k[0] for k in delete], [k[1] for k in delete]))
+    return len(keys), len(events), len(fills), target
+
+
+def archive_journals(state_dir: Path, *, before: datetime, archive_dir: Path, file_mode: int = 0o600,
+                     pg: Any = None) -> tuple[int, int, int, Path | None]:
+    """The journals' part of a retention run: :func:`archive_orders_pg` on ``pg`` (a
+    ``PostgresBackend``) when given, else :func:`archive_orders` on ``state_dir``'s SQLite files."""
+    if pg is not None:
+        return archive_orders_pg(pg, before=before, archive_dir=archive_dir, file_mode=file_mode)
+    return archive_orders(Path(state_dir) / "ledger.sqlite", Path(state_dir) / "journal.sqlite", before=before,
+                          archive_dir=archive_dir, file_mode=file_mode)
 
 
 def archive_receipts(path: Path, *, before: datetime, archive_dir: Path, file_mode: int = 0o600) -> tuple[int, Path | None]:
@@ -157,11 +304,12 @@ def archive_receipts(path: Path, *, before: datetime, archive_dir: Path, file_mo
 
 def apply_retention(state_dir: Path, *, now: datetime, orders_days: float, receipts_days: float = 30.0,
                     archive_dir: str | Path = "archive", audit: bool = True, journals: bool = True,
-                    file_mode: int = 0o600) -> RetentionResult:
+                    file_mode: int = 0o600, pg: Any = None) -> RetentionResult:
     """One retention run over ``state_dir`` (``audit.jsonl``, ``ledger.sqlite``, ``journal.sqlite``,
-    ``receipts.jsonl``): orders and audit lines older than ``now - orders_days`` days and venue
-    receipts older than ``now - receipts_days`` days are archived under ``archive_dir`` (relative
-    to ``state_dir`` unless absolute) and pruned. ``audit`` / ``journals`` select parts."""
+    ``receipts.jsonl``; the PostgreSQL journal instead of the SQLite files when ``pg``, a
+    ``PostgresBackend``, is given): orders and audit lines older than ``now - orders_days`` days
+    and venue receipts older than ``now - receipts_days`` days are archived under ``archive_dir``
+    (relative to ``state_dir`` unless absolute) and pruned. ``audit`` / ``journals`` select parts."""
     state_dir = Path(state_dir)
     folder = Path(archive_dir)
     folder = folder if folder.is_absolute() else state_dir / folder
@@ -172,8 +320,7 @@ def apply_retention(state_dir: Path, *, now: datetime, orders_days: float, recei
     orders = events = fills = 0
     orders_file = None
     if journals:
-        orders, events, fills, orders_file = archive_orders(state_dir / "ledger.sqlite", state_dir / "journal.sqlite",
-                                                            before=before, archive_dir=folder, file_mode=file_mode)
+        orders, events, fills, orders_file = archive_journals(state_dir, before=before, archive_dir=folder, file_mode=file_mode, pg=pg)
     receipts, receipts_file = archive_receipts(state_dir / "receipts.jsonl", before=now - timedelta(days=receipts_days),
                                                archive_dir=folder, file_mode=file_mode)
     return RetentionResult(audit_result, orders, events, fills, orders_file, receipts, receipts_file)

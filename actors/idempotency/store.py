@@ -38,7 +38,7 @@ from loguru import logger
 
 from protocols import ErrorCode, ExecutionReport, OrderStatus, utc_now
 
-from ..journal.sqlite import Claim, Completion, FailureInjectable, JournalError, JournalStore, MemoryJournal
+from ..journal.sqlite import RETIRED_INTENT, Claim, Completion, FailureInjectable, JournalError, JournalStore, MemoryJournal
 from ..kernel.base import FlowActor, resolve, tell
 from ..orders.messages import GuardActed, RecordDenied, ReleaseTrading, SubmitOrder
 from ..orders.reporting import as_replay, error_report
@@ -290,8 +290,9 @@ class IdempotencyStoreActor(FlowActor):
                                               f"answered from the journal: {cached.status.value}"))
             elif outcome == "CONFLICT":
                 self.conflicts += 1
-                self._deny(order, ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT,
-                           f"client_order_id '{order.client_order_id}' was already used for a different intent", duplicate=True)
+                why = ("was already sent to a venue (its record expired); use a new id" if result.record.intent_json == RETIRED_INTENT
+                       else "was already used for a different intent")
+                self._deny(order, ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT, f"client_order_id '{order.client_order_id}' {why}", duplicate=True)
             elif outcome == "OTHER_ACCOUNT":
                 self.conflicts += 1
                 self._deny(order, ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT,

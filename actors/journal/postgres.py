@@ -54,6 +54,7 @@ from protocols import OrderStatus
 from protocols.venues.paper.pg_book import connect_failure, redact_url
 
 from .sqlite import (
+    RETIRED_INTENT,
     Claim,
     ClaimResult,
     Completion,
@@ -535,12 +536,13 @@ class PostgresJournal:
                 "UPDATE flowroute.idempotency SET status = 'UNKNOWN', updated_at = %s "
                 "WHERE status = 'IN_PROGRESS' AND owner_id = ANY(%s)", (t, dead + mine)).rowcount
             # orders that are over (a terminal transition journaled) stay with their dead owner as
-            # history: adopting them would move a stopped process's books into this one's
+            # history: adopting them would move a stopped process's books into this one's; so do the
+            # records retention retired (RETIRED_INTENT: their history is archived, actors/audit/retention.py)
             keys = [(a, c) for a, c in conn.execute(
-                "UPDATE flowroute.idempotency i SET owner_id = %s WHERE owner_id = ANY(%s) AND (status <> 'COMPLETED' "
+                "UPDATE flowroute.idempotency i SET owner_id = %s WHERE owner_id = ANY(%s) AND intent_json <> %s AND (status <> 'COMPLETED' "
                 "OR NOT EXISTS (SELECT 1 FROM flowroute.order_events e WHERE e.account_id = i.account_id "
                 "AND e.client_order_id = i.client_order_id AND e.to_status = ANY(%s))) "
-                "RETURNING account_id, client_order_id", (owner, dead, _TERMINAL))] if dead else []
+                "RETURNING account_id, client_order_id", (owner, dead, RETIRED_INTENT, _TERMINAL))] if dead else []
             if dead:
                 logger.warning("journal: took over {} order(s) of {} expired owner(s): {}", len(keys), len(dead), dead)
             return (n, dead, keys), n + len(keys)
@@ -552,8 +554,9 @@ class PostgresJournal:
         return self._load("load_unresolved", "AND status <> 'COMPLETED'")
 
     def load_records(self) -> list[IdempotencyRecord]:
-        """This owner's records, oldest first (recovery rebuilds the order ledger from them)."""
-        return self._load("load_records", "")
+        """This owner's records, oldest first (recovery rebuilds the order ledger from them), except
+        those retention retired (``RETIRED_INTENT``: they only block their id's reuse)."""
+        return self._load("load_records", f"AND intent_json <> '{RETIRED_INTENT}'")
 
     def _load(self, op: str, where: str) -> list[IdempotencyRecord]:
         return self._read(op, lambda conn: [IdempotencyRecord(*r) for r in conn.execute(  # type: ignore[return-value]

@@ -23,7 +23,9 @@ commit: one fsync for the whole batch) with these outcomes, checked in this orde
                               seconds before ``claim.now`` is replaced by a new IN_PROGRESS
                               record (whatever its fingerprint); IN_PROGRESS and UNKNOWN
                               records never expire (they still need reconciliation)
-``CONFLICT``                  a live record with a different fingerprint
+``CONFLICT``                  a live record with a different fingerprint, or a record retention
+                              retired (:data:`RETIRED_INTENT`: its order reached a venue and
+                              its history is archived), which is never reclaimed
                               (E_EXEC_IDEMPOTENCY_CONFLICT)
 ``REPLAY``                    same fingerprint, COMPLETED: answer with the cached report
 ``IN_FLIGHT``                 same fingerprint, IN_PROGRESS or UNKNOWN
@@ -84,6 +86,7 @@ from protocols import Fill, Liquidity, Side
 from .txn import InjectedFailures, JournalStats, TxnStats
 
 __all__ = [
+    "RETIRED_INTENT",
     "SCHEMA_VERSION",
     "ArchivedOrder",
     "Claim",
@@ -614,6 +617,12 @@ def _dec(value: Decimal) -> str:
     return format(value, "f")
 
 
+#: ``intent_json`` of a record retention retired (actors/audit/retention.py): its order reached a
+#: venue and its history is archived; the record only blocks its id's reuse (never reclaimed, not
+#: loaded by recovery)
+RETIRED_INTENT = "retired"
+
+
 def _decide_claim(c: Claim, old: IdempotencyRecord | None, ttl_s: float | None,
                   other: IdempotencyRecord | None = None) -> ClaimResult:
     """The outcome table of the module docstring for one claim, given the key's current record
@@ -627,6 +636,8 @@ def _decide_claim(c: Claim, old: IdempotencyRecord | None, ttl_s: float | None,
         return ClaimResult("CLAIMED", IdempotencyRecord(c.account_id, c.client_order_id, c.fingerprint, "IN_PROGRESS",
                                                         None, c.now, c.now, c.intent_json, c.context_json, c.adapter_id))
     if old.is_expired(c.now, ttl_s):
+        if old.intent_json == RETIRED_INTENT:
+            return ClaimResult("CONFLICT", old)
         return ClaimResult("EXPIRED_RECLAIMED", IdempotencyRecord(
             c.account_id, c.client_order_id, c.fingerprint, "IN_PROGRESS", None, c.now, c.now, c.intent_json, c.context_json,
             c.adapter_id), old)
@@ -1146,13 +1157,15 @@ class SQLiteJournal:
         )
 
     def load_records(self) -> list[IdempotencyRecord]:
-        """Every idempotency record, oldest ``created_at`` first (recovery rebuilds the order ledger from them)."""
+        """Every idempotency record, oldest ``created_at`` first (recovery rebuilds the order ledger from them),
+        except those retention retired (:data:`RETIRED_INTENT`: they only block their id's reuse)."""
         return self._read(  # type: ignore[return-value]
             "load_records",
             lambda conn: [
                 _record(r)
                 for r in conn.execute(
-                    f"SELECT {_REC_COLS} FROM idempotency ORDER BY created_at, account_id, client_order_id"
+                    f"SELECT {_REC_COLS} FROM idempotency WHERE intent_json != ? ORDER BY created_at, account_id, client_order_id",
+                    (RETIRED_INTENT,),
                 )
             ],
         )

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pykka
@@ -53,6 +53,7 @@ from protocols import (
     utc_now,
 )
 
+from ..audit.retention import archive_receipts
 from ..events.alerts import AlertMonitor
 from ..events.messages import Publish
 from ..idempotency.messages import CompleteOrder
@@ -106,6 +107,7 @@ from .messages import (
     RecordDenied,
     ReleaseTrading,
     RestoreLedger,
+    RetentionTick,
     RetryDurableWrites,
     SetTradingState,
     SubmitOrder,
@@ -260,6 +262,7 @@ class LedgerActor(FlowActor):
         keep_terminal: int = 10_000,
         compact_interval_s: float = 300.0,
         ttl_s: float = 3600.0,
+        retention: Any = None,
         router: pykka.ActorRef | None = None,
         restore_from: Callable[[], list] | None = None,
         inherited: tuple = (),
@@ -283,6 +286,9 @@ class LedgerActor(FlowActor):
         #: the totals of the archived ones; ``_orders`` is its dict, read directly on the hot path
         self._table = OrderTable(keep_terminal=keep_terminal)
         self._compact_timer = None
+        #: the periodic retention run (``actors.audit.retention.RetentionJob``; None: only at start)
+        self._retention = retention
+        self._retention_timer = None
         #: fail closed on durable writes (docs/DESIGN.md "Durability"): store ("audit",
         #: "ledger_journal") -> {"error", "attempts", "pending"} while its write is failing
         self._write_failures: dict[str, dict[str, Any]] = {}
@@ -414,6 +420,7 @@ class LedgerActor(FlowActor):
         self._archiving = self._journal is not None and callable(getattr(self._journal, "load_archived", None))
         if self._archiving and self._clock is not None:
             self._arm_compaction()
+        self._arm_retention()
         if self._restore_from is not None:
             self._replay_journal(self._restore_from())
 
@@ -473,7 +480,7 @@ class LedgerActor(FlowActor):
         except Exception:  # noqa: BLE001 - crashed already: best effort, the next generation reconciles
             logger.opt(exception=True).error("the crashed ledger could not write its last batch")
         for timer in (self._quiet_timer, self._age_timer, self._sync_timer, self._compact_timer, self._retry_timer,
-                      self._alert_timer, *self._track_timers.values()):
+                      self._alert_timer, self._retention_timer, *self._track_timers.values()):
             if timer is not None:
                 timer.cancel()
         for closer in (self._audit, self._journal):
@@ -540,7 +547,8 @@ class LedgerActor(FlowActor):
     def on_stop(self) -> None:
         if self._alert_timer is not None:
             self._alert_timer.cancel()
-        for timer in (self._quiet_timer, self._age_timer, self._sync_timer, self._compact_timer, self._retry_timer, *self._track_timers.values()):
+        for timer in (self._quiet_timer, self._age_timer, self._sync_timer, self._compact_timer, self._retry_timer,
+                      self._retention_timer, *self._track_timers.values()):
             if timer is not None:
                 timer.cancel()
         self._flush()
@@ -1850,6 +1858,49 @@ class LedgerActor(FlowActor):
         if n >= _COMPACT_BATCH and tell(self.actor_ref, CompactJournal()):
             return
         self._arm_compaction()
+
+
+    def _arm_retention(self) -> None:
+        job = self._retention
+        if job is None or not job.interval_s or self._clock is None or self._retention_timer is not None:
+            return
+        ref = self.actor_ref
+        self._retention_timer = self._clock.call_later(job.interval_s, lambda: tell(ref, RetentionTick()))
+
+    def handle_RetentionTick(self, message: RetentionTick) -> None:
+        """Periodic job (``[retention] interval_s`` on the runtime's clock; actors/audit/retention.py):
+        what is past its keep time leaves the live files for the archive while the runtime runs, as
+        at start. The ledger holds the audit log and the receipts file open, so it archives them
+        itself between two batches (its queued rows written first); the journals follow
+        (``RetentionJob.journals``: SQLite files or the PostgreSQL journal), idempotency records of
+        orders that reached a venue kept (retired). Runs on the ledger's own thread (a durable
+        ledger has one); a failure is logged and the next run tries again."""
+        self._retention_timer = None
+        job = self._retention
+        try:
+            self._flush()
+            now = self._now()
+            before = now - timedelta(days=job.orders_days)
+            lines = 0
+            if self._audit is not None:
+                lines = self._audit.archive(before).lines
+            receipts = 0
+            if self._receipts_fd is not None:
+                os.close(self._receipts_fd)
+                self._receipts_fd = None
+                try:
+                    receipts, _ = archive_receipts(self._receipts_path, before=now - timedelta(days=job.receipts_days),
+                                                   archive_dir=job.archive_dir, file_mode=job.file_mode)
+                finally:
+                    self._receipts_fd = os.open(self._receipts_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            orders, events, fills, _ = job.journals(before)
+            if lines or receipts or orders:
+                logger.info("retention: archived {} audit line(s), {} venue receipt(s), {} order(s) ({} transition(s), {} fill(s)) "
+                            "older than their keep time", lines, receipts, orders, events, fills)
+        except Exception as exc:  # noqa: BLE001 - housekeeping: nothing is pruned that is not archived; the next run tries again
+            logger.opt(exception=exc).error("retention run failed; the next run tries again")
+        finally:
+            self._arm_retention()
 
 
 #: journal compaction folds this many archived orders per transaction

@@ -423,6 +423,11 @@ class CompactJournal:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionTick:
+    """Timer → ledger: archive and prune what is past its keep time (``[retention]``, actors/audit/retention.py)."""
+
+
+@dataclass(frozen=True, slots=True)
 class QuietCheck:
     """Timer → ledger: look for orders that have gone quiet in SUBMITTING or PENDING_CANCEL."""
 

@@ -319,7 +319,7 @@ class Runtime:
             try:
                 self.retention = apply_retention(state_dir, now=self.clock.now(), orders_days=settings.retention.orders_days,
                                                  receipts_days=settings.retention.receipts_days, archive_dir=archive_dir,
-                                                 journals=self.pg is None, file_mode=mode)
+                                                 file_mode=mode, pg=self.pg)
             except Exception as exc:  # noqa: BLE001 - retention is housekeeping: the runtime starts without it
                 logger.error("retention run failed, nothing was pruned that was not archived: {}", exc)
         boot_errors: list[str] = []

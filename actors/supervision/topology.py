@@ -33,6 +33,7 @@ import pykka
 from loguru import logger
 
 from ..audit.log import AuditLog
+from ..audit.retention import RetentionJob
 from ..breaker.actor import CircuitBreakerActor
 from ..breaker.breaker import BreakerConfig
 from ..events.bus import EventBusActor
@@ -174,7 +175,10 @@ class Blueprint:
             pnl={"day_start": s.pnl.day_start, "timezone": s.pnl.timezone}, alerts=s.alerts,
             receipts_path=self.state_dir / "receipts.jsonl" if durable and s.retention.keep_receipts else None,
             keep_terminal=s.journal.keep_terminal_orders, compact_interval_s=s.journal.compact_interval_s,
-            ttl_s=s.idempotency.ttl_s, restore_from=restore_from, inherited=inherited, generation=generation,
+            ttl_s=s.idempotency.ttl_s, restore_from=restore_from,
+            retention=RetentionJob(self.state_dir, self.archive_dir, s.retention.orders_days, s.retention.receipts_days,
+                                   s.retention.interval_s, mode, self.pg) if durable and self.archive_dir is not None else None,
+            inherited=inherited, generation=generation,
             supervisor=supervisor, supervised_as="ledger", child_name=f"{self.prefix}-ledger",
             startup_errors=self.boot_errors, dispatcher=self.journaled))
 
