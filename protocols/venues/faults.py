@@ -21,7 +21,11 @@ slow       waits ``slow_s`` (``threading.Event.wait``; runs on the caller's work
            thread, never an actor), then the inner call
 =========  =========================================================================  =========
 
-``capabilities`` are the inner adapter's, always blocking.
+``capabilities`` are the inner adapter's, always blocking, and without ``group_commit`` while the
+plan can block a call (``hang`` or ``slow`` above 0): an injected hang or slow call then holds only
+itself, as a real venue that hangs one call still answers the calls sent before it (grouped, the
+calls sent with it would wait for it: a group's answers go out after its last call, at
+``end_batch``).
 ``fetch_order``, ``fetch_open_orders``, ``fetch_positions`` and ``fetch_account`` only ever get
 ``transient`` faults, at the transient rate, drawn from a separate seeded stream (so reads do
 not shift the faults of writes). ``adapter_id``, ``set_event_sink``, ``on_market``, ``close``
@@ -212,9 +216,16 @@ class FaultInjectingAdapter:
     @property
     def capabilities(self) -> AdapterCapabilities:
         """The inner adapter's capabilities, always ``blocking`` (injected hangs and slow calls
-        block, so this adapter is never called inline)."""
+        block, so this adapter is never called inline), and without ``group_commit`` while the plan
+        can block a call (``hang`` or ``slow``): each call is then its own group at the inner venue,
+        so a blocked call holds back no answer of a call sent before it (see the module doc)."""
         caps = adapter_capabilities(self._inner)
-        return caps if caps.blocking else caps.model_copy(update={"blocking": True})
+        update: dict[str, bool] = {}
+        if not caps.blocking:
+            update["blocking"] = True
+        if caps.group_commit and (self.plan.hang > 0 or self.plan.slow > 0):
+            update["group_commit"] = False
+        return caps.model_copy(update=update) if update else caps
 
     def set_event_sink(self, sink: EventSink | None) -> None:
         """Delegated to the inner adapter."""
