@@ -202,6 +202,20 @@ class ReportsHealth(Protocol):
     def health(self) -> Mapping[str, object]: ...
 
 
+@runtime_checkable
+class KeepsInbox(Protocol):
+    """Optional members of a venue that keeps the messages it received until their effect is
+    durable, and replays them at start (FIX: the session's inbox, protocols/venues/fix/_store.py):
+    ``inbox_mark()`` names the last kept message whose effect it has handed on (to the event sink
+    or a waiting call; None: none), ``trim_inbox(mark)`` drops the kept messages up to it and
+    returns how many. The runtime trims once everything handed on before the mark is journaled
+    (at start, after the replay, and at a clean stop)."""
+
+    def inbox_mark(self) -> Any: ...
+
+    def trim_inbox(self, mark: Any) -> int: ...
+
+
 def start_adapter(adapter: object) -> None:
     """Call ``adapter.start()`` (:class:`StartsUp`, an optional member of the contract; raises what it raises)."""
     if isinstance(adapter, StartsUp):

@@ -46,6 +46,7 @@ from protocols import (
     ExecutionContext,
     ExecutionReport,
     HasSession,
+    KeepsInbox,
     OrderIntent,
     OrderStatus,
     Quote,
@@ -64,7 +65,7 @@ from ..execution.messages import FlushWorker
 from ..idempotency.messages import GetJournalStats
 from ..journal.sqlite import JournalError, JournalStore, MemoryJournal, SQLiteJournal, Synchronous
 from ..kernel import gctune
-from ..kernel.base import ASK_TIMEOUT_S, ReplyFuture, now_ns, resolve, tell
+from ..kernel.base import ASK_TIMEOUT_S, ReplyFuture, exc_summary, now_ns, resolve, tell
 from ..kernel.clock import Clock, RealClock
 from ..kernel.dispatcher import Dispatcher
 from ..observability.logs import RuntimeLogging
@@ -390,6 +391,7 @@ class Runtime:
             self.pg.on_lease_lost = lambda: tell(self.ledger, SetTradingState("HALTED"))
 
             self._takeover = TakeoverLoop(self.pg.journal(), self._adopt, self.pg.lease_s / 2)
+        self._trim_inboxes(ASK_TIMEOUT_S)  # what a venue replayed at start is applied now: not again next time
         if self.logging.allows("INFO"):
             logger.info("runtime {} started: adapters {}, state dir {}, journal {}", self.runtime_id, ", ".join(self._venues),
                         settings.state_dir, self.pg if self.pg is not None else journal_path if journal_path else "in memory")
@@ -431,6 +433,47 @@ class Runtime:
         if self._own_clock:
             self.clock.close()
         raise ValueError(f"runtime refused to start: {error}") from None
+
+    def _trim_inboxes(self, timeout: float) -> None:
+        """Venues that keep received messages to replay them at start (``KeepsInbox``: FIX) drop
+        those whose effect is journaled: each venue names the last one it handed on; then every
+        adapter's finished calls are applied and the ledger writes its batch (a barrier, as
+        ``flush``); if no durable write is failing, each venue trims up to its mark. On any doubt
+        (a timeout, a failing write, an actor gone) nothing is trimmed: the next start replays
+        the messages again, which the ledger applies once (docs/DESIGN.md "Durability")."""
+        settings = getattr(self, "settings", None)
+        if settings is None or not settings.journal.enabled or getattr(self, "supervisor", None) is None:
+            return  # without a journal nothing is durable, and the venue keeps no inbox
+        marks = [(v, v.inbox_mark()) for v in list(self._venues.values()) if isinstance(v, KeepsInbox)]
+        marks = [(v, m) for v, m in marks if m is not None]
+        if not marks:
+            return
+        deadline = time.monotonic() + timeout
+
+        def left() -> float:
+            return max(0.05, deadline - time.monotonic())
+
+        try:
+            for ref in self.supervisor.ask(GetAdapterRefs(), block=True, timeout=left()).values():
+                if ref is not None:
+                    ref.ask(FlushWorker(), timeout=left()).result(timeout=left())
+                    ref.ask(_PING, timeout=left())
+            for _ in range(2):  # the facts the adapters told the ledger, then its batch written
+                self.ledger.ask(_PING, timeout=left())
+            if self.ledger.ask(GetDurability(), timeout=left()):
+                return  # a journal or audit write is failing: not durable yet
+        except Exception as exc:  # noqa: BLE001 - trimming is an optimisation: keep everything
+            logger.debug("received messages kept for replay (not trimmed): {}", exc_summary(exc))
+            return
+        for venue, mark in marks:
+            try:
+                n = venue.trim_inbox(mark)
+            except OSError as exc:
+                logger.warning("{}: the kept received messages could not be trimmed: {}", getattr(venue, "adapter_id", "?"), exc)
+                continue
+            if n:
+                logger.debug("{}: {} received message(s) applied and journaled: no longer kept for replay",
+                             getattr(venue, "adapter_id", "?"), n)
 
     def _wire_venue(self, adapter_id: str, venue: Any) -> None:
         """Connect a venue instance to this runtime: its events to the ledger, its session state
@@ -883,6 +926,7 @@ class Runtime:
             time.sleep(0.005)
         if self._pending.unanswered():
             logger.warning("{} order(s) still unanswered at stop; they are answered UNKNOWN", len(self._pending.unanswered()))
+        self._trim_inboxes(max(0.05, (deadline - time.monotonic()) / 2))
         # phase 2: stop every actor, adapters before the stores they report to
         sup = getattr(self, "supervisor", None)
         adapters: dict = {}

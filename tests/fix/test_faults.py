@@ -168,3 +168,8 @@ def test_runtime_killed_after_the_fill_report_passed_the_sequence_store_books_it
     buyer.flush()
     (position,) = [p for p in buyer.positions() if p.symbol == SYM]
     assert position.net_qty == Decimal("6")
+    # applied and journaled, the kept messages leave the inbox: the next start replays none of them
+    buyer.stop()
+    again = fix_runtime(om, "CLIENT1", "ORDERMATCH", "FIX.4.2", durable=True, name="client1")
+    assert _health(again)["replayed_at_start"] == 0
+    assert [f.qty for f in again.order(bid).fills] == [Decimal("6")]

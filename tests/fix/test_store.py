@@ -31,3 +31,19 @@ def test_the_inbox_is_kept_only_when_the_journal_is(tmp_path) -> None:
     durable = load_settings("test", state_dir=tmp_path, journal={"enabled": True}, venues={"fix": fix})
     memory = load_settings("test", state_dir=tmp_path, journal={"enabled": False}, venues={"fix": fix})
     assert venue_config(durable).inbox_keep == 1_000 and venue_config(memory).inbox_keep == 0
+
+
+def test_the_inbox_is_trimmed_through_a_kept_message_and_stays_trimmed_after_a_reopen(tmp_path) -> None:
+    store = SeqStore.open(tmp_path, "FIX.4.2", "CLIENT1", "ORDERMATCH", inbox=10)
+    for i in range(5):
+        store.keep(f"8=FIX.4.2|34={i}|".encode())
+    assert store.trim_inbox(b"not kept") == 0 and len(store.kept()) == 5  # an unknown mark drops nothing
+    assert store.trim_inbox(b"8=FIX.4.2|34=2|") == 3
+    assert store.kept() == [b"8=FIX.4.2|34=3|", b"8=FIX.4.2|34=4|"]
+    store.keep(b"8=FIX.4.2|34=5|")
+    store.close()
+    again = SeqStore.open(tmp_path, "FIX.4.2", "CLIENT1", "ORDERMATCH", inbox=10)
+    assert again.kept() == [b"8=FIX.4.2|34=3|", b"8=FIX.4.2|34=4|", b"8=FIX.4.2|34=5|"]
+    assert again.trim_inbox(b"8=FIX.4.2|34=5|") == 3 and again.kept() == []
+    again.close()
+    assert SeqStore.open(tmp_path, "FIX.4.2", "CLIENT1", "ORDERMATCH", inbox=10).kept() == []

@@ -50,7 +50,7 @@ from typing import Protocol
 
 from ._codec import Frame, Framer, encode, encode_fields, frame_body, parse_timestamp, utc_timestamp
 from ._dictionary import DataDictionary
-from ._store import SeqStore
+from ._store import SeqStore, keeps_message
 
 DISCONNECTED = "DISCONNECTED"
 LOGON_SENT = "LOGON_SENT"
@@ -407,7 +407,7 @@ class FixSession:
         elif msg_type == "A":
             pass  # a second Logon while active: nothing to do (QuickFIX logs it)
         else:
-            if msg_type != "3":
+            if keeps_message(msg_type):
                 self.store.keep(frame.raw)  # durable before its MsgSeqNum is passed (_store.py, inbox)
             actions.append(Deliver(frame, poss_dup))  # application messages, Reject (3)
         self._advance(seq)

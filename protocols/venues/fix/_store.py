@@ -13,7 +13,10 @@ The inbox (``<name>.inbox``, when opened with ``inbox=N``) keeps the last N appl
 after the number moved but before the runtime made the message's effect durable (an
 ExecutionReport not yet in the journal) gets the message back from here at restart
 (:meth:`kept`), where the peer would not resend it. It holds ExecutionReports and rejects, no
-logon secrets.
+logon secrets. Once the runtime has journaled the effect of the messages handed on up to one of
+them, :meth:`trim_inbox` drops them (the runtime does at start, once the replayed ones are
+applied, and at a clean stop): a start replays only what may not have been applied, never the
+same messages at every start.
 
 Example::
 
@@ -28,10 +31,20 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections import deque
 from pathlib import Path
 
 _RECORD = "{:020d} {:020d}\n"
+#: the MsgType of a session-level Reject: delivered to the application, never kept (it carries no
+#: effect to replay)
+_NOT_KEPT = frozenset({"3"})
+
+
+def keeps_message(msg_type: str) -> bool:
+    """True for the received application messages the inbox keeps (every MsgType the session
+    delivers to the application but a session-level Reject)."""
+    return msg_type not in _NOT_KEPT
 _SIZE = len(_RECORD.format(0, 0))
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -52,6 +65,8 @@ class SeqStore:
         self._inbox: deque[bytes] = deque(maxlen=inbox or None)
         self._inbox_fd: int | None = None
         self._inbox_lines = 0
+        #: keep (the session's thread) and trim (the runtime's) change the inbox and its file
+        self._inbox_lock = threading.Lock()
         self.next_sender = 1
         self.next_target = 1
         if path is not None:
@@ -84,19 +99,37 @@ class SeqStore:
 
     def kept(self) -> list[bytes]:
         """The application messages kept, oldest first (the last ``inbox`` of them)."""
-        return list(self._inbox)
+        with self._inbox_lock:
+            return list(self._inbox)
+
+    def trim_inbox(self, through: bytes) -> int:
+        """Drop the kept messages up to and including ``through`` (a kept frame, as :meth:`keep`
+        got it): their effect is durable. The inbox file is rewritten (never torn) before this
+        returns; nothing is dropped when ``through`` is not kept (any more). Returns how many."""
+        with self._inbox_lock:
+            inbox = self._inbox
+            if self._inbox_fd is None or through not in inbox:
+                return 0
+            n = 0
+            while inbox:
+                n += 1
+                if inbox.popleft() == through:
+                    break
+            self._rewrite_inbox()
+            return n
 
     def keep(self, raw: bytes) -> None:
         """Write a received application message (a whole frame) before its MsgSeqNum is passed."""
         if self._inbox_fd is None:
             return
-        self._inbox.append(raw)
-        os.write(self._inbox_fd, raw.hex().encode("ascii") + b"\n")
-        self._inbox_lines += 1
-        if self._inbox_lines > 2 * self._inbox_max:
-            self._rewrite_inbox()
-        elif self._fsync:
-            os.fdatasync(self._inbox_fd)
+        with self._inbox_lock:
+            self._inbox.append(raw)
+            os.write(self._inbox_fd, raw.hex().encode("ascii") + b"\n")
+            self._inbox_lines += 1
+            if self._inbox_lines > 2 * self._inbox_max:
+                self._rewrite_inbox()
+            elif self._fsync:
+                os.fdatasync(self._inbox_fd)
 
     def _open_inbox(self, path: Path) -> None:
         if path.exists():
@@ -157,6 +190,7 @@ class SeqStore:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        if self._inbox_fd is not None:
-            os.close(self._inbox_fd)
-            self._inbox_fd = None
+        with self._inbox_lock:
+            if self._inbox_fd is not None:
+                os.close(self._inbox_fd)
+                self._inbox_fd = None

@@ -58,7 +58,7 @@ from ._codec import Frame, Framer, fix_decimal, utc_timestamp
 from ._dictionary import DataDictionary
 from ._driver import Backoff, Connector, FixConnection, SendFailed
 from ._session import ACTIVE, Deliver, FixSession, GapFilled, NotLoggedOn, SessionConfig, SystemClock
-from ._store import SeqStore
+from ._store import SeqStore, keeps_message
 
 _SIDE = {Side.BUY: "1", Side.SELL: "2"}
 _SIDE_BACK = {"1": Side.BUY, "2": Side.SELL}
@@ -228,6 +228,10 @@ class FixVenue:
         self._retired_positions: dict[str, Decimal] = {}  # net fills of the orders that left memory
         self._sink: EventSink | None = None
         self._held: list[VenueEvent] = []  # events before a sink was set (bounded)
+        #: the last kept message (the inbox's) whose handling has finished: its event pushed or held,
+        #: its waiter answered; the mark up to which the runtime may trim the inbox (``inbox_mark``)
+        self._handled_raw: bytes | None = None
+        self._mark_stuck = False  # a message whose handling raised: the mark stays before it (replayed)
         self._state_listeners: list[Callable[[str, str, str], None]] = []
         self._cancel_seq = itertools.count(1)
         self._symbol_back = {v: k for k, v in config.symbols.items()}
@@ -539,7 +543,30 @@ class FixVenue:
             except Exception as exc:  # noqa: BLE001 - a listener's bug must not stop the others
                 logger.exception("FIX {}: state listener failed: {}", self.adapter_id, exc)
 
+    def inbox_mark(self) -> bytes | None:
+        """The last received message the inbox keeps whose effect this venue has handed on (to the
+        runtime's event sink, or to the call waiting for it); None when there is none or no sink is
+        set yet (events of replayed messages are held until then). The runtime passes it to
+        :meth:`trim_inbox` once everything it was handed before is journaled (``KeepsInbox``)."""
+        with self._lock:
+            return self._handled_raw if self._sink is not None else None
+
+    def trim_inbox(self, mark: bytes) -> int:
+        """The runtime journaled the effect of every message handed on up to ``mark`` (an
+        :meth:`inbox_mark`): they leave the inbox, so no later start replays them. Returns how many."""
+        return self._store.trim_inbox(mark)
+
     def _on_app(self, item) -> None:
+        try:
+            self._handle_app(item)
+        except BaseException:
+            self._mark_stuck = True
+            raise
+        if isinstance(item, Deliver) and not self._mark_stuck and keeps_message(item.frame.msg_type):
+            with self._lock:
+                self._handled_raw = item.frame.raw
+
+    def _handle_app(self, item) -> None:
         if isinstance(item, GapFilled):
             self.counters["gap_filled_app"] += 1
             logger.warning("FIX {}: the peer asked to resend {}..{}: gap-filled; application messages in it are "
