@@ -54,6 +54,7 @@ from protocols import OrderStatus
 from protocols.venues.paper.pg_book import connect_failure, redact_url
 
 from .sqlite import (
+    _EVENT_COLS,
     RETIRED_INTENT,
     Claim,
     ClaimResult,
@@ -496,7 +497,7 @@ class PostgresJournal:
         records = self._read("load_adopted", lambda conn: [IdempotencyRecord(*r) for r in conn.execute(
             f"SELECT {_REC_COLS} FROM flowroute.idempotency WHERE {wanted} ORDER BY created_at", (accounts, coids))])
         events = self._read("load_adopted", lambda conn: [OrderEventRow(*r) for r in conn.execute(
-            "SELECT seq, ts, account_id, client_order_id, from_status, to_status, cause, reserved FROM flowroute.order_events "
+            f"SELECT {_EVENT_COLS} FROM flowroute.order_events "
             f"WHERE {wanted} ORDER BY id", (accounts, coids))])
         fills = [f for f in self.load_fills() if (f.account_id, f.client_order_id) in set(keys)]
         return records, events, fills  # type: ignore[return-value]
@@ -603,9 +604,11 @@ class PostgresJournal:
             with conn.cursor() as cur:
                 for e in evs:
                     cur.execute(
-                        "INSERT INTO flowroute.order_events (seq, ts, account_id, client_order_id, from_status, "
-                        "to_status, cause, reserved) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                        (e.seq, e.ts, e.account_id, e.client_order_id, e.from_status, e.to_status, e.cause, e.reserved))
+                        f"INSERT INTO flowroute.order_events ({_EVENT_COLS}) VALUES ({', '.join(['%s'] * 16)}) "
+                        "ON CONFLICT DO NOTHING",
+                        (e.seq, e.ts, e.account_id, e.client_order_id, e.from_status, e.to_status, e.cause, e.reserved,
+                         e.route_id, e.routing_reason, e.arrival_px, e.venue_order_id, e.attempts, e.error_code,
+                         e.error_message, e.error_retry_after_s))
                     new_events += cur.rowcount
                 for f in fls:
                     cur.execute(
@@ -620,7 +623,7 @@ class PostgresJournal:
     def load_orders(self) -> list[OrderEventRow]:
         """The transitions of this owner's orders, in journal order."""
         return self._read("load_orders", lambda conn: [OrderEventRow(*r) for r in conn.execute(  # type: ignore[return-value]
-            "SELECT e.seq, e.ts, e.account_id, e.client_order_id, e.from_status, e.to_status, e.cause, e.reserved "
+            f"SELECT {', '.join('e.' + c for c in _EVENT_COLS.split(', '))} "
             "FROM flowroute.order_events e JOIN flowroute.idempotency i USING (account_id, client_order_id) "
             "WHERE i.owner_id = %s ORDER BY e.id", (self.owner_id,))])
 

@@ -295,6 +295,15 @@ class OrderEventRow:
     ``cause``: what caused it (event name, venue reference; no secrets; free text, never parsed).
     ``reserved``: on a RESERVED transition, the notional reserved at intake (quote currency,
     Decimal; a typed column, read back at recovery to restore the reservation), else None.
+
+    What the order's report holds besides its status and fills, as typed columns (read back when
+    the ledger is rebuilt from the journal, so its reports equal those before: docs/DESIGN.md
+    "Failure handling"; None in rows written before they existed): on the order's first row
+    (``seq`` 1) ``route_id`` and ``routing_reason`` (its ``RouteDecision``; the adapter is the
+    idempotency record's) and ``arrival_px`` (the touch at intake, quote currency: slippage); on
+    every row the order's ``venue_order_id``, ``attempts`` (venue submit attempts so far) and its
+    error, if any: ``error_code`` (an ``ErrorCode`` value), ``error_message``,
+    ``error_retry_after_s`` (seconds).
     """
 
     seq: int
@@ -305,6 +314,14 @@ class OrderEventRow:
     to_status: str
     cause: str = ""
     reserved: Decimal | None = None
+    route_id: str | None = None
+    routing_reason: str | None = None
+    arrival_px: Decimal | None = None
+    venue_order_id: str | None = None
+    attempts: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    error_retry_after_s: float | None = None
 
     def __post_init__(self) -> None:
         if _plain_event_row(self):  # the ledger's rows: already what the checks below would make of them
@@ -327,6 +344,24 @@ class OrderEventRow:
             if not value.is_finite() or value < 0:
                 raise ValueError(f"OrderEventRow.reserved must be a Decimal >= 0 or None, got {self.reserved!r}")
             object.__setattr__(self, "reserved", value)
+        for name in ("route_id", "routing_reason", "venue_order_id", "error_code", "error_message"):
+            if getattr(self, name) is not None:
+                _check_str("OrderEventRow", name, getattr(self, name))
+        if self.arrival_px is not None:
+            try:
+                px = Decimal(self.arrival_px)
+            except (InvalidOperation, TypeError, ValueError):
+                raise ValueError(f"OrderEventRow.arrival_px must be a Decimal > 0 or None, got {self.arrival_px!r}") from None
+            if not px.is_finite() or px <= 0:
+                raise ValueError(f"OrderEventRow.arrival_px must be a Decimal > 0 or None, got {self.arrival_px!r}")
+            object.__setattr__(self, "arrival_px", px)
+        if self.attempts is not None and (isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 0):
+            raise ValueError(f"OrderEventRow.attempts must be an int >= 0 or None, got {self.attempts!r}")
+        if self.error_retry_after_s is not None:
+            retry = self.error_retry_after_s
+            if isinstance(retry, bool) or not isinstance(retry, (int, float)) or not math.isfinite(retry) or retry < 0:
+                raise ValueError(f"OrderEventRow.error_retry_after_s must be seconds >= 0 or None, got {retry!r}")
+            object.__setattr__(self, "error_retry_after_s", float(retry))
 
 
 def _plain_id(value: object) -> bool:
@@ -338,11 +373,19 @@ def _plain_event_row(row: OrderEventRow) -> bool:
     (int seq >= 0, finite float ts, ids and statuses non-empty ``str`` of at most ``_MAX_ID``,
     ``str`` cause, None or a finite Decimal >= 0): a few exact-type tests instead of the full
     checks (a row costs ~1 us instead of ~5); anything else goes through them."""
-    seq, ts, reserved = row.seq, row.ts, row.reserved
+    seq, ts, reserved, px, attempts, retry = row.seq, row.ts, row.reserved, row.arrival_px, row.attempts, row.error_retry_after_s
     return (type(seq) is int and seq >= 0 and type(ts) is float and math.isfinite(ts)
             and _plain_id(row.account_id) and _plain_id(row.client_order_id)
             and _plain_id(row.from_status) and _plain_id(row.to_status) and type(row.cause) is str
-            and (reserved is None or (type(reserved) is Decimal and reserved.is_finite() and reserved >= 0)))
+            and (reserved is None or (type(reserved) is Decimal and reserved.is_finite() and reserved >= 0))
+            and (row.route_id is None or type(row.route_id) is str)
+            and (row.routing_reason is None or type(row.routing_reason) is str)
+            and (px is None or (type(px) is Decimal and px.is_finite() and px > 0))
+            and (row.venue_order_id is None or type(row.venue_order_id) is str)
+            and (attempts is None or (type(attempts) is int and attempts >= 0))
+            and (row.error_code is None or type(row.error_code) is str)
+            and (row.error_message is None or type(row.error_message) is str)
+            and (retry is None or (type(retry) is float and math.isfinite(retry) and retry >= 0)))
 
 
 def _plain_completion(c: Completion) -> bool:
@@ -528,6 +571,14 @@ _SCHEMA = (
         to_status TEXT NOT NULL,
         cause TEXT NOT NULL,
         reserved TEXT,
+        route_id TEXT,
+        routing_reason TEXT,
+        arrival_px TEXT,
+        venue_order_id TEXT,
+        attempts INTEGER,
+        error_code TEXT,
+        error_message TEXT,
+        error_retry_after_s REAL,
         UNIQUE (account_id, client_order_id, seq)
     )""",
     """CREATE TABLE IF NOT EXISTS fills (
@@ -584,10 +635,15 @@ _SQL_MARK_UNKNOWN = (
     "UPDATE idempotency SET status = 'UNKNOWN', report_json = COALESCE(?, report_json), updated_at = ? "
     "WHERE account_id = ? AND client_order_id = ? AND status != 'COMPLETED'"
 )
-_SQL_EVENT = (
-    "INSERT OR IGNORE INTO order_events (seq, ts, account_id, client_order_id, from_status, to_status, cause, reserved) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
+#: an order_events row's columns, in OrderEventRow's field order
+_EVENT_COLS = ("seq, ts, account_id, client_order_id, from_status, to_status, cause, reserved, route_id, routing_reason, "
+               "arrival_px, venue_order_id, attempts, error_code, error_message, error_retry_after_s")
+_SQL_EVENT = f"INSERT OR IGNORE INTO order_events ({_EVENT_COLS}) VALUES ({', '.join('?' * 16)})"
+#: the report fields added to order_events after the reserved column (OrderEventRow): added to an
+#: older journal at open, NULL in its rows (nothing to move: they were never journaled)
+_EVENT_REPORT_COLUMNS = (("route_id", "TEXT"), ("routing_reason", "TEXT"), ("arrival_px", "TEXT"), ("venue_order_id", "TEXT"),
+                         ("attempts", "INTEGER"), ("error_code", "TEXT"), ("error_message", "TEXT"),
+                         ("error_retry_after_s", "REAL"))
 #: a journal written before reservations had their own column: add it, and move the notional a
 #: RESERVED row's cause held (``"reserved 39.43"``, the old format) into it, once, at open
 _SQL_ADD_RESERVED = (
@@ -880,6 +936,18 @@ class SQLiteJournal:
             try:
                 for stmt in _SQL_ADD_RESERVED:
                     conn.execute(stmt)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        have = {col[1] for col in conn.execute("PRAGMA table_info(order_events)")}
+        missing = [(name, kind) for name, kind in _EVENT_REPORT_COLUMNS if name not in have]
+        if missing:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for name, kind in missing:  # names and types from the fixed tuple above
+                    conn.execute(f"ALTER TABLE order_events ADD COLUMN {name} {kind}")
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -1217,7 +1285,9 @@ class SQLiteJournal:
                 new_events = conn.executemany(
                     _SQL_EVENT,
                     [(e.seq, e.ts, e.account_id, e.client_order_id, e.from_status, e.to_status, e.cause,
-                      None if e.reserved is None else str(e.reserved)) for e in evs],
+                      None if e.reserved is None else str(e.reserved), e.route_id, e.routing_reason,
+                      None if e.arrival_px is None else str(e.arrival_px), e.venue_order_id, e.attempts, e.error_code,
+                      e.error_message, e.error_retry_after_s) for e in evs],
                 ).rowcount
             flags: list[bool] = []
             if fls:
@@ -1284,8 +1354,7 @@ class SQLiteJournal:
             lambda conn: [
                 OrderEventRow(*r)
                 for r in conn.execute(
-                    "SELECT seq, ts, account_id, client_order_id, from_status, to_status, cause, reserved "
-                    "FROM order_events ORDER BY id"
+                    f"SELECT {_EVENT_COLS} FROM order_events ORDER BY id"
                 )
             ],
         )

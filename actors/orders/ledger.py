@@ -47,6 +47,7 @@ from protocols import (
     Quote,
     ReconciliationEscalated,
     RemainderResubmitted,
+    RouteDecision,
     Trade,
     TradingStateChanged,
     VenueOrderState,
@@ -214,6 +215,46 @@ class LedgerHandover:
     #: the last quote or trade per symbol: the touch and the marks (market data, not books)
     marks: tuple = ()
 
+
+_RESERVED = OrderStatus.RESERVED
+
+
+def _event_row(row_type: type, rec: OrderRecord, t: Transition) -> Any:
+    """The journal row of transition ``t`` of ``rec`` (``OrderEventRow``): the transition, the
+    reservation on a RESERVED row, and the report fields as typed columns (the route and arrival
+    price on the first row; the venue order id, attempts and error as they are now on every row),
+    so an order rebuilt from the journal reports what it reported before (:func:`_restore_report_fields`)."""
+    first = t.seq == 1
+    route = rec.route if first else None
+    error = rec.error
+    # positional, in OrderEventRow's field order; enum values by ``_value_``, not the ``value``
+    # property (its descriptor costs more than the rest of the row)
+    return row_type(
+        t.seq, t.ts.timestamp(), rec.account_id, rec.client_order_id, t.from_status._value_, t.to_status._value_,
+        t.cause[:500], rec.reserved_at_intake if t.to_status is _RESERVED else None,
+        None if route is None else route.route_id, None if route is None else route.routing_reason,
+        rec.arrival_px if first else None, rec.venue_order_id, rec.attempts,
+        None if error is None else error.code._value_, None if error is None else error.message,
+        None if error is None else error.retry_after_s)
+
+
+def _restore_report_fields(rec: OrderRecord, rows: tuple, adapter_id: str) -> None:
+    """Give ``rec`` (rebuilt from the journal) the report fields its rows journaled (see
+    :func:`_event_row`): route and arrival price from the first row, the latest venue order id
+    and error, the most attempts. Rows from before these columns leave them as they are."""
+    first = rows[0] if rows and rows[0].seq == 1 else None
+    if first is not None:
+        if first.route_id is not None:
+            rec.route = RouteDecision(route_id=first.route_id, adapter_id=adapter_id, routing_reason=first.routing_reason or "")
+        if first.arrival_px is not None:
+            rec.arrival_px = first.arrival_px
+    for row in rows:
+        if row.venue_order_id is not None:
+            rec.venue_order_id = row.venue_order_id
+        if row.attempts is not None and row.attempts > rec.attempts:
+            rec.attempts = row.attempts
+        if row.error_code is not None:
+            rec.error = ExecError.of(ErrorCode(row.error_code), row.error_message or "", retry_after_s=row.error_retry_after_s)
 
 class LedgerActor(FlowActor):
     """Owns orders, positions, risk and the audit trail; see the module docstring.
@@ -579,6 +620,7 @@ class LedgerActor(FlowActor):
     def _restore(self, ro: RecoveredOrder) -> None:
         intent, account_id = ro.intent, ro.context.account_id
         rec = OrderRecord.from_intent(intent, account_id, adapter_id=ro.adapter_id, context=ro.context, ts=self._now())
+        _restore_report_fields(rec, ro.transitions, ro.adapter_id)
         history = [
             Transition(r.seq, datetime.fromtimestamp(r.ts, UTC), OrderStatus(r.from_status), OrderStatus(r.to_status), r.cause)
             for r in ro.transitions
@@ -601,6 +643,8 @@ class LedgerActor(FlowActor):
         prior = (OrderStatus.PARTIALLY_FILLED if rec.cum_qty else OrderStatus.ACCEPTED) if last is OrderStatus.PENDING_CANCEL else None
         rec.lifecycle = LifecycleState(last, prior)
         rec.transitions = history
+        if history:  # the report's time: its last change, as before the restart
+            rec.updated_ts = history[-1].ts
         self._orders[intent.client_order_id] = rec
         if rec.status.is_terminal:
             self._risk.release(book, rec.client_order_id)
@@ -1702,13 +1746,8 @@ class LedgerActor(FlowActor):
                            for rec in due if not self._table.archive_current(rec.client_order_id)]
             if self._faults:
                 self._faults.check("ledger")
-            reserved = OrderStatus.RESERVED
             self._journal.record_ledger(
-                # (seq, ts, account_id, client_order_id, from_status, to_status, cause, reserved); enum values by
-                # ``_value_``, not the ``value`` property (its descriptor costs more than the rest of the row)
-                [OrderEventRow(t.seq, t.ts.timestamp(), rec.account_id, rec.client_order_id, t.from_status._value_,
-                               t.to_status._value_, t.cause[:500], rec.reserved_at_intake if t.to_status is reserved else None)
-                 for rec, t in rows],
+                [_event_row(OrderEventRow, rec, t) for rec, t in rows],
                 [FillRow(adapter_id=rec.adapter_id or "?", account_id=rec.account_id, client_order_id=rec.client_order_id,
                          symbol=rec.symbol, side=rec.side, fill=fill) for rec, fill in fills],
                 *((archive,) if archive else ()),

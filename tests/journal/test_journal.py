@@ -693,6 +693,45 @@ def test_the_reservation_is_a_typed_column_of_the_reserved_row(journal) -> None:
         OrderEventRow(1, 1.0, "acc-1", "r-2", "INITIALIZED", "RESERVED", "", Decimal("-1"))
 
 
+def test_the_report_fields_are_typed_columns_of_the_rows(journal) -> None:
+    """Route, arrival price, venue order id, attempts and error round trip as the typed values they
+    went in as (a ledger rebuilt from the journal reports what it reported before)."""
+    journal.claim_batch([claim("f-1")], TTL)
+    rows = [OrderEventRow(1, 1.0, "acc-1", "f-1", "INITIALIZED", "RESERVED", "reserved at intake", Decimal("39.4"),
+                          route_id="route_paper", routing_reason="paper mode", arrival_px=Decimal("39433.62"), attempts=0),
+            OrderEventRow(2, 2.0, "acc-1", "f-1", "SUBMITTING", "REJECTED", "venue state REJECTED", venue_order_id="v-9",
+                          attempts=2, error_code="E_EXEC_BROKER_REJECTED", error_message="insufficient balance",
+                          error_retry_after_s=1.5)]
+    journal.record_order_events(rows)
+    assert {r.seq: r for r in journal.load_orders()} == {1: rows[0], 2: rows[1]}
+    with pytest.raises(ValueError, match="attempts must be an int >= 0"):
+        OrderEventRow(1, 1.0, "acc-1", "f-2", "A", "B", attempts=-1)
+    with pytest.raises(ValueError, match="arrival_px must be a Decimal > 0"):
+        OrderEventRow(1, 1.0, "acc-1", "f-2", "A", "B", arrival_px=Decimal("0"))
+
+
+def test_a_journal_from_before_the_report_columns_opens_with_them_empty(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    SQLiteJournal(path).close()
+    conn = sqlite3.connect(path)  # as an older build wrote it: none of the report columns
+    for name in ("route_id", "routing_reason", "arrival_px", "venue_order_id", "attempts", "error_code", "error_message",
+                 "error_retry_after_s"):
+        conn.execute(f"ALTER TABLE order_events DROP COLUMN {name}")
+    conn.execute("INSERT INTO order_events (seq, ts, account_id, client_order_id, from_status, to_status, cause, reserved) "
+                 "VALUES (1, 1.0, 'acc-1', 'old-1', 'INITIALIZED', 'RESERVED', 'reserved at intake', '5')")
+    conn.commit()
+    conn.close()
+    j = SQLiteJournal(path)
+    try:
+        [old] = j.load_orders()
+        assert old == OrderEventRow(1, 1.0, "acc-1", "old-1", "INITIALIZED", "RESERVED", "reserved at intake", Decimal("5"))
+        new = OrderEventRow(2, 2.0, "acc-1", "old-1", "RESERVED", "SUBMITTING", "sent", venue_order_id="v-1", attempts=1)
+        j.record_order_events([new])
+        assert j.load_orders()[1] == new
+    finally:
+        j.close()
+
+
 def test_a_journal_from_before_the_reserved_column_is_migrated_once(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     SQLiteJournal(path).close()

@@ -19,6 +19,7 @@ import actors.journal.sqlite as journal_sqlite
 from actors.journal.sqlite import Completion, FillRow, OrderEventRow
 from protocols import Fill, OrderStatus, Side
 
+_opt_text = st.one_of(st.none(), st.text(max_size=3), st.integers(), st.sampled_from([OrderStatus.FILLED]))
 _ids = st.one_of(st.text(max_size=3), st.text(min_size=255, max_size=258), st.sampled_from([OrderStatus.FILLED]),
                  st.none(), st.integers())
 _args = st.tuples(
@@ -27,6 +28,12 @@ _args = st.tuples(
     _ids, _ids, _ids, _ids,
     st.one_of(st.text(max_size=4), st.none(), st.integers()),  # cause
     st.one_of(st.none(), st.decimals(), st.integers(min_value=-3, max_value=3), st.floats(), st.text(max_size=3)),  # reserved
+    _opt_text, _opt_text,  # route_id, routing_reason
+    st.one_of(st.none(), st.decimals(), st.integers(min_value=-3, max_value=3), st.floats(), st.text(max_size=3)),  # arrival_px
+    _opt_text,  # venue_order_id
+    st.one_of(st.none(), st.integers(min_value=-2, max_value=3), st.booleans(), st.floats(), st.text(max_size=2)),  # attempts
+    _opt_text, _opt_text,  # error_code, error_message
+    st.one_of(st.none(), st.floats(), st.integers(min_value=-2, max_value=3), st.booleans(), st.text(max_size=2)),  # retry after
 )
 
 
@@ -50,6 +57,12 @@ def _assert_fast_path_is_the_full_checks(cls: type, args: tuple, fast_path: str)
 
 @given(_args)
 @example((1, 10.5, "acc-1", "c-1", "RESERVED", "SUBMITTING", "sent", None))
+@example((1, 10.5, "acc-1", "c-1", "INITIALIZED", "RESERVED", "", Decimal("39.4"), "route_paper", "paper mode",
+          Decimal("39433.62"), None, 0, None, None, None))
+@example((3, 10.5, "acc-1", "c-1", "SUBMITTING", "REJECTED", "", None, None, None, None, "v-1", 2,
+          "E_EXEC_BROKER_REJECTED", "no", 1.5))
+@example((3, 10.5, "acc-1", "c-1", "A", "B", "", None, None, None, Decimal("-1"), "v-1", True, None, None, 1))
+@example((3, 10.5, "acc-1", "c-1", "A", "B", "", None, None, None, None, None, None, None, None, float("nan")))
 @example((1, 10.5, "acc-1", "c-1", "INITIALIZED", "RESERVED", "", Decimal("39.43362")))
 @example((1, 10.5, "acc-1", "c-1", "INITIALIZED", "RESERVED", "", Decimal("-1")))
 @example((1, 10.5, "acc-1", "c-1", "INITIALIZED", "RESERVED", "", Decimal("NaN")))

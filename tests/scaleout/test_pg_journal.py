@@ -120,7 +120,7 @@ def test_migration_5_keeps_an_id_two_accounts_already_hold(pg_url: str, monkeypa
                          "(%s, 'shared', 'fp-a', 'COMPLETED', '{}', 1000, 1000, '{}', '{}', 'paper', %s)", (account, old_owner))
     monkeypatch.undo()
     backend = PostgresBackend.open(pg_url)
-    assert backend.schema_version == 5
+    assert backend.schema_version == known_schema_version()
     j = backend.journal()
     c = [Claim("acc-1", "shared", "fp-a", "{}", "{}", "paper", 1001.0), Claim("acc-2", "shared", "fp-a", "{}", "{}", "paper", 1001.0),
          Claim("acc-3", "shared", "fp-a", "{}", "{}", "paper", 1001.0),
@@ -143,7 +143,7 @@ def test_migrations_are_applied_once_and_recorded(pg_url: str) -> None:
     assert a.schema_version == b.schema_version == known_schema_version() >= 1
     assert rows(pg_url, "SELECT version, name FROM flowroute.schema_migrations ORDER BY version") == [
         (1, "0001_journal.sql"), (2, "0002_budget.sql"), (3, "0003_throttle.sql"), (4, "0004_reserved.sql"),
-        (5, "0005_one_account_per_id.sql")]
+        (5, "0005_one_account_per_id.sql"), (6, "0006_order_report_fields.sql")]
     assert rows(pg_url, "SELECT count(*) FROM flowroute.owners") == [(2,)]
     a.close()
     b.close()

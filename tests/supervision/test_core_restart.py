@@ -12,7 +12,7 @@ from concurrent.futures import Future
 
 import pytest
 from _adapters import TestAdapter
-from conftest import EventLog, ObservableClock, child, ctx, market, quote, registry_of, settle, wait_until
+from conftest import EventLog, ObservableClock, child, ctx, limit, market, quote, registry_of, settle, wait_until
 
 from actors.breaker.messages import BreakerCommand
 from actors.events.messages import Publish
@@ -22,8 +22,7 @@ from actors.orders.messages import SetTradingState, WaitTerminal
 from actors.routing.messages import ForwardReconcile
 from protocols import ChildGaveUp, ErrorCode, OrderStatus
 
-#: what the journal holds of an order (a restored report has no route, venue order id or attempt count,
-#: as after a process restart)
+#: the books of an order (test_reports_after_a_ledger_restart_equal_those_before_it compares whole reports)
 BOOKED = ("client_order_id", "account_id", "status", "fills", "cum_qty", "leaves_qty", "avg_px", "fees")
 BACKOFF_MAX = 0.5  # above every restart delay of the test profile (0.01 doubling to 0.1, ±20%)
 
@@ -195,6 +194,41 @@ def test_ledger_restarts_from_the_journal_and_gets_the_messages_queued_to_it(dur
     assert rt.health().trading_state == "ACTIVE"
     assert fills(rt, "lr-after")
     assert venue.submit_count("lr-before") == 1 and venue.submit_count("lr-after") == 1
+
+
+def test_reports_after_a_ledger_restart_equal_those_before_it(durable, clock) -> None:
+    """The route, the venue order id and the attempts are journaled as typed fields of the order's
+    transitions, so a ledger rebuilt from the journal answers ``rt.order`` and a waiter with the
+    very report it gave before the restart: a filled order, one resting at its venue, one filled
+    on its second attempt, one the venue rejected, one risk denied."""
+    rt, venue = durable
+    venue.push("fill", "accept", "not_delivered", "fill", "reject")
+    ids = ["eq-filled", "eq-resting", "eq-retried", "eq-rejected"]
+    for cl in ids:
+        fut = rt.submit(limit(cl), ctx())
+        for _ in range(100):  # the retry of eq-retried waits for its backoff on the fake clock
+            if fut.done():
+                break
+            clock.advance(0.1)
+            settle(rt)
+        fut.result(timeout=5)
+    denied = rt.submit(limit("eq-denied", qty="1000000"), ctx()).result(timeout=5)
+    assert denied.status is OrderStatus.DENIED
+    ids.append("eq-denied")
+    settle(rt)
+    before = {cl: rt.order(cl) for cl in ids}
+    assert before["eq-retried"].attempts == 2 and before["eq-resting"].status is OrderStatus.ACCEPTED
+    assert all(r.route is not None for r in before.values())
+    assert all(before[cl].venue_order_id for cl in ("eq-filled", "eq-resting", "eq-retried"))
+    rt.ledger.tell(poison("ledger"))
+    restart(rt, clock, "ledger")
+    waiter: Future = Future()
+    rt.ledger.tell(WaitTerminal("eq-filled", waiter))
+    after = {cl: rt.order(cl) for cl in ids}
+    diffs = {cl: sorted(k for k in type(before[cl]).model_fields if getattr(before[cl], k) != getattr(after[cl], k))
+             for cl in ids}
+    assert after == before, diffs
+    assert waiter.result(timeout=5) == before["eq-filled"]
 
 
 def test_idempotency_store_restart_halts_trading_until_it_has_reopened_the_journal(durable, clock) -> None:
