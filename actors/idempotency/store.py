@@ -155,8 +155,11 @@ class IdempotencyStoreActor(FlowActor):
     # -- messages ----------------------------------------------------------------------
     def on_receive(self, message: Any) -> Any:
         result = super().on_receive(message)
-        if not isinstance(message, _JOURNAL_MESSAGES) and (self._claims or self._completions or self._releases):
-            self._flush()  # never let a query or barrier sit between a claim and its commit
+        if not isinstance(message, _JOURNAL_MESSAGES):
+            if self._claims or self._completions or self._releases:
+                self._flush()  # never let a query or barrier sit between a claim and its commit
+            elif self._store is not None and self.actor_inbox.empty():
+                self._checkpoint_if_due()  # a message that came in during the last write took the idle moment
         return result
 
     def handle_SubmitOrder(self, order: SubmitOrder) -> None:
@@ -217,6 +220,13 @@ class IdempotencyStoreActor(FlowActor):
         if pending >= self._max or self.actor_inbox.empty():
             self._flush()
 
+    def _checkpoint_if_due(self) -> None:
+        """Housekeeping while nothing waits: the journal's WAL checkpoint when one is due
+        (``SQLiteJournal.checkpoint``, a no-op below its soft limit; journals without one skip it)."""
+        checkpoint = getattr(self._store, "checkpoint", None)
+        if checkpoint is not None:
+            checkpoint()
+
     def _flush(self) -> None:
         if self._store is None:
             return
@@ -234,9 +244,7 @@ class IdempotencyStoreActor(FlowActor):
                 logger.error("journal could not record {} completion(s): {}", len(completions) + len(releases), exc)
         if not self._claims:
             if self.actor_inbox.empty():  # no claim waits: the WAL's checkpoint (SQLiteJournal.checkpoint) here
-                checkpoint = getattr(self._store, "checkpoint", None)
-                if checkpoint is not None:
-                    checkpoint()
+                self._checkpoint_if_due()
             return
         claims, self._claims = self._claims, []
         self._batch = claims  # until answered: a crash in between answers the rest (failure_details)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from conftest import ctx, market, quote
 
+from actors.idempotency.messages import GetJournalStats
 from actors.journal.sqlite import Claim, SQLiteJournal
 from protocols import OrderStatus
 
@@ -67,3 +68,25 @@ def test_the_store_checkpoints_once_idle(make_runtime, monkeypatch) -> None:
     rt.flush()
     assert rt.journal_path is not None
     assert records_on_disk(rt.journal_path) >= 3  # checkpointed by the store after its completions, runtime still up
+
+
+def test_a_message_that_arrives_during_the_last_write_does_not_cost_the_checkpoint(make_runtime, monkeypatch) -> None:
+    """The store checks for an empty inbox after its completion write; a query or barrier that came
+    in during that write took the idle moment, so the store checkpoints after handling it instead
+    (before: no checkpoint until the next batch, and a barrier such as ``rt.flush()`` raced it)."""
+    monkeypatch.setattr(SQLiteJournal, "checkpoint_soft_limit", 1)
+    rt = make_runtime(durable=True)
+    write = SQLiteJournal.complete_batch
+
+    def complete_batch_and_a_query_lands(self: SQLiteJournal, completions):  # type: ignore[no-untyped-def]
+        written = write(self, completions)
+        rt.idempotency.tell(GetJournalStats())  # in the inbox before the store looks at it again
+        return written
+
+    monkeypatch.setattr(SQLiteJournal, "complete_batch", complete_batch_and_a_query_lands)
+    rt.on_market(quote())
+    for i in range(3):
+        assert rt.submit(market(f"cq-{i}"), ctx()).result(timeout=10).status is OrderStatus.FILLED
+    rt.flush()
+    assert rt.journal_path is not None
+    assert records_on_disk(rt.journal_path) >= 3
