@@ -67,6 +67,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sqlite3
@@ -679,6 +680,36 @@ def _dec(value: Decimal) -> str:
 RETIRED_INTENT = "retired"
 
 
+#: ids per ``SELECT … IN (…)`` of a claim batch (far below SQLite's bound-parameter limit)
+_IN_CHUNK = 500
+
+
+@functools.lru_cache(maxsize=64)
+def _sql_get_ids(n: int) -> str:
+    """:data:`_SQL_GET_ID` for ``n`` client order ids at once."""
+    return f"SELECT {_REC_COLS} FROM idempotency WHERE client_order_id IN ({','.join('?' * n)})"
+
+
+def _old_and_other(c: Claim, rows: Iterable[tuple]) -> tuple[IdempotencyRecord | None, IdempotencyRecord | None]:
+    """From the journaled rows of ``c``'s client_order_id: the record of its own key (or None) and
+    one record of the id under another account (or None), as :func:`_decide_claim` takes them."""
+    old = other = None
+    for row in rows:
+        if row[0] == c.account_id:
+            old = _record(row)
+        elif other is None:
+            other = _record(row)
+    return old, other
+
+
+def _insert_params(c: Claim) -> tuple:
+    return (c.account_id, c.client_order_id, c.fingerprint, c.now, c.now, c.intent_json, c.context_json, c.adapter_id)
+
+
+def _reclaim_params(c: Claim) -> tuple:
+    return (c.fingerprint, c.now, c.now, c.intent_json, c.context_json, c.adapter_id, c.account_id, c.client_order_id)
+
+
 def _decide_claim(c: Claim, old: IdempotencyRecord | None, ttl_s: float | None,
                   other: IdempotencyRecord | None = None) -> ClaimResult:
     """The outcome table of the module docstring for one claim, given the key's current record
@@ -1105,29 +1136,49 @@ class SQLiteJournal:
         if not claims:
             return []
 
-        def body(conn: sqlite3.Connection) -> tuple[list[ClaimResult], int]:
+        def one_by_one(conn: sqlite3.Connection) -> tuple[list[ClaimResult], int]:
+            # an id twice in one batch: the second claim must see what the first wrote
             out: list[ClaimResult] = []
             rows = 0
             for c in claims:
-                old = other = None
-                for row in conn.execute(_SQL_GET_ID, (c.client_order_id,)):
-                    if row[0] == c.account_id:
-                        old = _record(row)
-                    elif other is None:
-                        other = _record(row)
+                old, other = _old_and_other(c, conn.execute(_SQL_GET_ID, (c.client_order_id,)))
                 result = _decide_claim(c, old, ttl, other)
                 if result.outcome == "CLAIMED":
-                    conn.execute(_SQL_INSERT, (c.account_id, c.client_order_id, c.fingerprint, c.now, c.now,
-                                               c.intent_json, c.context_json, c.adapter_id))
+                    conn.execute(_SQL_INSERT, _insert_params(c))
                     rows += 1
                 elif result.outcome == "EXPIRED_RECLAIMED":
-                    conn.execute(_SQL_RECLAIM, (c.fingerprint, c.now, c.now, c.intent_json, c.context_json,
-                                                c.adapter_id, c.account_id, c.client_order_id))
+                    conn.execute(_SQL_RECLAIM, _reclaim_params(c))
                     rows += 1
                 out.append(result)
             return out, rows
 
-        return self._write("claim_batch", len(claims), body)  # type: ignore[return-value]
+        def batched(conn: sqlite3.Connection) -> tuple[list[ClaimResult], int]:
+            # one SELECT per chunk of ids and one executemany per kind of write: every statement
+            # gives up and retakes the GIL, so a batch of 400 claims paid 800 round trips before
+            found: dict[str, list[tuple]] = {}
+            for i in range(0, len(claims), _IN_CHUNK):
+                ids = [c.client_order_id for c in claims[i:i + _IN_CHUNK]]
+                for row in conn.execute(_sql_get_ids(len(ids)), ids):
+                    found.setdefault(row[1], []).append(row)
+            out: list[ClaimResult] = []
+            inserts: list[tuple] = []
+            reclaims: list[tuple] = []
+            for c in claims:
+                old, other = _old_and_other(c, found.get(c.client_order_id, ()))
+                result = _decide_claim(c, old, ttl, other)
+                if result.outcome == "CLAIMED":
+                    inserts.append(_insert_params(c))
+                elif result.outcome == "EXPIRED_RECLAIMED":
+                    reclaims.append(_reclaim_params(c))
+                out.append(result)
+            if inserts:
+                conn.executemany(_SQL_INSERT, inserts)
+            if reclaims:
+                conn.executemany(_SQL_RECLAIM, reclaims)
+            return out, len(inserts) + len(reclaims)
+
+        distinct = len({c.client_order_id for c in claims}) == len(claims)
+        return self._write("claim_batch", len(claims), batched if distinct else one_by_one)  # type: ignore[return-value]
 
     def complete(
         self, account_id: str, client_order_id: str, status: IdempotencyStatus, report_json: str | None, now: float
