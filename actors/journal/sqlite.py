@@ -680,6 +680,20 @@ def _dec(value: Decimal) -> str:
 RETIRED_INTENT = "retired"
 
 
+def _migration(conn: sqlite3.Connection, statements: Sequence[tuple[str, tuple]]) -> None:
+    """Run one schema step's ``(sql, params)`` statements in one BEGIN IMMEDIATE … COMMIT, rolled
+    back whole on any error (re-raised): a journal is never left half migrated."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for sql, params in statements:
+            conn.execute(sql, params)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 #: ids per ``SELECT … IN (…)`` of a claim batch (far below SQLite's bound-parameter limit)
 _IN_CHUNK = 500
 
@@ -945,57 +959,23 @@ class SQLiteJournal:
         conn = self._live()
         found = self._schema_version(conn)
         if found is None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for stmt in _SCHEMA:
-                    conn.execute(stmt)
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            _migration(conn, [*((stmt, ()) for stmt in _SCHEMA),
+                              ("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))])
             found = self._schema_version(conn)
         if found != SCHEMA_VERSION:
             raise JournalError(
                 f"journal {self._describe()} has schema_version {found!r}; this build reads {SCHEMA_VERSION}"
             )
         if not any(col[1] == "reserved" for col in conn.execute("PRAGMA table_info(order_events)")):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for stmt in _SQL_ADD_RESERVED:
-                    conn.execute(stmt)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            _migration(conn, [(stmt, ()) for stmt in _SQL_ADD_RESERVED])
         have = {col[1] for col in conn.execute("PRAGMA table_info(order_events)")}
         missing = [(name, kind) for name, kind in _EVENT_REPORT_COLUMNS if name not in have]
-        if missing:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for name, kind in missing:  # names and types from the fixed tuple above
-                    conn.execute(f"ALTER TABLE order_events ADD COLUMN {name} {kind}")
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        if missing:  # names and types from the fixed tuple above
+            _migration(conn, [(f"ALTER TABLE order_events ADD COLUMN {name} {kind}", ()) for name, kind in missing])
         if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'idempotency_by_id'").fetchone() is None:
             conn.execute(_SQL_BY_ID_INDEX)  # one statement: its own transaction
         if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'order_archive'").fetchone() is None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for stmt in _ADDITIVE:
-                    conn.execute(stmt)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            _migration(conn, [(stmt, ()) for stmt in _ADDITIVE])
 
     @staticmethod
     def _schema_version(conn: sqlite3.Connection) -> int | None:
