@@ -2,10 +2,21 @@
 
 One small file per session, ``<store_dir>/<BeginString>-<SenderCompID>-<TargetCompID>.seqnums``,
 holding the next MsgSeqNum to send and the next one expected. Both are written *before* the
-message they cover is sent (send side) and *after* it was handled (receive side), in place with
-``os.pwrite`` on a fixed-width record (never a torn, half-truncated file). ``fsync=True`` also
-survives a power loss; without it the page cache survives a killed process, which is what the
-tests prove. No outgoing message bodies are stored: this initiator never re-sends application
+message they cover is sent (send side) and *after* it was handled (receive side), as QuickFIX's
+FileStore writes them (per message, no fsync unless ``fsync=True``, its ``FileStoreSync``).
+
+The file is mapped into memory (``mmap``) and holds two slots after a 16-byte header; each
+write goes to the slot not holding the latest record: generation (one more than the last),
+both numbers and a CRC-32 of the three (little-endian ``<QQQI``). A process killed mid-write
+(SIGKILL) leaves the other slot whole, so an open reads the highest generation whose checksum
+holds: the numbers as of the write before at worst, which is right on both sides (the message
+whose send-side number was being written was never sent; the one whose receive-side number was
+being written is received again: the peer resends it, PossDup). The page cache survives a killed
+process; ``fsync=True`` (``msync`` per write) also survives a power loss. A write is two stores
+into mapped memory (~0.5 µs) instead of a ``pwrite`` (~5-7 µs on the order's path). A file in the
+format before this one (one text line ``<sender:020d> <target:020d>``) is read at open and
+replaced by the slotted file (written beside it, then renamed over it: never torn).
+No outgoing message bodies are stored: this initiator never re-sends application
 messages (a ResendRequest is answered with SequenceReset-GapFill).
 
 The inbox (``<name>.inbox``, when opened with ``inbox=N``) keeps the last N application messages
@@ -29,13 +40,27 @@ Example::
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
+import struct
 import threading
+import zlib
 from collections import deque
 from pathlib import Path
 
-_RECORD = "{:020d} {:020d}\n"
+#: the format before the slotted one: one text line, rewritten in place with pwrite
+_OLD_RECORD = "{:020d} {:020d}\n"
+_OLD_SIZE = len(_OLD_RECORD.format(0, 0))
+#: the slotted file: magic and format version, then two slots of generation, next_sender,
+#: next_target (unsigned 64-bit) and the CRC-32 of those 24 bytes
+_MAGIC = b"FRFIXSEQ\x02\x00\x00\x00\x00\x00\x00\x00"
+_SLOT = struct.Struct("<QQQI4x")
+_BODY = struct.Struct("<QQQ")
+_CRC = struct.Struct("<I")
+_SLOT_AT = (len(_MAGIC), len(_MAGIC) + _SLOT.size)
+_FILE_SIZE = len(_MAGIC) + 2 * _SLOT.size
+_RECORD_SIZE = _BODY.size + _CRC.size
 #: the MsgType of a session-level Reject: delivered to the application, never kept (it carries no
 #: effect to replay)
 _NOT_KEPT = frozenset({"3"})
@@ -45,7 +70,6 @@ def keeps_message(msg_type: str) -> bool:
     """True for the received application messages the inbox keeps (every MsgType the session
     delivers to the application but a session-level Reject)."""
     return msg_type not in _NOT_KEPT
-_SIZE = len(_RECORD.format(0, 0))
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -60,7 +84,6 @@ class SeqStore:
     def __init__(self, path: Path | None, fsync: bool = False, inbox: int = 0) -> None:
         self.path = path
         self._fsync = fsync
-        self._fd: int | None = None
         self._inbox_max = inbox
         self._inbox: deque[bytes] = deque(maxlen=inbox or None)
         self._inbox_fd: int | None = None
@@ -69,20 +92,53 @@ class SeqStore:
         self._inbox_lock = threading.Lock()
         self.next_sender = 1
         self.next_target = 1
+        self._mm: mmap.mmap | None = None
+        self._generation = 0  # of the latest record written (the slot it is in: generation & 1)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            data = os.pread(self._fd, _SIZE, 0)
-            if data:
-                parts = data.decode("ascii", "replace").split()
-                if len(parts) != 2 or not all(p.isdigit() for p in parts):
-                    os.close(self._fd)
-                    raise ValueError(f"{path}: not a FIX sequence-number file")
-                self.next_sender, self.next_target = int(parts[0]), int(parts[1])
-            else:
-                self._write()
+            self._open_numbers(path)
             if inbox:
                 self._open_inbox(path.with_suffix(".inbox"))
+
+    def _open_numbers(self, path: Path) -> None:
+        """Read the numbers (either format), create or migrate the file, map it."""
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        if data.startswith(_MAGIC[:8]):
+            latest = _latest_record(data) if data.startswith(_MAGIC) and len(data) == _FILE_SIZE else None
+            if latest is None:
+                raise ValueError(f"{path}: not a FIX sequence-number file (neither slot holds a whole record)")
+            self._generation, self.next_sender, self.next_target = latest
+        else:
+            if data:  # the format before the slotted one: migrated
+                parts = data[:_OLD_SIZE].decode("ascii", "replace").split()
+                if len(parts) != 2 or not all(p.isdigit() for p in parts):
+                    raise ValueError(f"{path}: not a FIX sequence-number file")
+                self.next_sender, self.next_target = int(parts[0]), int(parts[1])
+            self._create(path)
+        fd = os.open(path, os.O_RDWR)
+        try:
+            self._mm = mmap.mmap(fd, _FILE_SIZE)
+        finally:
+            os.close(fd)
+
+    def _create(self, path: Path) -> None:
+        """Write a slotted file holding the current numbers beside ``path``, rename it over ``path``."""
+        self._generation = 1
+        data = bytearray(_MAGIC + bytes(2 * _SLOT.size))
+        body = _BODY.pack(1, self.next_sender, self.next_target)
+        data[_SLOT_AT[1]: _SLOT_AT[1] + _RECORD_SIZE] = body + _CRC.pack(zlib.crc32(body))
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            if self._fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
 
     @classmethod
     def open(cls, store_dir: Path, begin_string: str, sender: str, target: str, *, fsync: bool = False,
@@ -179,18 +235,34 @@ class SeqStore:
         self._write()
 
     def _write(self) -> None:
-        if self._fd is None:
+        """The numbers into the slot not holding the latest record (a torn write leaves that one whole)."""
+        mm = self._mm
+        if mm is None:
             return
-        os.pwrite(self._fd, _RECORD.format(self.next_sender, self.next_target).encode("ascii"), 0)
+        self._generation = generation = self._generation + 1
+        body = _BODY.pack(generation, self.next_sender, self.next_target)
+        at = _SLOT_AT[generation & 1]
+        mm[at: at + _RECORD_SIZE] = body + _CRC.pack(zlib.crc32(body))
         if self._fsync:
-            os.fdatasync(self._fd)
+            mm.flush()
 
     def close(self) -> None:
         """Close the files (idempotent)."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None
         with self._inbox_lock:
             if self._inbox_fd is not None:
                 os.close(self._inbox_fd)
                 self._inbox_fd = None
+
+
+def _latest_record(data: bytes) -> tuple[int, int, int] | None:
+    """(generation, next_sender, next_target) of the slot with the highest generation whose
+    CRC-32 holds, None when neither does."""
+    best = None
+    for at in _SLOT_AT:
+        generation, sender, target, crc = _SLOT.unpack_from(data, at)
+        if generation and crc == zlib.crc32(data[at: at + _BODY.size]) and (best is None or generation > best[0]):
+            best = (generation, sender, target)
+    return best
