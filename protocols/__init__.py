@@ -116,6 +116,8 @@ from .model.intents import (
     ExecutionContext,
     OrderIntent,
     new_client_order_id,
+    remainder_client_order_id,
+    reserved_client_order_id_problem,
     signal_client_order_id,
 )
 from .model.lifecycle import EVENT_TARGET, TRANSITIONS, LifecycleState, OrderEventType, apply_event, can_apply
@@ -221,6 +223,8 @@ __all__ = [
     "read_market",
     "read_quotes",
     "read_trades",
+    "remainder_client_order_id",
+    "reserved_client_order_id_problem",
     "retire_adapter",
     "signal_client_order_id",
     "start_adapter",

@@ -12,7 +12,6 @@ appended to the audit log and journaled. Queries are asks that return frozen sna
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -51,6 +50,7 @@ from protocols import (
     Trade,
     TradingStateChanged,
     VenueOrderState,
+    remainder_client_order_id,
     utc_now,
 )
 
@@ -107,6 +107,7 @@ from .messages import (
     ReconciliationStalled,
     RecordDenied,
     ReleaseTrading,
+    RemainderChildAnswered,
     RestoreLedger,
     RetentionTick,
     RetryDurableWrites,
@@ -155,19 +156,15 @@ _META_PARENT = "flowroute.parent"
 _META_RESUBMIT = "flowroute.resubmit"
 
 
-def remainder_client_order_id(root: str, n: int) -> str:
-    """The client order id of the ``n``-th remainder child of order ``root``: ``"<root>.r<n>"``,
-    or, when that would exceed 36 characters (FIX ClOrdID limit here), ``"<sha256(root)[:24]>.r<n>"``.
-    Deterministic, so the same remainder is always the same intent (never sent twice).
+def _tell_child_answered(ledger: pykka.ActorRef, child_id: str) -> Callable[[Future], None]:
+    """The done callback of a remainder child's reply future: tells ``ledger`` the child was answered
+    (runs in the resolving stage's thread; only a tell)."""
 
-    Example::
+    def answered(future: Future) -> None:
+        report = None if future.cancelled() or future.exception() is not None else future.result()
+        tell(ledger, RemainderChildAnswered(child_id, report))
 
-        remainder_client_order_id("ord-7", 1)   # 'ord-7.r1'
-    """
-    candidate = f"{root}.r{n}"
-    if len(candidate) <= 36:
-        return candidate
-    return f"{hashlib.sha256(root.encode()).hexdigest()[:24]}.r{n}"
+    return answered
 
 
 #: statuses live order tracking looks up: working at the venue, no call of ours in flight
@@ -739,7 +736,13 @@ class LedgerActor(FlowActor):
             return False
         book = self._book_of(rec.account_id, rec.adapter_id)
         self._held[child_id] = (book, rec.client_order_id)
-        child = SubmitOrder(intent, parent.context, Future(), now_ns(), parent.route, parent.breaker)
+        reply: Future = Future()
+        # every outcome of the child resolves its future, whichever stage decides it: if the child
+        # never reaches this ledger (replayed, refused, answered by a crashed store) the parent's
+        # reservation is released there (handle_RemainderChildAnswered); once the child reached
+        # the ledger (_submit_child) it holds the reservation itself and this is a no-op
+        reply.add_done_callback(_tell_child_answered(self.actor_ref, child_id))
+        child = SubmitOrder(intent, parent.context, reply, now_ns(), parent.route, parent.breaker)
         if not tell(self._idempotency, child):
             del self._held[child_id]
             return False
@@ -812,13 +815,23 @@ class LedgerActor(FlowActor):
         resolve(order.reply, report)
 
     # -- facts from the pipeline -------------------------------------------------------
+    def handle_RemainderChildAnswered(self, message: RemainderChildAnswered) -> None:
+        held = self._held.pop(message.client_order_id, None) if self._held else None
+        if held is None:  # the child reached this ledger and holds the reservation itself
+            return
+        report = message.report
+        if report is None:
+            why = "its reply failed"
+        elif report.error is not None:
+            why = report.error.message
+        else:
+            why = f"answered {report.status.value}" + (" as a replay of the id's earlier order" if report.replay else "")
+        logger.warning("remainder child {} never reached the ledger ({}); releasing {}'s reservation",
+                       message.client_order_id, why, held[1])
+        self._risk.release(*held)
+
     def handle_RecordDenied(self, message: RecordDenied) -> None:
         report = message.report
-        held = self._held.pop(report.client_order_id, None) if self._held else None
-        if held is not None:  # a remainder's child refused by the idempotency store: its parent's reservation goes
-            logger.warning("remainder child {} was refused ({}); releasing {}'s reservation", report.client_order_id,
-                           report.error.message if report.error else "denied", held[1])
-            self._risk.release(*held)
         code = report.error.code if report.error is not None else None
         self._errors[code.value if code else "none"] += 1
         if self._metrics is not None and code is not None:

@@ -157,6 +157,17 @@ class RecordDenied:
 
 
 @dataclass(frozen=True, slots=True)
+class RemainderChildAnswered:
+    """A remainder child order's reply future was resolved (told by the future's done callback,
+    from whichever stage answered it). If the ledger still holds the parent's reservation for
+    the child (it never reached the ledger: replayed, refused, or answered by a crashed store),
+    the reservation is released."""
+
+    client_order_id: str
+    report: ExecutionReport | None
+
+
+@dataclass(frozen=True, slots=True)
 class VenueEventReceived:
     """A venue pushed an execution event (fill of a resting order, expiry, cancel)."""
 

@@ -53,6 +53,7 @@ from protocols import (
     ReportsHealth,
     Trade,
     VenueSessionChanged,
+    reserved_client_order_id_problem,
     retire_adapter,
 )
 
@@ -568,6 +569,10 @@ class Runtime:
         if intent.symbol not in self._symbols:
             return self._reject_input(future, intent, context,
                                       f"intent.symbol: unknown symbol '{intent.symbol}' (known: {', '.join(sorted(self._symbols))})")
+        if ".r" in intent.client_order_id:  # the remainder children's reserved ids (cheap test first: on every order)
+            reserved = reserved_client_order_id_problem(intent.client_order_id)
+            if reserved is not None:
+                return self._reject_input(future, intent, context, reserved)
         if self._stopped:
             resolve(future, ExecutionReport(client_order_id=intent.client_order_id, account_id=context.account_id,
                                             status=OrderStatus.DENIED, ts=self.clock.now(),

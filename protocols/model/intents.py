@@ -40,7 +40,9 @@ Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:/-]{0,64}$")]
 class OrderIntent(Frozen):
     """An order the trading process wants (frozen).
 
-    Fields: ``client_order_id`` (FIX ClOrdID tag 11; 1–36 chars of ``[A-Za-z0-9._:/-]``),
+    Fields: ``client_order_id`` (FIX ClOrdID tag 11; 1–36 chars of ``[A-Za-z0-9._:/-]``;
+    ``Runtime.submit`` refuses ids ending in ``.r`` and digits, reserved for remainder child
+    orders: :func:`reserved_client_order_id_problem`),
     ``symbol`` (``BASE/QUOTE``, e.g. ``BTC/USDT``), ``side``, ``order_type``,
     ``quantity`` (Decimal > 0, base units), ``limit_price`` (Decimal > 0 in quote currency;
     required for LIMIT, forbidden for MARKET), ``time_in_force`` (default GTC; FOK/IOC
@@ -253,6 +255,50 @@ def signal_client_order_id(strategy_id: str, **signal: Any) -> str:
     canonical = {name: _signal_value(name, value) for name, value in signal.items()}
     text = json.dumps([strategy_id, canonical], sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return f"{strategy_id}-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+
+
+#: the reserved form of a client order id: its last dot-separated part is ``r`` and digits
+#: (``.r1``, ``.r12``): the runtime's remainder child orders (README.md, Features: Partial fills)
+_REMAINDER_SUFFIX_RE = re.compile(r"\.r[0-9]+\Z")
+#: the longest client order id (FIX ClOrdID as flowroute sends it; ``ClientOrderId``)
+_MAX_CLIENT_ORDER_ID = 36
+
+
+def reserved_client_order_id_problem(client_order_id: str) -> str | None:
+    """Why ``client_order_id`` may not be submitted by a caller, or None when it may.
+
+    Ids ending in ``.r`` and digits (``ord-7.r1``) are reserved for the remainder child orders
+    the runtime derives itself (:func:`remainder_client_order_id`, ``[orders] remainder =
+    "resubmit"``), so a caller's id can never be taken for a child's (or a child's for a
+    caller's) by the idempotency store. ``Runtime.submit`` answers such an id E_EXEC_VALIDATION
+    with this message. Cancels and queries of a child's id are not affected.
+    """
+    if _REMAINDER_SUFFIX_RE.search(client_order_id) is None:
+        return None
+    return (f"intent.client_order_id: '{client_order_id}' is reserved: ids ending in '.r' and digits name the "
+            "remainder child orders the runtime derives (README.md, Features: Partial fills); use another id")
+
+
+def remainder_client_order_id(root: str, n: int) -> str:
+    """The client order id of the ``n``-th (``n >= 1``) remainder child of order ``root``: ``"<root>.r<n>"``.
+
+    When that would exceed 36 characters (the ClOrdID limit here) the root is replaced by
+    ``"<sha256(root)[:24]>.r0"``, itself a reserved id, giving ``"<sha256(root)[:24]>.r0.r<n>"``.
+    Deterministic, so the same remainder is always the same intent (never sent twice), and
+    disjoint from every id a caller may submit (:func:`reserved_client_order_id_problem`): a
+    derived id always ends in ``.r<n>``, and it determines its ``(root, n)`` (a hashed root is
+    reserved, so no caller's root equals it). Raises ``ValueError`` for ``n < 1``.
+
+    Example::
+
+        remainder_client_order_id("ord-7", 1)   # 'ord-7.r1'
+    """
+    if n < 1:
+        raise ValueError(f"a remainder child's number starts at 1, got {n}")
+    candidate = f"{root}.r{n}"
+    if len(candidate) <= _MAX_CLIENT_ORDER_ID:
+        return candidate
+    return f"{hashlib.sha256(root.encode()).hexdigest()[:24]}.r0.r{n}"
 
 
 def _b36(n: int) -> str:

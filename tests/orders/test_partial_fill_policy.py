@@ -10,14 +10,28 @@ order id (``<id>.r1``, ``<id>.r2``, ...), within the parent's reservation, at mo
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from _adapters import TestAdapter
 from conftest import EventLog, ctx, limit, registry_of, wait_until
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from actors.orders.ledger import remainder_client_order_id
-from protocols import OrderStatus, RemainderResubmitted, VenueOrder, VenueOrderState
+from actors.journal.sqlite import Claim, Completion, SQLiteJournal
+from protocols import (
+    ErrorCode,
+    ExecutionReport,
+    OrderIntent,
+    OrderStatus,
+    RemainderResubmitted,
+    VenueOrder,
+    VenueOrderState,
+    remainder_client_order_id,
+    reserved_client_order_id_problem,
+)
 
 LOT = Decimal("0.001")
 
@@ -165,3 +179,78 @@ def test_a_resting_child_keeps_its_reservation_across_a_restart(make_runtime, se
     assert rt.cancel("pr-1.r1").result(timeout=5).status is OrderStatus.CANCELED
     rt.flush()
     assert Decimal(rt.stats()["exposure"]["acc-1"]["reserved"]) == 0
+
+
+# -- derived ids never collide with a caller's (the reserved namespace) -------------------------
+
+
+def test_a_caller_cannot_submit_an_id_of_the_remainder_namespace(make_runtime) -> None:
+    rt, venue, _log = start(make_runtime, remainder="resubmit")
+    for taken in ("pf-10.r1", "x.r0", "a.b.r12"):
+        report = rt.submit(limit(taken, qty="0.001"), ctx()).result(timeout=5)
+        assert report.status is OrderStatus.DENIED and report.error.code is ErrorCode.E_EXEC_VALIDATION, taken
+        assert f"'{taken}' is reserved" in report.error.message and ".r' and digits" in report.error.message
+    for free in ("pf-10.r", "pf-10.rx1", "pf-10.r1a", "pf-10-r1", "r1"):  # not the reserved form: ordinary ids
+        assert rt.submit(limit(free, qty="0.001"), ctx()).result(timeout=5).status is OrderStatus.FILLED, free
+    rt.flush()
+    assert venue.submit_calls == ["pf-10.r", "pf-10.rx1", "pf-10.r1a", "pf-10-r1", "r1"]
+    assert rt.order("pf-10.r1") is None  # nothing was journaled or booked for a refused id
+
+
+_ROOTS = st.text(alphabet="abcXYZ019._:/-", min_size=1, max_size=36).filter(
+    lambda s: reserved_client_order_id_problem(s) is None)
+
+
+@given(root=_ROOTS, n=st.integers(1, 10_000), other=_ROOTS, m=st.integers(1, 10_000))
+@settings(max_examples=300, deadline=None)
+def test_derived_ids_are_valid_reserved_and_name_one_root_and_number(root: str, n: int, other: str, m: int) -> None:
+    child = remainder_client_order_id(root, n)
+    OrderIntent(client_order_id=child, symbol="BTC/USDT", side="BUY", order_type="MARKET", quantity=Decimal(1))  # a valid id
+    assert reserved_client_order_id_problem(child) is not None  # no caller can submit it
+    assert (remainder_client_order_id(other, m) == child) == ((other, m) == (root, n))
+
+
+def test_a_long_roots_hashed_child_is_not_a_short_roots_child() -> None:
+    long_root = "L" * 36
+    hashed = remainder_client_order_id(long_root, 1)
+    prefix = hashed.split(".")[0]
+    assert reserved_client_order_id_problem(prefix) is None  # a caller may use the hash's hex as an id...
+    assert remainder_client_order_id(prefix, 1) != hashed  # ...and its child is another id
+
+
+def _journal_an_id_before_the_rule(state_dir, intent, account: str = "acc-1") -> None:
+    """What a journal written before the reserved namespace may hold: a caller's completed order
+    under an id of the children's form (here through the journal's own API, as that runtime did)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    journal = SQLiteJournal(state_dir / "journal.sqlite")
+    try:
+        context = ctx(account=account)
+        now = time.time()
+        [claimed] = journal.claim_batch([Claim(account, intent.client_order_id, intent.fingerprint(), intent.journal_json(),
+                                               context.journal_json(), "test", now)], None)
+        assert claimed.outcome == "CLAIMED"
+        report = ExecutionReport(client_order_id=intent.client_order_id, account_id=account, status=OrderStatus.CANCELED,
+                                 ts=datetime.now(UTC))
+        journal.complete_batch([Completion(account, intent.client_order_id, "COMPLETED", report.model_dump_json(), now)])
+    finally:
+        journal.close()
+
+
+@pytest.mark.parametrize("legacy_qty", ["0.002", "0.005"], ids=["replayed", "conflict"])
+def test_a_child_whose_id_is_taken_releases_its_parents_reservation(make_runtime, settings_factory, legacy_qty) -> None:
+    """A journal from before the rule holds the child's id: the store answers the child as a replay
+    of that order (same economics) or refuses it (a conflict). Either way the child never reaches
+    the ledger, nothing is sent, and the parent's reservation is released."""
+    settings = settings_factory(durable=True, journal={"enabled": True}, routing={"policy": {"paper": "test"}},
+                                orders={"remainder": "resubmit"})
+    _journal_an_id_before_the_rule(settings.state_dir, limit("pf-11.r1", qty=legacy_qty, tif="IOC"))
+    venue = IocVenue("test")
+    rt = make_runtime(settings, registry=registry_of(venue))
+    report = rt.submit(limit("pf-11", qty="0.003", tif="IOC"), ctx()).result(timeout=5)
+    assert report.status is OrderStatus.EXPIRED and report.cum_qty == LOT
+    # the store tells the ledger the child was answered before it tells it the guard's or denial's line
+    wait_until(lambda: [r for r in rt.history("pf-11.r1") if r.kind in ("guard", "denied")], what="the child answered")
+    rt.flush()
+    assert venue.submit_calls == ["pf-11"]
+    assert Decimal(rt.stats()["exposure"]["acc-1"]["reserved"]) == 0
+    assert rt.stats()["risk_invariants"] == []
