@@ -84,7 +84,7 @@ class CircuitBreakerActor(FlowActor):
         inherited: tuple = (),
         **kw,
     ) -> None:
-        super().__init__(**kw)
+        super().__init__(clock=clock, **kw)
         self.adapter_id = adapter_id
         self._breaker = CircuitBreaker(adapter_id, config, clock)
         #: from the crashed predecessor (see the class docstring), applied in start_child

@@ -77,7 +77,7 @@ class EventBusActor(FlowActor):
     keeps_mailbox = True
 
     def __init__(self, *, inherited: tuple = (), clock: Any = None, **kw) -> None:
-        super().__init__(**kw)
+        super().__init__(clock=clock, **kw)
         self._seq = 0
         self._now = clock.now if clock is not None else None
         self._subs: dict[int, _Sub] = {}

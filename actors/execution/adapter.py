@@ -388,7 +388,7 @@ class AdapterActor(FlowActor):
         bus: pykka.ActorRef | None = None,
         **kw,
     ) -> None:
-        super().__init__(**kw)
+        super().__init__(clock=clock, **kw)
         self._start_error = start_error
         self.adapter_id = adapter_id
         self._bus = bus

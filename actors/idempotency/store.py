@@ -92,7 +92,7 @@ class IdempotencyStoreActor(FlowActor):
         inherited: tuple = (),
         **kw,
     ) -> None:
-        super().__init__(**kw)
+        super().__init__(clock=clock, **kw)
         #: epoch seconds (float) of "now" on the runtime's clock: the TTL's time scale
         self._wall = (lambda: clock.now().timestamp()) if clock is not None else time.time
         #: the time its reports are stamped with: the runtime's clock (UTC)

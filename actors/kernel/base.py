@@ -28,12 +28,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
+from datetime import datetime
 from typing import Any
 
 import pykka
 from loguru import logger
 
-from protocols import ErrorCode, ExecError, ExecutionReport, OrderStatus
+from protocols import ErrorCode, ExecError, ExecutionReport, OrderStatus, utc_now
 
 from .dispatcher import Dispatcher
 from .inbox import Inbox, Mailbox, WakeAfter, tell, wake
@@ -81,7 +82,8 @@ class FlowActor(pykka.ThreadingActor):
             self.dispatcher.start(self)
 
     def __init__(self, *, child_name: str = "", generation: int = 0, supervisor: pykka.ActorRef | None = None,
-                 startup_errors: list | None = None, dispatcher: Dispatcher | None = None, supervised_as: str = "") -> None:
+                 startup_errors: list | None = None, dispatcher: Dispatcher | None = None, supervised_as: str = "",
+                 clock: Any = None) -> None:
         #: the thread this actor's messages run on: its own (None) or a shared Dispatcher
         self.dispatcher = dispatcher
         super().__init__()
@@ -92,6 +94,9 @@ class FlowActor(pykka.ThreadingActor):
         #: the name the supervisor knows this child by (``Supervise``), if not ``child_name``
         self._supervised_as = supervised_as
         self._dispatch: dict[type, Callable[[Any], Any]] = {WakeAfter: self._run_then_wake}
+        #: what the answers this base makes (crash and contained-error reports) are stamped with:
+        #: the runtime's injected clock's ``now`` (a ``Clock``), else the wall clock
+        self.report_now: Callable[[], datetime] = clock.now if clock is not None else utc_now
 
     # -- pykka hooks -------------------------------------------------------------------
     def on_start(self) -> None:
@@ -132,7 +137,7 @@ class FlowActor(pykka.ThreadingActor):
             logger.opt(exception=exc).error("{} failed handling {}", self.child_name, type(message).__name__)
             reply = getattr(message, "reply", None)
             if isinstance(reply, Future):
-                resolve(reply, internal_error_report(message))
+                resolve(reply, internal_error_report(message, ts=self.report_now()))
             self._report_contained(exc, message)
             return None
         except BaseException as exc:  # noqa: BLE001 - must never reach pykka's loop
@@ -145,7 +150,7 @@ class FlowActor(pykka.ThreadingActor):
             logger.opt(exception=exc).error("{} contained {!r} in {}", self.child_name, exc, type(message).__name__)
             reply = getattr(message, "reply", None)
             if isinstance(reply, Future):
-                resolve(reply, internal_error_report(message))
+                resolve(reply, internal_error_report(message, ts=self.report_now()))
             self._report_contained(exc, message)
             return None
 
@@ -160,7 +165,7 @@ class FlowActor(pykka.ThreadingActor):
         (E_EXEC_INTERNAL). It is not redelivered (it would crash the next generation the same way)."""
         reply = getattr(message, "reply", None)
         if isinstance(reply, Future):
-            resolve(reply, internal_error_report(message))
+            resolve(reply, internal_error_report(message, ts=self.report_now()))
 
     def on_failure(self, exception_type, exception_value, traceback) -> None:  # noqa: ANN001
         try:
@@ -271,8 +276,9 @@ def resolve(future: Future, report: object) -> bool:
         return False
 
 
-def internal_error_report(message: Any) -> ExecutionReport:
-    """An E_EXEC_INTERNAL report for the order ``message`` carries (detail stays in the log)."""
+def internal_error_report(message: Any, *, ts: datetime) -> ExecutionReport:
+    """An E_EXEC_INTERNAL report for the order ``message`` carries (detail stays in the log), stamped
+    ``ts`` (the runtime's clock: ``FlowActor.report_now()``)."""
     intent = getattr(message, "intent", None)
     context = getattr(message, "context", None)
     return ExecutionReport(
@@ -280,6 +286,7 @@ def internal_error_report(message: Any) -> ExecutionReport:
         account_id=getattr(context, "account_id", "") or "",
         status=OrderStatus.FAILED if intent is not None else OrderStatus.DENIED,
         error=ExecError.of(ErrorCode.E_EXEC_INTERNAL, "internal error; see the runtime log"),
+        ts=ts,
     )
 
 

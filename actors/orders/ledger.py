@@ -306,7 +306,7 @@ class LedgerActor(FlowActor):
         inherited: tuple = (),
         **kw,
     ) -> None:
-        super().__init__(**kw)
+        super().__init__(clock=clock, **kw)
         #: a restarted generation: the journaled orders to replay at start, and the crashed one's handover
         self._restore_from = restore_from
         self._handover: LedgerHandover | None = next((h for h in inherited if isinstance(h, LedgerHandover)), None)
@@ -544,7 +544,7 @@ class LedgerActor(FlowActor):
         idempotency record completed with that report (a retry of the id replays it)."""
         reply = getattr(message, "reply", None)
         if isinstance(message, SubmitOrder) and isinstance(reply, Future):
-            report = internal_error_report(message)
+            report = internal_error_report(message, ts=self.report_now())
             tell(self._idempotency, CompleteOrder(message.account_id, message.client_order_id, report))
             resolve(reply, report)
             return

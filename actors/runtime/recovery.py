@@ -40,6 +40,7 @@ import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -127,12 +128,15 @@ class RecoveryReport:
 
 
 def recover(journal: JournalStore, venues: dict[str, Any], ledger_journal: JournalStore | None = None,
-            wall: Callable[[], float] = time.time, *, lookup_timeout_s: float = 2.0, budget_s: float = 30.0) -> RecoveryReport:
+            wall: Callable[[], float] = time.time, *, lookup_timeout_s: float = 2.0, budget_s: float = 30.0,
+            now: Callable[[], datetime] | None = None) -> RecoveryReport:
     """Rebuild and reconcile from ``journal`` against ``venues`` (adapter id → BrokerAdapter).
 
     ``journal`` holds the idempotency records; ``ledger_journal`` (default: the same store) the
     ledger's transitions and fills. ``wall``: epoch seconds now (the runtime's clock), the time
-    scale of the idempotency records' timestamps (their TTL). ``lookup_timeout_s``: the longest
+    scale of the idempotency records' timestamps (their TTL). ``now``: the runtime's clock
+    (``Clock.now``, aware UTC), the ``ts`` of the reports cached for retries (default: ``wall``
+    as a UTC datetime). ``lookup_timeout_s``: the longest
     wait for one ``fetch_order`` answer (seconds); ``budget_s``: for all of them together.
 
     Writes the reconciled answers back as idempotency completions, so a caller who retries a
@@ -148,7 +152,9 @@ def recover(journal: JournalStore, venues: dict[str, Any], ledger_journal: Journ
     deadline = time.monotonic() + budget_s
     lookups: dict[str, _VenueLookups] = {}
     try:
-        _reconcile_records(records, transitions, fills, venues, lookups, lookup_timeout_s, deadline, wall, report, completions, archived)
+        stamp = now if now is not None else (lambda: datetime.fromtimestamp(wall(), UTC))
+        _reconcile_records(records, transitions, fills, venues, lookups, lookup_timeout_s, deadline, wall, stamp, report,
+                           completions, archived)
     finally:
         for asker in lookups.values():
             asker.close()
@@ -203,7 +209,8 @@ def journaled_orders(journal: JournalStore, ledger_journal: JournalStore | None 
     return out
 
 
-def _reconcile_records(records, transitions, fills, venues, lookups, lookup_timeout_s, deadline, wall, report, completions, archived) -> None:
+def _reconcile_records(records, transitions, fills, venues, lookups, lookup_timeout_s, deadline, wall, now, report, completions,
+                       archived) -> None:
     for record in records:
         try:
             intent = OrderIntent.model_validate_json(record.intent_json)
@@ -231,7 +238,7 @@ def _reconcile_records(records, transitions, fills, venues, lookups, lookup_time
         recovered = RecoveredOrder(intent, context, record.adapter_id, rows, tuple(fills.get(key, ())), outcome,
                                    venue_state=state, previous_status=last, idempotency_status=record.status, note=note)
         report.orders.append(recovered)
-        cached = _cached_report(recovered)
+        cached = _cached_report(recovered, now())
         if cached is not None:
             completions.append(Completion(record.account_id, record.client_order_id, "COMPLETED", cached.model_dump_json(), wall()))
 
@@ -320,10 +327,11 @@ class _VenueLookups:
             self._worker = None
 
 
-def _cached_report(order: RecoveredOrder) -> ExecutionReport | None:
-    """The report a retry of this client order id should replay after recovery (None: keep as is)."""
+def _cached_report(order: RecoveredOrder, ts: datetime) -> ExecutionReport | None:
+    """The report a retry of this client order id should replay after recovery (None: keep as is),
+    stamped ``ts`` (the runtime's clock)."""
     intent, context = order.intent, order.context
-    base = dict(client_order_id=intent.client_order_id, account_id=context.account_id, symbol=intent.symbol, side=intent.side)
+    base = dict(client_order_id=intent.client_order_id, account_id=context.account_id, symbol=intent.symbol, side=intent.side, ts=ts)
     if order.outcome is RecoveryOutcome.NEVER_DELIVERED:
         return ExecutionReport(**base, status=OrderStatus.FAILED,
                                error=ExecError.of(ErrorCode.E_EXEC_NETWORK, "never delivered: the venue has no record of it (found at recovery)"))

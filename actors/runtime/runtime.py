@@ -333,7 +333,8 @@ class Runtime:
                 ledger_journal = ledger_journal_factory()
                 try:
                     self.recovery = recover(journal, self._venues, ledger_journal, wall=lambda: self.clock.now().timestamp(),
-                                            lookup_timeout_s=settings.timeouts.attempt_s, budget_s=settings.timeouts.deadline_s)
+                                            lookup_timeout_s=settings.timeouts.attempt_s, budget_s=settings.timeouts.deadline_s,
+                                            now=self.clock.now)
                 finally:
                     journal.close()
                     ledger_journal.close()
@@ -957,7 +958,7 @@ class Runtime:
         for future in self._pending.unanswered():
             if not future.done():
                 future.abandon(ExecutionReport(
-                    client_order_id="?", status=OrderStatus.UNKNOWN,
+                    client_order_id="?", status=OrderStatus.UNKNOWN, ts=self.clock.now(),
                     error=ExecError.of(ErrorCode.E_EXEC_BROKER_TIMEOUT, "runtime stopped before the order finished; reconcile after restart")))
         # stop() also cleans up after a start that failed part-way: an attribute may not exist yet
         core = getattr(self, "_core", None)

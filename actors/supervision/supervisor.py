@@ -39,6 +39,7 @@ import random
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pykka
@@ -119,10 +120,10 @@ class _Child:
     mailbox: Any = None
 
 
-def _answer_given_up(message: Any) -> None:
+def _answer_given_up(message: Any, now: Callable[[], datetime]) -> None:
     reply = getattr(message, "reply", None)
     if isinstance(reply, Future) and not reply.done():
-        resolve(reply, internal_error_report(message))
+        resolve(reply, internal_error_report(message, ts=now()))
 
 
 class SupervisorActor(FlowActor):
@@ -135,7 +136,7 @@ class SupervisorActor(FlowActor):
 
     def __init__(self, *, clock: Any, supervisor_settings: Any, blueprint: Blueprint | None = None,
                  view: TopologyView | None = None, seed: int = 0, metrics: Any = None, **kw) -> None:
-        super().__init__(**kw)
+        super().__init__(clock=clock, **kw)
         self._clock = clock
         self._bus: pykka.ActorRef | None = None
         self._blueprint = blueprint
@@ -300,7 +301,7 @@ class SupervisorActor(FlowActor):
         child.state, child.ref = "failed", None
         logger.error("{} gave up: {}", child.name, why)
         if child.mailbox is not None:
-            answered = child.mailbox.refuse(_answer_given_up)
+            answered = child.mailbox.refuse(lambda message: _answer_given_up(message, self.report_now))
             child.mailbox = None
             if answered:
                 logger.error("{}: {} message(s) kept for it answered (given up)", child.name, answered)

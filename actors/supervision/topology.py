@@ -213,7 +213,7 @@ class Blueprint:
         """The router actor over ``table``."""
         return self.track(RouterActor.start(
             table=table, ledger=ledger, child_name=f"{self.prefix}-router", generation=generation, supervisor=supervisor,
-            supervised_as="router", startup_errors=self.boot_errors, dispatcher=self.core))
+            supervised_as="router", startup_errors=self.boot_errors, dispatcher=self.core, clock=self.clock))
 
     def adapter_factory(self, adapter_id: str, view: TopologyView,
                         supervisor: pykka.ActorRef) -> Callable[[int, tuple], pykka.ActorRef]:
