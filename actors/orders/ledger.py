@@ -58,6 +58,7 @@ from ..audit.retention import archive_receipts
 from ..events.alerts import AlertMonitor
 from ..events.messages import Publish
 from ..idempotency.messages import CompleteOrder
+from ..journal.sqlite import NULL_PARAM, FillRow, OrderEventRow, event_params
 from ..kernel.base import FlowActor, internal_error_report, now_ns, resolve, tell
 from ..routing.messages import FetchBrokerState, ForwardReconcile, TrackOrders
 from ..runtime.recovery import RecoveredOrder, RecoveryOutcome
@@ -233,6 +234,38 @@ def _event_row(row_type: type, rec: OrderRecord, t: Transition) -> Any:
         rec.arrival_px if first else None, rec.venue_order_id, rec.attempts,
         None if error is None else error.code._value_, None if error is None else error.message,
         None if error is None else error.retry_after_s)
+
+
+def _event_params(rec: OrderRecord, t: Transition) -> tuple:
+    """``event_params(_event_row(OrderEventRow, rec, t))`` (``actors/journal/sqlite.py``) made
+    straight from the record, without the row object: what the ledger's batch hands
+    ``SQLiteJournal.record_ledger_params``. An order with an error takes the row (and its checks):
+    rare, and its ``retry_after_s`` is whatever the error says."""
+    if rec.error is not None:
+        return event_params(_event_row(OrderEventRow, rec, t))
+    n = NULL_PARAM
+    vid = rec.venue_order_id
+    route_id: str | int = n
+    reason: str | int = n
+    px: str | int = n
+    if t.seq == 1:
+        route = rec.route
+        if route is not None:
+            route_id, reason = route.route_id, route.routing_reason
+        if rec.arrival_px is not None:
+            px = str(rec.arrival_px)
+    reserved = rec.reserved_at_intake if t.to_status is _RESERVED else None
+    return (t.seq, t.ts.timestamp(), rec.account_id, rec.client_order_id, t.from_status._value_, t.to_status._value_,
+            t.cause[:500], n if reserved is None else str(reserved), route_id, reason, px, n if vid is None else vid,
+            rec.attempts, n, n, n)
+
+
+def _fill_row_params(rec: OrderRecord, fill: Fill) -> tuple:
+    """``_fill_params(FillRow(...))`` of a fill of ``rec`` (``actors/journal/sqlite.py``), made
+    straight from the record and the fill, as :func:`_event_params` makes its rows."""
+    return (rec.adapter_id or "?", fill.trade_id, rec.account_id, rec.client_order_id, rec.symbol, rec.side._value_,
+            format(fill.qty, "f"), format(fill.price, "f"), format(fill.fee, "f"), fill.fee_currency,
+            fill.liquidity._value_, fill.ts.isoformat())
 
 
 def _restore_report_fields(rec: OrderRecord, rows: tuple, adapter_id: str) -> None:
@@ -1747,7 +1780,7 @@ class LedgerActor(FlowActor):
             logger.opt(exception=exc).error("could not record {} venue receipt(s)", len(receipts))
 
     def _journal_write(self, rows, fills, due=()) -> bool:
-        from ..journal.sqlite import ArchivedOrder, FillRow, OrderEventRow
+        from ..journal.sqlite import ArchivedOrder
 
         try:
             archive = []
@@ -1759,12 +1792,17 @@ class LedgerActor(FlowActor):
                            for rec in due if not self._table.archive_current(rec.client_order_id)]
             if self._faults:
                 self._faults.check("ledger")
-            self._journal.record_ledger(
-                [_event_row(OrderEventRow, rec, t) for rec, t in rows],
-                [FillRow(adapter_id=rec.adapter_id or "?", account_id=rec.account_id, client_order_id=rec.client_order_id,
-                         symbol=rec.symbol, side=rec.side, fill=fill) for rec, fill in fills],
-                *((archive,) if archive else ()),
-            )
+            record_params = getattr(self._journal, "record_ledger_params", None)
+            if record_params is not None:  # SQLite: the rows straight from the records (see _event_params)
+                record_params([_event_params(rec, t) for rec, t in rows], [_fill_row_params(rec, fill) for rec, fill in fills],
+                              archive)
+            else:
+                self._journal.record_ledger(
+                    [_event_row(OrderEventRow, rec, t) for rec, t in rows],
+                    [FillRow(adapter_id=rec.adapter_id or "?", account_id=rec.account_id, client_order_id=rec.client_order_id,
+                             symbol=rec.symbol, side=rec.side, fill=fill) for rec, fill in fills],
+                    *((archive,) if archive else ()),
+                )
             return True
         except Exception as exc:  # noqa: BLE001 - any journal failure halts trading (_write_failed)
             self._write_failed("ledger_journal", exc, len(rows) + len(fills))

@@ -15,17 +15,17 @@ from protocols import OrderStatus
 def test_an_order_reaches_its_venue_while_the_ledgers_journal_write_is_stalled(make_runtime, monkeypatch) -> None:
     release = threading.Event()
     stalled = threading.Event()
-    original = SQLiteJournal.record_ledger
+    original = SQLiteJournal.record_ledger_params  # what the ledger's batch writes with
 
-    def slow_record_ledger(self, events, fills):
+    def slow_record_ledger(self, events, fills, archive=()):
         stalled.set()
         release.wait(10)  # a commit stuck on a slow disk
-        return original(self, events, fills)
+        return original(self, events, fills, archive)
 
     rt = make_runtime(durable=True)
     rt.on_market(quote())
     settle(rt)
-    monkeypatch.setattr(SQLiteJournal, "record_ledger", slow_record_ledger)
+    monkeypatch.setattr(SQLiteJournal, "record_ledger_params", slow_record_ledger)
     try:
         first = rt.submit(market("off-path-1"), ctx())
         # answered by the venue although the ledger's write for it is (or will be) stalled
