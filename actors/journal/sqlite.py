@@ -700,6 +700,14 @@ def _migration(conn: sqlite3.Connection, statements: Sequence[tuple[str, tuple]]
         raise
 
 
+#: page size of a new idempotency journal (``SQLiteJournal(page_size=...)``, as the runtime opens
+#: ``journal.sqlite``): the idempotency table is WITHOUT ROWID, whose rows keep at most ~1,000
+#: bytes in their page at 4,096 (SQLite's maxLocal of an index b-tree page) and spill the rest into
+#: an overflow page of their own; a completed record (claim JSON + report JSON) is ~1,050 bytes,
+#: so every completion wrote a fresh overflow page, every record took more than a page. At
+#: 8,192 (~2,000 bytes in the page) records sit seven to a page.
+RECORD_PAGE_SIZE: Final = 8192
+
 #: ids per ``SELECT … IN (…)`` of a claim batch (far below SQLite's bound-parameter limit)
 _IN_CHUNK = 500
 
@@ -862,6 +870,9 @@ class SQLiteJournal:
     ``fail_writes``: test hook called once per write transaction just before COMMIT (after
     the statements ran); returning True makes that transaction roll back and raise
     :class:`JournalError`. See also :meth:`inject_failure`.
+    ``page_size``: bytes per database page of a *new* file (SQLite's ``PRAGMA page_size``; a file
+    that exists keeps its own; default SQLite's 4,096). The idempotency journal's is
+    :data:`RECORD_PAGE_SIZE`.
     ``checkpoint_off_path``: SQLite's automatic WAL checkpoint (it writes the WAL back into the
     database file and fsyncs it inside whichever COMMIT crosses 1,000 WAL pages) is off; the owner
     calls :meth:`checkpoint` at a moment no order waits on (the idempotency store: after a
@@ -895,6 +906,7 @@ class SQLiteJournal:
         busy_timeout_ms: int = 5000,
         fail_writes: Callable[[], bool] | None = None,
         checkpoint_off_path: bool = False,
+        page_size: int | None = None,
     ) -> None:
         sync = str(synchronous).upper()
         if sync not in _SYNCHRONOUS:
@@ -903,6 +915,9 @@ class SQLiteJournal:
             raise ValueError(f"file_mode must be permission bits between 0o000 and 0o777, got {file_mode!r}")
         if isinstance(busy_timeout_ms, bool) or not isinstance(busy_timeout_ms, int) or busy_timeout_ms < 0:
             raise ValueError(f"busy_timeout_ms must be an int >= 0, got {busy_timeout_ms!r}")
+        if page_size is not None and (isinstance(page_size, bool) or not isinstance(page_size, int)
+                                      or not 512 <= page_size <= 65536 or page_size & (page_size - 1)):
+            raise ValueError(f"page_size must be a power of two from 512 to 65536, got {page_size!r}")
         self._path: Path | None = None if path is None else Path(path)
         self._synchronous = sync
         self._file_mode = file_mode
@@ -926,6 +941,8 @@ class SQLiteJournal:
             raise JournalError(f"cannot open journal {self._describe()}: {exc}") from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            if page_size is not None:  # a new file's; an existing one keeps its own (SQLite ignores it then)
+                conn.execute(f"PRAGMA page_size = {page_size}")
             if self._path is not None:
                 self._journal_mode = _switch_to_wal(conn, busy_timeout_ms)
             else:

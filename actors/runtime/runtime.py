@@ -64,7 +64,7 @@ from ..events.messages import GetBusStats, Publish, Subscribe, Unsubscribe
 from ..execution.adapter import InDoubt
 from ..execution.messages import FlushWorker
 from ..idempotency.messages import GetJournalStats
-from ..journal.sqlite import JournalError, JournalStore, MemoryJournal, SQLiteJournal, Synchronous
+from ..journal.sqlite import RECORD_PAGE_SIZE, JournalError, JournalStore, MemoryJournal, SQLiteJournal, Synchronous
 from ..kernel import gctune
 from ..kernel.base import ASK_TIMEOUT_S, ReplyFuture, exc_summary, now_ns, resolve, tell
 from ..kernel.clock import Clock, RealClock
@@ -299,7 +299,8 @@ class Runtime:
             if memory_journal is not None:
                 return memory_journal
             # the store checkpoints between batches, not inside a claim's commit (IdempotencyStoreActor._flush)
-            return SQLiteJournal(journal_path, synchronous=sync, file_mode=mode, checkpoint_off_path=True)
+            return SQLiteJournal(journal_path, synchronous=sync, file_mode=mode, checkpoint_off_path=True,
+                                 page_size=RECORD_PAGE_SIZE)
 
         def ledger_journal_factory() -> JournalStore:
             return SQLiteJournal(ledger_path, synchronous=sync, file_mode=mode)
