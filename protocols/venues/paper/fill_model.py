@@ -746,6 +746,18 @@ class FillModel:
             pool -= take
         return out
 
+    def resting_bounds(self, book: TopOfBook | None, trade: Trade | None = None) -> tuple[Decimal | None, Decimal | None]:
+        """``(buy_floor, sell_cap)``: no resting BUY limit below ``buy_floor`` and no SELL limit above
+        ``sell_cap`` can fill in :meth:`match_quote` on ``book`` (``trade`` None) or :meth:`match_trade`
+        of ``trade``, so a venue may leave them out of ``resting`` (None: no bound on that side).
+        Here the quote's ask / bid (rule 10) or the trade's price (rule 9); quote currency."""
+        if trade is not None:
+            return trade.price, trade.price
+        quote = book.quote if book is not None else None
+        if quote is None:
+            return None, None
+        return quote.ask, quote.bid
+
     def match_quote(self, book: TopOfBook, resting: Sequence[Resting]) -> tuple[TopOfBook, list[tuple[int, Execution]]]:
         """Fills of resting orders crossed by the book's (new, good) quote (rule 10) and the depleted book."""
         quote = book.quote
@@ -903,6 +915,14 @@ class NautilusL1Model(FillModel):
             if leaves > _ZERO and (has_targets or not at_touch):
                 out.append((r.seq, Execution(leaves, limit, _MAKER)))
         return out
+
+    def resting_bounds(self, book: TopOfBook | None, trade: Trade | None = None) -> tuple[Decimal | None, Decimal | None]:
+        """N3 skips a BUY whose limit is below the book's matching ask and a SELL above its matching bid
+        (they only move away from the resting orders as :meth:`_iterate` goes), after a quote or a
+        trade alike (``book``: the book after :meth:`on_quote` / :meth:`on_trade`)."""
+        if not isinstance(book, L1Book):
+            return None, None
+        return book.ask, book.bid
 
     def match_quote(self, book: TopOfBook, resting: Sequence[Resting]) -> tuple[TopOfBook, list[tuple[int, Execution]]]:
         """N3 after a quote; the book is not depleted."""

@@ -40,18 +40,21 @@ Behaviour:
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
 from ...adapter import AdapterCapabilities, EventSink, VenueEvent, VenueOrder, VenueOrderState
 from ...market.values import Quote, Trade
 from ...model.dataclass_compat import builder
-from ...model.enums import OPEN_STATUSES, OrderStatus, OrderType, TimeInForce
+from ...model.enums import OPEN_STATUSES, OrderStatus, OrderType, Side, TimeInForce
 from ...model.errors import FatalAdapterError, NotDeliveredError, VenueRejectedError
 from ...model.reports import Fill
 from .book import BookChanges, BookStore, NullBook, SqliteBook, VenueOrderRecord, checkpoint_book, new_record
@@ -73,6 +76,10 @@ from .trusted import make_fill, make_state
 
 #: a resting order for the fill model, from values already checked (protocols/model/dataclass_compat.py)
 _new_resting = builder(Resting)
+#: in ``PaperVenue._limits`` entries ``(limit_price, position, client order id)``: the position of one,
+#: and a position after every other (bisect past all the entries of one price)
+_position = itemgetter(1)
+_AFTER_ANY = float("inf")
 
 _ACCEPTED, _REJECTED = OrderStatus.ACCEPTED, OrderStatus.REJECTED
 _DURABLE_CAPS = AdapterCapabilities(blocking=True, lookup_covers_closed=True, absence_window_s=0, group_commit=True)
@@ -178,6 +185,11 @@ class PaperVenue:
         self._orders: dict[str, VenueOrderRecord] = {}
         self._by_seq: dict[int, str] = {}
         self._open: dict[str, dict[str, None]] = {}  # symbol -> client order ids, arrival order
+        #: the open LIMIT orders of ``_open`` by price: (symbol, side) -> [(limit_price, position, client order id)]
+        #: sorted, the position counting insertions into ``_open`` (so it gives ``_open``'s order back); see _resting
+        self._limits: dict[tuple[str, Side], list[tuple[Decimal, int, str]]] = {}
+        self._limit_of: dict[str, tuple[tuple[str, Side], tuple[Decimal, int, str]]] = {}  # coid -> its entry
+        self._open_pos = 0
         self._fills: list[tuple[str, Fill]] = []
         self._booked = 0  # how many of ``_fills`` are in ``_positions``/``_balances`` (see _book_pending)
         self._submissions: dict[str, int] = {}
@@ -580,12 +592,14 @@ class PaperVenue:
             if isinstance(data, Quote):
                 market_update = self.model.on_quote(self._markets.get(symbol), data)
                 if self.matching and market_update.quote is data and not market_update.halted:
-                    market_update, matches = self.model.match_quote(market_update, self._resting(symbol, updated))
+                    resting = self._resting(symbol, updated, self.model.resting_bounds(market_update))
+                    market_update, matches = self.model.match_quote(market_update, resting)
             else:
                 market_update = self.model.on_trade(self._markets.get(symbol), data)
                 key = (symbol, data.trade_id)
                 if self.matching and key not in self._consumed:
-                    matches = self.model.match_trade(data, self._resting(symbol, updated), market_update)
+                    resting = self._resting(symbol, updated, self.model.resting_bounds(market_update, data))
+                    matches = self.model.match_trade(data, resting, market_update)
                     if matches:
                         consumed = key
             fill_seq = self._fill_seq
@@ -785,12 +799,25 @@ class PaperVenue:
         self._by_seq[rec.seq] = coid
         symbol = rec.order.symbol
         if rec.status in OPEN_STATUSES:  # status.is_open
-            self._open.setdefault(symbol, {})[coid] = None
+            ids = self._open.setdefault(symbol, {})
+            if coid not in ids:
+                ids[coid] = None
+                order = rec.order
+                if order.order_type is OrderType.LIMIT and order.limit_price is not None:
+                    self._open_pos += 1
+                    key, entry = (symbol, order.side), (order.limit_price, self._open_pos, coid)
+                    insort(self._limits.setdefault(key, []), entry)
+                    self._limit_of[coid] = (key, entry)
         else:
-            ids = self._open.get(symbol)
-            if ids is not None:
-                ids.pop(coid, None)
-                if not ids:
+            open_ids = self._open.get(symbol)
+            if open_ids is not None:
+                if coid in open_ids:
+                    del open_ids[coid]
+                    indexed = self._limit_of.pop(coid, None)
+                    if indexed is not None:
+                        book = self._limits[indexed[0]]
+                        del book[bisect_left(book, indexed[1])]
+                if not open_ids:
                     del self._open[symbol]
             if self._durable:  # (while loading, the fills of every order are not booked yet)
                 closed = self._closed_ids
@@ -823,13 +850,31 @@ class PaperVenue:
         del self._fills[:self._booked]
         self._booked = 0
 
-    def _resting(self, symbol: str, updated: Mapping[str, VenueOrderRecord]) -> list[Resting]:
+    def _resting(self, symbol: str, updated: Mapping[str, VenueOrderRecord],
+                 bounds: tuple[Decimal | None, Decimal | None] = (None, None)) -> list[Resting]:
         """The open LIMIT orders of ``symbol`` as the fill model sees them, on every quote and trade:
         ``leaves_qty`` without the record's properties (an order with no fill leaves its quantity),
-        ``Resting`` built without its ``__init__`` (``dataclass_compat.builder``)."""
+        ``Resting`` built without its ``__init__`` (``dataclass_compat.builder``), in arrival order
+        (``_open``'s). ``bounds``: the model's ``resting_bounds`` (``(buy_floor, sell_cap)``): only the
+        BUYs at or above the floor and the SELLs at or below the cap, found in ``_limits`` by price
+        instead of visiting every open order (what can fill is a few of hundreds resting); with both
+        None every open LIMIT order."""
         out: list[Resting] = []
         orders, limit, zero = self._orders, OrderType.LIMIT, Decimal(0)
-        for coid in self._open.get(symbol, ()):
+        buy_floor, sell_cap = bounds
+        if buy_floor is None and sell_cap is None:
+            candidates: Any = self._open.get(symbol, ())
+        else:
+            buys: Sequence[tuple[Decimal, int, str]] = self._limits.get((symbol, Side.BUY), ())
+            sells: Sequence[tuple[Decimal, int, str]] = self._limits.get((symbol, Side.SELL), ())
+            if buy_floor is not None:
+                buys = buys[bisect_left(buys, (buy_floor,)):]
+            if sell_cap is not None:
+                sells = sells[:bisect_right(sells, (sell_cap, _AFTER_ANY))]
+            if not buys and not sells:
+                return out
+            candidates = [e[2] for e in sorted((*buys, *sells), key=_position)]
+        for coid in candidates:
             rec = updated.get(coid) or orders[coid]
             order = rec.order
             if order.order_type is not limit or rec.status not in OPEN_STATUSES:  # status.is_open
