@@ -237,6 +237,8 @@ class Claim:
     now: float
 
     def __post_init__(self) -> None:
+        if _plain_claim(self):  # the store's claims: already what the checks below would make of them
+            return
         _check_id("Claim", "account_id", self.account_id)
         _check_id("Claim", "client_order_id", self.client_order_id)
         _check_id("Claim", "fingerprint", self.fingerprint)
@@ -387,6 +389,18 @@ def _plain_event_row(row: OrderEventRow) -> bool:
             and (row.error_code is None or type(row.error_code) is str)
             and (row.error_message is None or type(row.error_message) is str)
             and (retry is None or (type(retry) is float and math.isfinite(retry) and retry >= 0)))
+
+
+def _plain_claim(c: Claim) -> bool:
+    """True when ``c``'s fields already have the exact types and values its checks demand (ids and
+    fingerprint non-empty ``str`` of at most ``_MAX_ID``, ``str`` JSON texts and adapter id, finite
+    float time): see :func:`_plain_event_row`. Every order's claim (~1 us instead of ~4)."""
+    account_id, client_order_id, fingerprint, now = c.account_id, c.client_order_id, c.fingerprint, c.now
+    return (type(account_id) is str and 0 < len(account_id) <= _MAX_ID  # _plain_id, inline (three calls a claim)
+            and type(client_order_id) is str and 0 < len(client_order_id) <= _MAX_ID
+            and type(fingerprint) is str and 0 < len(fingerprint) <= _MAX_ID
+            and type(c.intent_json) is str and type(c.context_json) is str and type(c.adapter_id) is str
+            and type(now) is float and math.isfinite(now))
 
 
 def _plain_completion(c: Completion) -> bool:
@@ -1498,20 +1512,31 @@ class MemoryJournal:
         self._stats.counted(items, items)
 
     def claim_batch(self, claims: Sequence[Claim], ttl_s: float | None) -> list[ClaimResult]:
-        claims = list(claims)
+        if claims.__class__ is not list:
+            claims = list(claims)
         if not claims:
             return []
         self._begin(len(claims))
         out: list[ClaimResult] = []
-        records = self._records
+        records, accounts = self._records, self._accounts
         for c in claims:
-            key = (c.account_id, c.client_order_id)
-            holder = self._accounts.get(c.client_order_id)  # a memory journal never holds an id twice
-            other = records[(holder, c.client_order_id)] if holder is not None and holder != c.account_id else None
+            account_id, client_order_id = c.account_id, c.client_order_id
+            holder = accounts.get(client_order_id)  # a memory journal never holds an id twice
+            if holder is None:
+                # no record of the id under any account (the common case, on every order's path with
+                # the journal off): CLAIMED, what _decide_claim decides for it, without the call
+                record = IdempotencyRecord(account_id, client_order_id, c.fingerprint, "IN_PROGRESS", None, c.now, c.now,
+                                           c.intent_json, c.context_json, c.adapter_id)
+                records[(account_id, client_order_id)] = record
+                accounts[client_order_id] = account_id
+                out.append(ClaimResult("CLAIMED", record))
+                continue
+            key = (account_id, client_order_id)
+            other = records[(holder, client_order_id)] if holder != account_id else None
             result = _decide_claim(c, records.get(key), ttl_s, other)
             if result.outcome in ("CLAIMED", "EXPIRED_RECLAIMED"):
                 records[key] = result.record
-                self._accounts[c.client_order_id] = c.account_id
+                accounts[client_order_id] = account_id
             out.append(result)
         return out
 

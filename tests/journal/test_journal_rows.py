@@ -3,7 +3,7 @@ their full checks accept unchanged.
 
 The ledger writes ~3 rows per order and the idempotency store one completion; values whose fields
 already have the exact normalised types skip the full checks (``actors/journal/sqlite``
-``_plain_event_row``, ``_plain_completion``). Whatever the input, a value built with the fast
+``_plain_event_row``, ``_plain_completion``; every claim: ``_plain_claim``). Whatever the input, a value built with the fast
 path is the one the full checks build, or both raise the same error.
 """
 
@@ -16,7 +16,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import actors.journal.sqlite as journal_sqlite
-from actors.journal.sqlite import Completion, FillRow, OrderEventRow
+from actors.journal.sqlite import Claim, Completion, FillRow, OrderEventRow
 from protocols import Fill, OrderStatus, Side
 
 _opt_text = st.one_of(st.none(), st.text(max_size=3), st.integers(), st.sampled_from([OrderStatus.FILLED]))
@@ -99,6 +99,32 @@ _completion_args = st.tuples(
 @example(("acc-1", "c" * 257, "COMPLETED", None, 2.0))
 def test_completion_fast_path_builds_what_the_full_checks_build(args: tuple) -> None:
     _assert_fast_path_is_the_full_checks(Completion, args, "_plain_completion")
+
+
+_text_or_not = st.one_of(st.text(max_size=3), st.none(), st.integers(), st.binary(max_size=2),
+                         st.sampled_from([OrderStatus.FILLED]))
+_claim_args = st.tuples(
+    _ids, _ids, _ids,  # account_id, client_order_id, fingerprint
+    _text_or_not, _text_or_not, _text_or_not,  # intent_json, context_json, adapter_id
+    st.one_of(st.floats(), st.integers(min_value=-5, max_value=5), st.booleans(), st.text(max_size=2), st.none()),  # now
+)
+
+
+@given(_claim_args)
+@example(("acc-1", "c-1", "f" * 64, "", "", "paper", 2.0))
+@example(("acc-1", "c-1", "f" * 64, "{}", "{}", "", 2.0))
+@example(("acc-1", "c-1", "f" * 64, "", "", "paper", 2))
+@example(("acc-1", "c-1", "f" * 64, "", "", "paper", True))
+@example(("acc-1", "c-1", "f" * 64, "", "", "paper", float("inf")))
+@example(("acc-1", "c-1", "f" * 64, "", "", "paper", float("nan")))
+@example(("acc-1", "c-1", "", "", "", "paper", 2.0))
+@example(("acc-1", "c" * 257, "f", "", "", "paper", 2.0))
+@example(("", "c-1", "f", "", "", "paper", 2.0))
+@example(("acc-1", "c-1", "f", None, "", "paper", 2.0))
+@example(("acc-1", "c-1", "f", "", "", OrderStatus.FILLED, 2.0))
+@example((OrderStatus.FILLED, "c-1", "f", "", "", "paper", 2.0))
+def test_claim_fast_path_builds_what_the_full_checks_build(args: tuple) -> None:
+    _assert_fast_path_is_the_full_checks(Claim, args, "_plain_claim")
 
 
 class _SubFill(Fill):
