@@ -391,16 +391,19 @@ def _plain_event_row(row: OrderEventRow) -> bool:
             and (retry is None or (type(retry) is float and math.isfinite(retry) and retry >= 0)))
 
 
+_isfinite = math.isfinite
+
+
 def _plain_claim(c: Claim) -> bool:
     """True when ``c``'s fields already have the exact types and values its checks demand (ids and
     fingerprint non-empty ``str`` of at most ``_MAX_ID``, ``str`` JSON texts and adapter id, finite
     float time): see :func:`_plain_event_row`. Every order's claim (~1 us instead of ~4)."""
     account_id, client_order_id, fingerprint, now = c.account_id, c.client_order_id, c.fingerprint, c.now
-    return (type(account_id) is str and 0 < len(account_id) <= _MAX_ID  # _plain_id, inline (three calls a claim)
-            and type(client_order_id) is str and 0 < len(client_order_id) <= _MAX_ID
-            and type(fingerprint) is str and 0 < len(fingerprint) <= _MAX_ID
-            and type(c.intent_json) is str and type(c.context_json) is str and type(c.adapter_id) is str
-            and type(now) is float and math.isfinite(now))
+    return (account_id.__class__ is str and 0 < len(account_id) <= _MAX_ID  # _plain_id, inline (three calls a claim)
+            and client_order_id.__class__ is str and 0 < len(client_order_id) <= _MAX_ID
+            and fingerprint.__class__ is str and 0 < len(fingerprint) <= _MAX_ID
+            and c.intent_json.__class__ is str and c.context_json.__class__ is str and c.adapter_id.__class__ is str
+            and now.__class__ is float and _isfinite(now))
 
 
 def _plain_completion(c: Completion) -> bool:
