@@ -123,7 +123,7 @@ class CircuitBreakerActor(FlowActor):
                        f"circuit breaker for '{self.adapter_id}' is {decision.state.value}; call not made",
                        retry_after_s=round(decision.retry_after_s, 3))
             return
-        permitted = order.evolve(permit=decision)
+        permitted = order.with_permit(decision)
         self._outstanding[order.client_order_id] = permitted
         if not tell(self._adapter, ExecuteOrder(permitted)):
             # the adapter died between its report and ours: keep the order for the next generation

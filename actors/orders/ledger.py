@@ -730,7 +730,7 @@ class LedgerActor(FlowActor):
                 return
         rec.reserved_at_intake = decision.reserved
         self._transition(rec, E.RESERVED, _RESERVED_CAUSE, defer_flush=True)
-        forwarded = order.evolve(intent=intent, arrival_px=rec.arrival_px)
+        forwarded = order.with_intent_arrival_px(intent, rec.arrival_px)
         if self._resubmit:
             self._resubmittable[intent.client_order_id] = forwarded
         if not tell(order.breaker, forwarded):

@@ -33,7 +33,7 @@ KEEP: Any = type("Keep", (), {"__repr__": lambda self: "KEEP", "__slots__": ()})
 
 _MEMBER_DESCRIPTOR = type(type("_Probe", (), {"__slots__": ("x",)}).__dict__["x"])
 
-__all__ = ["KEEP", "TESTED_PYTHON", "builder", "evolver"]
+__all__ = ["KEEP", "TESTED_PYTHON", "builder", "evolver", "replacer"]
 
 
 def _fields(cls: type) -> tuple[dataclasses.Field, ...]:
@@ -105,3 +105,19 @@ def evolver(cls: type[T]) -> Callable[..., T]:
     params = "self, *, " + ", ".join(f"{f.name}=_KEEP" for f in fs)
     values = [f"self.{f.name} if {f.name} is _KEEP else {f.name}" for f in fs]
     return _generate(cls, "evolve", params, values, fs, {"_KEEP": KEEP})
+
+
+def replacer(cls: type[T], *names: str) -> Callable[..., T]:
+    """A method ``(self, *values)`` for ``cls``: ``dataclasses.replace(self, **dict(zip(names, values)))``
+    for these ``names`` only, every other field taken from ``self`` with no "was it given?" test per
+    field (what :func:`evolver` does for each): for the one or two fields a hot stage changes on
+    every order. Raises ``TypeError`` as :func:`builder` does, and for a name that is not a field
+    of ``cls`` or is given twice.
+    """
+    fs = _fields(cls)
+    known = {f.name for f in fs}
+    if not names or len(set(names)) != len(names) or not set(names) <= known:
+        raise TypeError(f"replacer({cls.__name__}, {', '.join(map(repr, names))}): each name must be a field of the class, once")
+    params = ", ".join(("self", *names))
+    values = [f.name if f.name in names else f"self.{f.name}" for f in fs]
+    return _generate(cls, "with_" + "_".join(names), params, values, fs, {})

@@ -34,7 +34,7 @@ from protocols import (
     VenueOrder,
     VenueOrderState,
 )
-from protocols.model.dataclass_compat import KEEP, builder, evolver
+from protocols.model.dataclass_compat import KEEP, builder, evolver, replacer
 from protocols.model.pydantic_compat import (
     TESTED_PYDANTIC,
     check_pydantic_version,
@@ -171,6 +171,31 @@ def test_submit_order_evolve_equals_dataclasses_replace(changes: dict, attempt: 
         fast.attempt = 99  # type: ignore[misc]
 
 
+@given(intent=st.sampled_from([_INTENT, _INTENT.model_copy(update={"client_order_id": "c-2"})]),
+       px=st.one_of(st.none(), positive), attempt=st.integers(min_value=0, max_value=10), permit=st.sampled_from([None, "p"]),
+       start=st.integers(min_value=0, max_value=5))
+def test_the_stage_replacers_equal_dataclasses_replace(intent, px, attempt: int, permit, start: int) -> None:
+    """The ledger's, the breaker's and the adapter's change of an order (``SubmitOrder.with_*``)
+    are ``dataclasses.replace`` of those fields: every field the same object, frozen."""
+    order = SubmitOrder(_INTENT, _CONTEXT, Future(), 12345, None, None, start, "held", Decimal("39433.62"))
+    for fast, slow in ((order.with_intent_arrival_px(intent, px), dataclasses.replace(order, intent=intent, arrival_px=px)),
+                       (order.with_permit(permit), dataclasses.replace(order, permit=permit)),
+                       (order.with_attempt(attempt), dataclasses.replace(order, attempt=attempt))):
+        assert type(fast) is SubmitOrder
+        assert all(getattr(fast, f.name) is getattr(slow, f.name) for f in dataclasses.fields(SubmitOrder))
+        assert fast == slow and repr(fast) == repr(slow)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            fast.attempt = 99  # type: ignore[misc]
+
+
+def test_a_replacer_takes_fields_of_the_class_only_once() -> None:
+    assert _same_dataclass(replacer(Point, "y")(Point(1, 2, ("a",)), 5), Point(1, 5, ("a",)))
+    assert _same_dataclass(replacer(Point, "tags", "x")(Point(1, 2), ("b",), 3), Point(3, 2, ("b",)))
+    for names in ((), ("z",), ("x", "x")):
+        with pytest.raises(TypeError):
+            replacer(Point, *names)
+
+
 def test_evolve_refuses_an_unknown_field_as_replace_does() -> None:
     order = SubmitOrder(_INTENT, _CONTEXT, Future(), 1)
     with pytest.raises(TypeError):
@@ -228,6 +253,8 @@ def test_a_builder_is_refused_for_a_class_whose_constructor_does_more() -> None:
             builder(cls)
         with pytest.raises(TypeError):
             evolver(cls)
+        with pytest.raises(TypeError):
+            replacer(cls, "x")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
