@@ -566,7 +566,7 @@ class AdapterActor(FlowActor):
                             (lambda done: sender.send_cancel(cl_id, done)) if sender is not None else None)
 
     def _send(self, order: SubmitOrder) -> None:
-        order = order.evolve(attempt=order.attempt + 1)
+        order = order.with_attempt(order.attempt + 1)
         venue_order = VenueOrder.from_intent(order.intent, order.context)
         venue, sender = self._venue, self._sender
         if not self._inline:  # an inline call's answer follows at once and carries the SUBMITTED step
@@ -600,7 +600,7 @@ class AdapterActor(FlowActor):
             elapsed_s = clock.monotonic() - started_at
             if elapsed_s > self._inline_budget_s:
                 self._inline_overran(call, elapsed_s)
-            self.handle_VenueCallCompleted(VenueCallCompleted(call_id, result, error, duration_s))
+            self._call_completed(call_id, result, error, duration_s)  # what a VenueCallCompleted message does
             return
         call.started = self._clock.monotonic()
         self._calls[call_id] = call
@@ -650,28 +650,32 @@ class AdapterActor(FlowActor):
 
     # -- outcomes ----------------------------------------------------------------------
     def handle_VenueCallCompleted(self, message: VenueCallCompleted) -> None:
-        call = self._calls.pop(message.call_id, None)
+        self._call_completed(message.call_id, message.result, message.error, message.duration_s)
+
+    def _call_completed(self, call_id: int, result: Any, error: BaseException | None, duration_s: float) -> None:
+        """A venue call ended (``result`` or ``error``, after ``duration_s`` s): from the worker's or
+        an async sender's ``VenueCallCompleted``, or directly from an inline call."""
+        call = self._calls.pop(call_id, None)
         if call is None:
             return  # a late answer for a call already handled as timed out: reconciliation covers it
         if call.timer is not None:
             call.timer.cancel()
-        error = message.error
         if isinstance(error, AdapterCrash) or (error is not None and not isinstance(error, Exception)):
-            self._calls[message.call_id] = call  # still in doubt when the crash handler runs
+            self._calls[call_id] = call  # still in doubt when the crash handler runs
             raise ActorCrashed(f"venue adapter crashed: {error!r}")
         if call.kind == "submit":
             assert call.order is not None, "a submit call carries its order"
-            self._submit_done(call.order, message.result, error, message.duration_s)
+            self._submit_done(call.order, result, error, duration_s)
             crash_point("after_ack")
         elif call.kind == "cancel":
             assert call.cancel is not None, "a cancel call carries its cancel"
-            self._cancel_done(call.cancel, message.result, error)
+            self._cancel_done(call.cancel, result, error)
         elif call.kind == "sync":
-            self._sync_done(call.sync_id, message.result, error)
+            self._sync_done(call.sync_id, result, error)
         elif call.kind == "track":
-            self._track_done(call.client_order_id, message.result, error)
+            self._track_done(call.client_order_id, result, error)
         else:
-            self._fetch_done(call.client_order_id, message.result, error)
+            self._fetch_done(call.client_order_id, result, error)
 
     def _submit_done(self, order: SubmitOrder, result: Any, error: BaseException | None, duration_s: float) -> None:
         if error is None:
