@@ -266,6 +266,22 @@ def attribution_of(intent: OrderIntent | None, context: Any) -> dict[str, str]:
 # OrderRecord
 # ---------------------------------------------------------------------------
 
+_new_object = object.__new__
+
+
+def _plain_intake(intent: Any, arrival_px: Any) -> bool:
+    """True when ``OrderRecord.__post_init__`` would keep the record of ``intent`` (arriving at
+    ``arrival_px``) as built and raise nothing: side and order type already members, a symbol seen
+    before, exact finite Decimals > 0 (a validated ``OrderIntent`` always; anything else is
+    built, checked and normalised by the constructor)."""
+    symbol, quantity, limit_price = intent.symbol, intent.quantity, intent.limit_price
+    return (intent.side.__class__ is Side and intent.order_type.__class__ is OrderType
+            and symbol.__class__ is str and symbol in _SPLIT
+            and quantity.__class__ is Decimal and quantity.is_finite() and quantity > _ZERO
+            and (limit_price is None or (limit_price.__class__ is Decimal and limit_price.is_finite() and limit_price > _ZERO))
+            and (arrival_px is None or (arrival_px.__class__ is Decimal and arrival_px.is_finite() and arrival_px > _ZERO)))
+
+
 
 @dataclass(eq=False)
 class OrderRecord:
@@ -366,6 +382,24 @@ class OrderRecord:
         """A new INITIALIZED record for ``intent`` under ``account_id`` (``ts`` default: now);
         ``context`` (an ``ExecutionContext`` or None) gives the attribution."""
         ids = attribution_of(intent, context)
+        if cls is OrderRecord and _plain_intake(intent, arrival_px):
+            # every order's intake: the values __post_init__ would keep as they are, set without the
+            # generated __init__ (32 fields, 6 default factories); the record it would build
+            # (tests/orders/test_books.py holds the two to each other)
+            rec = _new_object(OrderRecord)
+            created = ts or _now(_UTC)
+            rec.__dict__.update({
+                "client_order_id": intent.client_order_id, "account_id": account_id, "symbol": intent.symbol,
+                "side": intent.side, "order_type": intent.order_type, "quantity": intent.quantity,
+                "limit_price": intent.limit_price, "time_in_force": intent.time_in_force._value_,
+                "adapter_id": adapter_id or (route.adapter_id if route else ""), "route": route, "venue_order_id": None,
+                "lifecycle": _INITIAL, "fills": [], "trade_ids": set(), "cum_qty": _ZERO, "avg_px": None, "fees": _ZERO,
+                "arrival_px": arrival_px, "error": None, "attempts": 0, "transitions": [], "overfills": [], "anomalies": [],
+                "created_ts": created, "updated_ts": created, "notional": _ZERO, "price_capped_from": None,
+                "reserved_at_intake": None, "synthetic": None, "last_booking": None, "strategy_id": ids["strategy_id"],
+                "session_id": ids["session_id"], "correlation_id": ids["correlation_id"],
+            })
+            return rec
         return cls(
             intent.client_order_id,
             account_id,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -727,3 +727,89 @@ def test_position_book_refuses_bad_input_and_stays_unchanged():
             with pytest.raises(ValueError, match=err):
                 book.apply_fill("a1", symbol, side, f)
     assert book.positions() == () and book.cash("a1") == {} and book.accounts() == ()
+
+
+# -- the intake's fast construction (actors/orders/books.py _plain_intake) --------------------------
+
+_odd_decimals = st.one_of(st.decimals(allow_nan=True, allow_infinity=True, places=4), st.sampled_from([D("0.001"), D("39433.62")]),
+                          st.integers(min_value=-2, max_value=3), st.sampled_from([1.5, "1"]))
+
+
+@st.composite
+def _intakes(draw) -> tuple:
+    from protocols import ExecutionContext, OrderIntent, OrderType, RouteDecision, Side, TimeInForce
+
+    intent = OrderIntent.model_construct(
+        client_order_id=draw(st.sampled_from(["c-1", "c-2"])),
+        symbol=draw(st.sampled_from(["BTC/USDT", "ETH/USDT", "BTCUSDT", 5])),
+        side=draw(st.sampled_from([Side.BUY, Side.SELL, "BUY", "sell", "nonsense"])),
+        order_type=draw(st.sampled_from([OrderType.MARKET, OrderType.LIMIT, "LIMIT", "nonsense"])),
+        quantity=draw(_odd_decimals),
+        limit_price=draw(st.one_of(st.none(), _odd_decimals)),
+        time_in_force=draw(st.sampled_from(list(TimeInForce))),
+        strategy_id=draw(st.sampled_from(["", "ma-cross"])),
+    )
+    context = draw(st.sampled_from([None, ExecutionContext(mode="paper", account_id="a", strategy_id="ctx", session_id="s-1")]))
+    route = draw(st.sampled_from([None, RouteDecision(adapter_id="paper", route_id="route_paper", routing_reason="paper mode")]))
+    return intent, draw(st.sampled_from(["a", "b"])), draw(st.sampled_from(["", "shadow"])), route, \
+        draw(st.one_of(st.none(), _odd_decimals)), context
+
+
+def _intake_outcome(args: tuple) -> tuple:
+    intent, account_id, adapter_id, route, arrival_px, context = args
+    try:
+        rec = OrderRecord.from_intent(intent, account_id, adapter_id=adapter_id, route=route, arrival_px=arrival_px,
+                                      ts=datetime(2021, 1, 8, tzinfo=UTC), context=context)
+    except Exception as exc:  # noqa: BLE001 - the outcome compared is the exception's type and text
+        return ("raised", type(exc), str(exc))
+    return ("built", type(rec), [(k, type(v), repr(v)) for k, v in rec.__dict__.items()])
+
+
+def _plain(**changes) -> tuple:
+    from protocols import ExecutionContext, OrderIntent
+
+    fields = {"client_order_id": "c-1", "symbol": "BTC/USDT", "side": "BUY", "order_type": "LIMIT", "quantity": D("0.001"),
+              "limit_price": D("39433.62")}
+    intent = OrderIntent(**fields)
+    odd = {k: changes.pop(k) for k in list(changes) if k in OrderIntent.model_fields}
+    if odd:
+        intent = OrderIntent.model_construct(**{**intent.model_dump(), **odd})
+    return (intent, "a", "", None, changes.get("arrival_px", D("39433.62")), ExecutionContext(mode="paper", account_id="a"))
+
+
+@given(_intakes())
+@example(_plain())
+@example(_plain(arrival_px=None))
+@example(_plain(arrival_px=D("-1")))
+@example(_plain(arrival_px=D("NaN")))
+@example(_plain(arrival_px=D(0)))
+@example(_plain(arrival_px=7))
+@example(_plain(quantity=D("-0.001")))
+@example(_plain(quantity=D("Infinity")))
+@example(_plain(quantity=1))
+@example(_plain(limit_price=D("-1")))
+@example(_plain(limit_price=2))
+@example(_plain(side="SELL"))
+@example(_plain(order_type="MARKET", limit_price=None))
+@example(_plain(symbol="BTCUSDT"))
+def test_the_intake_fast_path_builds_the_record_the_constructor_builds(args: tuple) -> None:
+    """``OrderRecord.from_intent`` without the generated ``__init__`` (every order's intake) gives
+    the record the constructor and ``__post_init__`` give, every field in declaration order, or
+    the same error."""
+    import actors.orders.books as books
+
+    fast = _intake_outcome(args)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(books, "_plain_intake", lambda intent, arrival_px: False)
+        full = _intake_outcome(args)
+    assert fast == full
+
+
+def test_a_validated_intent_takes_the_intake_fast_path() -> None:
+    import actors.orders.books as books
+    from protocols import OrderIntent
+
+    intent = OrderIntent(client_order_id="c-1", symbol="BTC/USDT", side="BUY", order_type="LIMIT", quantity=D("0.001"),
+                         limit_price=D("39433.62"))
+    OrderRecord.from_intent(intent, "a")  # the symbol is seen once
+    assert books._plain_intake(intent, D("39433.62")) and books._plain_intake(intent, None)
