@@ -12,11 +12,14 @@ prometheus_client metrics are thread-safe, so actors update them directly.
 
 from __future__ import annotations
 
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
 
 from protocols import ExecutionReport
+
+from .prometheus_compat import adder, observer
 
 _BREAKER_VALUE = {"CLOSED": 0, "OPEN": 1, "HALF_OPEN": 2, "FORCED_OPEN": 3, "DISABLED": 4}
 
@@ -52,6 +55,10 @@ class Metrics:
                                            "Records waiting for a durable write that failed (0 when every write went through)", ["store"], registry=r)
         self._server: WSGIServer | None = None
         self._children: dict[tuple, object] = {}
+        # the per-order updates, bound once per series (prometheus_compat: no per-call checks)
+        self._order_adds: dict[tuple, Any] = {}
+        self._latency_observers: dict[str, Any] = {}
+        self._slippage_observe = observer(self.slippage)
 
     def _child(self, metric, *labels: str):
         """The labelled child of ``metric`` (cached: ``labels()`` takes a lock and builds a key)."""
@@ -64,12 +71,19 @@ class Metrics:
     def order_finished(self, adapter_id: str, report: ExecutionReport) -> None:
         """Count a finished submit (status, adapter), its latency, slippage and error code."""
         adapter = adapter_id or "none"
-        self._child(self.orders, report.status.value, adapter).inc()
-        self._child(self.latency, adapter).observe(report.latency_us / 1000.0)
+        status = report.status
+        add = self._order_adds.get((status, adapter))
+        if add is None:
+            add = self._order_adds[(status, adapter)] = adder(self._child(self.orders, status.value, adapter))
+        add(1)
+        observe = self._latency_observers.get(adapter)
+        if observe is None:
+            observe = self._latency_observers[adapter] = observer(self._child(self.latency, adapter))
+        observe(report.latency_us / 1000.0)
         if report.error is not None:
             self._child(self.rejects, report.error.code.value).inc()
         if report.slippage_bps is not None:
-            self.slippage.observe(float(report.slippage_bps))
+            self._slippage_observe(float(report.slippage_bps))
 
     def rejected(self, reason: str) -> None:
         """Count a refusal under ``reason``."""
