@@ -83,6 +83,7 @@ from typing import Final, Literal, Protocol, TypeVar, runtime_checkable
 from loguru import logger
 
 from protocols import Fill, Liquidity, Side
+from protocols.model.dataclass_compat import builder, replacer
 
 from .txn import InjectedFailures, JournalStats, TxnStats
 
@@ -217,6 +218,13 @@ class IdempotencyRecord:
     def is_expired(self, now: float, ttl_s: float | None) -> bool:
         """True when this is a COMPLETED record last updated more than ``ttl_s`` s before ``now``."""
         return self.status == "COMPLETED" and ttl_s is not None and now - self.updated_at > ttl_s
+
+
+#: ``IdempotencyRecord(...)`` and ``dataclasses.replace(record, status=, report_json=, updated_at=)``
+#: without the frozen dataclass ``__init__`` (the memory journal's claim and completion of every
+#: order; protocols/model/dataclass_compat.py, proven equal in tests/contracts/test_library_compat.py)
+_new_record = builder(IdempotencyRecord)
+_completed_record = replacer(IdempotencyRecord, "status", "report_json", "updated_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -1528,8 +1536,8 @@ class MemoryJournal:
             if holder is None:
                 # no record of the id under any account (the common case, on every order's path with
                 # the journal off): CLAIMED, what _decide_claim decides for it, without the call
-                record = IdempotencyRecord(account_id, client_order_id, c.fingerprint, "IN_PROGRESS", None, c.now, c.now,
-                                           c.intent_json, c.context_json, c.adapter_id)
+                record = _new_record(account_id, client_order_id, c.fingerprint, "IN_PROGRESS", None, c.now, c.now,
+                                     c.intent_json, c.context_json, c.adapter_id)
                 records[(account_id, client_order_id)] = record
                 accounts[client_order_id] = account_id
                 out.append(ClaimResult("CLAIMED", record))
@@ -1555,9 +1563,7 @@ class MemoryJournal:
             if old is None:
                 continue
             found += 1
-            self._records[key] = IdempotencyRecord(old.account_id, old.client_order_id, old.fingerprint, c.status,
-                                                   c.report_json, old.created_at, c.now, old.intent_json,
-                                                   old.context_json, old.adapter_id)
+            self._records[key] = _completed_record(old, c.status, c.report_json, c.now)
         return found
 
     def complete(self, account_id: str, client_order_id: str, status: IdempotencyStatus, report_json: str | None, now: float) -> bool:

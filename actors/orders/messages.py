@@ -26,7 +26,7 @@ from protocols import (
     VenueEvent,
     VenueOrderState,
 )
-from protocols.model.dataclass_compat import KEEP, evolver, replacer
+from protocols.model.dataclass_compat import KEEP, builder, evolver, replacer
 
 from ..breaker.breaker import BreakerPermit
 
@@ -90,6 +90,8 @@ SubmitOrder.evolve = evolver(SubmitOrder)  # type: ignore[method-assign]
 SubmitOrder.with_intent_arrival_px = replacer(SubmitOrder, "intent", "arrival_px")  # type: ignore[method-assign]
 SubmitOrder.with_permit = replacer(SubmitOrder, "permit")  # type: ignore[method-assign]
 SubmitOrder.with_attempt = replacer(SubmitOrder, "attempt")  # type: ignore[method-assign]
+#: ``SubmitOrder(...)`` without the frozen dataclass ``__init__``: ``Runtime.submit``, every order
+new_submit_order = builder(SubmitOrder)
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,6 +95,7 @@ from ..orders.messages import (
     SyncBrokerState,
     VenueEventReceived,
     WaitTerminal,
+    new_submit_order,
 )
 from ..orders.pnl import DailyPnl
 from ..orders.risk import Exposure, Reservation
@@ -586,7 +587,7 @@ class Runtime:
         if isinstance(route, RouteDenied):
             deny_unrouted(SubmitOrder(intent, context, future, t0), route, self.ledger, ts=self.clock.now())
             return future
-        order = SubmitOrder(intent, context, future, t0, route[0], route[1])
+        order = new_submit_order(intent, context, future, t0, route[0], route[1])
         self._pending.add(future)
         if not tell(peers.idempotency, order):
             deny_unrouted(order, RouteDenied(ErrorCode.E_EXEC_INTERNAL, "idempotency store is not running"), peers.ledger,

@@ -196,6 +196,19 @@ def test_a_replacer_takes_fields_of_the_class_only_once() -> None:
             replacer(Point, *names)
 
 
+@given(t0=st.integers(min_value=0), attempt=st.integers(min_value=0, max_value=3), px=st.one_of(st.none(), positive),
+       full=st.booleans())
+def test_the_submit_order_builder_equals_submit_order(t0: int, attempt: int, px, full: bool) -> None:
+    from actors.orders.messages import new_submit_order
+
+    reply = Future()
+    args: tuple = (_INTENT, _CONTEXT, reply, t0, None, None) + ((attempt, "permit", px) if full else ())
+    fast, slow = new_submit_order(*args), SubmitOrder(*args)
+    assert type(fast) is SubmitOrder
+    assert all(getattr(fast, f.name) is getattr(slow, f.name) for f in dataclasses.fields(SubmitOrder))
+    assert fast == slow and repr(fast) == repr(slow)
+
+
 def test_evolve_refuses_an_unknown_field_as_replace_does() -> None:
     order = SubmitOrder(_INTENT, _CONTEXT, Future(), 1)
     with pytest.raises(TypeError):
@@ -233,6 +246,20 @@ def test_the_wake_after_relay_builder_equals_wake_after(message, n) -> None:
 
     refs = tuple(None for _ in range(n))
     assert _same_dataclass(_new_wake_after(message, refs), WakeAfter(message, refs))
+
+
+@given(fields=st.tuples(st.text(max_size=3), st.text(max_size=3), st.text(max_size=3), st.sampled_from(["IN_PROGRESS", "COMPLETED"]),
+                        st.one_of(st.none(), st.text(max_size=3)), st.floats(allow_nan=False), st.floats(allow_nan=False),
+                        st.text(max_size=2), st.text(max_size=2),
+                        st.text(max_size=2)),
+       status=st.sampled_from(["COMPLETED", "UNKNOWN"]), report=st.one_of(st.none(), st.text(max_size=3)), now=st.floats())
+def test_the_memory_journals_record_builders_equal_idempotency_record(fields: tuple, status: str, report, now: float) -> None:
+    from actors.journal.sqlite import IdempotencyRecord, _completed_record, _new_record
+
+    record = IdempotencyRecord(*fields)
+    assert _same_dataclass(_new_record(*fields), record)
+    fast, slow = _completed_record(record, status, report, now), dataclasses.replace(record, status=status, report_json=report, updated_at=now)
+    assert type(fast) is IdempotencyRecord and all(getattr(fast, f) is getattr(slow, f) for f in IdempotencyRecord.__slots__)
 
 
 def test_a_builder_is_refused_for_a_class_whose_constructor_does_more() -> None:
