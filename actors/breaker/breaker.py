@@ -405,8 +405,10 @@ class CircuitBreaker:
         state = self._state
         if state is BreakerState.CLOSED:
             if outcome is not CallOutcome.IGNORED:
-                self._window.add(outcome is CallOutcome.FAILURE, duration_s >= self._config.slow_call_duration_s)
-                events.extend(self._maybe_trip())
+                window = self._window
+                window.add(outcome is CallOutcome.FAILURE, duration_s >= self._config.slow_call_duration_s)
+                if window.failed or window.slow:  # none failed or slow: both rates 0 (or not yet computed),
+                    events.extend(self._maybe_trip())  # below either threshold (each > 0): no trip to check
         elif state is BreakerState.HALF_OPEN:
             if permit.permit_id not in self._trial_ids:
                 return events  # not an outstanding trial (duplicate report)

@@ -622,3 +622,30 @@ def test_closed_opens_iff_window_rate_reaches_threshold(outcomes, window, minimu
         assert (cb.state is BreakerState.OPEN) == should_open
         if should_open:
             break
+
+
+@given(
+    calls=st.lists(st.tuples(st.booleans(), st.booleans()), min_size=0, max_size=60),
+    window=st.integers(1, 10),
+    minimum=st.integers(1, 12),
+    failure_threshold=st.sampled_from([0.5, 10.0, 50.0, 100.0]),
+    slow_threshold=st.sampled_from([0.5, 30.0, 100.0]),
+)
+@settings(max_examples=300, deadline=None)
+def test_closed_opens_iff_either_window_rate_reaches_its_threshold(calls, window, minimum, failure_threshold, slow_threshold):
+    """Reference model with slow calls and any thresholds: the breaker opens at the first call where
+    the last `window` calls (at least the minimum) fail, or are slow, at or above the threshold,
+    a success included (a window of only successes is never checked: both rates are 0)."""
+    cfg = BreakerConfig(window_size=window, minimum_calls=minimum, failure_rate_threshold=failure_threshold,
+                        slow_call_rate_threshold=slow_threshold, slow_call_duration_s=1.0)
+    cb = CircuitBreaker("m", cfg, FakeClock())
+    need = min(window, minimum)
+    for i, (failed, slow) in enumerate(calls):
+        call(cb, F if failed else S, 2.0 if slow else 0.01)
+        last = calls[max(0, i + 1 - window) : i + 1]
+        n = len(last)
+        should_open = n >= need and (sum(f for f, _ in last) * 100.0 / n >= failure_threshold
+                                     or sum(s for _, s in last) * 100.0 / n >= slow_threshold)
+        assert (cb.state is BreakerState.OPEN) == should_open
+        if should_open:
+            break
