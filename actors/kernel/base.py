@@ -36,7 +36,7 @@ from loguru import logger
 
 from protocols import ErrorCode, ExecError, ExecutionReport, OrderStatus, utc_now
 
-from .dispatcher import Dispatcher
+from .dispatcher import Dispatcher, HelpingFuture
 from .inbox import Inbox, Mailbox, WakeAfter, tell, wake
 
 #: seconds an own-thread actor waits, once woken by ``wake`` after an answer, before its bookkeeping
@@ -243,10 +243,14 @@ class FlowActor(pykka.ThreadingActor):
         )
 
 
-class ReplyFuture(Future):
+class ReplyFuture(HelpingFuture):
     """The reply future ``Runtime.submit`` hands out: a ``concurrent.futures.Future`` resolved with
     exactly one ``ExecutionReport``, which ``Runtime.stop`` may :meth:`abandon` (answer UNKNOWN)
-    while the order is still in flight; the actors' late answer then goes to the journal only."""
+    while the order is still in flight; the actors' late answer then goes to the journal only.
+
+    ``result(timeout)`` first runs the order's queued messages in the waiting thread when their
+    dispatcher is free (:class:`~actors.kernel.dispatcher.HelpingFuture`, docs/DESIGN.md
+    "Threads"), then waits; ``timeout`` bounds both."""
 
     #: True once ``Runtime.stop`` answered it (a later :func:`resolve` is expected, not an error)
     abandoned_at_stop: bool = False

@@ -23,6 +23,15 @@ caller just answered takes the GIL before the bookkeeping does (measured: withou
 bookkeeping ran first, +70-100 µs on the caller's path). The order thread takes the quiet
 messages itself when more than ``after_backlog`` wait, so they are never starved.
 
+**The waiting thread helps** (ForkJoin's "join helps"): a thread about to block on an order's
+reply (:class:`HelpingFuture`, ``Runtime.submit``'s ``ReplyFuture``) first runs the queued
+messages of the dispatcher its order is queued on itself, if that dispatcher is free
+(:meth:`Dispatcher.help`: the lock is only tried, never waited for), until its reply is there,
+its order moved to another dispatcher, the run queue is empty or a budget is spent; then it
+waits as before. The order then needs no thread wake-up at all. The dispatcher's thread was
+rung as usual and finds the entries run (done) or runs what the helper left. Nothing else
+changes: the helper holds the same lock, and running an entry runs its inbox up to it.
+
 Which actors share one is the runtime's choice (``actors/runtime/runtime.py``, ``[dispatch]``
 settings): the core actors and the adapter actors (a blocking venue call runs on the
 adapter's worker thread, never in a handler), except actors writing a durable journal.
@@ -42,11 +51,14 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import pykka
 from loguru import logger
 
+from . import interrupts
 from .inbox import Inbox, ring, sched_yield
 from .pykka_compat import dead_letter, run_envelope, start_actor
 
@@ -62,6 +74,77 @@ class _Start:
 
 _START = _Start()
 _CLOSE = object()
+
+#: run-queue entries (messages) one wait for a reply runs at most before it just waits
+HELP_BUDGET = 256
+
+
+class _Here(threading.local):
+    #: this thread runs members' messages now (a dispatcher's own thread, or a helper inside
+    #: :meth:`Dispatcher.help`): it never helps, so it never holds two dispatchers' locks
+    busy = False
+
+
+_here = _Here()
+
+
+class HelpingFuture(Future):
+    """A ``concurrent.futures.Future`` whose waiter helps: :meth:`result` first runs the queued
+    messages of the dispatcher the message carrying it is queued on (:meth:`Dispatcher.help`),
+    then waits as ``Future.result`` does; ``timeout`` (seconds) bounds both.
+
+    ``queued_on`` is set by :meth:`DispatchedInbox.put` whenever a told message whose ``reply``
+    is this future is queued on a dispatcher (an order's ``SubmitOrder`` at each stage), so the
+    waiter follows its order from dispatcher to dispatcher. None (a thread per actor, or not
+    queued yet): no help. ``add_done_callback`` and ``asyncio.wrap_future`` never call
+    :meth:`result` before the future is done: they wait for the dispatchers' threads as before.
+    """
+
+    #: the dispatcher whose run queue last took a message carrying this future
+    queued_on: Dispatcher | None = None
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The result, helping first (see the class); raises as ``Future.result`` does."""
+        if self.queued_on is not None and not self.done():
+            timeout = _help_then_wait(self, timeout)
+        return super().result(timeout)
+
+
+def _help_then_wait(future: HelpingFuture, timeout: float | None) -> float | None:
+    """Help the dispatchers ``future``'s order is queued on (bounded by :data:`HELP_BUDGET` and
+    ``timeout``); return what is left of ``timeout``. Never from a thread that runs members'
+    messages; from the main thread only where a Ctrl-C is deferred (actors/kernel/interrupts.py),
+    and then a Ctrl-C that came in during the help is raised here, after it."""
+    if _here.busy:
+        return timeout
+    main = threading.current_thread() is threading.main_thread()
+    if main and not interrupts.main_may_help():
+        return timeout
+    monotonic = time.monotonic
+    deadline = None if timeout is None else monotonic() + timeout
+    budget = HELP_BUDGET
+    if main:
+        interrupts.begin_help()
+    try:
+        while budget > 0:
+            dispatcher = future.queued_on
+            if dispatcher is None or future.done():
+                break
+
+            def until(d: Dispatcher | None = dispatcher) -> bool:
+                return (future.done() or future.queued_on is not d
+                        or (deadline is not None and monotonic() >= deadline))
+
+            ran = dispatcher.help(until, budget)
+            if not ran and future.queued_on is dispatcher:
+                break  # busy (its thread or another helper runs it) or nothing queued: wait
+            budget -= max(ran, 1)
+            if deadline is not None and monotonic() >= deadline:
+                break
+    finally:
+        if main:
+            interrupts.end_help()
+    return None if deadline is None else max(0.0, deadline - monotonic())
 
 
 class DispatchedInbox(Inbox):
@@ -92,9 +175,13 @@ class DispatchedInbox(Inbox):
         self.held = None
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        """Queue envelope ``item`` and wake the order thread (never blocks: unbounded)."""
+        """Queue envelope ``item`` and wake the order thread (never blocks: unbounded). A message
+        carrying a :class:`HelpingFuture` as its ``reply`` marks it queued on this dispatcher."""
         entry = [self, item, False]
         self._items.append(entry)
+        reply = getattr(item.message, "reply", None)
+        if isinstance(reply, HelpingFuture):
+            reply.queued_on = self._dispatcher
         self._runq.append(entry)
         ring(self._bell)
         if self._dispatcher._finished:  # no thread will take it: answer it here (ActorDeadError)
@@ -239,8 +326,68 @@ class Dispatcher:
             thread.join(max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in threads)
 
+    # -- the waiting thread helps -----------------------------------------------------------
+    def help(self, until: Callable[[], bool], budget: int = HELP_BUDGET) -> int:
+        """Run queued messages in the calling thread, as the order thread would, while the
+        dispatcher is free; return how many run-queue entries ran (0: busy, closed or nothing
+        queued).
+
+        For a thread about to wait for something these messages lead to (a reply): it runs them
+        instead of waking the dispatcher's thread and sleeping. Only tries the dispatcher's lock
+        (never waits for it: busy means its thread or another helper runs it, returns 0). Then
+        runs run-queue entries oldest first until ``until()`` (checked before each entry) is
+        true, the run queue is empty, or ``budget`` (entries >= 1) is spent; the quiet messages'
+        backlog is taken as the order thread takes it (``after_backlog``); the close marker is
+        left for the order thread, and a closed dispatcher is not run. Per-member FIFO and one
+        message at a time hold as on the dispatcher's threads (same lock; an entry runs its
+        inbox up to itself). A thread that runs members' messages (a dispatcher's thread, or a
+        helper inside a handler) never helps: returns 0, so no thread holds two dispatchers'
+        locks. ``until`` must not block.
+
+        Example::
+
+            reply = HelpingFuture()
+            tell(member, Ask(reply))
+            dispatcher.help(reply.done)     # usually runs it here; then reply.result(timeout)
+        """
+        here = _here
+        if here.busy or budget < 1:
+            return 0
+        running = self._running
+        if not running.acquire(False):
+            return 0
+        here.busy = True
+        ran = 0
+        try:
+            if self._finished:
+                return 0
+            runq, later, backlog, run = self._runq, self._later, self.after_backlog, self._run_entry
+            popleft = runq.popleft
+            while ran < budget and not until():
+                try:
+                    entry = popleft()
+                except IndexError:
+                    break
+                if entry is _CLOSE:  # the order thread closes; it may have been rung already
+                    runq.appendleft(entry)
+                    ring(self._bell)
+                    break
+                run(entry)
+                ran += 1
+                if len(later) > backlog:  # as the order thread does: quiet messages are never starved
+                    for _ in range(backlog):
+                        if not later:
+                            break
+                        run(later.popleft())
+                        ran += 1
+        finally:
+            here.busy = False
+            running.release()
+        return ran
+
     # -- the loops -------------------------------------------------------------------------
     def _order_loop(self) -> None:
+        _here.busy = True
         runq, later, bell, running = self._runq, self._later, self._bell, self._running
         popleft, backlog = runq.popleft, self.after_backlog
         run = self._run_entry
@@ -267,6 +414,7 @@ class Dispatcher:
                         run(later.popleft())
 
     def _after_loop(self) -> None:
+        _here.busy = True
         later, bell, running = self._later, self._later_bell, self._running
         run, linger_s, sleep = self._run_entry, self.linger_s, time.sleep
         while True:
@@ -339,4 +487,4 @@ def _dead_letter(actor: Any, envelope: Any) -> None:
     dead_letter(actor, envelope)
 
 
-__all__ = ["DispatchedInbox", "Dispatcher"]
+__all__ = ["HELP_BUDGET", "DispatchedInbox", "Dispatcher", "HelpingFuture"]

@@ -65,7 +65,7 @@ from ..execution.adapter import InDoubt
 from ..execution.messages import FlushWorker
 from ..idempotency.messages import GetJournalStats
 from ..journal.sqlite import RECORD_PAGE_SIZE, JournalError, JournalStore, MemoryJournal, SQLiteJournal, Synchronous
-from ..kernel import gctune
+from ..kernel import gctune, interrupts
 from ..kernel.base import ASK_TIMEOUT_S, ReplyFuture, exc_summary, now_ns, resolve, tell
 from ..kernel.clock import Clock, RealClock
 from ..kernel.dispatcher import Dispatcher
@@ -353,6 +353,9 @@ class Runtime:
             self._gc_release = gctune.hold(settings.dispatch.gc_threshold)
             self._core = Dispatcher(f"{p}-core", linger_s=settings.dispatch.linger_us / 1e6) if shared else None
             core = self._core
+            # a caller waiting for a reply runs its order's messages itself (docs/DESIGN.md "Threads");
+            # in the main thread only with Ctrl-C deferred to the end of the message it runs
+            self._sigint_release = interrupts.hold() if shared else None
             journaled = None if durable else core
             # the supervisor creates, wires and watches every child from this blueprint (docs/DESIGN.md "House plan")
             self._blueprint = Blueprint(
@@ -966,6 +969,9 @@ class Runtime:
         core = getattr(self, "_core", None)
         if core is not None:
             core.close(timeout=remaining())
+        sigint_release = getattr(self, "_sigint_release", None)
+        if sigint_release is not None:
+            sigint_release()
         takeover = getattr(self, "_takeover", None)
         if takeover is not None:
             takeover.close()

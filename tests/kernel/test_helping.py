@@ -1,0 +1,312 @@
+"""The waiting thread helps (actors/kernel/dispatcher.py ``Dispatcher.help``, ``HelpingFuture``;
+docs/DESIGN.md "Threads").
+
+Covered: a waiter's ``result`` runs its order's messages itself, following it from dispatcher to
+dispatcher (a parked dispatcher thread makes "the waiter ran it" certain); ``help`` stops at its
+budget and at ``until``, leaves the close marker to the order thread, does nothing on a closed
+dispatcher, and is refused to a thread that runs members' messages (no thread holds two
+dispatchers' locks); per-member FIFO and one handler at a time with concurrent helping senders
+on a running dispatcher; fire-and-forget and ``asyncio.wrap_future`` still complete through a
+runtime; Ctrl-C (a real SIGINT) during a handler the main thread runs is raised after the
+handler, which runs to its end; with a host's own SIGINT handler the main thread does not help.
+
+Nothing depends on timing: waits are on futures and Events with timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+import pytest
+from conftest import ctx, market, quote
+
+from actors import Runtime
+from actors.kernel import interrupts
+from actors.kernel.base import FlowActor, ReplyFuture, tell
+from actors.kernel.dispatcher import Dispatcher, HelpingFuture
+from config import load_settings
+from protocols import OrderStatus
+
+
+@pytest.fixture(autouse=True)
+def main_thread_may_help():
+    """As ``Runtime.start`` does: Ctrl-C deferred, so the main thread (pytest's) helps."""
+    release = interrupts.hold()
+    yield
+    release()
+
+
+class ParkedDispatcher(Dispatcher):
+    """A dispatcher whose order thread waits for :attr:`unpark` before it runs anything: until
+    then only helpers run its messages (its after thread is the real one, idle: nothing quiet)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.unpark = threading.Event()
+
+    def _order_loop(self) -> None:
+        self.unpark.wait(30)
+        super()._order_loop()
+
+    def close(self, timeout: float = 5.0) -> bool:
+        self.unpark.set()
+        return super().close(timeout)
+
+
+@dataclass(frozen=True)
+class Step:
+    """Append ``(label, n)`` to the log, then tell ``then`` the next step, or answer ``reply``."""
+
+    n: int
+    reply: Any = None
+    then: tuple = ()
+    sender: int = 0
+    relayed: bool = False
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """Send SIGINT to the main thread, then keep working; answer ``reply`` with the work done."""
+
+    reply: Any
+    steps: int = 20000
+
+
+@dataclass(frozen=True)
+class HelpOther:
+    """From inside a handler, try to help ``other``; answer ``reply`` with what help returned."""
+
+    other: Dispatcher
+    reply: Any = field(default_factory=ReplyFuture)
+
+
+class Member(FlowActor):
+    """Logs ``(label, sender, n, thread)`` per Step; flags any overlap of two handlers on its dispatcher."""
+
+    def __init__(self, label: str, log: list, busy: list, **kw: Any) -> None:
+        super().__init__(child_name=label, **kw)
+        self.label, self.log, self.busy = label, log, busy
+        self.done_work: list[int] = []
+
+    def on_receive(self, message: Any) -> Any:
+        if self.busy[0]:
+            self.busy.append(threading.current_thread().name)  # an overlap
+        self.busy[0] = True
+        try:
+            return super().on_receive(message)
+        finally:
+            self.busy[0] = False
+
+    def handle_Step(self, message: Step) -> None:
+        # relayed: told by a member, not by the sender itself
+        self.log.append((self.label, message.sender, message.n, threading.current_thread().name, message.relayed))
+        if message.then:
+            tell(message.then[0], Step(message.n, message.reply, message.then[1:], message.sender, relayed=True))
+        elif message.reply is not None:
+            message.reply.set_result(threading.current_thread().name)
+
+    def handle_Interrupted(self, message: Interrupted) -> None:
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        work = 0
+        for _ in range(message.steps):  # bytecodes enough for Python to run its signal handler
+            work += 1
+        self.done_work.append(work)
+        message.reply.set_result(work)
+
+    def handle_HelpOther(self, message: HelpOther) -> None:
+        message.reply.set_result(message.other.help(lambda: False))
+
+
+def _start(dispatcher: Dispatcher, *labels: str) -> tuple[list, list, list[pykka.ActorRef]]:
+    log: list = []
+    busy: list = [False]
+    return log, busy, [Member.start(label, log, busy, dispatcher=dispatcher) for label in labels]
+
+
+def test_a_waiting_caller_runs_its_orders_messages_itself() -> None:
+    """Fails without ``HelpingFuture.result``'s help: both dispatcher threads are parked."""
+    core, solo = ParkedDispatcher("help-core"), ParkedDispatcher("help-solo")
+    try:
+        log, _, (a,) = _start(solo, "a")
+        _, _, (b, c) = _start(core, "b", "c")
+        reply = ReplyFuture()
+        tell(a, Step(1, reply, (b, c)))  # a (solo) -> b -> c (core), who answers
+        assert reply.queued_on is solo
+        me = threading.current_thread().name
+        assert reply.result(timeout=10) == me  # no dispatcher thread ran anything: both are parked
+        assert [(label, thread) for label, _, _, thread, _ in log] == [("a", me)]
+        assert reply.queued_on is core  # it followed its order
+    finally:
+        core.close()
+        solo.close()
+
+
+def test_help_is_bounded_by_budget_and_until_and_leaves_the_close_marker() -> None:
+    d = ParkedDispatcher("help-bounds")
+    log, _, (a,) = _start(d, "a")
+    assert d.help(lambda: False, budget=1) == 1  # a's on_start
+    for n in range(5):
+        tell(a, Step(n))
+    assert d.help(lambda: False, budget=2) == 2
+    assert d.help(lambda: len(log) >= 3) == 1
+    assert [n for _, _, n, _, _ in log] == [0, 1, 2]
+    # the close marker stays for the order thread: a helper stops at it
+    d._closed = True
+    from actors.kernel.dispatcher import _CLOSE
+    d._runq.appendleft(_CLOSE)
+    assert d.help(lambda: False) == 0
+    assert d._runq[0] is _CLOSE
+    d._runq.popleft()
+    d._closed = False
+    assert d.close()
+    assert d.help(lambda: False) == 0  # closed: nothing runs in the caller's thread
+    assert [n for _, _, n, _, _ in log] == [0, 1, 2, 3, 4]  # the order thread ran the rest before closing
+
+
+def test_a_thread_running_a_handler_never_helps_another_dispatcher() -> None:
+    here, other = Dispatcher("help-here"), ParkedDispatcher("help-other")
+    try:
+        _, _, (a,) = _start(here, "a")
+        log, _, (b,) = _start(other, "b")
+        tell(b, Step(1))
+        asked = HelpOther(other)
+        tell(a, asked)
+        assert asked.reply.result(timeout=10) == 0
+        assert log == []  # b's start and message wait for other's own thread
+    finally:
+        other.close()
+        here.close()
+
+
+def test_concurrent_helping_senders_keep_fifo_per_member_and_one_handler_at_a_time() -> None:
+    d = Dispatcher("help-fifo")
+    log, busy, refs = _start(d, "a", "b", "c")
+    try:
+        errors: list[BaseException] = []
+
+        def sender(k: int) -> None:
+            try:
+                for n in range(150):
+                    reply = ReplyFuture()
+                    target = refs[(k + n) % 3]
+                    # a chain through two members, answered by the last
+                    tell(target, Step(n, reply, (refs[(k + n + 1) % 3],), sender=k))
+                    if n % 3:  # every third one fire-and-forget
+                        reply.result(timeout=30)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        for ref in refs:  # a barrier: everything told before is done
+            reply = ReplyFuture()
+            tell(ref, Step(-1, reply))
+            reply.result(timeout=30)
+        assert errors == []
+        assert busy == [False]  # no overlap recorded
+        for label in "abc":
+            for k in range(4):
+                told = [n for who, s, n, _, relayed in log if who == label and s == k and n >= 0 and not relayed]
+                assert told == sorted(told) and told  # per member, per sender: FIFO
+        assert len([e for e in log if e[2] >= 0]) == 4 * 150 * 2  # every step of every chain ran once
+    finally:
+        d.close()
+
+
+def test_help_happens_only_for_a_helping_future_queued_on_a_dispatcher() -> None:
+    plain = HelpingFuture()
+    assert plain.queued_on is None
+    with pytest.raises(FutureTimeout):
+        plain.result(timeout=0)
+
+
+@pytest.fixture
+def runtime(tmp_path):
+    rt = Runtime.start(load_settings("test", state_dir=tmp_path, journal={"enabled": False}))
+    rt.on_market(quote())
+    yield rt
+    rt.stop()
+
+
+def test_fire_and_forget_and_asyncio_wrap_future_still_complete(runtime: Runtime) -> None:
+    told = runtime.submit(market(), ctx())  # never waited on with result()
+    report = runtime.wait(_coid(told), timeout=10)
+    assert report.status is OrderStatus.FILLED
+
+    async def main() -> Any:
+        return await asyncio.wait_for(asyncio.wrap_future(runtime.submit(market(), ctx())), 10)
+
+    assert asyncio.run(main()).status is OrderStatus.FILLED
+
+
+def _coid(future: Any) -> str:
+    import time
+
+    deadline = time.monotonic() + 10
+    while not future.done() and time.monotonic() < deadline:  # a fire-and-forget caller never calls result()
+        time.sleep(0.001)
+    return future._result.client_order_id
+
+
+def test_ctrl_c_during_a_handler_the_main_thread_runs_waits_for_the_handler_to_end() -> None:
+    assert threading.current_thread() is threading.main_thread()
+    assert signal.getsignal(signal.SIGINT) is interrupts._on_sigint  # the fixture's hold, as Runtime.start's
+    d = ParkedDispatcher("help-sigint")
+    try:
+        _, _, (a,) = _start(d, "a")
+        reply = ReplyFuture()
+        tell(a, Interrupted(reply))
+        with pytest.raises(KeyboardInterrupt):
+            reply.result(timeout=10)
+        # the interrupt came during the handler and was raised after it: the handler ran to its end
+        assert reply.done() and reply.result(timeout=0) == Interrupted(reply).steps
+    finally:
+        d.close()
+    # outside a help a Ctrl-C is Python's own, at once
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
+
+
+def test_the_last_release_puts_pythons_sigint_handler_back() -> None:
+    first, second = interrupts.hold(), interrupts.hold()  # the fixture holds too
+    first()
+    first()  # idempotent
+    second()
+    assert signal.getsignal(signal.SIGINT) is interrupts._on_sigint  # the fixture still holds
+
+
+def test_with_a_hosts_own_sigint_handler_the_main_thread_does_not_help() -> None:
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+    release = interrupts.hold()  # not Python's handler: left alone
+    d = ParkedDispatcher("help-host-sigint")
+    try:
+        assert not interrupts.main_may_help()
+        log, _, (a,) = _start(d, "a")
+        reply = ReplyFuture()
+        tell(a, Step(1, reply))
+        with pytest.raises(FutureTimeout):
+            reply.result(timeout=0.05)  # the main thread waited: nothing ran
+        assert log == []
+    finally:
+        d.close()
+        release()
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_after_the_last_runtime_stops_sigint_is_pythons_again(tmp_path) -> None:
+    rt = Runtime.start(load_settings("test", state_dir=tmp_path, journal={"enabled": False}))
+    try:
+        assert signal.getsignal(signal.SIGINT) is interrupts._on_sigint
+    finally:
+        rt.stop()
+    assert signal.getsignal(signal.SIGINT) is interrupts._on_sigint  # this test's fixture still holds
