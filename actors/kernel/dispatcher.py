@@ -32,6 +32,12 @@ waits as before. The order then needs no thread wake-up at all. The dispatcher's
 rung as usual and finds the entries run (done) or runs what the helper left. Nothing else
 changes: the helper holds the same lock, and running an entry runs its inbox up to it.
 
+A *solo* dispatcher (``solo=True``) has one member and one thread, which runs told messages
+first and quiet ones when woken, after the same linger (a told message ends it): the runtime
+gives one to each actor that writes a durable journal, whose commit blocks on fsync, so that
+its commits never block the shared one while a waiting caller can still help it (the
+idempotency store: the sender commits its own claim, with the claims queued behind it).
+
 Which actors share one is the runtime's choice (``actors/runtime/runtime.py``, ``[dispatch]``
 settings): the core actors and the adapter actors (a blocking venue call runs on the
 adapter's worker thread, never in a handler), except actors writing a durable journal.
@@ -196,7 +202,9 @@ class DispatchedInbox(Inbox):
             self._dispatcher._drain()
 
     def wake(self) -> None:
-        """Wake the dispatcher's after thread for the quiet messages queued so far."""
+        """Wake the dispatcher's after thread (a solo dispatcher's one thread, which lingers
+        first) for the quiet messages queued so far."""
+        self._dispatcher._late = True
         ring(self._later_bell)
 
     def take_all(self) -> list[Any]:
@@ -228,7 +236,9 @@ class DispatchedInbox(Inbox):
 class Dispatcher:
     """Two daemon threads running the messages of its member actors, one message at a time.
 
-    ``name`` names the threads (``dispatcher-<name>``, ``dispatcher-<name>-after``);
+    ``name`` names the threads (``dispatcher-<name>``, ``dispatcher-<name>-after``; a ``solo``
+    dispatcher has only the first, which takes both queues: told messages first, quiet ones
+    once woken for them and after ``linger_s``);
     ``linger_s`` (seconds, 0-0.01) is how long the after thread waits once woken before it
     runs quiet messages; ``after_backlog`` (count >= 1) is how many quiet messages may wait
     before the order thread runs them itself. Raises ValueError for values out of range.
@@ -240,7 +250,7 @@ class Dispatcher:
     runs it.
     """
 
-    def __init__(self, name: str, *, linger_s: float = 50e-6, after_backlog: int = 64) -> None:
+    def __init__(self, name: str, *, linger_s: float = 50e-6, after_backlog: int = 64, solo: bool = False) -> None:
         if after_backlog < 1:
             raise ValueError(f"after_backlog must be >= 1, got {after_backlog}")
         if not 0.0 <= linger_s <= 0.01:
@@ -252,8 +262,14 @@ class Dispatcher:
         self._later: deque[Any] = deque()
         self._bell = threading.Lock()
         self._bell.acquire()  # held = nothing to announce
-        self._later_bell = threading.Lock()
-        self._later_bell.acquire()
+        self.solo = solo
+        if solo:  # one thread waits for both
+            self._later_bell = self._bell
+        else:
+            self._later_bell = threading.Lock()
+            self._later_bell.acquire()
+        #: set by a wake(): the solo thread lingers before its quiet messages
+        self._late = False
         self._running = threading.Lock()  # held while a member handler runs
         self._lock = threading.Lock()  # members and threads
         self._members: list[Any] = []
@@ -283,10 +299,13 @@ class Dispatcher:
             self._members = [a for a in self._members if not a.actor_stopped.is_set()]
             self._members.append(actor)
             if not self._threads:
-                self._threads = (
-                    threading.Thread(target=self._order_loop, name=f"dispatcher-{self.name}", daemon=True),
-                    threading.Thread(target=self._after_loop, name=f"dispatcher-{self.name}-after", daemon=True),
-                )
+                if self.solo:
+                    self._threads = (threading.Thread(target=self._solo_loop, name=f"dispatcher-{self.name}", daemon=True),)
+                else:
+                    self._threads = (
+                        threading.Thread(target=self._order_loop, name=f"dispatcher-{self.name}", daemon=True),
+                        threading.Thread(target=self._after_loop, name=f"dispatcher-{self.name}-after", daemon=True),
+                    )
                 for thread in self._threads:
                     thread.start()
             # the entry of the inbox's first message, on_start; under the lock, so a concurrent
@@ -433,6 +452,44 @@ class Dispatcher:
                 sched_yield()
                 if linger_s:
                     sleep(linger_s)
+
+    def _solo_loop(self) -> None:
+        """A solo dispatcher's one thread: told messages first; quiet ones once woken for them
+        (:meth:`DispatchedInbox.wake`), after first yielding the CPU and lingering ``linger_s``
+        as the after thread does (a told message ends the linger and runs first). Woken only
+        by a ring it leaves quiet messages queued: they wait for their wake-up (after the answer
+        went out) or run ahead of the member's next told message (FIFO), exactly as they do on
+        a thread of its own (``Inbox``)."""
+        _here.busy = True
+        runq, later, bell, running = self._runq, self._later, self._bell, self._running
+        run, linger_s = self._run_entry, self.linger_s
+        draining = False  # woken for quiet messages: take them all (told ones first)
+        while True:
+            try:
+                entry = runq.popleft()
+            except IndexError:
+                if self._late:  # a wake() since the last look: linger, then take what it announced
+                    self._late = False
+                    if later:
+                        draining = True
+                        sched_yield()
+                        if linger_s and bell.acquire(timeout=linger_s):
+                            continue  # rung: a told message first (or another wake)
+                if not draining:
+                    bell.acquire()  # a ring with nobody waiting leaves it open: re-check at once
+                    continue
+                try:
+                    entry = later.popleft()
+                except IndexError:
+                    draining = False
+                    continue
+            if entry is _CLOSE:
+                with running:
+                    self._finished = True
+                    self._drain_locked()
+                return
+            with running:
+                run(entry)
 
     def _drain(self) -> None:
         """Answer every entry left once the threads are done (a put after close: ActorDeadError)."""

@@ -66,7 +66,7 @@ from ..execution.messages import FlushWorker
 from ..idempotency.messages import GetJournalStats
 from ..journal.sqlite import RECORD_PAGE_SIZE, JournalError, JournalStore, MemoryJournal, SQLiteJournal, Synchronous
 from ..kernel import gctune, interrupts
-from ..kernel.base import ASK_TIMEOUT_S, ReplyFuture, exc_summary, now_ns, resolve, tell
+from ..kernel.base import ASK_TIMEOUT_S, OWN_THREAD_LINGER_S, ReplyFuture, exc_summary, now_ns, resolve, tell
 from ..kernel.clock import Clock, RealClock
 from ..kernel.dispatcher import Dispatcher
 from ..observability.logs import RuntimeLogging
@@ -347,7 +347,7 @@ class Runtime:
                         inherited.setdefault(order.adapter_id, []).append(InDoubt(order.intent.client_order_id, None))
             p = f"rt{self.runtime_id}"
             # one dispatcher for the actors that never block (docs/DESIGN.md "Threads"); an actor
-            # writing a durable journal keeps its own thread, since its fsync blocks
+            # writing a durable journal gets its own (solo) one below, since its fsync blocks
             shared = settings.dispatch.mode == "shared"
             # the young-generation GC threshold while this runtime runs (actors/kernel/gctune.py)
             self._gc_release = gctune.hold(settings.dispatch.gc_threshold)
@@ -356,13 +356,21 @@ class Runtime:
             # a caller waiting for a reply runs its order's messages itself (docs/DESIGN.md "Threads");
             # in the main thread only with Ctrl-C deferred to the end of the message it runs
             self._sigint_release = interrupts.hold() if shared else None
-            journaled = None if durable else core
+            # the journal-writing actors: each its own solo dispatcher when durable (a commit blocks on
+            # fsync: never the core's thread), where a waiting caller helps them too
+            self._solo: tuple[Dispatcher, ...] = ()
+            store_on: Dispatcher | None = core
+            ledger_on: Dispatcher | None = core
+            if durable and shared:
+                self._solo = (Dispatcher(f"{p}-idempotency", linger_s=OWN_THREAD_LINGER_S, solo=True),
+                              Dispatcher(f"{p}-ledger", linger_s=OWN_THREAD_LINGER_S, solo=True))
+                store_on, ledger_on = self._solo
             # the supervisor creates, wires and watches every child from this blueprint (docs/DESIGN.md "House plan")
             self._blueprint = Blueprint(
                 settings=settings, registry=registry, venues=self._venues, clock=self.clock, metrics=self.metrics,
                 journal_factory=journal_factory, ledger_journal_factory=ledger_journal_factory if durable else None,
                 durable=durable, state_dir=state_dir, audit_path=self.audit_path, archive_dir=self.archive_dir,
-                core=core, journaled=journaled, hooks=hooks, seed=seed, order_detail=self.logging.order_detail, prefix=p,
+                core=core, store_on=store_on, ledger_on=ledger_on, hooks=hooks, seed=seed, order_detail=self.logging.order_detail, prefix=p,
                 boot_errors=boot_errors, track=self._track, fresh_venue=self._fresh_venue, pg=self.pg,
                 in_doubt=inherited, shared_throttles=self._shared_throttles)
             self.supervisor = self._track(SupervisorActor.start(
@@ -966,9 +974,9 @@ class Runtime:
                     client_order_id="?", status=OrderStatus.UNKNOWN, ts=self.clock.now(),
                     error=ExecError.of(ErrorCode.E_EXEC_BROKER_TIMEOUT, "runtime stopped before the order finished; reconcile after restart")))
         # stop() also cleans up after a start that failed part-way: an attribute may not exist yet
-        core = getattr(self, "_core", None)
-        if core is not None:
-            core.close(timeout=remaining())
+        for dispatcher in (getattr(self, "_core", None), *getattr(self, "_solo", ())):
+            if dispatcher is not None:
+                dispatcher.close(timeout=remaining())
         sigint_release = getattr(self, "_sigint_release", None)
         if sigint_release is not None:
             sigint_release()

@@ -96,8 +96,9 @@ class Blueprint:
     adapter id -> the venue instance built at start; ``journal_factory`` /
     ``ledger_journal_factory``: the stores of the idempotency records and of the ledger's rows
     (None when not durable); ``core``: the shared dispatcher (None: a thread per actor);
-    ``journaled``: the dispatcher of the journal-writing actors (None when durable: their own
-    threads); ``track(ref)``: the runtime keeps every actor it must stop; ``fresh_venue(adapter_id,
+    ``store_on`` / ``ledger_on``: the idempotency store's and the ledger's dispatcher (``core``
+    when they write no durable journal; when they do, each its own solo dispatcher, since their
+    commits block on fsync; None with a thread per actor); ``track(ref)``: the runtime keeps every actor it must stop; ``fresh_venue(adapter_id,
     new, old)``: the runtime connects a venue rebuilt for an adapter restart; ``in_doubt``: adapter
     id -> orders recovery left in doubt (the first generation reconciles them)."""
 
@@ -113,7 +114,8 @@ class Blueprint:
     audit_path: Path | None
     archive_dir: Path | None
     core: Dispatcher | None
-    journaled: Dispatcher | None
+    store_on: Dispatcher | None
+    ledger_on: Dispatcher | None
     hooks: tuple
     seed: int
     order_detail: Any
@@ -180,7 +182,7 @@ class Blueprint:
                                    s.retention.interval_s, mode, self.pg) if durable and self.archive_dir is not None else None,
             inherited=inherited, generation=generation,
             supervisor=supervisor, supervised_as="ledger", child_name=f"{self.prefix}-ledger",
-            startup_errors=self.boot_errors, dispatcher=self.journaled))
+            startup_errors=self.boot_errors, dispatcher=self.ledger_on))
 
     def store(self, *, ledger: pykka.ActorRef, generation: int = 0, inherited: tuple = (),
               supervisor: pykka.ActorRef | None = None) -> pykka.ActorRef:
@@ -190,7 +192,7 @@ class Blueprint:
             store_factory=self.journal_factory, ttl_s=s.idempotency.ttl_s, ledger=ledger,
             group_commit_max=s.journal.group_commit_max, metrics=self.metrics, clock=self.clock,
             inherited=inherited, generation=generation, supervisor=supervisor, supervised_as="idempotency",
-            child_name=f"{self.prefix}-idempotency", startup_errors=self.boot_errors, dispatcher=self.journaled))
+            child_name=f"{self.prefix}-idempotency", startup_errors=self.boot_errors, dispatcher=self.store_on))
 
     def breaker(self, adapter_id: str, *, ledger: pykka.ActorRef, idempotency: pykka.ActorRef, bus: pykka.ActorRef,
                 generation: int = 0, inherited: tuple = (), supervisor: pykka.ActorRef | None = None) -> pykka.ActorRef:

@@ -30,6 +30,7 @@ from actors import Runtime
 from actors.kernel import interrupts
 from actors.kernel.base import FlowActor, ReplyFuture, tell
 from actors.kernel.dispatcher import Dispatcher, HelpingFuture
+from actors.kernel.inbox import tell_quiet, wake
 from config import load_settings
 from protocols import OrderStatus
 
@@ -310,3 +311,72 @@ def test_after_the_last_runtime_stops_sigint_is_pythons_again(tmp_path) -> None:
     finally:
         rt.stop()
     assert signal.getsignal(signal.SIGINT) is interrupts._on_sigint  # this test's fixture still holds
+
+
+# -- the journal-writing actors on solo dispatchers ------------------------------------------------
+def test_durable_store_and_ledger_run_on_solo_dispatchers_a_waiting_sender_helps(make_runtime) -> None:
+    rt = make_runtime(durable=True)
+    store_on, ledger_on = rt._solo
+    assert store_on.solo and ledger_on.solo and len(store_on._threads) == 1
+    assert store_on.members() == [rt.idempotency.actor_inbox.actor] and ledger_on.members() == [rt.ledger.actor_inbox.actor]
+    rt.on_market(quote())
+    future = rt.submit(market(), ctx())
+    assert future.queued_on is store_on  # the claim is queued on the store's own dispatcher
+    assert future.result(timeout=10).status is OrderStatus.FILLED
+    assert future.queued_on is rt._core  # followed to the core after the store and the ledger
+
+
+def test_claims_of_concurrent_helping_senders_still_share_one_commit(make_runtime) -> None:
+    """Every sender's claim is queued while the store's dispatcher is busy; whoever runs them
+    then (a sender helping, or the store's thread) commits them in one batch: a helper stops
+    only once its order has left the store, and the store commits when its inbox is empty."""
+    rt = make_runtime(durable=True)
+    rt.on_market(quote())
+    store_on = rt._solo[0]
+    before = rt.stats()["journal"]
+    senders = 6
+    go = threading.Event()
+    reports: list[Any] = []
+
+    def sender(future: Any) -> None:
+        go.wait(10)
+        reports.append(future.result(timeout=30))
+
+    assert store_on._running.acquire(timeout=10)  # the store is busy: nothing of it runs
+    try:
+        futures = [rt.submit(market(), ctx()) for _ in range(senders)]
+        threads = [threading.Thread(target=sender, args=(f,)) for f in futures]
+        for t in threads:
+            t.start()
+        # every claim is in the store's inbox (its thread may hold one entry, waiting for the lock)
+        assert rt.idempotency.actor_inbox.qsize() == senders
+    finally:
+        go.set()  # the senders help (or find the store's thread at it) as soon as it is free
+        store_on._running.release()
+    for t in threads:
+        t.join(30)
+    assert [r.status for r in reports] == [OrderStatus.FILLED] * senders
+    after = rt.stats()["journal"]
+    assert after["batches"] - before["batches"] == 1  # the store's claim batches: one commit for all of them
+    assert after["store"].max_batch >= senders
+
+
+def test_a_solo_dispatcher_leaves_quiet_messages_for_their_wake_up() -> None:
+    """A quiet message waits for its wake-up (after the answer), even when the solo thread is
+    awake for told messages; then it runs after the linger, on the solo thread."""
+    d = Dispatcher("help-solo-quiet", solo=True)
+    try:
+        log, _, (a, b) = _start(d, "a", "b")
+        tell_quiet(a, Step(1))
+        # asks to another member: each runs on the solo thread (a pykka future: nobody helps), which
+        # goes idle after each one; a's quiet message must still wait for its wake-up
+        for n in range(20):
+            b.ask(Step(10 + n), timeout=10)
+        assert [label for label, *_ in log] == ["b"] * 20
+        done = ReplyFuture()
+        tell_quiet(a, Step(2, done))
+        wake(a)
+        assert done.result(timeout=10) == f"dispatcher-{d.name}"
+        assert [(label, n) for label, _, n, _, _ in log][-3:] == [("b", 29), ("a", 1), ("a", 2)]
+    finally:
+        d.close()
