@@ -93,6 +93,7 @@ from ..breaker.messages import CallFinished, CancelTaken, RetryOrder, ReturnOrde
 from ..events.messages import Publish
 from ..idempotency.messages import CompleteOrder, ReleaseClaim
 from ..kernel.base import ActorCrashed, FlowActor, exc_summary, resolve, tell
+from ..kernel.dispatcher import tell_then_help
 from ..kernel.inbox import tell_quiet, tell_quiet_then_wake, wake
 from ..orders.messages import (
     AttemptFailed,
@@ -274,6 +275,9 @@ class VenueWorker:
 
 #: "no item in hand" for the worker's loop (neither a call, a barrier nor the stop)
 _NOTHING = object()
+#: run-queue entries a venue's thread answering an asynchronous send runs at most on the adapter's
+#: dispatcher before it goes back to its socket (``tell_then_help``): its outcome and a few ahead of it
+READER_HELP_BUDGET = 8
 
 
 @dataclass(slots=True)
@@ -619,7 +623,9 @@ class AdapterActor(FlowActor):
         def done(result: Any, error: BaseException | None) -> None:
             if error is None:
                 crash_point("after_send")
-            tell(ref, VenueCallCompleted(call_id, result, error, time.perf_counter() - started))
+            # called on the venue's reader thread: it runs the outcome itself when the dispatcher is
+            # free (a few entries at most, then back to its socket), no wake-up of the order thread
+            tell_then_help(ref, VenueCallCompleted(call_id, result, error, time.perf_counter() - started), READER_HELP_BUDGET)
 
         call.timer = clock.call_later(self._policy.timeout_of(call.kind), lambda: tell(ref, CallTimedOut(call_id)))
         try:

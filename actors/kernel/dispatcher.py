@@ -65,8 +65,8 @@ import pykka
 from loguru import logger
 
 from . import interrupts
-from .inbox import Inbox, ring, sched_yield
-from .pykka_compat import dead_letter, run_envelope, start_actor
+from .inbox import Inbox, ring, sched_yield, tell
+from .pykka_compat import Envelope, dead_letter, run_envelope, start_actor
 
 if TYPE_CHECKING:  # pragma: no cover
     from .base import FlowActor
@@ -119,37 +119,27 @@ class HelpingFuture(Future):
 def _help_then_wait(future: HelpingFuture, timeout: float | None) -> float | None:
     """Help the dispatchers ``future``'s order is queued on (bounded by :data:`HELP_BUDGET` and
     ``timeout``); return what is left of ``timeout``. Never from a thread that runs members'
-    messages; from the main thread only where a Ctrl-C is deferred (actors/kernel/interrupts.py),
-    and then a Ctrl-C that came in during the help is raised here, after it."""
+    messages; from the main thread only where a Ctrl-C is deferred (:meth:`Dispatcher.help`)."""
     if _here.busy:
-        return timeout
-    main = threading.current_thread() is threading.main_thread()
-    if main and not interrupts.main_may_help():
         return timeout
     monotonic = time.monotonic
     deadline = None if timeout is None else monotonic() + timeout
     budget = HELP_BUDGET
-    if main:
-        interrupts.begin_help()
-    try:
-        while budget > 0:
-            dispatcher = future.queued_on
-            if dispatcher is None or future.done():
-                break
+    while budget > 0:
+        dispatcher = future.queued_on
+        if dispatcher is None or future.done():
+            break
 
-            def until(d: Dispatcher | None = dispatcher) -> bool:
-                return (future.done() or future.queued_on is not d
-                        or (deadline is not None and monotonic() >= deadline))
+        def until(d: Dispatcher | None = dispatcher) -> bool:
+            return (future.done() or future.queued_on is not d
+                    or (deadline is not None and monotonic() >= deadline))
 
-            ran = dispatcher.help(until, budget)
-            if not ran and future.queued_on is dispatcher:
-                break  # busy (its thread or another helper runs it) or nothing queued: wait
-            budget -= max(ran, 1)
-            if deadline is not None and monotonic() >= deadline:
-                break
-    finally:
-        if main:
-            interrupts.end_help()
+        ran = dispatcher.help(until, budget)
+        if not ran and future.queued_on is dispatcher:
+            break  # busy (its thread or another helper runs it) or nothing queued: wait
+        budget -= max(ran, 1)
+        if deadline is not None and monotonic() >= deadline:
+            break
     return None if deadline is None else max(0.0, deadline - monotonic())
 
 
@@ -183,6 +173,10 @@ class DispatchedInbox(Inbox):
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """Queue envelope ``item`` and wake the order thread (never blocks: unbounded). A message
         carrying a :class:`HelpingFuture` as its ``reply`` marks it queued on this dispatcher."""
+        self.put_entry(item)
+
+    def put_entry(self, item: Any) -> list:
+        """:meth:`put`, returning the run-queue entry (``entry[2]`` turns True once it has run)."""
         entry = [self, item, False]
         self._items.append(entry)
         reply = getattr(item.message, "reply", None)
@@ -192,6 +186,7 @@ class DispatchedInbox(Inbox):
         ring(self._bell)
         if self._dispatcher._finished:  # no thread will take it: answer it here (ActorDeadError)
             self._dispatcher._drain()
+        return entry
 
     def put_quiet(self, item: Any) -> None:
         """Queue envelope ``item`` for the after thread without waking it."""
@@ -361,7 +356,9 @@ class Dispatcher:
         message at a time hold as on the dispatcher's threads (same lock; an entry runs its
         inbox up to itself). A thread that runs members' messages (a dispatcher's thread, or a
         helper inside a handler) never helps: returns 0, so no thread holds two dispatchers'
-        locks. ``until`` must not block.
+        locks. The main thread helps only while a Ctrl-C is deferred to the end of the help
+        (actors/kernel/interrupts.py; raised then as ``KeyboardInterrupt``), else returns 0.
+        ``until`` must not block.
 
         Example::
 
@@ -372,10 +369,15 @@ class Dispatcher:
         here = _here
         if here.busy or budget < 1:
             return 0
+        main = threading.current_thread() is threading.main_thread()
+        if main and not interrupts.main_may_help():
+            return 0
         running = self._running
         if not running.acquire(False):
             return 0
         here.busy = True
+        if main:
+            interrupts.begin_help()
         ran = 0
         try:
             if self._finished:
@@ -402,6 +404,8 @@ class Dispatcher:
         finally:
             here.busy = False
             running.release()
+            if main:
+                interrupts.end_help()  # a Ctrl-C that came in meanwhile: raised now, the dispatcher free
         return ran
 
     # -- the loops -------------------------------------------------------------------------
@@ -534,6 +538,24 @@ class Dispatcher:
             logger.opt(exception=True).critical("dispatcher fault running a message of {}", actor)
 
 
+def tell_then_help(ref: pykka.ActorRef | None, message: Any, budget: int) -> bool:
+    """Tell ``message`` to ``ref``; then, if ``ref`` is a dispatcher member, help that dispatcher
+    (:meth:`Dispatcher.help`) until the message has run, at most ``budget`` run-queue entries
+    (older ones first). For a thread that hands a result to an actor and goes back to its own
+    work (a venue session's reader thread): the message usually runs right here instead of
+    waking the dispatcher's thread. Bounded: with the dispatcher busy (its lock taken) or the
+    budget spent first, the dispatcher's thread runs it, as after a plain tell (it was rung).
+    False (never raises) when ``ref`` is gone, as :func:`~actors.kernel.inbox.tell`."""
+    if ref is None:
+        return False
+    inbox = ref.actor_inbox
+    if type(inbox) is not DispatchedInbox or ref.actor_stopped.is_set():
+        return tell(ref, message)
+    entry = inbox.put_entry(Envelope(message))
+    inbox._dispatcher.help(lambda: entry[2], budget)
+    return True
+
+
 def _dead_letter(actor: Any, envelope: Any) -> None:
     """A message that reached a stopped member: kept by its mailbox if it crashed supervised
     (actors/kernel/inbox.Mailbox), else what pykka's loop teardown does (pykka_compat.dead_letter)."""
@@ -544,4 +566,4 @@ def _dead_letter(actor: Any, envelope: Any) -> None:
     dead_letter(actor, envelope)
 
 
-__all__ = ["HELP_BUDGET", "DispatchedInbox", "Dispatcher", "HelpingFuture"]
+__all__ = ["HELP_BUDGET", "DispatchedInbox", "Dispatcher", "HelpingFuture", "tell_then_help"]

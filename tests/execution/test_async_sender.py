@@ -111,3 +111,23 @@ def test_an_unanswered_send_times_out_unknown_without_restarting_the_actor(make_
             break
     assert rt.order("as-quiet").status is OrderStatus.ACCEPTED  # found by the lookup
     assert venue.submit_calls == ["as-quiet"] and venue.blocking_on == []  # sent once, never re-sent
+
+
+def test_the_thread_answering_a_send_runs_the_outcome_itself_when_the_dispatcher_is_free(make_runtime) -> None:
+    """The venue's reader thread hands the outcome to the adapter actor and helps its dispatcher
+    (a few entries at most): the caller's future is resolved on that thread, with no wake-up of
+    the dispatcher's order thread (actors/kernel/dispatcher.tell_then_help)."""
+    clock = FakeClock()  # no timer fires: the dispatcher is idle once flushed
+    venue = AsyncVenue(default="fill")
+    venue.silent = True
+    rt = make_runtime(registry=registry_of(venue), clock=clock, routing={"policy": {"paper": "test"}})
+    future = rt.submit(limit("as-reader"), ctx())
+    wait_until(lambda: venue.sent_on, what="the order sent")
+    rt.flush()
+    resolved_on: list[str] = []
+    future.add_done_callback(lambda f: resolved_on.append(threading.current_thread().name))
+    reader = threading.Thread(target=venue.answer_late, name="venue-reader")
+    reader.start()
+    reader.join(10)
+    assert future.done() and resolved_on == ["venue-reader"]  # answered before the reader went back
+    assert future.result(timeout=0).status is OrderStatus.FILLED
