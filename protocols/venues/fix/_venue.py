@@ -700,26 +700,30 @@ class FixVenue:
                 waiter = self._cancels[cid] if exec_type == "4" else None
             elif cid in self._submits:
                 waiter = self._submits[cid]
-        if crossed is not None:
-            # the cancel crossed this report on the wire; a venue may drop a cancel of a finished order
-            # without an answer (QuickFIX ordermatch does): too late to cancel, said now, not at a timeout
-            crossed.answer(error=VenueRejectedError(
-                f"too late to cancel: {cid} is {state.status.value} at the venue (the cancel crossed its "
-                f"ExecutionReport {exec_id or '?'})", venue_code="too late to cancel"))
-        if waiter is not None and not waiter.answered:
-            if waiter.kind == "submit" and state.status is OrderStatus.REJECTED:
-                waiter.answer(error=VenueRejectedError(state.reject_reason or "rejected by the venue", venue_code=get(103)))
-            else:
-                waiter.answer(result=state)
-            return
-        if exec_type == "I" or trans == "3":
-            return  # a status answer that came too late changes nothing
-        kind = {"8": "rejected", "4": "canceled", "C": "expired", "3": "expired"}.get(exec_type)
-        if fill is not None:
-            kind = "fill"
-        elif kind is None:
-            kind = "accepted"
-        self._push(kind, order, fill, state)
+        try:
+            if waiter is not None and not waiter.answered:
+                if waiter.kind == "submit" and state.status is OrderStatus.REJECTED:
+                    waiter.answer(error=VenueRejectedError(state.reject_reason or "rejected by the venue", venue_code=get(103)))
+                else:
+                    waiter.answer(result=state)
+                return
+            if exec_type == "I" or trans == "3":
+                return  # a status answer that came too late changes nothing
+            kind = {"8": "rejected", "4": "canceled", "C": "expired", "3": "expired"}.get(exec_type)
+            if fill is not None:
+                kind = "fill"
+            elif kind is None:
+                kind = "accepted"
+            self._push(kind, order, fill, state)
+        finally:
+            if crossed is not None:
+                # the cancel crossed this report on the wire; a venue may drop a cancel of a finished order
+                # without an answer (QuickFIX ordermatch does): too late to cancel, said now, not at a
+                # timeout, and only once the report itself is handed on (the runtime books the fill
+                # before the cancel's answer: the answering thread may run that answer at once)
+                crossed.answer(error=VenueRejectedError(
+                    f"too late to cancel: {cid} is {state.status.value} at the venue (the cancel crossed its "
+                    f"ExecutionReport {exec_id or '?'})", venue_code="too late to cancel"))
 
     def _replay_kept(self) -> None:
         """Apply the application messages the store kept from before a restart (they are held
