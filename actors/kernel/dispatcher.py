@@ -89,6 +89,12 @@ class _Here(threading.local):
     #: this thread runs members' messages now (a dispatcher's own thread, or a helper inside
     #: :meth:`Dispatcher.help`): it never helps, so it never holds two dispatchers' locks
     busy = False
+    #: the reply this thread waits for while it helps (``HelpingFuture.result``): a handler it
+    #: runs that queues this reply's order on a dispatcher does not ring that dispatcher's thread,
+    #: since this thread runs it there next; what it leaves queued there, it rings for on leaving
+    waiting: Any = None
+    #: the dispatchers queued on without a ring during this thread's help (rung at its end)
+    unrung: Any = None
 
 
 _here = _Here()
@@ -124,6 +130,20 @@ def _help_then_wait(future: HelpingFuture, timeout: float | None) -> float | Non
         return timeout
     monotonic = time.monotonic
     deadline = None if timeout is None else monotonic() + timeout
+    here = _here
+    here.waiting, here.unrung = future, set()
+    try:
+        _help(future, deadline, monotonic)
+    finally:
+        unrung = here.unrung
+        here.waiting = here.unrung = None
+        for dispatcher in unrung:  # what this thread queued without a ring and left: its thread takes it
+            if dispatcher._runq:
+                ring(dispatcher._bell)
+    return None if deadline is None else max(0.0, deadline - monotonic())
+
+
+def _help(future: HelpingFuture, deadline: float | None, monotonic: Callable[[], float]) -> None:
     budget = HELP_BUDGET
     while budget > 0:
         dispatcher = future.queued_on
@@ -140,7 +160,6 @@ def _help_then_wait(future: HelpingFuture, timeout: float | None) -> float | Non
         budget -= max(ran, 1)
         if deadline is not None and monotonic() >= deadline:
             break
-    return None if deadline is None else max(0.0, deadline - monotonic())
 
 
 class DispatchedInbox(Inbox):
@@ -182,6 +201,13 @@ class DispatchedInbox(Inbox):
         reply = getattr(item.message, "reply", None)
         if isinstance(reply, HelpingFuture):
             reply.queued_on = self._dispatcher
+            here = _here
+            if reply is here.waiting:  # the waiting thread goes on to run it (or rings on leaving)
+                self._runq.append(entry)
+                here.unrung.add(self._dispatcher)
+                if self._dispatcher._finished:
+                    self._dispatcher._drain()
+                return entry
         self._runq.append(entry)
         ring(self._bell)
         if self._dispatcher._finished:  # no thread will take it: answer it here (ActorDeadError)

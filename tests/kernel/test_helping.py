@@ -380,3 +380,44 @@ def test_a_solo_dispatcher_leaves_quiet_messages_for_their_wake_up() -> None:
         assert [(label, n) for label, _, n, _, _ in log][-3:] == [("b", 29), ("a", 1), ("a", 2)]
     finally:
         d.close()
+
+
+class WatchedDispatcher(Dispatcher):
+    """A dispatcher that notes each help attempt (``helped``) and what it returned."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.helped = threading.Event()
+        self.results: list[int] = []
+
+    def help(self, until: Any, budget: int = 256) -> int:
+        ran = super().help(until, budget)
+        self.results.append(ran)
+        self.helped.set()
+        return ran
+
+
+def test_a_helper_rings_the_dispatcher_it_queued_its_order_on_without_a_ring_when_it_cannot_run_it() -> None:
+    """A stage run by the waiting thread queues the order on the next dispatcher without waking
+    its thread (the waiter runs it next); when the waiter finds that dispatcher busy it rings
+    it before waiting, so its thread runs the order once free. Fails (TimeoutError) without it."""
+    first, nxt = ParkedDispatcher("help-ring-first"), WatchedDispatcher("help-ring-next")
+    try:
+        _, _, (a,) = _start(first, "a")
+        _, _, (b,) = _start(nxt, "b")
+        b.ask(Step(0), timeout=10)  # b started; nxt's thread idle
+        reply = ReplyFuture()
+        tell(a, Step(1, reply, (b,)))
+        outcome: list[Any] = []
+        assert nxt._running.acquire(timeout=10)  # nxt is busy while the waiter looks at it
+        try:
+            waiter = threading.Thread(target=lambda: outcome.append(reply.result(timeout=10)))
+            waiter.start()
+            assert nxt.helped.wait(10) and nxt.results == [0]  # the waiter ran a, found nxt busy
+        finally:
+            nxt._running.release()
+        waiter.join(15)
+        assert outcome == [f"dispatcher-{nxt.name}"]  # nxt's own thread answered: it was rung
+    finally:
+        first.close()
+        nxt.close()
