@@ -22,7 +22,9 @@ from pydantic import ValidationError
 from actors import FakeClock
 from protocols import AmbiguousError, OrderStatus, Side, VenueOrder, VenueOrderState
 from protocols.model.reports import Fill
-from protocols.venues.fix._codec import Framer, encode, utc_timestamp
+from protocols.venues.fix import _codec
+from protocols.venues.fix import _venue as _venue_mod
+from protocols.venues.fix._codec import Framer, checksum, encode, encode_fields, fix_decimal, utc_timestamp
 from protocols.venues.fix._session import _GROUP_COUNTERS, _MAX_STD_TAG, ACTIVE, FixSession, SessionConfig
 from protocols.venues.fix._store import SeqStore
 from protocols.venues.fix._venue import FixVenue, FixVenueConfig
@@ -207,3 +209,107 @@ def test_the_whole_frames_shortcut_cuts_what_the_buffer_cuts(raws, damage, cuts)
     want = [f for chunk in chunks for f in slow.feed(chunk)]
     assert got == want and [f.pairs for f in got] == [f.pairs for f in want]
     assert fast.garbled == slow.garbled and bytes(fast._buf) == bytes(slow._buf)
+
+
+# ---------------------------------------------------------------------- checksum, splitting
+
+@settings(max_examples=300)
+@given(st.binary(max_size=2000))
+def test_checksum_is_the_byte_sum_modulo_256(data: bytes) -> None:
+    assert checksum(data) == sum(data) % 256
+    assert checksum(bytearray(data)) == checksum(memoryview(data)) == sum(data) % 256
+
+
+def _split_reference(raw: bytes):
+    """Splitting as it was: one regex match per field (what every received message went through)."""
+    text = raw.decode("latin-1")
+    if _codec._WELL_FORMED.fullmatch(text) is None:
+        return None
+    pairs = tuple((int(tag), value) for tag, value in _codec._PAIR.findall(text))
+    first: dict[int, str] = {}
+    for tag, value in pairs:
+        first.setdefault(tag, value)
+    return pairs, first
+
+
+_field_values = st.one_of(st.just(""), st.text(st.sampled_from("ab=9.\xe9 "), min_size=1, max_size=6))
+
+
+@settings(max_examples=400)
+@given(st.lists(st.tuples(st.one_of(st.integers(1, 1200), st.sampled_from([11, 58, 5001, 9999, 20000])), _field_values),
+                max_size=12))
+def test_splitting_by_two_c_level_splits_finds_the_fields_one_regex_match_each_finds(body) -> None:
+    """Values with "=" in them, empty values, repeated tags, tags past the lookup table."""
+    raw = encode("FIX.4.4", "8", [(34, 2), (49, "EXEC"), *body])
+    (frame,) = Framer().feed(raw)
+    want = _split_reference(raw)
+    assert want is not None and (frame.pairs, frame.first) == want and frame.bad_tag is None
+    assert frame == _codec._split(raw)
+
+
+def test_a_frame_with_a_field_that_is_not_tag_value_is_split_field_by_field() -> None:
+    """A field without "=" next to one with two: as many "=" as fields, but not one each."""
+    raw = b"8=FIX.4.4\x019=20\x0135=8\x015\x0158=1=2\x01"
+    raw += b"10=%03d\x01" % (sum(raw) % 256)
+    frame = _codec._split(raw)
+    assert frame.bad_tag == "5" and frame.pairs == ((8, "FIX.4.4"), (9, "20"), (35, "8"), (58, "1=2"), (10, frame.pairs[-1][1]))
+
+
+# ---------------------------------------------------------------------- the NewOrderSingle template
+
+def _order_body_reference(venue: FixVenue, order: VenueOrder, transact_time: str) -> list[tuple[int, object]]:
+    """The NewOrderSingle's fields as pairs (what the venue built and encoded for every order)."""
+    body: list[tuple[int, object]] = [(11, order.client_order_id)]
+    if venue.config.account:
+        body.append((1, venue.config.account))
+    body += [(21, "1"), (55, venue.config.symbols.get(order.symbol, order.symbol)), (54, {"BUY": "1", "SELL": "2"}[order.side.value]),
+             (60, transact_time), (38, fix_decimal(order.quantity)), (40, {"MARKET": "1", "LIMIT": "2"}[order.order_type.value])]
+    if order.order_type.value == "LIMIT" and order.limit_price is not None:
+        body.append((44, fix_decimal(order.limit_price)))
+    body.append((59, {"DAY": "0", "GTC": "1", "IOC": "3", "FOK": "4"}[order.time_in_force.value]))
+    return body
+
+
+_decimals = st.decimals(min_value=D("0.00000001"), max_value=D("1e9"), places=8, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.sampled_from("ab-%.\xe9Z9"), min_size=1, max_size=12), st.sampled_from(["BTC/USDT", "ETH/USDT", "X%s"]),
+       st.sampled_from(["BUY", "SELL"]), st.sampled_from(["LIMIT", "MARKET"]), _decimals, _decimals,
+       st.sampled_from(["DAY", "GTC", "IOC", "FOK"]), st.sampled_from([None, "acc%1", "ACC-2"]))
+def test_the_new_order_single_template_encodes_what_the_pairs_encode(tmp_path_factory, cid, symbol, side, order_type, qty, px,
+                                                                      tif, account) -> None:
+    venue = FixVenue("fix", FixVenueConfig(host="127.0.0.1", port=1, begin_string="FIX.4.4", sender_comp_id="CLIENT1",
+                                           target_comp_id="EXEC", store_dir=tmp_path_factory.mktemp("s"), account=account,
+                                           symbols={"BTC/USDT": "BTCUSDT", "X%s": "X%d"}), clock=FakeClock(wall_start=T0))
+    order = VenueOrder(client_order_id=cid, account_id="a", symbol=symbol, side=side, order_type=order_type, quantity=qty,
+                       limit_price=px if order_type == "LIMIT" else None, time_in_force=tif, ts=T0)
+    for _ in range(2):  # the symbol encoded at the first order, reused at the next
+        assert venue._order_body(order, b"20260105-12:00:00.000") == encode_fields(
+            _order_body_reference(venue, order, "20260105-12:00:00.000"))
+    venue.close()
+
+
+def test_a_message_sent_from_encoded_fields_with_its_sending_time_is_what_encode_makes() -> None:
+    clock = FakeClock(wall_start=T0 + timedelta(milliseconds=7))
+    session = FixSession(SessionConfig("FIX.4.4", "CLI%d", "EXEC"), SeqStore.memory(), clock)
+    session.state = ACTIVE
+    body = [(11, "o-1"), (38, D("0.5")), (44, "100"), (58, "café")]
+    send = session.send_app("D", encode_fields(body), b"20260105-12:00:01.250")
+    assert send.raw == encode("FIX.4.4", "D", [(34, 1), (49, "CLI%d"), (52, "20260105-12:00:01.250"), (56, "EXEC"), *body])
+    again = session.send_app("D", body)  # the header format is kept per MsgType
+    assert again.raw == encode("FIX.4.4", "D", [(34, 2), (49, "CLI%d"), (52, "20260105-12:00:00.007"), (56, "EXEC"), *body])
+
+
+# ---------------------------------------------------------------------- Decimal fields of a report
+
+@given(st.lists(st.one_of(st.sampled_from(["", "0", "-0", "0.50", "0.5", "100", "1e5", "1E+2", "NaN", "sNaN", "Infinity",
+                                           "-Infinity", "abc", "1.2.3", " 1"]),
+                          st.decimals(allow_nan=False, allow_infinity=False).map(str)), max_size=20))
+def test_a_decimal_field_read_again_is_what_parsing_it_gives(texts) -> None:
+    """The parse cache answers, for a text seen before, exactly what parsing it again gives
+    (representation included: "0.50" and "0.5" are different texts)."""
+    for text in texts * 2:
+        got, want = _venue_mod._dec(text), _venue_mod._dec_parse(text)
+        assert (got is None and want is None) or (str(got) == str(want) and got == want), text
+    assert _venue_mod._dec(None) is None

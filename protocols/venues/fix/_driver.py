@@ -173,8 +173,10 @@ class FixConnection:
 
     # ------------------------------------------------------------------ sending
 
-    def send_app(self, msg_type: str, body: Iterable[tuple[int, object]], on_seq: Callable[[int], None] | None = None) -> int:
-        """Send one application message; returns its MsgSeqNum.
+    def send_app(self, msg_type: str, body: Iterable[tuple[int, object]] | bytes, on_seq: Callable[[int], None] | None = None,
+                 sending_time: bytes | None = None) -> int:
+        """Send one application message; returns its MsgSeqNum (``body`` and ``sending_time``
+        as :meth:`FixSession.send_app` takes them).
 
         ``on_seq(seq)`` runs under the session lock before the bytes are written, so an answer
         that refers to the MsgSeqNum (Reject 45) always finds what it refers to. Raises
@@ -184,7 +186,7 @@ class FixConnection:
             sock = self._sock
             if sock is None:
                 raise NotLoggedOn("FIX session is not connected")
-            send = self.session.send_app(msg_type, body)
+            send = self.session.send_app(msg_type, body, sending_time)
             if on_seq is not None:
                 on_seq(send.seq)
             try:

@@ -70,6 +70,9 @@ _ORD_STATUS = {
     "3": OrderStatus.EXPIRED,  # Done for day: nothing more will execute today
     "A": OrderStatus.ACCEPTED, "E": OrderStatus.ACCEPTED,
 }
+_SIDE_BYTES = {k: v.encode() for k, v in _SIDE.items()}
+_ORD_TYPE_BYTES = {k: v.encode() for k, v in _ORD_TYPE.items()}
+_TIF_BYTES = {k: v.encode() for k, v in _TIF.items()}
 _FILL_EXEC_TYPES = frozenset({"F", "1", "2"})
 _ZERO = Decimal(0)
 _CXL_REJ_REASON = {"0": "too late to cancel", "1": "unknown order", "2": "broker option",
@@ -222,6 +225,7 @@ class FixVenue:
         self._cancels: dict[str, _Waiter] = {}  # by original client order id
         self._cancel_ids: dict[str, str] = {}  # cancel ClOrdID -> original
         self._statuses: dict[str, _Waiter] = {}
+        self._tables = {"submit": self._submits, "cancel": self._cancels, "status": self._statuses}
         #: asynchronous requests (orders, cancels) in the order they were made, i.e. of their deadlines
         self._pending: deque[_Waiter] = deque()
         self._finished: OrderedDict[str, None] = OrderedDict()  # finished orders still in memory, oldest first
@@ -235,6 +239,11 @@ class FixVenue:
         self._state_listeners: list[Callable[[str, str, str], None]] = []
         self._cancel_seq = itertools.count(1)
         self._symbol_back = {v: k for k, v in config.symbols.items()}
+        self._venue_symbols: dict[str, bytes] = {}  # runtime symbol -> Symbol (55) encoded
+        account = b"1=" + config.account.encode().replace(b"%", b"%%") + b"\x01" if config.account else b""
+        #: a NewOrderSingle's fields: ClOrdID, [Account], HandlInst, Symbol, Side, TransactTime,
+        #: OrderQty, OrdType, [Price], TimeInForce
+        self._nos_format = b"11=%b\x01" + account + b"21=1\x0155=%b\x0154=%b\x0160=%b\x0138=%b\x0140=%b\x01%b59=%b\x01"
         self.counters = {"execution_reports": 0, "duplicates_dropped": 0, "events_pushed": 0,
                          "unmatched": 0, "rejects": 0, "business_rejects": 0, "gap_filled_app": 0, "orders_retired": 0,
                          "replayed_at_start": 0}
@@ -309,7 +318,8 @@ class FixVenue:
     def submit_order(self, order: VenueOrder) -> VenueOrderState:
         """NewOrderSingle; see the module docstring for answers and errors."""
         waiter = self._submit_waiter(order)
-        self._send("D", self._order_body(order), waiter, before=lambda: self._sent.add(order.client_order_id))
+        body = self._order_body(order, utc_timestamp(self.clock.now()).encode())
+        self._send("D", body, waiter, before=lambda: self._sent.add(order.client_order_id))
         return self._wait(waiter, "NewOrderSingle", order.client_order_id)
 
     def send_order(self, order: VenueOrder, done: AsyncDone) -> bool:
@@ -323,7 +333,9 @@ class FixVenue:
         except VenueRejectedError as exc:
             done(None, exc)
             return True
-        return self._send_now("D", self._order_body(order), waiter, before=lambda: self._sent.add(order.client_order_id))
+        now = utc_timestamp(self.clock.now()).encode()  # TransactTime 60 and SendingTime 52
+        return self._send_now("D", self._order_body(order, now), waiter, before=lambda: self._sent.add(order.client_order_id),
+                              sending_time=now)
 
     def cancel_order(self, client_order_id: str) -> VenueOrderState:
         """OrderCancelRequest; the state after the cancel, or ``VenueRejectedError`` (e.g. too late to cancel)."""
@@ -342,16 +354,21 @@ class FixVenue:
             return True
         return self._send_now("F", body, waiter)
 
-    def _order_body(self, order: VenueOrder) -> list[tuple[int, object]]:
-        body: list[tuple[int, object]] = [(11, order.client_order_id)]
-        if self.config.account:
-            body.append((1, self.config.account))
-        body += [(21, "1"), (55, self.config.symbols.get(order.symbol, order.symbol)), (54, _SIDE[order.side]),
-                 (60, utc_timestamp(self.clock.now())), (38, fix_decimal(order.quantity)), (40, _ORD_TYPE[order.order_type])]
-        if order.order_type is OrderType.LIMIT and order.limit_price is not None:
-            body.append((44, fix_decimal(order.limit_price)))
-        body.append((59, _TIF[order.time_in_force]))
-        return body
+    def _order_body(self, order: VenueOrder, transact_time: bytes) -> bytes:
+        """The NewOrderSingle's fields, encoded: ClOrdID 11, Account 1 (when set), HandlInst 21=1,
+        Symbol 55, Side 54, TransactTime 60, OrderQty 38, OrdType 40, Price 44 (a limit order),
+        TimeInForce 59. The constant parts are encoded once per venue (``_NOS_FORMAT``); per
+        order only the values (tests/fix/test_hot_path.py holds it to ``encode_fields`` of the pairs)."""
+        symbol = self._venue_symbols.get(order.symbol)
+        if symbol is None:
+            symbol = self.config.symbols.get(order.symbol, order.symbol).encode()
+            if len(self._venue_symbols) < 10_000:
+                self._venue_symbols[order.symbol] = symbol
+        price = (b"44=" + fix_decimal(order.limit_price).encode() + b"\x01"
+                 if order.order_type is OrderType.LIMIT and order.limit_price is not None else b"")
+        return self._nos_format % (order.client_order_id.encode(), symbol, _SIDE_BYTES[order.side], transact_time,
+                                   fix_decimal(order.quantity).encode(), _ORD_TYPE_BYTES[order.order_type], price,
+                                   _TIF_BYTES[order.time_in_force])
 
     def _submit_waiter(self, order: VenueOrder, done: AsyncDone | None = None) -> _Waiter:
         """Register the wait for a NewOrderSingle's answer; ``VenueRejectedError`` for an id
@@ -449,7 +466,7 @@ class FixVenue:
 
     def _release(self, waiter: _Waiter) -> None:
         """Take an answered (or abandoned) request out of the tables; never held past its answer."""
-        table = {"submit": self._submits, "cancel": self._cancels, "status": self._statuses}[waiter.kind]
+        table = self._tables[waiter.kind]
         with self._lock:
             if table.get(waiter.client_order_id) is waiter:
                 del table[waiter.client_order_id]
@@ -472,11 +489,12 @@ class FixVenue:
             self._release(waiter)
             raise
 
-    def _send_now(self, msg_type: str, body, waiter: _Waiter, before: Callable[[], None] | None = None) -> bool:
+    def _send_now(self, msg_type: str, body, waiter: _Waiter, before: Callable[[], None] | None = None,
+                  sending_time: bytes | None = None) -> bool:
         """Send for an asynchronous caller: False (nothing sent, ``done`` never called) when the
         session is not logged on; a failed write answers ``done`` at once."""
         try:
-            self._write(msg_type, body, waiter, before)
+            self._write(msg_type, body, waiter, before, sending_time)
         except NotDeliveredError:
             self._release(waiter)
             return False
@@ -485,7 +503,8 @@ class FixVenue:
         self._expire_waiters()
         return True
 
-    def _write(self, msg_type: str, body, waiter: _Waiter, before: Callable[[], None] | None) -> None:
+    def _write(self, msg_type: str, body, waiter: _Waiter, before: Callable[[], None] | None,
+               sending_time: bytes | None = None) -> None:
         def on_seq(seq: int) -> None:
             waiter.seq = seq
             self._by_seq[seq] = waiter
@@ -493,7 +512,7 @@ class FixVenue:
                 before()
 
         try:
-            self.connection.send_app(msg_type, body, on_seq=on_seq)
+            self.connection.send_app(msg_type, body, on_seq=on_seq, sending_time=sending_time)
         except NotLoggedOn as exc:
             raise NotDeliveredError(f"FIX session not logged on: {msg_type} not sent ({exc})") from None
         except SendFailed as exc:
@@ -518,7 +537,7 @@ class FixVenue:
         with self._lock:
             # oldest first: every deadline is its creation time + request_timeout_s, so the
             # scan stops at the first one not due (not a scan of every request in flight)
-            pending, tables = self._pending, {"submit": self._submits, "cancel": self._cancels}
+            pending, tables = self._pending, self._tables
             while pending:
                 w = pending[0]
                 if w.deadline > now and not w.answered:
@@ -562,7 +581,7 @@ class FixVenue:
         except BaseException:
             self._mark_stuck = True
             raise
-        if isinstance(item, Deliver) and not self._mark_stuck and keeps_message(item.frame.msg_type):
+        if self._store.keeps and isinstance(item, Deliver) and not self._mark_stuck and keeps_message(item.frame.msg_type):
             with self._lock:
                 self._handled_raw = item.frame.raw
 
@@ -791,8 +810,28 @@ class FixVenue:
         return _Order(cid, symbol, side, qty)
 
 
+#: field text -> its finite Decimal, for the texts seen (a few per instrument: quantities, prices);
+#: Decimals are immutable, so one value serves every report (a dict hit instead of a parse)
+_DECIMALS: dict[str, Decimal] = {}
+_DECIMALS_MAX = 4096
+
+
 def _dec(value: str | None) -> Decimal | None:
-    if value is None or value == "":
+    """The finite Decimal a FIX float field holds; None when missing, empty, not a number or not
+    finite (tests/fix/test_hot_path.py holds the cached answers to ``_dec_parse``)."""
+    if value is None:
+        return None
+    out = _DECIMALS.get(value)
+    if out is not None:
+        return out
+    out = _dec_parse(value)
+    if out is not None and len(_DECIMALS) < _DECIMALS_MAX:
+        _DECIMALS[value] = out
+    return out
+
+
+def _dec_parse(value: str) -> Decimal | None:
+    if value == "":
         return None
     try:
         out = Decimal(value)
