@@ -209,11 +209,17 @@ class KeepsInbox(Protocol):
     ``inbox_mark()`` names the last kept message whose effect it has handed on (to the event sink
     or a waiting call; None: none), ``trim_inbox(mark)`` drops the kept messages up to it and
     returns how many. The runtime trims once everything handed on before the mark is journaled
-    (at start, after the replay, and at a clean stop)."""
+    (at start, after the replay, at a clean stop, and while running: ``kept_count()`` says how
+    many are kept, ``set_inbox_listener(listener)`` registers ``listener(kept)``, called after
+    each message kept without blocking, which wakes the runtime's trimmer when they pile up)."""
 
     def inbox_mark(self) -> Any: ...
 
     def trim_inbox(self, mark: Any) -> int: ...
+
+    def kept_count(self) -> int: ...
+
+    def set_inbox_listener(self, listener: Callable[[int], None] | None) -> None: ...
 
 
 def start_adapter(adapter: object) -> None:

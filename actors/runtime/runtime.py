@@ -104,6 +104,7 @@ from ..routing.router import RouteDenied, deny_unrouted
 from ..supervision.messages import GetAdapterRefs, GetHealth, StartChildren, StopChildren
 from ..supervision.supervisor import Health, SupervisorActor
 from ..supervision.topology import Blueprint, TopologyView
+from .inbox_trim import InboxTrimmer
 from .recovery import RecoveredOrder, RecoveryOutcome, recover
 from .registry import AdapterRegistry, default_registry
 from .statelock import StateDirLock
@@ -250,6 +251,9 @@ class Runtime:
         self.logging = RuntimeLogging(settings.logging, secrets)
         self._refs: list[pykka.ActorRef] = []
         self._venues: dict[str, Any] = {}
+        #: trims the venues' inboxes while running (a journal and a venue that keeps one: FIX)
+        self._trimmer = InboxTrimmer(lambda: self._trim_inboxes(ASK_TIMEOUT_S), self._kept_in_inboxes,
+                                     name=f"flowroute-{self.runtime_id}-inbox-trim")
         self._quotes: dict[str, Quote] = {}
         self._tokens = itertools.count(1)
         self._validation_errors = 0
@@ -407,6 +411,8 @@ class Runtime:
 
             self._takeover = TakeoverLoop(self.pg.journal(), self._adopt, self.pg.lease_s / 2)
         self._trim_inboxes(ASK_TIMEOUT_S)  # what a venue replayed at start is applied now: not again next time
+        if settings.journal.enabled and any(isinstance(v, KeepsInbox) for v in self._venues.values()):
+            self._trimmer.start()  # and while running, what was applied and journaled since
         if self.logging.allows("INFO"):
             logger.info("runtime {} started: adapters {}, state dir {}, journal {}", self.runtime_id, ", ".join(self._venues),
                         settings.state_dir, self.pg if self.pg is not None else journal_path if journal_path else "in memory")
@@ -490,10 +496,17 @@ class Runtime:
                 logger.debug("{}: {} received message(s) applied and journaled: no longer kept for replay",
                              getattr(venue, "adapter_id", "?"), n)
 
+    def _kept_in_inboxes(self) -> int:
+        """Received messages the venues keep until their effect is journaled (``KeepsInbox``)."""
+        return sum(v.kept_count() for v in list(self._venues.values()) if isinstance(v, KeepsInbox))
+
     def _wire_venue(self, adapter_id: str, venue: Any) -> None:
         """Connect a venue instance to this runtime: its events to the ledger, its session state
-        (a venue with a session, e.g. FIX) to the metrics and the bus."""
+        (a venue with a session, e.g. FIX) to the metrics and the bus, its inbox (``KeepsInbox``,
+        with a journal) to the trimmer."""
         venue.set_event_sink(lambda ev: tell(self._peer("ledger"), VenueEventReceived(ev)))  # the current ledger
+        if isinstance(venue, KeepsInbox) and self.settings.journal.enabled:
+            venue.set_inbox_listener(self._trimmer.listener)
         if isinstance(venue, HasSession):  # a venue with a session (FIX): its state as metric and event
             metrics = self.metrics
             metrics.set_venue_session(adapter_id, venue.session_state)
@@ -933,6 +946,9 @@ class Runtime:
         def remaining() -> float:
             return max(0.05, deadline - time.monotonic())
 
+        trimmer = getattr(self, "_trimmer", None)
+        if trimmer is not None:  # the last trim is stop's own, below
+            trimmer.stop(min(remaining(), timeout / 4))
         # phase 1: no new orders in; let what is in the pipeline finish (bounded by half the timeout)
         router = getattr(self, "router", None)
         if router is not None:

@@ -26,8 +26,10 @@ ExecutionReport not yet in the journal) gets the message back from here at resta
 (:meth:`kept`), where the peer would not resend it. It holds ExecutionReports and rejects, no
 logon secrets. Once the runtime has journaled the effect of the messages handed on up to one of
 them, :meth:`trim_inbox` drops them (the runtime does at start, once the replayed ones are
-applied, and at a clean stop): a start replays only what may not have been applied, never the
-same messages at every start.
+applied, while running — whenever ``trim_hint`` messages are kept, and at least every second
+while any is — and at a clean stop): the inbox holds what may not have been applied yet, a
+start replays only that, and a long session keeps a bounded inbox (``inbox`` messages at most,
+the oldest dropped past that with a warning: the journal is then far behind).
 
 Example::
 
@@ -47,7 +49,10 @@ import struct
 import threading
 import zlib
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
+
+from loguru import logger
 
 #: the format before the slotted one: one text line, rewritten in place with pwrite
 _OLD_RECORD = "{:020d} {:020d}\n"
@@ -90,6 +95,10 @@ class SeqStore:
         self._inbox_lines = 0
         #: keep (the session's thread) and trim (the runtime's) change the inbox and its file
         self._inbox_lock = threading.Lock()
+        #: called with the number of kept messages after each keep, from the session's thread
+        #: (never blocks: the runtime's trimmer wakes up); see ``set_inbox_listener``
+        self._inbox_listener: Callable[[int], None] | None = None
+        self._overflowed = False
         self.next_sender = 1
         self.next_target = 1
         self._mm: mmap.mmap | None = None
@@ -171,6 +180,7 @@ class SeqStore:
                 n += 1
                 if inbox.popleft() == through:
                     break
+            self._overflowed = False
             self._rewrite_inbox()
             return n
 
@@ -179,13 +189,32 @@ class SeqStore:
         if self._inbox_fd is None:
             return
         with self._inbox_lock:
-            self._inbox.append(raw)
+            inbox = self._inbox
+            if len(inbox) == self._inbox_max and not self._overflowed:
+                self._overflowed = True
+                logger.warning("FIX inbox {}: {} received messages kept and none trimmed (their effect is not journaled "
+                               "yet): the oldest are dropped from now on, a crash would not replay them", self.path,
+                               self._inbox_max)
+            inbox.append(raw)
             os.write(self._inbox_fd, raw.hex().encode("ascii") + b"\n")
             self._inbox_lines += 1
             if self._inbox_lines > 2 * self._inbox_max:
                 self._rewrite_inbox()
             elif self._fsync:
                 os.fdatasync(self._inbox_fd)
+            kept = len(inbox)
+        listener = self._inbox_listener
+        if listener is not None:
+            listener(kept)
+
+    def kept_count(self) -> int:
+        """How many received messages are kept (0 without an inbox)."""
+        return len(self._inbox)
+
+    def set_inbox_listener(self, listener: Callable[[int], None] | None) -> None:
+        """``listener(kept)`` after each message kept, with how many are kept now (from the
+        session's thread: it must not block)."""
+        self._inbox_listener = listener
 
     def _open_inbox(self, path: Path) -> None:
         if path.exists():

@@ -575,6 +575,15 @@ class FixVenue:
         :meth:`inbox_mark`): they leave the inbox, so no later start replays them. Returns how many."""
         return self._store.trim_inbox(mark)
 
+    def kept_count(self) -> int:
+        """How many received messages the inbox keeps now (0 without an inbox)."""
+        return self._store.kept_count()
+
+    def set_inbox_listener(self, listener: Callable[[int], None] | None) -> None:
+        """``listener(kept)`` after each received message the inbox keeps, with how many it keeps
+        (from the session's thread; it must not block): the runtime trims when they pile up."""
+        self._store.set_inbox_listener(listener)
+
     def _on_app(self, item) -> None:
         try:
             self._handle_app(item)
