@@ -279,8 +279,9 @@ class FixSession:
             self._last_received = self.clock.monotonic()
             self._test_request_at = None
             self.counters["received"] += 1
-            actions.extend(self._on_frame(frame))
-            if any(isinstance(a, Disconnect) for a in actions):
+            done = self._on_frame(frame)
+            actions.extend(done)
+            if _disconnects(done):
                 break
         return actions
 
@@ -545,6 +546,11 @@ class FixSession:
         self.state = state
         self._state_since = self.clock.monotonic()
         return StateChanged(state, detail)
+
+
+def _disconnects(actions: list[Action]) -> bool:
+    """True when ``actions`` holds a :class:`Disconnect` (in C: no generator per received message)."""
+    return Disconnect in map(type, actions)
 
 
 def _int(value: str | None) -> int | None:

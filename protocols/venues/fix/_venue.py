@@ -773,9 +773,11 @@ class FixVenue:
         ``max_finished_orders`` finished ones; the oldest beyond that leave memory (its fills go to
         the retired positions), unless a request about it still waits. A later report about a
         retired order (a resend) rebuilds it from the report; the runtime books each trade once."""
-        finished = self._finished
-        finished[order.client_order_id] = None
-        finished.move_to_end(order.client_order_id)
+        finished, cid = self._finished, order.client_order_id
+        if cid in finished:
+            finished.move_to_end(cid)  # a later report about a finished order: the latest again
+        else:
+            finished[cid] = None
         while len(finished) > self.config.max_finished_orders:
             cid = next(iter(finished))
             if cid in self._submits or cid in self._cancels or cid in self._statuses:
