@@ -7,8 +7,8 @@ round trip on one socket, measured in the same run (README "A FIX venue", benchm
 - **runtime** (the target's figure): ``rt.submit(LIMIT).result()`` through the whole runtime
   (idempotency, ledger, breaker, adapter actor, our session layer, the socket) to the same
   executor, **journal off** (in-memory idempotency store, no ledger journal, no audit log). The
-  FIX session still persists its sequence numbers per message (one ``pwrite`` each way, no
-  fsync: ``store_fsync = false``, as QuickFIX's own FileStore writes them without
+  FIX session still persists its sequence numbers per message (a mapped two-slot record each
+  way, no fsync: ``store_fsync = false``, as QuickFIX's own FileStore writes them without
   ``FileStoreSync``); no inbox (it is kept only with a journal). ``rt.flush()`` between orders,
   outside the timed region. The FIX venue sends without waiting (``capabilities.sends_async``):
   the adapter actor writes the order and the session's reader thread hands the answer back.
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     work = Path(tempfile.mkdtemp(prefix="fix-bench-"))
     results: dict = {"affinity": sorted(os.sched_getaffinity(0)), "load_start": os.getloadavg()[0], "orders": args.orders,
-                     "runtime_config": "journal off; FIX sequence numbers written per message (pwrite, no fsync); no inbox",
+                     "runtime_config": "journal off; FIX sequence numbers written per message (mapped store, no fsync); no inbox",
                      "as_deployed_config": "journal FULL (claim fsynced per order), ledger journal, audit log, FIX inbox"}
     with Peer.start("executor", work / "peer") as peer:
         connect = peer.connector()
