@@ -67,10 +67,12 @@ class InboxTrimmer:
             self._wanted.wait(self.every_s)
             if self._stopping.is_set():
                 return
-            self._wanted.clear()
             try:
                 if self._kept() > 0:
                     self._trim()
                     self.trims += 1
             except Exception as exc:  # noqa: BLE001 - trimming is housekeeping: the next round tries again
                 logger.warning("inbox trim failed (the messages stay kept): {}", exc_summary(exc))
+            # cleared after the trim: the wake-ups of messages kept during it are covered by it (a
+            # second trim right after would find one or two); wake_at more kept after it wake it again
+            self._wanted.clear()
