@@ -613,6 +613,10 @@ class DispatchSettings(_Section):
     order. ``threads``: every actor on its own thread (pykka's ``ThreadingActor``).
     ``gc_threshold``: the interpreter's young-generation collection threshold while a runtime
     runs (process-wide; only ever raised; why: ``actors/kernel/gctune.py``).
+    ``help``: a thread waiting for an order's reply (``submit(...).result()``, a FIX session's
+    reader handing on a report) runs the order's queued messages itself when their dispatcher
+    is free, instead of waking the dispatcher's thread (docs/DESIGN.md "Threads"); false: only
+    the dispatchers' own threads run actors' messages (the caller just waits).
     """
 
     mode: Annotated[Literal["shared", "threads"], BeforeValidator(_lower)] = Field(
@@ -626,6 +630,10 @@ class DispatchSettings(_Section):
         20_000, ge=0, le=10_000_000,
         description="CPython's young-generation GC threshold while a runtime runs, raised to at least this "
                     "(gc.set_threshold's first value, objects; 0 = leave the interpreter's; actors/kernel/gctune.py).",
+    )
+    help: bool = Field(
+        True, description="A thread waiting for a reply runs the order's queued actor messages itself when their "
+                          "dispatcher is free (false: only the dispatchers' threads run them).",
     )
 
 

@@ -262,7 +262,9 @@ class Dispatcher:
     once woken for them and after ``linger_s``);
     ``linger_s`` (seconds, 0-0.01) is how long the after thread waits once woken before it
     runs quiet messages; ``after_backlog`` (count >= 1) is how many quiet messages may wait
-    before the order thread runs them itself. Raises ValueError for values out of range.
+    before the order thread runs them itself; ``helpable`` False: a waiting thread never runs
+    its members' messages (:meth:`help` returns 0; ``[dispatch] help = false``). Raises
+    ValueError for values out of range.
 
     ``inbox()`` makes a member's inbox (``FlowActor._create_actor_inbox``); ``start(actor)``
     schedules its ``on_start`` (``FlowActor._start_actor_loop``); ``close()`` stops the
@@ -271,7 +273,8 @@ class Dispatcher:
     runs it.
     """
 
-    def __init__(self, name: str, *, linger_s: float = 50e-6, after_backlog: int = 64, solo: bool = False) -> None:
+    def __init__(self, name: str, *, linger_s: float = 50e-6, after_backlog: int = 64, solo: bool = False,
+                 helpable: bool = True) -> None:
         if after_backlog < 1:
             raise ValueError(f"after_backlog must be >= 1, got {after_backlog}")
         if not 0.0 <= linger_s <= 0.01:
@@ -284,6 +287,9 @@ class Dispatcher:
         self._bell = threading.Lock()
         self._bell.acquire()  # held = nothing to announce
         self.solo = solo
+        #: False: :meth:`help` never runs anything here (``[dispatch] help = false``): only the
+        #: dispatcher's own threads run its members' messages
+        self.helpable = helpable
         if solo:  # one thread waits for both
             self._later_bell = self._bell
         else:
@@ -393,7 +399,7 @@ class Dispatcher:
             dispatcher.help(reply.done)     # usually runs it here; then reply.result(timeout)
         """
         here = _here
-        if here.busy or budget < 1:
+        if here.busy or budget < 1 or not self.helpable:
             return 0
         main = threading.current_thread() is threading.main_thread()
         if main and not interrupts.main_may_help():

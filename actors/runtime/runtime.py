@@ -355,19 +355,20 @@ class Runtime:
             shared = settings.dispatch.mode == "shared"
             # the young-generation GC threshold while this runtime runs (actors/kernel/gctune.py)
             self._gc_release = gctune.hold(settings.dispatch.gc_threshold)
-            self._core = Dispatcher(f"{p}-core", linger_s=settings.dispatch.linger_us / 1e6) if shared else None
+            helping = settings.dispatch.help
+            self._core = Dispatcher(f"{p}-core", linger_s=settings.dispatch.linger_us / 1e6, helpable=helping) if shared else None
             core = self._core
             # a caller waiting for a reply runs its order's messages itself (docs/DESIGN.md "Threads");
             # in the main thread only with Ctrl-C deferred to the end of the message it runs
-            self._sigint_release = interrupts.hold() if shared else None
+            self._sigint_release = interrupts.hold() if shared and helping else None
             # the journal-writing actors: each its own solo dispatcher when durable (a commit blocks on
             # fsync: never the core's thread), where a waiting caller helps them too
             self._solo: tuple[Dispatcher, ...] = ()
             store_on: Dispatcher | None = core
             ledger_on: Dispatcher | None = core
             if durable and shared:
-                self._solo = (Dispatcher(f"{p}-idempotency", linger_s=OWN_THREAD_LINGER_S, solo=True),
-                              Dispatcher(f"{p}-ledger", linger_s=OWN_THREAD_LINGER_S, solo=True))
+                self._solo = (Dispatcher(f"{p}-idempotency", linger_s=OWN_THREAD_LINGER_S, solo=True, helpable=helping),
+                              Dispatcher(f"{p}-ledger", linger_s=OWN_THREAD_LINGER_S, solo=True, helpable=helping))
                 store_on, ledger_on = self._solo
             # the supervisor creates, wires and watches every child from this blueprint (docs/DESIGN.md "House plan")
             self._blueprint = Blueprint(

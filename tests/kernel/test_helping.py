@@ -47,8 +47,8 @@ class ParkedDispatcher(Dispatcher):
     """A dispatcher whose order thread waits for :attr:`unpark` before it runs anything: until
     then only helpers run its messages (its after thread is the real one, idle: nothing quiet)."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
         self.unpark = threading.Event()
 
     def _order_loop(self) -> None:
@@ -146,6 +146,32 @@ def test_a_waiting_caller_runs_its_orders_messages_itself() -> None:
     finally:
         core.close()
         solo.close()
+
+
+def test_a_dispatcher_that_is_not_helpable_runs_its_messages_on_its_own_threads_only() -> None:
+    """``[dispatch] help = false``: the waiting caller just waits; fails if help ignored ``helpable``."""
+    d = ParkedDispatcher("help-off", helpable=False)
+    try:
+        log, _, (a,) = _start(d, "a")
+        reply = ReplyFuture()
+        tell(a, Step(1, reply))
+        assert reply.queued_on is d
+        assert d.help(lambda: False) == 0
+        with pytest.raises(FutureTimeout):
+            reply.result(timeout=0.2)  # nothing ran in this thread: the order thread is parked
+        assert log == []
+        d.unpark.set()
+        assert reply.result(timeout=10) != threading.current_thread().name  # the dispatcher's thread answered
+        assert [thread for _, _, _, thread, _ in log] == [reply.result()]
+    finally:
+        d.close()
+
+
+def test_the_runtime_setting_help_false_makes_no_dispatcher_helpable(make_runtime) -> None:
+    rt = make_runtime(durable=True, dispatch={"help": False})
+    assert [d.helpable for d in (rt._core, *rt._solo)] == [False, False, False]
+    rt.on_market(quote())
+    assert rt.submit(market(), ctx()).result(timeout=10).status is OrderStatus.FILLED
 
 
 def test_help_is_bounded_by_budget_and_until_and_leaves_the_close_marker() -> None:
