@@ -15,7 +15,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ErrorCategory(str, Enum):
@@ -88,8 +88,20 @@ class ExecError(BaseModel):
 
     Fields: ``code``; ``category`` and ``retryable`` from :data:`ERROR_TABLE`;
     ``message`` (human readable, never a raw traceback or a secret);
-    ``retry_after_s`` (seconds, for E_EXEC_CIRCUIT_OPEN and E_EXEC_THROTTLED).
+    ``retry_after_s`` (seconds, for E_EXEC_CIRCUIT_OPEN and E_EXEC_THROTTLED; None or a
+    finite float >= 0).
     Build it with :meth:`ExecError.of` so category and retryability always match the table.
+
+    ``retry_after_s`` is the one source of truth for what the journals accept
+    (``OrderEventRow.error_retry_after_s``, the idempotency record's report JSON): a negative
+    value is **clamped to 0.0** (the message is kept as given). It is advice to the caller —
+    "not before this many seconds" — and a negative wait (a venue's Retry-After computed
+    against a skewed clock, a deadline already past) means "now"; refusing it would turn
+    the venue's real answer into an internal error, and letting it through would make the
+    ledger journal refuse the order's rows (docs/DESIGN.md "What written means"). NaN and
+    ±infinity are **refused** (``ValidationError``, where the error is built): they carry no
+    wait at all, JSON cannot hold them (the idempotency record would read back something
+    else), and no component of flowroute makes one, so one is a bug in the code that built it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -98,7 +110,13 @@ class ExecError(BaseModel):
     category: ErrorCategory
     message: str = Field(max_length=2000)
     retryable: bool
-    retry_after_s: float | None = None
+    retry_after_s: float | None = Field(default=None, allow_inf_nan=False)
+
+    @field_validator("retry_after_s")
+    @classmethod
+    def _wait_not_negative(cls, value: float | None) -> float | None:
+        """A negative wait is clamped to 0.0 (see the class docstring)."""
+        return 0.0 if value is not None and value < 0 else value
 
     @classmethod
     def of(cls, code: ErrorCode, message: str, *, retry_after_s: float | None = None) -> ExecError:

@@ -132,6 +132,7 @@ def report_from_valid(fields: dict[str, Any], given: Set[str]) -> ExecutionRepor
 
 _ERROR_GIVEN = frozenset(ExecError.model_fields)  # ExecError.of passes every field
 #: ERROR_TABLE holds exact enum / bool values (what validating them would keep as they are)
+_INF = float("inf")
 _TABLE_EXACT = all(
     spec.category.__class__ is ErrorCategory and spec.retryable.__class__ is bool for spec in ERROR_TABLE.values()
 )
@@ -142,16 +143,18 @@ def exec_error_of(code: ErrorCode, message: str, *, retry_after_s: float | None 
 
     Category and retryability come from ``ERROR_TABLE`` and the message is cut to 2000
     characters, as ``ExecError.of`` does; when ``code`` is an ``ErrorCode``, ``message`` a
-    ``str`` and ``retry_after_s`` None or a ``float``, every value is already what
+    ``str`` and ``retry_after_s`` None or a finite ``float`` >= 0, every value is already what
     validation would keep, so the error is built as ``model_construct`` would; any other
-    input goes through ``ExecError.of`` (same result, same errors). Raises ``KeyError`` for
+    input goes through ``ExecError.of`` (same result, same errors: a negative wait clamped to
+    0.0, NaN or infinity refused). Raises ``KeyError`` for
     a code missing from the table, like ``ExecError.of``.
     """
     if (
         _TABLE_EXACT
         and code.__class__ is ErrorCode
         and message.__class__ is str
-        and (retry_after_s is None or retry_after_s.__class__ is float)
+        # a float in [0, inf): what validation keeps as it is (NaN fails the comparison)
+        and (retry_after_s is None or (retry_after_s.__class__ is float and 0.0 <= retry_after_s < _INF))
     ):
         spec = ERROR_TABLE[code]
         return construct_valid(
