@@ -168,7 +168,16 @@ class IdempotencyStoreActor(FlowActor):
 
     def handle_CompleteOrder(self, message: CompleteOrder) -> None:
         if self._durable:
-            report_json = message.report.model_dump_json()
+            try:
+                report_json = message.report.model_dump_json()
+            except ValueError as exc:  # PydanticSerializationError: a value JSON cannot hold (a lone surrogate in a venue's text)
+                # as a completion the journal could not record (docs/DESIGN.md "What written means"): the order was
+                # answered; its record stays IN_PROGRESS (a repeat of the id: E_EXEC_DUPLICATE_IN_FLIGHT) and
+                # recovery reconciles it at the next start. Raising here would crash the store for good.
+                self.persistence_failures += 1
+                logger.error("order {}: its report cannot be cached in the idempotency journal ({}); the record stays "
+                             "IN_PROGRESS and is reconciled at the next start", message.client_order_id, exc)
+                return
         else:
             report_json = None
             self._reports[(message.account_id, message.client_order_id)] = message.report

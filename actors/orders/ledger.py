@@ -35,6 +35,7 @@ from protocols import (
     ExecError,
     Fill,
     IllegalTransition,
+    JournalRowRefused,
     LifecycleState,
     OrderCancelRejected,
     OrderDenied,
@@ -215,6 +216,9 @@ class LedgerHandover:
 
 
 _RESERVED = OrderStatus.RESERVED
+#: what a journal raises for a value it refuses (``JournalStore``: bad input, nothing written), as
+#: against a write that failed (``JournalError``): the row, not the disk
+_REFUSED_INPUT = (ValueError, TypeError, OverflowError)
 
 
 def _event_row(row_type: type, rec: OrderRecord, t: Transition) -> Any:
@@ -258,6 +262,20 @@ def _event_params(rec: OrderRecord, t: Transition) -> tuple:
     return (t.seq, t.ts.timestamp(), rec.account_id, rec.client_order_id, t.from_status._value_, t.to_status._value_,
             t.cause[:500], n if reserved is None else str(reserved), route_id, reason, px, n if vid is None else vid,
             rec.attempts, n, n, n)
+
+
+def _safe_text(text: str) -> str:
+    """``text`` as UTF-8 can hold it: a lone surrogate becomes its ``\\udXXX`` escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _bare_event_row(rec: OrderRecord, t: Transition) -> OrderEventRow:
+    """The journal row of transition ``t`` of ``rec`` without the report fields (route, arrival
+    price, venue order id, attempts, error) and with its cause made encodable: what the ledger
+    writes for a transition whose full row the journal refused (``LedgerActor._write_isolating``)."""
+    return OrderEventRow(t.seq, t.ts.timestamp(), rec.account_id, rec.client_order_id, t.from_status._value_,
+                         t.to_status._value_, _safe_text(t.cause[:500]),
+                         rec.reserved_at_intake if t.to_status is _RESERVED else None)
 
 
 def _fill_row_params(rec: OrderRecord, fill: Fill) -> tuple:
@@ -1752,11 +1770,13 @@ class LedgerActor(FlowActor):
                 fills, self._backlog_fills = self._backlog_fills + fills, []
             due = [] if "ledger_journal" in self._write_failures else self._archive_due(archive_all_due)
             if rows or fills or due:
-                if self._journal_write(rows, fills, due):
+                written = self._journal_write(rows, fills, due)
+                if written is not False:
                     self._write_ok("ledger_journal")
-                    for rec in due:
-                        self._retire(rec)
-                else:
+                    if written:  # the archive rows too (None: the rows were written one by one, without them)
+                        for rec in due:
+                            self._retire(rec)
+                else:  # what is left to write: a refused row is not (see _write_isolating)
                     self._backlog_rows, self._backlog_fills = rows, fills
         if self._pending_receipts:
             self._write_receipts()
@@ -1779,7 +1799,15 @@ class LedgerActor(FlowActor):
         except Exception as exc:  # noqa: BLE001 - receipts are best effort; the order flow goes on
             logger.opt(exception=exc).error("could not record {} venue receipt(s)", len(receipts))
 
-    def _journal_write(self, rows, fills, due=()) -> bool:
+    def _journal_write(self, rows: list, fills: list, due=()) -> bool | None:
+        """Write the batch's transition ``rows`` and ``fills`` (``(record, item)`` pairs, in order)
+        and the ``due`` orders' archive rows in one transaction: True once written. When the
+        journal refuses the batch for its values (``ValueError``/``TypeError``/``OverflowError``:
+        what ``JournalStore`` raises for bad input, nothing written) rather than for a failing
+        write, the rows are written one by one and the refused ones left out
+        (:meth:`_write_isolating`): None, the archive rows not written. False when the write failed
+        (trading HALTED, :meth:`_write_failed`); ``rows`` and ``fills`` then hold what is left to
+        retry (without a refused row)."""
         from ..journal.sqlite import ArchivedOrder
 
         try:
@@ -1792,21 +1820,90 @@ class LedgerActor(FlowActor):
                            for rec in due if not self._table.archive_current(rec.client_order_id)]
             if self._faults:
                 self._faults.check("ledger")
-            record_params = getattr(self._journal, "record_ledger_params", None)
-            if record_params is not None:  # SQLite: the rows straight from the records (see _event_params)
-                record_params([_event_params(rec, t) for rec, t in rows], [_fill_row_params(rec, fill) for rec, fill in fills],
-                              archive)
-            else:
-                self._journal.record_ledger(
-                    [_event_row(OrderEventRow, rec, t) for rec, t in rows],
-                    [FillRow(adapter_id=rec.adapter_id or "?", account_id=rec.account_id, client_order_id=rec.client_order_id,
-                             symbol=rec.symbol, side=rec.side, fill=fill) for rec, fill in fills],
-                    *((archive,) if archive else ()),
-                )
+            self._record_ledger(rows, fills, archive)
             return True
+        except _REFUSED_INPUT:
+            return self._write_isolating(rows, fills)
         except Exception as exc:  # noqa: BLE001 - any journal failure halts trading (_write_failed)
             self._write_failed("ledger_journal", exc, len(rows) + len(fills))
             return False
+
+    def _record_ledger(self, rows, fills, archive) -> None:
+        """One ``record_ledger`` transaction of ``(record, transition)`` rows and ``(record, fill)`` fills."""
+        record_params = getattr(self._journal, "record_ledger_params", None)
+        if record_params is not None:  # SQLite: the rows straight from the records (see _event_params)
+            record_params([_event_params(rec, t) for rec, t in rows], [_fill_row_params(rec, fill) for rec, fill in fills],
+                          archive)
+        else:
+            self._journal.record_ledger(
+                [_event_row(OrderEventRow, rec, t) for rec, t in rows],
+                [FillRow(adapter_id=rec.adapter_id or "?", account_id=rec.account_id, client_order_id=rec.client_order_id,
+                         symbol=rec.symbol, side=rec.side, fill=fill) for rec, fill in fills],
+                *((archive,) if archive else ()),
+            )
+
+    def _write_isolating(self, rows: list, fills: list) -> bool | None:
+        """The journal refused the batch for a value in it: write each row in its own transaction,
+        in order (a re-written row is a no-op: rows are unique per order and seq, fills per trade
+        id), and leave out each row it refuses — retrying a refused row would fail at every retry
+        and keep trading HALTED for ever. Each refused row: an error log, a ``journal_row_refused``
+        audit line (the audit log holds the row itself) and a :class:`JournalRowRefused` event; its
+        order needs an operator. None once every other row is written; False when a write fails
+        for another reason (:meth:`_write_failed`), ``rows``/``fills`` left holding the rest."""
+        items: list[tuple[str, OrderRecord, Any]] = [("transition", rec, t) for rec, t in rows]
+        items += [("fill", rec, fill) for rec, fill in fills]
+        refused: list[tuple[str, OrderRecord, Any, str]] = []
+        failure: Exception | None = None
+        for kind, rec, item in items:
+            try:
+                if kind == "transition":
+                    self._record_ledger([(rec, item)], [], [])
+                else:
+                    self._record_ledger([], [(rec, item)], [])
+            except _REFUSED_INPUT as exc:
+                error = f"{type(exc).__name__}: {exc}"[:300]
+                bare = False
+                try:  # the transition itself, without what its report added: the order's status history stays whole
+                    if kind == "transition":
+                        self._journal.record_ledger([_bare_event_row(rec, item)], [])
+                        bare = True
+                except _REFUSED_INPUT:
+                    bare = False
+                except Exception as write_exc:  # noqa: BLE001 - a failing write: the rest is retried (_write_failed)
+                    failure = write_exc
+                    break
+                refused.append((kind, rec, item, error + ("; written without its report fields" if bare else "")))
+            except Exception as exc:  # noqa: BLE001 - a failing write: the rest is retried (_write_failed)
+                failure = exc
+                break
+        gone = {id(item) for _, _, item, _ in refused}
+        rows[:] = [(rec, t) for rec, t in rows if id(t) not in gone]
+        fills[:] = [(rec, f) for rec, f in fills if id(f) not in gone]
+        for kind, rec, item, error in refused:
+            self._row_refused(kind, rec, item, error)
+        if failure is not None:
+            self._write_failed("ledger_journal", failure, len(rows) + len(fills))
+            return False
+        return None
+
+    def _row_refused(self, kind: str, rec: OrderRecord, item: Any, error: str) -> None:
+        """Say that the journal refused ``rec``'s row ``item`` (see :meth:`_write_isolating`)."""
+        what = f"transition {item.seq} ({item.from_status._value_} -> {item.to_status._value_})" if kind == "transition" \
+            else f"fill {item.trade_id}"
+        logger.error("order {}: the ledger journal refused its {} ({}); the rest of the batch is written, this row is "
+                     "not retried: the order needs an operator (its journaled history lacks this row; the audit log has it)",
+                     rec.client_order_id, what, error)
+        audit = self._audit
+        if audit is not None:
+            try:
+                audit.append_many([("journal_row_refused", {"client_order_id": rec.client_order_id, "account_id": rec.account_id,
+                                                            "row": what, "error": error})])
+                audit.flush()
+            except Exception as exc:  # noqa: BLE001 - any audit write failure halts trading (_write_failed)
+                self._write_failed("audit", exc, getattr(audit, "pending", 0))
+        self._publish(JournalRowRefused(client_order_id=rec.client_order_id, **rec.attribution, account_id=rec.account_id,
+                                        adapter_id=rec.adapter_id or "", status=rec.status, kind=kind,
+                                        reason=f"{what}: {error}"))
 
     # -- fail closed on durable writes (docs/DESIGN.md "Durability") -----------------------
     def _write_failed(self, store: str, exc: BaseException, pending: int) -> None:

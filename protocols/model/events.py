@@ -288,6 +288,20 @@ class DurableWriteFailed(Event):
     attempt: int
 
 
+class JournalRowRefused(OrderEvent):
+    """The ledger journal refused one row of an order (``kind``: ``transition`` or ``fill``;
+    ``reason``: the journal's error) for its values, not for a failing disk: a value that entered
+    past the models' constraints, a bug where it entered. The rest of the ledger's batch was
+    written and trading goes on; this row is not retried (it would be refused at every retry and
+    keep trading HALTED for ever, docs/DESIGN.md "What written means"). A refused transition is
+    written without its report fields (route, venue order id, attempts, error: ``reason`` then
+    ends "written without its report fields"), so the order's status history stays whole; a
+    refused fill is not written (the books rebuilt from the journal lack it). The order needs
+    an operator; the audit log holds the whole row, followed by a ``journal_row_refused`` line."""
+
+    kind: str
+
+
 class DurableWriteRecovered(Event):
     """A durable write that had failed went through on a retry (``written`` records); the halt it
     caused is lifted (trading returns to the state it was in before, unless an operator changed it)."""

@@ -1,0 +1,79 @@
+"""One journal row the ledger journal refuses for its values must not halt trading for ever.
+
+A venue's event can carry a value the report models accept and the journal cannot hold: here a
+fill and a venue order id whose text holds a lone UTF-16 surrogate (what ``json.loads('"\\ud800"')``
+gives for a JSON venue's escaped text), which SQLite refuses to encode. Before, the ledger's batch
+failed at every retry and trading stayed HALTED; now the batch is written row by row, a refused
+transition without its report fields and a refused fill not at all, the order is named (a
+``JournalRowRefused`` event, a ``journal_row_refused`` audit line, an error log) and trading goes
+on (docs/DESIGN.md "What written means, per record, and what happens when a write fails")."""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+
+from _adapters import TestAdapter
+from conftest import EventLog, ctx, limit, registry_of, wait_until
+
+from actors import FakeClock
+from actors.audit.log import verify
+from protocols import DurableWriteFailed, Fill, JournalRowRefused, Liquidity, OrderStatus
+
+BAD = "US\ud800"
+
+
+def journal_rows(path, table: str, client_order_id: str) -> list[tuple]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        if table == "fills":
+            return conn.execute("SELECT trade_id FROM fills WHERE client_order_id = ?", (client_order_id,)).fetchall()
+        return conn.execute("SELECT to_status, venue_order_id FROM order_events WHERE client_order_id = ? ORDER BY seq",
+                            (client_order_id,)).fetchall()
+    finally:
+        conn.close()
+
+
+def test_a_row_the_journal_refuses_is_left_out_and_named_and_trading_goes_on(settings_factory, make_runtime) -> None:
+    clock = FakeClock()
+    settings = settings_factory(durable=True, journal={"synchronous": "NORMAL"}, routing={"policy": {"paper": "test"}})
+    venue = TestAdapter(script=["fill", "ambiguous_sent", "fill"], default="accept")
+    rt = make_runtime(settings, registry=registry_of(venue), clock=clock)
+    events = EventLog()
+    rt.subscribe(events, (DurableWriteFailed, JournalRowRefused))
+    assert rt.submit(limit("before"), ctx()).result(timeout=5).status is OrderStatus.FILLED
+    # booked, but the answer was lost: UNKNOWN, no venue order id yet (it comes with the venue's event)
+    assert rt.submit(limit("poison"), ctx()).result(timeout=5).status is OrderStatus.UNKNOWN
+    rt.flush()
+    resting = venue.fetch_order("poison")
+    fill = Fill(trade_id="t-poison", qty=resting.quantity, price=Decimal("100"), fee=Decimal("0.01"), fee_currency=BAD,
+                liquidity=Liquidity.TAKER, ts=resting.ts)
+    filled = resting.model_copy(update={"venue_order_id": "V-" + BAD, "fills": (fill,), "cum_qty": resting.quantity,
+                                        "leaves_qty": Decimal(0), "avg_px": Decimal("100"), "status": OrderStatus.FILLED})
+    venue.emit("fill", filled, fill)  # the venue's event: the models take it as it is
+    wait_until(lambda: rt.order("poison").status is OrderStatus.FILLED, what="the venue's fill applied")
+    rt.flush()
+    events.wait_for(lambda evs: any(e.kind == "fill" for e in evs if isinstance(e, JournalRowRefused)), what="JournalRowRefused")
+    clock.advance(10.0)  # a retry timer, had one been armed, has run
+    rt.flush()
+    health = rt.health()
+    assert health.trading_state == "ACTIVE" and health.durable_writes == {}, health
+    assert not events.of(DurableWriteFailed)
+    refused = events.of(JournalRowRefused)
+    assert {e.client_order_id for e in refused} == {"poison"} and all("UnicodeEncodeError" in e.reason for e in refused)
+    assert {e.kind for e in refused} == {"transition", "fill"}
+    assert all(e.reason.endswith("written without its report fields") for e in refused if e.kind == "transition")
+    path = rt.ledger_journal_path
+    # the order's status history is whole (its last row without the venue order id it carried); the fill is not there
+    assert journal_rows(path, "order_events", "poison")[-1] == ("FILLED", None)
+    assert journal_rows(path, "fills", "poison") == []
+    assert journal_rows(path, "order_events", "before")[-1][0] == "FILLED" and len(journal_rows(path, "fills", "before")) == 1
+    assert rt.submit(limit("after"), ctx()).result(timeout=5).status is OrderStatus.FILLED  # trading goes on
+    rt.flush()
+    assert journal_rows(path, "order_events", "after")[-1][0] == "FILLED"
+    audit = rt.audit_path
+    rt.stop()
+    result = verify(audit)
+    assert result.ok, result
+    refused_lines = [line for line in audit.read_text().splitlines() if '"journal_row_refused"' in line]
+    assert refused_lines and all('"client_order_id":"poison"' in line for line in refused_lines)
