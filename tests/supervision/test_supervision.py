@@ -290,7 +290,9 @@ def test_every_intent_gets_exactly_one_final_report_through_faults(make_runtime)
     # the books equal the venue's fills
     venue_qty = sum((Decimal(1 if orders[c].side.value == "BUY" else -1) * f.qty for c, f in venue.fill_records()), Decimal(0))
     assert {p.account_id: p.net_qty for p in rt.positions()} == {"acc-1": venue_qty}
-    assert venue.fetch_positions("acc-1") == {"BTC/USDT": venue_qty}
+    # the venue's own book, read past the fault plan: its reads draw transient faults too, from a stream
+    # whose position depends on how many lookups reconciliation made (timing), so a read here could fail
+    assert venue.inner.fetch_positions("acc-1") == {"BTC/USDT": venue_qty}
     ledger = rt.stats()
     assert ledger["book_invariants"] == [] and ledger["overfills"] == 0
 
