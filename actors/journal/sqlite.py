@@ -1112,8 +1112,8 @@ class SQLiteJournal:
         self._stats.committed(items, rows, t0, t1, time.perf_counter_ns())
         if self._unchecked is not None:
             self._unchecked += 1
-            if self._unchecked >= self.checkpoint_hard_limit:
-                self._checkpoint(conn)  # an owner never idle still keeps the WAL bounded
+            if self._unchecked % self.checkpoint_hard_limit == 0:
+                self._checkpoint(conn)  # an owner never idle still keeps the WAL bounded (retried each hard limit)
         if not self._sidecars_ok:
             try:
                 self._fix_sidecar_modes()
@@ -1136,12 +1136,15 @@ class SQLiteJournal:
             self._checkpoint(conn)
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        """A PASSIVE checkpoint; the commit count restarts only when it copied the whole WAL (a
+        reader or writer of another connection may leave it busy or partial: tried again)."""
         try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            busy, log, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as exc:
             logger.warning("journal {}: WAL checkpoint failed (the WAL stays): {}", self._describe(), exc)
             return
-        self._unchecked = 0
+        if not busy and done >= log:  # (0, -1, -1): not in WAL mode, nothing to copy
+            self._unchecked = 0
 
     def _rollback(self, conn: sqlite3.Connection) -> None:
         try:

@@ -90,3 +90,27 @@ def test_a_message_that_arrives_during_the_last_write_does_not_cost_the_checkpoi
     rt.flush()
     assert rt.journal_path is not None
     assert records_on_disk(rt.journal_path) >= 3
+
+
+def test_a_checkpoint_a_reader_held_back_is_tried_again(tmp_path: Path) -> None:
+    """A PASSIVE checkpoint cannot copy WAL frames past another connection's open read snapshot:
+    it ends partial. The commit count must not restart then, so the next idle checkpoint copies the
+    rest (before: counted as done, the WAL stayed until 64 more commits)."""
+    path = tmp_path / "journal.sqlite"
+    j = SQLiteJournal(path, synchronous="NORMAL", checkpoint_off_path=True)
+    j.claim_batch([claim(0)], ttl_s=3600.0)
+    j.checkpoint()
+    reader = sqlite3.connect(path)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM idempotency").fetchone()[0] == 1  # its snapshot: held open
+    n = SQLiteJournal.checkpoint_soft_limit
+    for i in range(1, n + 1):
+        j.claim_batch([claim(i)], ttl_s=3600.0)
+    before = records_on_disk(path)
+    j.checkpoint()  # due, but the reader holds the frames back: partial
+    assert records_on_disk(path) == before < n + 1
+    reader.rollback()
+    reader.close()
+    j.checkpoint()  # still due: copies the rest
+    assert records_on_disk(path) == n + 1
+    j.close()

@@ -120,6 +120,31 @@ def test_a_commit_checkpoints_past_the_hard_limit(tmp_path: Path, monkeypatch) -
     v.close()
 
 
+def test_a_checkpoint_a_reader_held_back_is_tried_again(tmp_path: Path) -> None:
+    """A PASSIVE checkpoint cannot copy WAL frames past another connection's open read snapshot (a
+    look at the book from outside): it ends partial, the count of commits since the last one must
+    not restart, and the next housekeeping copies the rest (before: counted as done)."""
+    path = tmp_path / "b.sqlite"
+    v = PaperVenue(config=CFG, book_path=path)
+    v.on_market(quote())
+    v.submit_order(order("first"))
+    v.after_batch()
+    reader = sqlite3.connect(path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM orders").fetchone()  # its snapshot: held open
+    n = SqliteBook.wal_soft_limit
+    for i in range(n):
+        v.submit_order(order(f"o{i}"))
+    held = orders_on_disk(path)
+    v.after_batch()  # due, but the reader holds the frames back: partial
+    assert orders_on_disk(path) == held < n + 1
+    reader.rollback()
+    reader.close()
+    v.after_batch()  # still due: copies the rest
+    assert orders_on_disk(path) == n + 1
+    v.close()
+
+
 def test_the_worker_runs_the_venues_housekeeping_once_nothing_waits() -> None:
     log: list[str] = []
     idle = threading.Event()

@@ -487,7 +487,7 @@ class SqliteBook:
                 pass
             raise
         self._unchecked += 1
-        if self._unchecked >= self.wal_hard_limit:
+        if self._unchecked % self.wal_hard_limit == 0:  # retried each hard limit while it cannot complete
             self._checkpoint(conn)
 
     def checkpoint(self) -> None:
@@ -502,11 +502,14 @@ class SqliteBook:
             self._checkpoint(conn)
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        """A PASSIVE checkpoint; the commit count restarts only when it copied the whole WAL (busy
+        or partial, e.g. behind another connection's reader: tried again)."""
         try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            busy, log, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error:
             return  # the WAL stays; the next commit says whether the book is still usable
-        self._unchecked = 0
+        if not busy and done >= log:
+            self._unchecked = 0
 
     def close(self) -> None:
         """Mark the session closed and close the connection (SQLite's last close checkpoints the
