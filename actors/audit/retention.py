@@ -96,22 +96,49 @@ class RetentionJob:
     file_mode: int = 0o600
     pg: Any = None
 
-    def journals(self, before: datetime) -> tuple[int, int, int, Path | None]:
-        """:func:`archive_journals` of the orders that ended before ``before``."""
-        return archive_journals(self.state_dir, before=before, archive_dir=self.archive_dir, file_mode=self.file_mode, pg=self.pg)
+    def journals(self, before: datetime, after: Cursor | None = None) -> tuple[int, int, int, Path | None, Cursor | None]:
+        """One step of :func:`archive_journals` of the orders that ended before ``before``: at most
+        :data:`STEP_ORDERS` candidates after the cursor ``after``; the last item is the cursor of
+        the next step (None: done)."""
+        return archive_journals(self.state_dir, before=before, archive_dir=self.archive_dir, file_mode=self.file_mode, pg=self.pg,
+                                limit=STEP_ORDERS, after=after)
+
+
+#: the terminal statuses as the SQL list the ``order_events_terminal_ts`` partial indexes are built
+#: on (SQLite ``actors/journal/sqlite.py``, PostgreSQL migration 0007): a query uses them only with this term
+_TERMINAL_SQL = ", ".join(f"'{s}'" for s in _TERMINAL)
+#: the orders whose last row is terminal and that have no row as late as ``before``: candidates by
+#: time from the partial index, each checked against its later rows through the
+#: ``(account_id, client_order_id, seq)`` unique index; never a scan of every transition
+_EXPIRED_WHERE = f"""e.ts < :before AND e.to_status IN ({_TERMINAL_SQL})
+       AND NOT EXISTS (SELECT 1 FROM {{events}} l
+                        WHERE l.account_id = e.account_id AND l.client_order_id = e.client_order_id
+                          AND (l.seq > e.seq OR l.ts >= :before))"""
+_SQLITE_EXPIRED = f"""SELECT e.account_id, e.client_order_id FROM order_events e
+     WHERE {_EXPIRED_WHERE.format(events="order_events")}
+     ORDER BY e.ts"""
+#: the same, one page at a time: after the cursor ``(:after_ts, :after_id)``, in (ts, id) order
+_SQLITE_EXPIRED_PAGE = f"""SELECT e.account_id, e.client_order_id, e.ts, e.id FROM order_events e
+     WHERE {_EXPIRED_WHERE.format(events="order_events")}
+       AND e.ts >= :after_ts AND (e.ts > :after_ts OR e.id > :after_id)
+     ORDER BY e.ts, e.id LIMIT :limit"""
+#: orders one retention step archives at most: one transaction per journal, one ledger message
+#: (``LedgerActor.handle_RetentionTick``), so orders queued behind it wait for a bounded step
+STEP_ORDERS = 1_000
+#: where a paged run goes on: after the candidate with this ``(ts, id)`` (None: from the start)
+Cursor = tuple[float, int]
+_START: Cursor = (float("-inf"), 0)
 
 
 def _expired_orders(conn: sqlite3.Connection, before_ts: float) -> list[tuple[str, str]]:
-    marks = ",".join("?" * len(_TERMINAL))
-    return [tuple(row) for row in conn.execute(
-        f"""SELECT e.account_id, e.client_order_id FROM order_events e
-            JOIN (SELECT account_id, client_order_id, MAX(seq) AS last_seq, MAX(ts) AS last_ts
-                  FROM order_events GROUP BY account_id, client_order_id) m
-              ON e.account_id = m.account_id AND e.client_order_id = m.client_order_id AND e.seq = m.last_seq
-            WHERE m.last_ts < ? AND e.to_status IN ({marks})
-            ORDER BY m.last_ts""",
-        (before_ts, *_TERMINAL),
-    )]
+    return [tuple(row) for row in conn.execute(_SQLITE_EXPIRED, {"before": before_ts})]
+
+
+def _expired_page(conn: sqlite3.Connection, before_ts: float, after: Cursor, limit: int) -> tuple[list[tuple[str, str]], Cursor | None]:
+    """One page of :func:`_expired_orders`: the keys and the cursor after the page (None: no more)."""
+    rows = conn.execute(_SQLITE_EXPIRED_PAGE, {"before": before_ts, "after_ts": after[0], "after_id": after[1],
+                                               "limit": limit}).fetchall()
+    return [(r[0], r[1]) for r in rows], ((rows[-1][2], rows[-1][3]) if len(rows) == limit else None)
 
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:
@@ -144,24 +171,31 @@ def _split_records(records: Sequence[tuple[str, str, str | None]]) -> tuple[list
 
 
 def archive_orders(ledger_path: Path, journal_path: Path | None, *, before: datetime, archive_dir: Path,
-                   file_mode: int = 0o600) -> tuple[int, int, int, Path | None]:
+                   file_mode: int = 0o600, limit: int | None = None,
+                   after: Cursor | None = None) -> tuple[int, int, int, Path | None, Cursor | None]:
     """Archive and prune terminal orders older than ``before`` from the SQLite journals (see the
     module docstring: idempotency records of orders that reached a venue are retired, not deleted).
 
-    Returns ``(orders, event rows, fill rows, archive file or None)``. An order whose idempotency
-    record in ``journal_path`` is not COMPLETED stays. Raises ``sqlite3.Error`` / ``OSError``
-    (nothing is deleted unless the archive file is durable).
+    ``limit``: look at most that many candidate orders (one step of a paged run), from after the
+    cursor ``after``; None: all of them. Returns ``(orders, event rows, fill rows, archive file or
+    None, cursor)``, the cursor to go on from, None when no candidate is left. An order whose
+    idempotency record in ``journal_path`` is not COMPLETED stays. Raises ``sqlite3.Error`` /
+    ``OSError`` (nothing is deleted unless the archive file is durable).
     """
     if not Path(ledger_path).exists():
-        return 0, 0, 0, None
+        return 0, 0, 0, None, None
     before_ts = before.timestamp()
     ledger = sqlite3.connect(ledger_path, timeout=30)
     ledger.row_factory = sqlite3.Row
     journal = sqlite3.connect(journal_path, timeout=30) if journal_path is not None and Path(journal_path).exists() else None
     try:
         archives = _has_table(ledger, "order_archive")
-        keys = _expired_orders(ledger, before_ts)
-        if archives:  # compacted archived orders have no order_events rows left: their archive row's age decides
+        cursor = None
+        if limit is None:
+            keys = _expired_orders(ledger, before_ts)
+        else:
+            keys, cursor = _expired_page(ledger, before_ts, after or _START, limit)
+        if archives and cursor is None:  # compacted archived orders have no order_events rows left: their archive row's age decides
             seen = set(keys)
             keys += [k for k in (tuple(r) for r in ledger.execute(
                 "SELECT account_id, client_order_id FROM order_archive WHERE compacted = 1 AND archived_at < ? ORDER BY archived_at",
@@ -170,7 +204,7 @@ def archive_orders(ledger_path: Path, journal_path: Path | None, *, before: date
             open_keys = {tuple(r) for r in journal.execute("SELECT account_id, client_order_id FROM idempotency WHERE status != 'COMPLETED'")}
             keys = [k for k in keys if k not in open_keys]
         if not keys:
-            return 0, 0, 0, None
+            return 0, 0, 0, None, cursor
         ledger.execute("CREATE TEMP TABLE expired (account_id TEXT, client_order_id TEXT, PRIMARY KEY (account_id, client_order_id))")
         ledger.executemany("INSERT INTO expired VALUES (?, ?)", keys)
         join = "JOIN expired x ON t.account_id = x.account_id AND t.client_order_id = x.client_order_id"
@@ -194,22 +228,24 @@ def archive_orders(ledger_path: Path, journal_path: Path | None, *, before: date
                 journal.executemany("UPDATE idempotency SET intent_json = ?, context_json = ? WHERE account_id = ? AND client_order_id = ? "
                                     "AND status = 'COMPLETED'", [(RETIRED, RETIRED, *k) for k in retire])
                 journal.executemany("DELETE FROM idempotency WHERE account_id = ? AND client_order_id = ? AND status = 'COMPLETED'", delete)
-        return len(keys), len(events), len(fills), target
+        return len(keys), len(events), len(fills), target, cursor
     finally:
         ledger.close()
         if journal is not None:
             journal.close()
 
 
-def archive_orders_pg(backend: Any, *, before: datetime, archive_dir: Path, file_mode: int = 0o600) -> tuple[int, int, int, Path | None]:
+def archive_orders_pg(backend: Any, *, before: datetime, archive_dir: Path, file_mode: int = 0o600, limit: int | None = None,
+                      after: Cursor | None = None) -> tuple[int, int, int, Path | None, Cursor | None]:
     """:func:`archive_orders` on the PostgreSQL journal (``actors.journal.postgres.PostgresBackend``,
     shared by every process): the same orders, the same archive file, the same rule for the
-    idempotency records, in one transaction that first takes a transaction advisory lock (another
-    process's run holding it: this run does nothing, ``(0, 0, 0, None)``). Raises the driver's
-    errors / ``OSError`` (nothing is deleted unless the archive file is durable)."""
+    idempotency records, the same paging (``limit``, ``after``, the cursor returned), in one
+    transaction that first takes a transaction advisory lock (another process's run holding it:
+    this run does nothing, ``(0, 0, 0, None, None)``). Raises the driver's errors / ``OSError``
+    (nothing is deleted unless the archive file is durable)."""
     with backend.pool.connection() as conn:
         try:
-            result = _prune_pg(conn, before, archive_dir, file_mode)
+            result = _prune_pg(conn, before, archive_dir, file_mode, limit, after)
             conn.commit()
         except BaseException:
             conn.rollback()
@@ -217,20 +253,41 @@ def archive_orders_pg(backend: Any, *, before: datetime, archive_dir: Path, file
     return result
 
 
-def _prune_pg(conn: Any, before: datetime, archive_dir: Path, file_mode: int) -> tuple[int, int, int, Path | None]:
+#: the orders retention archives on PostgreSQL (parameter ``before``: epoch seconds): the last row
+#: of the order is terminal and no row of it is as late as ``before``, its idempotency record
+#: COMPLETED. Found through the partial index ``order_events_terminal_ts`` (migration 0007: the
+#: terminal rows by time, the literal status list below is its predicate) and, per candidate, the
+#: ``(account_id, client_order_id, seq)`` unique index; no scan of the whole table.
+_PG_EXPIRED = f"""SELECT e.account_id, e.client_order_id FROM flowroute.order_events e
+      JOIN flowroute.idempotency i ON i.account_id = e.account_id AND i.client_order_id = e.client_order_id
+     WHERE {_EXPIRED_WHERE.format(events="flowroute.order_events").replace(":before", "%(before)s")} AND i.status = 'COMPLETED'
+     ORDER BY e.account_id, e.client_order_id"""
+#: the same candidates, one page at a time, after the cursor, in (ts, id) order (:data:`STEP_ORDERS`)
+_PG_EXPIRED_PAGE = f"""SELECT e.account_id, e.client_order_id, e.ts, e.id FROM flowroute.order_events e
+     WHERE {_EXPIRED_WHERE.format(events="flowroute.order_events").replace(":before", "%(before)s")}
+       AND e.ts >= %(after_ts)s AND (e.ts > %(after_ts)s OR e.id > %(after_id)s)
+     ORDER BY e.ts, e.id LIMIT %(limit)s"""
+
+
+def _prune_pg(conn: Any, before: datetime, archive_dir: Path, file_mode: int, limit: int | None = None,
+              after: Cursor | None = None) -> tuple[int, int, int, Path | None, Cursor | None]:
     before_ts = before.timestamp()
     if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (_PG_LOCK,)).fetchone()[0]:
-        return 0, 0, 0, None
-    keys = [tuple(r) for r in conn.execute(
-        """SELECT e.account_id, e.client_order_id FROM flowroute.order_events e
-             JOIN (SELECT account_id, client_order_id, MAX(seq) AS last_seq, MAX(ts) AS last_ts
-                     FROM flowroute.order_events GROUP BY account_id, client_order_id) m
-               ON e.account_id = m.account_id AND e.client_order_id = m.client_order_id AND e.seq = m.last_seq
-             JOIN flowroute.idempotency i ON i.account_id = e.account_id AND i.client_order_id = e.client_order_id
-            WHERE m.last_ts < %s AND e.to_status = ANY(%s) AND i.status = 'COMPLETED'
-            ORDER BY e.account_id, e.client_order_id""", (before_ts, list(_TERMINAL)))]
+        return 0, 0, 0, None, None
+    cursor: Cursor | None = None
+    if limit is None:
+        keys = [tuple(r) for r in conn.execute(_PG_EXPIRED, {"before": before_ts})]
+    else:
+        start = after or _START
+        page = conn.execute(_PG_EXPIRED_PAGE, {"before": before_ts, "after_ts": start[0], "after_id": start[1],
+                                               "limit": limit}).fetchall()
+        cursor = (page[-1][2], page[-1][3]) if len(page) == limit else None
+        keys = sorted({(r[0], r[1]) for r in page} - {tuple(r) for r in conn.execute(
+            "SELECT account_id, client_order_id FROM flowroute.idempotency WHERE "
+            "(account_id, client_order_id) IN (SELECT * FROM unnest(%s::text[], %s::text[])) AND status <> 'COMPLETED'",
+            ([r[0] for r in page], [r[1] for r in page]))})
     if not keys:
-        return 0, 0, 0, None
+        return 0, 0, 0, None, cursor
     accounts, ids = [k[0] for k in keys], [k[1] for k in keys]
     sel = "(account_id, client_order_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
     # the idempotency rows first, locked in key order as every journal transaction locks them
@@ -254,17 +311,19 @@ def _prune_pg(conn: Any, before: datetime, archive_dir: Path, file_mode: int) ->
     if delete:
         conn.execute(f"DELETE FROM flowroute.idempotency WHERE {sel} AND status = 'COMPLETED'",
                      ([k[0] for k in delete], [k[1] for k in delete]))
-    return len(keys), len(events), len(fills), target
+    return len(keys), len(events), len(fills), target, cursor
 
 
 def archive_journals(state_dir: Path, *, before: datetime, archive_dir: Path, file_mode: int = 0o600,
-                     pg: Any = None) -> tuple[int, int, int, Path | None]:
+                     pg: Any = None, limit: int | None = None,
+                     after: Cursor | None = None) -> tuple[int, int, int, Path | None, Cursor | None]:
     """The journals' part of a retention run: :func:`archive_orders_pg` on ``pg`` (a
-    ``PostgresBackend``) when given, else :func:`archive_orders` on ``state_dir``'s SQLite files."""
+    ``PostgresBackend``) when given, else :func:`archive_orders` on ``state_dir``'s SQLite files
+    (``limit``, ``after``: one step of a paged run; the last item is the cursor to go on from)."""
     if pg is not None:
-        return archive_orders_pg(pg, before=before, archive_dir=archive_dir, file_mode=file_mode)
+        return archive_orders_pg(pg, before=before, archive_dir=archive_dir, file_mode=file_mode, limit=limit, after=after)
     return archive_orders(Path(state_dir) / "ledger.sqlite", Path(state_dir) / "journal.sqlite", before=before,
-                          archive_dir=archive_dir, file_mode=file_mode)
+                          archive_dir=archive_dir, file_mode=file_mode, limit=limit, after=after)
 
 
 def archive_receipts(path: Path, *, before: datetime, archive_dir: Path, file_mode: int = 0o600) -> tuple[int, Path | None]:
@@ -320,7 +379,8 @@ def apply_retention(state_dir: Path, *, now: datetime, orders_days: float, recei
     orders = events = fills = 0
     orders_file = None
     if journals:
-        orders, events, fills, orders_file = archive_journals(state_dir, before=before, archive_dir=folder, file_mode=file_mode, pg=pg)
+        orders, events, fills, orders_file, _ = archive_journals(state_dir, before=before, archive_dir=folder, file_mode=file_mode,
+                                                                 pg=pg)
     receipts, receipts_file = archive_receipts(state_dir / "receipts.jsonl", before=now - timedelta(days=receipts_days),
                                                archive_dir=folder, file_mode=file_mode)
     return RetentionResult(audit_result, orders, events, fills, orders_file, receipts, receipts_file)

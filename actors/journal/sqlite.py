@@ -639,6 +639,10 @@ _ADDITIVE = (
         compacted INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS order_archive_age ON order_archive (archived_at) WHERE compacted = 0",
+    # retention's candidates: the terminal rows by time (actors/audit/retention.py _expired_orders; the
+    # status list is the query's, literally: SQLite uses a partial index only for that same term)
+    "CREATE INDEX IF NOT EXISTS order_events_terminal_ts ON order_events (ts) "
+    "WHERE to_status IN ('CANCELED', 'DENIED', 'EXPIRED', 'FAILED', 'FILLED', 'REJECTED')",
 )
 
 _REC_COLS = (

@@ -2061,7 +2061,12 @@ class LedgerActor(FlowActor):
         itself between two batches (its queued rows written first); the journals follow
         (``RetentionJob.journals``: SQLite files or the PostgreSQL journal), idempotency records of
         orders that reached a venue kept (retired). Runs on the ledger's own thread (a durable
-        ledger has one); a failure is logged and the next run tries again."""
+        ledger has one); a failure is logged and the next run tries again. The journals go in steps
+        of at most ``retention.STEP_ORDERS`` orders, one message each (the next one told to itself,
+        behind whatever waits), so an order never waits for more than one step."""
+        if message.before is not None:  # the next step of a run
+            self._retention_step(message.before, message.after)
+            return
         self._retention_timer = None
         job = self._retention
         try:
@@ -2080,14 +2085,28 @@ class LedgerActor(FlowActor):
                                                    archive_dir=job.archive_dir, file_mode=job.file_mode)
                 finally:
                     self._receipts_fd = os.open(self._receipts_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            orders, events, fills, _ = job.journals(before)
-            if lines or receipts or orders:
-                logger.info("retention: archived {} audit line(s), {} venue receipt(s), {} order(s) ({} transition(s), {} fill(s)) "
-                            "older than their keep time", lines, receipts, orders, events, fills)
+            if lines or receipts:
+                logger.info("retention: archived {} audit line(s), {} venue receipt(s) older than their keep time", lines, receipts)
         except Exception as exc:  # noqa: BLE001 - housekeeping: nothing is pruned that is not archived; the next run tries again
             logger.opt(exception=exc).error("retention run failed; the next run tries again")
+            return
         finally:
             self._arm_retention()
+        self._retention_step(before, None)
+
+    def _retention_step(self, before: datetime, after: tuple[float, int] | None) -> None:
+        """One step of the journals' part of a retention run (``RetentionJob.journals``: at most
+        ``STEP_ORDERS`` orders); tells itself the next one while candidates are left."""
+        try:
+            orders, events, fills, _, cursor = self._retention.journals(before, after)
+        except Exception as exc:  # noqa: BLE001 - housekeeping: nothing is pruned that is not archived; the next run tries again
+            logger.opt(exception=exc).error("retention run failed; the next run tries again")
+            return
+        if orders:
+            logger.info("retention: archived {} order(s) ({} transition(s), {} fill(s)) that ended before {}", orders, events, fills,
+                        before.isoformat())
+        if cursor is not None:
+            tell(self.actor_ref, RetentionTick(before, cursor))
 
 
 #: journal compaction folds this many archived orders per transaction

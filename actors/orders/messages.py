@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -454,7 +455,12 @@ class CompactJournal:
 
 @dataclass(frozen=True, slots=True)
 class RetentionTick:
-    """Timer → ledger: archive and prune what is past its keep time (``[retention]``, actors/audit/retention.py)."""
+    """Timer → ledger: archive and prune what is past its keep time (``[retention]``, actors/audit/retention.py).
+    The ledger → itself, for the next step of a run (``before``: the run's cutoff; ``after``: the
+    journals' cursor, ``actors.audit.retention.Cursor``): one bounded step per message."""
+
+    before: datetime | None = None
+    after: tuple[float, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

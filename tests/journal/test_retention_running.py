@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import ctx, market, quote, settle
+from conftest import ctx, limit, market, quote, settle, wait_until
 
 from actors import FakeClock
+from actors.audit import retention
 from actors.audit.log import audit_segments, verify
 from protocols import ErrorCode, OrderStatus
 
@@ -95,3 +96,28 @@ def test_an_order_archived_at_start_keeps_its_id_refused(make_runtime, settings_
     assert again.status is OrderStatus.DENIED and again.error.code is ErrorCode.E_EXEC_IDEMPOTENCY_CONFLICT, again
     settle(rt2)
     assert rt2.venue("paper").submission_counts().get("rs-sent") == 1
+
+
+def test_a_run_archives_the_journals_in_bounded_steps_between_orders(make_runtime, settings_factory, journal, monkeypatch) -> None:
+    """The journals' part of a run goes in steps of at most ``STEP_ORDERS`` orders, one ledger
+    message each (the next told behind what waits), so an order waits for one step at most, not a
+    whole run: here 5 old orders, steps of 2, three archive files; an open old order stays."""
+    monkeypatch.setattr(retention, "STEP_ORDERS", 2)
+    settings = settings_factory(durable=True, journal=journal, retention={"orders_days": 30, "interval_s": DAY})
+    state = Path(settings.state_dir)
+    clock = FakeClock(wall_start=T0)
+    rt = make_runtime(settings, clock=clock)
+    rt.on_market(quote())
+    ids = [f"rb-{i}" for i in range(5)]
+    for cl in ids:
+        assert rt.submit(market(cl), ctx()).result(timeout=10).status is OrderStatus.FILLED
+    assert rt.submit(limit("rb-open", price="30000"), ctx()).result(timeout=10).status is OrderStatus.ACCEPTED
+    settle(rt)
+    clock.advance(31 * DAY)  # one run, its first step in the tick's message, the rest told after it
+    wait_until(lambda: {r["client_order_id"] for r in _archived_rows(state)} == set(ids), what="every old order archived")
+    files = sorted((state / "archive").glob("orders.*.jsonl.gz"))
+    per_file = [{json.loads(x)["client_order_id"] for x in gzip.decompress(f.read_bytes()).splitlines()} for f in files]
+    assert sorted(len(f) for f in per_file) == [1, 2, 2], per_file  # one step: at most STEP_ORDERS orders
+    assert rt.submit(market("rb-after"), ctx()).result(timeout=10).status is OrderStatus.FILLED
+    settle(rt)
+    assert rt.order("rb-open").status is OrderStatus.ACCEPTED and "rb-open" not in set().union(*per_file)
