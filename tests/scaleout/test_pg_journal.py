@@ -143,7 +143,8 @@ def test_migrations_are_applied_once_and_recorded(pg_url: str) -> None:
     assert a.schema_version == b.schema_version == known_schema_version() >= 1
     assert rows(pg_url, "SELECT version, name FROM flowroute.schema_migrations ORDER BY version") == [
         (1, "0001_journal.sql"), (2, "0002_budget.sql"), (3, "0003_throttle.sql"), (4, "0004_reserved.sql"),
-        (5, "0005_one_account_per_id.sql"), (6, "0006_order_report_fields.sql")]
+        (5, "0005_one_account_per_id.sql"), (6, "0006_order_report_fields.sql"),
+        (7, "0007_retention_index.sql")]
     assert rows(pg_url, "SELECT count(*) FROM flowroute.owners") == [(2,)]
     a.close()
     b.close()
