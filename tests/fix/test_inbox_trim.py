@@ -27,8 +27,9 @@ def test_the_inbox_is_trimmed_while_running_and_stays_bounded(peer, fix_runtime)
         assert report.status.value == "FILLED"
         kept.append(venue.kept_count())
     # woken at WAKE_AT kept messages, the trimmer drops what was journaled: never near ORDERS kept
-    # (how far past WAKE_AT it gets depends on how soon its thread runs on a loaded machine)
-    assert max(kept) < ORDERS // 2, kept
+    # (how far past WAKE_AT it gets depends on how soon its thread runs on a loaded machine: about
+    # 66 on a quiet one; without the trimmer all ORDERS are kept)
+    assert max(kept) < ORDERS * 3 // 4, kept
     assert rt._trimmer.trims >= 1
     # and within a second or so of the last message, what is left was journaled and goes too
     wait_until(lambda: venue.kept_count() == 0, 10, "the inbox trimmed once idle")
