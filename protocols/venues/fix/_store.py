@@ -208,8 +208,10 @@ class SeqStore:
             listener(kept)
 
     def kept_count(self) -> int:
-        """How many received messages are kept (0 without an inbox)."""
-        return len(self._inbox)
+        """How many received messages are kept (0 without an inbox), as the inbox file holds them:
+        taken under the inbox lock, so a trim is counted once its file is rewritten, not while."""
+        with self._inbox_lock:
+            return len(self._inbox)
 
     def set_inbox_listener(self, listener: Callable[[int], None] | None) -> None:
         """``listener(kept)`` after each message kept, with how many are kept now (from the
