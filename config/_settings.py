@@ -617,6 +617,9 @@ class DispatchSettings(_Section):
     reader handing on a report) runs the order's queued messages itself when their dispatcher
     is free, instead of waking the dispatcher's thread (docs/DESIGN.md "Threads"); false: only
     the dispatchers' own threads run actors' messages (the caller just waits).
+    ``help_journaled``: with ``help``, the waiting thread helps the journal-writing actors too
+    (their own dispatchers when the journal is on: it commits its own claim); off by default,
+    since one sender as deployed measured slower with it (benchmarks/README.md).
     """
 
     mode: Annotated[Literal["shared", "threads"], BeforeValidator(_lower)] = Field(
@@ -634,6 +637,11 @@ class DispatchSettings(_Section):
     help: bool = Field(
         True, description="A thread waiting for a reply runs the order's queued actor messages itself when their "
                           "dispatcher is free (false: only the dispatchers' threads run them).",
+    )
+    help_journaled: bool = Field(
+        False, description="With help on, the waiting thread also runs the journal-writing actors' messages (the "
+                           "idempotency store's claim commit, the ledger's intake) when the journal is on; off by default: "
+                           "measured slower as deployed (benchmarks/README.md).",
     )
 
 

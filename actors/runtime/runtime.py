@@ -367,8 +367,10 @@ class Runtime:
             store_on: Dispatcher | None = core
             ledger_on: Dispatcher | None = core
             if durable and shared:
-                self._solo = (Dispatcher(f"{p}-idempotency", linger_s=OWN_THREAD_LINGER_S, solo=True, helpable=helping),
-                              Dispatcher(f"{p}-ledger", linger_s=OWN_THREAD_LINGER_S, solo=True, helpable=helping))
+                # helped only with [dispatch] help_journaled (off by default: slower as deployed, benchmarks/README.md)
+                helped = helping and settings.dispatch.help_journaled
+                self._solo = (Dispatcher(f"{p}-idempotency", linger_s=OWN_THREAD_LINGER_S, solo=True, helpable=helped),
+                              Dispatcher(f"{p}-ledger", linger_s=OWN_THREAD_LINGER_S, solo=True, helpable=helped))
                 store_on, ledger_on = self._solo
             # the supervisor creates, wires and watches every child from this blueprint (docs/DESIGN.md "House plan")
             self._blueprint = Blueprint(

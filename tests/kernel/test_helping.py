@@ -349,7 +349,7 @@ def test_after_the_last_runtime_stops_sigint_is_pythons_again(tmp_path) -> None:
 
 # -- the journal-writing actors on solo dispatchers ------------------------------------------------
 def test_durable_store_and_ledger_run_on_solo_dispatchers_a_waiting_sender_helps(make_runtime) -> None:
-    rt = make_runtime(durable=True)
+    rt = make_runtime(durable=True, dispatch={"help_journaled": True})
     store_on, ledger_on = rt._solo
     assert store_on.solo and ledger_on.solo and len(store_on._threads) == 1
     assert store_on.members() == [rt.idempotency.actor_inbox.actor] and ledger_on.members() == [rt.ledger.actor_inbox.actor]
@@ -360,11 +360,21 @@ def test_durable_store_and_ledger_run_on_solo_dispatchers_a_waiting_sender_helps
     assert future.queued_on is rt._core  # followed to the core after the store and the ledger
 
 
+def test_by_default_a_sender_does_not_help_the_journal_writing_actors(make_runtime) -> None:
+    """``[dispatch] help_journaled`` is off by default: the store's and the ledger's own threads
+    run their messages (the core is still helped); fails if the setting is ignored."""
+    rt = make_runtime(durable=True)
+    assert [d.helpable for d in rt._solo] == [False, False] and rt._core.helpable
+    rt.on_market(quote())
+    future = rt.submit(market(), ctx())
+    assert future.result(timeout=10).status is OrderStatus.FILLED
+
+
 def test_claims_of_concurrent_helping_senders_still_share_one_commit(make_runtime) -> None:
     """Every sender's claim is queued while the store's dispatcher is busy; whoever runs them
     then (a sender helping, or the store's thread) commits them in one batch: a helper stops
     only once its order has left the store, and the store commits when its inbox is empty."""
-    rt = make_runtime(durable=True)
+    rt = make_runtime(durable=True, dispatch={"help_journaled": True})
     rt.on_market(quote())
     store_on = rt._solo[0]
     before = rt.stats()["journal"]
