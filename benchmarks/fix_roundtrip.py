@@ -28,13 +28,16 @@ round trip on one socket, measured in the same run (README "A FIX venue", benchm
   thread (Linux ``/proc/self/task``). The executor's CPU is in neither.
 - **8 senders**: 8 threads submitting through the runtime at once, one order in flight each:
   orders per second over the whole run (journal off, both paths).
+- ``--caller-reads on|off`` (``[venues.fix] caller_reads``, default on): whether the thread
+  waiting for an order's answer reads the FIX socket itself (leader/follower) or is woken by
+  the session's reader thread; compare the two in alternating runs.
 - ``--hops N``: afterwards, N more orders through the journal-off runtime with each stage
   stamped (``perf_counter_ns`` and the thread's CPU time): where one order's time goes, per
   hop and per thread. The stamps add ~1 µs each; the figures above are measured without them.
 
 Target: runtime p50 ≤ 2 × bare p50. Needs ``apt-get install -y libquickfix17 libquickfix-doc``.
 
-    python -m benchmarks.fix_roundtrip [--orders 2000] [--pin CPU] [--hops 500] [--json]
+    python -m benchmarks.fix_roundtrip [--orders 2000] [--pin CPU] [--hops 500] [--caller-reads off] [--json]
 """
 
 from __future__ import annotations
@@ -290,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-sender", type=int, default=500, help="orders per sender in the 8-sender run (default %(default)s)")
     p.add_argument("--pin", type=int, default=None, help="pin the process to this CPU first")
     p.add_argument("--hops", type=int, default=0, help="then stamp each stage of this many orders (default: off)")
+    p.add_argument("--caller-reads", choices=("on", "off"), default="on",
+                   help="[venues.fix] caller_reads: the waiting caller reads the FIX socket itself (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     args = p.parse_args(argv)
     if args.pin is not None:
@@ -309,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="fix-bench-"))
     results: dict = {"affinity": sorted(os.sched_getaffinity(0)), "load_start": os.getloadavg()[0], "orders": args.orders,
                      "runtime_config": "journal off; FIX sequence numbers written per message (mapped store, no fsync); no inbox",
+                     "caller_reads": args.caller_reads == "on",
                      "as_deployed_config": "journal FULL (claim fsynced per order), ledger journal, audit log, FIX inbox"}
     with Peer.start("executor", work / "peer") as peer:
         connect = peer.connector()
@@ -317,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
             settings = load_settings(
                 "default", state_dir=work / name, journal={"enabled": journal}, logging={"level": "WARNING"},
                 venues={"fix": {"port": peer.port, "sender_comp_id": sender, "target_comp_id": "EXECUTOR",
-                                "begin_string": begin_string, "reset_on_logon": True}},
+                                "begin_string": begin_string, "reset_on_logon": True,
+                                "caller_reads": args.caller_reads == "on"}},
                 routing={"policy": {"live": "fix"}, "blocked_modes": ["live_blocked"]},
                 throttle={"max_calls": 10_000_000, "queue_size": 1_000_000})
 
@@ -391,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(results))
         return 0
     r = results
-    print(f"affinity {r['affinity']}, load {r['load_start']:.2f} -> {r['load_end']:.2f}, {args.orders} orders each")
+    print(f"affinity {r['affinity']}, load {r['load_start']:.2f} -> {r['load_end']:.2f}, {args.orders} orders each, "
+          f"caller reads {args.caller_reads}")
     print(f"bare simplefix round trip        p50 {r['bare_p50_us']:8.1f} µs  p99 {r['bare_p99_us']:9.1f} µs  "
           f"CPU {r['bare_cpu_us_per_order']:6.1f} µs/order")
     print(f"runtime over FIX (journal off)   p50 {r['runtime_p50_us']:8.1f} µs  p99 {r['runtime_p99_us']:9.1f} µs  "

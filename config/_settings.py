@@ -833,6 +833,9 @@ class FixSettings(_Section):
         "against it and a bad one answered with Reject (35=3) and its SessionRejectReason (373); unset: session-level checks only."))
     validate_user_defined_fields: bool = Field(True, description=(
         "With data_dictionary: reject tags 5000 and up that it does not define (QuickFIX ValidateUserDefinedFields)."))
+    caller_reads: bool = Field(True, description=(
+        "A thread waiting for an order's answer (Runtime.submit(...).result()) reads the FIX socket itself instead of "
+        "being woken by the session's reader thread (leader/follower; false: only the session thread reads)."))
 
     @field_validator("data_dictionary")
     @classmethod

@@ -93,7 +93,7 @@ from ..breaker.messages import CallFinished, CancelTaken, RetryOrder, ReturnOrde
 from ..events.messages import Publish
 from ..idempotency.messages import CompleteOrder, ReleaseClaim
 from ..kernel.base import ActorCrashed, FlowActor, exc_summary, resolve, tell
-from ..kernel.dispatcher import tell_then_help
+from ..kernel.dispatcher import CallerReader, HelpingFuture, tell_then_help
 from ..kernel.inbox import tell_quiet, tell_quiet_then_wake, wake
 from ..orders.messages import (
     AttemptFailed,
@@ -406,6 +406,9 @@ class AdapterActor(FlowActor):
         #: cancels are written from here and answered by the adapter's own thread, no worker hop
         self._async = self._caps.blocking and self._caps.sends_async
         self._sender: AsyncSender | None = cast(AsyncSender, venue) if self._async else None  # declared by the capability
+        #: the venue's connection a caller waiting for an async send's answer may read itself
+        #: (``caller_reader``, e.g. the FIX venue's; actors/kernel/dispatcher.py "The waiting thread reads")
+        self._caller_reader: CallerReader | None = getattr(venue, "caller_reader", None) if self._async else None
         self._inline_budget_us = self._caps.inline_budget_us
         self._inline_budget_s = self._inline_budget_us / 1e6
         self._policy = policy
@@ -637,6 +640,12 @@ class AdapterActor(FlowActor):
         if elapsed_s > self._inline_budget_s:
             self._inline_overran(call, elapsed_s)
         if taken:
+            reader = self._caller_reader
+            if reader is not None:
+                carrier = call.order if call.order is not None else call.cancel
+                reply = getattr(carrier, "reply", None)
+                if isinstance(reply, HelpingFuture):
+                    reply.reader = reader  # its waiting thread reads the answer itself
             return True
         call.timer.cancel()
         call.timer, call.sent_async, call.picked_at = None, False, None

@@ -35,8 +35,9 @@ from typing import Any
 
 _lock = threading.Lock()
 _holders = 0
-#: True while the main thread runs members' messages (only the main thread reads or sets it)
-_helping = False
+#: how deep the main thread is in deferring stretches (a help, a venue read for a waiting caller,
+#: a help inside that read): they nest; only the main thread reads or sets it
+_helping = 0
 #: a SIGINT came in during a help: raised by end_help
 _pending = False
 
@@ -89,19 +90,26 @@ def main_may_help() -> bool:
 
 
 def begin_help() -> None:
-    """The main thread starts running members' messages: a SIGINT from now on waits."""
+    """The main thread starts running members' messages (or reading a venue's socket for a waiting
+    caller: protocols/venues/fix/_driver.py): a SIGINT from now on waits. Nests: each call is
+    paired with one :func:`end_help`, and only the outermost end raises."""
     global _helping
-    _helping = True
+    _helping += 1
+
+
+def pending() -> bool:
+    """True when a Ctrl-C came in during the current deferring stretch (raised at its end)."""
+    return _pending
 
 
 def end_help() -> None:
     """The main thread is done running members' messages: raise the ``KeyboardInterrupt`` that
-    came in meanwhile, if any."""
+    came in meanwhile, if any, once the outermost stretch ends."""
     global _helping, _pending
-    _helping = False
-    if _pending:
+    _helping = max(0, _helping - 1)
+    if _pending and not _helping:
         _pending = False
         raise KeyboardInterrupt
 
 
-__all__ = ["begin_help", "end_help", "hold", "main_may_help"]
+__all__ = ["begin_help", "end_help", "hold", "main_may_help", "pending"]

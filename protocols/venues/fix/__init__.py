@@ -45,7 +45,8 @@ def venue_config(settings: Any) -> FixVenueConfig:
         max_finished_orders=fix.max_finished_orders,
         # without a journal a restart rebuilds no orders: nothing a replayed report could settle
         inbox_keep=fix.inbox_keep if settings.journal.enabled else 0,
-        data_dictionary=fix.data_dictionary, validate_user_defined_fields=fix.validate_user_defined_fields)
+        data_dictionary=fix.data_dictionary, validate_user_defined_fields=fix.validate_user_defined_fields,
+        caller_reads=fix.caller_reads)
 
 
 def live_routing(settings: Any) -> dict:

@@ -13,6 +13,21 @@ plain TCP socket the caller writes what the kernel takes at once (the socket is 
 whatever is left (a peer that stops reading fills the socket's buffers) and every frame on a
 TLS socket are written by the connection thread when the socket can take them. An actor that
 sends an order therefore never waits on the peer (docs/DESIGN.md "Threads").
+
+**A waiting caller reads** (leader/follower, ``caller_reads``): a thread that waits for the answer
+to a request it sent (:meth:`FixConnection.read_for`: ``Runtime.submit(...).result()`` through
+the FIX venue) takes the reader's role itself instead of sleeping until the connection thread
+has read the answer and woken it: it polls the socket, feeds the session, writes what the
+session answers (Heartbeat, ResendRequest, ...), runs the timers and hands application messages
+on, until its own answer is there (or its wait ends); the answer then needs no thread wake-up.
+Exactly one thread reads at a time: the reader's token (a lock) is held by the leading caller for
+its whole turn, and by the connection thread for each read it makes; other waiting callers
+queue for the turn (followers) while their answers come in; the connection thread steps aside
+while callers read and takes the socket back once no caller has read for ``follow_linger_s``
+(a socket closed meanwhile at once). Everything a reader holds between reads belongs to the
+session (the frame buffer, the messages read but not yet handed on), so a caller that stops
+waiting halfway (a timeout; a Ctrl-C, which the main thread defers while it reads and honours
+within 0.5 s: actors/kernel/dispatcher.py) hands back a consistent session.
 """
 
 from __future__ import annotations
@@ -24,6 +39,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -63,12 +79,45 @@ class SendFailed(Exception):
         self.delivered = delivered
 
 
+class _Reader:
+    """One reader's poller on one socket (the connection thread's, or a reading caller's): the
+    socket and the wake-up pair, the socket's POLLOUT asked for only while the outbox holds bytes.
+    poll, not select: no FD_SETSIZE limit in a host process with many files open."""
+
+    __slots__ = ("sock", "tls", "fd", "wake_fd", "poller", "polling_out")
+
+    def __init__(self, sock: socket.socket, wake_fd: int) -> None:
+        self.sock = sock
+        self.tls = sock if isinstance(sock, ssl.SSLSocket) else None
+        self.poller = select.poll()
+        self.fd, self.wake_fd = sock.fileno(), wake_fd
+        self.poller.register(self.fd, select.POLLIN)
+        self.poller.register(wake_fd, select.POLLIN)
+        self.polling_out = False
+
+    def poll(self, wait: float, writing: bool, drain_wake: Callable[[], None]) -> tuple[bool, bool]:
+        """Poll up to ``wait`` seconds: (the socket is readable or failed, the socket takes writes)."""
+        if writing is not self.polling_out:
+            self.poller.modify(self.fd, select.POLLIN | (select.POLLOUT if writing else 0))
+            self.polling_out = writing
+        sock_events = 0
+        for ready_fd, events in self.poller.poll(wait * 1000.0):
+            if ready_fd == self.fd:
+                sock_events = events
+            elif events & select.POLLIN:
+                drain_wake()
+        # an error or hang-up shows as readable: recv then reports it
+        return bool(sock_events & (select.POLLIN | select.POLLERR | select.POLLHUP)), bool(sock_events & select.POLLOUT)
+
+
 class FixConnection:
     """Runs one :class:`FixSession` over a socket on a daemon thread (see the module docstring).
 
-    ``on_app(action)`` gets every :class:`Deliver` and :class:`GapFilled`; ``on_state(state,
-    detail)`` every state change; ``on_tick()`` runs on the thread whenever a read timed out
-    (at least every 0.5 s while connected and quiet). ``connector(host, port, timeout)`` makes the socket (tests
+    ``on_app(action)`` gets every :class:`Deliver` and :class:`GapFilled`, in arrival order, from
+    the thread that read it; ``on_state(state, detail)`` every state change; ``on_tick()`` runs
+    whenever a read timed out (at least every 0.5 s while connected and quiet). ``caller_reads``:
+    waiting callers read (:meth:`read_for`), the connection thread stepping aside until none has
+    for ``follow_linger_s`` seconds. ``connector(host, port, timeout)`` makes the socket (tests
     connect into a private network namespace with it); ``tls`` wraps it.
     """
 
@@ -88,6 +137,8 @@ class FixConnection:
         seed: int = 0,
         name: str = "fix",
         on_tick: Callable[[], None] | None = None,
+        caller_reads: bool = False,
+        follow_linger_s: float = 0.002,
     ) -> None:
         self.session = session
         self.host, self.port = host, port
@@ -113,6 +164,21 @@ class FixConnection:
         self.connects = 0
         self.disconnects = 0
         self.last_disconnect: str | None = None
+        #: waiting callers read the socket themselves (:meth:`read_for`); off: only this thread reads
+        self.caller_reads_on = caller_reads
+        self._follow_linger_s = follow_linger_s
+        #: the reader's token: held by whichever thread reads the socket and hands messages on
+        self._reader = threading.Lock()
+        #: the thread (ident) whose turn it is to read, a waiting caller; None: the connection thread
+        self._leader: int | None = None
+        #: callers queued for the turn, oldest first: each waits on its own Event, set when its
+        #: answer came (``caller_answered``) or when the turn is its (one wake-up, never a herd)
+        self._queued: dict[int, threading.Event] = {}
+        self._leads = 0  # turns taken so far (the connection thread steps aside while they go on)
+        #: application messages read and not yet handed on (the reader's, whoever reads next)
+        self._to_app: deque[object] = deque()
+        #: reads that brought bytes made by waiting callers (not the connection thread)
+        self.caller_reads = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -292,73 +358,202 @@ class FixConnection:
         return sock
 
     def _read_loop(self, sock: socket.socket) -> None:
-        tls = sock if isinstance(sock, ssl.SSLSocket) else None
-        # poll, not select: no FD_SETSIZE limit in a host process with many files open; one poller
-        # per connection, the socket's POLLOUT asked for only while the outbox holds bytes
-        poller = select.poll()
-        fd, wake_fd = sock.fileno(), self._wake_r.fileno()
-        poller.register(fd, select.POLLIN)
-        poller.register(wake_fd, select.POLLIN)
-        polling_out = False
+        reader = _Reader(sock, self._wake_r.fileno())
         while not self._stopping.is_set():
             with self._lock:
                 if self._sock is not sock:
                     return
+                if self._leader is not None or self._queued:
+                    self._follow(sock)  # callers read: step aside until none has for a while
+                    continue
                 wait = max(0.0, min(self.session.next_deadline() - self.session.clock.monotonic(), 0.5))
-                writing = bool(self._outbox)
-            data = None
+            if not self._step(reader, wait, False):
+                return
+
+    def _follow(self, sock: socket.socket) -> None:
+        """(The connection thread, under the lock.) Wait while callers read: until no caller has led
+        or queued for ``follow_linger_s`` in a row (then this thread reads again), or the socket
+        changed or the connection stops (then the read loop ends). The leading caller runs the
+        session's timers meanwhile."""
+        seen = -1
+        while self._sock is sock and not self._stopping.is_set():
+            if self._leader is None and not self._queued and self._leads == seen:
+                return
+            seen = self._leads
+            self._active.wait(self._follow_linger_s)
+
+    def _step(self, reader: _Reader, wait: float, leading: bool) -> bool:
+        """One read: poll up to ``wait`` s, read what arrived, feed it to the session (or tick its
+        timers), write its answers, hand application messages on. ``leading``: the calling thread
+        holds the reader's token (a waiting caller's turn); else the token is taken for the read
+        only, and a read is left to the caller that holds it. False when the socket is gone."""
+        sock = reader.sock
+        with self._lock:
+            if self._sock is not sock:
+                return False
+            writing = bool(self._outbox)
+        tls = reader.tls
+        try:
+            if tls is not None and tls.pending():
+                readable = True
+            else:
+                if sock.fileno() == -1:
+                    raise ValueError("socket closed")
+                readable, out = reader.poll(wait, writing, self._drain_wake)
+                if out:
+                    with self._lock:
+                        self._flush(sock)
+        except ValueError:  # a socket closed by another thread (drop / close): fileno() is -1
+            with self._lock:
+                if self._sock is sock:
+                    self._close_socket("socket closed")
+            return False
+        except OSError as exc:
+            with self._lock:
+                self._close_socket(f"connection lost: {exc}")
+            return False
+        if leading:
+            return self._read_and_hand_on(sock, readable, leading)
+        if not self._reader.acquire(blocking=False):
+            return True  # a caller holds the turn: it reads this (the loop then steps aside)
+        try:
+            return self._read_and_hand_on(sock, readable, leading)
+        finally:
+            self._reader.release()
+
+    def _read_and_hand_on(self, sock: socket.socket, readable: bool, leading: bool) -> bool:
+        data = None
+        if readable:
             try:
-                if tls is not None and tls.pending():
-                    readable = True
-                else:
-                    if sock.fileno() == -1:
-                        raise ValueError("socket closed")
-                    if writing is not polling_out:
-                        poller.modify(fd, select.POLLIN | (select.POLLOUT if writing else 0))
-                        polling_out = writing
-                    sock_events = 0
-                    for ready_fd, events in poller.poll(wait * 1000.0):
-                        if ready_fd == fd:
-                            sock_events = events
-                        elif events & select.POLLIN:
-                            self._drain_wake()
-                    if sock_events & select.POLLOUT:
-                        with self._lock:
-                            self._flush(sock)
-                    # an error or hang-up shows as readable: recv then reports it
-                    readable = bool(sock_events & (select.POLLIN | select.POLLERR | select.POLLHUP))
-                if readable:
-                    data = sock.recv(65536)
-            except (TimeoutError, ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                data = sock.recv(65536)
+            except (TimeoutError, ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
                 data = None
-            except ValueError:  # a socket closed by another thread (drop / close): fileno() is -1
+            except ValueError:
                 with self._lock:
                     if self._sock is sock:
                         self._close_socket("socket closed")
-                return
+                return False
             except OSError as exc:
                 with self._lock:
-                    self._close_socket(f"connection lost: {exc}")
-                return
-            delivered: list[object] = []
+                    if self._sock is sock:
+                        self._close_socket(f"connection lost: {exc}")
+                return False
+        to_app = self._to_app
+        with self._lock:
+            if self._sock is not sock:
+                return False
+            if data == b"":
+                self._close_socket("peer closed the connection")
+                return False
+            if data or not readable:
+                # what is read is the session's at once (its frame buffer, the messages to hand on):
+                # whichever thread reads next goes on from here
+                to_app.extend(self._carry_out(self.session.receive(data) if data else self.session.tick()))
+                if data and leading:
+                    self.caller_reads += 1
+        while to_app:  # in arrival order; what a stopped reader left, the next one hands on first
+            item = to_app.popleft()
+            try:
+                self._on_app(item)
+            except Exception as exc:  # noqa: BLE001 - a handler's bug must not kill the session thread
+                logger.exception("FIX {}: application handler failed on {}: {}", self._name, item, exc)
+        if data is None and not readable and self._on_tick is not None:
+            try:
+                self._on_tick()
+            except Exception as exc:  # noqa: BLE001 - a handler's bug must not kill the session thread
+                logger.exception("FIX {}: tick handler failed: {}", self._name, exc)
+        return True
+
+    # ------------------------------------------------------------------ a waiting caller reads
+
+    def read_for(self, until: Callable[[], bool], deadline: float | None) -> bool:
+        """Read the socket in the calling thread until ``until()`` (the caller's answer is there),
+        ``deadline`` (``time.monotonic()`` seconds; None: no limit) or the connection goes; see
+        the module docstring ("A waiting caller reads"). Another caller reading: this one queues
+        for the turn and reads when it gets it, unless its answer came first. Returns at once
+        (False) when ``caller_reads`` is off, the connection is not up, or the calling thread is
+        the connection's own. ``until`` must not block and is checked at least every 0.5 s (the
+        main thread ends its turn on a deferred Ctrl-C with it: actors/kernel/dispatcher.py);
+        whoever answers the caller from another thread calls :meth:`caller_answered`, so that a
+        reading caller stops polling at once. True when the calling thread had the turn."""
+        if not self.caller_reads_on or threading.current_thread() is self._thread:
+            return False
+        me = threading.get_ident()
+        monotonic = time.monotonic
+        queued = holds = False
+        try:
             with self._lock:
-                if self._sock is not sock:
-                    return
-                if data == b"":
-                    self._close_socket("peer closed the connection")
-                    return
-                actions = self.session.receive(data) if data else self.session.tick()
-                delivered = self._carry_out(actions)
-            for item in delivered:
+                sock = self._sock
+                if sock is None or self._stopping.is_set() or until():
+                    return False
+                if self._leader is None and not self._queued:
+                    self._leader = me
+                    self._leads += 1
+                else:
+                    turn = self._queued[me] = threading.Event()
+                    queued = True
+                    if self._leader is None:
+                        next(iter(self._queued.values())).set()  # the turn is free: the oldest takes it
+            while queued:  # another caller reads: wait for the turn or the answer
+                left = None if deadline is None else deadline - monotonic()
+                if left is not None and left <= 0:
+                    return False
+                turn.wait(0.5 if left is None else min(left, 0.5))
+                if until():
+                    return False
+                with self._lock:
+                    if self._sock is not sock or self._stopping.is_set():
+                        return False
+                    turn.clear()
+                    if self._leader is None and next(iter(self._queued)) == me:
+                        del self._queued[me]
+                        queued = False
+                        self._leader = me
+                        self._leads += 1
+            # the connection thread holds the token for one read at most: wait for it to finish it
+            while not holds:
+                left = 0.5 if deadline is None else max(0.0, min(deadline - monotonic(), 0.5))
+                holds = self._reader.acquire(timeout=left)
+                if not holds and (until() or self._sock is not sock or (deadline is not None and monotonic() >= deadline)):
+                    return False
+            reader = _Reader(sock, self._wake_r.fileno())
+            clock = self.session.clock
+            while not until() and not self._stopping.is_set():
+                wait = min(self.session.next_deadline() - clock.monotonic(), 0.5)
+                if deadline is not None:
+                    left = deadline - monotonic()
+                    if left <= 0:
+                        break
+                    wait = min(wait, left)
+                if not self._step(reader, max(0.0, wait), True):
+                    break
+            return True
+        finally:
+            if holds:
+                self._reader.release()
+            with self._lock:
+                if queued:
+                    self._queued.pop(me, None)
+                if self._leader == me:
+                    self._leader = None
+                if self._leader is None and self._queued:
+                    next(iter(self._queued.values())).set()  # the oldest waiting caller reads next
+
+    def caller_answered(self, ident: int) -> None:
+        """The waiting caller on thread ``ident`` has its answer (from whichever thread gave it): a
+        reading caller stops polling, a queued one stops waiting for the turn."""
+        if ident == threading.get_ident():
+            return  # the reader answered itself: it sees it at once
+        with self._lock:
+            if self._leader == ident:
                 try:
-                    self._on_app(item)
-                except Exception as exc:  # noqa: BLE001 - a handler's bug must not kill the session thread
-                    logger.exception("FIX {}: application handler failed on {}: {}", self._name, item, exc)
-            if data is None and self._on_tick is not None:
-                try:
-                    self._on_tick()
-                except Exception as exc:  # noqa: BLE001 - a handler's bug must not kill the session thread
-                    logger.exception("FIX {}: tick handler failed: {}", self._name, exc)
+                    self._wake_w.send(b"\0")
+                except (BlockingIOError, InterruptedError, OSError):
+                    pass
+            else:
+                turn = self._queued.get(ident)
+                if turn is not None:
+                    turn.set()
 
     def _drain_wake(self) -> None:
         try:

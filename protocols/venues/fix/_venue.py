@@ -117,6 +117,8 @@ class FixVenueConfig:
     data_dictionary: Path | None = None
     #: with a dictionary: tags 5000+ it does not define are rejected (QuickFIX ValidateUserDefinedFields)
     validate_user_defined_fields: bool = True
+    #: a thread waiting for an order's answer reads the socket itself (``FixConnection.read_for``)
+    caller_reads: bool = True
 
 
 class _Waiter:
@@ -216,7 +218,11 @@ class FixVenue:
         self.connection = FixConnection(
             self.session, config.host, config.port, on_app=self._on_app, on_state=self._on_state,
             connector=connector, tls=tls_context, tls_server_name=config.tls_server_name, on_tick=self._expire_waiters,
-            backoff=Backoff(config.reconnect_initial_s, config.reconnect_max_s), seed=seed, name=adapter_id)
+            backoff=Backoff(config.reconnect_initial_s, config.reconnect_max_s), seed=seed, name=adapter_id,
+            caller_reads=config.caller_reads)
+        #: the connection a caller waiting for an order's or a cancel's answer may read itself
+        #: (``caller_reads``; the adapter actor hands it to the reply future: actors/kernel/dispatcher.py)
+        self.caller_reader: FixConnection | None = self.connection if config.caller_reads else None
         self._lock = threading.Lock()
         self._orders: dict[str, _Order] = {}
         self._sent: set[str] = set()
@@ -307,6 +313,7 @@ class FixVenue:
             "connects": self.connection.connects,
             "disconnects": self.connection.disconnects,
             "last_disconnect": self.connection.last_disconnect,
+            "caller_reads": self.connection.caller_reads,
             "last_error": self.session.last_error,
             "orders_in_memory": len(self._orders),
             **{f"session_{k}": v for k, v in self.session.counters.items()},
