@@ -46,7 +46,7 @@ from .market.readers import (
     read_trades,
 )
 from .market.values import Quote, Trade
-from .model.base import utc_now
+from .model.base import storable_text, text_problem, utc_now
 from .model.enums import (
     OPEN_STATUSES,
     TERMINAL_STATUSES,
@@ -232,6 +232,8 @@ __all__ = [
     "start_adapter",
     "summarize_fills",
     "utc_now",
+    "storable_text",
+    "text_problem",
 ]
 
 # A library is silent until its host opts in (loguru's convention for libraries):

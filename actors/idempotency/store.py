@@ -38,7 +38,16 @@ from loguru import logger
 
 from protocols import ErrorCode, ExecutionReport, OrderStatus, utc_now
 
-from ..journal.sqlite import RETIRED_INTENT, Claim, Completion, FailureInjectable, JournalError, JournalStore, MemoryJournal
+from ..journal.sqlite import (
+    RETIRED_INTENT,
+    Claim,
+    Completion,
+    FailureInjectable,
+    JournalError,
+    JournalStore,
+    JournalValueRefused,
+    MemoryJournal,
+)
 from ..kernel.base import FlowActor, resolve, tell
 from ..orders.messages import GuardActed, RecordDenied, ReleaseTrading, SubmitOrder
 from ..orders.reporting import as_replay, error_report
@@ -117,6 +126,8 @@ class IdempotencyStoreActor(FlowActor):
         self.conflicts = 0
         self.in_flight_denials = 0
         self.persistence_failures = 0
+        #: orders denied because the journal cannot store a value of their claim
+        self.refused_claims = 0
         for handed in inherited:  # a restarted generation: what the crashed one had not committed
             if isinstance(handed, StoreHandover):
                 self._completions.extend(handed.completions)
@@ -212,6 +223,7 @@ class IdempotencyStoreActor(FlowActor):
             "conflicts": self.conflicts,
             "in_flight_denials": self.in_flight_denials,
             "persistence_failures": self.persistence_failures,
+            "refused_claims": self.refused_claims,
             "store": stats,
         }
 
@@ -244,7 +256,10 @@ class IdempotencyStoreActor(FlowActor):
             releases, self._releases = self._releases, []
             try:
                 if completions:
-                    self._store.complete_batch(completions)
+                    try:
+                        self._store.complete_batch(completions)
+                    except JournalValueRefused:
+                        self._complete_one_by_one(completions)
                 if releases:
                     self._store.release_batch(releases)
             except JournalError as exc:
@@ -260,8 +275,20 @@ class IdempotencyStoreActor(FlowActor):
         self.batches += 1
         now = self._wall()
         crash_point("before_claim")
+        built: list[Claim] = []
+        for order in list(claims):
+            try:
+                built.append(self._claim(order, now))
+            except ValueError as exc:  # a value JSON cannot hold (past the models' checks): this order only
+                claims.remove(order)
+                self._refuse_claim(order, exc)
+        results: list = []
         try:
-            results = self._store.claim_batch([self._claim(order, now) for order in claims], self._ttl_s)
+            if built:
+                try:
+                    results = self._store.claim_batch(built, self._ttl_s)
+                except JournalValueRefused:  # one claim's value, not the disk: the others go on
+                    results = self._claim_one_by_one(claims, built)
         except JournalError as exc:
             self.persistence_failures += 1
             logger.error("journal write failed for a batch of {} claim(s): {}", len(claims), exc)
@@ -277,6 +304,8 @@ class IdempotencyStoreActor(FlowActor):
         if self._metrics is not None and self._transactional:  # a MemoryJournal has no transactions to size
             self._metrics.journal_batch(len(claims))
         for order, result in zip(claims, results, strict=False):
+            if result is None:  # refused by the journal for its values: answered already (_claim_one_by_one)
+                continue
             outcome = result.outcome
             if outcome == "EXPIRED_RECLAIMED" and _reached_venue(result.previous, self._reports.get(result.record.key)):
                 # the TTL ended the replay window, but the id was sent once: never send it again (docs/DESIGN.md, Durability)
@@ -321,6 +350,51 @@ class IdempotencyStoreActor(FlowActor):
                            f"client_order_id '{order.client_order_id}' is still in progress ({result.record.status})", duplicate=True)
 
         self._batch = []
+
+    def _claim_one_by_one(self, orders: list[SubmitOrder], claims: list[Claim]) -> list:
+        """The journal refused the claim batch for a value in it (:class:`JournalValueRefused`):
+        each claim in its own transaction, in order (the same decisions as one batch: a batch
+        decides its claims in list order), so only the order whose value is refused is denied
+        (E_EXEC_VALIDATION, nothing sent); its result is None. A failing write (JournalError) is
+        raised as from one batch; the claims committed before it stand and their orders go on."""
+        results: list = []
+        for order, claim in zip(orders, claims, strict=True):
+            try:
+                results.append(self._store.claim_batch([claim], self._ttl_s)[0])  # type: ignore[union-attr]
+            except JournalValueRefused as exc:
+                self._refuse_claim(order, exc)
+                results.append(None)
+            except JournalError:
+                # the claims written so far stand: their orders go on; the rest is denied (fail closed)
+                done = len(results)
+                for o, result in zip(orders[:done], results, strict=True):
+                    if result is not None and result.outcome in ("CLAIMED", "EXPIRED_RECLAIMED") and not tell(self._ledger, o):
+                        self._deny(o, ErrorCode.E_EXEC_INTERNAL, "ledger unavailable")
+                del orders[:done]
+                raise
+        return results
+
+    def _refuse_claim(self, order: SubmitOrder, exc: Exception) -> None:
+        """Deny ``order``: a value of it cannot be journaled (nothing was written, nothing sent)."""
+        self.refused_claims += 1
+        logger.error("order {}: the idempotency journal cannot store its claim ({}); denied, nothing sent",
+                     order.client_order_id, exc)
+        self._deny(order, ErrorCode.E_EXEC_VALIDATION,
+                   f"the journal cannot store a value of this order, so it was not sent ({type(exc).__name__}: {exc})"[:1000])
+
+    def _complete_one_by_one(self, completions: list[Completion]) -> None:
+        """The journal refused the completion batch for a value in it: each completion in its own
+        transaction; a refused one is left as not recorded (its record stays IN_PROGRESS and
+        recovery reconciles it at the next start, as a report JSON cannot hold)."""
+        for completion in completions:
+            try:
+                self._store.complete_batch([completion])  # type: ignore[union-attr]
+            except JournalValueRefused as exc:
+                self.persistence_failures += 1
+                logger.error("order {}: the idempotency journal cannot store its completion ({}); the record stays "
+                             "IN_PROGRESS and is reconciled at the next start", completion.client_order_id, exc)
+            except JournalError:  # as from one batch: the rest is not recorded (recovery reconciles it)
+                raise
 
     def _claim(self, order: SubmitOrder, now: float) -> Claim:
         intent, context, route = order.intent, order.context, order.route

@@ -33,7 +33,11 @@ FAILED, "never delivered"). Reads used by recovery
 orders only: another live process's orders are its own business.
 
 Failure (fail closed): every ``psycopg`` error or pool timeout inside a write raises
-:class:`~actors.journal.sqlite.JournalError` after the transaction was rolled back.
+:class:`~actors.journal.sqlite.JournalError` after the transaction was rolled back, except a value
+the server or driver refuses (``psycopg.DataError``, SQLSTATE class 22: a NUL character in text,
+an integer out of its column's range; text UTF-8 cannot encode): that raises
+:class:`~actors.journal.sqlite.JournalValueRefused` (a ``ValueError``), as SQLite's journal does,
+so one bad row is left out rather than halting trading for ever.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from protocols.venues.paper.pg_book import connect_failure, redact_url
 
 from .sqlite import (
     _EVENT_COLS,
+    _UNBINDABLE,
     RETIRED_INTENT,
     Claim,
     ClaimResult,
@@ -73,6 +78,7 @@ from .sqlite import (
     _fill_row,
     _release_keys,
     _typed_items,
+    refused_value,
 )
 from .txn import InjectedFailures, JournalStats, TxnStats
 
@@ -323,6 +329,9 @@ class PostgresJournal:
         except _InjectedFailure as exc:
             self._stats.failed()
             raise JournalError(f"{op} failed, transaction rolled back: {exc}") from None
+        except (*_UNBINDABLE, psycopg.DataError) as exc:  # SQLSTATE class 22 or unbindable: the row, not the disk
+            self._stats.failed()
+            raise refused_value(op, exc) from exc
         except (psycopg.Error, PoolTimeout) as exc:
             self._stats.failed()
             raise JournalError(f"{op} failed, transaction rolled back: {type(exc).__name__}: {exc}") from exc

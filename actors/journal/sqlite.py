@@ -101,6 +101,7 @@ __all__ = [
     "JournalError",
     "JournalStats",
     "JournalStore",
+    "JournalValueRefused",
     "OrderEventRow",
     "SQLiteJournal",
 ]
@@ -125,6 +126,29 @@ class JournalError(Exception):
     writing, for an injected failure (tests), and for use after :meth:`SQLiteJournal.close`.
     The owning actor turns it into ``E_EXEC_PERSISTENCE`` (README.md, Using it, fail closed).
     """
+
+
+class JournalValueRefused(ValueError):
+    """A write the journal refused for a value in it, not for a failing write: the transaction
+    was rolled back, nothing written, and the same values would be refused at every retry.
+
+    Raised by every write of every backend for what SQL calls a *data exception* (SQLSTATE class
+    22: ``psycopg.DataError``, e.g. a NUL character in text, 22003 an integer beyond its column's
+    range; ``sqlite3.DataError``) and for a value the driver cannot bind (text UTF-8 cannot encode,
+    e.g. a lone surrogate: ``UnicodeEncodeError``; an int beyond 64 bits: ``OverflowError``). A
+    ``ValueError`` like the journal's other bad-input errors, and deliberately not a
+    :class:`JournalError`: a caller that halts on a failing write (the ledger, fail closed) leaves
+    out the refused row instead of halting for ever (``LedgerActor._write_isolating``,
+    ``JournalRowRefused``). The message names the operation and the driver's error."""
+
+
+#: what a driver raises for a value it cannot bind, whatever the backend (see JournalValueRefused)
+_UNBINDABLE: Final = (UnicodeError, OverflowError)
+
+
+def refused_value(op: str, exc: BaseException) -> JournalValueRefused:
+    """The :class:`JournalValueRefused` of write ``op`` for the driver's error ``exc``."""
+    return JournalValueRefused(f"{op} refused a value, transaction rolled back: {type(exc).__name__}: {exc}"[:1000])
 
 
 # ---------------------------------------------------------------------------
@@ -483,7 +507,8 @@ class JournalStore(Protocol):
 
     Every write method is one atomic transaction: it either commits entirely or raises
     :class:`JournalError` with nothing written. Reads raise :class:`JournalError` too.
-    Bad arguments raise ``ValueError``/``TypeError`` before anything is written.
+    Bad arguments raise ``ValueError``/``TypeError`` before anything is written; a value the
+    database refuses raises :class:`JournalValueRefused` (a ``ValueError``), nothing written.
     """
 
     def claim_batch(self, claims: Sequence[Claim], ttl_s: float | None) -> list[ClaimResult]:
@@ -1110,6 +1135,9 @@ class SQLiteJournal:
         except _InjectedFailure as exc:
             self._stats.failed()
             raise JournalError(f"{op} failed, transaction rolled back: {exc}") from None
+        except (*_UNBINDABLE, sqlite3.DataError) as exc:  # the row, not the disk (JournalValueRefused)
+            self._stats.failed()
+            raise refused_value(op, exc) from exc
         except sqlite3.Error as exc:
             self._stats.failed()
             raise JournalError(f"{op} failed, transaction rolled back: {type(exc).__name__}: {exc}") from exc

@@ -52,6 +52,7 @@ from protocols import (
     TradingStateChanged,
     VenueOrderState,
     remainder_client_order_id,
+    storable_text,
     utc_now,
 )
 
@@ -264,17 +265,12 @@ def _event_params(rec: OrderRecord, t: Transition) -> tuple:
             rec.attempts, n, n, n)
 
 
-def _safe_text(text: str) -> str:
-    """``text`` as UTF-8 can hold it: a lone surrogate becomes its ``\\udXXX`` escape."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def _bare_event_row(rec: OrderRecord, t: Transition) -> OrderEventRow:
     """The journal row of transition ``t`` of ``rec`` without the report fields (route, arrival
     price, venue order id, attempts, error) and with its cause made encodable: what the ledger
     writes for a transition whose full row the journal refused (``LedgerActor._write_isolating``)."""
     return OrderEventRow(t.seq, t.ts.timestamp(), rec.account_id, rec.client_order_id, t.from_status._value_,
-                         t.to_status._value_, _safe_text(t.cause[:500]),
+                         t.to_status._value_, storable_text(t.cause[:500]),
                          rec.reserved_at_intake if t.to_status is _RESERVED else None)
 
 
@@ -381,6 +377,8 @@ class LedgerActor(FlowActor):
         #: fail closed on durable writes (docs/DESIGN.md "Durability"): store ("audit",
         #: "ledger_journal") -> {"error", "attempts", "pending"} while its write is failing
         self._write_failures: dict[str, dict[str, Any]] = {}
+        #: the journal rows refused for their values (_row_refused): count and the last one (health())
+        self._refused_rows: dict[str, Any] = {}
         #: the trading state to return to once every failed write went through (None: we did not halt)
         self._state_before_halt: TradingState | None = None
         self._retry_timer = None
@@ -1104,6 +1102,10 @@ class LedgerActor(FlowActor):
     def handle_GetDurability(self, message: Any) -> dict:
         """Durable writes that are failing: store -> {"error", "attempts", "pending"} (empty: all written)."""
         return {store: dict(info) for store, info in self._write_failures.items()}
+
+    def handle_GetRefusedRows(self, message: Any) -> dict:
+        """The journal rows refused for their values (see ``GetRefusedRows``): ``{}`` when none."""
+        return dict(self._refused_rows)
 
     def handle_InjectJournalFailure(self, message: InjectJournalFailure) -> None:
         """The testing seam (``actors.testing.inject_journal_failure``): the next ``n`` writes of
@@ -1890,6 +1892,8 @@ class LedgerActor(FlowActor):
         """Say that the journal refused ``rec``'s row ``item`` (see :meth:`_write_isolating`)."""
         what = f"transition {item.seq} ({item.from_status._value_} -> {item.to_status._value_})" if kind == "transition" \
             else f"fill {item.trade_id}"
+        self._refused_rows = {"count": self._refused_rows.get("count", 0) + 1, "last_client_order_id": rec.client_order_id,
+                              "last_kind": kind, "last_reason": f"{what}: {error}"}
         logger.error("order {}: the ledger journal refused its {} ({}); the rest of the batch is written, this row is "
                      "not retried: the order needs an operator (its journaled history lacks this row; the audit log has it)",
                      rec.client_order_id, what, error)

@@ -449,6 +449,13 @@ class GetDurability:
 
 
 @dataclass(frozen=True, slots=True)
+class GetRefusedRows:
+    """Ask the ledger about the journal rows refused for their values since it started
+    (``JournalRowRefused``): ``{}`` when none, else ``{"count", "last_client_order_id",
+    "last_kind", "last_reason"}``."""
+
+
+@dataclass(frozen=True, slots=True)
 class CompactJournal:
     """Timer → ledger: compact the journal of orders archived longer than the idempotency TTL."""
 

@@ -84,6 +84,7 @@ from ..orders.messages import (
     GetLedgerStats,
     GetOrder,
     GetPositions,
+    GetRefusedRows,
     GetReservations,
     GetTradingStatus,
     ListOrders,
@@ -784,10 +785,11 @@ class Runtime:
             trading, reason, mismatched = self._ask(self.ledger, GetTradingStatus())
             escalated = self._ask(self.ledger, GetEscalated())
             durable_writes = self._ask(self.ledger, GetDurability())
+            refused_rows = self._ask(self.ledger, GetRefusedRows())
         except pykka.ActorDeadError:  # crashed: no order passes until it is rebuilt from the journal
             ledger = next((c for c in children if c.name == "ledger"), None)
             state = ledger.state if ledger is not None else "stopped"
-            trading, mismatched, escalated, durable_writes = "HALTED", (), {}, {}
+            trading, mismatched, escalated, durable_writes, refused_rows = "HALTED", (), {}, {}, {}
             reason = (f"the ledger failed ({ledger.last_failure if ledger else ''}); "
                       + ("restarting it from the journal" if state == "restarting" else "it could not be restarted: restart the runtime"))
         venues = {}
@@ -799,7 +801,7 @@ class Runtime:
                     venues[adapter_id] = {"error": f"{type(exc).__name__}: {exc}"}
         return Health(children=children, breakers=breakers, trading_state=trading, escalated=escalated, venues=venues,
                       trading_reason=reason, broker_mismatches=mismatched,
-                      durable_writes=durable_writes)
+                      durable_writes=durable_writes, refused_rows=refused_rows)
 
     def sync_broker_state(self, timeout: float = 30.0) -> BrokerSyncReport:
         """Compare every venue's positions and balances (``fetch_positions``, ``fetch_account``)

@@ -78,7 +78,11 @@ class Health:
     state (``trading_reason``: the operator or a safety rule), the adapters whose venue books
     differ from the ledger (``broker_mismatches``, from ``Runtime.sync_broker_state``) and the
     durable writes that are failing (``durable_writes``: store -> ``{"error", "attempts",
-    "pending"}``; while any is there trading is HALTED, see docs/DESIGN.md "Durability")."""
+    "pending"}``; while any is there trading is HALTED, see docs/DESIGN.md "Durability") and the
+    ledger journal's rows refused for their values since the ledger started (``refused_rows``:
+    ``{}`` when none, else ``{"count", "last_client_order_id", "last_kind", "last_reason"}``; each
+    was a ``JournalRowRefused`` event and a ``journal_row_refused`` audit line, and its order needs
+    an operator; trading goes on, so ``healthy`` does not count them)."""
 
     children: tuple[ChildHealth, ...]
     breakers: dict = field(default_factory=dict)
@@ -89,6 +93,7 @@ class Health:
     trading_reason: str = ""
     broker_mismatches: tuple[str, ...] = ()
     durable_writes: dict = field(default_factory=dict)
+    refused_rows: dict = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:

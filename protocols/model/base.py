@@ -59,3 +59,28 @@ FrozenMapping = Annotated[
 def utc_now() -> datetime:
     """The current time as an aware UTC datetime."""
     return datetime.now(UTC)
+
+
+def text_problem(text: str) -> str | None:
+    """What in ``text`` no journal of flowroute's can store, or None: a NUL character
+    (PostgreSQL's text refuses it) or a lone UTF-16 surrogate (UTF-8 cannot encode it: SQLite,
+    PostgreSQL and JSON refuse it; ``json.loads('"\\ud800"')`` makes one)."""
+    if "\x00" in text:
+        return "a NUL character"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "a lone surrogate"
+    return None
+
+
+def storable_text(text: str) -> str:
+    """``text`` as every journal can store it: ``text`` itself when :func:`text_problem` finds
+    nothing (the common case, no copy), else with each lone surrogate written as its Python
+    escape ``\\udXXX`` and each NUL as ``\\x00`` (backslash escapes; other text unchanged, so a
+    value that held neither is never altered and the same value always gives the same text)."""
+    if text_problem(text) is None:
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+

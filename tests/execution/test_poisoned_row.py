@@ -42,6 +42,7 @@ def test_a_row_the_journal_refuses_is_left_out_and_named_and_trading_goes_on(set
     events = EventLog()
     rt.subscribe(events, (DurableWriteFailed, JournalRowRefused))
     assert rt.submit(limit("before"), ctx()).result(timeout=5).status is OrderStatus.FILLED
+    assert rt.health().refused_rows == {}  # none refused yet
     # booked, but the answer was lost: UNKNOWN, no venue order id yet (it comes with the venue's event)
     assert rt.submit(limit("poison"), ctx()).result(timeout=5).status is OrderStatus.UNKNOWN
     rt.flush()
@@ -58,6 +59,11 @@ def test_a_row_the_journal_refuses_is_left_out_and_named_and_trading_goes_on(set
     rt.flush()
     health = rt.health()
     assert health.trading_state == "ACTIVE" and health.durable_writes == {}, health
+    # an operator sees the refused rows in health(): how many, and the last one's order and reason
+    assert health.refused_rows["count"] == len(events.of(JournalRowRefused)) >= 2, health.refused_rows
+    assert health.refused_rows["last_client_order_id"] == "poison"
+    assert health.refused_rows["last_reason"] == events.of(JournalRowRefused)[-1].reason
+    assert "UnicodeEncodeError" in health.refused_rows["last_reason"]
     assert not events.of(DurableWriteFailed)
     refused = events.of(JournalRowRefused)
     assert {e.client_order_id for e in refused} == {"poison"} and all("UnicodeEncodeError" in e.reason for e in refused)
