@@ -81,6 +81,8 @@ from typing import Any, Final, Literal, NamedTuple, Protocol, TypeGuard
 
 import orjson
 
+from protocols._files import fsync_dir, replace_file, write_all
+
 try:  # POSIX only; without it there is no protection against a second writer.
     import fcntl
 except ImportError:  # pragma: no cover - non-POSIX
@@ -758,7 +760,7 @@ class AuditLog:
             self._head_fd = self._open_file(_side(self._path, ".head"), os.O_RDWR)
 
     def _fsync_dir(self) -> None:
-        _fsync_dir(self._path.parent)
+        fsync_dir(self._path.parent)
 
     def _recover_tail(self) -> None:
         """Apply the torn-line rule, then take seq/prev from the last complete line (from the last
@@ -773,7 +775,7 @@ class AuditLog:
             fragment = os.pread(self._fd, size - tail_start, tail_start)
             torn_fd = self._open_file(_side(self._path, ".torn"), os.O_WRONLY | os.O_APPEND)
             try:
-                _write_all(torn_fd, fragment + b"\n")
+                write_all(torn_fd, fragment + b"\n")
                 os.fsync(torn_fd)
             finally:
                 os.close(torn_fd)
@@ -956,7 +958,7 @@ class AuditLog:
         assert self._fd is not None
         blob = b"".join(self._pending)
         try:
-            _write_all(self._fd, blob)
+            write_all(self._fd, blob)
         except OSError as exc:
             try:  # never leave half a line behind: cut back to the last committed byte
                 os.ftruncate(self._fd, self._size)
@@ -1026,13 +1028,6 @@ class AuditLog:
         return f"AuditLog({str(self._path)!r}, fsync={self._policy!r}, {state})"
 
 
-def _write_all(fd: int, blob: bytes) -> None:
-    view = memoryview(blob)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
 # ---------------------------------------------------------------------------
 # Archival (retention)
 # ---------------------------------------------------------------------------
@@ -1049,33 +1044,6 @@ class ArchiveResult:
     first_seq: int = 0
     last_seq: int = 0
     pruned: int = 0
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        dfd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platform without directory fds
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(dfd)
-
-
-def _write_durably(target: Path, blob: bytes, mode: int) -> None:
-    """Write ``blob`` to ``target`` through a temporary file: fsync, rename, fsync the directory."""
-    tmp = target.with_name(target.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)
-        _write_all(fd, blob)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, target)
-    _fsync_dir(target.parent)
 
 
 def archive_audit(path: Path | str, *, before: datetime, archive_dir: Path | str | None = None,
@@ -1150,10 +1118,10 @@ def archive_audit(path: Path | str, *, before: datetime, archive_dir: Path | str
             segment = folder / f"{path.name}.{first:012d}-{prev_seq:012d}.jsonl.gz"
             anchor = canonical_json({"anchor": {"hash": prev_hash, "lines": len(archived), "seq": prev_seq}})
             body = b"".join(line + b"\n" for line in archived) + anchor.encode("ascii") + b"\n"
-            _write_durably(segment, gzip.compress(body, mtime=0), file_mode)
+            replace_file(segment, gzip.compress(body, mtime=0), mode=file_mode)
         keep = raw_lines[pruned + len(archived):]
         rest = b"".join(line + b"\n" for line in keep) + tail
-        _write_durably(path, rest, file_mode)
+        replace_file(path, rest, mode=file_mode)
         return ArchiveResult(segment, len(archived), a_seq + 1 if archived else 0, prev_seq if archived else 0,
                              pruned + len(archived))
     except OSError as exc:

@@ -51,10 +51,11 @@ from types import SimpleNamespace
 from typing import Any
 
 from protocols import TERMINAL_STATUSES
+from protocols._files import replace_file
 
 from ..idempotency.store import _reached_venue  # the store's rule: one owner of "may this id be used again"
 from ..journal.sqlite import RETIRED_INTENT as RETIRED
-from .log import ArchiveResult, _write_durably, archive_audit
+from .log import ArchiveResult, archive_audit
 
 __all__ = ["RetentionJob", "RetentionResult", "archive_journals", "archive_orders", "archive_orders_pg", "archive_receipts", "apply_retention"]
 
@@ -155,7 +156,7 @@ def _archive_file(archive_dir: Path, before: datetime, rows: Sequence[tuple[str,
     while target.exists():  # a second run with the same cutoff (e.g. after a crash): its own file
         n += 1
         target = archive_dir / f"orders.{stamp}.{n}.jsonl.gz"
-    _write_durably(target, gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0), file_mode)
+    replace_file(target, gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0), mode=file_mode)
     return target
 
 
@@ -356,8 +357,8 @@ def archive_receipts(path: Path, *, before: datetime, archive_dir: Path, file_mo
     while target.exists():
         n += 1
         target = archive_dir / f"receipts.{first}Z.{n}.jsonl.gz"
-    _write_durably(target, gzip.compress(b"".join(raw + b"\n" for raw in lines[:old]), mtime=0), file_mode)
-    _write_durably(path, b"".join(raw + b"\n" for raw in lines[old:]) + tail, file_mode)
+    replace_file(target, gzip.compress(b"".join(raw + b"\n" for raw in lines[:old]), mtime=0), mode=file_mode)
+    replace_file(path, b"".join(raw + b"\n" for raw in lines[old:]) + tail, mode=file_mode)
     return old, target
 
 

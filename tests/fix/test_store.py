@@ -47,3 +47,39 @@ def test_the_inbox_is_trimmed_through_a_kept_message_and_stays_trimmed_after_a_r
     assert again.trim_inbox(b"8=FIX.4.2|34=5|") == 3 and again.kept() == []
     again.close()
     assert SeqStore.open(tmp_path, "FIX.4.2", "CLIENT1", "ORDERMATCH", inbox=10).kept() == []
+
+
+def test_whole_file_rewrites_survive_short_writes_and_fsync_the_directory(tmp_path, monkeypatch) -> None:
+    """The numbers file's creation and the inbox's rewrite go through one helper
+    (``protocols._files.replace_file``): every byte written even when ``os.write`` writes less than
+    it is given (before: one ``os.write``, a short write left a short file), and with ``fsync=True``
+    the directory fsynced after the rename (before: the rename itself could be lost to a power cut)."""
+    import os
+
+    frames = [f"8=FIX.4.2\x0135=8\x0117=e{i}\x0110=000\x01".encode() for i in range(4)]
+    store = SeqStore.open(tmp_path / "a", "FIX.4.2", "CLIENT1", "ORDERMATCH", inbox=10)
+    for raw in frames:
+        store.keep(raw)
+    store.close()
+    real_write, real_fsync = os.write, os.fsync
+    synced: list[str] = []
+
+    def short_write(fd: int, data) -> int:  # what a file system may do: write fewer bytes than asked
+        return real_write(fd, bytes(data[:5]))
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "write", short_write)
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    fresh = SeqStore.open(tmp_path / "b", "FIX.4.2", "CLIENT1", "ORDERMATCH", fsync=True)  # creates the numbers file
+    fresh.close()
+    reopened = SeqStore.open(tmp_path / "a", "FIX.4.2", "CLIENT1", "ORDERMATCH", fsync=True, inbox=10)  # rewrites the inbox
+    reopened.close()
+    monkeypatch.undo()
+    assert str(tmp_path / "b") in synced and str(tmp_path / "a") in synced, synced  # the directories, after the renames
+    again = SeqStore.open(tmp_path / "b", "FIX.4.2", "CLIENT1", "ORDERMATCH")
+    assert (again.next_sender, again.next_target) == (1, 1)
+    again.close()
+    assert SeqStore.open(tmp_path / "a", "FIX.4.2", "CLIENT1", "ORDERMATCH", inbox=10).kept() == frames

@@ -54,6 +54,8 @@ from pathlib import Path
 
 from loguru import logger
 
+from ..._files import replace_file
+
 #: the format before the slotted one: one text line, rewritten in place with pwrite
 _OLD_RECORD = "{:020d} {:020d}\n"
 _OLD_SIZE = len(_OLD_RECORD.format(0, 0))
@@ -139,15 +141,7 @@ class SeqStore:
         data = bytearray(_MAGIC + bytes(2 * _SLOT.size))
         body = _BODY.pack(1, self.next_sender, self.next_target)
         data[_SLOT_AT[1]: _SLOT_AT[1] + _RECORD_SIZE] = body + _CRC.pack(zlib.crc32(body))
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            if self._fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        replace_file(path, bytes(data), fsync=self._fsync)
 
     @classmethod
     def open(cls, store_dir: Path, begin_string: str, sender: str, target: str, *, fsync: bool = False,
@@ -230,16 +224,7 @@ class SeqStore:
 
     def _rewrite_inbox(self) -> None:
         """Write the kept messages to a new file and rename it over the old one (never torn)."""
-        tmp = self._inbox_path.with_suffix(".inbox.tmp")
-        data = b"".join(raw.hex().encode("ascii") + b"\n" for raw in self._inbox)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            if self._fsync:
-                os.fdatasync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self._inbox_path)
+        replace_file(self._inbox_path, b"".join(raw.hex().encode("ascii") + b"\n" for raw in self._inbox), fsync=self._fsync)
         if self._inbox_fd is not None:
             os.close(self._inbox_fd)
         self._inbox_fd = os.open(self._inbox_path, os.O_WRONLY | os.O_APPEND, 0o600)
