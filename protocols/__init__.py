@@ -35,6 +35,8 @@ from .adapter import (
     classify_lookup,
     retire_adapter,
     start_adapter,
+    storable_venue_event,
+    storable_venue_state,
 )
 from .market.readers import (
     ErrorCollector,
@@ -233,6 +235,8 @@ __all__ = [
     "summarize_fills",
     "utc_now",
     "storable_text",
+    "storable_venue_event",
+    "storable_venue_state",
     "text_problem",
 ]
 

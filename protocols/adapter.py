@@ -59,7 +59,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import Field
 
 from .market.values import Quote, Trade
-from .model.base import Dec, Frozen, NonNegDec, PosDec, UtcDatetime, utc_now
+from .model.base import Dec, Frozen, NonNegDec, PosDec, UtcDatetime, storable_text, text_problem, utc_now
 from .model.enums import OrderStatus, OrderType, Side, TimeInForce
 from .model.intents import ExecutionContext, OrderIntent
 from .model.pydantic_compat import construct_valid
@@ -405,6 +405,53 @@ class VenueEvent(Frozen):
 
 
 EventSink = Callable[[VenueEvent], None]
+
+
+def _storable_fill(fill: Fill, fields: list[str], where: str) -> Fill:
+    update = {name: storable_text(value) for name in ("trade_id", "fee_currency")
+              if text_problem(value := getattr(fill, name)) is not None}
+    if not update:
+        return fill
+    fields.extend(f"{where}.{name}" for name in update)
+    return fill.model_copy(update=update)
+
+
+def storable_venue_state(state: VenueOrderState) -> tuple[VenueOrderState, tuple[str, ...]]:
+    """``state`` as every journal can store it, and the names of the fields that were not.
+
+    Where a venue's text enters flowroute (an adapter's answer, a pushed :class:`VenueEvent`) what
+    no journal can store (``protocols.text_problem``: a NUL character, a lone surrogate) in
+    ``client_order_id``, ``venue_order_id``, ``symbol``, ``reject_reason`` or a fill's
+    ``trade_id`` / ``fee_currency`` is escaped (``protocols.storable_text``: ``\\x00``,
+    ``\\udXXX``), never refused: the venue's answer (a fill) is kept, not lost, and its report,
+    journal rows and cached answer all hold the same text. The escape is deterministic, so a fill
+    reported again keeps its ``trade_id`` and counts once. ``()`` and ``state`` itself (no copy)
+    when every field was fine, the common case.
+    """
+    fields: list[str] = []
+    update: dict[str, Any] = {}
+    for name in ("client_order_id", "venue_order_id", "symbol", "reject_reason"):
+        value = getattr(state, name)
+        if value is not None and text_problem(value) is not None:
+            update[name] = storable_text(value)
+            fields.append(name)
+    if state.fills:
+        fills = tuple(_storable_fill(f, fields, f"fills[{i}]") for i, f in enumerate(state.fills))
+        if any(a is not b for a, b in zip(fills, state.fills, strict=True)):
+            update["fills"] = fills
+    if not update:
+        return state, ()
+    return state.model_copy(update=update), tuple(fields)
+
+
+def storable_venue_event(event: VenueEvent) -> tuple[VenueEvent, tuple[str, ...]]:
+    """:func:`storable_venue_state` for a pushed event: its ``state`` and its ``fill``."""
+    state, fields = storable_venue_state(event.state)
+    extra: list[str] = []
+    fill = _storable_fill(event.fill, extra, "fill") if event.fill is not None else None
+    if state is event.state and fill is event.fill:
+        return event, ()
+    return event.model_copy(update={"state": state, "fill": fill}), fields + tuple(extra)
 
 
 #: ``done(result, error)``: how an :class:`AsyncSender` hands back the outcome of one request,

@@ -86,6 +86,7 @@ from protocols import (
     adapter_capabilities,
     classify_lookup,
     start_adapter,
+    storable_venue_state,
 )
 
 from ..breaker.breaker import CallOutcome
@@ -678,6 +679,12 @@ class AdapterActor(FlowActor):
         if isinstance(error, AdapterCrash) or (error is not None and not isinstance(error, Exception)):
             self._calls[call_id] = call  # still in doubt when the crash handler runs
             raise ActorCrashed(f"venue adapter crashed: {error!r}")
+        if result.__class__ is VenueOrderState:  # the venue's text as every journal can store it
+            result, fields = storable_venue_state(result)
+            if fields:
+                logger.warning("venue {}: its answer for order {} held text no journal can store (a NUL character or "
+                               "a lone surrogate) in {}; kept escaped (\\x00, \\udXXX)", self.adapter_id,
+                               call.client_order_id, ", ".join(fields))
         if call.kind == "submit":
             assert call.order is not None, "a submit call carries its order"
             self._submit_done(call.order, result, error, duration_s)

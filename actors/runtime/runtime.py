@@ -52,9 +52,11 @@ from protocols import (
     Quote,
     ReportsHealth,
     Trade,
+    VenueEvent,
     VenueSessionChanged,
     reserved_client_order_id_problem,
     retire_adapter,
+    storable_venue_event,
 )
 
 from ..audit.log import AuditRecord, parse_since, read_records
@@ -112,6 +114,19 @@ from .statelock import StateDirLock
 from .sync import BrokerSyncReport
 
 _runtime_ids = itertools.count(1)
+
+
+def _storable_event(adapter_id: str, event: Any) -> Any:
+    """A venue's pushed event as every journal can store it (``protocols.storable_venue_event``:
+    text no journal can hold escaped, a warning naming the fields); anything else as it is."""
+    if event.__class__ is not VenueEvent:
+        return event
+    event, fields = storable_venue_event(event)
+    if fields:
+        logger.warning("venue {}: an event for order {} held text no journal can store (a NUL character or a lone "
+                       "surrogate) in {}; kept escaped (\\x00, \\udXXX)", adapter_id, event.state.client_order_id,
+                       ", ".join(fields))
+    return event
 
 
 def _validation_message(exc: ValidationError, what: str) -> str:
@@ -508,7 +523,7 @@ class Runtime:
         """Connect a venue instance to this runtime: its events to the ledger, its session state
         (a venue with a session, e.g. FIX) to the metrics and the bus, its inbox (``KeepsInbox``,
         with a journal) to the trimmer."""
-        venue.set_event_sink(lambda ev: tell(self._peer("ledger"), VenueEventReceived(ev)))  # the current ledger
+        venue.set_event_sink(lambda ev: tell(self._peer("ledger"), VenueEventReceived(_storable_event(adapter_id, ev))))
         if isinstance(venue, KeepsInbox) and self.settings.journal.enabled:
             venue.set_inbox_listener(self._trimmer.listener)
         if isinstance(venue, HasSession):  # a venue with a session (FIX): its state as metric and event

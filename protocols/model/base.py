@@ -45,10 +45,15 @@ UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 
 def _freeze_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    for key, item in value.items():  # what no journal can hold is refused here, naming the key
+        problem = text_problem(key) or (text_problem(item) if isinstance(item, str) else None)
+        if problem is not None:
+            raise ValueError(f"key {storable_text(key)!r}: text holds {problem}, which the journal cannot store")
     return MappingProxyType(dict(value))
 
 
-#: An immutable str-keyed mapping (a read-only view over a private copy); JSON as an object.
+#: An immutable str-keyed mapping (a read-only view over a private copy); JSON as an object. Text a
+#: journal cannot store (:func:`text_problem`: NUL, a lone surrogate) in a key or value is refused.
 FrozenMapping = Annotated[
     Mapping[str, str | int | float | bool | None],
     AfterValidator(_freeze_mapping),

@@ -17,6 +17,8 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .base import storable_text
+
 
 class ErrorCategory(str, Enum):
     """Category of an error code; exactly one per code."""
@@ -102,6 +104,11 @@ class ExecError(BaseModel):
     ±infinity are **refused** (``ValidationError``, where the error is built): they carry no
     wait at all, JSON cannot hold them (the idempotency record would read back something
     else), and no component of flowroute makes one, so one is a bug in the code that built it.
+
+    ``message`` often quotes a venue (its reject reason, FIX Text(58), an exception's text): what
+    in it no journal can store (a NUL character, a lone surrogate) is **escaped**
+    (``protocols.storable_text``: ``\\x00``, ``\\udXXX``), so the report, its journal rows and its
+    cached idempotency answer hold the same text and nothing is refused.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -117,6 +124,12 @@ class ExecError(BaseModel):
     def _wait_not_negative(cls, value: float | None) -> float | None:
         """A negative wait is clamped to 0.0 (see the class docstring)."""
         return 0.0 if value is not None and value < 0 else value
+
+    @field_validator("message")
+    @classmethod
+    def _storable(cls, value: str) -> str:
+        """Text no journal can store escaped (see the class docstring), still at most 2000 characters."""
+        return storable_text(value)[:2000]
 
     @classmethod
     def of(cls, code: ErrorCode, message: str, *, retry_after_s: float | None = None) -> ExecError:

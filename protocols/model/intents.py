@@ -25,9 +25,9 @@ from decimal import Decimal
 from enum import Enum
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo, field_validator
 
-from .base import Frozen, FrozenMapping, PosDec, UtcDatetime, utc_now
+from .base import Frozen, FrozenMapping, PosDec, UtcDatetime, text_problem, utc_now
 from .enums import OrderType, Side, TimeInForce
 from .pydantic_compat import slot_accessors
 
@@ -139,6 +139,13 @@ _DIGESTS: dict[str, str] = {}
 _DIGESTS_MAX = 4096
 
 
+def _storable_mode(mode: str) -> str:
+    problem = text_problem(mode)
+    if problem is not None:
+        raise ValueError(f"text holds {problem}, which the journal cannot store")
+    return mode
+
+
 class ExecutionContext(Frozen):
     """Where and for whom an intent executes (frozen).
 
@@ -150,7 +157,8 @@ class ExecutionContext(Frozen):
     audit lines, so subscribers can filter and PnL can be read per strategy.
     """
 
-    mode: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=32)]
+    mode: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=32),
+                    AfterValidator(_storable_mode)]
     account_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:/-]{1,64}$")]
     strategy_id: Ident = ""
     session_id: Ident = ""

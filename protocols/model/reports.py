@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
-from .base import Dec, Frozen, NonNegDec, PosDec, UtcDatetime, utc_now
+from .base import Dec, Frozen, NonNegDec, PosDec, UtcDatetime, storable_text, utc_now
 from .enums import Liquidity, OrderStatus, Side
 from .errors import ERROR_TABLE, ErrorCategory, ErrorCode, ExecError
 from .pydantic_compat import construct_valid, constructible
@@ -162,7 +162,7 @@ def exec_error_of(code: ErrorCode, message: str, *, retry_after_s: float | None 
             {
                 "code": code,
                 "category": spec.category,
-                "message": message[:2000],
+                "message": storable_text(message[:2000])[:2000],
                 "retryable": spec.retryable,
                 "retry_after_s": retry_after_s,
             },
