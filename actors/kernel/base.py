@@ -254,6 +254,9 @@ class ReplyFuture(HelpingFuture):
 
     #: True once ``Runtime.stop`` answered it (a later :func:`resolve` is expected, not an error)
     abandoned_at_stop: bool = False
+    #: the order it answers (set by ``Runtime.submit``): what the report ``Runtime.stop`` gives it names
+    intent: Any = None
+    context: Any = None
 
     def abandon(self, report: ExecutionReport) -> bool:
         """Answer ``report`` at stop; False when the future was answered already."""

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -114,6 +115,19 @@ from .statelock import StateDirLock
 from .sync import BrokerSyncReport
 
 _runtime_ids = itertools.count(1)
+
+
+def _abandoned_report(future: ReplyFuture, ts: datetime) -> ExecutionReport:
+    """The UNKNOWN report ``Runtime.stop`` answers an order still in flight with: the order's own
+    ids, symbol, side and attribution (``future.intent`` / ``future.context``, set by ``submit``)."""
+    intent, context = future.intent, future.context
+    error = ExecError.of(ErrorCode.E_EXEC_BROKER_TIMEOUT, "runtime stopped before the order finished; reconcile after restart")
+    if intent is None or context is None:  # not an order's future (never handed out by submit without them)
+        return ExecutionReport(client_order_id="", status=OrderStatus.UNKNOWN, ts=ts, error=error)
+    return ExecutionReport(client_order_id=intent.client_order_id, account_id=context.account_id, symbol=intent.symbol,
+                           side=intent.side, status=OrderStatus.UNKNOWN, ts=ts, error=error,
+                           strategy_id=intent.strategy_id or context.strategy_id, session_id=context.session_id,
+                           correlation_id=context.correlation_id)
 
 
 def _storable_event(adapter_id: str, event: Any) -> Any:
@@ -631,6 +645,8 @@ class Runtime:
             deny_unrouted(SubmitOrder(intent, context, future, t0), route, self.ledger, ts=self.clock.now())
             return future
         order = new_submit_order(intent, context, future, t0, route[0], route[1])
+        future.intent = intent  # what stop's answer names, should it have to give one
+        future.context = context
         self._pending.add(future)
         if not tell(peers.idempotency, order):
             deny_unrouted(order, RouteDenied(ErrorCode.E_EXEC_INTERNAL, "idempotency store is not running"), peers.ledger,
@@ -1006,9 +1022,7 @@ class Runtime:
                 ref.stop(block=False)
         for future in self._pending.unanswered():
             if not future.done():
-                future.abandon(ExecutionReport(
-                    client_order_id="?", status=OrderStatus.UNKNOWN, ts=self.clock.now(),
-                    error=ExecError.of(ErrorCode.E_EXEC_BROKER_TIMEOUT, "runtime stopped before the order finished; reconcile after restart")))
+                future.abandon(_abandoned_report(future, self.clock.now()))
         # stop() also cleans up after a start that failed part-way: an attribute may not exist yet
         for dispatcher in (getattr(self, "_core", None), *getattr(self, "_solo", ())):
             if dispatcher is not None:

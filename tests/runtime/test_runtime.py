@@ -181,11 +181,15 @@ def test_stop_resolves_orders_still_in_flight(make_runtime) -> None:
 
     venue = TestAdapter("paper", script=[("block", "fill")])
     rt = make_runtime(registry=registry_of(venue), routing={"policy": {"paper": "paper"}})
-    fut = rt.submit(limit("stop-1"), ctx())
+    intent = limit("stop-1").model_copy(update={"strategy_id": "strat-1"})
+    fut = rt.submit(intent, ctx(account="acc-9"))
     assert venue.wait_blocked(1)
     rt.stop()
     report = fut.result(timeout=5)
     assert report.status is OrderStatus.UNKNOWN and report.error.code is ErrorCode.E_EXEC_BROKER_TIMEOUT
+    # the answer names the order (before: client_order_id "?", no account)
+    assert (report.client_order_id, report.account_id, report.symbol, report.side, report.strategy_id) == (
+        "stop-1", "acc-9", intent.symbol, intent.side, "strat-1"), report
 
 
 # --------------------------------------------------------------------------- events
