@@ -289,3 +289,21 @@ def test_eight_concurrent_senders_through_the_runtime_all_get_their_answers_once
     assert health["execution_reports"] == len(all_ids) and health["duplicates_dropped"] == 0
     assert health["caller_reads"] > 0  # the senders read the socket themselves
     assert all(incoming(executor, "D", x) == 1 for x in all_ids)
+
+
+def test_a_session_fault_while_a_caller_reads_drops_the_connection_not_the_caller(session_pair) -> None:
+    fix, peer, handed = session_pair()
+    real = fix.session.receive
+
+    def broken(data: bytes):
+        fix.session.receive = real  # once
+        raise RuntimeError("a session bug")
+
+    caller = Caller(fix, handed, "bug-1").start()
+    assert caller.reading.wait(BOUND)
+    peer.read_until(lambda f: f[35] == "D")
+    fix.session.receive = broken  # type: ignore[method-assign]
+    peer.conn.sendall(peer.report("bug-1", "e-b1"))
+    caller.join()  # read_for returned: the fault did not escape into the caller
+    assert caller.read is True
+    assert fix.disconnects == 1 and fix.last_disconnect == "internal error: RuntimeError"

@@ -525,7 +525,14 @@ class FixConnection:
                     if left <= 0:
                         break
                     wait = min(wait, left)
-                if not self._step(reader, max(0.0, wait), True):
+                try:
+                    if not self._step(reader, max(0.0, wait), True):
+                        break
+                except Exception as exc:  # noqa: BLE001 - a session bug never reaches the caller: as on the connection thread
+                    logger.exception("FIX {}: session read failed in a waiting caller: {}", self._name, exc)
+                    with self._lock:
+                        if self._sock is sock:
+                            self._close_socket(f"internal error: {type(exc).__name__}")
                     break
             return True
         finally:
