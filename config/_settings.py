@@ -835,7 +835,7 @@ class FixSettings(_Section):
         "With data_dictionary: reject tags 5000 and up that it does not define (QuickFIX ValidateUserDefinedFields)."))
     caller_reads: bool = Field(True, description=(
         "A thread waiting for an order's answer (Runtime.submit(...).result()) reads the FIX socket itself instead of "
-        "being woken by the session's reader thread (leader/follower; false: only the session thread reads)."))
+        "being woken by the session's reader thread (leader/follower; plain TCP only, not with tls; false: only the session thread reads)."))
 
     @field_validator("data_dictionary")
     @classmethod

@@ -307,3 +307,15 @@ def test_a_session_fault_while_a_caller_reads_drops_the_connection_not_the_calle
     caller.join()  # read_for returned: the fault did not escape into the caller
     assert caller.read is True
     assert fix.disconnects == 1 and fix.last_disconnect == "internal error: RuntimeError"
+
+
+def test_with_tls_only_the_connection_thread_reads() -> None:
+    """An OpenSSL connection object is not safe to use from two threads at once: no caller reads."""
+    import ssl
+
+    session = FixSession(SessionConfig("FIX.4.4", US, PEER, heartbeat_s=30), SeqStore.memory(), Clock())
+    plain = FixConnection(session, "127.0.0.1", 9, on_app=lambda item: None, caller_reads=True)
+    tls = FixConnection(session, "127.0.0.1", 9, on_app=lambda item: None, caller_reads=True,
+                        tls=ssl.create_default_context())
+    assert plain.caller_reads_on and not tls.caller_reads_on
+    assert tls.read_for(lambda: False, time.monotonic() + BOUND) is False  # returns at once: the caller waits as before

@@ -117,7 +117,7 @@ class FixConnection:
     the thread that read it; ``on_state(state, detail)`` every state change; ``on_tick()`` runs
     whenever a read timed out (at least every 0.5 s while connected and quiet). ``caller_reads``:
     waiting callers read (:meth:`read_for`), the connection thread stepping aside until none has
-    for ``follow_linger_s`` seconds. ``connector(host, port, timeout)`` makes the socket (tests
+    for ``follow_linger_s`` seconds (plain TCP only: off with ``tls``). ``connector(host, port, timeout)`` makes the socket (tests
     connect into a private network namespace with it); ``tls`` wraps it.
     """
 
@@ -164,8 +164,10 @@ class FixConnection:
         self.connects = 0
         self.disconnects = 0
         self.last_disconnect: str | None = None
-        #: waiting callers read the socket themselves (:meth:`read_for`); off: only this thread reads
-        self.caller_reads_on = caller_reads
+        #: waiting callers read the socket themselves (:meth:`read_for`); off: only this thread reads.
+        #: Plain TCP only: an OpenSSL connection object is not safe to use from two threads at once
+        #: (this thread's poll-and-flush would overlap a caller's read), so with TLS only this thread reads
+        self.caller_reads_on = caller_reads and tls is None
         self._follow_linger_s = follow_linger_s
         #: the reader's token: held by whichever thread reads the socket and hands messages on
         self._reader = threading.Lock()

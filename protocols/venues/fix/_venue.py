@@ -222,7 +222,7 @@ class FixVenue:
             caller_reads=config.caller_reads)
         #: the connection a caller waiting for an order's or a cancel's answer may read itself
         #: (``caller_reads``; the adapter actor hands it to the reply future: actors/kernel/dispatcher.py)
-        self.caller_reader: FixConnection | None = self.connection if config.caller_reads else None
+        self.caller_reader: FixConnection | None = self.connection if self.connection.caller_reads_on else None
         self._lock = threading.Lock()
         self._orders: dict[str, _Order] = {}
         self._sent: set[str] = set()
