@@ -882,6 +882,34 @@ class AuditLog:
             if kind_json is None:
                 kind_json = kinds[kind] = canonical_json(kind)
             prepared.append((kind_json, _data_json(data)))
+        return self._append_prepared(prepared)
+
+    def append_encoded(self, entries: Iterable[tuple[str, str]]) -> list[int]:
+        """:meth:`append_many` for lines whose ``data`` is already its canonical JSON text: each
+        entry ``(kind, data_json)`` with ``data_json == canonical_json(...)`` of a JSON object,
+        exactly what :meth:`append_many` would write for that object (``_data_json``). The
+        ledger's batch path (``actors/orders/ledger.py``: its transition and fill lines written
+        straight from the record, held to ``append_many`` by ``tests/audit/test_ledger_lines.py``).
+        Only the kind and the text's type are checked here (``ValueError``/``TypeError``; a
+        non-ASCII text raises ``UnicodeEncodeError``; nothing appended in each case); a
+        ``data_json`` that is not canonical is not detected here but by :func:`verify`
+        (``edited``). Returns the seqs."""
+        self._check_open()
+        prepared: list[tuple[str, str]] = []
+        kinds: dict[str, str] = {}
+        for i, (kind, data_json) in enumerate(entries):
+            if type(data_json) is not str:
+                raise TypeError(f"entries[{i}]: data_json must be a str, got {type(data_json).__name__}")
+            kind_json = kinds.get(kind)
+            if kind_json is None:
+                if not isinstance(kind, str) or not 1 <= len(kind) <= _MAX_KIND:
+                    raise ValueError(f"entries[{i}]: kind must be a string of 1-{_MAX_KIND} characters, got {kind!r}")
+                kind_json = kinds[kind] = canonical_json(kind)
+            prepared.append((kind_json, data_json))
+        return self._append_prepared(prepared)
+
+    def _append_prepared(self, prepared: list[tuple[str, str]]) -> list[int]:
+        """Chain and queue ``(kind_json, data_json)`` lines (both canonical), write/fsync per policy."""
         ts = _iso(self._clock.now())
         seqs = []
         seq, prev = self._seq, self._hash

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring_ascii as _esc
 from typing import Any
 
 import pykka
@@ -56,6 +57,7 @@ from protocols import (
     utc_now,
 )
 
+from ..audit.log import _data_json
 from ..audit.retention import archive_receipts
 from ..events.alerts import AlertMonitor
 from ..events.messages import Publish
@@ -217,6 +219,7 @@ class LedgerHandover:
 
 
 _RESERVED = OrderStatus.RESERVED
+_EMPTY = '""'
 #: what a journal raises for a value it refuses (``JournalStore``: bad input, nothing written), as
 #: against a write that failed (``JournalError``): the row, not the disk
 _REFUSED_INPUT = (ValueError, TypeError, OverflowError)
@@ -263,6 +266,42 @@ def _event_params(rec: OrderRecord, t: Transition) -> tuple:
     return (t.seq, t.ts.timestamp(), rec.account_id, rec.client_order_id, t.from_status._value_, t.to_status._value_,
             t.cause[:500], n if reserved is None else str(reserved), route_id, reason, px, n if vid is None else vid,
             rec.attempts, n, n, n)
+
+
+def _transition_line(rec: OrderRecord, t: Transition) -> str:
+    """``_data_json(LedgerActor._transition_data(rec, t))`` (``actors/audit/log.py``): the audit line's
+    data of a transition as canonical JSON text, written straight from the record (keys in sorted
+    order, each string escaped by ``json``'s own ASCII escaper, as ``json.dumps(ensure_ascii=True)``
+    does) without the dict, its type check and orjson's sort. The rare lines (an attributed first
+    line, a slippage cap, an error) take the dict. Held to it by ``tests/audit/test_ledger_lines.py``."""
+    to = t.to_status
+    if (to in _ERROR_STATUSES and rec.error is not None) or (to is _RESERVED and rec.price_capped_from is not None):
+        return _data_json(LedgerActor._transition_data(rec, t))
+    reserved = rec.reserved_at_intake if to is _RESERVED else None
+    res = "" if reserved is None else f'"reserved":{_esc(str(reserved))},'
+    if t.seq != 1:
+        return (f'{{"account_id":{_esc(rec.account_id)},"cause":{_esc(t.cause)},"client_order_id":{_esc(rec.client_order_id)},'
+                f'"from":"{t.from_status._value_}",{res}"seq":{t.seq},"to":"{to._value_}","ts":"{t.ts.isoformat()}"}}')
+    if rec.strategy_id or rec.session_id or rec.correlation_id:
+        return _data_json(LedgerActor._transition_data(rec, t))
+    route = rec.route
+    limit = rec.limit_price
+    return (f'{{"account_id":{_esc(rec.account_id)},"adapter_id":{_esc(rec.adapter_id)},"cause":{_esc(t.cause)},'
+            f'"client_order_id":{_esc(rec.client_order_id)},"from":"{t.from_status._value_}",'
+            f'"limit_price":{"null" if limit is None else _esc(str(limit))},"order_type":"{rec.order_type._value_}",'
+            f'"quantity":{_esc(str(rec.quantity))},{res}"route_id":{_esc(route.route_id) if route else _EMPTY},'
+            f'"routing_reason":{_esc(route.routing_reason) if route else _EMPTY},"seq":{t.seq},"side":"{rec.side._value_}",'
+            f'"symbol":{_esc(rec.symbol)},"time_in_force":{_esc(rec.time_in_force)},"to":"{to._value_}","ts":"{t.ts.isoformat()}"}}')
+
+
+def _fill_line(rec: OrderRecord, fill: Fill) -> str:
+    """``_data_json(LedgerActor._fill_data(rec, fill))``, written as :func:`_transition_line` writes
+    a transition's (held to it by ``tests/audit/test_ledger_lines.py``)."""
+    strategy = f'"strategy_id":{_esc(rec.strategy_id)},' if rec.strategy_id else ""
+    return (f'{{"account_id":{_esc(rec.account_id)},"client_order_id":{_esc(rec.client_order_id)},"fee":{_esc(str(fill.fee))},'
+            f'"fee_currency":{_esc(fill.fee_currency)},"liquidity":"{fill.liquidity._value_}","price":{_esc(str(fill.price))},'
+            f'"qty":{_esc(str(fill.qty))},"side":"{rec.side._value_}",{strategy}"symbol":{_esc(rec.symbol)},'
+            f'"trade_id":{_esc(fill.trade_id)},"ts":"{fill.ts.isoformat()}"}}')
 
 
 def _bare_event_row(rec: OrderRecord, t: Transition) -> OrderEventRow:
@@ -1753,10 +1792,10 @@ class LedgerActor(FlowActor):
         if audit is not None and (lines or "audit" in self._write_failures):
             try:
                 if lines:
-                    transition_data, fill_data = self._transition_data, self._fill_data
                     # queued inside the log in its own order (hash chain) even when the write below fails
-                    audit.append_many([
-                        (kind, transition_data(rec, item) if kind == "transition" else fill_data(rec, item) if kind == "fill" else item)
+                    audit.append_encoded([
+                        (kind, _transition_line(rec, item) if kind == "transition" else _fill_line(rec, item) if kind == "fill"
+                         else _data_json(item))
                         for kind, rec, item in lines
                     ])
                 if self._faults:
