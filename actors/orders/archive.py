@@ -43,7 +43,7 @@ def archive_json(rec: OrderRecord) -> str:
     or compared as text anywhere: only parsed back (:func:`archived_report`, :func:`restore_record`).
     """
     rest = {
-        "order_type": rec.order_type.value,
+        "order_type": rec.order_type._value_,  # enum ``_value_``: what ``.value`` returns, without the property call
         "quantity": str(rec.quantity),
         "limit_price": None if rec.limit_price is None else str(rec.limit_price),
         "time_in_force": rec.time_in_force,
@@ -53,8 +53,8 @@ def archive_json(rec: OrderRecord) -> str:
         "price_capped_from": None if rec.price_capped_from is None else str(rec.price_capped_from),
         "synthetic": None if rec.synthetic is None else [f.model_dump(mode="json") for f in rec.synthetic],
         "created_ts": rec.created_ts.isoformat(),
-        "prior": None if rec.lifecycle.prior is None else rec.lifecycle.prior.value,
-        "transitions": [[t.seq, t.ts.isoformat(), t.from_status.value, t.to_status.value, t.cause] for t in rec.transitions],
+        "prior": None if rec.lifecycle.prior is None else rec.lifecycle.prior._value_,
+        "transitions": [[t.seq, t.ts.isoformat(), t.from_status._value_, t.to_status._value_, t.cause] for t in rec.transitions],
     }
     report = rec.snapshot()
     try:
