@@ -272,8 +272,8 @@ def _transition_line(rec: OrderRecord, t: Transition) -> str:
     """``_data_json(LedgerActor._transition_data(rec, t))`` (``actors/audit/log.py``): the audit line's
     data of a transition as canonical JSON text, written straight from the record (keys in sorted
     order, each string escaped by ``json``'s own ASCII escaper, as ``json.dumps(ensure_ascii=True)``
-    does) without the dict, its type check and orjson's sort. The rare lines (an attributed first
-    line, a slippage cap, an error) take the dict. Held to it by ``tests/audit/test_ledger_lines.py``."""
+    does) without the dict, its type check and orjson's sort. The rare lines (a slippage cap, an
+    error) take the dict. Held to it by ``tests/audit/test_ledger_lines.py``."""
     to = t.to_status
     if (to in _ERROR_STATUSES and rec.error is not None) or (to is _RESERVED and rec.price_capped_from is not None):
         return _data_json(LedgerActor._transition_data(rec, t))
@@ -282,16 +282,19 @@ def _transition_line(rec: OrderRecord, t: Transition) -> str:
     if t.seq != 1:
         return (f'{{"account_id":{_esc(rec.account_id)},"cause":{_esc(t.cause)},"client_order_id":{_esc(rec.client_order_id)},'
                 f'"from":"{t.from_status._value_}",{res}"seq":{t.seq},"to":"{to._value_}","ts":"{t.ts.isoformat()}"}}')
-    if rec.strategy_id or rec.session_id or rec.correlation_id:
-        return _data_json(LedgerActor._transition_data(rec, t))
     route = rec.route
     limit = rec.limit_price
+    if rec.strategy_id or rec.session_id or rec.correlation_id:  # the first line holds all three (rec.attribution)
+        corr, sess = f'"correlation_id":{_esc(rec.correlation_id)},', f'"session_id":{_esc(rec.session_id)},'
+        strat = f'"strategy_id":{_esc(rec.strategy_id)},'
+    else:
+        corr = sess = strat = ""
     return (f'{{"account_id":{_esc(rec.account_id)},"adapter_id":{_esc(rec.adapter_id)},"cause":{_esc(t.cause)},'
-            f'"client_order_id":{_esc(rec.client_order_id)},"from":"{t.from_status._value_}",'
+            f'"client_order_id":{_esc(rec.client_order_id)},{corr}"from":"{t.from_status._value_}",'
             f'"limit_price":{"null" if limit is None else _esc(str(limit))},"order_type":"{rec.order_type._value_}",'
             f'"quantity":{_esc(str(rec.quantity))},{res}"route_id":{_esc(route.route_id) if route else _EMPTY},'
-            f'"routing_reason":{_esc(route.routing_reason) if route else _EMPTY},"seq":{t.seq},"side":"{rec.side._value_}",'
-            f'"symbol":{_esc(rec.symbol)},"time_in_force":{_esc(rec.time_in_force)},"to":"{to._value_}","ts":"{t.ts.isoformat()}"}}')
+            f'"routing_reason":{_esc(route.routing_reason) if route else _EMPTY},"seq":{t.seq},{sess}"side":"{rec.side._value_}",'
+            f'{strat}"symbol":{_esc(rec.symbol)},"time_in_force":{_esc(rec.time_in_force)},"to":"{to._value_}","ts":"{t.ts.isoformat()}"}}')
 
 
 def _fill_line(rec: OrderRecord, fill: Fill) -> str:
