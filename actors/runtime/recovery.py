@@ -57,6 +57,7 @@ from protocols import (
     VenueOrderState,
     adapter_capabilities,
     classify_lookup,
+    storable_venue_state,
 )
 
 from ..execution.adapter import VenueWorker
@@ -292,6 +293,12 @@ class _VenueLookups:
                 answer = error
             elif answer is not None and not isinstance(answer, VenueOrderState):
                 answer = TypeError(f"fetch_order returned {type(answer).__name__}, not a VenueOrderState or None")
+            elif answer is not None:  # the venue's text as every journal can store it (as while running)
+                answer, fields = storable_venue_state(answer)
+                if fields:
+                    logger.warning("recovery: {}'s answer for order {} held text no journal can store (a NUL character "
+                                   "or a lone surrogate) in {}; kept escaped (\\x00, \\udXXX)", self._adapter_id,
+                                   client_order_id, ", ".join(fields))
             lookup = classify_lookup(client_order_id, answer, caps, 0.0)
             if lookup.found:
                 assert lookup.state is not None

@@ -124,3 +124,26 @@ def test_user_text_no_journal_can_hold_is_refused_naming_the_field(make_runtime,
     assert report.error.message.startswith(field) and ("NUL" in report.error.message or "surrogate" in report.error.message)
     report.model_dump_json()
     assert rt.submit(limit("u-2"), ctx()).result(timeout=5).status is OrderStatus.ACCEPTED  # nothing else is affected
+
+
+def test_a_venue_answer_at_start_up_recovery_is_kept_escaped(settings_factory, make_runtime) -> None:
+    """The third way a venue's text enters: recovery's lookup at start (``actors/runtime/recovery.py``)."""
+    settings = settings_factory(durable=True, journal={"synchronous": "NORMAL"}, routing={"policy": {"paper": "test"}})
+    rt = make_runtime(settings, registry=registry_of(TestAdapter(script=["ambiguous_sent"], default="accept")))
+    intent = limit("rec-1")
+    assert rt.submit(intent, ctx()).result(timeout=5).status is OrderStatus.UNKNOWN
+    rt.flush()
+    rt.stop()
+    order = VenueOrder.from_intent(intent, ctx())
+    fill = Fill(trade_id="t-1", qty=intent.quantity, price=Decimal("100"), fee=Decimal("0.01"), fee_currency="USDT",
+                liquidity=Liquidity.TAKER, ts=order.ts).model_copy(update={"trade_id": "t-\x00"})
+    found = VenueOrderState.of(order, venue_order_id="V-\ud800", status=OrderStatus.FILLED, fills=(fill,))
+    rt = make_runtime(settings, registry=registry_of(TestAdapter(fetch_script=[found] * 5)))
+    events = EventLog()
+    rt.subscribe(events, (JournalRowRefused,))
+    rt.flush()
+    recovered = rt.order("rec-1")
+    assert recovered.status is OrderStatus.FILLED and recovered.venue_order_id == "V-\\ud800", recovered
+    assert [f.trade_id for f in recovered.fills] == ["t-\\x00"]
+    assert events.of(JournalRowRefused) == [] and rt.health().refused_rows == {}
+    assert ledger_rows(rt.ledger_journal_path, "SELECT trade_id FROM fills WHERE client_order_id = ?", ("rec-1",)) == [("t-\\x00",)]
