@@ -41,6 +41,7 @@ from protocols import (
     OrderCancelRejected,
     OrderDenied,
     OrderEventType,
+    OrderIntent,
     OrderReconciled,
     OrderStatus,
     OrderTrackingChanged,
@@ -216,6 +217,11 @@ class LedgerHandover:
     publishing: bool
     #: the last quote or trade per symbol: the touch and the marks (market data, not books)
     marks: tuple = ()
+    #: the remainder children on their way through the idempotency store: ``(child id, risk book,
+    #: parent id, the parent's reservation left for the child, child intent)``. The journal ends
+    #: the parent's reservation with the parent (EXPIRED); the next generation holds it again, so
+    #: the child arriving there lives within it, unchecked, as it would have here
+    held: tuple = ()
 
 
 _RESERVED = OrderStatus.RESERVED
@@ -442,7 +448,9 @@ class LedgerActor(FlowActor):
         self._resubmit = remainder == "resubmit"
         self._max_resubmits = max_resubmits
         self._resubmittable: dict[str, SubmitOrder] = {}
-        self._held: dict[str, tuple[str, str]] = {}  # child id -> (risk book, parent id)
+        #: child id -> (risk book, parent id, child intent): the remainder children on their way through the
+        #: idempotency store, whose parents' reservations wait for them (_resubmit_remainder, _submit_child)
+        self._held: dict[str, tuple[str, str, OrderIntent]] = {}
         #: broker-state sync ([sync]; actors/runtime/sync.py): the books each venue should hold, syncs running
         self._adapter_ids = tuple(adapter_ids)
         self._sync_settings = sync
@@ -586,6 +594,12 @@ class LedgerActor(FlowActor):
                         self._answer_wait(reply, rec)
             for data in h.marks:
                 self.handle_MarketData(MarketData(data))
+            for child_id, book, parent_id, amount, intent in h.held:
+                if child_id in self._orders or not amount:  # booked already (its own reservation restored), or nothing left
+                    continue
+                # the parent's reservation, ended by the journal with the parent, held again for the child
+                self._risk.restore_reservation(book, intent.model_copy(update={"client_order_id": parent_id}), amount)
+                self._held[child_id] = (book, parent_id, intent)
             self._escalated = dict(h.escalated)
             self._down_since = dict(h.down_since)
             self._publishing = h.publishing
@@ -628,7 +642,9 @@ class LedgerActor(FlowActor):
             auto_causes=dict(self._auto_causes), holds=dict(self._holds),
             resume_to=resume_to.value if resume_to is not None else None,
             waiters={k: list(v) for k, v in self._waiters.items()}, escalated=dict(self._escalated),
-            down_since=dict(self._down_since), publishing=self._publishing, marks=tuple(self._marks.values())),)}
+            down_since=dict(self._down_since), publishing=self._publishing, marks=tuple(self._marks.values()),
+            held=tuple((child_id, book, parent_id, self._risk.reservation(book, parent_id), intent)
+                       for child_id, (book, parent_id, intent) in self._held.items())),)}
 
     def answer_crashed(self, message: Any) -> None:
         """An order whose handler raised here was never sent: FAILED (E_EXEC_INTERNAL), and the
@@ -826,7 +842,7 @@ class LedgerActor(FlowActor):
             logger.error("remainder of {} cannot be re-submitted: {}", rec.client_order_id, exc)
             return False
         book = self._book_of(rec.account_id, rec.adapter_id)
-        self._held[child_id] = (book, rec.client_order_id)
+        self._held[child_id] = (book, rec.client_order_id, intent)
         reply: Future = Future()
         # every outcome of the child resolves its future, whichever stage decides it: if the child
         # never reaches this ledger (replayed, refused, answered by a crashed store) the parent's
@@ -847,7 +863,7 @@ class LedgerActor(FlowActor):
     def _submit_child(self, order: SubmitOrder) -> None:
         """A remainder's child order, claimed: it takes over its parent's reservation, unchecked."""
         intent = order.intent
-        book, parent_id = self._held.pop(intent.client_order_id)
+        book, parent_id, _ = self._held.pop(intent.client_order_id)
         rec = OrderRecord.from_intent(intent, order.account_id, route=order.route,
                                       arrival_px=arrival_price(intent.side, self._touch.get(intent.symbol)), ts=self._now())
         self._orders[intent.client_order_id] = rec
@@ -919,7 +935,7 @@ class LedgerActor(FlowActor):
             why = f"answered {report.status.value}" + (" as a replay of the id's earlier order" if report.replay else "")
         logger.warning("remainder child {} never reached the ledger ({}); releasing {}'s reservation",
                        message.client_order_id, why, held[1])
-        self._risk.release(*held)
+        self._risk.release(held[0], held[1])
 
     def handle_RecordDenied(self, message: RecordDenied) -> None:
         report = message.report

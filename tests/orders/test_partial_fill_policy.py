@@ -254,3 +254,63 @@ def test_a_child_whose_id_is_taken_releases_its_parents_reservation(make_runtime
     assert venue.submit_calls == ["pf-11"]
     assert Decimal(rt.stats()["exposure"]["acc-1"]["reserved"]) == 0
     assert rt.stats()["risk_invariants"] == []
+
+
+def test_a_child_on_its_way_across_a_ledger_restart_keeps_its_parents_reservation(make_runtime) -> None:
+    """The ledger crashes after re-submitting a remainder and before the child comes back from the
+    idempotency store (held there by a write lock on the claim journal: nothing else moves). The
+    next generation rebuilds the books from the journal, where the parent is EXPIRED and holds
+    nothing; the crashed one hands over the parent's reservation left for the child, so the child
+    arriving there lives within it, unchecked, as it would have without the restart (README.md,
+    Features: Partial fills). Before, it took a fresh risk check and a reservation of its own."""
+    import sqlite3
+
+    from conftest import ObservableClock, child
+
+    from actors.orders.messages import SetTradingState
+
+    backoff_max = 0.5  # above every restart delay of the test profile
+    intent = limit("pf-rs", qty="0.003", tif="IOC")
+    locks: list[sqlite3.Connection] = []
+
+    class LockingVenue(IocVenue):
+        __test__ = False
+        journal_path = None
+
+        def submit_order(self, order: VenueOrder) -> VenueOrderState:
+            if order.client_order_id == intent.client_order_id:  # its claim is committed: lock the claim journal now
+                conn = sqlite3.connect(self.journal_path, timeout=5, isolation_level=None, check_same_thread=False)
+                conn.execute("BEGIN IMMEDIATE")
+                locks.append(conn)
+            return super().submit_order(order)
+
+    clock = ObservableClock()
+    venue = LockingVenue("test")
+    rt = make_runtime(registry=registry_of(venue), clock=clock, durable=True, routing={"policy": {"paper": "test"}},
+                      orders={"remainder": "resubmit", "max_resubmits": 1})
+    venue.journal_path = rt.journal_path
+    log = EventLog()
+    rt.subscribe(log, (RemainderResubmitted,))
+    try:
+        assert rt.submit(intent, ctx()).result(timeout=5).status is OrderStatus.EXPIRED
+        log.wait_for(lambda evs: evs, what="the remainder re-submitted")  # told to the store, which waits for the lock
+        rt.ledger.tell(SetTradingState("BOGUS"))  # the ledger crashes (TradingState("BOGUS") raises)
+        wait_until(lambda: child(rt, "ledger").state == "restarting", what="the ledger restarting")
+        clock.wait_timer(lambda delay: delay < backoff_max, what="the ledger's restart timer")
+        clock.advance(backoff_max)
+        wait_until(lambda: child(rt, "ledger").state == "running", what="the ledger running again")
+    finally:
+        for conn in locks:
+            conn.execute("ROLLBACK")
+            conn.close()
+    wait_until(lambda: (rt.order("pf-rs.r1") or rt.order("pf-rs")).client_order_id == "pf-rs.r1"
+               and rt.order("pf-rs.r1").status.is_terminal, what="the child done")
+    rt.flush()
+    assert child(rt, "ledger").generation == 2 and venue.submit_calls == ["pf-rs", "pf-rs.r1"]
+    reserved = [r.data for r in rt.history("pf-rs.r1") if r.kind == "transition" and r.data.get("to") == "RESERVED"]
+    # the child's own path: the parent's reservation moved to it (a fresh check would say "reserved at intake")
+    assert [r["cause"] for r in reserved] == ["reserved at intake (the remainder of pf-rs)"], reserved
+    stats = rt.stats()
+    assert Decimal(stats["exposure"]["acc-1"]["reserved"]) == 0
+    assert Decimal(stats["exposure"]["acc-1"]["spent"]) == 2 * LOT * intent.limit_price
+    assert stats["risk_invariants"] == []
