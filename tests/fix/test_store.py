@@ -76,10 +76,13 @@ def test_whole_file_rewrites_survive_short_writes_and_fsync_the_directory(tmp_pa
     fresh = SeqStore.open(tmp_path / "b", "FIX.4.2", "CLIENT1", "ORDERMATCH", fsync=True)  # creates the numbers file
     fresh.close()
     reopened = SeqStore.open(tmp_path / "a", "FIX.4.2", "CLIENT1", "ORDERMATCH", fsync=True, inbox=10)  # rewrites the inbox
+    more = [f"8=FIX.4.2\x0135=8\x0117=m{i}\x0110=000\x01".encode() for i in range(2)]
+    for raw in more:  # appended line by line: a short write must not tear a line either
+        reopened.keep(raw)
     reopened.close()
     monkeypatch.undo()
     assert str(tmp_path / "b") in synced and str(tmp_path / "a") in synced, synced  # the directories, after the renames
     again = SeqStore.open(tmp_path / "b", "FIX.4.2", "CLIENT1", "ORDERMATCH")
     assert (again.next_sender, again.next_target) == (1, 1)
     again.close()
-    assert SeqStore.open(tmp_path / "a", "FIX.4.2", "CLIENT1", "ORDERMATCH", inbox=10).kept() == frames
+    assert SeqStore.open(tmp_path / "a", "FIX.4.2", "CLIENT1", "ORDERMATCH", inbox=10).kept() == frames + more

@@ -54,7 +54,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from ..._files import replace_file
+from ..._files import replace_file, write_all
 
 #: the format before the slotted one: one text line, rewritten in place with pwrite
 _OLD_RECORD = "{:020d} {:020d}\n"
@@ -190,7 +190,7 @@ class SeqStore:
                                "yet): the oldest are dropped from now on, a crash would not replay them", self.path,
                                self._inbox_max)
             inbox.append(raw)
-            os.write(self._inbox_fd, raw.hex().encode("ascii") + b"\n")
+            write_all(self._inbox_fd, raw.hex().encode("ascii") + b"\n")  # a short write would tear the line
             self._inbox_lines += 1
             if self._inbox_lines > 2 * self._inbox_max:
                 self._rewrite_inbox()
