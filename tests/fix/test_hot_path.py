@@ -255,6 +255,48 @@ def test_a_frame_with_a_field_that_is_not_tag_value_is_split_field_by_field() ->
     assert frame.bad_tag == "5" and frame.pairs == ((8, "FIX.4.4"), (9, "20"), (35, "8"), (58, "1=2"), (10, frame.pairs[-1][1]))
 
 
+#: pieces of a field as the wire may carry them: standard, padded, signed, empty and user-defined
+#: tags; values with "=", empty ones, non-ASCII bytes; fields without "=" or with a stray SOH
+_tag_texts = st.one_of(st.integers(1, 999).map(str), st.sampled_from(["0", "034", "-5", "", "5001", "99999", "1a", " 35"]))
+_value_bytes = st.one_of(st.just(b""), st.binary(max_size=6).filter(lambda b: b"\x01" not in b),
+                         st.text(st.sampled_from("ab=9.\xe9 "), max_size=6).map(lambda t: t.encode("utf-8")))
+_wire_fields = st.one_of(
+    st.tuples(_tag_texts, _value_bytes).map(lambda f: f[0].encode() + b"=" + f[1] + b"\x01"),
+    st.sampled_from([b"5\x01", b"=x\x01", b"58=a\x01b\x01", b"\x01", b"==\x01"]),
+)
+
+
+@settings(max_examples=1000)
+@given(st.sampled_from(["FIX.4.2", "FIX.4.4"]), st.lists(_wire_fields, max_size=12), st.booleans(),
+       st.sampled_from([b"", b"xy", b"=", b"10=1"]), st.booleans())
+def test_splitting_by_the_separators_alone_is_the_general_split(begin, fields, poss_dup, tail, as_bytearray) -> None:
+    """The separator-only recognition (``_split``) against the general split it stands before:
+    FIX 4.2 and 4.4 ExecutionReports with PossDup (43, 122), repeated and missing tags, values
+    with "=", padded, signed, empty and user-defined tags, fields that are not ``tag=value`` and
+    a tail after the last SOH; pairs, first values and the bad tag must all agree."""
+    header = b"8=" + begin.encode() + b"\x019=0\x0135=8\x0134=7\x01"
+    if poss_dup:
+        header += b"43=Y\x01122=20260105-11:59:59.000\x01"
+    raw = header + b"".join(fields) + b"10=000\x01" + tail
+    if as_bytearray:
+        raw = bytearray(raw)  # type: ignore[assignment]
+    fast, general = _codec._split(raw), _codec._split_general(raw)
+    assert (fast.raw, fast.pairs, fast.first, fast.bad_tag) == (general.raw, general.pairs, general.first, general.bad_tag)
+    assert list(fast.first) == list(general.first)  # the same tag order too
+
+
+def test_the_separator_recognition_steps_aside_for_what_the_tag_table_cannot_vouch_for() -> None:
+    """A padded tag (034), an empty tag and a tail after the last SOH would each be misread by the
+    two splits alone; each goes through the general split (a bad tag named, a padded tag read as
+    its number, the tail cut off as before)."""
+    padded = _codec._split(b"8=FIX.4.4\x01034=2\x01")
+    assert padded.pairs == ((8, "FIX.4.4"), (34, "2")) and padded.bad_tag is None
+    empty_tag = _codec._split(b"8=FIX.4.4\x01=2\x01")
+    assert empty_tag.bad_tag == "" and empty_tag.pairs == ((8, "FIX.4.4"),)
+    tail = _codec._split(b"8=FIX.4.4\x0135=8\x01xy")
+    assert tail == _codec._split_general(b"8=FIX.4.4\x0135=8\x01xy")
+
+
 # ---------------------------------------------------------------------- the NewOrderSingle template
 
 def _order_body_reference(venue: FixVenue, order: VenueOrder, transact_time: str) -> list[tuple[int, object]]:
@@ -313,3 +355,4 @@ def test_a_decimal_field_read_again_is_what_parsing_it_gives(texts) -> None:
         got, want = _venue_mod._dec(text), _venue_mod._dec_parse(text)
         assert (got is None and want is None) or (str(got) == str(want) and got == want), text
     assert _venue_mod._dec(None) is None
+
