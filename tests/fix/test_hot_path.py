@@ -356,3 +356,122 @@ def test_a_decimal_field_read_again_is_what_parsing_it_gives(texts) -> None:
         assert (got is None and want is None) or (str(got) == str(want) and got == want), text
     assert _venue_mod._dec(None) is None
 
+
+# ---------------------------------------------------------------------- the session's reading of a frame
+
+class _FrameMethodsSession(FixSession):
+    """The session reading each received frame through ``Frame.get`` / ``msg_type`` / ``seq()``
+    (what ``_on_frame`` did before it read the frame's first-value dict directly)."""
+
+    def _on_frame(self, frame):
+        cfg = self.config
+        msg_type = frame.msg_type
+        seq = frame.seq()
+        if frame.get(8) != cfg.begin_string:
+            return self._logout_error(f"BeginString {frame.get(8)!r} is not {cfg.begin_string}")
+        if seq is None:
+            return self._logout_error("MsgSeqNum missing or not a number")
+        if self.state == "LOGON_SENT":
+            if msg_type != "A":
+                return self._logout_error(f"first message is {msg_type!r}, not Logon")
+            return self._on_logon(frame, seq)
+        missing = 49 if frame.get(49) is None else 56 if frame.get(56) is None else None
+        if missing is not None:
+            if seq == self.store.next_target:
+                self._advance(seq)
+            return [self._reject(seq, msg_type, "Required tag missing", 1, missing)]
+        if (frame.get(49) != cfg.target_comp_id or frame.get(56) != cfg.sender_comp_id) and self._empty_tag(frame) is None:
+            reject = self._reject(seq, msg_type, "CompID problem", 9, None)
+            self._advance(seq)
+            return [reject, *self._logout_error("CompID problem")]
+        poss_dup = frame.get(43) == "Y"
+        expected = self.store.next_target
+        if msg_type == "4" and frame.get(123) != "Y":
+            return self._on_reset(frame, seq)
+        if msg_type == "5":
+            return self._on_logout(frame, seq)
+        if msg_type == "2" and seq <= expected and not (poss_dup and seq < expected):
+            actions = self._answer_resend(frame)
+            if seq == expected:
+                self._advance(seq)
+                actions.extend(self._drain_queue())
+            return actions
+        if poss_dup and seq < expected:
+            return self._on_poss_dup_repeat(frame, seq)
+        if seq > expected:
+            return self._on_gap(frame, seq)
+        if seq < expected:
+            return self._logout_error(f"MsgSeqNum too low, expecting {expected} but received {seq}")
+        actions = self._process(frame, seq, poss_dup)
+        actions.extend(self._drain_queue())
+        return actions
+
+
+_US, _PEER = "CLIENT1", "EXEC"
+_inbound = st.tuples(
+    st.sampled_from(["8", "8", "8", "0", "1", "2", "3", "4", "j", "9"]),
+    st.integers(-2, 3),  # MsgSeqNum relative to the next expected one
+    st.booleans(),  # PossDupFlag (43=Y) with OrigSendingTime (122), or missing 122
+    st.sampled_from(["ok", "ok", "ok", "no-34", "no-49", "no-56", "wrong-comp", "other-begin", "empty-value",
+                     "repeated", "bad-checksum", "garbled", "bad-tag", "gap-fill", "no-122"]),
+    st.lists(st.sampled_from([(6, "101.25"), (14, "10"), (31, "101.25"), (32, "10"), (37, "V-1"), (39, "2"),
+                              (150, "F"), (151, "0"), (20, "0"), (58, "a=b"), (17, "E-1"), (11, "c1")]), max_size=6),
+)
+
+
+def _inbound_bytes(begin: str, expected: int, item) -> bytes:
+    msg_type, delta, poss_dup, how, body = item
+    seq = max(1, expected + delta)
+    header: list[tuple[int, object]] = [] if how == "no-34" else [(34, seq)]
+    if poss_dup:
+        header.append((43, "Y"))
+    if how != "no-49":
+        header.append((49, "OTHER" if how == "wrong-comp" else _PEER))
+    header.append((52, "20260105-12:00:00.000"))
+    if how != "no-56":
+        header.append((56, _US))
+    if poss_dup and how != "no-122":
+        header.append((122, "20260105-11:59:59.000"))
+    fields = list(body)
+    if msg_type == "4":
+        fields = [(36, seq + 2), *([(123, "Y")] if how == "gap-fill" else [])]
+    elif msg_type == "2":
+        fields = [(7, max(1, seq - 1)), (16, 0)]
+    if how == "empty-value":
+        fields.append((58, ""))
+    if how == "repeated":
+        fields += [(55, "A"), (55, "B")]
+    raw = encode("FIX.4.2" if (how == "other-begin") == (begin == "FIX.4.4") else "FIX.4.4", msg_type, [*header, *fields])
+    if how == "bad-checksum":
+        raw = raw[:-4] + b"%03d\x01" % ((int(raw[-4:-1]) + 1) % 256)
+    elif how == "garbled":
+        raw = b"xx8=FI" + raw[: len(raw) // 2]
+    elif how == "bad-tag":
+        raw = encode(begin, msg_type, [*header, (0, "x"), *fields])
+    return raw
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["FIX.4.2", "FIX.4.4"]), st.lists(_inbound, min_size=1, max_size=12))
+def test_the_session_reading_the_first_values_acts_as_reading_through_the_frame_methods(begin, stream) -> None:
+    """FIX 4.2 and 4.4 streams of ExecutionReports and session messages, with PossDup (and
+    OrigSendingTime missing), gaps and repeats, missing MsgSeqNum / CompIDs, wrong CompIDs or
+    BeginString, empty values, repeated and bad tags, bad checksums and garbled frames: the
+    session's actions, counters and sequence numbers are those of the frame-method reading."""
+    sessions = []
+    for cls in (FixSession, _FrameMethodsSession):
+        clock = FakeClock()
+        session = cls(SessionConfig(begin, _US, _PEER, heartbeat_s=10), SeqStore.memory(), clock)
+        session.connected()
+        session.receive(encode(begin, "A", [(34, 1), (49, _PEER), (52, "20260105-12:00:00.000"), (56, _US), (98, 0), (108, 10)]))
+        assert session.state == ACTIVE
+        sessions.append(session)
+    fast, slow = sessions
+    for item in stream:
+        raw = _inbound_bytes(begin, slow.store.next_target, item)
+        got, want = fast.receive(raw), slow.receive(raw)
+        assert got == want
+        assert (fast.state, fast.counters, fast.store.next_target, fast.store.next_sender, sorted(fast._queue)) == (
+            slow.state, slow.counters, slow.store.next_target, slow.store.next_sender, sorted(slow._queue))
+        if fast.state != ACTIVE:
+            break

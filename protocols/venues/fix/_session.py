@@ -289,28 +289,31 @@ class FixSession:
 
     def _on_frame(self, frame: Frame) -> list[Action]:
         cfg = self.config
-        msg_type = frame.msg_type
-        seq = frame.seq()
-        if frame.get(8) != cfg.begin_string:
-            return self._logout_error(f"BeginString {frame.get(8)!r} is not {cfg.begin_string}")
+        get = frame.first.get  # Frame.get / msg_type / seq() read this dict: one lookup each, no method call
+        msg_type = get(35) or ""
+        seq_text = get(34)
+        seq = int(seq_text) if seq_text is not None and seq_text.isdigit() else None
+        if get(8) != cfg.begin_string:
+            return self._logout_error(f"BeginString {get(8)!r} is not {cfg.begin_string}")
         if seq is None:
             return self._logout_error("MsgSeqNum missing or not a number")
         if self.state == LOGON_SENT:
             if msg_type != "A":
                 return self._logout_error(f"first message is {msg_type!r}, not Logon")
             return self._on_logon(frame, seq)
-        missing = 49 if frame.get(49) is None else 56 if frame.get(56) is None else None
+        sender, target = get(49), get(56)
+        missing = 49 if sender is None else 56 if target is None else None
         if missing is not None:  # QuickFIX: Required tag missing, before the CompIDs are compared
             if seq == self.store.next_target:
                 self._advance(seq)
             return [self._reject(seq, msg_type, "Required tag missing", 1, missing)]
-        if (frame.get(49) != cfg.target_comp_id or frame.get(56) != cfg.sender_comp_id) and self._empty_tag(frame) is None:
+        if (sender != cfg.target_comp_id or target != cfg.sender_comp_id) and self._empty_tag(frame) is None:
             reject = self._reject(seq, msg_type, "CompID problem", 9, None)
             self._advance(seq)
             return [reject, *self._logout_error("CompID problem")]
-        poss_dup = frame.get(43) == "Y"
+        poss_dup = get(43) == "Y"
         expected = self.store.next_target
-        if msg_type == "4" and frame.get(123) != "Y":
+        if msg_type == "4" and get(123) != "Y":
             return self._on_reset(frame, seq)
         if msg_type == "5":  # a Logout is honoured whatever its MsgSeqNum (QuickFIX: no sequence check)
             return self._on_logout(frame, seq)
@@ -386,7 +389,7 @@ class FixSession:
 
     def _process(self, frame: Frame, seq: int, poss_dup: bool) -> list[Action]:
         """Handle the message carrying the expected MsgSeqNum, then expect the next one."""
-        msg_type = frame.msg_type
+        msg_type = frame.first.get(35) or ""  # Frame.msg_type
         problem = self._field_problem(frame)
         if problem is not None:
             text, reason, tag = problem
