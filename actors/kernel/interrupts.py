@@ -28,10 +28,17 @@ Example::
 
 from __future__ import annotations
 
+import importlib
 import signal
 import threading
 from collections.abc import Callable
 from typing import Any
+
+#: the C getter ``signal.getsignal`` wraps: the handler as installed (SIG_DFL / SIG_IGN as the ints
+#: 0 / 1, equal to ``signal.SIG_DFL`` / ``signal.SIG_IGN``), without ``signal.getsignal``'s enum
+#: conversion, which raises and catches a ValueError for every Python handler (~2 µs; it ran on
+#: every help, ~4 per order read by its waiting caller)
+_raw_getsignal: Callable[[int], object] = importlib.import_module("_signal").getsignal
 
 _lock = threading.Lock()
 _holders = 0
@@ -86,7 +93,7 @@ def hold() -> Callable[[], None]:
 def main_may_help() -> bool:
     """True when a SIGINT cannot interrupt a handler run by the main thread: the deferring
     handler is installed, or SIGINT is ignored or left to the OS (no Python code runs)."""
-    return signal.getsignal(signal.SIGINT) in (_on_sigint, signal.SIG_IGN, signal.SIG_DFL)
+    return _raw_getsignal(signal.SIGINT) in (_on_sigint, signal.SIG_IGN, signal.SIG_DFL)  # signal.getsignal's answer
 
 
 def begin_help() -> None:

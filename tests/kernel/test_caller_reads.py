@@ -133,3 +133,23 @@ def test_a_thread_that_runs_members_messages_never_reads() -> None:
     finally:
         dispatcher._here.busy = False
     assert reader.reads == 0
+
+
+def _user_handler(signum, frame) -> None:  # a handler the application installed itself
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("handler", ["held", signal.default_int_handler, signal.SIG_IGN, signal.SIG_DFL, _user_handler])
+def test_main_may_help_answers_what_signal_getsignal_says(handler) -> None:
+    """``main_may_help`` reads the SIGINT handler with the C getter (no enum conversion): for the
+    deferring handler, Python's default one, SIG_IGN, SIG_DFL and an application's own handler it
+    answers what ``signal.getsignal(SIGINT) in (deferring, SIG_IGN, SIG_DFL)`` answers."""
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        if handler != "held":
+            signal.signal(signal.SIGINT, handler)
+        want = signal.getsignal(signal.SIGINT) in (interrupts._on_sigint, signal.SIG_IGN, signal.SIG_DFL)
+        assert interrupts.main_may_help() is want
+        assert want is (handler in ("held", signal.SIG_IGN, signal.SIG_DFL))
+    finally:
+        signal.signal(signal.SIGINT, before)
