@@ -672,8 +672,18 @@ def _durable_run(state_dir: Path, sync: str, per_thread: int, *, memory_book: bo
     return out
 
 
+#: the pause before each fsync of the floor's ``idle`` figure (seconds): about what one sender's
+#: claims leave between two commits (a quote and a drain between orders, as the latency figures)
+FSYNC_IDLE_GAP_S = 0.002
+
+
 def fsync_floor(directory: Path, seconds: float) -> dict[str, Any]:
-    """The disk's bare fsync rate: append 64 bytes + ``os.fsync`` in a loop for ``seconds``."""
+    """The disk's bare fsync rate: append 64 bytes + ``os.fsync`` in a loop for ``seconds``.
+
+    ``idle`` (info): the same append + fsync, each after a pause of :data:`FSYNC_IDLE_GAP_S`, as one
+    sender's claim commit meets the disk (measured on this 2-core VM: a lone fsync costs well
+    above a back-to-back one, benchmarks/README.md "Where the time went"); ``max(20, seconds · 200)``
+    samples (p50/p99 µs)."""
     path = directory / "fsync-floor.bin"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     samples: list[int] = []
@@ -691,11 +701,20 @@ def fsync_floor(directory: Path, seconds: float) -> dict[str, Any]:
             if t1 >= end:
                 break
         total = (clock() - start) / 1e9
+        lone: list[int] = []
+        for _ in range(max(20, int(seconds * 200))):
+            time.sleep(FSYNC_IDLE_GAP_S)
+            t0 = clock()
+            os.write(fd, payload)
+            os.fsync(fd)
+            lone.append(clock() - t0)
     finally:
         os.close(fd)
         path.unlink(missing_ok=True)
     out = summarize_ns(samples)
     out["fsyncs_per_s"] = round(len(samples) / total, 1)
+    idle = summarize_ns(lone)
+    out["idle"] = {"gap_ms": FSYNC_IDLE_GAP_S * 1e3, "n": len(lone), "p50_us": idle["p50_us"], "p99_us": idle["p99_us"]}
     return out
 
 
@@ -1044,6 +1063,10 @@ def rows_for(run: dict[str, Any]) -> list[tuple[str, str, str]]:
         fs = run["fsync_floor"]
         rows.append(("fsync floor (fsyncs/s, p50 / p99 µs)",
                      f"{_fmt(fs['fsyncs_per_s'])}, {_fmt(fs['p50_us'])} / {_fmt(fs['p99_us'])}", "(info)"))
+        idle = fs.get("idle")  # absent in results files from before it
+        if idle is not None:
+            rows.append((f"  fsync after {_fmt(idle['gap_ms'])} ms idle, as one sender's claim meets it (p50 / p99 µs)",
+                         f"{_fmt(idle['p50_us'])} / {_fmt(idle['p99_us'])}", "(info)"))
     if "throughput_8" not in run:
         return rows
     b2b, tp, du, mi = run["latency_back_to_back"], run["throughput_8"], run["durable_64"], run["micro"]

@@ -32,7 +32,9 @@ def test_only_latency_runs_the_one_sender_figures_and_their_floors(tmp_path: Pat
     assert dep["target_p50_us_max"] == round(fs["p50_us"] + 4 * f50, 1) > 0
     assert dep["target_p99_us_max"] == round(2 * fs["p99_us"] + 12 * f50, 1) > 0
     assert run["latency"]["p50_over_F"] > 0 and run["loadavg_end"]
+    assert fs["idle"]["n"] >= 20 and fs["idle"]["p50_us"] > 0 and fs["idle"]["gap_ms"] == 2.0  # a lone fsync, as a claim's
     shown = subprocess.run([sys.executable, "-m", "benchmarks.run", "--show", str(out), "--markdown"],
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert "as deployed" in shown.stdout and "fsync floor" in shown.stdout and "8 senders" not in shown.stdout
+    assert "ms idle" in shown.stdout
