@@ -2,7 +2,9 @@
 
 Venue calls are blocking, so they never run in this actor's handler: each call goes to the
 adapter's :class:`VenueWorker` thread, and its outcome comes back as a
-``VenueCallCompleted`` message (docs/DESIGN.md, One order). Timeouts are timer messages.
+``VenueCallCompleted`` message (docs/DESIGN.md, One order), which the worker runs itself when
+this actor's dispatcher is free (``tell_then_help``: no wake-up of the dispatcher's thread, a few
+messages at most). Timeouts are timer messages.
 An adapter that declares ``capabilities.sends_async`` (``protocols.AsyncSender``, e.g. the FIX
 venue) has its orders and cancels written from this actor instead, without waiting: the
 adapter's own thread tells the ``VenueCallCompleted`` (no worker hop either way); the attempt
@@ -276,8 +278,9 @@ class VenueWorker:
 
 #: "no item in hand" for the worker's loop (neither a call, a barrier nor the stop)
 _NOTHING = object()
-#: run-queue entries a venue's thread answering an asynchronous send runs at most on the adapter's
-#: dispatcher before it goes back to its socket (``tell_then_help``): its outcome and a few ahead of it
+#: run-queue entries a venue's thread answering an asynchronous send (or the venue worker handing out
+#: a call's outcome) runs at most on the adapter's dispatcher before it goes back to its socket (its
+#: calls) (``tell_then_help``): its outcome and a few ahead of it
 READER_HELP_BUDGET = 8
 
 
@@ -455,7 +458,11 @@ class AdapterActor(FlowActor):
             batching = cast(_Batching, self._venue)  # declared by the capability: AttributeError if missing
             group = (batching.begin_batch, batching.end_batch)
         idle = getattr(self._venue, "after_batch", None) if group is not None else None
-        self._worker = VenueWorker(f"venue-{self.adapter_id}-g{self.generation}", lambda m: tell(ref, m), clock, arm_timeout,
+        # the worker hands each outcome over and runs it itself when this actor's dispatcher is free (a few
+        # entries at most, then back to its calls): no wake-up of the dispatcher's thread between the
+        # venue's answer and the caller's, as a venue's reader thread does for an asynchronous send
+        self._worker = VenueWorker(f"venue-{self.adapter_id}-g{self.generation}",
+                                   lambda m: tell_then_help(ref, m, READER_HELP_BUDGET), clock, arm_timeout,
                                    group, idle if callable(idle) else None)
         self._arm_reconcile()
 

@@ -247,8 +247,10 @@ class DispatchedInbox(Inbox):
         carrying a :class:`HelpingFuture` as its ``reply`` marks it queued on this dispatcher."""
         self.put_entry(item)
 
-    def put_entry(self, item: Any) -> list:
-        """:meth:`put`, returning the run-queue entry (``entry[2]`` turns True once it has run)."""
+    def put_entry(self, item: Any, *, rung: bool = True) -> list:
+        """:meth:`put`, returning the run-queue entry (``entry[2]`` turns True once it has run).
+        ``rung=False``: the dispatcher's thread is not woken; the caller runs the entry itself or
+        rings (``ring(dispatcher._bell)``) when it could not (:func:`tell_then_help`)."""
         entry = [self, item, False]
         self._items.append(entry)
         reply = getattr(item.message, "reply", None)
@@ -262,7 +264,8 @@ class DispatchedInbox(Inbox):
                     self._dispatcher._drain()
                 return entry
         self._runq.append(entry)
-        ring(self._bell)
+        if rung:
+            ring(self._bell)
         if self._dispatcher._finished:  # no thread will take it: answer it here (ActorDeadError)
             self._dispatcher._drain()
         return entry
@@ -627,17 +630,23 @@ def tell_then_help(ref: pykka.ActorRef | None, message: Any, budget: int) -> boo
     """Tell ``message`` to ``ref``; then, if ``ref`` is a dispatcher member, help that dispatcher
     (:meth:`Dispatcher.help`) until the message has run, at most ``budget`` run-queue entries
     (older ones first). For a thread that hands a result to an actor and goes back to its own
-    work (a venue session's reader thread): the message usually runs right here instead of
-    waking the dispatcher's thread. Bounded: with the dispatcher busy (its lock taken) or the
-    budget spent first, the dispatcher's thread runs it, as after a plain tell (it was rung).
+    work (a venue session's reader thread, an adapter's venue worker): the message usually runs
+    right here, and the dispatcher's thread is not woken for it (woken, it would only contend for
+    the GIL and find the message run). Bounded: with the dispatcher busy (its lock taken) or the
+    budget spent first, it is rung and its thread runs the message, as after a plain tell.
     False (never raises) when ``ref`` is gone, as :func:`~actors.kernel.inbox.tell`."""
     if ref is None:
         return False
     inbox = ref.actor_inbox
     if type(inbox) is not DispatchedInbox or ref.actor_stopped.is_set():
         return tell(ref, message)
-    entry = inbox.put_entry(Envelope(message))
-    inbox._dispatcher.help(lambda: entry[2], budget)
+    dispatcher = inbox._dispatcher
+    entry = inbox.put_entry(Envelope(message), rung=False)
+    try:
+        dispatcher.help(lambda: entry[2], budget)
+    finally:
+        if not entry[2]:  # left (busy, budget, not helpable, an exception): its thread takes it
+            ring(dispatcher._bell)
     return True
 
 

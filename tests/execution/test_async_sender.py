@@ -131,3 +131,21 @@ def test_the_thread_answering_a_send_runs_the_outcome_itself_when_the_dispatcher
     reader.join(10)
     assert future.done() and resolved_on == ["venue-reader"]  # answered before the reader went back
     assert future.result(timeout=0).status is OrderStatus.FILLED
+
+
+def test_the_venue_worker_runs_a_calls_outcome_itself_when_the_dispatcher_is_free(make_runtime) -> None:
+    """A blocking venue's call runs on the adapter's worker thread; the worker hands the outcome to
+    the adapter actor and helps its dispatcher (a few entries at most), so the caller's future is
+    resolved on the worker thread, with no wake-up of the dispatcher's order thread. Fails
+    without it (resolved on the dispatcher's thread)."""
+    clock = FakeClock()  # no timer fires: the dispatcher is idle once flushed
+    venue = TestAdapter(script=[("block", "fill")])
+    rt = make_runtime(registry=registry_of(venue), clock=clock, routing={"policy": {"paper": "test"}})
+    future = rt.submit(limit("vw-helps"), ctx())
+    wait_until(lambda: venue.submit_calls, what="the call on the worker")
+    rt.flush(venue_calls=False)
+    resolved_on: list[str] = []
+    future.add_done_callback(lambda f: resolved_on.append(threading.current_thread().name))
+    venue.release()
+    assert future.result(timeout=10).status is OrderStatus.FILLED
+    assert resolved_on == ["venue-test-g1"]

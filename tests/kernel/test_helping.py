@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
@@ -465,3 +466,46 @@ def test_a_helper_rings_the_dispatcher_it_queued_its_order_on_without_a_ring_whe
     finally:
         first.close()
         nxt.close()
+
+
+# -- tell_then_help (a venue's reader thread, an adapter's venue worker) ------------------------------
+def test_tell_then_help_runs_the_message_here_without_waking_the_dispatchers_thread(monkeypatch) -> None:
+    """A free dispatcher: the message runs in the telling thread and the dispatcher's thread is not
+    rung (woken, it would only contend for the GIL and find it run). Fails if it rings first."""
+    import actors.kernel.dispatcher as dispatcher_mod
+
+    d = Dispatcher("help-tth-free")
+    try:
+        log, _, (a,) = _start(d, "a")
+        a.ask(Step(0), timeout=10)  # started; its thread idle
+        rung: list[Any] = []
+        real_ring = dispatcher_mod.ring
+        monkeypatch.setattr(dispatcher_mod, "ring", lambda bell: (rung.append(bell), real_ring(bell)))
+        done = ReplyFuture()
+        assert dispatcher_mod.tell_then_help(a, Step(1, done), 8)
+        me = threading.current_thread().name
+        assert done.done() and done.result() == me and log[-1][3] == me
+        assert [b for b in rung if b is d._bell] == []
+    finally:
+        d.close()
+
+
+def test_tell_then_help_rings_the_dispatcher_when_it_cannot_run_the_message() -> None:
+    """A busy dispatcher: the teller leaves the message to the dispatcher's thread and rings it,
+    which runs it once free. Fails (TimeoutError) without that ring."""
+    import actors.kernel.dispatcher as dispatcher_mod
+
+    d = Dispatcher("help-tth-busy")
+    try:
+        _, _, (a,) = _start(d, "a")
+        a.ask(Step(0), timeout=10)  # started; its thread idle
+        done: Future = Future()  # a plain future: its waiter never helps
+        assert d._running.acquire(timeout=10)
+        try:
+            assert dispatcher_mod.tell_then_help(a, Step(1, done), 8)
+            assert not done.done()
+        finally:
+            d._running.release()
+        assert done.result(timeout=10) == f"dispatcher-{d.name}"
+    finally:
+        d.close()
