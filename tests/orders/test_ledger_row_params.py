@@ -60,7 +60,7 @@ def test_a_transitions_params_are_its_rows(rec: OrderRecord) -> None:
 @settings(max_examples=200, deadline=None)
 @given(records(), _money, _money, _money, _text.filter(bool), st.sampled_from(list(Liquidity)), _ts)
 def test_a_fills_params_are_its_rows(rec: OrderRecord, qty, price, fee, trade_id, liquidity, ts) -> None:
-    fill = Fill(trade_id=trade_id[:200], qty=qty, price=price, fee=fee, fee_currency="USDT", liquidity=liquidity, ts=ts)
+    fill = Fill(trade_id=trade_id[:64], qty=qty, price=price, fee=fee, fee_currency="USDT", liquidity=liquidity, ts=ts)
     row = FillRow(adapter_id=rec.adapter_id or "?", account_id=rec.account_id, client_order_id=rec.client_order_id,
                   symbol=rec.symbol, side=rec.side, fill=fill)
     assert _fill_row_params(rec, fill) == _fill_params(row)
