@@ -55,7 +55,7 @@ class Peer:
         self.seq = 1
 
     def read_until(self, pred: Callable[[dict], bool]) -> dict:
-        """The next frame from us for which ``pred(fields)`` holds (earlier ones are kept in ``frames``)."""
+        """The next frame from us for which ``pred(fields)`` holds; the frames before it are dropped."""
         while True:
             while self.frames:
                 fields = dict(self.frames.pop(0).pairs)
@@ -245,8 +245,12 @@ def test_callers_queue_for_the_turn_and_each_gets_its_answer(session_pair) -> No
     assert first.reading.wait(BOUND)
     peer.read_until(lambda f: f[35] == "D" and f[11] == "q-0")
     others = [Caller(fix, handed, f"q-{k}").start() for k in range(1, 4)]
-    for k in range(1, 4):
-        peer.read_until(lambda f, k=k: f[35] == "D" and f[11] == f"q-{k}")
+    # the three send concurrently: their orders may reach the peer in any order (read_until drops
+    # the frames it passes over, so waiting for q-1, then q-2, ... would miss one sent earlier)
+    sent: set[str] = set()
+    while len(sent) < 3:
+        sent.add(peer.read_until(lambda f: f[35] == "D")[11])
+    assert sent == {"q-1", "q-2", "q-3"}
     deadline = time.monotonic() + BOUND
     while len(fix._queued) < 3 and time.monotonic() < deadline:  # the three queue behind the reading caller
         time.sleep(0.002)
