@@ -34,11 +34,20 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-#: the C getter ``signal.getsignal`` wraps: the handler as installed (SIG_DFL / SIG_IGN as the ints
-#: 0 / 1, equal to ``signal.SIG_DFL`` / ``signal.SIG_IGN``), without ``signal.getsignal``'s enum
-#: conversion, which raises and catches a ValueError for every Python handler (~2 µs; it ran on
-#: every help, ~4 per order read by its waiting caller)
-_raw_getsignal: Callable[[int], object] = importlib.import_module("_signal").getsignal
+
+def _c_getsignal() -> Callable[[int], object]:
+    """The C getter ``signal.getsignal`` wraps: the handler as installed (SIG_DFL / SIG_IGN as the
+    ints 0 / 1, equal to ``signal.SIG_DFL`` / ``signal.SIG_IGN``), without ``signal.getsignal``'s
+    enum conversion, which raises and catches a ValueError for every Python handler (~2 µs; it ran
+    on every help, ~4 per order read by its waiting caller). ``signal.getsignal`` itself where the
+    interpreter has no ``_signal`` module (not CPython)."""
+    try:
+        return importlib.import_module("_signal").getsignal
+    except (ImportError, AttributeError):
+        return signal.getsignal
+
+
+_raw_getsignal: Callable[[int], object] = _c_getsignal()
 
 _lock = threading.Lock()
 _holders = 0
