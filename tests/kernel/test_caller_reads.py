@@ -19,18 +19,8 @@ import pytest
 from actors.kernel import interrupts
 from actors.kernel.base import ReplyFuture
 
-
-@pytest.fixture(autouse=True)
-def main_thread_may_help():
-    """As ``Runtime.start`` does: Ctrl-C deferred during helps and reads (see tests/kernel/test_helping.py)."""
-    inherited = signal.getsignal(signal.SIGINT)
-    if inherited is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    release = interrupts.hold()
-    yield
-    release()
-    if inherited is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+#: Ctrl-C deferred during helps and reads, as ``Runtime.start`` does (tests/kernel/conftest.py)
+pytestmark = pytest.mark.usefixtures("main_thread_may_help")
 
 
 class ScriptedReader:

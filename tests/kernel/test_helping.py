@@ -35,21 +35,8 @@ from actors.kernel.inbox import tell_quiet, wake
 from config import load_settings
 from protocols import OrderStatus
 
-
-@pytest.fixture(autouse=True)
-def main_thread_may_help():
-    """As ``Runtime.start`` does: Ctrl-C deferred, so the main thread (pytest's) helps. Under a
-    launcher that starts the tests with SIGINT ignored (a background job of a shell without job
-    control), Python installs no handler of its own: these tests put Python's in place first, as
-    a terminal has it, and the ignored state back after."""
-    inherited = signal.getsignal(signal.SIGINT)
-    if inherited is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    release = interrupts.hold()
-    yield
-    release()
-    if inherited is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+#: as ``Runtime.start`` does: Ctrl-C deferred, so the main thread (pytest's) helps (tests/kernel/conftest.py)
+pytestmark = pytest.mark.usefixtures("main_thread_may_help")
 
 
 class ParkedDispatcher(Dispatcher):

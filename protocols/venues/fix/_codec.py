@@ -316,14 +316,19 @@ def _split(raw: bytes) -> Frame:
         tags = list(map(_TAG_NUMBERS.get, flat[0:-1:2]))
         if None not in tags:  # every tag a standard number (no empty, signed, padded or user-defined one)
             pairs: tuple[tuple[int, str], ...] = tuple(zip(tags, flat[1::2], strict=True))  # type: ignore[arg-type]
-            first = dict(pairs)  # the last value of a repeated tag: rebuilt below with the first
-            if len(first) != len(pairs):
-                first = {}
-                for tag, value in pairs:
-                    if tag not in first:
-                        first[tag] = value
-            return Frame(raw, pairs, None, first)
+            return Frame(raw, pairs, None, _first_values(pairs))
     return _split_general(raw)
+
+
+def _first_values(pairs: tuple[tuple[int, str], ...]) -> dict[int, str]:
+    """Each tag's first value in ``pairs`` (a repeated tag keeps its first, as ``Frame.get`` reads)."""
+    first = dict(pairs)  # one C-level build; it keeps the last value of a repeated tag, so then:
+    if len(first) != len(pairs):
+        first = {}
+        for tag, value in pairs:
+            if tag not in first:
+                first[tag] = value
+    return first
 
 
 def _split_general(raw: bytes) -> Frame:
@@ -341,13 +346,7 @@ def _split_general(raw: bytes) -> Frame:
         else:
             number = _TAG_NUMBERS.get
             pairs = tuple([(number(tag) or int(tag), value) for tag, value in _PAIR.findall(text)])
-        first = dict(pairs)  # the last value of a repeated tag: rebuilt below with the first
-        if len(first) != len(pairs):
-            first = {}
-            for tag, value in pairs:
-                if tag not in first:
-                    first[tag] = value
-        return Frame(raw, pairs, None, first)
+        return Frame(raw, pairs, None, _first_values(pairs))
     pairs_ = []
     bad: str | None = None
     for item in raw[:-1].split(SOH):

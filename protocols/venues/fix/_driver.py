@@ -406,13 +406,10 @@ class FixConnection:
                     with self._lock:
                         self._flush(sock)
         except ValueError:  # a socket closed by another thread (drop / close): fileno() is -1
-            with self._lock:
-                if self._sock is sock:
-                    self._close_socket("socket closed")
+            self._lost(sock, "socket closed")
             return False
         except OSError as exc:
-            with self._lock:
-                self._close_socket(f"connection lost: {exc}")
+            self._lost(sock, f"connection lost: {exc}")
             return False
         if leading:
             return self._read_and_hand_on(sock, readable, leading)
@@ -431,14 +428,10 @@ class FixConnection:
             except (TimeoutError, ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
                 data = None
             except ValueError:
-                with self._lock:
-                    if self._sock is sock:
-                        self._close_socket("socket closed")
+                self._lost(sock, "socket closed")
                 return False
             except OSError as exc:
-                with self._lock:
-                    if self._sock is sock:
-                        self._close_socket(f"connection lost: {exc}")
+                self._lost(sock, f"connection lost: {exc}")
                 return False
         to_app = self._to_app
         with self._lock:
@@ -591,6 +584,13 @@ class FixConnection:
             elif isinstance(action, StateChanged):
                 self._state(action.state, action.detail)
         return to_app
+
+    def _lost(self, sock: socket.socket, reason: str) -> None:
+        """Close ``sock`` for ``reason`` if it is still the connection's socket: another thread
+        (a drop, a close, a reconnect) may have closed or replaced it since ``sock`` was read."""
+        with self._lock:
+            if self._sock is sock:
+                self._close_socket(reason)
 
     def _close_socket(self, reason: str) -> None:
         sock, self._sock = self._sock, None
