@@ -49,7 +49,7 @@ from ..journal.sqlite import (
     MemoryJournal,
 )
 from ..kernel.base import FlowActor, resolve, tell
-from ..orders.messages import GuardActed, RecordDenied, ReleaseTrading, SubmitOrder
+from ..orders.messages import ClaimRefused, GuardActed, RecordDenied, ReleaseTrading, SubmitOrder
 from ..orders.reporting import as_replay, error_report
 from ..supervision.messages import Wire
 from ..testing import InjectJournalFailure, crash_point
@@ -379,6 +379,8 @@ class IdempotencyStoreActor(FlowActor):
         self.refused_claims += 1
         logger.error("order {}: the idempotency journal cannot store its claim ({}); denied, nothing sent",
                      order.client_order_id, exc)
+        # before the denial: health() shows it by the time the caller has the answer
+        tell(self._ledger, ClaimRefused(order.client_order_id, order.account_id, f"{type(exc).__name__}: {exc}"[:300]))
         self._deny(order, ErrorCode.E_EXEC_VALIDATION,
                    f"the journal cannot store a value of this order, so it was not sent ({type(exc).__name__}: {exc})"[:1000])
 

@@ -18,7 +18,7 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring_ascii as _esc
 from typing import Any
@@ -90,6 +90,7 @@ from .messages import (
     CancelFinished,
     CancelOrder,
     CancelOutcome,
+    ClaimRefused,
     CompactJournal,
     ForgetWait,
     GetDailyPnl,
@@ -222,6 +223,9 @@ class LedgerHandover:
     #: the parent's reservation with the parent (EXPIRED); the next generation holds it again, so
     #: the child arriving there lives within it, unchecked, as it would have here
     held: tuple = ()
+    #: the refused rows and claims no operator acknowledged yet (``health()``: they outlive a ledger restart)
+    refused_rows: dict = field(default_factory=dict)
+    refused_claims: dict = field(default_factory=dict)
 
 
 _RESERVED = OrderStatus.RESERVED
@@ -425,8 +429,10 @@ class LedgerActor(FlowActor):
         #: fail closed on durable writes (docs/DESIGN.md "Durability"): store ("audit",
         #: "ledger_journal") -> {"error", "attempts", "pending"} while its write is failing
         self._write_failures: dict[str, dict[str, Any]] = {}
-        #: the journal rows refused for their values (_row_refused): count and the last one (health())
+        #: the journal rows refused for their values (_row_refused) and the idempotency claims
+        #: (ClaimRefused) no operator acknowledged yet: count and the last one (health())
         self._refused_rows: dict[str, Any] = {}
+        self._refused_claims: dict[str, Any] = {}
         #: the trading state to return to once every failed write went through (None: we did not halt)
         self._state_before_halt: TradingState | None = None
         self._retry_timer = None
@@ -601,6 +607,7 @@ class LedgerActor(FlowActor):
                 self._risk.restore_reservation(book, intent.model_copy(update={"client_order_id": parent_id}), amount)
                 self._held[child_id] = (book, parent_id, intent)
             self._escalated = dict(h.escalated)
+            self._refused_rows, self._refused_claims = dict(h.refused_rows), dict(h.refused_claims)
             self._down_since = dict(h.down_since)
             self._publishing = h.publishing
             self._auto_causes = dict(h.auto_causes)
@@ -644,7 +651,8 @@ class LedgerActor(FlowActor):
             waiters={k: list(v) for k, v in self._waiters.items()}, escalated=dict(self._escalated),
             down_since=dict(self._down_since), publishing=self._publishing, marks=tuple(self._marks.values()),
             held=tuple((child_id, book, parent_id, self._risk.reservation(book, parent_id), intent)
-                       for child_id, (book, parent_id, intent) in self._held.items())),)}
+                       for child_id, (book, parent_id, intent) in self._held.items()),
+            refused_rows=dict(self._refused_rows), refused_claims=dict(self._refused_claims)),)}
 
     def answer_crashed(self, message: Any) -> None:
         """An order whose handler raised here was never sent: FAILED (E_EXEC_INTERNAL), and the
@@ -1161,9 +1169,28 @@ class LedgerActor(FlowActor):
         """Durable writes that are failing: store -> {"error", "attempts", "pending"} (empty: all written)."""
         return {store: dict(info) for store, info in self._write_failures.items()}
 
-    def handle_GetRefusedRows(self, message: Any) -> dict:
-        """The journal rows refused for their values (see ``GetRefusedRows``): ``{}`` when none."""
-        return dict(self._refused_rows)
+    def handle_GetRefusedRows(self, message: Any) -> tuple[dict, dict]:
+        """The refused rows and claims not acknowledged yet (see ``GetRefusedRows``): ``(rows, claims)``."""
+        return dict(self._refused_rows), dict(self._refused_claims)
+
+    def handle_ClaimRefused(self, message: ClaimRefused) -> None:
+        """The idempotency journal refused an order's claim (the store denied the order): counted for health()."""
+        self._refused_claims = {"count": self._refused_claims.get("count", 0) + 1,
+                                "last_client_order_id": message.client_order_id, "last_reason": message.reason}
+
+    def handle_AcknowledgeRefused(self, message: Any) -> tuple[dict, dict]:
+        """An operator dealt with the refused rows and claims (``Runtime.acknowledge_refused``): the
+        lists are cleared, a ``refused_acknowledged`` audit line says how many; answers them as they were."""
+        rows, claims = self._refused_rows, self._refused_claims
+        self._refused_rows, self._refused_claims = {}, {}
+        audit = self._audit
+        if (rows or claims) and audit is not None:
+            try:
+                audit.append_many([("refused_acknowledged", {"rows": rows.get("count", 0), "claims": claims.get("count", 0)})])
+                audit.flush()
+            except Exception as exc:  # noqa: BLE001 - any audit write failure halts trading (_write_failed)
+                self._write_failed("audit", exc, getattr(audit, "pending", 0))
+        return rows, claims
 
     def handle_InjectJournalFailure(self, message: InjectJournalFailure) -> None:
         """The testing seam (``actors.testing.inject_journal_failure``): the next ``n`` writes of

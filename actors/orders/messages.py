@@ -450,9 +450,29 @@ class GetDurability:
 
 @dataclass(frozen=True, slots=True)
 class GetRefusedRows:
-    """Ask the ledger about the journal rows refused for their values since it started
-    (``JournalRowRefused``): ``{}`` when none, else ``{"count", "last_client_order_id",
-    "last_kind", "last_reason"}``."""
+    """Ask the ledger about the values the journals refused and no operator acknowledged yet:
+    ``(rows, claims)``, each ``{}`` when none. ``rows``: the ledger journal's rows
+    (``JournalRowRefused``), ``{"count", "last_client_order_id", "last_kind", "last_reason"}``;
+    ``claims``: the idempotency journal's claims (:class:`ClaimRefused`), ``{"count",
+    "last_client_order_id", "last_reason"}``. Kept across a ledger restart (``LedgerHandover``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRefused:
+    """Store → ledger: the idempotency journal refused ``client_order_id``'s claim for a value in it
+    (``JournalValueRefused``, or a value JSON cannot hold); the order is denied E_EXEC_VALIDATION,
+    nothing sent. ``reason``: the refusal's text. Counted in ``Runtime.health().refused_claims``."""
+
+    client_order_id: str
+    account_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AcknowledgeRefused:
+    """Ask the ledger to clear the refused rows and claims an operator has dealt with
+    (``Runtime.acknowledge_refused``); answers ``(rows, claims)`` as they were (see
+    :class:`GetRefusedRows`) and writes a ``refused_acknowledged`` audit line when any was listed."""
 
 
 @dataclass(frozen=True, slots=True)

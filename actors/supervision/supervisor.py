@@ -78,11 +78,16 @@ class Health:
     state (``trading_reason``: the operator or a safety rule), the adapters whose venue books
     differ from the ledger (``broker_mismatches``, from ``Runtime.sync_broker_state``) and the
     durable writes that are failing (``durable_writes``: store -> ``{"error", "attempts",
-    "pending"}``; while any is there trading is HALTED, see docs/DESIGN.md "Durability") and the
-    ledger journal's rows refused for their values since the ledger started (``refused_rows``:
-    ``{}`` when none, else ``{"count", "last_client_order_id", "last_kind", "last_reason"}``; each
-    was a ``JournalRowRefused`` event and a ``journal_row_refused`` audit line, and its order needs
-    an operator; trading goes on, so ``healthy`` does not count them)."""
+    "pending"}``; while any is there trading is HALTED, see docs/DESIGN.md "Durability"), the
+    ledger journal's rows refused for their values (``refused_rows``: ``{}`` when none, else
+    ``{"count", "last_client_order_id", "last_kind", "last_reason"}``; each was a
+    ``JournalRowRefused`` event and a ``journal_row_refused`` audit line; the journal lacks that
+    row of a live order, so ``healthy`` is False while any is listed; trading goes on) and the
+    idempotency journal's refused claims (``refused_claims``: ``{}`` or ``{"count",
+    "last_client_order_id", "last_reason"}``; each order was denied E_EXEC_VALIDATION whole,
+    nothing sent, so ``healthy`` does not count them). Both lists are kept until an operator
+    clears them (``Runtime.acknowledge_refused``), across a ledger restart; a runtime restart starts
+    with none (the audit log's ``journal_row_refused`` lines are their durable record)."""
 
     children: tuple[ChildHealth, ...]
     breakers: dict = field(default_factory=dict)
@@ -94,12 +99,14 @@ class Health:
     broker_mismatches: tuple[str, ...] = ()
     durable_writes: dict = field(default_factory=dict)
     refused_rows: dict = field(default_factory=dict)
+    refused_claims: dict = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
-        """True when every child is running, no breaker is open, no order in doubt is escalated and
-        no venue's books differ from the ledger and every durable write went through."""
-        return not self.escalated and not self.broker_mismatches and not self.durable_writes and all(
+        """True when every child is running, no breaker is open, no order in doubt is escalated,
+        no venue's books differ from the ledger, every durable write went through and no journal
+        row refused for its values waits for an operator (``refused_rows``)."""
+        return not self.escalated and not self.broker_mismatches and not self.durable_writes and not self.refused_rows and all(
             c.state == "running" for c in self.children) and all(
             b in ("CLOSED", "DISABLED") for b in self.breakers.values()
         )

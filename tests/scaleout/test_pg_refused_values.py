@@ -132,5 +132,10 @@ def test_a_claim_postgresql_refuses_denies_that_order_only(make_runtime, pg_url)
     assert venue.submit_count("bad\x00") == 0
     rt.flush()
     assert rt.stats()["journal"]["refused_claims"] == 1
-    assert rt.health().trading_state == "ACTIVE"
+    health = rt.health()
+    assert health.trading_state == "ACTIVE"
+    # in the same health view as the refused rows (before: only in stats()); an operator clears it
+    assert health.refused_claims["count"] == 1 and health.refused_claims["last_client_order_id"] == "bad\x00", health
+    assert "NUL" in health.refused_claims["last_reason"]
+    assert rt.acknowledge_refused()[1] == health.refused_claims and rt.health().refused_claims == {}
     assert rows(pg_url, "SELECT client_order_id FROM flowroute.idempotency ORDER BY 1") == [("good-1",), ("good-2",)]
