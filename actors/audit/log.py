@@ -66,6 +66,8 @@ Example::
 
 from __future__ import annotations
 
+import errno
+import glob
 import gzip
 import hashlib
 import json
@@ -211,8 +213,8 @@ def _segments(path: Path, archive_dir: Path | None = None) -> list[Path]:
     return [seg for seg, _, _ in audit_segments(path, archive_dir)] + [path]
 
 
-#: ``audit.<first seq>-<last seq>.jsonl.gz``: one archived segment of the log
-_SEGMENT_RE = re.compile(r"^(?P<stem>.+)\.(?P<first>\d{12})-(?P<last>\d{12})\.jsonl\.gz$")
+#: ``audit.<first seq>-<last seq>.jsonl.gz`` (archived) or ``….jsonl`` (rotated): one segment of the log
+_SEGMENT_RE = re.compile(r"^(?P<stem>.+)\.(?P<first>\d{12})-(?P<last>\d{12})\.jsonl(?P<gz>\.gz)?$")
 
 
 def default_archive_dir(path: Path) -> Path:
@@ -226,12 +228,15 @@ def audit_segments(path: Path | str, archive_dir: Path | str | None = None) -> l
     A segment is ``<archive_dir>/<log name>.<first seq>-<last seq>.jsonl.gz`` (12 digits each):
     the log's lines verbatim, gzip-compressed, then one anchor line
     ``{"anchor":{"hash":…,"lines":…,"seq":…}}`` holding the seq and hash of its last line, which
-    the next segment (or the live log) chains from. ``archive_dir`` defaults to
-    :func:`default_archive_dir`.
+    the next segment (or the live log) chains from; or ``….jsonl`` without the ``.gz``: a live
+    log rotated whole (:meth:`AuditLog.rotate`), its lines as written and no anchor line (its last
+    line is its anchor), compressed by the next :func:`archive_audit`. When both forms of one
+    range exist (a compression cut short), the compressed one is the segment. ``archive_dir``
+    defaults to :func:`default_archive_dir`.
     """
     path = Path(path)
     folder = Path(archive_dir) if archive_dir is not None else default_archive_dir(path)
-    found = []
+    found: dict[tuple[int, int], Path] = {}
     try:
         entries = list(folder.iterdir())
     except OSError:
@@ -239,8 +244,10 @@ def audit_segments(path: Path | str, archive_dir: Path | str | None = None) -> l
     for entry in entries:
         m = _SEGMENT_RE.match(entry.name)
         if m and m.group("stem") == path.name:
-            found.append((entry, int(m.group("first")), int(m.group("last"))))
-    return sorted(found, key=lambda item: item[1])
+            key = (int(m.group("first")), int(m.group("last")))
+            if m.group("gz") or key not in found:
+                found[key] = entry
+    return [(entry, first, last) for (first, last), entry in sorted(found.items())]
 
 
 def read_records(
@@ -298,7 +305,10 @@ def _open_segment(file: Path) -> Iterable[bytes]:
 
 
 def _segment_anchor(file: Path) -> tuple[int, str, int]:
-    """``(seq, hash, lines)`` of a segment's closing anchor line; ValueError when it has none."""
+    """``(seq, hash, lines)`` of a segment's closing anchor line (of a rotated segment: of its last
+    line, ``lines`` from its name); ValueError when it has none."""
+    if not file.name.endswith(".gz"):
+        return _rotated_anchor(file)
     last = b""
     with gzip.open(file, "rb") as fh:
         for raw in fh:
@@ -311,6 +321,34 @@ def _segment_anchor(file: Path) -> tuple[int, str, int]:
     if not (isinstance(seq, int) and _is_hex64(digest) and isinstance(lines, int)):
         raise ValueError(f"{file.name}: malformed anchor {anchor!r}")
     return seq, digest, lines
+
+
+def _rotated_anchor(file: Path) -> tuple[int, str, int]:
+    """:func:`_segment_anchor` of a rotated (plain) segment: the seq and hash of its last complete
+    line, read from the end of the file, and the line count its name implies."""
+    m = _SEGMENT_RE.match(file.name)
+    first = int(m.group("first")) if m else 1
+    with open(file, "rb") as fh:
+        pos = fh.seek(0, os.SEEK_END)
+        tail = body = b""
+        while pos > 0:  # back far enough to hold the last complete line (a torn fragment after it is not one)
+            start = max(0, pos - 65536)
+            fh.seek(start)
+            tail = fh.read(pos - start) + tail
+            pos = start
+            body = tail[: tail.rfind(b"\n") + 1]
+            if body.count(b"\n") >= 2:
+                break
+    lines = body[:-1]
+    last = lines[lines.rfind(b"\n") + 1:]
+    try:
+        obj = json.loads(last)
+        seq, digest = obj["seq"], obj["hash"]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{file.name} does not end with an audit line (an incomplete rotated segment)") from None
+    if isinstance(seq, bool) or not isinstance(seq, int) or not _is_hex64(digest):
+        raise ValueError(f"{file.name}: malformed last line")
+    return seq, digest, seq - first + 1
 
 
 # ---------------------------------------------------------------------------
@@ -706,14 +744,7 @@ class AuditLog:
         self._head_fd: int | None = None
         self._fd: int | None = None
         self._torn_moved = 0
-        try:
-            self._open()
-        except OSError as exc:
-            self._close_fds()
-            raise AuditError(f"cannot open audit log {self._path}: {exc}") from exc
-        except AuditError:
-            self._close_fds()
-            raise
+        self._open_checked()
 
     # -- open / recovery -------------------------------------------------------
 
@@ -739,7 +770,12 @@ class AuditLog:
                 raise AuditError(f"audit log {self._path} is already open by another writer") from None
         if not existed:
             self._fsync_dir()
-        self._size = os.fstat(self._fd).st_size
+        st = os.fstat(self._fd)
+        if st.st_nlink > 1 and self._finish_rotation(st):
+            self._close_fds()
+            self._open()
+            return
+        self._size = st.st_size
         self._recover_tail()
         try:
             head = _read_head(self._path)
@@ -761,6 +797,21 @@ class AuditLog:
 
     def _fsync_dir(self) -> None:
         fsync_dir(self._path.parent)
+
+    def _finish_rotation(self, st: os.stat_result) -> bool:
+        """A :meth:`rotate` cut after its hard link (the live log is also the last segment): put the
+        empty live log in place now. True when it did (the caller reopens)."""
+        segments = audit_segments(self._path, self._archive_dir)
+        if not segments:
+            return False
+        try:
+            seg = segments[-1][0].stat()
+        except OSError:
+            return False
+        if not os.path.samestat(st, seg):
+            return False
+        replace_file(self._path, b"", mode=self._mode)
+        return True
 
     def _recover_tail(self) -> None:
         """Apply the torn-line rule, then take seq/prev from the last complete line (from the last
@@ -957,24 +1008,74 @@ class AuditLog:
         finally:
             self._close_fds()
 
-    def archive(self, before: datetime) -> ArchiveResult:
-        """Retention while this writer holds the log (the ledger's periodic run): write and sync
-        what is pending, release the file, move the lines written before ``before`` into a segment
-        (:func:`archive_audit`: crash-safe, the chain continues across it), then reopen the log and
-        go on appending. Raises :class:`AuditError` (the log is reopened in every case it can be)."""
+    def rotate(self, before: datetime) -> ArchiveResult:
+        """Retention while this writer holds the log (the ledger's periodic run): once the log's
+        first line was written before ``before`` (past its keep time), the whole live file becomes
+        the segment ``<archive_dir>/<name>.<first>-<last>.jsonl`` and an empty live log continues
+        the chain from its last line; else nothing moves. The cost does not grow with the log: what
+        is pending is written and synced, the first line read, the file hard-linked into the
+        archive and an empty file renamed over the live one (the next :func:`archive_audit`, at
+        start, compresses the segment). Crash-safe: cut after the link, the live log and the
+        segment are one file; :func:`verify` accepts it (warning) and the next open (or
+        :func:`archive_audit`) completes the rotation. An archive directory on another file
+        system (no hard link) falls back to :func:`archive_audit`'s copy. Raises
+        :class:`AuditError` (the log is reopened in every case it can be); ``before`` must be
+        timezone-aware."""
         self._check_open()
+        cutoff = _iso(before)
+        self.flush()
+        assert self._fd is not None
+        first = b""
+        while b"\n" not in first and len(first) < self._size:  # the first line (flushed: it is complete)
+            first += os.pread(self._fd, 65536, len(first))
+        end = first.find(b"\n")
+        if end < 0:
+            return ArchiveResult(None)  # empty
+        try:
+            obj = json.loads(first[:end])
+            first_seq, first_ts = obj["seq"], obj["ts"]
+        except (ValueError, KeyError, TypeError):
+            raise AuditError(f"audit log {self._path}: its first line is not an audit line; run verify") from None
+        if not first_ts < cutoff:
+            return ArchiveResult(None)
+        last_seq = self._seq
+        self._archive_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        segment = self._archive_dir / f"{self._path.name}.{first_seq:012d}-{last_seq:012d}.jsonl"
+        try:
+            os.link(self._path, segment)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise AuditError(f"rotating audit log {self._path} failed: {exc}") from exc
+            return self._archive_by_copy(before)
+        self._close_fds()
+        try:
+            fsync_dir(self._archive_dir)
+            replace_file(self._path, b"", mode=self._mode)  # the rotation's commit point
+        finally:
+            self._open_checked("rotating it")
+        return ArchiveResult(segment, last_seq - first_seq + 1, first_seq, last_seq, last_seq - first_seq + 1)
+
+    def _archive_by_copy(self, before: datetime) -> ArchiveResult:
+        """:meth:`rotate` where no hard link reaches the archive: release the file, copy the lines
+        written before ``before`` into a segment (:func:`archive_audit`), reopen the log."""
         self.close()
         try:
             return archive_audit(self._path, before=before, archive_dir=self._archive_dir, file_mode=self._mode)
         finally:
-            try:
-                self._open()
-            except OSError as exc:
-                self._close_fds()
-                raise AuditError(f"cannot reopen audit log {self._path} after archiving: {exc}") from exc
-            except AuditError:
-                self._close_fds()
-                raise
+            self._open_checked("archiving it")
+
+    def _open_checked(self, after: str = "") -> None:
+        """:meth:`_open`, at construction or again ``after`` :meth:`rotate` or the archive's copy
+        released the file; raises :class:`AuditError` (the file left closed) when it cannot."""
+        try:
+            self._open()
+        except OSError as exc:
+            self._close_fds()
+            what = f"reopen audit log {self._path} after {after}" if after else f"open audit log {self._path}"
+            raise AuditError(f"cannot {what}: {exc}") from exc
+        except AuditError:
+            self._close_fds()
+            raise
 
     def _check_open(self) -> None:
         if self._fd is None:
@@ -1138,6 +1239,7 @@ def archive_audit(path: Path | str, *, before: datetime, archive_dir: Path | str
             archived.append(raw)
             prev_hash, prev_seq = digest, seq
         if not archived and not pruned:
+            _compress_rotated(path, folder, file_mode)
             return ArchiveResult(None)
         segment = None
         if archived:
@@ -1150,9 +1252,44 @@ def archive_audit(path: Path | str, *, before: datetime, archive_dir: Path | str
         keep = raw_lines[pruned + len(archived):]
         rest = b"".join(line + b"\n" for line in keep) + tail
         replace_file(path, rest, mode=file_mode)
+        _compress_rotated(path, folder, file_mode)
         return ArchiveResult(segment, len(archived), a_seq + 1 if archived else 0, prev_seq if archived else 0,
                              pruned + len(archived))
     except OSError as exc:
         raise AuditError(f"archiving audit log {path} failed: {exc}") from exc
     finally:
         os.close(fd)
+
+
+def _compress_rotated(path: Path, folder: Path, file_mode: int) -> int:
+    """Compress the rotated (plain) segments of the log at ``path`` (:meth:`AuditLog.rotate`) into
+    the archived form (``….jsonl.gz`` with its anchor line); returns how many. Each one is written
+    (fsync, rename) before its plain file is removed, so a crash in between leaves both, and
+    :func:`audit_segments` reads the compressed one; a plain file that is still the live log (a
+    rotation cut short) or ends in a torn line is left as it is."""
+    try:
+        live = path.stat()
+    except OSError:
+        live = None
+    done = 0
+    for entry in sorted(folder.glob(f"{glob.escape(path.name)}.*.jsonl")):
+        m = _SEGMENT_RE.match(entry.name)
+        if not m or m.group("stem") != path.name:
+            continue
+        target = entry.with_name(entry.name + ".gz")
+        if not target.exists():
+            if live is not None and os.path.samestat(live, entry.stat()):
+                continue
+            data = entry.read_bytes()
+            try:
+                seq, digest, _ = _rotated_anchor(entry)
+            except ValueError:  # damaged: left as it is (verify reports it)
+                continue
+            if not data.endswith(b"\n"):
+                continue
+            anchor = canonical_json({"anchor": {"hash": digest, "lines": data.count(b"\n"), "seq": seq}})
+            replace_file(target, gzip.compress(data + anchor.encode("ascii") + b"\n", mtime=0), mode=file_mode)
+        entry.unlink()
+        fsync_dir(folder)
+        done += 1
+    return done

@@ -2146,7 +2146,8 @@ class LedgerActor(FlowActor):
     def handle_RetentionTick(self, message: RetentionTick) -> None:
         """Periodic job (``[retention] interval_s`` on the runtime's clock; actors/audit/retention.py):
         what is past its keep time leaves the live files for the archive while the runtime runs, as
-        at start. The ledger holds the audit log and the receipts file open, so it archives them
+        at start. The ledger holds the audit log and the receipts file open, so it rotates the
+        one (``AuditLog.rotate``: a link and a rename, whatever its size) and archives the other
         itself between two batches (its queued rows written first); the journals follow
         (``RetentionJob.journals``: SQLite files or the PostgreSQL journal), idempotency records of
         orders that reached a venue kept (retired). Runs on the ledger's own thread (a durable
@@ -2164,7 +2165,7 @@ class LedgerActor(FlowActor):
             before = now - timedelta(days=job.orders_days)
             lines = 0
             if self._audit is not None:
-                lines = self._audit.archive(before).lines
+                lines = self._audit.rotate(before).lines
             receipts = 0
             if self._receipts_fd is not None:
                 os.close(self._receipts_fd)

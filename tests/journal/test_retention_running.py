@@ -53,12 +53,15 @@ def test_retention_runs_on_the_clock_while_running_and_keeps_what_idempotency_ne
         settle(rt)
         if day < 30:  # not yet past the 30 days: nothing moved
             assert not _archived_rows(state) and not audit_segments(state / "audit.jsonl")
+    live = (state / "audit.jsonl").stat().st_ino
     clock.advance(DAY)  # day 31: both orders ended more than 30 days ago
     settle(rt)
     rows = _archived_rows(state)
     assert {r["client_order_id"] for r in rows} == {"rr-sent", "rr-denied"}
     assert {r["table"] for r in rows} >= {"order_events", "fills"}
     assert audit_segments(state / "audit.jsonl"), "the audit lines were archived while the runtime ran"
+    # rotated, not rewritten: the live file itself became the segment (AuditLog.rotate)
+    assert [seg.stat().st_ino for seg, _, _ in audit_segments(state / "audit.jsonl")] == [live]
     # the runtime goes on: a new order, its audit line after the archived segment in one chain
     assert rt.submit(market("rr-new"), ctx()).result(timeout=10).status is OrderStatus.FILLED
     # an id that reached a venue is refused; one that never left may be used again

@@ -1,0 +1,172 @@
+"""Rotation of the live audit log (``AuditLog.rotate``: the ledger's periodic retention run).
+
+Before, the run moved the old lines with ``archive_audit`` inside one ledger message: the whole
+live file read, compressed and rewritten, its cost growing with the log. Now the live file, once
+its first line is past the keep time, becomes a segment by a hard link and an empty file renamed
+over it: the lines are never copied, the chain continues across the files and ``verify`` checks
+it whole; a SIGKILL in the middle (a real subprocess) leaves a state that verifies and that the
+next open, or the next ``archive_audit`` at start, completes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from actors.audit.log import AuditLog, archive_audit, audit_segments, read_records, verify
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class StepClock:
+    """``now()`` returns the time the test sets: the audit log stamps each line with it."""
+
+    def __init__(self) -> None:
+        self.t = T0
+
+    def now(self) -> datetime:
+        return self.t
+
+
+def write(log: AuditLog, clock: StepClock, days: list[int], start: int = 0) -> None:
+    for i, day in enumerate(days, start):
+        clock.t = T0 + timedelta(days=day)
+        log.append("transition", {"client_order_id": f"o-{i}", "day": day})
+    log.flush()
+
+
+def test_rotation_moves_the_live_file_whole_without_copying_and_the_chain_continues(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    clock = StepClock()
+    log = AuditLog(path, clock=clock)
+    write(log, clock, [0, 10, 20])
+    assert log.rotate(T0).segment is None  # its first line is not past the keep time: nothing moves
+    assert audit_segments(path) == []
+    inode = path.stat().st_ino
+    res = log.rotate(T0 + timedelta(days=5))
+    assert (res.lines, res.first_seq, res.last_seq) == (3, 1, 3)
+    assert res.segment == tmp_path / "archive" / "audit.jsonl.000000000001-000000000003.jsonl"
+    assert res.segment.stat().st_ino == inode  # the live file itself, not a copy of its lines
+    assert path.stat().st_size == 0 and path.stat().st_ino != inode
+    write(log, clock, [30, 31], start=3)  # the writer goes on: the chain continues from the segment
+    assert log.rotate(T0 + timedelta(days=5)).segment is None  # the new first line is younger
+    log.close()
+    lines = [json.loads(x) for x in path.read_bytes().splitlines()]
+    assert [x["seq"] for x in lines] == [4, 5]
+    assert lines[0]["prev"] == json.loads(res.segment.read_bytes().splitlines()[-1])["hash"]
+    result = verify(path)
+    assert result.ok and result.lines == 5 and result.last_seq == 5 and not result.warnings, result
+    assert [r.data["day"] for r in read_records(path)] == [0, 10, 20, 30, 31]
+    # a reopened writer continues from the live log; one whose live log is empty, from the segment
+    with AuditLog(path, clock=clock) as again:
+        assert again.seq == 5
+    # the next archive_audit (at start) compresses the rotated segment into the archived form
+    archive_audit(path, before=T0)
+    assert [s.name for s, _, _ in audit_segments(path)] == ["audit.jsonl.000000000001-000000000003.jsonl.gz"]
+    anchor = json.loads(gzip.decompress(audit_segments(path)[0][0].read_bytes()).splitlines()[-1])["anchor"]
+    assert anchor == {"hash": lines[0]["prev"], "lines": 3, "seq": 3}
+    assert verify(path).ok and [r.seq for r in read_records(path)] == [1, 2, 3, 4, 5]
+
+
+def test_a_rotation_of_everything_leaves_an_empty_live_log_that_verifies_and_reopens(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    clock = StepClock()
+    log = AuditLog(path, clock=clock)
+    write(log, clock, [0, 1])
+    log.rotate(T0 + timedelta(days=400))
+    log.close()
+    result = verify(path)
+    assert result.ok and result.lines == 2 and result.last_seq == 2 and result.head_seq == 2, result
+    with AuditLog(path, clock=clock) as again:  # chains from the rotated segment's last line
+        assert again.seq == 2
+        write(again, clock, [2], start=2)
+    assert verify(path).ok and verify(path).lines == 3
+
+
+def test_a_cut_segment_end_is_found(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    clock = StepClock()
+    log = AuditLog(path, clock=clock)
+    write(log, clock, [0, 1, 2])
+    segment = log.rotate(T0 + timedelta(days=400)).segment
+    write(log, clock, [3], start=3)
+    log.close()
+    assert segment is not None
+    segment.write_bytes(b"".join(segment.read_bytes().splitlines(keepends=True)[:2]))  # its last line cut
+    result = verify(path)
+    assert not result.ok and {p.kind for p in result.problems} >= {"edited", "broken_chain"}, result
+
+
+CHILD = """
+import os, signal, sys
+from datetime import UTC, datetime, timedelta
+sys.path.insert(0, {root!r})
+import actors.audit.log as audit
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+class Clock:
+    t = datetime(2025, 1, 1, tzinfo=UTC)
+    def now(self):
+        return self.t
+
+clock = Clock()
+log = audit.AuditLog({path!r}, clock=clock)
+for i in range(3):
+    clock.t += timedelta(days=1)
+    log.append("transition", {{"client_order_id": f"o-{{i}}"}})
+log.flush()
+audit.{target} = die  # SIGKILL at the rotation's next step
+log.rotate(clock.t + timedelta(days=1))
+sys.exit(3)  # not reached
+"""
+
+
+def run_child(path: Path, target: str) -> None:
+    proc = subprocess.run([sys.executable, "-c", CHILD.format(root=str(ROOT), path=str(path), target=target)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+
+
+@pytest.mark.parametrize("then", ["reopen", "archive_at_start"])
+def test_a_sigkill_mid_rotation_leaves_a_verifiable_log_that_the_next_start_completes(tmp_path: Path, then: str) -> None:
+    """Killed after the hard link, before the empty live log is in place: the live log and the
+    segment are one file. verify accepts it (a warning), and the next open (or archive_audit, which
+    a start runs first) puts the empty live log in place, so no line is ever written into the segment."""
+    path = tmp_path / "audit.jsonl"
+    run_child(path, "replace_file")
+    (segment, first, last), = audit_segments(path)
+    assert (first, last) == (1, 3) and os.path.samestat(segment.stat(), path.stat())
+    result = verify(path)
+    assert result.ok and result.lines == 3 and result.last_seq == 3, result
+    assert any("archived line(s) are still at the start" in w.message for w in result.warnings), result
+    if then == "archive_at_start":
+        archive_audit(path, before=T0)
+        assert path.stat().st_size == 0
+    clock = StepClock()
+    clock.t = T0 + timedelta(days=10)
+    with AuditLog(path, clock=clock) as log:
+        assert log.seq == 3
+        log.append("transition", {"client_order_id": "after"})
+    assert path.stat().st_nlink == 1 and [json.loads(x)["seq"] for x in path.read_bytes().splitlines()] == [4]
+    result = verify(path)
+    assert result.ok and result.lines == 4 and not result.warnings, result
+    assert [r.seq for r in read_records(path)] == [1, 2, 3, 4]
+
+
+def test_a_sigkill_before_the_link_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    run_child(path, "os.link")
+    assert audit_segments(path) == [] and len(path.read_bytes().splitlines()) == 3
+    result = verify(path)
+    assert result.ok and result.lines == 3 and not result.warnings, result
