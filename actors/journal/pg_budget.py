@@ -19,7 +19,11 @@ Each process's :class:`~actors.orders.risk.RiskEngine` still makes every check i
   order that would have fitted, never admit one that does not.
 
 A database error on reserve denies the order (fail closed); a failed flush is logged and
-retried with the next one.
+retried with the next one. A value the database refuses (SQLSTATE class 22, or one the driver
+cannot bind: :func:`~actors.journal.sqlite.refused_value`, as the journals classify it) is the
+order's fault, not the database's: reserve denies that order naming the refusal, and a flush it
+refused is written again key by key, so only the refused order's values are left out (logged,
+``refused_values``) instead of every later flush failing with it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from decimal import Decimal
 from typing import Any
 
 from loguru import logger
+
+from .sqlite import _UNBINDABLE, JournalValueRefused, refused_value
 
 __all__ = ["PgBudget"]
 
@@ -49,9 +55,13 @@ class PgBudget:
         self._dirty: set[tuple[str, str]] = set()
         self.reserve_calls = 0
         self.flush_failures = 0
+        #: orders whose shared values the database refused (left out of the shared totals, logged)
+        self.refused_values = 0
 
     def reserve(self, book: str, client_order_id: str, notional: Decimal, budget: Decimal) -> str | None:
         """Reserve ``notional`` against ``budget`` for the whole fleet; None when done, else the denial detail."""
+        import psycopg
+
         self.reserve_calls += 1
         try:
             with self._backend.pool.connection() as conn:
@@ -67,6 +77,10 @@ class PgBudget:
                     now = conn.execute("SELECT reserved, spent FROM flowroute.budget_accounts WHERE account_id = %s",
                                        (book,)).fetchone()
                 conn.commit()
+        except (*_UNBINDABLE, psycopg.DataError) as exc:  # the order's value, not the database (JournalValueRefused)
+            refused = refused_value("shared budget reserve", exc)
+            logger.error("shared budget: {}: {}", client_order_id, refused)
+            return f"the shared budget of account {book} cannot store a value of this order ({refused}); nothing was reserved"
         except Exception as exc:  # noqa: BLE001 - fail closed: no reservation, no order
             logger.error("shared budget: reserve for {} failed: {}", client_order_id, exc)
             return f"the shared budget of account {book} is unavailable ({type(exc).__name__}); nothing was reserved"
@@ -111,6 +125,35 @@ class PgBudget:
             return True
         keys = sorted(self._dirty)
         try:
+            try:
+                self._write(keys)
+            except JournalValueRefused:  # one order's value: each key alone, only the refused ones left out
+                for key in keys:
+                    try:
+                        self._write([key])
+                    except JournalValueRefused as exc:
+                        self.refused_values += 1
+                        self._dirty.discard(key)
+                        self._orders.pop(key, None)
+                        logger.error("shared budget: order {} of account {}: {}; its values are left out of the shared "
+                                     "totals", key[1], key[0], exc)
+        except Exception as exc:  # noqa: BLE001 - any database failure: counted, the keys are written again
+            self.flush_failures += 1
+            logger.error("shared budget: could not write {} order(s): {}", len(keys), exc)
+            return False
+        self._dirty.difference_update(keys)
+        for key in keys:  # a released order has nothing left to change: forget it (bounded memory)
+            held = self._orders.get(key)
+            if held is not None and held[0] <= 0:
+                del self._orders[key]
+        return True
+
+    def _write(self, keys: list[tuple[str, str]]) -> None:
+        """Write the values of the orders ``keys`` in ONE transaction; raises :class:`JournalValueRefused`
+        for a value the database refuses (rolled back), any other database error as it is."""
+        import psycopg
+
+        try:
             with self._backend.pool.connection() as conn:
                 with conn.cursor() as cur:
                     for book, coid in keys:
@@ -134,16 +177,8 @@ class PgBudget:
                                 "ON CONFLICT (account_id) DO UPDATE SET reserved = b.reserved + EXCLUDED.reserved, "
                                 "spent = b.spent + EXCLUDED.spent", (book, dr, ds))
                 conn.commit()
-        except Exception as exc:  # noqa: BLE001 - any database failure: counted, the keys are written again
-            self.flush_failures += 1
-            logger.error("shared budget: could not write {} order(s): {}", len(keys), exc)
-            return False
-        self._dirty.difference_update(keys)
-        for key in keys:  # a released order has nothing left to change: forget it (bounded memory)
-            held = self._orders.get(key)
-            if held is not None and held[0] <= 0:
-                del self._orders[key]
-        return True
+        except (*_UNBINDABLE, psycopg.DataError) as exc:  # SQLSTATE class 22 or unbindable: the row, not the database
+            raise refused_value("shared budget flush", exc) from exc
 
     def totals(self, book: str) -> tuple[Decimal, Decimal]:
         """``(reserved, spent)`` of ``book`` across every process, as the database has them."""

@@ -21,6 +21,11 @@ not used in time is handed back (the grant's ``n`` is decreased: those calls nev
 one busy process cannot starve the others. Cancels are never throttled (as with the local
 throttle): they use a grant when one is at hand, else are logged as extra calls with the next
 grant (the window may then exceed ``max_calls`` by cancels, never by new orders).
+
+A value the database refuses (SQLSTATE class 22, or one the driver cannot bind, e.g. a NUL in
+the venue key) raises :class:`~actors.journal.sqlite.JournalValueRefused` as the journals do
+(:func:`~actors.journal.sqlite.refused_value`): at construction, which writes the venue key's
+row first, so such a key fails the start naming it instead of failing every refill for ever.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from typing import Any
 
 from loguru import logger
 
+from .sqlite import _UNBINDABLE, JournalValueRefused, refused_value
+
 __all__ = ["SharedThrottle"]
 
 
@@ -44,7 +51,9 @@ class SharedThrottle:
     adapter id); ``max_calls`` per rolling ``window_s`` seconds; ``share``: (0, 1] of
     ``max_calls`` this process may hold; ``grant_ttl_s``: how long a grant may wait for its call;
     ``batch_max``: most calls asked for at once. ``monotonic``: local clock (seconds).
-    Thread-safe: the actor calls admit methods, the refill thread adds grants.
+    Thread-safe: the actor calls admit methods, the refill thread adds grants. Raises
+    ``ValueError`` for a bad ``share`` and :class:`JournalValueRefused` (a ``ValueError``) when the
+    database refuses ``venue_key``; a database that fails otherwise is retried by the refill thread.
     """
 
     def __init__(self, backend: Any, venue_key: str, max_calls: int, window_s: float, share: float = 1.0, *,
@@ -75,6 +84,13 @@ class SharedThrottle:
         self.failures = 0
         #: called (from the refill thread) when new grants arrive for calls that waited: the actor's tick
         self.waker: Callable[[], None] | None = None
+        try:  # the venue key's row: a key the database refuses is refused here, not at every refill
+            self._grant(0, 0, [])
+        except JournalValueRefused:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the database may come back: the refill thread retries
+            self.failures += 1
+            logger.warning("shared throttle {}: first grant failed: {}", venue_key, exc)
         self._thread = threading.Thread(target=self._run, name=f"flowroute-throttle-{venue_key}", daemon=True)
         self._thread.start()
 
@@ -180,8 +196,17 @@ class SharedThrottle:
             self._wake.set()
 
     def _grant(self, want: int, forced: int, returns: list[tuple[int, int]]) -> tuple[int | None, int, float]:
-        """One transaction: hand back ``returns``, grant up to ``want`` calls (+ ``forced`` cancels)."""
+        """One transaction: hand back ``returns``, grant up to ``want`` calls (+ ``forced`` cancels).
+        Raises :class:`JournalValueRefused` for a value the database refuses (rolled back)."""
+        import psycopg
+
         self.db_calls += 1
+        try:
+            return self._grant_txn(want, forced, returns)
+        except (*_UNBINDABLE, psycopg.DataError) as exc:  # SQLSTATE class 22 or unbindable: the value, not the database
+            raise refused_value("shared throttle grant", exc) from exc
+
+    def _grant_txn(self, want: int, forced: int, returns: list[tuple[int, int]]) -> tuple[int | None, int, float]:
         owner, key = self._backend.owner_id, self.venue_key
         with self._backend.pool.connection() as conn:
             with conn.cursor() as cur:

@@ -139,3 +139,48 @@ def test_a_claim_postgresql_refuses_denies_that_order_only(make_runtime, pg_url)
     assert "NUL" in health.refused_claims["last_reason"]
     assert rt.acknowledge_refused()[1] == health.refused_claims and rt.health().refused_claims == {}
     assert rows(pg_url, "SELECT client_order_id FROM flowroute.idempotency ORDER BY 1") == [("good-1",), ("good-2",)]
+
+
+def test_the_shared_budget_classifies_a_refused_value_as_the_journals_do(pg_url) -> None:
+    """PgBudget (``actors/journal/pg_budget.py``) on a value PostgreSQL refuses: reserve denies
+    that order naming the refusal (before: "unavailable (DataError)", as if the database were
+    down), and a flush is written again key by key so only the refused order is left out. Before,
+    the flush failed whole at every retry: no order's true-up reached the shared totals again."""
+    from actors.journal.pg_budget import PgBudget
+
+    backend = PostgresBackend.open(pg_url)
+    try:
+        budget = PgBudget(backend)
+        detail = budget.reserve("acc-1", "c-\x00", Decimal("10"), Decimal("100"))
+        assert detail is not None and "cannot store a value of this order" in detail and "NUL" in detail, detail
+        assert "unavailable" not in detail
+        assert budget.totals("acc-1") == (Decimal(0), Decimal(0))  # nothing reserved
+        assert budget.reserve("acc-1", "good", Decimal("10"), Decimal("100")) is None
+        budget.restored("acc-1", "bad-\x00", Decimal("5"))
+        budget.on_fill("acc-1", "good", Decimal("10"), Decimal("9"))
+        assert budget.flush() is True  # the good order written, the refused one left out
+        assert budget.pending == 0 and budget.refused_values == 1 and budget.flush_failures == 0
+        assert budget.totals("acc-1") == (Decimal(0), Decimal(9))
+        assert rows(pg_url, "SELECT client_order_id, reserved, spent FROM flowroute.budget_orders") == [
+            ("good", Decimal(0), Decimal(9))]
+    finally:
+        backend.close()
+
+
+def test_the_shared_throttle_refuses_a_venue_key_the_database_refuses_at_construction(pg_url) -> None:
+    """A venue key PostgreSQL refuses (a NUL; the settings take any 1-256 characters) raises
+    JournalValueRefused naming it when the throttle is built. Before, the refill thread failed at
+    every grant for ever and no call was ever admitted."""
+    from actors.journal.pg_throttle import SharedThrottle
+
+    backend = PostgresBackend.open(pg_url)
+    try:
+        with pytest.raises(JournalValueRefused, match=r"shared throttle grant refused a value.*NUL"):
+            SharedThrottle(backend, "key-\x00", max_calls=10, window_s=1.0)
+        good = SharedThrottle(backend, "key-1", max_calls=10, window_s=1.0)
+        try:
+            wait_until(lambda: good.try_admit() is None, what="a call admitted")
+        finally:
+            good.close()
+    finally:
+        backend.close()
