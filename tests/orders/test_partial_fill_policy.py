@@ -256,14 +256,15 @@ def test_a_child_whose_id_is_taken_releases_its_parents_reservation(make_runtime
     assert rt.stats()["risk_invariants"] == []
 
 
-def test_a_child_on_its_way_across_a_ledger_restart_keeps_its_parents_reservation(make_runtime) -> None:
+def test_a_child_on_its_way_across_a_ledger_restart_keeps_its_parents_reservation(make_runtime, monkeypatch) -> None:
     """The ledger crashes after re-submitting a remainder and before the child comes back from the
-    idempotency store (held there by a write lock on the claim journal: nothing else moves). The
+    idempotency store (held there: its claim's commit waits until the test lets it through, after
+    the restart, however long the restart takes). The
     next generation rebuilds the books from the journal, where the parent is EXPIRED and holds
     nothing; the crashed one hands over the parent's reservation left for the child, so the child
     arriving there lives within it, unchecked, as it would have without the restart (README.md,
     Features: Partial fills). Before, it took a fresh risk check and a reservation of its own."""
-    import sqlite3
+    import threading
 
     from conftest import ObservableClock, child
 
@@ -271,38 +272,32 @@ def test_a_child_on_its_way_across_a_ledger_restart_keeps_its_parents_reservatio
 
     backoff_max = 0.5  # above every restart delay of the test profile
     intent = limit("pf-rs", qty="0.003", tif="IOC")
-    locks: list[sqlite3.Connection] = []
+    held, let_through = threading.Event(), threading.Event()
+    commit_claims = SQLiteJournal.claim_batch
 
-    class LockingVenue(IocVenue):
-        __test__ = False
-        journal_path = None
+    def claim_batch(journal: SQLiteJournal, claims, ttl_s):
+        """The child's claim waits in the store's thread until the test lets it through (a guard
+        against a hang, not a timing: the test sets it right after the restart)."""
+        if any(c.client_order_id == "pf-rs.r1" for c in claims):
+            held.set()
+            assert let_through.wait(60), "the child's claim was never let through"
+        return commit_claims(journal, claims, ttl_s)
 
-        def submit_order(self, order: VenueOrder) -> VenueOrderState:
-            if order.client_order_id == intent.client_order_id:  # its claim is committed: lock the claim journal now
-                conn = sqlite3.connect(self.journal_path, timeout=5, isolation_level=None, check_same_thread=False)
-                conn.execute("BEGIN IMMEDIATE")
-                locks.append(conn)
-            return super().submit_order(order)
-
+    monkeypatch.setattr(SQLiteJournal, "claim_batch", claim_batch)
     clock = ObservableClock()
-    venue = LockingVenue("test")
+    venue = IocVenue("test")
     rt = make_runtime(registry=registry_of(venue), clock=clock, durable=True, routing={"policy": {"paper": "test"}},
                       orders={"remainder": "resubmit", "max_resubmits": 1})
-    venue.journal_path = rt.journal_path
-    log = EventLog()
-    rt.subscribe(log, (RemainderResubmitted,))
     try:
         assert rt.submit(intent, ctx()).result(timeout=5).status is OrderStatus.EXPIRED
-        log.wait_for(lambda evs: evs, what="the remainder re-submitted")  # told to the store, which waits for the lock
+        wait_until(held.is_set, what="the remainder's claim held in the idempotency store")
         rt.ledger.tell(SetTradingState("BOGUS"))  # the ledger crashes (TradingState("BOGUS") raises)
         wait_until(lambda: child(rt, "ledger").state == "restarting", what="the ledger restarting")
         clock.wait_timer(lambda delay: delay < backoff_max, what="the ledger's restart timer")
         clock.advance(backoff_max)
         wait_until(lambda: child(rt, "ledger").state == "running", what="the ledger running again")
     finally:
-        for conn in locks:
-            conn.execute("ROLLBACK")
-            conn.close()
+        let_through.set()
     wait_until(lambda: (rt.order("pf-rs.r1") or rt.order("pf-rs")).client_order_id == "pf-rs.r1"
                and rt.order("pf-rs.r1").status.is_terminal, what="the child done")
     rt.flush()
