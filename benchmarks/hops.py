@@ -4,8 +4,8 @@ Usage::
 
     python -m benchmarks.hops [--orders N] [--rounds R] [--config NAME ...] [--pin CPU]
 
-One sender, a fresh quote and a drain (``rt.flush()``) before each order, both outside the timed
-region, as ``benchmarks.run``'s ``latency`` figures. Each stage of the path is wrapped to stamp
+One sender, the intent built, a fresh quote and a drain (``rt.flush()``) before each order, all
+outside the timed region, as ``benchmarks.run``'s ``latency`` figures. Each stage of the path is wrapped to stamp
 ``perf_counter_ns`` (with the thread it ran on) per client order id; the report gives, per
 configuration, the median of each stamp measured from ``Runtime.submit`` and the median step
 between consecutive stamps. Configurations (interleaved, ``--rounds`` times each):
@@ -108,12 +108,13 @@ def run_config(name: str, n: int, warmup: int, root: Path) -> dict[str, list[tup
     try:
         for i in range(warmup + n):
             coid = f"h{name}-{i}-{time.monotonic_ns()}"
+            intent = _intent(coid)  # built outside the timed region, as benchmarks.run's latency figures
             rt.on_market(_quote(i))
             rt.flush()
             _ON[0] = i >= warmup
             _CUR[0] = coid
             t0 = time.perf_counter_ns()
-            rt.submit(_intent(coid), ctx).result(timeout=30)
+            rt.submit(intent, ctx).result(timeout=30)
             t1 = time.perf_counter_ns()
             _ON[0] = False
             if i >= warmup:
