@@ -45,6 +45,14 @@ class VenueCallCompleted:
 
 
 @dataclass(frozen=True, slots=True)
+class VenueCallsCompleted:
+    """Worker → adapter: a group's outcomes (``VenueCallCompleted``, in call order), handed over as
+    one message: each runs as its own ``VenueCallCompleted`` would, without a message per call."""
+
+    outcomes: tuple[VenueCallCompleted, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class CallTimedOut:
     """Timer → adapter: call ``call_id`` passed its per-attempt timeout."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
@@ -313,6 +314,70 @@ def test_retired_worker_ends_its_group_and_answers_nothing_of_it() -> None:
     assert [m.call_id for m in done] == [1]
 
 
+def _grouping_worker(venue: _GroupVenue, done: list, groups: list) -> VenueWorker:
+    """A worker that hands a group of more than one call over in one ``on_group`` call."""
+    def on_done(message) -> None:
+        venue.log.append(f"done {message.call_id}")
+        done.append(message)
+
+    def on_group(message) -> None:
+        venue.log.append("group " + " ".join(str(o.call_id) for o in message.outcomes))
+        groups.append(message)
+
+    return VenueWorker("venue-test", on_done, group=(venue.begin_batch, venue.end_batch), on_group=on_group)
+
+
+def test_worker_hands_a_groups_outcomes_over_in_one_message_in_call_order() -> None:
+    venue, done, groups = _GroupVenue(), [], []
+    worker = _grouping_worker(venue, done, groups)
+    hold = _hold_first(worker, venue)
+    worker.submit(2, venue.call("c2"))
+    worker.submit(3, venue.call("c3", reject=True))
+    worker.submit(4, venue.call("c4"))
+    barrier = worker.barrier()
+    hold.set()
+    barrier.result(timeout=5)
+    # a group of one as before (on_done); the group of three after its end, in one message
+    assert venue.log == ["begin", "c1", "end", "done 1", "begin", "c2", "c3", "c4", "end", "group 2 3 4"]
+    assert [m.call_id for m in done] == [1]
+    (group,) = groups
+    assert [(o.call_id, o.result, type(o.error).__name__ if o.error else None) for o in group.outcomes] == [
+        (2, "c2", None), (3, None, "VenueRejectedError"), (4, "c4", None)]
+    worker.retire()
+
+
+def test_worker_hands_a_failed_group_over_in_one_message_every_call_failed() -> None:
+    venue, done, groups = _GroupVenue(fail_group=2), [], []
+    worker = _grouping_worker(venue, done, groups)
+    hold = _hold_first(worker, venue)
+    worker.submit(2, venue.call("c2"))
+    worker.submit(3, venue.call("c3"))
+    barrier = worker.barrier()
+    hold.set()
+    barrier.result(timeout=5)
+    (group,) = groups
+    assert [(o.call_id, o.result, type(o.error).__name__) for o in group.outcomes] == [
+        (2, None, "FatalAdapterError"), (3, None, "FatalAdapterError")]
+    worker.retire()
+
+
+def test_retired_grouping_worker_answers_nothing_of_its_group() -> None:
+    venue, done, groups = _GroupVenue(), [], []
+    worker = _grouping_worker(venue, done, groups)
+    hold = _hold_first(worker, venue)
+    hold2, entered2 = threading.Event(), threading.Event()
+    worker.submit(2, venue.call("c2", hold=hold2, entered=entered2))
+    worker.submit(3, venue.call("c3"))
+    worker.submit(4, venue.call("c4"))
+    hold.set()
+    assert entered2.wait(5)  # group 2 = [c2, c3, c4], c2 in the venue
+    worker.retire()
+    hold2.set()
+    worker._thread.join(5)
+    assert venue.log == ["begin", "c1", "end", "done 1", "begin", "c2", "end"]
+    assert groups == [] and [m.call_id for m in done] == [1]
+
+
 def test_worker_without_group_runs_one_call_at_a_time() -> None:
     log, done = [], []
     worker = VenueWorker("venue-test", done.append)
@@ -355,5 +420,68 @@ def test_runtime_answers_a_failed_book_write_failed_and_the_venue_never_had_the_
         assert submit("ok-1").status is OrderStatus.FILLED
         rt.flush()
         assert [c for c, _ in venue.fill_records()] == ["ok-1"]
+    finally:
+        rt.stop()
+
+
+def test_runtime_answers_each_order_of_a_group_handed_over_in_one_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The durable book's worker hands a group's outcomes to the adapter as one message
+    (``VenueCallsCompleted``); each order still gets its own report, fills and journal rows."""
+    from actors import Runtime
+    from actors.execution.adapter import AdapterActor
+    from config import load_settings
+    from protocols import ExecutionContext, OrderIntent
+
+    handled: list[list[int]] = []
+    run_group = AdapterActor.handle_VenueCallsCompleted
+
+    def spy(actor, message):
+        handled.append([o.call_id for o in message.outcomes])
+        return run_group(actor, message)
+
+    monkeypatch.setattr(AdapterActor, "handle_VenueCallsCompleted", spy)
+    rt = Runtime.start(load_settings("test", state_dir=str(tmp_path / "state"), journal={"enabled": True}))
+    try:
+        venue = rt.venue("paper")
+        rt.on_market(Quote(ts=T0, symbol=SYM, bid=D("39432.99"), bid_size=D("1"), ask=D("39433.62"), ask_size=D("1")))
+        ctx = ExecutionContext(mode="paper", account_id="gc")
+        inner, hold, entered = venue.submit_order, threading.Event(), threading.Event()
+
+        def held_submit(order):  # the first order holds the worker: the next ones queue as one group
+            if order.client_order_id == "g-0":
+                entered.set()
+                assert hold.wait(10)
+            return inner(order)
+
+        venue.submit_order = held_submit  # type: ignore[method-assign]
+        groups = count_commits(venue)
+        queued: list[int] = []
+        submit_call = VenueWorker.submit
+
+        def counted(worker, call_id, fn, call=None):
+            submit_call(worker, call_id, fn, call)
+            queued.append(call_id)
+
+        monkeypatch.setattr(VenueWorker, "submit", counted)
+
+        def intent(coid: str) -> OrderIntent:
+            return OrderIntent(client_order_id=coid, symbol=SYM, side="BUY", order_type="MARKET", quantity=D("0.001"))
+
+        first = rt.submit(intent("g-0"), ctx)
+        assert entered.wait(10)
+        rest = [rt.submit(intent(f"g-{i}"), ctx) for i in range(1, 6)]
+        deadline = time.monotonic() + 10
+        while len(queued) < 6 and time.monotonic() < deadline:  # the five wait at the worker
+            time.sleep(0.005)
+        assert len(queued) == 6
+        hold.set()
+        reports = [f.result(timeout=10) for f in [first, *rest]]
+        assert [(r.client_order_id, r.status) for r in reports] == [(f"g-{i}", OrderStatus.FILLED) for i in range(6)]
+        assert all(len(r.fills) == 1 and r.cum_qty == D("0.001") for r in reports)
+        assert groups == [1, 5]  # the held order alone, then the five as one group
+        assert [len(ids) for ids in handled] == [5] and handled[0] == sorted(handled[0])  # one message, call order
+        rt.flush()
+        assert [c for c, _ in venue.fill_records()] == [f"g-{i}" for i in range(6)]
+        assert [rt.order(f"g-{i}").status for i in range(6)] == [OrderStatus.FILLED] * 6
     finally:
         rt.stop()
