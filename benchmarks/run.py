@@ -800,6 +800,9 @@ def bench_stress_16(orders: int, state_dir: Path) -> dict[str, Any]:
         "command": " ".join(["run.py", *cmd[2:-2]]),
         "throughput_per_s": report["throughput_per_s"],
         "seconds": report["seconds"],
+        # the stress process's CPU (all threads) per operation over its timed window: the figure
+        # to compare across changes on a shared machine, where wall time is noisy
+        "cpu_us_per_op": report.get("cpu_us_per_op"),
         "intents": report["intents"],
         "claims_per_transaction": report.get("claims_per_transaction"),
         "venue_duplicate_submissions": report.get("venue_duplicate_submissions"),
@@ -1116,6 +1119,8 @@ def rows_for(run: dict[str, Any]) -> list[tuple[str, str, str]]:
             ("  stress 16 / 8 senders journal off",
              f"{_fmt(st['ratio_to_8_senders'], 3)} {_check(st['ratio_to_8_senders'] >= 0.5)}", "≥ 0.5"),
         ]
+        if st.get("cpu_us_per_op") is not None:
+            rows.append(("  stress CPU per operation (µs, all threads)", _fmt(st["cpu_us_per_op"]), "(info)"))
     rows += [
         ("orders not FILLED (all throughput runs)", _not_filled(run), "0"),
     ]

@@ -131,6 +131,20 @@ class Answered:
         fn(self)
 
 
+class LastQuote:
+    """The last synthetic quote a run's senders fed the runtime (one instance shared by them; None
+    before the first): the touch a LIMIT of the mix is priced behind, as a trader prices off the
+    market data it has seen. Asking the paper venue instead (``touch``) took the venue's lock for
+    every LIMIT, a lock the venue worker holds through each durable book commit, so senders
+    queued behind the book's writes: harness work on the measured path, not the runtime's.
+    Assigning the attribute is atomic; a sender may read the quote fed just before another's."""
+
+    __slots__ = ("quote",)
+
+    def __init__(self, quote: Quote | None = None) -> None:
+        self.quote = quote
+
+
 @dataclass
 class Op:
     """One stress operation: ``kind`` in new/dup/conflict/invalid/live/cancel; ``future`` its
@@ -151,8 +165,11 @@ class StressSender:
     threads (and so the runtime's order of arrival) is of course not deterministic.
     """
 
-    def __init__(self, rt: Any, index: int, count: int, cfg: StressConfig, on_done: Callable[[Future], None]) -> None:
+    def __init__(self, rt: Any, index: int, count: int, cfg: StressConfig, on_done: Callable[[Future], None],
+                 market: LastQuote | None = None) -> None:
         self.rt, self.index, self.count, self.cfg = rt, index, count, cfg
+        #: the last quote the run's senders fed (shared by them; see :class:`LastQuote`)
+        self.market = LastQuote() if market is None else market
         self.rng = random.Random(f"{cfg.seed}:{index}")
         self.on_done = on_done
         self.ops: list[Op] = []
@@ -190,7 +207,9 @@ class StressSender:
     def _quote(self) -> None:
         """Feed one synthetic BTC/USDT quote around 39433 (±5.00, from this sender's rng)."""
         bid = Decimal("39433.00") + Decimal(self.rng.randint(-500, 500)) * Decimal("0.01")
-        self.rt.on_market(synthetic_quote(bid))
+        quote = synthetic_quote(bid)
+        self.rt.on_market(quote)
+        self.market.quote = quote
 
     def _new_intent(self) -> Any:
         rng = self.rng
@@ -198,7 +217,7 @@ class StressSender:
         qty = Decimal(rng.choice(("0.001", "0.002", "0.005")))
         if rng.random() < 0.6:
             return OrderIntent(client_order_id=self._id(), symbol=SYMBOL, side=side, order_type="MARKET", quantity=qty)
-        touch = self.rt.venue("paper").touch(SYMBOL)
+        touch = self.market.quote
         ticks = Decimal(rng.randint(1, 200)) * Decimal("0.01")
         if touch is None:
             price = Decimal("39433.00") - ticks if side == "BUY" else Decimal("39433.01") + ticks
@@ -594,16 +613,17 @@ def run_stress(cfg: StressConfig, console: Console, log_level: str | None) -> tu
 
     interrupted = False
     try:
-        rt.on_market(synthetic_quote(Decimal("39433.00")))
+        market = LastQuote(synthetic_quote(Decimal("39433.00")))
+        rt.on_market(market.quote)
         per = [cfg.orders // cfg.senders + (1 if i < cfg.orders % cfg.senders else 0) for i in range(cfg.senders)]
-        senders = [StressSender(rt, i, n, cfg, on_done) for i, n in enumerate(per)]
+        senders = [StressSender(rt, i, n, cfg, on_done, market) for i, n in enumerate(per)]
         threads = [threading.Thread(target=s.run, name=f"stress-sender-{s.index}", daemon=True) for s in senders]
         budget_s = 120.0 + cfg.orders / 200.0
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         progress = Progress(TextColumn("[bold]stress"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             console=make_console(stderr=True), disable=cfg.as_json, transient=False)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         rss_samples: list[tuple[int, float, int]] = [(0, 0.0, rss_bytes())]
         next_rss = cfg.rss_every or None
         with progress:
@@ -641,7 +661,7 @@ def run_stress(cfg: StressConfig, console: Console, log_level: str | None) -> tu
             with done_lock:
                 n = done[0]
             progress.update(task, completed=sum(1 for op in ops if op.future.done()) if not cfg.soak else n)
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
         rss_samples.append((n if cfg.soak else len(ops), elapsed, rss_bytes()))
         if cfg.soak:
             sent = sum(sum(c.kinds.values()) for c in checks)
@@ -713,6 +733,8 @@ def run_stress(cfg: StressConfig, console: Console, log_level: str | None) -> tu
             "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "cpu_count": os.cpu_count(),
             "seconds": round(elapsed, 3),
+            # the process's CPU (every thread, user + system) over the same timed window, per operation
+            "cpu_us_per_op": round(cpu_s / sent * 1e6, 1) if sent else None,
             "state_dir": str(settings.state_dir),
             "state_files_removed": [p.name for p in removed],
         }

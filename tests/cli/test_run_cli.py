@@ -177,6 +177,7 @@ def test_stress_small_all_invariants_hold(tmp_path: Path) -> None:
     assert s["mix"]["new"] > 300 and s["mix"].get("dup", 0) > 0 and s["mix"].get("invalid", 0) + s["mix"].get("live", 0) > 0
     assert s["errors_by_code"].get("E_EXEC_IDEMPOTENCY_CONFLICT", 0) == s["mix"].get("conflict", 0)
     assert s["latency_us"]["n"] > 0 and s["throughput_per_s"] > 0
+    assert s["cpu_us_per_op"] > 0  # the process's CPU over the timed window, per operation
     assert isinstance(s["affinity"], list) and s["affinity"]
     assert (tmp_path / "journal.sqlite").is_file()
 
