@@ -96,6 +96,8 @@ def restore_record(text: str) -> OrderRecord:
     rec.fees = report.fees
     rec.error = report.error
     rec.attempts = report.attempts
+    # its attribution (the report holds it): a late fill books to the order's strategy, a re-archive keeps it
+    rec.strategy_id, rec.session_id, rec.correlation_id = report.strategy_id, report.session_id, report.correlation_id
     rec.updated_ts = report.ts
     rec.notional = Decimal(d["notional"])
     rec.price_capped_from = None if d.get("price_capped_from") is None else Decimal(d["price_capped_from"])

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from actors.orders.archive import archive_json, archived_report, archived_transitions, restore_record
 from actors.orders.books import OrderRecord
-from protocols import Fill, OrderEventType, OrderIntent
+from protocols import ExecutionContext, Fill, OrderEventType, OrderIntent
 
 E = OrderEventType
 
@@ -42,3 +42,19 @@ def test_the_archive_text_is_json_of_the_report_and_any_cause() -> None:
     assert json.loads(text)["report"] == rec.snapshot().model_dump(mode="json")
     back = restore_record(text)
     assert back.transitions == rec.transitions and back.snapshot() == rec.snapshot() == archived_report(text)
+
+
+def test_an_archived_record_comes_back_with_its_attribution() -> None:
+    """strategy, session and correlation ids come back: a late fill of an archived order books to
+    its strategy's position and PnL, and the record archived again keeps them (before, they came
+    back empty: the fill went to no strategy and the re-archived report lost its attribution)."""
+    intent = OrderIntent(client_order_id="arc-3", symbol="BTC/USDT", side="BUY", order_type="LIMIT",
+                         quantity=Decimal("0.002"), limit_price=Decimal("39433.00"), strategy_id="mm-1")
+    context = ExecutionContext(mode="paper", account_id="acc-1", session_id="sess-9", correlation_id="corr-4")
+    rec = OrderRecord.from_intent(intent, "acc-1", adapter_id="paper", context=context)
+    for event in (E.RESERVED, E.SUBMITTED, E.ACCEPTED, E.CANCEL_REQUESTED, E.CANCELED):
+        rec.apply_event(event, cause=event.value)
+    back = restore_record(archive_json(rec))
+    assert back.attribution == rec.attribution == {"strategy_id": "mm-1", "session_id": "sess-9", "correlation_id": "corr-4"}
+    assert back.snapshot() == rec.snapshot()
+    assert archive_json(back) == archive_json(rec)
