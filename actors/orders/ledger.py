@@ -21,6 +21,7 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring_ascii as _esc
+from pathlib import Path
 from typing import Any
 
 import pykka
@@ -57,6 +58,7 @@ from protocols import (
     storable_text,
     utc_now,
 )
+from protocols._files import fsync_dir, replace_file
 
 from ..audit.log import _data_json
 from ..audit.retention import archive_receipts
@@ -387,6 +389,7 @@ class LedgerActor(FlowActor):
         quiet_threshold_s: float = 5.0,
         pnl: dict | None = None,
         receipts_path: Any = None,
+        refused_path: Any = None,
         alerts: Any = None,
         hooks: tuple = (),
         max_open_age_s: float | None = None,
@@ -433,6 +436,8 @@ class LedgerActor(FlowActor):
         #: (ClaimRefused) no operator acknowledged yet: count and the last one (health())
         self._refused_rows: dict[str, Any] = {}
         self._refused_claims: dict[str, Any] = {}
+        #: where they are kept across a runtime restart (``state_dir/refused.json``; None: memory only)
+        self._refused_path = refused_path
         #: the trading state to return to once every failed write went through (None: we did not halt)
         self._state_before_halt: TradingState | None = None
         self._retry_timer = None
@@ -558,6 +563,7 @@ class LedgerActor(FlowActor):
             self._journal = self._journal_factory()
         if self._receipts_path is not None:
             self._receipts_fd = os.open(self._receipts_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._load_refused()
         self._recording = self._audit is not None or self._journal is not None
         # a journal that can archive (SQLiteJournal) lets terminal orders leave memory
         self._archiving = self._journal is not None and callable(getattr(self._journal, "load_archived", None))
@@ -1177,12 +1183,51 @@ class LedgerActor(FlowActor):
         """The idempotency journal refused an order's claim (the store denied the order): counted for health()."""
         self._refused_claims = {"count": self._refused_claims.get("count", 0) + 1,
                                 "last_client_order_id": message.client_order_id, "last_reason": message.reason}
+        self._save_refused()
+
+    def _load_refused(self) -> None:
+        """The refused rows and claims no operator acknowledged before the runtime stopped
+        (``refused.json``, written by :meth:`_save_refused`); an unreadable file is logged and left."""
+        path = self._refused_path
+        if path is None:
+            return
+        try:
+            kept = json.loads(Path(path).read_bytes())
+            rows, claims = kept["rows"], kept["claims"]
+            if not (isinstance(rows, dict) and isinstance(claims, dict)):
+                raise ValueError("rows and claims must be objects")
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            logger.error("{}: cannot read the refused rows and claims kept there ({}); health() starts without them",
+                         path, exc)
+            return
+        self._refused_rows, self._refused_claims = rows, claims
+
+    def _save_refused(self) -> None:
+        """Keep the refused rows and claims for the next runtime (a cold path: a value refused, or an
+        operator's acknowledgement): ``refused.json`` replaced durably, removed once both are empty.
+        A failing write is logged (the audit log's lines stay the record)."""
+        path = self._refused_path
+        if path is None:
+            return
+        try:
+            if self._refused_rows or self._refused_claims:
+                blob = json.dumps({"claims": self._refused_claims, "rows": self._refused_rows}, sort_keys=True)
+                replace_file(Path(path), blob.encode("ascii"))
+            elif Path(path).exists():
+                Path(path).unlink()
+                fsync_dir(Path(path).parent)
+        except OSError as exc:
+            logger.error("{}: cannot keep the refused rows and claims for the next start: {}", path, exc)
 
     def handle_AcknowledgeRefused(self, message: Any) -> tuple[dict, dict]:
         """An operator dealt with the refused rows and claims (``Runtime.acknowledge_refused``): the
         lists are cleared, a ``refused_acknowledged`` audit line says how many; answers them as they were."""
         rows, claims = self._refused_rows, self._refused_claims
         self._refused_rows, self._refused_claims = {}, {}
+        if rows or claims:
+            self._save_refused()
         audit = self._audit
         if (rows or claims) and audit is not None:
             try:
@@ -1979,6 +2024,7 @@ class LedgerActor(FlowActor):
             else f"fill {item.trade_id}"
         self._refused_rows = {"count": self._refused_rows.get("count", 0) + 1, "last_client_order_id": rec.client_order_id,
                               "last_kind": kind, "last_reason": f"{what}: {error}"}
+        self._save_refused()
         logger.error("order {}: the ledger journal refused its {} ({}); the rest of the batch is written, this row is "
                      "not retried: the order needs an operator (its journaled history lacks this row; the audit log has it)",
                      rec.client_order_id, what, error)

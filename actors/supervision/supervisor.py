@@ -86,8 +86,8 @@ class Health:
     idempotency journal's refused claims (``refused_claims``: ``{}`` or ``{"count",
     "last_client_order_id", "last_reason"}``; each order was denied E_EXEC_VALIDATION whole,
     nothing sent, so ``healthy`` does not count them). Both lists are kept until an operator
-    clears them (``Runtime.acknowledge_refused``), across a ledger restart; a runtime restart starts
-    with none (the audit log's ``journal_row_refused`` lines are their durable record)."""
+    clears them (``Runtime.acknowledge_refused``), across a ledger restart and, in a durable
+    runtime, across a runtime restart (``state_dir/refused.json``)."""
 
     children: tuple[ChildHealth, ...]
     breakers: dict = field(default_factory=dict)

@@ -176,6 +176,7 @@ class Blueprint:
             tracking={a: s.for_adapter(a).tracking for a in self.venues},
             pnl={"day_start": s.pnl.day_start, "timezone": s.pnl.timezone}, alerts=s.alerts,
             receipts_path=self.state_dir / "receipts.jsonl" if durable and s.retention.keep_receipts else None,
+            refused_path=self.state_dir / "refused.json" if durable else None,
             keep_terminal=s.journal.keep_terminal_orders, compact_interval_s=s.journal.compact_interval_s,
             ttl_s=s.idempotency.ttl_s, restore_from=restore_from,
             retention=RetentionJob(self.state_dir, self.archive_dir, s.retention.orders_days, s.retention.receipts_days,

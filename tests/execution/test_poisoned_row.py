@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from decimal import Decimal
+from pathlib import Path
 
 from _adapters import TestAdapter
 from conftest import EventLog, ObservableClock, child, ctx, limit, registry_of, wait_until
@@ -100,9 +101,10 @@ def test_a_row_the_journal_refuses_is_left_out_and_named_and_trading_goes_on(set
 
 def test_refused_rows_degrade_health_outlive_a_ledger_restart_and_clear_when_acknowledged(settings_factory, make_runtime) -> None:
     """A refused row is data the runtime could not keep: ``healthy`` is False while it is listed,
-    a ledger restart keeps the list (its handover), and only an operator's
-    ``acknowledge_refused`` clears it (a ``refused_acknowledged`` audit line). Before, trading went
-    on with ``healthy`` True and the ledger's next generation started with no refused row."""
+    a ledger restart keeps the list (its handover), so does a runtime restart (``refused.json`` in
+    the state dir), and only an operator's ``acknowledge_refused`` clears it (a
+    ``refused_acknowledged`` audit line). Before, trading went on with ``healthy`` True and the
+    ledger's next generation, or the next runtime, started with no refused row."""
     clock = ObservableClock()
     settings = settings_factory(durable=True, journal={"synchronous": "NORMAL"}, routing={"policy": {"paper": "test"}})
     venue = TestAdapter(script=["ambiguous_sent", "fill"], default="accept")
@@ -123,11 +125,23 @@ def test_refused_rows_degrade_health_outlive_a_ledger_restart_and_clear_when_ack
     again = rt.health()
     assert child(rt, "ledger").generation == 2 and again.trading_state == "ACTIVE", again
     assert again.refused_rows == health.refused_rows and not again.healthy
+    audit = rt.audit_path
+    rt.stop()
+    # a runtime restart keeps them too (state_dir/refused.json), until an operator acknowledges them
+    rt = make_runtime(settings, registry=registry_of(TestAdapter(default="accept")), clock=FakeClock())
+    restarted = rt.health()
+    assert restarted.refused_rows == health.refused_rows and not restarted.healthy, restarted
     assert rt.acknowledge_refused() == (health.refused_rows, {})
     cleared = rt.health()
     assert cleared.refused_rows == {} and cleared.healthy, cleared
     assert rt.acknowledge_refused() == ({}, {})  # nothing left: no second audit line
-    audit = rt.audit_path
+    rt.stop()
+    rt = make_runtime(settings, registry=registry_of(TestAdapter(default="accept")), clock=FakeClock())
+    assert rt.health().refused_rows == {} and rt.health().healthy  # acknowledged stays acknowledged
+    rt.stop()
+    (Path(settings.state_dir) / "refused.json").write_text("{not json")  # damaged: logged, the runtime starts
+    rt = make_runtime(settings, registry=registry_of(TestAdapter(default="accept")), clock=FakeClock())
+    assert rt.health().refused_rows == {}
     rt.stop()
     assert verify(audit).ok
     acknowledged = [line for line in audit.read_text().splitlines() if '"refused_acknowledged"' in line]
