@@ -170,3 +170,28 @@ def test_a_sigkill_before_the_link_changes_nothing(tmp_path: Path) -> None:
     assert audit_segments(path) == [] and len(path.read_bytes().splitlines()) == 3
     result = verify(path)
     assert result.ok and result.lines == 3 and not result.warnings, result
+
+
+def test_an_archive_on_another_file_system_falls_back_to_the_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No hard link reaches another file system (EXDEV): the lines past the keep time are copied
+    into a compressed segment as at start (archive_audit), and the writer goes on."""
+    import errno
+
+    import actors.audit.log as audit
+
+    def cross_device(src, dst) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(audit.os, "link", cross_device)
+    path = tmp_path / "audit.jsonl"
+    clock = StepClock()
+    log = AuditLog(path, clock=clock)
+    write(log, clock, [0, 10, 20])
+    res = log.rotate(T0 + timedelta(days=15))
+    assert (res.lines, res.first_seq, res.last_seq) == (2, 1, 2)
+    assert res.segment is not None and res.segment.name.endswith(".jsonl.gz")
+    write(log, clock, [30], start=3)
+    log.close()
+    result = verify(path)
+    assert result.ok and result.lines == 4, result
+    assert [r.data["day"] for r in read_records(path)] == [0, 10, 20, 30]
