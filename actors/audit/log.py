@@ -1049,8 +1049,11 @@ class AuditLog:
             return self._archive_by_copy(before)
         self._close_fds()
         try:
-            fsync_dir(self._archive_dir)
-            replace_file(self._path, b"", mode=self._mode)  # the rotation's commit point
+            try:
+                fsync_dir(self._archive_dir)
+                replace_file(self._path, b"", mode=self._mode)  # the rotation's commit point
+            except OSError as exc:  # the reopen below completes it (_finish_rotation) or says why not
+                raise AuditError(f"rotating audit log {self._path} failed: {exc}") from exc
         finally:
             self._open_checked("rotating it")
         return ArchiveResult(segment, last_seq - first_seq + 1, first_seq, last_seq, last_seq - first_seq + 1)
