@@ -496,3 +496,56 @@ def test_tell_then_help_rings_the_dispatcher_when_it_cannot_run_the_message() ->
         assert done.result(timeout=10) == f"dispatcher-{d.name}"
     finally:
         d.close()
+
+
+def test_done_of_a_helping_future_is_futures_done_in_every_state_without_its_lock() -> None:
+    """``HelpingFuture.done`` reads the state without the future's lock (the waiting thread asks
+    it after every message it runs): the same answer as ``Future.done`` pending, running,
+    finished, failed and cancelled, and it answers while another thread holds the lock (it
+    would block there, as ``Future.done`` does, if it took the lock)."""
+    def states():
+        pending = HelpingFuture()
+        yield pending
+        running = HelpingFuture()
+        running.set_running_or_notify_cancel()
+        yield running
+        finished = HelpingFuture()
+        finished.set_result(1)
+        yield finished
+        failed = HelpingFuture()
+        failed.set_exception(ValueError("x"))
+        yield failed
+        cancelled = HelpingFuture()
+        cancelled.cancel()
+        yield cancelled
+        notified = HelpingFuture()
+        notified.cancel()
+        notified.set_running_or_notify_cancel()  # CANCELLED_AND_NOTIFIED
+        yield notified
+
+    answers = [(f.done(), Future.done(f)) for f in states()]
+    assert answers == [(False, False), (False, False), (True, True), (True, True), (True, True), (True, True)]
+
+    f = HelpingFuture()
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with f._condition:  # type: ignore[attr-defined]
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert held.wait(10)
+        seen: list[bool] = []
+        asker = threading.Thread(target=lambda: seen.append(f.done()))
+        asker.start()
+        asker.join(2)
+        assert seen == [False], "done() waited for the future's lock"
+    finally:
+        release.set()
+        holder.join()
+        asker.join()
+    f.set_result("r")
+    assert f.done() and f.result(0) == "r"
