@@ -13,6 +13,9 @@ pykka's private name                what it is used for here
 ``pykka._envelope.Envelope``        the inbox item ``ActorRef.tell``/``ask`` put: :data:`Envelope`
 ``Actor._actor_loop_setup``         ``on_start`` with pykka's failure handling: :func:`start_actor`
 ``Actor._handle_receive``           one message (stop, proxy calls, ``on_receive``): :func:`run_envelope`
+                                    (a message of any other class goes to ``on_receive`` directly,
+                                    as ``_handle_receive`` would pass it, unless an actor class
+                                    overrides ``_handle_receive``)
 ``Actor._handle_failure``           pykka's "Unhandled exception" record, unregister, mark stopped
 ``Actor._stop``                     unregister, mark stopped, ``on_stop`` (a BaseException's path)
 ``pykka.messages._ActorStop``       the message ``ActorRef.stop`` sends: :data:`ActorStop`
@@ -74,6 +77,25 @@ from pykka._envelope import Envelope  # noqa: E402 - only after the version chec
 #: the message ``ActorRef.stop`` sends (pykka's ``messages._ActorStop``)
 ActorStop: type = _pykka_messages._ActorStop
 
+#: the message classes pykka's ``Actor._handle_receive`` acts on itself (stop, proxy calls); it
+#: hands every other message to ``on_receive`` unchanged
+_PYKKA_OWN: tuple[type, ...] = (ActorStop, _pykka_messages.ProxyCall, _pykka_messages.ProxyGetAttr,
+                                _pykka_messages.ProxySetAttr)
+#: pykka's own ``Actor._handle_receive``: an actor class that keeps it gets the shortcut below
+_HANDLE_RECEIVE = pykka.Actor._handle_receive
+#: message class -> True when ``_handle_receive`` would only pass it on to ``on_receive`` (not a
+#: subclass of one of pykka's own message classes); filled as classes are met (a few dozen)
+_PLAIN: dict[type, bool] = {}
+
+
+def _passed_on(cls: type) -> bool:
+    """True when pykka's ``_handle_receive`` passes a message of class ``cls`` to ``on_receive``."""
+    plain = _PLAIN.get(cls)
+    if plain is None:
+        plain = _PLAIN[cls] = not issubclass(cls, _PYKKA_OWN)
+    return plain
+
+
 #: pykka's ``logging`` logger: the records pykka's loop writes are written here the same way
 PYKKA_LOGGER = logging.getLogger("pykka")
 
@@ -100,9 +122,17 @@ def run_envelope(actor: pykka.Actor, envelope: Envelope) -> None:
     that raises stops the actor (``on_failure`` runs); a ``BaseException`` stops this actor and
     then every actor. Same log records, on pykka's logger. One difference, on purpose: every
     actor is stopped without waiting (``stop_all(block=False)``), since the caller is a thread
-    shared with actors that must run to stop. Never raises."""
+    shared with actors that must run to stop. Never raises.
+
+    A message of the runtime's own classes (neither a stop nor a proxy call) goes straight to
+    ``on_receive``, which is all ``_handle_receive`` does with it: one call and four ``isinstance``
+    checks fewer per message (tests/kernel/test_pykka_compat.py holds both paths to pykka's)."""
     try:
-        response = actor._handle_receive(envelope.message)
+        message = envelope.message
+        if _passed_on(message.__class__) and type(actor)._handle_receive is _HANDLE_RECEIVE:
+            response = actor.on_receive(message)
+        else:
+            response = actor._handle_receive(message)
         if envelope.reply_to is not None:
             envelope.reply_to.set(response)
     except Exception:

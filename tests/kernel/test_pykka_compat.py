@@ -91,6 +91,9 @@ class Body:
     def on_failure(self, *exc_info: Any) -> None:
         self.hooks.append(f"failure:{type(exc_info[1]).__name__}")
 
+    def double(self, x: int) -> int:
+        return 2 * x
+
     def on_receive(self, message: Any) -> Any:
         if message == "hooks":
             return list(self.hooks)
@@ -173,6 +176,19 @@ def no_stop_all(monkeypatch):
     return calls
 
 
+class Message:
+    """A message of the caller's own class (what the runtime's actors receive)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Message) and other.n == self.n
+
+    def __repr__(self) -> str:
+        return f"Message({self.n})"
+
+
 SCRIPTS = {
     "an ask answered": [("ask", "hi")],
     "an ask that raises: the asker gets the exception, the actor lives": [("ask", "raise"), ("ask", "after")],
@@ -180,6 +196,9 @@ SCRIPTS = {
     "a tell that raises: the actor fails and stops": [("tell", "raise"), ("ask", "after")],
     "a BaseException: this actor stops, then every actor": [("tell", "boom"), ("ask", "after")],
     "a stop, then an ask": [("stop", None), ("ask", "after")],
+    "proxy calls, attribute reads and writes (pykka's own messages)": [
+        ("proxy_call", 21), ("proxy_set", 5), ("proxy_get", None), ("ask", "after")],
+    "a message of the caller's own class (an object, not a string)": [("ask", Message(7)), ("ask", "after")],
 }
 
 
@@ -194,6 +213,12 @@ def _play(ref: pykka.ActorRef, actor: Body, script: list) -> list:
                 seen.append(("dead",))
             except ValueError as exc:  # the one exception the body raises to an asker
                 seen.append(("raised", type(exc).__name__, str(exc)))
+        elif kind == "proxy_call":
+            seen.append(("proxy", ref.proxy().double(message).get(timeout=5)))
+        elif kind == "proxy_set":
+            ref.proxy().value = message
+        elif kind == "proxy_get":
+            seen.append(("proxy", ref.proxy().value.get(timeout=5)))
         elif kind == "tell":
             ref.tell(message)
             # the actor is marked stopped before its on_failure / on_stop hook runs: wait for the hook
@@ -228,6 +253,30 @@ def test_the_compat_path_equals_pykkas_own_loop(script: str, pykka_records: Pykk
     assert len(no_stop_all) == len(own_stop_all)
     if script.startswith("a BaseException"):
         assert own_stop_all == [{}] and no_stop_all == [{"block": False}]
+
+
+class OwnHandleReceive(Dispatched):
+    """A body whose class overrides ``_handle_receive``: the compat path must call it."""
+
+    seen: list
+
+    def _handle_receive(self, message: Any) -> Any:
+        type(self).seen.append(message)
+        return super()._handle_receive(message)
+
+
+def test_an_actor_class_that_overrides_handle_receive_gets_every_message_through_it() -> None:
+    OwnHandleReceive.seen = []
+    dispatcher = Dispatcher("compat-override")
+    try:
+        ref = OwnHandleReceive.start(dispatcher)
+        assert ref.ask(Message(3), timeout=5) == ("echo", Message(3))
+        assert ref.ask("x", timeout=5) == ("echo", "x")
+        assert ref.proxy().double(4).get(timeout=5) == 8
+        ref.stop(timeout=5)
+    finally:
+        dispatcher.close()
+    assert OwnHandleReceive.seen[:2] == [Message(3), "x"] and len(OwnHandleReceive.seen) == 4
 
 
 def test_a_kernel_tell_puts_what_actorref_tell_puts() -> None:
