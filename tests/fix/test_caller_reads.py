@@ -323,3 +323,52 @@ def test_with_tls_only_the_connection_thread_reads() -> None:
                         tls=ssl.create_default_context())
     assert plain.caller_reads_on and not tls.caller_reads_on
     assert tls.read_for(lambda: False, time.monotonic() + BOUND) is False  # returns at once: the caller waits as before
+
+
+def test_callers_read_the_new_socket_after_a_reconnect(session_pair) -> None:
+    """The callers' poller is kept from one order to the next on one socket, and a reconnect gets
+    the next caller a poller of the new socket (one of the old would wait for a closed one)."""
+    fix, peer, handed = session_pair()
+    first = Caller(fix, handed, "before-1").start()
+    assert first.reading.wait(BOUND)
+    peer.read_until(lambda f: f[35] == "D" and f[11] == "before-1")
+    peer.conn.sendall(peer.report("before-1", "e-b1"))
+    first.join()
+    assert first.read is True
+    kept = fix._callers_poller
+    second = Caller(fix, handed, "before-2").start()
+    assert second.reading.wait(BOUND)
+    peer.read_until(lambda f: f[35] == "D" and f[11] == "before-2")
+    peer.conn.sendall(peer.report("before-2", "e-b2"))
+    second.join()
+    assert fix._callers_poller is kept is not None  # one poller per socket, not one per order
+    # the peer drops the connection; the client reconnects to the same port and logs on again
+    server_port = fix.port
+    listener = socket.socket()
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        fix.port = listener.getsockname()[1]
+        peer.conn.close()
+        listener.settimeout(BOUND)
+        conn, _ = listener.accept()
+        again = Peer(conn)
+        again.seq = peer.seq
+        try:
+            assert again.read_until(lambda f: f[35] == "A")
+            again.send("A", (98, 0), (108, 30))
+            assert fix.wait_active(BOUND)
+            third = Caller(fix, handed, "after-1").start()
+            assert third.reading.wait(BOUND)
+            again.read_until(lambda f: f[35] == "D" and f[11] == "after-1")
+            again.conn.sendall(again.report("after-1", "e-a1"))
+            third.join()
+            assert third.read is True and third.answered()
+            assert fix._callers_poller is not kept and fix._callers_poller.sock is fix._sock
+        finally:
+            conn.close()
+    finally:
+        listener.close()
+        fix.port = server_port
+    assert client_order_ids(handed) == ["before-1", "before-2", "after-1"]

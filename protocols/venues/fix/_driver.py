@@ -181,6 +181,8 @@ class FixConnection:
         self._to_app: deque[object] = deque()
         #: reads that brought bytes made by waiting callers (not the connection thread)
         self.caller_reads = 0
+        #: the waiting callers' poller on the current socket (used by the token's holder only)
+        self._callers_poller: _Reader | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -511,7 +513,12 @@ class FixConnection:
                 holds = self._reader.acquire(timeout=left)
                 if not holds and (until() or self._sock is not sock or (deadline is not None and monotonic() >= deadline)):
                     return False
-            reader = _Reader(sock, self._wake_r.fileno())
+            reader = self._callers_poller
+            wake_fd = self._wake_r.fileno()
+            if reader is None or reader.sock is not sock or reader.wake_fd != wake_fd:
+                # one poller per connection for the callers (only the token's holder uses it): not
+                # a poll object and two registrations per order; a new socket gets a new one
+                reader = self._callers_poller = _Reader(sock, wake_fd)
             clock = self.session.clock
             while not until() and not self._stopping.is_set():
                 wait = min(self.session.next_deadline() - clock.monotonic(), 0.5)
@@ -599,6 +606,7 @@ class FixConnection:
         # frames never written are lost with the connection, as unacknowledged bytes in the
         # kernel would be: the peer asks for them again (ResendRequest) after the next logon
         self._outbox.clear()
+        self._callers_poller = None  # the next caller polls the next socket
         self.disconnects += 1
         self.last_disconnect = reason
         try:
