@@ -408,6 +408,9 @@ EventSink = Callable[[VenueEvent], None]
 
 
 def _storable_fill(fill: Fill, fields: list[str], where: str) -> Fill:
+    joined = fill.trade_id + fill.fee_currency
+    if joined.isascii() and "\x00" not in joined:  # neither holds a problem (see storable_venue_state)
+        return fill
     update = {name: storable_text(value) for name in ("trade_id", "fee_currency")
               if text_problem(value := getattr(fill, name)) is not None}
     if not update:
@@ -427,7 +430,15 @@ def storable_venue_state(state: VenueOrderState) -> tuple[VenueOrderState, tuple
     journal rows and cached answer all hold the same text. The escape is deterministic, so a fill
     reported again keeps its ``trade_id`` and counts once. ``()`` and ``state`` itself (no copy)
     when every field was fine, the common case.
+
+    The common case is told at once: all the texts joined are ASCII and hold no NUL, so none of
+    them holds either problem (a lone surrogate is not ASCII); only otherwise is each field
+    checked on its own (tests/execution/test_venue_text.py holds the two equal).
     """
+    joined = "".join([state.client_order_id, state.venue_order_id, state.symbol, state.reject_reason or "",
+                      *[f.trade_id + f.fee_currency for f in state.fills]])
+    if joined.isascii() and "\x00" not in joined:
+        return state, ()
     fields: list[str] = []
     update: dict[str, Any] = {}
     for name in ("client_order_id", "venue_order_id", "symbol", "reject_reason"):

@@ -12,11 +12,14 @@ refused: E_EXEC_VALIDATION naming the field, and ``Runtime.submit`` never raises
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from _adapters import TestAdapter
 from conftest import EventLog, ctx, limit, registry_of, wait_until
+from hypothesis import given
+from hypothesis import strategies as st
 
 from protocols import (
     ErrorCode,
@@ -24,14 +27,19 @@ from protocols import (
     JournalRowRefused,
     Liquidity,
     OrderStatus,
+    Side,
+    VenueEvent,
     VenueOrder,
     VenueOrderState,
     VenueRejectedError,
     storable_text,
+    storable_venue_event,
+    storable_venue_state,
     text_problem,
 )
 
 BAD = "bad \x00 and \ud800 here"
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
 SHOWN = "bad \\x00 and \\ud800 here"
 
 
@@ -147,3 +155,56 @@ def test_a_venue_answer_at_start_up_recovery_is_kept_escaped(settings_factory, m
     assert [f.trade_id for f in recovered.fills] == ["t-\\x00"]
     assert events.of(JournalRowRefused) == [] and rt.health().refused_rows == {}
     assert ledger_rows(rt.ledger_journal_path, "SELECT trade_id FROM fills WHERE client_order_id = ?", ("rec-1",)) == [("t-\\x00",)]
+
+
+def _storable_venue_state_field_by_field(state: VenueOrderState) -> tuple[VenueOrderState, tuple[str, ...]]:
+    """What ``storable_venue_state`` did before it told the common case at once: every field checked."""
+    fields: list[str] = []
+    update: dict = {}
+    for name in ("client_order_id", "venue_order_id", "symbol", "reject_reason"):
+        value = getattr(state, name)
+        if value is not None and text_problem(value) is not None:
+            update[name] = storable_text(value)
+            fields.append(name)
+    fills = []
+    for i, f in enumerate(state.fills):
+        fill_update = {name: storable_text(getattr(f, name)) for name in ("trade_id", "fee_currency")
+                       if text_problem(getattr(f, name)) is not None}
+        fields.extend(f"fills[{i}].{name}" for name in fill_update)
+        fills.append(f.model_copy(update=fill_update) if fill_update else f)
+    if any(a is not b for a, b in zip(fills, state.fills, strict=True)):
+        update["fills"] = tuple(fills)
+    if not update:
+        return state, ()
+    return state.model_copy(update=update), tuple(fields)
+
+
+# ASCII mostly, with what the shortcut must step aside for: NUL, a lone surrogate, other non-ASCII
+_TEXT = st.text(alphabet=st.one_of(st.characters(min_codepoint=32, max_codepoint=126),
+                                   st.sampled_from(["\x00", "\ud800", "\udfff", "é", "日", "\U0001f600"])),
+                min_size=1, max_size=12)
+
+
+@given(cid=_TEXT, vid=_TEXT, symbol=_TEXT, reason=st.none() | _TEXT,
+       fills=st.lists(st.tuples(_TEXT, st.sampled_from(["", "USDT", "\x00", "é", "\udc80"])), max_size=3))
+def test_storable_venue_state_tells_the_common_case_as_checking_every_field_does(cid, vid, symbol, reason, fills) -> None:
+    """The joined-text shortcut gives exactly the field-by-field answer: the same state (itself,
+    not a copy, when nothing needed escaping) and the same field names."""
+    # built without validation, as a venue's trusted builders do (pydantic refuses a lone surrogate)
+    state = VenueOrderState.model_construct(
+        client_order_id=cid, venue_order_id=vid, symbol=symbol, side=Side.BUY, status=OrderStatus.ACCEPTED,
+        quantity=Decimal("1"), cum_qty=Decimal(0), leaves_qty=Decimal("1"), avg_px=None, reject_reason=reason,
+        ts=T0, fills=tuple(Fill.model_construct(trade_id=t, qty=Decimal("0.1"), price=Decimal("100"), fee=Decimal(0),
+                                                fee_currency=c, liquidity=Liquidity.TAKER, ts=T0) for t, c in fills))
+    fast, fast_fields = storable_venue_state(state)
+    slow, slow_fields = _storable_venue_state_field_by_field(state)
+    assert fast_fields == slow_fields
+    assert fast == slow
+    assert (fast is state) == (slow is state)
+    # a pushed event: its state and its own fill (the FIX venue's fill of the report)
+    if state.fills:
+        event = VenueEvent(adapter_id="v", kind="fill", state=slow, fill=state.fills[-1]).model_copy(update={"state": state})
+        out, event_fields = storable_venue_event(event)
+        extra = [f"fill.{n}" for n in ("trade_id", "fee_currency") if text_problem(getattr(state.fills[-1], n)) is not None]
+        assert event_fields == slow_fields + tuple(extra)
+        assert out.state == slow and (out is event) == (not event_fields)
