@@ -101,8 +101,8 @@ class RealClock:
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
-    def monotonic(self) -> float:
-        return time.monotonic()
+    #: ``time.monotonic`` itself (no Python frame per call: the order path reads it ~6 times)
+    monotonic = staticmethod(time.monotonic)
 
     def now(self) -> datetime:
         return datetime.now(UTC)

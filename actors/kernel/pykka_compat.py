@@ -89,10 +89,9 @@ _PLAIN: dict[type, bool] = {}
 
 
 def _passed_on(cls: type) -> bool:
-    """True when pykka's ``_handle_receive`` passes a message of class ``cls`` to ``on_receive``."""
-    plain = _PLAIN.get(cls)
-    if plain is None:
-        plain = _PLAIN[cls] = not issubclass(cls, _PYKKA_OWN)
+    """True when pykka's ``_handle_receive`` passes a message of class ``cls`` to ``on_receive``
+    (kept in :data:`_PLAIN`)."""
+    plain = _PLAIN[cls] = not issubclass(cls, _PYKKA_OWN)
     return plain
 
 
@@ -129,7 +128,10 @@ def run_envelope(actor: pykka.Actor, envelope: Envelope) -> None:
     checks fewer per message (tests/kernel/test_pykka_compat.py holds both paths to pykka's)."""
     try:
         message = envelope.message
-        if _passed_on(message.__class__) and type(actor)._handle_receive is _HANDLE_RECEIVE:
+        plain = _PLAIN.get(message.__class__)
+        if plain is None:
+            plain = _passed_on(message.__class__)
+        if plain and type(actor)._handle_receive is _HANDLE_RECEIVE:
             response = actor.on_receive(message)
         else:
             response = actor._handle_receive(message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from actors.kernel.clock import RealClock
 
@@ -31,5 +32,22 @@ def test_cancelled_timers_do_not_wake_the_scheduler() -> None:
         clock.call_later(0.3, fired.set)
         assert fired.wait(5.0)
         assert clock.wakeups < 20, f"the scheduler woke {clock.wakeups} times for 200 cancelled timers and one live one"
+    finally:
+        clock.close()
+
+
+def test_monotonic_reads_time_monotonic_without_a_python_frame() -> None:
+    """``RealClock.monotonic`` and the FIX session's ``SystemClock.monotonic`` are
+    ``time.monotonic`` itself (read several times per order): a reading lies between two of
+    ``time.monotonic``'s, from the class and from an instance alike."""
+    from protocols.venues.fix._session import SystemClock
+
+    clock = RealClock(name="test-monotonic")
+    try:
+        for source in (clock, RealClock, SystemClock(), SystemClock):
+            before = time.monotonic()
+            reading = source.monotonic()
+            assert before <= reading <= time.monotonic()
+        assert clock.monotonic == time.monotonic and SystemClock().monotonic == time.monotonic
     finally:
         clock.close()

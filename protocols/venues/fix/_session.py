@@ -563,8 +563,8 @@ def _int(value: str | None) -> int | None:
 class SystemClock:
     """The system clock in the shape the session needs (monotonic seconds, aware UTC now)."""
 
-    def monotonic(self) -> float:
-        return time.monotonic()
+    #: ``time.monotonic`` itself (no Python frame per call: the session reads it ~5 times per order)
+    monotonic = staticmethod(time.monotonic)
 
     def now(self) -> datetime:
         return datetime.now(UTC)
