@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import math
@@ -104,8 +105,8 @@ class RealClock:
     #: ``time.monotonic`` itself (no Python frame per call: the order path reads it ~6 times)
     monotonic = staticmethod(time.monotonic)
 
-    def now(self) -> datetime:
-        return datetime.now(UTC)
+    #: ``datetime.now(UTC)`` with no Python frame per call (the order path reads it ~6 times); an aware UTC datetime
+    now = staticmethod(functools.partial(datetime.now, UTC))
 
     def call_later(self, delay_s: float, callback: Callable[[], None]) -> TimerHandle:
         handle = TimerHandle(time.monotonic() + max(0.0, delay_s), callback)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 
 from actors.kernel.clock import RealClock
 
@@ -36,10 +37,11 @@ def test_cancelled_timers_do_not_wake_the_scheduler() -> None:
         clock.close()
 
 
-def test_monotonic_reads_time_monotonic_without_a_python_frame() -> None:
+def test_monotonic_and_now_read_the_clocks_without_a_python_frame() -> None:
     """``RealClock.monotonic`` and the FIX session's ``SystemClock.monotonic`` are
-    ``time.monotonic`` itself (read several times per order): a reading lies between two of
-    ``time.monotonic``'s, from the class and from an instance alike."""
+    ``time.monotonic`` itself, their ``now`` is ``datetime.now(UTC)`` (each read several times
+    per order): a reading lies between two of the clock's own, from the class and from an
+    instance alike, and ``now`` is aware UTC."""
     from protocols.venues.fix._session import SystemClock
 
     clock = RealClock(name="test-monotonic")
@@ -49,5 +51,10 @@ def test_monotonic_reads_time_monotonic_without_a_python_frame() -> None:
             reading = source.monotonic()
             assert before <= reading <= time.monotonic()
         assert clock.monotonic == time.monotonic and SystemClock().monotonic == time.monotonic
+        # now: an aware UTC datetime between two readings of the wall clock
+        for source in (clock, RealClock, SystemClock(), SystemClock):
+            before = datetime.now(UTC)
+            reading = source.now()
+            assert reading.tzinfo is UTC and before <= reading <= datetime.now(UTC)
     finally:
         clock.close()

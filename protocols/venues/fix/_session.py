@@ -42,6 +42,7 @@ Sequence numbers live in a :class:`~._store.SeqStore` (persisted per session).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -566,5 +567,5 @@ class SystemClock:
     #: ``time.monotonic`` itself (no Python frame per call: the session reads it ~5 times per order)
     monotonic = staticmethod(time.monotonic)
 
-    def now(self) -> datetime:
-        return datetime.now(UTC)
+    #: ``datetime.now(UTC)`` with no Python frame per call (twice per order); an aware UTC datetime
+    now = staticmethod(functools.partial(datetime.now, UTC))
