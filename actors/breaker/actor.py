@@ -25,7 +25,7 @@ from loguru import logger
 from protocols import ErrorCode, OrderStatus
 
 from ..events.messages import Publish
-from ..execution.messages import ExecuteCancel, ExecuteOrder, ReconcileOrders
+from ..execution.messages import ExecuteCancel, ReconcileOrders, new_execute_order
 from ..idempotency.messages import CompleteOrder, ReleaseClaim
 from ..kernel.base import FlowActor, resolve, tell
 from ..orders.messages import (
@@ -125,7 +125,7 @@ class CircuitBreakerActor(FlowActor):
             return
         permitted = order.with_permit(decision)
         self._outstanding[order.client_order_id] = permitted
-        if not tell(self._adapter, ExecuteOrder(permitted)):
+        if not tell(self._adapter, new_execute_order(permitted)):
             # the adapter died between its report and ours: keep the order for the next generation
             self._outstanding.pop(order.client_order_id, None)
             self._breaker.record(decision, CallOutcome.IGNORED, 0.0)

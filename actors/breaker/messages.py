@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import pykka
 
+from protocols.model.dataclass_compat import builder
+
 from ..orders.messages import SubmitOrder
 from .breaker import BreakerPermit, CallOutcome
 
@@ -74,3 +76,7 @@ class ReturnOrder:
     """Crashed adapter → breaker: this order was never sent (still queued on the worker); re-dispatch it."""
 
     order: SubmitOrder
+
+
+#: ``CallFinished(...)`` without the frozen dataclass ``__init__`` (made on every order; protocols/model/dataclass_compat.py)
+new_call_finished = builder(CallFinished)

@@ -93,9 +93,9 @@ from protocols import (
 )
 
 from ..breaker.breaker import CallOutcome
-from ..breaker.messages import CallFinished, CancelTaken, RetryOrder, ReturnOrder
+from ..breaker.messages import CallFinished, CancelTaken, RetryOrder, ReturnOrder, new_call_finished
 from ..events.messages import Publish
-from ..idempotency.messages import CompleteOrder, ReleaseClaim
+from ..idempotency.messages import CompleteOrder, ReleaseClaim, new_complete_order
 from ..kernel.base import ActorCrashed, FlowActor, exc_summary, resolve, tell
 from ..kernel.dispatcher import CallerReader, HelpingFuture, tell_then_help
 from ..kernel.inbox import tell_quiet, tell_quiet_then_wake, wake
@@ -108,9 +108,10 @@ from ..orders.messages import (
     GuardActed,
     OrderFinished,
     OrderReconciledWith,
-    OrderSent,
     ReconciliationStalled,
     SubmitOrder,
+    new_order_finished,
+    new_order_sent,
 )
 from ..orders.reporting import error_report, venue_report
 from ..routing.messages import FetchBrokerState, TrackOrders
@@ -127,6 +128,7 @@ from .messages import (
     ThrottleTick,
     VenueCallCompleted,
     VenueCallsCompleted,
+    new_venue_call_completed,
 )
 from .throttle import AdmissionQueue, SlidingLogThrottle
 
@@ -265,7 +267,7 @@ class VenueWorker:
                 result = fn()
             except BaseException as exc:  # noqa: BLE001 - classified by the actor
                 error = exc
-            outcomes.append(VenueCallCompleted(call_id, result, error, time.perf_counter() - started))
+            outcomes.append(new_venue_call_completed(call_id, result, error, time.perf_counter() - started))
         if opened and group is not None:
             try:
                 group[1]()  # end_batch: the group's one write
@@ -601,7 +603,7 @@ class AdapterActor(FlowActor):
         if not self._inline:  # an inline call's answer follows at once and carries the SUBMITTED step
             # queued, not woken: the ledger's bookkeeping (and its journal commit) would take the GIL
             # from the venue worker; it runs with the call's outcome, or with any earlier message
-            tell_quiet(self._ledger, OrderSent(order.client_order_id, order.account_id, self.adapter_id, order.attempt))
+            tell_quiet(self._ledger, new_order_sent(order.client_order_id, order.account_id, self.adapter_id, order.attempt))
         self._dispatch_call(_Call("submit", order.client_order_id, order=order), lambda: venue.submit_order(venue_order),
                             (lambda done: sender.send_order(venue_order, done)) if sender is not None else None)
 
@@ -650,7 +652,7 @@ class AdapterActor(FlowActor):
                 crash_point("after_send")
             # called on the venue's reader thread: it runs the outcome itself when the dispatcher is
             # free (a few entries at most, then back to its socket), no wake-up of the order thread
-            tell_then_help(ref, VenueCallCompleted(call_id, result, error, time.perf_counter() - started), READER_HELP_BUDGET)
+            tell_then_help(ref, new_venue_call_completed(call_id, result, error, time.perf_counter() - started), READER_HELP_BUDGET)
 
         call.timer = clock.call_later(self._policy.timeout_of(call.kind), lambda: tell(ref, CallTimedOut(call_id)))
         try:
@@ -786,12 +788,12 @@ class AdapterActor(FlowActor):
         # bookkeeping does not take the GIL ahead of the caller's wake-up (actors/kernel/inbox.py).
         # Only the ledger is woken here; it wakes the other two once it has applied the outcome.
         idempotency, breaker = self._idempotency, self._breaker
-        tell_quiet(idempotency, CompleteOrder(order.account_id, order.client_order_id, report))
+        tell_quiet(idempotency, new_complete_order(order.account_id, order.client_order_id, report))
         if outcome is not None:
-            tell_quiet(breaker, CallFinished(order.permit, outcome, duration_s, order.client_order_id))
+            tell_quiet(breaker, new_call_finished(order.permit, outcome, duration_s, order.client_order_id))
         # the kernel relays the wake-up: the ledger wakes the other two once it has applied this
-        if tell_quiet_then_wake(self._ledger, OrderFinished(report=report, adapter_id=self.adapter_id, venue_state=venue_state,
-                                                            metered=True), (idempotency, breaker)):
+        if tell_quiet_then_wake(self._ledger, new_order_finished(report=report, adapter_id=self.adapter_id, venue_state=venue_state,
+                                                                 metered=True), (idempotency, breaker)):
             woken: tuple[pykka.ActorRef, ...] = (self._ledger,)
         else:  # no ledger to pass the wake-up on: wake them here
             woken = (idempotency, breaker)

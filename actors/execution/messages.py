@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from protocols.model.dataclass_compat import builder
+
 from ..orders.messages import CancelOrder, SubmitOrder
 
 
@@ -76,3 +78,9 @@ class ReconcileOrders:
 @dataclass(frozen=True, slots=True)
 class ReconcileTick:
     """Timer → adapter: run the in-flight check loop."""
+
+
+#: ``ExecuteOrder(...)`` without the frozen dataclass ``__init__`` (made on every order; protocols/model/dataclass_compat.py)
+new_execute_order = builder(ExecuteOrder)
+#: ``VenueCallCompleted(...)`` without the frozen dataclass ``__init__`` (made on every order; protocols/model/dataclass_compat.py)
+new_venue_call_completed = builder(VenueCallCompleted)

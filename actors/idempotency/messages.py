@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from protocols import ExecutionReport
+from protocols.model.dataclass_compat import builder
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +38,7 @@ class FlushJournal:
 @dataclass(frozen=True, slots=True)
 class GetJournalStats:
     """Ask: idempotency store counters and the journal's batch statistics."""
+
+
+#: ``CompleteOrder(...)`` without the frozen dataclass ``__init__`` (made on every order; protocols/model/dataclass_compat.py)
+new_complete_order = builder(CompleteOrder)

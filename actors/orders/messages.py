@@ -505,3 +505,9 @@ class SetPublishing:
 @dataclass(frozen=True, slots=True)
 class GetTradingState:
     """Ask: the ledger's trading state (ACTIVE / REDUCING / HALTED) as a string."""
+
+
+#: ``OrderFinished(...)`` without the frozen dataclass ``__init__`` (made on every order; protocols/model/dataclass_compat.py)
+new_order_finished = builder(OrderFinished)
+#: ``OrderSent(...)`` without the frozen dataclass ``__init__`` (made on every order; protocols/model/dataclass_compat.py)
+new_order_sent = builder(OrderSent)

@@ -25,6 +25,7 @@ from protocols import (
     ErrorCode,
     ExecError,
     ExecutionContext,
+    ExecutionReport,
     Fill,
     Liquidity,
     OrderIntent,
@@ -260,6 +261,55 @@ def test_the_memory_journals_record_builders_equal_idempotency_record(fields: tu
     assert _same_dataclass(_new_record(*fields), record)
     fast, slow = _completed_record(record, status, report, now), dataclasses.replace(record, status=status, report_json=report, updated_at=now)
     assert type(fast) is IdempotencyRecord and all(getattr(fast, f) is getattr(slow, f) for f in IdempotencyRecord.__slots__)
+
+
+def _per_order_builders() -> list[tuple]:
+    """(builder, class, positional args, keyword args) of the messages made on every order."""
+    from actors.breaker.breaker import CallOutcome
+    from actors.breaker.messages import CallFinished, new_call_finished
+    from actors.execution.messages import ExecuteOrder, VenueCallCompleted, new_execute_order, new_venue_call_completed
+    from actors.idempotency.messages import CompleteOrder, new_complete_order
+    from actors.orders.messages import OrderFinished, OrderSent, new_order_finished, new_order_sent
+    from protocols.venues.fix._codec import Framer, encode
+    from protocols.venues.fix._session import Deliver, Send, _new_deliver, _new_send
+
+    order = SubmitOrder(_INTENT, _CONTEXT, Future(), 1)
+    report = ExecutionReport(client_order_id="c-1", account_id="a", status=OrderStatus.FILLED)
+    state = VenueOrderState(client_order_id="c-1", venue_order_id="v-1", symbol="BTC/USDT", side=Side.BUY,
+                            status=OrderStatus.FILLED, quantity=Decimal(1), cum_qty=Decimal(1), leaves_qty=Decimal(0))
+    frame = Framer().feed(encode("FIX.4.4", "8", [(34, 2), (49, "EXEC"), (56, "US"), (11, "c-1")]))[0]
+    return [
+        (new_execute_order, ExecuteOrder, (order,), {}),
+        (new_venue_call_completed, VenueCallCompleted, (7, state, None, 0.25), {}),
+        (new_venue_call_completed, VenueCallCompleted, (8,), {"error": ValueError("x")}),
+        (new_call_finished, CallFinished, ("permit", CallOutcome.SUCCESS, 0.001, "c-1"), {}),
+        (new_complete_order, CompleteOrder, ("a", "c-1", report), {}),
+        (new_complete_order, CompleteOrder, ("a", "c-1", report), {"unknown": True}),
+        (new_order_finished, OrderFinished, (), {"report": report, "adapter_id": "fix", "venue_state": state, "metered": True}),
+        (new_order_finished, OrderFinished, (report, "fix"), {"cause": "E_X"}),
+        (new_order_sent, OrderSent, ("c-1", "a", "fix", 1), {}),
+        (_new_send, Send, (b"8=FIX.4.4\x01", "D", 41), {}),
+        (_new_deliver, Deliver, (frame, True), {}),
+    ]
+
+
+def test_the_per_order_message_builders_equal_their_constructors() -> None:
+    """Every message an order's path makes with a builder (the adapter's outcome facts, the
+    breaker's ExecuteOrder, the FIX session's Send and Deliver) is the constructor's: same class,
+    fields, ==, repr, hash and pickling, with positional and keyword arguments and defaults."""
+    from actors.execution.messages import ExecuteOrder as ExecuteOrder_
+    from protocols.venues.fix._session import Deliver as Deliver_
+
+    for build, cls, args, kwargs in _per_order_builders():
+        fast, slow = build(*args, **kwargs), cls(*args, **kwargs)
+        if cls not in (ExecuteOrder_, Deliver_) and "error" not in kwargs:
+            assert _same_dataclass(fast, slow), cls
+        else:  # a reply future, an exception or a received frame: not pickled
+            names = [f.name for f in dataclasses.fields(slow)]
+            assert type(fast) is cls and all(getattr(fast, n) is getattr(slow, n) for n in names) and fast == slow
+            assert repr(fast) == repr(slow)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(fast, dataclasses.fields(slow)[0].name, None)
 
 
 def test_a_builder_is_refused_for_a_class_whose_constructor_does_more() -> None:

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from ...model.dataclass_compat import builder
 from ._codec import Frame, Framer, encode, encode_fields, frame_body, parse_timestamp, utc_timestamp
 from ._dictionary import DataDictionary
 from ._store import SeqStore, keeps_message
@@ -121,6 +122,12 @@ class Deliver:
 
     frame: Frame
     poss_dup: bool
+
+
+#: ``Send(...)`` / ``Deliver(...)`` without the frozen dataclass ``__init__`` (one of each per order;
+#: protocols/model/dataclass_compat.py)
+_new_send = builder(Send)
+_new_deliver = builder(Deliver)
 
 
 @dataclass(frozen=True)
@@ -418,7 +425,7 @@ class FixSession:
         else:
             if keeps_message(msg_type):
                 self.store.keep(frame.raw)  # durable before its MsgSeqNum is passed (_store.py, inbox)
-            actions.append(Deliver(frame, poss_dup))  # application messages, Reject (3)
+            actions.append(_new_deliver(frame, poss_dup))  # application messages, Reject (3)
         self._advance(seq)
         return actions
 
@@ -516,7 +523,7 @@ class FixSession:
                          + (body if body.__class__ is bytes else encode_fields(body)))  # type: ignore[arg-type]
         self._last_sent = self.clock.monotonic()
         self.counters["sent"] += 1
-        return Send(raw, msg_type, seq)
+        return _new_send(raw, msg_type, seq)
 
     def _header(self, msg_type: str) -> bytes:
         """``35=<msg_type>|34=%d|49=<Sender>|52=%b|56=<Target>|``: a format for MsgSeqNum and SendingTime."""
