@@ -600,12 +600,17 @@ class AdapterActor(FlowActor):
         order = order.with_attempt(order.attempt + 1)
         venue_order = VenueOrder.from_intent(order.intent, order.context)
         venue, sender = self._venue, self._sender
-        if not self._inline:  # an inline call's answer follows at once and carries the SUBMITTED step
-            # queued, not woken: the ledger's bookkeeping (and its journal commit) would take the GIL
-            # from the venue worker; it runs with the call's outcome, or with any earlier message
-            tell_quiet(self._ledger, new_order_sent(order.client_order_id, order.account_id, self.adapter_id, order.attempt))
-        self._dispatch_call(_Call("submit", order.client_order_id, order=order), lambda: venue.submit_order(venue_order),
-                            (lambda done: sender.send_order(venue_order, done)) if sender is not None else None)
+        try:
+            self._dispatch_call(_Call("submit", order.client_order_id, order=order), lambda: venue.submit_order(venue_order),
+                                (lambda done: sender.send_order(venue_order, done)) if sender is not None else None)
+        finally:
+            if not self._inline:  # an inline call's answer follows at once and carries the SUBMITTED step
+                # told after the request is written (an asynchronous sender's write is on the order's
+                # critical path, this is not) and still before the call's outcome: that runs in a later
+                # message of this actor (a helper inside a handler never helps: actors/kernel/dispatcher.py).
+                # Queued, not woken: the ledger's bookkeeping (and its journal commit) would take the
+                # GIL from the venue worker; it runs with the call's outcome, or with any earlier message
+                tell_quiet(self._ledger, new_order_sent(order.client_order_id, order.account_id, self.adapter_id, order.attempt))
 
     def _dispatch_call(self, call: _Call, fn: Callable[[], Any], send: Callable[[Any], bool] | None = None) -> None:
         if self._worker is None:
@@ -640,7 +645,8 @@ class AdapterActor(FlowActor):
     def _send_async(self, call_id: int, call: _Call, send: Callable[[Any], bool]) -> bool:
         """Write one request from here (``protocols.AsyncSender``); its outcome comes back as a
         ``VenueCallCompleted`` told by the adapter's own thread. The attempt timeout counts from
-        now. False when the adapter could not send at once: the caller gives it to the worker."""
+        now (armed after the write). False when the adapter could not send at once: the caller
+        gives it to the worker."""
         clock, ref = self._clock, self.actor_ref
         call.started = call.picked_at = started_at = clock.monotonic()
         call.sent_async = True
@@ -654,7 +660,6 @@ class AdapterActor(FlowActor):
             # free (a few entries at most, then back to its socket), no wake-up of the order thread
             tell_then_help(ref, new_venue_call_completed(call_id, result, error, time.perf_counter() - started), READER_HELP_BUDGET)
 
-        call.timer = clock.call_later(self._policy.timeout_of(call.kind), lambda: tell(ref, CallTimedOut(call_id)))
         try:
             taken = send(done)
         except BaseException as exc:  # noqa: BLE001 - an adapter bug: classified like a worker call's
@@ -664,6 +669,11 @@ class AdapterActor(FlowActor):
         if elapsed_s > self._inline_budget_s:
             self._inline_overran(call, elapsed_s)
         if taken:
+            # the attempt timeout, armed once the request is written (off the order's critical path)
+            # and still counted from before the write; the outcome cannot have run yet: it is a later
+            # message of this actor, which has this one's timer to cancel
+            call.timer = clock.call_later(max(0.0, self._policy.timeout_of(call.kind) - elapsed_s),
+                                          lambda: tell(ref, CallTimedOut(call_id)))
             reader = self._caller_reader
             if reader is not None:
                 carrier = call.order if call.order is not None else call.cancel
@@ -671,8 +681,7 @@ class AdapterActor(FlowActor):
                 if isinstance(reply, HelpingFuture):
                     reply.reader = reader  # its waiting thread reads the answer itself
             return True
-        call.timer.cancel()
-        call.timer, call.sent_async, call.picked_at = None, False, None
+        call.sent_async, call.picked_at = False, None
         del self._calls[call_id]
         return False
 

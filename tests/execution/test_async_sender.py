@@ -15,8 +15,9 @@ from protocols import AdapterCapabilities, ErrorCode, OrderStatus
 
 class AsyncVenue(TestAdapter):
     """A ``TestAdapter`` with the non-blocking half: ``send_order`` answers from a thread of its
-    own (what ``submit_order`` would), unless ``offline`` (not sent: False) or ``silent`` (never
-    answers; ``answer_late`` answers afterwards)."""
+    own (what ``submit_order`` would), unless ``offline`` (not sent: False), ``silent`` (never
+    answers; ``answer_late`` answers afterwards) or ``at_once`` (answers before ``send_order``
+    returns, from the sending thread)."""
 
     __test__ = False
 
@@ -25,6 +26,7 @@ class AsyncVenue(TestAdapter):
                                                           sends_async=True), **kwargs)
         self.offline = False
         self.silent = False
+        self.at_once = False  # answers inside send_order, before it returns
         self.sent_on: list[str] = []
         self.blocking_on: list[str] = []
         self.cancels_sent: list[str] = []
@@ -40,6 +42,9 @@ class AsyncVenue(TestAdapter):
         self.sent_on.append(threading.current_thread().name)
         if self.silent:
             self._late.append((order, done))
+            return True
+        if self.at_once:
+            self._answer(lambda: TestAdapter.submit_order(self, order), done)
             return True
         threading.Thread(target=self._answer, args=(lambda: TestAdapter.submit_order(self, order), done)).start()
         return True
@@ -149,3 +154,32 @@ def test_the_venue_worker_runs_a_calls_outcome_itself_when_the_dispatcher_is_fre
     venue.release()
     assert future.result(timeout=10).status is OrderStatus.FILLED
     assert resolved_on == ["venue-test-g1"]
+
+
+def test_the_ledger_hears_the_send_before_the_outcome_and_an_answered_call_never_times_out(make_runtime) -> None:
+    """The adapter tells the ledger that an order was sent, and arms the attempt timeout, after
+    the request is written (off the order's critical path). Both still come before the call's
+    outcome, also when the venue answers inside ``send_order`` itself: the order's trail reads
+    SUBMITTING then FILLED, and the answered call's timeout never fires."""
+    clock = FakeClock()
+    venue = AsyncVenue(default="fill")
+    venue.at_once = True
+    rt = make_runtime(registry=registry_of(venue), clock=clock, routing={"policy": {"paper": "test"}},
+                      timeouts={"attempt_s": 0.5, "deadline_s": 5.0})
+    report = rt.submit(limit("as-now"), ctx()).result(timeout=5)
+    assert report.status is OrderStatus.FILLED and venue.blocking_on == [] and len(venue.sent_on) == 1
+    rt.flush()
+    statuses = [r.data["to"] for r in rt.history("as-now") if r.kind == "transition"]
+    assert statuses[-2:] == ["SUBMITTING", "FILLED"], statuses
+    clock.advance(2.0)  # past the attempt timeout and the deadline
+    rt.flush()
+    assert rt.order("as-now").status is OrderStatus.FILLED and rt.order("as-now").attempts == 1
+    statuses_after = [r.data["to"] for r in rt.history("as-now") if r.kind == "transition"]
+    assert statuses_after == statuses
+    # and a send that is not answered still times out, counted from before the write
+    venue.at_once, venue.silent = False, True
+    future = rt.submit(limit("as-never"), ctx())
+    wait_until(lambda: len(venue.sent_on) == 2, what="the second order sent")
+    rt.flush()
+    clock.advance(0.6)
+    assert future.result(timeout=5).status is OrderStatus.UNKNOWN
