@@ -185,15 +185,14 @@ def _quiet_logging() -> None:
     logger.add(sys.stderr, level="WARNING")
 
 
-def _settings(state_dir: Path, *, journal: dict[str, Any], dispatch: str = "shared", help: bool = True,
-              carry: bool = True) -> Any:
+def _settings(state_dir: Path, *, journal: dict[str, Any], dispatch: str = "shared", help: bool = True) -> Any:
     from config import load_settings
 
     return load_settings(
         "test",
         state_dir=state_dir,
         journal=journal,
-        dispatch={"mode": dispatch, "help": help, "carry": carry},
+        dispatch={"mode": dispatch, "help": help},
         throttle={"max_calls": 10**9, "queue_size": 10**6},
         # defaults (the test profile's 0.5 s attempt timeout is for fault tests)
         timeouts={"attempt_s": 2.0, "deadline_s": 30.0},
@@ -382,19 +381,17 @@ def _pykka_ask(n: int) -> dict[str, Any]:
 # 2. end-to-end latency, one sender
 # --------------------------------------------------------------------------------------
 def bench_latency(n: int, warmup: int, state_dir: Path, *, drain: bool, dispatch: str = "shared",
-                  as_deployed: bool = False, help: bool = True, carry: bool = True) -> dict[str, Any]:
+                  as_deployed: bool = False, help: bool = True) -> dict[str, Any]:
     """One sender, journal off: µs from ``submit`` to ``result()`` of a MARKET order (sender's clock).
 
     ``dispatch`` is the runtime's ``[dispatch] mode``: "shared" (the default) or "threads".
     ``as_deployed``: the journal on (``synchronous=FULL``) with the default registry, whose paper
     book is a durable SQLite file: what ``Runtime.start()`` and ``run.py`` run. ``help``: the
-    ``[dispatch] help`` setting (False: the sender only waits; docs/DESIGN.md "Threads"); ``carry``:
-    the ``[dispatch] carry`` setting (False: the ledger's and the core's threads are woken for a
-    claimed order instead of the store's thread running it on)."""
+    ``[dispatch] help`` setting (False: the sender only waits; docs/DESIGN.md "Threads")."""
     from protocols import ExecutionContext
 
     journal = {"enabled": True, "synchronous": "FULL"} if as_deployed else {"enabled": False}
-    rt, start_errors = _start_durable(_settings(state_dir, journal=journal, dispatch=dispatch, help=help, carry=carry), None)
+    rt, start_errors = _start_durable(_settings(state_dir, journal=journal, dispatch=dispatch, help=help), None)
     statuses: Counter[str] = Counter()
     samples: list[int] = []
     try:
@@ -425,21 +422,19 @@ def bench_latency(n: int, warmup: int, state_dir: Path, *, drain: bool, dispatch
 
 def bench_latency_rounds(n: int, warmup: int, root: Path, rounds: int = 3) -> dict[str, Any]:
     """One sender, drained: journal off and as deployed, each with the waiting sender helping (the
-    default) and without (``[dispatch] help = false``, for information), and as deployed with
-    ``[dispatch] carry = false`` (for information), ``rounds`` full runs of each, interleaved (off,
-    deployed, off without help, deployed without help, deployed without carry, off, ...) so that
+    default) and without (``[dispatch] help = false``, for information), ``rounds`` full runs of
+    each, interleaved (off, deployed, off without help, deployed without help, off, ...) so that
     all meet the same background load.
 
     Each configuration's figure is the run with the median p50 (its p50 and p99 are that run's),
     with every run's p50/p99 and the spread (max - min of the p50s) beside it."""
-    runs: dict[str, list[dict[str, Any]]] = {"off": [], "as_deployed": [], "off_no_help": [], "as_deployed_no_help": [],
-                                             "as_deployed_no_carry": []}
+    runs: dict[str, list[dict[str, Any]]] = {"off": [], "as_deployed": [], "off_no_help": [], "as_deployed_no_help": []}
     for r in range(rounds):
         for key in runs:
             d = Path(tempfile.mkdtemp(prefix=f"lat-{key}-{r}-", dir=root))
             try:
                 runs[key].append(bench_latency(n, warmup, d, drain=True, as_deployed=key.startswith("as_deployed"),
-                                               help=not key.endswith("_no_help"), carry=not key.endswith("_no_carry")))
+                                               help=not key.endswith("_no_help")))
             finally:
                 shutil.rmtree(d, ignore_errors=True)
     out: dict[str, Any] = {}
@@ -928,8 +923,7 @@ def run_suite(sizes: Sizes, state_root: Path, only: str | None = None) -> dict[s
         section("latency_rounds", lambda: bench_latency_rounds(sizes.latency_n, sizes.latency_warmup, work / "lat"))
         rounds = suite.pop("latency_rounds")
         for key, name in (("off", "latency"), ("as_deployed", "latency_as_deployed"),
-                          ("off_no_help", "latency_no_help"), ("as_deployed_no_help", "latency_as_deployed_no_help"),
-                          ("as_deployed_no_carry", "latency_as_deployed_no_carry")):
+                          ("off_no_help", "latency_no_help"), ("as_deployed_no_help", "latency_as_deployed_no_help")):
             suite[name] = {**rounds[key], "affinity": rounds["affinity"], "elapsed_s": rounds["elapsed_s"]}
         if only != "latency":
             section("latency_back_to_back",
@@ -938,7 +932,7 @@ def run_suite(sizes: Sizes, state_root: Path, only: str | None = None) -> dict[s
                     lambda: bench_latency(sizes.latency_n, sizes.latency_warmup, work / "lat3", drain=True, dispatch="threads"))
         f50 = suite["floor"]["p50_us"]
         for key in ("latency", "latency_as_deployed", "latency_back_to_back", "latency_threads",
-                    "latency_no_help", "latency_as_deployed_no_help", "latency_as_deployed_no_carry"):
+                    "latency_no_help", "latency_as_deployed_no_help"):
             if key not in suite:
                 continue
             lat = suite[key]
@@ -1068,11 +1062,6 @@ def rows_for(run: dict[str, Any]) -> list[tuple[str, str, str]]:
             rows.append((f"E2E 1 sender {what}, sender only waiting (dispatch.help false) p50 / p99 (µs)",
                          f"{_fmt(nh['p50_us'])} / {_fmt(nh['p99_us'])}; runs {', '.join(_fmt(v) for v in nh['runs_p50_us'])}",
                          "(info)"))
-    nc = run.get("latency_as_deployed_no_carry")  # absent in results files from before [dispatch] carry
-    if nc is not None:
-        rows.append(("E2E 1 sender as deployed, store's thread not carrying (dispatch.carry false) p50 / p99 (µs)",
-                     f"{_fmt(nc['p50_us'])} / {_fmt(nc['p99_us'])}; runs {', '.join(_fmt(v) for v in nc['runs_p50_us'])}",
-                     "(info)"))
     if "fsync_floor" in run:  # a latency-only run (--only latency) measures the floor itself
         fs = run["fsync_floor"]
         rows.append(("fsync floor (fsyncs/s, p50 / p99 µs)",

@@ -620,10 +620,6 @@ class DispatchSettings(_Section):
     ``help_journaled``: with ``help``, the waiting thread helps the journal-writing actors too
     (their own dispatchers when the journal is on: it commits its own claim); off by default,
     since one sender as deployed measured slower with it (benchmarks/README.md).
-    ``carry``: with ``help`` and a durable journal, the idempotency store's own thread, once a
-    claim batch has committed, runs each claimed order on through the ledger's intake, the
-    breaker and the adapter itself while no other message waits for the store (docs/DESIGN.md
-    "Threads", ``Dispatcher.carry``); false: the ledger's and the core's threads are woken.
     """
 
     mode: Annotated[Literal["shared", "threads"], BeforeValidator(_lower)] = Field(
@@ -646,11 +642,6 @@ class DispatchSettings(_Section):
         False, description="With help on, the waiting thread also runs the journal-writing actors' messages (the "
                            "idempotency store's claim commit, the ledger's intake) when the journal is on; off by default: "
                            "measured slower as deployed (benchmarks/README.md).",
-    )
-    carry: bool = Field(
-        True, description="With help on and the journal on, the idempotency store's thread carries each order it "
-                          "claimed on through the ledger's intake, the breaker and the adapter while no claim waits "
-                          "(no thread wake-up between them; false: each stage's own thread is woken).",
     )
 
 

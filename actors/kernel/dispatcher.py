@@ -105,10 +105,6 @@ class _Here(threading.local):
     waiting: Any = None
     #: the dispatchers queued on without a ring during this thread's help (rung at its end)
     unrung: Any = None
-    #: a carrying solo dispatcher's thread while it runs a message (:meth:`Dispatcher.carry`): the
-    #: reply futures of the orders the message told onward, each with the dispatcher it was queued
-    #: on unrung, for this thread to carry on once the message is done (None: not carrying)
-    carrying: Any = None
 
 
 _here = _Here()
@@ -214,23 +210,18 @@ def _read_then_wait(future: HelpingFuture, reader: CallerReader, timeout: float 
     return None if deadline is None else max(0.0, deadline - monotonic())
 
 
-def _help(future: HelpingFuture, deadline: float | None, monotonic: Callable[[], float], *,
-          stop: Callable[[], bool] | None = None, carrier: bool = False) -> None:
-    """Run ``future``'s order's queued messages, following it from dispatcher to dispatcher, at
-    most :data:`HELP_BUDGET` entries, until its reply is there, ``deadline`` (monotonic seconds)
-    has passed, ``stop()`` is true, or it waits where this thread cannot run it (busy, nothing
-    queued: a venue's worker has it). ``carrier``: :meth:`Dispatcher.carry`'s thread."""
+def _help(future: HelpingFuture, deadline: float | None, monotonic: Callable[[], float]) -> None:
     budget = HELP_BUDGET
     while budget > 0:
         dispatcher = future.queued_on
-        if dispatcher is None or future.done() or (stop is not None and stop()):
+        if dispatcher is None or future.done():
             break
 
         def until(d: Dispatcher | None = dispatcher) -> bool:
             return (future.done() or future.queued_on is not d
-                    or (deadline is not None and monotonic() >= deadline) or (stop is not None and stop()))
+                    or (deadline is not None and monotonic() >= deadline))
 
-        ran = dispatcher.help(until, budget, carrier=True) if carrier else dispatcher.help(until, budget)
+        ran = dispatcher.help(until, budget)
         if not ran and future.queued_on is dispatcher:
             break  # busy (its thread or another helper runs it) or nothing queued: wait
         budget -= max(ran, 1)
@@ -283,13 +274,6 @@ class DispatchedInbox(Inbox):
             if reply is here.waiting:  # the waiting thread goes on to run it (or rings on leaving)
                 self._runq.append(entry)
                 here.unrung.add(self._dispatcher)
-                if self._dispatcher._finished:
-                    self._dispatcher._drain()
-                return entry
-            carrying = here.carrying
-            if carrying is not None:  # a carrying thread takes it there next, or rings (Dispatcher.carry)
-                self._runq.append(entry)
-                carrying.append((self._dispatcher, reply))
                 if self._dispatcher._finished:
                     self._dispatcher._drain()
                 return entry
@@ -349,9 +333,8 @@ class Dispatcher:
     ``linger_s`` (seconds, 0-0.01) is how long the after thread waits once woken before it
     runs quiet messages; ``after_backlog`` (count >= 1) is how many quiet messages may wait
     before the order thread runs them itself; ``helpable`` False: a waiting thread never runs
-    its members' messages (:meth:`help` returns 0; ``[dispatch] help = false``); ``carries``
-    (solo only): its thread carries the orders its member tells onward (:meth:`carry`; the
-    idempotency store's, ``[dispatch] carry``). Raises ValueError for values out of range.
+    its members' messages (:meth:`help` returns 0; ``[dispatch] help = false``). Raises
+    ValueError for values out of range.
 
     ``inbox()`` makes a member's inbox (``FlowActor._create_actor_inbox``); ``start(actor)``
     schedules its ``on_start`` (``FlowActor._start_actor_loop``); ``close()`` stops the
@@ -361,7 +344,7 @@ class Dispatcher:
     """
 
     def __init__(self, name: str, *, linger_s: float = 50e-6, after_backlog: int = 64, solo: bool = False,
-                 helpable: bool = True, carries: bool = False) -> None:
+                 helpable: bool = True) -> None:
         if after_backlog < 1:
             raise ValueError(f"after_backlog must be >= 1, got {after_backlog}")
         if not 0.0 <= linger_s <= 0.01:
@@ -374,8 +357,6 @@ class Dispatcher:
         self._bell = threading.Lock()
         self._bell.acquire()  # held = nothing to announce
         self.solo = solo
-        #: a solo dispatcher's thread carries the orders its member tells onward (:meth:`carry`)
-        self.carries = carries and solo
         #: False: :meth:`help` never runs anything here (``[dispatch] help = false``): only the
         #: dispatcher's own threads run its members' messages
         self.helpable = helpable
@@ -462,7 +443,7 @@ class Dispatcher:
         return not any(t.is_alive() for t in threads)
 
     # -- the waiting thread helps -----------------------------------------------------------
-    def help(self, until: Callable[[], bool], budget: int = HELP_BUDGET, *, carrier: bool = False) -> int:
+    def help(self, until: Callable[[], bool], budget: int = HELP_BUDGET) -> int:
         """Run queued messages in the calling thread, as the order thread would, while the
         dispatcher is free; return how many run-queue entries ran (0: busy, closed or nothing
         queued).
@@ -479,10 +460,7 @@ class Dispatcher:
         helper inside a handler) never helps: returns 0, so no thread holds two dispatchers'
         locks. The main thread helps only while a Ctrl-C is deferred to the end of the help
         (actors/kernel/interrupts.py; raised then as ``KeyboardInterrupt``), else returns 0.
-        ``until`` must not block. ``carrier``: called by a carrying solo dispatcher's thread
-        (:meth:`carry`), which runs an order on here even when waiting callers may not
-        (``helpable`` False: ``[dispatch] help_journaled`` is about callers; a runtime with
-        ``[dispatch] help = false`` has no carrying dispatcher).
+        ``until`` must not block.
 
         Example::
 
@@ -491,7 +469,7 @@ class Dispatcher:
             dispatcher.help(reply.done)     # usually runs it here; then reply.result(timeout)
         """
         here = _here
-        if here.busy or budget < 1 or not (self.helpable or carrier):
+        if here.busy or budget < 1 or not self.helpable:
             return 0
         main = threading.current_thread() is threading.main_thread()
         if main and not interrupts.main_may_help():
@@ -590,7 +568,7 @@ class Dispatcher:
         a thread of its own (``Inbox``)."""
         _here.busy = True
         runq, later, bell, running = self._runq, self._later, self._bell, self._running
-        run, linger_s, carries = self._run_entry, self.linger_s, self.carries
+        run, linger_s = self._run_entry, self.linger_s
         draining = False  # woken for quiet messages: take them all (told ones first)
         while True:
             try:
@@ -616,51 +594,8 @@ class Dispatcher:
                     self._finished = True
                     self._drain_locked()
                 return
-            if carries:
-                carried: list = []
-                with running:
-                    _here.carrying = carried
-                    try:
-                        run(entry)
-                    finally:
-                        _here.carrying = None
-                if carried:
-                    self.carry(carried)
-                continue
             with running:
                 run(entry)
-
-    def carry(self, carried: list) -> None:
-        """Carry on the orders the message just run told onward (``carried``: ``(dispatcher,
-        reply future)`` pairs, each queued there without a ring), in this solo dispatcher's own
-        thread, outside its lock: run each order's next messages where they are queued, as a
-        waiting caller helps (:meth:`help`, following the reply from dispatcher to dispatcher,
-        at most :data:`HELP_BUDGET` entries), while nothing waits in this dispatcher's own run
-        queue. So a claim's order goes idempotency store → ledger → breaker → adapter on the
-        store's thread with no thread wake-up in between. It stops as soon as a message for this
-        dispatcher comes in (its own member comes first), when the order has moved on to
-        something it cannot run (a venue's worker, a busy dispatcher) or its reply is there; every
-        dispatcher it leaves anything queued on without a ring is rung then, so its own thread
-        takes it."""
-        here = _here
-        own = self._runq
-
-        def own_mail() -> bool:
-            return bool(own) or self._finished
-
-        here.busy, here.unrung = False, set()
-        try:
-            for _dispatcher, future in carried:
-                if own_mail():
-                    break
-                here.waiting = future  # the stages it runs queue this order on without a ring
-                _help(future, None, time.monotonic, stop=own_mail, carrier=True)
-        finally:
-            here.busy, here.waiting = True, None
-            unrung, here.unrung = here.unrung, None
-            for dispatcher in unrung.union(d for d, _f in carried):
-                if dispatcher._runq:
-                    ring(dispatcher._bell)
 
     def _drain(self) -> None:
         """Answer every entry left once the threads are done (a put after close: ActorDeadError)."""

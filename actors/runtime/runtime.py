@@ -400,10 +400,7 @@ class Runtime:
             if durable and shared:
                 # helped only with [dispatch] help_journaled (off by default: slower as deployed, benchmarks/README.md)
                 helped = helping and settings.dispatch.help_journaled
-                # the store's thread carries a claimed order on to its venue call ([dispatch] carry, Dispatcher.carry)
-                carries = helping and settings.dispatch.carry
-                self._solo = (Dispatcher(f"{p}-idempotency", linger_s=OWN_THREAD_LINGER_S, solo=True, helpable=helped,
-                                         carries=carries),
+                self._solo = (Dispatcher(f"{p}-idempotency", linger_s=OWN_THREAD_LINGER_S, solo=True, helpable=helped),
                               Dispatcher(f"{p}-ledger", linger_s=OWN_THREAD_LINGER_S, solo=True, helpable=helped))
                 store_on, ledger_on = self._solo
             # the supervisor creates, wires and watches every child from this blueprint (docs/DESIGN.md "House plan")
