@@ -22,8 +22,8 @@ settings error, the runtime refused to start); 130 interrupted (Ctrl-C, after a 
 profile's ``state_dir``, which is ``./var`` — relative to the current directory — for ``paper``,
 ``./var/stress`` for ``stress``; the REPL uses ``./var/repl``). The start-up line on stderr names
 it. A command never deletes state unless ``--fresh`` is given; then it removes only flowroute's
-own files there (``journal.sqlite*``, ``ledger.sqlite*``, ``audit.jsonl*``, ``*_book.sqlite*``)
-and says which.
+own files there (``journal.sqlite*``, ``ledger.sqlite*``, ``audit.jsonl*``, ``*_book.sqlite*``,
+``receipts.jsonl*``, ``refused.json``) and says which.
 
 **Logging.** loguru goes to stderr: at ``--log-level`` when given, else at WARNING with
 ``--json``, else at the profile's ``logging.level``. With ``--json`` stdout carries exactly one

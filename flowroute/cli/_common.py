@@ -25,7 +25,11 @@ from rich.console import Console
 REPO_ROOT: Path = Path(__file__).resolve().parents[2]
 
 #: Files of flowroute's own in a state directory; the only ones ``--fresh`` removes.
-OWN_STATE_PATTERNS: tuple[str, ...] = ("journal.sqlite*", "ledger.sqlite*", "audit.jsonl*", "*_book.sqlite*")
+#: flowroute's own files directly in a state directory, what ``--fresh`` removes: the journals, the
+#: audit log, the venue books, the venue receipts and the refused rows kept for health()
+#: (``refused.json``: they name orders of the journal removed with it).
+OWN_STATE_PATTERNS: tuple[str, ...] = ("journal.sqlite*", "ledger.sqlite*", "audit.jsonl*", "*_book.sqlite*",
+                                       "receipts.jsonl*", "refused.json")
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 #: Ctrl-C: the conventional 128 + SIGINT.

@@ -240,6 +240,24 @@ def test_state_is_never_deleted_without_fresh_and_fresh_says_what_it_removed(tmp
     assert one_json(fresh)["state_files_removed"]
 
 
+def test_fresh_removes_every_file_the_runtime_writes_in_the_state_dir(tmp_path: Path) -> None:
+    """The venue receipts and the refused rows kept for health() name orders of the journal
+    ``--fresh`` removes: a fresh run must not start with an earlier run's refused rows (health()
+    unhealthy for orders it never saw) or append to its receipts."""
+    from flowroute.cli._common import clean_state
+
+    state = tmp_path / "state"
+    state.mkdir()
+    written = ["journal.sqlite", "journal.sqlite-wal", "ledger.sqlite", "audit.jsonl", "audit.jsonl.head",
+               "paper_book.sqlite", "receipts.jsonl", "refused.json"]
+    for name in [*written, "notes.txt"]:
+        (state / name).write_text("x")
+    (state / "archive").mkdir()
+    removed = {p.name for p in clean_state(state)}
+    assert removed == set(written)
+    assert sorted(p.name for p in state.iterdir()) == ["archive", "notes.txt"]
+
+
 def test_fresh_refuses_a_state_dir_another_session_uses(tmp_path: Path) -> None:
     state = tmp_path / "state"
     repl = subprocess.Popen([sys.executable, str(RUN), "repl", "--state-dir", str(state)], cwd=ROOT,
