@@ -650,20 +650,41 @@ _SCHEMA = (
     )""",
 )
 
-#: Tables added after schema_version 1 without changing what version 1 files hold: created at
-#: every open when missing (an older build ignores them).
-_ADDITIVE = (
-    # terminal orders the ledger moved out of memory (one row each: the record as JSON, see
-    # actors/orders/archive.py); ``compacted`` = 1 once their order_events rows were folded into it
-    """CREATE TABLE IF NOT EXISTS order_archive (
+#: the archive table (``name`` is ``order_archive``, or the copy a migration fills): a rowid table
+#: with a unique client_order_id. Its rows are ~1.2 KB of JSON, which a rowid table's leaf page
+#: holds inline; as a WITHOUT ROWID table (the first layout) each row overflowed into a page of
+#: its own (SQLite keeps at most ~1 KB of a row inline in an index b-tree: "WITHOUT ROWID
+#: tables ... work best with rows smaller than about 1/20th the page size", sqlite.org/withoutrowid.html):
+#: ~3.3x the pages written per archived order and ~9 µs more CPU per row inserted and committed
+_SQL_ARCHIVE_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
         client_order_id TEXT PRIMARY KEY,
         account_id TEXT NOT NULL,
         status TEXT NOT NULL,
         archived_at REAL NOT NULL,
         record_json TEXT NOT NULL,
         compacted INTEGER NOT NULL DEFAULT 0
-    ) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS order_archive_age ON order_archive (archived_at) WHERE compacted = 0",
+    )"""
+_SQL_ARCHIVE_AGE_INDEX = "CREATE INDEX IF NOT EXISTS order_archive_age ON order_archive (archived_at) WHERE compacted = 0"
+#: a journal whose order_archive is the first layout (WITHOUT ROWID): its rows copied into the
+#: rowid layout, once, at open, in one transaction (a crash leaves the old table whole)
+_SQL_ARCHIVE_TO_ROWID = (
+    "DROP TABLE IF EXISTS order_archive_rowid",
+    _SQL_ARCHIVE_TABLE.format(name="order_archive_rowid"),
+    "INSERT INTO order_archive_rowid (client_order_id, account_id, status, archived_at, record_json, compacted) "
+    "SELECT client_order_id, account_id, status, archived_at, record_json, compacted FROM order_archive "
+    "ORDER BY archived_at, client_order_id",
+    "DROP TABLE order_archive",  # drops its index too
+    "ALTER TABLE order_archive_rowid RENAME TO order_archive",
+    _SQL_ARCHIVE_AGE_INDEX,
+)
+
+#: Tables added after schema_version 1 without changing what version 1 files hold: created at
+#: every open when missing (an older build ignores them).
+_ADDITIVE = (
+    # terminal orders the ledger moved out of memory (one row each: the record as JSON, see
+    # actors/orders/archive.py); ``compacted`` = 1 once their order_events rows were folded into it
+    _SQL_ARCHIVE_TABLE.format(name="order_archive"),
+    _SQL_ARCHIVE_AGE_INDEX,
     # retention's candidates: the terminal rows by time (actors/audit/retention.py _expired_orders; the
     # status list is the query's, literally: SQLite uses a partial index only for that same term)
     "CREATE INDEX IF NOT EXISTS order_events_terminal_ts ON order_events (ts) "
@@ -1064,8 +1085,11 @@ class SQLiteJournal:
             _migration(conn, [(f"ALTER TABLE order_events ADD COLUMN {name} {kind}", ()) for name, kind in missing])
         if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'idempotency_by_id'").fetchone() is None:
             conn.execute(_SQL_BY_ID_INDEX)  # one statement: its own transaction
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'order_archive'").fetchone() is None:
+        archive = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'order_archive'").fetchone()
+        if archive is None:
             _migration(conn, [(stmt, ()) for stmt in _ADDITIVE])
+        elif "WITHOUT ROWID" in archive[0].upper():
+            _migration(conn, [(stmt, ()) for stmt in _SQL_ARCHIVE_TO_ROWID])
 
     @staticmethod
     def _schema_version(conn: sqlite3.Connection) -> int | None:
