@@ -43,7 +43,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -324,8 +324,10 @@ class OrderRecord:
     error: ExecError | None = None
     attempts: int = 0
     transitions: list[Transition] = field(default_factory=list)
-    overfills: list[Fill] = field(default_factory=list)
-    anomalies: list[str] = field(default_factory=list)
+    #: the empty tuple until the first entry (then a list): an order at rest holds no empty list the
+    #: garbage collector would traverse at every collection it survives (docs/DESIGN.md "Threads")
+    overfills: Sequence[Fill] = ()
+    anomalies: Sequence[str] = ()
     created_ts: datetime = field(default_factory=utc_now)
     updated_ts: datetime | None = None
     #: exact sum of qty*price of the applied fills (avg_px = notional / cum_qty)
@@ -394,7 +396,7 @@ class OrderRecord:
                 "limit_price": intent.limit_price, "time_in_force": intent.time_in_force._value_,
                 "adapter_id": adapter_id or (route.adapter_id if route else ""), "route": route, "venue_order_id": None,
                 "lifecycle": _INITIAL, "fills": [], "trade_ids": set(), "cum_qty": _ZERO, "avg_px": None, "fees": _ZERO,
-                "arrival_px": arrival_px, "error": None, "attempts": 0, "transitions": [], "overfills": [], "anomalies": [],
+                "arrival_px": arrival_px, "error": None, "attempts": 0, "transitions": [], "overfills": (), "anomalies": (),
                 "created_ts": created, "updated_ts": created, "notional": _ZERO, "price_capped_from": None,
                 "reserved_at_intake": None, "synthetic": None, "last_booking": None, "strategy_id": ids["strategy_id"],
                 "session_id": ids["session_id"], "correlation_id": ids["correlation_id"],
@@ -517,8 +519,14 @@ class OrderRecord:
         self.updated_ts = when
         self.apply_event(event, cause=cause, ts=when)
 
+    def _add_overfill(self, fill: Fill) -> None:
+        self.overfills = [*self.overfills, fill]  # rare: a copy keeps the common case an untracked ()
+
+    def _note_anomaly(self, note: str) -> None:
+        self.anomalies = [*self.anomalies, note]
+
     def _refuse(self, note: str) -> FillOutcome:
-        self.anomalies.append(note)
+        self._note_anomaly(note)
         return FillOutcome.REFUSED
 
     def _seen(self, trade_id: str) -> bool:
@@ -554,7 +562,7 @@ class OrderRecord:
             return self._apply_covering(fill, cause, ts)
         new_cum = self.cum_qty + fill.qty
         if new_cum > self.quantity:
-            self.overfills.append(fill)
+            self._add_overfill(fill)
             return FillOutcome.OVERFILL
         event = self._fill_event(new_cum)
         if event is None:
@@ -579,7 +587,7 @@ class OrderRecord:
         new_qty = left
         new_cum = self.cum_qty + new_qty
         if new_cum > self.quantity:
-            self.overfills.append(fill)
+            self._add_overfill(fill)
             return FillOutcome.OVERFILL
         event = None
         if new_qty > 0:
@@ -680,7 +688,7 @@ class OrderRecord:
         last_qty = cum_qty - self.cum_qty
         last_px = ((cum_qty * avg_px - self.notional) / last_qty).quantize(SYNTHETIC_PRICE_QUANTUM)
         if last_px <= 0:
-            self.anomalies.append(
+            self._note_anomaly(
                 f"cumulative report cum_qty={cum_qty} avg_px={avg_px} implies last_px={last_px} <= 0 after booked "
                 f"cum_qty={self.cum_qty} avg_px={self.avg_px}; the new quantity is booked at avg_px"
             )
@@ -705,7 +713,7 @@ class OrderRecord:
         if self._seen(fill.trade_id):
             return FillOutcome.DUPLICATE, None
         if cum_qty > self.quantity:
-            self.overfills.append(fill)
+            self._add_overfill(fill)
             return FillOutcome.OVERFILL, fill
         outcome = self.apply_synthetic(fill, cause=cause or f"cumulative fill to {cum_qty}", ts=booked_ts or ts)
         return outcome, fill if outcome is _APPLIED else None
@@ -717,7 +725,7 @@ class OrderRecord:
             return FillOutcome.DUPLICATE
         new_cum = self.cum_qty + fill.qty
         if new_cum > self.quantity:
-            self.overfills.append(fill)
+            self._add_overfill(fill)
             return FillOutcome.OVERFILL
         event = self._fill_event(new_cum)
         if event is None:
@@ -776,7 +784,7 @@ class OrderRecord:
         if self.venue_order_id is None:
             self.venue_order_id = state.venue_order_id
         elif state.venue_order_id and state.venue_order_id != self.venue_order_id:
-            self.anomalies.append(
+            self._note_anomaly(
                 f"venue_order_id {state.venue_order_id!r} differs from booked {self.venue_order_id!r}"
             )
         applied: list[Fill | FillBooking] = []
@@ -812,15 +820,15 @@ class OrderRecord:
             elif not (event is OrderEventType.ACCEPTED and self.status in _PAST_ACCEPTED):
                 # a stale ACCEPTED (e.g. the submit ack processed after a pushed fill) is silently
                 # ignored; anything else the table forbids contradicts the book
-                self.anomalies.append(
+                self._note_anomaly(
                     f"venue status {state.status.value} not applied in status {self.status.value}"
                 )
         elif state.status is _ST_FILLED and self.cum_qty != self.quantity:
-            self.anomalies.append(
+            self._note_anomaly(
                 f"venue says FILLED but booked cum_qty {self.cum_qty} != quantity {self.quantity}"
             )
         if state.cum_qty > self.cum_qty:
-            self.anomalies.append(f"venue cum_qty {state.cum_qty} exceeds booked cum_qty {self.cum_qty}")
+            self._note_anomaly(f"venue cum_qty {state.cum_qty} exceeds booked cum_qty {self.cum_qty}")
         return applied
 
     # -- output ---------------------------------------------------------------------------------

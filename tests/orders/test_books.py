@@ -618,8 +618,11 @@ def test_from_intent_is_the_keyword_constructor():
             assert type(rec.time_in_force) is str and rec.updated_ts == ts()
             assert rec.lifecycle.status is S.INITIALIZED and rec.lifecycle.prior is None
         a, b = OrderRecord.from_intent(it, "a1"), OrderRecord.from_intent(it, "a1")
-        for name in ("fills", "trade_ids", "transitions", "overfills", "anomalies"):
+        for name in ("fills", "trade_ids", "transitions"):
             assert getattr(a, name) is not getattr(b, name)  # never shared between records
+        # overfills / anomalies start as the shared empty tuple (immutable: safe to share); the
+        # first entry gives the record a list of its own
+        assert a.overfills == () and a.anomalies == () and b.overfills == () and b.anomalies == ()
         assert a.created_ts.tzinfo is UTC
 
 
@@ -813,3 +816,20 @@ def test_a_validated_intent_takes_the_intake_fast_path() -> None:
                          limit_price=D("39433.62"))
     OrderRecord.from_intent(intent, "a")  # the symbol is seen once
     assert books._plain_intake(intent, D("39433.62")) and books._plain_intake(intent, None)
+
+
+def test_an_order_record_at_rest_holds_no_empty_tracked_container():
+    """overfills and anomalies are rare: until the first entry they are the untracked empty tuple, so
+    an order record in memory holds two containers fewer that every GC collection it survives
+    traverses (docs/DESIGN.md "Threads"); the first entry gives the record a list of its own."""
+    import gc
+
+    a, b = record(qty="1"), record(qty="1")
+    assert a.apply_fill(fill("t1", "1", "100")) is FillOutcome.APPLIED and a.status is S.FILLED
+    for rec in (a, b):
+        assert not gc.is_tracked(rec.overfills) and not gc.is_tracked(rec.anomalies)
+    assert a.apply_fill(fill("t2", "1", "100")) is FillOutcome.OVERFILL
+    assert [f.trade_id for f in a.overfills] == ["t2"] and b.overfills == ()
+    c = record(upto=(E.RESERVED,))
+    assert c.apply_fill(fill("t3", "1", "100")) is FillOutcome.REFUSED
+    assert "no fill is allowed" in c.anomalies[-1] and a.anomalies == () and b.anomalies == ()
