@@ -186,13 +186,16 @@ def _quiet_logging() -> None:
 
 
 def _settings(state_dir: Path, *, journal: dict[str, Any], dispatch: str = "shared", help: bool = True) -> Any:
+    from actors.kernel import gctune
     from config import load_settings
 
     return load_settings(
         "test",
         state_dir=state_dir,
         journal=journal,
-        dispatch={"mode": dispatch, "help": help},
+        # the GC threshold run.py (and so the stress row) runs at, on every side of every ratio:
+        # the runtimes here, and the lock baseline while it runs (docs/DESIGN.md "The garbage collector")
+        dispatch={"mode": dispatch, "help": help, "gc_threshold": gctune.CLI_THRESHOLD},
         throttle={"max_calls": 10**9, "queue_size": 10**6},
         # defaults (the test profile's 0.5 s attempt timeout is for fault tests)
         timeouts={"attempt_s": 2.0, "deadline_s": 30.0},
@@ -591,6 +594,7 @@ class LockBaseline:
 def bench_throughput_8(per_thread: int, state_dir: Path) -> dict[str, Any]:
     """8 senders: runtime (journal off) vs the lock-based baseline; orders/s and the ratio."""
     from actors import Runtime
+    from actors.kernel import gctune
 
     n_threads = 8
     big_quote = _quote(0, size="1000000")  # deep enough that no order walks the book
@@ -607,11 +611,13 @@ def bench_throughput_8(per_thread: int, state_dir: Path) -> dict[str, Any]:
     baselines = {}
     for kind in ("sqlite", "memory"):
         impl = LockBaseline(_settings(state_dir, journal={"enabled": False}), big_quote, journal=kind)
+        release_gc = gctune.hold(gctune.CLI_THRESHOLD)  # what the runtime side ran at
         try:
             _drive(impl.submit, n_threads, max(5, per_thread // 10), f"warm{kind}")
             baselines[kind] = _drive(impl.submit, n_threads, per_thread, f"base8{kind}")
             baselines[kind + "_1_sender"] = _drive(impl.submit, 1, per_thread, f"base1{kind}")
         finally:
+            release_gc()
             impl.close()
     return {
         "runtime": runtime,

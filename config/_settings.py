@@ -612,7 +612,9 @@ class DispatchSettings(_Section):
     (an order thread and an after-answer thread): no thread wake-up between the stages of an
     order. ``threads``: every actor on its own thread (pykka's ``ThreadingActor``).
     ``gc_threshold``: the interpreter's young-generation collection threshold while a runtime
-    runs (process-wide; only ever raised; why: ``actors/kernel/gctune.py``).
+    runs (process-wide; only ever raised; why: ``actors/kernel/gctune.py``). Unset (None), the
+    embedding process's choice: ``Runtime.start`` leaves it alone, the command line (``run.py``,
+    which owns its process) raises it to ``CLI_GC_THRESHOLD`` (20,000).
     ``help``: a thread waiting for an order's reply (``submit(...).result()``, a FIX session's
     reader handing on a report) runs the order's queued messages itself when their dispatcher
     is free, instead of waking the dispatcher's thread (docs/DESIGN.md "Threads"); false: only
@@ -629,10 +631,12 @@ class DispatchSettings(_Section):
         50, ge=0, le=10_000,
         description="After an answer, the bookkeeping thread waits this long so the caller runs first (microseconds).",
     )
-    gc_threshold: int = Field(
-        20_000, ge=0, le=10_000_000,
+    gc_threshold: int | None = Field(
+        None, ge=0, le=10_000_000,
         description="CPython's young-generation GC threshold while a runtime runs, raised to at least this "
-                    "(gc.set_threshold's first value, objects; 0 = leave the interpreter's; actors/kernel/gctune.py).",
+                    "(gc.set_threshold's first value, objects; process-wide; 0 = leave the interpreter's). Unset: an "
+                    "embedded Runtime leaves it alone; the command line (run.py), which owns its process, uses "
+                    "20000 (actors/kernel/gctune.py).",
     )
     help: bool = Field(
         True, description="A thread waiting for a reply runs the order's queued actor messages itself when their "

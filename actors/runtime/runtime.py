@@ -384,8 +384,9 @@ class Runtime:
             # one dispatcher for the actors that never block (docs/DESIGN.md "Threads"); an actor
             # writing a durable journal gets its own (solo) one below, since its fsync blocks
             shared = settings.dispatch.mode == "shared"
-            # the young-generation GC threshold while this runtime runs (actors/kernel/gctune.py)
-            self._gc_release = gctune.hold(settings.dispatch.gc_threshold)
+            # the young-generation GC threshold while this runtime runs (actors/kernel/gctune.py):
+            # process-wide, so only when the settings ask (unset: the embedding process's choice)
+            self._gc_release = gctune.hold(settings.dispatch.gc_threshold or 0)
             helping = settings.dispatch.help
             self._core = Dispatcher(f"{p}-core", linger_s=settings.dispatch.linger_us / 1e6, helpable=helping) if shared else None
             core = self._core

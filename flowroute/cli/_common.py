@@ -193,9 +193,15 @@ def load_cli_settings(profile: str | None, state_dir: Path | None, **overrides: 
 
 def start_runtime(settings: Any, *, registry: Any = None, seed: int = 0) -> Any:
     """``Runtime.start`` with a ``CliError`` (exit 2, one line) when the runtime refuses to start;
-    a state directory another runtime holds reads ``state dir X is in use by pid N``."""
+    a state directory another runtime holds reads ``state dir X is in use by pid N``.
+    ``[dispatch] gc_threshold`` unset: ``gctune.CLI_THRESHOLD`` (the process is the command's; an
+    embedded ``Runtime`` leaves the process-wide threshold alone, docs/DESIGN.md "The garbage collector")."""
+    from actors.kernel import gctune
     from flowroute import Runtime
 
+    if settings.dispatch.gc_threshold is None:
+        dispatch = settings.dispatch.model_copy(update={"gc_threshold": gctune.CLI_THRESHOLD})
+        settings = settings.model_copy(update={"dispatch": dispatch})
     try:
         return Runtime.start(settings, registry=registry, seed=seed)
     except Exception as exc:

@@ -80,3 +80,31 @@ def test_a_runtime_holds_its_setting_while_running(tmp_path: Path) -> None:
 def test_the_setting_is_checked() -> None:
     with pytest.raises(ConfigError, match="gc_threshold"):
         load_settings("test", dispatch={"gc_threshold": -5})
+
+
+def test_an_embedded_runtime_leaves_the_threshold_alone_by_default(tmp_path: Path) -> None:
+    """Process-wide, so the embedding process's call: unset, ``Runtime.start`` changes nothing."""
+    settings = load_settings("test", state_dir=tmp_path, journal={"enabled": False})
+    assert settings.dispatch.gc_threshold is None
+    rt = Runtime.start(settings)
+    try:
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        rt.stop()
+
+
+def test_the_command_line_takes_its_threshold_unless_the_settings_set_one(tmp_path: Path) -> None:
+    """``run.py`` owns its process: unset, its runtime runs at ``CLI_THRESHOLD``; a set value wins."""
+    from flowroute.cli._common import start_runtime
+
+    rt = start_runtime(load_settings("test", state_dir=tmp_path, journal={"enabled": False}))
+    try:
+        assert gc.get_threshold() == (gctune.CLI_THRESHOLD, 10, 10)
+    finally:
+        rt.stop()
+    assert gc.get_threshold() == (700, 10, 10)
+    rt = start_runtime(load_settings("test", state_dir=tmp_path, journal={"enabled": False}, dispatch={"gc_threshold": 0}))
+    try:
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        rt.stop()
