@@ -245,51 +245,61 @@ class VenueWorker:
 
     def _run(self, calls: list) -> bool:
         """Run ``calls`` (one group when grouped), then hand out their outcomes; False once retired."""
+        # A call that raised leaves its exception in ``outcomes``, and the exception's traceback holds
+        # this frame, which keeps its locals once it returns: ``outcomes``, ``error`` and ``outcome``
+        # would close a reference cycle (frame -> outcome -> exception -> traceback -> frame) that only
+        # the garbage collector frees, with the group's calls in it (each cancel of an order already
+        # filled, in ``run.py stress``). So the frame lets go of them on the way out.
         outcomes: list[VenueCallCompleted] = []
-        group = self._group
-        opened = retired = False
-        for call_id, fn, call in calls:
-            with self._lock:
-                if self._retired:
-                    retired = True
-                    break
-                self._queued.discard(call_id)
-                if call is not None and self._clock is not None:
-                    call.picked_at = self._clock.monotonic()
-            if self._on_pick is not None and call is not None:
-                self._on_pick(call_id, call)  # arms the attempt timeout: it counts from now
-            started = time.perf_counter()
-            result, error = None, None
-            try:
-                if group is not None and not opened:
-                    opened = True
-                    group[0]()  # begin_batch
-                result = fn()
-            except BaseException as exc:  # noqa: BLE001 - classified by the actor
-                error = exc
-            outcomes.append(new_venue_call_completed(call_id, result, error, time.perf_counter() - started))
-        if opened and group is not None:
-            try:
-                group[1]()  # end_batch: the group's one write
-            except BaseException as exc:  # noqa: BLE001 - fail closed: no call of the group is durable
-                outcomes = [VenueCallCompleted(o.call_id, None, exc, o.duration_s) for o in outcomes]
-        for outcome in outcomes:
-            if outcome.error is None:
-                crash_point("after_send")
-        if retired:
-            return False
-        if self._on_group is not None and len(outcomes) > 1:
-            with self._lock:
-                if self._retired:
-                    return False
-            self._on_group(VenueCallsCompleted(tuple(outcomes)))
+        error: BaseException | None = None
+        outcome: VenueCallCompleted | None = None
+        try:
+            group = self._group
+            opened = retired = False
+            for call_id, fn, call in calls:
+                with self._lock:
+                    if self._retired:
+                        retired = True
+                        break
+                    self._queued.discard(call_id)
+                    if call is not None and self._clock is not None:
+                        call.picked_at = self._clock.monotonic()
+                if self._on_pick is not None and call is not None:
+                    self._on_pick(call_id, call)  # arms the attempt timeout: it counts from now
+                started = time.perf_counter()
+                result, error = None, None
+                try:
+                    if group is not None and not opened:
+                        opened = True
+                        group[0]()  # begin_batch
+                    result = fn()
+                except BaseException as exc:  # noqa: BLE001 - classified by the actor
+                    error = exc
+                outcomes.append(new_venue_call_completed(call_id, result, error, time.perf_counter() - started))
+            if opened and group is not None:
+                try:
+                    group[1]()  # end_batch: the group's one write
+                except BaseException as exc:  # noqa: BLE001 - fail closed: no call of the group is durable
+                    outcomes = [VenueCallCompleted(o.call_id, None, exc, o.duration_s) for o in outcomes]
+            for outcome in outcomes:
+                if outcome.error is None:
+                    crash_point("after_send")
+            if retired:
+                return False
+            if self._on_group is not None and len(outcomes) > 1:
+                with self._lock:
+                    if self._retired:
+                        return False
+                self._on_group(VenueCallsCompleted(tuple(outcomes)))
+                return True
+            for outcome in outcomes:
+                with self._lock:
+                    if self._retired:
+                        return False
+                self._on_done(outcome)
             return True
-        for outcome in outcomes:
-            with self._lock:
-                if self._retired:
-                    return False
-            self._on_done(outcome)
-        return True
+        finally:
+            del outcomes, error, outcome
 
 
 #: "no item in hand" for the worker's loop (neither a call, a barrier nor the stop)
