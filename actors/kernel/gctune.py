@@ -17,7 +17,7 @@ larger one, or disabled the collector (``gc.disable``, a separate switch), keeps
 Process-wide by nature: one setting for the whole interpreter, so it is the embedding process's
 call: unset (the default), ``Runtime.start`` leaves it alone; the command line (``run.py``) owns its
 process and uses :data:`CLI_THRESHOLD`; ``gc_threshold = 0`` leaves it alone everywhere.
-Measured at 64 senders as deployed (this session, 2 cores under load, 5,120 orders, 2 runs each):
+Measured at 64 senders as deployed (2026-12-07, 2 cores under load, 5,120 orders, 2 runs each):
 GC ~52-54 µs of CPU per order at 700 (4 full collections of ~47 ms) vs ~20 µs at 20,000 (one),
 and 285-322 vs 248-256 µs of process CPU per order. The price: each young collection at 20,000
 traverses ~30 times as many objects at once (~3 ms each in ``run.py stress --senders 16``, and
