@@ -53,7 +53,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from protocols import DEFAULT_INSTRUMENTS, Instrument
-from protocols.model.base import NonNegDec, PosDec
+from protocols.model.base import NonNegDec, PosDec, text_problem
 
 __all__ = [
     "AdapterOverrides",
@@ -327,6 +327,14 @@ class ThrottleSettings(_Section):
     share: Fraction = Field(
         1.0, description="PostgreSQL journal: the most of max_calls one process may hold in the shared window (0-1]."
     )
+
+    @field_validator("venue_key")
+    @classmethod
+    def _venue_key_storable(cls, value: str | None) -> str | None:
+        problem = None if value is None else text_problem(value)
+        if problem is not None:  # the PostgreSQL journal keys its shared window by it (a text column)
+            raise ValueError(f"holds {problem}, which the journal cannot store")
+        return value
 
     @field_validator("share")
     @classmethod

@@ -227,6 +227,9 @@ def test_broken_toml_names_the_file(tmp_path: Path) -> None:
         ({"alerts": {"window_s": 0}}, "alerts.window_s", "greater than 0"),
         ({"retention": {"orders_days": 0}}, "retention.orders_days", "greater than 0"),
         ({"retention": {"receipts_days": -1}}, "retention.receipts_days", "greater than 0"),
+        ({"throttle": {"venue_key": "key-\x00"}}, "throttle.venue_key", "a NUL character"),
+        ({"throttle": {"venue_key": "key-\ud800"}}, "throttle.venue_key", "unicode string"),
+        ({"adapters": {"paper": {"throttle": {"venue_key": "\x00"}}}}, "adapters.paper.throttle.venue_key", "NUL"),
     ],
 )
 def test_invalid_value_names_the_key(overrides: dict, key: str, fragment: str | None) -> None:

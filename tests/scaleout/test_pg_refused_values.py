@@ -168,7 +168,7 @@ def test_the_shared_budget_classifies_a_refused_value_as_the_journals_do(pg_url)
 
 
 def test_the_shared_throttle_refuses_a_venue_key_the_database_refuses_at_construction(pg_url) -> None:
-    """A venue key PostgreSQL refuses (a NUL; the settings take any 1-256 characters) raises
+    """A venue key PostgreSQL refuses (a NUL: the settings refuse it, this builds the throttle directly) raises
     JournalValueRefused naming it when the throttle is built. Before, the refill thread failed at
     every grant for ever and no call was ever admitted."""
     from actors.journal.pg_throttle import SharedThrottle
