@@ -622,7 +622,7 @@ class DispatchSettings(_Section):
     ``gc_threshold``: the interpreter's young-generation collection threshold while a runtime
     runs (process-wide; only ever raised; why: ``actors/kernel/gctune.py``). Unset (None), the
     embedding process's choice: ``Runtime.start`` leaves it alone, the command line (``run.py``,
-    which owns its process) raises it to ``CLI_GC_THRESHOLD`` (20,000).
+    which owns its process) raises it to ``gctune.CLI_THRESHOLD`` (20,000).
     ``help``: a thread waiting for an order's reply (``submit(...).result()``, a FIX session's
     reader handing on a report) runs the order's queued messages itself when their dispatcher
     is free, instead of waking the dispatcher's thread (docs/DESIGN.md "Threads"); false: only

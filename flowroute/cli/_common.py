@@ -24,8 +24,7 @@ from rich.console import Console
 #: (``run.py`` passes its own directory). Default: the tree this package was loaded from.
 REPO_ROOT: Path = Path(__file__).resolve().parents[2]
 
-#: Files of flowroute's own in a state directory; the only ones ``--fresh`` removes.
-#: flowroute's own files directly in a state directory, what ``--fresh`` removes: the journals, the
+#: flowroute's own files directly in a state directory, the only ones ``--fresh`` removes: the journals, the
 #: audit log, the venue books, the venue receipts and the refused rows kept for health()
 #: (``refused.json``: they name orders of the journal removed with it).
 OWN_STATE_PATTERNS: tuple[str, ...] = ("journal.sqlite*", "ledger.sqlite*", "audit.jsonl*", "*_book.sqlite*",
