@@ -31,6 +31,10 @@ round trip on one socket, measured in the same run (README "A FIX venue", benchm
 - ``--caller-reads on|off`` (``[venues.fix] caller_reads``, default on): whether the thread
   waiting for an order's answer reads the FIX socket itself (leader/follower) or is woken by
   the session's reader thread; compare the two in alternating runs.
+- **GC threshold**: both sides run at ``gctune.CLI_THRESHOLD`` (20,000), as in ``benchmarks.run``
+  and ``run.py``: the runtimes by ``[dispatch] gc_threshold``, the bare loop by holding the same
+  threshold while it runs (docs/DESIGN.md "The garbage collector"). The threshold each side ran
+  at is reported (``gc_threshold``: what ``gc.get_threshold()`` said during its blocks).
 - ``--hops N``: afterwards, N more orders through the journal-off runtime with each stage
   stamped (``perf_counter_ns`` and the thread's CPU time): where one order's time goes, per
   hop and per thread. The stamps add ~1 µs each; the figures above are measured without them.
@@ -43,6 +47,7 @@ Target: runtime p50 ≤ 2 × bare p50. Needs ``apt-get install -y libquickfix17 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -64,8 +69,13 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+#: the young-generation GC threshold each side ran at, as seen during its blocks (reported)
+_GC_SEEN: dict[str, set[int]] = defaultdict(set)
+
+
 def bare_round_trips(connect, port: int, n: int) -> list[float]:
     """µs per NewOrderSingle → ExecutionReport on one simplefix socket (CLIENT2, FIX.4.4)."""
+    _GC_SEEN["bare"].add(gc.get_threshold()[0])
     sock = connect("127.0.0.1", port, 5.0)
     parser = simplefix.FixParser()
     seq = 0
@@ -123,6 +133,7 @@ def runtime_round_trips(rt, n: int, prefix: str, *, flush: bool = True) -> list[
     ``rt.flush()`` before each, outside the timed region)."""
     from protocols import ExecutionContext
 
+    _GC_SEEN["runtime"].add(gc.get_threshold()[0])
     ctx = ExecutionContext(mode="live", account_id="bench")
     intents = [_intent(f"{prefix}-{i}") for i in range(n)]
     out = []
@@ -304,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
     from actors import Runtime, default_registry
+    from actors.kernel import gctune
     from config import load_settings
     from protocols.venues.fix import build_fix_venue
     from protocols.venues.fix._peer import INSTALL_HINT, Peer, available
@@ -326,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "begin_string": begin_string, "reset_on_logon": True,
                                 "caller_reads": args.caller_reads == "on"}},
                 routing={"policy": {"live": "fix"}, "blocked_modes": ["live_blocked"]},
+                dispatch={"gc_threshold": gctune.CLI_THRESHOLD},  # as benchmarks.run and run.py (module docstring)
                 throttle={"max_calls": 10_000_000, "queue_size": 1_000_000})
 
             def build(s):
@@ -338,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
             registry.register("fix", build)
             return Runtime.start(settings, registry=registry)
 
+        # the bare loop runs at the runtimes' GC threshold too, not at the interpreter's (700)
+        release_gc = gctune.hold(gctune.CLI_THRESHOLD)
         # executor's sessions: CLIENT1 and CLIENT2 on FIX.4.2 and FIX.4.4 (CLIENT2 FIX.4.4 is the bare loop's)
         rt = runtime("state", "CLIENT1", "FIX.4.4", True, False)
         rt_deployed = runtime("state-deployed", "CLIENT2", "FIX.4.2", True, True)
@@ -381,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
             rt.stop()
             rt_deployed.stop()
             rt_worker.stop()
+            release_gc()
     results.update({
         "bare_p50_us": statistics.median(bare), "bare_p99_us": _pct(bare, 0.99),
         "runtime_p50_us": statistics.median(fast), "runtime_p99_us": _pct(fast, 0.99),
@@ -392,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         "bare_cpu_us_per_order": bare_cpu, "runtime_cpu_us_per_order": rt_cpu, "runtime_cpu_us_per_thread": rt_threads,
         "senders8_orders_per_s": tput, "worker_path_senders8_orders_per_s": tput_worker,
         "hops": hop_rows, "load_end": os.getloadavg()[0],
+        "gc_threshold": {side: sorted(seen) for side, seen in sorted(_GC_SEEN.items())},
     })
     results["target_met"] = results["ratio_p50"] <= 2.0
     if args.json:
@@ -399,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     r = results
     print(f"affinity {r['affinity']}, load {r['load_start']:.2f} -> {r['load_end']:.2f}, {args.orders} orders each, "
-          f"caller reads {args.caller_reads}")
+          f"caller reads {args.caller_reads}, GC threshold "
+          + ", ".join(f"{side} {'/'.join(map(str, seen))}" for side, seen in r["gc_threshold"].items()))
     print(f"bare simplefix round trip        p50 {r['bare_p50_us']:8.1f} µs  p99 {r['bare_p99_us']:9.1f} µs  "
           f"CPU {r['bare_cpu_us_per_order']:6.1f} µs/order")
     print(f"runtime over FIX (journal off)   p50 {r['runtime_p50_us']:8.1f} µs  p99 {r['runtime_p99_us']:9.1f} µs  "

@@ -33,8 +33,6 @@ from protocols import ExecutionReport, Fill, LifecycleState, OrderStatus
 
 from .books import OrderRecord, Transition
 
-_UTC = UTC
-
 
 def archive_json(rec: OrderRecord) -> str:
     """The record ``rec`` as one JSON text (see the module docstring).
@@ -51,10 +49,10 @@ def archive_json(rec: OrderRecord) -> str:
     """
     created = rec.created_ts
     transitions: list[list[Any]] | None = None
-    if created.tzinfo is _UTC:
+    if created.tzinfo is UTC:
         transitions = []
         for t in rec.transitions:  # [seq, ts, from, to, cause]: orjson writes an enum as its value
-            if t[1].tzinfo is not _UTC:
+            if t[1].tzinfo is not UTC:
                 transitions = None
                 break
             transitions.append(list(t))

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from actors.kernel.gctune import CLI_THRESHOLD
+
 from .conftest import needs_peers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,5 +32,7 @@ def test_fix_roundtrip_reports_every_figure_and_every_hop() -> None:
     for name in FIGURES:
         assert result[name] > 0, name
     assert result["runtime_config"].startswith("journal off") and "fsync" in result["as_deployed_config"]
+    # both sides at the GC threshold benchmarks.run and run.py use (before: the interpreter's 700 on both)
+    assert result["gc_threshold"] == {"bare": [CLI_THRESHOLD], "runtime": [CLI_THRESHOLD]}, result["gc_threshold"]
     assert sorted(row["stage"] for row in result["hops"]) == sorted(STAGES)
     assert all(row["at_us"] >= 0 for row in result["hops"])
