@@ -23,11 +23,14 @@ retried with the next one. A value the database refuses (SQLSTATE class 22, or o
 cannot bind: :func:`~actors.journal.sqlite.refused_value`, as the journals classify it) is the
 order's fault, not the database's: reserve denies that order naming the refusal, and a flush it
 refused is written again key by key, so only the refused order's values are left out (logged,
-``refused_values``) instead of every later flush failing with it.
+``refused_values``) instead of every later flush failing with it. Either refusal is also told to
+``on_refused`` (the ledger's: ``Runtime.health().refused_budget``, beside the journals' refused
+rows and claims, until ``Runtime.acknowledge_refused``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -57,6 +60,9 @@ class PgBudget:
         self.flush_failures = 0
         #: orders whose shared values the database refused (left out of the shared totals, logged)
         self.refused_values = 0
+        #: told each refusal, on the caller's thread: ``(kind, account_id, client_order_id, reason)``,
+        #: kind "reserve" (the order is denied) or "flush" (its values are left out); None: only logged
+        self.on_refused: Callable[[str, str, str, str], None] | None = None
 
     def reserve(self, book: str, client_order_id: str, notional: Decimal, budget: Decimal) -> str | None:
         """Reserve ``notional`` against ``budget`` for the whole fleet; None when done, else the denial detail."""
@@ -80,6 +86,7 @@ class PgBudget:
         except (*_UNBINDABLE, psycopg.DataError) as exc:  # the order's value, not the database (JournalValueRefused)
             refused = refused_value("shared budget reserve", exc)
             logger.error("shared budget: {}: {}", client_order_id, refused)
+            self._tell_refused("reserve", book, client_order_id, str(refused))
             return f"the shared budget of account {book} cannot store a value of this order ({refused}); nothing was reserved"
         except Exception as exc:  # noqa: BLE001 - fail closed: no reservation, no order
             logger.error("shared budget: reserve for {} failed: {}", client_order_id, exc)
@@ -137,6 +144,7 @@ class PgBudget:
                         self._orders.pop(key, None)
                         logger.error("shared budget: order {} of account {}: {}; its values are left out of the shared "
                                      "totals", key[1], key[0], exc)
+                        self._tell_refused("flush", key[0], key[1], str(exc))
         except Exception as exc:  # noqa: BLE001 - any database failure: counted, the keys are written again
             self.flush_failures += 1
             logger.error("shared budget: could not write {} order(s): {}", len(keys), exc)
@@ -147,6 +155,15 @@ class PgBudget:
             if held is not None and held[0] <= 0:
                 del self._orders[key]
         return True
+
+    def _tell_refused(self, kind: str, book: str, client_order_id: str, reason: str) -> None:
+        """Tell :attr:`on_refused` (a failure there is logged: the refusal is already handled)."""
+        if self.on_refused is None:
+            return
+        try:
+            self.on_refused(kind, book, client_order_id, reason)
+        except Exception:  # noqa: BLE001 - reporting must not undo the denial or the flush
+            logger.opt(exception=True).error("shared budget: could not report a refused value of {}", client_order_id)
 
     def _write(self, keys: list[tuple[str, str]]) -> None:
         """Write the values of the orders ``keys`` in ONE transaction; raises :class:`JournalValueRefused`

@@ -115,6 +115,7 @@ from .messages import (
     QuietCheck,
     ReconciliationStalled,
     RecordDenied,
+    RefusedValues,
     ReleaseTrading,
     RemainderChildAnswered,
     RestoreLedger,
@@ -225,9 +226,11 @@ class LedgerHandover:
     #: the parent's reservation with the parent (EXPIRED); the next generation holds it again, so
     #: the child arriving there lives within it, unchecked, as it would have here
     held: tuple = ()
-    #: the refused rows and claims no operator acknowledged yet (``health()``: they outlive a ledger restart)
+    #: the refused rows, claims and shared-budget values no operator acknowledged yet (``health()``:
+    #: they outlive a ledger restart)
     refused_rows: dict = field(default_factory=dict)
     refused_claims: dict = field(default_factory=dict)
+    refused_budget: dict = field(default_factory=dict)
 
 
 _RESERVED = OrderStatus.RESERVED
@@ -432,10 +435,12 @@ class LedgerActor(FlowActor):
         #: fail closed on durable writes (docs/DESIGN.md "Durability"): store ("audit",
         #: "ledger_journal") -> {"error", "attempts", "pending"} while its write is failing
         self._write_failures: dict[str, dict[str, Any]] = {}
-        #: the journal rows refused for their values (_row_refused) and the idempotency claims
-        #: (ClaimRefused) no operator acknowledged yet: count and the last one (health())
+        #: the journal rows refused for their values (_row_refused), the idempotency claims
+        #: (ClaimRefused) and the shared budget's values (_budget_refused) no operator acknowledged
+        #: yet: count and the last one (health())
         self._refused_rows: dict[str, Any] = {}
         self._refused_claims: dict[str, Any] = {}
+        self._refused_budget: dict[str, Any] = {}
         #: where they are kept across a runtime restart (``state_dir/refused.json``; None: memory only)
         self._refused_path = refused_path
         #: the trading state to return to once every failed write went through (None: we did not halt)
@@ -496,6 +501,8 @@ class LedgerActor(FlowActor):
         self._publishing = False
         self._quiet_timer = None
         self._risk = risk
+        if risk.shared is not None:  # the PostgreSQL shared budget's refused values: health().refused_budget
+            risk.shared.on_refused = self._budget_refused
         self._bus = bus
         self._idempotency = idempotency
         self._router: pykka.ActorRef | None = router
@@ -614,6 +621,7 @@ class LedgerActor(FlowActor):
                 self._held[child_id] = (book, parent_id, intent)
             self._escalated = dict(h.escalated)
             self._refused_rows, self._refused_claims = dict(h.refused_rows), dict(h.refused_claims)
+            self._refused_budget = dict(h.refused_budget)
             self._down_since = dict(h.down_since)
             self._publishing = h.publishing
             self._auto_causes = dict(h.auto_causes)
@@ -658,7 +666,8 @@ class LedgerActor(FlowActor):
             down_since=dict(self._down_since), publishing=self._publishing, marks=tuple(self._marks.values()),
             held=tuple((child_id, book, parent_id, self._risk.reservation(book, parent_id), intent)
                        for child_id, (book, parent_id, intent) in self._held.items()),
-            refused_rows=dict(self._refused_rows), refused_claims=dict(self._refused_claims)),)}
+            refused_rows=dict(self._refused_rows), refused_claims=dict(self._refused_claims),
+            refused_budget=dict(self._refused_budget)),)}
 
     def answer_crashed(self, message: Any) -> None:
         """An order whose handler raised here was never sent: FAILED (E_EXEC_INTERNAL), and the
@@ -1175,9 +1184,9 @@ class LedgerActor(FlowActor):
         """Durable writes that are failing: store -> {"error", "attempts", "pending"} (empty: all written)."""
         return {store: dict(info) for store, info in self._write_failures.items()}
 
-    def handle_GetRefusedRows(self, message: Any) -> tuple[dict, dict]:
-        """The refused rows and claims not acknowledged yet (see ``GetRefusedRows``): ``(rows, claims)``."""
-        return dict(self._refused_rows), dict(self._refused_claims)
+    def handle_GetRefusedRows(self, message: Any) -> RefusedValues:
+        """The refused rows, claims and shared-budget values not acknowledged yet (see ``GetRefusedRows``)."""
+        return RefusedValues(dict(self._refused_rows), dict(self._refused_claims), dict(self._refused_budget))
 
     def handle_ClaimRefused(self, message: ClaimRefused) -> None:
         """The idempotency journal refused an order's claim (the store denied the order): counted for health()."""
@@ -1185,35 +1194,50 @@ class LedgerActor(FlowActor):
                                 "last_client_order_id": message.client_order_id, "last_reason": message.reason}
         self._save_refused()
 
+    def _budget_refused(self, kind: str, account_id: str, client_order_id: str, reason: str) -> None:
+        """The PostgreSQL shared budget refused a value of an order (``PgBudget.on_refused``, called
+        on this actor's thread): ``kind`` "reserve" (the order was denied, nothing reserved) or
+        "flush" (its values are left out of the fleet's totals: ``left_out``, which makes
+        ``healthy`` False until an operator acknowledges it). Counted for health(), kept like the
+        refused rows and claims."""
+        old = self._refused_budget
+        self._refused_budget = {"count": old.get("count", 0) + 1, "left_out": old.get("left_out", 0) + (kind == "flush"),
+                                "last_client_order_id": client_order_id, "last_account_id": account_id,
+                                "last_kind": kind, "last_reason": reason}
+        self._save_refused()
+
     def _load_refused(self) -> None:
-        """The refused rows and claims no operator acknowledged before the runtime stopped
-        (``refused.json``, written by :meth:`_save_refused`); an unreadable file is logged and left."""
+        """The refused rows, claims and shared-budget values no operator acknowledged before the
+        runtime stopped (``refused.json``, written by :meth:`_save_refused`; a file written before
+        ``budget`` was kept has none); an unreadable file is logged and left."""
         path = self._refused_path
         if path is None:
             return
         try:
             kept = json.loads(Path(path).read_bytes())
-            rows, claims = kept["rows"], kept["claims"]
-            if not (isinstance(rows, dict) and isinstance(claims, dict)):
-                raise ValueError("rows and claims must be objects")
+            rows, claims, budget = kept["rows"], kept["claims"], kept.get("budget", {})
+            if not (isinstance(rows, dict) and isinstance(claims, dict) and isinstance(budget, dict)):
+                raise ValueError("rows, claims and budget must be objects")
         except FileNotFoundError:
             return
         except (OSError, ValueError, KeyError, TypeError) as exc:
             logger.error("{}: cannot read the refused rows and claims kept there ({}); health() starts without them",
                          path, exc)
             return
-        self._refused_rows, self._refused_claims = rows, claims
+        self._refused_rows, self._refused_claims, self._refused_budget = rows, claims, budget
 
     def _save_refused(self) -> None:
-        """Keep the refused rows and claims for the next runtime (a cold path: a value refused, or an
-        operator's acknowledgement): ``refused.json`` replaced durably, removed once both are empty.
+        """Keep the refused rows, claims and shared-budget values for the next runtime (a cold path: a
+        value refused, or an operator's acknowledgement): ``refused.json`` replaced durably, removed
+        once all are empty.
         A failing write is logged (the audit log's lines stay the record)."""
         path = self._refused_path
         if path is None:
             return
         try:
-            if self._refused_rows or self._refused_claims:
-                blob = json.dumps({"claims": self._refused_claims, "rows": self._refused_rows}, sort_keys=True)
+            if self._refused_rows or self._refused_claims or self._refused_budget:
+                blob = json.dumps({"budget": self._refused_budget, "claims": self._refused_claims, "rows": self._refused_rows},
+                                  sort_keys=True)
                 replace_file(Path(path), blob.encode("ascii"))
             elif Path(path).exists():
                 Path(path).unlink()
@@ -1221,21 +1245,24 @@ class LedgerActor(FlowActor):
         except OSError as exc:
             logger.error("{}: cannot keep the refused rows and claims for the next start: {}", path, exc)
 
-    def handle_AcknowledgeRefused(self, message: Any) -> tuple[dict, dict]:
-        """An operator dealt with the refused rows and claims (``Runtime.acknowledge_refused``): the
-        lists are cleared, a ``refused_acknowledged`` audit line says how many; answers them as they were."""
-        rows, claims = self._refused_rows, self._refused_claims
-        self._refused_rows, self._refused_claims = {}, {}
-        if rows or claims:
+    def handle_AcknowledgeRefused(self, message: Any) -> RefusedValues:
+        """An operator dealt with the refused rows, claims and shared-budget values
+        (``Runtime.acknowledge_refused``): the lists are cleared, a ``refused_acknowledged`` audit
+        line says how many; answers them as they were."""
+        was = RefusedValues(self._refused_rows, self._refused_claims, self._refused_budget)
+        rows, claims, budget = was
+        self._refused_rows, self._refused_claims, self._refused_budget = {}, {}, {}
+        if rows or claims or budget:
             self._save_refused()
         audit = self._audit
-        if (rows or claims) and audit is not None:
+        if (rows or claims or budget) and audit is not None:
             try:
-                audit.append_many([("refused_acknowledged", {"rows": rows.get("count", 0), "claims": claims.get("count", 0)})])
+                audit.append_many([("refused_acknowledged", {"rows": rows.get("count", 0), "claims": claims.get("count", 0),
+                                                             "budget": budget.get("count", 0)})])
                 audit.flush()
             except Exception as exc:  # noqa: BLE001 - any audit write failure halts trading (_write_failed)
                 self._write_failed("audit", exc, getattr(audit, "pending", 0))
-        return rows, claims
+        return was
 
     def handle_InjectJournalFailure(self, message: InjectJournalFailure) -> None:
         """The testing seam (``actors.testing.inject_journal_failure``): the next ``n`` writes of

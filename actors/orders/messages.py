@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pykka
 
@@ -448,13 +448,27 @@ class GetDurability:
     """Ask the ledger which durable writes are failing (store -> error, attempts, pending)."""
 
 
+class RefusedValues(NamedTuple):
+    """The values the journals refused that no operator acknowledged yet, each ``{}`` when none
+    (``Runtime.health()`` shows them as ``refused_rows``, ``refused_claims``, ``refused_budget``).
+
+    ``rows``: the ledger journal's rows (``JournalRowRefused``), ``{"count",
+    "last_client_order_id", "last_kind", "last_reason"}``; ``claims``: the idempotency journal's
+    claims (:class:`ClaimRefused`), ``{"count", "last_client_order_id", "last_reason"}``;
+    ``budget``: the PostgreSQL shared budget's values (``actors/journal/pg_budget.PgBudget``),
+    ``{"count", "left_out", "last_client_order_id", "last_account_id", "last_kind", "last_reason"}``
+    (``last_kind`` "reserve": that order was denied; "flush": its values were left out of the
+    fleet's totals, counted in ``left_out``)."""
+
+    rows: dict
+    claims: dict
+    budget: dict
+
+
 @dataclass(frozen=True, slots=True)
 class GetRefusedRows:
     """Ask the ledger about the values the journals refused and no operator acknowledged yet:
-    ``(rows, claims)``, each ``{}`` when none. ``rows``: the ledger journal's rows
-    (``JournalRowRefused``), ``{"count", "last_client_order_id", "last_kind", "last_reason"}``;
-    ``claims``: the idempotency journal's claims (:class:`ClaimRefused`), ``{"count",
-    "last_client_order_id", "last_reason"}``. Kept across a ledger restart (``LedgerHandover``)."""
+    answers :class:`RefusedValues`. Kept across a ledger restart (``LedgerHandover``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,9 +484,9 @@ class ClaimRefused:
 
 @dataclass(frozen=True, slots=True)
 class AcknowledgeRefused:
-    """Ask the ledger to clear the refused rows and claims an operator has dealt with
-    (``Runtime.acknowledge_refused``); answers ``(rows, claims)`` as they were (see
-    :class:`GetRefusedRows`) and writes a ``refused_acknowledged`` audit line when any was listed."""
+    """Ask the ledger to clear the refused rows, claims and shared-budget values an operator has
+    dealt with (``Runtime.acknowledge_refused``); answers :class:`RefusedValues` as they were and
+    writes a ``refused_acknowledged`` audit line when any was listed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,6 +93,7 @@ from ..orders.messages import (
     GetTradingStatus,
     ListOrders,
     MarketData,
+    RefusedValues,
     RestoreLedger,
     SetPublishing,
     SetTradingState,
@@ -818,11 +819,12 @@ class Runtime:
             trading, reason, mismatched = self._ask(self.ledger, GetTradingStatus())
             escalated = self._ask(self.ledger, GetEscalated())
             durable_writes = self._ask(self.ledger, GetDurability())
-            refused_rows, refused_claims = self._ask(self.ledger, GetRefusedRows())
+            refused_rows, refused_claims, refused_budget = self._ask(self.ledger, GetRefusedRows())
         except pykka.ActorDeadError:  # crashed: no order passes until it is rebuilt from the journal
             ledger = next((c for c in children if c.name == "ledger"), None)
             state = ledger.state if ledger is not None else "stopped"
-            trading, mismatched, escalated, durable_writes, refused_rows, refused_claims = "HALTED", (), {}, {}, {}, {}
+            trading, mismatched, escalated, durable_writes = "HALTED", (), {}, {}
+            refused_rows, refused_claims, refused_budget = {}, {}, {}
             reason = (f"the ledger failed ({ledger.last_failure if ledger else ''}); "
                       + ("restarting it from the journal" if state == "restarting" else "it could not be restarted: restart the runtime"))
         venues = {}
@@ -834,15 +836,18 @@ class Runtime:
                     venues[adapter_id] = {"error": f"{type(exc).__name__}: {exc}"}
         return Health(children=children, breakers=breakers, trading_state=trading, escalated=escalated, venues=venues,
                       trading_reason=reason, broker_mismatches=mismatched,
-                      durable_writes=durable_writes, refused_rows=refused_rows, refused_claims=refused_claims)
+                      durable_writes=durable_writes, refused_rows=refused_rows, refused_claims=refused_claims,
+                      refused_budget=refused_budget)
 
-    def acknowledge_refused(self) -> tuple[dict, dict]:
+    def acknowledge_refused(self) -> RefusedValues:
         """An operator has dealt with the values the journals refused (``health().refused_rows``:
         each such order's journaled history lacks a row, the audit log has it; ``refused_claims``:
-        orders denied because their claim could not be journaled): clear both lists, so ``healthy``
-        no longer counts them, and write a ``refused_acknowledged`` audit line. Returns
-        ``(refused_rows, refused_claims)`` as they were. Raises ``RuntimeError`` when stopped,
-        ``pykka.Timeout`` when the ledger does not answer in time."""
+        orders denied because their claim could not be journaled; ``refused_budget``: values the
+        PostgreSQL shared budget refused, an order denied or its values left out of the fleet's
+        totals): clear the lists, so ``healthy`` no longer counts them, and write a
+        ``refused_acknowledged`` audit line. Returns them as they were, a ``RefusedValues``
+        ``(rows, claims, budget)``. Raises ``RuntimeError`` when stopped, ``pykka.Timeout`` when
+        the ledger does not answer in time."""
         if self._stopped:
             raise RuntimeError("runtime is stopped")
         return self._ask(self.ledger, AcknowledgeRefused())

@@ -85,9 +85,13 @@ class Health:
     row of a live order, so ``healthy`` is False while any is listed; trading goes on) and the
     idempotency journal's refused claims (``refused_claims``: ``{}`` or ``{"count",
     "last_client_order_id", "last_reason"}``; each order was denied E_EXEC_VALIDATION whole,
-    nothing sent, so ``healthy`` does not count them). Both lists are kept until an operator
-    clears them (``Runtime.acknowledge_refused``), across a ledger restart and, in a durable
-    runtime, across a runtime restart (``state_dir/refused.json``)."""
+    nothing sent, so ``healthy`` does not count them) and the PostgreSQL shared budget's refused
+    values (``refused_budget``: ``{}`` or ``{"count", "left_out", "last_client_order_id",
+    "last_account_id", "last_kind", "last_reason"}``; a refused reservation ("reserve") denied its
+    order, which ``healthy`` does not count; a refused true-up ("flush") left that order's values
+    out of the fleet's totals, ``left_out``, so ``healthy`` is False while any is). The lists are
+    kept until an operator clears them (``Runtime.acknowledge_refused``), across a ledger restart
+    and, in a durable runtime, across a runtime restart (``state_dir/refused.json``)."""
 
     children: tuple[ChildHealth, ...]
     breakers: dict = field(default_factory=dict)
@@ -100,13 +104,16 @@ class Health:
     durable_writes: dict = field(default_factory=dict)
     refused_rows: dict = field(default_factory=dict)
     refused_claims: dict = field(default_factory=dict)
+    refused_budget: dict = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
         """True when every child is running, no breaker is open, no order in doubt is escalated,
         no venue's books differ from the ledger, every durable write went through and no journal
-        row refused for its values waits for an operator (``refused_rows``)."""
-        return not self.escalated and not self.broker_mismatches and not self.durable_writes and not self.refused_rows and all(
+        row or shared-budget value left out for its values waits for an operator (``refused_rows``,
+        ``refused_budget["left_out"]``)."""
+        return not self.escalated and not self.broker_mismatches and not self.durable_writes and not self.refused_rows and (
+            not self.refused_budget.get("left_out")) and all(
             c.state == "running" for c in self.children) and all(
             b in ("CLOSED", "DISABLED") for b in self.breakers.values()
         )

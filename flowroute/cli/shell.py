@@ -276,7 +276,8 @@ class FlowrouteShell(cmd.Cmd):
         for c in h.children:
             failure = f", last failure: {c.last_failure}" if c.last_failure else ""
             self.say(f"  {c.name} ({c.kind}) {c.state}, generation {c.generation}, restarts {c.restarts}{failure}")
-        for what, refused in (("journal rows", h.refused_rows), ("idempotency claims", h.refused_claims)):
+        for what, refused in (("journal rows", h.refused_rows), ("idempotency claims", h.refused_claims),
+                              ("shared budget values", h.refused_budget)):
             if refused:
                 self.say(f"  {what} refused for their values: {refused['count']}, last {refused['last_client_order_id']!r}: "
                          f"{refused['last_reason']} (rt.acknowledge_refused() once dealt with)")

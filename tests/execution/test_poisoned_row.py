@@ -131,10 +131,10 @@ def test_refused_rows_degrade_health_outlive_a_ledger_restart_and_clear_when_ack
     rt = make_runtime(settings, registry=registry_of(TestAdapter(default="accept")), clock=FakeClock())
     restarted = rt.health()
     assert restarted.refused_rows == health.refused_rows and not restarted.healthy, restarted
-    assert rt.acknowledge_refused() == (health.refused_rows, {})
+    assert rt.acknowledge_refused() == (health.refused_rows, {}, {})  # rows, claims, shared budget
     cleared = rt.health()
     assert cleared.refused_rows == {} and cleared.healthy, cleared
-    assert rt.acknowledge_refused() == ({}, {})  # nothing left: no second audit line
+    assert rt.acknowledge_refused() == ({}, {}, {})  # nothing left: no second audit line
     rt.stop()
     rt = make_runtime(settings, registry=registry_of(TestAdapter(default="accept")), clock=FakeClock())
     assert rt.health().refused_rows == {} and rt.health().healthy  # acknowledged stays acknowledged

@@ -184,3 +184,57 @@ def test_the_shared_throttle_refuses_a_venue_key_the_database_refuses_at_constru
             good.close()
     finally:
         backend.close()
+
+
+#: a real PostgreSQL refusal (SQLSTATE 22003, class 22) of chosen budget rows: the reservation of
+#: ``refuse-reserve*``, and the true-up (an UPDATE: its fill) of ``refuse-flush*``
+REFUSE_BUDGET_ROWS = """
+CREATE FUNCTION flowroute.test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.client_order_id LIKE 'refuse-reserve%' OR (TG_OP = 'UPDATE' AND NEW.client_order_id LIKE 'refuse-flush%') THEN
+    RAISE EXCEPTION 'value out of range for this test' USING ERRCODE = '22003';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER test_refuse BEFORE INSERT OR UPDATE ON flowroute.budget_orders
+  FOR EACH ROW EXECUTE FUNCTION flowroute.test_refuse();
+"""
+
+
+def test_the_shared_budgets_refused_values_show_in_health_until_acknowledged(make_runtime, settings_factory,
+                                                                             pg_url) -> None:
+    """A value the PostgreSQL shared budget refuses is in ``health().refused_budget``, beside the
+    journals' refused rows and claims: a refused reservation (its order denied) is listed and does
+    not make the runtime unhealthy; a refused true-up (that order's values left out of the fleet's
+    totals) makes it unhealthy. Both outlive a runtime restart (``refused.json``) and clear with
+    ``acknowledge_refused``. Before, they were only logged and counted in ``PgBudget.refused_values``."""
+    venue = TestAdapter(default="fill")
+    settings = settings_factory(durable=True, journal={"url": pg_url}, routing={"policy": {"paper": "test"}},
+                                risk={"budgets": {"acc-1": "1000000"}})
+    rt = make_runtime(settings, registry=registry_of(venue))
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(REFUSE_BUDGET_ROWS)
+    denied = rt.submit(limit("refuse-reserve-1"), ctx()).result(timeout=5)
+    assert denied.status is OrderStatus.DENIED and "cannot store a value" in denied.error.message, denied
+    health = rt.health()
+    assert health.refused_budget["count"] == 1 and health.refused_budget["left_out"] == 0, health.refused_budget
+    assert health.refused_budget["last_kind"] == "reserve"
+    assert health.refused_budget["last_client_order_id"] == "refuse-reserve-1"
+    assert "out of range for this test" in health.refused_budget["last_reason"]
+    assert health.healthy, health  # that order was denied whole and answered
+    assert rt.submit(limit("refuse-flush-1"), ctx()).result(timeout=5).status is OrderStatus.FILLED
+    rt.flush()
+    wait_until(lambda: rt.health().refused_budget.get("left_out") == 1, what="the refused true-up in health()")
+    health = rt.health()
+    assert health.refused_budget["count"] == 2 and health.refused_budget["last_kind"] == "flush", health.refused_budget
+    assert health.refused_budget["last_client_order_id"] == "refuse-flush-1"
+    assert health.refused_budget["last_account_id"] == "acc-1"
+    assert not health.healthy and health.refused_rows == {} and health.refused_claims == {}
+    assert rt.submit(limit("after"), ctx()).result(timeout=5).status is OrderStatus.FILLED  # trading goes on
+    rt.stop()
+    again = make_runtime(settings, registry=registry_of(TestAdapter(default="fill")))
+    assert again.health().refused_budget == health.refused_budget  # kept across a runtime restart
+    acknowledged = again.acknowledge_refused()
+    assert acknowledged.budget == health.refused_budget and acknowledged == ({}, {}, health.refused_budget)
+    assert again.health().refused_budget == {} and again.health().healthy
+    assert not (settings.state_dir / "refused.json").exists()
