@@ -58,6 +58,7 @@ from protocols._files import replace_file
 
 from ..idempotency.store import _reached_venue  # the store's rule: one owner of "may this id be used again"
 from ..journal.sqlite import RETIRED_INTENT as RETIRED
+from ..journal.sqlite import terminal_term
 from .log import ArchiveResult, archive_audit
 
 __all__ = ["RetentionJob", "RetentionResult", "archive_journals", "archive_orders", "archive_orders_pg", "archive_receipts", "apply_retention"]
@@ -108,22 +109,26 @@ class RetentionJob:
                                 limit=STEP_ORDERS, after=after)
 
 
-#: the terminal statuses as the SQL list the ``order_events_terminal_ts`` partial indexes are built
-#: on (SQLite ``actors/journal/sqlite.py``, PostgreSQL migration 0007): a query uses them only with this term
+#: the terminal statuses as the SQL list PostgreSQL's ``order_events_terminal_ts`` partial index is
+#: built on (migration 0007): a query uses it only with this term
 _TERMINAL_SQL = ", ".join(f"'{s}'" for s in _TERMINAL)
 #: the orders whose last row is terminal and that have no row as late as ``before``: candidates by
-#: time from the partial index, each checked against its later rows through the
-#: ``(account_id, client_order_id, seq)`` unique index; never a scan of every transition
-_EXPIRED_WHERE = f"""e.ts < :before AND e.to_status IN ({_TERMINAL_SQL})
-       AND NOT EXISTS (SELECT 1 FROM {{events}} l
+#: time from the partial index (``{terminal}``: its predicate, SQLite's or PostgreSQL's), each
+#: checked against its later rows through the ``(account_id, client_order_id, seq)`` unique index;
+#: never a scan of every transition
+_EXPIRED_WHERE = """e.ts < :before AND {terminal}
+       AND NOT EXISTS (SELECT 1 FROM {events} l
                         WHERE l.account_id = e.account_id AND l.client_order_id = e.client_order_id
                           AND (l.seq > e.seq OR l.ts >= :before))"""
+#: SQLite's ``order_events_terminal_ts`` predicate (``actors/journal/sqlite.py`` :func:`terminal_term`)
+_SQLITE_TERMINAL = terminal_term("e.to_status")
+_PG_TERMINAL = f"e.to_status IN ({_TERMINAL_SQL})"
 _SQLITE_EXPIRED = f"""SELECT e.account_id, e.client_order_id FROM order_events e
-     WHERE {_EXPIRED_WHERE.format(events="order_events")}
+     WHERE {_EXPIRED_WHERE.format(events="order_events", terminal=_SQLITE_TERMINAL)}
      ORDER BY e.ts"""
 #: the same, one page at a time: after the cursor ``(:after_ts, :after_id)``, in (ts, id) order
 _SQLITE_EXPIRED_PAGE = f"""SELECT e.account_id, e.client_order_id, e.ts, e.id FROM order_events e
-     WHERE {_EXPIRED_WHERE.format(events="order_events")}
+     WHERE {_EXPIRED_WHERE.format(events="order_events", terminal=_SQLITE_TERMINAL)}
        AND e.ts >= :after_ts AND (e.ts > :after_ts OR e.id > :after_id)
      ORDER BY e.ts, e.id LIMIT :limit"""
 #: orders one retention step archives at most: one transaction per journal, one ledger message
@@ -264,11 +269,11 @@ def archive_orders_pg(backend: Any, *, before: datetime, archive_dir: Path, file
 #: ``(account_id, client_order_id, seq)`` unique index; no scan of the whole table.
 _PG_EXPIRED = f"""SELECT e.account_id, e.client_order_id FROM flowroute.order_events e
       JOIN flowroute.idempotency i ON i.account_id = e.account_id AND i.client_order_id = e.client_order_id
-     WHERE {_EXPIRED_WHERE.format(events="flowroute.order_events").replace(":before", "%(before)s")} AND i.status = 'COMPLETED'
+     WHERE {_EXPIRED_WHERE.format(events="flowroute.order_events", terminal=_PG_TERMINAL).replace(":before", "%(before)s")} AND i.status = 'COMPLETED'
      ORDER BY e.account_id, e.client_order_id"""
 #: the same candidates, one page at a time, after the cursor, in (ts, id) order (:data:`STEP_ORDERS`)
 _PG_EXPIRED_PAGE = f"""SELECT e.account_id, e.client_order_id, e.ts, e.id FROM flowroute.order_events e
-     WHERE {_EXPIRED_WHERE.format(events="flowroute.order_events").replace(":before", "%(before)s")}
+     WHERE {_EXPIRED_WHERE.format(events="flowroute.order_events", terminal=_PG_TERMINAL).replace(":before", "%(before)s")}
        AND e.ts >= %(after_ts)s AND (e.ts > %(after_ts)s OR e.id > %(after_id)s)
      ORDER BY e.ts, e.id LIMIT %(limit)s"""
 
