@@ -18,8 +18,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from protocols import ErrorCode, ExecError, ExecutionReport, OrderStatus, RouteDecision, VenueOrderState
-from protocols.model.reports import exec_error_of, report_from_valid
+from protocols import ErrorCode, ExecError, ExecutionReport, Fill, OrderStatus, RouteDecision, Side, VenueOrderState
+from protocols.model.reports import REPORT_FIELDS, exec_error_of, report_from_valid
 
 from ..kernel.base import now_ns
 from .books import OrderRecord, booked_fills, broker_ref, slippage_bps
@@ -65,31 +65,66 @@ def _attribution(order: SubmitOrder) -> dict[str, str]:
 def order_report(rec: OrderRecord, *, replay: bool = False, latency_us: int = 0, raw_broker_ref: str | None = None,
                  ts: datetime | None = None) -> ExecutionReport:
     """The report of order ``rec`` as the ledger holds it now (``OrderRecord.snapshot``); ``ts``
-    default: its last update time; ``raw_broker_ref`` default: ``broker_ref`` of its venue order id."""
-    return ExecutionReport(
-        client_order_id=rec.client_order_id,
-        account_id=rec.account_id,
-        symbol=rec.symbol,
-        side=rec.side,
-        venue_order_id=rec.venue_order_id,
-        status=rec.status,
-        route=rec.route,
-        fills=tuple(rec.fills),
-        cum_qty=rec.cum_qty,
-        leaves_qty=rec.leaves_qty,
-        avg_px=rec.avg_px,
-        fees=rec.fees,
-        slippage_bps=rec.slippage_bps,
-        error=rec.error,
-        replay=replay,
-        attempts=rec.attempts,
-        latency_us=latency_us,
-        raw_broker_ref=raw_broker_ref if raw_broker_ref is not None else broker_ref(rec.adapter_id, rec.venue_order_id),
-        strategy_id=rec.strategy_id,
-        session_id=rec.session_id,
-        correlation_id=rec.correlation_id,
-        ts=ts or rec.updated_ts or rec.created_ts,
-    )
+    default: its last update time; ``raw_broker_ref`` default: ``broker_ref`` of its venue order id.
+
+    Built without validating again (``protocols.model.reports.report_from_valid``) when every
+    value already has the exact type and range validation would keep as it is (:func:`_valid_as_is`:
+    the record's values come from validated intents, fills and venue states); anything else goes
+    through ``ExecutionReport``'s validation, which raises ``ValidationError`` as before."""
+    fields = {
+        "client_order_id": rec.client_order_id,
+        "account_id": rec.account_id,
+        "symbol": rec.symbol,
+        "side": rec.side,
+        "venue_order_id": rec.venue_order_id,
+        "status": rec.status,
+        "route": rec.route,
+        "fills": tuple(rec.fills),
+        "cum_qty": rec.cum_qty,
+        "leaves_qty": rec.leaves_qty,
+        "avg_px": rec.avg_px,
+        "fees": rec.fees,
+        "slippage_bps": rec.slippage_bps,
+        "error": rec.error,
+        "replay": replay,
+        "attempts": rec.attempts,
+        "latency_us": latency_us,
+        "raw_broker_ref": raw_broker_ref if raw_broker_ref is not None else broker_ref(rec.adapter_id, rec.venue_order_id),
+        "strategy_id": rec.strategy_id,
+        "session_id": rec.session_id,
+        "correlation_id": rec.correlation_id,
+        "ts": ts or rec.updated_ts or rec.created_ts,
+    }
+    if _valid_as_is(fields):
+        return report_from_valid(fields, _ORDER_REPORT_GIVEN)
+    return ExecutionReport(**fields)
+
+
+#: ``order_report`` passes every field (its ``model_fields_set``)
+_ORDER_REPORT_GIVEN = frozenset(REPORT_FIELDS)
+_str, _int, _bool, _Decimal, _datetime = str, int, bool, Decimal, datetime
+
+
+def _valid_as_is(f: dict) -> bool:
+    """True when validating ``f`` (every ExecutionReport field) as an ``ExecutionReport`` would keep
+    each value as it is: exact types (no subclass to convert), finite Decimals (``>= 0`` where the
+    field says so), a UTC time (``UtcDatetime`` converts any other zone). Held equal to the
+    validating constructor by tests/orders/test_reporting.py."""
+    side, route, error, avg_px, slip, ts = f["side"], f["route"], f["error"], f["avg_px"], f["slippage_bps"], f["ts"]
+    vid, ref, cum, leaves, fees = f["venue_order_id"], f["raw_broker_ref"], f["cum_qty"], f["leaves_qty"], f["fees"]
+    if not (f["status"].__class__ is OrderStatus and (side is None or side.__class__ is Side)
+            and (route is None or route.__class__ is RouteDecision) and (error is None or error.__class__ is ExecError)
+            and f["replay"].__class__ is _bool and f["attempts"].__class__ is _int and f["latency_us"].__class__ is _int
+            and ts.__class__ is _datetime and ts.tzinfo is _UTC
+            and f["client_order_id"].__class__ is _str and f["account_id"].__class__ is _str and f["symbol"].__class__ is _str
+            and f["strategy_id"].__class__ is _str and f["session_id"].__class__ is _str and f["correlation_id"].__class__ is _str
+            and (vid is None or vid.__class__ is _str) and (ref is None or ref.__class__ is _str)
+            and cum.__class__ is _Decimal and leaves.__class__ is _Decimal and fees.__class__ is _Decimal
+            and cum.is_finite() and leaves.is_finite() and fees.is_finite() and cum >= _ZERO and leaves >= _ZERO and fees >= _ZERO
+            and (avg_px is None or (avg_px.__class__ is _Decimal and avg_px.is_finite()))
+            and (slip is None or (slip.__class__ is _Decimal and slip.is_finite()))):
+        return False
+    return all(fill.__class__ is Fill for fill in f["fills"])
 
 
 def error_report(

@@ -233,3 +233,118 @@ def test_exec_error_of_odd_input_fails_like_exec_error_of() -> None:
             assert got == want and got.model_fields_set == want.model_fields_set
     got = outcome(exec_error_of, ErrorCode.E_EXEC_NETWORK, "x", retry_after_s="soon")
     assert isinstance(got, ValidationError)
+
+
+# ---------------------------------------------------------------- order_report (the ledger's view)
+
+from datetime import timedelta, timezone  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as hs  # noqa: E402
+
+from actors.orders.books import OrderRecord  # noqa: E402
+from actors.orders.reporting import order_report  # noqa: E402
+from protocols import OrderEventType as E  # noqa: E402
+
+
+def reference_order_report(rec: OrderRecord, *, replay=False, latency_us=0, raw_broker_ref=None, ts=None) -> ExecutionReport:
+    """order_report as it was written before the fast path (validating constructor)."""
+    from actors.orders.books import broker_ref
+
+    return ExecutionReport(
+        client_order_id=rec.client_order_id, account_id=rec.account_id, symbol=rec.symbol, side=rec.side,
+        venue_order_id=rec.venue_order_id, status=rec.status, route=rec.route, fills=tuple(rec.fills), cum_qty=rec.cum_qty,
+        leaves_qty=rec.leaves_qty, avg_px=rec.avg_px, fees=rec.fees, slippage_bps=rec.slippage_bps, error=rec.error,
+        replay=replay, attempts=rec.attempts, latency_us=latency_us,
+        raw_broker_ref=raw_broker_ref if raw_broker_ref is not None else broker_ref(rec.adapter_id, rec.venue_order_id),
+        strategy_id=rec.strategy_id, session_id=rec.session_id, correlation_id=rec.correlation_id,
+        ts=ts or rec.updated_ts or rec.created_ts,
+    )
+
+
+_decimals = hs.decimals(min_value=D("0.0001"), max_value=D("99999"), places=4, allow_nan=False, allow_infinity=False)
+
+
+@hs.composite
+def records(draw) -> OrderRecord:
+    side = draw(hs.sampled_from(["BUY", "SELL"]))
+    qty = draw(hs.decimals(min_value=D("0.001"), max_value=D("10"), places=3))
+    ctx = draw(hs.sampled_from([CTX, ExecutionContext(mode="paper", account_id="acc-2")]))
+    it = OrderIntent(client_order_id=draw(hs.sampled_from(["r-1", "o-77"])), symbol="BTC/USDT", side=side,
+                     order_type="MARKET", quantity=qty, strategy_id=draw(hs.sampled_from(["", "momo"])))
+    zone = draw(hs.sampled_from([UTC, timezone(timedelta(hours=2))]))  # another zone: validation converts it
+    rec = OrderRecord.from_intent(it, ctx.account_id, route=draw(hs.sampled_from([ROUTE, None])),
+                                  arrival_px=draw(hs.none() | _decimals), context=ctx, ts=T0.astimezone(zone))
+    rec.apply_event(E.RESERVED, cause="reserved", ts=T0)
+    if draw(hs.booleans()):
+        rec.apply_event(E.SUBMITTED, cause="sent", ts=T0)
+        rec.attempts = draw(hs.integers(1, 4))
+        n = draw(hs.integers(0, 3))
+        fills, left = [], qty
+        for i in range(n):
+            part = min(left, draw(hs.decimals(min_value=D("0.001"), max_value=D("10"), places=3)))
+            if part <= 0:
+                break
+            fills.append(Fill(trade_id=f"t-{i}", qty=part, price=draw(_decimals), fee=draw(hs.sampled_from([D(0), D("0.0001")])),
+                              fee_currency="USDT", ts=T0))
+            left -= part
+        cum = sum((f.qty for f in fills), D(0))
+        status = draw(hs.sampled_from([S.ACCEPTED, S.CANCELED, S.REJECTED] if not fills else
+                                      [S.PARTIALLY_FILLED if cum < qty else S.FILLED]))
+        st = VenueOrderState(client_order_id=rec.client_order_id, venue_order_id="v-1", symbol="BTC/USDT", side=side,
+                             status=status, quantity=qty, cum_qty=cum, leaves_qty=D(0) if status.is_terminal else qty - cum,
+                             avg_px=sum((f.qty * f.price for f in fills), D(0)) / cum if cum else None,
+                             fills=tuple(fills), reject_reason="no" if status is S.REJECTED else None, ts=T0)
+        rec.apply_venue_state(st, ts=draw(hs.sampled_from([T0, T0.astimezone(zone)])))
+    elif draw(hs.booleans()):
+        rec.error = ExecError.of(ErrorCode.E_EXEC_RISK_DENIED, "max_notional")
+        rec.apply_event(E.DENIED, cause="risk", ts=T0)
+    return rec
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rec=records(), replay=hs.booleans(), latency=hs.integers(0, 10**6), ref=hs.sampled_from([None, "paper:v-1"]),
+       ts=hs.sampled_from([None, T0, T0.astimezone(timezone(timedelta(hours=-5)))]))
+def test_order_report_is_the_validated_report(rec, replay, latency, ref, ts) -> None:
+    built = order_report(rec, replay=replay, latency_us=latency, raw_broker_ref=ref, ts=ts)
+    want = reference_order_report(rec, replay=replay, latency_us=latency, raw_broker_ref=ref, ts=ts)
+    from protocols.model.pydantic_compat import same_instance
+
+    if not replay:  # (assert_same_report checks a copy made with replay=True differs)
+        assert_same_report(built, set(REPORT_FIELDS))
+    assert same_instance(built, want)
+    assert built == want and repr(built) == repr(want) and built.model_dump_json() == want.model_dump_json()
+    assert rec.snapshot(replay=replay, latency_us=latency, raw_broker_ref=ref, ts=ts) == want
+
+
+def test_order_report_of_odd_record_values_still_goes_through_validation() -> None:
+    rec = OrderRecord.from_intent(intent(), "acc-1", route=ROUTE, ts=T0)
+    rec.apply_event(E.RESERVED, cause="reserved", ts=T0)
+    for name, value in (("attempts", True), ("attempts", "2"), ("cum_qty", D("-1")), ("cum_qty", D("NaN")),
+                        ("avg_px", D("Infinity")), ("account_id", 7), ("venue_order_id", 12)):
+        saved = getattr(rec, name)
+        setattr(rec, name, value)
+        try:
+            got, want = outcome(order_report, rec), outcome(reference_order_report, rec)
+            if isinstance(want, Exception):
+                assert type(got) is type(want) and str(got).splitlines()[:2] == str(want).splitlines()[:2], name
+            else:
+                assert got == want and repr(got) == repr(want), name
+        finally:
+            setattr(rec, name, saved)
+
+
+def test_order_report_of_a_ledger_record_is_built_without_validating(monkeypatch: pytest.MonkeyPatch) -> None:
+    import actors.orders.reporting as reporting
+
+    rec = OrderRecord.from_intent(intent(), "acc-1", route=ROUTE, arrival_px=D("39433.62"), context=CTX, ts=T0)
+    for event in (E.RESERVED, E.SUBMITTED):
+        rec.apply_event(event, cause="x", ts=T0)
+    rec.apply_venue_state(state(S.FILLED, [fill("p-1", "0.0010", "39433.62")]), ts=T0)
+    want = reference_order_report(rec)
+
+    def validating(**kw):
+        raise AssertionError("validated again")
+
+    monkeypatch.setattr(reporting, "ExecutionReport", validating)
+    assert reporting.order_report(rec) == want
