@@ -439,6 +439,11 @@ class AdapterActor(FlowActor):
         #: the venue's connection a caller waiting for an async send's answer may read itself
         #: (``caller_reader``, e.g. the FIX venue's; actors/kernel/dispatcher.py "The waiting thread reads")
         self._caller_reader: CallerReader | None = getattr(venue, "caller_reader", None) if self._async else None
+        #: a group-commit venue (``protocols.AdapterCapabilities.group_commit``, e.g. the durable paper book)
+        #: answers a call only after its group's write, and its outcome (``OrderFinished``) carries the
+        #: order's SUBMITTED step: a first attempt's separate ``OrderSent`` is left out (one ledger message
+        #: less per order); a call that ends without an ``OrderFinished`` (not delivered, retried) tells it then
+        self._sent_with_outcome = self._caps.group_commit and not self._inline and not self._async
         self._inline_budget_us = self._caps.inline_budget_us
         self._inline_budget_s = self._inline_budget_us / 1e6
         self._policy = policy
@@ -614,7 +619,9 @@ class AdapterActor(FlowActor):
             self._dispatch_call(_Call("submit", order.client_order_id, order=order), lambda: venue.submit_order(venue_order),
                                 (lambda done: sender.send_order(venue_order, done)) if sender is not None else None)
         finally:
-            if not self._inline:  # an inline call's answer follows at once and carries the SUBMITTED step
+            # an inline call's answer follows at once and carries the SUBMITTED step, as a group-commit
+            # venue's first attempt does (its outcome comes only after the group's write)
+            if not self._inline and not (self._sent_with_outcome and order.attempt == 1):
                 # told after the request is written (an asynchronous sender's write is on the order's
                 # critical path, this is not) and still before the call's outcome: that runs in a later
                 # message of this actor (a helper inside a handler never helps: actors/kernel/dispatcher.py).
@@ -785,6 +792,10 @@ class AdapterActor(FlowActor):
     def _retry_or_fail(self, order: SubmitOrder, error: NotDeliveredError, duration_s: float) -> None:
         tell(self._breaker, CallFinished(order.permit, CallOutcome.FAILURE, duration_s, order.client_order_id))
         policy = self._policy
+        if self._sent_with_outcome and order.attempt == 1:
+            # its OrderSent was left for the outcome (see _send); a retry's goes out as it is sent,
+            # so the ledger records this attempt as sent before the next one (its audit's "attempt" line)
+            tell(self._ledger, new_order_sent(order.client_order_id, order.account_id, self.adapter_id, order.attempt))
         if order.attempt <= policy.max_retries:
             delay = backoff_delay(order.attempt, base_s=policy.retry_base_s, cap_s=policy.retry_cap_s, jitter=policy.retry_jitter, rng=self._rng)
             if not self._past_deadline(order, after_s=delay):

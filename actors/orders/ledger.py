@@ -1556,6 +1556,12 @@ class LedgerActor(FlowActor):
     def _apply_venue_state(self, rec: OrderRecord, state: VenueOrderState, *, cause: str, fill: Fill | None = None) -> None:
         if self._receipts_fd is not None:
             self._pending_receipts.append((rec.adapter_id, cause, state))
+        if rec.status is OrderStatus.RESERVED:
+            # the venue holds the order, so it was sent: a group-commit venue's SUBMITTED step comes with the
+            # call's outcome (actors/execution/adapter.py, _send), and the venue's event (a fill of the group's
+            # write, pushed by market data) can come first
+            rec.attempts = max(rec.attempts, 1)
+            self._transition(rec, E.SUBMITTED, f"sent to {rec.adapter_id} ({cause})", defer_flush=True)
         before_status = rec.status
         before_transitions = len(rec.transitions)
         before_overfills = len(rec.overfills)
