@@ -25,7 +25,7 @@ from loguru import logger
 from protocols import ErrorCode, OrderStatus
 
 from ..events.messages import Publish
-from ..execution.messages import ExecuteCancel, ReconcileOrders, new_execute_order
+from ..execution.messages import ExecuteCancel, ExecuteOrders, ReconcileOrders, new_execute_order
 from ..idempotency.messages import CompleteOrder, ReleaseClaim
 from ..kernel.base import FlowActor, resolve, tell
 from ..orders.messages import (
@@ -37,6 +37,7 @@ from ..orders.messages import (
     GuardActed,
     OrderFinished,
     SubmitOrder,
+    SubmitOrders,
 )
 from ..orders.reporting import error_report
 from ..routing.messages import FetchBrokerState, ForwardReconcile, TrackOrders
@@ -47,6 +48,7 @@ from .messages import (
     BreakerCommand,
     BreakerTick,
     CallFinished,
+    CallsFinished,
     CancelTaken,
     GetBreaker,
     RetryOrder,
@@ -110,6 +112,8 @@ class CircuitBreakerActor(FlowActor):
         self._tick_handle = None
         self._metrics = metrics
         self.transitions = 0
+        #: while a ``SubmitOrders`` runs: the permitted orders, told to the adapter when it is done
+        self._onward: list | None = None
 
     # -- orders ------------------------------------------------------------------------
     def handle_SubmitOrder(self, order: SubmitOrder) -> None:
@@ -125,12 +129,35 @@ class CircuitBreakerActor(FlowActor):
             return
         permitted = order.with_permit(decision)
         self._outstanding[order.client_order_id] = permitted
-        if not tell(self._adapter, new_execute_order(permitted)):
-            # the adapter died between its report and ours: keep the order for the next generation
-            self._outstanding.pop(order.client_order_id, None)
-            self._breaker.record(decision, CallOutcome.IGNORED, 0.0)
-            self._adapter = None
-            self._hold(order)
+        onward = self._onward
+        if onward is not None:  # inside a SubmitOrders: told with the others when it is done
+            onward.append((order, permitted))
+        elif not tell(self._adapter, new_execute_order(permitted)):
+            self._adapter_gone(order, permitted)
+
+    def handle_SubmitOrders(self, message: SubmitOrders) -> None:
+        """The orders of one group commit (the ledger): each handled as its own :class:`SubmitOrder`,
+        in order; those permitted go on to the adapter as one ``ExecuteOrders``. When one crashes
+        this actor, the ones before it still go on (``FlowActor.run_each``)."""
+        onward: list[tuple[SubmitOrder, SubmitOrder]] = []
+        self._onward = onward
+        try:
+            self.run_each(message.orders, self.handle_SubmitOrder)
+        finally:
+            self._onward = None
+            if onward:
+                execute = new_execute_order(onward[0][1]) if len(onward) == 1 else ExecuteOrders(tuple(p for _, p in onward))
+                if not tell(self._adapter, execute):
+                    for order, permitted in onward:
+                        self._adapter_gone(order, permitted)
+
+    def _adapter_gone(self, order: SubmitOrder, permitted: SubmitOrder) -> None:
+        """The adapter died between its report and ours: keep the order for the next generation."""
+        self._outstanding.pop(order.client_order_id, None)
+        if permitted.permit is not None:
+            self._breaker.record(permitted.permit, CallOutcome.IGNORED, 0.0)
+        self._adapter = None
+        self._hold(order)
 
     def handle_RetryOrder(self, message: RetryOrder) -> None:
         self.handle_SubmitOrder(message.order)
@@ -162,6 +189,11 @@ class CircuitBreakerActor(FlowActor):
             return
         events = self._breaker.record(message.permit, message.outcome, message.duration_s)
         self._publish(events)
+
+    def handle_CallsFinished(self, message: CallsFinished) -> None:
+        """How the calls of one group of venue outcomes ended (the adapter): each recorded as its own
+        :class:`CallFinished`, in order."""
+        self.run_each(message.calls, self.handle_CallFinished)
 
     def _foreign(self, client_order_id: str) -> bool:
         if not self._foreign_permits or client_order_id not in self._foreign_permits:

@@ -36,6 +36,14 @@ class CallFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class CallsFinished:
+    """Adapter → breaker: how the calls of one group of venue outcomes ended, each handled as its
+    own :class:`CallFinished`, in order (recorded in the window one by one, as before)."""
+
+    calls: tuple[CallFinished, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class BreakerTick:
     """Timer: the breaker's open period may have ended."""
 

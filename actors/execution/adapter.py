@@ -93,9 +93,9 @@ from protocols import (
 )
 
 from ..breaker.breaker import CallOutcome
-from ..breaker.messages import CallFinished, CancelTaken, RetryOrder, ReturnOrder, new_call_finished
+from ..breaker.messages import CallFinished, CallsFinished, CancelTaken, RetryOrder, ReturnOrder, new_call_finished
 from ..events.messages import Publish
-from ..idempotency.messages import CompleteOrder, ReleaseClaim, new_complete_order
+from ..idempotency.messages import CompleteOrder, CompleteOrders, ReleaseClaim, new_complete_order
 from ..kernel.base import ActorCrashed, FlowActor, exc_summary, resolve, tell
 from ..kernel.dispatcher import CallerReader, HelpingFuture, tell_then_help
 from ..kernel.inbox import tell_quiet, tell_quiet_then_wake, wake
@@ -108,6 +108,7 @@ from ..orders.messages import (
     GuardActed,
     OrderFinished,
     OrderReconciledWith,
+    OrdersFinished,
     ReconciliationStalled,
     SubmitOrder,
     new_order_finished,
@@ -122,6 +123,7 @@ from .messages import (
     CallTimedOut,
     ExecuteCancel,
     ExecuteOrder,
+    ExecuteOrders,
     FlushWorker,
     ReconcileOrders,
     ReconcileTick,
@@ -454,6 +456,8 @@ class AdapterActor(FlowActor):
         self._rng = rng
         self._metrics = metrics
         self._calls: dict[int, _Call] = {}
+        #: while a group's outcomes run (handle_VenueCallsCompleted): the orders finished, told as one group
+        self._finished: list[tuple] | None = None
         self._next_call = 0
         self._worker: VenueWorker | None = None
         # ``throttle``: one shared with other processes (actors/journal/pg_throttle.SharedThrottle), else this actor's own
@@ -562,7 +566,15 @@ class AdapterActor(FlowActor):
 
     # -- orders ------------------------------------------------------------------------
     def handle_ExecuteOrder(self, message: ExecuteOrder) -> None:
-        order = message.order
+        self._execute(message.order)
+
+    def handle_ExecuteOrders(self, message: ExecuteOrders) -> None:
+        """The permitted orders of one group commit (the circuit breaker), each handled as its own
+        ``ExecuteOrder``, in order. One that crashes this actor leaves the rest with the breaker,
+        which re-dispatches what the adapter never took (``FlowActor.run_each``)."""
+        self.run_each(message.orders, self._execute)
+
+    def _execute(self, order: SubmitOrder) -> None:
         if self._queue.waiting_new == 0:
             retry_after = self._throttle.try_admit()
             if retry_after is None:
@@ -722,8 +734,15 @@ class AdapterActor(FlowActor):
         crashes this actor leaves the rest in ``_calls``: in doubt, as ``failure_details`` says (a
         worker hands out nothing more once the crash has retired it, either way)."""
         completed = self._call_completed
-        for o in message.outcomes:
-            completed(o.call_id, o.result, o.error, o.duration_s)
+        finished: list[tuple] = []
+        self._finished = finished  # _finish gathers the group's orders: their facts go out as one message per actor
+        try:
+            for o in message.outcomes:
+                completed(o.call_id, o.result, o.error, o.duration_s)
+        finally:
+            self._finished = None
+            if finished:
+                self._finish_group(finished)
 
     def _call_completed(self, call_id: int, result: Any, error: BaseException | None, duration_s: float) -> None:
         """A venue call ended (``result`` or ``error``, after ``duration_s`` s): from the worker's or
@@ -812,6 +831,10 @@ class AdapterActor(FlowActor):
 
     def _finish(self, order: SubmitOrder, report, outcome: CallOutcome | None, duration_s: float, *,
                 venue_state: VenueOrderState | None = None) -> None:
+        finished = self._finished
+        if finished is not None:  # one of a group's outcomes (handle_VenueCallsCompleted): finished with the group
+            finished.append((order, report, outcome, duration_s, venue_state))
+            return
         # The ledger, the idempotency store and the breaker get their facts before the caller
         # gets its answer (read-your-writes: a query or a retry of the id made right after the
         # answer is queued behind them), but their threads are woken only after it, so their
@@ -835,6 +858,41 @@ class AdapterActor(FlowActor):
         if self._order_detail:
             logger.debug("{} {} {} attempts={} cum_qty={} avg_px={} latency_us={}", self.adapter_id, report.client_order_id,
                          report.status.value, report.attempts, report.cum_qty, report.avg_px, report.latency_us)
+
+    def _finish_group(self, finished: list[tuple]) -> None:
+        """:meth:`_finish` for the orders of one group of venue outcomes (``(order, report, outcome,
+        duration_s, venue_state)`` each, in call order): their facts go to the idempotency store, the
+        breaker and the ledger as one message each (``CompleteOrders``, ``CallsFinished``,
+        ``OrdersFinished``: each order still handled as its own), all queued before the first
+        answer (read-your-writes, as for one order), and their threads are woken after the last."""
+        if len(finished) == 1:
+            order, report, outcome, duration_s, venue_state = finished[0]
+            self._finished = None
+            self._finish(order, report, outcome, duration_s, venue_state=venue_state)
+            return
+        idempotency, breaker, adapter_id = self._idempotency, self._breaker, self.adapter_id
+        tell_quiet(idempotency, CompleteOrders(tuple(new_complete_order(order.account_id, order.client_order_id, report)
+                                                     for order, report, _, _, _ in finished)))
+        calls = tuple(new_call_finished(order.permit, outcome, duration_s, order.client_order_id)
+                      for order, _, outcome, duration_s, _ in finished if outcome is not None)
+        if calls:
+            tell_quiet(breaker, CallsFinished(calls))
+        outcomes = OrdersFinished(tuple(new_order_finished(report=report, adapter_id=adapter_id, venue_state=venue_state, metered=True)
+                                        for _, report, _, _, venue_state in finished))
+        if tell_quiet_then_wake(self._ledger, outcomes, (idempotency, breaker)):
+            woken: tuple[pykka.ActorRef, ...] = (self._ledger,)
+        else:  # no ledger to pass the wake-up on: wake them here
+            woken = (idempotency, breaker)
+        try:
+            for order, report, _, _, _ in finished:
+                resolve(order.reply, report)
+        finally:
+            for ref in woken:
+                wake(ref)
+        if self._order_detail:
+            for _, report, _, _, _ in finished:
+                logger.debug("{} {} {} attempts={} cum_qty={} avg_px={} latency_us={}", adapter_id, report.client_order_id,
+                             report.status.value, report.attempts, report.cum_qty, report.avg_px, report.latency_us)
 
     def _order_unknown(self, order: SubmitOrder, code: ErrorCode, message: str, outcome: CallOutcome, duration_s: float | None = None) -> None:
         report = error_report(order, code, message, status=OrderStatus.UNKNOWN, ts=self._clock.now())

@@ -6,6 +6,7 @@ Frozen dataclasses; the only mutable thing a message may carry is its reply futu
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,19 @@ class ExecuteOrder:
     """Breaker → adapter: send this permitted order (passes the throttle first)."""
 
     order: SubmitOrder
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteOrders:
+    """Breaker → adapter: the permitted orders of one group commit, in order, each handled as its
+    own :class:`ExecuteOrder` (``FlowActor.run_each``). Only for two or more orders."""
+
+    orders: tuple[SubmitOrder, ...]
+
+    @property
+    def replies(self) -> list[Future]:
+        """Each order's reply future (the dispatcher marks each as queued with this message)."""
+        return [order.reply for order in self.orders]
 
 
 @dataclass(frozen=True, slots=True)

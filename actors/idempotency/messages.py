@@ -23,6 +23,14 @@ class CompleteOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class CompleteOrders:
+    """The completions of one group of venue outcomes (``VenueCallsCompleted``) as one message, each
+    handled as its own :class:`CompleteOrder`, in order (committed together, as their claims were)."""
+
+    completions: tuple[CompleteOrder, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ReleaseClaim:
     """Forget a claim whose order was never sent (retryable denial: breaker, throttle, no adapter)."""
 

@@ -49,13 +49,13 @@ from ..journal.sqlite import (
     MemoryJournal,
 )
 from ..kernel.base import FlowActor, resolve, tell
-from ..orders.messages import ClaimRefused, GuardActed, RecordDenied, ReleaseTrading, SubmitOrder
+from ..orders.messages import ClaimRefused, GuardActed, RecordDenied, ReleaseTrading, SubmitOrder, SubmitOrders
 from ..orders.reporting import as_replay, error_report
 from ..supervision.messages import Wire
 from ..testing import InjectJournalFailure, crash_point
-from .messages import CompleteOrder, FlushJournal, ReleaseClaim
+from .messages import CompleteOrder, CompleteOrders, FlushJournal, ReleaseClaim
 
-_JOURNAL_MESSAGES = (SubmitOrder, CompleteOrder, ReleaseClaim)
+_JOURNAL_MESSAGES = (SubmitOrder, CompleteOrder, CompleteOrders, ReleaseClaim)
 #: the trading hold the supervisor takes while this store restarts (``HoldTrading.cause``)
 RESTART_HOLD = "restart:idempotency"
 
@@ -178,6 +178,16 @@ class IdempotencyStoreActor(FlowActor):
         self._maybe_flush()
 
     def handle_CompleteOrder(self, message: CompleteOrder) -> None:
+        self._add_completion(message)
+        self._maybe_flush()
+
+    def handle_CompleteOrders(self, message: CompleteOrders) -> None:
+        """The completions of one group of venue outcomes (the adapter): each as its own
+        :class:`CompleteOrder`, in order, then committed together."""
+        self.run_each(message.completions, self._add_completion)
+        self._maybe_flush()
+
+    def _add_completion(self, message: CompleteOrder) -> None:
         if self._durable:
             try:
                 report_json = message.report.model_dump_json()
@@ -201,7 +211,6 @@ class IdempotencyStoreActor(FlowActor):
                 now=self._wall(),
             )
         )
-        self._maybe_flush()
 
     def handle_ReleaseClaim(self, message: ReleaseClaim) -> None:
         self._releases.append((message.account_id, message.client_order_id))
@@ -303,6 +312,7 @@ class IdempotencyStoreActor(FlowActor):
         crash_point("after_claim")
         if self._metrics is not None and self._transactional:  # a MemoryJournal has no transactions to size
             self._metrics.journal_batch(len(claims))
+        onward: list[SubmitOrder] = []  # the claimed orders, told on to the ledger as one message
         for order, result in zip(claims, results, strict=False):
             if result is None:  # refused by the journal for its values: answered already (_claim_one_by_one)
                 continue
@@ -321,8 +331,7 @@ class IdempotencyStoreActor(FlowActor):
                 tell(self._ledger, RecordDenied(report=report, intent=None, context=None))
                 continue
             if outcome in ("CLAIMED", "EXPIRED_RECLAIMED"):
-                if not tell(self._ledger, order):
-                    self._deny(order, ErrorCode.E_EXEC_INTERNAL, "ledger unavailable")
+                onward.append(order)
             elif outcome == "REPLAY":
                 self.replays += 1
                 if self._metrics is not None:
@@ -348,8 +357,18 @@ class IdempotencyStoreActor(FlowActor):
                 self.in_flight_denials += 1
                 self._deny(order, ErrorCode.E_EXEC_DUPLICATE_IN_FLIGHT,
                            f"client_order_id '{order.client_order_id}' is still in progress ({result.record.status})", duplicate=True)
-
+        if onward:
+            self._forward(onward)
         self._batch = []
+
+    def _forward(self, orders: list[SubmitOrder]) -> None:
+        """Tell the orders whose claims just committed on to the ledger: the group as one
+        ``SubmitOrders`` (one message per group commit, not per order; the ledger handles each as
+        its own), a lone order as itself. When the ledger is gone each is denied (nothing was sent)."""
+        if tell(self._ledger, orders[0] if len(orders) == 1 else SubmitOrders(tuple(orders))):
+            return
+        for order in orders:
+            self._deny(order, ErrorCode.E_EXEC_INTERNAL, "ledger unavailable")
 
     def _claim_one_by_one(self, orders: list[SubmitOrder], claims: list[Claim]) -> list:
         """The journal refused the claim batch for a value in it (:class:`JournalValueRefused`):

@@ -38,6 +38,7 @@ from protocols import ErrorCode, ExecError, ExecutionReport, OrderStatus, utc_no
 
 from .dispatcher import Dispatcher, HelpingFuture
 from .inbox import Inbox, Mailbox, WakeAfter, tell, wake
+from .pykka_compat import Envelope
 
 #: seconds an own-thread actor waits, once woken by ``wake`` after an answer, before its bookkeeping
 OWN_THREAD_LINGER_S = 50e-6
@@ -132,7 +133,7 @@ class FlowActor(pykka.ThreadingActor):
             if self.crash_on_error:
                 self._keep_mailbox()
                 if self.answer_on_crash:
-                    self.answer_crashed(message)
+                    self.answer_crashed(self._failed_item(message))
                 raise
             logger.opt(exception=exc).error("{} failed handling {}", self.child_name, type(message).__name__)
             reply = getattr(message, "reply", None)
@@ -145,7 +146,7 @@ class FlowActor(pykka.ThreadingActor):
                 logger.opt(exception=exc).error("{} hit {!r}; converting to a crash", self.child_name, exc)
                 self._keep_mailbox()
                 if self.answer_on_crash:
-                    self.answer_crashed(message)
+                    self.answer_crashed(self._failed_item(message))
                 raise ActorCrashed(repr(exc)) from None
             logger.opt(exception=exc).error("{} contained {!r} in {}", self.child_name, exc, type(message).__name__)
             reply = getattr(message, "reply", None)
@@ -153,6 +154,30 @@ class FlowActor(pykka.ThreadingActor):
                 resolve(reply, internal_error_report(message, ts=self.report_now()))
             self._report_contained(exc, message)
             return None
+
+    def run_each(self, items: tuple, handle: Callable[[Any], Any]) -> None:
+        """Handle each item of a batch message (the orders of one group commit: ``SubmitOrders``,
+        ``ExecuteOrders``) with ``handle``, in order, each as if it had been told alone.
+
+        One that raises crashes this actor as that item alone would (``crash_on_error``): it is
+        the one :meth:`answer_crashed` answers, the items before it are done, and the items after
+        it are kept for the next generation ahead of the messages queued behind the batch
+        (``keeps_mailbox``; without it they go with those, as queued messages do)."""
+        i = 0
+        try:
+            for i, item in enumerate(items):  # noqa: B007 - i is read when handle raises
+                handle(item)
+        except BaseException:
+            self._batch_failed = (items[i], tuple(items[i + 1:]))
+            raise
+
+    #: set by :meth:`run_each` when an item raised: (that item, the items after it)
+    _batch_failed: tuple[Any, tuple] | None = None
+
+    def _failed_item(self, message: Any) -> Any:
+        """The message whose handling failed: the batch item that raised (:meth:`run_each`), else ``message``."""
+        failed = self._batch_failed
+        return message if failed is None else failed[0]
 
     def _keep_mailbox(self) -> None:
         """About to crash: hang a :class:`Mailbox` on the inbox before pykka marks this actor
@@ -173,7 +198,9 @@ class FlowActor(pykka.ThreadingActor):
             if mailbox is not None:  # what is queued behind the failing message goes to the next generation
                 inbox = self.actor_inbox
                 drain = getattr(inbox, "drain", None) or inbox.take_all
-                mailbox.keep(drain())
+                failed, self._batch_failed = self._batch_failed, None
+                # a batch's items after the one that failed (run_each) first: they came before the queued ones
+                mailbox.keep([Envelope(item) for item in failed[1]] + drain() if failed is not None else drain())
                 if mailbox.pending():
                     logger.warning("{} crashed with {} message(s) queued: kept for its next generation",
                                    self.child_name, mailbox.pending())

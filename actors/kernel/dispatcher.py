@@ -134,7 +134,8 @@ class HelpingFuture(Future):
     then waits as ``Future.result`` does; ``timeout`` (seconds) bounds both.
 
     ``queued_on`` is set by :meth:`DispatchedInbox.put` whenever a told message whose ``reply``
-    is this future is queued on a dispatcher (an order's ``SubmitOrder`` at each stage), so the
+    is this future (or whose ``replies`` hold it: a group commit's orders in one message) is
+    queued on a dispatcher (an order's ``SubmitOrder`` at each stage), so the
     waiter follows its order from dispatcher to dispatcher. None (a thread per actor, or not
     queued yet): no help. ``add_done_callback`` and ``asyncio.wrap_future`` never call
     :meth:`result` before the future is done: they wait for the dispatchers' threads as before.
@@ -267,20 +268,36 @@ class DispatchedInbox(Inbox):
         rings (``ring(dispatcher._bell)``) when it could not (:func:`tell_then_help`)."""
         entry = [self, item, False]
         self._items.append(entry)
-        reply = getattr(item.message, "reply", None)
+        message = item.message
+        reply = getattr(message, "reply", None)
         if isinstance(reply, HelpingFuture):
             reply.queued_on = self._dispatcher
             here = _here
             if reply is here.waiting:  # the waiting thread goes on to run it (or rings on leaving)
-                self._runq.append(entry)
-                here.unrung.add(self._dispatcher)
-                if self._dispatcher._finished:
-                    self._dispatcher._drain()
-                return entry
+                return self._put_unrung(entry)
+        elif reply is None:
+            replies = getattr(message, "replies", None)  # a batch of orders (SubmitOrders, ExecuteOrders): each followed
+            if replies is not None:
+                waiting, dispatcher = _here.waiting, self._dispatcher
+                mine = False
+                for each in replies:
+                    if isinstance(each, HelpingFuture):
+                        each.queued_on = dispatcher
+                        mine = mine or each is waiting
+                if mine:
+                    return self._put_unrung(entry)
         self._runq.append(entry)
         if rung:
             ring(self._bell)
         if self._dispatcher._finished:  # no thread will take it: answer it here (ActorDeadError)
+            self._dispatcher._drain()
+        return entry
+
+    def _put_unrung(self, entry: list) -> list:
+        """Queue ``entry`` that carries the reply this thread waits for: it goes on to run it (or rings on leaving)."""
+        self._runq.append(entry)
+        _here.unrung.add(self._dispatcher)
+        if self._dispatcher._finished:
             self._dispatcher._drain()
         return entry
 

@@ -111,6 +111,7 @@ from .messages import (
     OrderFinished,
     OrderReconciledWith,
     OrderSent,
+    OrdersFinished,
     OutageCheck,
     QuietCheck,
     ReconciliationStalled,
@@ -123,6 +124,7 @@ from .messages import (
     RetryDurableWrites,
     SetTradingState,
     SubmitOrder,
+    SubmitOrders,
     SyncBrokerState,
     SyncTick,
     SyncTimedOut,
@@ -544,6 +546,10 @@ class LedgerActor(FlowActor):
         self._pending_audit: list[tuple] = []
         #: callers of ``Runtime.wait``: client order id -> futures resolved when the order is terminal
         self._waiters: dict[str, list] = {}
+        #: while a ``SubmitOrders`` runs: the approved orders per circuit breaker, told when it is done
+        self._onward: list | None = None
+        #: a batch message's orders are being handled: its rows are written once it is done (_idle)
+        self._batching = False
 
     def handle__Ping(self, message: Any) -> bool:
         """Barrier (``Runtime.flush``): the batch this ledger still holds — transition and fill rows,
@@ -830,10 +836,46 @@ class LedgerActor(FlowActor):
         forwarded = order.with_intent_arrival_px(intent, rec.arrival_px)
         if self._resubmit:
             self._resubmittable[intent.client_order_id] = forwarded
-        if not tell(order.breaker, forwarded):
-            self._risk.release(book, intent.client_order_id)
-            self._deny_stage(order, ErrorCode.E_EXEC_NO_ADAPTER, "circuit breaker actor unavailable", record=True)
+        self._forward(order, forwarded, book)
         # the RESERVED row and audit line go with the next batch (the order's outcome always comes: every venue call has a timeout)
+
+    def handle_SubmitOrders(self, message: SubmitOrders) -> None:
+        """The orders of one group commit (the idempotency store): each handled as its own
+        :class:`SubmitOrder`, in order; those approved go on to their circuit breakers as one
+        message per breaker. When one crashes this actor, the ones before it still go on, it is
+        answered alone and the rest wait for the next generation (``FlowActor.run_each``)."""
+        onward: list[tuple[pykka.ActorRef | None, list[tuple[SubmitOrder, SubmitOrder, str]]]] = []
+        self._onward = onward
+        self._batching = True
+        try:
+            self.run_each(message.orders, self.handle_SubmitOrder)
+        finally:
+            self._onward = None
+            self._batching = False
+            for breaker, entries in onward:
+                forwarded = entries[0][1] if len(entries) == 1 else SubmitOrders(tuple(f for _, f, _ in entries))
+                if not tell(breaker, forwarded):
+                    for order, _, book in entries:
+                        self._breaker_unavailable(order, book)
+
+    def _forward(self, order: SubmitOrder, forwarded: SubmitOrder, book: str) -> None:
+        """Tell ``forwarded`` (``order`` as approved) to its circuit breaker; inside a
+        ``SubmitOrders``, gather it with the others for its breaker (told when the batch is done)."""
+        onward = self._onward
+        if onward is None:
+            if not tell(order.breaker, forwarded):
+                self._breaker_unavailable(order, book)
+            return
+        breaker = order.breaker
+        for ref, entries in onward:
+            if ref is breaker:
+                entries.append((order, forwarded, book))
+                return
+        onward.append((breaker, [(order, forwarded, book)]))
+
+    def _breaker_unavailable(self, order: SubmitOrder, book: str) -> None:
+        self._risk.release(book, order.client_order_id)
+        self._deny_stage(order, ErrorCode.E_EXEC_NO_ADAPTER, "circuit breaker actor unavailable", record=True)
 
     # -- partial fills: the remainder as a child order (orders.remainder = "resubmit") ----
     def _resubmit_remainder(self, rec: OrderRecord, parent: SubmitOrder) -> bool:
@@ -899,9 +941,7 @@ class LedgerActor(FlowActor):
         self._transition(rec, E.RESERVED, f"{_RESERVED_CAUSE} (the remainder of {parent_id})", defer_flush=True)
         forwarded = order.evolve(arrival_px=rec.arrival_px)
         self._resubmittable[intent.client_order_id] = forwarded
-        if not tell(order.breaker, forwarded):
-            self._risk.release(book, intent.client_order_id)
-            self._deny_stage(order, ErrorCode.E_EXEC_NO_ADAPTER, "circuit breaker actor unavailable", record=True)
+        self._forward(order, forwarded, book)
         # the RESERVED row and audit line go with the next batch (the order's outcome always comes: every venue call has a timeout)
 
     def _id_invariant_broken(self, order: SubmitOrder, existing: OrderRecord) -> None:
@@ -1031,6 +1071,17 @@ class LedgerActor(FlowActor):
         if report.error is not None:
             rec.error = report.error
         self._transition(rec, event, message.cause or report.status.value, report=report)
+
+    def handle_OrdersFinished(self, message: OrdersFinished) -> None:
+        """The outcomes of one group of venue calls (the adapter): each handled as its own
+        :class:`OrderFinished`, in order; their rows and audit lines written once, after the last
+        (``FlowActor.run_each``: one that crashes this actor is the one answered)."""
+        self._batching = True
+        try:
+            self.run_each(message.finished, self.handle_OrderFinished)
+        finally:
+            self._batching = False
+        self._flush_if_idle()
 
     def handle_VenueEventReceived(self, message: VenueEventReceived) -> None:
         if self._tracking:  # the adapter's event stream is alive
@@ -1630,9 +1681,14 @@ class LedgerActor(FlowActor):
             return
         self._after_change(rec, before_status, before_transitions, cause, report=report, defer_flush=defer_flush)
 
+    def _idle(self) -> bool:
+        """The group commit's moment: no message waits behind this one, and this is not one order of
+        a batch message (``SubmitOrders``, ``OrdersFinished``: the batch is written once it is done)."""
+        return not self._batching and self.actor_inbox.empty()
+
     def _flush_if_idle(self) -> None:
         """Group commit: write the queued rows and audit lines when no message waits behind them."""
-        if (self._pending_rows or self._pending_fills or self._pending_audit) and self.actor_inbox.empty():
+        if (self._pending_rows or self._pending_fills or self._pending_audit) and self._idle():
             self._flush()
 
     def _after_change(self, rec: OrderRecord, before: OrderStatus, before_transitions: int, cause: str, *, fills=(), report=None,
@@ -1676,7 +1732,7 @@ class LedgerActor(FlowActor):
                 self._arm_alert_check()
         if self._publishing:
             self._publish_changes(rec, new, cause, fills, report)
-        if (self._pending_rows or self._pending_fills) and (len(self._pending_rows) > 512 or (not defer_flush and self.actor_inbox.empty())):
+        if (self._pending_rows or self._pending_fills) and (len(self._pending_rows) > 512 or (not defer_flush and self._idle())):
             self._flush()
 
     def _settled(self, rec: OrderRecord) -> None:
@@ -1871,7 +1927,7 @@ class LedgerActor(FlowActor):
         """Queue one audit line that is not a transition or a fill; written with the next batch."""
         if self._audit is not None:
             self._pending_audit.append((kind, None, data))
-            if self.actor_inbox.empty():
+            if self._idle():
                 self._flush()
 
     @staticmethod

@@ -96,6 +96,21 @@ new_submit_order = builder(SubmitOrder)
 
 
 @dataclass(frozen=True, slots=True)
+class SubmitOrders:
+    """The orders of one group commit, in order, as one message (idempotency store → ledger → each
+    circuit breaker): the receiver handles each as its own :class:`SubmitOrder` (its own checks,
+    outcome and answer; one that crashes the receiver is answered alone, ``FlowActor.run_each``),
+    and one message instead of one per order crosses each stage. Only for two or more orders."""
+
+    orders: tuple[SubmitOrder, ...]
+
+    @property
+    def replies(self) -> list[Future]:
+        """Each order's reply future (the dispatcher marks each as queued with this message)."""
+        return [order.reply for order in self.orders]
+
+
+@dataclass(frozen=True, slots=True)
 class CancelOrder:
     """Cancel an open order by client order id; ``reply`` gets the resulting report. The router
     fills in ``adapter_id`` and ``breaker`` (the circuit-breaker actor of the order's adapter)."""
@@ -121,6 +136,14 @@ class OrderFinished:
     #: the ledger counts it in the order metrics (status, latency, slippage, error code): set
     #: for outcomes of a venue call, so the adapter's thread does no metrics work per order
     metered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersFinished:
+    """The adapter finished the submits of one group of venue outcomes (``VenueCallsCompleted``):
+    each handled as its own :class:`OrderFinished`, in order, in one ledger message."""
+
+    finished: tuple[OrderFinished, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,9 +140,11 @@ class _Child:
 
 
 def _answer_given_up(message: Any, now: Callable[[], datetime]) -> None:
-    reply = getattr(message, "reply", None)
-    if isinstance(reply, Future) and not reply.done():
-        resolve(reply, internal_error_report(message, ts=now()))
+    # a group commit's orders in one message (SubmitOrders, ExecuteOrders: they have ``replies``): each of them
+    for each in message.orders if getattr(message, "replies", None) is not None else (message,):
+        reply = getattr(each, "reply", None)
+        if isinstance(reply, Future) and not reply.done():
+            resolve(reply, internal_error_report(each, ts=now()))
 
 
 class SupervisorActor(FlowActor):

@@ -549,3 +549,37 @@ def test_done_of_a_helping_future_is_futures_done_in_every_state_without_its_loc
         asker.join()
     f.set_result("r")
     assert f.done() and f.result(0) == "r"
+
+
+@dataclass(frozen=True)
+class Steps:
+    """A batch of steps in one message (as ``SubmitOrders``): its ``replies`` are each step's reply."""
+
+    steps: tuple
+
+    @property
+    def replies(self) -> list:
+        return [s.reply for s in self.steps]
+
+
+class BatchMember(Member):
+    def handle_Steps(self, message: Steps) -> None:
+        self.run_each(message.steps, self.handle_Step)
+
+
+def test_every_reply_of_a_batch_message_follows_it_and_its_waiters_help() -> None:
+    """A message carrying several orders' replies (``replies``, a group commit's ``SubmitOrders``)
+    marks each queued on its dispatcher, so each waiting caller can run it; fails if only ``reply`` is read."""
+    d = ParkedDispatcher("help-batch")
+    try:
+        log: list = []
+        a = BatchMember.start("a", log, [False], dispatcher=d)
+        replies = [ReplyFuture() for _ in range(3)]
+        tell(a, Steps(tuple(Step(i, r) for i, r in enumerate(replies))))
+        assert all(r.queued_on is d for r in replies)
+        me = threading.current_thread().name
+        assert replies[1].result(timeout=10) == me  # the parked thread ran nothing: this caller ran the batch
+        assert [r.result(timeout=0) for r in replies] == [me] * 3
+        assert [n for _, _, n, _, _ in log] == [0, 1, 2]
+    finally:
+        d.close()
