@@ -304,6 +304,9 @@ class VenueWorker:
             del outcomes, error, outcome
 
 
+#: orders of a group's outcomes finished together (one message per actor, then their answers): the
+#: ledger, woken after each chunk, works on it while this actor finishes the next
+FINISH_CHUNK = 16
 #: "no item in hand" for the worker's loop (neither a call, a barrier nor the stop)
 _NOTHING = object()
 #: run-queue entries a venue's thread answering an asynchronous send (or the venue worker handing out
@@ -734,13 +737,12 @@ class AdapterActor(FlowActor):
         crashes this actor leaves the rest in ``_calls``: in doubt, as ``failure_details`` says (a
         worker hands out nothing more once the crash has retired it, either way)."""
         completed = self._call_completed
-        finished: list[tuple] = []
-        self._finished = finished  # _finish gathers the group's orders: their facts go out as one message per actor
+        self._finished = []  # _finish gathers the group's orders: their facts go out as one message per actor
         try:
             for o in message.outcomes:
                 completed(o.call_id, o.result, o.error, o.duration_s)
         finally:
-            self._finished = None
+            finished, self._finished = self._finished, None
             if finished:
                 self._finish_group(finished)
 
@@ -834,6 +836,9 @@ class AdapterActor(FlowActor):
         finished = self._finished
         if finished is not None:  # one of a group's outcomes (handle_VenueCallsCompleted): finished with the group
             finished.append((order, report, outcome, duration_s, venue_state))
+            if len(finished) >= FINISH_CHUNK:  # answered and handed on in chunks: the ledger starts on them meanwhile
+                self._finished = []
+                self._finish_group(finished)
             return
         # The ledger, the idempotency store and the breaker get their facts before the caller
         # gets its answer (read-your-writes: a query or a retry of the id made right after the
@@ -867,8 +872,11 @@ class AdapterActor(FlowActor):
         answer (read-your-writes, as for one order), and their threads are woken after the last."""
         if len(finished) == 1:
             order, report, outcome, duration_s, venue_state = finished[0]
-            self._finished = None
-            self._finish(order, report, outcome, duration_s, venue_state=venue_state)
+            gathering, self._finished = self._finished, None
+            try:
+                self._finish(order, report, outcome, duration_s, venue_state=venue_state)
+            finally:
+                self._finished = gathering
             return
         idempotency, breaker, adapter_id = self._idempotency, self._breaker, self.adapter_id
         tell_quiet(idempotency, CompleteOrders(tuple(new_complete_order(order.account_id, order.client_order_id, report)
