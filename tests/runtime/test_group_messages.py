@@ -145,11 +145,14 @@ def test_an_order_that_crashes_the_ledger_in_a_group_is_answered_alone(tmp_path:
         rt.stop()
 
 
-def test_a_groups_outcomes_reach_the_store_breaker_and_ledger_as_one_message_each(tmp_path: Path,
+@pytest.mark.parametrize("n", [5, 20])
+def test_a_groups_outcomes_reach_the_store_breaker_and_ledger_as_one_message_each(tmp_path: Path, n: int,
                                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The durable book's worker hands a group's outcomes to the adapter in one message; the adapter
-    hands their facts on as one message per actor (CompleteOrders, CallsFinished, OrdersFinished),
-    all queued before the first answer: each order is journaled, recorded and replayable as before."""
+    hands their facts on as one message per actor (CompleteOrders, CallsFinished, OrdersFinished) per
+    chunk of FINISH_CHUNK orders, queued before the chunk's first answer: each order is journaled,
+    recorded and replayable as before."""
+    from actors.execution.adapter import FINISH_CHUNK
     from actors.execution.adapter import VenueWorker
     from actors.idempotency.store import IdempotencyStoreActor
 
@@ -188,17 +191,18 @@ def test_a_groups_outcomes_reach_the_store_breaker_and_ledger_as_one_message_eac
         monkeypatch.setattr(VenueWorker, "submit", counted)
         first = rt.submit(_intent("w-0"), CTX)
         assert entered.wait(10)
-        rest = [rt.submit(_intent(f"w-{i}"), CTX) for i in range(1, 6)]
+        rest = [rt.submit(_intent(f"w-{i}"), CTX) for i in range(1, n + 1)]
         deadline = time.monotonic() + 10
-        while len(queued) < 6 and time.monotonic() < deadline:  # the five wait at the worker
+        while len(queued) < n + 1 and time.monotonic() < deadline:  # the n wait at the worker
             time.sleep(0.005)
         hold.set()
         reports = [f.result(timeout=10) for f in [first, *rest]]
-        assert [(r.client_order_id, r.status) for r in reports] == [(f"w-{i}", OrderStatus.FILLED) for i in range(6)]
+        assert [(r.client_order_id, r.status) for r in reports] == [(f"w-{i}", OrderStatus.FILLED) for i in range(n + 1)]
         rt.flush()  # the facts are handled after the answers (queued before them, run after)
-        group = [f"w-{i}" for i in range(1, 6)]
-        assert seen == {"store": [group], "breaker": [group], "ledger": [group]}  # w-0 alone went as itself
-        for i in range(6):
+        group = [f"w-{i}" for i in range(1, n + 1)]
+        chunks = [group[i:i + FINISH_CHUNK] for i in range(0, n, FINISH_CHUNK)]
+        assert seen == {"store": chunks, "breaker": chunks, "ledger": chunks}  # w-0 alone went as itself
+        for i in range(n + 1):
             assert rt.order(f"w-{i}").status is OrderStatus.FILLED
             replay = rt.submit(_intent(f"w-{i}"), CTX).result(timeout=10)  # its completion was journaled
             assert replay.replay and replay.status is OrderStatus.FILLED
