@@ -305,8 +305,10 @@ class VenueWorker:
 
 
 #: orders of a group's outcomes finished together (one message per actor, then their answers): the
-#: ledger, woken after each chunk, works on it while this actor finishes the next
-FINISH_CHUNK = 16
+#: ledger, woken after each chunk, works on it while this actor finishes the next. 64 senders as
+#: deployed, interleaved (load ~5): CPU per order 194 / 180 / 170 µs at 8 / 16 / 64; a whole group at
+#: once left the ledger idle until the group's end (fewer orders/s)
+FINISH_CHUNK = 64
 #: "no item in hand" for the worker's loop (neither a call, a barrier nor the stop)
 _NOTHING = object()
 #: run-queue entries a venue's thread answering an asynchronous send (or the venue worker handing out
