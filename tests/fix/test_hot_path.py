@@ -475,3 +475,17 @@ def test_the_session_reading_the_first_values_acts_as_reading_through_the_frame_
             slow.state, slow.counters, slow.store.next_target, slow.store.next_sender, sorted(slow._queue))
         if fast.state != ACTIVE:
             break
+
+
+# ---------------------------------------------------------------------- the next deadline
+
+@given(st.floats(0, 1e6), st.floats(0, 1e6), st.one_of(st.none(), st.floats(0, 1e6)), st.sampled_from([1, 5, 30]))
+def test_the_next_deadline_is_the_earliest_of_the_heartbeat_and_the_silence_check(last_sent, last_received, test_request_at,
+                                                                                    heartbeat_s) -> None:
+    """The heartbeat due, or the TestRequest on silence (or its answer's timeout): the earlier one
+    (what ``min`` over the two candidates gave)."""
+    session = FixSession(SessionConfig("FIX.4.4", "CLIENT1", "EXEC", heartbeat_s=heartbeat_s), SeqStore.memory(), FakeClock())
+    session.state = ACTIVE
+    session._last_sent, session._last_received, session._test_request_at = last_sent, last_received, test_request_at
+    other = last_received + 1.2 * heartbeat_s if test_request_at is None else test_request_at + heartbeat_s
+    assert session.next_deadline() == min([last_sent + heartbeat_s, other])

@@ -268,12 +268,10 @@ class FixSession:
             return self._state_since + self.config.logout_timeout_s
         if self.state != ACTIVE:
             return self.clock.monotonic() + hb
-        candidates = [self._last_sent + hb]
-        if self._test_request_at is None:
-            candidates.append(self._last_received + 1.2 * hb)
-        else:
-            candidates.append(self._test_request_at + hb)
-        return min(candidates)
+        # the next heartbeat due, or the TestRequest on silence / its answer's timeout
+        heartbeat = self._last_sent + hb
+        other = self._last_received + 1.2 * hb if self._test_request_at is None else self._test_request_at + hb
+        return heartbeat if heartbeat <= other else other
 
     def receive(self, data: bytes) -> list[Action]:
         """Bytes arrived from the peer."""
@@ -339,7 +337,8 @@ class FixSession:
         if seq < expected:
             return self._logout_error(f"MsgSeqNum too low, expecting {expected} but received {seq}")
         actions = self._process(frame, seq, poss_dup)
-        actions.extend(self._drain_queue())
+        if self._queue:  # frames held for a gap this one may have closed (none: the common case)
+            actions.extend(self._drain_queue())
         return actions
 
     def _on_logon(self, frame: Frame, seq: int) -> list[Action]:
@@ -423,7 +422,7 @@ class FixSession:
         elif msg_type == "A":
             pass  # a second Logon while active: nothing to do (QuickFIX logs it)
         else:
-            if keeps_message(msg_type):
+            if self.store.keeps and keeps_message(msg_type):
                 self.store.keep(frame.raw)  # durable before its MsgSeqNum is passed (_store.py, inbox)
             actions.append(_new_deliver(frame, poss_dup))  # application messages, Reject (3)
         self._advance(seq)

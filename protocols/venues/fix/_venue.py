@@ -157,9 +157,11 @@ class _Waiter:
             self.done(result, error)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Order:
-    """What the venue has told us about one order."""
+    """What the venue has told us about one order. Slotted, and no list until it has a cancel:
+    the venue keeps the latest ``max_finished_orders`` of them, so each is two objects fewer for
+    the garbage collector to track (an instance ``__dict__``, an empty ``cancel_ids`` list)."""
 
     client_order_id: str
     symbol: str
@@ -174,7 +176,7 @@ class _Order:
     exec_ids: set[str] = field(default_factory=set)
     reject_reason: str | None = None
     heard: bool = False  # an ExecutionReport about it arrived
-    cancel_ids: list[str] = field(default_factory=list)  # ClOrdIDs of its OrderCancelRequests
+    cancel_ids: tuple[str, ...] = ()  # ClOrdIDs of its OrderCancelRequests
 
     def state(self, ts: datetime) -> VenueOrderState:
         # the values come from the wire: make_venue_state checks their constraints and validates
@@ -326,7 +328,7 @@ class FixVenue:
         """NewOrderSingle; see the module docstring for answers and errors."""
         waiter = self._submit_waiter(order)
         body = self._order_body(order, utc_timestamp(self.clock.now()).encode())
-        self._send("D", body, waiter, before=lambda: self._sent.add(order.client_order_id))
+        self._send("D", body, waiter, sent_id=order.client_order_id)
         return self._wait(waiter, "NewOrderSingle", order.client_order_id)
 
     def send_order(self, order: VenueOrder, done: AsyncDone) -> bool:
@@ -341,8 +343,7 @@ class FixVenue:
             done(None, exc)
             return True
         now = utc_timestamp(self.clock.now()).encode()  # TransactTime 60 and SendingTime 52
-        return self._send_now("D", self._order_body(order, now), waiter, before=lambda: self._sent.add(order.client_order_id),
-                              sending_time=now)
+        return self._send_now("D", self._order_body(order, now), waiter, sent_id=order.client_order_id, sending_time=now)
 
     def cancel_order(self, client_order_id: str) -> VenueOrderState:
         """OrderCancelRequest; the state after the cancel, or ``VenueRejectedError`` (e.g. too late to cancel)."""
@@ -410,7 +411,7 @@ class FixVenue:
         with self._lock:
             self._cancels[client_order_id] = waiter
             self._cancel_ids[cancel_id] = client_order_id
-            known.cancel_ids.append(cancel_id)
+            known.cancel_ids += (cancel_id,)
         return waiter, body
 
     def fetch_order(self, client_order_id: str) -> VenueOrderState | None:
@@ -483,7 +484,7 @@ class FixVenue:
     def _can_send_now(self) -> bool:
         return not self._closed and self.session.state == ACTIVE
 
-    def _send(self, msg_type: str, body, waiter: _Waiter, before: Callable[[], None] | None = None) -> None:
+    def _send(self, msg_type: str, body, waiter: _Waiter, sent_id: str | None = None) -> None:
         """Send for a blocking caller: waits up to ``logon_wait_s`` for the session to be logged on."""
         try:
             if self._closed:
@@ -491,17 +492,17 @@ class FixVenue:
             self.connection.start()  # recovery asks before any actor generation called start()
             if not self.connection.wait_active(self.config.logon_wait_s):
                 raise NotDeliveredError(f"FIX session {self.session.state}: {msg_type} not sent")
-            self._write(msg_type, body, waiter, before)
+            self._write(msg_type, body, waiter, sent_id)
         except BaseException:
             self._release(waiter)
             raise
 
-    def _send_now(self, msg_type: str, body, waiter: _Waiter, before: Callable[[], None] | None = None,
+    def _send_now(self, msg_type: str, body, waiter: _Waiter, sent_id: str | None = None,
                   sending_time: bytes | None = None) -> bool:
         """Send for an asynchronous caller: False (nothing sent, ``done`` never called) when the
         session is not logged on; a failed write answers ``done`` at once."""
         try:
-            self._write(msg_type, body, waiter, before, sending_time)
+            self._write(msg_type, body, waiter, sent_id, sending_time)
         except NotDeliveredError:
             self._release(waiter)
             return False
@@ -510,13 +511,15 @@ class FixVenue:
         self._expire_waiters()
         return True
 
-    def _write(self, msg_type: str, body, waiter: _Waiter, before: Callable[[], None] | None,
-               sending_time: bytes | None = None) -> None:
+    def _write(self, msg_type: str, body, waiter: _Waiter, sent_id: str | None, sending_time: bytes | None = None) -> None:
+        """Write the request; under the session lock, before its bytes exist, the waiter gets its
+        MsgSeqNum (a Reject 45 finds it) and ``sent_id`` (a NewOrderSingle's ClOrdID) counts as
+        sent on this session (a second submit of it is refused)."""
         def on_seq(seq: int) -> None:
             waiter.seq = seq
             self._by_seq[seq] = waiter
-            if before is not None:
-                before()
+            if sent_id is not None:
+                self._sent.add(sent_id)
 
         try:
             self.connection.send_app(msg_type, body, on_seq=on_seq, sending_time=sending_time)
