@@ -44,7 +44,7 @@ from pathlib import Path
 from loguru import logger
 
 from ...adapter import AdapterCapabilities, AsyncDone, EventSink, VenueEvent, VenueOrder, VenueOrderState
-from ...model.enums import Liquidity, OrderStatus, OrderType, Side, TimeInForce
+from ...model.enums import TERMINAL_STATUSES, Liquidity, OrderStatus, OrderType, Side, TimeInForce
 from ...model.errors import (
     DUPLICATE_CLIENT_ORDER_ID,
     AmbiguousError,
@@ -707,29 +707,33 @@ class FixVenue:
             venue_order_id = get(37)
             if venue_order_id:
                 order.venue_order_id = venue_order_id
-            last_qty = _dec(get(32))
-            last_px = _dec(get(31))
-            if exec_type in _FILL_EXEC_TYPES and last_qty and last_qty > 0 and last_px and last_px > 0:
+            # each value as _dec reads it: a text seen before is one dict hit (no call), the
+            # rest (new, empty or not a number) goes through _dec
+            cached = _DECIMALS.get
+            last_qty = cached(v) or _dec(v) if (v := get(32)) else None
+            last_px = cached(v) or _dec(v) if (v := get(31)) else None
+            if exec_type in _FILL_EXEC_TYPES and last_qty and last_qty > _ZERO and last_px and last_px > _ZERO:
                 fill = make_fill((exec_id or f"{cid}-{len(order.fills) + 1}")[:64], last_qty, last_px, _ZERO, "", Liquidity.TAKER, now)
                 order.fills.append(fill)
             status = _ORD_STATUS.get(get(39) or "")
             if status is not None:
                 order.status = status
-            cum = _dec(get(14))
+            cum = cached(v) or _dec(v) if (v := get(14)) else None
             if cum is not None:
                 order.cum_qty = cum
-            leaves = _dec(get(151))
+            leaves = cached(v) or _dec(v) if (v := get(151)) else None
             if leaves is not None:
                 order.leaves_qty = leaves
-            avg = _dec(get(6))
-            order.avg_px = avg if avg and order.cum_qty > 0 else None
+            avg = cached(v) or _dec(v) if (v := get(6)) else None
+            order.avg_px = avg if avg and order.cum_qty > _ZERO else None
             if status is OrderStatus.REJECTED:
                 order.reject_reason = get(58) or "rejected by the venue"
-            if order.status.is_terminal:
+            terminal = order.status in TERMINAL_STATUSES  # OrderStatus.is_terminal
+            if terminal:
                 self._note_finished(order)
             state = order.state(now)
             crossed = None  # a cancel in flight for an order this report finishes: it can no longer succeed
-            if order.status.is_terminal and exec_type not in ("4", "6", "I") and trans != "3":
+            if terminal and exec_type not in ("4", "6", "I") and trans != "3":
                 crossed = self._cancels.get(cid)
             waiter = None
             if exec_type == "I" or trans == "3":
