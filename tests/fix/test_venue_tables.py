@@ -15,12 +15,14 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from actors import FakeClock
-from protocols import OrderStatus, VenueOrder, VenueRejectedError
+from protocols import OrderStatus, Side, VenueOrder, VenueRejectedError
 from protocols.venues.fix._codec import Framer, encode
 from protocols.venues.fix._session import ACTIVE
-from protocols.venues.fix._venue import DUPLICATE_CLIENT_ORDER_ID, FixVenue, FixVenueConfig
+from protocols.venues.fix._venue import DUPLICATE_CLIENT_ORDER_ID, FixVenue, FixVenueConfig, _dec, _Order
 
 T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
 
@@ -96,3 +98,42 @@ def test_a_retired_order_takes_its_cancel_ids_along_and_leaves_its_fills_in_the_
     assert "o-1" not in venue._orders and not any(c in venue._cancel_ids for c in cancel_ids)
     assert venue.counters["orders_retired"] == 1
     assert dict(venue.fetch_positions()) == {"BTC/USDT": D("1.5")}
+
+
+_DECIMAL_TEXTS = st.sampled_from(["", "0", "0.5", "0.50", "1", "100", "1e2", "-1", "abc", "NaN", "Infinity", "-0", "101.25", "00.5"])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from([None, *"0", "1", "2", "F"]), st.fixed_dictionaries(
+    {tag: st.one_of(st.none(), _DECIMAL_TEXTS if tag in (32, 31, 6) else _DECIMAL_TEXTS.filter(lambda t: t != "-1"))
+     for tag in (32, 31, 14, 151, 6)})), min_size=1, max_size=4))
+def test_an_execution_reports_decimal_fields_are_what_dec_reads(wired, reports) -> None:
+    """LastQty 32, LastPx 31, CumQty 14, LeavesQty 151 and AvgPx 6, missing, empty, not numbers,
+    not finite, zero or signed (a negative CumQty or LeavesQty is refused by the state's
+    validation, with or without the cache: not drawn), read through the cache: the order holds what ``_dec`` reads of
+    each, and a fill is booked exactly when both LastQty and LastPx read above zero."""
+    venue, _theirs = wired
+    cid = f"o-{len(venue._orders)}"
+    venue._orders[cid] = _Order(cid, "BTC/USDT", Side.BUY, D("5"), leaves_qty=D("5"))
+    want_fills = 0
+    for k, (exec_type, values) in enumerate(reports):
+        fields: list[tuple[int, object]] = [(34, 1), (49, "EXEC"), (52, "20260105-12:00:00.000"), (56, "CLIENT1"), (11, cid),
+                                            (17, f"E-{k}"), (39, "1")]
+        if exec_type is not None:
+            fields.append((150, exec_type))
+        fields += [(tag, text) for tag, text in values.items() if text is not None]
+        raw = encode("FIX.4.4", "8", fields)
+        (frame,) = Framer().feed(raw)
+        order = venue._orders[cid]
+        before = (order.cum_qty, order.leaves_qty)
+        venue._on_execution_report(frame, False)
+        order = venue._orders[cid]
+        qty, px = (_dec(values[32]) if values[32] is not None else None), (_dec(values[31]) if values[31] is not None else None)
+        want_fills += bool(exec_type in ("1", "2", "F") and qty and qty > 0 and px and px > 0)
+        cum = _dec(values[14]) if values[14] is not None else None
+        leaves = _dec(values[151]) if values[151] is not None else None
+        avg = _dec(values[6]) if values[6] is not None else None
+        assert order.cum_qty == (cum if cum is not None else before[0])
+        assert order.leaves_qty == (leaves if leaves is not None else before[1])
+        assert order.avg_px == (avg if avg and order.cum_qty > 0 else None)
+        assert len(order.fills) == want_fills
