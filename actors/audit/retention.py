@@ -210,8 +210,10 @@ def archive_orders(ledger_path: Path, journal_path: Path | None, *, before: date
                 "SELECT account_id, client_order_id FROM order_archive WHERE compacted = 1 AND archived_at < ? ORDER BY archived_at",
                 (before_ts,))) if k not in seen]
         if journal is not None and keys:
-            open_keys = {tuple(r) for r in journal.execute("SELECT account_id, client_order_id FROM idempotency WHERE status != 'COMPLETED'")}
-            keys = [k for k in keys if k not in open_keys]
+            # each candidate's record by its key (the table has no index of the unresolved records)
+            keys = [k for k in keys if journal.execute(
+                "SELECT 1 FROM idempotency WHERE client_order_id = ? AND account_id = ? AND status != 'COMPLETED'",
+                (k[1], k[0])).fetchone() is None]
         if not keys:
             return 0, 0, 0, None, cursor
         ledger.execute("CREATE TEMP TABLE expired (account_id TEXT, client_order_id TEXT, PRIMARY KEY (account_id, client_order_id))")

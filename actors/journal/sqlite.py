@@ -586,18 +586,14 @@ class JournalStore(Protocol):
 # SQLite implementation
 # ---------------------------------------------------------------------------
 
-#: a client_order_id's records under every account (one account per id: ``OTHER_ACCOUNT``). Not
-#: UNIQUE: a journal from before the rule may hold an id under several accounts, and creating the
-#: index must never fail on it; one process writes a SQLite journal, and its claim transactions
-#: (BEGIN IMMEDIATE) check the rule one at a time. Created at every open when missing.
-_SQL_BY_ID_INDEX = "CREATE INDEX IF NOT EXISTS idempotency_by_id ON idempotency (client_order_id)"
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS meta (
-        key TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS idempotency (
+#: the idempotency records, keyed by client_order_id first: the claim's look-up of every
+#: account's record of an id (one account per id: ``OTHER_ACCOUNT``) and the look-up of one key
+#: are both searches of this one b-tree, so a claim writes one page (its leaf) and a completion
+#: one. The first layout was keyed (account_id, client_order_id) with two indexes, on
+#: client_order_id (the look-up by id) and on created_at of the unresolved records: each claim
+#: and each completion wrote a page of each b-tree. A journal may hold an id under several
+#: accounts (written before the rule): the key stays unique.
+_SQL_RECORDS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
         account_id TEXT NOT NULL,
         client_order_id TEXT NOT NULL,
         fingerprint TEXT NOT NULL,
@@ -608,10 +604,29 @@ _SCHEMA = (
         intent_json TEXT NOT NULL,
         context_json TEXT NOT NULL,
         adapter_id TEXT NOT NULL,
-        PRIMARY KEY (account_id, client_order_id)
-    ) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS idempotency_unresolved ON idempotency (created_at) WHERE status != 'COMPLETED'",
-    _SQL_BY_ID_INDEX,
+        PRIMARY KEY (client_order_id, account_id)
+    ) WITHOUT ROWID"""
+#: a journal whose idempotency table is the first layout (keyed account first, two indexes): its
+#: rows copied into the new layout, once, at open, in one transaction (a crash leaves the old
+#: table whole; dropping it drops its indexes)
+_SQL_RECORDS_ID_FIRST = (
+    "DROP TABLE IF EXISTS idempotency_by_id_first",
+    _SQL_RECORDS_TABLE.format(name="idempotency_by_id_first"),
+    "INSERT INTO idempotency_by_id_first (account_id, client_order_id, fingerprint, status, report_json, created_at, "
+    "updated_at, intent_json, context_json, adapter_id) SELECT account_id, client_order_id, fingerprint, status, report_json, "
+    "created_at, updated_at, intent_json, context_json, adapter_id FROM idempotency ORDER BY client_order_id, account_id",
+    "DROP TABLE idempotency",
+    "ALTER TABLE idempotency_by_id_first RENAME TO idempotency",
+)
+#: the first layout's indexes, dropped at open where an older build made them again
+_OLD_RECORD_INDEXES = ("idempotency_by_id", "idempotency_unresolved")
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+    _SQL_RECORDS_TABLE.format(name="idempotency"),
     """CREATE TABLE IF NOT EXISTS order_events (
         id INTEGER PRIMARY KEY,
         seq INTEGER NOT NULL,
@@ -715,7 +730,7 @@ _REC_COLS = (
     "intent_json, context_json, adapter_id"
 )
 _SQL_GET = f"SELECT {_REC_COLS} FROM idempotency WHERE account_id = ? AND client_order_id = ?"
-#: every account's record of one client_order_id (index ``idempotency_by_id``)
+#: every account's record of one client_order_id (the key's first column)
 _SQL_GET_ID = f"SELECT {_REC_COLS} FROM idempotency WHERE client_order_id = ?"
 _SQL_INSERT = f"INSERT INTO idempotency ({_REC_COLS}) VALUES (?, ?, ?, 'IN_PROGRESS', NULL, ?, ?, ?, ?, ?)"
 _SQL_RECLAIM = (
@@ -1102,8 +1117,13 @@ class SQLiteJournal:
         missing = [(name, kind) for name, kind in _EVENT_REPORT_COLUMNS if name not in have]
         if missing:  # names and types from the fixed tuple above
             _migration(conn, [(f"ALTER TABLE order_events ADD COLUMN {name} {kind}", ()) for name, kind in missing])
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'idempotency_by_id'").fetchone() is None:
-            conn.execute(_SQL_BY_ID_INDEX)  # one statement: its own transaction
+        key = [col[1] for col in sorted(conn.execute("PRAGMA table_info(idempotency)"), key=lambda col: col[5]) if col[5]]
+        if key != ["client_order_id", "account_id"]:
+            _migration(conn, [(stmt, ()) for stmt in _SQL_RECORDS_ID_FIRST])
+        old_indexes = [name for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'idempotency' AND name IN (?, ?)", _OLD_RECORD_INDEXES)]
+        if old_indexes:  # an older build opened the file since and made its indexes again (names from the fixed tuple)
+            _migration(conn, [(f"DROP INDEX IF EXISTS {name}", ()) for name in old_indexes])
         archive = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'order_archive'").fetchone()
         if archive is None:
             _migration(conn, [(stmt, ()) for stmt in _ADDITIVE])

@@ -201,12 +201,15 @@ def test_a_released_id_may_be_claimed_by_another_account(any_journal) -> None:
 
 def test_a_journal_holding_an_id_under_two_accounts_opens_and_keeps_each_key(tmp_path: Path) -> None:
     """A journal written before the one-account rule may hold an id under several accounts: it opens
-    (the new index is not UNIQUE), each old record still answers its own key, and nobody claims the
+    (the key is the id and the account), each old record still answers its own key, and nobody claims the
     id again while another account's record of it exists."""
     path = tmp_path / "old.db"
     SQLiteJournal(path).close()
-    conn = sqlite3.connect(path)  # as an older build left it: no index on the id, one id under two accounts
-    conn.execute("DROP INDEX idempotency_by_id")
+    conn = sqlite3.connect(path)  # as an older build left it: keyed account first, no index on the id, one id under two accounts
+    conn.execute("DROP TABLE idempotency")
+    conn.execute("CREATE TABLE idempotency (account_id TEXT NOT NULL, client_order_id TEXT NOT NULL, fingerprint TEXT NOT NULL, "
+                 "status TEXT NOT NULL, report_json TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL, intent_json TEXT NOT NULL, "
+                 "context_json TEXT NOT NULL, adapter_id TEXT NOT NULL, PRIMARY KEY (account_id, client_order_id)) WITHOUT ROWID")
     for account in ("acc-1", "acc-2"):
         conn.execute("INSERT INTO idempotency VALUES (?, 'shared', 'fp-a', 'COMPLETED', '{}', 1000.0, 1000.0, '{}', '{}', 'paper')",
                      (account,))
@@ -222,8 +225,11 @@ def test_a_journal_holding_an_id_under_two_accounts_opens_and_keeps_each_key(tmp
     finally:
         j.close()
     conn = sqlite3.connect(path)
-    try:
-        assert conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'idempotency_by_id'").fetchone()
+    try:  # migrated at open: keyed by the id first, both records kept
+        assert [c[1] for c in sorted(conn.execute("PRAGMA table_info(idempotency)"), key=lambda c: c[5]) if c[5]] == [
+            "client_order_id", "account_id"]
+        assert conn.execute("SELECT account_id FROM idempotency WHERE client_order_id = 'shared' ORDER BY 1").fetchall() == [
+            ("acc-1",), ("acc-2",)]
     finally:
         conn.close()
 
