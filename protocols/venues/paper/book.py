@@ -50,25 +50,51 @@ SCHEMA_VERSION = "1"
 #: meta counters the book derives from its rows (the highest ``seq``), so a commit does not write them
 _DERIVED_META = frozenset({"order_seq", "fill_seq"})
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS orders (
+#: the orders and fills tables (``name``: theirs, or the copy a migration fills). The venue order id
+#: (``f"{adapter_id}-o{seq}"``) and the trade id (``f"{adapter_id}-{seq}"``) are made from the row's
+#: own ``seq``, the table's key, so each is unique by construction and has no index of its own: the
+#: first layout kept a UNIQUE index of each, two more b-trees (pages) written by every order and fill
+_ORDERS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
     seq             INTEGER PRIMARY KEY,
     client_order_id TEXT NOT NULL UNIQUE,
-    venue_order_id  TEXT NOT NULL UNIQUE,
+    venue_order_id  TEXT NOT NULL,
     account         TEXT NOT NULL,
     status          TEXT NOT NULL,
     reject_reason   TEXT,
     accepted_day    TEXT NOT NULL,
     updated_ts      TEXT NOT NULL,
     order_json      TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS fills (
+)"""
+_FILLS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
     seq             INTEGER PRIMARY KEY,
-    trade_id        TEXT NOT NULL UNIQUE,
+    trade_id        TEXT NOT NULL,
     client_order_id TEXT NOT NULL,
     fill_json       TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS fills_by_order ON fills (client_order_id);
+)"""
+_ORDER_COLS = "seq, client_order_id, venue_order_id, account, status, reject_reason, accepted_day, updated_ts, order_json"
+_FILL_COLS = "seq, trade_id, client_order_id, fill_json"
+_FILLS_BY_ORDER = "CREATE INDEX IF NOT EXISTS fills_by_order ON fills (client_order_id)"
+#: a book whose orders and fills tables are the first layout (a UNIQUE index of the venue order id
+#: and of the trade id): their rows copied into the new layout, once, at open, in one transaction
+#: (a crash leaves the old tables whole; dropping a table drops its indexes)
+_IDS_BY_SEQ = (
+    "DROP TABLE IF EXISTS orders_by_seq",
+    _ORDERS_TABLE.format(name="orders_by_seq"),
+    f"INSERT INTO orders_by_seq ({_ORDER_COLS}) SELECT {_ORDER_COLS} FROM orders ORDER BY seq",
+    "DROP TABLE orders",
+    "ALTER TABLE orders_by_seq RENAME TO orders",
+    "DROP TABLE IF EXISTS fills_by_seq",
+    _FILLS_TABLE.format(name="fills_by_seq"),
+    f"INSERT INTO fills_by_seq ({_FILL_COLS}) SELECT {_FILL_COLS} FROM fills ORDER BY seq",
+    "DROP TABLE fills",
+    "ALTER TABLE fills_by_seq RENAME TO fills",
+    _FILLS_BY_ORDER,
+)
+
+_SCHEMA = f"""
+{_ORDERS_TABLE.format(name="orders")};
+{_FILLS_TABLE.format(name="fills")};
+{_FILLS_BY_ORDER};
 CREATE TABLE IF NOT EXISTS submissions (
     client_order_id TEXT PRIMARY KEY,
     count           INTEGER NOT NULL
@@ -231,6 +257,31 @@ def checkpoint_book(book: object) -> None:
         run()
 
 
+def _unique_columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """The columns of ``table`` (a fixed name) that a one-column UNIQUE index keeps unique."""
+    out = set()
+    for _, name, unique, *_ in conn.execute(f"PRAGMA index_list({table})").fetchall():
+        if unique:
+            cols = [row[2] for row in conn.execute(f"PRAGMA index_info({name!r})")]
+            if len(cols) == 1:
+                out.add(cols[0])
+    return out
+
+
+def _migrate(conn: sqlite3.Connection, statements: tuple[str, ...]) -> None:
+    """Run a schema step's statements in one BEGIN IMMEDIATE … COMMIT, rolled back whole on any
+    error (re-raised): a book is never left half migrated."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for sql in statements:
+            conn.execute(sql)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 class NullBook:
     """The in-memory book: nothing to load, nothing written."""
 
@@ -299,6 +350,8 @@ class SqliteBook:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA wal_autocheckpoint=0")  # see checkpoint(): not inside an order's commit
             conn.executescript(_SCHEMA)
+            if _unique_columns(conn, "orders") & {"venue_order_id"} or _unique_columns(conn, "fills") & {"trade_id"}:
+                _migrate(conn, _IDS_BY_SEQ)
             owner = conn.execute("SELECT value FROM meta WHERE key = 'adapter_id'").fetchone()
             if owner is not None and owner[0] != adapter_id:
                 raise ValueError(f"venue book {self.path} belongs to adapter {owner[0]!r}, not {adapter_id!r}")
