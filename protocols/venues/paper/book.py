@@ -39,6 +39,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
+import orjson
+
 from ...adapter import VenueOrder, VenueOrderState
 from ...model.dataclass_compat import builder
 from ...model.enums import OrderStatus
@@ -255,6 +257,32 @@ def checkpoint_book(book: object) -> None:
     run = getattr(book, "checkpoint", None)
     if run is not None:
         run()
+
+
+def order_json(order: VenueOrder) -> str:
+    """``order`` as the book's ``order_json``: the content ``order.model_dump_json()`` writes, read
+    back as the same ``VenueOrder`` (decimals as plain strings, enums as their values, the UTC time
+    by orjson: ``+00:00`` where pydantic writes ``Z``) in half its time (pydantic calls a Python
+    serializer per decimal). A subclass, whose fields this does not know, and a time not in UTC
+    (never the venue's) go to pydantic."""
+    if type(order) is not VenueOrder or order.ts.tzinfo is not UTC:
+        return order.model_dump_json()
+    limit = order.limit_price
+    return orjson.dumps({
+        "client_order_id": order.client_order_id, "account_id": order.account_id, "symbol": order.symbol,
+        "side": order.side, "order_type": order.order_type, "quantity": format(order.quantity, "f"),
+        "limit_price": None if limit is None else format(limit, "f"), "time_in_force": order.time_in_force,
+        "ts": order.ts}).decode()
+
+
+def fill_json(fill: Fill) -> str:
+    """``fill`` as the book's ``fill_json``, as :func:`order_json` writes an order."""
+    if type(fill) is not Fill or fill.ts.tzinfo is not UTC:
+        return fill.model_dump_json()
+    return orjson.dumps({
+        "trade_id": fill.trade_id, "qty": format(fill.qty, "f"), "price": format(fill.price, "f"),
+        "fee": format(fill.fee, "f"), "fee_currency": fill.fee_currency, "liquidity": fill.liquidity,
+        "ts": fill.ts}).decode()
 
 
 def _unique_columns(conn: sqlite3.Connection, table: str) -> set[str]:
@@ -506,7 +534,7 @@ class SqliteBook:
                             r.reject_reason,
                             r.day.isoformat(),
                             r.ts.isoformat(),
-                            r.order.model_dump_json(),
+                            order_json(r.order),
                         )
                         for r in changes.orders.values()
                     ],
@@ -514,7 +542,7 @@ class SqliteBook:
             if changes.fills:
                 conn.executemany(
                     "INSERT INTO fills (seq, trade_id, client_order_id, fill_json) VALUES (?, ?, ?, ?)",
-                    [(seq, f.trade_id, coid, f.model_dump_json()) for seq, coid, f in changes.fills],
+                    [(seq, f.trade_id, coid, fill_json(f)) for seq, coid, f in changes.fills],
                 )
             if submissions:
                 conn.executemany(
