@@ -73,6 +73,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -82,6 +83,7 @@ from pathlib import Path, PurePath
 from typing import Any, Final, Literal, NamedTuple, Protocol, TypeGuard
 
 import orjson
+from loguru import logger
 
 from protocols._files import fsync_dir, replace_file, write_all
 
@@ -297,8 +299,16 @@ def read_records(
 
 
 def _open_segment(file: Path) -> Iterable[bytes]:
-    opener = gzip.open if file.name.endswith(".gz") else open
-    with opener(file, "rb") as fh:
+    """The lines of segment ``file`` (its anchor line left out). A rotated (plain) segment that is
+    gone when it is opened was compressed meanwhile (:func:`_compress_rotated`, which writes the
+    compressed one before removing the plain one): its compressed form is read instead."""
+    try:
+        fh = gzip.open(file, "rb") if file.name.endswith(".gz") else open(file, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        if file.name.endswith(".gz"):
+            raise
+        fh = gzip.open(_compressed(file), "rb")  # noqa: SIM115 - closed below
+    with fh:
         for raw in fh:
             if raw.endswith(b"\n") and not raw.startswith(b'{"anchor":'):
                 yield raw
@@ -306,9 +316,13 @@ def _open_segment(file: Path) -> Iterable[bytes]:
 
 def _segment_anchor(file: Path) -> tuple[int, str, int]:
     """``(seq, hash, lines)`` of a segment's closing anchor line (of a rotated segment: of its last
-    line, ``lines`` from its name); ValueError when it has none."""
+    line, ``lines`` from its name; of its compressed form when it was compressed meanwhile);
+    ValueError when it has none."""
     if not file.name.endswith(".gz"):
-        return _rotated_anchor(file)
+        try:
+            return _rotated_anchor(file)
+        except FileNotFoundError:
+            file = _compressed(file)
     last = b""
     with gzip.open(file, "rb") as fh:
         for raw in fh:
@@ -321,6 +335,11 @@ def _segment_anchor(file: Path) -> tuple[int, str, int]:
     if not (isinstance(seq, int) and _is_hex64(digest) and isinstance(lines, int)):
         raise ValueError(f"{file.name}: malformed anchor {anchor!r}")
     return seq, digest, lines
+
+
+def _compressed(file: Path) -> Path:
+    """The compressed form of rotated segment ``file`` (``….jsonl.gz``)."""
+    return file.with_name(file.name + ".gz")
 
 
 def _rotated_anchor(file: Path) -> tuple[int, str, int]:
@@ -708,6 +727,8 @@ class AuditLog:
     ``file_mode``: permission bits of the log, anchor and sidecar (default ``0o600``; the
     files are created with ``os.open(..., mode)`` and ``fchmod``-ed, whatever the umask).
     ``clock``: anything with ``now() -> aware datetime`` (e.g. ``actors.kernel.clock.FakeClock``).
+    ``compress_rotated``: compress the segment each :meth:`rotate` makes on a background thread
+    (default; False: the next :func:`archive_audit` does, at start).
 
     On open of an existing file the tail is checked (torn line moved aside per the rule,
     last line's hash verified, anchor not ahead of the log) and ``seq``/``prev`` continue
@@ -725,6 +746,7 @@ class AuditLog:
         file_mode: int = 0o600,
         clock: _NowSource | None = None,
         archive_dir: Path | str | None = None,
+        compress_rotated: bool = True,
     ) -> None:
         if fsync not in _POLICIES:
             raise ValueError(f"fsync must be one of 'always', 'batch', 'never'; got {fsync!r}")
@@ -744,6 +766,9 @@ class AuditLog:
         self._head_fd: int | None = None
         self._fd: int | None = None
         self._torn_moved = 0
+        #: compress each segment :meth:`rotate` made on a thread of its own (False: at the next start)
+        self._compress_rotated = compress_rotated
+        self._compressor: threading.Thread | None = None
         self._open_checked()
 
     # -- open / recovery -------------------------------------------------------
@@ -1014,8 +1039,10 @@ class AuditLog:
         the segment ``<archive_dir>/<name>.<first>-<last>.jsonl`` and an empty live log continues
         the chain from its last line; else nothing moves. The cost does not grow with the log: what
         is pending is written and synced, the first line read, the file hard-linked into the
-        archive and an empty file renamed over the live one (the next :func:`archive_audit`, at
-        start, compresses the segment). Crash-safe: cut after the link, the live log and the
+        archive and an empty file renamed over the live one. The segment is then compressed off
+        the caller's thread (``compress_rotated``: a background thread, :meth:`wait_compressed`;
+        crash-safe, see :func:`_compress_rotated`; without it the next :func:`archive_audit`, at
+        start, compresses it). Crash-safe: cut after the link, the live log and the
         segment are one file; :func:`verify` accepts it (warning) and the next open (or
         :func:`archive_audit`) completes the rotation. An archive directory on another file
         system (no hard link) falls back to :func:`archive_audit`'s copy. Raises
@@ -1056,7 +1083,21 @@ class AuditLog:
                 raise AuditError(f"rotating audit log {self._path} failed: {exc}") from exc
         finally:
             self._open_checked("rotating it")
+        if self._compress_rotated:
+            self._compressor = threading.Thread(
+                target=_compress_in_background, args=(self._path, self._archive_dir, self._mode),
+                name="flowroute-audit-compress", daemon=True)  # a kill mid-way is safe (_compress_rotated)
+            self._compressor.start()
         return ArchiveResult(segment, last_seq - first_seq + 1, first_seq, last_seq, last_seq - first_seq + 1)
+
+    def wait_compressed(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds (None: until done) for the compression the last
+        :meth:`rotate` started; True when none is running any more."""
+        compressor = self._compressor
+        if compressor is None:
+            return True
+        compressor.join(timeout)
+        return not compressor.is_alive()
 
     def _archive_by_copy(self, before: datetime) -> ArchiveResult:
         """:meth:`rotate` where no hard link reaches the archive: release the file, copy the lines
@@ -1264,12 +1305,35 @@ def archive_audit(path: Path | str, *, before: datetime, archive_dir: Path | str
         os.close(fd)
 
 
+#: one compression of rotated segments at a time in this process (a writer's background thread,
+#: :func:`archive_audit` at a start, a ledger's next generation): two would race on one plain file
+_COMPRESSING = threading.Lock()
+
+
 def _compress_rotated(path: Path, folder: Path, file_mode: int) -> int:
     """Compress the rotated (plain) segments of the log at ``path`` (:meth:`AuditLog.rotate`) into
     the archived form (``….jsonl.gz`` with its anchor line); returns how many. Each one is written
-    (fsync, rename) before its plain file is removed, so a crash in between leaves both, and
-    :func:`audit_segments` reads the compressed one; a plain file that is still the live log (a
-    rotation cut short) or ends in a torn line is left as it is."""
+    (``<name>.gz.tmp``, fsync, rename) before its plain file is removed, so a crash at any point
+    leaves the plain segment whole, or both (the compressed one complete; :func:`audit_segments`
+    reads it, the next run removes the plain one); a plain file that is still the live log (a
+    rotation cut short) or ends in a torn line is left as it is. A reader that listed the plain
+    segment and finds it gone reads the compressed one (:func:`_open_segment`). One run at a
+    time per process (:data:`_COMPRESSING`); another process cannot hold the log (its ``flock``)."""
+    with _COMPRESSING:
+        return _compress_rotated_locked(path, folder, file_mode)
+
+
+def _compress_in_background(path: Path, folder: Path, file_mode: int) -> None:
+    """:func:`_compress_rotated` on :class:`AuditLog`'s compressor thread; a failure is logged
+    (the plain segments stay readable; the next rotation or start tries again)."""
+    try:
+        _compress_rotated(path, folder, file_mode)
+    except Exception:  # noqa: BLE001 - housekeeping off the writer's thread: nothing is lost, it is retried
+        logger.opt(exception=True).error("audit log {}: compressing its rotated segments failed; the next rotation or "
+                                         "start tries again", path)
+
+
+def _compress_rotated_locked(path: Path, folder: Path, file_mode: int) -> int:
     try:
         live = path.stat()
     except OSError:

@@ -18,7 +18,8 @@ batch, no fsync; off by default); ``archive_dir`` (``archive`` under the state d
   leave the live log; the hash chain continues across segments (``actors.audit.log.archive_audit``).
   While the runtime runs, the ledger rotates the live log instead (``AuditLog.rotate``: once its
   first line is past the keep time the whole file becomes a segment, without copying it), and
-  the next start's ``archive_audit`` compresses what was rotated.
+  a background thread compresses the segment while the runtime runs (``archive_audit`` at the
+  next start finishes what a crash cut short).
 - **Ledger journal** (``ledger.sqlite``, or the PostgreSQL journal's tables with ``journal.url``):
   an order whose last transition is terminal and older than ``now - orders_days`` (or whose
   compacted archive row is: ``order_archive.archived_at``) is written, with every transition,

@@ -60,8 +60,12 @@ def test_retention_runs_on_the_clock_while_running_and_keeps_what_idempotency_ne
     assert {r["client_order_id"] for r in rows} == {"rr-sent", "rr-denied"}
     assert {r["table"] for r in rows} >= {"order_events", "fills"}
     assert audit_segments(state / "audit.jsonl"), "the audit lines were archived while the runtime ran"
-    # rotated, not rewritten: the live file itself became the segment (AuditLog.rotate)
-    assert [seg.stat().st_ino for seg, _, _ in audit_segments(state / "audit.jsonl")] == [live]
+    # rotated, not rewritten on the ledger's thread: the live file itself became the segment
+    # (AuditLog.rotate), which a thread of its own compresses while the runtime runs (before: at the next start)
+    assert (state / "audit.jsonl").stat().st_ino != live
+    wait_until(lambda: [seg.name[-9:] for seg, _, _ in audit_segments(state / "audit.jsonl")] == [".jsonl.gz"],
+               what="the rotated audit segment compressed while the runtime runs")
+    assert not list((state / "archive").glob("audit.jsonl.*.jsonl"))
     # the runtime goes on: a new order, its audit line after the archived segment in one chain
     assert rt.submit(market("rr-new"), ctx()).result(timeout=10).status is OrderStatus.FILLED
     # an id that reached a venue is refused; one that never left may be used again
