@@ -83,6 +83,8 @@ from typing import Final, Literal, Protocol, TypeVar, runtime_checkable
 from loguru import logger
 
 from protocols import Fill, Liquidity, Side
+from protocols._refused import UNBINDABLE, ValueRefused
+from protocols._refused import refused_value as _refused_value
 from protocols.model.dataclass_compat import builder, replacer
 
 from .txn import InjectedFailures, JournalStats, TxnStats
@@ -128,9 +130,10 @@ class JournalError(Exception):
     """
 
 
-class JournalValueRefused(ValueError):
+class JournalValueRefused(ValueRefused):
     """A write the journal refused for a value in it, not for a failing write: the transaction
-    was rolled back, nothing written, and the same values would be refused at every retry.
+    was rolled back, nothing written, and the same values would be refused at every retry
+    (``protocols._refused``: the one classification, shared with the paper venue's book).
 
     Raised by every write of every backend for what SQL calls a *data exception* (SQLSTATE class
     22: ``psycopg.DataError``, e.g. a NUL character in text, 22003 an integer beyond its column's
@@ -143,12 +146,12 @@ class JournalValueRefused(ValueError):
 
 
 #: what a driver raises for a value it cannot bind, whatever the backend (see JournalValueRefused)
-_UNBINDABLE: Final = (UnicodeError, OverflowError)
+_UNBINDABLE: Final = UNBINDABLE
 
 
 def refused_value(op: str, exc: BaseException) -> JournalValueRefused:
     """The :class:`JournalValueRefused` of write ``op`` for the driver's error ``exc``."""
-    return JournalValueRefused(f"{op} refused a value, transaction rolled back: {type(exc).__name__}: {exc}"[:1000])
+    return _refused_value(op, exc, JournalValueRefused)
 
 
 # ---------------------------------------------------------------------------

@@ -170,3 +170,78 @@ def test_a_group_holds_the_book_and_writes_once(pg_url: str) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_an_order_the_book_cannot_store_is_rejected_naming_it_and_the_book_goes_on(pg_url: str) -> None:
+    """Texts PostgreSQL refuses (a NUL character; a lone surrogate, which UTF-8 cannot encode) in
+    an order are rejected ``VALUE_REFUSED`` naming the field, nothing booked, before matching; in
+    a group the other orders are written. Before, such an order failed the venue's write
+    (``FatalAdapterError``, a breaker failure) and in a group took every order of it down."""
+    from protocols.venues.paper.venue import VALUE_REFUSED
+
+    a, b = shared_venue(pg_url), shared_venue(pg_url)
+    try:
+        a.on_market(quote("99.99", "100.00", "5", 0))
+        bad = [order("nul-\x00", "BUY", "0.1"), order("sur-\ud800", "BUY", "0.1"),
+               order("acc", "BUY", "0.1").model_copy(update={"account_id": "a\x00c"})]
+        for o, named in zip(bad, ["client_order_id holds a NUL character", "client_order_id holds a lone surrogate",
+                                  "account_id holds a NUL character"], strict=True):
+            with pytest.raises(VenueRejectedError, match=named) as info:
+                a.submit_order(o)
+            assert info.value.venue_code == VALUE_REFUSED
+        assert a.submission_counts() == {} and a.fetch_order("acc") is None
+        assert a.submit_order(order("ok", "BUY", "0.1")).status is OrderStatus.FILLED
+        a.begin_batch()  # a group: only the refused order is left out
+        assert a.submit_order(order("g1", "BUY", "0.1")).status is OrderStatus.FILLED
+        with pytest.raises(VenueRejectedError, match="NUL") as info:
+            a.submit_order(order("g-\x00", "BUY", "0.1"))
+        assert info.value.venue_code == VALUE_REFUSED
+        assert a.submit_order(order("g3", "BUY", "0.1", "99.00")).status is OrderStatus.ACCEPTED
+        a.end_batch()
+        assert b.fetch_order("g1").status is OrderStatus.FILLED and b.fetch_order("g3").status is OrderStatus.ACCEPTED
+        assert b.submission_counts() == {"ok": 1, "g1": 1, "g3": 1}
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_value_the_books_write_refuses_is_a_value_refused_and_the_book_stays_usable(pg_url: str,
+                                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The write itself classifies what PostgreSQL refuses (SQLSTATE class 22 or unbindable, as the
+    journals do: ``protocols._refused``): ``ValueRefused`` after the rollback, the lock released,
+    the next change written; the venue rejects that one call ``VALUE_REFUSED``. Before: a
+    ``BookError`` (or, for a lone surrogate, an unclassified error with the book left locked) and
+    the order FAILED as a broken venue."""
+    from protocols._refused import ValueRefused
+    from protocols.venues.paper import venue as venue_mod
+    from protocols.venues.paper.book import BookChanges, new_record
+    from protocols.venues.paper.pg_book import BookError
+
+    book = PgBook(pg_url, adapter_id="direct", fill_model_version="test")
+    try:
+        for coid, reason in (("r-1", "bad\x00reason"), ("r-2", "bad \ud800 reason")):
+            o = order(coid, "BUY", "0.1", "99.00")
+            rec = new_record(1, o, "direct-o1", "acc", OrderStatus.REJECTED, (), reason, T0.date(), T0)
+            book.begin()
+            with pytest.raises(ValueRefused, match="paper venue book 'direct' write refused a value") as info:
+                book.commit(BookChanges(orders={coid: rec}))
+            assert not isinstance(info.value, BookError)
+        book.begin()  # not left locked, the connection usable
+        good = new_record(1, order("r-3", "BUY", "0.1", "99.00"), "direct-o1", "acc", OrderStatus.ACCEPTED, (), None,
+                          T0.date(), T0)
+        book.commit(BookChanges(orders={"r-3": good}))
+        assert book.load_order("r-3") is not None and book.load_order("r-1") is None
+    finally:
+        book.close()
+    # the venue, for a value its own check does not catch (that check switched off here)
+    monkeypatch.setattr(venue_mod, "order_text_problem", lambda order: None)
+    a = shared_venue(pg_url)
+    try:
+        a.on_market(quote("99.99", "100.00", "5", 0))
+        with pytest.raises(VenueRejectedError, match="refused a value") as info:
+            a.submit_order(order("nul-\x00", "BUY", "0.1"))
+        assert info.value.venue_code == venue_mod.VALUE_REFUSED
+        assert a.submit_order(order("after", "BUY", "0.1")).status is OrderStatus.FILLED
+        assert a.submission_counts() == {"after": 1}
+    finally:
+        a.close()

@@ -26,7 +26,13 @@ fill sequences (venue order ids, trade ids) stay gapless and unique across proce
 REPEATABLE READ snapshot, so an answer reflects every change committed before the call (a
 lookup's "not found" is still proof of absence).
 
-SQL is always parameterised. Database errors raise :class:`BookError` after a rollback.
+SQL is always parameterised. Database errors raise :class:`BookError` after a rollback. A value
+the database refuses (SQLSTATE class 22, e.g. a NUL character in text, or one the driver cannot
+bind, e.g. a lone surrogate: ``protocols._refused``, as the journals classify it) raises
+:class:`~protocols._refused.ValueRefused` after the rollback instead: that change's fault, not the
+database's; the book is unlocked and usable for the next change (the venue rejects that order,
+``VALUE_REFUSED``). :func:`order_text_problem` finds in an order what no write of it could store,
+before it is matched.
 """
 
 from __future__ import annotations
@@ -41,16 +47,19 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from loguru import logger
+from pydantic_core import PydanticSerializationError
 
+from ..._refused import UNBINDABLE, refused_value
 from ...adapter import VenueOrder
 from ...market.values import Quote
+from ...model.base import text_problem
 from ...model.enums import OrderStatus, Side
 from ...model.reports import Fill
 from .book import BookChanges, BookSnapshot, VenueOrderRecord
 from .fill_model import L1Book, TopOfBook, _new_top_of_book
 
 __all__ = ["BookDelta", "BookError", "PgBook", "SCHEMA_VERSION", "connect_failure", "market_from_json", "market_to_json",
-           "redact_url"]
+           "order_text_problem", "redact_url"]
 
 SCHEMA_VERSION = 1
 #: ``pg_advisory_xact_lock`` key serialising schema creation ("frpaperb" in ASCII)
@@ -147,6 +156,20 @@ def connect_failure(exc: Exception) -> str:
     if "database" in low and "does not exist" in low:
         return "the database does not exist (create it first, e.g. createdb)"
     return "cannot reach the PostgreSQL server"
+
+
+def order_text_problem(order: VenueOrder) -> str | None:
+    """What in ``order``'s texts (client order id, account, symbol: what the book stores of it, as
+    columns and in its JSON) PostgreSQL cannot store, e.g. ``"client_order_id holds a NUL
+    character"``, or None (the common case, told at once: all ASCII and no NUL)."""
+    joined = order.client_order_id + order.account_id + order.symbol
+    if joined.isascii() and "\x00" not in joined:
+        return None
+    for name in ("client_order_id", "account_id", "symbol"):
+        problem = text_problem(getattr(order, name))
+        if problem is not None:
+            return f"{name} holds {problem}"
+    return None
 
 
 def _dec(value: Decimal | None) -> str | None:
@@ -329,7 +352,8 @@ class PgBook:
 
     def commit(self, changes: BookChanges) -> None:
         """Write ``changes`` as version ``head + 1`` and commit, which releases the lock taken by
-        :meth:`begin`. Empty changes just release it. Raises :class:`BookError` (rolled back)."""
+        :meth:`begin`. Empty changes just release it. Raises :class:`ValueRefused` for a value the
+        database refuses, :class:`BookError` for any other failure (both rolled back, unlocked)."""
         import psycopg
 
         head = self._head
@@ -376,6 +400,9 @@ class PgBook:
                         [(b, k, val, v) for k, val in changes.meta.items()])
                 cur.execute("UPDATE flowroute_paper.books SET version = %s WHERE book_id = %s", (v, b))
             conn.execute("COMMIT")
+        except (*UNBINDABLE, psycopg.DataError, PydanticSerializationError) as exc:  # the change's values, not the database
+            self._fail("write refused a value", exc)
+            raise refused_value(f"paper venue book {self.book_id!r} write", exc) from None
         except psycopg.Error as exc:
             raise self._fail("write failed", exc) from None
         self._head = None

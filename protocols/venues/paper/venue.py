@@ -25,6 +25,11 @@ Behaviour:
   the group raises it too. Market data arriving during a group writes the group's waiting
   changes with its own before it pushes any event, so no event reports a change that is not
   in the book.
+- **Refused values** (shared book): an order whose texts PostgreSQL cannot store (a NUL
+  character, a lone surrogate: ``pg_book.order_text_problem``) is rejected before it is matched,
+  ``VenueRejectedError`` code ``VALUE_REFUSED`` naming the field, nothing booked, so it never
+  fails the group it arrived in; a value the book's write refuses anyway (SQLSTATE class 22,
+  ``protocols._refused.ValueRefused``) rejects that call the same way, and the book stays usable.
 - ``on_market`` expires DAY orders at a UTC date change, fills resting orders and pushes
   ``VenueEvent`` values (``"fill"``, ``"expired"``) to the sink set by ``set_event_sink``.
 - Thread safety: one internal lock guards the book (this simulator is outside the actor
@@ -51,6 +56,7 @@ from typing import Any
 
 from loguru import logger
 
+from ..._refused import ValueRefused
 from ...adapter import AdapterCapabilities, EventSink, VenueEvent, VenueOrder, VenueOrderState
 from ...market.values import Quote, Trade
 from ...model.dataclass_compat import builder
@@ -71,9 +77,11 @@ from .fill_model import (
     make_fill_model,
     quote_currency,
 )
-from .pg_book import MARKET_KEY, BookDelta, BookError, PgBook, market_from_json, market_to_json
+from .pg_book import MARKET_KEY, BookDelta, BookError, PgBook, market_from_json, market_to_json, order_text_problem
 from .trusted import make_fill, make_state
 
+#: ``VenueRejectedError.venue_code`` of an order the venue book cannot store (see the module docstring)
+VALUE_REFUSED = "VALUE_REFUSED"
 #: a resting order for the fill model, from values already checked (protocols/model/dataclass_compat.py)
 _new_resting = builder(Resting)
 #: in ``PaperVenue._limits`` entries ``(limit_price, position, client order id)``: the position of one,
@@ -425,6 +433,9 @@ class PaperVenue:
             if self._closed:  # self._ensure_open(), inline
                 raise NotDeliveredError("venue closed")
             if self._shared:
+                problem = order_text_problem(order)
+                if problem is not None:  # would fail the book's write (and with it a whole group): nothing booked
+                    raise VenueRejectedError(f"the venue book cannot store this order: {problem}", venue_code=VALUE_REFUSED)
                 self._sync(lock=True)
             coid = order.client_order_id
             count = self._submissions.get(coid, 0) + 1
@@ -789,7 +800,10 @@ class PaperVenue:
             return
         try:
             self._book.commit(changes)
-        except Exception as exc:  # any store failure is a failed write
+        except ValueRefused as exc:  # the operation's values, not the store: that call is rejected, the book goes on
+            logger.error("{}: {}", self.adapter_id, exc)
+            raise VenueRejectedError(f"the venue book cannot store this order: {exc}", venue_code=VALUE_REFUSED) from exc
+        except Exception as exc:  # any other store failure is a failed write
             logger.opt(exception=exc).error("{}: venue book write failed", self.adapter_id)
             raise FatalAdapterError(f"venue book write failed: {exc}") from exc
 
