@@ -114,11 +114,18 @@ def test_a_cut_segment_end_is_found(tmp_path: Path) -> None:
 CHILD = """
 import os, signal, sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 sys.path.insert(0, {root!r})
 import actors.audit.log as audit
 
+calls = [0]
+real = {target}
+
 def die(*args, **kwargs):
-    os.kill(os.getpid(), signal.SIGKILL)
+    calls[0] += 1
+    if calls[0] == {n}:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*args, **kwargs)
 
 class Clock:
     t = datetime(2025, 1, 1, tzinfo=UTC)
@@ -131,14 +138,17 @@ for i in range(3):
     clock.t += timedelta(days=1)
     log.append("transition", {{"client_order_id": f"o-{{i}}"}})
 log.flush()
-audit.{target} = die  # SIGKILL at the rotation's next step
+{target} = die  # SIGKILL at the n-th call of it
 log.rotate(clock.t + timedelta(days=1))
+log.wait_compressed()
 sys.exit(3)  # not reached
 """
 
 
-def run_child(path: Path, target: str) -> None:
-    proc = subprocess.run([sys.executable, "-c", CHILD.format(root=str(ROOT), path=str(path), target=target)],
+def run_child(path: Path, target: str, n: int = 1) -> None:
+    """A real subprocess writes three lines, rotates (compressing in the background) and is
+    SIGKILLed at the ``n``-th call of ``target`` (see :data:`CHILD`)."""
+    proc = subprocess.run([sys.executable, "-c", CHILD.format(root=str(ROOT), path=str(path), target=target, n=n)],
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
 
@@ -149,7 +159,7 @@ def test_a_sigkill_mid_rotation_leaves_a_verifiable_log_that_the_next_start_comp
     segment are one file. verify accepts it (a warning), and the next open (or archive_audit, which
     a start runs first) puts the empty live log in place, so no line is ever written into the segment."""
     path = tmp_path / "audit.jsonl"
-    run_child(path, "replace_file")
+    run_child(path, "audit.replace_file")
     (segment, first, last), = audit_segments(path)
     assert (first, last) == (1, 3) and os.path.samestat(segment.stat(), path.stat())
     result = verify(path)
@@ -250,40 +260,6 @@ def test_a_reader_that_listed_a_plain_segment_compressed_meanwhile_reads_the_com
     assert [r.data["day"] for r in read_records(path)] == [0, 1, 6]
 
 
-COMPRESS_CHILD = """
-import os, signal, sys
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-sys.path.insert(0, {root!r})
-import actors.audit.log as audit
-
-calls = [0]
-real = {target}
-
-def die(*args, **kwargs):
-    calls[0] += 1
-    if calls[0] == {n}:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real(*args, **kwargs)
-
-class Clock:
-    t = datetime(2025, 1, 1, tzinfo=UTC)
-    def now(self):
-        return self.t
-
-clock = Clock()
-log = audit.AuditLog({path!r}, clock=clock)
-for i in range(3):
-    clock.t += timedelta(days=1)
-    log.append("transition", {{"client_order_id": f"o-{{i}}"}})
-log.flush()
-{target} = die  # SIGKILL at the compression's step
-log.rotate(clock.t + timedelta(days=1))
-log.wait_compressed()
-sys.exit(3)  # not reached
-"""
-
-
 @pytest.mark.parametrize("cut", ["before_rename", "before_unlink"])
 def test_a_sigkill_mid_compression_leaves_the_plain_segment_or_the_whole_compressed_one(tmp_path: Path, cut: str) -> None:
     """A real subprocess SIGKILLed by its compressor thread: after the compressed file was written
@@ -293,9 +269,7 @@ def test_a_sigkill_mid_compression_leaves_the_plain_segment_or_the_whole_compres
     path = tmp_path / "audit.jsonl"
     # os.replace: the 1st call is the rotation's (the empty live log), the 2nd the compressed segment's
     target, n = ("os.replace", 2) if cut == "before_rename" else ("Path.unlink", 1)
-    proc = subprocess.run([sys.executable, "-c", COMPRESS_CHILD.format(root=str(ROOT), path=str(path), target=target, n=n)],
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    run_child(path, target, n)
     archive = tmp_path / "archive"
     plain, gz = archive / "audit.jsonl.000000000001-000000000003.jsonl", archive / "audit.jsonl.000000000001-000000000003.jsonl.gz"
     assert plain.exists() and gz.exists() is (cut == "before_unlink")
