@@ -24,6 +24,7 @@ from json.encoder import encode_basestring_ascii as _esc
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pykka
 from loguru import logger
 
@@ -285,6 +286,22 @@ def _event_params(rec: OrderRecord, t: Transition) -> tuple:
             rec.attempts, n, n, n)
 
 
+_dumps = orjson.dumps
+
+
+def _ts_json(ts: datetime) -> str:
+    """``json.dumps(ts.isoformat())``: a time as the JSON string the audit line holds. A UTC
+    ``datetime`` (the runtime's clocks stamp every transition so) is written by orjson, which
+    writes it exactly as ``isoformat()`` does (``+00:00``; no fraction when the microseconds are
+    0), in ~0.3 µs instead of ~1.2 (four or five times per order: each transition's and fill's
+    line, each fill's row); any other time, a subclass or another zone, by ``isoformat()``.
+    Held to ``isoformat()`` by ``tests/audit/test_ledger_lines.py`` and
+    ``tests/orders/test_ledger_row_params.py``."""
+    if ts.tzinfo is UTC and type(ts) is datetime:
+        return _dumps(ts).decode()
+    return f'"{ts.isoformat()}"'
+
+
 def _transition_line(rec: OrderRecord, t: Transition) -> str:
     """``_data_json(LedgerActor._transition_data(rec, t))`` (``actors/audit/log.py``): the audit line's
     data of a transition as canonical JSON text, written straight from the record (keys in sorted
@@ -298,7 +315,7 @@ def _transition_line(rec: OrderRecord, t: Transition) -> str:
     res = "" if reserved is None else f'"reserved":{_esc(str(reserved))},'
     if t.seq != 1:
         return (f'{{"account_id":{_esc(rec.account_id)},"cause":{_esc(t.cause)},"client_order_id":{_esc(rec.client_order_id)},'
-                f'"from":"{t.from_status._value_}",{res}"seq":{t.seq},"to":"{to._value_}","ts":"{t.ts.isoformat()}"}}')
+                f'"from":"{t.from_status._value_}",{res}"seq":{t.seq},"to":"{to._value_}","ts":{_ts_json(t.ts)}}}')
     route = rec.route
     limit = rec.limit_price
     if rec.strategy_id or rec.session_id or rec.correlation_id:  # the first line holds all three (rec.attribution)
@@ -311,7 +328,7 @@ def _transition_line(rec: OrderRecord, t: Transition) -> str:
             f'"limit_price":{"null" if limit is None else _esc(str(limit))},"order_type":"{rec.order_type._value_}",'
             f'"quantity":{_esc(str(rec.quantity))},{res}"route_id":{_esc(route.route_id) if route else _EMPTY},'
             f'"routing_reason":{_esc(route.routing_reason) if route else _EMPTY},"seq":{t.seq},{sess}"side":"{rec.side._value_}",'
-            f'{strat}"symbol":{_esc(rec.symbol)},"time_in_force":{_esc(rec.time_in_force)},"to":"{to._value_}","ts":"{t.ts.isoformat()}"}}')
+            f'{strat}"symbol":{_esc(rec.symbol)},"time_in_force":{_esc(rec.time_in_force)},"to":"{to._value_}","ts":{_ts_json(t.ts)}}}')
 
 
 def _fill_line(rec: OrderRecord, fill: Fill) -> str:
@@ -321,7 +338,7 @@ def _fill_line(rec: OrderRecord, fill: Fill) -> str:
     return (f'{{"account_id":{_esc(rec.account_id)},"client_order_id":{_esc(rec.client_order_id)},"fee":{_esc(str(fill.fee))},'
             f'"fee_currency":{_esc(fill.fee_currency)},"liquidity":"{fill.liquidity._value_}","price":{_esc(str(fill.price))},'
             f'"qty":{_esc(str(fill.qty))},"side":"{rec.side._value_}",{strategy}"symbol":{_esc(rec.symbol)},'
-            f'"trade_id":{_esc(fill.trade_id)},"ts":"{fill.ts.isoformat()}"}}')
+            f'"trade_id":{_esc(fill.trade_id)},"ts":{_ts_json(fill.ts)}}}')
 
 
 def _bare_event_row(rec: OrderRecord, t: Transition) -> OrderEventRow:
@@ -338,7 +355,7 @@ def _fill_row_params(rec: OrderRecord, fill: Fill) -> tuple:
     straight from the record and the fill, as :func:`_event_params` makes its rows."""
     return (rec.adapter_id or "?", fill.trade_id, rec.account_id, rec.client_order_id, rec.symbol, rec.side._value_,
             format(fill.qty, "f"), format(fill.price, "f"), format(fill.fee, "f"), fill.fee_currency,
-            fill.liquidity._value_, fill.ts.isoformat())
+            fill.liquidity._value_, _ts_json(fill.ts)[1:-1])
 
 
 def _restore_report_fields(rec: OrderRecord, rows: tuple, adapter_id: str) -> None:

@@ -10,7 +10,7 @@ same data text, and the same log file, byte for byte.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,7 +31,11 @@ _any_text = st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclu
 _text = st.one_of(_any_text, st.sampled_from(["", "paper", "d-acct-1", "caf\u00e9", "a\x7fb", "q\"\\/", "\ud800"]))
 _money = st.decimals(min_value=Decimal("0"), max_value=Decimal("1e12"), places=8, allow_nan=False) | st.sampled_from(
     [Decimal("1E+3"), Decimal("0E-8"), Decimal("-0.5"), Decimal("42000.50")])
-_ts = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
+#: UTC times over every year (the runtime's clocks; orjson writes them, ledger._ts_json), and times in
+#: other zones, second and microsecond offsets included (written by isoformat)
+_ts = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)) | st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
+    timezones=st.builds(timezone, st.timedeltas(min_value=timedelta(hours=-23), max_value=timedelta(hours=23))))
 _PATHS = (
     [E.RESERVED, E.SUBMITTED, E.FILLED],
     [E.RESERVED, E.SUBMITTED, E.ACCEPTED, E.PARTIALLY_FILLED, E.CANCEL_REQUESTED, E.CANCELED],

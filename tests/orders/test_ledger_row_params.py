@@ -6,7 +6,7 @@ read back from the journal, NULLs included (``NULL_PARAM`` bound for None, docs/
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 from hypothesis import given, settings
@@ -20,7 +20,11 @@ from protocols.model.lifecycle import E
 
 _text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=600)
 _money = st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal("1e9"), places=8, allow_nan=False)
-_ts = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
+#: UTC times over every year (the runtime's clocks; orjson writes them, ledger._ts_json), and times in
+#: other zones, second and microsecond offsets included (written by isoformat)
+_ts = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)) | st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
+    timezones=st.builds(timezone, st.timedeltas(min_value=timedelta(hours=-23), max_value=timedelta(hours=23))))
 _PATHS = (
     [E.RESERVED, E.SUBMITTED, E.FILLED],
     [E.RESERVED, E.SUBMITTED, E.ACCEPTED, E.PARTIALLY_FILLED, E.CANCEL_REQUESTED, E.CANCELED],
