@@ -809,6 +809,8 @@ def bench_stress_16(orders: int, state_dir: Path) -> dict[str, Any]:
         # the stress process's CPU (all threads) per operation over its timed window: the figure
         # to compare across changes on a shared machine, where wall time is noisy
         "cpu_us_per_op": report.get("cpu_us_per_op"),
+        # the same window's CPU per operation by thread (the ledger's, the store's, the venue's, the senders')
+        "cpu_us_per_op_by_thread": report.get("cpu_us_per_op_by_thread"),
         "intents": report["intents"],
         "claims_per_transaction": report.get("claims_per_transaction"),
         "venue_duplicate_submissions": report.get("venue_duplicate_submissions"),

@@ -34,7 +34,8 @@ REQUIRED = {
         "full.journal_mean_items_per_txn",
     ],
     "durable_64_as_deployed": ["full.orders_per_s", "off.orders_per_s", "ratio", "journal_off.orders_per_s", "ratio_to_journal_off"],
-    "stress_16": ["throughput_per_s", "throughput_8_senders_per_s", "ratio_to_8_senders", "cpu_us_per_op"],
+    "stress_16": ["throughput_per_s", "throughput_8_senders_per_s", "ratio_to_8_senders", "cpu_us_per_op",
+                  "cpu_us_per_op_by_thread.stress-senders"],
     "micro": [
         "decide_route_us", "journal_get_10k_us", "claim_batch_1_us", "intent_validate_us", "intent_fingerprint_us",
         "intent_context_dump_json_us", "venue_order_from_intent_us", "paper_submit_order_us",

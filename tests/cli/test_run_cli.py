@@ -178,6 +178,10 @@ def test_stress_small_all_invariants_hold(tmp_path: Path) -> None:
     assert s["errors_by_code"].get("E_EXEC_IDEMPOTENCY_CONFLICT", 0) == s["mix"].get("conflict", 0)
     assert s["latency_us"]["n"] > 0 and s["throughput_per_s"] > 0
     assert s["cpu_us_per_op"] > 0  # the process's CPU over the timed window, per operation
+    by_thread = s["cpu_us_per_op_by_thread"]  # the same window's CPU by thread, the largest first
+    assert by_thread["stress-senders"] > 0 and any(name.endswith("-ledger") for name in by_thread), by_thread
+    assert list(by_thread.values()) == sorted(by_thread.values(), reverse=True) or "other" in by_thread
+    assert sum(by_thread.values()) <= 1.2 * s["cpu_us_per_op"] + 50, by_thread  # clock ticks: 10 ms each
     assert isinstance(s["affinity"], list) and s["affinity"]
     assert (tmp_path / "journal.sqlite").is_file()
 
