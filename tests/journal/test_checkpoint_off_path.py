@@ -114,3 +114,31 @@ def test_a_checkpoint_a_reader_held_back_is_tried_again(tmp_path: Path) -> None:
     j.checkpoint()  # still due: copies the rest
     assert records_on_disk(path) == n + 1
     j.close()
+
+
+def wal_restarts(path: Path) -> int:
+    """The WAL header's checkpoint sequence number: SQLite adds one each time it starts the WAL
+    again from its beginning (written with the first frame after a whole checkpoint)."""
+    with open(f"{path}-wal", "rb") as wal:
+        return int.from_bytes(wal.read(16)[12:16], "big")
+
+
+def test_the_wal_starts_again_at_the_checkpoint_not_in_the_next_claim(tmp_path: Path) -> None:
+    """After a whole checkpoint SQLite restarts the WAL at the next write, which (synchronous FULL)
+    fsyncs the WAL's header and then its frames: two fsyncs. The idle checkpoint makes that write
+    itself, so the next claim's commit writes its frame into a WAL already started (one fsync)."""
+    path = tmp_path / "journal.sqlite"
+    j = SQLiteJournal(path, checkpoint_off_path=True)
+    try:
+        for i in range(SQLiteJournal.checkpoint_soft_limit):
+            j.claim_batch([claim(i)], ttl_s=3600.0)
+        before = wal_restarts(path)
+        j.checkpoint()
+        assert records_on_disk(path) == SQLiteJournal.checkpoint_soft_limit  # a whole checkpoint
+        started = wal_restarts(path)
+        assert started == before + 1  # started again here
+        j.claim_batch([claim(10_000)], ttl_s=3600.0)
+        assert wal_restarts(path) == started  # not again in the claim's commit
+        assert j.get("acc", "c-10000") is not None and j.load_unresolved()[0].client_order_id == "c-0"
+    finally:
+        j.close()

@@ -145,6 +145,33 @@ def test_a_checkpoint_a_reader_held_back_is_tried_again(tmp_path: Path) -> None:
     v.close()
 
 
+def test_the_wal_starts_again_at_the_checkpoint_not_in_the_next_orders_commit(tmp_path: Path) -> None:
+    """After a whole checkpoint SQLite restarts the WAL at the next write and fsyncs the WAL's header
+    there (synchronous NORMAL too): in the next order's commit, on its answer's path. The venue's
+    housekeeping makes that write itself, so the next order's commit only adds its frames."""
+    path = tmp_path / "b.sqlite"
+    v = PaperVenue(config=CFG, book_path=path)
+    v.on_market(quote())
+    for i in range(SqliteBook.wal_soft_limit):
+        v.submit_order(order(f"o{i}"))
+
+    def restarts() -> int:  # the WAL header's checkpoint sequence number (one more at each restart)
+        with open(f"{path}-wal", "rb") as wal:
+            return int.from_bytes(wal.read(16)[12:16], "big")
+
+    before = restarts()
+    v.after_batch()
+    assert orders_on_disk(path) == SqliteBook.wal_soft_limit
+    started = restarts()
+    assert started == before + 1
+    v.submit_order(order("next"))
+    assert restarts() == started
+    v.close()
+    reopened = PaperVenue(config=CFG, book_path=path)
+    assert reopened.fetch_order("next") is not None and reopened.fetch_order("o0") is not None
+    reopened.close()
+
+
 def test_the_worker_runs_the_venues_housekeeping_once_nothing_waits() -> None:
     log: list[str] = []
     idle = threading.Event()

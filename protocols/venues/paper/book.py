@@ -581,6 +581,29 @@ class SqliteBook:
         conn = self._conn
         if conn is not None and self._unchecked >= self.wal_soft_limit:
             self._checkpoint(conn)
+            if self._unchecked == 0:
+                self._restart_wal(conn)
+
+    @staticmethod
+    def _restart_wal(conn: sqlite3.Connection) -> None:
+        """After a whole checkpoint SQLite starts the WAL again from its beginning at the next write,
+        which writes the WAL's header and fsyncs it (synchronous NORMAL too) before its frames: an
+        fsync in the next order's commit, on its answer's path. One small write (the checkpoint's
+        time, UTC, in ``meta.checkpointed_at``; a write that changes nothing writes no page) takes
+        the restart here, between groups. Housekeeping:
+        on a failure the next commit restarts the WAL."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("INSERT INTO meta (key, value) VALUES ('checkpointed_at', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                             (datetime.now(UTC).isoformat(),))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error:
+            pass  # the WAL restarts at the next commit, as without this
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         """A PASSIVE checkpoint; the commit count restarts only when it copied the whole WAL (busy
