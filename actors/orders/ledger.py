@@ -567,6 +567,8 @@ class LedgerActor(FlowActor):
         self._onward: list | None = None
         #: a batch message's orders are being handled: its rows are written once it is done (_idle)
         self._batching = False
+        #: a change inside a batch message asked for the group commit (a denial, not a deferred RESERVED row)
+        self._flush_due = False
 
     def handle__Ping(self, message: Any) -> bool:
         """Barrier (``Runtime.flush``): the batch this ledger still holds — transition and fill rows,
@@ -874,6 +876,8 @@ class LedgerActor(FlowActor):
                 if not tell(breaker, forwarded):
                     for order, _, book in entries:
                         self._breaker_unavailable(order, book)
+        if self._flush_due:  # an order of the batch was answered here (denied): its rows are written as a lone one's are
+            self._flush_if_idle()
 
     def _forward(self, order: SubmitOrder, forwarded: SubmitOrder, book: str) -> None:
         """Tell ``forwarded`` (``order`` as approved) to its circuit breaker; inside a
@@ -1701,10 +1705,14 @@ class LedgerActor(FlowActor):
     def _idle(self) -> bool:
         """The group commit's moment: no message waits behind this one, and this is not one order of
         a batch message (``SubmitOrders``, ``OrdersFinished``: the batch is written once it is done)."""
-        return not self._batching and self.actor_inbox.empty()
+        if self._batching:
+            self._flush_due = True  # written when the batch is done (handle_SubmitOrders, handle_OrdersFinished)
+            return False
+        return self.actor_inbox.empty()
 
     def _flush_if_idle(self) -> None:
         """Group commit: write the queued rows and audit lines when no message waits behind them."""
+        self._flush_due = False
         if (self._pending_rows or self._pending_fills or self._pending_audit) and self._idle():
             self._flush()
 

@@ -8,6 +8,8 @@ A group forms while the store commits: the first order's claim is held inside th
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -206,5 +208,40 @@ def test_a_groups_outcomes_reach_the_store_breaker_and_ledger_as_one_message_eac
             assert rt.order(f"w-{i}").status is OrderStatus.FILLED
             replay = rt.submit(_intent(f"w-{i}"), CTX).result(timeout=10)  # its completion was journaled
             assert replay.replay and replay.status is OrderStatus.FILLED
+    finally:
+        rt.stop()
+
+
+def test_the_rows_of_orders_denied_inside_a_group_are_written_once_the_ledger_is_idle(tmp_path: Path, held_claim) -> None:
+    """An order the ledger denies is written at its group commit, as when told alone: a group whose
+    orders are all denied (risk) leaves nothing else for the ledger to do, and its DENIED rows are
+    in the ledger's journal without a further message (they waited for the next one, and a crash
+    meanwhile left orders answered DENIED with no row, in doubt at the next start)."""
+    rt = Runtime.start(load_settings("test", state_dir=str(tmp_path / "state"), journal={"enabled": True},
+                                     risk={"max_notional": "100"}))
+    try:
+        rt.on_market(Quote(ts=T0, symbol=SYM, bid=D("39432.99"), bid_size=D("1"), ask=D("39433.62"), ask_size=D("1")))
+        entered, release = held_claim
+
+        def big(coid: str) -> OrderIntent:
+            return OrderIntent(client_order_id=coid, symbol=SYM, side="BUY", order_type="MARKET", quantity=D("0.01"))
+
+        first = rt.submit(big("g-0"), CTX)
+        assert entered.wait(10)
+        rest = [rt.submit(big(f"g-{i}"), CTX) for i in (1, 2, 3)]
+        time.sleep(0.05)
+        release.set()
+        reports = [f.result(timeout=10) for f in [first, *rest]]
+        assert [r.status for r in reports] == [OrderStatus.DENIED] * 4
+        ledger = tmp_path / "state" / "ledger.sqlite"
+        want = [(f"g-{i}", "DENIED") for i in range(4)]
+        deadline = time.monotonic() + 10
+        while True:  # no rt.flush(): it would write them
+            with contextlib.closing(sqlite3.connect(ledger)) as db:
+                rows = sorted(db.execute("SELECT client_order_id, to_status FROM order_events").fetchall())
+            if rows == want or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        assert rows == want
     finally:
         rt.stop()
