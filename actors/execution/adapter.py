@@ -767,7 +767,16 @@ class AdapterActor(FlowActor):
                                call.client_order_id, ", ".join(fields))
         if call.kind == "submit":
             assert call.order is not None, "a submit call carries its order"
-            self._submit_done(call.order, result, error, duration_s)
+            try:
+                self._submit_done(call.order, result, error, duration_s)
+            except BaseException:
+                # the venue answered it, and handling that crashed this actor: in doubt (the crash handler
+                # reports it UNKNOWN and reconciles it), never left with the breaker, which would send it
+                # again. Unless its outcome went out already (answered, or gathered with its group's)
+                order = call.order
+                if not order.reply.done() and not any(f[0] is order for f in self._finished or ()):
+                    self._calls[call_id] = call
+                raise
             crash_point("after_ack")
         elif call.kind == "cancel":
             assert call.cancel is not None, "a cancel call carries its cancel"

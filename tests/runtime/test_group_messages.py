@@ -245,3 +245,66 @@ def test_the_rows_of_orders_denied_inside_a_group_are_written_once_the_ledger_is
         assert rows == want
     finally:
         rt.stop()
+
+
+def test_an_outcome_whose_handling_crashes_the_adapter_is_in_doubt_never_sent_again(tmp_path: Path,
+                                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The venue took every order of a group; handling the second outcome crashes the adapter. The
+    one before it is answered as it was; that one and those after it are in doubt (UNKNOWN,
+    E_EXEC_ADAPTER_CRASHED) and reconciled with the venue. None is sent again: the crashing one
+    was left with the breaker as never taken, which sent it to the next generation (the venue
+    refused it as a duplicate: REJECTED, its fill missing from the books)."""
+    import actors.execution.adapter as adapter_module
+    from actors.execution.adapter import VenueWorker
+
+    venue_report, crashed = adapter_module.venue_report, []
+
+    def crashing_report(order, result, **kw):
+        if order.client_order_id == "w-2" and not crashed:
+            crashed.append(order.client_order_id)
+            raise RuntimeError("injected adapter bug")
+        return venue_report(order, result, **kw)
+
+    monkeypatch.setattr(adapter_module, "venue_report", crashing_report)
+    rt = Runtime.start(load_settings("test", state_dir=str(tmp_path / "state"), journal={"enabled": True}))
+    try:
+        venue = rt.venue("paper")
+        rt.on_market(Quote(ts=T0, symbol=SYM, bid=D("39432.99"), bid_size=D("1"), ask=D("39433.62"), ask_size=D("1")))
+        inner, hold, entered = venue.submit_order, threading.Event(), threading.Event()
+
+        def held_submit(order):  # the first order holds the worker: the next ones queue as one group
+            if order.client_order_id == "w-0":
+                entered.set()
+                assert hold.wait(10)
+            return inner(order)
+
+        venue.submit_order = held_submit  # type: ignore[method-assign]
+        queued: list[int] = []
+        submit_call = VenueWorker.submit
+
+        def counted(worker, call_id, fn, call=None):
+            submit_call(worker, call_id, fn, call)
+            queued.append(call_id)
+
+        monkeypatch.setattr(VenueWorker, "submit", counted)
+        first = rt.submit(_intent("w-0"), CTX)
+        assert entered.wait(10)
+        rest = [rt.submit(_intent(f"w-{i}"), CTX) for i in range(1, 5)]
+        deadline = time.monotonic() + 10
+        while len(queued) < 5 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        hold.set()
+        reports = {r.client_order_id: r for r in (f.result(timeout=20) for f in [first, *rest])}
+        assert crashed == ["w-2"]
+        assert reports["w-1"].status is OrderStatus.FILLED
+        assert reports["w-2"].status is OrderStatus.UNKNOWN and reports["w-2"].error.code is ErrorCode.E_EXEC_ADAPTER_CRASHED
+        ids = [f"w-{i}" for i in range(5)]
+        deadline = time.monotonic() + 20
+        while any(rt.order(c).status is not OrderStatus.FILLED for c in ids) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the in-doubt orders are looked up at the venue
+        assert venue.submission_counts() == {c: 1 for c in ids} and venue.duplicate_submissions() == 0
+        assert {c: rt.order(c).status for c in ids} == {c: OrderStatus.FILLED for c in ids}
+        venue_fills = {c: f.trade_id for c, f in venue.fill_records()}
+        assert {c: [f.trade_id for f in rt.order(c).fills] for c in ids} == {c: [venue_fills[c]] for c in ids}
+    finally:
+        rt.stop()
