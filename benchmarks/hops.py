@@ -71,6 +71,7 @@ def install() -> None:
     from actors.breaker.actor import CircuitBreakerActor
     from actors.execution.adapter import AdapterActor
     from actors.idempotency.store import IdempotencyStoreActor
+    from actors.idempotency.ticket import ClaimTicket
     from actors.journal.sqlite import SQLiteJournal
     from actors.orders.ledger import LedgerActor
     from protocols.venues.paper import book as _book
@@ -78,7 +79,7 @@ def install() -> None:
 
     coid_of_order = lambda self, order: order.client_order_id  # noqa: E731
     _wrap(IdempotencyStoreActor, "handle_SubmitOrder", coid_of_order, "idem.in")
-    _wrap(SQLiteJournal, "claim_batch", lambda self, claims, ttl: [c.client_order_id for c in claims], "claim.begin", "claim.end")
+    _wrap(SQLiteJournal, "claim_batch", lambda self, claims, ttl, *a: [c.client_order_id for c in claims], "claim.begin", "claim.end")
     _wrap(LedgerActor, "handle_SubmitOrder", coid_of_order, "ledger.in", "ledger.out")
     _wrap(CircuitBreakerActor, "handle_SubmitOrder", coid_of_order, "breaker.in", "breaker.out")
     _wrap(AdapterActor, "handle_ExecuteOrder", lambda self, m: m.order.client_order_id, "adapter.in", "adapter.out")
@@ -90,6 +91,7 @@ def install() -> None:
     # work that is not one order's but may overlap it (one sender: stamped under the order in flight)
     current = lambda *a: _CUR[0]  # noqa: E731
     _wrap(LedgerActor, "_flush", current, "ledger.flush", "ledger.flushed")
+    _wrap(ClaimTicket, "settle", current, "claim.settled")  # the venue calls may go (orders forwarded before the COMMIT)
 
 
 def run_config(name: str, n: int, warmup: int, root: Path) -> dict[str, list[tuple[str, int, str]]]:

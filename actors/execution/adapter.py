@@ -12,6 +12,13 @@ adapter's own thread tells the ``VenueCallCompleted`` (no worker hop either way)
 timeout then leaves the order UNKNOWN without a crash (no worker is stuck), and a request the
 adapter cannot send at once goes to the worker as usual.
 
+The claim ticket (actors/idempotency/ticket.py): an order forwarded by the idempotency store before
+its claim's COMMIT carries the batch's ticket (``SubmitOrder.claim``). Its venue call waits for
+the ticket: on the worker's thread (``VenueWorker`` waits before the call), or, for a call this
+actor would make from its own thread (inline, asynchronous), parked here until the store's
+``ClaimSettled``. ``OrderSent`` is told once the wait is over. A ticket that failed makes the
+order DENIED (E_EXEC_PERSISTENCE, nothing sent), its claim released.
+
 Outcome classification (docs/DESIGN.md, Failure handling, ``protocols.AdapterError``):
 
 =====================  ===========================================  ================
@@ -96,6 +103,7 @@ from ..breaker.breaker import CallOutcome
 from ..breaker.messages import CallFinished, CallsFinished, CancelTaken, RetryOrder, ReturnOrder, new_call_finished
 from ..events.messages import Publish
 from ..idempotency.messages import CompleteOrder, CompleteOrders, ReleaseClaim, new_complete_order
+from ..idempotency.ticket import ClaimNotDurable
 from ..kernel.base import ActorCrashed, FlowActor, exc_summary, resolve, tell
 from ..kernel.dispatcher import CallerReader, HelpingFuture, tell_then_help
 from ..kernel.inbox import tell_quiet, tell_quiet_then_wake, wake
@@ -121,6 +129,7 @@ from ..supervision.messages import Wire
 from ..testing import crash_point
 from .messages import (
     CallTimedOut,
+    ClaimSettled,
     ExecuteCancel,
     ExecuteOrder,
     ExecuteOrders,
@@ -165,6 +174,10 @@ class VenueWorker:
 
     #: most calls in one group (a group's first answer waits for its last call)
     batch_max = 128
+    #: seconds a call awaiting its claim (``_Call.awaits_claim``) waits for the claim's commit before it
+    #: is answered :class:`ClaimNotDurable` without calling the venue (the store settles every
+    #: ticket when its commit returns: this bounds a stalled disk, not the normal path)
+    claim_wait_s = 10.0
 
     def __init__(self, name: str, on_done: Callable[[VenueCallCompleted], object], clock: Any = None,
                  on_pick: Callable[[int, Any], None] | None = None,
@@ -258,7 +271,25 @@ class VenueWorker:
         try:
             group = self._group
             opened = retired = False
+            # persist-before-submit: a call forwarded before its claim's COMMIT waits for it here,
+            # before the group is opened (the venue's group transaction is not held open meanwhile)
+            not_durable: dict[int, str] | None = None
+            for call_id, _fn, call in calls:
+                if call is not None and call.__class__ is _Call and call.awaits_claim and call.order is not None:
+                    why = call.order.claim.wait(self.claim_wait_s)
+                    if why is not None:
+                        if not_durable is None:
+                            not_durable = {}
+                        not_durable[call_id] = why
             for call_id, fn, call in calls:
+                if not_durable is not None and call_id in not_durable:  # the venue is not called
+                    with self._lock:
+                        if self._retired:
+                            retired = True
+                            break
+                        self._queued.discard(call_id)
+                    outcomes.append(new_venue_call_completed(call_id, None, ClaimNotDurable(not_durable[call_id]), 0.0))
+                    continue
                 with self._lock:
                     if self._retired:
                         retired = True
@@ -332,6 +363,9 @@ class _Call:
     #: written by the adapter actor itself (``AsyncSender``): no worker holds it, so its
     #: timeout leaves it UNKNOWN without crashing the actor
     sent_async: bool = False
+    #: a submit whose claim was not durable yet when dispatched: the worker waits for it
+    #: (``SubmitOrder.claim``) and ``OrderSent`` is told when the worker picks the call
+    awaits_claim: bool = False
 
 
 @dataclass(slots=True)
@@ -463,6 +497,8 @@ class AdapterActor(FlowActor):
         self._calls: dict[int, _Call] = {}
         #: while a group's outcomes run (handle_VenueCallsCompleted): the orders finished, told as one group
         self._finished: list[tuple] | None = None
+        #: orders waiting for their claim's commit before this actor calls the venue itself (ClaimSettled)
+        self._parked: dict[Any, list[SubmitOrder]] = {}
         self._next_call = 0
         self._worker: VenueWorker | None = None
         # ``throttle``: one shared with other processes (actors/journal/pg_throttle.SharedThrottle), else this actor's own
@@ -490,7 +526,13 @@ class AdapterActor(FlowActor):
         ref = self.actor_ref
         clock, timeout_of = self._clock, self._policy.timeout_of
 
+        adapter_id = self.adapter_id
+
         def arm_timeout(call_id: int, call: _Call) -> None:
+            order = call.order
+            # its claim is durable: now it is sent (ledger: SUBMITTING), unless its outcome carries that step (see _send)
+            if call.awaits_claim and order is not None and not (self._sent_with_outcome and order.attempt == 1):
+                tell_quiet(self._ledger, new_order_sent(order.client_order_id, order.account_id, adapter_id, order.attempt))
             call.timer = clock.call_later(timeout_of(call.kind), lambda: tell(ref, CallTimedOut(call_id)))
 
         group = None
@@ -524,6 +566,10 @@ class AdapterActor(FlowActor):
         self._worker = None
         now = self._clock.monotonic()
         counted = self._crash_counted
+        for parked in self._parked.values():  # never sent: back to the breaker actor, as the unpicked calls
+            for order in parked:
+                tell(self._breaker, ReturnOrder(order))
+        self._parked.clear()
         for call_id, call in list(self._calls.items()):
             if call.timer is not None:
                 call.timer.cancel()
@@ -629,22 +675,49 @@ class AdapterActor(FlowActor):
                             (lambda done: sender.send_cancel(cl_id, done)) if sender is not None else None)
 
     def _send(self, order: SubmitOrder) -> None:
+        claim = order.claim
+        if claim is not None:
+            crash_point("claim_awaited")
+        awaits = claim is not None and not claim.settled
+        if awaits and (self._inline or self._sender is not None):
+            # this actor would call the venue itself, and it never waits: parked until the claim is settled
+            parked = self._parked.get(claim)
+            if parked is None:
+                parked = self._parked[claim] = []
+                ref = self.actor_ref
+                claim.on_settled(lambda: tell(ref, ClaimSettled(claim)))
+            parked.append(order)
+            return
+        if claim is not None and claim.failure is not None:
+            self._claim_not_durable(order, claim.failure)
+            return
         order = order.with_attempt(order.attempt + 1)
         venue_order = VenueOrder.from_intent(order.intent, order.context)
         venue, sender = self._venue, self._sender
         try:
-            self._dispatch_call(_Call("submit", order.client_order_id, order=order), lambda: venue.submit_order(venue_order),
-                                (lambda done: sender.send_order(venue_order, done)) if sender is not None else None)
+            self._dispatch_call(_Call("submit", order.client_order_id, order=order, awaits_claim=awaits), lambda: venue.submit_order(venue_order),
+                                None if sender is None or awaits else (lambda done: sender.send_order(venue_order, done)))
         finally:
             # an inline call's answer follows at once and carries the SUBMITTED step, as a group-commit
-            # venue's first attempt does (its outcome comes only after the group's write)
-            if not self._inline and not (self._sent_with_outcome and order.attempt == 1):
+            # venue's first attempt does (its outcome comes only after the group's write); an awaiting call's
+            # OrderSent is told by the worker once the claim is durable (arm_timeout)
+            if not self._inline and not awaits and not (self._sent_with_outcome and order.attempt == 1):
                 # told after the request is written (an asynchronous sender's write is on the order's
                 # critical path, this is not) and still before the call's outcome: that runs in a later
                 # message of this actor (a helper inside a handler never helps: actors/kernel/dispatcher.py).
                 # Queued, not woken: the ledger's bookkeeping (and its journal commit) would take the
                 # GIL from the venue worker; it runs with the call's outcome, or with any earlier message
                 tell_quiet(self._ledger, new_order_sent(order.client_order_id, order.account_id, self.adapter_id, order.attempt))
+
+    def handle_ClaimSettled(self, message: ClaimSettled) -> None:
+        """The claim batch of parked orders is durable (they are sent) or failed (DENIED, nothing sent)."""
+        for order in self._parked.pop(message.ticket, ()):
+            self._send(order)
+
+    def _claim_not_durable(self, order: SubmitOrder, why: str) -> None:
+        """``order``'s claim never became durable: DENIED (E_EXEC_PERSISTENCE), never sent, its claim released."""
+        logger.error("{} {}: not sent, its idempotency claim is not durable ({})", self.adapter_id, order.client_order_id, why)
+        self._never_sent(order, ErrorCode.E_EXEC_PERSISTENCE, f"the order's claim could not be written ({why}); nothing was sent"[:1000])
 
     def _dispatch_call(self, call: _Call, fn: Callable[[], Any], send: Callable[[Any], bool] | None = None) -> None:
         if self._worker is None:
@@ -653,7 +726,7 @@ class AdapterActor(FlowActor):
         call_id = self._next_call
         if send is not None and self._send_async(call_id, call, send):
             return
-        if self._inline:
+        if self._inline and not call.awaits_claim:
             # a non-blocking venue (in-memory simulator): call it here, skip two thread hops. It
             # cannot be pre-empted, so instead of a timeout it is measured on the runtime's clock
             # and an overrun of the adapter's inline budget is reported (InlineCallOverran)
@@ -789,6 +862,9 @@ class AdapterActor(FlowActor):
             self._fetch_done(call.client_order_id, result, error)
 
     def _submit_done(self, order: SubmitOrder, result: Any, error: BaseException | None, duration_s: float) -> None:
+        if isinstance(error, ClaimNotDurable):  # the worker did not call the venue
+            self._claim_not_durable(order.with_attempt(order.attempt - 1), error.reason)
+            return
         if error is None:
             if not isinstance(result, VenueOrderState):
                 self._order_unknown(order, ErrorCode.E_EXEC_BROKER_TIMEOUT,

@@ -76,6 +76,14 @@ class CallTimedOut:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimSettled:
+    """Idempotency store's thread → adapter: the claim batch of ``ticket`` (an
+    ``actors.idempotency.ticket.ClaimTicket``) is durable or failed; its parked orders go on."""
+
+    ticket: Any
+
+
+@dataclass(frozen=True, slots=True)
 class ThrottleTick:
     """Timer → adapter: a throttle slot may have freed; drain the queue."""
 

@@ -23,7 +23,11 @@ journal write fails                 E_EXEC_PERSISTENCE, nothing sent (fail close
 inbox runs empty (or ``group_commit_max`` is reached): every claim that arrived while the
 previous transaction was committing shares the next one, so a durable (``synchronous=FULL``)
 journal costs one fsync per batch, not per order. No order leaves this actor before the
-transaction holding its claim has committed.
+transaction holding its claim has committed — or, on a durable SQLite journal, leaves it
+*before* the COMMIT carrying its batch's ``ClaimTicket`` (actors/idempotency/ticket.py): the ledger,
+the breaker and the adapter work while the commit's fsync is in flight, and the venue call waits
+for the ticket. No venue call is made before its claim is durable; a failed commit makes the
+forwarded orders DENIED (E_EXEC_PERSISTENCE, nothing sent) where the call would have been made.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pykka
 from loguru import logger
@@ -47,6 +51,7 @@ from ..journal.sqlite import (
     JournalStore,
     JournalValueRefused,
     MemoryJournal,
+    SQLiteJournal,
 )
 from ..kernel.base import FlowActor, resolve, tell
 from ..orders.messages import ClaimRefused, GuardActed, RecordDenied, ReleaseTrading, SubmitOrder, SubmitOrders
@@ -54,6 +59,7 @@ from ..orders.reporting import as_replay, error_report
 from ..supervision.messages import Wire
 from ..testing import InjectJournalFailure, crash_point
 from .messages import CompleteOrder, CompleteOrders, FlushJournal, ReleaseClaim
+from .ticket import ClaimTicket
 
 _JOURNAL_MESSAGES = (SubmitOrder, CompleteOrder, CompleteOrders, ReleaseClaim)
 #: the trading hold the supervisor takes while this store restarts (``HoldTrading.cause``)
@@ -114,6 +120,12 @@ class IdempotencyStoreActor(FlowActor):
         self._claims: list[SubmitOrder] = []
         #: the claim batch being committed and answered (empty between batches)
         self._batch: list[SubmitOrder] = []
+        #: the open batch's ticket and the ``id()`` of its orders forwarded before the COMMIT
+        #: (answered where the venue call waits for the ticket, not by this store, if the commit fails)
+        self._ticket: ClaimTicket | None = None
+        self._forwarded: set[int] = set()
+        #: forward claimed orders before the claim batch's COMMIT (a file-backed SQLite journal)
+        self._early = False
         self._completions: list[Completion] = []
         self._releases: list[tuple[str, str]] = []
         self._metrics = metrics
@@ -138,6 +150,7 @@ class IdempotencyStoreActor(FlowActor):
         self._store = self._store_factory()
         self._durable = bool(getattr(self._store, "durable", True))
         self._transactional = not isinstance(self._store, MemoryJournal)
+        self._early = isinstance(self._store, SQLiteJournal) and self._store.path is not None
         if self._completions or self._releases:
             self._flush()
         if self.generation > 1:  # restarted: the journal is open again, orders may pass (HoldTrading)
@@ -146,7 +159,11 @@ class IdempotencyStoreActor(FlowActor):
     def failure_details(self) -> dict:
         """The crashed store: the claims of its open batch are answered (nothing was sent); the
         uncommitted completions and releases and the in-memory reports go to the next generation."""
-        claims, self._claims = [o for o in self._batch if not o.reply.done()] + self._claims, []
+        if self._ticket is not None:  # forwarded before a COMMIT that never returned: their calls are not made
+            self._ticket.settle("the idempotency store failed while committing the claim")
+        forwarded = self._forwarded
+        claims = [o for o in self._batch if not o.reply.done() and id(o) not in forwarded] + self._claims
+        self._claims = []
         for order in claims:
             self._deny(order, ErrorCode.E_EXEC_INTERNAL, "the idempotency store failed before the claim was written; nothing was sent")
         if self._store is not None and not isinstance(self._store, MemoryJournal):
@@ -292,29 +309,49 @@ class IdempotencyStoreActor(FlowActor):
                 claims.remove(order)
                 self._refuse_claim(order, exc)
         results: list = []
+        forwarded = self._forwarded
+        ticket = self._ticket = ClaimTicket() if self._early and built else None
         try:
             if built:
                 try:
-                    results = self._store.claim_batch(built, self._ttl_s)
+                    if ticket is not None:  # self._early: a SQLiteJournal
+                        results = cast(SQLiteJournal, self._store).claim_batch(built, self._ttl_s, self._forward_early)
+                    else:
+                        results = self._store.claim_batch(built, self._ttl_s)
                 except JournalValueRefused:  # one claim's value, not the disk: the others go on
+                    if forwarded:  # refused at COMMIT, after forwarding (never seen): as a failed write
+                        raise JournalError("the journal refused the claim batch at its commit") from None
                     results = self._claim_one_by_one(claims, built)
         except JournalError as exc:
             self.persistence_failures += 1
             logger.error("journal write failed for a batch of {} claim(s): {}", len(claims), exc)
+            sent_on = set(forwarded)
+            self._fail_ticket(f"journal write failed: {exc}"[:500])
             for order in claims:
-                self._deny(order, ErrorCode.E_EXEC_PERSISTENCE, "journal write failed; nothing was sent", status=OrderStatus.DENIED)
+                if id(order) not in sent_on:
+                    self._deny(order, ErrorCode.E_EXEC_PERSISTENCE, "journal write failed; nothing was sent", status=OrderStatus.DENIED)
+            self._batch = []
             return
         except Exception as exc:  # noqa: BLE001 - bad input reaching the store is our bug: fail closed, keep going
             logger.opt(exception=exc).error("claim batch failed")
+            sent_on = set(forwarded)
+            self._fail_ticket(f"journal rejected the claim: {type(exc).__name__}"[:500])
             for order in claims:
-                self._deny(order, ErrorCode.E_EXEC_PERSISTENCE, "journal rejected the claim; nothing was sent", status=OrderStatus.DENIED)
+                if id(order) not in sent_on:
+                    self._deny(order, ErrorCode.E_EXEC_PERSISTENCE, "journal rejected the claim; nothing was sent", status=OrderStatus.DENIED)
+            self._batch = []
             return
+        if ticket is not None:
+            ticket.settle()  # durable: the forwarded orders' venue calls may go
+            self._ticket = None
         crash_point("after_claim")
         if self._metrics is not None and self._transactional:  # a MemoryJournal has no transactions to size
             self._metrics.journal_batch(len(claims))
         onward: list[SubmitOrder] = []  # the claimed orders, told on to the ledger as one message
         for order, result in zip(claims, results, strict=False):
             if result is None:  # refused by the journal for its values: answered already (_claim_one_by_one)
+                continue
+            if forwarded and id(order) in forwarded:  # on its way since before the COMMIT (_forward_early)
                 continue
             outcome = result.outcome
             if outcome == "EXPIRED_RECLAIMED" and _reached_venue(result.previous, self._reports.get(result.record.key)):
@@ -360,6 +397,30 @@ class IdempotencyStoreActor(FlowActor):
         if onward:
             self._forward(onward)
         self._batch = []
+        forwarded.clear()
+
+    def _forward_early(self, results: list) -> None:
+        """``claim_batch``'s ``before_commit``: the batch is decided but not committed. Each order
+        claimed for sending goes on to the ledger now, carrying the batch's ticket (its venue call
+        waits for the COMMIT: actors/idempotency/ticket.py); every other outcome is answered after
+        the COMMIT, as without this step."""
+        ticket = self._ticket
+        sendable = [order for order, result in zip(self._batch, results, strict=True)
+                    if result.outcome == "CLAIMED" or (result.outcome == "EXPIRED_RECLAIMED" and not _reached_venue(
+                        result.previous, self._reports.get(result.record.key)))]
+        if sendable:
+            onward = [order.evolve(claim=ticket) for order in sendable]
+            # as _forward: the group as one SubmitOrders; a ledger that is gone: after the COMMIT, as without this step
+            if tell(self._ledger, onward[0] if len(onward) == 1 else SubmitOrders(tuple(onward))):
+                self._forwarded.update(id(order) for order in sendable)
+        crash_point("claim_forwarded")
+
+    def _fail_ticket(self, reason: str) -> None:
+        """The open batch's COMMIT failed: its forwarded orders' venue calls are not made (DENIED there)."""
+        if self._ticket is not None:
+            self._ticket.settle(reason)
+            self._ticket = None
+        self._forwarded.clear()
 
     def _forward(self, orders: list[SubmitOrder]) -> None:
         """Tell the orders whose claims just committed on to the ledger: the group as one

@@ -78,7 +78,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from pathlib import Path
-from typing import Final, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Final, Literal, Protocol, TypeVar, runtime_checkable
 
 from loguru import logger
 
@@ -1186,14 +1186,19 @@ class SQLiteJournal:
             raise JournalError(self._closed_reason)
         return self._conn
 
-    def _write(self, op: str, items: int, body: Callable[[sqlite3.Connection], tuple[object, int]]) -> object:
-        """Run ``body`` in one BEGIN IMMEDIATE … COMMIT; roll back and raise JournalError on failure."""
+    def _write(self, op: str, items: int, body: Callable[[sqlite3.Connection], tuple[object, int]],
+               before_commit: Callable[[Any], None] | None = None) -> object:
+        """Run ``body`` in one BEGIN IMMEDIATE … COMMIT; roll back and raise JournalError on failure.
+        ``before_commit(result)``, when given, runs after ``body`` and before the COMMIT (and before
+        the ``fail_writes`` hook): what it raises rolls the transaction back and propagates."""
         conn = self._live()
         t0 = time.perf_counter_ns()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result, rows = body(conn)
+                if before_commit is not None:
+                    before_commit(result)
                 if self._faults.due():
                     raise _InjectedFailure(f"injected failure in {op}")
                 t1 = time.perf_counter_ns()
@@ -1288,13 +1293,17 @@ class SQLiteJournal:
 
     # -- idempotency -----------------------------------------------------------
 
-    def claim_batch(self, claims: Sequence[Claim], ttl_s: float | None) -> list[ClaimResult]:
+    def claim_batch(self, claims: Sequence[Claim], ttl_s: float | None,
+                    before_commit: Callable[[list[ClaimResult]], None] | None = None) -> list[ClaimResult]:
         """Decide every claim in ONE transaction (group commit); results in input order.
 
         See the module docstring for the outcome table. ``ttl_s``: seconds a COMPLETED
         record stays replayable (docs/DESIGN.md, Durability default 3600), or None for never. An empty batch
         returns ``[]`` without a transaction. Raises :class:`JournalError` (nothing
         written), ``ValueError``/``TypeError`` for a bad ``ttl_s`` or a non-Claim item.
+        ``before_commit(results)``: called with the decided results inside the transaction, just
+        before its COMMIT (the idempotency store forwards its claimed orders there, their venue calls waiting on the
+        commit: actors/idempotency/ticket.py); the COMMIT may still fail after it.
         """
         ttl = _check_ttl(ttl_s)
         claims = _typed_items("claims", claims, Claim)
@@ -1343,7 +1352,7 @@ class SQLiteJournal:
             return out, len(inserts) + len(reclaims)
 
         distinct = len({c.client_order_id for c in claims}) == len(claims)
-        return self._write("claim_batch", len(claims), batched if distinct else one_by_one)  # type: ignore[return-value]
+        return self._write("claim_batch", len(claims), batched if distinct else one_by_one, before_commit)  # type: ignore[return-value]
 
     def complete(
         self, account_id: str, client_order_id: str, status: IdempotencyStatus, report_json: str | None, now: float

@@ -43,7 +43,9 @@ class SubmitOrder:
     counts venue submit attempts so far; ``permit`` is the circuit breaker's permit for the
     current attempt (None until the breaker granted one, and again once it is handed back);
     ``route`` and ``breaker`` are the route chosen at intake and its circuit-breaker actor;
-    ``arrival_px`` is the touch at intake (for slippage_bps).
+    ``arrival_px`` is the touch at intake (for slippage_bps); ``claim`` is the
+    ``actors.idempotency.ticket.ClaimTicket`` of the claim batch when the order was forwarded
+    before that batch's commit (the venue call waits on it), else None (claim durable already).
     """
 
     intent: OrderIntent
@@ -55,6 +57,7 @@ class SubmitOrder:
     attempt: int = 0
     permit: BreakerPermit | None = None
     arrival_px: Decimal | None = None
+    claim: Any = None
 
     @property
     def client_order_id(self) -> str:
@@ -66,7 +69,8 @@ class SubmitOrder:
 
     def evolve(self, *, intent: OrderIntent = KEEP, context: ExecutionContext = KEEP, reply: Future = KEEP,
                t0_ns: int = KEEP, route: RouteDecision | None = KEEP, breaker: pykka.ActorRef | None = KEEP,
-               attempt: int = KEEP, permit: BreakerPermit | None = KEEP, arrival_px: Decimal | None = KEEP) -> SubmitOrder:
+               attempt: int = KEEP, permit: BreakerPermit | None = KEEP, arrival_px: Decimal | None = KEEP,
+               claim: Any = KEEP) -> SubmitOrder:
         """A copy with the given fields changed: ``dataclasses.replace(self, ...)`` at half its cost
         (every stage of every order evolves). Replaced below by the function
         ``protocols.model.dataclass_compat.evolver`` generates for this class."""

@@ -275,13 +275,13 @@ def test_a_child_on_its_way_across_a_ledger_restart_keeps_its_parents_reservatio
     held, let_through = threading.Event(), threading.Event()
     commit_claims = SQLiteJournal.claim_batch
 
-    def claim_batch(journal: SQLiteJournal, claims, ttl_s):
+    def claim_batch(journal: SQLiteJournal, claims, ttl_s, *before_commit):
         """The child's claim waits in the store's thread until the test lets it through (a guard
         against a hang, not a timing: the test sets it right after the restart)."""
         if any(c.client_order_id == "pf-rs.r1" for c in claims):
             held.set()
             assert let_through.wait(60), "the child's claim was never let through"
-        return commit_claims(journal, claims, ttl_s)
+        return commit_claims(journal, claims, ttl_s, *before_commit)
 
     monkeypatch.setattr(SQLiteJournal, "claim_batch", claim_batch)
     clock = ObservableClock()

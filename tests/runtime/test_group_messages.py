@@ -59,11 +59,11 @@ def held_claim(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Even
     entered, release = threading.Event(), threading.Event()
     claim_batch = SQLiteJournal.claim_batch
 
-    def held(journal, claims, ttl_s):
+    def held(journal, claims, ttl_s, *before_commit):
         if any(c.client_order_id == "g-0" for c in claims):
             entered.set()
             assert release.wait(10)
-        return claim_batch(journal, claims, ttl_s)
+        return claim_batch(journal, claims, ttl_s, *before_commit)
 
     monkeypatch.setattr(SQLiteJournal, "claim_batch", held)
     yield entered, release
