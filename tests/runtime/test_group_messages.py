@@ -147,6 +147,40 @@ def test_an_order_that_crashes_the_ledger_in_a_group_is_answered_alone(tmp_path:
         rt.stop()
 
 
+def _one_venue_group(rt: Runtime, monkeypatch: pytest.MonkeyPatch, n: int) -> list:
+    """Submit w-0 … w-n to the paper venue so that w-1 … w-n reach its worker as ONE group: w-0
+    holds the worker until the n others are queued behind it. Returns the n + 1 futures."""
+    from actors.execution.adapter import VenueWorker
+
+    venue = rt.venue("paper")
+    rt.on_market(Quote(ts=T0, symbol=SYM, bid=D("39432.99"), bid_size=D("1"), ask=D("39433.62"), ask_size=D("1")))
+    inner, hold, entered = venue.submit_order, threading.Event(), threading.Event()
+
+    def held_submit(order):  # the first order holds the worker: the next ones queue as one group
+        if order.client_order_id == "w-0":
+            entered.set()
+            assert hold.wait(10)
+        return inner(order)
+
+    venue.submit_order = held_submit  # type: ignore[method-assign]
+    queued: list[int] = []
+    submit_call = VenueWorker.submit
+
+    def counted(worker, call_id, fn, call=None):
+        submit_call(worker, call_id, fn, call)
+        queued.append(call_id)
+
+    monkeypatch.setattr(VenueWorker, "submit", counted)
+    first = rt.submit(_intent("w-0"), CTX)
+    assert entered.wait(10)
+    rest = [rt.submit(_intent(f"w-{i}"), CTX) for i in range(1, n + 1)]
+    deadline = time.monotonic() + 10
+    while len(queued) < n + 1 and time.monotonic() < deadline:  # the n wait at the worker
+        time.sleep(0.005)
+    hold.set()
+    return [first, *rest]
+
+
 @pytest.mark.parametrize("n", [5, "chunk+4"])
 def test_a_groups_outcomes_reach_the_store_breaker_and_ledger_as_one_message_each(tmp_path: Path, n: int | str,
                                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,7 +188,7 @@ def test_a_groups_outcomes_reach_the_store_breaker_and_ledger_as_one_message_eac
     hands their facts on as one message per actor (CompleteOrders, CallsFinished, OrdersFinished) per
     chunk of FINISH_CHUNK orders, queued before the chunk's first answer: each order is journaled,
     recorded and replayable as before."""
-    from actors.execution.adapter import FINISH_CHUNK, VenueWorker
+    from actors.execution.adapter import FINISH_CHUNK
     from actors.idempotency.store import IdempotencyStoreActor
 
     n = n if isinstance(n, int) else FINISH_CHUNK + 4  # two chunks: FINISH_CHUNK, then 4
@@ -172,32 +206,7 @@ def test_a_groups_outcomes_reach_the_store_breaker_and_ledger_as_one_message_eac
         monkeypatch.setattr(cls, name, spying(stage, getattr(cls, name), items))
     rt = Runtime.start(load_settings("test", state_dir=str(tmp_path / "state"), journal={"enabled": True}))
     try:
-        venue = rt.venue("paper")
-        rt.on_market(Quote(ts=T0, symbol=SYM, bid=D("39432.99"), bid_size=D("1"), ask=D("39433.62"), ask_size=D("1")))
-        inner, hold, entered = venue.submit_order, threading.Event(), threading.Event()
-
-        def held_submit(order):  # the first order holds the worker: the next ones queue as one group
-            if order.client_order_id == "w-0":
-                entered.set()
-                assert hold.wait(10)
-            return inner(order)
-
-        venue.submit_order = held_submit  # type: ignore[method-assign]
-        queued: list[int] = []
-        submit_call = VenueWorker.submit
-
-        def counted(worker, call_id, fn, call=None):
-            submit_call(worker, call_id, fn, call)
-            queued.append(call_id)
-
-        monkeypatch.setattr(VenueWorker, "submit", counted)
-        first = rt.submit(_intent("w-0"), CTX)
-        assert entered.wait(10)
-        rest = [rt.submit(_intent(f"w-{i}"), CTX) for i in range(1, n + 1)]
-        deadline = time.monotonic() + 10
-        while len(queued) < n + 1 and time.monotonic() < deadline:  # the n wait at the worker
-            time.sleep(0.005)
-        hold.set()
+        first, *rest = _one_venue_group(rt, monkeypatch, n)
         reports = [f.result(timeout=10) for f in [first, *rest]]
         assert [(r.client_order_id, r.status) for r in reports] == [(f"w-{i}", OrderStatus.FILLED) for i in range(n + 1)]
         rt.flush()  # the facts are handled after the answers (queued before them, run after)
@@ -255,7 +264,6 @@ def test_an_outcome_whose_handling_crashes_the_adapter_is_in_doubt_never_sent_ag
     was left with the breaker as never taken, which sent it to the next generation (the venue
     refused it as a duplicate: REJECTED, its fill missing from the books)."""
     import actors.execution.adapter as adapter_module
-    from actors.execution.adapter import VenueWorker
 
     venue_report, crashed = adapter_module.venue_report, []
 
@@ -269,31 +277,7 @@ def test_an_outcome_whose_handling_crashes_the_adapter_is_in_doubt_never_sent_ag
     rt = Runtime.start(load_settings("test", state_dir=str(tmp_path / "state"), journal={"enabled": True}))
     try:
         venue = rt.venue("paper")
-        rt.on_market(Quote(ts=T0, symbol=SYM, bid=D("39432.99"), bid_size=D("1"), ask=D("39433.62"), ask_size=D("1")))
-        inner, hold, entered = venue.submit_order, threading.Event(), threading.Event()
-
-        def held_submit(order):  # the first order holds the worker: the next ones queue as one group
-            if order.client_order_id == "w-0":
-                entered.set()
-                assert hold.wait(10)
-            return inner(order)
-
-        venue.submit_order = held_submit  # type: ignore[method-assign]
-        queued: list[int] = []
-        submit_call = VenueWorker.submit
-
-        def counted(worker, call_id, fn, call=None):
-            submit_call(worker, call_id, fn, call)
-            queued.append(call_id)
-
-        monkeypatch.setattr(VenueWorker, "submit", counted)
-        first = rt.submit(_intent("w-0"), CTX)
-        assert entered.wait(10)
-        rest = [rt.submit(_intent(f"w-{i}"), CTX) for i in range(1, 5)]
-        deadline = time.monotonic() + 10
-        while len(queued) < 5 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        hold.set()
+        first, *rest = _one_venue_group(rt, monkeypatch, 4)
         reports = {r.client_order_id: r for r in (f.result(timeout=20) for f in [first, *rest])}
         assert crashed == ["w-2"]
         assert reports["w-1"].status is OrderStatus.FILLED
