@@ -121,14 +121,24 @@ class CircuitBreakerActor(FlowActor):
             self._hold(order)
             return
         decision = self._breaker.try_acquire()
-        self._publish(self._breaker.drain_events())
         if isinstance(decision, Denied):
+            self._publish(self._breaker.drain_events())
             self._deny(order, ErrorCode.E_EXEC_CIRCUIT_OPEN,
                        f"circuit breaker for '{self.adapter_id}' is {decision.state.value}; call not made",
                        retry_after_s=round(decision.retry_after_s, 3))
             return
-        permitted = order.with_permit(decision)
-        self._outstanding[order.client_order_id] = permitted
+        # the permit and the outstanding record are one step: whatever raises between taking the
+        # permit and handing the order on gives the permit back (a half-open trial is not lost)
+        permitted: SubmitOrder | None = None
+        try:
+            permitted = order.with_permit(decision)
+            self._outstanding[order.client_order_id] = permitted
+            self._publish(self._breaker.drain_events())
+        except BaseException:
+            if permitted is not None and self._outstanding.get(order.client_order_id) is permitted:
+                del self._outstanding[order.client_order_id]
+            self._breaker.record(decision, CallOutcome.IGNORED, 0.0)
+            raise
         onward = self._onward
         if onward is not None:  # inside a SubmitOrders: told with the others when it is done
             onward.append((order, permitted))
@@ -150,6 +160,25 @@ class CircuitBreakerActor(FlowActor):
                 if not tell(self._adapter, execute):
                     for order, permitted in onward:
                         self._adapter_gone(order, permitted)
+
+    def answer_crashed(self, message: Any) -> None:
+        """A handler raised on ``message`` and this actor crashes. An order it was handling that
+        never went on to the adapter (not outstanding, not stashed) was provably not sent: it is
+        answered as any order this breaker does not send (:meth:`_deny`: DENIED E_EXEC_INTERNAL and
+        its claim released on a first attempt, FAILED on a retry; the ledger told, so its
+        reservation is released), not left RESERVED with its claim in progress. Anything else is
+        answered as every crashed actor answers (E_EXEC_INTERNAL on its reply future)."""
+        order = message.order if isinstance(message, RetryOrder) else message
+        if (isinstance(order, SubmitOrder) and order.client_order_id not in self._outstanding
+                and not any(isinstance(item, SubmitOrder) and item.client_order_id == order.client_order_id
+                            for item in self._stash)):
+            try:
+                self._deny(order, ErrorCode.E_EXEC_INTERNAL,
+                           f"internal error in the circuit breaker of '{self.adapter_id}'; not sent (see the runtime log)")
+                return
+            except Exception:  # noqa: BLE001 - a crashing actor's answer must not escape; the plain answer follows
+                logger.opt(exception=True).error("breaker {} could not answer {}", self.adapter_id, order.client_order_id)
+        super().answer_crashed(message)
 
     def _adapter_gone(self, order: SubmitOrder, permitted: SubmitOrder) -> None:
         """The adapter died between its report and ours: keep the order for the next generation."""
