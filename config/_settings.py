@@ -188,6 +188,9 @@ class JournalSettings(_Section):
         15.0, gt=0, allow_inf_nan=False,
         description="PostgreSQL: seconds a process owns its in-flight orders without renewing (renewed every lease_s/3).",
     )
+    claim_wait_s: Seconds = Field(
+        10.0, description="SQLite: seconds a venue call forwarded before its claim's COMMIT waits on the venue worker for "
+        "that commit; past it the order is DENIED E_EXEC_PERSISTENCE, nothing sent (bounds a stalled disk, not the normal path).")
     pool_max: int = Field(8, ge=2, le=100, description="PostgreSQL: most connections one process holds (count).")
     connect_timeout_s: float = Field(
         5.0, gt=0, allow_inf_nan=False, description="PostgreSQL: seconds to wait for the server at start."

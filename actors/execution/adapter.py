@@ -66,6 +66,7 @@ Nothing is ever inferred terminal, and nothing is re-sent, from "not found" alon
 from __future__ import annotations
 
 import functools
+import math
 import queue
 import random
 import threading
@@ -78,6 +79,7 @@ from typing import Any, Protocol, cast
 import pykka
 from loguru import logger
 
+from config import JournalSettings
 from protocols import (
     DUPLICATE_CLIENT_ORDER_ID,
     AdapterCrash,
@@ -174,16 +176,22 @@ class VenueWorker:
 
     #: most calls in one group (a group's first answer waits for its last call)
     batch_max = 128
-    #: seconds a call awaiting its claim (``_Call.awaits_claim``) waits for the claim's commit before it
-    #: is answered :class:`ClaimNotDurable` without calling the venue (the store settles every
-    #: ticket when its commit returns: this bounds a stalled disk, not the normal path)
-    claim_wait_s = 10.0
-
     def __init__(self, name: str, on_done: Callable[[VenueCallCompleted], object], clock: Any = None,
                  on_pick: Callable[[int, Any], None] | None = None,
                  group: tuple[Callable[[], None], Callable[[], None]] | None = None,
                  idle: Callable[[], None] | None = None,
-                 on_group: Callable[[VenueCallsCompleted], object] | None = None) -> None:
+                 on_group: Callable[[VenueCallsCompleted], object] | None = None,
+                 claim_wait_s: float | None = None) -> None:
+        #: seconds a call awaiting its claim (``_Call.awaits_claim``) waits for the claim's commit before it
+        #: is answered :class:`ClaimNotDurable` without calling the venue (the store settles every
+        #: ticket when its commit returns: this bounds a stalled disk, not the normal path); the
+        #: setting ``journal.claim_wait_s`` (None: its default). ValueError unless finite and > 0.
+        if claim_wait_s is None:
+            claim_wait_s = JournalSettings.model_fields["claim_wait_s"].default
+        if isinstance(claim_wait_s, bool) or not isinstance(claim_wait_s, (int, float)) \
+                or not math.isfinite(claim_wait_s) or claim_wait_s <= 0:
+            raise ValueError(f"claim_wait_s must be a finite number of seconds > 0, got {claim_wait_s!r}")
+        self.claim_wait_s = float(claim_wait_s)
         self._clock = clock
         self._on_group = on_group
         self._on_pick = on_pick
@@ -406,6 +414,8 @@ class AdapterPolicy:
     reconcile_max_attempts: int
     tracking_budget_share: float
     reconcile_backoff_cap_s: float
+    #: ``journal.claim_wait_s``: how long the venue worker waits for a forwarded order's claim COMMIT
+    claim_wait_s: float
 
     @classmethod
     def from_settings(cls, settings: Any, adapter_id: str | None = None) -> AdapterPolicy:
@@ -429,6 +439,7 @@ class AdapterPolicy:
             reconcile_max_attempts=settings.reconcile.max_attempts,
             tracking_budget_share=own.tracking.budget_share,
             reconcile_backoff_cap_s=settings.reconcile.backoff_cap_s,
+            claim_wait_s=settings.journal.claim_wait_s,
         )
 
     def timeout_of(self, kind: str) -> float:
@@ -545,7 +556,8 @@ class AdapterActor(FlowActor):
         # venue's answer and the caller's, as a venue's reader thread does for an asynchronous send
         hand_over = functools.partial(tell_then_help, ref, budget=READER_HELP_BUDGET)
         self._worker = VenueWorker(f"venue-{self.adapter_id}-g{self.generation}", hand_over, clock, arm_timeout,
-                                   group, idle if callable(idle) else None, on_group=hand_over)
+                                   group, idle if callable(idle) else None, on_group=hand_over,
+                                   claim_wait_s=self._policy.claim_wait_s)
         self._arm_reconcile()
 
     def on_stop(self) -> None:

@@ -7,7 +7,7 @@ carrying its batch's :class:`ClaimTicket` (``SubmitOrder.claim``), so the ledger
 circuit breaker and the adapter's preparation run while the commit's fsync is in flight. The one
 step that must wait, the venue call, waits on the ticket:
 
-- the venue worker's thread waits (``VenueWorker``; at most ``claim_wait_s``) before it calls
+- the venue worker's thread waits (``VenueWorker``; at most the setting ``journal.claim_wait_s``) before it calls
   the venue;
 - the adapter actor, which never blocks, parks an order whose ticket is not settled when it
   would call the venue from its own thread (inline or asynchronous venues) and sends it once
