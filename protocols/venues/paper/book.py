@@ -41,6 +41,7 @@ from typing import Protocol
 
 import orjson
 
+from ..._refused import UNBINDABLE, refused_value
 from ...adapter import VenueOrder, VenueOrderState
 from ...model.dataclass_compat import builder
 from ...model.enums import OrderStatus
@@ -508,7 +509,10 @@ class SqliteBook:
                 for coid, f in self._require().execute("SELECT client_order_id, fill_json FROM fills ORDER BY seq")]
 
     def commit(self, changes: BookChanges) -> None:
-        """Write ``changes`` in one transaction (all or nothing). Raises ``sqlite3.Error`` on failure."""
+        """Write ``changes`` in one transaction (all or nothing). Raises ``sqlite3.Error`` when the
+        write fails, :class:`~protocols._refused.ValueRefused` (after the rollback; the book stays
+        usable) for a value in ``changes`` that cannot be stored: text UTF-8 cannot encode (a lone
+        surrogate), an int beyond 64 bits, ``sqlite3.DataError`` (``protocols._refused``)."""
         if not changes:
             return
         conn = self._require()
@@ -561,11 +565,13 @@ class SqliteBook:
                     meta,
                 )
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
+            if isinstance(exc, (*UNBINDABLE, sqlite3.DataError, orjson.JSONEncodeError)):  # the values, not the file
+                raise refused_value(f"paper venue book {str(self.path)!r} write", exc) from None
             raise
         self._unchecked += 1
         if self._unchecked % self.wal_hard_limit == 0:  # retried each hard limit while it cannot complete

@@ -25,8 +25,8 @@ Behaviour:
   the group raises it too. Market data arriving during a group writes the group's waiting
   changes with its own before it pushes any event, so no event reports a change that is not
   in the book.
-- **Refused values** (shared book): an order whose texts PostgreSQL cannot store (a NUL
-  character, a lone surrogate: ``pg_book.order_text_problem``) is rejected before it is matched,
+- **Refused values** (durable book, SQLite or shared): an order whose texts no book of flowroute's
+  stores (a NUL character, a lone surrogate: ``pg_book.order_text_problem``) is rejected before it is matched,
   ``VenueRejectedError`` code ``VALUE_REFUSED`` naming the field, nothing booked, so it never
   fails the group it arrived in; a value the book's write refuses anyway (SQLSTATE class 22,
   ``protocols._refused.ValueRefused``) rejects that call the same way, and the book stays usable.
@@ -432,10 +432,11 @@ class PaperVenue:
         with self._lock:
             if self._closed:  # self._ensure_open(), inline
                 raise NotDeliveredError("venue closed")
-            if self._shared:
+            if self._durable:
                 problem = order_text_problem(order)
                 if problem is not None:  # would fail the book's write (and with it a whole group): nothing booked
                     raise VenueRejectedError(f"the venue book cannot store this order: {problem}", venue_code=VALUE_REFUSED)
+            if self._shared:
                 self._sync(lock=True)
             coid = order.client_order_id
             count = self._submissions.get(coid, 0) + 1
