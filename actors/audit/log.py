@@ -1021,17 +1021,31 @@ class AuditLog:
             self._fsync_log()
         self._write_head(sync=self._policy == "always")
 
-    def close(self) -> None:
-        """Flush, fsync the log and the anchor (unless ``never``) and release the file; idempotent."""
-        if self._fd is None:
-            return
+    #: seconds :meth:`close` waits at most for the compression the last :meth:`rotate` started
+    CLOSE_COMPRESS_WAIT_S = 30.0
+
+    def close(self, compress_wait_s: float | None = None) -> None:
+        """Flush, fsync the log and the anchor (unless ``never``) and release the file, then wait up
+        to ``compress_wait_s`` seconds (None: :attr:`CLOSE_COMPRESS_WAIT_S`) for the compression of
+        the segment the last :meth:`rotate` made (:meth:`wait_compressed`), so a closed writer has
+        left no thread behind; past the bound a warning says so (the thread is a daemon, the plain
+        segment stays readable and the next start's :func:`archive_audit` compresses it).
+        Idempotent. Raises :class:`AuditError` when the final write fails (the file is released
+        and the compression still waited for)."""
         try:
-            self._write_pending()
-            if self._policy != "never":
-                self._fsync_log()
-            self._write_head(sync=self._policy != "never")
+            if self._fd is not None:
+                try:
+                    self._write_pending()
+                    if self._policy != "never":
+                        self._fsync_log()
+                    self._write_head(sync=self._policy != "never")
+                finally:
+                    self._close_fds()
         finally:
-            self._close_fds()
+            wait_s = self.CLOSE_COMPRESS_WAIT_S if compress_wait_s is None else compress_wait_s
+            if not self.wait_compressed(wait_s):
+                logger.warning("audit log {}: closed with its rotated segment still being compressed after {:g} s; "
+                               "the next start finishes it", self._path, wait_s)
 
     def rotate(self, before: datetime) -> ArchiveResult:
         """Retention while this writer holds the log (the ledger's periodic run): once the log's
