@@ -30,6 +30,7 @@ from loguru import logger
 
 from protocols import (
     ORDER_EVENT_BY_STATUS,
+    TERMINAL_STATUSES,
     BrokerStateMatched,
     BrokerStateMismatch,
     DurableWriteFailed,
@@ -1570,15 +1571,23 @@ class LedgerActor(FlowActor):
         return None, tuple(lines)
 
     def handle_ListOrders(self, message: ListOrders):
+        statuses, account_id = message.statuses, message.account_id
         archived: list = []
-        if self._archiving and self._table.archived:
+        if self._archiving and self._table.archived and (statuses is None or not statuses.isdisjoint(TERMINAL_STATUSES)):
             from .archive import archived_report
 
-            try:
-                archived = [archived_report(a.record_json) for a in self._journal.load_archive() if a.client_order_id not in self._orders]
+            wanted = None if statuses is None else {s._value_ for s in statuses}
+            try:  # only the rows the filters admit are parsed (the row has the order's status and account)
+                archived = [archived_report(a.record_json) for a in self._journal.load_archive()
+                            if (wanted is None or a.status in wanted) and (account_id is None or a.account_id == account_id)
+                            and a.client_order_id not in self._orders]
             except Exception as exc:  # noqa: BLE001 - a query never breaks the ledger; say what is missing
                 logger.opt(exception=exc).error("archived orders could not be read back; listing the orders in memory only")
-        return tuple(archived) + tuple(rec.snapshot() for rec in self._orders.values())
+        if statuses is None and account_id is None:
+            return tuple(archived) + tuple(rec.snapshot() for rec in self._orders.values())
+        return tuple(archived) + tuple(rec.snapshot() for rec in self._orders.values()
+                                       if (statuses is None or rec.status in statuses)
+                                       and (account_id is None or rec.account_id == account_id))
 
     def handle_GetPositions(self, message: GetPositions):
         return self._portfolio.positions(message.strategy_id, by_strategy=message.by_strategy)

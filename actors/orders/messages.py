@@ -21,6 +21,7 @@ from protocols import (
     ExecutionContext,
     ExecutionReport,
     OrderIntent,
+    OrderStatus,
     Quote,
     RouteDecision,
     Trade,
@@ -300,7 +301,14 @@ class ForgetWait:
 
 @dataclass(frozen=True, slots=True)
 class ListOrders:
-    """Ask: snapshots of all orders (tuple of ExecutionReport)."""
+    """Ask: snapshots of the orders (tuple of ExecutionReport, archived ones first): those whose
+    status is in ``statuses`` (None: any) and of ``account_id`` (None: any). The filters are
+    applied before any report is built, and an archived order (always terminal) is read back
+    only when ``statuses`` admits a terminal status and its archive row's status and account
+    match, so a query of the working orders reads no archive at all."""
+
+    statuses: frozenset[OrderStatus] | None = None
+    account_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -224,6 +224,19 @@ class _Unanswered:
         return [f for f in list(self._futures) if not f.done()]
 
 
+
+def _statuses(status: Any) -> frozenset[OrderStatus]:
+    """``status`` (an ``OrderStatus``, its name, or an iterable of them) as a set of statuses;
+    ``ValueError`` naming what is not a status."""
+    items = (status,) if isinstance(status, (str, OrderStatus)) else tuple(status)
+    out = set()
+    for item in items:
+        try:
+            out.add(item if isinstance(item, OrderStatus) else OrderStatus(str(item).upper()))
+        except ValueError:
+            raise ValueError(f"unknown order status {item!r}; one of {', '.join(s.value for s in OrderStatus)}") from None
+    return frozenset(out)
+
 class Runtime:
     """A running flowroute topology. Create it with :meth:`Runtime.start`; see the module docstring.
 
@@ -774,9 +787,14 @@ class Runtime:
             return tuple(AuditRecord(0, parse_since(data["ts"]), kind, data) for kind, data in records)
         return tuple(read_records(path, client_order_id=str(client_order_id), archive_dir=self.archive_dir))
 
-    def orders(self) -> tuple[ExecutionReport, ...]:
-        """Reports of every order the runtime has seen (frozen snapshots)."""
-        return self._ask(self.ledger, ListOrders(), timeout=30.0)
+    def orders(self, status: Any = None, *, account_id: str | None = None) -> tuple[ExecutionReport, ...]:
+        """Reports of the orders the runtime has seen (frozen snapshots; archived orders first):
+        every one, or those whose status is ``status`` (an ``OrderStatus`` or its name, or
+        several of them, e.g. ``rt.orders(OPEN_STATUSES)`` for the working ones) and of
+        ``account_id``. Filtered in the ledger before any report is built: a query of open orders
+        reads no archived order back. Raises ``ValueError`` naming an unknown status."""
+        statuses = None if status is None else _statuses(status)
+        return self._ask(self.ledger, ListOrders(statuses, None if account_id is None else str(account_id)), timeout=30.0)
 
     def positions(self, strategy_id: str | None = None, *, by_strategy: bool = False) -> tuple[Position, ...]:
         """Positions per account and symbol (frozen); ``by_strategy=True``: per account, strategy and

@@ -40,6 +40,7 @@ from flowroute import (
     new_client_order_id,
     utc_now,
 )
+from protocols import OPEN_STATUSES
 
 from ._common import FUTURE_TIMEOUT_S, SYMBOL, wait_until
 
@@ -250,7 +251,7 @@ class FlowrouteShell(cmd.Cmd):
         words = arg.split()
         if words not in ([], ["open"]):
             raise ShellError("usage: orders [open]")
-        reports = [r for r in self.rt.orders() if not words or r.status.is_open]
+        reports = self.rt.orders(OPEN_STATUSES if words else None)
         if not reports:
             self.say("(no open orders)" if words else "(no orders)")
         for r in reports:
@@ -351,7 +352,7 @@ class FlowrouteShell(cmd.Cmd):
     complete_buy = complete_sell = _complete_order
 
     def complete_cancel(self, text: str, line: str, begidx: int, endidx: int) -> list[str]:
-        return [r.client_order_id for r in self.rt.orders() if r.status.is_open and r.client_order_id.startswith(text)]
+        return [r.client_order_id for r in self.rt.orders(OPEN_STATUSES) if r.client_order_id.startswith(text)]
 
     def complete_breaker(self, text: str, line: str, begidx: int, endidx: int) -> list[str]:
         return [a for a in self.rt.adapter_ids() if a.startswith(text)]

@@ -540,7 +540,7 @@ def close_resting_orders(rt: Any, timeout_s: float = 30.0) -> int:
     """Cancel this process's working orders and wait for the answers (bounded): on a shared book,
     another process's market data could otherwise fill them after this process checked its books.
     Returns how many were canceled."""
-    working = [r for r in rt.orders() if r.status.value in ("ACCEPTED", "PARTIALLY_FILLED")]
+    working = rt.orders(("ACCEPTED", "PARTIALLY_FILLED"))
     futures = [rt.cancel(r.client_order_id, r.account_id) for r in working]
     deadline = time.monotonic() + timeout_s
     for f in futures:
@@ -812,7 +812,7 @@ def run_stress(cfg: StressConfig, console: Console, log_level: str | None) -> tu
                 "sent_at": sorted(sent_at),
                 "shared": [[op.client_order_id, r.status.value, r.replay, r.error.code.value if r.error else None]
                            for op in ops if op.kind == "shared" and op.future.done() for r in (op.future.result(),)],
-                "spent": str(sum((f.qty * f.price for r in rt.orders() if r.account_id == STRESS_ACCOUNT for f in r.fills),
+                "spent": str(sum((f.qty * f.price for r in rt.orders(account_id=STRESS_ACCOUNT) for f in r.fills),
                                  Decimal(0))),
                 "claim_batches": js["batches"],
                 "claims_per_transaction": round(claims / js["batches"], 2) if js["batches"] else None,

@@ -7,6 +7,8 @@ from __future__ import annotations
 import sqlite3
 from decimal import Decimal
 
+import pytest
+
 from conftest import ctx, limit, market, quote, wait_until
 
 from actors import FakeClock, Runtime
@@ -97,3 +99,44 @@ def test_restart_and_compaction_keep_history(settings_factory, make_runtime, mon
     assert again.stats()["orders_in_memory"] <= KEEP + KEEP // 4 + 1
     assert again.stats()["book_invariants"] == []
     assert [(p.account_id, p.symbol, p.net_qty, p.buy_qty, p.sell_qty, p.avg_entry_px, p.fees) for p in again.positions()] == positions
+
+
+def test_orders_filtered_by_status_and_account_read_only_the_archive_rows_they_admit(
+        settings_factory, make_runtime, monkeypatch) -> None:
+    """``rt.orders(status, account_id=)``: the same reports as filtering ``rt.orders()``, and a
+    query that admits no terminal status reads no archived order back (the REPL's ``orders
+    open`` and its Tab completion, the stress harness's closing of resting orders)."""
+    from actors.orders import archive
+
+    parsed = []
+    real = archive.archived_report
+    monkeypatch.setattr(archive, "archived_report", lambda text: parsed.append(text) or real(text))
+    rt = make_runtime(settings_for(settings_factory))
+    rt.on_market(quote())
+    for i in range(40):
+        account = "acc-1" if i % 4 else "acc-2"
+        rt.submit(market(f"flt-{i}", side="BUY" if i % 2 == 0 else "SELL"), ctx(account=account)).result(timeout=5)
+    for i in range(3):
+        assert rt.submit(limit(f"flt-rest-{i}", price="39000.00"), ctx()).result(timeout=5).status is OrderStatus.ACCEPTED
+    rt.flush()
+    assert rt.stats()["orders_archived"] > 0
+    everything = rt.orders()
+    assert len(everything) == 43 and len(parsed) == rt.stats()["orders_archived"]
+
+    def ids(reports):
+        return sorted(r.client_order_id for r in reports)
+
+    parsed.clear()
+    working = rt.orders(("ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"))
+    assert ids(working) == ["flt-rest-0", "flt-rest-1", "flt-rest-2"]
+    assert parsed == []  # no archive row read back for a query of working orders
+    assert ids(rt.orders(OrderStatus.FILLED)) == ids(r for r in everything if r.status is OrderStatus.FILLED)
+    parsed.clear()
+    acc2 = rt.orders(account_id="acc-2")
+    assert ids(acc2) == ids(r for r in everything if r.account_id == "acc-2") and len(acc2) == 10
+    assert parsed and all('"account_id":"acc-2"' in text for text in parsed)  # only acc-2's archived rows were parsed
+    assert ids(rt.orders(["filled"], account_id="acc-1")) == ids(
+        r for r in everything if r.account_id == "acc-1" and r.status is OrderStatus.FILLED)
+    assert rt.orders("CANCELED") == ()
+    with pytest.raises(ValueError, match="unknown order status 'WORKING'"):
+        rt.orders("WORKING")
