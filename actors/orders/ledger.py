@@ -1596,10 +1596,15 @@ class LedgerActor(FlowActor):
         return self._portfolio.daily(day=message.day, account_id=message.account_id, strategy_id=message.strategy_id)
 
     def handle_GetLedgerStats(self, message: GetLedgerStats) -> dict:
-        by_status: Counter[str] = Counter(rec.status.value for rec in self._orders.values())
+        # one pass over the orders in memory for every count (statuses, fills, orders in doubt)
+        counts: Counter[OrderStatus] = Counter()
+        fills = self._table.retired_fills
+        for rec in self._orders.values():
+            counts[rec.lifecycle.status] += 1
+            fills += len(rec.fills)
+        by_status: Counter[str] = Counter({status._value_: n for status, n in counts.items()})
         by_status.update(self._table.retired_by_status)
-        fills = sum(len(rec.fills) for rec in self._orders.values()) + self._table.retired_fills
-        return {
+        stats = {
             "orders_total": self._table.total(),
             "orders_in_memory": len(self._orders),
             "orders_archived": self._table.archived,
@@ -1607,21 +1612,23 @@ class LedgerActor(FlowActor):
             "fills_total": fills,
             "errors_by_code": dict(sorted(self._errors.items())),
             "duplicates_denied": self._duplicates_denied,
-            "unknown_open": sum(1 for rec in self._orders.values() if rec.status is OrderStatus.UNKNOWN),
+            "unknown_open": counts[OrderStatus.UNKNOWN],
             "unknown_resolved": self._unknown_resolved,
             "overfills": self._overfills,
             "unmatched_venue_events": self._unmatched_venue_events,
             "waiters": sum(len(v) for v in self._waiters.values()),
             "trading_state": self._risk.state.value,
-            "risk_invariants": self._risk.check_invariants(),
             "exposure": {
                 acct: {"reserved": str(r), "spent": str(s), "budget": None if b is None else str(b)}
                 for acct in self._risk.accounts()
                 for r, s, b in (self._risk.exposure(acct),)
             },
-            "book_invariants": self._books_invariants(),
             "cash": {acct: {k: str(v) for k, v in self._portfolio.cash(acct).items()} for acct in self._portfolio.accounts()},
         }
+        if message.invariants:
+            stats["risk_invariants"] = self._risk.check_invariants()
+            stats["book_invariants"] = self._books_invariants()
+        return stats
 
     def _books_invariants(self) -> list[str]:
         grouped: dict[tuple[str, str], list] = {}

@@ -813,9 +813,11 @@ class Runtime:
         in ``[pnl] timezone`` (README "Features"). Rebuilt from the journal after a restart."""
         return self._ask(self.ledger, GetDailyPnl(day, account_id, strategy_id))
 
-    def stats(self) -> dict:
-        """Counters from the ledger (orders by status, errors by code, invariants), the journal and the bus."""
-        ledger = self._ask(self.ledger, GetLedgerStats(), timeout=30.0)
+    def stats(self, *, invariants: bool = True) -> dict:
+        """Counters from the ledger (orders by status, errors by code, invariants), the journal and the bus.
+        ``invariants=False``: without ``book_invariants`` and ``risk_invariants`` (each recomputes
+        the books from every fill and reservation), for polling a counter such as ``unknown_open``."""
+        ledger = self._ask(self.ledger, GetLedgerStats(invariants), timeout=30.0)
         ledger["errors_by_code"] = dict(ledger["errors_by_code"])
         if self._validation_errors:
             ledger["errors_by_code"]["E_EXEC_VALIDATION"] = ledger["errors_by_code"].get("E_EXEC_VALIDATION", 0) + self._validation_errors

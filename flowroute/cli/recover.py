@@ -52,7 +52,7 @@ def run_recover(state_dir: Path, profile: str) -> tuple[dict, bool]:
     announce("recover", rt, settings, profile)
     try:
         report = rt.recovery
-        ok_wait = wait_until(lambda: rt.stats()["unknown_open"] == 0, timeout_s=30.0)
+        ok_wait = wait_until(lambda: rt.stats(invariants=False)["unknown_open"] == 0, timeout_s=30.0)
         rt.flush()
         stats = rt.stats()
         orders = rt.orders()

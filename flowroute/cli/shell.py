@@ -170,7 +170,7 @@ class FlowrouteShell(cmd.Cmd):
         try:
             self.rt.flush(timeout=timeout_s)
             token = self._subscription.token
-            wait_until(lambda: self.rt.stats()["bus"]["subscribers"].get(token, {}).get("pending", 0) == 0,
+            wait_until(lambda: self.rt.stats(invariants=False)["bus"]["subscribers"].get(token, {}).get("pending", 0) == 0,
                        timeout_s, 0.01)
         except Exception:  # noqa: BLE001 - a stopped or busy runtime: the events still print when they come
             pass

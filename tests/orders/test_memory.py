@@ -8,7 +8,6 @@ import sqlite3
 from decimal import Decimal
 
 import pytest
-
 from conftest import ctx, limit, market, quote, wait_until
 
 from actors import FakeClock, Runtime
@@ -140,3 +139,23 @@ def test_orders_filtered_by_status_and_account_read_only_the_archive_rows_they_a
     assert rt.orders("CANCELED") == ()
     with pytest.raises(ValueError, match="unknown order status 'WORKING'"):
         rt.orders("WORKING")
+
+
+def test_stats_without_invariants_counts_the_same_in_one_pass(settings_factory, make_runtime) -> None:
+    """``rt.stats(invariants=False)``: every counter ``rt.stats()`` gives (statuses, fills, orders in
+    doubt, archived ones included) without the two checks that recompute the books; what the
+    harnesses poll (``unknown_open``)."""
+    rt = make_runtime(settings_for(settings_factory))
+    rt.on_market(quote())
+    for i in range(30):
+        rt.submit(market(f"cnt-{i}", side="BUY" if i % 2 == 0 else "SELL"), ctx()).result(timeout=5)
+    rt.submit(limit("cnt-rest", price="39000.00"), ctx()).result(timeout=5)
+    rt.flush()
+    full, light = rt.stats(), rt.stats(invariants=False)
+    assert full["book_invariants"] == [] and full["risk_invariants"] == []
+    assert "book_invariants" not in light and "risk_invariants" not in light
+    for key in ("orders_total", "orders_in_memory", "orders_archived", "orders_by_status", "fills_total", "unknown_open",
+                "exposure", "cash"):
+        assert light[key] == full[key], key
+    assert light["orders_by_status"] == {"ACCEPTED": 1, "FILLED": 30} and light["fills_total"] == 30
+    assert light["orders_archived"] > 0 and light["unknown_open"] == 0
