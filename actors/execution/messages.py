@@ -27,6 +27,18 @@ class ExecuteOrder:
 
     order: SubmitOrder
 
+    @property
+    def replies(self) -> tuple[Future, ...]:
+        """The order's reply future: the dispatcher marks it queued with this message, as for every
+        stage before (``SubmitOrder.reply``), so a caller helping its order runs this hop too and the
+        dispatcher's thread is not rung for it (actors/kernel/dispatcher.py ``put_entry``)."""
+        return (self.order.reply,)
+
+    @property
+    def orders(self) -> tuple[SubmitOrder, ...]:
+        """The one order, as :class:`ExecuteOrders` names its orders (a message with ``replies`` has ``orders``)."""
+        return (self.order,)
+
 
 @dataclass(frozen=True, slots=True)
 class ExecuteOrders:
