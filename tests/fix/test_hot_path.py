@@ -332,6 +332,22 @@ def test_the_new_order_single_template_encodes_what_the_pairs_encode(tmp_path_fa
     venue.close()
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.decimals(allow_nan=False, allow_infinity=False), st.integers(0, 12), st.booleans())
+def test_a_cached_decimal_field_is_fix_decimal_of_the_value_whatever_its_exponent(value, zeros, first_padded) -> None:
+    """Equal Decimals written with other exponents (0.5, 0.50, 5E-1) share one cache entry: each
+    reads back as ``fix_decimal`` of itself, whichever was cached first; zero (signed) is never cached."""
+    plain = format(value, "f")
+    padded = D(plain + ("" if "." in plain else ".") + "0" * zeros) if zeros else value  # the same value, other exponent
+    assert padded == value
+    _venue_mod._DECIMAL_FIELDS.clear()
+    for each in ((padded, value) if first_padded else (value, padded)):
+        assert _venue_mod._decimal_field(each) == fix_decimal(each).encode()
+        assert _venue_mod._decimal_field(each) == fix_decimal(each).encode()  # the cached answer
+    assert not any(not key for key in _venue_mod._DECIMAL_FIELDS)
+    _venue_mod._DECIMAL_FIELDS.clear()
+
+
 def test_a_message_sent_from_encoded_fields_with_its_sending_time_is_what_encode_makes() -> None:
     clock = FakeClock(wall_start=T0 + timedelta(milliseconds=7))
     session = FixSession(SessionConfig("FIX.4.4", "CLI%d", "EXEC"), SeqStore.memory(), clock)

@@ -372,23 +372,30 @@ class FixVenue:
             symbol = self.config.symbols.get(order.symbol, order.symbol).encode()
             if len(self._venue_symbols) < 10_000:
                 self._venue_symbols[order.symbol] = symbol
-        price = (b"44=" + fix_decimal(order.limit_price).encode() + b"\x01"
+        price = (b"44=" + _decimal_field(order.limit_price) + b"\x01"
                  if order.order_type is OrderType.LIMIT and order.limit_price is not None else b"")
         return self._nos_format % (order.client_order_id.encode(), symbol, _SIDE_BYTES[order.side], transact_time,
-                                   fix_decimal(order.quantity).encode(), _ORD_TYPE_BYTES[order.order_type], price,
+                                   _decimal_field(order.quantity), _ORD_TYPE_BYTES[order.order_type], price,
                                    _TIF_BYTES[order.time_in_force])
 
     def _submit_waiter(self, order: VenueOrder, done: AsyncDone | None = None) -> _Waiter:
         """Register the wait for a NewOrderSingle's answer; ``VenueRejectedError`` for an id
-        already sent (executor would fill it again: the contract's duplicate-id refusal)."""
+        already sent (executor would fill it again: the contract's duplicate-id refusal). One
+        pass under the lock: the refusal, the order's entry (made only when it has none) and, for
+        an asynchronous request, its place among the pending ones (``_new_waiter``)."""
         cid = order.client_order_id
-        waiter = self._new_waiter("submit", cid, done)
+        waiter = _Waiter("submit", cid, done, self.clock.monotonic() + self.config.request_timeout_s)
+        waiter.release = self._release
         with self._lock:
-            if cid in self._sent or (cid in self._orders and self._orders[cid].heard):
+            known = self._orders.get(cid)
+            if cid in self._sent or (known is not None and known.heard):
                 raise VenueRejectedError(f"{cid} was already sent on this FIX session: not sending it again",
                                          venue_code=DUPLICATE_CLIENT_ORDER_ID)
-            self._orders.setdefault(cid, _Order(cid, order.symbol, order.side, order.quantity, leaves_qty=order.quantity))
+            if known is None:
+                self._orders[cid] = _Order(cid, order.symbol, order.side, order.quantity, leaves_qty=order.quantity)
             self._submits[cid] = waiter
+            if done is not None:
+                self._pending.append(waiter)
         return waiter
 
     def _cancel_request(self, client_order_id: str, done: AsyncDone | None = None) -> tuple[_Waiter, list[tuple[int, object]]]:
@@ -833,6 +840,22 @@ class FixVenue:
             return None
         symbol = self._symbol_back.get(venue_symbol, venue_symbol)
         return _Order(cid, symbol, side, qty)
+
+
+#: Decimal -> its FIX float field text encoded (``fix_decimal``), for the quantities and prices sent
+#: (a few per instrument): a dict hit per order instead of a normalize and a format. Equal Decimals
+#: normalize alike, so one entry serves them all; zero (whose sign shows) is never cached
+_DECIMAL_FIELDS: dict[Decimal, bytes] = {}
+
+
+def _decimal_field(value: Decimal) -> bytes:
+    """``fix_decimal(value).encode()``, cached (tests/fix/test_hot_path.py holds the two equal)."""
+    out = _DECIMAL_FIELDS.get(value)
+    if out is None:
+        out = fix_decimal(value).encode()
+        if value and len(_DECIMAL_FIELDS) < _DECIMALS_MAX:
+            _DECIMAL_FIELDS[value] = out
+    return out
 
 
 #: field text -> its finite Decimal, for the texts seen (a few per instrument: quantities, prices);
