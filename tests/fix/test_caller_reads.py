@@ -295,6 +295,47 @@ def test_eight_concurrent_senders_through_the_runtime_all_get_their_answers_once
     assert all(incoming(executor, "D", x) == 1 for x in all_ids)
 
 
+def test_a_caller_taking_the_turn_wakes_the_polling_connection_thread_to_step_aside_before_the_answer(
+        session_pair, monkeypatch) -> None:
+    """No caller has read for a while: the connection thread polls the socket. A caller that takes
+    the turn wakes it (``_step_aside``, on a wake-up socket of its own: the reading caller polls the
+    shared one and would take it), so it steps aside while the peer works on the order, and does
+    not wake with the caller when the answer comes in. Fails without that wake-up: the connection
+    thread leaves its poll on a timeout (0.5 s) or on the answer, never woken."""
+    from protocols.venues.fix import _driver
+
+    fix, peer, handed = session_pair()
+    events: list[str] = []
+    followed = threading.Event()
+    real_drain, real_follow = _driver._drain, fix._follow
+
+    def drain(wake) -> None:
+        if threading.current_thread().name == "fix-session":
+            events.append("woken")
+        real_drain(wake)
+
+    def follow(sock) -> None:
+        events.append("follow")
+        followed.set()
+        real_follow(sock)
+
+    monkeypatch.setattr(_driver, "_drain", drain)
+    fix._follow = follow  # type: ignore[method-assign]
+    deadline = time.monotonic() + BOUND
+    while not fix._polling and time.monotonic() < deadline:  # the connection thread is back at its poll
+        time.sleep(0.002)
+    assert fix._polling
+    caller = Caller(fix, handed, "aside-1").start()
+    assert caller.reading.wait(BOUND)
+    peer.read_until(lambda f: f[35] == "D" and f[11] == "aside-1")
+    assert followed.wait(BOUND)  # stepped aside before the answer was sent ...
+    assert events[:2] == ["woken", "follow"], (events, fix.step_asides)  # ... because it was woken for it
+    assert fix.step_asides == 1
+    peer.conn.sendall(peer.report("aside-1", "e-as1"))
+    caller.join()
+    assert caller.read is True and handed == [("caller-aside-1", handed[0][1])]
+
+
 def test_a_session_fault_while_a_caller_reads_drops_the_connection_not_the_caller(session_pair) -> None:
     fix, peer, handed = session_pair()
     real = fix.session.receive

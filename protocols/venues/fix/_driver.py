@@ -24,7 +24,9 @@ Exactly one thread reads at a time: the reader's token (a lock) is held by the l
 its whole turn, and by the connection thread for each read it makes; other waiting callers
 queue for the turn (followers) while their answers come in; the connection thread steps aside
 while callers read and takes the socket back once no caller has read for ``follow_linger_s``
-(a socket closed meanwhile at once). Everything a reader holds between reads belongs to the
+(a socket closed meanwhile at once). A caller that takes the turn while the connection thread
+polls the socket wakes it (a wake-up socket of its own), so that it steps aside while the peer
+works on the request instead of waking with the caller when the answer arrives. Everything a reader holds between reads belongs to the
 session (the frame buffer, the messages read but not yet handed on), so a caller that stops
 waiting halfway (a timeout; a Ctrl-C, which the main thread defers while it reads and honours
 within 0.5 s: actors/kernel/dispatcher.py) hands back a consistent session.
@@ -79,14 +81,23 @@ class SendFailed(Exception):
         self.delivered = delivered
 
 
+def _drain(wake: socket.socket) -> None:
+    """Read a non-blocking wake-up socket empty."""
+    try:
+        while wake.recv(4096):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+
+
 class _Reader:
     """One reader's poller on one socket (the connection thread's, or a reading caller's): the
     socket and the wake-up pair, the socket's POLLOUT asked for only while the outbox holds bytes.
     poll, not select: no FD_SETSIZE limit in a host process with many files open."""
 
-    __slots__ = ("sock", "tls", "fd", "wake_fd", "poller", "polling_out")
+    __slots__ = ("sock", "tls", "fd", "wake_fd", "poller", "polling_out", "aside", "aside_fd")
 
-    def __init__(self, sock: socket.socket, wake_fd: int) -> None:
+    def __init__(self, sock: socket.socket, wake_fd: int, aside: socket.socket | None = None) -> None:
         self.sock = sock
         self.tls = sock if isinstance(sock, ssl.SSLSocket) else None
         self.poller = select.poll()
@@ -94,6 +105,12 @@ class _Reader:
         self.poller.register(self.fd, select.POLLIN)
         self.poller.register(wake_fd, select.POLLIN)
         self.polling_out = False
+        #: the connection thread's own wake-up to step aside (``FixConnection._step_aside``): its
+        #: own socket, so a reading caller, which polls the shared wake-up too, never takes it
+        self.aside = aside
+        self.aside_fd = aside.fileno() if aside is not None else -1
+        if aside is not None:
+            self.poller.register(self.aside_fd, select.POLLIN)
 
     def poll(self, wait: float, writing: bool, drain_wake: Callable[[], None]) -> tuple[bool, bool]:
         """Poll up to ``wait`` seconds: (the socket is readable or failed, the socket takes writes)."""
@@ -104,6 +121,8 @@ class _Reader:
         for ready_fd, events in self.poller.poll(wait * 1000.0):
             if ready_fd == self.fd:
                 sock_events = events
+            elif ready_fd == self.aside_fd and self.aside is not None:
+                _drain(self.aside)
             elif events & select.POLLIN:
                 drain_wake()
         # an error or hang-up shows as readable: recv then reports it
@@ -161,6 +180,8 @@ class FixConnection:
         self._outbox = bytearray()
         #: wakes the connection thread when the outbox needs it (it may be waiting to read)
         self._wake_r, self._wake_w = self._wake_pair()
+        #: wakes the connection thread only, out of its poll, to step aside (``_step_aside``)
+        self._aside_r, self._aside_w = self._wake_pair()
         self.connects = 0
         self.disconnects = 0
         self.last_disconnect: str | None = None
@@ -183,6 +204,12 @@ class FixConnection:
         self.caller_reads = 0
         #: the waiting callers' poller on the current socket (used by the token's holder only)
         self._callers_poller: _Reader | None = None
+        #: the connection thread is about to poll (or polls) the socket itself (under the lock): a
+        #: caller taking the turn wakes it (``_aside_w``), so that it steps aside now, while the
+        #: peer works on the request, rather than waking with the caller when the answer arrives
+        self._polling = False
+        #: turns on which the connection thread was told to step aside (``read_for``)
+        self.step_asides = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -201,6 +228,7 @@ class FixConnection:
             self._stopping.clear()
             if self._wake_r.fileno() == -1:  # closed by an earlier close()
                 self._wake_r, self._wake_w = self._wake_pair()
+                self._aside_r, self._aside_w = self._wake_pair()
             self._thread = threading.Thread(target=self._run, name=f"{self._name}-session", daemon=True)
             self._thread.start()
 
@@ -222,8 +250,8 @@ class FixConnection:
         thread.join(timeout)
         self._thread = None
         if not thread.is_alive():
-            self._wake_r.close()
-            self._wake_w.close()
+            for end in (self._wake_r, self._wake_w, self._aside_r, self._aside_w):
+                end.close()
 
     def wait_active(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the session to be ACTIVE; True when it is."""
@@ -362,7 +390,7 @@ class FixConnection:
         return sock
 
     def _read_loop(self, sock: socket.socket) -> None:
-        reader = _Reader(sock, self._wake_r.fileno())
+        reader = _Reader(sock, self._wake_r.fileno(), self._aside_r)
         while not self._stopping.is_set():
             with self._lock:
                 if self._sock is not sock:
@@ -371,8 +399,12 @@ class FixConnection:
                     self._follow(sock)  # callers read: step aside until none has for a while
                     continue
                 wait = max(0.0, min(self.session.next_deadline() - self.session.clock.monotonic(), 0.5))
-            if not self._step(reader, wait, False):
-                return
+                self._polling = True  # from here a caller taking the turn wakes this thread (read_for)
+            try:
+                if not self._step(reader, wait, False):
+                    return
+            finally:
+                self._polling = False
 
     def _follow(self, sock: socket.socket) -> None:
         """(The connection thread, under the lock.) Wait while callers read: until no caller has led
@@ -415,6 +447,8 @@ class FixConnection:
             return False
         if leading:
             return self._read_and_hand_on(sock, readable, leading)
+        if not readable and self._leader is not None:
+            return True  # woken to step aside (read_for): the caller leads, and runs the timers
         if not self._reader.acquire(blocking=False):
             return True  # a caller holds the turn: it reads this (the loop then steps aside)
         try:
@@ -486,6 +520,7 @@ class FixConnection:
                 if self._leader is None and not self._queued:
                     self._leader = me
                     self._leads += 1
+                    self._step_aside()
                 else:
                     turn = self._queued[me] = threading.Event()
                     queued = True
@@ -507,6 +542,7 @@ class FixConnection:
                         queued = False
                         self._leader = me
                         self._leads += 1
+                        self._step_aside()
             # the connection thread holds the token for one read at most: wait for it to finish it
             while not holds:
                 left = 0.5 if deadline is None else max(0.0, min(deadline - monotonic(), 0.5))
@@ -548,6 +584,19 @@ class FixConnection:
                 if self._leader is None and self._queued:
                     next(iter(self._queued.values())).set()  # the oldest waiting caller reads next
 
+    def _step_aside(self) -> None:
+        """(Under the lock, a caller has just taken the turn.) If the connection thread polls the
+        socket (no caller had read for ``follow_linger_s``), wake it now: it sees the turn taken and
+        steps aside (``_follow``). Left polling, it would wake with the caller when the answer comes
+        in, both runnable on the answer's path, only to find the turn taken (the caller has just
+        written its request, so the peer is working on it meanwhile)."""
+        if self._polling:
+            self.step_asides += 1
+            try:
+                self._aside_w.send(b"\0")
+            except (BlockingIOError, InterruptedError, OSError):
+                pass  # a wake-up is already pending, or the connection is closing
+
     def caller_answered(self, ident: int) -> None:
         """The waiting caller on thread ``ident`` has its answer (from whichever thread gave it): a
         reading caller stops polling, a queued one stops waiting for the turn."""
@@ -565,11 +614,7 @@ class FixConnection:
                     turn.set()
 
     def _drain_wake(self) -> None:
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
+        _drain(self._wake_r)
 
     def _carry_out(self, actions) -> list[object]:
         """Write, disconnect, note state changes (under the lock); return what goes to the app."""
