@@ -1123,7 +1123,14 @@ class AdapterActor(FlowActor):
                 self._recon.pop(cl_id, None)
             return
         now = self._clock.monotonic()
+        # still in this actor's hands, so its outcome will come (the ledger also asks about RESERVED
+        # orders, which may be legitimately waiting here): a call in flight, also one queued for a venue
+        # group or waiting on the venue worker for its claim's COMMIT; an order in the throttle queue;
+        # an order parked until its claim is settled. None of these is looked up (nothing is in doubt)
         busy = {call.client_order_id for call in self._calls.values()}
+        busy.update(o.client_order_id for o in self._queue.waiting())
+        for parked in self._parked.values():
+            busy.update(o.client_order_id for o in parked)
         for cl_id in message.client_order_ids:
             if cl_id not in busy:  # a call still in flight answers for itself
                 # quiet for the threshold in the ledger's view: look it up at the next tick

@@ -191,6 +191,10 @@ class AdmissionQueue(Generic[T]):
             lane.extend(kept)
         return removed
 
+    def waiting(self) -> tuple[T, ...]:
+        """The new orders waiting, oldest first (a copy; the queue is unchanged)."""
+        return tuple(self._new)
+
     def drain(self) -> list[T]:
         """Remove and return everything (cancels first), e.g. to fail them on shutdown or restart."""
         items = [*self._cancels, *self._new]

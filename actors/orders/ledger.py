@@ -188,7 +188,12 @@ _AGED = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStat
 #: statuses of an order whose venue outcome is in doubt
 _IN_DOUBT = frozenset({OrderStatus.UNKNOWN, OrderStatus.SUBMITTING, OrderStatus.PENDING_CANCEL})
 #: statuses watched by the in-flight check loop
-_WATCHED = frozenset({OrderStatus.SUBMITTING, OrderStatus.PENDING_CANCEL})
+#: statuses the quiet check watches (handle_QuietCheck). RESERVED: every RESERVED order has been forwarded
+#: to its circuit breaker, and a group-commit venue's first attempt stays RESERVED until its outcome
+#: (which carries the SUBMITTED step); one whose outcome never came is found here like a quiet
+#: SUBMITTING order. An order legitimately waiting (for its claim's COMMIT, a venue group, the
+#: throttle, an adapter restart) is still in the adapter's or the breaker's hands: it is not looked up
+_WATCHED = frozenset({OrderStatus.RESERVED, OrderStatus.SUBMITTING, OrderStatus.PENDING_CANCEL})
 _UNKNOWN_EXIT = {
     OrderStatus.ACCEPTED: E.ACCEPTED,
     OrderStatus.PARTIALLY_FILLED: E.PARTIALLY_FILLED,
@@ -1824,7 +1829,8 @@ class LedgerActor(FlowActor):
             self._quiet_timer = self._clock.call_later(self._quiet_interval_s, lambda: tell(ref, QuietCheck()))
 
     def handle_QuietCheck(self, message: QuietCheck) -> None:
-        """Orders quiet in SUBMITTING or PENDING_CANCEL past the threshold are asked about at their venue."""
+        """Orders quiet in RESERVED, SUBMITTING or PENDING_CANCEL past the threshold are asked about at
+        their venue (through the router and breaker to the adapter, which skips what is still in its hands)."""
         self._quiet_timer = None
         now = self._clock.monotonic()
         by_adapter: dict[str, list[str]] = {}
