@@ -240,6 +240,11 @@ class LedgerHandover:
     refused_rows: dict = field(default_factory=dict)
     refused_claims: dict = field(default_factory=dict)
     refused_budget: dict = field(default_factory=dict)
+    #: orders this ledger took in and forwarded before their claim's COMMIT returned, whose claim
+    #: ticket was not settled durable at the crash: ``(intent, context, adapter id)`` each. A restart
+    #: reads only committed claims, so the next generation rebuilds these from the message and the
+    #: ledger journal's rows (``journaled_orders(..., pending=)``): their later facts then match
+    in_window: tuple = ()
 
 
 _RESERVED = OrderStatus.RESERVED
@@ -387,7 +392,8 @@ class LedgerActor(FlowActor):
 
     Supervised (docs/DESIGN.md "Failure handling"): a handler that raises stops it; the
     supervisor starts a new generation with ``restore_from`` (a callable returning the journaled
-    orders, ``actors.runtime.recovery.journaled_orders``) and the crashed one's
+    orders, ``actors.runtime.recovery.journaled_orders``; given the handover's ``in_window``
+    orders, taken in before their claim's COMMIT, it rebuilds those whose claim it cannot read yet) and the crashed one's
     :class:`LedgerHandover` (``inherited``); it replays the journal in ``start_child``, before
     any message, and the messages queued to the crashed generation are redelivered after it.
 
@@ -432,7 +438,7 @@ class LedgerActor(FlowActor):
         ttl_s: float = 3600.0,
         retention: Any = None,
         router: pykka.ActorRef | None = None,
-        restore_from: Callable[[], list] | None = None,
+        restore_from: Callable[..., list] | None = None,
         inherited: tuple = (),
         **kw,
     ) -> None:
@@ -492,6 +498,9 @@ class LedgerActor(FlowActor):
         #: child id -> (risk book, parent id, child intent): the remainder children on their way through the
         #: idempotency store, whose parents' reservations wait for them (_resubmit_remainder, _submit_child)
         self._held: dict[str, tuple[str, str, OrderIntent]] = {}
+        #: orders forwarded before their claim's COMMIT, by claim ticket, until the ticket is settled
+        #: durable (or, failed, their orders ended): handed over on a crash (``LedgerHandover.in_window``)
+        self._in_window: dict[Any, list[SubmitOrder]] = {}
         #: broker-state sync ([sync]; actors/runtime/sync.py): the books each venue should hold, syncs running
         self._adapter_ids = tuple(adapter_ids)
         self._sync_settings = sync
@@ -609,7 +618,8 @@ class LedgerActor(FlowActor):
             self._arm_compaction()
         self._arm_retention()
         if self._restore_from is not None:
-            self._replay_journal(self._restore_from())
+            pending = self._handover.in_window if self._handover is not None else ()
+            self._replay_journal(self._restore_from(pending) if pending else self._restore_from())
 
     def _replay_journal(self, orders: list[RecoveredOrder]) -> None:
         """A restarted generation rebuilds the books from the journal (orders, transitions, fills,
@@ -665,6 +675,24 @@ class LedgerActor(FlowActor):
             self._state_reason = h.reason
         logger.warning("{} g{} rebuilt {} order(s) from the journal", self.child_name, self.generation, restored)
 
+    def _prune_window(self) -> None:
+        """Forget the claim tickets settled durable (a restart reads those claims) and the failed ones
+        whose orders all ended (DENIED, nothing sent)."""
+        orders = self._orders
+        for ticket in [t for t in self._in_window if t.settled]:
+            if ticket.failure is None or all(
+                    (r := orders.get(o.client_order_id)) is None or r.status.is_terminal for o in self._in_window[ticket]):
+                del self._in_window[ticket]
+
+    def _window_handover(self) -> tuple:
+        """``LedgerHandover.in_window``: the orders forwarded before a claim COMMIT not known durable."""
+        out: list[tuple] = []
+        for ticket, forwarded in self._in_window.items():
+            if ticket.settled and ticket.failure is None:
+                continue
+            out.extend((o.intent, o.context, o.route.adapter_id if o.route else "") for o in forwarded)
+        return tuple(out)
+
     def failure_details(self) -> dict:
         """The crashed ledger: the rows its handled messages decided are written first (best
         effort: what is not written is unknown to the next generation, whose facts then arrive
@@ -698,7 +726,7 @@ class LedgerActor(FlowActor):
             held=tuple((child_id, book, parent_id, self._risk.reservation(book, parent_id), intent)
                        for child_id, (book, parent_id, intent) in self._held.items()),
             refused_rows=dict(self._refused_rows), refused_claims=dict(self._refused_claims),
-            refused_budget=dict(self._refused_budget)),)}
+            refused_budget=dict(self._refused_budget), in_window=self._window_handover()),)}
 
     def answer_crashed(self, message: Any) -> None:
         """An order whose handler raised here was never sent: FAILED (E_EXEC_INTERNAL), and the
@@ -861,6 +889,9 @@ class LedgerActor(FlowActor):
         forwarded = order.with_intent_arrival_px(intent, rec.arrival_px)
         if self._resubmit:
             self._resubmittable[intent.client_order_id] = forwarded
+        claim = order.claim
+        if claim is not None and not claim.settled:  # inside the claim window (actors/idempotency/ticket.py)
+            self._in_window.setdefault(claim, []).append(forwarded)
         self._forward(order, forwarded, book)
         # the RESERVED row and audit line go with the next batch (the order's outcome always comes: every venue call has a timeout)
 
@@ -968,6 +999,9 @@ class LedgerActor(FlowActor):
         self._transition(rec, E.RESERVED, f"{_RESERVED_CAUSE} (the remainder of {parent_id})", defer_flush=True)
         forwarded = order.evolve(arrival_px=rec.arrival_px)
         self._resubmittable[intent.client_order_id] = forwarded
+        claim = order.claim
+        if claim is not None and not claim.settled:
+            self._in_window.setdefault(claim, []).append(forwarded)
         self._forward(order, forwarded, book)
         # the RESERVED row and audit line go with the next batch (the order's outcome always comes: every venue call has a timeout)
 
@@ -2012,6 +2046,8 @@ class LedgerActor(FlowActor):
         return data
 
     def _flush(self, *, archive_all_due: bool = False) -> None:
+        if self._in_window:
+            self._prune_window()
         rows, self._pending_rows = self._pending_rows, []
         fills, self._pending_fills = self._pending_fills, []
         lines, self._pending_audit = self._pending_audit, []

@@ -187,15 +187,24 @@ def _load_history(history: JournalStore) -> tuple[dict, dict, set]:
     return transitions, fills, archived
 
 
-def journaled_orders(journal: JournalStore, ledger_journal: JournalStore | None = None) -> list[RecoveredOrder]:
+def journaled_orders(journal: JournalStore, ledger_journal: JournalStore | None = None,
+                     pending: tuple = ()) -> list[RecoveredOrder]:
     """Every journaled order as the journal holds it (outcome UNCHANGED), for a ledger
     restarted while the runtime runs (docs/DESIGN.md "Failure handling"): nothing is marked
     UNKNOWN and no venue is asked, since the orders in flight are still in flight: their
     outcomes reach the new ledger from the adapter actors. Unreadable records are skipped
-    (logged)."""
+    (logged).
+
+    ``pending``: ``(intent, context, adapter id)`` of orders the crashed ledger took in before
+    their claim's COMMIT returned (``LedgerHandover.in_window``). This reads committed claims
+    only; one of those whose claim is not among them yet is rebuilt from its intent and the
+    ledger journal's rows (the crashed ledger wrote them), so its later facts match. One the
+    ledger journal has no row of is left out (logged)."""
     transitions, fills, archived = _load_history(ledger_journal if ledger_journal is not None else journal)
     out = []
+    claimed: set[tuple[str, str]] = set()
     for record in journal.load_records():
+        claimed.add(record.key)
         try:
             intent = OrderIntent.model_validate_json(record.intent_json)
             context = ExecutionContext.model_validate_json(record.context_json)
@@ -207,6 +216,17 @@ def journaled_orders(journal: JournalStore, ledger_journal: JournalStore | None 
         last = OrderStatus(rows[-1].to_status) if rows else OrderStatus.INITIALIZED
         out.append(RecoveredOrder(intent, context, record.adapter_id, rows, tuple(fills.get(key, ())), RecoveryOutcome.UNCHANGED,
                                   previous_status=last, idempotency_status=record.status, archived=key in archived))
+    for intent, context, adapter_id in pending:
+        key = (context.account_id, intent.client_order_id)
+        if key in claimed:
+            continue
+        rows = tuple(sorted(transitions.get(key, ()), key=lambda r: r.seq))
+        if not rows:
+            logger.error("ledger restart: {}: taken in before its claim's COMMIT and not in the ledger journal; its facts "
+                         "arrive unmatched until the next start's recovery", intent.client_order_id)
+            continue
+        out.append(RecoveredOrder(intent, context, adapter_id, rows, tuple(fills.get(key, ())), RecoveryOutcome.UNCHANGED,
+                                  previous_status=OrderStatus(rows[-1].to_status), idempotency_status="IN_PROGRESS"))
     return out
 
 

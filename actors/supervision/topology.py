@@ -148,10 +148,10 @@ class Blueprint:
             if ledger_journal_factory is None:  # (never when durable: the ledger journals to it)
                 raise RestartRefused("the ledger has no journal to be rebuilt from; trading stays HALTED: restart the runtime")
 
-            def restore_from() -> list:
+            def restore_from(pending: tuple = ()) -> list:
                 journal, ledger_journal = journal_factory(), ledger_journal_factory()
                 try:
-                    return journaled_orders(journal, ledger_journal)
+                    return journaled_orders(journal, ledger_journal, pending)
                 finally:
                     journal.close()
                     ledger_journal.close()
