@@ -268,6 +268,10 @@ class AdapterCapabilities(Frozen):
       an inline call) and the adapter hands the outcome back through ``done`` from any
       thread, with no worker-thread hop either way; the attempt timeout still guards the
       answer. A request the adapter cannot send at once (not logged on) goes to the worker.
+    - ``in_process``: True when a blocking adapter's calls touch only this process and its
+      local files (no network, e.g. the durable paper book's SQLite commit): a thread waiting
+      for an order's answer may then make that order's call itself instead of the worker
+      thread (docs/DESIGN.md "Threads"), so a call must not block for long.
 
     Example::
 
@@ -282,6 +286,7 @@ class AdapterCapabilities(Frozen):
     inline_budget_us: int = Field(default=2_000, gt=0)
     group_commit: bool = False
     sends_async: bool = False
+    in_process: bool = False
 
 
 #: What an adapter that declares nothing is taken to be: blocking, lookups never prove absence.

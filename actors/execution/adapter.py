@@ -67,10 +67,10 @@ from __future__ import annotations
 
 import functools
 import math
-import queue
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -107,8 +107,8 @@ from ..events.messages import Publish
 from ..idempotency.messages import CompleteOrder, CompleteOrders, ReleaseClaim, new_complete_order
 from ..idempotency.ticket import ClaimNotDurable
 from ..kernel.base import ActorCrashed, FlowActor, exc_summary, resolve, tell
-from ..kernel.dispatcher import CallerReader, HelpingFuture, tell_then_help
-from ..kernel.inbox import tell_quiet, tell_quiet_then_wake, wake
+from ..kernel.dispatcher import CallerReader, DispatchedInbox, HelpingFuture, tell_then_help
+from ..kernel.inbox import ring, sched_yield, tell_quiet, tell_quiet_then_wake, wake
 from ..orders.messages import (
     AttemptFailed,
     BrokerStateFetched,
@@ -172,16 +172,34 @@ class VenueWorker:
     ``on_group``: when given, a group of more than one call hands its outcomes over in one call,
     ``on_group(VenueCallsCompleted(outcomes))``, instead of one ``on_done`` each (the adapter then
     runs them in one message: at 64 senders a group holds ~100 calls, each a message before).
+
+    **The waiting thread calls the venue** (``callers_call``: an adapter that declares
+    ``in_process``, on a dispatcher where waiting threads help; docs/DESIGN.md "Threads"). A
+    submit queued while the worker is idle with nothing ahead of it, whose order's caller waits in
+    ``result()`` (:meth:`HelpingFuture.offer`), is queued without waking the worker and offered
+    to that caller: woken when the order's claim ticket settles (instead of this thread), the
+    caller takes the call off the queue (under the same run lock as this thread's groups, so the
+    worker never runs it too) and makes it as this thread would (the claim's wait, the pick that
+    arms the attempt timeout, a group of one, the outcome handed to ``on_done``, which answers it
+    in the caller's own thread when the adapter's dispatcher is free): neither this thread's
+    wake-up nor the caller's is on the order's path. The worker is busy (its lock held), a call is
+    ahead, or the caller leaves first (its timeout): the worker is rung and makes it, as always.
+    The venue's housekeeping (``idle``) stays on this thread: rung for it every
+    :attr:`housekeep_every` calls made by callers.
     """
 
     #: most calls in one group (a group's first answer waits for its last call)
     batch_max = 128
+    #: calls made by waiting callers after which this thread is rung for the venue's housekeeping
+    #: (``idle``: the durable paper book's WAL checkpoint, due every 64 commits)
+    housekeep_every = 8
+
     def __init__(self, name: str, on_done: Callable[[VenueCallCompleted], object], clock: Any = None,
                  on_pick: Callable[[int, Any], None] | None = None,
                  group: tuple[Callable[[], None], Callable[[], None]] | None = None,
                  idle: Callable[[], None] | None = None,
                  on_group: Callable[[VenueCallsCompleted], object] | None = None,
-                 claim_wait_s: float | None = None) -> None:
+                 claim_wait_s: float | None = None, callers_call: bool = False) -> None:
         #: seconds a call awaiting its claim (``_Call.awaits_claim``) waits for the claim's commit before it
         #: is answered :class:`ClaimNotDurable` without calling the venue (the store settles every
         #: ticket when its commit returns: this bounds a stalled disk, not the normal path); the
@@ -197,19 +215,43 @@ class VenueWorker:
         self._on_pick = on_pick
         self._group = group
         self._idle = idle
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._callers_call = callers_call
+        #: queued calls ``(call_id, fn, call)``, barriers (``Future``) and the stop (None), oldest first
+        self._items: deque[Any] = deque()
+        self._bell = threading.Lock()  # a doorbell (actors/kernel/inbox.ring): held = nothing announced
+        self._bell.acquire()
+        #: held by the thread that takes and runs calls: this worker's, or a caller making its own
+        self._running = threading.Lock()
         self._lock = threading.Lock()
         self._queued: set[int] = set()
         self._retired = False
+        #: calls made by callers since the last housekeeping, and whether this thread owes it
+        self._called = 0
+        self._housekeep = False
         self._on_done = on_done
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, call_id: int, fn: Callable[[], Any], call: Any = None) -> None:
-        """Queue ``fn``; when the worker picks it up it stamps ``call.picked_at`` (clock seconds)."""
+        """Queue ``fn``; when the worker picks it up it stamps ``call.picked_at`` (clock seconds).
+        A submit whose caller waits may be offered to it instead of waking the worker (above)."""
         with self._lock:
             self._queued.add(call_id)
-        self._queue.put((call_id, fn, call))
+        item = (call_id, fn, call)
+        items = self._items
+        offer = (self._callers_call and not items and call.__class__ is _Call and call.kind == "submit"
+                 and call.order is not None and not self._running.locked())
+        items.append(item)
+        if offer:
+            order = call.order
+            reply, ticket = order.reply, order.claim
+            if isinstance(reply, HelpingFuture) and reply.offer(_Offered(self, item, ticket, time.monotonic() + self.claim_wait_s)):
+                if ticket is None:
+                    reply.poke()
+                else:
+                    ticket.on_settled(reply.poke)  # the store's thread wakes the caller, not this one
+                return
+        ring(self._bell)
 
     def barrier(self) -> Future:
         """A future resolved once every call queued before it has finished and its outcome was
@@ -220,7 +262,8 @@ class VenueWorker:
         if retired:
             done.set_result(None)
         else:
-            self._queue.put(done)
+            self._items.append(done)
+            ring(self._bell)
         return done
 
     def retire(self) -> set[int]:
@@ -229,45 +272,98 @@ class VenueWorker:
             self._retired = True
             unpicked = set(self._queued)
             self._queued.clear()
+        items = self._items
         while True:  # drop what waits (never picked: in ``unpicked``); barriers: nothing more will run
             try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
+                item = items.popleft()
+            except IndexError:
                 break
             if item.__class__ is Future:
                 item.set_result(None)
-        self._queue.put(None)
+        items.append(None)
+        ring(self._bell)
         return unpicked
 
     def _loop(self) -> None:
-        get, get_nowait, grouped = self._queue.get, self._queue.get_nowait, self._group is not None
+        items, bell, running, grouped = self._items, self._bell, self._running, self._group is not None
         while True:
-            item = get()
-            calls = []
-            # a call, then (grouped) every call queued behind it, up to a barrier or the stop
-            while item is not None and item.__class__ is not Future:
-                calls.append(item)
-                item = _NOTHING
-                if not grouped or len(calls) >= self.batch_max:
-                    break
-                try:
-                    item = get_nowait()
-                except queue.Empty:
-                    break
-            if calls and not self._run(calls):
-                return
-            if item is None:
-                return
-            if calls and item is _NOTHING and self._idle is not None and self._queue.empty():
-                try:
-                    self._idle()  # nothing waits: the adapter's housekeeping, off every order's path
-                except Exception:  # noqa: BLE001 - housekeeping never stops the worker
-                    logger.opt(exception=True).warning("{}: the venue's housekeeping between groups failed", self._thread.name)
-            if item.__class__ is Future:  # a barrier: everything before it is done
-                item.set_result(None)
+            if not items:
+                if self._housekeep:  # callers made calls: the venue's housekeeping, after their answers
+                    self._housekeep = False
+                    sched_yield()
+                    with running:
+                        if not items:
+                            self._housekeeping()
+                    continue
+                bell.acquire()  # a ring with nobody waiting leaves it open: re-check at once
+                continue
+            with running:
+                calls = []
+                item: Any = _NOTHING
+                # a call, then (grouped) every call queued behind it, up to a barrier or the stop
+                while True:
+                    try:
+                        item = items.popleft()
+                    except IndexError:
+                        item = _NOTHING
+                        break
+                    if item is None or item.__class__ is Future:
+                        break
+                    calls.append(item)
+                    item = _NOTHING
+                    if not grouped or len(calls) >= self.batch_max:
+                        break
+                if calls and not self._run(calls):
+                    return
+                if item is None:
+                    return
+                if calls and item is _NOTHING and not items:
+                    self._housekeeping()
+                if item.__class__ is Future:  # a barrier: everything before it is done
+                    item.set_result(None)
 
-    def _run(self, calls: list) -> bool:
-        """Run ``calls`` (one group when grouped), then hand out their outcomes; False once retired."""
+    def _housekeeping(self) -> None:
+        """The adapter's ``idle()`` between groups (run lock held), off every order's path."""
+        self._called = 0
+        if self._idle is None:
+            return
+        try:
+            self._idle()  # nothing waits: the adapter's housekeeping, off every order's path
+        except Exception:  # noqa: BLE001 - housekeeping never stops the worker
+            logger.opt(exception=True).warning("{}: the venue's housekeeping between groups failed", self._thread.name)
+
+    def run_offered(self, item: tuple, claim_wait_s: float) -> None:
+        """Make the offered call ``item`` in the calling thread (a caller waiting for its order's
+        answer) when this worker is idle and ``item`` is next in its queue; else leave it to the
+        worker (rung). Waits for its claim at most ``claim_wait_s``. Never raises."""
+        running = self._running
+        if not running.acquire(False):  # the worker runs a group: it takes this call after it
+            ring(self._bell)
+            return
+        items = self._items
+        try:
+            try:
+                head = items.popleft()
+            except IndexError:
+                return  # the worker took it (or a retire dropped it)
+            if head is not item:  # taken, or something ahead of it: the worker keeps the order
+                items.appendleft(head)
+                return
+            try:
+                self._run([item], claim_wait_s)
+            except BaseException:  # noqa: BLE001 - _run hands every outcome out; this is a fault of ours
+                logger.opt(exception=True).critical("{}: a venue call made by its waiting caller failed", self._thread.name)
+            self._called += 1
+            if self._idle is not None and self._called >= self.housekeep_every:
+                self._housekeep = True
+        finally:
+            running.release()
+            if items or self._housekeep:
+                ring(self._bell)
+
+    def _run(self, calls: list, claim_wait_s: float | None = None) -> bool:
+        """Run ``calls`` (one group when grouped), then hand out their outcomes; False once retired.
+        A call awaiting its claim waits for it at most ``claim_wait_s`` (default :attr:`claim_wait_s`)."""
         # A call that raised leaves its exception in ``outcomes``, and the exception's traceback holds
         # this frame, which keeps its locals once it returns: ``outcomes``, ``error`` and ``outcome``
         # would close a reference cycle (frame -> outcome -> exception -> traceback -> frame) that only
@@ -282,9 +378,13 @@ class VenueWorker:
             # persist-before-submit: a call forwarded before its claim's COMMIT waits for it here,
             # before the group is opened (the venue's group transaction is not held open meanwhile)
             not_durable: dict[int, str] | None = None
+            wait_s = self.claim_wait_s if claim_wait_s is None else claim_wait_s
             for call_id, _fn, call in calls:
                 if call is not None and call.__class__ is _Call and call.awaits_claim and call.order is not None:
-                    why = call.order.claim.wait(self.claim_wait_s)
+                    claim = call.order.claim
+                    why = claim.wait(wait_s)
+                    if why is not None and not claim.settled:  # a caller's wait began at the offer: name the whole wait
+                        why = f"the claim was not durable within {self.claim_wait_s:g} s"
                     if why is not None:
                         if not_durable is None:
                             not_durable = {}
@@ -350,6 +450,26 @@ class VenueWorker:
 FINISH_CHUNK = 64
 #: "no item in hand" for the worker's loop (neither a call, a barrier nor the stop)
 _NOTHING = object()
+
+
+class _Offered:
+    """A submit queued at an idle :class:`VenueWorker` and offered to its order's waiting caller
+    (``dispatcher.OfferedCall``): ready once its claim ticket is settled (or it had none)."""
+
+    __slots__ = ("worker", "item", "ticket", "deadline")
+
+    def __init__(self, worker: VenueWorker, item: tuple, ticket: Any, deadline: float) -> None:
+        self.worker, self.item, self.ticket, self.deadline = worker, item, ticket, deadline
+
+    def ready(self) -> bool:
+        ticket = self.ticket
+        return ticket is None or ticket.settled
+
+    def run(self) -> None:
+        self.worker.run_offered(self.item, max(0.0, self.deadline - time.monotonic()))
+
+    def decline(self) -> None:
+        ring(self.worker._bell)  # the worker takes it (if it is still queued)
 #: run-queue entries a venue's thread answering an asynchronous send (or the venue worker handing out
 #: a call's outcome) runs at most on the adapter's dispatcher before it goes back to its socket (its
 #: calls) (``tell_then_help``): its outcome and a few ahead of it
@@ -555,9 +675,13 @@ class AdapterActor(FlowActor):
         # entries at most, then back to its calls): no wake-up of the dispatcher's thread between the
         # venue's answer and the caller's, as a venue's reader thread does for an asynchronous send
         hand_over = functools.partial(tell_then_help, ref, budget=READER_HELP_BUDGET)
+        # a caller waiting for its order may make the call of an in-process venue itself, where waiting
+        # threads help this actor's dispatcher ("The waiting thread calls the venue", VenueWorker)
+        inbox = self.actor_inbox
+        callers_call = self._caps.in_process and isinstance(inbox, DispatchedInbox) and inbox.dispatcher.helpable
         self._worker = VenueWorker(f"venue-{self.adapter_id}-g{self.generation}", hand_over, clock, arm_timeout,
                                    group, idle if callable(idle) else None, on_group=hand_over,
-                                   claim_wait_s=self._policy.claim_wait_s)
+                                   claim_wait_s=self._policy.claim_wait_s, callers_call=callers_call)
         self._arm_reconcile()
 
     def on_stop(self) -> None:

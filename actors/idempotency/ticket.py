@@ -8,7 +8,9 @@ circuit breaker and the adapter's preparation run while the commit's fsync is in
 step that must wait, the venue call, waits on the ticket:
 
 - the venue worker's thread waits (``VenueWorker``; at most the setting ``journal.claim_wait_s``) before it calls
-  the venue;
+  the venue; or, when the order's caller waits for its answer and makes the call itself (an
+  in-process venue: "The waiting thread calls the venue" in actors/execution/adapter.py), the
+  settle wakes that caller (:meth:`ClaimTicket.on_settled`) instead of the worker;
 - the adapter actor, which never blocks, parks an order whose ticket is not settled when it
   would call the venue from its own thread (inline or asynchronous venues) and sends it once
   the ticket's :meth:`ClaimTicket.on_settled` tells it so.

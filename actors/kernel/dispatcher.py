@@ -41,6 +41,15 @@ no two threads runnable on the answer's path. The answer's outcome then runs in 
 thread through the venue's help (``tell_then_help``). In the main thread the read runs with
 Ctrl-C deferred, and ends within 0.5 s of one (raised once the read is handed back).
 
+**The waiting thread calls the venue**: an in-process venue's call queued at its idle venue
+worker may be offered to the thread waiting for the order's reply (:meth:`HelpingFuture.offer`,
+actors/execution/adapter.py ``VenueWorker``): that thread, woken when the call may go (its claim
+settled), makes it itself, and the outcome it hands on answers it in its own thread. A thread
+counts as waiting for its whole ``result()``, helping included; one that leaves without making
+the offered call (its timeout) declines it, and the worker makes it. A message carrying an order
+whose claim's COMMIT has not returned yet is rung even when it is the helper's own order: the
+helper is about to wait in that commit, and the next stage's thread runs it meanwhile.
+
 A *solo* dispatcher (``solo=True``) has one member and one thread, which runs told messages
 first and quiet ones when woken, after the same linger (a told message ends it): the runtime
 gives one to each actor that writes a durable journal, whose commit blocks on fsync, so that
@@ -128,6 +137,27 @@ class CallerReader(Protocol):
         ...
 
 
+class OfferedCall(Protocol):
+    """A venue call offered to the thread waiting for its order's answer (:meth:`HelpingFuture.offer`;
+    actors/execution/adapter.py ``VenueWorker``: "The waiting thread calls the venue")."""
+
+    #: ``time.monotonic()`` s after which the waiting thread runs it even when not :meth:`ready`
+    #: (its claim's wait is over: the call then answers that the claim is not durable)
+    deadline: float
+
+    def ready(self) -> bool:
+        """True once it may run now (its claim is settled). Never blocks."""
+        ...
+
+    def run(self) -> None:
+        """Make the call in the calling thread, or leave it to its owner's thread; never raises."""
+        ...
+
+    def decline(self) -> None:
+        """The waiting thread leaves without running it: its owner's thread takes it."""
+        ...
+
+
 class HelpingFuture(Future):
     """A ``concurrent.futures.Future`` whose waiter helps: :meth:`result` first runs the queued
     messages of the dispatcher the message carrying it is queued on (:meth:`Dispatcher.help`),
@@ -146,6 +176,26 @@ class HelpingFuture(Future):
     #: the venue connection the answer comes back on, when a waiting thread may read it itself
     #: (set by the adapter actor that sent the order: "The waiting thread reads" above)
     reader: CallerReader | None = None
+    #: threads now waiting in :meth:`result` that may run an :class:`OfferedCall` (under ``_condition``)
+    _callers: int = 0
+    #: the venue call offered to them and not yet taken (under ``_condition``)
+    _offered: OfferedCall | None = None
+
+    def offer(self, call: OfferedCall) -> bool:
+        """Offer the order's venue call to the thread waiting in :meth:`result`: True when one waits
+        (it runs ``call`` once ``call.ready()`` and :meth:`poke` woke it, or at ``call.deadline``, or
+        declines it on leaving), False when none does (fire-and-forget, ``asyncio.wrap_future``, not
+        waiting yet, answered already, a call offered already): the offerer's thread makes it."""
+        with self._condition:
+            if not self._callers or self._offered is not None or self._state in _DONE_STATES:
+                return False
+            self._offered = call
+            return True
+
+    def poke(self) -> None:
+        """Wake the waiting thread to look at its offered call again (its claim was settled)."""
+        with self._condition:
+            self._condition.notify_all()
 
     def done(self) -> bool:
         """``Future.done()`` without taking the future's lock: one read of its state. The waiting
@@ -159,12 +209,22 @@ class HelpingFuture(Future):
     def result(self, timeout: float | None = None) -> Any:
         """The result, helping first (see the class); raises as ``Future.result`` does."""
         if not self.done():
-            if self.queued_on is not None:
-                timeout = _help_then_wait(self, timeout)
-            if self.reader is not None and not self.done():
-                timeout = _read_then_wait(self, self.reader, timeout)
-                if self.queued_on is not None and not self.done():
-                    timeout = _help_then_wait(self, timeout)  # its outcome was left queued: run it
+            calls = _may_call()
+            if calls:  # from here on a venue call may be offered to this thread (made below, once ready)
+                with self._condition:
+                    self._callers += 1
+            try:
+                if self.queued_on is not None:
+                    timeout = _help_then_wait(self, timeout)
+                if self.reader is not None and not self.done():
+                    timeout = _read_then_wait(self, self.reader, timeout)
+                    if self.queued_on is not None and not self.done():
+                        timeout = _help_then_wait(self, timeout)  # its outcome was left queued: run it
+                if calls and not self.done():
+                    timeout = _wait_or_call(self, timeout)
+            finally:
+                if calls:
+                    _stop_calling(self)
         return super().result(timeout)
 
 
@@ -187,6 +247,59 @@ def _help_then_wait(future: HelpingFuture, timeout: float | None) -> float | Non
             if dispatcher._runq:
                 ring(dispatcher._bell)
     return None if deadline is None else max(0.0, deadline - monotonic())
+
+
+def _may_call() -> bool:
+    """True when this thread may make a venue call offered to it (:meth:`HelpingFuture.offer`): it
+    runs no member's messages, and in the main thread a Ctrl-C can be deferred."""
+    if _here.busy:
+        return False
+    return threading.current_thread() is not threading.main_thread() or interrupts.main_may_help()
+
+
+def _stop_calling(future: HelpingFuture) -> None:
+    """This thread stops waiting in ``future.result()``: a venue call offered to it and not made
+    (its timeout, a ``KeyboardInterrupt``) is declined, so its owner's thread makes it."""
+    with future._condition:
+        future._callers -= 1
+        left = future._offered if not future._callers else None
+        if left is not None:
+            future._offered = None
+    if left is not None:
+        left.decline()
+
+
+def _wait_or_call(future: HelpingFuture, timeout: float | None) -> float | None:
+    """Wait for ``future`` within ``timeout``, making the venue call offered to this thread
+    (:meth:`HelpingFuture.offer`) once it is ready (or at its deadline); return what is left of
+    ``timeout``. Only while this thread counts among ``future``'s callers (``result()``, when
+    :func:`_may_call`); in the main thread the call runs with a Ctrl-C deferred."""
+    main = threading.current_thread() is threading.main_thread()
+    monotonic = time.monotonic
+    deadline = None if timeout is None else monotonic() + timeout
+    condition = future._condition
+    while True:
+        with condition:
+            while True:
+                if future._state in _DONE_STATES:
+                    return None if deadline is None else max(0.0, deadline - monotonic())
+                offered, now = future._offered, monotonic()
+                if offered is not None and (now >= offered.deadline or offered.ready()):
+                    future._offered = None
+                    break
+                wait_s = None if deadline is None else deadline - now
+                if wait_s is not None and wait_s <= 0:
+                    return 0.0
+                if offered is not None:
+                    wait_s = offered.deadline - now if wait_s is None else min(wait_s, offered.deadline - now)
+                condition.wait(wait_s)
+        if main:
+            interrupts.begin_help()
+        try:
+            offered.run()
+        finally:
+            if main:
+                interrupts.end_help()  # a Ctrl-C that came in meanwhile: raised now, the call made
 
 
 def _read_then_wait(future: HelpingFuture, reader: CallerReader, timeout: float | None) -> float | None:
@@ -230,6 +343,18 @@ def _help(future: HelpingFuture, deadline: float | None, monotonic: Callable[[],
             break
 
 
+def _awaits_commit(message: Any) -> bool:
+    """True when ``message`` carries an order forwarded before its claim's COMMIT returned (its
+    ``claim`` ticket, or its first order's, not settled: actors/idempotency/ticket.py). A helper
+    that tells it is about to wait in that commit's fsync: the next stage's thread is rung, so
+    it runs meanwhile (the early forward's overlap), instead of waiting for the helper."""
+    claim = getattr(message, "claim", None)
+    if claim is None:
+        orders = getattr(message, "orders", None)
+        claim = getattr(orders[0], "claim", None) if orders else None
+    return claim is not None and not claim.settled
+
+
 class DispatchedInbox(Inbox):
     """A member's inbox: its own FIFO of messages, and one run-queue entry per message.
 
@@ -257,6 +382,11 @@ class DispatchedInbox(Inbox):
         self._dispatcher = dispatcher
         self.held = None
 
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """The dispatcher whose threads (and helpers) run this inbox's messages."""
+        return self._dispatcher
+
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """Queue envelope ``item`` and wake the order thread (never blocks: unbounded). A message
         carrying a :class:`HelpingFuture` as its ``reply`` marks it queued on this dispatcher."""
@@ -273,7 +403,8 @@ class DispatchedInbox(Inbox):
         if isinstance(reply, HelpingFuture):
             reply.queued_on = self._dispatcher
             here = _here
-            if reply is here.waiting:  # the waiting thread goes on to run it (or rings on leaving)
+            # the waiting thread goes on to run it (or rings on leaving); not while it waits in the claim's commit
+            if reply is here.waiting and not _awaits_commit(message):
                 return self._put_unrung(entry)
         elif reply is None:
             replies = getattr(message, "replies", None)  # a batch of orders (SubmitOrders, ExecuteOrders): each followed
@@ -284,7 +415,7 @@ class DispatchedInbox(Inbox):
                     if isinstance(each, HelpingFuture):
                         each.queued_on = dispatcher
                         mine = mine or each is waiting
-                if mine:
+                if mine and not _awaits_commit(message):
                     return self._put_unrung(entry)
         self._runq.append(entry)
         if rung:
@@ -691,4 +822,4 @@ def _dead_letter(actor: Any, envelope: Any) -> None:
     dead_letter(actor, envelope)
 
 
-__all__ = ["HELP_BUDGET", "CallerReader", "DispatchedInbox", "Dispatcher", "HelpingFuture", "tell_then_help"]
+__all__ = ["HELP_BUDGET", "CallerReader", "DispatchedInbox", "Dispatcher", "HelpingFuture", "OfferedCall", "tell_then_help"]

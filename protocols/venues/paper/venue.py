@@ -90,11 +90,16 @@ _position = itemgetter(1)
 _AFTER_ANY = float("inf")
 
 _ACCEPTED, _REJECTED = OrderStatus.ACCEPTED, OrderStatus.REJECTED
-_DURABLE_CAPS = AdapterCapabilities(blocking=True, lookup_covers_closed=True, absence_window_s=0, group_commit=True)
+_DURABLE_CAPS = AdapterCapabilities(blocking=True, lookup_covers_closed=True, absence_window_s=0, group_commit=True,
+                                    in_process=True)
 _MEMORY_CAPS = AdapterCapabilities(blocking=False, lookup_covers_closed=True, absence_window_s=0)
+#: the book shared in PostgreSQL: its calls go over the network and wait for the book's row lock, so a
+#: waiting caller never makes them itself (not ``in_process``)
+_SHARED_CAPS = AdapterCapabilities(blocking=True, lookup_covers_closed=True, absence_window_s=0, group_commit=True)
 #: a durable book whose last commits may have been lost (an OS crash or power cut, ``SqliteBook.tail_maybe_lost``):
 #: "not found" proves nothing any more, so an order in doubt stays UNKNOWN rather than being taken as never sent
-_LOST_TAIL_CAPS = AdapterCapabilities(blocking=True, lookup_covers_closed=False, absence_window_s=0, group_commit=True)
+_LOST_TAIL_CAPS = AdapterCapabilities(blocking=True, lookup_covers_closed=False, absence_window_s=0, group_commit=True,
+                                      in_process=True)
 #: closed orders leave memory this many at a time (durable book only)
 _EVICT_BATCH = 256
 
@@ -761,12 +766,16 @@ class PaperVenue:
           order it ever accepted (closed ones too);
         - ``absence_window_s = 0``: an order is in the book before ``submit_order`` returns, so
           "not found" is proof of absence at once;
+        - ``in_process`` with a SQLite book (a local commit): a caller waiting for its order may make
+          the call itself (docs/DESIGN.md "Threads"); not with the book shared in PostgreSQL;
         - except after an OS crash or power cut that may have cost the book its last commits
           (``SqliteBook.tail_maybe_lost``, docs/DESIGN.md "Durability"): then ``lookup_covers_closed``
           is False and "not found" proves nothing (the order stays UNKNOWN, for an operator).
         """
         if not self._durable:
             return _MEMORY_CAPS
+        if self._shared:
+            return _SHARED_CAPS
         return _LOST_TAIL_CAPS if getattr(self._book, "tail_maybe_lost", False) else _DURABLE_CAPS
 
     def __repr__(self) -> str:
