@@ -631,8 +631,11 @@ class DispatchSettings(_Section):
     is free, instead of waking the dispatcher's thread (docs/DESIGN.md "Threads"); false: only
     the dispatchers' own threads run actors' messages (the caller just waits).
     ``help_journaled``: with ``help``, the waiting thread helps the journal-writing actors too
-    (their own dispatchers when the journal is on: it commits its own claim); off by default,
-    since one sender as deployed measured slower with it (benchmarks/README.md).
+    (their own dispatchers when the journal is on: it commits its own claim, the ledger's
+    intake and the adapter run on their threads during its fsync, and it makes its own venue
+    call once its commit returned: no thread wake-up after ``submit``); on by default since
+    8 Dec (one sender as deployed, benchmarks/README.md); false: the store's and the ledger's
+    own threads run their messages.
     """
 
     mode: Annotated[Literal["shared", "threads"], BeforeValidator(_lower)] = Field(
@@ -654,9 +657,9 @@ class DispatchSettings(_Section):
                           "dispatcher is free (false: only the dispatchers' threads run them).",
     )
     help_journaled: bool = Field(
-        False, description="With help on, the waiting thread also runs the journal-writing actors' messages (the "
-                           "idempotency store's claim commit, the ledger's intake) when the journal is on; off by default: "
-                           "measured slower as deployed (benchmarks/README.md).",
+        True, description="With help on, the waiting thread also runs the journal-writing actors' messages (the "
+                          "idempotency store's claim commit) when the journal is on, and makes its own venue call once "
+                          "its claim is durable (false: the store's and the ledger's threads run them; benchmarks/README.md).",
     )
 
 

@@ -413,7 +413,7 @@ class Runtime:
             store_on: Dispatcher | None = core
             ledger_on: Dispatcher | None = core
             if durable and shared:
-                # helped only with [dispatch] help_journaled (off by default: slower as deployed, benchmarks/README.md)
+                # helped with [dispatch] help_journaled (the default; docs/DESIGN.md "Threads", benchmarks/README.md)
                 helped = helping and settings.dispatch.help_journaled
                 self._solo = (Dispatcher(f"{p}-idempotency", linger_s=OWN_THREAD_LINGER_S, solo=True, helpable=helped),
                               Dispatcher(f"{p}-ledger", linger_s=OWN_THREAD_LINGER_S, solo=True, helpable=helped))

@@ -167,10 +167,14 @@ def test_a_failed_commit_denies_the_callers_order_never_sent(durable, monkeypatc
     assert "fail-1" not in calls.threads and "fail-1" not in durable.venue("paper").submission_counts()
 
 
-def test_a_caller_that_stops_waiting_leaves_its_call_to_the_worker(durable, monkeypatch, offers) -> None:
+def test_a_caller_that_stops_waiting_leaves_its_call_to_the_worker(make_runtime, monkeypatch, offers) -> None:
     """Its ``result(timeout)`` ends while the claim's COMMIT is held: the call goes to the worker,
-    which makes it once the claim is durable (once: the caller never makes it too)."""
+    which makes it once the claim is durable (once: the caller never makes it too). The store's
+    thread commits here (``help_journaled = false``): a caller committing its own claim cannot
+    stop waiting in the middle of that commit."""
     held = HeldCommit(monkeypatch, "late-1")
+    durable = make_runtime(durable=True, journal=FULL, dispatch={"help_journaled": False})
+    durable.on_market(_quote())
     calls = CallThreads(durable)
     reply = durable.submit(_intent("late-1"), CTX)
     with pytest.raises(concurrent.futures.TimeoutError):

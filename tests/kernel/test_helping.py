@@ -348,10 +348,16 @@ def test_durable_store_and_ledger_run_on_solo_dispatchers_a_waiting_sender_helps
     assert future.queued_on is rt._core  # followed to the core after the store and the ledger
 
 
-def test_by_default_a_sender_does_not_help_the_journal_writing_actors(make_runtime) -> None:
-    """``[dispatch] help_journaled`` is off by default: the store's and the ledger's own threads
-    run their messages (the core is still helped); fails if the setting is ignored."""
+def test_by_default_a_sender_helps_the_journal_writing_actors(make_runtime) -> None:
+    """``[dispatch] help_journaled`` is on by default (docs/DESIGN.md "Threads")."""
     rt = make_runtime(durable=True)
+    assert [d.helpable for d in rt._solo] == [True, True] and rt._core.helpable
+
+
+def test_help_journaled_off_leaves_the_journal_writing_actors_to_their_threads(make_runtime) -> None:
+    """``help_journaled = false``: the store's and the ledger's own threads run their messages (the
+    core is still helped); fails if the setting is ignored."""
+    rt = make_runtime(durable=True, dispatch={"help_journaled": False})
     assert [d.helpable for d in rt._solo] == [False, False] and rt._core.helpable
     rt.on_market(quote())
     future = rt.submit(market(), ctx())
