@@ -332,10 +332,14 @@ def _help(future: HelpingFuture, deadline: float | None, monotonic: Callable[[],
             break
 
         def until(d: Dispatcher | None = dispatcher) -> bool:
-            return (future.done() or future.queued_on is not d
+            offered = future._offered  # its own venue call, ready: made next, not after other orders' messages
+            return (future.done() or future.queued_on is not d or (offered is not None and offered.ready())
                     or (deadline is not None and monotonic() >= deadline))
 
         ran = dispatcher.help(until, budget)
+        offered = future._offered
+        if offered is not None and offered.ready():
+            break  # its venue call may go: made now (_wait_or_call)
         if not ran and future.queued_on is dispatcher:
             break  # busy (its thread or another helper runs it) or nothing queued: wait
         budget -= max(ran, 1)
