@@ -163,7 +163,12 @@ def error_report(
 
 def venue_report(order: SubmitOrder, state: VenueOrderState, *, ts: datetime | None = None) -> ExecutionReport:
     """The report for a venue answer: status, fills, cum/leaves/avg_px and fees from ``state``;
-    stamped ``ts`` (default: the wall clock)."""
+    stamped ``ts`` (default: the wall clock).
+
+    Every order's answer is built here, so when ``state`` is an exact ``VenueOrderState`` (every
+    value validated) the report's fields are laid out once, in declaration order, and built
+    without validating again (``report_from_valid``; ``model_fields_set`` as the validating call:
+    every field but ``replay`` and ``ts``); anything else takes the validating constructor."""
     fills = state.fills
     fees = _ZERO
     booked = _ZERO
@@ -174,13 +179,43 @@ def venue_report(order: SubmitOrder, state: VenueOrderState, *, ts: datetime | N
         fills = booked_fills(order.intent, order.context.account_id, state)
     route = order.route
     attempts = order.attempt
+    context = order.context
+    status = state.status
+    venue_order_id = state.venue_order_id
+    error = (exec_error_of(ErrorCode.E_EXEC_BROKER_REJECTED, state.reject_reason or "rejected by venue")
+             if status is _REJECTED else None)
+    if state.__class__ is VenueOrderState and attempts.__class__ is int and (route is None or route.__class__ is RouteDecision):
+        return report_from_valid({
+            "client_order_id": state.client_order_id,
+            "account_id": context.account_id,
+            "symbol": state.symbol,
+            "side": state.side,
+            "venue_order_id": venue_order_id,
+            "status": status,
+            "route": route,
+            "fills": fills,
+            "cum_qty": state.cum_qty,
+            "leaves_qty": state.leaves_qty,
+            "avg_px": state.avg_px,
+            "fees": fees,
+            "slippage_bps": slippage_bps(state.side, state.avg_px, order.arrival_px),
+            "error": error,
+            "replay": False,
+            "attempts": attempts,
+            "latency_us": max(0, (now_ns() - order.t0_ns) // 1000),
+            "raw_broker_ref": None if venue_order_id is None else f"{route.adapter_id if route else '?'}:{venue_order_id}",
+            "strategy_id": order.intent.strategy_id or context.strategy_id,
+            "session_id": context.session_id,
+            "correlation_id": context.correlation_id,
+            "ts": ts or _now(_UTC),
+        }, _VENUE_GIVEN)
     fields = {
         "client_order_id": state.client_order_id,
-        "account_id": order.context.account_id,
+        "account_id": context.account_id,
         "symbol": state.symbol,
         "side": state.side,
-        "venue_order_id": state.venue_order_id,
-        "status": state.status,
+        "venue_order_id": venue_order_id,
+        "status": status,
         "route": route,
         "fills": fills,
         "cum_qty": state.cum_qty,
@@ -188,15 +223,17 @@ def venue_report(order: SubmitOrder, state: VenueOrderState, *, ts: datetime | N
         "avg_px": state.avg_px,
         "fees": fees,
         "slippage_bps": slippage_bps(state.side, state.avg_px, order.arrival_px),
-        "error": exec_error_of(ErrorCode.E_EXEC_BROKER_REJECTED, state.reject_reason or "rejected by venue")
-        if state.status is _REJECTED else None,
+        "error": error,
         "attempts": attempts,
         "latency_us": latency_us(order.t0_ns),
-        "raw_broker_ref": broker_ref(route.adapter_id if route else None, state.venue_order_id),
+        "raw_broker_ref": broker_ref(route.adapter_id if route else None, venue_order_id),
         **_attribution(order),
     }
-    return _report(fields, state.__class__ is VenueOrderState and attempts.__class__ is int
-                   and (route is None or route.__class__ is RouteDecision), ts)
+    return _report(fields, False, ts)
+
+
+#: the fields a venue report's validating call passes (its ``model_fields_set``): all but replay and ts
+_VENUE_GIVEN = frozenset(REPORT_FIELDS) - {"replay", "ts"}
 
 
 def cancel_error_report(cancel: CancelOrder, code: ErrorCode, message: str, *, status: OrderStatus,
