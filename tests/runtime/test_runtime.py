@@ -496,6 +496,27 @@ def test_unanswered_futures_survive_concurrent_adds_and_prunes() -> None:
     assert len(tracked._futures) < 40_000  # pruned along the way
 
 
+def test_answered_futures_are_let_go_within_the_prune_floor_for_a_lone_sender() -> None:
+    """A lone sender's answered futures are dropped every PRUNE_FLOOR orders or so, not kept by the
+    hundred: each kept one is GC-tracked objects that every young collection traverses (the
+    _Unanswered docstring); the one still unanswered is kept."""
+    from concurrent.futures import Future
+
+    from actors.runtime.runtime import _Unanswered
+
+    tracked = _Unanswered()
+    waiting: Future = Future()
+    tracked.add(waiting)
+    most = 0
+    for _ in range(1000):
+        future: Future = Future()
+        tracked.add(future)
+        future.set_result(None)  # answered before the next order, as a lone sender's are
+        most = max(most, len(tracked._futures))
+    assert most <= 64  # was 1,024
+    assert tracked.unanswered() == [waiting]
+
+
 # Was a bug (fixed): a file journal with synchronous = "OFF" (no fsync) counted as "not durable", so it kept
 # no intent or report JSON: after a restart recovery skipped its orders as unreadable and a replay of a
 # completed id crashed the idempotency store's flush, answering FAILED. "OFF" only gives up fsync.
