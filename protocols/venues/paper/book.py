@@ -5,8 +5,9 @@ recovery can really ask it what happened. :class:`SqliteBook` stores, in one fil
 ``sqlite3``, WAL, ``synchronous=NORMAL``, created with mode 0600):
 
 - ``orders``: one row per client order id (unique) with the full ``VenueOrder`` JSON, the
-  venue order id, status, reject reason, acceptance date and last-change time;
-- ``fills``: every fill (``trade_id`` unique) with its client order id, in venue order;
+  venue order id, status, reject reason, acceptance date, last-change time and the order's fills
+  (``fills_json``: ``[[fill_seq, fill], …]`` in venue order; the fill sequence orders every fill of
+  the book);
 - ``submissions``: how many submit calls reached the venue per client order id;
 - ``consumed_trades``: market trade ids that already produced fills (fill-model rule 9);
 - ``meta``: counters (order and fill sequences, duplicate submissions), the venue time, the
@@ -18,8 +19,14 @@ folds their change sets into one (:meth:`BookChanges.merge`) and writes them in 
 
 What a commit writes is kept small, since it is on the order's path (docs/DESIGN.md, Durability):
 an order's first submission is its ``orders`` row (``submissions`` holds a row only once an id was
-submitted twice), and the ``order_seq``/``fill_seq`` counters are the highest ``seq`` of ``orders``
-and ``fills`` (older files also hold them in ``meta``: the higher of the two is read). SQLite's
+submitted twice), its fills are in that row (a new fill appends to it), and the
+``order_seq``/``fill_seq`` counters are the highest order and fill ``seq`` (older files also hold
+them in ``meta``: the higher of the two is read). So an order filled on arrival is one row, one
+statement, committed by itself (SQLite's autocommit: no BEGIN/COMMIT round trips) and two WAL pages
+(the table's leaf and the client order id index's); a group of orders is one multi-row statement
+per table it touches (each ``sqlite3_step`` releases Python's GIL, and under load each release can
+cost a thread switch while the venue's lock is held). A book written by an earlier build (a
+``fills`` table) is migrated at open, in one transaction. SQLite's
 automatic WAL checkpoint (which fsyncs the database file) is off: :meth:`SqliteBook.checkpoint`
 runs it between groups, off the order's path, and a commit runs it only when the WAL has grown
 past :attr:`SqliteBook.wal_hard_limit` commits without one.
@@ -33,13 +40,16 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
 from typing import Protocol
 
 import orjson
+from pydantic import TypeAdapter
 
 from ..._refused import UNBINDABLE, refused_value
 from ...adapter import VenueOrder, VenueOrderState
@@ -48,7 +58,7 @@ from ...model.enums import OrderStatus
 from ...model.reports import Fill
 from .trusted import make_state
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 #: meta counters the book derives from its rows (the highest ``seq``), so a commit does not write them
 _DERIVED_META = frozenset({"order_seq", "fill_seq"})
@@ -66,8 +76,11 @@ _ORDERS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
     reject_reason   TEXT,
     accepted_day    TEXT NOT NULL,
     updated_ts      TEXT NOT NULL,
-    order_json      TEXT NOT NULL
+    order_json      TEXT NOT NULL,
+    fills_json      TEXT NOT NULL DEFAULT '[]'
 )"""
+#: the fills table of the earlier layouts (a row per fill), read by the migration that moves the fills
+#: into their orders' rows (:func:`_fold_fills`)
 _FILLS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
     seq             INTEGER PRIMARY KEY,
     trade_id        TEXT NOT NULL,
@@ -96,8 +109,6 @@ _IDS_BY_SEQ = (
 
 _SCHEMA = f"""
 {_ORDERS_TABLE.format(name="orders")};
-{_FILLS_TABLE.format(name="fills")};
-{_FILLS_BY_ORDER};
 CREATE TABLE IF NOT EXISTS submissions (
     client_order_id TEXT PRIMARY KEY,
     count           INTEGER NOT NULL
@@ -286,6 +297,101 @@ def fill_json(fill: Fill) -> str:
         "ts": fill.ts}).decode()
 
 
+#: rows per multi-row INSERT of :meth:`SqliteBook.commit` (at 10 columns, far under SQLite's 32,766
+#: parameters); a group of more rows takes more statements
+ROWS_PER_STATEMENT = 64
+
+
+class _Insert:
+    """A multi-row INSERT: ``head`` + ``VALUES`` with ``n`` tuples of ``width`` parameters + ``tail``;
+    its text per row count is made once (and so is its prepared statement, in the connection's cache)."""
+
+    __slots__ = ("head", "row", "tail", "_sql")
+
+    def __init__(self, head: str, width: int, tail: str = "") -> None:
+        self.head, self.row, self.tail = head, "(" + ", ".join("?" * width) + ")", tail
+        self._sql: dict[int, str] = {}
+
+    def sql(self, n: int) -> str:
+        sql = self._sql.get(n)
+        if sql is None:
+            sql = self._sql[n] = f"{self.head} VALUES {', '.join([self.row] * n)}{self.tail}"
+        return sql
+
+
+def _rows(insert: _Insert, rows: Sequence[tuple[object, ...]]) -> list[tuple[str, list[object]]]:
+    """``rows`` as ``(sql, parameters)`` statements of at most :data:`ROWS_PER_STATEMENT` rows each."""
+    out = []
+    for i in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[i:i + ROWS_PER_STATEMENT]
+        out.append((insert.sql(len(chunk)), [value for row in chunk for value in row]))
+    return out
+
+
+#: an order's row: a new one, or a change of its status (its new fills appended to ``fills_json`` as
+#: text: ``[a]`` and ``[b]`` make ``[a,b]``; a new order's record comes with every one of its fills)
+_UPSERT_ORDER = _Insert(
+    "INSERT INTO orders (seq, client_order_id, venue_order_id, account, status, reject_reason, accepted_day,"
+    " updated_ts, order_json, fills_json)", 10,
+    " ON CONFLICT (client_order_id) DO UPDATE SET status = excluded.status, reject_reason = excluded.reject_reason,"
+    " updated_ts = excluded.updated_ts, fills_json = CASE WHEN excluded.fills_json = '[]' THEN fills_json"
+    " WHEN fills_json = '[]' THEN excluded.fills_json"
+    " ELSE substr(fills_json, 1, length(fills_json) - 1) || ',' || substr(excluded.fills_json, 2) END")
+_UPSERT_SUBMISSION = _Insert("INSERT INTO submissions (client_order_id, count)", 2,
+                             " ON CONFLICT (client_order_id) DO UPDATE SET count = excluded.count")
+_INSERT_CONSUMED = _Insert("INSERT OR IGNORE INTO consumed_trades (symbol, trade_id)", 2)
+_UPSERT_META = _Insert("INSERT INTO meta (key, value)", 2, " ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+
+#: an order row's ``fills_json``: ``[[fill_seq, fill], …]``, each fill validated as ``Fill.model_validate_json`` does
+_FILLS = TypeAdapter(list[tuple[int, Fill]])
+_first = itemgetter(0)
+
+
+def _record(row: tuple) -> tuple[VenueOrderRecord, list[tuple[int, Fill]]]:
+    """An ``orders`` row (``seq, client_order_id, venue_order_id, account, status, reject_reason,
+    accepted_day, updated_ts, order_json, fills_json``) as its record and its numbered fills."""
+    seq, _coid, vid, account, status, reason, day, ts, order_text, fills_text = row
+    numbered = _FILLS.validate_json(fills_text) if fills_text != "[]" else []
+    return VenueOrderRecord(
+        seq=seq, order=VenueOrder.model_validate_json(order_text), venue_order_id=vid, account=account,
+        status=OrderStatus(status), fills=tuple(f for _, f in numbered), reject_reason=reason,
+        day=date.fromisoformat(day), ts=datetime.fromisoformat(ts)), numbered
+
+
+def _statements(changes: BookChanges) -> list[tuple[str, list[object]]]:
+    """The ``(sql, parameters)`` statements that write ``changes`` (see :meth:`SqliteBook.commit`)."""
+    orders = changes.orders
+    new_fills: dict[str, list[str]] = {}
+    for seq, coid, fill in changes.fills:
+        texts = new_fills.get(coid)
+        if texts is None:
+            if coid not in orders:
+                raise ValueError(f"venue book: a fill of order {coid!r} without the order's record")
+            texts = new_fills[coid] = []
+        texts.append(f"[{seq},{fill_json(fill)}]")
+    rows = []
+    for r in orders.values():
+        coid = r.order.client_order_id
+        texts = new_fills.get(coid)
+        rows.append((r.seq, coid, r.venue_order_id, r.account, r.status.value, r.reject_reason, r.day.isoformat(),
+                     r.ts.isoformat(), order_json(r.order), "[" + ",".join(texts) + "]" if texts else "[]"))
+    statements = _rows(_UPSERT_ORDER, rows)
+    # an order's first submission is its row; the seq counters are its and its fills' seq
+    submissions = [(coid, n) for coid, n in changes.submissions.items() if n != 1 or coid not in orders]
+    if submissions:
+        statements += _rows(_UPSERT_SUBMISSION, submissions)
+    if changes.consumed:
+        statements += _rows(_INSERT_CONSUMED, changes.consumed)
+    meta = [(k, v) for k, v in changes.meta.items() if k not in _DERIVED_META]
+    if meta:
+        statements += _rows(_UPSERT_META, meta)
+    return statements
+
+
+def _has_table(conn: sqlite3.Connection, table: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone() is not None
+
+
 def _unique_columns(conn: sqlite3.Connection, table: str) -> set[str]:
     """The columns of ``table`` (a fixed name) that a one-column UNIQUE index keeps unique."""
     out = set()
@@ -297,13 +403,37 @@ def _unique_columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return out
 
 
-def _migrate(conn: sqlite3.Connection, statements: tuple[str, ...]) -> None:
-    """Run a schema step's statements in one BEGIN IMMEDIATE … COMMIT, rolled back whole on any
-    error (re-raised): a book is never left half migrated."""
+def _fold_fills(conn: sqlite3.Connection) -> None:
+    """Move the rows of an earlier layout's ``fills`` table into their orders' ``fills_json`` (each
+    fill's JSON text as written, with its ``seq``, in venue order) and drop the table. Part of the
+    open's migration transaction (:func:`_migrate`). Raises ``ValueError`` naming the ids when a fill
+    belongs to no order of the book (nothing is then changed: the transaction rolls back)."""
+    if "fills_json" not in {row[1] for row in conn.execute("PRAGMA table_info(orders)")}:
+        conn.execute("ALTER TABLE orders ADD COLUMN fills_json TEXT NOT NULL DEFAULT '[]'")
+    orphans = [coid for (coid,) in conn.execute(
+        "SELECT DISTINCT client_order_id FROM fills WHERE client_order_id NOT IN (SELECT client_order_id FROM orders)")]
+    if orphans:
+        raise ValueError(f"venue book holds fills of orders it does not hold ({', '.join(sorted(orphans)[:5])}); not migrated")
+    by_order: dict[str, list[str]] = {}
+    for seq, coid, text in conn.execute("SELECT seq, client_order_id, fill_json FROM fills ORDER BY seq"):
+        by_order.setdefault(coid, []).append(f"[{int(seq)},{text}]")
+    conn.executemany("UPDATE orders SET fills_json = ? WHERE client_order_id = ?",
+                     [("[" + ",".join(texts) + "]", coid) for coid, texts in by_order.items()])
+    conn.execute("DROP TABLE fills")  # (its index with it)
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+
+
+def _migrate(conn: sqlite3.Connection, steps: Sequence[str | Callable[[sqlite3.Connection], None]]) -> None:
+    """Run a schema change's steps (SQL statements, or functions of the connection) in one
+    BEGIN IMMEDIATE … COMMIT, rolled back whole on any error (re-raised): a book is never left
+    half migrated."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for sql in statements:
-            conn.execute(sql)
+        for step in steps:
+            if isinstance(step, str):
+                conn.execute(step)
+            else:
+                step(conn)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -370,7 +500,8 @@ class SqliteBook:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
         os.chmod(self.path, 0o600)
-        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=10.0)
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=10.0,
+                               cached_statements=256)  # (a multi-row INSERT per row count: see _Insert)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: every committed transaction survives the process being killed
@@ -379,8 +510,15 @@ class SqliteBook:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA wal_autocheckpoint=0")  # see checkpoint(): not inside an order's commit
             conn.executescript(_SCHEMA)
-            if _unique_columns(conn, "orders") & {"venue_order_id"} or _unique_columns(conn, "fills") & {"trade_id"}:
-                _migrate(conn, _IDS_BY_SEQ)
+            steps: list[str | Callable[[sqlite3.Connection], None]] = []
+            if _has_table(conn, "fills"):  # an earlier layout: a row per fill (and maybe unique ids)
+                if _unique_columns(conn, "orders") & {"venue_order_id"} or _unique_columns(conn, "fills") & {"trade_id"}:
+                    steps.extend(_IDS_BY_SEQ)
+                steps.append(_fold_fills)
+            elif _unique_columns(conn, "orders") & {"venue_order_id"}:
+                steps.extend(s for s in _IDS_BY_SEQ if "fills" not in s)
+            if steps:
+                _migrate(conn, steps)
             owner = conn.execute("SELECT value FROM meta WHERE key = 'adapter_id'").fetchone()
             if owner is not None and owner[0] != adapter_id:
                 raise ValueError(f"venue book {self.path} belongs to adapter {owner[0]!r}, not {adapter_id!r}")
@@ -433,59 +571,35 @@ class SqliteBook:
         return lost
 
     def load(self) -> BookSnapshot:
-        """Read the whole book (orders in arrival order with their fills attached)."""
+        """Read the whole book (orders in arrival order with their fills attached, fills in venue order)."""
         conn = self._require()
         snap = BookSnapshot()
-        fills_by_order: dict[str, list[Fill]] = {}
-        for seq, _trade_id, coid, fill_json in conn.execute(
-            "SELECT seq, trade_id, client_order_id, fill_json FROM fills ORDER BY seq"
-        ):
-            fill = Fill.model_validate_json(fill_json)
-            snap.fills.append((seq, coid, fill))
-            fills_by_order.setdefault(coid, []).append(fill)
+        fills = snap.fills
         for row in conn.execute(
             "SELECT seq, client_order_id, venue_order_id, account, status, reject_reason, accepted_day,"
-            " updated_ts, order_json FROM orders ORDER BY seq"
+            " updated_ts, order_json, fills_json FROM orders ORDER BY seq"
         ):
-            seq, coid, vid, account, status, reason, day, ts, order_json = row
-            snap.orders.append(
-                VenueOrderRecord(
-                    seq=seq,
-                    order=VenueOrder.model_validate_json(order_json),
-                    venue_order_id=vid,
-                    account=account,
-                    status=OrderStatus(status),
-                    fills=tuple(fills_by_order.get(coid, ())),
-                    reject_reason=reason,
-                    day=date.fromisoformat(day),
-                    ts=datetime.fromisoformat(ts),
-                )
-            )
+            rec, numbered = _record(row)
+            snap.orders.append(rec)
+            fills.extend((seq, row[1], fill) for seq, fill in numbered)
+        fills.sort(key=_first)
         snap.submissions = {rec.order.client_order_id: 1 for rec in snap.orders}  # a row only once submitted twice
         snap.submissions.update(conn.execute("SELECT client_order_id, count FROM submissions"))
         snap.consumed = {(s, t) for s, t in conn.execute("SELECT symbol, trade_id FROM consumed_trades")}
         snap.meta = {k: v for k, v in conn.execute("SELECT key, value FROM meta")}
-        # the counters are the highest seq written (rows in seq order; older files also kept them in meta)
+        # the counters are the highest seq written (older files also kept them in meta)
         for key, top in (("order_seq", snap.orders[-1].seq if snap.orders else 0),
-                         ("fill_seq", snap.fills[-1][0] if snap.fills else 0)):
+                         ("fill_seq", fills[-1][0] if fills else 0)):
             if top:
                 snap.meta[key] = str(max(top, int(snap.meta.get(key, 0))))
         return snap
 
     def load_order(self, client_order_id: str) -> VenueOrderRecord | None:
         """One order's record with its fills (a venue that let it leave memory reads it back), or None."""
-        conn = self._require()
-        row = conn.execute(
-            "SELECT seq, venue_order_id, account, status, reject_reason, accepted_day, updated_ts, order_json"
-            " FROM orders WHERE client_order_id = ?", (client_order_id,)).fetchone()
-        if row is None:
-            return None
-        seq, vid, account, status, reason, day, ts, order_json = row
-        fills = tuple(Fill.model_validate_json(f) for (f,) in conn.execute(
-            "SELECT fill_json FROM fills WHERE client_order_id = ? ORDER BY seq", (client_order_id,)))
-        return VenueOrderRecord(seq=seq, order=VenueOrder.model_validate_json(order_json), venue_order_id=vid, account=account,
-                           status=OrderStatus(status), fills=fills, reject_reason=reason, day=date.fromisoformat(day),
-                           ts=datetime.fromisoformat(ts))
+        row = self._require().execute(
+            "SELECT seq, client_order_id, venue_order_id, account, status, reject_reason, accepted_day, updated_ts,"
+            " order_json, fills_json FROM orders WHERE client_order_id = ?", (client_order_id,)).fetchone()
+        return None if row is None else _record(row)[0]
 
     def submission_counts_of(self, client_order_id: str) -> int:
         """Submit calls of one client order id, as written (0 if none; 1 for an order without a
@@ -505,71 +619,43 @@ class SqliteBook:
 
     def fill_records(self) -> list[tuple[str, Fill]]:
         """Every fill as ``(client_order_id, Fill)`` in venue order, as written."""
-        return [(coid, Fill.model_validate_json(f))
-                for coid, f in self._require().execute("SELECT client_order_id, fill_json FROM fills ORDER BY seq")]
+        numbered = [(seq, coid, fill)
+                    for coid, text in self._require().execute(
+                        "SELECT client_order_id, fills_json FROM orders WHERE fills_json != '[]'")
+                    for seq, fill in _FILLS.validate_json(text)]
+        numbered.sort(key=_first)
+        return [(coid, fill) for _, coid, fill in numbered]
 
     def commit(self, changes: BookChanges) -> None:
         """Write ``changes`` in one transaction (all or nothing). Raises ``sqlite3.Error`` when the
         write fails, :class:`~protocols._refused.ValueRefused` (after the rollback; the book stays
         usable) for a value in ``changes`` that cannot be stored: text UTF-8 cannot encode (a lone
-        surrogate), an int beyond 64 bits, ``sqlite3.DataError`` (``protocols._refused``)."""
+        surrogate), an int beyond 64 bits, ``sqlite3.DataError`` (``protocols._refused``);
+        ``ValueError`` (nothing written) for a fill whose order's record is not in ``changes``.
+
+        Each table's rows go in multi-row statements (:data:`ROWS_PER_STATEMENT` rows each); a change
+        set that is one statement (an order and its fills, the usual lone order) is committed by
+        that statement alone (autocommit), else they run between BEGIN IMMEDIATE and COMMIT."""
         if not changes:
             return
         conn = self._require()
-        orders = changes.orders
-        # an order's first submission is its row; the seq counters are its and its fills' seq
-        submissions = [(coid, n) for coid, n in changes.submissions.items() if n != 1 or coid not in orders]
-        meta = [(k, v) for k, v in changes.meta.items() if k not in _DERIVED_META]
-        conn.execute("BEGIN IMMEDIATE")
+        began = False
         try:
-            if changes.orders:
-                conn.executemany(
-                    "INSERT INTO orders (seq, client_order_id, venue_order_id, account, status, reject_reason,"
-                    " accepted_day, updated_ts, order_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (client_order_id) DO UPDATE SET status = excluded.status,"
-                    " reject_reason = excluded.reject_reason, updated_ts = excluded.updated_ts",
-                    [
-                        (
-                            r.seq,
-                            r.order.client_order_id,
-                            r.venue_order_id,
-                            r.account,
-                            r.status.value,
-                            r.reject_reason,
-                            r.day.isoformat(),
-                            r.ts.isoformat(),
-                            order_json(r.order),
-                        )
-                        for r in changes.orders.values()
-                    ],
-                )
-            if changes.fills:
-                conn.executemany(
-                    "INSERT INTO fills (seq, trade_id, client_order_id, fill_json) VALUES (?, ?, ?, ?)",
-                    [(seq, f.trade_id, coid, fill_json(f)) for seq, coid, f in changes.fills],
-                )
-            if submissions:
-                conn.executemany(
-                    "INSERT INTO submissions (client_order_id, count) VALUES (?, ?)"
-                    " ON CONFLICT (client_order_id) DO UPDATE SET count = excluded.count",
-                    submissions,
-                )
-            if changes.consumed:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO consumed_trades (symbol, trade_id) VALUES (?, ?)", changes.consumed
-                )
-            if meta:
-                conn.executemany(
-                    "INSERT INTO meta (key, value) VALUES (?, ?)"
-                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    meta,
-                )
-            conn.execute("COMMIT")
+            statements = _statements(changes)  # (its JSON too: a value orjson refuses is refused here)
+            if len(statements) == 1:  # one statement is its own transaction (all or nothing)
+                conn.execute(*statements[0])
+            elif statements:
+                conn.execute("BEGIN IMMEDIATE")
+                began = True
+                for sql, params in statements:
+                    conn.execute(sql, params)
+                conn.execute("COMMIT")
         except BaseException as exc:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
+            if began:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
             if isinstance(exc, (*UNBINDABLE, sqlite3.DataError, orjson.JSONEncodeError)):  # the values, not the file
                 raise refused_value(f"paper venue book {str(self.path)!r} write", exc) from None
             raise
