@@ -485,3 +485,83 @@ def test_runtime_answers_each_order_of_a_group_handed_over_in_one_message(tmp_pa
         assert [rt.order(f"g-{i}").status for i in range(6)] == [OrderStatus.FILLED] * 6
     finally:
         rt.stop()
+
+
+class _CountingLock:
+    """The venue's lock, counting how often it is taken."""
+
+    def __init__(self, lock) -> None:
+        self.lock, self.taken = lock, 0
+
+    def __enter__(self):
+        self.taken += 1
+        return self.lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self.lock.__exit__(*exc)
+
+
+def test_an_order_whose_change_is_in_the_book_is_looked_up_without_the_venues_lock(tmp_path: Path) -> None:
+    v = PaperVenue(config=CFG, book_path=tmp_path / "b.sqlite")
+    v.on_market(quote("10"))
+    v.submit_order(order("a"))
+    lock = v._lock = _CountingLock(v._lock)
+    assert v.fetch_order("a").status is OrderStatus.FILLED and lock.taken == 0
+    v.begin_batch()
+    v.submit_order(order("b"))
+    taken = lock.taken
+    assert v.fetch_order("a").status is OrderStatus.FILLED and lock.taken == taken  # not changed by the group
+    assert v.fetch_order("b").status is OrderStatus.FILLED and lock.taken == taken + 1  # not written yet: locked
+    assert v.fetch_order("nope") is None and lock.taken == taken + 2  # not in memory: the lock (and the book)
+    v.end_batch()
+    taken = lock.taken
+    assert v.fetch_order("b").status is OrderStatus.FILLED and lock.taken == taken
+    v.close()
+
+
+def test_a_lookup_during_a_groups_write_waits_for_the_write(tmp_path: Path) -> None:
+    v = PaperVenue(config=CFG, book_path=tmp_path / "b.sqlite")
+    v.on_market(quote("10"))
+    v.submit_order(order("a"))
+    write, answers = v._book.commit, {}
+
+    def commit(changes) -> None:  # while the group's transaction is written: look both orders up
+        lookups = [threading.Thread(target=lambda c=c: answers.__setitem__(c, v.fetch_order(c))) for c in ("a", "b")]
+        for t in lookups:
+            t.start()
+        lookups[0].join(timeout=5)
+        answers["a during the write"] = not lookups[0].is_alive()
+        lookups[1].join(timeout=0.2)
+        answers["b while written"] = lookups[1].is_alive()  # "b" is not in the book yet: it waits
+        write(changes)
+        threads.extend(lookups)
+
+    threads: list[threading.Thread] = []
+    v._book.commit = commit
+    v.begin_batch()
+    v.submit_order(order("b"))
+    v.end_batch()
+    for t in threads:
+        t.join(timeout=10)
+    assert answers["a during the write"] and answers["a"].status is OrderStatus.FILLED  # from memory
+    assert answers["b while written"] and answers["b"].status is OrderStatus.FILLED
+    v.close()
+
+
+def test_a_lookup_after_a_failed_group_write_finds_nothing_of_the_group(tmp_path: Path) -> None:
+    v = PaperVenue(config=CFG, book_path=tmp_path / "b.sqlite")
+    v.on_market(quote("10"))
+    v.submit_order(order("a"))
+    write = v._book.commit
+
+    def fail(changes) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    v._book.commit = fail
+    v.begin_batch()
+    v.submit_order(order("b"))
+    with pytest.raises(FatalAdapterError):
+        v.end_batch()
+    v._book.commit = write
+    assert v.fetch_order("b") is None and v.fetch_order("a").status is OrderStatus.FILLED
+    v.close()

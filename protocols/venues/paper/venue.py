@@ -33,8 +33,9 @@ Behaviour:
 - ``on_market`` expires DAY orders at a UTC date change, fills resting orders and pushes
   ``VenueEvent`` values (``"fill"``, ``"expired"``) to the sink set by ``set_event_sink``.
 - Thread safety: one internal lock guards the book (this simulator is outside the actor
-  state rule). Sink calls happen outside that lock, in order, under a separate delivery lock;
-  a failing sink is logged and ignored.
+  state rule); ``fetch_order`` of an order whose last change is written reads memory without it.
+  Sink calls happen outside that lock, in order, under a separate delivery lock; a failing sink
+  is logged and ignored.
 - ``close()`` closes the book; later calls raise ``NotDeliveredError("venue closed")`` (market
   data is ignored).
 - Balances are the net flows of fills and fees from zero (no funding, no insufficient-balance
@@ -175,6 +176,9 @@ class PaperVenue:
         self._fee_currency: dict[str, str] = {}  # symbol -> its quote currency
         #: group commit (begin_batch .. end_batch): the change sets waiting for the group's transaction
         self._held: BookChanges | None = None
+        #: a group's change sets while its transaction is being written (set before ``_held`` lets go
+        #: of them): what :meth:`fetch_order` must not answer from memory yet
+        self._unwritten: BookChanges | None = None
         #: the group's write failed: every later call of the group fails with it (fail closed)
         self._group_error: FatalAdapterError | None = None
         #: the touch per symbol as of the last write (restored when a group's write fails)
@@ -373,10 +377,13 @@ class PaperVenue:
         """
         with self._lock:
             held, error = self._held, self._group_error
+            if held:
+                self._unwritten = held  # (before _held lets go of it: see fetch_order)
             self._held = self._group_error = None
             if held is None:
                 return
             if error is not None:
+                self._unwritten = None
                 if self._shared:
                     self._release()
                 raise FatalAdapterError(error.message)
@@ -396,7 +403,8 @@ class PaperVenue:
                 checkpoint_book(self._book)
 
     def _write_group(self, changes: BookChanges) -> None:
-        """Write a group's changes; on failure fail the group closed (see :meth:`end_batch`)."""
+        """Write a group's changes (``_unwritten`` until written); on failure fail the group closed
+        (see :meth:`end_batch`)."""
         try:
             self._book.commit(changes)
         except Exception as exc:  # any store failure is a failed write
@@ -404,8 +412,12 @@ class PaperVenue:
             error = FatalAdapterError(f"venue book write failed: {exc}")
             if self._held is not None:
                 self._group_error = error  # the group's later calls fail too
-            self._reload()
+            try:
+                self._reload()
+            finally:
+                self._unwritten = None  # (only once memory holds the book again: see fetch_order)
             raise error from exc
+        self._unwritten = None
 
     def _reload(self) -> None:
         """Memory := the book (after a failed group write: what the group changed is forgotten).
@@ -532,7 +544,20 @@ class PaperVenue:
             return new.state()
 
     def fetch_order(self, client_order_id: str) -> VenueOrderState | None:
-        """The venue's state of the order, or None: the venue proves it never received it."""
+        """The venue's state of the order, or None: the venue proves it never received it.
+
+        An order in memory whose last change is in the book (no open or unwritten group holds a
+        change of it) is answered from memory without the venue's lock, so a lookup never waits
+        behind a group's or a quote's book write; anything else (a change not written yet, an
+        order not in memory, a shared book) takes the lock as every other call does."""
+        if not self._shared:
+            rec = self._orders.get(client_order_id)
+            # checked after the record is read: a group merges its change set before it puts the
+            # record and hands it to ``_unwritten`` before ``_held`` lets go of it (end_batch); a
+            # failed write reloads memory (new records) before ``_unwritten`` lets go of it
+            if (rec is not None and not self._closed and not self._unwritten_change(client_order_id)
+                    and self._orders.get(client_order_id) is rec):
+                return rec.state()
         with self._lock:
             self._ensure_open()
             if self._shared:
@@ -803,6 +828,8 @@ class PaperVenue:
             held.merge(changes)
             if not now:
                 return
+            if held:
+                self._unwritten = held  # (before _held lets go of it: see fetch_order)
             self._held = BookChanges()
             if held:
                 self._write_group(held)
@@ -816,6 +843,14 @@ class PaperVenue:
         except Exception as exc:  # any other store failure is a failed write
             logger.opt(exception=exc).error("{}: venue book write failed", self.adapter_id)
             raise FatalAdapterError(f"venue book write failed: {exc}") from exc
+
+    def _unwritten_change(self, client_order_id: str) -> bool:
+        """Whether a change of the order waits in an open group or in the group being written."""
+        held = self._held
+        if held is not None and client_order_id in held.orders:
+            return True
+        unwritten = self._unwritten
+        return unwritten is not None and client_order_id in unwritten.orders
 
     def _put(self, rec: VenueOrderRecord) -> None:
         coid = rec.order.client_order_id
