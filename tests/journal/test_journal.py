@@ -206,7 +206,8 @@ def test_a_journal_holding_an_id_under_two_accounts_opens_and_keeps_each_key(tmp
     path = tmp_path / "old.db"
     SQLiteJournal(path).close()
     conn = sqlite3.connect(path)  # as an older build left it: keyed account first, no index on the id, one id under two accounts
-    conn.execute("DROP TABLE idempotency")
+    conn.executescript("DROP VIEW idempotency; DROP TABLE idempotency_records; "
+                       "DROP TABLE idempotency_reports")  # this build's records (a view over two tables)
     conn.execute("CREATE TABLE idempotency (account_id TEXT NOT NULL, client_order_id TEXT NOT NULL, fingerprint TEXT NOT NULL, "
                  "status TEXT NOT NULL, report_json TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL, intent_json TEXT NOT NULL, "
                  "context_json TEXT NOT NULL, adapter_id TEXT NOT NULL, PRIMARY KEY (account_id, client_order_id)) WITHOUT ROWID")
@@ -226,7 +227,7 @@ def test_a_journal_holding_an_id_under_two_accounts_opens_and_keeps_each_key(tmp
         j.close()
     conn = sqlite3.connect(path)
     try:  # migrated at open: keyed by the id first, both records kept
-        assert [c[1] for c in sorted(conn.execute("PRAGMA table_info(idempotency)"), key=lambda c: c[5]) if c[5]] == [
+        assert [c[2] for c in conn.execute("PRAGMA index_info(idempotency_key)")] == [
             "client_order_id", "account_id"]
         assert conn.execute("SELECT account_id FROM idempotency WHERE client_order_id = 'shared' ORDER BY 1").fetchall() == [
             ("acc-1",), ("acc-2",)]
@@ -295,7 +296,7 @@ def test_a_real_sqlite_error_mid_batch_rolls_back_earlier_rows(tmp_path: Path) -
     SQLiteJournal(path).close()
     with sqlite3.connect(path) as raw:  # a trigger that aborts the insert of one poisoned key
         raw.execute(
-            "CREATE TRIGGER poison BEFORE INSERT ON idempotency WHEN NEW.client_order_id = 'poison' "
+            "CREATE TRIGGER poison BEFORE INSERT ON idempotency_records WHEN NEW.client_order_id = 'poison' "
             "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
         )
     raw.close()
