@@ -788,6 +788,10 @@ _SQL_GET = f"SELECT {_REC_COLS} FROM idempotency WHERE account_id = ? AND client
 _SQL_GET_ID = f"SELECT {_REC_COLS} FROM idempotency WHERE client_order_id = ?"
 _SQL_INSERT = ("INSERT INTO idempotency_records (client_order_id, account_id, fingerprint, status, created_at, updated_at, "
                "adapter_id, intent_json, context_json) VALUES (?, ?, ?, 'IN_PROGRESS', ?, ?, ?, ?, ?)")
+#: a lone claim's insert, made only when no account holds a record of its id (the common case: then
+#: CLAIMED without a SELECT first; else nothing is written and the claim is decided as in a batch)
+_SQL_INSERT_IF_NEW = (_SQL_INSERT.replace("VALUES (", "SELECT ").removesuffix(")")
+                      + " WHERE NOT EXISTS (SELECT 1 FROM idempotency_records WHERE client_order_id = ?)")
 #: an expired record reclaimed: the same row, a new claim (its old report dropped first: _SQL_DROP_REPORT)
 _SQL_RECLAIM = (
     "UPDATE idempotency_records SET fingerprint = ?, status = 'IN_PROGRESS', created_at = ?, updated_at = ?, adapter_id = ?, "
@@ -1406,8 +1410,19 @@ class SQLiteJournal:
                 conn.executemany(_SQL_RECLAIM, [_reclaim_params(c) for c in reclaims])
             return out, len(inserts) + len(reclaims)
 
-        distinct = len({c.client_order_id for c in claims}) == len(claims)
-        return self._write("claim_batch", len(claims), batched if distinct else one_by_one, before_commit)  # type: ignore[return-value]
+        def lone(conn: sqlite3.Connection) -> tuple[list[ClaimResult], int]:
+            # one claim (one sender): inserted unless its id has a record, in one statement instead of
+            # a SELECT and an INSERT (each gives up and retakes the GIL on the claim's critical path)
+            c = claims[0]
+            if conn.execute(_SQL_INSERT_IF_NEW, (*_insert_params(c), c.client_order_id)).rowcount == 1:
+                return [_decide_claim(c, None, ttl)], 1  # no record of the id: CLAIMED, as decided from the look-up
+            return batched(conn)
+
+        if len(claims) == 1:
+            body = lone
+        else:
+            body = batched if len({c.client_order_id for c in claims}) == len(claims) else one_by_one
+        return self._write("claim_batch", len(claims), body, before_commit)  # type: ignore[return-value]
 
     def complete(
         self, account_id: str, client_order_id: str, status: IdempotencyStatus, report_json: str | None, now: float

@@ -263,6 +263,28 @@ def test_group_commit_one_transaction_for_a_hundred_claims(journal: SQLiteJourna
     assert sum(s.startswith("INSERT") for s in statements) == 100
 
 
+def test_a_lone_claim_of_a_new_id_is_one_statement(tmp_path: Path) -> None:
+    """One claim a transaction (one sender): a new id is inserted by one statement, no look-up first
+    (each statement gives up and retakes the GIL on the claim's critical path); an id with a record
+    is decided from its look-up as in a batch, with nothing written by the first statement."""
+    j = SQLiteJournal(tmp_path / "j.db")
+    try:
+        statements: list[str] = []
+        j._conn.set_trace_callback(statements.append)  # type: ignore[union-attr]
+        first = j.claim_batch([claim("lone")], ttl_s=TTL)
+        assert [s.split()[0] for s in statements] == ["BEGIN", "INSERT", "COMMIT"], statements
+        assert first[0].outcome == "CLAIMED" and first[0].record == j.get("acc-1", "lone")
+        statements.clear()
+        again = j.claim_batch([claim("lone")], ttl_s=TTL)
+        other = j.claim_batch([claim("lone", account="acc-2")], ttl_s=TTL)
+        j._conn.set_trace_callback(None)  # type: ignore[union-attr]
+        assert [again[0].outcome, other[0].outcome] == ["IN_FLIGHT", "OTHER_ACCOUNT"]
+        assert sum(s.startswith("SELECT") for s in statements) == 2
+        assert [r.key for r in j.load_records()] == [("acc-1", "lone")]
+    finally:
+        j.close()
+
+
 def test_injected_failure_rolls_back_the_whole_batch(journal: SQLiteJournal) -> None:
     journal.inject_failure(1)
     with pytest.raises(JournalError, match="rolled back"):
