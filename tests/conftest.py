@@ -31,6 +31,7 @@ _hypothesis_settings.register_profile("nightly", deadline=None, print_blob=True,
 _hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 import itertools
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -42,6 +43,7 @@ import pytest
 from loguru import logger
 
 from actors import AdapterRegistry, FakeClock, Runtime
+from actors.kernel import interrupts
 from actors.observability.logs import enable_logging
 from config import load_settings
 from protocols import Event, ExecutionContext, OrderIntent, Quote
@@ -189,6 +191,22 @@ def make_runtime(settings_factory):
     yield make
     for rt in reversed(started):
         rt.stop(timeout=5.0)
+
+
+@pytest.fixture
+def main_thread_may_help():
+    """As ``Runtime.start`` does: Ctrl-C deferred, so the main thread (pytest's) helps and reads
+    for its orders. Under a launcher that starts the tests with SIGINT ignored (a background job of
+    a shell without job control), Python installs no handler of its own: the fixture puts Python's
+    in place first, as a terminal has it, and the ignored state back after."""
+    inherited = signal.getsignal(signal.SIGINT)
+    if inherited is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    release = interrupts.hold()
+    yield
+    release()
+    if inherited is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture(autouse=True)

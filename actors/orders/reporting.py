@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from protocols import ErrorCode, ExecError, ExecutionReport, Fill, OrderStatus, RouteDecision, Side, VenueOrderState
 from protocols.model.reports import REPORT_FIELDS, exec_error_of, report_from_valid
@@ -184,32 +185,7 @@ def venue_report(order: SubmitOrder, state: VenueOrderState, *, ts: datetime | N
     venue_order_id = state.venue_order_id
     error = (exec_error_of(ErrorCode.E_EXEC_BROKER_REJECTED, state.reject_reason or "rejected by venue")
              if status is _REJECTED else None)
-    if state.__class__ is VenueOrderState and attempts.__class__ is int and (route is None or route.__class__ is RouteDecision):
-        return report_from_valid({
-            "client_order_id": state.client_order_id,
-            "account_id": context.account_id,
-            "symbol": state.symbol,
-            "side": state.side,
-            "venue_order_id": venue_order_id,
-            "status": status,
-            "route": route,
-            "fills": fills,
-            "cum_qty": state.cum_qty,
-            "leaves_qty": state.leaves_qty,
-            "avg_px": state.avg_px,
-            "fees": fees,
-            "slippage_bps": slippage_bps(state.side, state.avg_px, order.arrival_px),
-            "error": error,
-            "replay": False,
-            "attempts": attempts,
-            "latency_us": max(0, (now_ns() - order.t0_ns) // 1000),
-            "raw_broker_ref": None if venue_order_id is None else f"{route.adapter_id if route else '?'}:{venue_order_id}",
-            "strategy_id": order.intent.strategy_id or context.strategy_id,
-            "session_id": context.session_id,
-            "correlation_id": context.correlation_id,
-            "ts": ts or _now(_UTC),
-        }, _VENUE_GIVEN)
-    fields = {
+    fields: dict[str, Any] = {  # in ExecutionReport's declaration order (the trusted build keeps it)
         "client_order_id": state.client_order_id,
         "account_id": context.account_id,
         "symbol": state.symbol,
@@ -224,11 +200,18 @@ def venue_report(order: SubmitOrder, state: VenueOrderState, *, ts: datetime | N
         "fees": fees,
         "slippage_bps": slippage_bps(state.side, state.avg_px, order.arrival_px),
         "error": error,
+        "replay": False,
         "attempts": attempts,
         "latency_us": latency_us(order.t0_ns),
         "raw_broker_ref": broker_ref(route.adapter_id if route else None, venue_order_id),
-        **_attribution(order),
+        "strategy_id": order.intent.strategy_id or context.strategy_id,
+        "session_id": context.session_id,
+        "correlation_id": context.correlation_id,
     }
+    if state.__class__ is VenueOrderState and attempts.__class__ is int and (route is None or route.__class__ is RouteDecision):
+        fields["ts"] = ts or _now(_UTC)
+        return report_from_valid(fields, _VENUE_GIVEN)
+    del fields["replay"]  # the validating call leaves it to its default, as before
     return _report(fields, False, ts)
 
 

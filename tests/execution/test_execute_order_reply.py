@@ -11,7 +11,6 @@ timeouts.
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -20,44 +19,14 @@ from typing import Any
 
 import pytest
 from conftest import ctx, limit
+from kernel.test_helping import ParkedDispatcher
 
 import actors.kernel.dispatcher as dispatcher_mod
 from actors.execution.messages import ExecuteOrder, ExecuteOrders, new_execute_order
-from actors.kernel import interrupts
 from actors.kernel.base import FlowActor, ReplyFuture, tell
-from actors.kernel.dispatcher import Dispatcher
 from actors.orders.messages import SubmitOrder
 
-
-@pytest.fixture(autouse=True)
-def main_thread_may_help():
-    """As ``Runtime.start`` does: Ctrl-C deferred, so the main thread (pytest's) helps
-    (the same fixture as tests/kernel/conftest.py)."""
-    inherited = signal.getsignal(signal.SIGINT)
-    if inherited is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    release = interrupts.hold()
-    yield
-    release()
-    if inherited is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-class ParkedDispatcher(Dispatcher):
-    """Its order thread runs nothing until :attr:`unpark` (closing unparks it): only a helping
-    caller runs its messages meanwhile."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.unpark = threading.Event()
-
-    def _order_loop(self) -> None:
-        self.unpark.wait(30)
-        super()._order_loop()
-
-    def close(self, timeout: float = 5.0) -> bool:
-        self.unpark.set()
-        return super().close(timeout)
+pytestmark = pytest.mark.usefixtures("main_thread_may_help")  # as Runtime.start: the main thread helps
 
 
 @dataclass(frozen=True)

@@ -5,54 +5,26 @@ An adapter that sends without blocking (``capabilities.sends_async``: the FIX ve
 its actor for a claim's COMMIT: an order forwarded before its claim's COMMIT is parked until the
 store's ``ClaimSettled``, then sent (durable) or answered DENIED E_EXEC_PERSISTENCE with nothing
 sent (failed). The COMMIT is held, or failed as a disk would fail it, at its true boundary (inside
-``SQLiteJournal.claim_batch``, after the store forwarded the orders). First with an asynchronous
+``SQLiteJournal.claim_batch``, after the store forwarded the orders: ``journal.test_claim_ticket.HeldCommit``). First with an asynchronous
 fake venue (the ``AsyncSender`` boundary), then through a real QuickFIX executor.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 
 import pytest
 from _adapters import TestAdapter
 from conftest import ctx, registry_of, wait_until
 from conftest import limit as paper_limit
+from journal.test_claim_ticket import HeldCommit
 
 from actors.idempotency.ticket import ClaimTicket
-from actors.journal.sqlite import SQLiteJournal
 from protocols import AdapterCapabilities, ErrorCode, OrderStatus, VenueOrder
 
 from .conftest import incoming, limit, live, needs_peers
 
 ASYNC = AdapterCapabilities(lookup_covers_closed=True, absence_window_s=0, sends_async=True)
-
-
-class HeldCommit:
-    """The first claim batch holding ``client_order_id``: forwarded, then its COMMIT waits until
-    :meth:`let_go`, and commits or (``fail``) fails as a disk would (rolled back)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, client_order_id: str, *, fail: bool = False) -> None:
-        self.forwarded, self._go, self.fail = threading.Event(), threading.Event(), fail
-        original = SQLiteJournal.claim_batch
-
-        def claim_batch(journal: SQLiteJournal, claims, ttl_s, before_commit=None):
-            if before_commit is None or self.forwarded.is_set() or all(c.client_order_id != client_order_id for c in claims):
-                return original(journal, claims, ttl_s, before_commit)
-
-            def hold(results) -> None:
-                before_commit(results)
-                self.forwarded.set()
-                assert self._go.wait(30), "the test never let the commit go"
-                if self.fail:
-                    raise sqlite3.OperationalError("disk I/O error (test)")
-
-            return original(journal, claims, ttl_s, hold)
-
-        monkeypatch.setattr(SQLiteJournal, "claim_batch", claim_batch)
-
-    def let_go(self) -> None:
-        self._go.set()
 
 
 @pytest.fixture
